@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/corvidcache/corvid/server"
+	"github.com/corvidcache/corvid/storage"
+)
+
+func serverVersion() string { return server.Version }
+
+// serverOptions holds memcached's command line as given.
+type serverOptions struct {
+	port, udpPort     int
+	unixSocket        string
+	unixMask          string
+	enableShutdown    bool
+	listen            []string
+	daemon            bool
+	enableCoredumps   bool
+	user              string
+	memoryLimit       string
+	disableEvictions  bool
+	connLimit         int
+	lockMemory        bool
+	verbose           int
+	license, showVer  bool
+	pidFile           string
+	factor            float64
+	minSize           int
+	largePages        bool
+	delimiter         string
+	threads           int
+	reqsPerEvent      int
+	disableCAS        bool
+	backlog           int
+	protocol          string
+	maxItemSize       string
+	sasl              bool
+	disableFlushAll   bool
+	disableDumping    bool
+	disableWatch      bool
+	authFile          string
+	memoryFile        string
+	ssl               bool
+	extended          []string
+	daemonChild       bool
+}
+
+func newServerCommand() *cobra.Command { return serverCommand(&serverOptions{}) }
+
+// serverCommand returns the server command with its flags bound to o.
+func serverCommand(o *serverOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server [memcached options]",
+		Short: "Run a memcached-compatible cache server (same command line as memcached)",
+		Long: `corvid server is a drop-in memcached: it takes memcached's command line,
+speaks its text protocol and answers its stats under the same names.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.showVer {
+				fmt.Fprintf(cmd.OutOrStdout(), "memcached %s (corvid %s)\n", server.Version, version)
+				return nil
+			}
+			if o.license {
+				fmt.Fprintln(cmd.OutOrStdout(), "corvid is distributed under its repository's license.")
+				return nil
+			}
+			return runServer(cmd.Context(), o, cmd.Flags())
+		},
+	}
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.IntVarP(&o.port, "port", "p", 11211, "TCP port to listen on (0 = off)")
+	f.IntVarP(&o.udpPort, "udp-port", "U", 0, "UDP port to listen on (0 = off)")
+	f.StringVarP(&o.unixSocket, "unix-socket", "s", "", "UNIX socket to listen on (disables network support)")
+	f.StringVarP(&o.unixMask, "unix-mask", "a", "700", "access mask for the UNIX socket, in octal")
+	f.BoolVarP(&o.enableShutdown, "enable-shutdown", "A", false, `enable the ascii "shutdown" command`)
+	f.StringArrayVarP(&o.listen, "listen", "l", nil, "interface(s) to listen on (default: all)")
+	f.BoolVarP(&o.daemon, "daemon", "d", false, "run as a daemon")
+	f.BoolVarP(&o.enableCoredumps, "enable-coredumps", "r", false, "maximize core file limit")
+	f.StringVarP(&o.user, "user", "u", "", "assume the identity of this user (when run as root)")
+	f.StringVarP(&o.memoryLimit, "memory-limit", "m", "64", "item memory in megabytes")
+	f.BoolVarP(&o.disableEvictions, "disable-evictions", "M", false, "return an error when memory is exhausted instead of evicting")
+	f.IntVarP(&o.connLimit, "conn-limit", "c", 1024, "max simultaneous connections")
+	f.BoolVarP(&o.lockMemory, "lock-memory", "k", false, "lock down all paged memory")
+	f.CountVarP(&o.verbose, "verbose", "v", "verbose (-vv: very verbose, -vvv: extremely verbose)")
+	f.BoolVarP(&o.license, "license", "i", false, "print the license and exit")
+	f.BoolVarP(&o.showVer, "version", "V", false, "print the version and exit")
+	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file (with -d)")
+	f.Float64VarP(&o.factor, "slab-growth-factor", "f", 1.25, "chunk size growth factor")
+	f.IntVarP(&o.minSize, "slab-min-size", "n", 48, "min space used for key+value+flags")
+	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "try to use large memory pages")
+	f.StringVarP(&o.delimiter, "prefix-delimiter", "D", "", "delimiter between key prefixes and IDs for per-prefix stats (enables them)")
+	f.IntVarP(&o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
+	f.IntVarP(&o.reqsPerEvent, "max-reqs-per-event", "R", 20, "maximum requests per event")
+	f.BoolVarP(&o.disableCAS, "disable-cas", "C", false, "disable use of CAS")
+	f.IntVarP(&o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit")
+	f.StringVarP(&o.protocol, "protocol", "B", "auto", "protocol: ascii, binary or auto")
+	f.StringVarP(&o.maxItemSize, "max-item-size", "I", "1m", "max item size (min 1k, max 1024m)")
+	f.BoolVarP(&o.sasl, "enable-sasl", "S", false, "turn on SASL authentication")
+	f.BoolVarP(&o.disableFlushAll, "disable-flush-all", "F", false, "disable the flush_all command")
+	f.BoolVarP(&o.disableDumping, "disable-dumping", "X", false, "disable stats cachedump and lru_crawler metadump")
+	f.BoolVarP(&o.disableWatch, "disable-watch", "W", false, "disable watch commands")
+	f.StringVarP(&o.authFile, "auth-file", "Y", "", "ASCII authentication file (user:pass lines)")
+	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "file for a restartable cache")
+	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS")
+	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
+	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
+	f.MarkHidden("daemon-child")
+	return cmd
+}
+
+// usageError is a command-line error; corvid prints it and exits non-zero
+// as memcached does.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// leadingInt parses the leading decimal digits of s as C's atoi does.
+func leadingInt(s string) int64 {
+	s = strings.TrimLeft(s, " \t")
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	var n int64
+	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9' && n < 1<<40; i++ {
+		n = n*10 + int64(s[i]-'0')
+	}
+	if neg {
+		return -n
+	}
+	return n
+}
+
+// parseSize parses memcached's -I argument: a number of bytes with an
+// optional k or m suffix.
+func parseSize(s string) (int64, error) {
+	unit := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		unit, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "m"), strings.HasSuffix(s, "M"):
+		unit, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > 1<<40 {
+		return 0, usageError(fmt.Sprintf("Invalid -I size: %q", s))
+	}
+	return n * unit, nil
+}
+
+// config turns the command line into a server configuration, rejecting
+// what memcached rejects with memcached's message.
+func (o *serverOptions) config() (server.Config, error) {
+	cfg := server.Config{
+		UnixPath:        o.unixSocket,
+		EnableShutdown:  o.enableShutdown,
+		DisableFlushAll: o.disableFlushAll,
+		MaxConns:        o.connLimit,
+		Threads:         o.threads,
+		ReqsPerEvent:    o.reqsPerEvent,
+		Backlog:         o.backlog,
+		Verbosity:       o.verbose,
+		TCPPort:         o.port,
+		UDPPort:         o.udpPort,
+	}
+	if o.connLimit <= 0 {
+		return cfg, usageError("Maximum connections must be greater than 0")
+	}
+	if o.threads <= 0 {
+		return cfg, usageError("Number of threads must be greater than 0")
+	}
+	if o.reqsPerEvent <= 0 {
+		return cfg, usageError("Number of requests per event must be greater than 0")
+	}
+	if o.factor <= 1.0 {
+		return cfg, usageError("Factor must be greater than 1")
+	}
+	if o.minSize <= 0 {
+		return cfg, usageError("Chunk size must be greater than 0")
+	}
+	switch o.protocol {
+	case "auto", "ascii", "binary":
+	default:
+		return cfg, usageError(fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol))
+	}
+	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
+	if err != nil {
+		return cfg, usageError(fmt.Sprintf("Invalid unix mask: %q", o.unixMask))
+	}
+	cfg.UnixMask = os.FileMode(mask)
+	if o.delimiter != "" {
+		cfg.PrefixDelimiter = o.delimiter[0]
+		cfg.DetailEnabled = true
+	}
+
+	sc := storage.Config{
+		MemoryLimit:  leadingInt(o.memoryLimit) << 20,
+		ChunkSizeMin: o.minSize,
+		GrowthFactor: o.factor,
+		NoEvict:      o.disableEvictions,
+		DisableCAS:   o.disableCAS,
+	}
+	itemMax, err := parseSize(o.maxItemSize)
+	if err != nil {
+		return cfg, err
+	}
+	switch {
+	case itemMax < 1024:
+		return cfg, usageError("Item max size cannot be less than 1024 bytes.")
+	case itemMax > 1<<30:
+		return cfg, usageError("Cannot set item size limit higher than 1 GB.")
+	case itemMax > sc.MemoryLimit/2:
+		return cfg, usageError("Cannot set item size limit higher than 1/2 of memory max.")
+	}
+	sc.ItemSizeMax = int(itemMax)
+	sc.SlabChunkMax = 512 << 10
+	if err := o.applyExtended(&cfg, &sc); err != nil {
+		return cfg, err
+	}
+	if sc.SlabChunkMax > sc.ItemSizeMax {
+		return cfg, usageError(fmt.Sprintf("slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)", sc.SlabChunkMax, sc.ItemSizeMax))
+	}
+	cfg.Storage = sc
+
+	// memcached: -s disables network support.
+	if o.unixSocket == "" && o.port > 0 {
+		hosts := []string{""}
+		if len(o.listen) > 0 {
+			hosts = hosts[:0]
+			for _, l := range o.listen {
+				for _, h := range strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
+					hosts = append(hosts, h)
+				}
+			}
+			cfg.Interface = strings.Join(o.listen, ",")
+		}
+		for _, h := range hosts {
+			h = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "notls:")
+			cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+		}
+	}
+	if o.unixSocket == "" && o.port <= 0 {
+		return cfg, usageError("no listener: give -p PORT or -s SOCKET")
+	}
+	return cfg, nil
+}
+
+// knownSuboptions are memcached's -o options; those that corvid does not act
+// on yet are accepted (as memcached accepts them) and reported.
+var knownSuboptions = map[string]bool{
+	"maxconns_fast": true, "no_maxconns_fast": true, "hashpower": true,
+	"tail_repair_time": true, "hash_algorithm": true, "lru_crawler": true,
+	"no_lru_crawler": true, "lru_crawler_sleep": true, "lru_crawler_tocrawl": true,
+	"lru_maintainer": true, "no_lru_maintainer": true, "hot_lru_pct": true,
+	"warm_lru_pct": true, "hot_max_factor": true, "warm_max_factor": true,
+	"temporary_ttl": true, "idle_timeout": true, "watcher_logbuf_size": true,
+	"worker_logbuf_size": true, "read_buf_mem_limit": true, "slab_reassign": true,
+	"no_slab_reassign": true, "slab_automove": true, "slab_automove_ratio": true,
+	"slab_automove_window": true, "slab_automove_freeratio": true, "slab_chunk_max": true,
+	"track_sizes": true, "no_hashexpand": true, "modern": true, "no_modern": true,
+	"resp_obj_mem_limit": true, "drop_privileges": true, "no_drop_privileges": true,
+	"sock_cookie_id": true, "ext_path": true, "ext_page_size": true, "ext_wbuf_size": true,
+	"ext_threads": true, "ext_io_depth": true, "ext_item_size": true, "ext_item_age": true,
+	"ext_low_ttl": true, "ext_recache_rate": true, "ext_compact_under": true,
+	"ext_drop_under": true, "ext_max_sleep": true, "ext_max_frag": true,
+	"ext_drop_unread": true, "slab_automove_version": true, "ssl_chain_cert": true,
+	"ssl_key": true, "ssl_verify_mode": true, "ssl_keyformat": true, "ssl_ciphers": true,
+	"ssl_ca_cert": true, "ssl_wbuf_size": true, "ssl_session_cache": true,
+	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
+	"proxy_config": true, "proxy_uring": true,
+}
+
+// applyExtended applies the -o suboptions.
+func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) error {
+	for _, arg := range o.extended {
+		for _, opt := range strings.Split(arg, ",") {
+			if opt == "" {
+				continue
+			}
+			name, val, _ := strings.Cut(opt, "=")
+			if !knownSuboptions[name] {
+				return usageError(fmt.Sprintf("Illegal suboption %q", opt))
+			}
+			n := leadingInt(val)
+			switch name {
+			case "hashpower":
+				if n < 12 {
+					return usageError(fmt.Sprintf("Initial hashtable multiplier of %d is too low", n))
+				}
+				if n > 32 {
+					return usageError(fmt.Sprintf("Initial hashtable multiplier of %d is too high\nChoose a value based on \"STAT hash_power_level\" from a running instance", n))
+				}
+				sc.HashPowerInit = int(n)
+			case "idle_timeout":
+				if val == "" || n < 0 {
+					return usageError("Invalid idle_timeout")
+				}
+				cfg.IdleTimeout = time.Duration(n) * time.Second
+			case "no_lru_crawler":
+				sc.NoCrawler = true
+			case "lru_crawler":
+				sc.NoCrawler = false
+			case "slab_chunk_max":
+				if n <= 0 {
+					return usageError("slab_chunk_max must be a positive number of kilobytes")
+				}
+				sc.SlabChunkMax = int(n) << 10
+			case "hash_algorithm":
+				switch val {
+				case "jenkins", "murmur3", "xxh3":
+				default:
+					return usageError(fmt.Sprintf("Unknown hash_algorithm option (jenkins, murmur3, xxh3)"))
+				}
+			default:
+				cfg.Unsupported = append(cfg.Unsupported, "-o "+name)
+			}
+		}
+	}
+	return nil
+}
+
+func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) error {
+	level := slog.LevelWarn
+	if o.verbose > 0 {
+		level = slog.LevelInfo
+	}
+	if o.verbose > 1 {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	for _, name := range []string{"udp-port", "enable-sasl", "auth-file", "memory-file", "enable-ssl", "lock-memory", "enable-largepages", "protocol"} {
+		if f := flags.Lookup(name); f != nil && f.Changed {
+			if name == "udp-port" && o.udpPort == 0 {
+				continue
+			}
+			if name == "protocol" && o.protocol != "binary" {
+				continue
+			}
+			cfg.Unsupported = append(cfg.Unsupported, "--"+name)
+		}
+	}
+	for _, u := range cfg.Unsupported {
+		logger.Warn("option accepted but not supported yet", "option", u)
+	}
+	if o.daemon && !o.daemonChild {
+		return daemonize(o)
+	}
+	runtime.GOMAXPROCS(o.threads)
+
+	if err := dropPrivileges(o.user, logger); err != nil {
+		return err
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	if o.pidFile != "" && o.daemon {
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			logger.Warn("cannot write pid file", "file", o.pidFile, "err", err)
+		} else {
+			defer os.Remove(o.pidFile)
+		}
+	}
+	if o.verbose > 1 {
+		for _, c := range srv.Cache().Classes() {
+			fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
+		}
+	}
+	for _, a := range srv.Addrs() {
+		logger.Info("listening", "addr", a.Network()+":"+a.String())
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = srv.Serve(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

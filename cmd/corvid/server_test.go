@@ -1,0 +1,128 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestServerConfigDefaults(t *testing.T) {
+	o := &serverOptions{}
+	cmd := serverCommand(o)
+	if err := cmd.Flags().Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{":11211"}, cfg.TCPAddrs); diff != "" {
+		t.Errorf("TCPAddrs (-want +got):\n%s", diff)
+	}
+	if cfg.MaxConns != 1024 || cfg.Threads != 4 || cfg.Storage.MemoryLimit != 64<<20 ||
+		cfg.Storage.ItemSizeMax != 1<<20 || cfg.Storage.GrowthFactor != 1.25 || cfg.Storage.ChunkSizeMin != 48 {
+		t.Errorf("defaults differ from memcached's: %+v", cfg)
+	}
+}
+
+func TestServerConfigFlags(t *testing.T) {
+	o := &serverOptions{}
+	cmd := serverCommand(o)
+	args := []string{"-p", "12345", "-l", "127.0.0.1,::1", "-m", "128", "-c", "10", "-t", "2",
+		"-M", "-C", "-A", "-F", "-vv", "-I", "2m", "-f", "1.5", "-n", "64", "-D", "/",
+		"-o", "idle_timeout=5,hashpower=20", "--listen-backlog=99"}
+	if err := cmd.Flags().Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"TCPAddrs", strings.Join(cfg.TCPAddrs, " "), "127.0.0.1:12345 [::1]:12345"},
+		{"MemoryLimit", cfg.Storage.MemoryLimit, int64(128 << 20)},
+		{"MaxConns", cfg.MaxConns, 10},
+		{"Threads", cfg.Threads, 2},
+		{"NoEvict", cfg.Storage.NoEvict, true},
+		{"DisableCAS", cfg.Storage.DisableCAS, true},
+		{"EnableShutdown", cfg.EnableShutdown, true},
+		{"DisableFlushAll", cfg.DisableFlushAll, true},
+		{"Verbosity", cfg.Verbosity, 2},
+		{"ItemSizeMax", cfg.Storage.ItemSizeMax, 2 << 20},
+		{"GrowthFactor", cfg.Storage.GrowthFactor, 1.5},
+		{"ChunkSizeMin", cfg.Storage.ChunkSizeMin, 64},
+		{"PrefixDelimiter", cfg.PrefixDelimiter, byte('/')},
+		{"DetailEnabled", cfg.DetailEnabled, true},
+		{"IdleTimeout", cfg.IdleTimeout, 5 * time.Second},
+		{"HashPowerInit", cfg.Storage.HashPowerInit, 20},
+		{"Backlog", cfg.Backlog, 99},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestServerConfigErrors checks that what memcached refuses is refused with
+// memcached's message.
+func TestServerConfigErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "bogus"}, `Illegal suboption "bogus"`},
+		{[]string{"-o", "hashpower=5"}, "Initial hashtable multiplier of 5 is too low"},
+		{[]string{"-f", "0.5"}, "Factor must be greater than 1"},
+		{[]string{"-n", "0"}, "Chunk size must be greater than 0"},
+		{[]string{"-c", "0"}, "Maximum connections must be greater than 0"},
+		{[]string{"-t", "0"}, "Number of threads must be greater than 0"},
+		{[]string{"-R", "0"}, "Number of requests per event must be greater than 0"},
+		{[]string{"-B", "foo"}, "Invalid value for binding protocol: foo"},
+		{[]string{"-I", "5"}, "Item max size cannot be less than 1024 bytes."},
+		{[]string{"-I", "2k"}, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)"},
+		{[]string{"-m", "1g"}, "Cannot set item size limit higher than 1/2 of memory max."},
+		{[]string{"-I", "2048m", "-m", "100000"}, "Cannot set item size limit higher than 1 GB."},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			o := &serverOptions{}
+	cmd := serverCommand(o)
+			if err := cmd.Flags().Parse(c.args); err != nil {
+				t.Fatal(err)
+			}
+			_, err := o.config()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestServerConfigUnixSocketDisablesTCP(t *testing.T) {
+	o := &serverOptions{}
+	cmd := serverCommand(o)
+	if err := cmd.Flags().Parse([]string{"-s", "/tmp/x.sock", "-a", "770"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TCPAddrs) != 0 || cfg.UnixPath != "/tmp/x.sock" || cfg.UnixMask != 0o770 {
+		t.Errorf("got TCPAddrs %v, UnixPath %q, mask %o", cfg.TCPAddrs, cfg.UnixPath, cfg.UnixMask)
+	}
+}
+
+func TestLeadingInt(t *testing.T) {
+	for in, want := range map[string]int64{"64": 64, "64m": 64, "1g": 1, "x": 0, "-3": -3, " 12": 12} {
+		if got := leadingInt(in); got != want {
+			t.Errorf("leadingInt(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

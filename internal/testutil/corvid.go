@@ -1,0 +1,43 @@
+package testutil
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/server"
+)
+
+// stopTimeout bounds how long a cleanup waits for a server to stop.
+const stopTimeout = 10 * time.Second
+
+// StartCorvid starts an in-process corvid server with cfg on a free
+// loopback port and returns its address. When cfg names no TCP address it
+// listens on 127.0.0.1:0. The server is closed when the test ends, and the
+// cleanup waits for Serve to return.
+func StartCorvid(t testing.TB, cfg server.Config) (addr string) {
+	t.Helper()
+	if len(cfg.TCPAddrs) == 0 {
+		cfg.TCPAddrs = []string{"127.0.0.1:0"}
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatalf("cannot start corvid: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("corvid Serve: %v", err)
+			}
+		case <-time.After(stopTimeout):
+			t.Errorf("corvid Serve did not return within %v of Close", stopTimeout)
+		}
+	})
+	return srv.Addrs()[0].String()
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/corvidcache/corvid/storage"
+)
+
+// Version is the memcached protocol version corvid answers to "version"
+// and reports in "stats": clients compare it to enable features.
+const Version = "1.6.18"
+
+// Config configures a Server. The zero value of each field means the
+// memcached default noted beside it.
+type Config struct {
+	// TCPAddrs are the host:port addresses to listen on for TCP; none
+	// means no TCP listener. Port 0 picks a free port (see Server.Addrs).
+	TCPAddrs []string
+	// UnixPath is a Unix socket to listen on (-s); UnixMask its access
+	// mask (-a), default 0700.
+	UnixPath string
+	UnixMask os.FileMode
+
+	MaxConns        int           // -c; default 1024
+	IdleTimeout     time.Duration // -o idle_timeout; 0 = never
+	EnableShutdown  bool          // -A: allow the "shutdown" command
+	DisableFlushAll bool          // -F
+	Threads         int           // -t; reported as "threads"; default 4
+	ReqsPerEvent    int           // -R; default 20
+	Backlog         int           // -b; default 1024
+	Verbosity       int           // -v count
+	DetailEnabled   bool          // -D given or "stats detail on"
+	PrefixDelimiter byte          // -D; default ':'
+
+	// Settings reported by "stats settings" that only describe how the
+	// process was started.
+	TCPPort   int    // as given with -p (0 when TCP is off)
+	UDPPort   int    // -U
+	Interface string // -l, "NULL" when unset
+
+	Storage storage.Config
+
+	// Unsupported lists the options that were accepted for compatibility
+	// but are not acted on yet (reported in logs).
+	Unsupported []string
+
+	// Logger receives errors and, with Verbosity, per-connection events.
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxConns == 0 {
+		c.MaxConns = 1024
+	}
+	if c.UnixMask == 0 {
+		c.UnixMask = 0o700
+	}
+	if c.Threads == 0 {
+		c.Threads = 4
+	}
+	if c.ReqsPerEvent == 0 {
+		c.ReqsPerEvent = 20
+	}
+	if c.Backlog == 0 {
+		c.Backlog = 1024
+	}
+	if c.PrefixDelimiter == 0 {
+		c.PrefixDelimiter = ':'
+	}
+	if c.Interface == "" {
+		c.Interface = "NULL"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}

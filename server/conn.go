@@ -1,0 +1,168 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/corvidcache/corvid/protocol"
+)
+
+const (
+	// readBufSize is a connection's initial read buffer, as memcached's.
+	readBufSize = 16 << 10
+	// keepBufSize is the largest buffer a connection keeps between
+	// requests; larger ones (grown for a big value or multi-get) are
+	// dropped once drained so idle connections stay small.
+	keepBufSize = 64 << 10
+	// flushSize makes a long batch write out its replies before the write
+	// buffer grows past it.
+	flushSize = 256 << 10
+)
+
+// conn serves one client connection. Only its own goroutine touches its
+// fields, except stopped and lastCmd, which are atomic.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+
+	rbuf []byte // unread input is rbuf[r:w]
+	r, w int
+	wbuf []byte
+
+	req protocol.Request
+	// swallow counts bytes of a rejected value still to be discarded.
+	swallow int
+	// closeAfterWrite ends the connection once the pending replies are out.
+	closeAfterWrite bool
+
+	stats   connStats
+	stopped atomic.Bool
+	lastCmd atomic.Int64 // unix seconds of the last command, for stats conns
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc}
+	c.lastCmd.Store(time.Now().Unix())
+	return c
+}
+
+// stop makes the connection finish what it has read and close. The caller
+// holds srv.mu.
+func (c *conn) stop() {
+	c.stopped.Store(true)
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.srv.stats.add(&c.stats)
+	for {
+		need := c.process()
+		if err := c.flush(); err != nil || c.closeAfterWrite {
+			return
+		}
+		c.srv.stats.add(&c.stats)
+		if c.stopped.Load() {
+			return
+		}
+		if need < 0 {
+			return
+		}
+		c.prepareRead(need)
+		if t := c.srv.cfg.IdleTimeout; t > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(t))
+		}
+		n, err := c.nc.Read(c.rbuf[c.w:])
+		c.w += n
+		c.stats.bytesRead += uint64(n)
+		if err != nil {
+			if n > 0 && !c.stopped.Load() {
+				// Answer what arrived with the error (such as EOF right
+				// after a last request) before closing.
+				c.process()
+				c.flush()
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {
+				c.srv.stats.idleKicks.Add(1)
+			}
+			return
+		}
+	}
+}
+
+// prepareRead makes room in rbuf for at least one more byte, and for need
+// bytes of unread input in all when need is larger than what is buffered.
+func (c *conn) prepareRead(need int) {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		if cap(c.rbuf) > keepBufSize || c.rbuf == nil {
+			c.rbuf = make([]byte, readBufSize)
+		}
+	}
+	unread := c.w - c.r
+	want := max(need, unread+1)
+	if want <= len(c.rbuf)-c.r {
+		return // room to read after the unread input
+	}
+	if want <= len(c.rbuf) {
+		copy(c.rbuf, c.rbuf[c.r:c.w])
+		c.r, c.w = 0, unread
+		return
+	}
+	// Grow to what the request needs (a large value arrives whole), at
+	// least doubling so a long multi-get line grows in few steps.
+	size := max(2*len(c.rbuf), (want+4095)&^4095)
+	nb := make([]byte, size)
+	copy(nb, c.rbuf[c.r:c.w])
+	c.rbuf = nb
+	c.r, c.w = 0, unread
+}
+
+// flush writes the pending replies.
+func (c *conn) flush() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	n, err := c.nc.Write(c.wbuf)
+	c.stats.bytesWritten += uint64(n)
+	if cap(c.wbuf) > keepBufSize {
+		c.wbuf = nil
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	return err
+}
+
+// process handles every complete request buffered in rbuf[r:w], appending
+// replies to wbuf. It returns how many unread bytes the next request needs
+// (0 when unknown: any more input helps), or -1 when the connection must
+// close after the replies are written.
+func (c *conn) process() int {
+	for c.r < c.w {
+		if c.swallow > 0 {
+			n := min(c.swallow, c.w-c.r)
+			c.swallow -= n
+			c.r += n
+			continue
+		}
+		if c.closeAfterWrite {
+			return -1
+		}
+		need := c.handleOne(c.rbuf[c.r:c.w])
+		if need != 0 {
+			return need
+		}
+		if len(c.wbuf) > flushSize {
+			if c.flush() != nil {
+				return -1
+			}
+		}
+	}
+	if c.closeAfterWrite {
+		return -1
+	}
+	return 0
+}

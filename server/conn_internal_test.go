@@ -1,0 +1,298 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// start runs a server with cfg on a free loopback port until the test ends.
+func start(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
+	if cfg.TCPAddrs == nil && cfg.UnixPath == "" {
+		cfg.TCPAddrs = []string{"127.0.0.1:0"}
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, s.Addrs()[0].String()
+}
+
+type client struct {
+	t  *testing.T
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dial(t *testing.T, network, addr string) *client {
+	t.Helper()
+	nc, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// line reads one reply line without its "\r\n".
+func (c *client) line() string {
+	c.t.Helper()
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read reply: %v (got %q)", err, l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// expect sends req and checks the reply lines.
+func (c *client) expect(req string, want ...string) {
+	c.t.Helper()
+	c.send(req)
+	for _, w := range want {
+		if got := c.line(); got != w {
+			c.t.Fatalf("%q: got %q, want %q", req, got, w)
+		}
+	}
+}
+
+// closed reports whether the server closed the connection.
+func (c *client) closed() bool {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.r.ReadByte()
+	return err == io.EOF
+}
+
+// stat returns the value of one "stats" field.
+func (c *client) stat(name string) string {
+	c.t.Helper()
+	c.send("stats\r\n")
+	val := ""
+	for {
+		l := c.line()
+		if l == "END" {
+			return val
+		}
+		if f := strings.Fields(l); len(f) == 3 && f[1] == name {
+			val = f[2]
+		}
+	}
+}
+
+func TestBasicCommands(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := dial(t, "tcp", addr)
+	c.expect("set k 5 0 3\r\nabc\r\n", "STORED")
+	c.expect("get k\r\n", "VALUE k 5 3", "abc", "END")
+	c.expect("add k 0 0 1\r\nx\r\n", "NOT_STORED")
+	c.expect("append k 0 0 2\r\nde\r\n", "STORED")
+	c.expect("prepend k 0 0 2\r\nzz\r\n", "STORED")
+	c.expect("get k nope\r\n", "VALUE k 5 7", "zzabcde", "END")
+	c.expect("set n 0 0 2\r\n10\r\n", "STORED")
+	c.expect("incr n 5\r\n", "15")
+	c.expect("decr n 100\r\n", "0")
+	c.expect("touch n 100\r\n", "TOUCHED")
+	c.expect("delete n\r\n", "DELETED")
+	c.expect("delete n\r\n", "NOT_FOUND")
+	c.expect("version\r\n", "VERSION "+Version)
+	c.expect("verbosity 1\r\n", "OK")
+	c.expect("flush_all\r\n", "OK")
+	c.expect("get k\r\n", "END")
+	c.expect("set q 0 0 1 noreply\r\nq\r\nget q\r\n", "VALUE q 0 1", "q", "END")
+	c.expect("bogus\r\n", "ERROR")
+	c.expect("quit\r\n")
+	if !c.closed() {
+		t.Error("quit did not close the connection")
+	}
+}
+
+// TestSplitInput feeds requests one byte at a time: the parser must resume.
+func TestSplitInput(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := dial(t, "tcp", addr)
+	for _, b := range []byte("set k 0 0 5\r\nhello\r\nget k\r\n") {
+		c.send(string(b))
+	}
+	for _, want := range []string{"STORED", "VALUE k 0 5", "hello", "END"} {
+		if got := c.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestLargeValues(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := dial(t, "tcp", addr)
+	big := strings.Repeat("v", 1000*1000)
+	c.expect("set big 0 0 1000000\r\n"+big+"\r\n", "STORED")
+	c.send("get big\r\n")
+	if got := c.line(); got != "VALUE big 0 1000000" {
+		t.Fatalf("got %q", got)
+	}
+	if got := c.line(); got != big {
+		t.Fatalf("value differs (len %d)", len(got))
+	}
+	c.expect("", "END")
+	// A value over -I is answered at once, swallowed, and a set drops
+	// the old value so stale data cannot persist.
+	huge := strings.Repeat("h", 2<<20)
+	c.expect("set big 0 0 2097152\r\n"+huge+"\r\nget big\r\n",
+		"SERVER_ERROR object too large for cache", "END")
+	if got := c.stat("store_too_large"); got != "1" {
+		t.Errorf("store_too_large = %s, want 1", got)
+	}
+}
+
+func TestLineTooLong(t *testing.T) {
+	_, addr := start(t, Config{})
+	// A long get line is a multi-get: it stays open.
+	g := dial(t, "tcp", addr)
+	g.send("get " + strings.Repeat("k ", 2000))
+	g.expect("\r\n", "END")
+	// Any other line over 2048 bytes without a newline closes.
+	c := dial(t, "tcp", addr)
+	c.send(strings.Repeat("x", 3000))
+	if !c.closed() {
+		t.Error("connection stays open after a 3000-byte line")
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	s, addr := start(t, Config{MaxConns: 2})
+	a := dial(t, "tcp", addr)
+	a.expect("version\r\n", "VERSION "+Version)
+	b := dial(t, "tcp", addr)
+	b.expect("version\r\n", "VERSION "+Version)
+	extra := dial(t, "tcp", addr)
+	if got := extra.line(); got != "ERROR Too many open connections" {
+		t.Fatalf("got %q", got)
+	}
+	if !extra.closed() {
+		t.Error("connection over the limit stays open")
+	}
+	if got := s.stats.rejectedConns.Load(); got != 1 {
+		t.Errorf("rejected_connections = %d, want 1", got)
+	}
+	if got := a.stat("rejected_connections"); got != "1" {
+		t.Errorf("stats rejected_connections = %s", got)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	_, addr := start(t, Config{IdleTimeout: 200 * time.Millisecond})
+	idle := dial(t, "tcp", addr)
+	idle.expect("version\r\n", "VERSION "+Version)
+	if !idle.closed() {
+		t.Fatal("idle connection was not closed")
+	}
+	c := dial(t, "tcp", addr)
+	if got := c.stat("idle_kicks"); got != "1" {
+		t.Errorf("idle_kicks = %q, want 1", got)
+	}
+}
+
+func TestUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "corvid.sock")
+	_, _ = start(t, Config{UnixPath: path, UnixMask: 0o750})
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o750 {
+		t.Errorf("socket mode %o, want 750", perm)
+	}
+	c := dial(t, "unix", path)
+	c.expect("set k 0 0 1\r\nv\r\nget k\r\n", "STORED", "VALUE k 0 1", "v", "END")
+}
+
+func TestShutdownCommand(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := dial(t, "tcp", addr)
+	c.expect("shutdown\r\n", "ERROR: shutdown not enabled")
+
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, EnableShutdown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	d := dial(t, "tcp", s.Addrs()[0].String())
+	d.send("shutdown\r\n")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not stop the server")
+	}
+}
+
+// TestGracefulStop checks that requests already sent are answered when the
+// server is stopped.
+func TestGracefulStop(t *testing.T) {
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c := dial(t, "tcp", s.Addrs()[0].String())
+	c.expect("set k 0 0 1\r\nv\r\n", "STORED")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !c.closed() {
+		t.Error("connection left open after stop")
+	}
+}
+
+// TestGetHitAllocs pins the zero-allocation get path: parse, look up, and
+// copy the value into the write buffer.
+func TestGetHitAllocs(t *testing.T) {
+	s, _ := start(t, Config{})
+	c := newConn(s, nil)
+	run := func(req string) {
+		c.rbuf = append(c.rbuf[:0], req...)
+		c.r, c.w = 0, len(c.rbuf)
+		c.wbuf = c.wbuf[:0]
+		c.process()
+	}
+	run("set key 0 0 5\r\nvalue\r\n")
+	if string(c.wbuf) != "STORED\r\n" {
+		t.Fatalf("set: %q", c.wbuf)
+	}
+	run("get key\r\n")
+	if string(c.wbuf) != "VALUE key 0 5\r\nvalue\r\nEND\r\n" {
+		t.Fatalf("get: %q", c.wbuf)
+	}
+	if n := testing.AllocsPerRun(1000, func() { run("get key\r\n") }); n != 0 {
+		t.Errorf("get hit allocates %.1f times, want 0", n)
+	}
+}

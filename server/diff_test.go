@@ -1,0 +1,779 @@
+package server_test
+
+// Differential tests: the same requests go to corvid and to a real memcached,
+// and the replies must be byte-for-byte the same, except CAS uniques, which
+// are compared by identity (see peer).
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/server"
+	"github.com/corvidcache/corvid/storage"
+)
+
+var (
+	diffSeed = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: a new one each run)")
+	diffN    = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends")
+	diffSelf = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
+		"to check that the generated requests and transcripts have deterministic replies")
+)
+
+// diffMemoryMB is both servers' memory limit: large enough that nothing the
+// tests store is evicted, as eviction order is not what these tests compare.
+const diffMemoryMB = 256
+
+// replyTimeout bounds the wait for each reply.
+const replyTimeout = 3 * time.Second
+
+// startMemcached starts memcached without its background LRU threads, which
+// take references to items at any moment: incr and decr then find an item
+// referenced and store a new one instead of padding the number in place.
+func startMemcached(t *testing.T) string {
+	t.Helper()
+	return testutil.StartMemcached(t, "-m", strconv.Itoa(diffMemoryMB),
+		"-o", "no_lru_crawler,no_lru_maintainer")
+}
+
+// startCorvid starts the server under test: corvid, or with -diff.self
+// another memcached.
+func startCorvid(t *testing.T) string {
+	t.Helper()
+	if *diffSelf {
+		return startMemcached(t)
+	}
+	return testutil.StartCorvid(t, server.Config{
+		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20},
+	})
+}
+
+// step is one request of a differential test.
+type step struct {
+	// req is sent as it is, except that "<cas#N>" stands for the CAS
+	// unique the server returned as its Nth (see peer.render).
+	req string
+	// versions counts the "version" commands in req: their replies come
+	// before the sentinel's.
+	versions int
+	// stats marks a stats request, whose STAT lines are not compared.
+	stats bool
+	// first makes the request start a batch, after every earlier reply
+	// has been read, for two requests whose replies from memcached 1.6.18
+	// depend on what it has not yet written: a get naming a key over 250
+	// bytes drops those unwritten replies, and incr or decr pads the
+	// number in place only if no unwritten get reply holds the item.
+	first bool
+}
+
+// sentinel follows every request; its reply marks the end of the replies to
+// the request. It is the one command whose reply never depends on state.
+const sentinel = "version\r\n"
+
+// peer is a connection to one server of a differential test. It numbers the
+// CAS uniques the server returns in order of first appearance and writes
+// "#N" in their place, so that two servers' replies are equal when they
+// name the same item versions, whatever their numbering.
+type peer struct {
+	name    string
+	conn    *testutil.Conn
+	casIDs  map[uint64]int
+	casVals []uint64 // casVals[N-1] is the unique written as #N
+}
+
+func newPeer(t *testing.T, name, addr string) *peer {
+	t.Helper()
+	c := testutil.Dial(t, addr)
+	c.Timeout = replyTimeout
+	return &peer{name: name, conn: c, casIDs: make(map[uint64]int)}
+}
+
+// render returns req with each "<cas#N>" replaced by this server's #N.
+func (p *peer) render(req string) string {
+	for {
+		i := strings.Index(req, "<cas#")
+		if i < 0 {
+			return req
+		}
+		j := i + strings.IndexByte(req[i:], '>')
+		id, _ := strconv.Atoi(req[i+len("<cas#") : j])
+		v := "0"
+		if id >= 1 && id <= len(p.casVals) {
+			v = strconv.FormatUint(p.casVals[id-1], 10)
+		}
+		req = req[:i] + v + req[j+1:]
+	}
+}
+
+// send writes the steps' requests, each followed by the sentinel, at once.
+func (p *peer) send(steps []step) error {
+	var b []byte
+	for _, s := range steps {
+		b = append(b, p.render(s.req)...)
+		b = append(b, sentinel...)
+	}
+	return p.conn.TrySend(b)
+}
+
+// recv reads the replies to s, through the sentinel's, and returns them
+// without the sentinel's and with CAS uniques numbered.
+func (p *peer) recv(s step) ([]byte, error) {
+	var out []byte
+	versions := 0
+	for {
+		r, err := p.conn.TryReadReply(testutil.AnyReply)
+		if err != nil {
+			return append(out, r...), err
+		}
+		if bytes.HasPrefix(r, []byte("VERSION ")) {
+			if versions == s.versions {
+				return out, nil
+			}
+			versions++
+		}
+		if s.stats && bytes.HasPrefix(r, []byte("STAT ")) && bytes.HasSuffix(r, []byte("END\r\n")) {
+			r = []byte("STAT (not compared)\r\nEND\r\n")
+		}
+		out = append(out, p.numberCAS(r)...)
+	}
+}
+
+// numberCAS rewrites the CAS field of the VALUE lines in one reply.
+func (p *peer) numberCAS(r []byte) []byte {
+	if !bytes.HasPrefix(r, []byte("VALUE ")) {
+		return r
+	}
+	var out []byte
+	for len(r) > 0 {
+		line := r[:bytes.IndexByte(r, '\n')+1] // replies are whole lines
+		r = r[len(line):]
+		f := bytes.Fields(line)
+		if len(f) < 4 || string(f[0]) != "VALUE" {
+			out = append(out, line...)
+			continue
+		}
+		out = p.appendValueLine(out, line, f)
+		n, _ := strconv.Atoi(string(f[3]))
+		n = min(n+2, len(r))
+		out = append(out, r[:n]...)
+		r = r[n:]
+	}
+	return out
+}
+
+// appendValueLine appends a VALUE line, with fields f, numbering its CAS.
+func (p *peer) appendValueLine(dst, line []byte, f [][]byte) []byte {
+	if len(f) != 5 {
+		return append(dst, line...)
+	}
+	cas, err := strconv.ParseUint(string(f[4]), 10, 64)
+	if err != nil {
+		return append(dst, line...)
+	}
+	at := bytes.LastIndex(line, f[4])
+	dst = append(dst, line[:at]...)
+	dst = fmt.Appendf(dst, "#%d", p.casID(cas))
+	return append(dst, line[at+len(f[4]):]...)
+}
+
+func (p *peer) casID(v uint64) int {
+	id, ok := p.casIDs[v]
+	if !ok {
+		p.casVals = append(p.casVals, v)
+		id = len(p.casVals)
+		p.casIDs[v] = id
+	}
+	return id
+}
+
+// TestDiffRandom sends a seeded random stream of requests, valid and not,
+// to corvid and to memcached in small pipelined batches, and requires the
+// same replies to every request.
+func TestDiffRandom(t *testing.T) {
+	mc := startMemcached(t)
+	cv := startCorvid(t)
+	seed := *diffSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -diff.seed=%d)", seed, seed)
+	peers := []*peer{newPeer(t, "corvid", cv), newPeer(t, "memcached", mc)}
+	g := newGenerator(seed)
+
+	var sent []step
+	for len(sent) < *diffN {
+		batch := g.batch(*diffN - len(sent))
+		// Writers run beside the reader so that neither side can block
+		// on a full socket buffer.
+		errc := make(chan error, len(peers))
+		for _, p := range peers {
+			go func() { errc <- p.send(batch) }()
+		}
+		var failure string
+		for _, s := range batch {
+			sent = append(sent, s)
+			got := make([][]byte, len(peers))
+			errs := make([]error, len(peers))
+			for i, p := range peers {
+				got[i], errs[i] = p.recv(s)
+			}
+			if errs[0] != nil || errs[1] != nil || !bytes.Equal(got[0], got[1]) {
+				failure = diffReport(seed, sent, peers, got, errs)
+				break
+			}
+			g.learn(got[1])
+		}
+		for _, p := range peers {
+			if failure != "" {
+				p.conn.Close() // unblock its writer
+			}
+		}
+		for range peers {
+			if err := <-errc; err != nil && failure == "" {
+				failure = fmt.Sprintf("seed %d: cannot send batch ending at request %d: %v", seed, len(sent)-1, err)
+			}
+		}
+		if failure != "" {
+			t.Fatal(failure)
+		}
+	}
+}
+
+// diffReport describes a mismatch at the last request sent.
+func diffReport(seed uint64, sent []step, peers []*peer, got [][]byte, errs []error) string {
+	var b strings.Builder
+	last := len(sent) - 1
+	fmt.Fprintf(&b, "seed %d: replies to request %d differ\nrequest: %s\n",
+		seed, last, testutil.Quote([]byte(sent[last].req), 300))
+	for i, p := range peers {
+		fmt.Fprintf(&b, "%-9s: %s", p.name, testutil.Quote(got[i], 600))
+		if errs[i] != nil {
+			fmt.Fprintf(&b, " (then: %v)", errs[i])
+		}
+		b.WriteByte('\n')
+	}
+	if at := firstDifference(got[0], got[1]); at > 500 {
+		from := at - 40
+		fmt.Fprintf(&b, "first difference at byte %d: %s vs %s\n", at,
+			testutil.Quote(got[0][from:min(at+40, len(got[0]))], 100),
+			testutil.Quote(got[1][from:min(at+40, len(got[1]))], 100))
+	}
+	b.WriteString("previous requests:\n")
+	for i := max(0, last-8); i < last; i++ {
+		fmt.Fprintf(&b, "  %d: %s\n", i, testutil.Quote([]byte(sent[i].req), 200))
+	}
+	return b.String()
+}
+
+func firstDifference(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// A transcript is a fixed exchange with its expected replies (CAS uniques
+// numbered as peer does), pinning memcached quirks a client may rely on.
+type transcript struct {
+	name  string
+	steps []exchange
+}
+
+type exchange struct{ send, want string }
+
+var (
+	key250 = strings.Repeat("k", 250)
+	key251 = strings.Repeat("k", 251)
+	// tooLarge is a value over the default 1 MiB item size limit.
+	tooLarge = strings.Repeat("x", 1<<20+1)
+)
+
+var transcripts = []transcript{
+	{"decr pads in place", []exchange{
+		{"set n 0 0 3\r\n100\r\n", "STORED\r\n"},
+		{"decr n 1\r\n", "99\r\n"},
+		{"get n\r\n", "VALUE n 0 3\r\n99 \r\nEND\r\n"},
+		{"decr n 1000\r\n", "0\r\n"},
+		{"get n\r\n", "VALUE n 0 3\r\n0  \r\nEND\r\n"},
+		{"incr n 1000\r\n", "1000\r\n"},
+		{"get n\r\n", "VALUE n 0 4\r\n1000\r\nEND\r\n"},
+	}},
+	{"incr wraps at 2^64", []exchange{
+		{"set n 5 0 20\r\n18446744073709551615\r\n", "STORED\r\n"},
+		{"incr n 1\r\n", "0\r\n"},
+		{"get n\r\n", "VALUE n 5 20\r\n0                   \r\nEND\r\n"},
+		{"incr n 18446744073709551615\r\n", "18446744073709551615\r\n"},
+		{"incr n 2\r\n", "1\r\n"},
+		{"incr n 18446744073709551616\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n"},
+		{"decr n -1\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n"},
+	}},
+	{"incr parses like strtoull", []exchange{
+		{"set n 0 0 3\r\n1 2\r\n", "STORED\r\n"},
+		{"incr n 1\r\n", "2\r\n"},
+		{"set n 0 0 3\r\n 12\r\n", "STORED\r\n"},
+		{"incr n 1\r\n", "13\r\n"},
+		{"set n 0 0 2\r\n-1\r\n", "STORED\r\n"},
+		{"incr n 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"set n 0 0 0\r\n\r\n", "STORED\r\n"},
+		{"decr n 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"incr missing 1\r\n", "NOT_FOUND\r\n"},
+	}},
+	{"set too large removes the old value", []exchange{
+		{"set k 0 0 1\r\na\r\n", "STORED\r\n"},
+		{"set k 0 0 " + strconv.Itoa(len(tooLarge)) + "\r\n" + tooLarge + "\r\n",
+			"SERVER_ERROR object too large for cache\r\n"},
+		{"get k\r\n", "END\r\n"},
+		{"set k 0 0 1\r\na\r\n", "STORED\r\n"},
+		{"append k 0 0 " + strconv.Itoa(len(tooLarge)) + "\r\n" + tooLarge + "\r\n",
+			"SERVER_ERROR object too large for cache\r\n"},
+		{"get k\r\n", "VALUE k 0 1\r\na\r\nEND\r\n"},
+	}},
+	{"append and prepend keep flags", []exchange{
+		{"set k 5 0 1\r\nb\r\n", "STORED\r\n"},
+		{"append k 9 0 1\r\nc\r\n", "STORED\r\n"},
+		{"prepend k 7 0 1\r\na\r\n", "STORED\r\n"},
+		{"get k\r\n", "VALUE k 5 3\r\nabc\r\nEND\r\n"},
+		{"append missing 0 0 1\r\na\r\n", "NOT_STORED\r\n"},
+	}},
+	{"bad data chunk", []exchange{
+		// The value is read by its declared length; what follows is
+		// parsed as the next command.
+		{"set k 0 0 1\r\nabcget k\r\n", "CLIENT_ERROR bad data chunk\r\nEND\r\n"},
+		{"set k 0 0 1\r\nab\r\n", "CLIENT_ERROR bad data chunk\r\nERROR\r\n"},
+		{"set k 0 0 4\r\na\r\nb\r\n", "STORED\r\n"},
+		{"get k\r\n", "VALUE k 0 4\r\na\r\nb\r\nEND\r\n"},
+	}},
+	{"noreply suppresses errors", []exchange{
+		{"set k 0 0 -1 noreply\r\n", ""},
+		{"set k 0 0 1 noreply\r\nab\r\n", "ERROR\r\n"}, // the "\n" left over
+		{"set k 0 0 1 noreply\r\na\r\n", ""},
+		{"incr k 1 noreply\r\n", ""},
+		{"incr k abc noreply\r\n", ""},
+		{"touch k 0 noreply\r\n", ""},
+		{"delete nokey noreply\r\n", ""},
+		{"flush_all noreply\r\n", ""},
+		{"verbosity 0 noreply\r\n", ""},
+		{"get k\r\n", "END\r\n"},
+		{"set k 0 0 1 noreply extra\r\na\r\n", "ERROR\r\nERROR\r\n"},
+	}},
+	{"command line errors", []exchange{
+		{"\r\n", "ERROR\r\n"},
+		{"foo bar\r\n", "ERROR\r\n"},
+		{"GET k\r\n", "ERROR\r\n"},
+		{"get\r\n", "ERROR\r\n"},
+		{"set k 0 0\r\nab\r\n", "ERROR\r\nERROR\r\n"},
+		{"set k 0 0 1 junk\r\na\r\n", "STORED\r\n"},
+		{"set k 0 0 abc\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		{"set k 0 0 2147483647\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		{"set k -1 0 1\r\na\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
+		{"cas k 0 0 1 -1\r\na\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
+		{"delete k 0\r\n", "DELETED\r\n"},
+		{"delete k 1\r\n", "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"},
+		{"touch k abc\r\n", "CLIENT_ERROR invalid exptime argument\r\n"},
+		{"gat abc k\r\n", "CLIENT_ERROR invalid exptime argument\r\n"},
+		{"flush_all abc\r\n", "CLIENT_ERROR invalid exptime argument\r\n"},
+		{"verbosity\r\n", "ERROR\r\n"},
+		{"version extra\r\n", "VERSION 1.6.18\r\n"},
+		{"  get  k  \n", "END\r\n"},
+	}},
+	{"key length limit", []exchange{
+		{"set " + key250 + " 0 0 1\r\na\r\n", "STORED\r\n"},
+		{"get " + key250 + "\r\n", "VALUE " + key250 + " 0 1\r\na\r\nEND\r\n"},
+		{"set " + key251 + " 0 0 1\r\na\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
+		{"get " + key250 + " " + key251 + "\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		{"incr " + key251 + " 1\r\n", "CLIENT_ERROR bad command line format\r\n"},
+	}},
+	{"exptime", []exchange{
+		{"set k 0 -1 1\r\na\r\n", "STORED\r\n"},
+		{"get k\r\n", "END\r\n"},
+		{"set k 0 2592001 1\r\na\r\n", "STORED\r\n"}, // absolute, long past
+		{"get k\r\n", "END\r\n"},
+		{"set k 0 2000000000 1\r\na\r\n", "STORED\r\n"},
+		{"gat -1 k\r\n", "VALUE k 0 1\r\na\r\nEND\r\n"},
+		{"get k\r\n", "END\r\n"},
+	}},
+	{"cas", []exchange{
+		{"cas k 0 0 1 1\r\na\r\n", "NOT_FOUND\r\n"},
+		{"set k 0 0 1\r\na\r\n", "STORED\r\n"},
+		{"gets k\r\n", "VALUE k 0 1 #1\r\na\r\nEND\r\n"},
+		{"touch k 0\r\n", "TOUCHED\r\n"},
+		{"gats 0 k k\r\n", "VALUE k 0 1 #1\r\na\r\nVALUE k 0 1 #1\r\na\r\nEND\r\n"},
+		{"cas k 0 0 1 <cas#1>\r\nb\r\n", "STORED\r\n"},
+		{"cas k 0 0 1 <cas#1>\r\nc\r\n", "EXISTS\r\n"},
+		{"gets k\r\n", "VALUE k 0 1 #2\r\nb\r\nEND\r\n"},
+		{"incr k 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"set n 0 0 1\r\n1\r\n", "STORED\r\n"},
+		{"gets n\r\n", "VALUE n 0 1 #3\r\n1\r\nEND\r\n"},
+		{"incr n 1\r\n", "2\r\n"},
+		{"gets n k\r\n", "VALUE n 0 1 #4\r\n2\r\nVALUE k 0 1 #2\r\nb\r\nEND\r\n"},
+	}},
+	{"flush_all", []exchange{
+		{"set k 0 0 1\r\na\r\n", "STORED\r\n"},
+		{"flush_all\r\n", "OK\r\n"},
+		{"get k\r\n", "END\r\n"},
+		{"add k 0 0 1\r\nb\r\n", "STORED\r\n"},
+		{"get k\r\n", "VALUE k 0 1\r\nb\r\nEND\r\n"},
+	}},
+}
+
+// TestDiffTranscripts runs the transcripts against corvid and, when it is
+// installed, memcached.
+func TestDiffTranscripts(t *testing.T) {
+	type target struct{ name, addr string }
+	targets := []target{{"corvid", startCorvid(t)}}
+	if testutil.MemcachedPath() != "" {
+		targets = append(targets, target{"memcached", startMemcached(t)})
+	} else {
+		t.Log("memcached is not installed: checking corvid only")
+	}
+	for _, tr := range transcripts {
+		t.Run(tr.name, func(t *testing.T) {
+			for _, tg := range targets {
+				p := newPeer(t, tg.name, tg.addr)
+				// Start from an empty cache; setting a later second's
+				// items right after a flush is safe (memcached flushes by
+				// CAS too).
+				for i, ex := range append([]exchange{{"flush_all\r\n", "OK\r\n"}}, tr.steps...) {
+					s := step{req: ex.send, versions: strings.Count(ex.want, "VERSION ")}
+					err := p.send([]step{s})
+					var got []byte
+					if err == nil {
+						got, err = p.recv(s)
+					}
+					if err != nil || string(got) != ex.want {
+						t.Errorf("%s, request %d: %s\n got: %s (error: %v)\nwant: %s", tg.name, i,
+							testutil.Quote([]byte(ex.send), 200), testutil.Quote(got, 300), err,
+							testutil.Quote([]byte(ex.want), 300))
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// generator makes TestDiffRandom's requests from a seed. Keys come from a
+// small set so that requests act on each other's items, and CAS arguments
+// name uniques that earlier replies returned (see learn). It avoids requests
+// whose replies depend on timing: exptimes that expire during the test,
+// flush_all delays, lines over 2 KiB that memcached may see in parts (it
+// closes the connection when a line other than a get is longer than that
+// without its newline), and lengths that make a server wait for data.
+type generator struct {
+	r      *rand.Rand
+	keys   []string
+	seen   map[string][]int // CAS ids returned for each key, newest last
+	lastID int
+	pad    string // random value bytes, sliced by value
+	next   *step  // made for a batch but kept for the next (see step.first)
+}
+
+// valueChars make up generated values. A value that a rejected command
+// line leaves to be parsed as a command is then an unknown one ("add" at
+// worst), never one that changes the stream such as "version" or "quit".
+const valueChars = "0123456789abcdef"
+
+// The keys: memcached accepts 250 bytes at most.
+var (
+	longKey    = strings.Repeat("l", 250)
+	tooLongKey = strings.Repeat("t", 251)
+)
+
+func newGenerator(seed uint64) *generator {
+	g := &generator{
+		r:    rand.New(rand.NewPCG(seed, 0x636f72766964)),
+		seen: make(map[string][]int),
+	}
+	for i := range 10 {
+		g.keys = append(g.keys, "k"+strconv.Itoa(i))
+	}
+	pad := make([]byte, 1<<20+16<<10)
+	for i := range pad {
+		pad[i] = valueChars[g.r.IntN(len(valueChars))]
+	}
+	g.pad = string(pad)
+	return g
+}
+
+func (g *generator) chance(percent int) bool { return g.r.IntN(100) < percent }
+
+func (g *generator) pick(options ...string) string { return options[g.r.IntN(len(options))] }
+
+// batch returns up to max steps to pipeline together.
+func (g *generator) batch(max int) []step {
+	n := min(max, 1+g.r.IntN(8))
+	steps := make([]step, 0, n)
+	if g.next != nil {
+		steps = append(steps, *g.next)
+		g.next = nil
+	}
+	for len(steps) < n {
+		s := g.step()
+		if s.first && len(steps) > 0 {
+			g.next = &s
+			break
+		}
+		steps = append(steps, s)
+	}
+	return steps
+}
+
+// learn notes the CAS ids in a normalised reply, for later cas requests.
+func (g *generator) learn(reply []byte) {
+	for line := range bytes.Lines(reply) {
+		f := bytes.Fields(line)
+		if len(f) == 5 && string(f[0]) == "VALUE" && f[4][0] == '#' {
+			id, _ := strconv.Atoi(string(f[4][1:]))
+			key := string(f[1])
+			g.seen[key] = append(g.seen[key], id)
+			g.lastID = max(g.lastID, id)
+		}
+	}
+}
+
+func (g *generator) step() step {
+	switch n := g.r.IntN(100); {
+	case n < 36:
+		return step{req: g.storage()}
+	case n < 60:
+		req := g.retrieval()
+		return step{req: req, first: strings.Contains(req, tooLongKey)}
+	case n < 70:
+		return step{req: g.arith(), first: true}
+	case n < 76:
+		return step{req: g.deletion()}
+	case n < 81:
+		return step{req: g.touch()}
+	case n < 82:
+		return step{req: g.pick("flush_all", "flush_all 0", "flush_all noreply",
+			"flush_all 0 noreply", "flush_all abc") + g.eol()}
+	case n < 84:
+		return step{req: g.pick("version", "version x") + g.eol(), versions: 1}
+	case n < 86:
+		return step{req: g.pick("verbosity 0", "verbosity 1", "verbosity 0 noreply",
+			"verbosity", "verbosity abc", "verbosity 0 0 0") + g.eol()}
+	case n < 87:
+		return step{req: g.pick("stats", "stats bogus") + g.eol(), stats: true}
+	default:
+		return step{req: g.junk()}
+	}
+}
+
+// eol is mostly "\r\n"; memcached also accepts a bare "\n".
+func (g *generator) eol() string {
+	if g.chance(10) {
+		return "\n"
+	}
+	return "\r\n"
+}
+
+func (g *generator) key() string {
+	switch n := g.r.IntN(100); {
+	case n < 90:
+		return g.keys[g.r.IntN(len(g.keys))]
+	case n < 96:
+		return longKey
+	default:
+		return "ключ" // bytes outside ASCII
+	}
+}
+
+func (g *generator) exptime() string {
+	if g.chance(70) {
+		return "0"
+	}
+	// Negative and absolute times in the past expire at once; the others
+	// outlast the test.
+	return g.pick("-1", "100000", "2592000", "2592001", "2000000000")
+}
+
+func (g *generator) noreply() string {
+	if g.chance(15) {
+		return " noreply"
+	}
+	return ""
+}
+
+func (g *generator) hex(n int) string {
+	at := g.r.IntN(len(g.pad) - n + 1)
+	return g.pad[at : at+n]
+}
+
+// value returns a value to store under key with flags: mostly small, some
+// numbers for incr and decr, some up to and over the item size limit.
+func (g *generator) value(key, flags string) string {
+	switch n := g.r.IntN(200); {
+	case n < 70:
+		return g.hex(g.r.IntN(12))
+	case n < 120:
+		return g.pick("0", "1", "9", "99", "100", "007", "18446744073709551615",
+			"18446744073709551614", "18446744073709551616", "-1", "12a", " 12", "12 ", "1 2", "",
+			strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64(), 10))
+	case n < 135:
+		return g.hex(g.r.IntN(6)) + "\r\n" + g.hex(g.r.IntN(6))
+	case n < 182:
+		return g.hex(12 + g.r.IntN(3000))
+	case n < 192:
+		return g.hex(3000 + g.r.IntN(300000))
+	case n < 197:
+		// Around memcached's largest value: 1 MiB less its item header
+		// (48 bytes), the key and its NUL, the CAS (8), the CRLF, and
+		// 4 more bytes when the flags are not 0.
+		limit := 1<<20 - 48 - len(key) - 1 - 8 - 2
+		if flags != "0" {
+			limit -= 4
+		}
+		return g.hex(limit - 2 + g.r.IntN(5))
+	default:
+		return g.hex(1<<20 + g.r.IntN(4096))
+	}
+}
+
+// storage returns a storage request. One in seven has one malformed or odd
+// part, and then a short value, as memcached may parse it as commands.
+func (g *generator) storage() string {
+	cmd := g.pick("set", "set", "add", "replace", "append", "prepend", "cas", "cas")
+	key := g.key()
+	flags := "0"
+	if g.chance(30) {
+		flags = g.pick("1", "42", "4294967295")
+	}
+	exptime := g.exptime()
+	cas := ""
+	if cmd == "cas" {
+		cas = " " + g.casArg(key)
+	}
+	nr := g.noreply()
+	if !g.chance(15) {
+		v := g.value(key, flags)
+		return fmt.Sprintf("%s %s %s %s %d%s%s%s%s\r\n", cmd, key, flags, exptime, len(v), cas, nr, g.eol(), v)
+	}
+	v := g.hex(g.r.IntN(10))
+	if g.chance(20) {
+		v += "\r\n" + g.hex(g.r.IntN(4))
+	}
+	length := strconv.Itoa(len(v))
+	data := v + "\r\n"
+	switch g.r.IntN(8) {
+	case 0: // more data than declared: a bad data chunk
+		data = v + g.hex(1+g.r.IntN(4)) + "\r\n"
+	case 1:
+		length = g.pick("-1", "abc", "2147483646", "2147483647", "")
+	case 2:
+		flags = g.pick("4294967296", "-1", "abc", "18446744073709551616", "")
+	case 3:
+		exptime = g.pick("abc", "1.5", "2147483648", "-2147483649", "")
+	case 4:
+		nr += g.pick(" extra", " extra noreply")
+	case 5:
+		key = tooLongKey
+	case 6:
+		if cmd == "cas" {
+			cas = g.pick("", " -1", " abc", " 18446744073709551616")
+		} else {
+			cmd = g.pick("SET", "sett", "cas")
+		}
+	default:
+		key = g.pick("", "  "+key)
+	}
+	return fmt.Sprintf("%s %s %s %s %s%s%s%s%s", cmd, key, flags, exptime, length, cas, nr, g.eol(), data)
+}
+
+// casArg returns a CAS argument for key: the newest unique seen for key, an
+// older or another key's one, or one no item has.
+func (g *generator) casArg(key string) string {
+	ids := g.seen[key]
+	switch n := g.r.IntN(10); {
+	case n < 5 && len(ids) > 0:
+		return fmt.Sprintf("<cas#%d>", ids[len(ids)-1])
+	case n < 8 && g.lastID > 0:
+		return fmt.Sprintf("<cas#%d>", 1+g.r.IntN(g.lastID))
+	default:
+		return g.pick("0", "18446744073709551615")
+	}
+}
+
+func (g *generator) retrieval() string {
+	cmd := g.pick("get", "get", "gets", "gets", "gat", "gats")
+	n := 1 + g.r.IntN(3)
+	if g.chance(15) {
+		n = 1 + g.r.IntN(20)
+	}
+	var b strings.Builder
+	b.WriteString(cmd)
+	if cmd == "gat" || cmd == "gats" {
+		// Not a get: keep the line short (see generator).
+		n = min(n, 6)
+		if g.chance(10) {
+			b.WriteString(g.pick("", " abc", " 1.5"))
+		} else {
+			b.WriteString(" " + g.exptime())
+		}
+	}
+	if g.chance(5) {
+		n = 0
+	}
+	for range n {
+		b.WriteString(" ")
+		b.WriteString(g.key())
+	}
+	if g.chance(3) {
+		b.WriteString(" " + tooLongKey)
+	}
+	if g.chance(3) {
+		b.WriteString(g.pick(" noreply", "  ", " "+g.key()+"  "))
+	}
+	b.WriteString(g.eol())
+	return b.String()
+}
+
+func (g *generator) arith() string {
+	cmd := g.pick("incr", "decr")
+	key, delta, nr := g.key(), "1", g.noreply()
+	switch n := g.r.IntN(100); {
+	case n < 40:
+	case n < 80:
+		delta = g.pick("0", "5", "100", "18446744073709551615", "9223372036854775808",
+			strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64(), 10))
+	case n < 90:
+		delta = g.pick("-1", "abc", "18446744073709551616", "", "1 x", "1 noreply x")
+	default:
+		key = g.pick(tooLongKey, "")
+	}
+	return fmt.Sprintf("%s %s %s%s%s", cmd, key, delta, nr, g.eol())
+}
+
+func (g *generator) deletion() string {
+	key := g.key()
+	if g.chance(5) {
+		key = tooLongKey
+	}
+	return "delete " + key + g.pick("", "", "", " noreply", " 0", " 0 noreply", " 1", " noreply x", " 0 0") + g.eol()
+}
+
+func (g *generator) touch() string {
+	key, exptime := g.key(), g.exptime()
+	switch g.r.IntN(10) {
+	case 0:
+		exptime = g.pick("abc", "", "1.5")
+	case 1:
+		key = tooLongKey
+	}
+	return "touch " + key + " " + exptime + g.noreply() + g.eol()
+}
+
+// junk returns a line that is not a valid command.
+func (g *generator) junk() string {
+	return g.pick("", "   ", "foo", "GET k1", "sets k1", "get", "gets", "gat 0", "incr", "decr k1",
+		"delete", "touch k1", "cas k1 0 0 1", "set k1 0 0", "flush_all 0 0 0", "\x01\x02\x03",
+		"ключ", "g", "get k1\r", "set k1 0 0 1 noreply extra") + g.eol()
+}

@@ -1,0 +1,246 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"github.com/corvidcache/corvid/protocol"
+	"github.com/corvidcache/corvid/storage"
+)
+
+// handleOne handles the first request in buf. It returns 0 when it consumed
+// a request (advancing c.r), n > 0 when the request needs n unread bytes
+// before it can be handled, and -1 when the connection must close.
+func (c *conn) handleOne(buf []byte) int {
+	req := &c.req
+	n, err := protocol.Parse(buf, req)
+	if n == 0 {
+		if err != nil {
+			return -1 // line too long: memcached closes the connection
+		}
+		return len(buf) + 1
+	}
+	if err != nil {
+		c.r += n
+		line, closeConn := protocol.ErrorReply(err, req.NoReply)
+		if closeConn {
+			return -1
+		}
+		if line != "" {
+			c.reply(line)
+		}
+		return 0
+	}
+	c.lastCmd.Store(time.Now().Unix())
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		c.r += n
+		c.get(req)
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace,
+		protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
+		return c.store(buf, n, req)
+	case protocol.CmdDelete:
+		c.r += n
+		c.delete(req)
+	case protocol.CmdIncr, protocol.CmdDecr:
+		c.r += n
+		c.arith(req)
+	case protocol.CmdTouch:
+		c.r += n
+		c.touch(req)
+	case protocol.CmdFlushAll:
+		c.r += n
+		c.flushAll(req)
+	case protocol.CmdVersion:
+		c.r += n
+		c.reply("VERSION " + Version)
+	case protocol.CmdVerbosity:
+		c.r += n
+		c.srv.verbosity.Store(int32(min(req.Level, 1<<20)))
+		c.replyOK(req, "OK")
+	case protocol.CmdQuit:
+		c.r += n
+		return -1
+	case protocol.CmdShutdown:
+		c.r += n
+		if !c.srv.cfg.EnableShutdown {
+			c.reply("ERROR: shutdown not enabled")
+			return 0
+		}
+		c.srv.requestShutdown()
+		c.closeAfterWrite = true
+	case protocol.CmdCacheMemlimit:
+		c.r += n
+		c.cacheMemlimit(req)
+	case protocol.CmdStats:
+		c.r += n
+		c.statsCommand(req)
+	default:
+		c.r += n
+		c.reply("ERROR")
+	}
+	return 0
+}
+
+// reply appends one reply line.
+func (c *conn) reply(line string) {
+	c.wbuf = append(c.wbuf, line...)
+	c.wbuf = append(c.wbuf, '\r', '\n')
+}
+
+// replyOK appends line unless the request asked for no reply.
+func (c *conn) replyOK(req *protocol.Request, line string) {
+	if !req.NoReply {
+		c.reply(line)
+	}
+}
+
+func (c *conn) get(req *protocol.Request) {
+	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
+	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	hit := func(it storage.Item) {
+		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
+	}
+	cache := c.srv.cache
+	detail := c.srv.detail.enabled.Load()
+	for _, key := range req.Keys {
+		var found bool
+		if touch {
+			found = cache.GetAndTouch(key, req.Exptime, hit)
+			c.stats.cmdTouch++
+		} else {
+			found = cache.Get(key, hit)
+		}
+		c.stats.cmdGet++
+		if detail {
+			c.srv.detail.record(key, opGet, found)
+		}
+		if len(c.wbuf) > flushSize {
+			if c.flush() != nil {
+				c.closeAfterWrite = true
+				return
+			}
+		}
+	}
+	c.wbuf = append(c.wbuf, "END\r\n"...)
+}
+
+var storeModes = [...]storage.StoreMode{
+	protocol.CmdSet:     storage.ModeSet,
+	protocol.CmdAdd:     storage.ModeAdd,
+	protocol.CmdReplace: storage.ModeReplace,
+	protocol.CmdAppend:  storage.ModeAppend,
+	protocol.CmdPrepend: storage.ModePrepend,
+	protocol.CmdCas:     storage.ModeCAS,
+}
+
+// store handles a storage command whose line (n bytes) starts buf.
+func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
+	cache := c.srv.cache
+	key := req.Key()
+	mode := storeModes[req.Command]
+	if !cache.ItemFits(len(key), req.ValueLen) {
+		// memcached answers before reading the value, discards it, and
+		// drops the old value of a set so that stale data cannot persist.
+		c.r += n
+		c.swallow = req.ValueLen + 2
+		c.stats.storeTooLarge++
+		if mode == storage.ModeSet {
+			cache.Unlink(key)
+		}
+		c.replyOK(req, "SERVER_ERROR object too large for cache")
+		return 0
+	}
+	total := n + req.ValueLen + 2
+	if len(buf) < total {
+		return total
+	}
+	c.r += total
+	if buf[total-2] != '\r' || buf[total-1] != '\n' {
+		c.replyOK(req, "CLIENT_ERROR bad data chunk")
+		return 0
+	}
+	if c.srv.detail.enabled.Load() {
+		c.srv.detail.record(key, opSet, false)
+	}
+	res, err := cache.Store(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
+	switch {
+	case errors.Is(err, storage.ErrTooLarge):
+		c.stats.storeTooLarge++
+		c.replyOK(req, "SERVER_ERROR object too large for cache")
+	case errors.Is(err, storage.ErrNoMemory):
+		c.stats.storeNoMemory++
+		c.replyOK(req, "SERVER_ERROR out of memory storing object")
+	case err != nil:
+		c.replyOK(req, "SERVER_ERROR "+err.Error())
+	default:
+		c.replyOK(req, storeReplies[res])
+	}
+	return 0
+}
+
+var storeReplies = [...]string{
+	storage.Stored:     "STORED",
+	storage.NotStored:  "NOT_STORED",
+	storage.Exists:     "EXISTS",
+	storage.NotFound:   "NOT_FOUND",
+	storage.NonNumeric: "CLIENT_ERROR cannot increment or decrement non-numeric value",
+}
+
+func (c *conn) delete(req *protocol.Request) {
+	key := req.Key()
+	res := c.srv.cache.Delete(key)
+	if c.srv.detail.enabled.Load() {
+		c.srv.detail.record(key, opDelete, res == storage.Stored)
+	}
+	if res == storage.Stored {
+		c.replyOK(req, "DELETED")
+	} else {
+		c.replyOK(req, "NOT_FOUND")
+	}
+}
+
+func (c *conn) arith(req *protocol.Request) {
+	v, res := c.srv.cache.Incr(req.Key(), req.Delta, req.Command == protocol.CmdDecr)
+	if req.NoReply {
+		return
+	}
+	if res == storage.Stored {
+		c.wbuf = protocol.AppendUint(c.wbuf, v)
+		c.wbuf = append(c.wbuf, '\r', '\n')
+		return
+	}
+	c.reply(storeReplies[res])
+}
+
+func (c *conn) touch(req *protocol.Request) {
+	c.stats.cmdTouch++
+	if c.srv.cache.Touch(req.Key(), req.Exptime) == storage.Stored {
+		c.replyOK(req, "TOUCHED")
+	} else {
+		c.replyOK(req, "NOT_FOUND")
+	}
+}
+
+func (c *conn) flushAll(req *protocol.Request) {
+	if c.srv.cfg.DisableFlushAll {
+		c.replyOK(req, "CLIENT_ERROR flush_all not allowed")
+		return
+	}
+	c.stats.cmdFlush++
+	c.srv.cache.FlushAll(req.Delay)
+	c.replyOK(req, "OK")
+}
+
+func (c *conn) cacheMemlimit(req *protocol.Request) {
+	mb := req.Level
+	if mb < 8 {
+		c.replyOK(req, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
+		return
+	}
+	if err := c.srv.cache.SetMemoryLimit(int64(min(mb, 1<<40)) << 20); err != nil {
+		c.replyOK(req, "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust")
+		return
+	}
+	c.replyOK(req, "OK")
+}

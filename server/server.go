@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corvidcache/corvid/storage"
+)
+
+// Server is a memcached-compatible cache server. Create one with New, run it
+// with Serve, and stop it by cancelling Serve's context (or with the
+// "shutdown" command when EnableShutdown is set). Its methods are safe for
+// concurrent use.
+type Server struct {
+	cfg     Config
+	cache   *storage.Cache
+	started time.Time
+
+	listeners []net.Listener
+
+	mu    sync.Mutex // guards conns, closing
+	conns map[*conn]struct{}
+	// closing is set once shutdown has begun; new connections are refused.
+	closing bool
+
+	wg       sync.WaitGroup // connection and accept goroutines
+	shutdown chan struct{}  // closed by the "shutdown" command
+	stopOnce sync.Once
+
+	verbosity atomic.Int32
+	detail    prefixStats
+	stats     globalStats
+}
+
+// New creates a Server, its cache, and binds its listeners. The caller must
+// call Serve (which releases everything when it returns) or Close.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	cache, err := storage.New(cfg.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create cache: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		cache:    cache,
+		started:  time.Now(),
+		conns:    make(map[*conn]struct{}),
+		shutdown: make(chan struct{}),
+	}
+	s.verbosity.Store(int32(cfg.Verbosity))
+	s.detail.enabled.Store(cfg.DetailEnabled)
+	s.detail.delim = cfg.PrefixDelimiter
+	if err := s.listen(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listen() error {
+	lc := net.ListenConfig{}
+	for _, addr := range s.cfg.TCPAddrs {
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", addr, err)
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	if p := s.cfg.UnixPath; p != "" {
+		// A stale socket file from a previous run would make Listen fail.
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(p)
+		}
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", p, err)
+		}
+		if err := os.Chmod(p, s.cfg.UnixMask); err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot set mode of %s: %w", p, err)
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	if len(s.listeners) == 0 {
+		return errors.New("server: no listener configured")
+	}
+	return nil
+}
+
+// Addrs returns the addresses the server listens on, in the order of
+// Config.TCPAddrs followed by the Unix socket.
+func (s *Server) Addrs() []net.Addr {
+	addrs := make([]net.Addr, len(s.listeners))
+	for i, ln := range s.listeners {
+		addrs[i] = ln.Addr()
+	}
+	return addrs
+}
+
+// Cache returns the server's storage engine.
+func (s *Server) Cache() *storage.Cache { return s.cache }
+
+// Serve accepts connections until ctx is cancelled or a "shutdown" command
+// arrives, then stops accepting, lets every connection finish the requests
+// it has already received, closes them and releases the cache. It returns
+// nil after a clean stop.
+func (s *Server) Serve(ctx context.Context) error {
+	for _, ln := range s.listeners {
+		s.wg.Add(1)
+		go s.acceptLoop(ln)
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.shutdown:
+	}
+	s.Close()
+	return nil
+}
+
+// Close stops the server at once: listeners and connections are closed
+// after the requests each connection already holds are answered. It waits
+// for every goroutine the server started. Close is idempotent.
+func (s *Server) Close() error {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
+		for c := range s.conns {
+			c.stop()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+		if s.cfg.UnixPath != "" {
+			os.Remove(s.cfg.UnixPath)
+		}
+		s.cache.Close()
+	})
+	return nil
+}
+
+// requestShutdown asks Serve to stop, as the "shutdown" command does.
+func (s *Server) requestShutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.shutdown:
+	default:
+		close(s.shutdown)
+	}
+}
+
+// acceptLoop accepts connections on ln until it is closed. Temporary accept
+// errors (such as running out of file descriptors) back off from 5 ms,
+// doubling, to 1 s instead of spinning.
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			s.cfg.Logger.Warn("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.handle(nc)
+	}
+}
+
+// tooManyConns is what memcached writes to a connection beyond -c before
+// closing it.
+const tooManyConns = "ERROR Too many open connections\r\n"
+
+func (s *Server) handle(nc net.Conn) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if len(s.conns) >= s.cfg.MaxConns {
+		s.mu.Unlock()
+		s.stats.rejectedConns.Add(1)
+		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		nc.Write([]byte(tooManyConns))
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stats.totalConns.Add(1)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// currConns returns the number of open client connections.
+func (s *Server) currConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -1,0 +1,516 @@
+package server
+
+import (
+	"bytes"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/corvidcache/corvid/protocol"
+	"github.com/corvidcache/corvid/storage"
+)
+
+// connStats are the counters a connection keeps without synchronisation and
+// adds to the server's after each batch of requests.
+type connStats struct {
+	cmdGet, cmdTouch, cmdFlush   uint64
+	storeTooLarge, storeNoMemory uint64
+	bytesRead, bytesWritten      uint64
+}
+
+// globalStats are the server-wide counters memcached keeps per thread.
+type globalStats struct {
+	cmdGet, cmdTouch, cmdFlush   atomic.Uint64
+	storeTooLarge, storeNoMemory atomic.Uint64
+	bytesRead, bytesWritten      atomic.Uint64
+	totalConns, rejectedConns    atomic.Uint64
+	idleKicks                    atomic.Uint64
+}
+
+// add moves the counts of cs into g and zeroes cs.
+func (g *globalStats) add(cs *connStats) {
+	addNonZero := func(dst *atomic.Uint64, v uint64) {
+		if v != 0 {
+			dst.Add(v)
+		}
+	}
+	addNonZero(&g.cmdGet, cs.cmdGet)
+	addNonZero(&g.cmdTouch, cs.cmdTouch)
+	addNonZero(&g.cmdFlush, cs.cmdFlush)
+	addNonZero(&g.storeTooLarge, cs.storeTooLarge)
+	addNonZero(&g.storeNoMemory, cs.storeNoMemory)
+	addNonZero(&g.bytesRead, cs.bytesRead)
+	addNonZero(&g.bytesWritten, cs.bytesWritten)
+	*cs = connStats{}
+}
+
+// reset zeroes the counters "stats reset" clears.
+func (g *globalStats) reset() {
+	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush,
+		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
+		&g.totalConns, &g.rejectedConns, &g.idleKicks} {
+		v.Store(0)
+	}
+}
+
+// statWriter appends "STAT name value" lines.
+type statWriter struct{ buf []byte }
+
+func (w *statWriter) str(name, v string) {
+	w.buf = append(w.buf, "STAT "...)
+	w.buf = append(w.buf, name...)
+	w.buf = append(w.buf, ' ')
+	w.buf = append(w.buf, v...)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+func (w *statWriter) u(name string, v uint64) { w.str(name, strconv.FormatUint(v, 10)) }
+func (w *statWriter) i(name string, v int64)  { w.str(name, strconv.FormatInt(v, 10)) }
+func (w *statWriter) b(name string, v bool) {
+	if v {
+		w.str(name, "1")
+	} else {
+		w.str(name, "0")
+	}
+}
+func (w *statWriter) yesno(name string, v bool) {
+	if v {
+		w.str(name, "yes")
+	} else {
+		w.str(name, "no")
+	}
+}
+
+func (c *conn) statsCommand(req *protocol.Request) {
+	if len(req.Args) == 0 {
+		c.wbuf = c.srv.appendGeneralStats(c.wbuf)
+		c.wbuf = append(c.wbuf, "END\r\n"...)
+		return
+	}
+	w := statWriter{buf: c.wbuf}
+	switch string(req.Args[0]) {
+	case "settings":
+		c.srv.writeSettings(&w)
+	case "items":
+		c.srv.writeItems(&w)
+	case "slabs":
+		c.srv.writeSlabs(&w)
+	case "sizes":
+		w.str("sizes_status", "disabled")
+	case "conns":
+		c.srv.writeConns(&w)
+	case "reset":
+		c.srv.stats.reset()
+		c.srv.cache.ResetStats()
+		c.srv.detail.reset()
+		c.reply("RESET")
+		return
+	case "detail":
+		c.statsDetail(req)
+		return
+	default:
+		c.reply("ERROR")
+		return
+	}
+	c.wbuf = append(w.buf, "END\r\n"...)
+}
+
+func (c *conn) statsDetail(req *protocol.Request) {
+	if len(req.Args) < 2 {
+		c.reply("CLIENT_ERROR usage: stats detail on|off|dump")
+		return
+	}
+	switch string(req.Args[1]) {
+	case "on":
+		c.srv.detail.enabled.Store(true)
+		c.reply("OK")
+	case "off":
+		c.srv.detail.enabled.Store(false)
+		c.reply("OK")
+	case "dump":
+		c.wbuf = c.srv.detail.appendDump(c.wbuf)
+		c.wbuf = append(c.wbuf, "END\r\n"...)
+	default:
+		c.reply("CLIENT_ERROR usage: stats detail on|off|dump")
+	}
+}
+
+func (s *Server) appendGeneralStats(dst []byte) []byte {
+	var st storage.Stats
+	s.cache.ReadStats(&st)
+	var hits, sets, delHits, incrHits, decrHits, casHits, casBad, touchHits uint64
+	for i := range st.Classes {
+		cl := &st.Classes[i]
+		hits += cl.GetHits
+		sets += cl.CmdSet
+		delHits += cl.DeleteHits
+		incrHits += cl.IncrHits
+		decrHits += cl.DecrHits
+		casHits += cl.CasHits
+		casBad += cl.CasBadval
+		touchHits += cl.TouchHits
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	g := &s.stats
+	w := statWriter{buf: dst}
+	now := s.cache.CurrentTime()
+	w.i("pid", int64(os.Getpid()))
+	w.i("uptime", s.cache.Uptime())
+	w.i("time", now)
+	w.str("version", Version)
+	w.i("pointer_size", 64)
+	w.str("rusage_user", formatTimeval(ru.Utime))
+	w.str("rusage_system", formatTimeval(ru.Stime))
+	w.i("max_connections", int64(s.cfg.MaxConns))
+	curr := s.currConns()
+	w.i("curr_connections", int64(curr))
+	w.u("total_connections", g.totalConns.Load())
+	w.u("rejected_connections", g.rejectedConns.Load())
+	w.i("connection_structures", int64(curr+len(s.listeners)))
+	w.u("response_obj_oom", 0)
+	w.i("response_obj_count", int64(curr))
+	w.i("response_obj_bytes", int64(curr)*readBufSize)
+	w.i("read_buf_count", int64(curr))
+	w.i("read_buf_bytes", int64(curr)*readBufSize)
+	w.u("read_buf_bytes_free", 0)
+	w.u("read_buf_oom", 0)
+	w.u("reserved_fds", 0)
+	w.u("cmd_get", g.cmdGet.Load())
+	w.u("cmd_set", sets)
+	w.u("cmd_flush", g.cmdFlush.Load())
+	w.u("cmd_touch", g.cmdTouch.Load())
+	w.u("cmd_meta", 0)
+	w.u("get_hits", hits)
+	w.u("get_misses", st.GetMisses)
+	w.u("get_expired", st.GetExpired)
+	w.u("get_flushed", st.GetFlushed)
+	w.u("delete_misses", st.DeleteMisses)
+	w.u("delete_hits", delHits)
+	w.u("incr_misses", st.IncrMisses)
+	w.u("incr_hits", incrHits)
+	w.u("decr_misses", st.DecrMisses)
+	w.u("decr_hits", decrHits)
+	w.u("cas_misses", st.CasMisses)
+	w.u("cas_hits", casHits)
+	w.u("cas_badval", casBad)
+	w.u("touch_hits", touchHits)
+	w.u("touch_misses", st.TouchMisses)
+	w.u("store_too_large", g.storeTooLarge.Load())
+	w.u("store_no_memory", g.storeNoMemory.Load())
+	w.u("auth_cmds", 0)
+	w.u("auth_errors", 0)
+	w.u("bytes_read", g.bytesRead.Load())
+	w.u("bytes_written", g.bytesWritten.Load())
+	w.u("limit_maxbytes", st.LimitMaxbytes)
+	w.b("accepting_conns", true)
+	w.u("listen_disabled_num", 0)
+	w.u("time_in_listen_disabled_us", 0)
+	w.i("threads", int64(s.cfg.Threads))
+	w.u("conn_yields", 0)
+	if s.cfg.IdleTimeout > 0 {
+		w.u("idle_kicks", g.idleKicks.Load())
+	}
+	w.u("hash_power_level", st.HashPowerLevel)
+	w.u("hash_bytes", st.HashBytes)
+	w.b("hash_is_expanding", st.HashIsExpanding)
+	for _, name := range []string{"slab_reassign_rescues", "slab_reassign_chunk_rescues",
+		"slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
+		"slab_reassign_busy_items", "slab_reassign_busy_deletes", "slab_reassign_running"} {
+		w.u(name, 0)
+	}
+	w.u("slabs_moved", st.SlabsMoved)
+	w.b("lru_crawler_running", st.LRUCrawlerRunning)
+	w.u("lru_crawler_starts", st.LRUCrawlerStarts)
+	w.u("lru_maintainer_juggles", 0)
+	w.u("malloc_fails", st.MallocFails)
+	for _, name := range []string{"log_worker_dropped", "log_worker_written",
+		"log_watcher_skipped", "log_watcher_sent", "log_watchers",
+		"unexpected_napi_ids", "round_robin_fallback"} {
+		w.u(name, 0)
+	}
+	w.u("bytes", st.Bytes)
+	w.u("curr_items", st.CurrItems)
+	w.u("total_items", st.TotalItems)
+	w.u("slab_global_page_pool", 0)
+	w.u("expired_unfetched", st.ExpiredUnfetched)
+	w.u("evicted_unfetched", st.EvictedUnfetched)
+	w.u("evicted_active", st.EvictedActive)
+	w.u("evictions", st.Evictions)
+	w.u("reclaimed", st.Reclaimed)
+	w.u("crawler_reclaimed", st.CrawlerReclaimed)
+	w.u("crawler_items_checked", st.CrawlerItemsChecked)
+	var reflocked, toCold, toWarm, within, reclaims uint64
+	for i := range st.Classes {
+		cl := &st.Classes[i]
+		reflocked += cl.LRUTailReflocked
+		toCold += cl.MovesToCold
+		toWarm += cl.MovesToWarm
+		within += cl.MovesWithinLRU
+		reclaims += cl.DirectReclaims
+	}
+	w.u("lrutail_reflocked", reflocked)
+	w.u("moves_to_cold", toCold)
+	w.u("moves_to_warm", toWarm)
+	w.u("moves_within_lru", within)
+	w.u("direct_reclaims", reclaims)
+	w.u("lru_bumps_dropped", 0)
+	return w.buf
+}
+
+// formatTimeval formats t as memcached's rusage stats: seconds.microseconds.
+func formatTimeval(t syscall.Timeval) string {
+	us := strconv.FormatInt(int64(t.Usec), 10)
+	for len(us) < 6 {
+		us = "0" + us
+	}
+	return strconv.FormatInt(int64(t.Sec), 10) + "." + us
+}
+
+func (s *Server) writeSettings(w *statWriter) {
+	cfg := &s.cfg
+	var st storage.Stats
+	s.cache.ReadStats(&st)
+	sc := cfg.Storage
+	w.u("maxbytes", st.LimitMaxbytes)
+	w.i("maxconns", int64(cfg.MaxConns))
+	w.i("tcpport", int64(cfg.TCPPort))
+	w.i("udpport", int64(cfg.UDPPort))
+	w.str("inter", cfg.Interface)
+	w.i("verbosity", int64(s.verbosity.Load()))
+	w.i("oldest", 0)
+	if sc.NoEvict {
+		w.str("evictions", "off")
+	} else {
+		w.str("evictions", "on")
+	}
+	if cfg.UnixPath != "" {
+		w.str("domain_socket", cfg.UnixPath)
+	} else {
+		w.str("domain_socket", "NULL")
+	}
+	w.str("umask", strconv.FormatUint(uint64(cfg.UnixMask), 8))
+	w.yesno("shutdown_command", cfg.EnableShutdown)
+	w.str("growth_factor", strconv.FormatFloat(orFloat(sc.GrowthFactor, 1.25), 'f', 2, 64))
+	w.i("chunk_size", int64(orInt(sc.ChunkSizeMin, 48)))
+	w.i("num_threads", int64(cfg.Threads))
+	w.i("num_threads_per_udp", int64(cfg.Threads))
+	w.str("stat_key_prefix", string(cfg.PrefixDelimiter))
+	w.yesno("detail_enabled", s.detail.enabled.Load())
+	w.i("reqs_per_event", int64(cfg.ReqsPerEvent))
+	w.yesno("cas_enabled", !sc.DisableCAS)
+	w.i("tcp_backlog", int64(cfg.Backlog))
+	w.str("binding_protocol", "ascii")
+	w.yesno("auth_enabled_sasl", false)
+	w.yesno("auth_enabled_ascii", false)
+	w.i("item_size_max", int64(orInt(sc.ItemSizeMax, 1<<20)))
+	w.yesno("maxconns_fast", true)
+	w.i("hashpower_init", int64(sc.HashPowerInit))
+	w.yesno("slab_reassign", false)
+	w.i("slab_automove", 0)
+	w.i("slab_chunk_max", int64(orInt(sc.SlabChunkMax, 512<<10)))
+	w.yesno("lru_crawler", !sc.NoCrawler)
+	w.yesno("flush_enabled", !cfg.DisableFlushAll)
+	w.yesno("dump_enabled", true)
+	w.str("hash_algorithm", "maphash")
+	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
+}
+
+func orInt(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orFloat(v, def float64) float64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (s *Server) writeItems(w *statWriter) {
+	var st storage.Stats
+	s.cache.ReadStats(&st)
+	for i := range st.Classes {
+		cl := &st.Classes[i]
+		if cl.Number == 0 && cl.Evicted == 0 && cl.OutOfMemory == 0 && cl.TotalPages == 0 {
+			continue
+		}
+		p := "items:" + strconv.Itoa(cl.ID) + ":"
+		w.u(p+"number", cl.Number)
+		w.u(p+"number_hot", cl.NumberHot)
+		w.u(p+"number_warm", cl.NumberWarm)
+		w.u(p+"number_cold", cl.NumberCold)
+		w.u(p+"age_hot", cl.AgeHot)
+		w.u(p+"age_warm", cl.AgeWarm)
+		w.u(p+"age", cl.Age)
+		w.u(p+"mem_requested", cl.MemRequested)
+		w.u(p+"evicted", cl.Evicted)
+		w.u(p+"evicted_nonzero", cl.EvictedNonzero)
+		w.u(p+"evicted_time", cl.EvictedTime)
+		w.u(p+"outofmemory", cl.OutOfMemory)
+		w.u(p+"tailrepairs", cl.TailRepairs)
+		w.u(p+"reclaimed", cl.Reclaimed)
+		w.u(p+"expired_unfetched", cl.ExpiredUnfetched)
+		w.u(p+"evicted_unfetched", cl.EvictedUnfetched)
+		w.u(p+"evicted_active", cl.EvictedActive)
+		w.u(p+"crawler_reclaimed", cl.CrawlerReclaimed)
+		w.u(p+"crawler_items_checked", cl.CrawlerItemsChecked)
+		w.u(p+"lrutail_reflocked", cl.LRUTailReflocked)
+		w.u(p+"moves_to_cold", cl.MovesToCold)
+		w.u(p+"moves_to_warm", cl.MovesToWarm)
+		w.u(p+"moves_within_lru", cl.MovesWithinLRU)
+		w.u(p+"direct_reclaims", cl.DirectReclaims)
+		w.u(p+"hits_to_hot", cl.HitsToHot)
+		w.u(p+"hits_to_warm", cl.HitsToWarm)
+		w.u(p+"hits_to_cold", cl.HitsToCold)
+		w.u(p+"hits_to_temp", 0)
+	}
+}
+
+func (s *Server) writeSlabs(w *statWriter) {
+	var st storage.Stats
+	s.cache.ReadStats(&st)
+	for i := range st.Classes {
+		cl := &st.Classes[i]
+		if cl.TotalPages == 0 {
+			continue
+		}
+		p := strconv.Itoa(cl.ID) + ":"
+		w.i(p+"chunk_size", int64(cl.ChunkSize))
+		w.i(p+"chunks_per_page", int64(cl.ChunksPerPage))
+		w.i(p+"total_pages", int64(cl.TotalPages))
+		w.i(p+"total_chunks", int64(cl.TotalChunks))
+		w.i(p+"used_chunks", int64(cl.UsedChunks))
+		w.i(p+"free_chunks", int64(cl.FreeChunks))
+		w.i(p+"free_chunks_end", int64(cl.FreeChunksEnd))
+		w.u(p+"get_hits", cl.GetHits)
+		w.u(p+"cmd_set", cl.CmdSet)
+		w.u(p+"delete_hits", cl.DeleteHits)
+		w.u(p+"incr_hits", cl.IncrHits)
+		w.u(p+"decr_hits", cl.DecrHits)
+		w.u(p+"cas_hits", cl.CasHits)
+		w.u(p+"cas_badval", cl.CasBadval)
+		w.u(p+"touch_hits", cl.TouchHits)
+	}
+	w.i("active_slabs", int64(st.ActiveSlabs))
+	w.u("total_malloced", st.TotalMalloced)
+}
+
+func (s *Server) writeConns(w *statWriter) {
+	now := time.Now().Unix()
+	for i, ln := range s.listeners {
+		p := strconv.Itoa(i) + ":"
+		w.str(p+"addr", addrString(ln.Addr()))
+		w.str(p+"state", "conn_listening")
+		w.i(p+"secs_since_last_cmd", s.cache.Uptime())
+	}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for i, c := range conns {
+		p := strconv.Itoa(len(s.listeners)+i) + ":"
+		w.str(p+"addr", addrString(c.nc.RemoteAddr()))
+		w.str(p+"listen_addr", addrString(c.nc.LocalAddr()))
+		w.str(p+"state", "conn_parse_cmd")
+		w.i(p+"secs_since_last_cmd", now-c.lastCmd.Load())
+	}
+}
+
+func addrString(a interface {
+	Network() string
+	String() string
+}) string {
+	return a.Network() + ":" + a.String()
+}
+
+// Per-prefix statistics ("stats detail"), kept only while enabled.
+const (
+	opGet = iota
+	opSet
+	opDelete
+)
+
+type prefixStats struct {
+	enabled atomic.Bool
+	delim   byte
+	mu      sync.Mutex // guards m
+	m       map[string]*prefixCounts
+}
+
+type prefixCounts struct{ gets, hits, sets, dels uint64 }
+
+// maxPrefixes bounds the table so that random keys cannot grow it forever.
+const maxPrefixes = 1 << 16
+
+func (p *prefixStats) record(key []byte, op int, hit bool) {
+	i := bytes.IndexByte(key, p.delim)
+	if i < 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc := p.m[string(key[:i])]
+	if pc == nil {
+		if len(p.m) >= maxPrefixes {
+			return
+		}
+		if p.m == nil {
+			p.m = make(map[string]*prefixCounts)
+		}
+		pc = &prefixCounts{}
+		p.m[string(key[:i])] = pc
+	}
+	switch op {
+	case opGet:
+		pc.gets++
+		if hit {
+			pc.hits++
+		}
+	case opSet:
+		pc.sets++
+	case opDelete:
+		pc.dels++
+	}
+}
+
+func (p *prefixStats) reset() {
+	p.mu.Lock()
+	p.m = nil
+	p.mu.Unlock()
+}
+
+// appendDump writes memcached's "PREFIX name get N hit N set N del N" lines.
+func (p *prefixStats) appendDump(dst []byte) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	names := make([]string, 0, len(p.m))
+	for k := range p.m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		pc := p.m[k]
+		dst = append(dst, "PREFIX "...)
+		dst = append(dst, k...)
+		dst = append(dst, " get "...)
+		dst = strconv.AppendUint(dst, pc.gets, 10)
+		dst = append(dst, " hit "...)
+		dst = strconv.AppendUint(dst, pc.hits, 10)
+		dst = append(dst, " set "...)
+		dst = strconv.AppendUint(dst, pc.sets, 10)
+		dst = append(dst, " del "...)
+		dst = strconv.AppendUint(dst, pc.dels, 10)
+		dst = append(dst, '\r', '\n')
+	}
+	return dst
+}

@@ -1,0 +1,155 @@
+package storage
+
+import "time"
+
+// Config configures a Cache. The zero value of every field means the
+// memcached default noted beside it.
+type Config struct {
+	MemoryLimit   int64   // -m, bytes of item memory (slab pages); default 64 MiB
+	ChunkSizeMin  int     // -n, minimum space for key+value+flags; default 48
+	GrowthFactor  float64 // -f, chunk size growth factor; default 1.25
+	ItemSizeMax   int     // -I, largest item; default 1 MiB
+	SlabChunkMax  int     // -o slab_chunk_max; default SlabPageSize/2
+	NoEvict       bool    // -M: fail stores with ErrNoMemory instead of evicting
+	DisableCAS    bool    // -C: items carry no CAS unique (CAS always 0)
+	HashPowerInit int     // -o hashpower; default 16
+	NoCrawler     bool    // -o no_lru_crawler
+	// CrawlInterval is how often the background crawler scans for expired
+	// items; default 1s... (implementation detail, documented where used).
+	CrawlInterval time.Duration
+	// Now returns the current Unix time; default time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// StoreMode selects the semantics of Store.
+type StoreMode uint8
+
+// Store modes, as memcached's storage commands.
+const (
+	ModeSet StoreMode = iota
+	ModeAdd
+	ModeReplace
+	ModeAppend
+	ModePrepend
+	ModeCAS
+)
+
+// StoreResult is the outcome of a Store, Delete, Touch or Incr/Decr.
+type StoreResult uint8
+
+// Outcomes, answered as memcached's STORED, NOT_STORED, EXISTS, NOT_FOUND...
+const (
+	Stored     StoreResult = iota
+	NotStored              // add on existing key, replace/append/prepend on missing key
+	Exists                 // cas with a stale unique
+	NotFound               // cas/delete/touch/incr on a missing key
+	NonNumeric             // incr/decr on a value that is not a decimal number
+)
+
+// Item is the view of a stored item passed to the callback of Get. Key and
+// Value point into slab memory and are valid only during the callback.
+type Item struct {
+	Key   []byte
+	Value []byte // without memcached's trailing "\r\n"
+	Flags uint32
+	CAS   uint64
+	// Exptime is the absolute Unix expiry time, 0 for never.
+	Exptime int64
+	// LastAccess is the Unix time of the previous access before this one.
+	LastAccess int64
+	// Fetched reports whether the item had been fetched before this access.
+	Fetched bool
+}
+
+// Stats is a snapshot of the cache's counters, under memcached's names
+// (see ReadStats). Counters count since start or the last ResetStats.
+type Stats struct {
+	// Global ("stats").
+	CurrItems, TotalItems uint64
+	Bytes                 uint64 // bytes used by live items (memcached's item total size)
+	Evictions             uint64
+	Reclaimed             uint64 // stores that reused the memory of an expired item
+	ExpiredUnfetched      uint64
+	EvictedUnfetched      uint64
+	EvictedActive         uint64
+	GetMisses             uint64 // key absent (including expired and flushed)
+	GetExpired            uint64 // subset of misses: found expired
+	GetFlushed            uint64 // subset of misses: found flushed
+	DeleteMisses          uint64
+	IncrMisses            uint64
+	DecrMisses            uint64
+	CasMisses             uint64
+	TouchMisses           uint64
+	LimitMaxbytes         uint64
+	HashPowerLevel        uint64
+	HashBytes             uint64
+	HashIsExpanding       bool
+	MallocFails           uint64
+	TotalMalloced         uint64 // bytes of slab pages handed to classes
+	CrawlerReclaimed      uint64
+	CrawlerItemsChecked   uint64
+	LRUCrawlerStarts      uint64
+	LRUCrawlerRunning     bool
+	SlabsMoved            uint64
+	ActiveSlabs           int // classes with at least one page
+
+	// Page moves between classes (memcached's slab_reassign_* stats):
+	// items moved within their class, and items evicted because no chunk
+	// was free for them.
+	SlabReassignRescues        uint64
+	SlabReassignEvictionsNomem uint64
+	LRUMaintainerJuggles       uint64 // LRU maintainer passes
+
+	// Classes holds one entry per slab class, index 0 = class 1.
+	Classes []ClassStats
+}
+
+// ClassStats holds the "stats slabs" and "stats items" fields of one class.
+type ClassStats struct {
+	ID            int
+	ChunkSize     int
+	ChunksPerPage int
+	TotalPages    int
+	TotalChunks   int
+	UsedChunks    int
+	FreeChunks    int
+	FreeChunksEnd int
+	MemRequested  uint64 // bytes of the items stored (key+value+header)
+
+	GetHits, CmdSet, DeleteHits, IncrHits, DecrHits       uint64
+	CasHits, CasBadval, TouchHits                         uint64
+	Number, NumberHot, NumberWarm, NumberCold             uint64
+	AgeHot, AgeWarm, Age                                  uint64 // seconds since last access of the LRU tail
+	Evicted, EvictedNonzero, EvictedUnfetched             uint64
+	EvictedActive, EvictedTime, OutOfMemory               uint64
+	Reclaimed, ExpiredUnfetched, CrawlerReclaimed         uint64
+	CrawlerItemsChecked, MovesToCold, MovesToWarm         uint64
+	MovesWithinLRU, DirectReclaims, HitsToHot             uint64
+	HitsToWarm, HitsToCold, TailRepairs, LRUTailReflocked uint64
+}
+
+// ClassInfo describes one slab class as "memcached -vv" prints it at start.
+type ClassInfo struct {
+	ID            int
+	ChunkSize     int
+	ChunksPerPage int
+}
+
+// The Cache API (implemented in cache.go and its siblings):
+//
+//	func New(cfg Config) (*Cache, error)
+//	func (c *Cache) Close() error
+//	func (c *Cache) Classes() []ClassInfo
+//	func (c *Cache) ItemFits(keyLen, valueLen int) bool
+//	func (c *Cache) Get(key []byte, fn func(Item)) bool
+//	func (c *Cache) GetAndTouch(key []byte, exptime int64, fn func(Item)) bool
+//	func (c *Cache) Store(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (StoreResult, error)
+//	func (c *Cache) Unlink(key []byte) bool
+//	func (c *Cache) Delete(key []byte) StoreResult
+//	func (c *Cache) Touch(key []byte, exptime int64) StoreResult
+//	func (c *Cache) Incr(key []byte, delta uint64, decr bool) (uint64, StoreResult)
+//	func (c *Cache) FlushAll(delay int64)
+//	func (c *Cache) SetMemoryLimit(bytes int64) error
+//	func (c *Cache) ReadStats(s *Stats)
+//	func (c *Cache) ResetStats()
+//	func (c *Cache) Uptime() / ProcessStarted() / CurrentTime()

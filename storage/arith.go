@@ -1,0 +1,151 @@
+package storage
+
+import "strconv"
+
+// Incr adds delta to (or with decr, subtracts it from) the decimal number
+// stored under key, as memcached's incr and decr: 64-bit unsigned, incr
+// wraps, decr stops at 0. It returns the new value and Stored, NotFound, or
+// NonNumeric when the value is not a number. If a longer result finds no
+// memory, Incr returns NotStored (IncrCAS reports ErrNoMemory). It is safe
+// for concurrent use.
+func (c *Cache) Incr(key []byte, delta uint64, decr bool) (uint64, StoreResult) {
+	v, _, res, err := c.IncrCAS(key, delta, decr, 0)
+	if err != nil {
+		return 0, NotStored
+	}
+	return v, res
+}
+
+// IncrCAS is Incr for the binary and meta protocols: when cas is not 0 the
+// item's CAS unique must match (else Exists), and it also returns the
+// item's new CAS unique and ErrNoMemory when a longer result could not be
+// stored.
+//
+// As in memcached (do_add_delta), the value is parsed like strtoull (leading
+// white space and a sign allowed, then digits, then white space or the end;
+// a negative number is refused unless it wraps to a small one), a result
+// not longer than the old value is written in place padded with trailing
+// spaces ("100" decr 1 reads "99 "), and a longer one replaces the item
+// keeping its flags and exptime. Either way the item gets a new CAS.
+func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value, newCAS uint64, res StoreResult, err error) {
+	if !c.useCAS {
+		cas = 0
+	}
+	hv := c.hashKey(key)
+	s := c.stripeFor(hv)
+	now := c.relNow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.closed {
+		return 0, 0, NotFound, ErrClosed
+	}
+	ref, h := c.findLocked(s, key, hv, now)
+	if ref == 0 {
+		if decr {
+			c.decrMisses.Add(1)
+		} else {
+			c.incrMisses.Add(1)
+		}
+		return 0, 0, NotFound, nil
+	}
+	b := h.bits.Load()
+	cls := bitsClass(b)
+	if h.nbytes == 0 || cls == c.bigID {
+		return 0, 0, NonNumeric, nil
+	}
+	if cas != 0 && cas != c.getCAS(h) {
+		return 0, 0, Exists, nil
+	}
+	val := c.itemValue(ref, h, b)
+	v, ok := parseUint(val)
+	if !ok {
+		return 0, 0, NonNumeric, nil
+	}
+	cl := &c.classes[cls]
+	if decr {
+		v -= min(delta, v)
+		cl.cnt.decrHits.Add(1)
+	} else {
+		v += delta
+		cl.cnt.incrHits.Add(1)
+	}
+	var buf [20]byte
+	d := strconv.AppendUint(buf[:0], v, 10)
+	switch {
+	case len(d) <= len(val):
+		for i := copy(val, d); i < len(val); i++ {
+			val[i] = ' '
+		}
+	case len(d) <= len(c.itemTail(ref, b, cl.size)):
+		// memcached stores a new item here; the chunk has room for the
+		// longer number, so corvid keeps the item and lengthens it.
+		cl.mu.Lock()
+		b = h.bits.Load()
+		grow := uint64(len(d)) - uint64(h.nbytes)
+		cl.lru[bitsLRU(b)].bytes += grow
+		cl.requested += grow
+		h.nbytes = uint32(len(d))
+		cl.mu.Unlock()
+		copy(c.itemValue(ref, h, b), d)
+	default:
+		nref, err := c.alloc(c.classFor(c.ntotal(len(key), len(d))), len(key), len(d), now)
+		if err != nil {
+			return 0, 0, NotStored, err
+		}
+		nh := c.hdr(nref)
+		nh.exptime, nh.flags = h.exptime, h.flags
+		nb := nh.bits.Load()
+		copy(c.itemKey(nref, nb), key)
+		copy(c.itemValue(nref, nh, nb), d)
+		c.unlinkLocked(s, ref, h, hv)
+		return v, c.linkLocked(s, nref, nh, hv, now), Stored, nil
+	}
+	if c.useCAS {
+		h.cas = c.casID.Add(1)
+	}
+	c.updateLocked(h, ref, now)
+	return v, c.getCAS(h), Stored, nil
+}
+
+// parseUint parses an item value as memcached's safe_strtoull parses it
+// (the stored value is followed by "\r\n", so its end counts as white
+// space).
+func parseUint(v []byte) (uint64, bool) {
+	i := 0
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	neg := false
+	if i < len(v) && (v[i] == '+' || v[i] == '-') {
+		neg = v[i] == '-'
+		i++
+	}
+	start := i
+	var n uint64
+	overflow := false
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		d := uint64(v[i] - '0')
+		if n > (^uint64(0)-d)/10 {
+			overflow = true
+		}
+		n = n*10 + d
+	}
+	if i == start || overflow {
+		return 0, false
+	}
+	if i < len(v) && !isSpace(v[i]) && v[i] != 0 {
+		return 0, false
+	}
+	if neg {
+		n = -n
+		if int64(n) < 0 {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// isSpace is C's isspace in the "C" locale.
+func isSpace(b byte) bool {
+	return b == ' ' || (b >= '\t' && b <= '\r')
+}

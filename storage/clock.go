@@ -1,0 +1,111 @@
+package storage
+
+import (
+	"math"
+	"time"
+)
+
+// Memcached keeps time as seconds since process start ("rel time") in a
+// 32-bit counter. Its process_started is placed ITEM_UPDATE_INTERVAL+2
+// seconds before the real start so that relative times are never small;
+// corvid does the same so that every stat and expiry matches.
+const (
+	itemUpdateInterval = 60
+	clockOffset        = itemUpdateInterval + 2
+	// realtimeMaxDelta is the largest exptime taken as relative (30 days).
+	realtimeMaxDelta = 60 * 60 * 24 * 30
+)
+
+// relNow returns memcached's current_time: seconds since ProcessStarted.
+// With the default clock it is a ticking counter updated by the clock
+// goroutine; with Config.Now it is computed from Now on every call, so a
+// test can move time by hand.
+func (c *Cache) relNow() uint32 {
+	if c.nowFn != nil {
+		return c.relFromUnix(c.nowFn().Unix())
+	}
+	return c.curTime.Load()
+}
+
+// relFromUnix converts a Unix time to rel time, clamped to uint32.
+func (c *Cache) relFromUnix(unix int64) uint32 {
+	d := unix - c.started
+	switch {
+	case d < 0:
+		return 0
+	case d > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(d)
+}
+
+// realtime converts a client exptime to rel time as memcached's realtime()
+// does: 0 is never; up to 30 days is relative to now; above that it is an
+// absolute Unix time, and one at or before process start is already
+// expired. Negative exptimes are already expired too (memcached maps them
+// to an absolute time before its start).
+func (c *Cache) realtime(exptime int64, now uint32) uint32 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime < 0:
+		return 1
+	case exptime > realtimeMaxDelta:
+		if exptime <= c.started {
+			return 1
+		}
+		return c.relFromUnix(exptime)
+	}
+	r := int64(now) + exptime
+	if r > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(r)
+}
+
+// unixFromRel converts a rel time back to Unix seconds; 0 stays 0.
+func (c *Cache) unixFromRel(rel uint32) int64 {
+	if rel == 0 {
+		return 0
+	}
+	return int64(rel) + c.started
+}
+
+// runClock advances curTime once a second until stop is closed. It runs
+// only with the default clock.
+func (c *Cache) runClock() {
+	defer c.wg.Done()
+	for {
+		now := time.Now()
+		c.curTime.Store(c.relFromUnix(now.Unix()))
+		next := now.Truncate(time.Second).Add(time.Second)
+		t := time.NewTimer(time.Until(next) + time.Millisecond)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Uptime returns seconds since the cache started, as memcached's "uptime"
+// stat. It is safe for concurrent use.
+func (c *Cache) Uptime() int64 {
+	return int64(c.relNow()) - itemUpdateInterval
+}
+
+// CurrentTime returns the cache's current Unix time in seconds, as
+// memcached's "time" stat: it advances in whole seconds with the cache
+// clock. It is safe for concurrent use.
+func (c *Cache) CurrentTime() int64 {
+	return int64(c.relNow()) + c.started
+}
+
+// ProcessStarted returns the Unix time that rel times count from
+// (memcached's process_started): 62 seconds before New was called, as in
+// memcached. Item exptimes are stored relative to it. It is safe for
+// concurrent use.
+func (c *Cache) ProcessStarted() int64 {
+	return c.started
+}

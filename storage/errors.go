@@ -1,0 +1,29 @@
+package storage
+
+import "errors"
+
+// Errors returned by Cache methods. Compare with errors.Is.
+var (
+	// ErrTooLarge reports an item that cannot fit the largest slab class
+	// (memcached's "SERVER_ERROR object too large for cache").
+	ErrTooLarge = errors.New("storage: object too large for cache")
+
+	// ErrNoMemory reports that no memory could be found for an item: the
+	// memory limit is reached and eviction is disabled, or nothing could be
+	// evicted (memcached's "SERVER_ERROR out of memory storing object").
+	ErrNoMemory = errors.New("storage: out of memory storing object")
+
+	// ErrKeyTooLong reports a key longer than KeyMaxLength bytes.
+	ErrKeyTooLong = errors.New("storage: key too long")
+
+	// ErrClosed reports a call on a closed Cache.
+	ErrClosed = errors.New("storage: cache closed")
+
+	// ErrBadConfig reports a Config that memcached would refuse to start
+	// with; New wraps it with the reason.
+	ErrBadConfig = errors.New("storage: invalid configuration")
+
+	// ErrMemoryLimit reports a memory limit that the cache cannot address
+	// (see MaxMemoryLimit).
+	ErrMemoryLimit = errors.New("storage: memory limit out of range")
+)

@@ -1,0 +1,136 @@
+package storage
+
+import (
+	"bytes"
+	"hash/maphash"
+	"sync"
+)
+
+// numStripes is the number of stripe locks over the hash index. A bucket's
+// stripe is its index modulo numStripes; since the table always has at
+// least numStripes buckets and doubles when it grows, a key's stripe never
+// changes.
+const numStripes = 1024
+
+// maxHashPower caps hash table growth.
+const maxHashPower = 30
+
+// stripe is one lock of the hash index and the table it currently uses.
+type stripe struct {
+	mu sync.Mutex // guards buckets, the chains of its buckets and the items on them
+	// buckets is the table the stripe's buckets are in. While the table
+	// grows, migrated stripes already point at the new table.
+	buckets []uint32
+	_       [64 - 32]byte
+}
+
+// hashKey hashes a key.
+func (c *Cache) hashKey(key []byte) uint64 {
+	return maphash.Bytes(c.seed, key)
+}
+
+// stripeFor returns the stripe of a hash value.
+func (c *Cache) stripeFor(hv uint64) *stripe {
+	return &c.stripes[hv&(numStripes-1)]
+}
+
+// bucketLocked returns the bucket of hv in the stripe's table.
+func (s *stripe) bucketLocked(hv uint64) *uint32 {
+	return &s.buckets[hv&uint64(len(s.buckets)-1)]
+}
+
+// findLocked returns the item stored under key, or 0. The caller holds the
+// key's stripe lock.
+func (c *Cache) findRawLocked(s *stripe, key []byte, hv uint64) (uint32, *itemHeader) {
+	for ref := *s.bucketLocked(hv); ref != 0; {
+		h := c.hdr(ref)
+		b := h.bits.Load()
+		if bitsNKey(b) == len(key) && bytes.Equal(c.itemKey(ref, b), key) {
+			return ref, h
+		}
+		ref = h.hnext
+	}
+	return 0, nil
+}
+
+// hashInsertLocked puts an item at the head of its bucket.
+func (c *Cache) hashInsertLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
+	b := s.bucketLocked(hv)
+	h.hnext = *b
+	*b = ref
+}
+
+// hashRemoveLocked takes an item off its bucket's chain.
+func (c *Cache) hashRemoveLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
+	p := s.bucketLocked(hv)
+	for *p != 0 {
+		if *p == ref {
+			*p = h.hnext
+			h.hnext = 0
+			return
+		}
+		p = &c.hdr(*p).hnext
+	}
+}
+
+// maybeExpand asks the expander to double the table when the cache holds
+// more than 1.5 items per bucket, as memcached's assoc_insert does.
+func (c *Cache) maybeExpand(items int64) {
+	power := c.hashPower.Load()
+	if power >= maxHashPower || items <= int64(3)<<power>>1 || c.hashExpanding.Load() {
+		return
+	}
+	select {
+	case c.expandCh <- struct{}{}:
+	default:
+	}
+}
+
+// runExpander grows the hash table on request until stop is closed.
+func (c *Cache) runExpander() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.expandCh:
+		}
+		power := c.hashPower.Load()
+		if power >= maxHashPower || c.items.Load() <= int64(3)<<power>>1 {
+			continue
+		}
+		c.expand(power + 1)
+	}
+}
+
+// expand doubles the table one stripe at a time, so that only the keys of
+// one stripe wait while their chains are split; the others keep working on
+// the old or the new table.
+func (c *Cache) expand(power uint32) {
+	c.hashExpanding.Store(true)
+	defer c.hashExpanding.Store(false)
+	nt := make([]uint32, 1<<power)
+	mask := uint64(len(nt) - 1)
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		s.mu.Lock()
+		if c.closed {
+			s.mu.Unlock()
+			return
+		}
+		old := s.buckets
+		for b := i; b < len(old); b += numStripes {
+			for ref := old[b]; ref != 0; {
+				h := c.hdr(ref)
+				next := h.hnext
+				nb := c.hashKey(c.itemKey(ref, h.bits.Load())) & mask
+				h.hnext = nt[nb]
+				nt[nb] = ref
+				ref = next
+			}
+		}
+		s.buckets = nt
+		s.mu.Unlock()
+	}
+	c.hashPower.Store(power)
+}

@@ -1,0 +1,244 @@
+package storage
+
+import "time"
+
+// Segmented LRU, as memcached 1.6: new items enter HOT; the maintainer
+// moves items from the HOT and WARM tails to COLD when their list is over
+// its share of the class or older than a multiple of the COLD tail's age;
+// items found ACTIVE (fetched twice) at a tail get a second chance in WARM;
+// evictions come from the COLD tail. A get only sets bits in the item: the
+// lists are fixed up lazily at their tails.
+const (
+	hotLRUPct     = 20  // -o hot_lru_pct
+	warmLRUPct    = 40  // -o warm_lru_pct
+	hotMaxFactor  = 0.2 // -o hot_max_factor
+	warmMaxFactor = 2.0 // -o warm_max_factor
+	pullTries     = 5   // items looked at per tail pull
+)
+
+// lruLinkLocked puts an item at the head of an LRU list.
+func (c *Cache) lruLinkLocked(cl *class, lru int, ref uint32, h *itemHeader) {
+	l := &cl.lru[lru]
+	setLRU(h, lru)
+	h.prev = 0
+	h.next = l.head
+	if l.head != 0 {
+		c.hdr(l.head).prev = ref
+	}
+	l.head = ref
+	if l.tail == 0 {
+		l.tail = ref
+	}
+	l.n++
+	l.bytes += c.itemSize(h, h.bits.Load())
+}
+
+// lruUnlinkLocked takes an item off its LRU list.
+func (c *Cache) lruUnlinkLocked(cl *class, ref uint32, h *itemHeader) {
+	b := h.bits.Load()
+	l := &cl.lru[bitsLRU(b)]
+	if h.prev != 0 {
+		c.hdr(h.prev).next = h.next
+	} else {
+		l.head = h.next
+	}
+	if h.next != 0 {
+		c.hdr(h.next).prev = h.prev
+	} else {
+		l.tail = h.prev
+	}
+	h.prev, h.next = 0, 0
+	l.n--
+	l.bytes -= c.itemSize(h, b)
+}
+
+// unlinkBothLocked removes a linked item from the hash index and its LRU and
+// frees its chunk. The caller holds the item's stripe lock and class lock.
+func (c *Cache) unlinkBothLocked(s *stripe, cl *class, ref uint32, h *itemHeader, hv uint64) {
+	c.hashRemoveLocked(s, ref, h, hv)
+	c.lruUnlinkLocked(cl, ref, h)
+	h.bits.And(^uint32(bitLinked))
+	c.items.Add(-1)
+	c.freeChunkLocked(cl, ref, h)
+}
+
+// pullTailLocked is memcached's lru_pull_tail: it looks at up to pullTries
+// items at the tail of one LRU of the class, reclaiming expired and flushed
+// items, and then, by list:
+//   - HOT/WARM: an ACTIVE item is rescued (HOT moves to WARM, WARM to its
+//     own head); otherwise the item moves to COLD when the list holds more
+//     than its share of totalBytes or is older than maxAge, else nothing.
+//   - COLD: an ACTIVE item moves to WARM (when evicting, the pull then
+//     goes on to the next item); otherwise, with evict, the item is evicted
+//     unless NoEvict.
+//
+// It returns how many items it reclaimed, evicted or moved. Items whose
+// stripe is locked are skipped (TryLock keeps the stripe→class lock order).
+func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uint32, evict bool, now uint32) int {
+	removed := 0
+	search := cl.lru[lru].tail
+	for tries := pullTries; tries > 0 && search != 0; tries-- {
+		h := c.hdr(search)
+		next := h.prev
+		b := h.bits.Load()
+		hv := c.hashKey(c.itemKey(search, b))
+		s := c.stripeFor(hv)
+		if !s.mu.TryLock() {
+			cl.cnt.lruTailReflocked.Add(1)
+			search = next
+			continue
+		}
+		// memcached reclaims at the tail with exptime < now (strictly).
+		if (h.exptime != 0 && h.exptime < now) || c.isFlushed(h, now) {
+			cl.cnt.reclaimed.Add(1)
+			if b&bitFetched == 0 {
+				cl.cnt.expiredUnfetched.Add(1)
+			}
+			c.unlinkBothLocked(s, cl, search, h, hv)
+			s.mu.Unlock()
+			removed++
+			search = next
+			continue
+		}
+		moveTo := -1
+		stop := true
+		switch lru {
+		case lruHot, lruWarm:
+			pct := uint64(hotLRUPct)
+			if lru == lruWarm {
+				pct = warmLRUPct
+			}
+			limit := totalBytes * pct / 100
+			switch {
+			case b&bitActive != 0:
+				h.bits.And(^uint32(bitActive))
+				removed++
+				if lru == lruWarm {
+					cl.cnt.movesWithinLRU.Add(1)
+					c.lruUnlinkLocked(cl, search, h)
+					c.lruLinkLocked(cl, lruWarm, search, h)
+					stop = false
+				} else {
+					cl.cnt.movesToWarm.Add(1)
+					moveTo = lruWarm
+				}
+			case cl.lru[lru].bytes > limit || now-h.atime.Load() > maxAge:
+				cl.cnt.movesToCold.Add(1)
+				moveTo = lruCold
+				removed++
+			}
+		case lruCold:
+			switch {
+			case b&bitActive != 0:
+				// Second chance: memcached moves an item hit in COLD to
+				// WARM at once; corvid does it here, at the tail, also
+				// when pulling to evict.
+				cl.cnt.movesToWarm.Add(1)
+				h.bits.And(^uint32(bitActive))
+				moveTo = lruWarm
+				removed++
+				stop = !evict
+			case evict:
+				if c.cfg.NoEvict {
+					break
+				}
+				cl.cnt.evicted.Add(1)
+				cl.cnt.evictedTime.Store(uint64(now - h.atime.Load()))
+				if h.exptime != 0 {
+					cl.cnt.evictedNonzero.Add(1)
+				}
+				if b&bitFetched == 0 {
+					cl.cnt.evictedUnfetched.Add(1)
+				}
+				if b&bitActive != 0 {
+					cl.cnt.evictedActive.Add(1)
+				}
+				c.unlinkBothLocked(s, cl, search, h, hv)
+				removed++
+			}
+		}
+		if moveTo >= 0 {
+			c.lruUnlinkLocked(cl, search, h)
+			c.lruLinkLocked(cl, moveTo, search, h)
+		}
+		s.mu.Unlock()
+		if stop {
+			break
+		}
+		search = next
+	}
+	return removed
+}
+
+// juggleLocked is memcached's lru_maintainer_juggle for one class: it
+// balances HOT and WARM against the age of the COLD tail and moves ACTIVE
+// COLD items to WARM. It returns how many moves it made.
+func (c *Cache) juggle(cl *class) int {
+	moves := 0
+	for i := 0; i < 500; i++ {
+		cl.mu.Lock()
+		if c.closed {
+			cl.mu.Unlock()
+			return moves
+		}
+		now := c.relNow()
+		var coldAge uint32
+		if t := cl.lru[lruCold].tail; t != 0 {
+			coldAge = now - c.hdr(t).atime.Load()
+		}
+		total := cl.lru[lruHot].bytes + cl.lru[lruWarm].bytes + cl.lru[lruCold].bytes
+		hotAge := uint32(float64(coldAge) * hotMaxFactor)
+		warmAge := uint32(float64(coldAge) * warmMaxFactor)
+		more := 0
+		if c.pullTailLocked(cl, lruHot, total, hotAge, false, now) > 0 ||
+			c.pullTailLocked(cl, lruWarm, total, warmAge, false, now) > 0 {
+			more++
+		}
+		more += c.pullTailLocked(cl, lruCold, total, 0, false, now)
+		cl.mu.Unlock()
+		if more == 0 {
+			break
+		}
+		moves++
+	}
+	return moves
+}
+
+// LRU maintainer sleep bounds (memcached's MIN/MAX_LRU_MAINTAINER_SLEEP).
+const (
+	maintainerMinSleep = time.Millisecond
+	maintainerMaxSleep = time.Second
+)
+
+// runMaintainer juggles every class's LRU lists, sleeping less while it
+// finds work, and balances pages between classes, until stop is closed.
+func (c *Cache) runMaintainer() {
+	defer c.wg.Done()
+	sleep := maintainerMaxSleep / 10
+	var lastBalance time.Time
+	for {
+		t := time.NewTimer(sleep)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		moves := 0
+		for i := 1; i < len(c.classes); i++ {
+			if c.classes[i].npages.Load() > 0 {
+				moves += c.juggle(&c.classes[i])
+			}
+		}
+		c.juggles.Add(1)
+		if moves > 0 {
+			sleep = max(sleep/2, maintainerMinSleep)
+		} else {
+			sleep = min(sleep*2, maintainerMaxSleep)
+		}
+		if time.Since(lastBalance) >= time.Second {
+			lastBalance = time.Now()
+			c.balance()
+		}
+	}
+}

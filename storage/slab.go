@@ -1,0 +1,323 @@
+package storage
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// SlabPageSize is the size of a slab page, memcached's slab_page_size.
+const SlabPageSize = 1 << 20
+
+// KeyMaxLength is the longest key the cache stores, as memcached.
+const KeyMaxLength = 250
+
+const (
+	// chunkAlign is memcached's CHUNK_ALIGN_BYTES.
+	chunkAlign = 8
+	// mcItemHeader is sizeof(item) in memcached 1.6 on 64-bit platforms.
+	// The class table is computed from it, so that the chunk sizes are the
+	// ones memcached prints, although corvid's own header is smaller.
+	mcItemHeader = 48
+	// maxClassID is the largest class id memcached can create
+	// (MAX_NUMBER_OF_SLAB_CLASSES-1); corvid's large-item class may follow.
+	maxClassID = 63
+)
+
+// lruList is one LRU list of a class: items linked through prev/next,
+// head most recent.
+type lruList struct {
+	head, tail uint32
+	n          uint64 // items on the list
+	bytes      uint64 // their itemSize total (memcached's sizes_bytes)
+}
+
+// class is one slab class: its pages, free chunks and LRU lists.
+type class struct {
+	mu sync.Mutex // guards pages, free, nfree, lru, requested and the prev/next/LRU bits of its chunks
+
+	id       int // immutable
+	size     int // chunk size; immutable
+	perslab  int // chunks per page; immutable
+	pageSize int // bytes per page; immutable
+
+	pages     []uint32 // ids of the pages owned
+	free      uint32   // free list head (doubly linked through prev/next)
+	nfree     int
+	lru       [numLRU]lruList
+	requested uint64 // itemSize total of allocated chunks (mem_requested)
+
+	npages atomic.Int32 // len(pages), readable without mu
+
+	// crawler position, guarded by mu.
+	crawlPage, crawlChunk int
+
+	cnt classCounters
+}
+
+// classCounters are the per-class counters of "stats slabs" and "stats
+// items". They are atomics, updated without locks.
+type classCounters struct {
+	_ [64]byte // keep the counters off the cache line of class.mu
+
+	hits                                                                  [numLRU]atomic.Uint64 // get hits by the LRU the item was on
+	cmdSet, deleteHits, incrHits, decrHits, casHits, casBadval, touchHits atomic.Uint64
+
+	evicted, evictedNonzero, evictedUnfetched, evictedActive, evictedTime atomic.Uint64
+	outOfMemory, reclaimed, expiredUnfetched, crawlerReclaimed            atomic.Uint64
+	crawlerItemsChecked, movesToCold, movesToWarm, movesWithinLRU         atomic.Uint64
+	directReclaims, tailRepairs, lruTailReflocked                         atomic.Uint64
+}
+
+func (k *classCounters) reset() {
+	for i := range k.hits {
+		k.hits[i].Store(0)
+	}
+	for _, p := range []*atomic.Uint64{
+		&k.cmdSet, &k.deleteHits, &k.incrHits, &k.decrHits, &k.casHits, &k.casBadval, &k.touchHits,
+		&k.evicted, &k.evictedNonzero, &k.evictedUnfetched, &k.evictedActive, &k.evictedTime,
+		&k.outOfMemory, &k.reclaimed, &k.expiredUnfetched, &k.crawlerReclaimed,
+		&k.crawlerItemsChecked, &k.movesToCold, &k.movesToWarm, &k.movesWithinLRU,
+		&k.directReclaims, &k.tailRepairs, &k.lruTailReflocked,
+	} {
+		p.Store(0)
+	}
+}
+
+// buildClasses computes memcached 1.6's slab class table (slabs_init):
+// starting at its item header plus the minimum chunk, each class is the
+// previous one times factor, 8-byte aligned, until slab_chunk_max/factor;
+// the last class is slab_chunk_max. The result is indexed by class id
+// (index 0 unused).
+func buildClasses(chunkMin int, factor float64, chunkMax int) []ClassInfo {
+	out := []ClassInfo{{}}
+	size := uint32(mcItemHeader + chunkMin)
+	i := 0
+	for {
+		i++
+		if i >= maxClassID || float64(size) >= float64(chunkMax)/factor {
+			break
+		}
+		if size%chunkAlign != 0 {
+			size += chunkAlign - size%chunkAlign
+		}
+		out = append(out, ClassInfo{ID: i, ChunkSize: int(size), ChunksPerPage: SlabPageSize / int(size)})
+		size = uint32(float64(size) * factor)
+	}
+	return append(out, ClassInfo{ID: i, ChunkSize: chunkMax, ChunksPerPage: SlabPageSize / chunkMax})
+}
+
+// classFor returns the smallest class whose chunks hold ntotal bytes, or 0.
+func (c *Cache) classFor(ntotal uint64) int {
+	lo, hi := 1, len(c.classes)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if uint64(c.classes[m].size) < ntotal {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(c.classes) {
+		return 0
+	}
+	return lo
+}
+
+// takeFreeLocked pops a chunk off the class's free list, or returns 0. The
+// chunk is then in flight: neither free nor linked.
+func (c *Cache) takeFreeLocked(cl *class) uint32 {
+	ref := cl.free
+	if ref == 0 {
+		return 0
+	}
+	h := c.hdr(ref)
+	cl.free = h.next
+	if h.next != 0 {
+		c.hdr(h.next).prev = 0
+	}
+	cl.nfree--
+	h.bits.Store(uint32(cl.id) << clsShift)
+	return ref
+}
+
+// pushFreeLocked puts a chunk on the class's free list.
+func (c *Cache) pushFreeLocked(cl *class, ref uint32, h *itemHeader) {
+	h.bits.Store(bitSlabbed | uint32(cl.id)<<clsShift)
+	h.prev = 0
+	h.next = cl.free
+	if cl.free != 0 {
+		c.hdr(cl.free).prev = ref
+	}
+	cl.free = ref
+	cl.nfree++
+}
+
+// removeFreeLocked takes a given chunk off the free list.
+func (c *Cache) removeFreeLocked(cl *class, ref uint32, h *itemHeader) {
+	if h.prev != 0 {
+		c.hdr(h.prev).next = h.next
+	} else {
+		cl.free = h.next
+	}
+	if h.next != 0 {
+		c.hdr(h.next).prev = h.prev
+	}
+	h.prev, h.next = 0, 0
+	cl.nfree--
+}
+
+// freeChunkLocked returns an unlinked chunk to its class.
+func (c *Cache) freeChunkLocked(cl *class, ref uint32, h *itemHeader) {
+	cl.requested -= c.itemSize(h, h.bits.Load())
+	c.pushFreeLocked(cl, ref, h)
+}
+
+// slabAllocLocked takes a free chunk, adding a page to the class first if
+// it has none free and memory allows.
+func (c *Cache) slabAllocLocked(cl *class) uint32 {
+	if ref := c.takeFreeLocked(cl); ref != 0 {
+		return ref
+	}
+	if c.newPageLocked(cl) {
+		return c.takeFreeLocked(cl)
+	}
+	return 0
+}
+
+// newPageLocked gives the class a page and splits it into free chunks.
+func (c *Cache) newPageLocked(cl *class) bool {
+	id, ok := c.getPage(cl.pageSize)
+	if !ok {
+		return false
+	}
+	c.addPageLocked(cl, id)
+	return true
+}
+
+func (c *Cache) addPageLocked(cl *class, id uint32) {
+	cl.pages = append(cl.pages, id)
+	cl.npages.Store(int32(len(cl.pages)))
+	for i := cl.perslab - 1; i >= 0; i-- {
+		ref := makeRef(id, i*cl.size)
+		c.pushFreeLocked(cl, ref, c.hdr(ref))
+	}
+}
+
+// getPage returns the id of a page of the given size: a pooled page, or a
+// new one if the memory limit allows. Pages of other sizes than
+// SlabPageSize (the large-item class) are never pooled; pooled pages are
+// released to make room for them.
+func (c *Cache) getPage(size int) (uint32, bool) {
+	c.pageMu.Lock()
+	defer c.pageMu.Unlock()
+	if c.closed {
+		return 0, false
+	}
+	if size == SlabPageSize && len(c.pool) > 0 {
+		id := c.pool[len(c.pool)-1]
+		c.pool = c.pool[:len(c.pool)-1]
+		return id, true
+	}
+	for c.malloced+int64(size) > c.limit && len(c.pool) > 0 {
+		id := c.pool[len(c.pool)-1]
+		c.pool = c.pool[:len(c.pool)-1]
+		c.releasePageLocked(id)
+	}
+	if c.malloced+int64(size) > c.limit {
+		return 0, false
+	}
+	var id uint32
+	if n := len(c.freeIDs); n > 0 {
+		id = c.freeIDs[n-1]
+	} else if c.nextID <= MaxPages {
+		id = c.nextID
+	} else {
+		return 0, false
+	}
+	mem, err := allocPage(size)
+	if err != nil {
+		c.mallocFails.Add(1)
+		return 0, false
+	}
+	if n := len(c.freeIDs); n > 0 {
+		c.freeIDs = c.freeIDs[:n-1]
+	} else {
+		c.nextID++
+	}
+	c.pages[id] = mem
+	c.malloced += int64(size)
+	return id, true
+}
+
+// releasePageLocked returns a page's memory to the operating system. The
+// caller holds pageMu and no item lives in the page.
+func (c *Cache) releasePageLocked(id uint32) {
+	mem := c.pages[id]
+	c.pages[id] = nil
+	c.malloced -= int64(len(mem))
+	c.freeIDs = append(c.freeIDs, id)
+	freePage(mem)
+}
+
+// putPage takes back a page emptied by a class: into the pool while the
+// cache is within its limit, otherwise back to the operating system.
+func (c *Cache) putPage(id uint32) {
+	c.pageMu.Lock()
+	defer c.pageMu.Unlock()
+	if len(c.pages[id]) == SlabPageSize && c.malloced <= c.limit {
+		c.pool = append(c.pool, id)
+		return
+	}
+	c.releasePageLocked(id)
+}
+
+// alloc returns an in-flight chunk of class cls for an item of ntotal bytes
+// with an nkey-byte key and an nbytes-byte value, taking memory as
+// memcached's do_item_alloc_pull does: the free list, a new page, then
+// reclaiming expired items and evicting from the COLD tail (pushing HOT and
+// WARM items down when COLD is empty). When the class has nothing left to
+// evict, a page is taken from another class. The caller may hold a stripe
+// lock.
+func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
+	cl := &c.classes[cls]
+	cl.mu.Lock()
+	if c.closed {
+		cl.mu.Unlock()
+		return 0, ErrClosed
+	}
+	ref := c.slabAllocLocked(cl)
+	i := 0
+	for ; ref == 0 && i < 10; i++ {
+		if c.pullTailLocked(cl, lruCold, 0, 0, true, now) <= 0 &&
+			c.pullTailLocked(cl, lruHot, 0, 0, false, now) <= 0 &&
+			c.pullTailLocked(cl, lruWarm, 0, 0, false, now) <= 0 &&
+			(c.cfg.NoEvict || !c.stealPageLocked(cl, now)) {
+			i++
+			break
+		}
+		ref = c.slabAllocLocked(cl)
+	}
+	if i > 0 {
+		cl.cnt.directReclaims.Add(uint64(i))
+	}
+	if ref == 0 {
+		cl.cnt.outOfMemory.Add(1)
+		cl.mu.Unlock()
+		return 0, ErrNoMemory
+	}
+	h := c.hdr(ref)
+	h.bits.Store(uint32(cls)<<clsShift | uint32(nkey)<<nkeyShift)
+	h.nbytes = uint32(nbytes)
+	cl.requested += c.itemSize(h, h.bits.Load())
+	cl.mu.Unlock()
+	return ref, nil
+}
+
+// freeInflight returns a chunk from alloc that was never linked.
+func (c *Cache) freeInflight(ref uint32) {
+	h := c.hdr(ref)
+	cl := &c.classes[bitsClass(h.bits.Load())]
+	cl.mu.Lock()
+	c.freeChunkLocked(cl, ref, h)
+	cl.mu.Unlock()
+}

@@ -1,0 +1,356 @@
+package storage
+
+// Page moves (memcached's slab rebalancer): a page is taken from one class,
+// its items moved to free chunks elsewhere in the class ("rescued") or
+// evicted, and the page handed to another class or released. corvid moves
+// pages in two cases:
+//   - a class needs memory, the limit is reached and its own LRU has
+//     nothing to evict (it may never have received a page): alloc steals a
+//     page at once, so that stores only fail when eviction is disabled;
+//   - the maintainer's balance pass, once a second, moves a page from the
+//     class with the oldest COLD tail to a class that is evicting younger
+//     items (memcached's slab_automove=1 age ratio), and releases pages
+//     while the cache holds more than a lowered memory limit.
+
+// automoveRatio is memcached's slab_automove_ratio.
+const automoveRatio = 0.8
+
+// pageOf returns the index in cl.pages of the page holding ref, or -1.
+func pageOf(cl *class, ref uint32) int {
+	id := ref >> refPageShift
+	for i, p := range cl.pages {
+		if p == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// tailPageLocked picks the page to empty in a class: the one holding its
+// oldest item (the COLD tail, else WARM, else HOT), or its last page.
+func (c *Cache) tailPageLocked(cl *class) int {
+	for _, lru := range [...]int{lruCold, lruWarm, lruHot} {
+		if t := cl.lru[lru].tail; t != 0 {
+			if i := pageOf(cl, t); i >= 0 {
+				return i
+			}
+		}
+	}
+	return len(cl.pages) - 1
+}
+
+// clearPageLocked empties page idx of class v and removes it from the
+// class, returning its id; it fails (leaving the page in place, perhaps
+// with fewer items) if a chunk is in flight or an item's stripe is locked.
+// The caller holds v.mu.
+func (c *Cache) clearPageLocked(v *class, idx int, now uint32) (uint32, bool) {
+	id := v.pages[idx]
+	refOf := func(i int) uint32 { return makeRef(id, i*v.size) }
+	for i := 0; i < v.perslab; i++ {
+		if c.hdr(refOf(i)).bits.Load()&(bitLinked|bitSlabbed) == 0 {
+			return 0, false // a store is filling this chunk
+		}
+	}
+	// Take the page's free chunks off the free list, so that rescues land
+	// in other pages.
+	for i := 0; i < v.perslab; i++ {
+		ref := refOf(i)
+		if h := c.hdr(ref); h.bits.Load()&bitSlabbed != 0 {
+			c.removeFreeLocked(v, ref, h)
+		}
+	}
+	ok := true
+	for i := 0; i < v.perslab; i++ {
+		ref := refOf(i)
+		h := c.hdr(ref)
+		b := h.bits.Load()
+		if b&bitLinked == 0 {
+			continue
+		}
+		hv := c.hashKey(c.itemKey(ref, b))
+		s := c.stripeFor(hv)
+		if !s.mu.TryLock() {
+			ok = false
+			continue
+		}
+		live := !isExpired(h, now) && !c.isFlushed(h, now)
+		if live {
+			if to := c.takeFreeLocked(v); to != 0 {
+				c.moveItemLocked(s, v, ref, to, hv)
+				c.slabRescues.Add(1)
+				s.mu.Unlock()
+				continue
+			}
+			c.slabEvictions.Add(1)
+		}
+		c.hashRemoveLocked(s, ref, h, hv)
+		c.lruUnlinkLocked(v, ref, h)
+		c.items.Add(-1)
+		v.requested -= c.itemSize(h, b)
+		h.bits.Store(bitSlabbed | uint32(v.id)<<clsShift)
+		s.mu.Unlock()
+	}
+	if !ok {
+		for i := 0; i < v.perslab; i++ {
+			ref := refOf(i)
+			if h := c.hdr(ref); h.bits.Load()&bitSlabbed != 0 {
+				c.pushFreeLocked(v, ref, h)
+			}
+		}
+		return 0, false
+	}
+	v.pages = append(v.pages[:idx], v.pages[idx+1:]...)
+	v.npages.Store(int32(len(v.pages)))
+	if v.crawlPage > idx {
+		v.crawlPage--
+	}
+	return id, true
+}
+
+// moveItemLocked copies the linked item at from into the in-flight chunk
+// to and puts it in from's place in the hash chain and the LRU list; from
+// is left out of every list. The caller holds the stripe and class locks.
+func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to uint32, hv uint64) {
+	hf, ht := c.hdr(from), c.hdr(to)
+	b := hf.bits.Load()
+	n := int(c.itemSize(hf, b))
+	src := c.pages[from>>refPageShift][int(from&refOffMask)<<3:]
+	dst := c.pages[to>>refPageShift][int(to&refOffMask)<<3:]
+	copy(dst[c.hdrSize:n], src[c.hdrSize:n])
+	ht.hnext, ht.prev, ht.next = hf.hnext, hf.prev, hf.next
+	ht.atime.Store(hf.atime.Load())
+	ht.bits.Store(b)
+	ht.exptime, ht.flags, ht.nbytes = hf.exptime, hf.flags, hf.nbytes
+	if c.useCAS {
+		ht.cas = hf.cas
+	}
+	// hash chain
+	for p := s.bucketLocked(hv); *p != 0; p = &c.hdr(*p).hnext {
+		if *p == from {
+			*p = to
+			break
+		}
+	}
+	// LRU list
+	l := &cl.lru[bitsLRU(b)]
+	if ht.prev != 0 {
+		c.hdr(ht.prev).next = to
+	} else {
+		l.head = to
+	}
+	if ht.next != 0 {
+		c.hdr(ht.next).prev = to
+	} else {
+		l.tail = to
+	}
+	hf.bits.Store(bitSlabbed | uint32(cl.id)<<clsShift)
+}
+
+// stealPageLocked finds a page in another class for dst, which has nothing
+// to evict: it tries the classes with the most pages (those with one page
+// last), emptying the page of their oldest items. The caller holds dst.mu;
+// other class locks are only tried, never waited for.
+func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
+	tried := 0
+	for pass := 0; pass < 2 && tried < 4; pass++ {
+		for tried < 4 {
+			v := c.pickVictim(dst, pass == 0, tried)
+			if v == nil {
+				break
+			}
+			tried++
+			if !v.mu.TryLock() {
+				continue
+			}
+			id, ok := c.takePageLocked(v, now)
+			v.mu.Unlock()
+			if !ok {
+				continue
+			}
+			c.slabsMoved.Add(1)
+			if v.pageSize == dst.pageSize {
+				c.addPageLocked(dst, id)
+			} else {
+				c.putPage(id)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// pickVictim returns the class other than dst with the skip+1'th most
+// pages; with multi only classes with two pages or more.
+func (c *Cache) pickVictim(dst *class, multi bool, skip int) *class {
+	type cand struct {
+		cl *class
+		n  int32
+	}
+	var best [4]cand
+	for i := 1; i < len(c.classes); i++ {
+		cl := &c.classes[i]
+		n := cl.npages.Load()
+		if cl == dst || n == 0 || (multi && n < 2) || (!multi && n != 1) {
+			continue
+		}
+		for j := range best {
+			if best[j].cl == nil || n > best[j].n {
+				copy(best[j+1:], best[j:len(best)-1])
+				best[j] = cand{cl, n}
+				break
+			}
+		}
+	}
+	if skip >= len(best) {
+		return nil
+	}
+	return best[skip].cl
+}
+
+// takePageLocked empties one page of v (trying up to three) and returns it.
+func (c *Cache) takePageLocked(v *class, now uint32) (uint32, bool) {
+	if len(v.pages) == 0 {
+		return 0, false
+	}
+	first := c.tailPageLocked(v)
+	for k := 0; k < 3 && k < len(v.pages); k++ {
+		idx := (first + k) % len(v.pages)
+		if id, ok := c.clearPageLocked(v, idx, now); ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// balance is the maintainer's once-a-second page pass: release pages while
+// over the memory limit, then move one page from the class with the oldest
+// items to the class evicting the youngest ones.
+func (c *Cache) balance() {
+	for moved := 0; moved < 64 && c.overLimit(); moved++ {
+		v := c.oldestClass(nil, 1)
+		if v == nil || !c.releaseOne(v) {
+			break
+		}
+	}
+	if !c.memoryFull() {
+		c.noteEvictions()
+		return
+	}
+	young, old := c.automoveCandidates()
+	if young == nil || old == nil {
+		return
+	}
+	// The pooled page goes to the next class that needs one: the evicting
+	// class, in practice.
+	c.releaseOne(old)
+}
+
+// overLimit reports whether the pages exceed a lowered memory limit.
+func (c *Cache) overLimit() bool {
+	c.pageMu.Lock()
+	defer c.pageMu.Unlock()
+	for c.malloced > c.limit && len(c.pool) > 0 {
+		id := c.pool[len(c.pool)-1]
+		c.pool = c.pool[:len(c.pool)-1]
+		c.releasePageLocked(id)
+	}
+	return c.malloced > c.limit
+}
+
+// memoryFull reports whether no further page can be allocated.
+func (c *Cache) memoryFull() bool {
+	c.pageMu.Lock()
+	defer c.pageMu.Unlock()
+	return len(c.pool) == 0 && c.malloced+SlabPageSize > c.limit
+}
+
+// releaseOne empties a page of v and hands it back (to the pool, or to the
+// operating system when over the limit).
+func (c *Cache) releaseOne(v *class) bool {
+	v.mu.Lock()
+	if c.closed || len(v.pages) == 0 {
+		v.mu.Unlock()
+		return false
+	}
+	id, ok := c.takePageLocked(v, c.relNow())
+	v.mu.Unlock()
+	if ok {
+		c.slabsMoved.Add(1)
+		c.putPage(id)
+	}
+	return ok
+}
+
+// tailAge returns the age of a class's oldest item (COLD tail, else WARM,
+// else HOT), and whether it has items.
+func (c *Cache) tailAge(cl *class, now uint32) (uint32, bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, lru := range [...]int{lruCold, lruWarm, lruHot} {
+		if t := cl.lru[lru].tail; t != 0 {
+			return now - c.hdr(t).atime.Load(), true
+		}
+	}
+	return 0, false
+}
+
+// oldestClass returns the class (other than not) with at least minPages
+// pages whose oldest item is the oldest; empty classes count as oldest.
+func (c *Cache) oldestClass(not *class, minPages int32) *class {
+	now := c.relNow()
+	var best *class
+	var bestAge uint32
+	for i := 1; i < len(c.classes); i++ {
+		cl := &c.classes[i]
+		if cl == not || cl.npages.Load() < minPages {
+			continue
+		}
+		age, any := c.tailAge(cl, now)
+		if !any {
+			return cl
+		}
+		if best == nil || age > bestAge {
+			best, bestAge = cl, age
+		}
+	}
+	return best
+}
+
+// noteEvictions records each class's eviction count for the next pass.
+func (c *Cache) noteEvictions() {
+	for i := 1; i < len(c.classes); i++ {
+		c.lastEvicted[i] = c.classes[i].cnt.evicted.Load()
+	}
+}
+
+// automoveCandidates returns the class that evicted since the last pass
+// with the youngest COLD tail, and the class with two or more pages whose
+// oldest item is older than that by more than automoveRatio.
+func (c *Cache) automoveCandidates() (young, old *class) {
+	now := c.relNow()
+	var youngAge, oldAge uint32
+	for i := 1; i < len(c.classes); i++ {
+		cl := &c.classes[i]
+		ev := cl.cnt.evicted.Load()
+		evicting := ev > c.lastEvicted[i]
+		c.lastEvicted[i] = ev
+		if cl.npages.Load() == 0 {
+			continue
+		}
+		age, any := c.tailAge(cl, now)
+		if evicting && (young == nil || age < youngAge) {
+			young, youngAge = cl, age
+		}
+		if cl.npages.Load() >= 2 && (old == nil || !any || age > oldAge) {
+			if !any {
+				age = ^uint32(0)
+			}
+			old, oldAge = cl, age
+		}
+	}
+	if young == nil || old == nil || young == old ||
+		float64(youngAge) >= float64(oldAge)*automoveRatio {
+		return nil, nil
+	}
+	return young, old
+}

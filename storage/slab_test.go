@@ -1,0 +1,138 @@
+package storage
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// readClasses parses the "slab class" lines "memcached -vv" prints at start.
+func readClasses(t *testing.T, name string) []ClassInfo {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []ClassInfo
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ci ClassInfo
+		if _, err := fmt.Sscanf(sc.Text(), "slab class %d: chunk size %d perslab %d", &ci.ID, &ci.ChunkSize, &ci.ChunksPerPage); err != nil {
+			t.Fatalf("%s: %q: %v", name, sc.Text(), err)
+		}
+		out = append(out, ci)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no classes", name)
+	}
+	return out
+}
+
+// TestClassesMatchMemcached compares Classes with tables recorded from
+// memcached 1.6.18 ("memcached -vv -n N -f F [-o slab_chunk_max=B]").
+func TestClassesMatchMemcached(t *testing.T) {
+	tests := []struct {
+		file     string
+		cfg      Config
+		extraBig bool // ItemSizeMax > SlabChunkMax: corvid adds one class
+	}{
+		{"classes_n48_f1.25.txt", Config{}, true},
+		{"classes_n48_f1.25.txt", Config{ChunkSizeMin: 48, GrowthFactor: 1.25, ItemSizeMax: 512 << 10}, false},
+		{"classes_n5_f1.01.txt", Config{ChunkSizeMin: 5, GrowthFactor: 1.01}, true},
+		{"classes_n100_f2.txt", Config{ChunkSizeMin: 100, GrowthFactor: 2}, true},
+		{"classes_n32_f1.5.txt", Config{ChunkSizeMin: 32, GrowthFactor: 1.5}, true},
+		{"classes_n48_f1.07.txt", Config{GrowthFactor: 1.07}, true},
+		{"classes_n48_f1.25_chunk256k.txt", Config{SlabChunkMax: 256 << 10}, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d", tt.file, tt.cfg.ItemSizeMax), func(t *testing.T) {
+			want := readClasses(t, tt.file)
+			tt.cfg.NoCrawler = true
+			c := newCache(t, tt.cfg)
+			got := c.Classes()
+			if tt.extraBig {
+				big := got[len(got)-1]
+				itemMax := 1 << 20
+				if big.ID != len(want)+1 || big.ChunkSize != itemMax || big.ChunksPerPage != 1 {
+					t.Fatalf("large-item class = %+v", big)
+				}
+				got = got[:len(got)-1]
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d classes, memcached has %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("class %d = %+v, memcached %+v", i+1, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestConfigChecks(t *testing.T) {
+	bad := []Config{
+		{GrowthFactor: 1},
+		{GrowthFactor: 0.5},
+		{ChunkSizeMin: -1},
+		{ItemSizeMax: 1000},
+		{ItemSizeMax: 2 << 30},
+		{ItemSizeMax: 600 << 10},                         // not a multiple of slab_chunk_max
+		{ItemSizeMax: 100 << 10, SlabChunkMax: 512 << 10}, // chunk max larger than -I
+		{SlabChunkMax: 3000},
+		{MemoryLimit: 1 << 20},   // -I over half the memory
+		{HashPowerInit: 8},
+		{HashPowerInit: 40},
+	}
+	for _, cfg := range bad {
+		cfg.NoCrawler = true
+		c, err := New(cfg)
+		if err == nil {
+			c.Close()
+			t.Errorf("New(%+v) succeeded", cfg)
+			continue
+		}
+		if !errors.Is(err, ErrBadConfig) {
+			t.Errorf("New(%+v) = %v, want ErrBadConfig", cfg, err)
+		}
+	}
+	if _, err := New(Config{MemoryLimit: MaxMemoryLimit + 1}); !errors.Is(err, ErrMemoryLimit) {
+		t.Errorf("huge limit: %v", err)
+	}
+	// -I smaller than 512 KiB lowers slab_chunk_max by default.
+	c := newCache(t, Config{ItemSizeMax: 64 << 10, NoCrawler: true})
+	cls := c.Classes()
+	if last := cls[len(cls)-1]; last.ChunkSize != 64<<10 {
+		t.Fatalf("last class %+v", last)
+	}
+}
+
+func TestLargerItemSizeMax(t *testing.T) {
+	c := newCache(t, Config{ItemSizeMax: 4 << 20, MemoryLimit: 16 << 20, NoCrawler: true})
+	cls := c.Classes()
+	if big := cls[len(cls)-1]; big.ChunkSize != 4<<20 || big.ChunksPerPage != 1 {
+		t.Fatalf("large class %+v", big)
+	}
+	v := make([]byte, 3<<20)
+	for i := range v {
+		v[i] = byte(i)
+	}
+	for i := 0; i < 10; i++ {
+		key := []byte(fmt.Sprint("big", i))
+		if _, err := c.Store(ModeSet, key, 0, 0, v, 0); err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	s := stats(c)
+	if s.TotalMalloced > 16<<20 || s.CurrItems == 0 || s.CurrItems > 4 {
+		t.Fatalf("malloced %d items %d", s.TotalMalloced, s.CurrItems)
+	}
+	got, ok := value(c, "big9")
+	if !ok || got != string(v) {
+		t.Fatal("last large item lost or corrupted")
+	}
+}
