@@ -94,8 +94,17 @@ func (r *Request) Key() []byte {
 	return r.Keys[0]
 }
 
-// reset clears r for reuse, keeping the backing arrays of its slices.
+// maxRetainedKeys bounds the key array a Request keeps between requests: a
+// MaxGetLineLen line of one-byte keys needs some 12 bytes of slice headers
+// per byte of line, which a connection should not keep once it is served.
+const maxRetainedKeys = 4096
+
+// reset clears r for reuse, keeping the backing arrays of its slices unless
+// the keys' array has grown past maxRetainedKeys.
 func (r *Request) reset() {
 	keys, args := r.Keys[:0], r.Args[:0]
+	if cap(keys) > maxRetainedKeys {
+		keys = nil
+	}
 	*r = Request{Keys: keys, Args: args}
 }

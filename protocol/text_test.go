@@ -547,3 +547,15 @@ func BenchmarkParseSet(b *testing.B) { benchmarkParse(b, "set user:1234567 0 360
 func BenchmarkParseCas(b *testing.B) {
 	benchmarkParse(b, "cas user:1234567 0 3600 512 98765432 noreply\r\n")
 }
+
+func TestParseReleasesHugeKeyArrays(t *testing.T) {
+	var req Request
+	huge := "get " + strings.Repeat("a ", 2*maxRetainedKeys) + "\r\n"
+	if _, err := Parse([]byte(huge), &req); err != nil || len(req.Keys) != 2*maxRetainedKeys {
+		t.Fatalf("Parse(huge get) = %v with %d keys", err, len(req.Keys))
+	}
+	Parse([]byte("get k\r\n"), &req)
+	if cap(req.Keys) > maxRetainedKeys {
+		t.Errorf("Request keeps room for %d keys after a small get", cap(req.Keys))
+	}
+}

@@ -22,6 +22,21 @@ func (c *conn) handleOne(buf []byte) int {
 	}
 	if err != nil {
 		c.r += n
+		switch req.Command {
+		case protocol.CmdFlushAll:
+			// memcached counts and refuses a disabled flush_all before
+			// it looks at the delay.
+			if c.srv.cfg.DisableFlushAll {
+				c.stats.cmdFlush++
+				c.replyOK(req, "CLIENT_ERROR flush_all not allowed")
+				return 0
+			}
+		case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+			// memcached has looked up (and for gat, touched) the keys
+			// before the bad one when it answers the error, and sends
+			// none of their values.
+			c.lookupOnly(req)
+		}
 		line, closeConn := protocol.ErrorReply(err, req.NoReply)
 		if closeConn {
 			return -1
@@ -63,12 +78,17 @@ func (c *conn) handleOne(buf []byte) int {
 		return -1
 	case protocol.CmdShutdown:
 		c.r += n
-		if !c.srv.cfg.EnableShutdown {
+		switch {
+		case !c.srv.cfg.EnableShutdown:
 			c.reply("ERROR: shutdown not enabled")
-			return 0
+		case len(req.Args) == 0 || (len(req.Args) == 1 && string(req.Args[0]) == "graceful"):
+			// Both modes stop the server after in-flight requests are
+			// answered, which is memcached's graceful shutdown.
+			c.srv.requestShutdown()
+			c.closeAfterWrite = true
+		default:
+			c.reply("CLIENT_ERROR invalid shutdown mode")
 		}
-		c.srv.requestShutdown()
-		c.closeAfterWrite = true
 	case protocol.CmdCacheMemlimit:
 		c.r += n
 		c.cacheMemlimit(req)
@@ -95,10 +115,23 @@ func (c *conn) replyOK(req *protocol.Request, line string) {
 	}
 }
 
+// lookupOnly performs the lookups of a get-family request without replying.
+func (c *conn) lookupOnly(req *protocol.Request) { c.lookup(req, false) }
+
 func (c *conn) get(req *protocol.Request) {
+	c.lookup(req, true)
+	c.wbuf = append(c.wbuf, "END\r\n"...)
+}
+
+// lookup looks up (or, for gat and gats, touches) every key of req, and
+// appends a VALUE reply for each hit when emit is set.
+func (c *conn) lookup(req *protocol.Request, emit bool) {
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
 	hit := func(it storage.Item) {
+		if !emit {
+			return
+		}
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 	}
 	cache := c.srv.cache
@@ -122,7 +155,6 @@ func (c *conn) get(req *protocol.Request) {
 			}
 		}
 	}
-	c.wbuf = append(c.wbuf, "END\r\n"...)
 }
 
 var storeModes = [...]storage.StoreMode{
@@ -238,7 +270,11 @@ func (c *conn) cacheMemlimit(req *protocol.Request) {
 		c.replyOK(req, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
 		return
 	}
-	if err := c.srv.cache.SetMemoryLimit(int64(min(mb, 1<<40)) << 20); err != nil {
+	if mb > 1000000000 {
+		c.replyOK(req, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
+		return
+	}
+	if err := c.srv.cache.SetMemoryLimit(int64(mb) << 20); err != nil {
 		c.replyOK(req, "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust")
 		return
 	}

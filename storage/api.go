@@ -9,15 +9,18 @@ type Config struct {
 	ChunkSizeMin  int     // -n, minimum space for key+value+flags; default 48
 	GrowthFactor  float64 // -f, chunk size growth factor; default 1.25
 	ItemSizeMax   int     // -I, largest item; default 1 MiB
-	SlabChunkMax  int     // -o slab_chunk_max; default SlabPageSize/2
+	SlabChunkMax  int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
 	NoEvict       bool    // -M: fail stores with ErrNoMemory instead of evicting
 	DisableCAS    bool    // -C: items carry no CAS unique (CAS always 0)
 	HashPowerInit int     // -o hashpower; default 16
 	NoCrawler     bool    // -o no_lru_crawler
-	// CrawlInterval is how often the background crawler scans for expired
-	// items; default 1s... (implementation detail, documented where used).
+	// CrawlInterval is how often the crawler walks the classes for expired
+	// and flushed items; default 1s. A class whose pass reclaimed nothing
+	// is walked less often, down to once every 64 intervals.
 	CrawlInterval time.Duration
-	// Now returns the current Unix time; default time.Now. Tests set it.
+	// Now returns the current time; default time.Now, read by a goroutine
+	// that advances the cache's clock once a second as memcached does.
+	// When set, Now is called on every operation, so a test can move time.
 	Now func() time.Time
 }
 
@@ -144,12 +147,17 @@ type ClassInfo struct {
 //	func (c *Cache) Get(key []byte, fn func(Item)) bool
 //	func (c *Cache) GetAndTouch(key []byte, exptime int64, fn func(Item)) bool
 //	func (c *Cache) Store(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (StoreResult, error)
+//	func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (StoreResult, uint64, error)
 //	func (c *Cache) Unlink(key []byte) bool
 //	func (c *Cache) Delete(key []byte) StoreResult
+//	func (c *Cache) DeleteCAS(key []byte, cas uint64) StoreResult
 //	func (c *Cache) Touch(key []byte, exptime int64) StoreResult
 //	func (c *Cache) Incr(key []byte, delta uint64, decr bool) (uint64, StoreResult)
+//	func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value, newCAS uint64, res StoreResult, err error)
 //	func (c *Cache) FlushAll(delay int64)
 //	func (c *Cache) SetMemoryLimit(bytes int64) error
 //	func (c *Cache) ReadStats(s *Stats)
 //	func (c *Cache) ResetStats()
-//	func (c *Cache) Uptime() / ProcessStarted() / CurrentTime()
+//	func (c *Cache) Uptime() int64
+//	func (c *Cache) ProcessStarted() int64
+//	func (c *Cache) CurrentTime() int64

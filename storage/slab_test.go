@@ -81,10 +81,10 @@ func TestConfigChecks(t *testing.T) {
 		{ChunkSizeMin: -1},
 		{ItemSizeMax: 1000},
 		{ItemSizeMax: 2 << 30},
-		{ItemSizeMax: 600 << 10},                         // not a multiple of slab_chunk_max
+		{ItemSizeMax: 600 << 10},                          // not a multiple of slab_chunk_max
 		{ItemSizeMax: 100 << 10, SlabChunkMax: 512 << 10}, // chunk max larger than -I
 		{SlabChunkMax: 3000},
-		{MemoryLimit: 1 << 20},   // -I over half the memory
+		{MemoryLimit: 1 << 20}, // -I over half the memory
 		{HashPowerInit: 8},
 		{HashPowerInit: 40},
 	}

@@ -1,0 +1,133 @@
+package storage
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"testing"
+)
+
+func TestGetHitAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	c := newCache(t, Config{NoCrawler: true})
+	mustSet(t, c, "key", "value")
+	key := []byte("key")
+	var n int
+	fn := func(it Item) { n += len(it.Value) }
+	if a := testing.AllocsPerRun(1000, func() { c.Get(key, fn) }); a != 0 {
+		t.Fatalf("Get hit allocates %.1f times", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { c.Get([]byte("missing"), fn) }); a != 0 {
+		t.Fatalf("Get miss allocates %.1f times", a)
+	}
+	val := []byte("value")
+	if a := testing.AllocsPerRun(1000, func() { c.Store(ModeSet, key, 0, 0, val, 0) }); a != 0 {
+		t.Fatalf("Store allocates %.1f times", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { c.Incr([]byte("key"), 1, false) }); a != 0 {
+		t.Fatalf("Incr allocates %.1f times", a)
+	}
+	if n == 0 {
+		t.Fatal("callback not called")
+	}
+}
+
+func benchKeys(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte("bench:key:" + strconv.Itoa(i))
+	}
+	return keys
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	c := newCache(b, Config{NoCrawler: true})
+	keys := benchKeys(10000)
+	val := make([]byte, 100)
+	for _, k := range keys {
+		c.Store(ModeSet, k, 0, 0, val, 0)
+	}
+	var n int
+	fn := func(it Item) { n += len(it.Value) }
+	b.SetBytes(int64(len(val)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		c.Get(keys[i%len(keys)], fn)
+	}
+}
+
+func BenchmarkSet(b *testing.B) {
+	for _, size := range []int{100, 4096} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			c := newCache(b, Config{NoCrawler: true})
+			keys := benchKeys(10000)
+			val := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				c.Store(ModeSet, keys[i%len(keys)], 0, 0, val, 0)
+			}
+		})
+	}
+}
+
+// BenchmarkSetEvicting stores far more than fits, so every set evicts.
+func BenchmarkSetEvicting(b *testing.B) {
+	c := newCache(b, Config{NoCrawler: true, MemoryLimit: 8 << 20})
+	keys := benchKeys(200000)
+	val := make([]byte, 200)
+	b.SetBytes(int64(len(val)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.Store(ModeSet, keys[i%len(keys)], 0, 0, val, 0)
+	}
+}
+
+// BenchmarkParallelMix is 90% gets and 10% sets from GOMAXPROCS
+// goroutines over 100k keys.
+func BenchmarkParallelMix(b *testing.B) {
+	c := newCache(b, Config{NoCrawler: true})
+	keys := benchKeys(100000)
+	val := make([]byte, 100)
+	for _, k := range keys {
+		c.Store(ModeSet, k, 0, 0, val, 0)
+	}
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 1))
+		var n int
+		fn := func(it Item) { n += len(it.Value) }
+		for pb.Next() {
+			k := keys[rng.IntN(len(keys))]
+			if rng.IntN(10) == 0 {
+				c.Store(ModeSet, k, 0, 0, val, 0)
+			} else {
+				c.Get(k, fn)
+			}
+		}
+	})
+}
+
+// BenchmarkGetHitRandom reads 100k items in random order, so that most
+// lookups miss the CPU caches, as on a real server.
+func BenchmarkGetHitRandom(b *testing.B) {
+	c := newCache(b, Config{NoCrawler: true})
+	keys := benchKeys(100000)
+	val := make([]byte, 100)
+	for _, k := range keys {
+		c.Store(ModeSet, k, 0, 0, val, 0)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	var n int
+	fn := func(it Item) { n += len(it.Value) }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c.Get(keys[rng.IntN(len(keys))], fn)
+	}
+}

@@ -1,0 +1,61 @@
+// Package storage is corvid's cache engine: memcached 1.6's item storage —
+// slab allocator, hash index, segmented LRU, expiry, eviction and the LRU
+// crawler — with memcached's semantics and counters, written so that the
+// garbage collector sees almost nothing of it.
+//
+// # Memory layout
+//
+// Item memory is slab pages of SlabPageSize (1 MiB) bytes, obtained with an
+// anonymous mmap on Linux (outside the Go heap; see mmap_linux.go) and
+// counted against Config.MemoryLimit: the pages never exceed it. Pages
+// belong to slab classes, computed exactly as memcached computes them from
+// -n, -f and slab_chunk_max (Classes); each page is split into equal
+// chunks. Items larger than SlabChunkMax go into one extra class whose
+// chunk is ItemSizeMax, one item per page of max(ItemSizeMax, SlabPageSize)
+// bytes, as memcached 1.4 stored them (1.6 chains chunks instead).
+//
+// An item is one chunk: a 40-byte header (32 without CAS, see item.go),
+// the key, then the value without memcached's "\r\n". Items are addressed
+// by a uint32 ref, page id << 17 | offset/8, 0 being nil, which limits the
+// cache to MaxPages pages (MaxMemoryLimit, 32 GiB less one page). There is
+// no Go pointer per item: the hash index is a []uint32 of bucket heads
+// chained through the headers, and the LRU and free lists are refs in the
+// headers too.
+//
+// # Concurrency and lock order
+//
+// All exported methods are safe for concurrent use. There is no global
+// lock on the hot path:
+//
+//   - 1024 stripe locks over the hash buckets (stripe = hash mod 1024). A
+//     stripe lock guards its buckets, their chains and the contents of the
+//     items on them (value, flags, exptime, CAS). Get takes only its stripe
+//     lock: it marks the item FETCHED/ACTIVE with atomic bit operations and
+//     leaves the LRU lists alone.
+//   - One lock per slab class guards the class's pages, free list, LRU
+//     lists and byte counts, and the list links in its chunks.
+//   - pageMu guards the page table, the pool of emptied pages and the
+//     memory accounting.
+//
+// The order is stripe lock, then class lock, then pageMu. Code holding a
+// class lock that needs an item's stripe (eviction at the LRU tail, the
+// crawler, emptying a page) or another class's lock (stealing a page) only
+// tries it (TryLock) and skips the item or class when it is busy, as
+// memcached's lru_pull_tail does with its item locks; so it never waits
+// against the order. Close takes every lock, in this order, to set the
+// closed flag that the other methods read under whichever lock they hold.
+//
+// Fields written under both a stripe and a class lock (an item's value
+// length) may be read under either. An item's key and class never change
+// while its chunk is allocated; its last-access time and flag bits are
+// atomics because both kinds of lock holders use them.
+//
+// # Goroutines
+//
+// New starts: a clock that advances memcached's seconds counter (unless
+// Config.Now is set, in which case the time is read from Now on each call);
+// the LRU maintainer, which balances HOT/WARM/COLD and once a second moves
+// pages between classes; the hash expander, which doubles the table one
+// stripe at a time; and, unless NoCrawler, the crawler, which reclaims
+// expired and flushed items. Close stops and waits for all of them.
+package storage
