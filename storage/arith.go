@@ -97,8 +97,7 @@ func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value,
 		nb := nh.bits.Load()
 		copy(c.itemKey(nref, nb), key)
 		copy(c.itemValue(nref, nh, nb), d)
-		c.unlinkLocked(s, ref, h, hv)
-		return v, c.linkLocked(s, nref, nh, hv, now), Stored, nil
+		return v, c.replaceLocked(s, ref, h, nref, nh, hv, now), Stored, nil
 	}
 	if c.useCAS {
 		h.cas = c.casID.Add(1)

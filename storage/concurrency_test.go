@@ -182,3 +182,31 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	// goleak (TestMain) checks that the goroutines are gone.
 }
+
+func TestUseAfterClose(t *testing.T) {
+	c, err := New(Config{NoCrawler: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		mustSet(t, c, strconv.Itoa(i), "v")
+	}
+	c.Close()
+	var s Stats
+	c.ReadStats(&s)
+	if s.CurrItems != 100 {
+		t.Fatalf("curr_items after Close = %d", s.CurrItems)
+	}
+	if err := c.SetMemoryLimit(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	c.FlushAll(0)
+	c.Touch([]byte("1"), 1)
+	c.Delete([]byte("1"))
+	if _, res := c.Incr([]byte("1"), 1, false); res == Stored {
+		t.Fatal("incr after Close")
+	}
+	if res, err := c.Store(ModeAppend, []byte("1"), 0, 0, []byte("x"), 0); res == Stored || err == nil {
+		t.Fatalf("append after Close = %v, %v", res, err)
+	}
+}

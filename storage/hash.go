@@ -39,8 +39,8 @@ func (s *stripe) bucketLocked(hv uint64) *uint32 {
 	return &s.buckets[hv&uint64(len(s.buckets)-1)]
 }
 
-// findLocked returns the item stored under key, or 0. The caller holds the
-// key's stripe lock.
+// findRawLocked returns the item stored under key, or 0, whether or not it
+// is expired. The caller holds the key's stripe lock.
 func (c *Cache) findRawLocked(s *stripe, key []byte, hv uint64) (uint32, *itemHeader) {
 	for ref := *s.bucketLocked(hv); ref != 0; {
 		h := c.hdr(ref)

@@ -7,9 +7,9 @@ import (
 
 // An item lives in one chunk of a slab page: a fixed header, the key, then
 // the value (without memcached's trailing "\r\n"). The header is read and
-// written in place through an itemHeader pointer into the page; all fields
-// are little-endian on the platforms corvid runs on, 8-byte aligned because
-// every chunk size is a multiple of 8.
+// written in place through an itemHeader pointer into the page, in native
+// byte order (little-endian on amd64 and arm64), 8-byte aligned because
+// every chunk size is a multiple of 8 and pages are page-aligned.
 //
 //	offset size field    guarded by
 //	0      4    hnext    stripe lock: next item in the hash chain
@@ -23,6 +23,8 @@ import (
 //	32     8    cas      stripe lock: CAS unique (absent with DisableCAS)
 //
 // The header is 40 bytes, or 32 when CAS is disabled.
+
+// itemHeader is an item's header, read and written in place in its page.
 type itemHeader struct {
 	hnext   uint32
 	prev    uint32
@@ -38,6 +40,14 @@ type itemHeader struct {
 const (
 	headerSize      = 40
 	headerSizeNoCAS = 32
+)
+
+// The layout above, checked at compile time.
+var (
+	_ [unsafe.Sizeof(itemHeader{}) - headerSize]struct{}
+	_ [headerSize - unsafe.Sizeof(itemHeader{})]struct{}
+	_ [unsafe.Offsetof(itemHeader{}.cas) - headerSizeNoCAS]struct{}
+	_ [headerSizeNoCAS - unsafe.Offsetof(itemHeader{}.cas)]struct{}
 )
 
 // Item bits. The low byte holds flags and the LRU id, then the class id and
@@ -75,6 +85,7 @@ const (
 	MaxPages = 1<<(32-refPageShift) - 1
 )
 
+// makeRef returns the ref of the chunk at byte offset off of a page.
 func makeRef(page uint32, off int) uint32 {
 	return page<<refPageShift | uint32(off>>3)
 }
@@ -108,6 +119,7 @@ func (c *Cache) itemTail(ref uint32, bits uint32, chunk int) []byte {
 	return p[start+int(c.hdrSize)+int(uint8(bits>>nkeyShift)) : start+chunk]
 }
 
+// bitsClass, bitsLRU and bitsNKey decode an item's bits.
 func bitsClass(b uint32) int { return int(uint8(b >> clsShift)) }
 func bitsLRU(b uint32) int   { return int(b&lruMask) >> lruShift }
 func bitsNKey(b uint32) int  { return int(uint8(b >> nkeyShift)) }

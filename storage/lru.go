@@ -170,7 +170,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 	return removed
 }
 
-// juggleLocked is memcached's lru_maintainer_juggle for one class: it
+// juggle is memcached's lru_maintainer_juggle for one class: it
 // balances HOT and WARM against the age of the COLD tail and moves ACTIVE
 // COLD items to WARM. It returns how many moves it made.
 func (c *Cache) juggle(cl *class) int {

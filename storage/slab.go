@@ -68,6 +68,7 @@ type classCounters struct {
 	directReclaims, tailRepairs, lruTailReflocked                         atomic.Uint64
 }
 
+// reset zeroes the counters, as memcached's "stats reset".
 func (k *classCounters) reset() {
 	for i := range k.hits {
 		k.hits[i].Store(0)
@@ -184,7 +185,7 @@ func (c *Cache) slabAllocLocked(cl *class) uint32 {
 	return 0
 }
 
-// newPageLocked gives the class a page and splits it into free chunks.
+// newPageLocked gives the class a new page, if memory allows.
 func (c *Cache) newPageLocked(cl *class) bool {
 	id, ok := c.getPage(cl.pageSize)
 	if !ok {
@@ -194,6 +195,7 @@ func (c *Cache) newPageLocked(cl *class) bool {
 	return true
 }
 
+// addPageLocked gives page id to the class and splits it into free chunks.
 func (c *Cache) addPageLocked(cl *class, id uint32) {
 	cl.pages = append(cl.pages, id)
 	cl.npages.Store(int32(len(cl.pages)))
@@ -264,6 +266,9 @@ func (c *Cache) releasePageLocked(id uint32) {
 func (c *Cache) putPage(id uint32) {
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
+	if c.closed {
+		return
+	}
 	if len(c.pages[id]) == SlabPageSize && c.malloced <= c.limit {
 		c.pool = append(c.pool, id)
 		return

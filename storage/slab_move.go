@@ -249,6 +249,9 @@ func (c *Cache) balance() {
 func (c *Cache) overLimit() bool {
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
+	if c.closed {
+		return false
+	}
 	for c.malloced > c.limit && len(c.pool) > 0 {
 		id := c.pool[len(c.pool)-1]
 		c.pool = c.pool[:len(c.pool)-1]

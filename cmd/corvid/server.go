@@ -25,40 +25,40 @@ func serverVersion() string { return server.Version }
 
 // serverOptions holds memcached's command line as given.
 type serverOptions struct {
-	port, udpPort     int
-	unixSocket        string
-	unixMask          string
-	enableShutdown    bool
-	listen            []string
-	daemon            bool
-	enableCoredumps   bool
-	user              string
-	memoryLimit       string
-	disableEvictions  bool
-	connLimit         int
-	lockMemory        bool
-	verbose           int
-	license, showVer  bool
-	pidFile           string
-	factor            float64
-	minSize           int
-	largePages        bool
-	delimiter         string
-	threads           int
-	reqsPerEvent      int
-	disableCAS        bool
-	backlog           int
-	protocol          string
-	maxItemSize       string
-	sasl              bool
-	disableFlushAll   bool
-	disableDumping    bool
-	disableWatch      bool
-	authFile          string
-	memoryFile        string
-	ssl               bool
-	extended          []string
-	daemonChild       bool
+	port, udpPort    int
+	unixSocket       string
+	unixMask         string
+	enableShutdown   bool
+	listen           []string
+	daemon           bool
+	enableCoredumps  bool
+	user             string
+	memoryLimit      string
+	disableEvictions bool
+	connLimit        int
+	lockMemory       bool
+	verbose          int
+	license, showVer bool
+	pidFile          string
+	factor           float64
+	minSize          int
+	largePages       bool
+	delimiter        string
+	threads          int
+	reqsPerEvent     int
+	disableCAS       bool
+	backlog          int
+	protocol         string
+	maxItemSize      string
+	sasl             bool
+	disableFlushAll  bool
+	disableDumping   bool
+	disableWatch     bool
+	authFile         string
+	memoryFile       string
+	ssl              bool
+	extended         []string
+	daemonChild      bool
 }
 
 func newServerCommand() *cobra.Command { return serverCommand(&serverOptions{}) }

@@ -92,7 +92,7 @@ func TestServerConfigErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			o := &serverOptions{}
-	cmd := serverCommand(o)
+			cmd := serverCommand(o)
 			if err := cmd.Flags().Parse(c.args); err != nil {
 				t.Fatal(err)
 			}
