@@ -246,9 +246,7 @@ func (o *serverOptions) config() (server.Config, error) {
 		if len(o.listen) > 0 {
 			hosts = hosts[:0]
 			for _, l := range o.listen {
-				for _, h := range strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
-					hosts = append(hosts, h)
-				}
+				hosts = append(hosts, strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == ';' })...)
 			}
 			cfg.Interface = strings.Join(o.listen, ",")
 		}
@@ -327,7 +325,7 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				switch val {
 				case "jenkins", "murmur3", "xxh3":
 				default:
-					return usageError(fmt.Sprintf("Unknown hash_algorithm option (jenkins, murmur3, xxh3)"))
+					return usageError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)")
 				}
 			default:
 				cfg.Unsupported = append(cfg.Unsupported, "-o "+name)
