@@ -1,0 +1,62 @@
+package storage
+
+import (
+	"fmt"
+	"time"
+)
+
+// normalize fills in defaults and checks cfg as memcached checks its flags.
+func normalize(cfg Config) (Config, error) {
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = 64 << 20
+	}
+	if cfg.ChunkSizeMin == 0 {
+		cfg.ChunkSizeMin = 48
+	}
+	if cfg.GrowthFactor == 0 {
+		cfg.GrowthFactor = 1.25
+	}
+	if cfg.ItemSizeMax == 0 {
+		cfg.ItemSizeMax = 1 << 20
+	}
+	if cfg.SlabChunkMax == 0 {
+		cfg.SlabChunkMax = min(SlabPageSize/2, cfg.ItemSizeMax)
+	}
+	if cfg.HashPowerInit == 0 {
+		cfg.HashPowerInit = 16
+	}
+	if cfg.CrawlInterval == 0 {
+		cfg.CrawlInterval = time.Second
+	}
+	bad := func(format string, args ...any) (Config, error) {
+		return cfg, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...)
+	}
+	switch {
+	case cfg.MemoryLimit < 0 || cfg.MemoryLimit > MaxMemoryLimit:
+		return cfg, fmt.Errorf("cannot use memory limit %d: %w", cfg.MemoryLimit, ErrMemoryLimit)
+	case cfg.GrowthFactor <= 1:
+		return bad("factor must be greater than 1")
+	case cfg.ChunkSizeMin <= 0:
+		return bad("chunk size must be greater than 0")
+	case cfg.ItemSizeMax < 1024:
+		return bad("item max size cannot be less than 1024 bytes")
+	case cfg.ItemSizeMax > 1<<30:
+		return bad("cannot set item size limit higher than 1 GB")
+	case int64(cfg.ItemSizeMax) > cfg.MemoryLimit/2:
+		return bad("cannot set item size limit higher than 1/2 of memory max")
+	case cfg.SlabChunkMax <= 0 || cfg.SlabChunkMax > SlabPageSize || SlabPageSize%cfg.SlabChunkMax != 0:
+		return bad("slab_chunk_max (bytes: %d) must divide the slab page size", cfg.SlabChunkMax)
+	case cfg.SlabChunkMax > cfg.ItemSizeMax:
+		return bad("slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)", cfg.SlabChunkMax, cfg.ItemSizeMax)
+	case cfg.ItemSizeMax%cfg.SlabChunkMax != 0:
+		return bad("-I (item_size_max: %d) must be evenly divisible by slab_chunk_max (bytes: %d)", cfg.ItemSizeMax, cfg.SlabChunkMax)
+	case cfg.HashPowerInit < 12 || cfg.HashPowerInit > maxHashPower:
+		return bad("hashpower must be between 12 and %d", maxHashPower)
+	case cfg.CrawlInterval < 0:
+		return bad("crawl interval must not be negative")
+	}
+	if 48+cfg.ChunkSizeMin > cfg.SlabChunkMax {
+		return bad("chunk size %d is larger than slab_chunk_max", cfg.ChunkSizeMin)
+	}
+	return cfg, nil
+}
