@@ -111,14 +111,15 @@ func (p *peer) render(req string) string {
 	}
 }
 
-// send writes the steps' requests, each followed by the sentinel, at once.
-func (p *peer) send(steps []step) error {
+// encode returns the steps' requests for this server, each followed by the
+// sentinel.
+func (p *peer) encode(steps []step) []byte {
 	var b []byte
 	for _, s := range steps {
 		b = append(b, p.render(s.req)...)
 		b = append(b, sentinel...)
 	}
-	return p.conn.TrySend(b)
+	return b
 }
 
 // recv reads the replies to s, through the sentinel's, and returns them
@@ -213,7 +214,8 @@ func TestDiffRandom(t *testing.T) {
 		// on a full socket buffer.
 		errc := make(chan error, len(peers))
 		for _, p := range peers {
-			go func() { errc <- p.send(batch) }()
+			b := p.encode(batch)
+			go func() { errc <- p.conn.TrySend(b) }()
 		}
 		var failure string
 		for _, s := range batch {
@@ -425,26 +427,26 @@ var transcripts = []transcript{
 	}},
 }
 
-// TestDiffTranscripts runs the transcripts against corvid and, when it is
-// installed, memcached.
+// TestDiffTranscripts runs each transcript against a new corvid and, when it
+// is installed, a new memcached. New servers, because memcached checks a
+// number over 2^63 for a minus sign up to the next NUL byte, past the value:
+// only in memory no item has used yet is that reliably the end of the value.
 func TestDiffTranscripts(t *testing.T) {
-	type target struct{ name, addr string }
-	targets := []target{{"corvid", startCorvid(t)}}
-	if testutil.MemcachedPath() != "" {
-		targets = append(targets, target{"memcached", startMemcached(t)})
-	} else {
+	if testutil.MemcachedPath() == "" {
 		t.Log("memcached is not installed: checking corvid only")
 	}
 	for _, tr := range transcripts {
 		t.Run(tr.name, func(t *testing.T) {
+			type target struct{ name, addr string }
+			targets := []target{{"corvid", startCorvid(t)}}
+			if testutil.MemcachedPath() != "" {
+				targets = append(targets, target{"memcached", startMemcached(t)})
+			}
 			for _, tg := range targets {
 				p := newPeer(t, tg.name, tg.addr)
-				// Start from an empty cache; setting a later second's
-				// items right after a flush is safe (memcached flushes by
-				// CAS too).
-				for i, ex := range append([]exchange{{"flush_all\r\n", "OK\r\n"}}, tr.steps...) {
+				for i, ex := range tr.steps {
 					s := step{req: ex.send, versions: strings.Count(ex.want, "VERSION ")}
-					err := p.send([]step{s})
+					err := p.conn.TrySend(p.encode([]step{s}))
 					var got []byte
 					if err == nil {
 						got, err = p.recv(s)
@@ -463,11 +465,17 @@ func TestDiffTranscripts(t *testing.T) {
 
 // generator makes TestDiffRandom's requests from a seed. Keys come from a
 // small set so that requests act on each other's items, and CAS arguments
-// name uniques that earlier replies returned (see learn). It avoids requests
-// whose replies depend on timing: exptimes that expire during the test,
-// flush_all delays, lines over 2 KiB that memcached may see in parts (it
-// closes the connection when a line other than a get is longer than that
-// without its newline), and lengths that make a server wait for data.
+// name uniques that earlier replies returned (see learn).
+//
+// It avoids requests whose replies from memcached depend on timing:
+// exptimes that expire during the test, flush_all delays, lines over 2 KiB
+// that memcached may see in parts (it closes the connection when a line
+// other than a get is longer than that without its newline), and lengths
+// that make a server wait for data. Nor does it store numbers from 2^63 to
+// 2^64-1, which memcached's incr and decr reject as non-numeric when they
+// find a '-' in whatever memory follows the value before a NUL byte: stored
+// numbers stay below 10^18, incr adds at most 10^15, and appended data is
+// never all digits. TestDiffTranscripts covers the larger numbers.
 type generator struct {
 	r      *rand.Rand
 	keys   []string
@@ -615,9 +623,9 @@ func (g *generator) value(key, flags string) string {
 	case n < 70:
 		return g.hex(g.r.IntN(12))
 	case n < 120:
-		return g.pick("0", "1", "9", "99", "100", "007", "18446744073709551615",
-			"18446744073709551614", "18446744073709551616", "-1", "12a", " 12", "12 ", "1 2", "",
-			strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64(), 10))
+		return g.pick("0", "1", "9", "99", "100", "007", "999999999999999999",
+			"18446744073709551616", "99999999999999999999", "-1", "12a", " 12", "12 ", "1 2", "",
+			strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64N(1e18), 10))
 	case n < 135:
 		return g.hex(g.r.IntN(6)) + "\r\n" + g.hex(g.r.IntN(6))
 	case n < 182:
@@ -655,6 +663,9 @@ func (g *generator) storage() string {
 	nr := g.noreply()
 	if !g.chance(15) {
 		v := g.value(key, flags)
+		if (cmd == "append" || cmd == "prepend") && v != "" && strings.Trim(v, "0123456789") == "" {
+			v += "f" // see generator
+		}
 		return fmt.Sprintf("%s %s %s %s %d%s%s%s%s\r\n", cmd, key, flags, exptime, len(v), cas, nr, g.eol(), v)
 	}
 	v := g.hex(g.r.IntN(10))
@@ -741,9 +752,10 @@ func (g *generator) arith() string {
 	key, delta, nr := g.key(), "1", g.noreply()
 	switch n := g.r.IntN(100); {
 	case n < 40:
-	case n < 80:
-		delta = g.pick("0", "5", "100", "18446744073709551615", "9223372036854775808",
-			strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64(), 10))
+	case n < 60:
+		delta = g.pick("0", "5", "100", strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64N(1e15), 10))
+	case n < 80 && cmd == "decr": // clamps at 0; incr could pass 2^63 (see generator)
+		delta = g.pick("18446744073709551615", "9223372036854775808", strconv.FormatUint(g.r.Uint64(), 10))
 	case n < 90:
 		delta = g.pick("-1", "abc", "18446744073709551616", "", "1 x", "1 noreply x")
 	default:

@@ -139,12 +139,13 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 	for _, key := range req.Keys {
 		var found bool
 		if touch {
+			// memcached counts gat as a touch only, not as a get.
 			found = cache.GetAndTouch(key, req.Exptime, hit)
 			c.stats.cmdTouch++
 		} else {
 			found = cache.Get(key, hit)
+			c.stats.cmdGet++
 		}
-		c.stats.cmdGet++
 		if detail {
 			c.srv.detail.record(key, opGet, found)
 		}
@@ -233,8 +234,12 @@ func (c *conn) delete(req *protocol.Request) {
 }
 
 func (c *conn) arith(req *protocol.Request) {
-	v, res := c.srv.cache.Incr(req.Key(), req.Delta, req.Command == protocol.CmdDecr)
+	v, _, res, err := c.srv.cache.IncrCAS(req.Key(), req.Delta, req.Command == protocol.CmdDecr, 0)
 	if req.NoReply {
+		return
+	}
+	if err != nil {
+		c.reply("SERVER_ERROR out of memory")
 		return
 	}
 	if res == storage.Stored {
