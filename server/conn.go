@@ -58,6 +58,10 @@ func (c *conn) stop() {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer func() {
+		putBuf(c.rbuf)
+		putBuf(c.wbuf)
+	}()
 	defer c.srv.stats.add(&c.stats)
 	for {
 		need := c.process()
@@ -98,8 +102,12 @@ func (c *conn) serve() {
 func (c *conn) prepareRead(need int) {
 	if c.r == c.w {
 		c.r, c.w = 0, 0
-		if cap(c.rbuf) > keepBufSize || c.rbuf == nil {
-			c.rbuf = make([]byte, readBufSize)
+		if cap(c.rbuf) > keepBufSize {
+			putBuf(c.rbuf)
+			c.rbuf = nil
+		}
+		if c.rbuf == nil {
+			c.rbuf = getBuf(readBufSize)
 		}
 	}
 	unread := c.w - c.r
@@ -114,11 +122,24 @@ func (c *conn) prepareRead(need int) {
 	}
 	// Grow to what the request needs (a large value arrives whole), at
 	// least doubling so a long multi-get line grows in few steps.
-	size := max(2*len(c.rbuf), (want+4095)&^4095)
-	nb := make([]byte, size)
+	// Buffers past keepBufSize come from and return to the pools.
+	nb := getBuf(max(2*len(c.rbuf), want))
 	copy(nb, c.rbuf[c.r:c.w])
+	putBuf(c.rbuf)
 	c.rbuf = nb
 	c.r, c.w = 0, unread
+}
+
+// reserve makes room for n more bytes in wbuf, taking large buffers from
+// the pools.
+func (c *conn) reserve(n int) {
+	if cap(c.wbuf)-len(c.wbuf) >= n {
+		return
+	}
+	nb := getBuf(max(2*cap(c.wbuf), len(c.wbuf)+n))[:len(c.wbuf)]
+	copy(nb, c.wbuf)
+	putBuf(c.wbuf)
+	c.wbuf = nb
 }
 
 // flush writes the pending replies.
@@ -129,6 +150,7 @@ func (c *conn) flush() error {
 	n, err := c.nc.Write(c.wbuf)
 	c.stats.bytesWritten += uint64(n)
 	if cap(c.wbuf) > keepBufSize {
+		putBuf(c.wbuf)
 		c.wbuf = nil
 	} else {
 		c.wbuf = c.wbuf[:0]

@@ -471,11 +471,14 @@ func TestDiffTranscripts(t *testing.T) {
 // exptimes that expire during the test, flush_all delays, lines over 2 KiB
 // that memcached may see in parts (it closes the connection when a line
 // other than a get is longer than that without its newline), and lengths
-// that make a server wait for data. Nor does it store numbers from 2^63 to
-// 2^64-1, which memcached's incr and decr reject as non-numeric when they
-// find a '-' in whatever memory follows the value before a NUL byte: stored
-// numbers stay below 10^18, incr adds at most 10^15, and appended data is
-// never all digits. TestDiffTranscripts covers the larger numbers.
+// that make a server wait for data.
+//
+// It also keeps incr and decr from reading whatever memory follows a value
+// in memcached: they parse a value that is all whitespace on into it, and
+// reject a number from 2^63 to 2^64-1 as non-numeric if a '-' follows in it
+// before a NUL byte. So values are never all whitespace, stored numbers stay
+// below 10^18, incr adds at most 10^15, and appended data is never all
+// digits. TestDiffTranscripts covers the larger numbers.
 type generator struct {
 	r      *rand.Rand
 	keys   []string
@@ -662,16 +665,14 @@ func (g *generator) storage() string {
 	}
 	nr := g.noreply()
 	if !g.chance(15) {
-		v := g.value(key, flags)
-		if (cmd == "append" || cmd == "prepend") && v != "" && strings.Trim(v, "0123456789") == "" {
-			v += "f" // see generator
-		}
+		v := forIncr(cmd, g.value(key, flags))
 		return fmt.Sprintf("%s %s %s %s %d%s%s%s%s\r\n", cmd, key, flags, exptime, len(v), cas, nr, g.eol(), v)
 	}
 	v := g.hex(g.r.IntN(10))
 	if g.chance(20) {
 		v += "\r\n" + g.hex(g.r.IntN(4))
 	}
+	v = forIncr(cmd, v)
 	length := strconv.Itoa(len(v))
 	data := v + "\r\n"
 	switch g.r.IntN(8) {
@@ -697,6 +698,17 @@ func (g *generator) storage() string {
 		key = g.pick("", "  "+key)
 	}
 	return fmt.Sprintf("%s %s %s %s %s%s%s%s%s", cmd, key, flags, exptime, length, cas, nr, g.eol(), data)
+}
+
+// forIncr adds a letter to data that incr or decr would read past (see
+// generator): data that is all whitespace, and data for append or prepend
+// that is all digits and could make a stored number longer.
+func forIncr(cmd, data string) string {
+	digits := (cmd == "append" || cmd == "prepend") && strings.Trim(data, "0123456789") == ""
+	if data != "" && (digits || strings.TrimSpace(data) == "") {
+		return data + "f"
+	}
+	return data
 }
 
 // casArg returns a CAS argument for key: the newest unique seen for key, an

@@ -132,6 +132,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 		if !emit {
 			return
 		}
+		c.reserve(len(it.Key) + len(it.Value) + 64)
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 	}
 	cache := c.srv.cache
