@@ -231,9 +231,9 @@ func TestDiffRandom(t *testing.T) {
 			}
 			g.learn(got[1])
 		}
-		for _, p := range peers {
-			if failure != "" {
-				p.conn.Close() // unblock its writer
+		if failure != "" {
+			for _, p := range peers {
+				p.conn.Close() // unblocks its writer
 			}
 		}
 		for range peers {
@@ -477,8 +477,8 @@ func TestDiffTranscripts(t *testing.T) {
 // in memcached: they parse a value that is all whitespace on into it, and
 // reject a number from 2^63 to 2^64-1 as non-numeric if a '-' follows in it
 // before a NUL byte. So values are never all whitespace, stored numbers stay
-// below 10^18, incr adds at most 10^15, and appended data is never all
-// digits. TestDiffTranscripts covers the larger numbers.
+// below 10^18, incr adds at most 10^15, and appended data is never only
+// digits and whitespace. TestDiffTranscripts covers the larger numbers.
 type generator struct {
 	r      *rand.Rand
 	keys   []string
@@ -519,9 +519,9 @@ func (g *generator) chance(percent int) bool { return g.r.IntN(100) < percent }
 
 func (g *generator) pick(options ...string) string { return options[g.r.IntN(len(options))] }
 
-// batch returns up to max steps to pipeline together.
-func (g *generator) batch(max int) []step {
-	n := min(max, 1+g.r.IntN(8))
+// batch returns up to limit steps to pipeline together.
+func (g *generator) batch(limit int) []step {
+	n := min(limit, 1+g.r.IntN(8))
 	steps := make([]step, 0, n)
 	if g.next != nil {
 		steps = append(steps, *g.next)
@@ -623,7 +623,7 @@ func (g *generator) hex(n int) string {
 // numbers for incr and decr, some up to and over the item size limit.
 func (g *generator) value(key, flags string) string {
 	switch n := g.r.IntN(200); {
-	case n < 70:
+	case n < 50:
 		return g.hex(g.r.IntN(12))
 	case n < 120:
 		return g.pick("0", "1", "9", "99", "100", "007", "999999999999999999",
@@ -702,9 +702,9 @@ func (g *generator) storage() string {
 
 // forIncr adds a letter to data that incr or decr would read past (see
 // generator): data that is all whitespace, and data for append or prepend
-// that is all digits and could make a stored number longer.
+// that is all digits and whitespace and could make a stored number longer.
 func forIncr(cmd, data string) string {
-	digits := (cmd == "append" || cmd == "prepend") && strings.Trim(data, "0123456789") == ""
+	digits := (cmd == "append" || cmd == "prepend") && strings.Trim(data, "0123456789 \r\n") == ""
 	if data != "" && (digits || strings.TrimSpace(data) == "") {
 		return data + "f"
 	}
