@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// memccapableTimeout bounds a memccapable run; it takes well under a
-// second against a working server.
+// memccapableTimeout bounds a memccapable run; it takes about three seconds
+// against a working server.
 const memccapableTimeout = 60 * time.Second
 
 // memccapable prints each test's name, padded, then its status:
