@@ -1,0 +1,63 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestStatsDetail checks per-prefix stats: counted only while enabled,
+// memcached's dump format, and cleared by "stats reset".
+func TestStatsDetail(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := dial(t, "tcp", addr)
+	c.expect("stats detail\r\n", "CLIENT_ERROR usage: stats detail on|off|dump")
+	c.expect("get a:0\r\n", "END") // not counted: detail is off
+	c.expect("stats detail on\r\n", "OK")
+	c.expect("set a:1 0 0 1\r\n1\r\n", "STORED")
+	c.expect("get a:1 a:2 b:1 nokey\r\n", "VALUE a:1 0 1", "1", "END")
+	c.expect("delete a:1\r\n", "DELETED")
+	c.expect("stats detail dump\r\n",
+		"PREFIX a get 2 hit 1 set 1 del 1",
+		"PREFIX b get 1 hit 0 set 0 del 0",
+		"END")
+	c.expect("stats reset\r\n", "RESET")
+	c.expect("stats detail dump\r\n", "END")
+}
+
+// TestStatsCounters checks the general counters move as memcached's do.
+func TestStatsCounters(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := dial(t, "tcp", addr)
+	c.expect("set k 0 0 1\r\n1\r\n", "STORED")
+	c.expect("get k nope\r\n", "VALUE k 0 1", "1", "END")
+	c.expect("gat 0 k\r\n", "VALUE k 0 1", "1", "END")
+	c.expect("incr k 1\r\n", "2")
+	c.expect("incr nope 1\r\n", "NOT_FOUND")
+	c.expect("touch nope 0\r\n", "NOT_FOUND")
+	c.expect("flush_all\r\n", "OK")
+	want := map[string]string{
+		"cmd_get": "2", "get_hits": "1", "get_misses": "1", "cmd_set": "1",
+		"cmd_touch": "2", "touch_hits": "1", "touch_misses": "1",
+		"incr_hits": "1", "incr_misses": "1", "cmd_flush": "1",
+		"curr_connections": "1", "threads": "4", "limit_maxbytes": "67108864",
+	}
+	for name, v := range want {
+		if got := c.stat(name); got != v {
+			t.Errorf("%s = %q, want %q", name, got, v)
+		}
+	}
+	c.send("stats settings\r\n")
+	settings := map[string]string{}
+	for l := c.line(); l != "END"; l = c.line() {
+		if f := strings.Fields(l); len(f) == 3 {
+			settings[f[1]] = f[2]
+		}
+	}
+	for name, v := range map[string]string{"maxbytes": "67108864", "maxconns": "1024",
+		"item_size_max": "1048576", "growth_factor": "1.25", "chunk_size": "48",
+		"evictions": "on", "cas_enabled": "yes"} {
+		if settings[name] != v {
+			t.Errorf("stats settings %s = %q, want %q", name, settings[name], v)
+		}
+	}
+}
