@@ -34,6 +34,13 @@ type Config struct {
 	DetailEnabled   bool          // -D given or "stats detail on"
 	PrefixDelimiter byte          // -D; default ':'
 
+	// EventLoops selects how TCP and Unix connections are served. 0 (the
+	// default) gives each connection its own goroutine. N > 0 serves them
+	// from N epoll event loops, each one goroutine handling many
+	// connections inline, as memcached's worker threads do; connections
+	// are assigned round-robin. Linux only: elsewhere it is ignored.
+	EventLoops int
+
 	// Settings reported by "stats settings" that only describe how the
 	// process was started.
 	TCPPort   int    // as given with -p (0 when TCP is off)

@@ -22,11 +22,20 @@ const (
 	flushSize = 256 << 10
 )
 
-// conn serves one client connection. Only its own goroutine touches its
-// fields, except stopped and lastCmd, which are atomic.
+// conn serves one client connection. Only its own goroutine (or the event
+// loop that owns it) touches its fields, except stopped and lastCmd, which
+// are atomic.
 type conn struct {
 	srv *Server
-	nc  net.Conn
+	// nc is the client connection. When an event loop owns the connection
+	// nc is closed (the loop holds a duplicate descriptor) and is kept only
+	// for its addresses.
+	nc net.Conn
+	// flushFn, when set, replaces the blocking write of flush: an event
+	// loop writes what the socket takes, keeps the rest in wbuf and sets
+	// blocked until the socket drains.
+	flushFn func() error
+	blocked bool
 
 	rbuf []byte // unread input is rbuf[r:w]
 	r, w int
@@ -144,6 +153,9 @@ func (c *conn) reserve(n int) {
 
 // flush writes the pending replies.
 func (c *conn) flush() error {
+	if c.flushFn != nil {
+		return c.flushFn()
+	}
 	if len(c.wbuf) == 0 {
 		return nil
 	}
@@ -180,6 +192,12 @@ func (c *conn) process() int {
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				return -1
+			}
+			if c.blocked {
+				// The event loop writes the rest when the socket
+				// drains, then calls process again for the input
+				// left.
+				return 0
 			}
 		}
 	}

@@ -7,14 +7,22 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
 // start runs a server with cfg on a free loopback port until the test ends.
+// Like testutil.StartCorvid, it uses CORVID_TEST_EVENT_LOOPS event loops
+// when cfg.EventLoops is 0 and the variable is set.
 func start(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
+	if cfg.EventLoops == 0 {
+		if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
+			cfg.EventLoops = n
+		}
+	}
 	if cfg.TCPAddrs == nil && cfg.UnixPath == "" {
 		cfg.TCPAddrs = []string{"127.0.0.1:0"}
 	}

@@ -29,7 +29,12 @@ type Server struct {
 	// closing is set once shutdown has begun; new connections are refused.
 	closing bool
 
-	wg       sync.WaitGroup // connection and accept goroutines
+	// loops are the event loops serving connections when
+	// Config.EventLoops > 0 (Linux only); nil otherwise.
+	loops    []*loop
+	nextLoop atomic.Uint32 // round-robin position in loops
+
+	wg       sync.WaitGroup // connection, event loop and accept goroutines
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
 
@@ -57,6 +62,10 @@ func New(cfg Config) (*Server, error) {
 	s.detail.enabled.Store(cfg.DetailEnabled)
 	s.detail.delim = cfg.PrefixDelimiter
 	if err := s.listen(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startLoops(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -136,6 +145,7 @@ func (s *Server) Close() error {
 		for c := range s.conns {
 			c.stop()
 		}
+		s.stopLoops()
 		s.mu.Unlock()
 		s.wg.Wait()
 		if s.cfg.UnixPath != "" {
@@ -209,6 +219,9 @@ func (s *Server) handle(nc net.Conn) {
 	s.stats.totalConns.Add(1)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if len(s.loops) > 0 && s.poll(c) {
+		return // an event loop owns the connection now
 	}
 	go func() {
 		defer s.wg.Done()

@@ -45,6 +45,7 @@ type serverOptions struct {
 	largePages       bool
 	delimiter        string
 	threads          int
+	eventLoops       int
 	reqsPerEvent     int
 	disableCAS       bool
 	backlog          int
@@ -107,6 +108,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "try to use large memory pages")
 	f.StringVarP(&o.delimiter, "prefix-delimiter", "D", "", "delimiter between key prefixes and IDs for per-prefix stats (enables them)")
 	f.IntVarP(&o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
+	f.IntVar(&o.eventLoops, "event-loops", -1, "serve connections from this many epoll event loops (Linux; default: one per thread); 0 gives each connection a goroutine")
 	f.IntVarP(&o.reqsPerEvent, "max-reqs-per-event", "R", 20, "maximum requests per event")
 	f.BoolVarP(&o.disableCAS, "disable-cas", "C", false, "disable use of CAS")
 	f.IntVarP(&o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit")
@@ -175,6 +177,7 @@ func (o *serverOptions) config() (server.Config, error) {
 		DisableFlushAll: o.disableFlushAll,
 		MaxConns:        o.connLimit,
 		Threads:         o.threads,
+		EventLoops:      o.eventLoops,
 		ReqsPerEvent:    o.reqsPerEvent,
 		Backlog:         o.backlog,
 		Verbosity:       o.verbose,
@@ -186,6 +189,9 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	if o.threads <= 0 {
 		return cfg, usageError("Number of threads must be greater than 0")
+	}
+	if cfg.EventLoops < 0 {
+		cfg.EventLoops = o.threads
 	}
 	if o.reqsPerEvent <= 0 {
 		return cfg, usageError("Number of requests per event must be greater than 0")

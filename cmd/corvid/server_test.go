@@ -21,7 +21,7 @@ func TestServerConfigDefaults(t *testing.T) {
 	if diff := cmp.Diff([]string{":11211"}, cfg.TCPAddrs); diff != "" {
 		t.Errorf("TCPAddrs (-want +got):\n%s", diff)
 	}
-	if cfg.MaxConns != 1024 || cfg.Threads != 4 || cfg.Storage.MemoryLimit != 64<<20 ||
+	if cfg.MaxConns != 1024 || cfg.Threads != 4 || cfg.EventLoops != 4 || cfg.Storage.MemoryLimit != 64<<20 ||
 		cfg.Storage.ItemSizeMax != 1<<20 || cfg.Storage.GrowthFactor != 1.25 || cfg.Storage.ChunkSizeMin != 48 {
 		t.Errorf("defaults differ from memcached's: %+v", cfg)
 	}
@@ -48,6 +48,7 @@ func TestServerConfigFlags(t *testing.T) {
 		{"MemoryLimit", cfg.Storage.MemoryLimit, int64(128 << 20)},
 		{"MaxConns", cfg.MaxConns, 10},
 		{"Threads", cfg.Threads, 2},
+		{"EventLoops", cfg.EventLoops, 2},
 		{"NoEvict", cfg.Storage.NoEvict, true},
 		{"DisableCAS", cfg.Storage.DisableCAS, true},
 		{"EnableShutdown", cfg.EnableShutdown, true},

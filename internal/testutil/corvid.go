@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,8 +17,17 @@ const stopTimeout = 10 * time.Second
 // loopback port and returns its address. When cfg names no TCP address it
 // listens on 127.0.0.1:0. The server is closed when the test ends, and the
 // cleanup waits for Serve to return.
+//
+// When cfg.EventLoops is 0 and the environment variable
+// CORVID_TEST_EVENT_LOOPS holds a positive number, the server uses that
+// many event loops, so a whole suite can be run in either connection mode.
 func StartCorvid(t testing.TB, cfg server.Config) (addr string) {
 	t.Helper()
+	if cfg.EventLoops == 0 {
+		if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
+			cfg.EventLoops = n
+		}
+	}
 	if len(cfg.TCPAddrs) == 0 {
 		cfg.TCPAddrs = []string{"127.0.0.1:0"}
 	}

@@ -1,0 +1,457 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// An event loop serves many connections from one goroutine, the way
+// memcached's worker threads do: it blocks in epoll_wait and, for each
+// ready socket, reads into the connection's buffer, runs process, and writes
+// the replies without blocking. Replies the socket does not take at once
+// stay in wbuf; the connection then waits for EPOLLOUT and reads nothing
+// more until they are out. Sockets are taken out of Go's netpoller (a
+// duplicate descriptor replaces the net.Conn) so the runtime never parks or
+// wakes a goroutine per request.
+//
+// Only the loop's goroutine touches its connections. New connections reach
+// it through pending, guarded by mu, and an eventfd write that interrupts
+// epoll_wait; Close wakes it the same way. Lock order: Server.mu before
+// loop.mu.
+
+const (
+	epollIn  = syscall.EPOLLIN | syscall.EPOLLRDHUP
+	epollOut = syscall.EPOLLOUT
+	// stopPollMsec is how often a stopping loop checks whether the
+	// connections still writing their last replies have finished.
+	stopPollMsec = 10
+)
+
+type loop struct {
+	srv    *Server
+	epfd   int
+	wakefd int // eventfd: written to interrupt epoll_wait
+
+	stopping atomic.Bool
+
+	mu      sync.Mutex // guards pending, done, and wakefd once done
+	pending []*pollConn
+	done    bool // the loop is exiting; poll releases new connections itself
+
+	conns    map[int32]*pollConn // by descriptor; loop goroutine only
+	now      int64               // unix nanoseconds at the last wake-up
+	lastIdle int64               // when the idle sweep last ran
+}
+
+// pollConn is a connection owned by an event loop.
+type pollConn struct {
+	c    *conn
+	l    *loop
+	fd   int
+	wpos int  // wbuf[:wpos] is written
+	need int  // what process last asked for, for prepareRead
+	out  bool // registered for EPOLLOUT: replies are pending
+	// idleSince is when the connection last began waiting for input
+	// (unix nanoseconds), for the idle timeout.
+	idleSince int64
+}
+
+// startLoops creates Config.EventLoops event loops and starts their
+// goroutines.
+func (s *Server) startLoops() error {
+	for range s.cfg.EventLoops {
+		l, err := newLoop(s)
+		if err != nil {
+			return err
+		}
+		s.loops = append(s.loops, l)
+		s.wg.Add(1)
+		go l.run()
+	}
+	return nil
+}
+
+// stopLoops tells every event loop to answer what its connections have
+// read, close them and exit. The caller holds s.mu.
+func (s *Server) stopLoops() {
+	for _, l := range s.loops {
+		l.mu.Lock()
+		l.stopping.Store(true)
+		if !l.done {
+			l.wakeLocked()
+		}
+		l.mu.Unlock()
+	}
+}
+
+// poll hands c to an event loop. It reports false, leaving c.nc open, when
+// the connection's descriptor cannot be taken over; the caller then serves
+// it with a goroutine.
+func (s *Server) poll(c *conn) bool {
+	fd, err := detach(c.nc)
+	if err != nil {
+		s.cfg.Logger.Warn("cannot move connection to an event loop", "err", err)
+		return false
+	}
+	l := s.loops[int(s.nextLoop.Add(1)-1)%len(s.loops)]
+	pc := &pollConn{c: c, l: l, fd: fd}
+	c.flushFn = pc.flush
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		pc.release()
+		return true
+	}
+	if len(l.pending) == 0 {
+		l.wakeLocked()
+	}
+	l.pending = append(l.pending, pc)
+	l.mu.Unlock()
+	return true
+}
+
+// detach takes nc's socket out of Go's netpoller: it duplicates the
+// descriptor (the copy shares the open file, so the socket stays open and
+// non-blocking) and closes nc, which unregisters the original.
+func detach(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("cannot detach %T: no file descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("cannot detach connection: %w", err)
+	}
+	fd := -1
+	var dupErr error
+	err = rc.Control(func(s uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			dupErr = e
+			return
+		}
+		fd = int(r)
+	})
+	if err == nil {
+		err = dupErr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("cannot duplicate socket: %w", err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("cannot set socket non-blocking: %w", err)
+	}
+	nc.Close()
+	return fd, nil
+}
+
+func newLoop(s *Server) (*loop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create epoll instance: %w", err)
+	}
+	r, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("cannot create eventfd: %w", e)
+	}
+	l := &loop{srv: s, epfd: epfd, wakefd: int(r), conns: make(map[int32]*pollConn)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wakefd)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wakefd, &ev); err != nil {
+		syscall.Close(l.wakefd)
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("cannot register eventfd: %w", err)
+	}
+	return l, nil
+}
+
+// wakeLocked interrupts the loop's epoll_wait. The caller holds l.mu and
+// has checked that the loop is not done (its eventfd is then closed).
+func (l *loop) wakeLocked() {
+	one := uint64(1)
+	syscall.Write(l.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+func (l *loop) run() {
+	defer l.srv.wg.Done()
+	defer func() {
+		syscall.Close(l.wakefd)
+		syscall.Close(l.epfd)
+	}()
+	idle := l.srv.cfg.IdleTimeout
+	msec := -1
+	if idle > 0 {
+		// Sweep often enough that a connection is kicked within a
+		// quarter of the timeout of when it is due.
+		msec = int(min(max(idle/4, 10*time.Millisecond), time.Second) / time.Millisecond)
+	}
+	events := make([]syscall.EpollEvent, 256)
+	l.now = time.Now().UnixNano()
+	l.lastIdle = l.now
+	for {
+		wait := msec
+		if l.stopping.Load() {
+			wait = stopPollMsec
+		}
+		n, err := syscall.EpollWait(l.epfd, events, wait)
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+		}
+		if idle > 0 {
+			l.now = time.Now().UnixNano()
+		}
+		woken := false
+		for _, ev := range events[:max(n, 0)] {
+			if ev.Fd == int32(l.wakefd) {
+				var buf [8]byte
+				syscall.Read(l.wakefd, buf[:])
+				woken = true
+				continue
+			}
+			if pc := l.conns[ev.Fd]; pc != nil {
+				pc.event(ev.Events)
+			}
+		}
+		if woken {
+			l.addPending()
+		}
+		if idle > 0 && l.now-l.lastIdle >= int64(msec)*int64(time.Millisecond) {
+			l.lastIdle = l.now
+			l.sweepIdle(int64(idle))
+		}
+		if l.stopping.Load() && l.stop() {
+			return
+		}
+	}
+}
+
+// addPending registers the connections handed to the loop.
+func (l *loop) addPending() {
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for _, pc := range pending {
+		if pc.c.stopped.Load() {
+			pc.release()
+			continue
+		}
+		ev := syscall.EpollEvent{Events: epollIn, Fd: int32(pc.fd)}
+		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, pc.fd, &ev); err != nil {
+			l.srv.cfg.Logger.Warn("cannot register connection", "err", err)
+			pc.release()
+			continue
+		}
+		pc.idleSince = time.Now().UnixNano()
+		l.conns[int32(pc.fd)] = pc
+	}
+}
+
+// sweepIdle closes the connections that have waited for input longer than
+// idle nanoseconds.
+func (l *loop) sweepIdle(idle int64) {
+	for _, pc := range l.conns {
+		if !pc.out && l.now-pc.idleSince > idle {
+			l.srv.stats.idleKicks.Add(1)
+			pc.close()
+		}
+	}
+}
+
+// stop closes the connections that have written all their replies (their
+// input was answered when it was read) and reports whether the loop may
+// exit: no connection and none pending.
+func (l *loop) stop() bool {
+	l.addPending()
+	for _, pc := range l.conns {
+		if !pc.out {
+			pc.close()
+		}
+	}
+	if len(l.conns) > 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) > 0 {
+		return false
+	}
+	l.done = true
+	return true
+}
+
+// event handles readiness of the connection's socket.
+func (pc *pollConn) event(events uint32) {
+	c := pc.c
+	if pc.out {
+		if events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
+			return
+		}
+		pc.serve()
+		return
+	}
+	c.prepareRead(pc.need)
+	n, err := rawRead(pc.fd, c.rbuf[c.w:])
+	if err != nil {
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return
+		}
+		pc.close()
+		return
+	}
+	if n == 0 {
+		pc.close() // EOF
+		return
+	}
+	c.w += n
+	c.stats.bytesRead += uint64(n)
+	pc.serve()
+}
+
+// serve answers the buffered input, as one turn of conn.serve does, and
+// waits for EPOLLOUT when the replies do not all fit in the socket. Called
+// again when the socket drains, it writes the rest and goes on with the
+// input process left.
+func (pc *pollConn) serve() {
+	c := pc.c
+	for {
+		if !c.blocked && pc.need >= 0 {
+			pc.need = c.process()
+		}
+		if c.flush() != nil {
+			pc.close()
+			return
+		}
+		if c.blocked {
+			pc.setOut(true)
+			return
+		}
+		if c.closeAfterWrite || pc.need < 0 {
+			pc.close()
+			return
+		}
+		c.srv.stats.add(&c.stats)
+		if c.stopped.Load() {
+			pc.close()
+			return
+		}
+		if pc.need == 0 && c.r < c.w {
+			// process stopped early for a blocked write that has
+			// since drained: go on with the input left.
+			continue
+		}
+		break
+	}
+	pc.setOut(false)
+	pc.idleSince = pc.l.now
+}
+
+// setOut switches the socket's interest between input and output.
+func (pc *pollConn) setOut(out bool) {
+	if pc.out == out {
+		return
+	}
+	pc.out = out
+	ev := syscall.EpollEvent{Events: epollIn, Fd: int32(pc.fd)}
+	if out {
+		ev.Events = epollOut
+	}
+	if err := syscall.EpollCtl(pc.l.epfd, syscall.EPOLL_CTL_MOD, pc.fd, &ev); err != nil {
+		pc.close()
+	}
+}
+
+// flush writes what the socket takes of the pending replies without
+// blocking. It is the connection's flushFn.
+func (pc *pollConn) flush() error {
+	c := pc.c
+	for pc.wpos < len(c.wbuf) {
+		n, err := rawWrite(pc.fd, c.wbuf[pc.wpos:])
+		if n > 0 {
+			pc.wpos += n
+			c.stats.bytesWritten += uint64(n)
+		}
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				// Drop what is written so the replies still to come
+				// do not grow the buffer past what is unwritten.
+				if pc.wpos >= len(c.wbuf)/2 {
+					k := copy(c.wbuf, c.wbuf[pc.wpos:])
+					c.wbuf = c.wbuf[:k]
+					pc.wpos = 0
+				}
+				c.blocked = true
+				return nil
+			}
+			return err
+		}
+	}
+	c.blocked = false
+	pc.wpos = 0
+	if cap(c.wbuf) > keepBufSize {
+		putBuf(c.wbuf)
+		c.wbuf = nil
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	return nil
+}
+
+// close unregisters and closes the connection.
+func (pc *pollConn) close() {
+	l := pc.l
+	if l.conns[int32(pc.fd)] == pc {
+		delete(l.conns, int32(pc.fd))
+		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
+	}
+	pc.release()
+}
+
+// release closes the descriptor of a connection that is not registered and
+// drops it from the server, as the end of conn.serve does.
+func (pc *pollConn) release() {
+	c := pc.c
+	syscall.Close(pc.fd)
+	pc.fd = -1
+	putBuf(c.rbuf)
+	putBuf(c.wbuf)
+	c.rbuf, c.wbuf = nil, nil
+	s := c.srv
+	s.stats.add(&c.stats)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// rawRead and rawWrite are read(2) and write(2) without telling the
+// scheduler: on a non-blocking socket they return at once, so the
+// bookkeeping syscall.Read does to let another goroutine have the P is
+// pure cost (measured: 7% less CPU per request under memcaslap). b is
+// never empty.
+func rawRead(fd int, b []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package server
+
+// loop is an event loop; they exist on Linux only. Elsewhere
+// Config.EventLoops is ignored and every connection has its own goroutine.
+type loop struct{}
+
+func (s *Server) startLoops() error { return nil }
+
+func (s *Server) stopLoops() {}
+
+func (s *Server) poll(c *conn) bool { return false }
