@@ -41,6 +41,20 @@ type Config struct {
 	// are assigned round-robin. Linux only: elsewhere it is ignored.
 	EventLoops int
 
+	// Protocol is the protocol connections speak (-B): ProtoAuto (the
+	// default) picks binary or ASCII from each connection's first byte.
+	Protocol Protocol
+	// SASL (-S) requires binary-protocol clients to authenticate with
+	// SASL PLAIN before any other command.
+	SASL bool
+	// AuthFile (-Y) is a file of "user:password" lines. With it, ASCII
+	// clients must authenticate first (memcached's ASCII authentication);
+	// with SASL it is also the password database for SASL PLAIN.
+	AuthFile string
+	// UDPAddrs are the host:port addresses to serve UDP on (-U); none
+	// means no UDP listener.
+	UDPAddrs []string
+
 	// Settings reported by "stats settings" that only describe how the
 	// process was started.
 	TCPPort   int    // as given with -p (0 when TCP is off)
@@ -56,6 +70,26 @@ type Config struct {
 	// Logger receives errors and, with Verbosity, per-connection events.
 	// Default: discard.
 	Logger *slog.Logger
+}
+
+// Protocol selects the protocol of a server's connections.
+type Protocol uint8
+
+const (
+	ProtoAuto   Protocol = iota // binary when the first byte is 0x80, else ASCII
+	ProtoASCII                  // text and meta protocol only
+	ProtoBinary                 // binary protocol only
+)
+
+// String returns the name memcached uses in "stats settings".
+func (p Protocol) String() string {
+	switch p {
+	case ProtoASCII:
+		return "ascii"
+	case ProtoBinary:
+		return "binary"
+	}
+	return "auto-negotiate"
 }
 
 func (c *Config) setDefaults() {

@@ -42,6 +42,11 @@ type conn struct {
 	wbuf []byte
 
 	req protocol.Request
+	// proto is the protocol the connection speaks, ProtoAuto until its
+	// first byte has decided.
+	proto Protocol
+	// authed is set once the client has authenticated (-Y or -S).
+	authed bool
 	// swallow counts bytes of a rejected value still to be discarded.
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.
@@ -104,6 +109,28 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// handleRequest handles the first request in buf (which is not empty) in
+// the connection's protocol, deciding the protocol from the first byte
+// when the server accepts both. It returns what handleOne returns.
+func (c *conn) handleRequest(buf []byte) int {
+	if c.proto == ProtoAuto {
+		c.proto = c.srv.cfg.Protocol
+		if c.proto == ProtoAuto {
+			c.proto = ProtoASCII
+			if buf[0] == protocol.BinaryRequestMagic {
+				c.proto = ProtoBinary
+			}
+		}
+	}
+	if c.proto == ProtoBinary {
+		return c.handleBinary(buf)
+	}
+	if c.srv.authUsers != nil && !c.authed {
+		return c.handleASCIIAuth(buf)
+	}
+	return c.handleOne(buf)
 }
 
 // prepareRead makes room in rbuf for at least one more byte, and for need
@@ -185,7 +212,7 @@ func (c *conn) process() int {
 		if c.closeAfterWrite {
 			return -1
 		}
-		need := c.handleOne(c.rbuf[c.r:c.w])
+		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
 			return need
 		}

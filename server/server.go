@@ -38,6 +38,10 @@ type Server struct {
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
 
+	// authUsers holds the credentials of Config.AuthFile; nil when
+	// clients need not authenticate.
+	authUsers map[string]string
+
 	verbosity atomic.Int32
 	detail    prefixStats
 	stats     globalStats
@@ -57,6 +61,12 @@ func New(cfg Config) (*Server, error) {
 		started:  time.Now(),
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
+	}
+	if cfg.AuthFile != "" {
+		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
+			cache.Close()
+			return nil, err
+		}
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
 	s.detail.enabled.Store(cfg.DetailEnabled)

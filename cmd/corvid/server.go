@@ -56,6 +56,7 @@ type serverOptions struct {
 	disableDumping   bool
 	disableWatch     bool
 	authFile         string
+	flags            *pflag.FlagSet // the parsed command line, to tell given flags from defaults
 	memoryFile       string
 	ssl              bool
 	extended         []string
@@ -85,6 +86,7 @@ speaks its text protocol and answers its stats under the same names.`,
 		},
 	}
 	f := cmd.Flags()
+	o.flags = f
 	f.SortFlags = false
 	f.IntVarP(&o.port, "port", "p", 11211, "TCP port to listen on (0 = off)")
 	f.IntVarP(&o.udpPort, "udp-port", "U", 0, "UDP port to listen on (0 = off)")
@@ -203,9 +205,33 @@ func (o *serverOptions) config() (server.Config, error) {
 		return cfg, usageError("Chunk size must be greater than 0")
 	}
 	switch o.protocol {
-	case "auto", "ascii", "binary":
+	case "auto":
+	case "ascii":
+		cfg.Protocol = server.ProtoASCII
+	case "binary":
+		cfg.Protocol = server.ProtoBinary
 	default:
 		return cfg, usageError(fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol))
+	}
+	// memcached's rules: SASL is binary only and without UDP; ASCII
+	// authentication is ASCII only.
+	cfg.SASL, cfg.AuthFile = o.sasl, o.authFile
+	protocolGiven := o.flags != nil && o.flags.Changed("protocol")
+	if cfg.SASL {
+		if !protocolGiven {
+			cfg.Protocol = server.ProtoBinary
+		} else if cfg.Protocol != server.ProtoBinary {
+			return cfg, usageError("ERROR: You cannot allow the ASCII protocol while using SASL.")
+		}
+		if o.udpPort > 0 {
+			return cfg, usageError("ERROR: Cannot enable UDP while using binary SASL authentication.")
+		}
+	} else if cfg.AuthFile != "" {
+		if !protocolGiven {
+			cfg.Protocol = server.ProtoASCII
+		} else if cfg.Protocol == server.ProtoBinary {
+			return cfg, usageError("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+		}
 	}
 	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
 	if err != nil {
@@ -259,6 +285,9 @@ func (o *serverOptions) config() (server.Config, error) {
 		for _, h := range hosts {
 			h = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "notls:")
 			cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+			if o.udpPort > 0 {
+				cfg.UDPAddrs = append(cfg.UDPAddrs, net.JoinHostPort(h, strconv.Itoa(o.udpPort)))
+			}
 		}
 	}
 	if o.unixSocket == "" && o.port <= 0 {
@@ -355,14 +384,8 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 		return err
 	}
 	cfg.Logger = logger
-	for _, name := range []string{"udp-port", "enable-sasl", "auth-file", "memory-file", "enable-ssl", "lock-memory", "enable-largepages", "protocol"} {
+	for _, name := range []string{"memory-file", "enable-ssl", "lock-memory", "enable-largepages"} {
 		if f := flags.Lookup(name); f != nil && f.Changed {
-			if name == "udp-port" && o.udpPort == 0 {
-				continue
-			}
-			if name == "protocol" && o.protocol != "binary" {
-				continue
-			}
 			cfg.Unsupported = append(cfg.Unsupported, "--"+name)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corvidcache/corvid/server"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -124,6 +125,39 @@ func TestLeadingInt(t *testing.T) {
 	for in, want := range map[string]int64{"64": 64, "64m": 64, "1g": 1, "x": 0, "-3": -3, " 12": 12} {
 		if got := leadingInt(in); got != want {
 			t.Errorf("leadingInt(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestServerConfigAuthRules(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    server.Protocol
+		wantErr string
+	}{
+		{[]string{"-S"}, server.ProtoBinary, ""},
+		{[]string{"-S", "-B", "binary"}, server.ProtoBinary, ""},
+		{[]string{"-S", "-B", "auto"}, 0, "ERROR: You cannot allow the ASCII protocol while using SASL."},
+		{[]string{"-S", "-U", "11211"}, 0, "ERROR: Cannot enable UDP while using binary SASL authentication."},
+		{[]string{"-Y", "/dev/null"}, server.ProtoASCII, ""},
+		{[]string{"-Y", "/dev/null", "-B", "binary"}, 0, "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-B", "binary"}, server.ProtoBinary, ""},
+		{nil, server.ProtoAuto, ""},
+	}
+	for _, tt := range tests {
+		o := &serverOptions{}
+		if err := serverCommand(o).Flags().Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("%v: error %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || cfg.Protocol != tt.want {
+			t.Errorf("%v: protocol %v, err %v; want %v", tt.args, cfg.Protocol, err, tt.want)
 		}
 	}
 }
