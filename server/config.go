@@ -63,6 +63,10 @@ type Config struct {
 
 	Storage storage.Config
 
+	// SnapshotFile (-e) is where the cache is saved when the server stops
+	// and restored from when it starts; empty disables both.
+	SnapshotFile string
+
 	// Unsupported lists the options that were accepted for compatibility
 	// but are not acted on yet (reported in logs).
 	Unsupported []string

@@ -41,6 +41,10 @@ type Server struct {
 	// authUsers holds the credentials of Config.AuthFile; nil when
 	// clients need not authenticate.
 	authUsers map[string]string
+	// saveOnClose makes Close save the cache to Config.SnapshotFile; it
+	// is set once New has succeeded, so a server that failed to start
+	// never overwrites a snapshot.
+	saveOnClose bool
 
 	verbosity atomic.Int32
 	detail    prefixStats
@@ -79,7 +83,41 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if cfg.SnapshotFile != "" {
+		s.loadSnapshot()
+		s.saveOnClose = true
+	}
 	return s, nil
+}
+
+// loadSnapshot fills the cache from Config.SnapshotFile. A missing, damaged
+// or foreign file is logged and the server starts empty.
+func (s *Server) loadSnapshot() {
+	path := s.cfg.SnapshotFile
+	start := time.Now()
+	st, err := s.cache.LoadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		s.cfg.Logger.Info("no snapshot; starting empty", "file", path)
+	case err != nil:
+		s.cfg.Logger.Warn("cannot restore the cache; starting empty", "err", err)
+	default:
+		s.cfg.Logger.Info("cache restored", "file", path, "items", st.Items,
+			"expired", st.Expired, "skipped", st.Skipped, "bytes", st.Bytes,
+			"seconds", time.Since(start).Seconds())
+	}
+}
+
+// saveSnapshot writes the cache to Config.SnapshotFile.
+func (s *Server) saveSnapshot() {
+	start := time.Now()
+	st, err := s.cache.SaveFile(s.cfg.SnapshotFile)
+	if err != nil {
+		s.cfg.Logger.Error("cannot save the cache", "err", err)
+		return
+	}
+	s.cfg.Logger.Info("cache saved", "file", s.cfg.SnapshotFile, "items", st.Items,
+		"bytes", st.Bytes, "seconds", time.Since(start).Seconds())
 }
 
 func (s *Server) listen() error {
@@ -160,6 +198,9 @@ func (s *Server) Close() error {
 		s.wg.Wait()
 		if s.cfg.UnixPath != "" {
 			os.Remove(s.cfg.UnixPath)
+		}
+		if s.saveOnClose {
+			s.saveSnapshot()
 		}
 		s.cache.Close()
 	})

@@ -121,7 +121,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.BoolVarP(&o.disableDumping, "disable-dumping", "X", false, "disable stats cachedump and lru_crawler metadump")
 	f.BoolVarP(&o.disableWatch, "disable-watch", "W", false, "disable watch commands")
 	f.StringVarP(&o.authFile, "auth-file", "Y", "", "ASCII authentication file (user:pass lines)")
-	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "file for a restartable cache")
+	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "save the cache to this file on shutdown (SIGTERM, SIGINT, SIGUSR1) and restore it at start")
 	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS")
 	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
@@ -384,7 +384,8 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 		return err
 	}
 	cfg.Logger = logger
-	for _, name := range []string{"memory-file", "enable-ssl", "lock-memory", "enable-largepages"} {
+	cfg.SnapshotFile = o.memoryFile
+	for _, name := range []string{"enable-ssl", "lock-memory", "enable-largepages"} {
 		if f := flags.Lookup(name); f != nil && f.Changed {
 			cfg.Unsupported = append(cfg.Unsupported, "--"+name)
 		}
@@ -422,7 +423,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	// SIGUSR1 is memcached's graceful stop, which saves a restartable
+	// cache; corvid saves on every clean stop when -e is given.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer stop()
 	err = srv.Serve(ctx)
 	if errors.Is(err, context.Canceled) {

@@ -1,0 +1,440 @@
+package storage
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// A snapshot holds the live items of a cache so that a restarted server
+// comes back warm (memcached's -e restartable cache). corvid writes items
+// out one by one instead of keeping slab memory in a file, so a snapshot
+// can be loaded into a cache with different -m, -n, -f or -I settings.
+//
+// Layout, little-endian:
+//
+//	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds
+//	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS | u8 key length | key | value
+//	...
+//	end      a record header with key length 0 and zero fields | u64 record count
+//	checksum u32 CRC-32C of every byte before it
+//
+// Load checks the whole file (structure, limits, count and checksum) before
+// it stores anything, so a truncated, corrupted or foreign file leaves the
+// cache empty.
+const (
+	snapMagic      = "CORVIDSN"
+	snapVersion    = 1
+	snapHeaderSize = 24
+	snapRecordSize = 25
+	snapFlagCAS    = 1
+)
+
+var snapTable = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrBadSnapshot reports a snapshot that is truncated, corrupted, of another
+// version, or not a snapshot at all.
+var ErrBadSnapshot = errors.New("storage: bad snapshot")
+
+// SnapshotStats describes a saved or loaded snapshot.
+type SnapshotStats struct {
+	Items   int   // items written, or stored by Load
+	Expired int   // items skipped because they had expired
+	Skipped int   // items Load could not store (too large for this cache, or out of memory)
+	Bytes   int64 // size of the snapshot
+}
+
+// Save writes the cache's live items to w. Items that are expired or
+// flushed are left out. Save may run while the cache serves requests; an
+// item changed during the save is written either as it was or as it is.
+func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
+	var st SnapshotStats
+	cw := &crcWriter{w: w, h: crc32.New(snapTable)}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	var hdr [snapHeaderSize]byte
+	copy(hdr[:], snapMagic)
+	binary.LittleEndian.PutUint32(hdr[8:], snapVersion)
+	if c.useCAS {
+		binary.LittleEndian.PutUint32(hdr[12:], snapFlagCAS)
+	}
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(c.CurrentTime()))
+	bw.Write(hdr[:])
+
+	var batch []byte
+	for i := 1; i < len(c.classes); i++ {
+		cl := &c.classes[i]
+		page, chunk := 0, 0
+		for {
+			var done bool
+			var err error
+			batch, chunk, done, err = c.snapBatch(cl, page, chunk, batch[:0], &st)
+			if err != nil {
+				return st, err
+			}
+			if _, err := bw.Write(batch); err != nil {
+				return st, err
+			}
+			if done {
+				break
+			}
+			if chunk < 0 {
+				page, chunk = page+1, 0
+			}
+		}
+	}
+	var end [snapRecordSize + 8]byte
+	binary.LittleEndian.PutUint64(end[snapRecordSize:], uint64(st.Items))
+	bw.Write(end[:])
+	if err := bw.Flush(); err != nil {
+		return st, err
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], cw.h.Sum32())
+	if _, err := w.Write(sum[:]); err != nil {
+		return st, err
+	}
+	st.Bytes = cw.n + 4
+	return st, nil
+}
+
+// snapBatch appends to buf the records of up to crawlBatch chunks of a
+// class's page, starting at chunk. It returns the next chunk (-1 when the
+// page is done) and done when the class has no page with that index.
+func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotStats) ([]byte, int, bool, error) {
+	now := c.relNow()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if c.closed {
+		return buf, 0, true, ErrClosed
+	}
+	if page >= len(cl.pages) {
+		return buf, 0, true, nil
+	}
+	id := cl.pages[page]
+	for n := 0; n < crawlBatch; n++ {
+		if chunk >= cl.perslab {
+			return buf, -1, false, nil
+		}
+		ref := makeRef(id, chunk*cl.size)
+		chunk++
+		h := c.hdr(ref)
+		b := h.bits.Load()
+		if b&bitLinked == 0 {
+			continue
+		}
+		s := c.stripeFor(c.hashKey(c.itemKey(ref, b)))
+		// The class lock is held, so the stripe lock can only be tried
+		// (the lock order is stripe, then class); on contention take both
+		// in order and check that the chunk still holds the same item.
+		if !s.mu.TryLock() {
+			cl.mu.Unlock()
+			s.mu.Lock()
+			cl.mu.Lock()
+			if page >= len(cl.pages) || cl.pages[page] != id {
+				s.mu.Unlock()
+				return buf, -1, false, nil // the page moved away meanwhile
+			}
+			if nb := h.bits.Load(); nb&bitLinked == 0 || c.stripeFor(c.hashKey(c.itemKey(ref, nb))) != s {
+				s.mu.Unlock()
+				continue
+			}
+			b = h.bits.Load()
+		}
+		if c.isFlushed(h, now) || isExpired(h, now) {
+			st.Expired++
+		} else {
+			buf = c.appendRecord(buf, ref, h, b)
+			st.Items++
+		}
+		s.mu.Unlock()
+	}
+	return buf, chunk, false, nil
+}
+
+// appendRecord appends the snapshot record of a linked item to buf. The
+// caller holds the item's stripe lock.
+func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32) []byte {
+	key := c.itemKey(ref, b)
+	val := c.itemValue(ref, h, b)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(val)))
+	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(c.unixFromRel(h.exptime)))
+	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
+	buf = append(buf, byte(len(key)))
+	buf = append(buf, key...)
+	return append(buf, val...)
+}
+
+// crcWriter counts and checksums what it writes.
+type crcWriter struct {
+	w io.Writer
+	h hash.Hash32
+	n int64
+}
+
+func (cw *crcWriter) Write(p []byte) (int, error) {
+	cw.h.Write(p)
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	return n, err
+}
+
+// snapRecord is one parsed record header.
+type snapRecord struct {
+	nval    uint32
+	flags   uint32
+	exptime int64
+	cas     uint64
+	nkey    int
+}
+
+func parseRecord(b []byte) snapRecord {
+	return snapRecord{
+		nval:    binary.LittleEndian.Uint32(b[0:]),
+		flags:   binary.LittleEndian.Uint32(b[4:]),
+		exptime: int64(binary.LittleEndian.Uint64(b[8:])),
+		cas:     binary.LittleEndian.Uint64(b[16:]),
+		nkey:    int(b[24]),
+	}
+}
+
+// snapReader reads a snapshot, checksumming what it reads.
+type snapReader struct {
+	r   *bufio.Reader
+	h   hash.Hash32
+	err error
+}
+
+func (sr *snapReader) read(p []byte) bool {
+	if sr.err != nil {
+		return false
+	}
+	if _, err := io.ReadFull(sr.r, p); err != nil {
+		sr.err = fmt.Errorf("%w: truncated", ErrBadSnapshot)
+		return false
+	}
+	sr.h.Write(p)
+	return true
+}
+
+// next reads n bytes into scratch and returns them. scratch grows only as
+// the bytes arrive, so a corrupt length costs no more memory than the file
+// holds.
+func (sr *snapReader) next(n int, scratch []byte) []byte {
+	if cap(scratch) >= n {
+		scratch = scratch[:n]
+		sr.read(scratch)
+		return scratch
+	}
+	scratch = scratch[:0]
+	for len(scratch) < n && sr.err == nil {
+		step := min(n-len(scratch), max(64<<10, len(scratch)))
+		scratch = append(scratch, make([]byte, step)...)
+		sr.read(scratch[len(scratch)-step:])
+	}
+	return scratch
+}
+
+// maxSnapValue bounds a record's value length: no cache stores items over
+// 1 GiB (the -I limit), so a larger length marks a corrupt file.
+const maxSnapValue = 1 << 30
+
+// scanSnapshot reads a whole snapshot from r, calling fn (when not nil) for
+// every record, and checks its structure, count and checksum. key and value
+// are valid only during fn.
+func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) error {
+	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(snapTable)}
+	var hdr [snapHeaderSize]byte
+	if !sr.read(hdr[:]) || string(hdr[:8]) != snapMagic {
+		return fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
+	}
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapVersion {
+		return fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, v, snapVersion)
+	}
+	var rh [snapRecordSize]byte
+	var buf []byte
+	var count uint64
+	for {
+		if !sr.read(rh[:]) {
+			return sr.err
+		}
+		rec := parseRecord(rh[:])
+		if rec.nkey == 0 {
+			if rec != (snapRecord{}) {
+				return fmt.Errorf("%w: bad end record", ErrBadSnapshot)
+			}
+			break
+		}
+		if rec.nval > maxSnapValue {
+			return fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
+		}
+		buf = sr.next(rec.nkey+int(rec.nval), buf)
+		if sr.err != nil {
+			return sr.err
+		}
+		count++
+		if fn != nil {
+			if err := fn(rec, buf[:rec.nkey], buf[rec.nkey:]); err != nil {
+				return err
+			}
+		}
+	}
+	var tail [8]byte
+	if !sr.read(tail[:]) {
+		return sr.err
+	}
+	if n := binary.LittleEndian.Uint64(tail[:]); n != count {
+		return fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
+	}
+	want := sr.h.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(sr.r, sum[:]); err != nil {
+		return fmt.Errorf("%w: truncated", ErrBadSnapshot)
+	}
+	if got := binary.LittleEndian.Uint32(sum[:]); got != want {
+		return fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
+	}
+	if _, err := sr.r.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
+	}
+	return nil
+}
+
+// CheckSnapshot reads a whole snapshot and reports whether it is intact
+// (ErrBadSnapshot when not), without storing anything.
+func CheckSnapshot(r io.Reader) error {
+	return scanSnapshot(r, nil)
+}
+
+// load stores the records of a snapshot already checked by CheckSnapshot.
+// Items that expired since the save are skipped; CAS uniques are kept and
+// the cache's CAS counter continues after the largest one.
+func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
+	var st SnapshotStats
+	var maxCAS uint64
+	err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
+		now := c.relNow()
+		exp := uint32(0)
+		if rec.exptime != 0 {
+			exp = c.relFromUnix(rec.exptime)
+			if exp <= now {
+				st.Expired++
+				return nil
+			}
+		}
+		switch err := c.restore(key, rec.flags, exp, rec.cas, value, now); {
+		case err == nil:
+			st.Items++
+			maxCAS = max(maxCAS, rec.cas)
+		case errors.Is(err, ErrClosed):
+			return err
+		default:
+			st.Skipped++
+		}
+		return nil
+	})
+	for {
+		cur := c.casID.Load()
+		if cur >= maxCAS || c.casID.CompareAndSwap(cur, maxCAS) {
+			break
+		}
+	}
+	return st, err
+}
+
+// restore stores an item from a snapshot with its CAS unique and rel
+// exptime, replacing any item under the same key.
+func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value []byte, now uint32) error {
+	if len(key) > KeyMaxLength {
+		return ErrKeyTooLong
+	}
+	if !c.fits(len(key), len(value), flags) {
+		return ErrTooLarge
+	}
+	cls := c.classFor(c.ntotal(len(key), len(value)))
+	ref, err := c.alloc(cls, len(key), len(value), now)
+	if err != nil {
+		return err
+	}
+	h := c.hdr(ref)
+	h.exptime = exp
+	h.flags = flags
+	b := h.bits.Load()
+	copy(c.itemKey(ref, b), key)
+	copy(c.itemValue(ref, h, b), value)
+	hv := c.hashKey(key)
+	s := c.stripeFor(hv)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	old, oh := c.findLocked(s, key, hv, now)
+	c.replaceLocked(s, old, oh, ref, h, hv, now)
+	if c.useCAS {
+		h.cas = cas
+	}
+	return nil
+}
+
+// SaveFile writes a snapshot to path safely: to a temporary file in the same
+// directory, fsynced, then renamed over path, so a crash mid-save leaves the
+// previous snapshot (or none) in place.
+func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return SnapshotStats{}, fmt.Errorf("cannot save snapshot: %w", err)
+	}
+	tmp := f.Name()
+	st, err := c.Save(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return st, nil
+}
+
+// LoadFile loads the snapshot at path into the cache. The whole file is
+// checked first: when it is missing, truncated, corrupted or foreign,
+// LoadFile returns an error (wrapping ErrBadSnapshot or the os error) and
+// the cache is left as it was.
+func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return SnapshotStats{}, err
+	}
+	defer f.Close()
+	if err := CheckSnapshot(f); err != nil {
+		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return SnapshotStats{}, err
+	}
+	st, err := c.load(f)
+	if fi, serr := f.Stat(); serr == nil {
+		st.Bytes = fi.Size()
+	}
+	if err != nil {
+		return st, fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	return st, nil
+}
