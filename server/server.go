@@ -38,9 +38,9 @@ type Server struct {
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
 
-	// authUsers holds the credentials of Config.AuthFile; nil when
-	// clients need not authenticate.
-	authUsers map[string]string
+	// authUsers holds the entries of Config.AuthFile: nil when clients
+	// need not authenticate, never nil (possibly empty) when they must.
+	authUsers []authEntry
 
 	verbosity atomic.Int32
 	detail    prefixStats
@@ -63,6 +63,10 @@ func New(cfg Config) (*Server, error) {
 		shutdown: make(chan struct{}),
 	}
 	if cfg.AuthFile != "" {
+		if len(cfg.UDPAddrs) > 0 {
+			cache.Close()
+			return nil, ErrAuthWithUDP
+		}
 		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
 			cache.Close()
 			return nil, err

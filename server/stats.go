@@ -20,6 +20,7 @@ type connStats struct {
 	cmdGet, cmdTouch, cmdFlush   uint64
 	storeTooLarge, storeNoMemory uint64
 	bytesRead, bytesWritten      uint64
+	authCmds, authErrors         uint64
 }
 
 // globalStats are the server-wide counters memcached keeps per thread.
@@ -29,6 +30,7 @@ type globalStats struct {
 	bytesRead, bytesWritten      atomic.Uint64
 	totalConns, rejectedConns    atomic.Uint64
 	idleKicks                    atomic.Uint64
+	authCmds, authErrors         atomic.Uint64
 }
 
 // add moves the counts of cs into g and zeroes cs.
@@ -45,6 +47,8 @@ func (g *globalStats) add(cs *connStats) {
 	addNonZero(&g.storeNoMemory, cs.storeNoMemory)
 	addNonZero(&g.bytesRead, cs.bytesRead)
 	addNonZero(&g.bytesWritten, cs.bytesWritten)
+	addNonZero(&g.authCmds, cs.authCmds)
+	addNonZero(&g.authErrors, cs.authErrors)
 	*cs = connStats{}
 }
 
@@ -52,7 +56,7 @@ func (g *globalStats) add(cs *connStats) {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks} {
+		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors} {
 		v.Store(0)
 	}
 }
@@ -202,8 +206,8 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.u("touch_misses", st.TouchMisses)
 	w.u("store_too_large", g.storeTooLarge.Load())
 	w.u("store_no_memory", g.storeNoMemory.Load())
-	w.u("auth_cmds", 0)
-	w.u("auth_errors", 0)
+	w.u("auth_cmds", g.authCmds.Load())
+	w.u("auth_errors", g.authErrors.Load())
 	w.u("bytes_read", g.bytesRead.Load())
 	w.u("bytes_written", g.bytesWritten.Load())
 	w.u("limit_maxbytes", st.LimitMaxbytes)
@@ -306,7 +310,12 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("tcp_backlog", int64(cfg.Backlog))
 	w.str("binding_protocol", cfg.Protocol.String())
 	w.yesno("auth_enabled_sasl", cfg.SASL)
-	w.yesno("auth_enabled_ascii", cfg.AuthFile != "")
+	// memcached shows the auth file's name when it has one.
+	if cfg.AuthFile != "" {
+		w.str("auth_enabled_ascii", cfg.AuthFile)
+	} else {
+		w.str("auth_enabled_ascii", "no")
+	}
 	w.i("item_size_max", int64(orInt(sc.ItemSizeMax, 1<<20)))
 	w.yesno("maxconns_fast", true)
 	w.i("hashpower_init", int64(sc.HashPowerInit))

@@ -227,10 +227,15 @@ func (o *serverOptions) config() (server.Config, error) {
 			return cfg, usageError("ERROR: Cannot enable UDP while using binary SASL authentication.")
 		}
 	} else if cfg.AuthFile != "" {
+		// memcached refuses -B auto as well: a negotiated connection
+		// would not authenticate.
 		if !protocolGiven {
 			cfg.Protocol = server.ProtoASCII
-		} else if cfg.Protocol == server.ProtoBinary {
+		} else if cfg.Protocol != server.ProtoASCII {
 			return cfg, usageError("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+		}
+		if o.udpPort > 0 {
+			return cfg, usageError("Cannot use UDP with ascii authentication enabled (-U 0 to disable)")
 		}
 	}
 	mask, err := strconv.ParseUint(o.unixMask, 8, 32)

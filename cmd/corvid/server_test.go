@@ -141,6 +141,10 @@ func TestServerConfigAuthRules(t *testing.T) {
 		{[]string{"-S", "-U", "11211"}, 0, "ERROR: Cannot enable UDP while using binary SASL authentication."},
 		{[]string{"-Y", "/dev/null"}, server.ProtoASCII, ""},
 		{[]string{"-Y", "/dev/null", "-B", "binary"}, 0, "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-Y", "/dev/null", "-B", "auto"}, 0, "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-Y", "/dev/null", "-B", "ascii"}, server.ProtoASCII, ""},
+		{[]string{"-Y", "/dev/null", "-U", "11211"}, 0, "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"},
+		{[]string{"-Y", "/dev/null", "-U", "0"}, server.ProtoASCII, ""},
 		{[]string{"-B", "binary"}, server.ProtoBinary, ""},
 		{nil, server.ProtoAuto, ""},
 	}
