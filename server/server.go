@@ -23,6 +23,8 @@ type Server struct {
 	started time.Time
 
 	listeners []net.Listener
+	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
+	udp []*udpConn
 
 	mu    sync.Mutex // guards conns, closing
 	conns map[*conn]struct{}
@@ -110,14 +112,18 @@ func (s *Server) listen() error {
 		}
 		s.listeners = append(s.listeners, ln)
 	}
-	if len(s.listeners) == 0 {
+	if err := s.listenUDP(); err != nil {
+		return fmt.Errorf("cannot listen on UDP: %w", err)
+	}
+	if len(s.listeners) == 0 && len(s.udp) == 0 {
 		return errors.New("server: no listener configured")
 	}
 	return nil
 }
 
 // Addrs returns the addresses the server listens on, in the order of
-// Config.TCPAddrs followed by the Unix socket.
+// Config.TCPAddrs followed by the Unix socket (UDPAddrs returns the UDP
+// ones).
 func (s *Server) Addrs() []net.Addr {
 	addrs := make([]net.Addr, len(s.listeners))
 	for i, ln := range s.listeners {
@@ -138,6 +144,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.acceptLoop(ln)
 	}
+	for _, u := range s.udp {
+		s.wg.Add(1)
+		go s.udpLoop(u)
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
@@ -155,6 +165,9 @@ func (s *Server) Close() error {
 		s.closing = true
 		for _, ln := range s.listeners {
 			ln.Close()
+		}
+		for _, u := range s.udp {
+			u.pc.Close()
 		}
 		for c := range s.conns {
 			c.stop()

@@ -171,7 +171,8 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.str("rusage_user", formatTimeval(ru.Utime))
 	w.str("rusage_system", formatTimeval(ru.Stime))
 	w.i("max_connections", int64(s.cfg.MaxConns))
-	curr := s.currConns()
+	// memcached counts its UDP sockets as connections.
+	curr := s.currConns() + len(s.udp)
 	w.i("curr_connections", int64(curr))
 	w.u("total_connections", g.totalConns.Load())
 	w.u("rejected_connections", g.rejectedConns.Load())
@@ -420,6 +421,7 @@ func (s *Server) writeConns(w *statWriter) {
 		w.str(p+"state", "conn_listening")
 		w.i(p+"secs_since_last_cmd", s.cache.Uptime())
 	}
+	next := s.writeUDPConns(w, len(s.listeners), now)
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -427,7 +429,7 @@ func (s *Server) writeConns(w *statWriter) {
 	}
 	s.mu.Unlock()
 	for i, c := range conns {
-		p := strconv.Itoa(len(s.listeners)+i) + ":"
+		p := strconv.Itoa(next+i) + ":"
 		w.str(p+"addr", addrString(c.nc.RemoteAddr()))
 		w.str(p+"listen_addr", addrString(c.nc.LocalAddr()))
 		w.str(p+"state", "conn_parse_cmd")

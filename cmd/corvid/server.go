@@ -277,8 +277,9 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	cfg.Storage = sc
 
-	// memcached: -s disables network support.
-	if o.unixSocket == "" && o.port > 0 {
+	// memcached: -s disables network support; -p 0 with -U serves UDP
+	// only.
+	if o.unixSocket == "" && (o.port > 0 || o.udpPort > 0) {
 		hosts := []string{""}
 		if len(o.listen) > 0 {
 			hosts = hosts[:0]
@@ -289,14 +290,16 @@ func (o *serverOptions) config() (server.Config, error) {
 		}
 		for _, h := range hosts {
 			h = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "notls:")
-			cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+			if o.port > 0 {
+				cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+			}
 			if o.udpPort > 0 {
 				cfg.UDPAddrs = append(cfg.UDPAddrs, net.JoinHostPort(h, strconv.Itoa(o.udpPort)))
 			}
 		}
 	}
-	if o.unixSocket == "" && o.port <= 0 {
-		return cfg, usageError("no listener: give -p PORT or -s SOCKET")
+	if o.unixSocket == "" && o.port <= 0 && o.udpPort <= 0 {
+		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
 }
@@ -421,7 +424,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 			fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
 		}
 	}
-	for _, a := range srv.Addrs() {
+	for _, a := range append(srv.Addrs(), srv.UDPAddrs()...) {
 		logger.Info("listening", "addr", a.Network()+":"+a.String())
 	}
 	if ctx == nil {
