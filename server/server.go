@@ -23,6 +23,8 @@ type Server struct {
 	started time.Time
 
 	listeners []net.Listener
+	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
+	udp []*udpConn
 
 	mu    sync.Mutex // guards conns, closing
 	conns map[*conn]struct{}
@@ -38,9 +40,9 @@ type Server struct {
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
 
-	// authUsers holds the credentials of Config.AuthFile; nil when
-	// clients need not authenticate.
-	authUsers map[string]string
+	// authUsers holds the entries of Config.AuthFile: nil when clients
+	// need not authenticate, never nil (possibly empty) when they must.
+	authUsers []authEntry
 	// saveOnClose makes Close save the cache to Config.SnapshotFile; it
 	// is set once New has succeeded, so a server that failed to start
 	// never overwrites a snapshot.
@@ -67,6 +69,10 @@ func New(cfg Config) (*Server, error) {
 		shutdown: make(chan struct{}),
 	}
 	if cfg.AuthFile != "" {
+		if len(cfg.UDPAddrs) > 0 {
+			cache.Close()
+			return nil, ErrAuthWithUDP
+		}
 		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
 			cache.Close()
 			return nil, err
@@ -144,14 +150,18 @@ func (s *Server) listen() error {
 		}
 		s.listeners = append(s.listeners, ln)
 	}
-	if len(s.listeners) == 0 {
+	if err := s.listenUDP(); err != nil {
+		return fmt.Errorf("cannot listen on UDP: %w", err)
+	}
+	if len(s.listeners) == 0 && len(s.udp) == 0 {
 		return errors.New("server: no listener configured")
 	}
 	return nil
 }
 
 // Addrs returns the addresses the server listens on, in the order of
-// Config.TCPAddrs followed by the Unix socket.
+// Config.TCPAddrs followed by the Unix socket (UDPAddrs returns the UDP
+// ones).
 func (s *Server) Addrs() []net.Addr {
 	addrs := make([]net.Addr, len(s.listeners))
 	for i, ln := range s.listeners {
@@ -172,6 +182,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.acceptLoop(ln)
 	}
+	for _, u := range s.udp {
+		s.wg.Add(1)
+		go s.udpLoop(u)
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
@@ -189,6 +203,9 @@ func (s *Server) Close() error {
 		s.closing = true
 		for _, ln := range s.listeners {
 			ln.Close()
+		}
+		for _, u := range s.udp {
+			u.pc.Close()
 		}
 		for c := range s.conns {
 			c.stop()

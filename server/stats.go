@@ -20,6 +20,7 @@ type connStats struct {
 	cmdGet, cmdTouch, cmdFlush   uint64
 	storeTooLarge, storeNoMemory uint64
 	bytesRead, bytesWritten      uint64
+	authCmds, authErrors         uint64
 }
 
 // globalStats are the server-wide counters memcached keeps per thread.
@@ -29,6 +30,7 @@ type globalStats struct {
 	bytesRead, bytesWritten      atomic.Uint64
 	totalConns, rejectedConns    atomic.Uint64
 	idleKicks                    atomic.Uint64
+	authCmds, authErrors         atomic.Uint64
 }
 
 // add moves the counts of cs into g and zeroes cs.
@@ -45,6 +47,8 @@ func (g *globalStats) add(cs *connStats) {
 	addNonZero(&g.storeNoMemory, cs.storeNoMemory)
 	addNonZero(&g.bytesRead, cs.bytesRead)
 	addNonZero(&g.bytesWritten, cs.bytesWritten)
+	addNonZero(&g.authCmds, cs.authCmds)
+	addNonZero(&g.authErrors, cs.authErrors)
 	*cs = connStats{}
 }
 
@@ -52,7 +56,7 @@ func (g *globalStats) add(cs *connStats) {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks} {
+		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors} {
 		v.Store(0)
 	}
 }
@@ -167,7 +171,8 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.str("rusage_user", formatTimeval(ru.Utime))
 	w.str("rusage_system", formatTimeval(ru.Stime))
 	w.i("max_connections", int64(s.cfg.MaxConns))
-	curr := s.currConns()
+	// memcached counts its UDP sockets as connections.
+	curr := s.currConns() + len(s.udp)
 	w.i("curr_connections", int64(curr))
 	w.u("total_connections", g.totalConns.Load())
 	w.u("rejected_connections", g.rejectedConns.Load())
@@ -202,8 +207,8 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.u("touch_misses", st.TouchMisses)
 	w.u("store_too_large", g.storeTooLarge.Load())
 	w.u("store_no_memory", g.storeNoMemory.Load())
-	w.u("auth_cmds", 0)
-	w.u("auth_errors", 0)
+	w.u("auth_cmds", g.authCmds.Load())
+	w.u("auth_errors", g.authErrors.Load())
 	w.u("bytes_read", g.bytesRead.Load())
 	w.u("bytes_written", g.bytesWritten.Load())
 	w.u("limit_maxbytes", st.LimitMaxbytes)
@@ -306,7 +311,12 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("tcp_backlog", int64(cfg.Backlog))
 	w.str("binding_protocol", cfg.Protocol.String())
 	w.yesno("auth_enabled_sasl", cfg.SASL)
-	w.yesno("auth_enabled_ascii", cfg.AuthFile != "")
+	// memcached shows the auth file's name when it has one.
+	if cfg.AuthFile != "" {
+		w.str("auth_enabled_ascii", cfg.AuthFile)
+	} else {
+		w.str("auth_enabled_ascii", "no")
+	}
 	w.i("item_size_max", int64(orInt(sc.ItemSizeMax, 1<<20)))
 	w.yesno("maxconns_fast", true)
 	w.i("hashpower_init", int64(sc.HashPowerInit))
@@ -411,6 +421,7 @@ func (s *Server) writeConns(w *statWriter) {
 		w.str(p+"state", "conn_listening")
 		w.i(p+"secs_since_last_cmd", s.cache.Uptime())
 	}
+	next := s.writeUDPConns(w, len(s.listeners), now)
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -418,7 +429,7 @@ func (s *Server) writeConns(w *statWriter) {
 	}
 	s.mu.Unlock()
 	for i, c := range conns {
-		p := strconv.Itoa(len(s.listeners)+i) + ":"
+		p := strconv.Itoa(next+i) + ":"
 		w.str(p+"addr", addrString(c.nc.RemoteAddr()))
 		w.str(p+"listen_addr", addrString(c.nc.LocalAddr()))
 		w.str(p+"state", "conn_parse_cmd")

@@ -227,10 +227,15 @@ func (o *serverOptions) config() (server.Config, error) {
 			return cfg, usageError("ERROR: Cannot enable UDP while using binary SASL authentication.")
 		}
 	} else if cfg.AuthFile != "" {
+		// memcached refuses -B auto as well: a negotiated connection
+		// would not authenticate.
 		if !protocolGiven {
 			cfg.Protocol = server.ProtoASCII
-		} else if cfg.Protocol == server.ProtoBinary {
+		} else if cfg.Protocol != server.ProtoASCII {
 			return cfg, usageError("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+		}
+		if o.udpPort > 0 {
+			return cfg, usageError("Cannot use UDP with ascii authentication enabled (-U 0 to disable)")
 		}
 	}
 	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
@@ -272,8 +277,9 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	cfg.Storage = sc
 
-	// memcached: -s disables network support.
-	if o.unixSocket == "" && o.port > 0 {
+	// memcached: -s disables network support; -p 0 with -U serves UDP
+	// only.
+	if o.unixSocket == "" && (o.port > 0 || o.udpPort > 0) {
 		hosts := []string{""}
 		if len(o.listen) > 0 {
 			hosts = hosts[:0]
@@ -284,14 +290,16 @@ func (o *serverOptions) config() (server.Config, error) {
 		}
 		for _, h := range hosts {
 			h = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "notls:")
-			cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+			if o.port > 0 {
+				cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+			}
 			if o.udpPort > 0 {
 				cfg.UDPAddrs = append(cfg.UDPAddrs, net.JoinHostPort(h, strconv.Itoa(o.udpPort)))
 			}
 		}
 	}
-	if o.unixSocket == "" && o.port <= 0 {
-		return cfg, usageError("no listener: give -p PORT or -s SOCKET")
+	if o.unixSocket == "" && o.port <= 0 && o.udpPort <= 0 {
+		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
 }
@@ -417,7 +425,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 			fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
 		}
 	}
-	for _, a := range srv.Addrs() {
+	for _, a := range append(srv.Addrs(), srv.UDPAddrs()...) {
 		logger.Info("listening", "addr", a.Network()+":"+a.String())
 	}
 	if ctx == nil {

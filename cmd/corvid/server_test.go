@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,10 @@ func TestServerConfigAuthRules(t *testing.T) {
 		{[]string{"-S", "-U", "11211"}, 0, "ERROR: Cannot enable UDP while using binary SASL authentication."},
 		{[]string{"-Y", "/dev/null"}, server.ProtoASCII, ""},
 		{[]string{"-Y", "/dev/null", "-B", "binary"}, 0, "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-Y", "/dev/null", "-B", "auto"}, 0, "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens."},
+		{[]string{"-Y", "/dev/null", "-B", "ascii"}, server.ProtoASCII, ""},
+		{[]string{"-Y", "/dev/null", "-U", "11211"}, 0, "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"},
+		{[]string{"-Y", "/dev/null", "-U", "0"}, server.ProtoASCII, ""},
 		{[]string{"-B", "binary"}, server.ProtoBinary, ""},
 		{nil, server.ProtoAuto, ""},
 	}
@@ -159,5 +164,37 @@ func TestServerConfigAuthRules(t *testing.T) {
 		if err != nil || cfg.Protocol != tt.want {
 			t.Errorf("%v: protocol %v, err %v; want %v", tt.args, cfg.Protocol, err, tt.want)
 		}
+	}
+}
+
+func TestServerConfigUDP(t *testing.T) {
+	tests := []struct {
+		args     []string
+		tcp, udp []string
+	}{
+		{[]string{"-U", "11311"}, []string{":11211"}, []string{":11311"}},
+		{[]string{"-p", "0", "-U", "11311"}, nil, []string{":11311"}},
+		{[]string{"-p", "0", "-U", "11311", "-l", "127.0.0.1,::1"}, nil, []string{"127.0.0.1:11311", "[::1]:11311"}},
+		{[]string{"-l", "127.0.0.1"}, []string{"127.0.0.1:11211"}, nil},
+		{[]string{"-s", "/tmp/x.sock", "-U", "11311"}, nil, nil},
+	}
+	for _, tt := range tests {
+		o := &serverOptions{}
+		if err := serverCommand(o).Flags().Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("%v: %v", tt.args, err)
+			continue
+		}
+		if fmt.Sprint(cfg.TCPAddrs) != fmt.Sprint(tt.tcp) || fmt.Sprint(cfg.UDPAddrs) != fmt.Sprint(tt.udp) {
+			t.Errorf("%v: TCP %q UDP %q, want %q %q", tt.args, cfg.TCPAddrs, cfg.UDPAddrs, tt.tcp, tt.udp)
+		}
+	}
+	o := &serverOptions{}
+	serverCommand(o).Flags().Parse([]string{"-p", "0"})
+	if _, err := o.config(); err == nil {
+		t.Error("-p 0 without -U or -s: no error")
 	}
 }

@@ -1,0 +1,14 @@
+package server
+
+import "errors"
+
+// Errors New returns for a bad auth file (-Y), wrapped with the file's
+// name; compare with errors.Is.
+var (
+	// ErrAuthFileMalformed is returned for an auth file line that has no
+	// ':' in its first 255 bytes (memcached's "malformed entry").
+	ErrAuthFileMalformed = errors.New("server: auth file has a malformed entry, should be 'user:password'")
+	// ErrAuthWithUDP is returned when both an auth file and UDP are
+	// configured: UDP requests cannot authenticate.
+	ErrAuthWithUDP = errors.New("server: cannot use UDP with ascii authentication enabled")
+)
