@@ -34,6 +34,13 @@ type Config struct {
 	DetailEnabled   bool          // -D given or "stats detail on"
 	PrefixDelimiter byte          // -D; default ':'
 
+	// HotKeySample makes the hot-key tracker ("stats hotkeys") look at one
+	// request in HotKeySample on each connection; default 16, negative
+	// turns tracking off. HotKeyHalfLife is how fast its counts fade;
+	// default one minute.
+	HotKeySample   int
+	HotKeyHalfLife time.Duration
+
 	// EventLoops selects how TCP and Unix connections are served. 0 (the
 	// default) gives each connection its own goroutine. N > 0 serves them
 	// from N epoll event loops, each one goroutine handling many
@@ -111,6 +118,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Backlog == 0 {
 		c.Backlog = 1024
+	}
+	if c.HotKeySample == 0 {
+		c.HotKeySample = 16
+	}
+	if c.HotKeyHalfLife <= 0 {
+		c.HotKeyHalfLife = time.Minute
 	}
 	if c.PrefixDelimiter == 0 {
 		c.PrefixDelimiter = ':'

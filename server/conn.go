@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync/atomic"
@@ -47,6 +48,8 @@ type conn struct {
 	proto Protocol
 	// authed is set once the client has authenticated (-Y or -S).
 	authed bool
+	// hotTick counts requests for the hot-key sample.
+	hotTick uint32
 	// swallow counts bytes of a rejected value still to be discarded.
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.
@@ -58,7 +61,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc}
+	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32()}
 	c.lastCmd.Store(time.Now().Unix())
 	return c
 }

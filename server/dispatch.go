@@ -128,7 +128,9 @@ func (c *conn) get(req *protocol.Request) {
 func (c *conn) lookup(req *protocol.Request, emit bool) {
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
+	var vlen int
 	hit := func(it storage.Item) {
+		vlen = len(it.Value)
 		if !emit {
 			return
 		}
@@ -138,6 +140,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 	cache := c.srv.cache
 	detail := c.srv.detail.enabled.Load()
 	for _, key := range req.Keys {
+		vlen = 0
 		var found bool
 		if touch {
 			// memcached counts gat as a touch only, not as a get.
@@ -150,6 +153,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 		if detail {
 			c.srv.detail.record(key, opGet, found)
 		}
+		c.noteKey(key, vlen)
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				c.closeAfterWrite = true
@@ -197,6 +201,7 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opSet, false)
 	}
+	c.noteKey(key, req.ValueLen)
 	res, err := cache.Store(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):

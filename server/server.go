@@ -50,6 +50,7 @@ type Server struct {
 
 	verbosity atomic.Int32
 	detail    prefixStats
+	hot       *hotKeys // nil when hot-key tracking is off
 	stats     globalStats
 }
 
@@ -80,6 +81,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
 	s.detail.enabled.Store(cfg.DetailEnabled)
+	s.hot = newHotKeys(&s.cfg)
 	s.detail.delim = cfg.PrefixDelimiter
 	if err := s.listen(); err != nil {
 		s.Close()

@@ -111,11 +111,14 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		c.srv.stats.reset()
 		c.srv.cache.ResetStats()
 		c.srv.detail.reset()
+		c.srv.hot.reset()
 		c.reply("RESET")
 		return
 	case "detail":
 		c.statsDetail(req)
 		return
+	case "hotkeys":
+		c.srv.writeHotKeys(&w)
 	default:
 		c.reply("ERROR")
 		return

@@ -327,6 +327,8 @@ var knownSuboptions = map[string]bool{
 	"ssl_ca_cert": true, "ssl_wbuf_size": true, "ssl_session_cache": true,
 	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
 	"proxy_config": true, "proxy_uring": true,
+	// corvid's own.
+	"hotkey_sample": true, "hotkey_half_life": true,
 }
 
 // applyExtended applies the -o suboptions.
@@ -355,6 +357,19 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 					return usageError("Invalid idle_timeout")
 				}
 				cfg.IdleTimeout = time.Duration(n) * time.Second
+			case "hotkey_sample":
+				if val == "" || n < 0 {
+					return usageError("hotkey_sample must be 0 (off) or a positive number")
+				}
+				cfg.HotKeySample = int(n)
+				if n == 0 {
+					cfg.HotKeySample = -1
+				}
+			case "hotkey_half_life":
+				if n <= 0 {
+					return usageError("hotkey_half_life must be a positive number of seconds")
+				}
+				cfg.HotKeyHalfLife = time.Duration(n) * time.Second
 			case "no_lru_crawler":
 				sc.NoCrawler = true
 			case "lru_crawler":

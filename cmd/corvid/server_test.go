@@ -34,7 +34,7 @@ func TestServerConfigFlags(t *testing.T) {
 	cmd := serverCommand(o)
 	args := []string{"-p", "12345", "-l", "127.0.0.1,::1", "-m", "128", "-c", "10", "-t", "2",
 		"-M", "-C", "-A", "-F", "-vv", "-I", "2m", "-f", "1.5", "-n", "64", "-D", "/",
-		"-o", "idle_timeout=5,hashpower=20", "--listen-backlog=99"}
+		"-o", "idle_timeout=5,hashpower=20", "-o", "hotkey_sample=4,hotkey_half_life=30", "--listen-backlog=99"}
 	if err := cmd.Flags().Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +64,8 @@ func TestServerConfigFlags(t *testing.T) {
 		{"IdleTimeout", cfg.IdleTimeout, 5 * time.Second},
 		{"HashPowerInit", cfg.Storage.HashPowerInit, 20},
 		{"Backlog", cfg.Backlog, 99},
+		{"HotKeySample", cfg.HotKeySample, 4},
+		{"HotKeyHalfLife", cfg.HotKeyHalfLife, 30 * time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -81,6 +83,8 @@ func TestServerConfigErrors(t *testing.T) {
 	}{
 		{[]string{"-o", "bogus"}, `Illegal suboption "bogus"`},
 		{[]string{"-o", "hashpower=5"}, "Initial hashtable multiplier of 5 is too low"},
+		{[]string{"-o", "hotkey_sample=-2"}, "hotkey_sample must be 0 (off) or a positive number"},
+		{[]string{"-o", "hotkey_half_life=0"}, "hotkey_half_life must be a positive number"},
 		{[]string{"-f", "0.5"}, "Factor must be greater than 1"},
 		{[]string{"-n", "0"}, "Chunk size must be greater than 0"},
 		{[]string{"-c", "0"}, "Maximum connections must be greater than 0"},

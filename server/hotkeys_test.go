@@ -1,0 +1,144 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hotKeysReply reads "stats hotkeys" into its lines without "STAT ".
+func hotKeysReply(c *client) []string {
+	c.t.Helper()
+	c.send("stats hotkeys\r\n")
+	var lines []string
+	for {
+		l := c.line()
+		if l == "END" {
+			return lines
+		}
+		lines = append(lines, strings.TrimPrefix(l, "STAT "))
+	}
+}
+
+func TestHotKeys(t *testing.T) {
+	_, addr := start(t, Config{HotKeySample: 1, HotKeyHalfLife: time.Hour})
+	c := dial(t, "tcp", addr)
+	big := strings.Repeat("b", 5000)
+	c.expect("set big 0 0 5000\r\n"+big+"\r\n", "STORED")
+	c.expect("set small 0 0 1\r\nx\r\n", "STORED")
+	// "small" is asked for most, "big" moves the most bytes.
+	var req strings.Builder
+	for i := range 200 {
+		req.WriteString("get small small small\r\n")
+		if i%4 == 0 {
+			req.WriteString("get big\r\n")
+		}
+		fmt.Fprintf(&req, "get cold%d\r\n", i)
+	}
+	c.send(req.String())
+	for ends := 0; ends < 200+50+200; {
+		if c.line() == "END" {
+			ends++
+		}
+	}
+	got := hotKeysReply(c)
+	if len(got) < 2+16+2 || got[0] != "hotkeys_sample 1" || got[1] != "hotkeys_half_life 3600" {
+		t.Fatalf("stats hotkeys:\n%s", strings.Join(got, "\n"))
+	}
+	rank := func(prefix string) (string, float64) {
+		for _, l := range got {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == prefix {
+				r, err := strconv.ParseFloat(f[2], 64)
+				if err != nil {
+					t.Fatalf("rate in %q: %v", l, err)
+				}
+				return f[1], r
+			}
+		}
+		t.Fatalf("no %s in:\n%s", prefix, strings.Join(got, "\n"))
+		return "", 0
+	}
+	if k, _ := rank("requests:1"); k != "small" {
+		t.Errorf("requests:1 is %s, want small", k)
+	}
+	if k, _ := rank("requests:2"); k != "big" {
+		t.Errorf("requests:2 is %s, want big", k)
+	}
+	k, rate := rank("bytes:1")
+	if k != "big" {
+		t.Errorf("bytes:1 is %s, want big", k)
+	}
+	// 51 accesses of 5000 bytes, an hour's half-life: about
+	// 255000 * ln2 / 3600 = 49 bytes/s.
+	if rate < 45 || rate > 55 {
+		t.Errorf("bytes:1 rate %.1f, want about 49", rate)
+	}
+
+	c.expect("stats reset\r\n", "RESET")
+	if got := hotKeysReply(c); len(got) != 2 {
+		t.Fatalf("after stats reset:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+func TestHotKeysSampling(t *testing.T) {
+	s, _ := start(t, Config{HotKeySample: 8})
+	c := newConn(s, nil)
+	c.hotTick = 0
+	for range 80 {
+		c.noteKey([]byte("k"), 10)
+	}
+	top := s.hot.requests.Top(1, time.Now())
+	if len(top) != 1 || top[0].Weight < 9.99 || top[0].Weight > 10.01 {
+		t.Fatalf("80 requests sampled 1 in 8 weigh %v, want 10", top)
+	}
+}
+
+func TestHotKeysDisabled(t *testing.T) {
+	_, addr := start(t, Config{HotKeySample: -1})
+	c := dial(t, "tcp", addr)
+	c.expect("get a\r\n", "END")
+	if got := hotKeysReply(c); len(got) != 1 || got[0] != "hotkeys disabled" {
+		t.Fatalf("stats hotkeys with tracking off: %q", got)
+	}
+}
+
+// BenchmarkGetBatchHotKeys serves batches of 64 pipelined gets of 1,000
+// keys with hot-key tracking at the default sampling and off: the
+// difference is the tracker's cost per request, without network costs.
+func BenchmarkGetBatchHotKeys(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		sample int
+	}{{"off", -1}, {"default", 0}, {"every", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, err := New(Config{HotKeySample: tc.sample, TCPAddrs: []string{"127.0.0.1:0"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			c := newConn(s, nil)
+			var req strings.Builder
+			for i := range 1000 {
+				fmt.Fprintf(&req, "set key:%d 0 0 100\r\n%s\r\n", i, strings.Repeat("v", 100))
+			}
+			c.rbuf = append(c.rbuf[:0], req.String()...)
+			c.r, c.w = 0, len(c.rbuf)
+			c.process()
+			req.Reset()
+			for i := range 64 {
+				fmt.Fprintf(&req, "get key:%d\r\n", (i*i*7919)%1000)
+			}
+			batch := []byte(req.String())
+			b.ReportAllocs()
+			for b.Loop() {
+				c.rbuf = append(c.rbuf[:0], batch...)
+				c.r, c.w = 0, len(c.rbuf)
+				c.wbuf = c.wbuf[:0]
+				c.process()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/get")
+		})
+	}
+}
