@@ -47,9 +47,13 @@ type Config struct {
 	// SASL (-S) requires binary-protocol clients to authenticate with
 	// SASL PLAIN before any other command.
 	SASL bool
+	// SASLPasswordDB is the file of "user:password" lines SASL PLAIN
+	// checks credentials against, read by New; default: the file named by
+	// the environment variable MEMCACHED_SASL_PWDB, as memcached. Without
+	// one, every SASL authentication fails.
+	SASLPasswordDB string
 	// AuthFile (-Y) is a file of "user:password" lines. With it, ASCII
-	// clients must authenticate first (memcached's ASCII authentication);
-	// with SASL it is also the password database for SASL PLAIN.
+	// clients must authenticate first (memcached's ASCII authentication).
 	AuthFile string
 	// UDPAddrs are the host:port addresses to serve UDP on (-U); none
 	// means no UDP listener.
@@ -113,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Interface == "" {
 		c.Interface = "NULL"
+	}
+	if c.SASL && c.SASLPasswordDB == "" {
+		c.SASLPasswordDB = os.Getenv("MEMCACHED_SASL_PWDB")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -47,6 +47,8 @@ type conn struct {
 	proto Protocol
 	// authed is set once the client has authenticated (-Y or -S).
 	authed bool
+	// sasl is the state of a SASL exchange (saslIdle, ...).
+	sasl uint8
 	// swallow counts bytes of a rejected value still to be discarded.
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.

@@ -41,6 +41,8 @@ type Server struct {
 	// authUsers holds the credentials of Config.AuthFile; nil when
 	// clients need not authenticate.
 	authUsers map[string]string
+	// saslUsers is the SASL password database (Config.SASLPasswordDB).
+	saslUsers saslPasswordDB
 
 	verbosity atomic.Int32
 	detail    prefixStats
@@ -64,6 +66,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AuthFile != "" {
 		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
+			cache.Close()
+			return nil, err
+		}
+	}
+	if cfg.SASL && cfg.SASLPasswordDB != "" {
+		if s.saslUsers, err = loadSASLPasswordDB(cfg.SASLPasswordDB); err != nil {
 			cache.Close()
 			return nil, err
 		}

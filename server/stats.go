@@ -29,6 +29,7 @@ type globalStats struct {
 	bytesRead, bytesWritten      atomic.Uint64
 	totalConns, rejectedConns    atomic.Uint64
 	idleKicks                    atomic.Uint64
+	authCmds, authErrors         atomic.Uint64
 }
 
 // add moves the counts of cs into g and zeroes cs.
@@ -52,15 +53,25 @@ func (g *globalStats) add(cs *connStats) {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks} {
+		&g.totalConns, &g.rejectedConns, &g.idleKicks,
+		&g.authCmds, &g.authErrors} {
 		v.Store(0)
 	}
 }
 
-// statWriter appends "STAT name value" lines.
-type statWriter struct{ buf []byte }
+// statWriter appends "STAT name value" lines, or with binary set, binary
+// protocol stat responses echoing opaque.
+type statWriter struct {
+	buf    []byte
+	binary bool
+	opaque uint32
+}
 
 func (w *statWriter) str(name, v string) {
+	if w.binary {
+		w.buf = protocol.AppendBinaryStat(w.buf, name, v, w.opaque)
+		return
+	}
 	w.buf = append(w.buf, "STAT "...)
 	w.buf = append(w.buf, name...)
 	w.buf = append(w.buf, ' ')
@@ -87,8 +98,9 @@ func (w *statWriter) yesno(name string, v bool) {
 
 func (c *conn) statsCommand(req *protocol.Request) {
 	if len(req.Args) == 0 {
-		c.wbuf = c.srv.appendGeneralStats(c.wbuf)
-		c.wbuf = append(c.wbuf, "END\r\n"...)
+		w := statWriter{buf: c.wbuf}
+		c.srv.writeGeneralStats(&w)
+		c.wbuf = append(w.buf, "END\r\n"...)
 		return
 	}
 	w := statWriter{buf: c.wbuf}
@@ -139,7 +151,7 @@ func (c *conn) statsDetail(req *protocol.Request) {
 	}
 }
 
-func (s *Server) appendGeneralStats(dst []byte) []byte {
+func (s *Server) writeGeneralStats(w *statWriter) {
 	var st storage.Stats
 	s.cache.ReadStats(&st)
 	var hits, sets, delHits, incrHits, decrHits, casHits, casBad, touchHits uint64
@@ -157,7 +169,6 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	g := &s.stats
-	w := statWriter{buf: dst}
 	now := s.cache.CurrentTime()
 	w.i("pid", int64(os.Getpid()))
 	w.i("uptime", s.cache.Uptime())
@@ -202,8 +213,8 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.u("touch_misses", st.TouchMisses)
 	w.u("store_too_large", g.storeTooLarge.Load())
 	w.u("store_no_memory", g.storeNoMemory.Load())
-	w.u("auth_cmds", 0)
-	w.u("auth_errors", 0)
+	w.u("auth_cmds", g.authCmds.Load())
+	w.u("auth_errors", g.authErrors.Load())
 	w.u("bytes_read", g.bytesRead.Load())
 	w.u("bytes_written", g.bytesWritten.Load())
 	w.u("limit_maxbytes", st.LimitMaxbytes)
@@ -259,7 +270,6 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.u("moves_within_lru", within)
 	w.u("direct_reclaims", reclaims)
 	w.u("lru_bumps_dropped", 0)
-	return w.buf
 }
 
 // formatTimeval formats t as memcached's rusage stats: seconds.microseconds.
