@@ -10,7 +10,8 @@ import (
 )
 
 // saslMechs is the answer to SASL list-mechanisms: corvid implements PLAIN
-// (RFC 4616) only.
+// (RFC 4616) only. Mechanism names are matched without regard to case, as
+// Cyrus SASL matches them.
 const saslMechs = "PLAIN"
 
 // maxSASLEntry bounds user plus password as memcached's password database
@@ -78,7 +79,7 @@ func (db saslPasswordDB) checkPlain(msg []byte) bool {
 func (c *conn) binSASLAuth(h *protocol.BinaryHeader, mech, data []byte) {
 	ok := false
 	switch {
-	case h.Command == protocol.OpSASLAuth && string(mech) == saslMechs:
+	case h.Command == protocol.OpSASLAuth && bytes.EqualFold(mech, []byte(saslMechs)):
 		if len(data) == 0 {
 			// PLAIN is client-first: without data the server asks for it.
 			c.sasl = saslPending
