@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
 	"testing"
 	"time"
 
@@ -229,4 +230,54 @@ func checkResponses(t *testing.T, out []byte) (stats bool) {
 		out = out[n:]
 	}
 	return stats
+}
+
+func TestSASLPasswordDB(t *testing.T) {
+	path := t.TempDir() + "/pwdb"
+	data := "alice:secret\r\nbob:pw:more fields\nalice:other\nnocolon\n:empty\ncarol:\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := loadSASLPasswordDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		msg string
+		ok  bool
+	}{
+		{"\x00alice\x00secret", true},
+		{"alice\x00alice\x00secret", true},
+		{"\x00alice\x00other", false}, // only the first line for a user counts
+		{"\x00bob\x00pw", true},
+		{"\x00bob\x00pw:more fields", false},
+		{"bob\x00alice\x00secret", false}, // no proxy authorization
+		{"\x00alice\x00secret\x00", false},
+		{"\x00alice", false},
+		{"", false},
+		{"\x00\x00", false},
+		{"\x00carol\x00", true},
+		{"\x00nocolon\x00", false},
+	} {
+		if got := db.checkPlain([]byte(tc.msg)); got != tc.ok {
+			t.Errorf("checkPlain(%q) = %v, want %v", tc.msg, got, tc.ok)
+		}
+	}
+	if _, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SASL: true, SASLPasswordDB: path + ".missing"}); err == nil {
+		t.Error("New with a missing SASL password database succeeded")
+	}
+	if _, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SASL: true, Protocol: ProtoASCII}); err == nil {
+		t.Error("New with SASL and the ASCII protocol succeeded")
+	}
+	s, addr := start(t, Config{SASL: true})
+	if s.cfg.Protocol != ProtoBinary {
+		t.Errorf("SASL protocol %v, want binary", s.cfg.Protocol)
+	}
+	// An ASCII client cannot bypass SASL: its first header has a bad
+	// magic byte.
+	c := dial(t, "tcp", addr)
+	c.send("get a\r\nget b\r\nget c\r\nget d\r\n")
+	if !c.closed() {
+		t.Error("ASCII request under SASL left the connection open")
+	}
 }

@@ -45,7 +45,8 @@ type Config struct {
 	// default) picks binary or ASCII from each connection's first byte.
 	Protocol Protocol
 	// SASL (-S) requires binary-protocol clients to authenticate with
-	// SASL PLAIN before any other command.
+	// SASL PLAIN before any other command. It implies ProtoBinary when
+	// Protocol is ProtoAuto; New refuses it with ProtoASCII.
 	SASL bool
 	// SASLPasswordDB is the file of "user:password" lines SASL PLAIN
 	// checks credentials against, read by New; default: the file named by
@@ -120,6 +121,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SASL && c.SASLPasswordDB == "" {
 		c.SASLPasswordDB = os.Getenv("MEMCACHED_SASL_PWDB")
+	}
+	if c.SASL && c.Protocol == ProtoAuto {
+		c.Protocol = ProtoBinary // as memcached -S without -B
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -53,6 +53,10 @@ type Server struct {
 // call Serve (which releases everything when it returns) or Close.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	if cfg.SASL && cfg.Protocol == ProtoASCII {
+		// ASCII clients would bypass SASL; memcached refuses this too.
+		return nil, errors.New("server: SASL requires the binary protocol")
+	}
 	cache, err := storage.New(cfg.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create cache: %w", err)

@@ -52,22 +52,40 @@ func (r BinaryRequest) Bytes() []byte {
 	return append(b, r.Value...)
 }
 
-// BinaryResponse is a binary-protocol response as read.
+// BinaryResponse is a binary-protocol response as read by ReadBinary.
 type BinaryResponse struct {
 	Header [24]byte
 	Body   []byte
 }
 
-// Opcode, Status, KeyLen, ExtLen, Opaque and CAS decode the header.
-func (r *BinaryResponse) Opcode() byte   { return r.Header[1] }
+// Opcode returns the response's opcode.
+func (r *BinaryResponse) Opcode() byte { return r.Header[1] }
+
+// Status returns the response's status.
 func (r *BinaryResponse) Status() uint16 { return binary.BigEndian.Uint16(r.Header[6:]) }
-func (r *BinaryResponse) KeyLen() int    { return int(binary.BigEndian.Uint16(r.Header[2:])) }
-func (r *BinaryResponse) ExtLen() int    { return int(r.Header[4]) }
+
+// KeyLen returns the key length the header gives.
+func (r *BinaryResponse) KeyLen() int { return int(binary.BigEndian.Uint16(r.Header[2:])) }
+
+// ExtLen returns the extras length the header gives.
+func (r *BinaryResponse) ExtLen() int { return int(r.Header[4]) }
+
+// Opaque returns the opaque value echoed from the request.
 func (r *BinaryResponse) Opaque() uint32 { return binary.BigEndian.Uint32(r.Header[12:]) }
-func (r *BinaryResponse) CAS() uint64    { return binary.BigEndian.Uint64(r.Header[16:]) }
-func (r *BinaryResponse) Key() []byte    { return r.Body[r.ExtLen() : r.ExtLen()+r.KeyLen()] }
-func (r *BinaryResponse) Value() []byte  { return r.Body[r.ExtLen()+r.KeyLen():] }
+
+// CAS returns the header's CAS.
+func (r *BinaryResponse) CAS() uint64 { return binary.BigEndian.Uint64(r.Header[16:]) }
+
+// Extras returns the extras at the start of the body.
 func (r *BinaryResponse) Extras() []byte { return r.Body[:r.ExtLen()] }
+
+// Key returns the key, after the extras.
+func (r *BinaryResponse) Key() []byte { return r.Body[r.ExtLen() : r.ExtLen()+r.KeyLen()] }
+
+// Value returns the body after extras and key.
+func (r *BinaryResponse) Value() []byte { return r.Body[r.ExtLen()+r.KeyLen():] }
+
+// String formats the header in hex and the body quoted, for failures.
 func (r *BinaryResponse) String() string { return fmt.Sprintf("% x %q", r.Header, r.Body) }
 
 // ReadBinary reads one binary response within Timeout. It returns io.EOF
