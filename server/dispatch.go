@@ -182,6 +182,7 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		// memcached answers before reading the value and discards it.
 		c.r += n
 		c.swallow = req.ValueLen + 2
+		c.stats.storeTooLarge++
 		c.refuseTooLarge(mode, key)
 		c.replyOK(req, "SERVER_ERROR object too large for cache")
 		return 0
@@ -198,8 +199,10 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	res, _, err := c.storeValue(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
+		c.stats.storeTooLarge++
 		c.replyOK(req, "SERVER_ERROR object too large for cache")
 	case errors.Is(err, storage.ErrNoMemory):
+		c.stats.storeNoMemory++
 		c.replyOK(req, "SERVER_ERROR out of memory storing object")
 	case err != nil:
 		c.replyOK(req, "SERVER_ERROR "+err.Error())
@@ -209,31 +212,24 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	return 0
 }
 
-// refuseTooLarge counts a value that cannot fit any slab class, refused
-// before it is read, and for a set removes the old value so that stale
-// data cannot persist, as memcached does.
+// refuseTooLarge handles a value that cannot fit any slab class, refused
+// before it is read: for a set it removes the old value so that stale data
+// cannot persist, as memcached does.
 func (c *conn) refuseTooLarge(mode storage.StoreMode, key []byte) {
-	c.stats.storeTooLarge++
 	if mode == storage.ModeSet {
 		c.srv.cache.Unlink(key)
 	}
 }
 
 // storeValue stores an item for a storage command of either protocol,
-// recording it in the per-prefix stats and counting failures as memcached
-// does. It returns the new CAS unique of a stored item.
+// recording it in the per-prefix stats. It returns the new CAS unique of
+// a stored item. (memcached counts store_too_large and store_no_memory for
+// the text protocol only; its callers count.)
 func (c *conn) storeValue(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (storage.StoreResult, uint64, error) {
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opSet, false)
 	}
-	res, newCAS, err := c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
-	switch {
-	case errors.Is(err, storage.ErrTooLarge):
-		c.stats.storeTooLarge++
-	case errors.Is(err, storage.ErrNoMemory):
-		c.stats.storeNoMemory++
-	}
-	return res, newCAS, err
+	return c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
 }
 
 var storeReplies = [...]string{
