@@ -56,6 +56,7 @@ func (c *conn) handleBinary(buf []byte) int {
 	if len(buf) < head {
 		return head
 	}
+	c.lastCmd.Store(time.Now().Unix())
 	extras := buf[protocol.BinaryHeaderLen : protocol.BinaryHeaderLen+h.ExtLen]
 	key := buf[protocol.BinaryHeaderLen+h.ExtLen : head]
 	if h.HasValue() {
@@ -81,7 +82,6 @@ func (c *conn) handleBinary(buf []byte) int {
 		return 0
 	}
 	c.r += head
-	c.lastCmd.Store(time.Now().Unix())
 	switch h.Command {
 	case protocol.OpGet, protocol.OpGetK, protocol.OpTouch, protocol.OpGAT, protocol.OpGATK:
 		c.binGet(&h, extras, key)

@@ -281,3 +281,23 @@ func TestSASLPasswordDB(t *testing.T) {
 		t.Error("ASCII request under SASL left the connection open")
 	}
 }
+
+func BenchmarkBinaryGetHit(b *testing.B) {
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c, run := binConn(s)
+	value := bytes.Repeat([]byte("v"), 100)
+	run(binPacket(protocol.OpSet, make([]byte, 8), []byte("key"), value, 0))
+	get := binPacket(protocol.OpGetK, nil, []byte("key"), nil, 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(value)))
+	for b.Loop() {
+		run(get)
+	}
+	if !bytes.HasSuffix(c.wbuf, value) {
+		b.Fatalf("get: % x", c.wbuf)
+	}
+}
