@@ -91,9 +91,9 @@ func (c *conn) binSASLAuth(h *protocol.BinaryHeader, mech, data []byte) {
 	case h.Command == protocol.OpSASLStep && c.sasl == saslPending:
 		ok = c.srv.saslUsers.checkPlain(data)
 	}
-	c.srv.stats.authCmds.Add(1)
+	c.stats.authCmds++
 	if !ok {
-		c.srv.stats.authErrors.Add(1)
+		c.stats.authErrors++
 		if h.Command == protocol.OpSASLAuth {
 			c.sasl = saslIdle
 		}

@@ -41,12 +41,13 @@ type Server struct {
 	// authUsers holds the credentials of Config.AuthFile; nil when
 	// clients need not authenticate.
 	authUsers map[string]string
-	// saslUsers is the SASL password database (Config.SASLPasswordDB).
-	saslUsers saslPasswordDB
 
 	verbosity atomic.Int32
 	detail    prefixStats
 	stats     globalStats
+
+	// saslUsers is the SASL password database (Config.SASLPasswordDB).
+	saslUsers saslPasswordDB
 }
 
 // New creates a Server, its cache, and binds its listeners. The caller must

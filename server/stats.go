@@ -20,6 +20,7 @@ type connStats struct {
 	cmdGet, cmdTouch, cmdFlush   uint64
 	storeTooLarge, storeNoMemory uint64
 	bytesRead, bytesWritten      uint64
+	authCmds, authErrors         uint64
 }
 
 // globalStats are the server-wide counters memcached keeps per thread.
@@ -46,6 +47,8 @@ func (g *globalStats) add(cs *connStats) {
 	addNonZero(&g.storeNoMemory, cs.storeNoMemory)
 	addNonZero(&g.bytesRead, cs.bytesRead)
 	addNonZero(&g.bytesWritten, cs.bytesWritten)
+	addNonZero(&g.authCmds, cs.authCmds)
+	addNonZero(&g.authErrors, cs.authErrors)
 	*cs = connStats{}
 }
 
@@ -53,8 +56,7 @@ func (g *globalStats) add(cs *connStats) {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks,
-		&g.authCmds, &g.authErrors} {
+		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors} {
 		v.Store(0)
 	}
 }
