@@ -52,11 +52,16 @@ type Config struct {
 	// default) picks binary or ASCII from each connection's first byte.
 	Protocol Protocol
 	// SASL (-S) requires binary-protocol clients to authenticate with
-	// SASL PLAIN before any other command.
+	// SASL PLAIN before any other command. It implies ProtoBinary when
+	// Protocol is ProtoAuto; New refuses it with ProtoASCII.
 	SASL bool
+	// SASLPasswordDB is the file of "user:password" lines SASL PLAIN
+	// checks credentials against, read by New; default: the file named by
+	// the environment variable MEMCACHED_SASL_PWDB, as memcached. Without
+	// one, every SASL authentication fails.
+	SASLPasswordDB string
 	// AuthFile (-Y) is a file of "user:password" lines. With it, ASCII
-	// clients must authenticate first (memcached's ASCII authentication);
-	// with SASL it is also the password database for SASL PLAIN.
+	// clients must authenticate first (memcached's ASCII authentication).
 	AuthFile string
 	// UDPAddrs are the host:port addresses to serve UDP on (-U); none
 	// means no UDP listener.
@@ -130,6 +135,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Interface == "" {
 		c.Interface = "NULL"
+	}
+	if c.SASL && c.SASLPasswordDB == "" {
+		c.SASLPasswordDB = os.Getenv("MEMCACHED_SASL_PWDB")
+	}
+	if c.SASL && c.Protocol == ProtoAuto {
+		c.Protocol = ProtoBinary // as memcached -S without -B
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

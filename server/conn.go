@@ -50,6 +50,8 @@ type conn struct {
 	authed bool
 	// hotTick counts requests for the hot-key sample.
 	hotTick uint32
+	// sasl is the state of a SASL exchange (saslIdle, ...).
+	sasl uint8
 	// swallow counts bytes of a rejected value still to be discarded.
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.

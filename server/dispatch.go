@@ -137,22 +137,9 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 		c.reserve(len(it.Key) + len(it.Value) + 64)
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 	}
-	cache := c.srv.cache
-	detail := c.srv.detail.enabled.Load()
 	for _, key := range req.Keys {
 		vlen = 0
-		var found bool
-		if touch {
-			// memcached counts gat as a touch only, not as a get.
-			found = cache.GetAndTouch(key, req.Exptime, hit)
-			c.stats.cmdTouch++
-		} else {
-			found = cache.Get(key, hit)
-			c.stats.cmdGet++
-		}
-		if detail {
-			c.srv.detail.record(key, opGet, found)
-		}
+		c.fetch(key, touch, req.Exptime, hit)
 		c.noteKey(key, vlen)
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
@@ -161,6 +148,24 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 			}
 		}
 	}
+}
+
+// fetch looks key up for a get (or, with touch, a gat) of either
+// protocol, calling hit on a hit, and counts it as memcached does: gat as a
+// touch only, not as a get.
+func (c *conn) fetch(key []byte, touch bool, exptime int64, hit func(storage.Item)) bool {
+	var found bool
+	if touch {
+		found = c.srv.cache.GetAndTouch(key, exptime, hit)
+		c.stats.cmdTouch++
+	} else {
+		found = c.srv.cache.Get(key, hit)
+		c.stats.cmdGet++
+	}
+	if c.srv.detail.enabled.Load() {
+		c.srv.detail.record(key, opGet, found)
+	}
+	return found
 }
 
 var storeModes = [...]storage.StoreMode{
@@ -178,14 +183,11 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	key := req.Key()
 	mode := storeModes[req.Command]
 	if !cache.ItemFits(len(key), req.ValueLen) {
-		// memcached answers before reading the value, discards it, and
-		// drops the old value of a set so that stale data cannot persist.
+		// memcached answers before reading the value and discards it.
 		c.r += n
 		c.swallow = req.ValueLen + 2
 		c.stats.storeTooLarge++
-		if mode == storage.ModeSet {
-			cache.Unlink(key)
-		}
+		c.refuseTooLarge(mode, key)
 		c.replyOK(req, "SERVER_ERROR object too large for cache")
 		return 0
 	}
@@ -198,11 +200,7 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		c.replyOK(req, "CLIENT_ERROR bad data chunk")
 		return 0
 	}
-	if c.srv.detail.enabled.Load() {
-		c.srv.detail.record(key, opSet, false)
-	}
-	c.noteKey(key, req.ValueLen)
-	res, err := cache.Store(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
+	res, _, err := c.storeValue(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
@@ -218,6 +216,27 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	return 0
 }
 
+// refuseTooLarge handles a value that cannot fit any slab class, refused
+// before it is read: for a set it removes the old value so that stale data
+// cannot persist, as memcached does.
+func (c *conn) refuseTooLarge(mode storage.StoreMode, key []byte) {
+	if mode == storage.ModeSet {
+		c.srv.cache.Unlink(key)
+	}
+}
+
+// storeValue stores an item for a storage command of either protocol,
+// recording it in the per-prefix stats. It returns the new CAS unique of
+// a stored item. (memcached counts store_too_large and store_no_memory for
+// the text protocol only; its callers count.)
+func (c *conn) storeValue(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (storage.StoreResult, uint64, error) {
+	if c.srv.detail.enabled.Load() {
+		c.srv.detail.record(key, opSet, false)
+	}
+	c.noteKey(key, len(value))
+	return c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+}
+
 var storeReplies = [...]string{
 	storage.Stored:     "STORED",
 	storage.NotStored:  "NOT_STORED",
@@ -227,16 +246,21 @@ var storeReplies = [...]string{
 }
 
 func (c *conn) delete(req *protocol.Request) {
-	key := req.Key()
-	res := c.srv.cache.Delete(key)
-	if c.srv.detail.enabled.Load() {
-		c.srv.detail.record(key, opDelete, res == storage.Stored)
-	}
-	if res == storage.Stored {
+	if c.remove(req.Key(), 0) == storage.Stored {
 		c.replyOK(req, "DELETED")
 	} else {
 		c.replyOK(req, "NOT_FOUND")
 	}
+}
+
+// remove deletes key for either protocol (only if its CAS unique is cas,
+// when cas is not 0), recording it in the per-prefix stats.
+func (c *conn) remove(key []byte, cas uint64) storage.StoreResult {
+	res := c.srv.cache.DeleteCAS(key, cas)
+	if c.srv.detail.enabled.Load() {
+		c.srv.detail.record(key, opDelete, res == storage.Stored)
+	}
+	return res
 }
 
 func (c *conn) arith(req *protocol.Request) {
@@ -257,12 +281,17 @@ func (c *conn) arith(req *protocol.Request) {
 }
 
 func (c *conn) touch(req *protocol.Request) {
-	c.stats.cmdTouch++
-	if c.srv.cache.Touch(req.Key(), req.Exptime) == storage.Stored {
+	if c.touchKey(req.Key(), req.Exptime) {
 		c.replyOK(req, "TOUCHED")
 	} else {
 		c.replyOK(req, "NOT_FOUND")
 	}
+}
+
+// touchKey sets key's exptime for either protocol's touch, counting it.
+func (c *conn) touchKey(key []byte, exptime int64) bool {
+	c.stats.cmdTouch++
+	return c.srv.cache.Touch(key, exptime) == storage.Stored
 }
 
 func (c *conn) flushAll(req *protocol.Request) {

@@ -52,12 +52,19 @@ type Server struct {
 	detail    prefixStats
 	hot       *hotKeys // nil when hot-key tracking is off
 	stats     globalStats
+
+	// saslUsers is the SASL password database (Config.SASLPasswordDB).
+	saslUsers saslPasswordDB
 }
 
 // New creates a Server, its cache, and binds its listeners. The caller must
 // call Serve (which releases everything when it returns) or Close.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	if cfg.SASL && cfg.Protocol == ProtoASCII {
+		// ASCII clients would bypass SASL; memcached refuses this too.
+		return nil, ErrSASLNeedsBinary
+	}
 	cache, err := storage.New(cfg.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create cache: %w", err)
@@ -75,6 +82,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, ErrAuthWithUDP
 		}
 		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
+			cache.Close()
+			return nil, err
+		}
+	}
+	if cfg.SASL && cfg.SASLPasswordDB != "" {
+		if s.saslUsers, err = loadSASLPasswordDB(cfg.SASLPasswordDB); err != nil {
 			cache.Close()
 			return nil, err
 		}

@@ -61,10 +61,19 @@ func (g *globalStats) reset() {
 	}
 }
 
-// statWriter appends "STAT name value" lines.
-type statWriter struct{ buf []byte }
+// statWriter appends "STAT name value" lines, or with binary set, binary
+// protocol stat responses echoing opaque.
+type statWriter struct {
+	buf    []byte
+	binary bool
+	opaque uint32
+}
 
 func (w *statWriter) str(name, v string) {
+	if w.binary {
+		w.buf = protocol.AppendBinaryStat(w.buf, name, v, w.opaque)
+		return
+	}
 	w.buf = append(w.buf, "STAT "...)
 	w.buf = append(w.buf, name...)
 	w.buf = append(w.buf, ' ')
@@ -91,8 +100,9 @@ func (w *statWriter) yesno(name string, v bool) {
 
 func (c *conn) statsCommand(req *protocol.Request) {
 	if len(req.Args) == 0 {
-		c.wbuf = c.srv.appendGeneralStats(c.wbuf)
-		c.wbuf = append(c.wbuf, "END\r\n"...)
+		w := statWriter{buf: c.wbuf}
+		c.srv.writeGeneralStats(&w)
+		c.wbuf = append(w.buf, "END\r\n"...)
 		return
 	}
 	w := statWriter{buf: c.wbuf}
@@ -146,7 +156,7 @@ func (c *conn) statsDetail(req *protocol.Request) {
 	}
 }
 
-func (s *Server) appendGeneralStats(dst []byte) []byte {
+func (s *Server) writeGeneralStats(w *statWriter) {
 	var st storage.Stats
 	s.cache.ReadStats(&st)
 	var hits, sets, delHits, incrHits, decrHits, casHits, casBad, touchHits uint64
@@ -164,7 +174,6 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	g := &s.stats
-	w := statWriter{buf: dst}
 	now := s.cache.CurrentTime()
 	w.i("pid", int64(os.Getpid()))
 	w.i("uptime", s.cache.Uptime())
@@ -267,7 +276,6 @@ func (s *Server) appendGeneralStats(dst []byte) []byte {
 	w.u("moves_within_lru", within)
 	w.u("direct_reclaims", reclaims)
 	w.u("lru_bumps_dropped", 0)
-	return w.buf
 }
 
 // formatTimeval formats t as memcached's rusage stats: seconds.microseconds.

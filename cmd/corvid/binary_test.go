@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -176,5 +177,84 @@ func TestBinaryUsageErrors(t *testing.T) {
 	}
 	if !strings.Contains(string(out), `Illegal suboption "bogus"`) {
 		t.Errorf("output %q lacks memcached's message", out)
+	}
+}
+
+// binRequest encodes a binary-protocol request without extras.
+func binRequest(op byte, key, value string) []byte {
+	n := len(key) + len(value)
+	b := []byte{0x80, op, byte(len(key) >> 8), byte(len(key)), 0, 0, 0, 0,
+		byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	return append(append(b, key...), value...)
+}
+
+// binStatus sends req on nc and returns the response's status and body.
+func binStatus(t *testing.T, nc net.Conn, r *bufio.Reader, req []byte) (uint16, string) {
+	t.Helper()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	var h [24]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		t.Fatalf("opcode 0x%02x: %v", req[1], err)
+	}
+	body := make([]byte, int(h[8])<<24|int(h[9])<<16|int(h[10])<<8|int(h[11]))
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	return uint16(h[6])<<8 | uint16(h[7]), string(body)
+}
+
+// TestBinarySASL runs the server with -S and the password database named
+// by MEMCACHED_SASL_PWDB, as memcached is run: only the binary protocol is
+// served, and commands need SASL PLAIN authentication first.
+func TestBinarySASL(t *testing.T) {
+	bin := corvidBinary(t)
+	pwdb := filepath.Join(t.TempDir(), "pwdb")
+	if err := os.WriteFile(pwdb, []byte("alice:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command(bin, "server", "-S", "-p", strconv.Itoa(port), "-l", "127.0.0.1")
+	cmd.Env = append(os.Environ(), "MEMCACHED_SASL_PWDB="+pwdb)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	var nc net.Conn
+	for deadline := time.Now().Add(10 * time.Second); nc == nil; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc = c
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never accepted: %v", addr, err)
+		}
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	for _, step := range []struct {
+		req    []byte
+		status uint16
+		body   string
+	}{
+		{binRequest(0x0b, "", ""), 0, "1.6.18"},
+		{binRequest(0x20, "", ""), 0, "PLAIN"},
+		{binRequest(0x21, "PLAIN", "\x00alice\x00wrong"), 0x20, "Auth failure."},
+		{binRequest(0x21, "PLAIN", "\x00alice\x00secret"), 0, "Authenticated"},
+		{binRequest(0x0a, "", ""), 0, ""},
+	} {
+		status, body := binStatus(t, nc, r, step.req)
+		if status != step.status || body != step.body {
+			t.Errorf("opcode 0x%02x: status 0x%02x %q, want 0x%02x %q", step.req[1], status, body, step.status, step.body)
+		}
 	}
 }

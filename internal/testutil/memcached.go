@@ -36,13 +36,21 @@ func MemcachedPath() string {
 // test ends.
 func StartMemcached(t testing.TB, args ...string) (addr string) {
 	t.Helper()
+	return StartMemcachedEnv(t, nil, args...)
+}
+
+// StartMemcachedEnv is StartMemcached with env ("NAME=value") added to
+// memcached's environment, for settings it reads from there, such as
+// SASL_CONF_PATH.
+func StartMemcachedEnv(t testing.TB, env []string, args ...string) (addr string) {
+	t.Helper()
 	bin := MemcachedPath()
 	if bin == "" {
 		t.Skip("memcached is not installed")
 	}
 	var lastErr error
 	for range startAttempts {
-		addr, err := startMemcached(t, bin, args)
+		addr, err := startMemcached(t, bin, env, args)
 		if err == nil {
 			return addr
 		}
@@ -52,7 +60,7 @@ func StartMemcached(t testing.TB, args ...string) (addr string) {
 	return ""
 }
 
-func startMemcached(t testing.TB, bin string, args []string) (string, error) {
+func startMemcached(t testing.TB, bin string, env, args []string) (string, error) {
 	t.Helper()
 	port, err := FreePort()
 	if err != nil {
@@ -65,6 +73,9 @@ func startMemcached(t testing.TB, bin string, args []string) (string, error) {
 	}
 	argv = append(argv, args...)
 	cmd := exec.Command(bin, argv...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stderr := &limitedBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
