@@ -243,6 +243,44 @@ func nameOrder(servers []Server) []int {
 	return order
 }
 
+// PickN appends to dst up to n distinct servers for key: the one Pick
+// returns, then the next distinct servers along the continuum (the next
+// slots for modula, random ones for random). Replicated keys are stored on
+// them.
+func (r *Ring) PickN(dst []int, key []byte, n int) []int {
+	n = min(n, len(r.servers))
+	h := r.HashKey(key)
+	has := func(i int) bool {
+		for _, x := range dst {
+			if x == i {
+				return true
+			}
+		}
+		return false
+	}
+	start := len(dst)
+	switch r.dist {
+	case Modula, Random:
+		first := int(h % uint32(len(r.slots)))
+		if r.dist == Random {
+			first = rand.IntN(len(r.slots))
+		}
+		for i := 0; i < len(r.slots) && len(dst)-start < n; i++ {
+			if s := int(r.slots[(first+i)%len(r.slots)]); !has(s) {
+				dst = append(dst, s)
+			}
+		}
+	default:
+		first := search(r.points, h)
+		for i := 0; i < len(r.points) && len(dst)-start < n; i++ {
+			if s := int(r.points[(first+i)%len(r.points)].server); !has(s) {
+				dst = append(dst, s)
+			}
+		}
+	}
+	return dst
+}
+
 // search returns the first point whose value is at least h, wrapping to
 // the first point past the end.
 func search(points []point, h uint32) int {

@@ -176,3 +176,22 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+func TestPickN(t *testing.T) {
+	for _, d := range []Distribution{Ketama, Modula, LibmemcachedKetama} {
+		r, err := New(Config{Servers: servers(5), Distribution: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			k := []byte(fmt.Sprint("key", i))
+			got := r.PickN(nil, k, 3)
+			if len(got) != 3 || got[0] != r.Pick(k) || got[0] == got[1] || got[1] == got[2] || got[0] == got[2] {
+				t.Fatalf("%s: PickN(%s) = %v, Pick = %d", d, k, got, r.Pick(k))
+			}
+		}
+		if got := r.PickN(nil, []byte("k"), 9); len(got) != 5 {
+			t.Errorf("%s: PickN of 9 over 5 servers = %v", d, got)
+		}
+	}
+}

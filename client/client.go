@@ -1,0 +1,445 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/corvidcache/corvid/ring"
+)
+
+// Server is one memcached server: "host:port" (or a Unix socket path),
+// its weight and an optional ketama name.
+type Server = ring.Server
+
+// FailurePolicy says what happens to keys of a server marked dead.
+type FailurePolicy int
+
+const (
+	// FailError answers ErrServerDead (wrapped in a ServerError naming the
+	// server) for keys of a dead server.
+	FailError FailurePolicy = iota
+	// FailRehash places the keys of a dead server on the live ones, as
+	// twemproxy's auto_eject_hosts does, until the server is retried.
+	FailRehash
+)
+
+// Replica is a namespace rule: keys starting with Prefix are written to
+// Copies servers and read from one of them, chosen at random, so that a
+// hot key's reads spread over several servers.
+type Replica struct {
+	Prefix string
+	Copies int
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultHash           = "md5"
+	DefaultTimeout        = time.Second
+	DefaultMaxIdleConns   = 4
+	DefaultCompressFlag   = 2 // Cache::Memcached::Fast's F_COMPRESS
+	DefaultCompressRatio  = 0.8
+	DefaultRetryTimeout   = 30 * time.Second
+	DefaultFailureTimeout = 10 * time.Second
+	maxKeyLen             = 250
+	defaultReadBufferSize = 16 << 10
+	hashedKeyPrefix       = "h:"
+)
+
+// Config configures a Client. The zero value of every field but Servers is
+// a documented default.
+type Config struct {
+	Servers []Server
+	// Distribution and Hash choose the key placement (see package ring):
+	// ketama with md5 by default. twemproxy's default hash, fnv1a_64, is
+	// a 32-bit FNV with a weak multiplier that clusters similar keys; set
+	// it explicitly to share a pool with a nutcracker left at defaults.
+	Distribution ring.Distribution
+	Hash         string
+	HashTag      string
+
+	// Timeout bounds each operation's network I/O (DefaultTimeout);
+	// a context deadline that comes sooner wins.
+	Timeout time.Duration
+	// DialTimeout bounds connecting; Timeout when zero.
+	DialTimeout time.Duration
+	// MaxIdleConns is how many idle connections are kept per server
+	// (DefaultMaxIdleConns).
+	MaxIdleConns int
+
+	// Namespace is prepended to every key on the wire.
+	Namespace string
+	// HashNamespace makes the namespace part of the key that is hashed for
+	// placement (libmemcached's MEMCACHED_BEHAVIOR_HASH_WITH_PREFIX_KEY);
+	// by default only the key itself decides the server.
+	HashNamespace bool
+	// HashLongKeys replaces keys that are too long or hold spaces or
+	// control characters by "h:" and the base64 of their SHA-256 instead of
+	// rejecting them.
+	HashLongKeys bool
+
+	// CompressThreshold, when positive, gzips values at least this long and
+	// stores them with CompressFlag set when that saves at least
+	// 1-CompressRatio of the size, as Cache::Memcached::Fast does.
+	CompressThreshold int
+	// CompressFlag is the flag bit that marks a compressed value
+	// (DefaultCompressFlag); it is cleared in the Flags a Get returns.
+	CompressFlag uint32
+	// CompressRatio is DefaultCompressRatio when zero.
+	CompressRatio float64
+
+	// MaxFailures, when positive, marks a server dead after that many
+	// failures (connection errors and timeouts) within FailureTimeout, for
+	// RetryTimeout. OnDead says what happens to its keys meanwhile.
+	MaxFailures    int
+	FailureTimeout time.Duration
+	RetryTimeout   time.Duration
+	OnDead         FailurePolicy
+
+	// Replicas are the replicated-key rules; the first matching prefix
+	// applies.
+	Replicas []Replica
+}
+
+// Client talks to a pool of memcached servers. It is safe for concurrent
+// use by multiple goroutines.
+type Client struct {
+	cfg     Config
+	ring    *ring.Ring
+	servers []*node
+	ns      string
+	closed  atomic.Bool
+
+	liveMu sync.Mutex               // serialises rebuilds of live
+	live   atomic.Pointer[liveRing] // placement over the live servers, when some are dead
+	ndead  atomic.Int32
+}
+
+// liveRing places keys over the servers that are not dead.
+type liveRing struct {
+	ring  *ring.Ring
+	index []int // live ring index -> Client.servers index
+}
+
+// node is one server's connection pool and failure state.
+type node struct {
+	addr string
+	idx  int // in Client.servers
+	c    *Client
+
+	mu   sync.Mutex // guards free
+	free []*conn
+
+	failMu      sync.Mutex // guards failures, windowStart
+	failures    int
+	windowStart time.Time
+	deadUntil   atomic.Int64 // unix nanoseconds; 0 when alive
+
+	replyHint atomic.Int64 // bytes of values in the last multi-get reply
+}
+
+// New returns a Client for cfg. It does not connect until first use.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, ErrNoServers
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = cfg.Timeout
+	}
+	if cfg.MaxIdleConns <= 0 {
+		cfg.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if cfg.CompressFlag == 0 {
+		cfg.CompressFlag = DefaultCompressFlag
+	}
+	if cfg.CompressRatio <= 0 {
+		cfg.CompressRatio = DefaultCompressRatio
+	}
+	if cfg.RetryTimeout <= 0 {
+		cfg.RetryTimeout = DefaultRetryTimeout
+	}
+	if cfg.FailureTimeout <= 0 {
+		cfg.FailureTimeout = DefaultFailureTimeout
+	}
+	if cfg.Hash == "" {
+		cfg.Hash = DefaultHash
+	}
+	r, err := ring.New(ring.Config{Servers: cfg.Servers, Distribution: cfg.Distribution, Hash: cfg.Hash, HashTag: cfg.HashTag})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, ring: r, ns: cfg.Namespace}
+	for i, s := range cfg.Servers {
+		c.servers = append(c.servers, &node{addr: s.Addr, idx: i, c: c})
+	}
+	return c, nil
+}
+
+// Close closes the idle connections; connections in use close when their
+// operation ends. Operations after Close fail with ErrClosed.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	for _, s := range c.servers {
+		s.mu.Lock()
+		free := s.free
+		s.free = nil
+		s.mu.Unlock()
+		for _, cn := range free {
+			cn.nc.Close()
+		}
+	}
+	return nil
+}
+
+// bytesOf views s as bytes without copying; the bytes must not be changed.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// validKey reports whether k can go on the wire as a key.
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > maxKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if b := k[i]; b <= ' ' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// wireKey returns the key as sent (namespace included), or
+// ErrMalformedKey.
+func (c *Client) wireKey(key string) (string, error) {
+	if validKey(key) && len(c.ns)+len(key) <= maxKeyLen {
+		if c.ns == "" {
+			return key, nil
+		}
+		return c.ns + key, nil
+	}
+	if !c.cfg.HashLongKeys || len(key) == 0 {
+		return "", ErrMalformedKey
+	}
+	sum := sha256.Sum256(bytesOf(key))
+	return c.ns + hashedKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// placementKey is the part of the wire key that decides the server.
+func (c *Client) placementKey(wire string) string {
+	if c.cfg.HashNamespace {
+		return wire
+	}
+	return wire[len(c.ns):]
+}
+
+// pick returns the server for a wire key, applying the failure policy.
+func (c *Client) pick(wire string) (*node, error) {
+	pk := c.placementKey(wire)
+	s := c.servers[c.ring.PickString(pk)]
+	if c.ndead.Load() == 0 {
+		return s, nil
+	}
+	if !s.dead() {
+		return s, nil
+	}
+	if c.cfg.OnDead == FailError {
+		return nil, &ServerError{Addr: s.addr, Op: "pick", Err: ErrServerDead}
+	}
+	lr := c.live.Load()
+	if lr == nil {
+		return nil, &ServerError{Addr: s.addr, Op: "pick", Err: ErrServerDead}
+	}
+	return c.servers[lr.index[lr.ring.PickString(pk)]], nil
+}
+
+// replicas returns the copies rule for a key, or 0.
+func (c *Client) replicas(key string) int {
+	for _, r := range c.cfg.Replicas {
+		if strings.HasPrefix(key, r.Prefix) && r.Copies > 1 {
+			return min(r.Copies, len(c.servers))
+		}
+	}
+	return 0
+}
+
+// replicaServers returns the servers holding copies of a replicated key:
+// its own server and the next distinct ones on the ring, leaving out dead
+// ones.
+func (c *Client) replicaServers(wire string, n int) []*node {
+	var buf [8]int
+	idx := c.ring.PickN(buf[:0], bytesOf(c.placementKey(wire)), n)
+	out := make([]*node, 0, len(idx))
+	for _, i := range idx {
+		if s := c.servers[i]; c.ndead.Load() == 0 || !s.dead() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// dead reports whether s is marked dead; a server whose retry timeout has
+// passed comes back.
+func (s *node) dead() bool {
+	until := s.deadUntil.Load()
+	if until == 0 {
+		return false
+	}
+	if time.Now().UnixNano() < until {
+		return true
+	}
+	if s.deadUntil.CompareAndSwap(until, 0) {
+		s.failMu.Lock()
+		s.failures = 0
+		s.failMu.Unlock()
+		s.c.ndead.Add(-1)
+		s.c.rebuildLive()
+	}
+	return false
+}
+
+// fail records a network failure of s and marks it dead when it failed
+// MaxFailures times within FailureTimeout.
+func (s *node) fail() {
+	cfg := &s.c.cfg
+	if cfg.MaxFailures <= 0 {
+		return
+	}
+	now := time.Now()
+	s.failMu.Lock()
+	if now.Sub(s.windowStart) > cfg.FailureTimeout {
+		s.windowStart, s.failures = now, 0
+	}
+	s.failures++
+	mark := s.failures >= cfg.MaxFailures
+	s.failMu.Unlock()
+	if mark && s.deadUntil.CompareAndSwap(0, now.Add(cfg.RetryTimeout).UnixNano()) {
+		s.c.ndead.Add(1)
+		s.c.rebuildLive()
+		s.closeIdle()
+	}
+}
+
+func (s *node) closeIdle() {
+	s.mu.Lock()
+	free := s.free
+	s.free = nil
+	s.mu.Unlock()
+	for _, cn := range free {
+		cn.nc.Close()
+	}
+}
+
+// rebuildLive recomputes the placement over the live servers.
+func (c *Client) rebuildLive() {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	var servers []Server
+	var index []int
+	now := time.Now().UnixNano()
+	for i, s := range c.servers {
+		if u := s.deadUntil.Load(); u == 0 || now >= u {
+			servers = append(servers, c.cfg.Servers[i])
+			index = append(index, i)
+		}
+	}
+	if len(servers) == 0 {
+		c.live.Store(nil)
+		return
+	}
+	r, err := ring.New(ring.Config{Servers: servers, Distribution: c.cfg.Distribution, Hash: c.cfg.Hash, HashTag: c.cfg.HashTag})
+	if err != nil {
+		c.live.Store(nil)
+		return
+	}
+	c.live.Store(&liveRing{ring: r, index: index})
+}
+
+// conn is one connection to a server.
+type conn struct {
+	s  *node
+	nc net.Conn
+	r  *bufio.Reader
+	w  []byte
+}
+
+// getConn returns an idle connection to s or dials one.
+func (s *node) getConn(ctx context.Context) (*conn, error) {
+	if s.c.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.mu.Lock()
+	if n := len(s.free); n > 0 {
+		cn := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.mu.Unlock()
+		return cn, nil
+	}
+	s.mu.Unlock()
+	d := net.Dialer{Timeout: s.c.cfg.DialTimeout}
+	network := "tcp"
+	if strings.HasPrefix(s.addr, "/") {
+		network = "unix"
+	}
+	nc, err := d.DialContext(ctx, network, s.addr)
+	if err != nil {
+		s.fail()
+		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
+	}
+	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
+}
+
+// release returns cn to its pool when err leaves it usable, else closes it
+// and, for network errors, counts a failure.
+func (cn *conn) release(err error) {
+	s := cn.s
+	if err != nil && !resumable(err) {
+		cn.nc.Close()
+		s.fail()
+		return
+	}
+	s.mu.Lock()
+	if len(s.free) < s.c.cfg.MaxIdleConns && !s.c.closed.Load() {
+		s.free = append(s.free, cn)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	cn.nc.Close()
+}
+
+// begin sets the connection's deadline from the timeout and ctx, and
+// arranges for a cancellation of ctx to interrupt the I/O. The returned
+// function must be called when the operation ends.
+func (cn *conn) begin(ctx context.Context) (end func() bool) {
+	d := time.Now().Add(cn.s.c.cfg.Timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
+		d = dl
+	}
+	cn.nc.SetDeadline(d)
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// wrap names the server in an error that is not a cache answer.
+func (s *node) wrap(op string, err error) error {
+	if err == nil || isAnswer(err) {
+		return err
+	}
+	return &ServerError{Addr: s.addr, Op: op, Err: err}
+}
+
+// isAnswer reports whether err is the server's answer about the key.
+func isAnswer(err error) bool {
+	return err == ErrCacheMiss || err == ErrNotStored || err == ErrCASConflict
+}
