@@ -46,7 +46,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, addrs []string)) {
 	}
 }
 
-func newClient(t *testing.T, addrs []string, mod func(*Config)) *Client {
+func newClient(t testing.TB, addrs []string, mod func(*Config)) *Client {
 	t.Helper()
 	cfg := Config{Timeout: 2 * time.Second}
 	for _, a := range addrs {

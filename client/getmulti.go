@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"sync"
-	"sync/atomic"
 )
 
 // multiScratch is GetMulti's per-call bookkeeping, reused across calls.
@@ -12,16 +11,19 @@ type multiScratch struct {
 	server []int32 // key index -> server index, -1 for a key not sent
 	order  []int32 // key indices grouped by server
 	start  []int   // server index -> first position in order; len servers+1
+	conns  []*conn // server index -> connection with a request in flight
+	stops  []func() bool
 	errs   []error
 }
 
 var multiPool = sync.Pool{New: func() any { return new(multiScratch) }}
 
-// GetMulti returns the items found for keys, keyed by key. It sends one
-// request per server, to all servers in parallel, and reads each reply into
-// one buffer: the values share it. A server that fails leaves its keys out
-// of the map and its error (naming it) in the returned error, after all
-// servers have answered.
+// GetMulti returns the items found for keys, keyed by key. It writes one
+// "gets" request to every server concerned before reading any reply, so the
+// servers work in parallel while a single goroutine reads their replies in
+// turn; each reply's values are carved out of one buffer. A server that
+// fails leaves its keys out of the map and its error (naming it) in the
+// returned error.
 func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -31,39 +33,38 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 	n := len(c.servers)
 	ms.server = grow(ms.server, len(keys))
 	ms.order = grow(ms.order, len(keys))
-	ms.start = growInt(ms.start, n+1)
+	ms.start = growSlice(ms.start, n+1)
 	clear(ms.start)
-	ms.errs = ms.errs[:0]
-	for range n {
-		ms.errs = append(ms.errs, nil)
-	}
+	ms.conns = growSlice(ms.conns, n)
+	clear(ms.conns)
+	ms.stops = growSlice(ms.stops, n)
+	clear(ms.stops)
+	ms.errs = growSlice(ms.errs, n)
+	clear(ms.errs)
+
 	var firstErr error
 	for i, k := range keys {
+		ms.server[i] = -1
 		wire, err := c.wireKey(k)
-		if err != nil {
-			ms.server[i] = -1
-			firstErr = err
-			continue
-		}
-		s, err := c.readServer(k, wire)
-		if err != nil {
-			ms.server[i] = -1
-			if firstErr == nil {
-				firstErr = err
+		if err == nil {
+			var s *node
+			if s, err = c.readServer(k, wire); err == nil {
+				ms.server[i] = int32(s.idx)
+				ms.start[s.idx+1]++
+				continue
 			}
-			continue
 		}
-		si := s.idx
-		ms.server[i] = int32(si)
-		ms.start[si+1]++
+		if firstErr == nil {
+			firstErr = err
+		}
 	}
 	for i := 1; i <= n; i++ {
 		ms.start[i] += ms.start[i-1]
 	}
-	var next [64]int
+	var small [64]int
 	var cursor []int
-	if n <= len(next) {
-		cursor = next[:n]
+	if n <= len(small) {
+		cursor = small[:n]
 	} else {
 		cursor = make([]int, n)
 	}
@@ -75,29 +76,25 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 		}
 	}
 
-	items := make([]Item, len(keys))
-	var hits atomic.Int32
-	var wg sync.WaitGroup
-	last := -1
+	// Send every request, then read every reply.
 	for si := range n {
 		if ms.start[si] == ms.start[si+1] {
 			continue
 		}
-		if last >= 0 {
-			wg.Add(1)
-			go func(si int) {
-				defer wg.Done()
-				ms.errs[si] = c.getMultiServer(ctx, c.servers[si], keys, ms.order[ms.start[si]:ms.start[si+1]], items, &hits)
-			}(last)
+		ms.conns[si], ms.stops[si], ms.errs[si] = c.sendGets(ctx, c.servers[si], keys, ms.order[ms.start[si]:ms.start[si+1]])
+	}
+	items := make([]Item, len(keys))
+	hits := 0
+	for si, cn := range ms.conns {
+		if cn == nil {
+			continue
 		}
-		last = si
+		found, err := c.readGets(cn, keys, ms.order[ms.start[si]:ms.start[si+1]], items)
+		hits += found
+		ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
 	}
-	if last >= 0 {
-		ms.errs[last] = c.getMultiServer(ctx, c.servers[last], keys, ms.order[ms.start[last]:ms.start[last+1]], items, &hits)
-	}
-	wg.Wait()
 
-	m := make(map[string]*Item, hits.Load())
+	m := make(map[string]*Item, hits)
 	for i := range items {
 		if it := &items[i]; it.Key != "" {
 			if err := c.decode(it); err != nil {
@@ -124,58 +121,84 @@ func grow(s []int32, n int) []int32 {
 	return s[:n]
 }
 
-func growInt(s []int, n int) []int {
+func growSlice[T any](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]int, n)
+		return make([]T, n)
 	}
 	return s[:n]
 }
 
-// getMultiServer fetches keys[order…] from s with one "gets" line, filling
-// items at the same indices.
-func (c *Client) getMultiServer(ctx context.Context, s *node, keys []string, order []int32, items []Item, hits *atomic.Int32) error {
-	return c.do(ctx, s, "gets", func(cn *conn) error {
-		w := append(cn.w[:0], "gets"...)
-		for _, ki := range order {
-			w = append(w, ' ')
-			w = c.appendWireKey(w, keys[ki])
+// sendGets writes one "gets" line for keys[order…] to s and returns the
+// connection the reply is to be read from.
+func (c *Client) sendGets(ctx context.Context, s *node, keys []string, order []int32) (*conn, func() bool, error) {
+	cn, err := s.getConn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := cn.begin(ctx)
+	w := append(cn.w[:0], "gets"...)
+	for _, ki := range order {
+		w = append(w, ' ')
+		w = c.appendWireKey(w, keys[ki])
+	}
+	cn.w = append(w, crlf...)
+	if err := cn.flush(); err != nil {
+		return nil, nil, c.finish(ctx, cn, stop, "gets", err)
+	}
+	return cn, stop, nil
+}
+
+// finish ends an operation on cn the way Client.do does.
+func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op string, err error) error {
+	if stop != nil {
+		stop()
+	}
+	if err != nil && ctx.Err() != nil && !resumable(err) {
+		cn.nc.Close()
+		return ctx.Err()
+	}
+	cn.release(err)
+	return cn.s.wrap(op, err)
+}
+
+// readGets reads the reply to sendGets into items, returning the number of
+// hits. Values are carved out of chunks sized by the server's last reply.
+func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) (int, error) {
+	s := cn.s
+	hint := max(int(s.replyHint.Load()), 4096)
+	var chunk []byte
+	total, j, found := 0, 0, 0
+	for {
+		key, flags, n, cas, done, err := cn.nextValue()
+		if err != nil {
+			return found, err
 		}
-		cn.w = append(w, crlf...)
-		if err := cn.flush(); err != nil {
-			return err
+		if done {
+			break
 		}
-		// Values are carved out of chunks sized by the last reply.
-		hint := int(s.replyHint.Load())
-		if hint < 4096 {
-			hint = 4096
+		total += n
+		if cap(chunk)-len(chunk) < n {
+			chunk = make([]byte, 0, max(n, hint))
 		}
-		var chunk []byte
-		total := 0
-		j := 0
-		found := 0
-		err := cn.readItems(func(key []byte, flags uint32, n int, cas uint64) []byte {
-			total += n
-			if cap(chunk)-len(chunk) < n {
-				chunk = make([]byte, 0, max(n, hint))
+		v := chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
+		chunk = chunk[:len(chunk)+n]
+		// Replies come in request order; skip the misses. A key not asked
+		// for is read and dropped.
+		for k := j; k < len(order); k++ {
+			if c.wireKeyEqual(key, keys[order[k]]) {
+				it := &items[order[k]]
+				it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v
+				found++
+				j = k + 1
+				break
 			}
-			v := chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
-			chunk = chunk[:len(chunk)+n]
-			// Replies come in request order; skip the misses.
-			for k := j; k < len(order); k++ {
-				if c.wireKeyEqual(key, keys[order[k]]) {
-					it := &items[order[k]]
-					it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v
-					found++
-					j = k + 1
-					return v
-				}
-			}
-			return v // a key not asked for: read and drop
-		})
-		s.replyHint.Store(int64(total))
-		hits.Add(int32(found))
-		return err
-	})
+		}
+		if err := cn.readValue(v); err != nil {
+			return found, err
+		}
+	}
+	s.replyHint.Store(int64(total))
+	return found, nil
 }
 
 // appendWireKey appends key as sent on the wire.

@@ -133,44 +133,63 @@ func parseValueLine(line []byte) (key []byte, flags uint32, n int, cas uint64, e
 	return key, uint32(fv), int(nv), cas, nil
 }
 
-// readValue reads a value block of n bytes and its "\r\n" into dst.
+// readValue reads a value block of len(dst) bytes and its "\r\n" into dst.
 func (cn *conn) readValue(dst []byte) error {
+	n := len(dst)
+	if cn.r.Buffered() >= n+2 {
+		b, _ := cn.r.Peek(n + 2)
+		copy(dst, b)
+		if b[n] != '\r' || b[n+1] != '\n' {
+			return errBadBlock
+		}
+		cn.r.Discard(n + 2)
+		return nil
+	}
 	if _, err := io.ReadFull(cn.r, dst); err != nil {
 		return err
 	}
-	var end [2]byte
-	if _, err := io.ReadFull(cn.r, end[:]); err != nil {
+	b, err := cn.r.Peek(2)
+	if err != nil {
 		return err
 	}
-	if end != [2]byte{'\r', '\n'} {
-		return errors.New("value not terminated by \\r\\n")
+	if b[0] != '\r' || b[1] != '\n' {
+		return errBadBlock
 	}
+	cn.r.Discard(2)
 	return nil
 }
 
-// readItems reads a retrieval reply whose first line is line, calling
-// found for each value. found returns where to read the value into.
+var errBadBlock = errors.New("value not terminated by \\r\\n")
+
+// nextValue reads the next line of a retrieval reply: a VALUE header, or
+// END (done is true). The caller then reads the value with readValue.
+func (cn *conn) nextValue() (key []byte, flags uint32, n int, cas uint64, done bool, err error) {
+	line, err := cn.readLine()
+	if err != nil {
+		return nil, 0, 0, 0, false, err
+	}
+	if bytes.Equal(line, endLine) {
+		return nil, 0, 0, 0, true, nil
+	}
+	if !bytes.HasPrefix(line, valuePrefix) {
+		if isErrorLine(line) {
+			return nil, 0, 0, 0, false, replyError(line)
+		}
+		return nil, 0, 0, 0, false, errors.New("unexpected reply " + strconv.Quote(string(line)))
+	}
+	key, flags, n, cas, err = parseValueLine(line)
+	return key, flags, n, cas, false, err
+}
+
+// readItems reads a retrieval reply, calling found for each value; found
+// returns where to read the value into.
 func (cn *conn) readItems(found func(key []byte, flags uint32, n int, cas uint64) []byte) error {
 	for {
-		line, err := cn.readLine()
-		if err != nil {
+		key, flags, n, cas, done, err := cn.nextValue()
+		if err != nil || done {
 			return err
 		}
-		if bytes.Equal(line, endLine) {
-			return nil
-		}
-		if !bytes.HasPrefix(line, valuePrefix) {
-			if isErrorLine(line) {
-				return replyError(line)
-			}
-			return errors.New("unexpected reply " + strconv.Quote(string(line)))
-		}
-		key, flags, n, cas, err := parseValueLine(line)
-		if err != nil {
-			return err
-		}
-		dst := found(key, flags, n, cas)
-		if err := cn.readValue(dst); err != nil {
+		if err := cn.readValue(found(key, flags, n, cas)); err != nil {
 			return err
 		}
 	}
