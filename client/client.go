@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -401,6 +402,12 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 // and, for network errors, counts a failure.
 func (cn *conn) release(err error) {
 	s := cn.s
+	if errors.Is(err, ErrNotSupported) {
+		// The server answered, but what else it made of the request (the
+		// data block of an "ms", further pipelined lines) is unknown.
+		cn.nc.Close()
+		return
+	}
 	if err != nil && !resumable(err) {
 		cn.nc.Close()
 		s.fail()
@@ -433,7 +440,7 @@ func (cn *conn) begin(ctx context.Context) (end func() bool) {
 
 // wrap names the server in an error that is not a cache answer.
 func (s *node) wrap(op string, err error) error {
-	if err == nil || isAnswer(err) {
+	if err == nil || isAnswer(err) || err == ErrNotSupported {
 		return err
 	}
 	return &ServerError{Addr: s.addr, Op: op, Err: err}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -153,7 +154,7 @@ func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op stri
 	if stop != nil {
 		stop()
 	}
-	if err != nil && ctx.Err() != nil && !resumable(err) {
+	if err != nil && ctx.Err() != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
 		cn.nc.Close()
 		return ctx.Err()
 	}

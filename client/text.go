@@ -43,7 +43,7 @@ func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) e
 	if stop != nil {
 		stop()
 	}
-	if err != nil && ctx.Err() != nil && !resumable(err) {
+	if err != nil && ctx.Err() != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
 		// Interrupted by the caller, not by the server: no failure counted.
 		cn.nc.Close()
 		return ctx.Err()
