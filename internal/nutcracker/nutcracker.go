@@ -48,6 +48,7 @@ type Pool struct {
 	Backlog           int
 	ClientConnections int
 	Preconnect        bool
+	TCPKeepalive      bool
 	Redis             bool
 	RedisAuth         string
 	RedisDB           int
@@ -90,6 +91,7 @@ type rawPool struct {
 	Backlog            *int      `yaml:"backlog"`
 	ClientConnections  *int      `yaml:"client_connections"`
 	Preconnect         *bool     `yaml:"preconnect"`
+	TCPKeepalive       *bool     `yaml:"tcpkeepalive"`
 	Redis              *bool     `yaml:"redis"`
 	RedisAuth          *string   `yaml:"redis_auth"`
 	RedisDB            *int      `yaml:"redis_db"`
@@ -102,7 +104,7 @@ type rawPool struct {
 
 var directives = map[string]bool{
 	"listen": true, "hash": true, "hash_tag": true, "distribution": true, "timeout": true,
-	"backlog": true, "client_connections": true, "preconnect": true, "redis": true,
+	"backlog": true, "client_connections": true, "preconnect": true, "tcpkeepalive": true, "redis": true,
 	"redis_auth": true, "redis_db": true, "server_connections": true, "auto_eject_hosts": true,
 	"server_retry_timeout": true, "server_failure_limit": true, "servers": true,
 }
@@ -247,6 +249,7 @@ func parsePool(name string, body *yaml.Node) (Pool, error) {
 		p.ServerRetryTimeout = time.Duration(*r.ServerRetryTimeout) * time.Millisecond
 	}
 	setBool(&p.Preconnect, r.Preconnect)
+	setBool(&p.TCPKeepalive, r.TCPKeepalive)
 	setBool(&p.Redis, r.Redis)
 	setBool(&p.AutoEjectHosts, r.AutoEjectHosts)
 	if r.RedisAuth != nil {

@@ -1,6 +1,7 @@
 package nutcracker
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,30 +102,53 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// TestNutcrackerAgrees checks that nutcracker's own -t accepts the sample
-// and refuses a file Parse refuses.
+// TestNutcrackerAgrees checks that nutcracker -t accepts what Parse
+// accepts and refuses what it refuses.
 func TestNutcrackerAgrees(t *testing.T) {
 	bin, err := exec.LookPath("nutcracker")
 	if err != nil {
 		t.Skip("nutcracker is not installed")
 	}
 	dir := t.TempDir()
-	for _, tt := range []struct {
-		text string
-		ok   bool
-	}{
-		{strings.ReplaceAll(sample, "/tmp/gamma", filepath.Join(dir, "gamma")), true},
-		{"a:\n  listen: 127.0.0.1:1\n  colour: red\n  servers:\n   - 127.0.0.1:1:1\n", false},
-		{"a:\n  listen: 127.0.0.1:1\n  hash: sha1\n  servers:\n   - 127.0.0.1:1:1\n", false},
-	} {
+	pool := func(lines ...string) string {
+		return "a:\n  listen: 127.0.0.1:30001\n" + strings.Join(lines, "\n") + "\n"
+	}
+	srv := "  servers:\n   - 127.0.0.1:11211:1"
+	cases := map[string]string{
+		"sample":             strings.ReplaceAll(sample, "/tmp/gamma", filepath.Join(dir, "gamma")),
+		"minimal":            pool(srv),
+		"unknown directive":  pool("  colour: red", srv),
+		"unknown hash":       pool("  hash: sha1", srv),
+		"every hash":         pool("  hash: jenkins", srv),
+		"unknown dist":       pool("  distribution: jump", srv),
+		"random":             pool("  distribution: random", srv),
+		"tcpkeepalive":       pool("  tcpkeepalive: true", srv),
+		"timeout 0":          pool("  timeout: 0", srv),
+		"hash tag":           pool("  hash_tag: \"{}\"", srv),
+		"no servers":         pool(),
+		"weight 0":           pool("  servers:\n   - 127.0.0.1:11211:0"),
+		"no weight":          pool("  servers:\n   - 127.0.0.1:11211"),
+		"named":              pool("  servers:\n   - 127.0.0.1:11211:1 one\n   - 127.0.0.1:11212:1 two"),
+		"duplicate name":     pool("  servers:\n   - 127.0.0.1:11211:1 one\n   - 127.0.0.1:11212:1 one"),
+		"duplicate address":  pool("  servers:\n   - 127.0.0.1:11211:1\n   - 127.0.0.1:11211:1"),
+		"bad port":           pool("  servers:\n   - 127.0.0.1:70000:1"),
+		"server conns 0":     pool("  server_connections: 0", srv),
+		"negative timeout":   pool("  timeout: -1", srv),
+		"auto eject":         pool("  auto_eject_hosts: true\n  server_retry_timeout: 100\n  server_failure_limit: 3", srv),
+		"redis":              pool("  redis: true\n  redis_auth: pw\n  redis_db: 2", srv),
+		"no listen":          "a:\n" + srv + "\n",
+		"same listen":        pool(srv) + "b:\n  listen: 127.0.0.1:30001\n" + srv + "\n",
+		"unix socket listen": "a:\n  listen: " + filepath.Join(dir, "s") + " 0666\n" + srv + "\n",
+	}
+	for name, text := range cases {
 		path := filepath.Join(dir, "n.yml")
-		if err := os.WriteFile(path, []byte(tt.text), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, perr := Parse([]byte(tt.text))
+		_, perr := Parse([]byte(text))
 		out, nerr := exec.Command(bin, "-t", "-c", path).CombinedOutput()
-		if (perr == nil) != tt.ok || (nerr == nil) != tt.ok {
-			t.Errorf("Parse: %v; nutcracker -t: %v %s; want ok=%v", perr, nerr, out, tt.ok)
+		if (perr == nil) != (nerr == nil) {
+			t.Errorf("%s: Parse: %v; nutcracker -t: %v %s", name, perr, nerr, bytes.TrimSpace(out))
 		}
 	}
 }
