@@ -22,7 +22,8 @@ const (
 	// Modula is hash modulo the total weight, each server taking as many
 	// consecutive slots as its weight.
 	Modula Distribution = "modula"
-	// Random sends every key to a random server, weighted.
+	// Random sends every request to a random server; as in twemproxy,
+	// weights are ignored.
 	Random Distribution = "random"
 	// LibmemcachedKetama is libmemcached's MEMCACHED_BEHAVIOR_KETAMA: 100
 	// points per server at the key hash of "HOST[:PORT]-i" when all weights
@@ -106,7 +107,7 @@ type Ring struct {
 	hasTag  bool
 	tag     [2]byte
 	points  []point // Ketama and LibmemcachedKetama*, sorted by value
-	slots   []int32 // Modula and Random: a server index per unit of weight
+	slots   []int32 // Modula: a server index per unit of weight; Random: per server
 }
 
 // point is one place on a ketama continuum.
@@ -155,7 +156,11 @@ func New(cfg Config) (*Ring, error) {
 		r.points = libmemcachedContinuum(r.servers, weighted, h)
 	case Modula, Random:
 		for _, i := range nameOrder(r.servers) {
-			for range r.servers[i].weight() {
+			n := r.servers[i].weight()
+			if r.dist == Random {
+				n = 1
+			}
+			for range n {
 				r.slots = append(r.slots, int32(i))
 			}
 		}
