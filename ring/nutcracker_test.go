@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,8 +77,7 @@ func nutcrackerSetups(backends, defaultPort []string) []vectors {
 // places each key on that backend. With -update it records the placements
 // in testdata/nutcracker.json.
 func TestNutcracker(t *testing.T) {
-	bin, err := exec.LookPath("nutcracker")
-	if err != nil {
+	if testutil.NutcrackerPath() == "" {
 		t.Skip("nutcracker is not installed")
 	}
 	if testing.Short() {
@@ -100,7 +98,7 @@ func TestNutcracker(t *testing.T) {
 		defaultPort = append(defaultPort, addr)
 	}
 	setups := nutcrackerSetups(backends, defaultPort)
-	listen := startNutcracker(t, bin, setups)
+	listen := startNutcracker(t, setups)
 
 	holders := map[string][]string{} // key -> backends holding it
 	for i, v := range setups {
@@ -181,23 +179,14 @@ func waitListening(addr string) error {
 	}
 }
 
-// startNutcracker writes a configuration with one pool per setup, starts
-// nutcracker and returns each pool's listen address.
-func startNutcracker(t *testing.T, bin string, setups []vectors) []string {
+// startNutcracker starts nutcracker with one pool per setup and returns
+// each pool's listen address.
+func startNutcracker(t *testing.T, setups []vectors) []string {
 	t.Helper()
-	dir := t.TempDir()
 	var conf bytes.Buffer
 	listen := make([]string, len(setups))
-	used := map[int]bool{}
-	for i, v := range setups {
-		port := 0
-		for port == 0 || used[port] { // FreePort may hand out a port twice
-			var err error
-			if port, err = testutil.FreePort(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		used[port] = true
+	for i, port := range testutil.FreePorts(t, len(setups)) {
+		v := setups[i]
 		listen[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		fmt.Fprintf(&conf, "pool%02d:\n  listen: %s\n  hash: %s\n  distribution: %s\n", i, listen[i], v.Hash, v.Distribution)
 		if v.HashTag != "" {
@@ -212,29 +201,7 @@ func startNutcracker(t *testing.T, bin string, setups []vectors) []string {
 			conf.WriteString("\n")
 		}
 	}
-	path := filepath.Join(dir, "nutcracker.yml")
-	if err := os.WriteFile(path, conf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	statsPort := 0
-	for statsPort == 0 || used[statsPort] {
-		var err error
-		if statsPort, err = testutil.FreePort(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(bin, "-c", path, "-s", strconv.Itoa(statsPort), "-a", "127.0.0.1",
-		"-o", filepath.Join(dir, "nutcracker.log"), "-p", filepath.Join(dir, "nutcracker.pid"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for _, l := range listen {
-		if err := waitListening(l); err != nil {
-			log, _ := os.ReadFile(filepath.Join(dir, "nutcracker.log"))
-			t.Fatalf("nutcracker: %v\n%s", err, log)
-		}
-	}
+	testutil.StartNutcracker(t, conf.String(), listen...)
 	return listen
 }
 
