@@ -598,3 +598,49 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("after Close: %v", err)
 	}
 }
+
+func TestCancelDuringOperation(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	addr := testutil.StartCorvid(t, server.Config{})
+	c := newClient(t, []string{silent.Addr().String()}, func(cfg *Config) {
+		cfg.Timeout = 10 * time.Second
+		cfg.MaxFailures = 1
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := c.Get(ctx, "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancel took %v", d)
+	}
+	if c.servers[0].dead() {
+		t.Error("a cancelled call counted as a server failure")
+	}
+	// A cancellable context that is not cancelled leaves connections usable.
+	ok := newClient(t, []string{addr}, nil)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	for i := range 20 {
+		if err := ok.Set(ctx2, &Item{Key: "k", Value: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		if it, err := ok.Get(ctx2, "k"); err != nil || string(it.Value) != fmt.Sprint(i) {
+			t.Fatalf("Get = %+v, %v", it, err)
+		}
+	}
+}

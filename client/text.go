@@ -39,17 +39,7 @@ func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) e
 		return err
 	}
 	stop := cn.begin(ctx)
-	err = fn(cn)
-	if stop != nil {
-		stop()
-	}
-	if err != nil && ctx.Err() != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
-		// Interrupted by the caller, not by the server: no failure counted.
-		cn.nc.Close()
-		return ctx.Err()
-	}
-	cn.release(err)
-	return s.wrap(op, err)
+	return c.finish(ctx, cn, stop, op, fn(cn))
 }
 
 // flush writes the connection's write buffer.
