@@ -1,13 +1,8 @@
 package client
 
 import (
-	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +23,9 @@ const (
 	// server) for keys of a dead server.
 	FailError FailurePolicy = iota
 	// FailRehash places the keys of a dead server on the live ones, as
-	// twemproxy's auto_eject_hosts does, until the server is retried.
+	// twemproxy's auto_eject_hosts does, until the server is retried. Keys
+	// of live servers stay where they are (with ketama that is also where
+	// twemproxy leaves them; its modula reshuffles them).
 	FailRehash
 )
 
@@ -240,213 +237,4 @@ func (c *Client) placementKey(wire string) string {
 		return wire
 	}
 	return wire[len(c.ns):]
-}
-
-// pick returns the server for a wire key, applying the failure policy.
-func (c *Client) pick(wire string) (*node, error) {
-	pk := c.placementKey(wire)
-	s := c.servers[c.ring.PickString(pk)]
-	if c.ndead.Load() == 0 {
-		return s, nil
-	}
-	if !s.dead() {
-		return s, nil
-	}
-	if c.cfg.OnDead == FailError {
-		return nil, &ServerError{Addr: s.addr, Op: "pick", Err: ErrServerDead}
-	}
-	lr := c.live.Load()
-	if lr == nil {
-		return nil, &ServerError{Addr: s.addr, Op: "pick", Err: ErrServerDead}
-	}
-	return c.servers[lr.index[lr.ring.PickString(pk)]], nil
-}
-
-// replicas returns the copies rule for a key, or 0.
-func (c *Client) replicas(key string) int {
-	for _, r := range c.cfg.Replicas {
-		if strings.HasPrefix(key, r.Prefix) && r.Copies > 1 {
-			return min(r.Copies, len(c.servers))
-		}
-	}
-	return 0
-}
-
-// replicaServers returns the servers holding copies of a replicated key:
-// its own server and the next distinct ones on the ring, leaving out dead
-// ones.
-func (c *Client) replicaServers(wire string, n int) []*node {
-	var buf [8]int
-	idx := c.ring.PickN(buf[:0], bytesOf(c.placementKey(wire)), n)
-	out := make([]*node, 0, len(idx))
-	for _, i := range idx {
-		if s := c.servers[i]; c.ndead.Load() == 0 || !s.dead() {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// dead reports whether s is marked dead; a server whose retry timeout has
-// passed comes back.
-func (s *node) dead() bool {
-	until := s.deadUntil.Load()
-	if until == 0 {
-		return false
-	}
-	if time.Now().UnixNano() < until {
-		return true
-	}
-	if s.deadUntil.CompareAndSwap(until, 0) {
-		s.failMu.Lock()
-		s.failures = 0
-		s.failMu.Unlock()
-		s.c.ndead.Add(-1)
-		s.c.rebuildLive()
-	}
-	return false
-}
-
-// fail records a network failure of s and marks it dead when it failed
-// MaxFailures times within FailureTimeout.
-func (s *node) fail() {
-	cfg := &s.c.cfg
-	if cfg.MaxFailures <= 0 {
-		return
-	}
-	now := time.Now()
-	s.failMu.Lock()
-	if now.Sub(s.windowStart) > cfg.FailureTimeout {
-		s.windowStart, s.failures = now, 0
-	}
-	s.failures++
-	mark := s.failures >= cfg.MaxFailures
-	s.failMu.Unlock()
-	if mark && s.deadUntil.CompareAndSwap(0, now.Add(cfg.RetryTimeout).UnixNano()) {
-		s.c.ndead.Add(1)
-		s.c.rebuildLive()
-		s.closeIdle()
-	}
-}
-
-func (s *node) closeIdle() {
-	s.mu.Lock()
-	free := s.free
-	s.free = nil
-	s.mu.Unlock()
-	for _, cn := range free {
-		cn.nc.Close()
-	}
-}
-
-// rebuildLive recomputes the placement over the live servers.
-func (c *Client) rebuildLive() {
-	c.liveMu.Lock()
-	defer c.liveMu.Unlock()
-	var servers []Server
-	var index []int
-	now := time.Now().UnixNano()
-	for i, s := range c.servers {
-		if u := s.deadUntil.Load(); u == 0 || now >= u {
-			servers = append(servers, c.cfg.Servers[i])
-			index = append(index, i)
-		}
-	}
-	if len(servers) == 0 {
-		c.live.Store(nil)
-		return
-	}
-	r, err := ring.New(ring.Config{Servers: servers, Distribution: c.cfg.Distribution, Hash: c.cfg.Hash, HashTag: c.cfg.HashTag})
-	if err != nil {
-		c.live.Store(nil)
-		return
-	}
-	c.live.Store(&liveRing{ring: r, index: index})
-}
-
-// conn is one connection to a server.
-type conn struct {
-	s  *node
-	nc net.Conn
-	r  *bufio.Reader
-	w  []byte
-}
-
-// getConn returns an idle connection to s or dials one.
-func (s *node) getConn(ctx context.Context) (*conn, error) {
-	if s.c.closed.Load() {
-		return nil, ErrClosed
-	}
-	s.mu.Lock()
-	if n := len(s.free); n > 0 {
-		cn := s.free[n-1]
-		s.free = s.free[:n-1]
-		s.mu.Unlock()
-		return cn, nil
-	}
-	s.mu.Unlock()
-	d := net.Dialer{Timeout: s.c.cfg.DialTimeout}
-	network := "tcp"
-	if strings.HasPrefix(s.addr, "/") {
-		network = "unix"
-	}
-	nc, err := d.DialContext(ctx, network, s.addr)
-	if err != nil {
-		s.fail()
-		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
-	}
-	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
-}
-
-// release returns cn to its pool when err leaves it usable, else closes it
-// and, for network errors, counts a failure.
-func (cn *conn) release(err error) {
-	s := cn.s
-	if errors.Is(err, ErrNotSupported) {
-		// The server answered, but what else it made of the request (the
-		// data block of an "ms", further pipelined lines) is unknown.
-		cn.nc.Close()
-		return
-	}
-	if err != nil && !resumable(err) {
-		cn.nc.Close()
-		s.fail()
-		return
-	}
-	s.mu.Lock()
-	if len(s.free) < s.c.cfg.MaxIdleConns && !s.c.closed.Load() {
-		s.free = append(s.free, cn)
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-	cn.nc.Close()
-}
-
-// begin sets the connection's deadline from the timeout and ctx, and
-// arranges for a cancellation of ctx to interrupt the I/O. The returned
-// function must be called when the operation ends.
-func (cn *conn) begin(ctx context.Context) (end func() bool) {
-	d := time.Now().Add(cn.s.c.cfg.Timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
-		d = dl
-	}
-	cn.nc.SetDeadline(d)
-	if ctx.Done() == nil {
-		return nil
-	}
-	return context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-}
-
-// wrap names the server in an error that is not a cache answer.
-func (s *node) wrap(op string, err error) error {
-	if err == nil || isAnswer(err) || err == ErrNotSupported {
-		return err
-	}
-	return &ServerError{Addr: s.addr, Op: op, Err: err}
-}
-
-// isAnswer reports whether err is the server's answer about the key.
-func isAnswer(err error) bool {
-	return err == ErrCacheMiss || err == ErrNotStored || err == ErrCASConflict
 }
