@@ -84,11 +84,12 @@ func (s Server) weight() int { return max(s.Weight, 1) }
 // Config describes a Ring. The zero value of each field is its default.
 type Config struct {
 	Servers []Server
-	// Hash is a name from HashNames; DefaultHash when empty, or
-	// "one_at_a_time" (libmemcached's default) for the libmemcached
-	// distributions. Set "md5" for libmemcached's usual ketama setup
-	// (MEMCACHED_BEHAVIOR_HASH = MEMCACHED_HASH_MD5, as pylibmc's "ketama"
-	// and MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED do).
+	// Hash is a name from HashNames. When empty it is DefaultHash, or
+	// what libmemcached then uses: "one_at_a_time" (its default) for
+	// LibmemcachedKetama and "md5" for LibmemcachedKetamaWeighted (which
+	// MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED selects). Set "md5" for the usual
+	// libmemcached ketama setup (MEMCACHED_BEHAVIOR_HASH = MEMCACHED_HASH_MD5,
+	// as pylibmc's "ketama" behaviour does).
 	Hash string
 	// Distribution defaults to Ketama.
 	Distribution Distribution
@@ -127,9 +128,13 @@ func New(cfg Config) (*Ring, error) {
 	}
 	name := cfg.Hash
 	if name == "" {
-		name = DefaultHash
-		if r.dist == LibmemcachedKetama || r.dist == LibmemcachedKetamaWeighted {
-			name = "one_at_a_time"
+		switch r.dist {
+		case LibmemcachedKetama:
+			name = "one_at_a_time" // libmemcached's default key hash
+		case LibmemcachedKetamaWeighted:
+			name = "md5" // MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED sets it
+		default:
+			name = DefaultHash
 		}
 	}
 	h, err := HashNamed(name)
