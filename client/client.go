@@ -39,7 +39,7 @@ type Replica struct {
 
 // Defaults for the zero values of Config.
 const (
-	DefaultHash           = "md5"
+	DefaultHash           = "murmur"
 	DefaultTimeout        = time.Second
 	DefaultMaxIdleConns   = 4
 	DefaultCompressFlag   = 2 // Cache::Memcached::Fast's F_COMPRESS
@@ -56,9 +56,11 @@ const (
 type Config struct {
 	Servers []Server
 	// Distribution and Hash choose the key placement (see package ring):
-	// ketama with md5 by default. twemproxy's default hash, fnv1a_64, is
-	// a 32-bit FNV with a weak multiplier that clusters similar keys; set
-	// it explicitly to share a pool with a nutcracker left at defaults.
+	// ketama with murmur (MurmurHash2 as twemproxy computes it) by
+	// default, which spreads keys well and costs a fraction of md5. To
+	// share a pool with twemproxy or libmemcached, set what they use:
+	// twemproxy's default is fnv1a_64 (a 32-bit FNV whose multiplier,
+	// 0x1b3, clusters similar keys), libmemcached's ketama usually md5.
 	Distribution ring.Distribution
 	Hash         string
 	HashTag      string
