@@ -1,0 +1,242 @@
+package client
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/corvidcache/corvid/ring"
+)
+
+// Server is one memcached server: "host:port" (or a Unix socket path),
+// its weight and an optional ketama name.
+type Server = ring.Server
+
+// FailurePolicy says what happens to keys of a server marked dead.
+type FailurePolicy int
+
+const (
+	// FailError answers ErrServerDead (wrapped in a ServerError naming the
+	// server) for keys of a dead server.
+	FailError FailurePolicy = iota
+	// FailRehash places the keys of a dead server on the live ones, as
+	// twemproxy's auto_eject_hosts does, until the server is retried. Keys
+	// of live servers stay where they are (with ketama that is also where
+	// twemproxy leaves them; its modula reshuffles them).
+	FailRehash
+)
+
+// Replica is a namespace rule: keys starting with Prefix are written to
+// Copies servers and read from one of them, chosen at random, so that a
+// hot key's reads spread over several servers.
+type Replica struct {
+	Prefix string
+	Copies int
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultHash           = "murmur"
+	DefaultTimeout        = time.Second
+	DefaultMaxIdleConns   = 4
+	DefaultCompressFlag   = 2 // Cache::Memcached::Fast's F_COMPRESS
+	DefaultCompressRatio  = 0.8
+	DefaultRetryTimeout   = 30 * time.Second
+	DefaultFailureTimeout = 10 * time.Second
+	maxKeyLen             = 250
+	defaultReadBufferSize = 16 << 10
+	hashedKeyPrefix       = "h:"
+)
+
+// Config configures a Client. The zero value of every field but Servers is
+// a documented default.
+type Config struct {
+	Servers []Server
+	// Distribution and Hash choose the key placement (see package ring):
+	// ketama with murmur (MurmurHash2 as twemproxy computes it) by
+	// default, which spreads keys well and costs a fraction of md5. To
+	// share a pool with twemproxy or libmemcached, set what they use:
+	// twemproxy's default is fnv1a_64 (a 32-bit FNV whose multiplier,
+	// 0x1b3, clusters similar keys), libmemcached's ketama usually md5.
+	Distribution ring.Distribution
+	Hash         string
+	HashTag      string
+
+	// Timeout bounds each operation's network I/O (DefaultTimeout);
+	// a context deadline that comes sooner wins.
+	Timeout time.Duration
+	// DialTimeout bounds connecting; Timeout when zero.
+	DialTimeout time.Duration
+	// MaxIdleConns is how many idle connections are kept per server
+	// (DefaultMaxIdleConns).
+	MaxIdleConns int
+
+	// Namespace is prepended to every key on the wire.
+	Namespace string
+	// HashNamespace makes the namespace part of the key that is hashed for
+	// placement (libmemcached's MEMCACHED_BEHAVIOR_HASH_WITH_PREFIX_KEY);
+	// by default only the key itself decides the server.
+	HashNamespace bool
+	// HashLongKeys replaces keys that are too long or hold spaces or
+	// control characters by "h:" and the base64 of their SHA-256 instead of
+	// rejecting them.
+	HashLongKeys bool
+
+	// CompressThreshold, when positive, gzips values at least this long and
+	// stores them with CompressFlag set when that saves at least
+	// 1-CompressRatio of the size, as Cache::Memcached::Fast does.
+	CompressThreshold int
+	// CompressFlag is the flag bit that marks a compressed value
+	// (DefaultCompressFlag); it is cleared in the Flags a Get returns.
+	CompressFlag uint32
+	// CompressRatio is DefaultCompressRatio when zero.
+	CompressRatio float64
+
+	// MaxFailures, when positive, marks a server dead after that many
+	// failures (connection errors and timeouts) within FailureTimeout, for
+	// RetryTimeout. OnDead says what happens to its keys meanwhile.
+	MaxFailures    int
+	FailureTimeout time.Duration
+	RetryTimeout   time.Duration
+	OnDead         FailurePolicy
+
+	// Replicas are the replicated-key rules; the first matching prefix
+	// applies.
+	Replicas []Replica
+}
+
+// Client talks to a pool of memcached servers. It is safe for concurrent
+// use by multiple goroutines.
+type Client struct {
+	cfg     Config
+	ring    *ring.Ring
+	servers []*node
+	ns      string
+	closed  atomic.Bool
+
+	liveMu sync.Mutex               // serialises rebuilds of live
+	live   atomic.Pointer[liveRing] // placement over the live servers, when some are dead
+	ndead  atomic.Int32
+}
+
+// liveRing places keys over the servers that are not dead.
+type liveRing struct {
+	ring  *ring.Ring
+	index []int // live ring index -> Client.servers index
+}
+
+// node is one server's connection pool and failure state.
+type node struct {
+	addr string
+	idx  int // in Client.servers
+	c    *Client
+
+	mu   sync.Mutex // guards free
+	free []*conn
+
+	failMu      sync.Mutex // guards failures, windowStart
+	failures    int
+	windowStart time.Time
+	deadUntil   atomic.Int64 // unix nanoseconds; 0 when alive
+
+	replyHint atomic.Int64 // bytes of values in the last multi-get reply
+}
+
+// New returns a Client for cfg. It does not connect until first use.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, ErrNoServers
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = cfg.Timeout
+	}
+	if cfg.MaxIdleConns <= 0 {
+		cfg.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if cfg.CompressFlag == 0 {
+		cfg.CompressFlag = DefaultCompressFlag
+	}
+	if cfg.CompressRatio <= 0 {
+		cfg.CompressRatio = DefaultCompressRatio
+	}
+	if cfg.RetryTimeout <= 0 {
+		cfg.RetryTimeout = DefaultRetryTimeout
+	}
+	if cfg.FailureTimeout <= 0 {
+		cfg.FailureTimeout = DefaultFailureTimeout
+	}
+	if cfg.Hash == "" {
+		cfg.Hash = DefaultHash
+	}
+	r, err := ring.New(ring.Config{Servers: cfg.Servers, Distribution: cfg.Distribution, Hash: cfg.Hash, HashTag: cfg.HashTag})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, ring: r, ns: cfg.Namespace}
+	for i, s := range cfg.Servers {
+		c.servers = append(c.servers, &node{addr: s.Addr, idx: i, c: c})
+	}
+	return c, nil
+}
+
+// Close closes the idle connections; connections in use close when their
+// operation ends. Operations after Close fail with ErrClosed.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	for _, s := range c.servers {
+		s.mu.Lock()
+		free := s.free
+		s.free = nil
+		s.mu.Unlock()
+		for _, cn := range free {
+			cn.nc.Close()
+		}
+	}
+	return nil
+}
+
+// bytesOf views s as bytes without copying; the bytes must not be changed.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// validKey reports whether k can go on the wire as a key.
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > maxKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if b := k[i]; b <= ' ' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// wireKey returns the key as sent (namespace included), or
+// ErrMalformedKey.
+func (c *Client) wireKey(key string) (string, error) {
+	if validKey(key) && len(c.ns)+len(key) <= maxKeyLen {
+		if c.ns == "" {
+			return key, nil
+		}
+		return c.ns + key, nil
+	}
+	if !c.cfg.HashLongKeys || len(key) == 0 {
+		return "", ErrMalformedKey
+	}
+	sum := sha256.Sum256(bytesOf(key))
+	return c.ns + hashedKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// placementKey is the part of the wire key that decides the server.
+func (c *Client) placementKey(wire string) string {
+	if c.cfg.HashNamespace {
+		return wire
+	}
+	return wire[len(c.ns):]
+}

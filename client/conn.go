@@ -1,0 +1,97 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+)
+
+// conn is one connection to a server.
+type conn struct {
+	s  *node
+	nc net.Conn
+	r  *bufio.Reader
+	w  []byte
+}
+
+// getConn returns an idle connection to s or dials one.
+func (s *node) getConn(ctx context.Context) (*conn, error) {
+	if s.c.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.mu.Lock()
+	if n := len(s.free); n > 0 {
+		cn := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.mu.Unlock()
+		return cn, nil
+	}
+	s.mu.Unlock()
+	d := net.Dialer{Timeout: s.c.cfg.DialTimeout}
+	network := "tcp"
+	if strings.HasPrefix(s.addr, "/") {
+		network = "unix"
+	}
+	nc, err := d.DialContext(ctx, network, s.addr)
+	if err != nil {
+		s.fail()
+		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
+	}
+	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
+}
+
+// release returns cn to its pool when err leaves it usable, else closes it
+// and, for network errors, counts a failure.
+func (cn *conn) release(err error) {
+	s := cn.s
+	if errors.Is(err, ErrNotSupported) {
+		// The server answered, but what else it made of the request (the
+		// data block of an "ms", further pipelined lines) is unknown.
+		cn.nc.Close()
+		return
+	}
+	if err != nil && !resumable(err) {
+		cn.nc.Close()
+		s.fail()
+		return
+	}
+	s.mu.Lock()
+	if len(s.free) < s.c.cfg.MaxIdleConns && !s.c.closed.Load() {
+		s.free = append(s.free, cn)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	cn.nc.Close()
+}
+
+// begin sets the connection's deadline from the timeout and ctx, and
+// arranges for a cancellation of ctx to interrupt the I/O. The returned
+// function must be called when the operation ends.
+func (cn *conn) begin(ctx context.Context) (end func() bool) {
+	d := time.Now().Add(cn.s.c.cfg.Timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
+		d = dl
+	}
+	cn.nc.SetDeadline(d)
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// wrap names the server in an error that is not a cache answer.
+func (s *node) wrap(op string, err error) error {
+	if err == nil || isAnswer(err) || err == ErrNotSupported {
+		return err
+	}
+	return &ServerError{Addr: s.addr, Op: op, Err: err}
+}
+
+// isAnswer reports whether err is the server's answer about the key.
+func isAnswer(err error) bool {
+	return err == ErrCacheMiss || err == ErrNotStored || err == ErrCASConflict
+}

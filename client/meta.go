@@ -1,0 +1,438 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+)
+
+// MetaGetOptions are the meta-protocol flags of MetaGet (memcached 1.6's
+// "mg"). The zero value asks for the value, flags, CAS and remaining TTL.
+type MetaGetOptions struct {
+	// TTL, when non-zero, updates the item's TTL (mg flag T).
+	TTL int32
+	// Vivify, when positive, creates an empty placeholder with this TTL on
+	// a miss and gives this caller the right to fill it (N): concurrent
+	// callers see Won false and wait or use what they have.
+	Vivify int32
+	// RecacheBelow, when positive, gives one caller the right to recache
+	// the item once its remaining TTL drops below this many seconds (R).
+	RecacheBelow int32
+	// NoBump leaves the item's LRU position and access time alone (u).
+	NoBump bool
+}
+
+// MetaItem is the result of MetaGet.
+type MetaItem struct {
+	Item
+	// TTL is the remaining time to live in seconds, -1 for none.
+	TTL int32
+	// Won means this caller should recompute and store the value: it was
+	// missing (with Vivify), stale, or close to expiry (RecacheBelow).
+	Won bool
+	// Stale means the item was invalidated (MetaDelete with Invalidate, or
+	// MetaSet with Invalidate and an old CAS); its value is served until it
+	// is recomputed.
+	Stale bool
+	// WinPending means another caller already won the right to recache.
+	WinPending bool
+}
+
+// MetaSetOptions are the flags of MetaSet ("ms").
+type MetaSetOptions struct {
+	// CAS, when non-zero, stores only if the item's CAS still matches (C).
+	CAS uint64
+	// Invalidate with CAS stores the value even when the CAS is older,
+	// marking the item stale (I).
+	Invalidate bool
+}
+
+// MetaDeleteOptions are the flags of MetaDelete ("md").
+type MetaDeleteOptions struct {
+	// Invalidate marks the item stale instead of removing it (I), so
+	// readers keep getting the old value while one of them recomputes it.
+	Invalidate bool
+	// TTL, with Invalidate, sets the stale item's TTL (T).
+	TTL int32
+}
+
+// metaFlags holds the return flags of a meta reply.
+type metaFlags struct {
+	flags      uint32
+	cas        uint64
+	ttl        int32
+	opaque     uint64
+	won, stale bool
+	winPending bool
+	hasOpaque  bool
+}
+
+// parseMetaFlags parses the flags after a meta status code.
+func parseMetaFlags(b []byte) (metaFlags, error) {
+	var f metaFlags
+	for len(b) > 0 {
+		var tok []byte
+		tok, b = nextField(b)
+		if len(tok) == 0 {
+			continue
+		}
+		arg := tok[1:]
+		switch tok[0] {
+		case 'f':
+			v, ok := parseUint(arg)
+			if !ok || v > 1<<32-1 {
+				return f, errors.New("bad flags " + string(tok))
+			}
+			f.flags = uint32(v)
+		case 'c':
+			v, ok := parseUint(arg)
+			if !ok {
+				return f, errors.New("bad cas " + string(tok))
+			}
+			f.cas = v
+		case 't':
+			if string(arg) == "-1" {
+				f.ttl = -1
+			} else if v, ok := parseUint(arg); ok {
+				f.ttl = int32(v)
+			}
+		case 'O':
+			v, ok := parseUint(arg)
+			f.opaque, f.hasOpaque = v, ok
+		case 'W':
+			f.won = true
+		case 'X':
+			f.stale = true
+		case 'Z':
+			f.winPending = true
+		}
+	}
+	return f, nil
+}
+
+// metaReply reads one meta reply line and splits its status code off. An
+// "ERROR" reply means the server does not speak the meta protocol.
+func (cn *conn) metaReply() (code string, flags []byte, err error) {
+	line, err := cn.readLine()
+	if err != nil {
+		return "", nil, err
+	}
+	body := bytes.TrimRight(line, "\r\n")
+	if string(body) == "ERROR" {
+		return "", nil, ErrNotSupported
+	}
+	if isErrorLine(line) {
+		return "", nil, replyError(line)
+	}
+	c, rest := nextField(body)
+	return string(c), rest, nil
+}
+
+// MetaGet reads key with the meta protocol: besides the value it tells
+// whether the item is stale and whether this caller won the right to
+// recompute it, which is how a stale-while-revalidate cache avoids
+// stampedes. A plain miss is ErrCacheMiss; a miss that Vivify turned into
+// a win returns a MetaItem with Won set and no value.
+func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*MetaItem, error) {
+	wire, err := c.wireKey(key)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.readServer(key, wire)
+	if err != nil {
+		return nil, err
+	}
+	var mi *MetaItem
+	err = c.do(ctx, s, "mg", func(cn *conn) error {
+		w := append(append(cn.w[:0], "mg "...), wire...)
+		w = append(w, " v f c t"...)
+		if opt.TTL != 0 {
+			w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
+		}
+		if opt.Vivify > 0 {
+			w = strconv.AppendInt(append(w, " N"...), int64(opt.Vivify), 10)
+		}
+		if opt.RecacheBelow > 0 {
+			w = strconv.AppendInt(append(w, " R"...), int64(opt.RecacheBelow), 10)
+		}
+		if opt.NoBump {
+			w = append(w, " u"...)
+		}
+		cn.w = append(w, crlf...)
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		code, rest, err := cn.metaReply()
+		if err != nil {
+			return err
+		}
+		var size uint64
+		switch code {
+		case "VA":
+			var sz []byte
+			sz, rest = nextField(rest)
+			var ok bool
+			if size, ok = parseUint(sz); !ok {
+				return errors.New("bad VA size")
+			}
+		case "HD", "EN":
+		default:
+			return errors.New("unexpected meta reply " + code)
+		}
+		f, err := parseMetaFlags(rest)
+		if err != nil {
+			return err
+		}
+		if code == "VA" {
+			v := make([]byte, size)
+			if err := cn.readValue(v); err != nil {
+				return err
+			}
+			mi = &MetaItem{Item: Item{Key: key, Value: v}}
+		} else if code == "EN" && !f.won {
+			return ErrCacheMiss
+		} else {
+			mi = &MetaItem{Item: Item{Key: key}}
+		}
+		mi.Flags, mi.CAS, mi.TTL = f.flags, f.cas, f.ttl
+		mi.Won, mi.Stale, mi.WinPending = f.won, f.stale, f.winPending
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.decode(&mi.Item); err != nil {
+		return nil, err
+	}
+	return mi, nil
+}
+
+// MetaSet stores it with the meta protocol ("ms"). With opt.CAS it stores
+// only if the CAS matches (ErrCASConflict otherwise, ErrCacheMiss if the
+// item is gone); with opt.Invalidate as well an older CAS still stores and
+// marks the item stale.
+func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) error {
+	wire, err := c.wireKey(it.Key)
+	if err != nil {
+		return err
+	}
+	value, flags := c.encode(it.Value, it.Flags, "set")
+	servers, err := c.writeServers(it.Key, wire)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, s := range servers {
+		err := c.do(ctx, s, "ms", func(cn *conn) error {
+			w := append(append(cn.w[:0], "ms "...), wire...)
+			w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
+			w = strconv.AppendUint(append(w, " F"...), uint64(flags), 10)
+			w = strconv.AppendInt(append(w, " T"...), int64(it.Expiration), 10)
+			if opt.CAS != 0 {
+				w = strconv.AppendUint(append(w, " C"...), opt.CAS, 10)
+			}
+			if opt.Invalidate {
+				w = append(w, " I"...)
+			}
+			cn.w = append(append(append(w, crlf...), value...), crlf...)
+			if err := cn.flush(); err != nil {
+				return err
+			}
+			code, _, err := cn.metaReply()
+			if err != nil {
+				return err
+			}
+			return metaStatus(code)
+		})
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// metaStatus maps a meta status code to an error.
+func metaStatus(code string) error {
+	switch code {
+	case "HD":
+		return nil
+	case "NS":
+		return ErrNotStored
+	case "EX":
+		return ErrCASConflict
+	case "NF":
+		return ErrCacheMiss
+	}
+	return &ReplyError{Line: code}
+}
+
+// MetaDelete deletes key with the meta protocol ("md"), or with
+// opt.Invalidate marks it stale so that MetaGet callers keep the old value
+// while one of them (Won) recomputes it.
+func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptions) error {
+	wire, err := c.wireKey(key)
+	if err != nil {
+		return err
+	}
+	servers, err := c.writeServers(key, wire)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, s := range servers {
+		err := c.do(ctx, s, "md", func(cn *conn) error {
+			w := append(append(cn.w[:0], "md "...), wire...)
+			if opt.Invalidate {
+				w = append(w, " I"...)
+				if opt.TTL != 0 {
+					w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
+				}
+			}
+			cn.w = append(w, crlf...)
+			if err := cn.flush(); err != nil {
+				return err
+			}
+			code, _, err := cn.metaReply()
+			if err != nil {
+				return err
+			}
+			return metaStatus(code)
+		})
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// MetaGetMulti is GetMulti over the meta protocol: per server, one
+// pipelined write of quiet "mg" requests, each tagged with an opaque
+// number, closed by "mn". Misses send nothing back, hits carry their
+// opaque, so replies are matched without echoing keys.
+func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	groups := make(map[*node][]int, len(c.servers))
+	var firstErr error
+	for i, k := range keys {
+		wire, err := c.wireKey(k)
+		if err == nil {
+			var s *node
+			if s, err = c.readServer(k, wire); err == nil {
+				groups[s] = append(groups[s], i)
+				continue
+			}
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	type flight struct {
+		cn   *conn
+		stop func() bool
+		idx  []int
+	}
+	var flights []flight
+	for s, idx := range groups {
+		cn, err := s.getConn(ctx)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		stop := cn.begin(ctx)
+		w := cn.w[:0]
+		for j, ki := range idx {
+			w = c.appendWireKey(append(w, "mg "...), keys[ki])
+			w = strconv.AppendInt(append(w, " v f c q O"...), int64(j), 10)
+			w = append(w, crlf...)
+		}
+		cn.w = append(w, "mn\r\n"...)
+		if err := cn.flush(); err != nil {
+			if err := c.finish(ctx, cn, stop, "mg", err); firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		flights = append(flights, flight{cn, stop, idx})
+	}
+	items := make([]Item, len(keys))
+	m := make(map[string]*Item, len(keys))
+	for _, fl := range flights {
+		err := func() error {
+			for {
+				code, rest, err := fl.cn.metaReply()
+				if err != nil {
+					return err
+				}
+				switch code {
+				case "MN":
+					return nil
+				case "EN", "HD":
+					continue
+				case "VA":
+				default:
+					return errors.New("unexpected meta reply " + code)
+				}
+				sz, rest := nextField(rest)
+				size, ok := parseUint(sz)
+				if !ok {
+					return errors.New("bad VA size")
+				}
+				f, err := parseMetaFlags(rest)
+				if err != nil {
+					return err
+				}
+				v := make([]byte, size)
+				if err := fl.cn.readValue(v); err != nil {
+					return err
+				}
+				if !f.hasOpaque || f.opaque >= uint64(len(fl.idx)) {
+					return errors.New("meta reply with an unknown opaque")
+				}
+				ki := fl.idx[f.opaque]
+				it := &items[ki]
+				it.Key, it.Value, it.Flags, it.CAS = keys[ki], v, f.flags, f.cas
+				if err := c.decode(it); err != nil {
+					return err
+				}
+				m[it.Key] = it
+			}
+		}()
+		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return m, firstErr
+}
+
+// MetaNoop checks that the key's server speaks the meta protocol; it
+// returns ErrNotSupported (wrapped) when the server answers "mn" with
+// ERROR.
+func (c *Client) MetaNoop(ctx context.Context, key string) error {
+	wire, err := c.wireKey(key)
+	if err != nil {
+		return err
+	}
+	s, err := c.pick(wire)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, s, "mn", func(cn *conn) error {
+		cn.w = append(cn.w[:0], "mn\r\n"...)
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		code, _, err := cn.metaReply()
+		if err != nil {
+			return err
+		}
+		if code != "MN" {
+			return errors.New("unexpected reply " + code)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,138 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// metaClient returns a client for addrs, skipping the test when the server
+// does not speak the meta protocol (corvid's meta support is separate).
+func metaClient(t *testing.T, addrs []string) *Client {
+	t.Helper()
+	c := newClient(t, addrs, nil)
+	if err := c.MetaNoop(context.Background(), "k"); errors.Is(err, ErrNotSupported) {
+		t.Skip("server answers mn with ERROR")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestMetaStaleWhileRevalidate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := metaClient(t, addrs)
+		if _, err := c.MetaGet(ctx, "absent", MetaGetOptions{}); !errors.Is(err, ErrCacheMiss) {
+			t.Fatalf("miss: %v", err)
+		}
+		if err := c.MetaSet(ctx, &Item{Key: "page", Value: []byte("v1"), Flags: 7, Expiration: 600}, MetaSetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		mi, err := c.MetaGet(ctx, "page", MetaGetOptions{})
+		if err != nil || string(mi.Value) != "v1" || mi.Flags != 7 || mi.Stale || mi.Won || mi.TTL <= 0 || mi.TTL > 600 {
+			t.Fatalf("fresh = %+v, %v", mi, err)
+		}
+		// Invalidate: readers keep the old value, exactly one wins.
+		if err := c.MetaDelete(ctx, "page", MetaDeleteOptions{Invalidate: true, TTL: 30}); err != nil {
+			t.Fatal(err)
+		}
+		first, err := c.MetaGet(ctx, "page", MetaGetOptions{})
+		if err != nil || string(first.Value) != "v1" || !first.Stale || !first.Won {
+			t.Fatalf("first reader after invalidation = %+v, %v", first, err)
+		}
+		second, err := c.MetaGet(ctx, "page", MetaGetOptions{})
+		if err != nil || string(second.Value) != "v1" || !second.Stale || second.Won || !second.WinPending {
+			t.Fatalf("second reader = %+v, %v", second, err)
+		}
+		// The winner stores the recomputed value with the CAS it read.
+		if err := c.MetaSet(ctx, &Item{Key: "page", Value: []byte("v2"), Expiration: 600}, MetaSetOptions{CAS: first.CAS, Invalidate: true}); err != nil {
+			t.Fatal(err)
+		}
+		mi, err = c.MetaGet(ctx, "page", MetaGetOptions{})
+		if err != nil || string(mi.Value) != "v2" || mi.Stale || mi.Won {
+			t.Fatalf("after recache = %+v, %v", mi, err)
+		}
+		// A stale CAS conflicts.
+		if err := c.MetaSet(ctx, &Item{Key: "page", Value: []byte("v3")}, MetaSetOptions{CAS: first.CAS}); !errors.Is(err, ErrCASConflict) {
+			t.Fatalf("old CAS: %v", err)
+		}
+		// Early recache: one caller wins when the TTL is below the threshold.
+		c.MetaSet(ctx, &Item{Key: "short", Value: []byte("s"), Expiration: 20}, MetaSetOptions{})
+		a, _ := c.MetaGet(ctx, "short", MetaGetOptions{RecacheBelow: 30})
+		b, _ := c.MetaGet(ctx, "short", MetaGetOptions{RecacheBelow: 30})
+		if a == nil || b == nil || !a.Won || b.Won || !b.WinPending {
+			t.Fatalf("recache below TTL: %+v %+v", a, b)
+		}
+		// Vivify: the first reader of a missing key wins a placeholder.
+		v1, err := c.MetaGet(ctx, "vivid", MetaGetOptions{Vivify: 30})
+		if err != nil || !v1.Won {
+			t.Fatalf("vivify first = %+v, %v", v1, err)
+		}
+		v2, err := c.MetaGet(ctx, "vivid", MetaGetOptions{Vivify: 30})
+		if err != nil || v2.Won {
+			t.Fatalf("vivify second = %+v, %v", v2, err)
+		}
+		// Plain delete.
+		if err := c.MetaDelete(ctx, "page", MetaDeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MetaDelete(ctx, "page", MetaDeleteOptions{}); !errors.Is(err, ErrCacheMiss) {
+			t.Fatalf("delete twice: %v", err)
+		}
+	})
+}
+
+func TestMetaGetMulti(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := metaClient(t, addrs)
+		var keys []string
+		for i := range 150 {
+			k := fmt.Sprint("mk", i)
+			keys = append(keys, k)
+			if i%2 == 0 {
+				c.Set(ctx, &Item{Key: k, Value: []byte(k), Flags: uint32(i)})
+			}
+		}
+		m, err := c.MetaGetMulti(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != 75 {
+			t.Fatalf("%d items, want 75", len(m))
+		}
+		for i, k := range keys {
+			it, ok := m[k]
+			if ok != (i%2 == 0) || ok && (string(it.Value) != k || it.Flags != uint32(i) || it.CAS == 0) {
+				t.Fatalf("%s: %+v", k, it)
+			}
+		}
+		// The connections stay in step.
+		if it, err := c.Get(ctx, "mk0"); err != nil || string(it.Value) != "mk0" {
+			t.Fatalf("Get after MetaGetMulti = %+v, %v", it, err)
+		}
+	})
+}
+
+func TestMetaUnsupported(t *testing.T) {
+	c := newClient(t, backends[0].start(t, 1), nil)
+	ctx := context.Background()
+	if err := c.MetaNoop(ctx, "k"); err == nil {
+		t.Skip("corvid speaks the meta protocol")
+	}
+	if _, err := c.MetaGet(ctx, "k", MetaGetOptions{}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("MetaGet: %v", err)
+	}
+	if err := c.MetaSet(ctx, &Item{Key: "k", Value: []byte("v")}, MetaSetOptions{}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("MetaSet: %v", err)
+	}
+	// The text protocol still works afterwards.
+	if err := c.Set(ctx, &Item{Key: "k", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := c.Get(ctx, "k"); err != nil || string(it.Value) != "v" {
+		t.Fatalf("Get = %+v, %v", it, err)
+	}
+}

@@ -1,0 +1,534 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strconv"
+)
+
+// Item is a cached value.
+type Item struct {
+	// Key is the key without the namespace.
+	Key   string
+	Value []byte
+	// Flags are the client flags stored with the value.
+	Flags uint32
+	// Expiration is the time to live in seconds (up to 30 days), or a Unix
+	// time; 0 means never. It is not filled in by reads.
+	Expiration int32
+	// CAS is the compare-and-swap unique the server returned.
+	CAS uint64
+}
+
+var (
+	crlf        = []byte("\r\n")
+	endLine     = []byte("END\r\n")
+	valuePrefix = []byte("VALUE ")
+)
+
+// do runs fn on a connection to s and returns the connection to the pool.
+func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cn, err := s.getConn(ctx)
+	if err != nil {
+		return err
+	}
+	stop := cn.begin(ctx)
+	return c.finish(ctx, cn, stop, op, fn(cn))
+}
+
+// flush writes the connection's write buffer.
+func (cn *conn) flush() error {
+	_, err := cn.nc.Write(cn.w)
+	return err
+}
+
+// readLine returns the next reply line including its "\r\n"; it is valid
+// until the next read.
+func (cn *conn) readLine() ([]byte, error) {
+	line, err := cn.r.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return line, nil
+}
+
+// replyError turns an unexpected reply line into an error.
+func replyError(line []byte) error {
+	return &ReplyError{Line: string(bytes.TrimRight(line, "\r\n"))}
+}
+
+// isErrorLine reports whether line is one of the error replies, after
+// which the connection is still in step.
+func isErrorLine(line []byte) bool {
+	return bytes.HasPrefix(line, []byte("ERROR")) || bytes.HasPrefix(line, []byte("CLIENT_ERROR")) ||
+		bytes.HasPrefix(line, []byte("SERVER_ERROR"))
+}
+
+// parseUint parses a decimal number without allocating.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		next := n*10 + uint64(d-'0')
+		if next < n {
+			return 0, false
+		}
+		n = next
+	}
+	return n, true
+}
+
+// nextField splits the first space-separated field off b.
+func nextField(b []byte) (field, rest []byte) {
+	i := bytes.IndexByte(b, ' ')
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i+1:]
+}
+
+// parseValueLine parses "VALUE key flags bytes [cas]\r\n".
+func parseValueLine(line []byte) (key []byte, flags uint32, n int, cas uint64, err error) {
+	rest := bytes.TrimSuffix(line[len(valuePrefix):], crlf)
+	var f, fb []byte
+	key, rest = nextField(rest)
+	f, rest = nextField(rest)
+	fv, ok1 := parseUint(f)
+	fb, rest = nextField(rest)
+	nv, ok2 := parseUint(fb)
+	if !ok1 || !ok2 || fv > 1<<32-1 || nv > 1<<30 || len(key) == 0 {
+		return nil, 0, 0, 0, replyError(line)
+	}
+	if len(rest) > 0 {
+		c, ok := parseUint(rest)
+		if !ok {
+			return nil, 0, 0, 0, replyError(line)
+		}
+		cas = c
+	}
+	return key, uint32(fv), int(nv), cas, nil
+}
+
+// readValue reads a value block of len(dst) bytes and its "\r\n" into dst.
+func (cn *conn) readValue(dst []byte) error {
+	n := len(dst)
+	if cn.r.Buffered() >= n+2 {
+		b, _ := cn.r.Peek(n + 2)
+		copy(dst, b)
+		if b[n] != '\r' || b[n+1] != '\n' {
+			return errBadBlock
+		}
+		cn.r.Discard(n + 2)
+		return nil
+	}
+	if _, err := io.ReadFull(cn.r, dst); err != nil {
+		return err
+	}
+	b, err := cn.r.Peek(2)
+	if err != nil {
+		return err
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errBadBlock
+	}
+	cn.r.Discard(2)
+	return nil
+}
+
+var errBadBlock = errors.New("value not terminated by \\r\\n")
+
+// nextValue reads the next line of a retrieval reply: a VALUE header, or
+// END (done is true). The caller then reads the value with readValue.
+func (cn *conn) nextValue() (key []byte, flags uint32, n int, cas uint64, done bool, err error) {
+	line, err := cn.readLine()
+	if err != nil {
+		return nil, 0, 0, 0, false, err
+	}
+	if bytes.Equal(line, endLine) {
+		return nil, 0, 0, 0, true, nil
+	}
+	if !bytes.HasPrefix(line, valuePrefix) {
+		if isErrorLine(line) {
+			return nil, 0, 0, 0, false, replyError(line)
+		}
+		return nil, 0, 0, 0, false, errors.New("unexpected reply " + strconv.Quote(string(line)))
+	}
+	key, flags, n, cas, err = parseValueLine(line)
+	return key, flags, n, cas, false, err
+}
+
+// readItems reads a retrieval reply, calling found for each value; found
+// returns where to read the value into.
+func (cn *conn) readItems(found func(key []byte, flags uint32, n int, cas uint64) []byte) error {
+	for {
+		key, flags, n, cas, done, err := cn.nextValue()
+		if err != nil || done {
+			return err
+		}
+		if err := cn.readValue(found(key, flags, n, cas)); err != nil {
+			return err
+		}
+	}
+}
+
+// Get returns the item for key, or ErrCacheMiss.
+func (c *Client) Get(ctx context.Context, key string) (*Item, error) {
+	return c.retrieve(ctx, "gets", "", key)
+}
+
+// GetAndTouch returns the item for key and sets its expiration, or
+// ErrCacheMiss.
+func (c *Client) GetAndTouch(ctx context.Context, key string, exp int32) (*Item, error) {
+	return c.retrieve(ctx, "gats", strconv.FormatInt(int64(exp), 10), key)
+}
+
+// readServer picks the server a key is read from: one of its replicas at
+// random for a replicated key.
+func (c *Client) readServer(key, wire string) (*node, error) {
+	if n := c.replicas(key); n > 1 {
+		rs := c.replicaServers(wire, n)
+		if len(rs) == 0 {
+			return c.pick(wire)
+		}
+		return rs[rand.IntN(len(rs))], nil
+	}
+	return c.pick(wire)
+}
+
+func (c *Client) retrieve(ctx context.Context, verb, arg, key string) (*Item, error) {
+	wire, err := c.wireKey(key)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.readServer(key, wire)
+	if err != nil {
+		return nil, err
+	}
+	var it *Item
+	err = c.do(ctx, s, verb, func(cn *conn) error {
+		cn.w = append(append(cn.w[:0], verb...), ' ')
+		if arg != "" {
+			cn.w = append(append(cn.w, arg...), ' ')
+		}
+		cn.w = append(append(cn.w, wire...), crlf...)
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		return cn.readItems(func(_ []byte, flags uint32, n int, cas uint64) []byte {
+			it = &Item{Key: key, Value: make([]byte, n), Flags: flags, CAS: cas}
+			return it.Value
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if it == nil {
+		return nil, ErrCacheMiss
+	}
+	if err := c.decode(it); err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+// Set stores the item.
+func (c *Client) Set(ctx context.Context, it *Item) error { return c.store(ctx, "set", it, 0) }
+
+// Add stores the item only if its key is absent; ErrNotStored otherwise.
+func (c *Client) Add(ctx context.Context, it *Item) error { return c.store(ctx, "add", it, 0) }
+
+// Replace stores the item only if its key is present; ErrNotStored
+// otherwise.
+func (c *Client) Replace(ctx context.Context, it *Item) error {
+	return c.store(ctx, "replace", it, 0)
+}
+
+// Append adds the item's value after the stored one; ErrNotStored when the
+// key is absent.
+func (c *Client) Append(ctx context.Context, it *Item) error { return c.store(ctx, "append", it, 0) }
+
+// Prepend adds the item's value before the stored one; ErrNotStored when
+// the key is absent.
+func (c *Client) Prepend(ctx context.Context, it *Item) error {
+	return c.store(ctx, "prepend", it, 0)
+}
+
+// CompareAndSwap stores the item only if it was not modified since it was
+// read with the CAS value it.CAS: ErrCASConflict if it was, ErrCacheMiss if
+// it is gone.
+func (c *Client) CompareAndSwap(ctx context.Context, it *Item) error {
+	return c.store(ctx, "cas", it, it.CAS)
+}
+
+// writeServers returns the servers a write of key goes to.
+func (c *Client) writeServers(key, wire string) ([]*node, error) {
+	if n := c.replicas(key); n > 1 {
+		if rs := c.replicaServers(wire, n); len(rs) > 0 {
+			return rs, nil
+		}
+	}
+	s, err := c.pick(wire)
+	if err != nil {
+		return nil, err
+	}
+	return []*node{s}, nil
+}
+
+func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) error {
+	wire, err := c.wireKey(it.Key)
+	if err != nil {
+		return err
+	}
+	value, flags := c.encode(it.Value, it.Flags, verb)
+	servers, err := c.writeServers(it.Key, wire)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, s := range servers {
+		err := c.do(ctx, s, verb, func(cn *conn) error {
+			w := append(append(append(cn.w[:0], verb...), ' '), wire...)
+			w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)
+			w = strconv.AppendInt(append(w, ' '), int64(it.Expiration), 10)
+			w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
+			if verb == "cas" {
+				w = strconv.AppendUint(append(w, ' '), cas, 10)
+			}
+			w = append(append(append(w, crlf...), value...), crlf...)
+			cn.w = w
+			if err := cn.flush(); err != nil {
+				return err
+			}
+			line, err := cn.readLine()
+			if err != nil {
+				return err
+			}
+			switch string(line) {
+			case "STORED\r\n":
+				return nil
+			case "NOT_STORED\r\n":
+				return ErrNotStored
+			case "EXISTS\r\n":
+				return ErrCASConflict
+			case "NOT_FOUND\r\n":
+				return ErrCacheMiss
+			}
+			return replyError(line)
+		})
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// simple sends one command line for key to its servers and reads a
+// one-line reply, mapping ok to nil and NOT_FOUND to ErrCacheMiss. It
+// returns the first server's reply line.
+func (c *Client) simple(ctx context.Context, op, key string, build func(w []byte, wire string) []byte, ok string) (string, error) {
+	wire, err := c.wireKey(key)
+	if err != nil {
+		return "", err
+	}
+	servers, err := c.writeServers(key, wire)
+	if err != nil {
+		return "", err
+	}
+	var first error
+	var reply string
+	for i, s := range servers {
+		err := c.do(ctx, s, op, func(cn *conn) error {
+			cn.w = append(build(cn.w[:0], wire), crlf...)
+			if err := cn.flush(); err != nil {
+				return err
+			}
+			line, err := cn.readLine()
+			if err != nil {
+				return err
+			}
+			switch {
+			case string(line) == "NOT_FOUND\r\n":
+				return ErrCacheMiss
+			case ok != "" && string(line) == ok:
+			case ok == "" && len(line) > 2 && line[0] >= '0' && line[0] <= '9':
+			default:
+				return replyError(line)
+			}
+			if i == 0 {
+				reply = string(bytes.TrimRight(line, "\r\n "))
+			}
+			return nil
+		})
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return reply, first
+}
+
+// Delete removes key; ErrCacheMiss if it was absent.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	_, err := c.simple(ctx, "delete", key, func(w []byte, wire string) []byte {
+		return append(append(w, "delete "...), wire...)
+	}, "DELETED\r\n")
+	return err
+}
+
+// Touch sets the expiration of key; ErrCacheMiss if it is absent.
+func (c *Client) Touch(ctx context.Context, key string, exp int32) error {
+	_, err := c.simple(ctx, "touch", key, func(w []byte, wire string) []byte {
+		return strconv.AppendInt(append(append(append(w, "touch "...), wire...), ' '), int64(exp), 10)
+	}, "TOUCHED\r\n")
+	return err
+}
+
+// Incr adds delta to the decimal number stored at key (wrapping at 2^64)
+// and returns the new value; ErrCacheMiss if the key is absent.
+func (c *Client) Incr(ctx context.Context, key string, delta uint64) (uint64, error) {
+	return c.arith(ctx, "incr", key, delta)
+}
+
+// Decr subtracts delta from the number stored at key, stopping at 0, and
+// returns the new value; ErrCacheMiss if the key is absent.
+func (c *Client) Decr(ctx context.Context, key string, delta uint64) (uint64, error) {
+	return c.arith(ctx, "decr", key, delta)
+}
+
+func (c *Client) arith(ctx context.Context, verb, key string, delta uint64) (uint64, error) {
+	reply, err := c.simple(ctx, verb, key, func(w []byte, wire string) []byte {
+		return strconv.AppendUint(append(append(append(append(w, verb...), ' '), wire...), ' '), delta, 10)
+	}, "")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(reply, 10, 64)
+}
+
+// each runs fn on every server in parallel and returns the first error.
+func (c *Client) each(ctx context.Context, op string, fn func(s *node, cn *conn) error) error {
+	errs := make([]error, len(c.servers))
+	done := make(chan struct{}, len(c.servers))
+	for i, s := range c.servers {
+		go func() {
+			errs[i] = c.do(ctx, s, op, func(cn *conn) error { return fn(s, cn) })
+			done <- struct{}{}
+		}()
+	}
+	for range c.servers {
+		<-done
+	}
+	return errors.Join(errs...)
+}
+
+// Flush invalidates every item on every server, after delay seconds when
+// delay is positive.
+func (c *Client) Flush(ctx context.Context, delay int) error {
+	return c.each(ctx, "flush_all", func(_ *node, cn *conn) error {
+		cn.w = append(cn.w[:0], "flush_all"...)
+		if delay > 0 {
+			cn.w = strconv.AppendInt(append(cn.w, ' '), int64(delay), 10)
+		}
+		cn.w = append(cn.w, crlf...)
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		line, err := cn.readLine()
+		if err != nil {
+			return err
+		}
+		if string(line) != "OK\r\n" {
+			return replyError(line)
+		}
+		return nil
+	})
+}
+
+// Stats returns each server's "stats" (or "stats ARG" when arg is given)
+// by address. Servers that failed are missing and named in the error.
+func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]string, error) {
+	out := make(map[string]map[string]string, len(c.servers))
+	results := make([]map[string]string, len(c.servers))
+	idx := map[*node]int{}
+	for i, s := range c.servers {
+		idx[s] = i
+	}
+	err := c.each(ctx, "stats", func(s *node, cn *conn) error {
+		cn.w = append(cn.w[:0], "stats"...)
+		if arg != "" {
+			cn.w = append(append(cn.w, ' '), arg...)
+		}
+		cn.w = append(cn.w, crlf...)
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		m := map[string]string{}
+		for {
+			line, err := cn.readLine()
+			if err != nil {
+				return err
+			}
+			if bytes.Equal(line, endLine) {
+				break
+			}
+			if !bytes.HasPrefix(line, []byte("STAT ")) {
+				return replyError(line)
+			}
+			k, v := nextField(bytes.TrimRight(line[5:], "\r\n"))
+			m[string(k)] = string(v)
+		}
+		results[idx[s]] = m
+		return nil
+	})
+	for i, s := range c.servers {
+		if results[i] != nil {
+			out[s.addr] = results[i]
+		}
+	}
+	return out, err
+}
+
+// Version returns each server's version by address.
+func (c *Client) Version(ctx context.Context) (map[string]string, error) {
+	results := make([]string, len(c.servers))
+	idx := map[*node]int{}
+	for i, s := range c.servers {
+		idx[s] = i
+	}
+	err := c.each(ctx, "version", func(s *node, cn *conn) error {
+		cn.w = append(cn.w[:0], "version\r\n"...)
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		line, err := cn.readLine()
+		if err != nil {
+			return err
+		}
+		v, ok := bytes.CutPrefix(line, []byte("VERSION "))
+		if !ok {
+			return replyError(line)
+		}
+		results[idx[s]] = string(bytes.TrimRight(v, "\r\n"))
+		return nil
+	})
+	out := map[string]string{}
+	for i, s := range c.servers {
+		if results[i] != "" {
+			out[s.addr] = results[i]
+		}
+	}
+	return out, err
+}
