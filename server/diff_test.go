@@ -141,6 +141,9 @@ func (p *peer) recv(s step) ([]byte, error) {
 		if s.stats && bytes.HasPrefix(r, []byte("STAT ")) && bytes.HasSuffix(r, []byte("END\r\n")) {
 			r = []byte("STAT (not compared)\r\nEND\r\n")
 		}
+		if isMetaReply(r) {
+			r = p.numberMeta(r)
+		}
 		out = append(out, p.numberCAS(r)...)
 	}
 }
@@ -432,6 +435,15 @@ var transcripts = []transcript{
 // number over 2^63 for a minus sign up to the next NUL byte, past the value:
 // only in memory no item has used yet is that reliably the end of the value.
 func TestDiffTranscripts(t *testing.T) {
+	runTranscripts(t, transcripts)
+}
+
+// TestDiffMetaTranscripts is TestDiffTranscripts for the meta commands.
+func TestDiffMetaTranscripts(t *testing.T) {
+	runTranscripts(t, metaTranscripts)
+}
+
+func runTranscripts(t *testing.T, transcripts []transcript) {
 	if testutil.MemcachedPath() == "" {
 		t.Log("memcached is not installed: checking corvid only")
 	}
@@ -541,6 +553,7 @@ func (g *generator) batch(limit int) []step {
 // learn notes the CAS ids in a normalised reply, for later cas requests.
 func (g *generator) learn(reply []byte) {
 	for line := range bytes.Lines(reply) {
+		g.learnMeta(line)
 		f := bytes.Fields(line)
 		if len(f) == 5 && string(f[0]) == "VALUE" && f[4][0] == '#' {
 			id, _ := strconv.Atoi(string(f[4][1:]))
@@ -552,6 +565,9 @@ func (g *generator) learn(reply []byte) {
 }
 
 func (g *generator) step() step {
+	if g.chance(10) {
+		return g.meta()
+	}
 	switch n := g.r.IntN(100); {
 	case n < 36:
 		return step{req: g.storage()}
