@@ -358,6 +358,13 @@ var metaTranscripts = []transcript{
 		{"ma m N0 q\r\nmn\r\n", "HD\r\nMN\r\n"},
 		{"ma n C1\r\n", "EX\r\n"},
 		{"ma n M- D1 O1 k\r\n", "HD O1 kn\r\n"},
+		// A longer result is a new item; memcached answers from the old
+		// one, where T takes effect, unseen by the new one.
+		{"ms w 2 T100\r\n99\r\n", "HD\r\n"},
+		{"ma w T0 t v\r\n", "VA 3 t-1\r\n100\r\n"},
+		{"mg w t v\r\n", "VA 3 t+\r\n100\r\n"},
+		{"ma w T0 t\r\n", "HD t-1\r\n"},
+		{"mg w t\r\n", "HD t-1\r\n"},
 		{"ms s 1\r\nx\r\n", "HD\r\n"},
 		{"ma s\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
 	}},

@@ -22,6 +22,7 @@ import (
 var (
 	diffSeed = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: a new one each run)")
 	diffN    = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends")
+	diffMeta = flag.Int("diff.meta", 10, "percent of TestDiffRandom's requests that are meta commands")
 	diffSelf = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
 		"to check that the generated requests and transcripts have deterministic replies")
 )
@@ -565,7 +566,7 @@ func (g *generator) learn(reply []byte) {
 }
 
 func (g *generator) step() step {
-	if g.chance(10) {
+	if g.chance(*diffMeta) {
 		return g.meta()
 	}
 	switch n := g.r.IntN(100); {

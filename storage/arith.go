@@ -109,7 +109,7 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 		copy(c.itemValue(nref, nh, nb), d)
 		ncas := c.replaceLocked(s, ref, h, nref, nh, hv, now)
 		if m != nil && m.fn != nil {
-			m.fn(MetaEntry{c: c, ref: nref, h: nh, b: nh.bits.Load(), atime: now, now: now, num: v, detached: true})
+			m.fn(MetaEntry{c: c, ref: nref, h: nh, b: nh.bits.Load(), atime: now, now: now, num: v, detached: true, exp: nh.exptime})
 		}
 		return v, ncas, Stored, nil
 	}
@@ -118,7 +118,7 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 	}
 	c.updateLocked(h, ref, now)
 	if m != nil && m.fn != nil {
-		m.fn(MetaEntry{c: c, ref: ref, h: h, b: h.bits.Load(), atime: h.atime.Load(), now: now, num: v, detached: len(d) > len(val)})
+		m.fn(MetaEntry{c: c, ref: ref, h: h, b: h.bits.Load(), atime: h.atime.Load(), now: now, num: v, detached: len(d) > len(val), exp: h.exptime})
 	}
 	return v, c.getCAS(h), Stored, nil
 }

@@ -20,6 +20,7 @@ const (
 // MetaEntry is the view of an item passed to the callbacks of the meta
 // operations (MetaGet, ArithMeta, MetaDebug). It is valid only during the
 // callback, which runs with the item locked and must not call the Cache.
+// Its methods act on the callback's copy, which SetExptime may change.
 type MetaEntry struct {
 	c       *Cache
 	ref     uint32
@@ -29,81 +30,96 @@ type MetaEntry struct {
 	now     uint32
 	created bool
 	num     uint64
-	// detached makes SetExptime do nothing: memcached's ma answers a
-	// result too long for the old item from the old item, unlinked.
+	// detached keeps the exptime in exp instead of the item: memcached's
+	// ma answers a result too long for the old item from the old item,
+	// unlinked, so its T and N flags change nothing stored.
 	detached bool
+	exp      uint32
+}
+
+// exptime returns the exptime the entry shows.
+func (e *MetaEntry) exptime() uint32 {
+	if e.detached {
+		return e.exp
+	}
+	return e.h.exptime
 }
 
 // Key returns the item's key; Value its value. Both point into slab memory.
-func (e MetaEntry) Key() []byte   { return e.c.itemKey(e.ref, e.b) }
-func (e MetaEntry) Value() []byte { return e.c.itemValue(e.ref, e.h, e.h.bits.Load()) }
+func (e *MetaEntry) Key() []byte   { return e.c.itemKey(e.ref, e.b) }
+func (e *MetaEntry) Value() []byte { return e.c.itemValue(e.ref, e.h, e.h.bits.Load()) }
 
 // Flags returns the client flags; CAS the CAS unique (0 when disabled).
-func (e MetaEntry) Flags() uint32 { return e.h.flags }
-func (e MetaEntry) CAS() uint64   { return e.c.getCAS(e.h) }
+func (e *MetaEntry) Flags() uint32 { return e.h.flags }
+func (e *MetaEntry) CAS() uint64   { return e.c.getCAS(e.h) }
 
 // TTL returns the seconds the item has left as memcached's t flag shows
 // them: -1 for an item that never expires, else the expiry less the
 // current time as an unsigned 32-bit number.
-func (e MetaEntry) TTL() int64 {
-	if e.h.exptime == 0 {
+func (e *MetaEntry) TTL() int64 {
+	exp := e.exptime()
+	if exp == 0 {
 		return -1
 	}
-	return int64(e.h.exptime - e.now)
+	return int64(exp - e.now)
 }
 
 // SetExptime sets the item's exptime (a client exptime, as in Store).
-func (e MetaEntry) SetExptime(exptime int64) {
-	if !e.detached {
-		e.h.exptime = e.c.realtime(exptime, e.now)
+func (e *MetaEntry) SetExptime(exptime int64) {
+	if e.detached {
+		e.exp = e.c.realtime(exptime, e.now)
+		return
 	}
+	e.h.exptime = e.c.realtime(exptime, e.now)
 }
 
 // ExpiresBefore reports whether the item expires, earlier than exptime
 // would (memcached's recache test for mg's R flag).
-func (e MetaEntry) ExpiresBefore(exptime int64) bool {
-	return e.h.exptime != 0 && e.h.exptime < e.c.realtime(exptime, e.now)
+func (e *MetaEntry) ExpiresBefore(exptime int64) bool {
+	exp := e.exptime()
+	return exp != 0 && exp < e.c.realtime(exptime, e.now)
 }
 
 // Idle returns the seconds since the item's last access before this one.
-func (e MetaEntry) Idle() uint32 { return e.now - e.atime }
+func (e *MetaEntry) Idle() uint32 { return e.now - e.atime }
 
 // DebugExptime is memcached's "exp" of me: -1 for no expiry, else the
 // current time less the expiry (negative while the item lives).
-func (e MetaEntry) DebugExptime() int32 {
-	if e.h.exptime == 0 {
+func (e *MetaEntry) DebugExptime() int32 {
+	exp := e.exptime()
+	if exp == 0 {
 		return -1
 	}
-	return int32(e.now - e.h.exptime)
+	return int32(e.now - exp)
 }
 
 // Fetched reports whether the item had been fetched before this access.
-func (e MetaEntry) Fetched() bool { return e.b&bitFetched != 0 }
+func (e *MetaEntry) Fetched() bool { return e.b&bitFetched != 0 }
 
 // Created reports whether this access created the item (autovivify).
-func (e MetaEntry) Created() bool { return e.created }
+func (e *MetaEntry) Created() bool { return e.created }
 
 // Stale reports whether the item is marked stale.
-func (e MetaEntry) Stale() bool { return e.h.bits.Load()&bitStale != 0 }
+func (e *MetaEntry) Stale() bool { return e.h.bits.Load()&bitStale != 0 }
 
 // TokenSent reports whether a win flag has been sent for the item.
-func (e MetaEntry) TokenSent() bool { return e.h.bits.Load()&bitTokenSent != 0 }
+func (e *MetaEntry) TokenSent() bool { return e.h.bits.Load()&bitTokenSent != 0 }
 
 // MarkTokenSent records that a win flag is sent for the item.
-func (e MetaEntry) MarkTokenSent() { e.h.bits.Or(bitTokenSent) }
+func (e *MetaEntry) MarkTokenSent() { e.h.bits.Or(bitTokenSent) }
 
 // KeyBinary reports whether the key was stored from base64.
-func (e MetaEntry) KeyBinary() bool { return e.b&bitKeyBinary != 0 }
+func (e *MetaEntry) KeyBinary() bool { return e.b&bitKeyBinary != 0 }
 
 // Number returns the result of ArithMeta.
-func (e MetaEntry) Number() uint64 { return e.num }
+func (e *MetaEntry) Number() uint64 { return e.num }
 
 // DebugSize returns the item's size as memcached counts it, and DebugClass
 // the memcached slab class of that size.
-func (e MetaEntry) DebugSize() int64 {
+func (e *MetaEntry) DebugSize() int64 {
 	return e.c.mcItemSize(bitsNKey(e.b), int(e.h.nbytes), e.h.flags)
 }
-func (e MetaEntry) DebugClass() int {
+func (e *MetaEntry) DebugClass() int {
 	cls := e.c.classFor(uint64(e.DebugSize()))
 	switch {
 	case e.c.bigID != 0 && (cls == 0 || cls == e.c.bigID):

@@ -123,8 +123,12 @@ func TestArithMeta(t *testing.T) {
 	}
 	// A longer result answers from the old item: SetExptime is lost.
 	c.ArithMeta([]byte("n"), 0, false, 0, false, 0, func(e MetaEntry) { e.SetExptime(0) })
-	if res, _ := c.ArithMeta([]byte("n"), 100, false, 0, false, 0, func(e MetaEntry) { e.SetExptime(5) }); res != Stored {
-		t.Fatal(res)
+	var ttl int64
+	if res, _ := c.ArithMeta([]byte("n"), 100, false, 0, false, 0, func(e MetaEntry) {
+		e.SetExptime(5)
+		ttl = e.TTL()
+	}); res != Stored || ttl != 5 {
+		t.Fatalf("longer result = %v, ttl %d; want Stored, 5 as the old item shows it", res, ttl)
 	}
 	if v, _ := metaGet(c, "n", false); v.value != "142" || v.ttl != -1 || v.fetched {
 		t.Errorf("after a longer result: %+v; want 142, no TTL, unfetched", v)
