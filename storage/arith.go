@@ -33,7 +33,9 @@ func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value,
 
 // incr is IncrCAS and, with m, ArithMeta.
 func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaArith) (value, newCAS uint64, res StoreResult, err error) {
-	if !c.useCAS {
+	if !c.useCAS && m == nil {
+		// memcached's ma compares a CAS even without CAS uniques:
+		// every item's is then 0, so a C other than 0 never matches.
 		cas = 0
 	}
 	hv := c.hashKey(key)

@@ -147,3 +147,14 @@ func TestMetaGetAllocs(t *testing.T) {
 		t.Errorf("MetaGet allocates %.1f times, want 0", a)
 	}
 }
+
+func TestArithMetaWithoutCAS(t *testing.T) {
+	c := newCache(t, Config{DisableCAS: true, NoCrawler: true})
+	mustSet(t, c, "n", "1")
+	if res, _ := c.ArithMeta([]byte("n"), 1, false, 5, false, 0, nil); res != Exists {
+		t.Errorf("ma C5 without CAS = %v, want Exists", res)
+	}
+	if res, _ := c.ArithMeta([]byte("n"), 1, false, 0, false, 0, nil); res != Stored {
+		t.Errorf("ma without C = %v, want Stored", res)
+	}
+}
