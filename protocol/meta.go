@@ -112,10 +112,10 @@ func IsMetaStart(buf []byte) bool {
 // caller answers ErrorReply(err, false): memcached never suppresses a meta
 // error. Lines are split and limited as Parse does.
 //
-// Errors follow memcached 1.6.18's checks in its order. Two are left to
-// the caller because memcached finds them only while it answers, after
-// the command has taken effect: an opaque token (O) longer than
-// MaxOpaqueLen in mg and ma (see OpaqueTooLong).
+// Errors follow memcached 1.6.18's checks in its order. One is left to the
+// caller because memcached finds it only while it answers, after the
+// command has taken effect: an opaque token (O) longer than MaxOpaqueLen in
+// mg and ma (see OpaqueTooLong).
 //
 // ParseMeta never allocates. It is safe for concurrent use on different
 // MetaRequests.
