@@ -21,7 +21,8 @@
 //     when the first MaxLineLen+1 bytes arrive without the newline).
 //   - A get or gets line is limited to MaxGetLineLen bytes.
 //
-// Only the classic text commands are parsed; meta commands (mg, ms, md, ma,
-// mn, me) and the administrative slabs, lru, lru_crawler and watch commands
-// are reported as unknown.
+// ParseMeta parses memcached's meta commands (mg, ms, md, ma, mn, me) with
+// the flags memcached 1.6.18 knows, and returns its errors for the others.
+// The administrative slabs, lru, lru_crawler and watch commands are
+// reported as unknown.
 package protocol

@@ -53,9 +53,49 @@ func ErrorReply(err error, noreply bool) (line string, close bool) {
 		line = replyBadExptime
 	default:
 		line = replyBadFormat
+		if l, ok := metaReplies[err]; ok {
+			line = l
+		}
 	}
 	if noreply {
 		return "", false
 	}
 	return line, false
+}
+
+// Errors returned by ParseMeta, and answered by the server for meta
+// commands; ErrorReply maps each to the line memcached 1.6.18 sends.
+var (
+	// ErrNotMeta means the line is not a meta command; Parse reads it.
+	ErrNotMeta                = errors.New("protocol: not a meta command")
+	ErrMetaGetTooManyFlags    = errors.New("protocol: options flags are too long")
+	ErrMetaTooManyFlags       = errors.New("protocol: options flags too long")
+	ErrMetaDuplicateFlag      = errors.New("protocol: duplicate flag")
+	ErrMetaInvalidFlag        = errors.New("protocol: invalid flag")
+	ErrMetaInvalidOrDuplicate = errors.New("protocol: invalid or duplicate flag")
+	ErrMetaBadToken           = errors.New("protocol: bad token in command line format")
+	ErrMetaKeyDecode          = errors.New("protocol: error decoding key")
+	ErrMetaModeLength         = errors.New("protocol: incorrect length for M token")
+	ErrMetaInitial            = errors.New("protocol: invalid numeric initial value")
+	ErrMetaDelta              = errors.New("protocol: invalid numeric delta value")
+	ErrMetaOpaqueTooLong      = errors.New("protocol: opaque token too long")
+	ErrMetaSetMode            = errors.New("protocol: invalid mode for ms M token")
+	ErrMetaArithMode          = errors.New("protocol: invalid mode for ma M token")
+)
+
+// metaReplies are the reply lines of the meta errors.
+var metaReplies = map[error]string{
+	ErrMetaGetTooManyFlags:    "CLIENT_ERROR options flags are too long",
+	ErrMetaTooManyFlags:       "CLIENT_ERROR options flags too long",
+	ErrMetaDuplicateFlag:      "CLIENT_ERROR duplicate flag",
+	ErrMetaInvalidFlag:        "CLIENT_ERROR invalid flag",
+	ErrMetaInvalidOrDuplicate: "CLIENT_ERROR invalid or duplicate flag",
+	ErrMetaBadToken:           "CLIENT_ERROR bad token in command line format",
+	ErrMetaKeyDecode:          "CLIENT_ERROR error decoding key",
+	ErrMetaModeLength:         "CLIENT_ERROR incorrect length for M token",
+	ErrMetaInitial:            "CLIENT_ERROR invalid numeric initial value",
+	ErrMetaDelta:              "CLIENT_ERROR invalid numeric delta value",
+	ErrMetaOpaqueTooLong:      "CLIENT_ERROR opaque token too long",
+	ErrMetaSetMode:            "CLIENT_ERROR invalid mode for ms M token",
+	ErrMetaArithMode:          "CLIENT_ERROR invalid mode for ma M token",
 }

@@ -42,7 +42,8 @@ type conn struct {
 	r, w int
 	wbuf []byte
 
-	req protocol.Request
+	req  protocol.Request
+	meta protocol.MetaRequest
 	// proto is the protocol the connection speaks, ProtoAuto until its
 	// first byte has decided.
 	proto Protocol

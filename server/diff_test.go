@@ -22,6 +22,7 @@ import (
 var (
 	diffSeed = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: a new one each run)")
 	diffN    = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends")
+	diffMeta = flag.Int("diff.meta", 10, "percent of TestDiffRandom's requests that are meta commands")
 	diffSelf = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
 		"to check that the generated requests and transcripts have deterministic replies")
 )
@@ -140,6 +141,9 @@ func (p *peer) recv(s step) ([]byte, error) {
 		}
 		if s.stats && bytes.HasPrefix(r, []byte("STAT ")) && bytes.HasSuffix(r, []byte("END\r\n")) {
 			r = []byte("STAT (not compared)\r\nEND\r\n")
+		}
+		if isMetaReply(r) {
+			r = p.numberMeta(r)
 		}
 		out = append(out, p.numberCAS(r)...)
 	}
@@ -432,6 +436,15 @@ var transcripts = []transcript{
 // number over 2^63 for a minus sign up to the next NUL byte, past the value:
 // only in memory no item has used yet is that reliably the end of the value.
 func TestDiffTranscripts(t *testing.T) {
+	runTranscripts(t, transcripts)
+}
+
+// TestDiffMetaTranscripts is TestDiffTranscripts for the meta commands.
+func TestDiffMetaTranscripts(t *testing.T) {
+	runTranscripts(t, metaTranscripts)
+}
+
+func runTranscripts(t *testing.T, transcripts []transcript) {
 	if testutil.MemcachedPath() == "" {
 		t.Log("memcached is not installed: checking corvid only")
 	}
@@ -541,6 +554,7 @@ func (g *generator) batch(limit int) []step {
 // learn notes the CAS ids in a normalised reply, for later cas requests.
 func (g *generator) learn(reply []byte) {
 	for line := range bytes.Lines(reply) {
+		g.learnMeta(line)
 		f := bytes.Fields(line)
 		if len(f) == 5 && string(f[0]) == "VALUE" && f[4][0] == '#' {
 			id, _ := strconv.Atoi(string(f[4][1:]))
@@ -552,6 +566,9 @@ func (g *generator) learn(reply []byte) {
 }
 
 func (g *generator) step() step {
+	if g.chance(*diffMeta) {
+		return g.meta()
+	}
 	switch n := g.r.IntN(100); {
 	case n < 36:
 		return step{req: g.storage()}

@@ -12,6 +12,11 @@ import (
 // a request (advancing c.r), n > 0 when the request needs n unread bytes
 // before it can be handled, and -1 when the connection must close.
 func (c *conn) handleOne(buf []byte) int {
+	if protocol.IsMetaStart(buf) {
+		if need, ok := c.handleMeta(buf); ok {
+			return need
+		}
+	}
 	req := &c.req
 	n, err := protocol.Parse(buf, req)
 	if n == 0 {

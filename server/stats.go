@@ -18,6 +18,7 @@ import (
 // adds to the server's after each batch of requests.
 type connStats struct {
 	cmdGet, cmdTouch, cmdFlush   uint64
+	cmdMeta                      uint64
 	storeTooLarge, storeNoMemory uint64
 	bytesRead, bytesWritten      uint64
 	authCmds, authErrors         uint64
@@ -26,6 +27,7 @@ type connStats struct {
 // globalStats are the server-wide counters memcached keeps per thread.
 type globalStats struct {
 	cmdGet, cmdTouch, cmdFlush   atomic.Uint64
+	cmdMeta                      atomic.Uint64
 	storeTooLarge, storeNoMemory atomic.Uint64
 	bytesRead, bytesWritten      atomic.Uint64
 	totalConns, rejectedConns    atomic.Uint64
@@ -43,6 +45,7 @@ func (g *globalStats) add(cs *connStats) {
 	addNonZero(&g.cmdGet, cs.cmdGet)
 	addNonZero(&g.cmdTouch, cs.cmdTouch)
 	addNonZero(&g.cmdFlush, cs.cmdFlush)
+	addNonZero(&g.cmdMeta, cs.cmdMeta)
 	addNonZero(&g.storeTooLarge, cs.storeTooLarge)
 	addNonZero(&g.storeNoMemory, cs.storeNoMemory)
 	addNonZero(&g.bytesRead, cs.bytesRead)
@@ -54,7 +57,7 @@ func (g *globalStats) add(cs *connStats) {
 
 // reset zeroes the counters "stats reset" clears.
 func (g *globalStats) reset() {
-	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush,
+	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
 		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors} {
 		v.Store(0)
@@ -201,7 +204,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("cmd_set", sets)
 	w.u("cmd_flush", g.cmdFlush.Load())
 	w.u("cmd_touch", g.cmdTouch.Load())
-	w.u("cmd_meta", 0)
+	w.u("cmd_meta", g.cmdMeta.Load())
 	w.u("get_hits", hits)
 	w.u("get_misses", st.GetMisses)
 	w.u("get_expired", st.GetExpired)

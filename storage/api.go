@@ -154,6 +154,12 @@ type ClassInfo struct {
 //	func (c *Cache) Touch(key []byte, exptime int64) StoreResult
 //	func (c *Cache) Incr(key []byte, delta uint64, decr bool) (uint64, StoreResult)
 //	func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value, newCAS uint64, res StoreResult, err error)
+//	func (c *Cache) ItemFitsFlags(keyLen, valueLen int, flags uint32) bool
+//	func (c *Cache) MetaGet(key []byte, vivify, noBump bool, fn func(MetaEntry) MetaOutcome) bool
+//	func (c *Cache) MetaDebug(key []byte, fn func(MetaEntry)) bool
+//	func (c *Cache) StoreMeta(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64, opts MetaStoreOptions) (StoreResult, uint64, error)
+//	func (c *Cache) DeleteMeta(key []byte, opts MetaDeleteOptions) StoreResult
+//	func (c *Cache) ArithMeta(key []byte, delta uint64, decr bool, cas uint64, vivify bool, initial uint64, fn func(MetaEntry)) (StoreResult, error)
 //	func (c *Cache) FlushAll(delay int64)
 //	func (c *Cache) SetMemoryLimit(bytes int64) error
 //	func (c *Cache) ReadStats(s *Stats)

@@ -28,7 +28,14 @@ func (c *Cache) Incr(key []byte, delta uint64, decr bool) (uint64, StoreResult) 
 // spaces ("100" decr 1 reads "99 "), and a longer one replaces the item
 // keeping its flags and exptime. Either way the item gets a new CAS.
 func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value, newCAS uint64, res StoreResult, err error) {
-	if !c.useCAS {
+	return c.incr(key, delta, decr, cas, nil)
+}
+
+// incr is IncrCAS and, with m, ArithMeta.
+func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaArith) (value, newCAS uint64, res StoreResult, err error) {
+	if !c.useCAS && m == nil {
+		// memcached's ma compares a CAS even without CAS uniques:
+		// every item's is then 0, so a C other than 0 never matches.
 		cas = 0
 	}
 	hv := c.hashKey(key)
@@ -40,6 +47,9 @@ func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value,
 		return 0, 0, NotFound, ErrClosed
 	}
 	ref, h := c.findLocked(s, key, hv, now)
+	if ref == 0 && m != nil && m.vivify {
+		return c.vivifyNumberLocked(s, key, hv, now, m)
+	}
 	if ref == 0 {
 		if decr {
 			c.decrMisses.Add(1)
@@ -80,6 +90,8 @@ func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value,
 		// memcached stores a new item here; the chunk has room for the
 		// longer number, so corvid keeps the item and lengthens it.
 		cl.mu.Lock()
+		// memcached's new item starts with no fetch or meta bits.
+		h.bits.And(^uint32(bitFetched | bitActive | bitStale | bitTokenSent | bitKeyBinary))
 		b = h.bits.Load()
 		grow := uint64(len(d)) - uint64(h.nbytes)
 		cl.lru[bitsLRU(b)].bytes += grow
@@ -97,12 +109,19 @@ func (c *Cache) IncrCAS(key []byte, delta uint64, decr bool, cas uint64) (value,
 		nb := nh.bits.Load()
 		copy(c.itemKey(nref, nb), key)
 		copy(c.itemValue(nref, nh, nb), d)
-		return v, c.replaceLocked(s, ref, h, nref, nh, hv, now), Stored, nil
+		ncas := c.replaceLocked(s, ref, h, nref, nh, hv, now)
+		if m != nil && m.fn != nil {
+			m.fn(MetaEntry{c: c, ref: nref, h: nh, b: nh.bits.Load(), atime: now, now: now, num: v, detached: true, exp: nh.exptime})
+		}
+		return v, ncas, Stored, nil
 	}
 	if c.useCAS {
 		h.cas = c.casID.Add(1)
 	}
 	c.updateLocked(h, ref, now)
+	if m != nil && m.fn != nil {
+		m.fn(MetaEntry{c: c, ref: ref, h: h, b: h.bits.Load(), atime: h.atime.Load(), now: now, num: v, detached: len(d) > len(val), exp: h.exptime})
+	}
 	return v, c.getCAS(h), Stored, nil
 }
 

@@ -52,7 +52,7 @@ var (
 
 // Item bits. The low byte holds flags and the LRU id, then the class id and
 // the key length; class id and key length do not change while a chunk is
-// allocated.
+// allocated. Bits 6, 7 and 24 hold the meta protocol's flags (meta.go).
 const (
 	bitLinked  = 1 << 0 // in the hash index and an LRU list
 	bitSlabbed = 1 << 1 // free: on its class's free list

@@ -226,6 +226,11 @@ func (c *Cache) Store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 // when not stored or when CAS is disabled), as the binary and meta
 // protocols report it.
 func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (StoreResult, uint64, error) {
+	return c.store(mode, key, flags, exptime, value, cas, MetaStoreOptions{})
+}
+
+// store is StoreCAS and StoreMeta.
+func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64, opts MetaStoreOptions) (StoreResult, uint64, error) {
 	if len(key) > KeyMaxLength {
 		return NotStored, 0, fmt.Errorf("cannot store %q: %w", key, ErrKeyTooLong)
 	}
@@ -253,6 +258,9 @@ func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64
 	h := c.hdr(ref)
 	h.exptime = c.realtime(exptime, now)
 	h.flags = flags
+	if opts.KeyBinary {
+		h.bits.Or(bitKeyBinary)
+	}
 	b := h.bits.Load()
 	copy(c.itemKey(ref, b), key)
 	copy(c.itemValue(ref, h, b), value)
@@ -274,6 +282,13 @@ func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64
 		case ModeCAS:
 			ocl := &c.classes[bitsClass(oh.bits.Load())]
 			if cas != 0 && cas == c.getCAS(oh) {
+				ocl.cnt.casHits.Add(1)
+				store = true
+			} else if opts.Invalidate && cas != 0 && cas < c.getCAS(oh) {
+				// ms with I: an older CAS (not 0) replaces the value
+				// but keeps the exptime, marked stale.
+				h.exptime = oh.exptime
+				h.bits.Or(bitStale | oh.bits.Load()&bitTokenSent)
 				ocl.cnt.casHits.Add(1)
 				store = true
 			} else {

@@ -27,8 +27,12 @@ const (
 	// line also ends it.
 	StatsReply
 	// AnyReply decides from the first line: a ValuesReply if it starts with
-	// "VALUE ", a StatsReply if it starts with "STAT ", else a LineReply.
+	// "VALUE ", a StatsReply if it starts with "STAT ", a MetaValueReply if
+	// it starts with "VA ", else a LineReply.
 	AnyReply
+	// MetaValueReply is a meta command's "VA <bytes> <flags>*" line and
+	// its data block.
+	MetaValueReply
 )
 
 const (
@@ -108,6 +112,8 @@ func (c *Conn) TryReadReply(kind ReplyKind) ([]byte, error) {
 			kind = ValuesReply
 		case bytes.HasPrefix(line, []byte("STAT ")):
 			kind = StatsReply
+		case bytes.HasPrefix(line, []byte("VA ")):
+			kind = MetaValueReply
 		default:
 			kind = LineReply
 		}
@@ -116,6 +122,14 @@ func (c *Conn) TryReadReply(kind ReplyKind) ([]byte, error) {
 		switch {
 		case kind == LineReply:
 			return reply, nil
+		case kind == MetaValueReply:
+			n, err := metaValueLen(line)
+			if err != nil {
+				return reply, err
+			}
+			data := make([]byte, n+2)
+			_, err = io.ReadFull(c.r, data)
+			return append(reply, data...), err
 		case kind == ValuesReply && bytes.HasPrefix(line, []byte("VALUE ")):
 			n, err := valueLen(line)
 			if err != nil {
@@ -165,6 +179,19 @@ func valueLen(line []byte) (int, error) {
 	n, err := strconv.Atoi(string(f[3]))
 	if err != nil || n < 0 || n > maxValue {
 		return 0, fmt.Errorf("bad length in VALUE line %q", line)
+	}
+	return n, nil
+}
+
+// metaValueLen returns the bytes field of a "VA <bytes> <flags>*" line.
+func metaValueLen(line []byte) (int, error) {
+	f := bytes.Fields(line)
+	if len(f) < 2 {
+		return 0, fmt.Errorf("malformed VA line %q", line)
+	}
+	n, err := strconv.Atoi(string(f[1]))
+	if err != nil || n < 0 || n > maxValue {
+		return 0, fmt.Errorf("bad length in VA line %q", line)
 	}
 	return n, nil
 }
