@@ -64,7 +64,7 @@ func TestMemoryBound(t *testing.T) {
 	present, checks := 0, 0
 	stores := 20000
 	if raceEnabled {
-		stores = 3000
+		stores = 1000
 	}
 	for i := 0; i < stores; i++ {
 		// Log-uniform sizes from 1 byte to 1 MiB: every class is hit.

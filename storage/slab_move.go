@@ -149,9 +149,13 @@ func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to uint32, hv uint64)
 // stealPageLocked finds a page in another class for dst, which has nothing
 // to evict: it tries the classes with the most pages (those with one page
 // last), emptying the page of their oldest items. The caller holds dst.mu;
-// other class locks are only tried, never waited for.
+// other class locks are tried first. When every victim's lock was busy (the
+// maintainer or the crawler holds it), it waits for the first such victim
+// with dst.mu released (no goroutine holds two class locks at once), so a
+// store does not fail for want of memory merely because of contention.
 func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 	tried := 0
+	var busy *class
 	for pass := 0; pass < 2 && tried < 4; pass++ {
 		for tried < 4 {
 			v := c.pickVictim(dst, pass == 0, tried)
@@ -160,23 +164,43 @@ func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 			}
 			tried++
 			if !v.mu.TryLock() {
+				if busy == nil {
+					busy = v
+				}
 				continue
 			}
 			id, ok := c.takePageLocked(v, now)
 			v.mu.Unlock()
-			if !ok {
-				continue
+			if ok {
+				c.givePageLocked(dst, v, id)
+				return true
 			}
-			c.slabsMoved.Add(1)
-			if v.pageSize == dst.pageSize {
-				c.addPageLocked(dst, id)
-			} else {
-				c.putPage(id)
-			}
-			return true
 		}
 	}
-	return false
+	if busy == nil {
+		return false
+	}
+	dst.mu.Unlock()
+	busy.mu.Lock()
+	id, ok := c.takePageLocked(busy, now)
+	busy.mu.Unlock()
+	dst.mu.Lock()
+	if !ok || c.closed {
+		return false // a closed cache has released every page
+	}
+	c.givePageLocked(dst, busy, id)
+	return true
+}
+
+// givePageLocked hands page id, taken from class v, to dst, or back to the
+// pool when the page sizes differ. The caller holds dst.mu.
+func (c *Cache) givePageLocked(dst, v *class, id uint32) {
+	c.slabsMoved.Add(1)
+	if v.pageSize == dst.pageSize {
+		c.addPageLocked(dst, id)
+	} else {
+		c.putPage(id)
+	}
 }
 
 // pickVictim returns the class other than dst with the skip+1'th most
