@@ -21,7 +21,8 @@
 //     when the first MaxLineLen+1 bytes arrive without the newline).
 //   - A get or gets line is limited to MaxGetLineLen bytes.
 //
-// Only the classic text commands are parsed; meta commands (mg, ms, md, ma,
-// mn, me) and the administrative slabs, lru, lru_crawler and watch commands
-// are reported as unknown.
+// Only the classic text commands and the administrative lru, lru_crawler
+// and watch commands (whose arguments the server reads from Request.Args)
+// are parsed; meta commands (mg, ms, md, ma, mn, me) and slabs are
+// reported as unknown.
 package protocol

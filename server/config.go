@@ -27,6 +27,8 @@ type Config struct {
 	IdleTimeout     time.Duration // -o idle_timeout; 0 = never
 	EnableShutdown  bool          // -A: allow the "shutdown" command
 	DisableFlushAll bool          // -F
+	DisableDumping  bool          // -X: refuse "lru_crawler metadump"
+	DisableWatch    bool          // -W: refuse "watch"
 	Threads         int           // -t; reported as "threads"; default 4
 	ReqsPerEvent    int           // -R; default 20
 	Backlog         int           // -b; default 1024

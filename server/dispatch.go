@@ -95,6 +95,12 @@ func (c *conn) handleOne(buf []byte) int {
 	case protocol.CmdStats:
 		c.r += n
 		c.statsCommand(req)
+	case protocol.CmdLRU:
+		c.r += n
+		c.lruCommand(req)
+	case protocol.CmdLRUCrawler:
+		c.r += n
+		c.lruCrawlerCommand(req)
 	default:
 		c.r += n
 		c.reply("ERROR")

@@ -334,10 +334,22 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.yesno("slab_reassign", false)
 	w.i("slab_automove", 0)
 	w.i("slab_chunk_max", int64(orInt(sc.SlabChunkMax, 512<<10)))
-	w.yesno("lru_crawler", !sc.NoCrawler)
+	crawler := s.cache.CrawlerSettings()
+	w.yesno("lru_crawler", crawler.Enabled)
+	w.i("lru_crawler_sleep", int64(crawler.Sleep/time.Microsecond))
+	w.u("lru_crawler_tocrawl", uint64(crawler.ToCrawl))
 	w.yesno("flush_enabled", !cfg.DisableFlushAll)
-	w.yesno("dump_enabled", true)
+	w.yesno("dump_enabled", !cfg.DisableDumping)
 	w.str("hash_algorithm", "maphash")
+	lru := s.cache.LRUSettings()
+	w.yesno("lru_maintainer_thread", lru.Maintainer)
+	w.yesno("lru_segmented", lru.Segmented)
+	w.u("hot_lru_pct", uint64(lru.HotPct))
+	w.u("warm_lru_pct", uint64(lru.WarmPct))
+	w.str("hot_max_factor", strconv.FormatFloat(lru.HotMaxFactor, 'f', 2, 64))
+	w.str("warm_max_factor", strconv.FormatFloat(lru.WarmMaxFactor, 'f', 2, 64))
+	w.yesno("temp_lru", lru.TempLRU)
+	w.i("temporary_ttl", int64(lru.TemporaryTTL))
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
 }
 
@@ -358,6 +370,9 @@ func orFloat(v, def float64) float64 {
 func (s *Server) writeItems(w *statWriter) {
 	var st storage.Stats
 	s.cache.ReadStats(&st)
+	// memcached lists the segmented LRU's figures only when its
+	// maintainer runs, and number_temp only with the TEMP LRU on.
+	lru := s.cache.LRUSettings()
 	for i := range st.Classes {
 		cl := &st.Classes[i]
 		if cl.Number == 0 && cl.Evicted == 0 && cl.OutOfMemory == 0 && cl.TotalPages == 0 {
@@ -365,11 +380,16 @@ func (s *Server) writeItems(w *statWriter) {
 		}
 		p := "items:" + strconv.Itoa(cl.ID) + ":"
 		w.u(p+"number", cl.Number)
-		w.u(p+"number_hot", cl.NumberHot)
-		w.u(p+"number_warm", cl.NumberWarm)
-		w.u(p+"number_cold", cl.NumberCold)
-		w.u(p+"age_hot", cl.AgeHot)
-		w.u(p+"age_warm", cl.AgeWarm)
+		if lru.Maintainer {
+			w.u(p+"number_hot", cl.NumberHot)
+			w.u(p+"number_warm", cl.NumberWarm)
+			w.u(p+"number_cold", cl.NumberCold)
+			if lru.TempLRU {
+				w.u(p+"number_temp", cl.NumberTemp)
+			}
+			w.u(p+"age_hot", cl.AgeHot)
+			w.u(p+"age_warm", cl.AgeWarm)
+		}
 		w.u(p+"age", cl.Age)
 		w.u(p+"mem_requested", cl.MemRequested)
 		w.u(p+"evicted", cl.Evicted)
@@ -380,18 +400,22 @@ func (s *Server) writeItems(w *statWriter) {
 		w.u(p+"reclaimed", cl.Reclaimed)
 		w.u(p+"expired_unfetched", cl.ExpiredUnfetched)
 		w.u(p+"evicted_unfetched", cl.EvictedUnfetched)
-		w.u(p+"evicted_active", cl.EvictedActive)
+		if lru.Maintainer {
+			w.u(p+"evicted_active", cl.EvictedActive)
+		}
 		w.u(p+"crawler_reclaimed", cl.CrawlerReclaimed)
 		w.u(p+"crawler_items_checked", cl.CrawlerItemsChecked)
 		w.u(p+"lrutail_reflocked", cl.LRUTailReflocked)
-		w.u(p+"moves_to_cold", cl.MovesToCold)
-		w.u(p+"moves_to_warm", cl.MovesToWarm)
-		w.u(p+"moves_within_lru", cl.MovesWithinLRU)
-		w.u(p+"direct_reclaims", cl.DirectReclaims)
-		w.u(p+"hits_to_hot", cl.HitsToHot)
-		w.u(p+"hits_to_warm", cl.HitsToWarm)
-		w.u(p+"hits_to_cold", cl.HitsToCold)
-		w.u(p+"hits_to_temp", 0)
+		if lru.Maintainer {
+			w.u(p+"moves_to_cold", cl.MovesToCold)
+			w.u(p+"moves_to_warm", cl.MovesToWarm)
+			w.u(p+"moves_within_lru", cl.MovesWithinLRU)
+			w.u(p+"direct_reclaims", cl.DirectReclaims)
+			w.u(p+"hits_to_hot", cl.HitsToHot)
+			w.u(p+"hits_to_warm", cl.HitsToWarm)
+			w.u(p+"hits_to_cold", cl.HitsToCold)
+			w.u(p+"hits_to_temp", cl.HitsToTemp)
+		}
 	}
 }
 
