@@ -43,6 +43,13 @@ type Config struct {
 	HotKeySample   int
 	HotKeyHalfLife time.Duration
 
+	// KlogFile turns on twemcache's command log (-o klog_file): one line
+	// per sampled command, appended to this file by a background writer
+	// and reopened by ReopenLogs. KlogSample logs one command in
+	// KlogSample on each connection (-o klog_sample); default 1, all.
+	KlogFile   string
+	KlogSample int
+
 	// EventLoops selects how TCP and Unix connections are served. 0 (the
 	// default) gives each connection its own goroutine. N > 0 serves them
 	// from N epoll event loops, each one goroutine handling many

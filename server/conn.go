@@ -57,13 +57,21 @@ type conn struct {
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
 
+	// Command log state: the sampling count, the buffer shard, a line
+	// being formatted, the client's address and the request line being
+	// handled (set only while the log is on).
+	klogTick, klogShard uint32
+	klogBuf             []byte
+	peer                string
+	line                []byte
+
 	stats   connStats
 	stopped atomic.Bool
 	lastCmd atomic.Int64 // unix seconds of the last command, for stats conns
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32()}
+	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32(), klogShard: rand.Uint32()}
 	c.lastCmd.Store(time.Now().Unix())
 	return c
 }

@@ -47,6 +47,9 @@ func (c *conn) handleOne(buf []byte) int {
 		return 0
 	}
 	c.lastCmd.Store(time.Now().Unix())
+	if c.srv.klog != nil {
+		c.line = trimLine(buf[:n])
+	}
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		c.r += n
@@ -134,19 +137,28 @@ func (c *conn) get(req *protocol.Request) {
 func (c *conn) lookup(req *protocol.Request, emit bool) {
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
-	var vlen int
+	var vlen, rlen int
 	hit := func(it storage.Item) {
 		vlen = len(it.Value)
 		if !emit {
 			return
 		}
 		c.reserve(len(it.Key) + len(it.Value) + 64)
+		n := len(c.wbuf)
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
+		rlen = len(c.wbuf) - n
 	}
 	for _, key := range req.Keys {
-		vlen = 0
-		c.fetch(key, touch, req.Exptime, hit)
+		vlen, rlen = 0, 0
+		found := c.fetch(key, touch, req.Exptime, hit)
 		c.noteKey(key, vlen)
+		if c.srv.klog != nil && emit {
+			if found {
+				c.klogWrite(getNames[req.Command], key, klogHit, rlen)
+			} else {
+				c.klogWrite(getNames[req.Command], key, klogMiss, 0)
+			}
+		}
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				c.closeAfterWrite = true
@@ -174,6 +186,15 @@ func (c *conn) fetch(key []byte, touch bool, exptime int64, hit func(storage.Ite
 	return found
 }
 
+// getNames are the command names the command log writes for the get
+// family.
+var getNames = [...][]byte{
+	protocol.CmdGet:  []byte("get"),
+	protocol.CmdGets: []byte("gets"),
+	protocol.CmdGat:  []byte("gat"),
+	protocol.CmdGats: []byte("gats"),
+}
+
 var storeModes = [...]storage.StoreMode{
 	protocol.CmdSet:     storage.ModeSet,
 	protocol.CmdAdd:     storage.ModeAdd,
@@ -194,7 +215,7 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		c.swallow = req.ValueLen + 2
 		c.stats.storeTooLarge++
 		c.refuseTooLarge(mode, key)
-		c.replyOK(req, "SERVER_ERROR object too large for cache")
+		c.storeReply(req, klogNotStored, "SERVER_ERROR object too large for cache")
 		return 0
 	}
 	total := n + req.ValueLen + 2
@@ -203,23 +224,39 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	}
 	c.r += total
 	if buf[total-2] != '\r' || buf[total-1] != '\n' {
-		c.replyOK(req, "CLIENT_ERROR bad data chunk")
+		c.storeReply(req, klogNotStored, "CLIENT_ERROR bad data chunk")
 		return 0
 	}
 	res, _, err := c.storeValue(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
-		c.replyOK(req, "SERVER_ERROR object too large for cache")
+		c.storeReply(req, klogNotStored, "SERVER_ERROR object too large for cache")
 	case errors.Is(err, storage.ErrNoMemory):
 		c.stats.storeNoMemory++
-		c.replyOK(req, "SERVER_ERROR out of memory storing object")
+		c.storeReply(req, klogNotStored, "SERVER_ERROR out of memory storing object")
 	case err != nil:
-		c.replyOK(req, "SERVER_ERROR "+err.Error())
+		c.storeReply(req, klogNotStored, "SERVER_ERROR "+err.Error())
 	default:
-		c.replyOK(req, storeReplies[res])
+		c.storeReply(req, klogStoreStatus[res], storeReplies[res])
 	}
 	return 0
+}
+
+// storeReply answers a storage command and logs it in the command log.
+func (c *conn) storeReply(req *protocol.Request, status int, line string) {
+	c.replyOK(req, line)
+	if c.srv.klog != nil {
+		c.klogLine(status, line, req.NoReply)
+	}
+}
+
+// klogStoreStatus are twemcache's command log codes of store results.
+var klogStoreStatus = [...]int{
+	storage.Stored:    klogStored,
+	storage.NotStored: klogNotStored,
+	storage.Exists:    klogExists,
+	storage.NotFound:  klogNotFound,
 }
 
 // refuseTooLarge handles a value that cannot fit any slab class, refused
@@ -253,9 +290,9 @@ var storeReplies = [...]string{
 
 func (c *conn) delete(req *protocol.Request) {
 	if c.remove(req.Key(), 0) == storage.Stored {
-		c.replyOK(req, "DELETED")
+		c.storeReply(req, klogStored, "DELETED")
 	} else {
-		c.replyOK(req, "NOT_FOUND")
+		c.storeReply(req, klogNotFound, "NOT_FOUND")
 	}
 }
 
@@ -271,6 +308,9 @@ func (c *conn) remove(key []byte, cas uint64) storage.StoreResult {
 
 func (c *conn) arith(req *protocol.Request) {
 	v, _, res, err := c.srv.cache.IncrCAS(req.Key(), req.Delta, req.Command == protocol.CmdDecr, 0)
+	if c.srv.klog != nil {
+		c.klogArith(req, v, res, err)
+	}
 	if req.NoReply {
 		return
 	}
@@ -288,9 +328,9 @@ func (c *conn) arith(req *protocol.Request) {
 
 func (c *conn) touch(req *protocol.Request) {
 	if c.touchKey(req.Key(), req.Exptime) {
-		c.replyOK(req, "TOUCHED")
+		c.storeReply(req, klogStored, "TOUCHED")
 	} else {
-		c.replyOK(req, "NOT_FOUND")
+		c.storeReply(req, klogNotFound, "NOT_FOUND")
 	}
 }
 

@@ -276,6 +276,12 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("moves_within_lru", within)
 	w.u("direct_reclaims", reclaims)
 	w.u("lru_bumps_dropped", 0)
+	if k := s.klog; k != nil {
+		// twemcache's command log counters.
+		w.u("klog_logged", k.logged.Load())
+		w.u("klog_discarded", k.discarded.Load())
+		w.u("klog_skipped", k.skipped.Load())
+	}
 }
 
 // formatTimeval formats t as memcached's rusage stats: seconds.microseconds.

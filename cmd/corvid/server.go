@@ -330,7 +330,7 @@ var knownSuboptions = map[string]bool{
 	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
 	"proxy_config": true, "proxy_uring": true,
 	// corvid's own.
-	"hotkey_sample": true, "hotkey_half_life": true,
+	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true,
 }
 
 // applyExtended applies the -o suboptions.
@@ -367,6 +367,16 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if n == 0 {
 					cfg.HotKeySample = -1
 				}
+			case "klog_file":
+				if val == "" {
+					return usageError("klog_file needs a file name")
+				}
+				cfg.KlogFile = val
+			case "klog_sample":
+				if val == "" || n <= 0 {
+					return usageError("klog_sample must be a positive number")
+				}
+				cfg.KlogSample = int(n)
 			case "hotkey_half_life":
 				if n <= 0 {
 					return usageError("hotkey_half_life must be a positive number of seconds")
@@ -507,6 +517,22 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 	// cache; corvid saves on every clean stop when -e is given.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer stop()
+	// SIGHUP reopens the command log, for log rotation.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := srv.ReopenLogs(); err != nil {
+					logger.Error("cannot reopen the command log", "err", err)
+				}
+			}
+		}
+	}()
 	err = srv.Serve(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
