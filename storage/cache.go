@@ -52,7 +52,8 @@ type Cache struct {
 	counters
 	tune        lruTune      // LRU settings ("lru tune|mode|temp_ttl")
 	crawl       crawlerState // crawler settings and requests
-	lastEvicted []uint64     // the maintainer's per-class eviction snapshot
+	onEvict     atomic.Pointer[func(*Eviction)]
+	lastEvicted []uint64 // the maintainer's per-class eviction snapshot
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -9,6 +9,7 @@ type DumpItem struct {
 	CAS        uint64
 	Fetched    bool
 	Class      int
+	ValueLen   int // length of the value
 	// Size is the item's size as memcached counts it (its ITEM_ntotal),
 	// so that dumps of the two servers agree.
 	Size int
@@ -109,6 +110,7 @@ func (c *Cache) dumpItemLocked(ref uint32, h *itemHeader, now uint32, it *DumpIt
 		CAS:        c.getCAS(h),
 		Fetched:    b&bitFetched != 0,
 		Class:      bitsClass(b),
+		ValueLen:   int(h.nbytes),
 		Size:       int(c.mcItemSize(bitsNKey(b), int(h.nbytes), h.flags)),
 	}
 	return true
@@ -153,4 +155,58 @@ func (c *Cache) DumpHash(fn func(*DumpItem) bool) {
 			}
 		}
 	}
+}
+
+// Inspect fills it with the live item stored under key, without counting
+// or bumping it, and reports whether there is one; it.Key is key. It is
+// safe for concurrent use.
+func (c *Cache) Inspect(key []byte, it *DumpItem) bool { return c.peek(key, it) }
+
+// ClassOf returns the slab class an item with a key and value of these
+// lengths is stored in, or 0 when it fits none. It is safe for concurrent
+// use.
+func (c *Cache) ClassOf(keyLen, valueLen int) int {
+	return c.classFor(c.ntotal(keyLen, valueLen))
+}
+
+// Eviction describes an item evicted from the COLD tail, as memcached's
+// "watch evictions" reports it.
+type Eviction struct {
+	Key       []byte // valid only during the hook
+	Fetched   bool
+	TTL       int64 // seconds left, -1 for an item that never expires
+	Idle      int64 // seconds since its last access
+	Class     int
+	ValueSize int
+}
+
+// SetEvictionHook makes the cache call fn for every item it evicts, or
+// stops it with nil. fn is called with cache locks held: it must be quick
+// and must not call the Cache. It is safe for concurrent use.
+func (c *Cache) SetEvictionHook(fn func(*Eviction)) {
+	if fn == nil {
+		c.onEvict.Store(nil)
+		return
+	}
+	c.onEvict.Store(&fn)
+}
+
+// noteEvictionLocked calls the eviction hook, if any, for the item at ref.
+func (c *Cache) noteEvictionLocked(ref uint32, h *itemHeader, b uint32, now uint32) {
+	fn := c.onEvict.Load()
+	if fn == nil {
+		return
+	}
+	ev := Eviction{
+		Key:       c.itemKey(ref, b),
+		Fetched:   b&bitFetched != 0,
+		TTL:       -1,
+		Idle:      int64(now) - int64(h.atime.Load()),
+		Class:     bitsClass(b),
+		ValueSize: int(h.nbytes),
+	}
+	if h.exptime != 0 {
+		ev.TTL = int64(h.exptime) - int64(now)
+	}
+	(*fn)(&ev)
 }

@@ -151,6 +151,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				}
 				cl.cnt.evicted.Add(1)
 				cl.cnt.evictedTime.Store(uint64(now - h.atime.Load()))
+				c.noteEvictionLocked(search, h, b, now)
 				if h.exptime != 0 {
 					cl.cnt.evictedNonzero.Add(1)
 				}
