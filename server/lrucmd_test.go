@@ -70,11 +70,11 @@ func (a *adminConn) read() string {
 	}
 }
 
-// lruTranscript are requests whose replies do not depend on timing.
+// lruTranscript are requests whose replies do not depend on timing. (A
+// crawl right after "lru_crawler enable" may find memcached's crawler busy,
+// so the enable comes last; "crawl hash", which memcached refuses with
+// "ERROR an unknown error happened" unless it is busy, is left out.)
 var lruTranscript = []string{
-	"lru_crawler disable\r\n", "lru_crawler disable\r\n", "lru_crawler crawl 1\r\n",
-	"lru_crawler crawl x\r\n", "lru_crawler metadump 1\r\n", "lru_crawler enable\r\n",
-	"lru_crawler enable\r\n",
 	"lru\r\n", "lru tune\r\n", "lru tune 10 30 0.1 3\r\n", "lru tune 10 30 0.1\r\n",
 	"lru tune 60 50 0.1 3\r\n", "lru tune 61 20 0.1 3\r\n", "lru tune 60 20 0.1 3\r\n",
 	"lru tune 0 30 0.1 3\r\n", "lru tune 10 0 0.1 3\r\n", "lru tune 10 30 0 3\r\n",
@@ -86,7 +86,7 @@ var lruTranscript = []string{
 	"lru temp_ttl 100\r\n", "lru temp_ttl -1\r\n", "lru temp_ttl x\r\n", "lru temp_ttl\r\n",
 	"lru foo 1\r\n", "lru foo\r\n",
 	"lru_crawler\r\n", "lru_crawler foo\r\n", "lru_crawler crawl 0\r\n", "lru_crawler crawl 64\r\n",
-	"lru_crawler crawl abc\r\n", "lru_crawler crawl -1\r\n", "lru_crawler crawl hash\r\n",
+	"lru_crawler crawl abc\r\n", "lru_crawler crawl -1\r\n",
 	"lru_crawler crawl\r\n", "lru_crawler crawl 1 2\r\n",
 	"lru_crawler metadump 0\r\n", "lru_crawler metadump 64\r\n", "lru_crawler metadump x\r\n",
 	"lru_crawler metadump -1\r\n", "lru_crawler metadump 1,x\r\n", "lru_crawler metadump\r\n",
@@ -95,6 +95,9 @@ var lruTranscript = []string{
 	"lru_crawler sleep\r\n", "lru_crawler sleep 50\r\n", "lru_crawler tocrawl -1\r\n",
 	"lru_crawler tocrawl x\r\n", "lru_crawler tocrawl 4294967296\r\n", "lru_crawler tocrawl 5\r\n",
 	"lru_crawler enable x\r\n", "lru_crawler mgdump 1\r\n",
+	"lru_crawler disable\r\n", "lru_crawler disable\r\n", "lru_crawler crawl 1\r\n",
+	"lru_crawler crawl x\r\n", "lru_crawler metadump 1\r\n", "lru_crawler enable\r\n",
+	"lru_crawler enable\r\n",
 	"version\r\nlru_crawler metadump all\r\n",
 }
 
