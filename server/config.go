@@ -50,6 +50,11 @@ type Config struct {
 	KlogFile   string
 	KlogSample int
 
+	// WatcherLogBufSize is the bytes of log lines a watcher ("watch") may
+	// have waiting before further lines are skipped (-o
+	// watcher_logbuf_size, in kilobytes); default 256 KiB.
+	WatcherLogBufSize int
+
 	// EventLoops selects how TCP and Unix connections are served. 0 (the
 	// default) gives each connection its own goroutine. N > 0 serves them
 	// from N epoll event loops, each one goroutine handling many

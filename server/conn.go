@@ -65,6 +65,12 @@ type conn struct {
 	peer                string
 	line                []byte
 
+	// watch is set once the connection is a watcher; watchBuf formats
+	// its log lines; sfd is its descriptor for them (0 until known).
+	watch    *watcher
+	watchBuf []byte
+	sfd      int32
+
 	stats   connStats
 	stopped atomic.Bool
 	lastCmd atomic.Int64 // unix seconds of the last command, for stats conns
@@ -93,6 +99,10 @@ func (c *conn) serve() {
 	for {
 		need := c.process()
 		if err := c.flush(); err != nil || c.closeAfterWrite {
+			return
+		}
+		if c.watch != nil {
+			c.serveWatch()
 			return
 		}
 		c.srv.stats.add(&c.stats)

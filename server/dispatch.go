@@ -104,6 +104,9 @@ func (c *conn) handleOne(buf []byte) int {
 	case protocol.CmdLRUCrawler:
 		c.r += n
 		c.lruCrawlerCommand(req)
+	case protocol.CmdWatch:
+		c.r += n
+		c.watchCommand(req)
 	default:
 		c.r += n
 		c.reply("ERROR")
@@ -182,6 +185,9 @@ func (c *conn) fetch(key []byte, touch bool, exptime int64, hit func(storage.Ite
 	}
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opGet, found)
+	}
+	if c.srv.watching(watchFetchers) {
+		c.watchGet(key, found)
 	}
 	return found
 }
@@ -266,6 +272,9 @@ func (c *conn) refuseTooLarge(mode storage.StoreMode, key []byte) {
 	if mode == storage.ModeSet {
 		c.srv.cache.Unlink(key)
 	}
+	if c.srv.watching(watchMutations) {
+		c.watchStore(mode, key, 0, 0, "too_large")
+	}
 }
 
 // storeValue stores an item for a storage command of either protocol,
@@ -277,7 +286,28 @@ func (c *conn) storeValue(mode storage.StoreMode, key []byte, flags uint32, expt
 		c.srv.detail.record(key, opSet, false)
 	}
 	c.noteKey(key, len(value))
+	if c.srv.watching(watchFetchers | watchMutations) {
+		return c.storeWatched(mode, key, flags, exptime, value, cas)
+	}
 	return c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+}
+
+// storeWatched is storeValue's store with the lines memcached logs for
+// it: the lookup of the key, then the store.
+func (c *conn) storeWatched(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (storage.StoreResult, uint64, error) {
+	c.watchLookup(key)
+	res, newCAS, err := c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+	if c.srv.watching(watchMutations) {
+		status := watchStoreStatus[res]
+		switch {
+		case errors.Is(err, storage.ErrTooLarge):
+			status = "too_large"
+		case errors.Is(err, storage.ErrNoMemory):
+			status = "no_memory"
+		}
+		c.watchStore(mode, key, exptime, len(value), status)
+	}
+	return res, newCAS, err
 }
 
 var storeReplies = [...]string{
@@ -299,6 +329,7 @@ func (c *conn) delete(req *protocol.Request) {
 // remove deletes key for either protocol (only if its CAS unique is cas,
 // when cas is not 0), recording it in the per-prefix stats.
 func (c *conn) remove(key []byte, cas uint64) storage.StoreResult {
+	c.watchLookup(key)
 	res := c.srv.cache.DeleteCAS(key, cas)
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opDelete, res == storage.Stored)
@@ -307,6 +338,7 @@ func (c *conn) remove(key []byte, cas uint64) storage.StoreResult {
 }
 
 func (c *conn) arith(req *protocol.Request) {
+	c.watchLookup(req.Key())
 	v, _, res, err := c.srv.cache.IncrCAS(req.Key(), req.Delta, req.Command == protocol.CmdDecr, 0)
 	if c.srv.klog != nil {
 		c.klogArith(req, v, res, err)
@@ -337,6 +369,7 @@ func (c *conn) touch(req *protocol.Request) {
 // touchKey sets key's exptime for either protocol's touch, counting it.
 func (c *conn) touchKey(key []byte, exptime int64) bool {
 	c.stats.cmdTouch++
+	c.watchLookup(key)
 	return c.srv.cache.Touch(key, exptime) == storage.Stored
 }
 

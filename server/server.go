@@ -52,6 +52,7 @@ type Server struct {
 	detail    prefixStats
 	hot       *hotKeys // nil when hot-key tracking is off
 	klog      *klog    // nil when the command log is off
+	watch     watchHub
 	stats     globalStats
 
 	// saslUsers is the SASL password database (Config.SASLPasswordDB).
@@ -94,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
+	cache.SetEvictionHook(s.watchEviction)
 	s.detail.enabled.Store(cfg.DetailEnabled)
 	s.hot = newHotKeys(&s.cfg)
 	s.detail.delim = cfg.PrefixDelimiter

@@ -245,11 +245,13 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("lru_crawler_starts", st.LRUCrawlerStarts)
 	w.u("lru_maintainer_juggles", 0)
 	w.u("malloc_fails", st.MallocFails)
-	for _, name := range []string{"log_worker_dropped", "log_worker_written",
-		"log_watcher_skipped", "log_watcher_sent", "log_watchers",
-		"unexpected_napi_ids", "round_robin_fallback"} {
-		w.u(name, 0)
-	}
+	w.u("log_worker_dropped", 0)
+	w.u("log_worker_written", 0)
+	w.u("log_watcher_skipped", s.watch.skipped.Load())
+	w.u("log_watcher_sent", s.watch.sent.Load())
+	w.i("log_watchers", int64(s.watch.count()))
+	w.u("unexpected_napi_ids", 0)
+	w.u("round_robin_fallback", 0)
 	w.u("bytes", st.Bytes)
 	w.u("curr_items", st.CurrItems)
 	w.u("total_items", st.TotalItems)

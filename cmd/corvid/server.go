@@ -367,6 +367,11 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if n == 0 {
 					cfg.HotKeySample = -1
 				}
+			case "watcher_logbuf_size":
+				if val == "" || n <= 0 {
+					return usageError("watcher_logbuf_size must be a positive number of kilobytes")
+				}
+				cfg.WatcherLogBufSize = int(n) << 10
 			case "klog_file":
 				if val == "" {
 					return usageError("klog_file needs a file name")
