@@ -103,7 +103,8 @@ var lruTranscript = []string{
 
 // settingsRE picks the "stats settings" lines the lru commands change.
 var settingsRE = regexp.MustCompile(`(?m)^STAT (lru_crawler|lru_crawler_sleep|lru_crawler_tocrawl|dump_enabled|` +
-	`lru_maintainer_thread|lru_segmented|hot_lru_pct|warm_lru_pct|hot_max_factor|warm_max_factor|temp_lru|temporary_ttl) .*\r\n`)
+	`lru_maintainer_thread|lru_segmented|hot_lru_pct|warm_lru_pct|hot_max_factor|warm_max_factor|temp_lru|temporary_ttl|` +
+	`watcher_logbuf_size) .*\r\n`)
 
 // lruSettingsLines returns those lines of a "stats settings" reply.
 func lruSettingsLines(a *adminConn) string {

@@ -359,6 +359,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.yesno("temp_lru", lru.TempLRU)
 	w.i("temporary_ttl", int64(lru.TemporaryTTL))
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
+	w.i("watcher_logbuf_size", int64(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf)))
 }
 
 func orInt(v, def int) int {
