@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -467,15 +468,22 @@ func (s *Server) writeConns(w *statWriter) {
 	}
 	next := s.writeUDPConns(w, len(s.listeners), now)
 	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
+	// c.nc is read under s.mu: a watcher leaving an event loop gets a
+	// new one.
+	type connInfo struct {
+		c  *conn
+		nc net.Conn
+	}
+	conns := make([]connInfo, 0, len(s.conns))
 	for c := range s.conns {
-		conns = append(conns, c)
+		conns = append(conns, connInfo{c, c.nc})
 	}
 	s.mu.Unlock()
-	for i, c := range conns {
+	for i, ci := range conns {
+		c := ci.c
 		p := strconv.Itoa(next+i) + ":"
-		w.str(p+"addr", addrString(c.nc.RemoteAddr()))
-		w.str(p+"listen_addr", addrString(c.nc.LocalAddr()))
+		w.str(p+"addr", addrString(ci.nc.RemoteAddr()))
+		w.str(p+"listen_addr", addrString(ci.nc.LocalAddr()))
 		w.str(p+"state", "conn_parse_cmd")
 		w.i(p+"secs_since_last_cmd", now-c.lastCmd.Load())
 	}
