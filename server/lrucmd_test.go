@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,5 +251,37 @@ func TestMetadumpMatchesMemcached(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("metadump %s:\ncorvid    %q\nmemcached %q", dumps[i], got[i], want[i])
 		}
+	}
+}
+
+// TestMetadumpLarge dumps more than one write buffer's worth of lines:
+// every item is listed once and the dump ends with END.
+func TestMetadumpLarge(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{})
+	a := dialAdmin(t, addr)
+	const n = 20000
+	var req strings.Builder
+	for i := range n {
+		req.WriteString("set key:" + strconv.Itoa(i) + " 0 0 1 noreply\r\nx\r\n")
+	}
+	req.WriteString("version\r\n")
+	if r := a.do(req.String()); !strings.HasPrefix(r, "VERSION ") {
+		t.Fatalf("version: %q", r)
+	}
+	dump := a.do("lru_crawler metadump all\r\n")
+	if !strings.HasSuffix(dump, "\nEND\r\n") {
+		t.Fatalf("dump ends with %q", dump[max(0, len(dump)-40):])
+	}
+	lines := strings.Split(strings.TrimSuffix(dump, "END\r\n"), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines[:len(lines)-1] {
+		key := strings.Fields(l)[0]
+		if seen[key] {
+			t.Fatalf("%s listed twice", key)
+		}
+		seen[key] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("dump lists %d items, want %d", len(seen), n)
 	}
 }
