@@ -244,7 +244,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("slabs_moved", st.SlabsMoved)
 	w.b("lru_crawler_running", st.LRUCrawlerRunning)
 	w.u("lru_crawler_starts", st.LRUCrawlerStarts)
-	w.u("lru_maintainer_juggles", 0)
+	w.u("lru_maintainer_juggles", st.LRUMaintainerJuggles)
 	w.u("malloc_fails", st.MallocFails)
 	w.u("log_worker_dropped", 0)
 	w.u("log_worker_written", 0)

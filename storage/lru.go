@@ -237,12 +237,14 @@ func (c *Cache) runMaintainer() {
 		case <-t.C:
 		}
 		moves := 0
-		for i := 1; i < len(c.classes) && c.lruSettings().Maintainer; i++ {
-			if c.classes[i].npages.Load() > 0 {
-				moves += c.juggle(&c.classes[i])
+		if c.lruSettings().Maintainer {
+			for i := 1; i < len(c.classes); i++ {
+				if c.classes[i].npages.Load() > 0 {
+					moves += c.juggle(&c.classes[i])
+				}
 			}
+			c.juggles.Add(1)
 		}
-		c.juggles.Add(1)
 		if moves > 0 {
 			sleep = max(sleep/2, maintainerMinSleep)
 		} else {
