@@ -58,10 +58,11 @@ type conn struct {
 	closeAfterWrite bool
 
 	// Command log state: the sampling count, the buffer shard, a line
-	// being formatted, the client's address and the request line being
-	// handled (set only while the log is on).
+	// being formatted, the formatted time, the client's address and the
+	// request line being handled (set only while the log is on).
 	klogTick, klogShard uint32
-	klogBuf             []byte
+	klogBuf, klogTime   []byte
+	klogSec             int64 // the second klogTime shows
 	peer                string
 	line                []byte
 

@@ -240,7 +240,12 @@ func (c *conn) klogWrite(cmd, key []byte, status, size int) {
 	b := c.klogBuf[:0]
 	b = append(b, c.peer...)
 	b = append(b, " - ["...)
-	b = time.Now().AppendFormat(b, klogTimeFormat)
+	if now := time.Now(); now.Unix() != c.klogSec || c.klogTime == nil {
+		// The time changes once a second: format it then only.
+		c.klogSec = now.Unix()
+		c.klogTime = now.AppendFormat(c.klogTime[:0], klogTimeFormat)
+	}
+	b = append(b, c.klogTime...)
 	b = append(b, "] \""...)
 	b = append(b, cmd...)
 	if key != nil {
