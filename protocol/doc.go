@@ -23,6 +23,7 @@
 //
 // ParseMeta parses memcached's meta commands (mg, ms, md, ma, mn, me) with
 // the flags memcached 1.6.18 knows, and returns its errors for the others.
-// The administrative slabs, lru, lru_crawler and watch commands are
+// The administrative lru, lru_crawler and watch commands are parsed with
+// their arguments left in Request.Args for the server to read; slabs is
 // reported as unknown.
 package protocol

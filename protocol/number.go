@@ -100,3 +100,11 @@ func parseInt32(tok []byte) (int32, bool) {
 	v, ok := parseInt64(tok)
 	return int32(v), ok
 }
+
+// ParseUint32 reads an argument of an administrative command as memcached's
+// safe_strtoul does (see the rules above).
+func ParseUint32(tok []byte) (uint32, bool) { return parseUint32(tok) }
+
+// ParseInt32 reads an argument of an administrative command as memcached's
+// safe_strtol does.
+func ParseInt32(tok []byte) (int32, bool) { return parseInt32(tok) }

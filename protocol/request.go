@@ -27,6 +27,9 @@ const (
 	CmdShutdown                     // shutdown [graceful]; see Request.Args
 	CmdCacheMemlimit                // cache_memlimit <megabytes> [noreply]
 	CmdStats                        // stats [group [args...]]
+	CmdLRU                          // lru <tune|mode|temp_ttl> <args...> [noreply]
+	CmdLRUCrawler                   // lru_crawler <subcommand> [arg]
+	CmdWatch                        // watch [event types...]
 )
 
 // MaxKeyLen is the longest key memcached accepts.
@@ -74,9 +77,10 @@ type Request struct {
 	// ErrorReply.
 	NoReply bool
 
-	// Args holds the tokens after the command name for stats and shutdown
-	// ("stats items" -> ["items"]), at most 22 of them: memcached ignores
-	// the tokens after the 23rd of a line.
+	// Args holds the tokens after the command name for stats, shutdown,
+	// lru, lru_crawler and watch ("stats items" -> ["items"]), at most 22
+	// of them: memcached ignores the tokens after the 23rd of a line. For
+	// lru, a last "noreply" sets NoReply and stays in Args.
 	//
 	// Parse accepts shutdown with any Args; the server answers, in
 	// memcached's order: "ERROR: shutdown not enabled" when shutdown is

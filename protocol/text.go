@@ -196,6 +196,16 @@ func parseLine(line []byte, req *Request) error {
 	case "shutdown":
 		req.Command = CmdShutdown
 		req.Args = append(req.Args, args...)
+	case "lru":
+		req.Command = CmdLRU
+		noreply(args, req)
+		req.Args = append(req.Args, args...)
+	case "lru_crawler":
+		req.Command = CmdLRUCrawler
+		req.Args = append(req.Args, args...)
+	case "watch":
+		req.Command = CmdWatch
+		req.Args = append(req.Args, args...)
 	default:
 		return ErrUnknownCommand
 	}

@@ -27,6 +27,8 @@ type Config struct {
 	IdleTimeout     time.Duration // -o idle_timeout; 0 = never
 	EnableShutdown  bool          // -A: allow the "shutdown" command
 	DisableFlushAll bool          // -F
+	DisableDumping  bool          // -X: refuse "lru_crawler metadump"
+	DisableWatch    bool          // -W: refuse "watch"
 	Threads         int           // -t; reported as "threads"; default 4
 	ReqsPerEvent    int           // -R; default 20
 	Backlog         int           // -b; default 1024
@@ -40,6 +42,18 @@ type Config struct {
 	// default one minute.
 	HotKeySample   int
 	HotKeyHalfLife time.Duration
+
+	// KlogFile turns on twemcache's command log (-o klog_file): one line
+	// per sampled command, appended to this file by a background writer
+	// and reopened by ReopenLogs. KlogSample logs one command in
+	// KlogSample on each connection (-o klog_sample); default 1, all.
+	KlogFile   string
+	KlogSample int
+
+	// WatcherLogBufSize is the bytes of log lines a watcher ("watch") may
+	// have waiting before further lines are skipped (-o
+	// watcher_logbuf_size, in kilobytes); default 256 KiB.
+	WatcherLogBufSize int
 
 	// EventLoops selects how TCP and Unix connections are served. 0 (the
 	// default) gives each connection its own goroutine. N > 0 serves them

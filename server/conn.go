@@ -58,13 +58,28 @@ type conn struct {
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
 
+	// Command log state: the sampling count, the buffer shard, a line
+	// being formatted, the formatted time, the client's address and the
+	// request line being handled (set only while the log is on).
+	klogTick, klogShard uint32
+	klogBuf, klogTime   []byte
+	klogSec             int64 // the second klogTime shows
+	peer                string
+	line                []byte
+
+	// watch is set once the connection is a watcher; watchBuf formats
+	// its log lines; sfd is its descriptor for them (0 until known).
+	watch    *watcher
+	watchBuf []byte
+	sfd      int32
+
 	stats   connStats
 	stopped atomic.Bool
 	lastCmd atomic.Int64 // unix seconds of the last command, for stats conns
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32()}
+	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32(), klogShard: rand.Uint32()}
 	c.lastCmd.Store(time.Now().Unix())
 	return c
 }
@@ -86,6 +101,10 @@ func (c *conn) serve() {
 	for {
 		need := c.process()
 		if err := c.flush(); err != nil || c.closeAfterWrite {
+			return
+		}
+		if c.watch != nil {
+			c.serveWatch()
 			return
 		}
 		c.srv.stats.add(&c.stats)

@@ -52,6 +52,9 @@ func (c *conn) handleOne(buf []byte) int {
 		return 0
 	}
 	c.lastCmd.Store(time.Now().Unix())
+	if c.srv.klog != nil {
+		c.line = trimLine(buf[:n])
+	}
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		c.r += n
@@ -100,6 +103,15 @@ func (c *conn) handleOne(buf []byte) int {
 	case protocol.CmdStats:
 		c.r += n
 		c.statsCommand(req)
+	case protocol.CmdLRU:
+		c.r += n
+		c.lruCommand(req)
+	case protocol.CmdLRUCrawler:
+		c.r += n
+		c.lruCrawlerCommand(req)
+	case protocol.CmdWatch:
+		c.r += n
+		c.watchCommand(req)
 	default:
 		c.r += n
 		c.reply("ERROR")
@@ -133,19 +145,28 @@ func (c *conn) get(req *protocol.Request) {
 func (c *conn) lookup(req *protocol.Request, emit bool) {
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
-	var vlen int
+	var vlen, rlen int
 	hit := func(it storage.Item) {
 		vlen = len(it.Value)
 		if !emit {
 			return
 		}
 		c.reserve(len(it.Key) + len(it.Value) + 64)
+		n := len(c.wbuf)
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
+		rlen = len(c.wbuf) - n
 	}
 	for _, key := range req.Keys {
-		vlen = 0
-		c.fetch(key, touch, req.Exptime, hit)
+		vlen, rlen = 0, 0
+		found := c.fetch(key, touch, req.Exptime, hit)
 		c.noteKey(key, vlen)
+		if c.srv.klog != nil && emit {
+			if found {
+				c.klogWrite(getNames[req.Command], key, klogHit, rlen)
+			} else {
+				c.klogWrite(getNames[req.Command], key, klogMiss, 0)
+			}
+		}
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				c.closeAfterWrite = true
@@ -170,7 +191,19 @@ func (c *conn) fetch(key []byte, touch bool, exptime int64, hit func(storage.Ite
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opGet, found)
 	}
+	if c.srv.watching(watchFetchers) {
+		c.watchGet(key, found)
+	}
 	return found
+}
+
+// getNames are the command names the command log writes for the get
+// family.
+var getNames = [...][]byte{
+	protocol.CmdGet:  []byte("get"),
+	protocol.CmdGets: []byte("gets"),
+	protocol.CmdGat:  []byte("gat"),
+	protocol.CmdGats: []byte("gats"),
 }
 
 var storeModes = [...]storage.StoreMode{
@@ -193,7 +226,7 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		c.swallow = req.ValueLen + 2
 		c.stats.storeTooLarge++
 		c.refuseTooLarge(mode, key)
-		c.replyOK(req, "SERVER_ERROR object too large for cache")
+		c.storeReply(req, klogNotStored, "SERVER_ERROR object too large for cache")
 		return 0
 	}
 	total := n + req.ValueLen + 2
@@ -202,23 +235,39 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	}
 	c.r += total
 	if buf[total-2] != '\r' || buf[total-1] != '\n' {
-		c.replyOK(req, "CLIENT_ERROR bad data chunk")
+		c.storeReply(req, klogNotStored, "CLIENT_ERROR bad data chunk")
 		return 0
 	}
 	res, _, err := c.storeValue(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
-		c.replyOK(req, "SERVER_ERROR object too large for cache")
+		c.storeReply(req, klogNotStored, "SERVER_ERROR object too large for cache")
 	case errors.Is(err, storage.ErrNoMemory):
 		c.stats.storeNoMemory++
-		c.replyOK(req, "SERVER_ERROR out of memory storing object")
+		c.storeReply(req, klogNotStored, "SERVER_ERROR out of memory storing object")
 	case err != nil:
-		c.replyOK(req, "SERVER_ERROR "+err.Error())
+		c.storeReply(req, klogNotStored, "SERVER_ERROR "+err.Error())
 	default:
-		c.replyOK(req, storeReplies[res])
+		c.storeReply(req, klogStoreStatus[res], storeReplies[res])
 	}
 	return 0
+}
+
+// storeReply answers a storage command and logs it in the command log.
+func (c *conn) storeReply(req *protocol.Request, status int, line string) {
+	c.replyOK(req, line)
+	if c.srv.klog != nil {
+		c.klogLine(status, line, req.NoReply)
+	}
+}
+
+// klogStoreStatus are twemcache's command log codes of store results.
+var klogStoreStatus = [...]int{
+	storage.Stored:    klogStored,
+	storage.NotStored: klogNotStored,
+	storage.Exists:    klogExists,
+	storage.NotFound:  klogNotFound,
 }
 
 // refuseTooLarge handles a value that cannot fit any slab class, refused
@@ -227,6 +276,9 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 func (c *conn) refuseTooLarge(mode storage.StoreMode, key []byte) {
 	if mode == storage.ModeSet {
 		c.srv.cache.Unlink(key)
+	}
+	if c.srv.watching(watchMutations) {
+		c.watchStore(mode, key, 0, 0, "too_large")
 	}
 }
 
@@ -239,7 +291,28 @@ func (c *conn) storeValue(mode storage.StoreMode, key []byte, flags uint32, expt
 		c.srv.detail.record(key, opSet, false)
 	}
 	c.noteKey(key, len(value))
+	if c.srv.watching(watchFetchers | watchMutations) {
+		return c.storeWatched(mode, key, flags, exptime, value, cas)
+	}
 	return c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+}
+
+// storeWatched is storeValue's store with the lines memcached logs for
+// it: the lookup of the key, then the store.
+func (c *conn) storeWatched(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (storage.StoreResult, uint64, error) {
+	c.watchLookup(key)
+	res, newCAS, err := c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+	if c.srv.watching(watchMutations) {
+		status := watchStoreStatus[res]
+		switch {
+		case errors.Is(err, storage.ErrTooLarge):
+			status = "too_large"
+		case errors.Is(err, storage.ErrNoMemory):
+			status = "no_memory"
+		}
+		c.watchStore(mode, key, exptime, len(value), status)
+	}
+	return res, newCAS, err
 }
 
 var storeReplies = [...]string{
@@ -252,15 +325,16 @@ var storeReplies = [...]string{
 
 func (c *conn) delete(req *protocol.Request) {
 	if c.remove(req.Key(), 0) == storage.Stored {
-		c.replyOK(req, "DELETED")
+		c.storeReply(req, klogStored, "DELETED")
 	} else {
-		c.replyOK(req, "NOT_FOUND")
+		c.storeReply(req, klogNotFound, "NOT_FOUND")
 	}
 }
 
 // remove deletes key for either protocol (only if its CAS unique is cas,
 // when cas is not 0), recording it in the per-prefix stats.
 func (c *conn) remove(key []byte, cas uint64) storage.StoreResult {
+	c.watchLookup(key)
 	res := c.srv.cache.DeleteCAS(key, cas)
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opDelete, res == storage.Stored)
@@ -269,7 +343,11 @@ func (c *conn) remove(key []byte, cas uint64) storage.StoreResult {
 }
 
 func (c *conn) arith(req *protocol.Request) {
+	c.watchLookup(req.Key())
 	v, _, res, err := c.srv.cache.IncrCAS(req.Key(), req.Delta, req.Command == protocol.CmdDecr, 0)
+	if c.srv.klog != nil {
+		c.klogArith(req, v, res, err)
+	}
 	if req.NoReply {
 		return
 	}
@@ -287,15 +365,16 @@ func (c *conn) arith(req *protocol.Request) {
 
 func (c *conn) touch(req *protocol.Request) {
 	if c.touchKey(req.Key(), req.Exptime) {
-		c.replyOK(req, "TOUCHED")
+		c.storeReply(req, klogStored, "TOUCHED")
 	} else {
-		c.replyOK(req, "NOT_FOUND")
+		c.storeReply(req, klogNotFound, "NOT_FOUND")
 	}
 }
 
 // touchKey sets key's exptime for either protocol's touch, counting it.
 func (c *conn) touchKey(key []byte, exptime int64) bool {
 	c.stats.cmdTouch++
+	c.watchLookup(key)
 	return c.srv.cache.Touch(key, exptime) == storage.Stored
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -102,6 +103,7 @@ func (s *Server) poll(c *conn) bool {
 	l := s.loops[int(s.nextLoop.Add(1)-1)%len(s.loops)]
 	pc := &pollConn{c: c, l: l, fd: fd}
 	c.flushFn = pc.flush
+	c.sfd = int32(fd)
 	l.mu.Lock()
 	if l.done {
 		l.mu.Unlock()
@@ -334,6 +336,10 @@ func (pc *pollConn) serve() {
 			pc.setOut(true)
 			return
 		}
+		if c.watch != nil {
+			pc.handOff()
+			return
+		}
 		if c.closeAfterWrite || pc.need < 0 {
 			pc.close()
 			return
@@ -406,6 +412,53 @@ func (pc *pollConn) flush() error {
 		c.wbuf = c.wbuf[:0]
 	}
 	return nil
+}
+
+// handOff moves a connection that became a watcher out of the event loop
+// to a goroutine of its own, which streams its log lines with blocking
+// writes until it closes.
+func (pc *pollConn) handOff() {
+	l, c, s := pc.l, pc.c, pc.c.srv
+	delete(l.conns, int32(pc.fd))
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
+	f := os.NewFile(uintptr(pc.fd), "")
+	nc, err := net.FileConn(f) // a duplicate in Go's netpoller
+	f.Close()
+	pc.fd = -1
+	if err != nil {
+		s.cfg.Logger.Warn("cannot serve watcher", "err", err)
+		s.watch.remove(c.watch)
+		pc.releaseClosed()
+		return
+	}
+	s.mu.Lock()
+	c.nc = nc
+	s.mu.Unlock()
+	c.flushFn = nil
+	go func() {
+		defer pc.releaseClosed()
+		defer nc.Close()
+		if c.stopped.Load() {
+			s.watch.remove(c.watch)
+			return
+		}
+		c.serveWatch()
+	}()
+}
+
+// releaseClosed is release for a connection whose descriptor is already
+// closed.
+func (pc *pollConn) releaseClosed() {
+	c := pc.c
+	putBuf(c.rbuf)
+	putBuf(c.wbuf)
+	c.rbuf, c.wbuf = nil, nil
+	s := c.srv
+	s.stats.add(&c.stats)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // close unregisters and closes the connection.

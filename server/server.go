@@ -51,6 +51,8 @@ type Server struct {
 	verbosity atomic.Int32
 	detail    prefixStats
 	hot       *hotKeys // nil when hot-key tracking is off
+	klog      *klog    // nil when the command log is off
+	watch     watchHub
 	stats     globalStats
 
 	// saslUsers is the SASL password database (Config.SASLPasswordDB).
@@ -93,9 +95,16 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
+	cache.SetEvictionHook(s.watchEviction)
 	s.detail.enabled.Store(cfg.DetailEnabled)
 	s.hot = newHotKeys(&s.cfg)
 	s.detail.delim = cfg.PrefixDelimiter
+	if cfg.KlogFile != "" {
+		if s.klog, err = openKlog(cfg.KlogFile, cfg.KlogSample); err != nil {
+			cache.Close()
+			return nil, err
+		}
+	}
 	if err := s.listen(); err != nil {
 		s.Close()
 		return nil, err
@@ -228,6 +237,9 @@ func (s *Server) Close() error {
 		s.stopLoops()
 		s.mu.Unlock()
 		s.wg.Wait()
+		if s.klog != nil {
+			s.klog.close()
+		}
 		if s.cfg.UnixPath != "" {
 			os.Remove(s.cfg.UnixPath)
 		}

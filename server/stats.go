@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -246,13 +247,15 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("slabs_moved", st.SlabsMoved)
 	w.b("lru_crawler_running", st.LRUCrawlerRunning)
 	w.u("lru_crawler_starts", st.LRUCrawlerStarts)
-	w.u("lru_maintainer_juggles", 0)
+	w.u("lru_maintainer_juggles", st.LRUMaintainerJuggles)
 	w.u("malloc_fails", st.MallocFails)
-	for _, name := range []string{"log_worker_dropped", "log_worker_written",
-		"log_watcher_skipped", "log_watcher_sent", "log_watchers",
-		"unexpected_napi_ids", "round_robin_fallback"} {
-		w.u(name, 0)
-	}
+	w.u("log_worker_dropped", 0)
+	w.u("log_worker_written", 0)
+	w.u("log_watcher_skipped", s.watch.skipped.Load())
+	w.u("log_watcher_sent", s.watch.sent.Load())
+	w.i("log_watchers", int64(s.watch.count()))
+	w.u("unexpected_napi_ids", 0)
+	w.u("round_robin_fallback", 0)
 	w.u("bytes", st.Bytes)
 	w.u("curr_items", st.CurrItems)
 	w.u("total_items", st.TotalItems)
@@ -279,6 +282,12 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("moves_within_lru", within)
 	w.u("direct_reclaims", reclaims)
 	w.u("lru_bumps_dropped", 0)
+	if k := s.klog; k != nil {
+		// twemcache's command log counters.
+		w.u("klog_logged", k.logged.Load())
+		w.u("klog_discarded", k.discarded.Load())
+		w.u("klog_skipped", k.skipped.Load())
+	}
 }
 
 // formatTimeval formats t as memcached's rusage stats: seconds.microseconds.
@@ -337,11 +346,24 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.yesno("slab_reassign", false)
 	w.i("slab_automove", 0)
 	w.i("slab_chunk_max", int64(orInt(sc.SlabChunkMax, 512<<10)))
-	w.yesno("lru_crawler", !sc.NoCrawler)
+	crawler := s.cache.CrawlerSettings()
+	w.yesno("lru_crawler", crawler.Enabled)
+	w.i("lru_crawler_sleep", int64(crawler.Sleep/time.Microsecond))
+	w.u("lru_crawler_tocrawl", uint64(crawler.ToCrawl))
 	w.yesno("flush_enabled", !cfg.DisableFlushAll)
-	w.yesno("dump_enabled", true)
+	w.yesno("dump_enabled", !cfg.DisableDumping)
 	w.str("hash_algorithm", "maphash")
+	lru := s.cache.LRUSettings()
+	w.yesno("lru_maintainer_thread", lru.Maintainer)
+	w.yesno("lru_segmented", lru.Segmented)
+	w.u("hot_lru_pct", uint64(lru.HotPct))
+	w.u("warm_lru_pct", uint64(lru.WarmPct))
+	w.str("hot_max_factor", strconv.FormatFloat(lru.HotMaxFactor, 'f', 2, 64))
+	w.str("warm_max_factor", strconv.FormatFloat(lru.WarmMaxFactor, 'f', 2, 64))
+	w.yesno("temp_lru", lru.TempLRU)
+	w.i("temporary_ttl", int64(lru.TemporaryTTL))
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
+	w.i("watcher_logbuf_size", int64(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf)))
 }
 
 func orInt(v, def int) int {
@@ -361,6 +383,9 @@ func orFloat(v, def float64) float64 {
 func (s *Server) writeItems(w *statWriter) {
 	var st storage.Stats
 	s.cache.ReadStats(&st)
+	// memcached lists the segmented LRU's figures only when its
+	// maintainer runs, and number_temp only with the TEMP LRU on.
+	lru := s.cache.LRUSettings()
 	for i := range st.Classes {
 		cl := &st.Classes[i]
 		if cl.Number == 0 && cl.Evicted == 0 && cl.OutOfMemory == 0 && cl.TotalPages == 0 {
@@ -368,11 +393,16 @@ func (s *Server) writeItems(w *statWriter) {
 		}
 		p := "items:" + strconv.Itoa(cl.ID) + ":"
 		w.u(p+"number", cl.Number)
-		w.u(p+"number_hot", cl.NumberHot)
-		w.u(p+"number_warm", cl.NumberWarm)
-		w.u(p+"number_cold", cl.NumberCold)
-		w.u(p+"age_hot", cl.AgeHot)
-		w.u(p+"age_warm", cl.AgeWarm)
+		if lru.Maintainer {
+			w.u(p+"number_hot", cl.NumberHot)
+			w.u(p+"number_warm", cl.NumberWarm)
+			w.u(p+"number_cold", cl.NumberCold)
+			if lru.TempLRU {
+				w.u(p+"number_temp", cl.NumberTemp)
+			}
+			w.u(p+"age_hot", cl.AgeHot)
+			w.u(p+"age_warm", cl.AgeWarm)
+		}
 		w.u(p+"age", cl.Age)
 		w.u(p+"mem_requested", cl.MemRequested)
 		w.u(p+"evicted", cl.Evicted)
@@ -383,18 +413,22 @@ func (s *Server) writeItems(w *statWriter) {
 		w.u(p+"reclaimed", cl.Reclaimed)
 		w.u(p+"expired_unfetched", cl.ExpiredUnfetched)
 		w.u(p+"evicted_unfetched", cl.EvictedUnfetched)
-		w.u(p+"evicted_active", cl.EvictedActive)
+		if lru.Maintainer {
+			w.u(p+"evicted_active", cl.EvictedActive)
+		}
 		w.u(p+"crawler_reclaimed", cl.CrawlerReclaimed)
 		w.u(p+"crawler_items_checked", cl.CrawlerItemsChecked)
 		w.u(p+"lrutail_reflocked", cl.LRUTailReflocked)
-		w.u(p+"moves_to_cold", cl.MovesToCold)
-		w.u(p+"moves_to_warm", cl.MovesToWarm)
-		w.u(p+"moves_within_lru", cl.MovesWithinLRU)
-		w.u(p+"direct_reclaims", cl.DirectReclaims)
-		w.u(p+"hits_to_hot", cl.HitsToHot)
-		w.u(p+"hits_to_warm", cl.HitsToWarm)
-		w.u(p+"hits_to_cold", cl.HitsToCold)
-		w.u(p+"hits_to_temp", 0)
+		if lru.Maintainer {
+			w.u(p+"moves_to_cold", cl.MovesToCold)
+			w.u(p+"moves_to_warm", cl.MovesToWarm)
+			w.u(p+"moves_within_lru", cl.MovesWithinLRU)
+			w.u(p+"direct_reclaims", cl.DirectReclaims)
+			w.u(p+"hits_to_hot", cl.HitsToHot)
+			w.u(p+"hits_to_warm", cl.HitsToWarm)
+			w.u(p+"hits_to_cold", cl.HitsToCold)
+			w.u(p+"hits_to_temp", cl.HitsToTemp)
+		}
 	}
 }
 
@@ -437,15 +471,22 @@ func (s *Server) writeConns(w *statWriter) {
 	}
 	next := s.writeUDPConns(w, len(s.listeners), now)
 	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
+	// c.nc is read under s.mu: a watcher leaving an event loop gets a
+	// new one.
+	type connInfo struct {
+		c  *conn
+		nc net.Conn
+	}
+	conns := make([]connInfo, 0, len(s.conns))
 	for c := range s.conns {
-		conns = append(conns, c)
+		conns = append(conns, connInfo{c, c.nc})
 	}
 	s.mu.Unlock()
-	for i, c := range conns {
+	for i, ci := range conns {
+		c := ci.c
 		p := strconv.Itoa(next+i) + ":"
-		w.str(p+"addr", addrString(c.nc.RemoteAddr()))
-		w.str(p+"listen_addr", addrString(c.nc.LocalAddr()))
+		w.str(p+"addr", addrString(ci.nc.RemoteAddr()))
+		w.str(p+"listen_addr", addrString(ci.nc.LocalAddr()))
 		w.str(p+"state", "conn_parse_cmd")
 		w.i(p+"secs_since_last_cmd", now-c.lastCmd.Load())
 	}

@@ -13,7 +13,29 @@ type Config struct {
 	NoEvict       bool    // -M: fail stores with ErrNoMemory instead of evicting
 	DisableCAS    bool    // -C: items carry no CAS unique (CAS always 0)
 	HashPowerInit int     // -o hashpower; default 16
-	NoCrawler     bool    // -o no_lru_crawler
+	NoCrawler     bool    // -o no_lru_crawler: the crawler starts disabled
+	// CrawlerSleep is the pause between batches of chunks the crawler
+	// checks (-o lru_crawler_sleep, microseconds); default 100µs, at most
+	// one second, negative for none. CrawlerToCrawl bounds the items checked per class and
+	// pass (-o lru_crawler_tocrawl); 0, the default, is no bound.
+	CrawlerSleep   time.Duration
+	CrawlerToCrawl uint32
+
+	// Segmented LRU tunables (-o hot_lru_pct, warm_lru_pct,
+	// hot_max_factor, warm_max_factor); defaults 20, 40, 0.2 and 2.0, as
+	// memcached. They can be changed at run time with TuneLRU.
+	HotLRUPct, WarmLRUPct       int
+	HotMaxFactor, WarmMaxFactor float64
+	// NoLRUMaintainer (-o no_lru_maintainer) stops the maintainer from
+	// balancing the LRU segments, and makes the LRU flat: one COLD list
+	// per class, as memcached without its maintainer thread.
+	NoLRUMaintainer bool
+	// TempLRU (-o temporary_ttl=N) puts items whose TTL is at most
+	// TemporaryTTL seconds in a TEMP LRU, where they are never bumped and
+	// never moved; they leave it when they expire. TemporaryTTL is
+	// reported (default 61) even when TempLRU is off.
+	TempLRU      bool
+	TemporaryTTL int
 	// CrawlInterval is how often the crawler walks the classes for expired
 	// and flushed items; default 1s. A class whose pass reclaimed nothing
 	// is walked less often, down to once every 64 intervals.
@@ -121,7 +143,7 @@ type ClassStats struct {
 
 	GetHits, CmdSet, DeleteHits, IncrHits, DecrHits       uint64
 	CasHits, CasBadval, TouchHits                         uint64
-	Number, NumberHot, NumberWarm, NumberCold             uint64
+	Number, NumberHot, NumberWarm, NumberCold, NumberTemp uint64
 	AgeHot, AgeWarm, Age                                  uint64 // seconds since last access of the LRU tail
 	Evicted, EvictedNonzero, EvictedUnfetched             uint64
 	EvictedActive, EvictedTime, OutOfMemory               uint64
@@ -129,6 +151,7 @@ type ClassStats struct {
 	CrawlerItemsChecked, MovesToCold, MovesToWarm         uint64
 	MovesWithinLRU, DirectReclaims, HitsToHot             uint64
 	HitsToWarm, HitsToCold, TailRepairs, LRUTailReflocked uint64
+	HitsToTemp                                            uint64
 }
 
 // ClassInfo describes one slab class as "memcached -vv" prints it at start.

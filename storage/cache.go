@@ -50,6 +50,9 @@ type Cache struct {
 	closed bool
 
 	counters
+	tune        lruTune      // LRU settings ("lru tune|mode|temp_ttl")
+	crawl       crawlerState // crawler settings and requests
+	onEvict     atomic.Pointer[func(*Eviction)]
 	lastEvicted []uint64 // the maintainer's per-class eviction snapshot
 
 	stop chan struct{}
@@ -80,8 +83,7 @@ func (k *counters) reset() {
 }
 
 // New returns a Cache configured by cfg and starts its goroutines (clock,
-// LRU maintainer, hash expander and, unless NoCrawler, the crawler); Close
-// stops them.
+// LRU maintainer, hash expander and the crawler); Close stops them.
 func New(cfg Config) (*Cache, error) {
 	cfg, err := normalize(cfg)
 	if err != nil {
@@ -98,6 +100,11 @@ func New(cfg Config) (*Cache, error) {
 		limit:    cfg.MemoryLimit,
 		stop:     make(chan struct{}),
 	}
+	c.tune.cur.Store(newLRUTune(&cfg))
+	c.crawl.enabled.Store(!cfg.NoCrawler)
+	c.crawl.sleep.Store(int64(max(cfg.CrawlerSleep, 0)))
+	c.crawl.toCrawl.Store(cfg.CrawlerToCrawl)
+	c.crawl.req = make(chan []bool, 1)
 	c.hdrSize = headerSize
 	if !c.useCAS {
 		c.hdrSize = headerSizeNoCAS
@@ -133,20 +140,15 @@ func New(cfg Config) (*Cache, error) {
 		c.stripes[i].buckets = table
 	}
 
-	n := 2
+	n := 3
 	if c.nowFn == nil {
-		n++
-	}
-	if !cfg.NoCrawler {
 		n++
 	}
 	c.wg.Add(n)
 	if c.nowFn == nil {
 		go c.runClock()
 	}
-	if !cfg.NoCrawler {
-		go c.runCrawler()
-	}
+	go c.runCrawler()
 	go c.runMaintainer()
 	go c.runExpander()
 	return c, nil

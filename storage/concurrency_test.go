@@ -142,7 +142,9 @@ func TestConcurrentIncrExact(t *testing.T) {
 
 func TestCrawlerReclaimsExpired(t *testing.T) {
 	clk := newFakeClock()
-	c := newCache(t, Config{Now: clk.Now, CrawlInterval: time.Millisecond})
+	// No pause between batches: a pass must end before the maintainer
+	// reaches the expired items it leaves.
+	c := newCache(t, Config{Now: clk.Now, CrawlInterval: time.Millisecond, CrawlerSleep: -1})
 	for i := 0; i < 1000; i++ {
 		mustStore(t, c, ModeSet, fmt.Sprint("exp", i), "v", 0, 10, 0)
 		mustStore(t, c, ModeSet, fmt.Sprint("keep", i), "v", 0, 0, 0)

@@ -28,6 +28,24 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.CrawlInterval == 0 {
 		cfg.CrawlInterval = time.Second
 	}
+	if cfg.CrawlerSleep == 0 {
+		cfg.CrawlerSleep = defaultCrawlerSleep
+	}
+	if cfg.HotLRUPct == 0 {
+		cfg.HotLRUPct = defaultHotLRUPct
+	}
+	if cfg.WarmLRUPct == 0 {
+		cfg.WarmLRUPct = defaultWarmLRUPct
+	}
+	if cfg.HotMaxFactor == 0 {
+		cfg.HotMaxFactor = defaultHotMaxFactor
+	}
+	if cfg.WarmMaxFactor == 0 {
+		cfg.WarmMaxFactor = defaultWarmMaxFactor
+	}
+	if cfg.TemporaryTTL == 0 && !cfg.TempLRU {
+		cfg.TemporaryTTL = defaultTemporaryTTL
+	}
 	bad := func(format string, args ...any) (Config, error) {
 		return cfg, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...)
 	}
@@ -54,6 +72,20 @@ func normalize(cfg Config) (Config, error) {
 		return bad("hashpower must be between 12 and %d", maxHashPower)
 	case cfg.CrawlInterval < 0:
 		return bad("crawl interval must not be negative")
+	case cfg.CrawlerSleep > time.Second:
+		return bad("LRU crawler sleep must be between 0 and 1 second")
+	case cfg.HotLRUPct < 1 || cfg.HotLRUPct >= 80:
+		return bad("hot_lru_pct must be > 1 and < 80")
+	case cfg.WarmLRUPct < 1 || cfg.WarmLRUPct >= 80:
+		return bad("warm_lru_pct must be > 1 and < 80")
+	case cfg.HotLRUPct+cfg.WarmLRUPct > 80:
+		return bad("hot_lru_pct + warm_lru_pct cannot be more than 80%% combined")
+	case !(cfg.HotMaxFactor > 0):
+		return bad("hot_max_factor must be > 0")
+	case !(cfg.WarmMaxFactor > 0):
+		return bad("warm_max_factor must be > 0")
+	case cfg.TempLRU && cfg.NoLRUMaintainer:
+		return bad("temporary_ttl requires lru_maintainer to be enabled")
 	}
 	if 48+cfg.ChunkSizeMin > cfg.SlabChunkMax {
 		return bad("chunk size %d is larger than slab_chunk_max", cfg.ChunkSizeMin)

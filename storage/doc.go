@@ -56,6 +56,6 @@
 // Config.Now is set, in which case the time is read from Now on each call);
 // the LRU maintainer, which balances HOT/WARM/COLD and once a second moves
 // pages between classes; the hash expander, which doubles the table one
-// stripe at a time; and, unless NoCrawler, the crawler, which reclaims
+// stripe at a time; and the crawler, which (while enabled) reclaims
 // expired and flushed items. Close stops and waits for all of them.
 package storage

@@ -26,4 +26,21 @@ var (
 	// ErrMemoryLimit reports a memory limit that the cache cannot address
 	// (see MaxMemoryLimit).
 	ErrMemoryLimit = errors.New("storage: memory limit out of range")
+
+	// ErrBadLRUTune reports LRU settings memcached's "lru tune" refuses.
+	ErrBadLRUTune = errors.New("storage: invalid LRU settings")
+
+	// ErrNoMaintainer reports an LRU change that needs the LRU maintainer
+	// on a cache running without it.
+	ErrNoMaintainer = errors.New("storage: LRU maintainer disabled")
+
+	// ErrBadClass reports a slab class id outside 1..63.
+	ErrBadClass = errors.New("storage: invalid class id")
+
+	// ErrCrawlerBusy reports a crawl requested while another is running.
+	ErrCrawlerBusy = errors.New("storage: crawler busy")
+
+	// ErrCrawlerDisabled reports a crawl requested while the crawler is
+	// disabled.
+	ErrCrawlerDisabled = errors.New("storage: crawler disabled")
 )

@@ -71,6 +71,7 @@ const (
 	lruHot = iota
 	lruWarm
 	lruCold
+	lruTemp
 	numLRU
 )
 

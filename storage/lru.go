@@ -4,17 +4,14 @@ import "time"
 
 // Segmented LRU, as memcached 1.6: new items enter HOT; the maintainer
 // moves items from the HOT and WARM tails to COLD when their list is over
-// its share of the class or older than a multiple of the COLD tail's age;
-// items found ACTIVE (fetched twice) at a tail get a second chance in WARM;
+// its share of the class (LRUSettings.HotPct, WarmPct) or older than a
+// multiple (HotMaxFactor, WarmMaxFactor) of the COLD tail's age; items
+// found ACTIVE (fetched twice) at a tail get a second chance in WARM;
 // evictions come from the COLD tail. A get only sets bits in the item: the
-// lists are fixed up lazily at their tails.
-const (
-	hotLRUPct     = 20  // -o hot_lru_pct
-	warmLRUPct    = 40  // -o warm_lru_pct
-	hotMaxFactor  = 0.2 // -o hot_max_factor
-	warmMaxFactor = 2.0 // -o warm_max_factor
-	pullTries     = 5   // items looked at per tail pull
-)
+// lists are fixed up lazily at their tails. Items with a short TTL may go
+// to TEMP instead, where they stay until they expire; with the flat LRU
+// everything else goes to COLD (see LRUSettings).
+const pullTries = 5 // items looked at per tail pull
 
 // lruLinkLocked puts an item at the head of an LRU list.
 func (c *Cache) lruLinkLocked(cl *class, lru int, ref uint32, h *itemHeader) {
@@ -75,6 +72,7 @@ func (c *Cache) unlinkBothLocked(s *stripe, cl *class, ref uint32, h *itemHeader
 // It returns how many items it reclaimed, evicted or moved. Items whose
 // stripe is locked are skipped (TryLock keeps the stripe→class lock order).
 func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uint32, evict bool, now uint32) int {
+	set := c.lruSettings()
 	removed := 0
 	search := cl.lru[lru].tail
 	for tries := pullTries; tries > 0 && search != 0; tries-- {
@@ -104,12 +102,17 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 		stop := true
 		switch lru {
 		case lruHot, lruWarm:
-			pct := uint64(hotLRUPct)
+			pct := uint64(set.HotPct)
 			if lru == lruWarm {
-				pct = warmLRUPct
+				pct = uint64(set.WarmPct)
 			}
 			limit := totalBytes * pct / 100
 			switch {
+			case !set.Segmented:
+				// The flat LRU drains what the segments still hold.
+				cl.cnt.movesToCold.Add(1)
+				moveTo = lruCold
+				removed++
 			case b&bitActive != 0:
 				h.bits.And(^uint32(bitActive))
 				removed++
@@ -128,6 +131,10 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				removed++
 			}
 		case lruCold:
+			if b&bitActive != 0 && !set.Segmented {
+				h.bits.And(^uint32(bitActive))
+				b &^= bitActive
+			}
 			switch {
 			case b&bitActive != 0:
 				// Second chance: memcached moves an item hit in COLD to
@@ -144,6 +151,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				}
 				cl.cnt.evicted.Add(1)
 				cl.cnt.evictedTime.Store(uint64(now - h.atime.Load()))
+				c.noteEvictionLocked(search, h, b, now)
 				if h.exptime != 0 {
 					cl.cnt.evictedNonzero.Add(1)
 				}
@@ -186,10 +194,14 @@ func (c *Cache) juggle(cl *class) int {
 		if t := cl.lru[lruCold].tail; t != 0 {
 			coldAge = now - c.hdr(t).atime.Load()
 		}
+		set := c.lruSettings()
 		total := cl.lru[lruHot].bytes + cl.lru[lruWarm].bytes + cl.lru[lruCold].bytes
-		hotAge := uint32(float64(coldAge) * hotMaxFactor)
-		warmAge := uint32(float64(coldAge) * warmMaxFactor)
+		hotAge := uint32(float64(coldAge) * set.HotMaxFactor)
+		warmAge := uint32(float64(coldAge) * set.WarmMaxFactor)
 		more := 0
+		if cl.lru[lruTemp].tail != 0 {
+			more += c.pullTailLocked(cl, lruTemp, 0, 0, false, now)
+		}
 		if c.pullTailLocked(cl, lruHot, total, hotAge, false, now) > 0 ||
 			c.pullTailLocked(cl, lruWarm, total, warmAge, false, now) > 0 {
 			more++
@@ -225,12 +237,14 @@ func (c *Cache) runMaintainer() {
 		case <-t.C:
 		}
 		moves := 0
-		for i := 1; i < len(c.classes); i++ {
-			if c.classes[i].npages.Load() > 0 {
-				moves += c.juggle(&c.classes[i])
+		if c.lruSettings().Maintainer {
+			for i := 1; i < len(c.classes); i++ {
+				if c.classes[i].npages.Load() > 0 {
+					moves += c.juggle(&c.classes[i])
+				}
 			}
+			c.juggles.Add(1)
 		}
-		c.juggles.Add(1)
 		if moves > 0 {
 			sleep = max(sleep/2, maintainerMinSleep)
 		} else {

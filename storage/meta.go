@@ -177,7 +177,7 @@ func (c *Cache) MetaGet(key []byte, vivify, noBump bool, fn func(MetaEntry) Meta
 	b := h.bits.Load()
 	out := fn(MetaEntry{c: c, ref: ref, h: h, b: b, atime: h.atime.Load(), now: now, created: created})
 	if !noBump && out != MetaFailed {
-		bumpLocked(h, now)
+		c.bumpLocked(ref, h, now)
 	}
 	s.mu.Unlock()
 	switch out {

@@ -46,7 +46,7 @@ func (c *Cache) linkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64, now 
 	cl := &c.classes[bitsClass(h.bits.Load())]
 	cl.mu.Lock()
 	h.bits.Or(bitLinked)
-	c.lruLinkLocked(cl, lruHot, ref, h)
+	c.lruLinkLocked(cl, c.lruSettings().newItemLRU(h.exptime, now), ref, h)
 	cl.mu.Unlock()
 	c.totalItems.Add(1)
 	c.maybeExpand(c.items.Add(1))
@@ -78,7 +78,7 @@ func (c *Cache) replaceLocked(s *stripe, old uint32, oh *itemHeader, ref uint32,
 	oh.bits.And(^uint32(bitLinked))
 	c.freeChunkLocked(cl, old, oh)
 	h.bits.Or(bitLinked)
-	c.lruLinkLocked(cl, lruHot, ref, h)
+	c.lruLinkLocked(cl, c.lruSettings().newItemLRU(h.exptime, now), ref, h)
 	cl.mu.Unlock()
 	c.totalItems.Add(1)
 	return cas
@@ -86,10 +86,28 @@ func (c *Cache) replaceLocked(s *stripe, old uint32, oh *itemHeader, ref uint32,
 
 // bumpLocked marks a fetched item as memcached's do_item_bump does: the
 // first fetch sets FETCHED, the next ACTIVE (refreshing the access time
-// unless the item is in COLD); the LRU tails act on the bits later. It
+// unless the item is in COLD); the LRU tails act on the bits later. With
+// the flat LRU it sets FETCHED and relinks the item at the head of its
+// list when its access time is over a minute old (do_item_update). It
 // returns the bits from before. The caller holds the stripe lock.
-func bumpLocked(h *itemHeader, now uint32) uint32 {
+func (c *Cache) bumpLocked(ref uint32, h *itemHeader, now uint32) uint32 {
 	b := h.bits.Load()
+	if !c.lruSettings().Segmented {
+		if b&bitFetched == 0 {
+			h.bits.Or(bitFetched)
+		}
+		if h.atime.Load()+itemUpdateInterval < now {
+			cl := &c.classes[bitsClass(b)]
+			cl.mu.Lock()
+			if nb := h.bits.Load(); nb&bitLinked != 0 {
+				c.lruUnlinkLocked(cl, ref, h)
+				h.atime.Store(now)
+				c.lruLinkLocked(cl, bitsLRU(nb), ref, h)
+			}
+			cl.mu.Unlock()
+		}
+		return b
+	}
 	if b&bitActive == 0 {
 		if b&bitFetched == 0 {
 			h.bits.Or(bitFetched)
@@ -109,7 +127,7 @@ func bumpLocked(h *itemHeader, now uint32) uint32 {
 func (c *Cache) updateLocked(h *itemHeader, ref uint32, now uint32) {
 	h.atime.Store(now)
 	b := h.bits.Load()
-	if bitsLRU(b) != lruCold || b&bitActive == 0 {
+	if bitsLRU(b) != lruCold || b&bitActive == 0 || !c.lruSettings().Segmented {
 		return
 	}
 	cl := &c.classes[bitsClass(b)]
@@ -157,7 +175,7 @@ func (c *Cache) Get(key []byte, fn func(Item)) bool {
 		return false
 	}
 	atime := h.atime.Load()
-	b := bumpLocked(h, now)
+	b := c.bumpLocked(ref, h, now)
 	if fn != nil {
 		fn(c.item(ref, h, b, atime))
 	}
@@ -201,7 +219,7 @@ func (c *Cache) touch(key []byte, exptime int64, fn func(Item)) bool {
 		return false
 	}
 	atime := h.atime.Load()
-	b := bumpLocked(h, now)
+	b := c.bumpLocked(ref, h, now)
 	h.exptime = exp
 	if fn != nil {
 		fn(c.item(ref, h, b, atime))

@@ -291,6 +291,11 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
 		return 0, ErrClosed
 	}
 	ref := c.slabAllocLocked(cl)
+	if ref == 0 && cl.lru[lruTemp].tail != 0 {
+		// Expired TEMP items are the cheapest memory to take back.
+		c.pullTailLocked(cl, lruTemp, 0, 0, false, now)
+		ref = c.slabAllocLocked(cl)
+	}
 	i := 0
 	for ; ref == 0 && i < 10; i++ {
 		if c.pullTailLocked(cl, lruCold, 0, 0, true, now) <= 0 &&

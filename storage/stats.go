@@ -24,16 +24,18 @@ func (c *Cache) ReadStats(s *Stats) {
 			s.Bytes += cl.lru[l].bytes
 		}
 		cs.NumberHot, cs.NumberWarm, cs.NumberCold = cl.lru[lruHot].n, cl.lru[lruWarm].n, cl.lru[lruCold].n
+		cs.NumberTemp = cl.lru[lruTemp].n
 		cl.mu.Unlock()
 
 		cs.TotalChunks = cs.TotalPages * cs.ChunksPerPage
 		cs.UsedChunks = cs.TotalChunks - cs.FreeChunks
-		cs.Number = cs.NumberHot + cs.NumberWarm + cs.NumberCold
+		cs.Number = cs.NumberHot + cs.NumberWarm + cs.NumberCold + cs.NumberTemp
 		cs.AgeHot, cs.AgeWarm, cs.Age = ages[lruHot], ages[lruWarm], ages[lruCold]
 
 		k := &cl.cnt
 		cs.HitsToHot, cs.HitsToWarm, cs.HitsToCold = k.hits[lruHot].Load(), k.hits[lruWarm].Load(), k.hits[lruCold].Load()
-		cs.GetHits = cs.HitsToHot + cs.HitsToWarm + cs.HitsToCold
+		cs.HitsToTemp = k.hits[lruTemp].Load()
+		cs.GetHits = cs.HitsToHot + cs.HitsToWarm + cs.HitsToCold + cs.HitsToTemp
 		cs.CmdSet, cs.DeleteHits = k.cmdSet.Load(), k.deleteHits.Load()
 		cs.IncrHits, cs.DecrHits = k.incrHits.Load(), k.decrHits.Load()
 		cs.CasHits, cs.CasBadval, cs.TouchHits = k.casHits.Load(), k.casBadval.Load(), k.touchHits.Load()

@@ -177,6 +177,8 @@ func (o *serverOptions) config() (server.Config, error) {
 		UnixPath:        o.unixSocket,
 		EnableShutdown:  o.enableShutdown,
 		DisableFlushAll: o.disableFlushAll,
+		DisableDumping:  o.disableDumping,
+		DisableWatch:    o.disableWatch,
 		MaxConns:        o.connLimit,
 		Threads:         o.threads,
 		EventLoops:      o.eventLoops,
@@ -328,7 +330,7 @@ var knownSuboptions = map[string]bool{
 	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
 	"proxy_config": true, "proxy_uring": true,
 	// corvid's own.
-	"hotkey_sample": true, "hotkey_half_life": true,
+	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true,
 }
 
 // applyExtended applies the -o suboptions.
@@ -365,6 +367,21 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if n == 0 {
 					cfg.HotKeySample = -1
 				}
+			case "watcher_logbuf_size":
+				if val == "" || n <= 0 {
+					return usageError("watcher_logbuf_size must be a positive number of kilobytes")
+				}
+				cfg.WatcherLogBufSize = int(n) << 10
+			case "klog_file":
+				if val == "" {
+					return usageError("klog_file needs a file name")
+				}
+				cfg.KlogFile = val
+			case "klog_sample":
+				if val == "" || n <= 0 {
+					return usageError("klog_sample must be a positive number")
+				}
+				cfg.KlogSample = int(n)
 			case "hotkey_half_life":
 				if n <= 0 {
 					return usageError("hotkey_half_life must be a positive number of seconds")
@@ -374,6 +391,46 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				sc.NoCrawler = true
 			case "lru_crawler":
 				sc.NoCrawler = false
+			case "lru_crawler_sleep":
+				if val == "" || n < 0 || n > 1000000 {
+					return usageError("LRU crawler sleep must be between 0 and 1 second")
+				}
+				sc.CrawlerSleep = time.Duration(n) * time.Microsecond
+				if n == 0 {
+					sc.CrawlerSleep = -1 // no pause; 0 would mean the default
+				}
+			case "lru_crawler_tocrawl":
+				if val == "" || n < 0 || n > 1<<32-1 {
+					return usageError("lru_crawler_tocrawl takes a numeric 32bit value")
+				}
+				sc.CrawlerToCrawl = uint32(n)
+			case "lru_maintainer":
+				sc.NoLRUMaintainer = false
+			case "no_lru_maintainer":
+				sc.NoLRUMaintainer = true
+			case "hot_lru_pct":
+				if n < 1 || n >= 80 {
+					return usageError("hot_lru_pct must be > 1 and < 80")
+				}
+				sc.HotLRUPct = int(n)
+			case "warm_lru_pct":
+				if n < 1 || n >= 80 {
+					return usageError("warm_lru_pct must be > 1 and < 80")
+				}
+				sc.WarmLRUPct = int(n)
+			case "hot_max_factor", "warm_max_factor":
+				f, err := strconv.ParseFloat(val, 64)
+				if err != nil || !(f > 0) {
+					return usageError(name + " must be > 0")
+				}
+				if name == "hot_max_factor" {
+					sc.HotMaxFactor = f
+				} else {
+					sc.WarmMaxFactor = f
+				}
+			case "temporary_ttl":
+				sc.TempLRU = true
+				sc.TemporaryTTL = int(max(n, 0))
 			case "slab_chunk_max":
 				if n <= 0 {
 					return usageError("slab_chunk_max must be a positive number of kilobytes")
@@ -390,7 +447,22 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 			}
 		}
 	}
+	// memcached's checks once every suboption is read.
+	if orDefault(sc.HotLRUPct, 20)+orDefault(sc.WarmLRUPct, 40) > 80 {
+		return usageError("hot_lru_pct + warm_lru_pct cannot be more than 80% combined")
+	}
+	if sc.TempLRU && sc.NoLRUMaintainer {
+		return usageError("temporary_ttl requires lru_maintainer to be enabled")
+	}
 	return nil
+}
+
+// orDefault returns v, or def when v is 0.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) error {
@@ -450,6 +522,22 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 	// cache; corvid saves on every clean stop when -e is given.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer stop()
+	// SIGHUP reopens the command log, for log rotation.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := srv.ReopenLogs(); err != nil {
+					logger.Error("cannot reopen the command log", "err", err)
+				}
+			}
+		}
+	}()
 	err = srv.Serve(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -34,7 +34,10 @@ func TestServerConfigFlags(t *testing.T) {
 	cmd := serverCommand(o)
 	args := []string{"-p", "12345", "-l", "127.0.0.1,::1", "-m", "128", "-c", "10", "-t", "2",
 		"-M", "-C", "-A", "-F", "-vv", "-I", "2m", "-f", "1.5", "-n", "64", "-D", "/",
-		"-o", "idle_timeout=5,hashpower=20", "-o", "hotkey_sample=4,hotkey_half_life=30", "--listen-backlog=99"}
+		"-o", "idle_timeout=5,hashpower=20", "-o", "hotkey_sample=4,hotkey_half_life=30", "--listen-backlog=99",
+		"-o", "hot_lru_pct=10,warm_lru_pct=30,hot_max_factor=0.5,warm_max_factor=3,temporary_ttl=20",
+		"-o", "lru_crawler_sleep=50,lru_crawler_tocrawl=7,klog_file=/tmp/k.log,klog_sample=5,watcher_logbuf_size=8",
+		"-X", "-W"}
 	if err := cmd.Flags().Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +69,19 @@ func TestServerConfigFlags(t *testing.T) {
 		{"Backlog", cfg.Backlog, 99},
 		{"HotKeySample", cfg.HotKeySample, 4},
 		{"HotKeyHalfLife", cfg.HotKeyHalfLife, 30 * time.Second},
+		{"HotLRUPct", cfg.Storage.HotLRUPct, 10},
+		{"WarmLRUPct", cfg.Storage.WarmLRUPct, 30},
+		{"HotMaxFactor", cfg.Storage.HotMaxFactor, 0.5},
+		{"WarmMaxFactor", cfg.Storage.WarmMaxFactor, 3.0},
+		{"TempLRU", cfg.Storage.TempLRU, true},
+		{"TemporaryTTL", cfg.Storage.TemporaryTTL, 20},
+		{"CrawlerSleep", cfg.Storage.CrawlerSleep, 50 * time.Microsecond},
+		{"CrawlerToCrawl", cfg.Storage.CrawlerToCrawl, uint32(7)},
+		{"KlogFile", cfg.KlogFile, "/tmp/k.log"},
+		{"KlogSample", cfg.KlogSample, 5},
+		{"WatcherLogBufSize", cfg.WatcherLogBufSize, 8 << 10},
+		{"DisableDumping", cfg.DisableDumping, true},
+		{"DisableWatch", cfg.DisableWatch, true},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -95,6 +111,15 @@ func TestServerConfigErrors(t *testing.T) {
 		{[]string{"-I", "2k"}, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)"},
 		{[]string{"-m", "1g"}, "Cannot set item size limit higher than 1/2 of memory max."},
 		{[]string{"-I", "2048m", "-m", "100000"}, "Cannot set item size limit higher than 1 GB."},
+		{[]string{"-o", "hot_lru_pct=80"}, "hot_lru_pct must be > 1 and < 80"},
+		{[]string{"-o", "warm_lru_pct=0"}, "warm_lru_pct must be > 1 and < 80"},
+		{[]string{"-o", "hot_lru_pct=50,warm_lru_pct=40"}, "hot_lru_pct + warm_lru_pct cannot be more than 80% combined"},
+		{[]string{"-o", "hot_max_factor=0"}, "hot_max_factor must be > 0"},
+		{[]string{"-o", "warm_max_factor=x"}, "warm_max_factor must be > 0"},
+		{[]string{"-o", "lru_crawler_sleep=2000000"}, "LRU crawler sleep must be between 0 and 1 second"},
+		{[]string{"-o", "lru_crawler_tocrawl=-1"}, "lru_crawler_tocrawl takes a numeric 32bit value"},
+		{[]string{"-o", "no_lru_maintainer,temporary_ttl=5"}, "temporary_ttl requires lru_maintainer to be enabled"},
+		{[]string{"-o", "klog_sample=0"}, "klog_sample must be a positive number"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -1,0 +1,227 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+)
+
+// lruOf returns the LRU list key's item is on, or -1.
+func lruOf(c *Cache, key string) int {
+	hv := c.hashKey([]byte(key))
+	s := c.stripeFor(hv)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, h := c.findRawLocked(s, []byte(key), hv)
+	if ref == 0 {
+		return -1
+	}
+	return bitsLRU(h.bits.Load())
+}
+
+func TestTempLRU(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoCrawler: true, TempLRU: true, TemporaryTTL: 30})
+	mustStore(t, c, ModeSet, "short", "x", 0, 30, 0)
+	mustStore(t, c, ModeSet, "long", "x", 0, 31, 0)
+	mustStore(t, c, ModeSet, "never", "x", 0, 0, 0)
+	mustStore(t, c, ModeSet, "past", "x", 0, -1, 0)
+	for key, want := range map[string]int{"short": lruTemp, "long": lruHot, "never": lruHot, "past": lruHot} {
+		if got := lruOf(c, key); got != want {
+			t.Errorf("%s on LRU %d, want %d", key, got, want)
+		}
+	}
+	// Hits never move a TEMP item, whatever the maintainer does.
+	for range 3 {
+		value(c, "short")
+	}
+	cl := &c.classes[c.classFor(c.ntotal(5, 1))]
+	for range 3 {
+		c.juggle(cl)
+	}
+	if got := lruOf(c, "short"); got != lruTemp {
+		t.Fatalf("short moved to LRU %d", got)
+	}
+	s := stats(c)
+	cs := s.Classes[cl.id-1]
+	if cs.NumberTemp != 1 || cs.HitsToTemp != 3 || cs.Number != 3 {
+		t.Fatalf("number_temp %d hits_to_temp %d number %d", cs.NumberTemp, cs.HitsToTemp, cs.Number)
+	}
+	// Once expired, the maintainer reclaims it from the TEMP tail.
+	clk.Advance(31 * time.Second)
+	c.juggle(cl)
+	if s := stats(c); s.Classes[cl.id-1].NumberTemp != 0 {
+		t.Fatalf("expired TEMP item not reclaimed: %+v", s.Classes[cl.id-1])
+	}
+	// temp_ttl -1 turns the TEMP LRU off.
+	if err := c.SetTemporaryTTL(-1); err != nil {
+		t.Fatal(err)
+	}
+	mustStore(t, c, ModeSet, "short2", "x", 0, 5, 0)
+	if got := lruOf(c, "short2"); got != lruHot {
+		t.Fatalf("with temp_lru off, short2 on LRU %d", got)
+	}
+	if set := c.LRUSettings(); set.TempLRU || set.TemporaryTTL != 30 {
+		t.Fatalf("settings after temp_ttl -1: %+v", set)
+	}
+}
+
+func TestFlatLRU(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoCrawler: true})
+	mustSet(t, c, "seg", "x")
+	if err := c.SetLRUSegmented(false); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, c, "a", "x")
+	mustSet(t, c, "b", "x")
+	if got := lruOf(c, "a"); got != lruCold {
+		t.Fatalf("flat LRU: new item on LRU %d, want COLD", got)
+	}
+	cl := &c.classes[c.classFor(c.ntotal(1, 1))]
+	// The maintainer drains what HOT still holds.
+	c.juggle(cl)
+	if got := lruOf(c, "seg"); got != lruCold {
+		t.Fatalf("flat LRU: HOT item left on LRU %d", got)
+	}
+	// A fetch relinks an item at the COLD head once it is a minute old:
+	// "a" was the tail after "seg"; fetched, it goes behind "b".
+	clk.Advance(61 * time.Second)
+	value(c, "seg")
+	value(c, "a")
+	cl.mu.Lock()
+	var order []string
+	for ref := cl.lru[lruCold].tail; ref != 0; ref = c.hdr(ref).prev {
+		order = append(order, string(c.itemKey(ref, c.hdr(ref).bits.Load())))
+	}
+	cl.mu.Unlock()
+	if fmt.Sprint(order) != "[b seg a]" {
+		t.Fatalf("COLD from the tail: %v, want [b seg a]", order)
+	}
+	if it, _ := lookup(c, "a"); it.Fetched != true {
+		t.Fatal("a not marked fetched")
+	}
+}
+
+func TestNoMaintainer(t *testing.T) {
+	c := newCache(t, Config{NoLRUMaintainer: true, NoCrawler: true})
+	set := c.LRUSettings()
+	if set.Maintainer || set.Segmented {
+		t.Fatalf("settings %+v", set)
+	}
+	if err := c.SetLRUSegmented(true); !errors.Is(err, ErrNoMaintainer) {
+		t.Fatalf("lru mode without maintainer: %v", err)
+	}
+	if err := c.SetTemporaryTTL(5); !errors.Is(err, ErrNoMaintainer) {
+		t.Fatalf("temp_ttl without maintainer: %v", err)
+	}
+	mustSet(t, c, "a", "x")
+	if got := lruOf(c, "a"); got != lruCold {
+		t.Fatalf("without maintainer, new item on LRU %d", got)
+	}
+	if _, err := New(Config{NoLRUMaintainer: true, TempLRU: true}); err == nil {
+		t.Fatal("temporary_ttl without maintainer accepted")
+	}
+}
+
+func TestTuneLRU(t *testing.T) {
+	c, _ := newFakeCache(t)
+	for _, tc := range []struct {
+		hot, warm uint32
+		hf, wf    float64
+		ok        bool
+	}{
+		{10, 30, 0.1, 3, true}, {0, 0, 1, 1, true}, {60, 21, 1, 1, false},
+		{10, 30, 0, 1, false}, {10, 30, 1, -1, false}, {1 << 31, 1 << 31, 1, 1, false},
+	} {
+		err := c.TuneLRU(tc.hot, tc.warm, tc.hf, tc.wf)
+		if (err == nil) != tc.ok {
+			t.Errorf("TuneLRU(%v): %v", tc, err)
+		}
+	}
+	if set := c.LRUSettings(); set.HotPct != 0 || set.WarmPct != 0 || set.HotMaxFactor != 1 {
+		t.Fatalf("settings %+v", set)
+	}
+	// With no share for HOT, the maintainer moves new items on at once.
+	mustSet(t, c, "a", "x")
+	c.juggle(&c.classes[c.classFor(c.ntotal(1, 1))])
+	if got := lruOf(c, "a"); got != lruCold {
+		t.Fatalf("hot_lru_pct 0: item on LRU %d", got)
+	}
+}
+
+func TestDump(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoCrawler: true})
+	keys := map[string]int{}
+	for i := range 1000 {
+		k := fmt.Sprintf("key%d", i)
+		n := 1 + i%3*400
+		mustStore(t, c, ModeSet, k, string(make([]byte, n)), uint32(i%2), int64(i%2*100), 0)
+		keys[k] = n
+	}
+	mustStore(t, c, ModeSet, "expired", "x", 0, -1, 0)
+	value(c, "key7")
+	collect := func(dump func(func(*DumpItem) bool)) []string {
+		var got []string
+		dump(func(it *DumpItem) bool {
+			got = append(got, string(it.Key))
+			n, ok := keys[string(it.Key)]
+			if !ok {
+				t.Errorf("dumped %q", it.Key)
+				return true
+			}
+			flags := uint32(0)
+			if it.Exptime != 0 {
+				flags = 1
+			}
+			if want := int(c.mcItemSize(len(it.Key), n, flags)); it.Size != want {
+				t.Errorf("%s: size %d, want %d", it.Key, it.Size, want)
+			}
+			if it.Fetched != (string(it.Key) == "key7") || it.CAS == 0 || it.LastAccess == 0 {
+				t.Errorf("%s: %+v", it.Key, *it)
+			}
+			return true
+		})
+		sort.Strings(got)
+		return got
+	}
+	all := collect(func(fn func(*DumpItem) bool) { c.Dump(nil, fn) })
+	hash := collect(c.DumpHash)
+	if len(all) != len(keys) || fmt.Sprint(all) != fmt.Sprint(hash) {
+		t.Fatalf("Dump listed %d items, DumpHash %d, want %d", len(all), len(hash), len(keys))
+	}
+	cls := c.classFor(c.ntotal(4, 1))
+	one := collect(func(fn func(*DumpItem) bool) { c.Dump([]int{cls, 63}, fn) })
+	if len(one) == 0 || len(one) >= len(keys) {
+		t.Fatalf("Dump of class %d listed %d items", cls, len(one))
+	}
+	n := 0
+	c.Dump(nil, func(*DumpItem) bool { n++; return n < 10 })
+	if n != 10 {
+		t.Fatalf("Dump went on after false: %d calls", n)
+	}
+}
+
+func TestCrawlRequest(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, CrawlInterval: time.Hour})
+	mustStore(t, c, ModeSet, "a", "x", 0, 1, 0)
+	clk.Advance(3 * time.Second)
+	if err := c.Crawl([]int{0}); !errors.Is(err, ErrBadClass) {
+		t.Fatalf("Crawl(0): %v", err)
+	}
+	if err := c.Crawl(nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the crawl", func() bool { return stats(c).CrawlerReclaimed == 1 && !c.CrawlerBusy() })
+	c.DisableCrawler()
+	if err := c.Crawl(nil); !errors.Is(err, ErrCrawlerDisabled) {
+		t.Fatalf("Crawl while disabled: %v", err)
+	}
+	if !c.EnableCrawler() || c.EnableCrawler() {
+		t.Fatal("EnableCrawler should succeed once")
+	}
+}
