@@ -60,6 +60,7 @@ type conn struct {
 	head, n    int
 	maxN       int
 	now        int64 // time of the last read, ns since base
+	deadline   int64 // read deadline, ns since base
 	rng        *rand.Rand
 	key        func() uint64
 	hist       *Histogram
@@ -173,7 +174,13 @@ func (c *conn) fill() error {
 	if c.rend == len(c.rbuf) {
 		c.rbuf = append(c.rbuf, make([]byte, len(c.rbuf))...)
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.r.cfg.Timeout))
+	// Moving the deadline costs a timer update; do it only once half the
+	// timeout has passed, so a reply still never waits more than Timeout
+	// and no less than half of it.
+	if t := c.r.cfg.Timeout; c.now > c.deadline-int64(t/2) {
+		c.deadline = c.r.since() + int64(t)
+		c.nc.SetReadDeadline(c.r.base.Add(time.Duration(c.deadline)))
+	}
 	n, err := c.nc.Read(c.rbuf[c.rend:])
 	c.rend += n
 	c.now = c.r.since()

@@ -97,11 +97,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
+	var measureStart atomic.Int64 // ns since base
 	if cfg.Warmup == 0 {
+		measureStart.Store(r.since())
 		r.phase.Store(phaseMeasure)
 	}
-	r.base = time.Now()
-	var measureStart atomic.Int64 // ns since base
 	var wg sync.WaitGroup
 	errc := make(chan error, len(conns))
 	for _, c := range conns {
