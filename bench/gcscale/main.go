@@ -7,7 +7,10 @@
 // short-lived garbage, as a server's connections would. It reports, for
 // the measured phase only, the stop-the-world pauses from the runtime's
 // /sched/pauses/total/gc:seconds histogram (each pause) and from
-// debug.GCStats (per cycle), the heap the collector has to scan
+// debug.GCStats (per cycle), the part of each pause spent stopping the
+// goroutines (/sched/pauses/stopping/gc:seconds: waiting for every thread
+// to reach a safe point, which grows when the OS has descheduled one), the
+// heap the collector has to scan
 // (/gc/scan/heap:bytes), the live heap and the collector's CPU time.
 //
 // Because the cache keeps items in slab pages outside the Go heap and its
@@ -163,9 +166,11 @@ func run(cfg config, out, progress io.Writer) error {
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/cpu/classes/gc/total:cpu-seconds"},
 		{Name: "/cpu/classes/total:cpu-seconds"},
+		{Name: "/sched/pauses/stopping/gc:seconds"},
 	}
 	metrics.Read(samples)
 	pausesBefore := copyHist(samples[0].Value.Float64Histogram())
+	stoppingBefore := copyHist(samples[6].Value.Float64Histogram())
 	cyclesBefore := samples[3].Value.Uint64()
 	gcCPUBefore, cpuBefore := samples[4].Value.Float64(), samples[5].Value.Float64()
 	var gcBefore debug.GCStats
@@ -243,6 +248,7 @@ wait:
 
 	metrics.Read(samples)
 	pauses := diffHist(samples[0].Value.Float64Histogram(), pausesBefore)
+	stopping := diffHist(samples[6].Value.Float64Histogram(), stoppingBefore)
 	var gcAfter debug.GCStats
 	debug.ReadGCStats(&gcAfter)
 	cycles := samples[3].Value.Uint64() - cyclesBefore
@@ -266,6 +272,8 @@ wait:
 	w("stw_pause_p50_us", fmt.Sprintf("%.1f", 1e6*histQuantile(pauses, 0.50)))
 	w("stw_pause_p99_us", fmt.Sprintf("%.1f", 1e6*histQuantile(pauses, 0.99)))
 	w("stw_pause_max_us", fmt.Sprintf("%.1f", 1e6*histQuantile(pauses, 1)))
+	w("stw_stopping_p99_us", fmt.Sprintf("%.1f", 1e6*histQuantile(stopping, 0.99)))
+	w("stw_stopping_max_us", fmt.Sprintf("%.1f", 1e6*histQuantile(stopping, 1)))
 	w("cycle_pause_p99_us", fmt.Sprintf("%.1f", us(quantile(cyclePauses, 0.99))))
 	w("cycle_pause_max_us", fmt.Sprintf("%.1f", us(quantile(cyclePauses, 1))))
 	w("heap_scannable_bytes", samples[1].Value.Uint64())
