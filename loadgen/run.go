@@ -118,12 +118,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	progress := newProgress(r, conns)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	phaseTimer := time.NewTimer(cfg.Warmup)
-	if cfg.Warmup == 0 {
-		phaseTimer = time.NewTimer(cfg.Duration)
-		if cfg.Duration == 0 {
-			phaseTimer.Stop()
-		}
+	// The timer ends the warm-up, then the measurement; with neither
+	// (--requests alone) it never fires.
+	first := cfg.Warmup
+	if first == 0 {
+		first = cfg.Duration
+	}
+	phaseTimer := time.NewTimer(first)
+	if first == 0 {
+		phaseTimer.Stop()
 	}
 	defer phaseTimer.Stop()
 	var ctxErr error

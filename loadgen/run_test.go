@@ -369,3 +369,31 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmupNotCounted: requests of the warm-up reach the server but not
+// the result, and a duration-bound run measures something.
+func TestWarmupNotCounted(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{})
+	before := stats(t, addr)["cmd_get"]
+	res, err := loadgen.Run(context.Background(), loadgen.Config{
+		Servers: []string{addr}, Conns: 2, GetWeight: 1, Warmup: 100 * time.Millisecond, Requests: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 100 || res.Histogram.Count() != 100 {
+		t.Errorf("measured %d requests, %d latencies; want 100", res.Requests, res.Histogram.Count())
+	}
+	if got := stats(t, addr)["cmd_get"] - before; got < 100 {
+		t.Errorf("server saw %d gets, fewer than the 100 measured", got)
+	}
+	res, err = loadgen.Run(context.Background(), loadgen.Config{
+		Servers: []string{addr}, Conns: 2, Duration: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Seconds <= 0 || res.Requests != res.Gets+res.Sets {
+		t.Errorf("duration run: %d requests (%d gets, %d sets) in %g s", res.Requests, res.Gets, res.Sets, res.Seconds)
+	}
+}
