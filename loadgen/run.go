@@ -156,6 +156,11 @@ loop:
 	}
 	end := r.since()
 	close(errc)
+	if ctxErr == nil {
+		// The connections may have noticed the cancellation (their
+		// deadlines moved) before the loop above did.
+		ctxErr = ctx.Err()
+	}
 	if ctxErr != nil {
 		return nil, ctxErr
 	}
