@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# compare.sh — corvid next to memcached on five workloads.
+#
+# Starts memcached and corvid once with the same command line
+# (-m MEMORY_MB -t SERVER_THREADS -c CONN_LIMIT), fills each workload's key
+# space, then for ROUNDS rounds runs every workload against both servers,
+# alternating which goes first. Throughput of A-C comes from memcaslap
+# (libmemcached-tools), so the headline does not depend on corvid's own
+# client; latency percentiles, and the workloads memcaslap cannot express
+# (D: pipelining, E: idle connections), come from `corvid bench`.
+# Prints the median of every figure and the corvid/memcached ratio.
+#
+#   A  90/10 get/set, 100-byte values, 64 connections, no pipelining
+#   B  10-key multi-gets (90/10), 100-byte values, 64 connections
+#   C  50/50 get/set, 1-KB values, 64 connections
+#   D  gets only, pipelined 16 deep on D_CONNS connections
+#   E  IDLE idle + 64 busy connections (90/10); memory per idle connection
+#      is measured on fresh servers: RSS with IDLE idle connections open
+#      minus RSS before, divided by IDLE.
+#
+# See bench/README.md for the knobs.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=${DURATION:-10}
+DURATION=${DURATION%s}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-2}
+WORKLOADS=${WORKLOADS:-A B C D E}
+CONCURRENCY=${CONCURRENCY:-64}
+CLIENT_THREADS=${CLIENT_THREADS:-2}
+MEMORY_MB=${MEMORY_MB:-1024}
+SERVER_THREADS=${SERVER_THREADS:-2}
+CONN_LIMIT=${CONN_LIMIT:-4096}
+KEYS=${KEYS:-100000}
+MULTIGET=${MULTIGET:-10}
+DEPTH=${DEPTH:-16}
+D_CONNS=${D_CONNS:-8}
+IDLE=${IDLE:-1000}
+SERVER_CPUS=${SERVER_CPUS:-}
+CLIENT_CPUS=${CLIENT_CPUS:-}
+
+for v in DURATION ROUNDS CONCURRENCY CLIENT_THREADS MEMORY_MB SERVER_THREADS CONN_LIMIT KEYS MULTIGET DEPTH D_CONNS IDLE; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer, got '${!v}'"
+done
+[[ $WARMUP =~ ^[0-9]+$ ]] || bench_die "WARMUP must be a whole number of seconds, got '$WARMUP'"
+read -r -a workloads <<<"$WORKLOADS"
+for w in "${workloads[@]}"; do
+	[[ $w =~ ^[ABCDE]$ ]] || bench_die "unknown workload '$w' (want some of A B C D E)"
+done
+((CONN_LIMIT > IDLE + CONCURRENCY + 16)) || bench_die "CONN_LIMIT must exceed IDLE + CONCURRENCY"
+
+if [[ -z ${MEMCASLAP:-} ]]; then
+	MEMCASLAP=$(command -v memcaslap || command -v memaslap || true)
+fi
+[[ -n $MEMCASLAP ]] || bench_die "memcaslap not found (apt-get install libmemcached-tools) or set MEMCASLAP"
+command -v ss >/dev/null || bench_die "ss (iproute2) is needed to find free ports"
+
+# Every connection is a file descriptor in the servers and in the client.
+need_fds=$((CONN_LIMIT + 256))
+if (($(ulimit -n) < need_fds)); then
+	ulimit -n "$need_fds" 2>/dev/null || bench_die "open files limit $(ulimit -n) < $need_fds (CONN_LIMIT + 256)"
+fi
+
+bench_install_trap
+bench_resolve_commands
+read -r load_start _ </proc/loadavg
+
+# The load generator is always corvid bench built from this tree, whatever
+# runs in the corvid slot.
+BENCH=${CORVID_BENCH:-}
+if [[ -z $BENCH ]]; then
+	bench_log "building corvid bench ..."
+	(cd "$REPO_ROOT" && go build -o "$BENCH_TMP/corvid-bench" ./cmd/corvid) ||
+		bench_die "cannot build ./cmd/corvid for corvid bench"
+	BENCH=$BENCH_TMP/corvid-bench
+fi
+commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+client_pin=()
+[[ -n $CLIENT_CPUS ]] && client_pin=(taskset -c "$CLIENT_CPUS")
+
+# memcaslap configuration files: key sizes, value sizes, set/get shares.
+mcs_cfg() { # FILE VALUE_SIZE SET_SHARE
+	awk -v v="$2" -v s="$3" 'BEGIN {
+		print "key"; print "32 32 1"
+		print "value"; printf "%d %d 1\n", v, v
+		print "cmd"; printf "0 %g\n1 %g\n", s, 1 - s
+	}' >"$1"
+}
+mcs_cfg "$BENCH_TMP/a.cfg" 100 0.1
+mcs_cfg "$BENCH_TMP/c.cfg" 1024 0.5
+
+# Workload shapes. mcs_args: memcaslap flags (empty: no memcaslap row);
+# cb_args: corvid bench flags.
+declare -A mcs_args cb_args title
+title[A]="A: 90/10 get/set, 100 B, $CONCURRENCY conns"
+mcs_args[A]="-F $BENCH_TMP/a.cfg -c $CONCURRENCY"
+cb_args[A]="-c $CONCURRENCY --ratio 9:1 --value-size 100 --key-prefix a:"
+title[B]="B: $MULTIGET-key multi-gets, 100 B, $CONCURRENCY conns"
+mcs_args[B]="-F $BENCH_TMP/a.cfg -c $CONCURRENCY -d $MULTIGET"
+cb_args[B]="-c $CONCURRENCY --ratio 9:1 --multiget $MULTIGET --value-size 100 --key-prefix a:"
+title[C]="C: 50/50 get/set, 1 KB, $CONCURRENCY conns"
+mcs_args[C]="-F $BENCH_TMP/c.cfg -c $CONCURRENCY"
+cb_args[C]="-c $CONCURRENCY --ratio 1:1 --value-size 1024 --key-prefix c:"
+title[D]="D: gets pipelined $DEPTH deep, $D_CONNS conns"
+mcs_args[D]=""
+cb_args[D]="-c $D_CONNS --pipeline $DEPTH --ratio 1:0 --value-size 100 --key-prefix a:"
+title[E]="E: $IDLE idle + $CONCURRENCY busy conns, 90/10"
+mcs_args[E]=""
+cb_args[E]="-c $CONCURRENCY --idle $IDLE --ratio 9:1 --value-size 100 --key-prefix a:"
+
+servers=(memcached corvid)
+start_all() {
+	bench_start_server memcached "${MEMCACHED_ARGV[@]}" -c "$CONN_LIMIT"
+	PID[memcached]=$STARTED_PID PORT[memcached]=$STARTED_PORT
+	bench_start_server corvid "${CORVID_ARGV[@]}" -c "$CONN_LIMIT"
+	PID[corvid]=$STARTED_PID PORT[corvid]=$STARTED_PORT
+}
+
+# check_alive SERVER fails when the server has died.
+check_alive() {
+	bench_alive "${PID[$1]}" && return 0
+	bench_log "--- $1 (pid ${PID[$1]}) is no longer running; its log:"
+	tail -n 20 "$BENCH_TMP/$1.log" >&2
+	exit 1
+}
+
+# run_bench OUT SERVER ARGS... runs corvid bench with --json into OUT.
+run_bench() {
+	local out=$1 srv=$2 rc=0 lp
+	shift 2
+	"${client_pin[@]}" timeout --kill-after=5 $((DURATION + 120)) \
+		"$BENCH" bench -s "127.0.0.1:${PORT[$srv]}" --keys "$KEYS" --json -q "$@" >"$out" 2>"$out.err" &
+	lp=$!
+	BENCH_PIDS+=("$lp")
+	wait "$lp" || rc=$?
+	bench_forget "$lp"
+	check_alive "$srv"
+	if ((rc != 0)); then
+		bench_log "--- corvid bench against $srv failed (exit $rc):"
+		cat "$out.err" >&2
+		exit 1
+	fi
+}
+
+# json FIELD FILE prints a number from corvid bench's JSON.
+json() { awk -v f="\"$1\":" '$1 == f { gsub(/,/, "", $2); print $2; exit }' "$2"; }
+
+# run_memcaslap OUT SERVER SECONDS ARGS... sets TPS to memcaslap's figure.
+run_memcaslap() {
+	local out=$1 srv=$2 secs=$3 rc=0 lp
+	shift 3
+	"${client_pin[@]}" timeout --kill-after=5 $((secs + 60)) \
+		"$MEMCASLAP" -s "127.0.0.1:${PORT[$srv]}" -t "${secs}s" -T "$CLIENT_THREADS" "$@" >"$out" 2>&1 &
+	lp=$!
+	BENCH_PIDS+=("$lp")
+	wait "$lp" || rc=$?
+	bench_forget "$lp"
+	check_alive "$srv"
+	TPS=$(awk '/^Run time:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") t = $(i + 1) } END { print t }' "$out")
+	if [[ $rc != 0 || ! $TPS =~ ^[0-9]+$ || $TPS == 0 ]]; then
+		bench_log "--- memcaslap against $srv failed (exit $rc):"
+		tail -n 20 "$out" >&2
+		exit 1
+	fi
+}
+
+# Results: res[W|METRIC|SERVER] is a space-separated list, one per round.
+declare -A res PID PORT
+metrics=()
+add() { # WORKLOAD METRIC SERVER VALUE
+	local k="$1|$2"
+	[[ " ${metrics[*]} " == *" $k "* ]] || metrics+=("$k")
+	res[$k|$3]+="$4 "
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# idle_memory SERVER ROUND: on a fresh server, RSS with IDLE idle
+# connections (and one busy one) minus RSS before, in bytes per connection.
+idle_memory() {
+	local srv=$1 r=$2 argv before after lp rc=0 out
+	if [[ $srv == memcached ]]; then argv=("${MEMCACHED_ARGV[@]}"); else argv=("${CORVID_ARGV[@]}"); fi
+	bench_start_server "$srv-idle" "${argv[@]}" -c "$CONN_LIMIT"
+	local pid=$STARTED_PID port=$STARTED_PORT
+	sleep 1
+	before=$(rss_kb "$pid")
+	out=$BENCH_TMP/idle-$srv-$r.json
+	"${client_pin[@]}" "$BENCH" bench -s "127.0.0.1:$port" -c 1 --idle "$IDLE" --ratio 1:0 \
+		--duration 5s --json -q >"$out" 2>"$out.err" &
+	lp=$!
+	BENCH_PIDS+=("$lp")
+	sleep 3
+	after=$(rss_kb "$pid")
+	wait "$lp" || rc=$?
+	bench_forget "$lp"
+	bench_alive "$pid" || { bench_log "$srv died holding $IDLE connections"; exit 1; }
+	bench_stop_server "$pid"
+	((rc == 0)) || { cat "$out.err" >&2; bench_die "corvid bench --idle $IDLE against $srv failed"; }
+	add E "idle B/conn (RSS)" "$srv" $(((after - before) * 1024 / IDLE))
+	add E "RSS KiB before idle" "$srv" "$before"
+}
+
+start_all
+bench_log "memcached: ${MEMCACHED_ARGV[*]} -c $CONN_LIMIT -p ${PORT[memcached]} (pid ${PID[memcached]})"
+bench_log "corvid:    ${CORVID_ARGV[*]} -c $CONN_LIMIT -p ${PORT[corvid]} (pid ${PID[corvid]})"
+
+# Fill both key spaces (a: 100 B values, c: 1 KB values) so corvid bench
+# gets hit; memcaslap gets only keys it has set itself.
+for srv in "${servers[@]}"; do
+	bench_log "prefill $srv ..."
+	run_bench "$BENCH_TMP/prefill-a-$srv.json" "$srv" -c 8 --pipeline 16 --prefill --requests 1 --value-size 100 --key-prefix a:
+	run_bench "$BENCH_TMP/prefill-c-$srv.json" "$srv" -c 8 --pipeline 16 --prefill --requests 1 --value-size 1024 --key-prefix c:
+	if ((WARMUP > 0)); then
+		bench_log "warm-up $srv: ${WARMUP}s, not counted ..."
+		run_memcaslap "$BENCH_TMP/warmup-$srv.out" "$srv" "$WARMUP" -F "$BENCH_TMP/a.cfg" -c "$CONCURRENCY"
+	fi
+done
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	order=(memcached corvid)
+	((r % 2 == 0)) && order=(corvid memcached)
+	for w in "${workloads[@]}"; do
+		for srv in "${order[@]}"; do
+			bench_log "round $r/$ROUNDS, workload $w: $srv ..."
+			if [[ -n ${mcs_args[$w]} ]]; then
+				# shellcheck disable=SC2086 # word splitting intended
+				run_memcaslap "$BENCH_TMP/$w-$srv-$r.mcs" "$srv" "$DURATION" ${mcs_args[$w]}
+				add "$w" "ops/s (memcaslap)" "$srv" "$TPS"
+			fi
+			out=$BENCH_TMP/$w-$srv-$r.json
+			# shellcheck disable=SC2086
+			run_bench "$out" "$srv" --duration "${DURATION}s" ${cb_args[$w]}
+			add "$w" "ops/s (corvid bench)" "$srv" "$(json ops_per_sec "$out" | cut -d. -f1)"
+			[[ $w == B ]] && add "$w" "keys/s (corvid bench)" "$srv" "$(json keys_per_sec "$out" | cut -d. -f1)"
+			for p in p50 p99 p99.9; do
+				add "$w" "$p µs (corvid bench)" "$srv" "$(json "$p" "$out" | cut -d. -f1)"
+			done
+			errs=$(json errors "$out")
+			[[ $errs == 0 ]] || bench_log "warning: $errs error replies from $srv in workload $w"
+		done
+		if [[ $w == E ]]; then
+			for srv in "${order[@]}"; do
+				bench_log "round $r/$ROUNDS, workload E memory: fresh $srv with $IDLE idle connections ..."
+				idle_memory "$srv" "$r"
+			done
+		fi
+	done
+done
+
+read -r load_end _ </proc/loadavg
+echo "corvid vs memcached, medians of $ROUNDS rounds (${DURATION}s runs, alternating order)"
+echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
+echo "machine:   $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr)"
+echo "memcached: ${MEMCACHED_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS -c $CONN_LIMIT ($("${MEMCACHED_ARGV[0]}" -V 2>/dev/null || echo '?'))"
+echo "corvid:    ${CORVID_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS -c $CONN_LIMIT"
+echo "pinning:   server CPUs ${SERVER_CPUS:-all}, client CPUs ${CLIENT_CPUS:-all}"
+echo "1-min load average: $load_start before, $load_end after (other work on the machine skews results)"
+echo
+for w in "${workloads[@]}"; do echo "  ${title[$w]}"; done
+echo
+row() { printf '%-2s %-24s %12s %12s %9s\n' "$@"; }
+row "" metric memcached corvid ratio
+for k in "${metrics[@]}"; do
+	w=${k%%|*} m=${k#*|}
+	# shellcheck disable=SC2086
+	mc=$(bench_median ${res[$k|memcached]})
+	# shellcheck disable=SC2086
+	cv=$(bench_median ${res[$k|corvid]})
+	ratio=$(awk -v a="$cv" -v b="$mc" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }')
+	row "$w" "$m" "$mc" "$cv" "$ratio"
+done
+echo
+echo "ratio = corvid/memcached: above 1 is better for ops/s, below 1 is better for latency and memory."
