@@ -142,3 +142,25 @@ func BenchmarkGetBatchHotKeys(b *testing.B) {
 		})
 	}
 }
+
+// TestHotKeysAllocateNothing pins the sampled get path at zero allocations
+// even when every request is sampled and new keys keep taking counters.
+func TestHotKeysAllocateNothing(t *testing.T) {
+	s, _ := start(t, Config{HotKeySample: 1})
+	c := newConn(s, nil)
+	run := func(req string) {
+		c.rbuf = append(c.rbuf[:0], req...)
+		c.r, c.w = 0, len(c.rbuf)
+		c.wbuf = c.wbuf[:0]
+		c.process()
+	}
+	reqs := make([]string, 500)
+	for i := range reqs {
+		reqs[i] = fmt.Sprintf("get key%d\r\n", i)
+		run(fmt.Sprintf("set key%d 0 0 1\r\nv\r\n", i))
+	}
+	i := 0
+	if n := testing.AllocsPerRun(2000, func() { run(reqs[i%len(reqs)]); i++ }); n != 0 {
+		t.Fatalf("sampled gets allocate %.2f times per request", n)
+	}
+}

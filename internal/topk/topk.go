@@ -16,6 +16,7 @@
 package topk
 
 import (
+	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
@@ -26,20 +27,35 @@ import (
 // the counters are renormalised, well inside float64's range.
 const rescaleAt = 256
 
-// Tracker counts the heaviest keys. It is safe for concurrent use.
+// MaxKeyLen is the longest key a Tracker counts (memcached's limit); longer
+// keys are ignored.
+const MaxKeyLen = 250
+
+// Tracker counts the heaviest keys. It is safe for concurrent use. Adding
+// a key never allocates: keys are copied into the counters, which are
+// found through a small open-addressing table of key hashes.
 type Tracker struct {
 	mu       sync.Mutex
 	k        int
 	halfLife float64 // seconds; 0 = no decay
 	landmark time.Time
-	idx      map[string]int // key -> position in heap
-	heap     []counter      // min-heap on w
+	seed     maphash.Seed
+	index    []slot    // open addressing, linear probing; len a power of two >= 2k
+	heap     []counter // min-heap on w
+}
+
+// slot maps a key hash (never 0) to a counter's position in heap.
+type slot struct {
+	hash uint64
+	pos  int32
 }
 
 type counter struct {
-	key string
-	w   float64 // decayed weight, scaled to the landmark
-	err float64 // overestimate bound, same scale
+	w    float64 // decayed weight, scaled to the landmark
+	err  float64 // overestimate bound, same scale
+	hash uint64
+	klen uint8
+	key  [MaxKeyLen]byte
 }
 
 // Entry is one key of a ranking.
@@ -55,10 +71,15 @@ type Entry struct {
 // halfLife (0: never).
 func New(k int, halfLife time.Duration) *Tracker {
 	k = max(k, 1)
+	n := 4
+	for n < 2*k {
+		n *= 2
+	}
 	return &Tracker{
 		k:        k,
 		halfLife: halfLife.Seconds(),
-		idx:      make(map[string]int, k),
+		seed:     maphash.MakeSeed(),
+		index:    make([]slot, n),
 		heap:     make([]counter, 0, k),
 	}
 }
@@ -83,30 +104,92 @@ func (t *Tracker) scale(now time.Time) float64 {
 	return math.Exp2(e)
 }
 
-// Add counts weight for key at time now. Adding a key already held does
-// not allocate.
+// Add counts weight for key at time now. It does not allocate.
 func (t *Tracker) Add(key []byte, weight float64, now time.Time) {
+	if len(key) > MaxKeyLen {
+		return
+	}
+	hv := maphash.Bytes(t.seed, key) | 1 // 0 marks an empty slot
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := weight * t.scale(now)
-	if i, ok := t.idx[string(key)]; ok {
-		t.heap[i].w += w
+	if s := t.find(hv); s >= 0 {
+		i := int(t.index[s].pos)
+		c := &t.heap[i]
+		if string(c.key[:c.klen]) != string(key) {
+			return // a 64-bit hash collision: drop the sample
+		}
+		c.w += w
 		t.down(i)
 		return
 	}
 	if len(t.heap) < t.k {
-		t.heap = append(t.heap, counter{key: string(key), w: w})
+		t.heap = append(t.heap, counter{w: w})
 		i := len(t.heap) - 1
-		t.idx[t.heap[i].key] = i
+		t.setKey(i, hv, key)
 		t.up(i)
 		return
 	}
 	// Take over the smallest counter.
 	min := &t.heap[0]
-	delete(t.idx, min.key)
-	min.key, min.err, min.w = string(key), min.w, min.w+w
-	t.idx[min.key] = 0
+	t.remove(min.hash)
+	min.err, min.w = min.w, min.w+w
+	t.setKey(0, hv, key)
 	t.down(0)
+}
+
+// setKey stores key (hash hv) in counter i and indexes it.
+func (t *Tracker) setKey(i int, hv uint64, key []byte) {
+	c := &t.heap[i]
+	c.hash, c.klen = hv, uint8(len(key))
+	copy(c.key[:], key)
+	mask := len(t.index) - 1
+	s := int(hv) & mask
+	for t.index[s].hash != 0 {
+		s = (s + 1) & mask
+	}
+	t.index[s] = slot{hv, int32(i)}
+}
+
+// find returns the index slot holding hv, or -1.
+func (t *Tracker) find(hv uint64) int {
+	mask := len(t.index) - 1
+	for s := int(hv) & mask; ; s = (s + 1) & mask {
+		switch t.index[s].hash {
+		case hv:
+			return s
+		case 0:
+			return -1
+		}
+	}
+}
+
+// remove deletes hv from the index, shifting later entries of its probe
+// run back so that no tombstones are needed.
+func (t *Tracker) remove(hv uint64) {
+	s := t.find(hv)
+	if s < 0 {
+		return
+	}
+	mask := len(t.index) - 1
+	for {
+		t.index[s] = slot{}
+		j := s
+		for {
+			j = (j + 1) & mask
+			h := t.index[j].hash
+			if h == 0 {
+				return
+			}
+			home := int(h) & mask
+			// Move j back to s unless its home lies cyclically in (s, j].
+			if (j > s && (home <= s || home > j)) || (j < s && home <= s && home > j) {
+				t.index[s] = t.index[j]
+				s = j
+				break
+			}
+		}
+	}
 }
 
 // Top returns up to n keys, heaviest first, with weights decayed to now.
@@ -114,8 +197,9 @@ func (t *Tracker) Top(n int, now time.Time) []Entry {
 	t.mu.Lock()
 	f := 1 / t.scale(now)
 	out := make([]Entry, len(t.heap))
-	for i, c := range t.heap {
-		out[i] = Entry{Key: c.key, Weight: c.w * f, Err: c.err * f}
+	for i := range t.heap {
+		c := &t.heap[i]
+		out[i] = Entry{Key: string(c.key[:c.klen]), Weight: c.w * f, Err: c.err * f}
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b Entry) int {
@@ -133,7 +217,7 @@ func (t *Tracker) Top(n int, now time.Time) []Entry {
 // Reset forgets every key.
 func (t *Tracker) Reset() {
 	t.mu.Lock()
-	clear(t.idx)
+	clear(t.index)
 	t.heap = t.heap[:0]
 	t.landmark = time.Time{}
 	t.mu.Unlock()
@@ -141,8 +225,8 @@ func (t *Tracker) Reset() {
 
 func (t *Tracker) swap(i, j int) {
 	t.heap[i], t.heap[j] = t.heap[j], t.heap[i]
-	t.idx[t.heap[i].key] = i
-	t.idx[t.heap[j].key] = j
+	t.index[t.find(t.heap[i].hash)].pos = int32(i)
+	t.index[t.find(t.heap[j].hash)].pos = int32(j)
 }
 
 func (t *Tracker) up(i int) {

@@ -186,3 +186,51 @@ func BenchmarkAdd(b *testing.B) {
 		i++
 	}
 }
+
+// TestIndexConsistent churns a small tracker with many keys and checks
+// after every Add that the index and the heap agree.
+func TestIndexConsistent(t *testing.T) {
+	tr := New(8, time.Second)
+	r := rand.New(rand.NewPCG(9, 9))
+	for i := range 20000 {
+		key := fmt.Appendf(nil, "k%d", r.IntN(40))
+		tr.Add(key, float64(1+r.IntN(3)), t0.Add(time.Duration(i)*time.Millisecond))
+		used := 0
+		for _, s := range tr.index {
+			if s.hash != 0 {
+				used++
+			}
+		}
+		if used != len(tr.heap) {
+			t.Fatalf("step %d: %d index slots for %d counters", i, used, len(tr.heap))
+		}
+		for j := range tr.heap {
+			c := &tr.heap[j]
+			s := tr.find(c.hash)
+			if s < 0 || int(tr.index[s].pos) != j {
+				t.Fatalf("step %d: counter %d (%s) not indexed at its position", i, j, c.key[:c.klen])
+			}
+			if j > 0 && tr.heap[(j-1)/2].w > c.w {
+				t.Fatalf("step %d: heap order broken at %d", i, j)
+			}
+		}
+	}
+	// Keys over MaxKeyLen are ignored.
+	tr.Reset()
+	tr.Add(make([]byte, MaxKeyLen+1), 1, t0)
+	if got := tr.Top(1, t0); len(got) != 0 {
+		t.Fatalf("over-long key counted: %v", got)
+	}
+}
+
+func TestAddNewKeyAllocatesNothing(t *testing.T) {
+	tr := New(4, time.Minute)
+	keys := make([][]byte, 64)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key%d", i)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() { tr.Add(keys[i%64], 1, t0); i++ }); n != 0 {
+		t.Fatalf("Add of new keys allocates %v times", n)
+	}
+}
