@@ -28,6 +28,15 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.CrawlInterval == 0 {
 		cfg.CrawlInterval = time.Second
 	}
+	if cfg.SlabAutomoveRatio == 0 {
+		cfg.SlabAutomoveRatio = 0.8
+	}
+	if cfg.SlabAutomoveWindow == 0 {
+		cfg.SlabAutomoveWindow = 30
+	}
+	if cfg.SlabAutomoveFreeRatio == 0 {
+		cfg.SlabAutomoveFreeRatio = 0.01
+	}
 	bad := func(format string, args ...any) (Config, error) {
 		return cfg, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...)
 	}
@@ -54,6 +63,16 @@ func normalize(cfg Config) (Config, error) {
 		return bad("hashpower must be between 12 and %d", maxHashPower)
 	case cfg.CrawlInterval < 0:
 		return bad("crawl interval must not be negative")
+	case cfg.SlabAutomove < -1 || cfg.SlabAutomove > 2:
+		return bad("slab_automove must be between 0 and 2")
+	case cfg.SlabAutomoveRatio < 0 || cfg.SlabAutomoveRatio > 1:
+		return bad("slab_automove_ratio must be between 0 and 1")
+	case cfg.SlabAutomoveWindow < 0 || cfg.SlabAutomoveWindow > 3600:
+		return bad("slab_automove_window must be between 1 and 3600")
+	case cfg.SlabAutomoveFreeRatio < 0 || cfg.SlabAutomoveFreeRatio > 1:
+		return bad("slab_automove_freeratio must be between 0 and 1")
+	case cfg.Eviction >= evictInvalid:
+		return bad("eviction strategy %d is not one of twemcache's", cfg.Eviction)
 	}
 	if 48+cfg.ChunkSizeMin > cfg.SlabChunkMax {
 		return bad("chunk size %d is larger than slab_chunk_max", cfg.ChunkSizeMin)

@@ -26,4 +26,28 @@ var (
 	// ErrMemoryLimit reports a memory limit that the cache cannot address
 	// (see MaxMemoryLimit).
 	ErrMemoryLimit = errors.New("storage: memory limit out of range")
+
+	// ErrBusy reports a Reassign while a page move is in progress
+	// (memcached's "BUSY currently processing reassign request").
+	ErrBusy = errors.New("storage: currently processing reassign request")
+
+	// ErrBadClass reports a Reassign naming a class that does not exist
+	// (memcached's "BADCLASS invalid src or dst class id").
+	ErrBadClass = errors.New("storage: invalid src or dst class id")
+
+	// ErrNoSpare reports a Reassign from a class with fewer than two pages
+	// (memcached's "NOSPARE source class has no spare pages").
+	ErrNoSpare = errors.New("storage: source class has no spare pages")
+
+	// ErrSameClass reports a Reassign whose source and destination are the
+	// same (memcached's "SAME src and dst class are identical").
+	ErrSameClass = errors.New("storage: src and dst class are identical")
+
+	// ErrReassignDisabled reports a Reassign on a cache configured with
+	// NoSlabReassign.
+	ErrReassignDisabled = errors.New("storage: slab reassignment disabled")
+
+	// ErrBadSetting reports an out-of-range SetAutomove or SetEviction
+	// argument.
+	ErrBadSetting = errors.New("storage: invalid setting")
 )

@@ -139,7 +139,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				removed++
 				stop = !evict
 			case evict:
-				if c.cfg.NoEvict {
+				if c.evict.Load()&uint32(EvictLRU) == 0 {
 					break
 				}
 				cl.cnt.evicted.Add(1)
@@ -155,6 +155,9 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				}
 				c.unlinkBothLocked(s, cl, search, h, hv)
 				removed++
+				if c.automove.Load() == 2 {
+					_ = c.Reassign(-1, cl.id) // slab_automove=2: a page for every eviction
+				}
 			}
 		}
 		if moveTo >= 0 {
@@ -240,5 +243,6 @@ func (c *Cache) runMaintainer() {
 			lastBalance = time.Now()
 			c.balance()
 		}
+		c.automoveTick()
 	}
 }

@@ -199,6 +199,10 @@ func (c *Cache) newPageLocked(cl *class) bool {
 func (c *Cache) addPageLocked(cl *class, id uint32) {
 	cl.pages = append(cl.pages, id)
 	cl.npages.Store(int32(len(cl.pages)))
+	now := c.relNow()
+	c.pageOwner[id].Store(uint32(cl.id))
+	c.pageCtime[id].Store(now)
+	c.pageAtime[id].Store(now)
 	for i := cl.perslab - 1; i >= 0; i-- {
 		ref := makeRef(id, i*cl.size)
 		c.pushFreeLocked(cl, ref, c.hdr(ref))
@@ -244,6 +248,7 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 	if n := len(c.freeIDs); n > 0 {
 		c.freeIDs = c.freeIDs[:n-1]
 	} else {
+		c.maxPageID.Store(c.nextID)
 		c.nextID++
 	}
 	c.pages[id] = mem
@@ -291,12 +296,20 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
 		return 0, ErrClosed
 	}
 	ref := c.slabAllocLocked(cl)
+	ev := Eviction(c.evict.Load())
 	i := 0
 	for ; ref == 0 && i < 10; i++ {
+		// The slab policies come first (twemcache tries higher bits
+		// first), after the expired items at the COLD tail.
+		if ev&evictSlab != 0 &&
+			(c.pullTailLocked(cl, lruCold, 0, 0, false, now) > 0 || c.evictPageLocked(cl, ev, now)) {
+			ref = c.slabAllocLocked(cl)
+			continue
+		}
 		if c.pullTailLocked(cl, lruCold, 0, 0, true, now) <= 0 &&
 			c.pullTailLocked(cl, lruHot, 0, 0, false, now) <= 0 &&
 			c.pullTailLocked(cl, lruWarm, 0, 0, false, now) <= 0 &&
-			(c.cfg.NoEvict || !c.stealPageLocked(cl, now)) {
+			(ev == EvictNone || !c.stealPageLocked(cl, now)) {
 			i++
 			break
 		}
