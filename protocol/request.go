@@ -27,6 +27,8 @@ const (
 	CmdShutdown                     // shutdown [graceful]; see Request.Args
 	CmdCacheMemlimit                // cache_memlimit <megabytes> [noreply]
 	CmdStats                        // stats [group [args...]]
+	CmdSlabs                        // slabs reassign <src> <dst> | slabs automove <0|1|2>; see Request.Args
+	CmdConfig                       // config evict <policy> (twemcache); see Request.Args
 )
 
 // MaxKeyLen is the longest key memcached accepts.
@@ -74,9 +76,10 @@ type Request struct {
 	// ErrorReply.
 	NoReply bool
 
-	// Args holds the tokens after the command name for stats and shutdown
-	// ("stats items" -> ["items"]), at most 22 of them: memcached ignores
-	// the tokens after the 23rd of a line.
+	// Args holds the tokens after the command name for stats, shutdown,
+	// slabs and config ("stats items" -> ["items"]), at most 22 of them:
+	// memcached ignores the tokens after the 23rd of a line. The server
+	// interprets slabs and config arguments, as memcached does.
 	//
 	// Parse accepts shutdown with any Args; the server answers, in
 	// memcached's order: "ERROR: shutdown not enabled" when shutdown is

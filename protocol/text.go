@@ -196,6 +196,12 @@ func parseLine(line []byte, req *Request) error {
 	case "shutdown":
 		req.Command = CmdShutdown
 		req.Args = append(req.Args, args...)
+	case "slabs":
+		req.Command = CmdSlabs
+		req.Args = append(req.Args, args...)
+	case "config":
+		req.Command = CmdConfig
+		req.Args = append(req.Args, args...)
 	default:
 		return ErrUnknownCommand
 	}

@@ -95,6 +95,12 @@ func (c *conn) handleOne(buf []byte) int {
 	case protocol.CmdStats:
 		c.r += n
 		c.statsCommand(req)
+	case protocol.CmdSlabs:
+		c.r += n
+		c.slabsCommand(req)
+	case protocol.CmdConfig:
+		c.r += n
+		c.configCommand(req)
 	default:
 		c.r += n
 		c.reply("ERROR")

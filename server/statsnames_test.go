@@ -14,7 +14,7 @@ import (
 // describe memcached's own build or subsystems corvid does not have
 // (libevent, extstore, TLS, NAPI).
 var notReported = regexp.MustCompile(`^(libevent|ext_.*|ssl_.*|num_napi_ids|memory_file|inline_ascii_response|` +
-	`slab_automove_(ratio|window|freeratio)|lru_crawler_(sleep|tocrawl)|tail_repair_time|lru_maintainer_thread|lru_segmented|` +
+	`lru_crawler_(sleep|tocrawl)|tail_repair_time|lru_maintainer_thread|lru_segmented|` +
 	`(hot|warm)_lru_pct|(hot|warm)_max_factor|temp_lru|temporary_ttl|(watcher|worker)_logbuf_size|read_buf_mem_limit|track_sizes)$`)
 
 // statNames returns the names a "stats [group]" reply lists, with the slab

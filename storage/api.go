@@ -16,8 +16,8 @@ type Config struct {
 	NoCrawler     bool    // -o no_lru_crawler
 
 	// NoSlabReassign is -o no_slab_reassign: pages never move between
-	// classes (Reassign fails with ErrReassignDisabled and the automover
-	// is off). memcached 1.6 moves pages by default.
+	// classes (Reassign fails with ErrReassignDisabled and SlabAutomove
+	// has no effect). memcached 1.6 moves pages by default.
 	NoSlabReassign bool
 	// SlabAutomove is -o slab_automove: 1 (the zero value's default)
 	// moves a page once a second at most from the class with the oldest

@@ -50,14 +50,16 @@ func (c *Cache) SetAutomove(n int) error {
 	return nil
 }
 
-// Automove returns the current slab_automove mode (0, 1 or 2); it is 0 when
-// pages cannot move (NoSlabReassign). It is safe for concurrent use.
+// Automove returns the current slab_automove mode (0, 1 or 2). As in
+// memcached, it has no effect when NoSlabReassign is set. It is safe for
+// concurrent use.
 func (c *Cache) Automove() int { return int(c.automove.Load()) }
 
 // SetAutomoveRatio sets slab_automove_ratio at run time, as memcached's
-// "slabs automove ratio". It is safe for concurrent use.
+// "slabs automove ratio", which takes any number; it refuses only NaN. It
+// is safe for concurrent use.
 func (c *Cache) SetAutomoveRatio(r float64) error {
-	if !(r >= 0 && r <= 1) {
+	if r != r {
 		return ErrBadSetting
 	}
 	c.amMu.Lock()

@@ -129,7 +129,7 @@ func New(cfg Config) (*Cache, error) {
 		pageCtime: make([]atomic.Uint32, MaxPages+1),
 	}
 	switch {
-	case cfg.NoSlabReassign || cfg.SlabAutomove < 0:
+	case cfg.SlabAutomove < 0:
 	case cfg.SlabAutomove == 0:
 		c.automove.Store(1)
 	default:
