@@ -339,14 +339,14 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("slab_automove", int64(s.cache.Automove()))
 	w.str("slab_automove_ratio", strconv.FormatFloat(s.cache.AutomoveRatio(), 'f', 2, 64))
 	w.i("slab_automove_window", int64(orInt(sc.SlabAutomoveWindow, 30)))
-	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
-	w.str("eviction", s.cache.Eviction().String())
 	w.i("slab_chunk_max", int64(orInt(sc.SlabChunkMax, 512<<10)))
 	w.yesno("lru_crawler", !sc.NoCrawler)
 	w.yesno("flush_enabled", !cfg.DisableFlushAll)
 	w.yesno("dump_enabled", true)
 	w.str("hash_algorithm", "maphash")
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
+	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
+	w.str("eviction", s.cache.Eviction().String())
 }
 
 func orInt(v, def int) int {
