@@ -196,12 +196,26 @@ func TestAutomoveAggressive(t *testing.T) {
 	if err := c.SetAutomove(2); err != nil {
 		t.Fatal(err)
 	}
-	i := 0
-	waitFor(t, "pages to follow the evictions", func() bool {
-		for end := i + 500; i < end; i++ {
-			mustSet(t, c, fmt.Sprintf("L%05d", i), large)
+	// Each eviction asks for a page; the mover moves one at a time.
+	for i := 0; i < 20000 && c.classes[largeCls].npages.Load() < 3; i++ {
+		mustSet(t, c, fmt.Sprintf("L%05d", i), large)
+		if i%100 == 0 {
+			waitFor(t, "the mover", func() bool { return !c.rebalBusy.Load() })
 		}
-		return c.classes[largeCls].npages.Load() >= 3
-	})
+	}
+	if n := c.classes[largeCls].npages.Load(); n < 3 {
+		t.Fatalf("the evicting class has %d pages, want pages to follow its evictions", n)
+	}
+	if err := c.SetAutomove(0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mover", func() bool { return !c.rebalBusy.Load() })
+	n := c.classes[largeCls].npages.Load()
+	for i := range 5000 {
+		mustSet(t, c, fmt.Sprintf("M%05d", i), large)
+	}
+	if m := c.classes[largeCls].npages.Load(); m != n {
+		t.Fatalf("with automove 0 the class went from %d to %d pages", n, m)
+	}
 	checkConsistency(t, c)
 }
