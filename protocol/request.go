@@ -30,6 +30,8 @@ const (
 	CmdLRU                          // lru <tune|mode|temp_ttl> <args...> [noreply]
 	CmdLRUCrawler                   // lru_crawler <subcommand> [arg]
 	CmdWatch                        // watch [event types...]
+	CmdSlabs                        // slabs reassign <src> <dst> | slabs automove <0|1|2>; see Request.Args
+	CmdConfig                       // config evict <policy> (twemcache); see Request.Args
 )
 
 // MaxKeyLen is the longest key memcached accepts.
@@ -78,9 +80,10 @@ type Request struct {
 	NoReply bool
 
 	// Args holds the tokens after the command name for stats, shutdown,
-	// lru, lru_crawler and watch ("stats items" -> ["items"]), at most 22
-	// of them: memcached ignores the tokens after the 23rd of a line. For
-	// lru, a last "noreply" sets NoReply and stays in Args.
+	// lru, lru_crawler, watch, slabs and config ("stats items" ->
+	// ["items"]), at most 22 of them: memcached ignores the tokens after
+	// the 23rd of a line. For lru, a last "noreply" sets NoReply and stays
+	// in Args. The server interprets these arguments, as memcached does.
 	//
 	// Parse accepts shutdown with any Args; the server answers, in
 	// memcached's order: "ERROR: shutdown not enabled" when shutdown is

@@ -206,6 +206,12 @@ func parseLine(line []byte, req *Request) error {
 	case "watch":
 		req.Command = CmdWatch
 		req.Args = append(req.Args, args...)
+	case "slabs":
+		req.Command = CmdSlabs
+		req.Args = append(req.Args, args...)
+	case "config":
+		req.Command = CmdConfig
+		req.Args = append(req.Args, args...)
 	default:
 		return ErrUnknownCommand
 	}

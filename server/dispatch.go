@@ -112,6 +112,12 @@ func (c *conn) handleOne(buf []byte) int {
 	case protocol.CmdWatch:
 		c.r += n
 		c.watchCommand(req)
+	case protocol.CmdSlabs:
+		c.r += n
+		c.slabsCommand(req)
+	case protocol.CmdConfig:
+		c.r += n
+		c.configCommand(req)
 	default:
 		c.r += n
 		c.reply("ERROR")

@@ -239,11 +239,14 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("hash_power_level", st.HashPowerLevel)
 	w.u("hash_bytes", st.HashBytes)
 	w.b("hash_is_expanding", st.HashIsExpanding)
-	for _, name := range []string{"slab_reassign_rescues", "slab_reassign_chunk_rescues",
-		"slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
-		"slab_reassign_busy_items", "slab_reassign_busy_deletes", "slab_reassign_running"} {
+	w.u("slab_reassign_rescues", st.SlabReassignRescues)
+	w.u("slab_reassign_chunk_rescues", 0)
+	w.u("slab_reassign_evictions_nomem", st.SlabReassignEvictionsNomem)
+	for _, name := range []string{"slab_reassign_inline_reclaim",
+		"slab_reassign_busy_items", "slab_reassign_busy_deletes"} {
 		w.u(name, 0)
 	}
+	w.b("slab_reassign_running", st.SlabReassignRunning)
 	w.u("slabs_moved", st.SlabsMoved)
 	w.b("lru_crawler_running", st.LRUCrawlerRunning)
 	w.u("lru_crawler_starts", st.LRUCrawlerStarts)
@@ -259,11 +262,12 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("bytes", st.Bytes)
 	w.u("curr_items", st.CurrItems)
 	w.u("total_items", st.TotalItems)
-	w.u("slab_global_page_pool", 0)
+	w.u("slab_global_page_pool", st.SlabGlobalPagePool)
 	w.u("expired_unfetched", st.ExpiredUnfetched)
 	w.u("evicted_unfetched", st.EvictedUnfetched)
 	w.u("evicted_active", st.EvictedActive)
 	w.u("evictions", st.Evictions)
+	w.u("slab_evictions", st.SlabEvictions)
 	w.u("reclaimed", st.Reclaimed)
 	w.u("crawler_reclaimed", st.CrawlerReclaimed)
 	w.u("crawler_items_checked", st.CrawlerItemsChecked)
@@ -311,7 +315,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.str("inter", cfg.Interface)
 	w.i("verbosity", int64(s.verbosity.Load()))
 	w.i("oldest", 0)
-	if sc.NoEvict {
+	if s.cache.Eviction() == storage.EvictNone {
 		w.str("evictions", "off")
 	} else {
 		w.str("evictions", "on")
@@ -343,8 +347,10 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("item_size_max", int64(orInt(sc.ItemSizeMax, 1<<20)))
 	w.yesno("maxconns_fast", true)
 	w.i("hashpower_init", int64(sc.HashPowerInit))
-	w.yesno("slab_reassign", false)
-	w.i("slab_automove", 0)
+	w.yesno("slab_reassign", !sc.NoSlabReassign)
+	w.i("slab_automove", int64(s.cache.Automove()))
+	w.str("slab_automove_ratio", strconv.FormatFloat(s.cache.AutomoveRatio(), 'f', 2, 64))
+	w.i("slab_automove_window", int64(orInt(sc.SlabAutomoveWindow, 30)))
 	w.i("slab_chunk_max", int64(orInt(sc.SlabChunkMax, 512<<10)))
 	crawler := s.cache.CrawlerSettings()
 	w.yesno("lru_crawler", crawler.Enabled)
@@ -364,6 +370,8 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("temporary_ttl", int64(lru.TemporaryTTL))
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
 	w.i("watcher_logbuf_size", int64(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf)))
+	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
+	w.str("eviction", s.cache.Eviction().String())
 }
 
 func orInt(v, def int) int {

@@ -16,8 +16,9 @@ type Config struct {
 	NoCrawler     bool    // -o no_lru_crawler: the crawler starts disabled
 	// CrawlerSleep is the pause between batches of chunks the crawler
 	// checks (-o lru_crawler_sleep, microseconds); default 100µs, at most
-	// one second, negative for none. CrawlerToCrawl bounds the items checked per class and
-	// pass (-o lru_crawler_tocrawl); 0, the default, is no bound.
+	// one second, negative for none. CrawlerToCrawl bounds the items
+	// checked per class and pass (-o lru_crawler_tocrawl); 0, the default,
+	// is no bound.
 	CrawlerSleep   time.Duration
 	CrawlerToCrawl uint32
 
@@ -36,6 +37,31 @@ type Config struct {
 	// reported (default 61) even when TempLRU is off.
 	TempLRU      bool
 	TemporaryTTL int
+
+	// NoSlabReassign is -o no_slab_reassign: pages never move between
+	// classes (Reassign fails with ErrReassignDisabled and SlabAutomove
+	// has no effect). memcached 1.6 moves pages by default.
+	NoSlabReassign bool
+	// SlabAutomove is -o slab_automove: 1 (the zero value's default)
+	// moves a page once a second at most from the class with the oldest
+	// items to a class that keeps evicting younger ones, and free pages to
+	// the global pool; 2 also asks for a page on every eviction; -1 is
+	// memcached's 0, off. SetAutomove changes it at run time.
+	SlabAutomove int
+	// SlabAutomoveRatio is -o slab_automove_ratio: a page moves when the
+	// evicting class's items are younger than this fraction of the oldest
+	// class's; default 0.8.
+	SlabAutomoveRatio float64
+	// SlabAutomoveWindow is -o slab_automove_window: the seconds of
+	// history the automover averages; default 30.
+	SlabAutomoveWindow int
+	// SlabAutomoveFreeRatio is -o slab_automove_freeratio, default 0.01.
+	// memcached uses it only with extstore; corvid reports it.
+	SlabAutomoveFreeRatio float64
+	// Eviction chooses what is evicted when memory is full (twemcache's
+	// -M strategies, see Eviction); the zero value means EvictLRU, or
+	// EvictNone with NoEvict. SetEviction changes it at run time.
+	Eviction Eviction
 	// CrawlInterval is how often the crawler walks the classes for expired
 	// and flushed items; default 1s. A class whose pass reclaimed nothing
 	// is walked less often, down to once every 64 intervals.
@@ -123,6 +149,9 @@ type Stats struct {
 	// was free for them.
 	SlabReassignRescues        uint64
 	SlabReassignEvictionsNomem uint64
+	SlabReassignRunning        bool   // a Reassign is in progress
+	SlabGlobalPagePool         uint64 // free pages held by no class
+	SlabEvictions              uint64 // whole pages emptied by a slab eviction policy
 	LRUMaintainerJuggles       uint64 // LRU maintainer passes
 
 	// Classes holds one entry per slab class, index 0 = class 1.
@@ -185,6 +214,11 @@ type ClassInfo struct {
 //	func (c *Cache) ArithMeta(key []byte, delta uint64, decr bool, cas uint64, vivify bool, initial uint64, fn func(MetaEntry)) (StoreResult, error)
 //	func (c *Cache) FlushAll(delay int64)
 //	func (c *Cache) SetMemoryLimit(bytes int64) error
+//	func (c *Cache) Reassign(src, dst int) error
+//	func (c *Cache) SetAutomove(n int) error
+//	func (c *Cache) Automove() int
+//	func (c *Cache) SetEviction(e Eviction) error
+//	func (c *Cache) Eviction() Eviction
 //	func (c *Cache) ReadStats(s *Stats)
 //	func (c *Cache) ResetStats()
 //	func (c *Cache) Uptime() int64

@@ -49,11 +49,34 @@ type Cache struct {
 	// lock, so reading it under any one of them is safe.
 	closed bool
 
+	// Page metadata by page id (fixed length MaxPages+1): the class that
+	// owns the page (0 when pooled or free), the last access to one of its
+	// items and the time it was given to its class (rel seconds), for the
+	// slab eviction policies.
+	pageOwner []atomic.Uint32
+	pageAtime []atomic.Uint32
+	pageCtime []atomic.Uint32
+	maxPageID atomic.Uint32 // highest page id handed out
+
+	largest  int          // memcached's power_largest: the last class Reassign accepts
+	automove atomic.Int32 // slab_automove: 0, 1 or 2
+	evict    atomic.Uint32
+
+	// The mover's request: rebalBusy is set by Reassign and cleared by the
+	// mover when the page has moved; src and dst are written between.
+	rebalBusy          atomic.Bool
+	rebalSrc, rebalDst atomic.Int32
+	rebalCh            chan struct{}
+	pickCur            atomic.Int32 // pickAny's round-robin position
+
+	amMu    sync.Mutex // guards am and amRatio
+	am      automoveState
+	amRatio float64
+
 	counters
 	tune        lruTune      // LRU settings ("lru tune|mode|temp_ttl")
 	crawl       crawlerState // crawler settings and requests
-	onEvict     atomic.Pointer[func(*Eviction)]
-	lastEvicted []uint64 // the maintainer's per-class eviction snapshot
+	onEvict     atomic.Pointer[func(*EvictedItem)]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -67,7 +90,7 @@ type counters struct {
 	deleteMisses, incrMisses, decrMisses            atomic.Uint64
 	casMisses, touchMisses, totalItems              atomic.Uint64
 	mallocFails, crawlerStarts, slabsMoved, juggles atomic.Uint64
-	slabRescues, slabEvictions                      atomic.Uint64
+	slabRescues, slabEvictions, pageEvictions       atomic.Uint64
 	crawlerRunning                                  atomic.Bool
 }
 
@@ -77,6 +100,7 @@ func (k *counters) reset() {
 		&k.getMisses, &k.getExpired, &k.getFlushed, &k.deleteMisses, &k.incrMisses,
 		&k.decrMisses, &k.casMisses, &k.touchMisses, &k.totalItems, &k.mallocFails,
 		&k.crawlerStarts, &k.slabsMoved, &k.juggles, &k.slabRescues, &k.slabEvictions,
+		&k.pageEvictions,
 	} {
 		p.Store(0)
 	}
@@ -99,6 +123,26 @@ func New(cfg Config) (*Cache, error) {
 		nextID:   1,
 		limit:    cfg.MemoryLimit,
 		stop:     make(chan struct{}),
+		rebalCh:  make(chan struct{}, 1),
+		amRatio:  cfg.SlabAutomoveRatio,
+
+		pageOwner: make([]atomic.Uint32, MaxPages+1),
+		pageAtime: make([]atomic.Uint32, MaxPages+1),
+		pageCtime: make([]atomic.Uint32, MaxPages+1),
+	}
+	switch {
+	case cfg.SlabAutomove < 0:
+	case cfg.SlabAutomove == 0:
+		c.automove.Store(1)
+	default:
+		c.automove.Store(int32(cfg.SlabAutomove))
+	}
+	switch {
+	case cfg.NoEvict:
+	case cfg.Eviction == 0:
+		c.evict.Store(uint32(EvictLRU))
+	default:
+		c.evict.Store(uint32(cfg.Eviction))
 	}
 	c.tune.cur.Store(newLRUTune(&cfg))
 	c.crawl.enabled.Store(!cfg.NoCrawler)
@@ -132,7 +176,11 @@ func New(cfg Config) (*Cache, error) {
 			cl.pageSize = max(SlabPageSize, cfg.ItemSizeMax)
 		}
 	}
-	c.lastEvicted = make([]uint64, len(info))
+	c.largest = len(info) - 1
+	if c.bigID != 0 {
+		c.largest-- // memcached chains large items instead
+	}
+	c.am = newAutomoveState(len(info), cfg.SlabAutomoveWindow)
 
 	c.hashPower.Store(uint32(cfg.HashPowerInit))
 	table := make([]uint32, 1<<cfg.HashPowerInit)
@@ -140,7 +188,7 @@ func New(cfg Config) (*Cache, error) {
 		c.stripes[i].buckets = table
 	}
 
-	n := 3
+	n := 4 // crawler, maintainer, mover, expander
 	if c.nowFn == nil {
 		n++
 	}
@@ -150,6 +198,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	go c.runCrawler()
 	go c.runMaintainer()
+	go c.runMover()
 	go c.runExpander()
 	return c, nil
 }

@@ -46,6 +46,15 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.TemporaryTTL == 0 && !cfg.TempLRU {
 		cfg.TemporaryTTL = defaultTemporaryTTL
 	}
+	if cfg.SlabAutomoveRatio == 0 {
+		cfg.SlabAutomoveRatio = 0.8
+	}
+	if cfg.SlabAutomoveWindow == 0 {
+		cfg.SlabAutomoveWindow = 30
+	}
+	if cfg.SlabAutomoveFreeRatio == 0 {
+		cfg.SlabAutomoveFreeRatio = 0.01
+	}
 	bad := func(format string, args ...any) (Config, error) {
 		return cfg, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...)
 	}
@@ -86,6 +95,16 @@ func normalize(cfg Config) (Config, error) {
 		return bad("warm_max_factor must be > 0")
 	case cfg.TempLRU && cfg.NoLRUMaintainer:
 		return bad("temporary_ttl requires lru_maintainer to be enabled")
+	case cfg.SlabAutomove < -1 || cfg.SlabAutomove > 2:
+		return bad("slab_automove must be between 0 and 2")
+	case cfg.SlabAutomoveRatio < 0 || cfg.SlabAutomoveRatio > 1:
+		return bad("slab_automove_ratio must be between 0 and 1")
+	case cfg.SlabAutomoveWindow < 0 || cfg.SlabAutomoveWindow > 3600:
+		return bad("slab_automove_window must be between 1 and 3600")
+	case cfg.SlabAutomoveFreeRatio < 0 || cfg.SlabAutomoveFreeRatio > 1:
+		return bad("slab_automove_freeratio must be between 0 and 1")
+	case cfg.Eviction >= evictInvalid:
+		return bad("eviction strategy %d is not one of twemcache's", cfg.Eviction)
 	}
 	if 48+cfg.ChunkSizeMin > cfg.SlabChunkMax {
 		return bad("chunk size %d is larger than slab_chunk_max", cfg.ChunkSizeMin)

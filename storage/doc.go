@@ -36,8 +36,10 @@
 //     lists and byte counts, and the list links in its chunks.
 //   - pageMu guards the page table, the pool of emptied pages and the
 //     memory accounting.
+//   - amMu guards the automover's window (automove.go); it is taken
+//     before any class lock.
 //
-// The order is stripe lock, then class lock, then pageMu. Code holding a
+// The order is amMu, stripe lock, then class lock, then pageMu. Code holding a
 // class lock that needs an item's stripe (eviction at the LRU tail, the
 // crawler, emptying a page) or another class's lock (stealing a page) only
 // tries it (TryLock) and skips the item or class when it is busy, as
@@ -54,8 +56,9 @@
 //
 // New starts: a clock that advances memcached's seconds counter (unless
 // Config.Now is set, in which case the time is read from Now on each call);
-// the LRU maintainer, which balances HOT/WARM/COLD and once a second moves
-// pages between classes; the hash expander, which doubles the table one
-// stripe at a time; and the crawler, which (while enabled) reclaims
-// expired and flushed items. Close stops and waits for all of them.
+// the LRU maintainer, which balances HOT/WARM/COLD, runs the automover
+// once a second and releases pages over a lowered memory limit; the mover,
+// which carries out page moves between classes (Reassign); the hash
+// expander, which doubles the table one stripe at a time; and, unless
+// NoCrawler, the crawler, which reclaims expired and flushed items. Close stops and waits for all of them.
 package storage

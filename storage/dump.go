@@ -169,9 +169,9 @@ func (c *Cache) ClassOf(keyLen, valueLen int) int {
 	return c.classFor(c.ntotal(keyLen, valueLen))
 }
 
-// Eviction describes an item evicted from the COLD tail, as memcached's
+// EvictedItem describes an item evicted from the COLD tail, as memcached's
 // "watch evictions" reports it.
-type Eviction struct {
+type EvictedItem struct {
 	Key       []byte // valid only during the hook
 	Fetched   bool
 	TTL       int64 // seconds left, -1 for an item that never expires
@@ -183,7 +183,7 @@ type Eviction struct {
 // SetEvictionHook makes the cache call fn for every item it evicts, or
 // stops it with nil. fn is called with cache locks held: it must be quick
 // and must not call the Cache. It is safe for concurrent use.
-func (c *Cache) SetEvictionHook(fn func(*Eviction)) {
+func (c *Cache) SetEvictionHook(fn func(*EvictedItem)) {
 	if fn == nil {
 		c.onEvict.Store(nil)
 		return
@@ -197,7 +197,7 @@ func (c *Cache) noteEvictionLocked(ref uint32, h *itemHeader, b uint32, now uint
 	if fn == nil {
 		return
 	}
-	ev := Eviction{
+	ev := EvictedItem{
 		Key:       c.itemKey(ref, b),
 		Fetched:   b&bitFetched != 0,
 		TTL:       -1,

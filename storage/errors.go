@@ -34,7 +34,8 @@ var (
 	// on a cache running without it.
 	ErrNoMaintainer = errors.New("storage: LRU maintainer disabled")
 
-	// ErrBadClass reports a slab class id outside 1..63.
+	// ErrBadClass reports a slab class id outside 1..63, or a Reassign
+	// naming a class that does not exist (memcached's "BADCLASS").
 	ErrBadClass = errors.New("storage: invalid class id")
 
 	// ErrCrawlerBusy reports a crawl requested while another is running.
@@ -43,4 +44,24 @@ var (
 	// ErrCrawlerDisabled reports a crawl requested while the crawler is
 	// disabled.
 	ErrCrawlerDisabled = errors.New("storage: crawler disabled")
+
+	// ErrBusy reports a Reassign while a page move is in progress
+	// (memcached's "BUSY currently processing reassign request").
+	ErrBusy = errors.New("storage: currently processing reassign request")
+
+	// ErrNoSpare reports a Reassign from a class with fewer than two pages
+	// (memcached's "NOSPARE source class has no spare pages").
+	ErrNoSpare = errors.New("storage: source class has no spare pages")
+
+	// ErrSameClass reports a Reassign whose source and destination are the
+	// same (memcached's "SAME src and dst class are identical").
+	ErrSameClass = errors.New("storage: src and dst class are identical")
+
+	// ErrReassignDisabled reports a Reassign on a cache configured with
+	// NoSlabReassign.
+	ErrReassignDisabled = errors.New("storage: slab reassignment disabled")
+
+	// ErrBadSetting reports an out-of-range SetAutomove or SetEviction
+	// argument.
+	ErrBadSetting = errors.New("storage: invalid setting")
 )

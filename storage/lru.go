@@ -146,7 +146,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				removed++
 				stop = !evict
 			case evict:
-				if c.cfg.NoEvict {
+				if c.evict.Load()&uint32(EvictLRU) == 0 {
 					break
 				}
 				cl.cnt.evicted.Add(1)
@@ -163,6 +163,9 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				}
 				c.unlinkBothLocked(s, cl, search, h, hv)
 				removed++
+				if c.automove.Load() == 2 {
+					_ = c.Reassign(-1, cl.id) // slab_automove=2: a page for every eviction
+				}
 			}
 		}
 		if moveTo >= 0 {
@@ -254,5 +257,6 @@ func (c *Cache) runMaintainer() {
 			lastBalance = time.Now()
 			c.balance()
 		}
+		c.automoveTick()
 	}
 }

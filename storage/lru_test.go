@@ -294,29 +294,3 @@ func TestPageMoveRescuesItems(t *testing.T) {
 	}
 	checkConsistency(t, c)
 }
-
-// TestAutomove checks the maintainer's age balancing: a class evicting
-// young items gets a page from a class holding only old ones.
-func TestAutomove(t *testing.T) {
-	clk := newFakeClock()
-	c := newCache(t, Config{Now: clk.Now, NoCrawler: true, MemoryLimit: 4 << 20})
-	old := strings.Repeat("o", 1000)
-	oldCls := c.classFor(c.ntotal(6, len(old)))
-	for i := 0; i < 3*c.classes[oldCls].perslab; i++ {
-		mustSet(t, c, fmt.Sprintf("o%05d", i), old)
-	}
-	clk.Advance(1000 * time.Second)
-	young := strings.Repeat("y", 100)
-	youngCls := c.classFor(c.ntotal(7, len(young)))
-	i := 0
-	waitFor(t, "a page to move to the evicting class", func() bool {
-		for end := i + 2000; i < end; i++ {
-			mustSet(t, c, fmt.Sprintf("y%06d", i), young)
-		}
-		return stats(c).Classes[youngCls-1].TotalPages >= 2
-	})
-	s := stats(c)
-	if s.Classes[oldCls-1].TotalPages != 2 || s.SlabsMoved == 0 || s.TotalMalloced > 4<<20 {
-		t.Fatalf("old class pages %d, moved %d, malloced %d", s.Classes[oldCls-1].TotalPages, s.SlabsMoved, s.TotalMalloced)
-	}
-}

@@ -37,6 +37,7 @@ func (c *Cache) unlinkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
 // HOT LRU. The caller holds the key's stripe lock. It returns the CAS.
 func (c *Cache) linkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64, now uint32) uint64 {
 	h.atime.Store(now)
+	c.touchPage(ref, now)
 	var cas uint64
 	if c.useCAS {
 		cas = c.casID.Add(1)
@@ -65,6 +66,7 @@ func (c *Cache) replaceLocked(s *stripe, old uint32, oh *itemHeader, ref uint32,
 		return c.linkLocked(s, ref, h, hv, now)
 	}
 	h.atime.Store(now)
+	c.touchPage(ref, now)
 	var cas uint64
 	if c.useCAS {
 		cas = c.casID.Add(1)
@@ -176,6 +178,7 @@ func (c *Cache) Get(key []byte, fn func(Item)) bool {
 	}
 	atime := h.atime.Load()
 	b := c.bumpLocked(ref, h, now)
+	c.touchPage(ref, now)
 	if fn != nil {
 		fn(c.item(ref, h, b, atime))
 	}
@@ -220,6 +223,7 @@ func (c *Cache) touch(key []byte, exptime int64, fn func(Item)) bool {
 	}
 	atime := h.atime.Load()
 	b := c.bumpLocked(ref, h, now)
+	c.touchPage(ref, now)
 	h.exptime = exp
 	if fn != nil {
 		fn(c.item(ref, h, b, atime))

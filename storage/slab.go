@@ -3,6 +3,7 @@ package storage
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // SlabPageSize is the size of a slab page, memcached's slab_page_size.
@@ -199,6 +200,10 @@ func (c *Cache) newPageLocked(cl *class) bool {
 func (c *Cache) addPageLocked(cl *class, id uint32) {
 	cl.pages = append(cl.pages, id)
 	cl.npages.Store(int32(len(cl.pages)))
+	now := c.relNow()
+	c.pageOwner[id].Store(uint32(cl.id))
+	c.pageCtime[id].Store(now)
+	c.pageAtime[id].Store(now)
 	for i := cl.perslab - 1; i >= 0; i-- {
 		ref := makeRef(id, i*cl.size)
 		c.pushFreeLocked(cl, ref, c.hdr(ref))
@@ -244,6 +249,7 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 	if n := len(c.freeIDs); n > 0 {
 		c.freeIDs = c.freeIDs[:n-1]
 	} else {
+		c.maxPageID.Store(c.nextID)
 		c.nextID++
 	}
 	c.pages[id] = mem
@@ -276,6 +282,9 @@ func (c *Cache) putPage(id uint32) {
 	c.releasePageLocked(id)
 }
 
+// maxAllocPasses bounds the passes alloc makes over the LRU tails.
+const maxAllocPasses = 200
+
 // alloc returns an in-flight chunk of class cls for an item of ntotal bytes
 // with an nkey-byte key and an nbytes-byte value, taking memory as
 // memcached's do_item_alloc_pull does: the free list, a new page, then
@@ -296,14 +305,35 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
 		c.pullTailLocked(cl, lruTemp, 0, 0, false, now)
 		ref = c.slabAllocLocked(cl)
 	}
-	i := 0
-	for ; ref == 0 && i < 10; i++ {
+	ev := Eviction(c.evict.Load())
+	// Each pass frees memory or makes progress towards it: a pull at the
+	// COLD tail that finds ACTIVE items gives them their second chance in
+	// WARM (clearing ACTIVE) instead of evicting, so a long run of them
+	// takes several passes; maxAllocPasses bounds them.
+	i, waits, passes := 0, 0, maxAllocPasses
+	if ev == EvictNone {
+		passes = 10 // memcached's count: nothing will be evicted anyway
+	}
+	for ; ref == 0 && i < passes; i++ {
+		// The slab policies come first (twemcache tries higher bits
+		// first), after the expired items at the COLD tail.
+		if ev&evictSlab != 0 &&
+			(c.pullTailLocked(cl, lruCold, 0, 0, false, now) > 0 || c.evictPageLocked(cl, ev, now)) {
+			ref = c.slabAllocLocked(cl)
+			continue
+		}
 		if c.pullTailLocked(cl, lruCold, 0, 0, true, now) <= 0 &&
 			c.pullTailLocked(cl, lruHot, 0, 0, false, now) <= 0 &&
 			c.pullTailLocked(cl, lruWarm, 0, 0, false, now) <= 0 &&
-			(c.cfg.NoEvict || !c.stealPageLocked(cl, now)) {
-			i++
-			break
+			(ev == EvictNone || !c.stealPageLocked(cl, now)) {
+			if ev == EvictNone || waits == 10 {
+				i++
+				break
+			}
+			// The classes to steal from may be busy (the maintainer, the
+			// mover): wait a little, longer each time, about 10ms in all.
+			time.Sleep(time.Duration(10<<waits) * time.Microsecond)
+			waits++
 		}
 		ref = c.slabAllocLocked(cl)
 	}

@@ -1,20 +1,22 @@
 package storage
 
+import "time"
+
 // Page moves (memcached's slab rebalancer): a page is taken from one class,
 // its items moved to free chunks elsewhere in the class ("rescued") or
-// evicted, and the page handed to another class or released. corvid moves
-// pages in two cases:
-//   - a class needs memory, the limit is reached and its own LRU has
+// evicted, and the page handed to another class or to the global page
+// pool. Pages move:
+//   - on Reassign (memcached's "slabs reassign"), which the mover goroutine
+//     carries out one page at a time, as memcached's rebalancer thread;
+//   - when the automover asks for it (slab_automove, see automove.go);
+//   - when a class needs memory, the limit is reached and its own LRU has
 //     nothing to evict (it may never have received a page): alloc steals a
-//     page at once, so that stores only fail when eviction is disabled;
-//   - the maintainer's balance pass, once a second, moves a page from the
-//     class with the oldest COLD tail to a class that is evicting younger
-//     items (memcached's slab_automove=1 age ratio), and releases pages
-//     while the cache holds more than a lowered memory limit.
+//     page at once, as memcached lets such a class allocate its first page
+//     beyond the limit, so that stores only fail when eviction is off;
+//   - when a slab eviction policy evicts a whole page (see evict.go);
+//   - when a lowered memory limit releases pages.
 
-// automoveRatio is memcached's slab_automove_ratio.
-const automoveRatio = 0.8
-
+// pageOf returns the index in cl.pages of the page holding ref, or -1.
 // pageOf returns the index in cl.pages of the page holding ref, or -1.
 func pageOf(cl *class, ref uint32) int {
 	id := ref >> refPageShift
@@ -42,8 +44,10 @@ func (c *Cache) tailPageLocked(cl *class) int {
 // clearPageLocked empties page idx of class v and removes it from the
 // class, returning its id; it fails (leaving the page in place, perhaps
 // with fewer items) if a chunk is in flight or an item's stripe is locked.
-// The caller holds v.mu.
-func (c *Cache) clearPageLocked(v *class, idx int, now uint32) (uint32, bool) {
+// Live items are moved to free chunks of the class's other pages, or, when
+// none is free or with evict (a slab eviction policy), evicted. The caller
+// holds v.mu.
+func (c *Cache) clearPageLocked(v *class, idx int, now uint32, evict bool) (uint32, bool) {
 	id := v.pages[idx]
 	refOf := func(i int) uint32 { return makeRef(id, i*v.size) }
 	for i := 0; i < v.perslab; i++ {
@@ -74,7 +78,10 @@ func (c *Cache) clearPageLocked(v *class, idx int, now uint32) (uint32, bool) {
 			continue
 		}
 		live := !isExpired(h, now) && !c.isFlushed(h, now)
-		if live {
+		switch {
+		case live && evict:
+			c.countEvictionLocked(v, h, b, now)
+		case live:
 			if to := c.takeFreeLocked(v); to != 0 {
 				c.moveItemLocked(s, v, ref, to, hv)
 				c.slabRescues.Add(1)
@@ -101,6 +108,7 @@ func (c *Cache) clearPageLocked(v *class, idx int, now uint32) (uint32, bool) {
 	}
 	v.pages = append(v.pages[:idx], v.pages[idx+1:]...)
 	v.npages.Store(int32(len(v.pages)))
+	c.pageOwner[id].Store(0)
 	if v.crawlPage > idx {
 		v.crawlPage--
 	}
@@ -239,34 +247,11 @@ func (c *Cache) takePageLocked(v *class, now uint32) (uint32, bool) {
 	first := c.tailPageLocked(v)
 	for k := 0; k < 3 && k < len(v.pages); k++ {
 		idx := (first + k) % len(v.pages)
-		if id, ok := c.clearPageLocked(v, idx, now); ok {
+		if id, ok := c.clearPageLocked(v, idx, now, false); ok {
 			return id, true
 		}
 	}
 	return 0, false
-}
-
-// balance is the maintainer's once-a-second page pass: release pages while
-// over the memory limit, then move one page from the class with the oldest
-// items to the class evicting the youngest ones.
-func (c *Cache) balance() {
-	for moved := 0; moved < 64 && c.overLimit(); moved++ {
-		v := c.oldestClass(nil, 1)
-		if v == nil || !c.releaseOne(v) {
-			break
-		}
-	}
-	if !c.memoryFull() {
-		c.noteEvictions()
-		return
-	}
-	young, old := c.automoveCandidates()
-	if young == nil || old == nil {
-		return
-	}
-	// The pooled page goes to the next class that needs one: the evicting
-	// class, in practice.
-	c.releaseOne(old)
 }
 
 // overLimit reports whether the pages exceed a lowered memory limit.
@@ -282,13 +267,6 @@ func (c *Cache) overLimit() bool {
 		c.releasePageLocked(id)
 	}
 	return c.malloced > c.limit
-}
-
-// memoryFull reports whether no further page can be allocated.
-func (c *Cache) memoryFull() bool {
-	c.pageMu.Lock()
-	defer c.pageMu.Unlock()
-	return len(c.pool) == 0 && c.malloced+SlabPageSize > c.limit
 }
 
 // releaseOne empties a page of v and hands it back (to the pool, or to the
@@ -343,41 +321,153 @@ func (c *Cache) oldestClass(not *class, minPages int32) *class {
 	return best
 }
 
-// noteEvictions records each class's eviction count for the next pass.
-func (c *Cache) noteEvictions() {
-	for i := 1; i < len(c.classes); i++ {
-		c.lastEvicted[i] = c.classes[i].cnt.evicted.Load()
+// Reassign asks the mover to move one page from class src to class dst, as
+// memcached's "slabs reassign": src -1 picks a class with pages to spare,
+// class 0 is the global page pool (a page moved there is free for any
+// class; dst 0 frees a page of src). It returns at once; the page moves in
+// the background, its items rescued into free chunks of src or evicted.
+// The checks and their order are memcached's: ErrReassignDisabled, ErrBusy
+// while a move is in progress, ErrSameClass, ErrBadClass for a class
+// memcached would not have, ErrNoSpare when src has fewer than two pages.
+// It allocates nothing and is safe for concurrent use.
+func (c *Cache) Reassign(src, dst int) error {
+	if c.cfg.NoSlabReassign {
+		return ErrReassignDisabled
+	}
+	if c.rebalBusy.Load() {
+		return ErrBusy
+	}
+	if src == dst {
+		return ErrSameClass
+	}
+	if src == -1 {
+		src = c.pickAny(dst)
+	}
+	if src < 0 || src > c.largest || dst < 0 || dst > c.largest {
+		return ErrBadClass
+	}
+	if c.pagesOf(src) < 2 {
+		return ErrNoSpare
+	}
+	if !c.rebalBusy.CompareAndSwap(false, true) {
+		return ErrBusy
+	}
+	c.rebalSrc.Store(int32(src))
+	c.rebalDst.Store(int32(dst))
+	select {
+	case c.rebalCh <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// pagesOf returns the pages of class id, or of the global pool for 0.
+func (c *Cache) pagesOf(id int) int {
+	if id != 0 {
+		return int(c.classes[id].npages.Load())
+	}
+	c.pageMu.Lock()
+	defer c.pageMu.Unlock()
+	return len(c.pool)
+}
+
+// pickAny returns the next class after the last one picked, round robin,
+// that is not dst and has two pages or more, or -1 (memcached's
+// slabs_reassign_pick_any).
+func (c *Cache) pickAny(dst int) int {
+	cur := int(c.pickCur.Load())
+	for range c.largest {
+		cur++
+		if cur > c.largest {
+			cur = 1
+		}
+		if cur != dst && c.classes[cur].npages.Load() > 1 {
+			c.pickCur.Store(int32(cur))
+			return cur
+		}
+	}
+	return -1
+}
+
+// Move attempts: a page with an item in flight or locked is retried.
+const (
+	moveTries = 200
+	moveRetry = time.Millisecond
+)
+
+// runMover carries out the moves Reassign asks for, one at a time, until
+// stop is closed.
+func (c *Cache) runMover() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.rebalCh:
+		}
+		src, dst := int(c.rebalSrc.Load()), int(c.rebalDst.Load())
+		for range moveTries {
+			if done := c.movePage(src, dst); done {
+				break
+			}
+			t := time.NewTimer(moveRetry)
+			select {
+			case <-c.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		c.rebalBusy.Store(false)
 	}
 }
 
-// automoveCandidates returns the class that evicted since the last pass
-// with the youngest COLD tail, and the class with two or more pages whose
-// oldest item is older than that by more than automoveRatio.
-func (c *Cache) automoveCandidates() (young, old *class) {
-	now := c.relNow()
-	var youngAge, oldAge uint32
-	for i := 1; i < len(c.classes); i++ {
-		cl := &c.classes[i]
-		ev := cl.cnt.evicted.Load()
-		evicting := ev > c.lastEvicted[i]
-		c.lastEvicted[i] = ev
-		if cl.npages.Load() == 0 {
-			continue
+// movePage moves one page from src to dst. It reports false when it
+// should be tried again (an item was busy), true when the page moved or
+// the move cannot be made (src has fewer than two pages left, as memcached
+// refuses then).
+func (c *Cache) movePage(src, dst int) bool {
+	var id uint32
+	size := SlabPageSize
+	if src == 0 {
+		c.pageMu.Lock()
+		n := len(c.pool)
+		if c.closed || n < 2 {
+			c.pageMu.Unlock()
+			return true
 		}
-		age, any := c.tailAge(cl, now)
-		if evicting && (young == nil || age < youngAge) {
-			young, youngAge = cl, age
+		id = c.pool[n-1]
+		c.pool = c.pool[:n-1]
+		c.pageMu.Unlock()
+	} else {
+		v := &c.classes[src]
+		v.mu.Lock()
+		if c.closed || len(v.pages) < 2 {
+			v.mu.Unlock()
+			return true
 		}
-		if cl.npages.Load() >= 2 && (old == nil || !any || age > oldAge) {
-			if !any {
-				age = ^uint32(0)
+		var ok bool
+		id, ok = c.takePageLocked(v, c.relNow())
+		size = v.pageSize
+		v.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	c.slabsMoved.Add(1)
+	if dst != 0 {
+		d := &c.classes[dst]
+		if d.pageSize == size {
+			d.mu.Lock()
+			if !c.closed {
+				c.addPageLocked(d, id)
+				d.mu.Unlock()
+				return true
 			}
-			old, oldAge = cl, age
+			d.mu.Unlock()
+			return true
 		}
 	}
-	if young == nil || old == nil || young == old ||
-		float64(youngAge) >= float64(oldAge)*automoveRatio {
-		return nil, nil
-	}
-	return young, old
+	c.putPage(id)
+	return true
 }

@@ -77,6 +77,8 @@ func (c *Cache) ReadStats(s *Stats) {
 	s.SlabsMoved = c.slabsMoved.Load()
 	s.SlabReassignRescues = c.slabRescues.Load()
 	s.SlabReassignEvictionsNomem = c.slabEvictions.Load()
+	s.SlabReassignRunning = c.rebalBusy.Load()
+	s.SlabEvictions = c.pageEvictions.Load()
 	s.LRUMaintainerJuggles = c.juggles.Load()
 
 	power := c.hashPower.Load()
@@ -87,6 +89,7 @@ func (c *Cache) ReadStats(s *Stats) {
 	c.pageMu.Lock()
 	s.LimitMaxbytes = uint64(c.limit)
 	s.TotalMalloced = uint64(c.malloced)
+	s.SlabGlobalPagePool = uint64(len(c.pool))
 	c.pageMu.Unlock()
 }
 

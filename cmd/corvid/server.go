@@ -153,6 +153,18 @@ func leadingInt(s string) int64 {
 	return n
 }
 
+// leadingFloat parses the longest prefix of s that is a number, as C's
+// atof does, or returns 0.
+func leadingFloat(s string) float64 {
+	s = strings.TrimLeft(s, " \t")
+	for n := len(s); n > 0; n-- {
+		if f, err := strconv.ParseFloat(s[:n], 64); err == nil {
+			return f
+		}
+	}
+	return 0
+}
+
 // parseSize parses memcached's -I argument: a number of bytes with an
 // optional k or m suffix.
 func parseSize(s string) (int64, error) {
@@ -330,7 +342,7 @@ var knownSuboptions = map[string]bool{
 	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
 	"proxy_config": true, "proxy_uring": true,
 	// corvid's own.
-	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true,
+	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true, "eviction": true,
 }
 
 // applyExtended applies the -o suboptions.
@@ -436,6 +448,50 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 					return usageError("slab_chunk_max must be a positive number of kilobytes")
 				}
 				sc.SlabChunkMax = int(n) << 10
+			case "slab_reassign", "modern":
+				sc.NoSlabReassign = false
+			case "no_slab_reassign":
+				sc.NoSlabReassign = true
+			case "slab_automove":
+				if val == "" {
+					n = 1
+				}
+				if n < 0 || n > 2 {
+					return usageError("slab_automove must be between 0 and 2")
+				}
+				sc.SlabAutomove = int(n)
+				if n == 0 {
+					sc.SlabAutomove = -1
+				}
+			case "slab_automove_ratio":
+				if val == "" {
+					return usageError("Missing slab_automove_ratio argument")
+				}
+				r := leadingFloat(val)
+				if r <= 0 || r > 1 {
+					return usageError("slab_automove_ratio must be > 0 and < 1")
+				}
+				sc.SlabAutomoveRatio = r
+			case "slab_automove_window":
+				if n <= 2 {
+					return usageError("slab_automove_window must be > 2")
+				}
+				sc.SlabAutomoveWindow = int(n)
+			case "slab_automove_freeratio":
+				r, err := strconv.ParseFloat(val, 64)
+				if err != nil {
+					return usageError("could not parse argument to slab_automove_freeratio")
+				}
+				sc.SlabAutomoveFreeRatio = r
+			case "eviction":
+				e, err := storage.ParseEviction(val)
+				if err != nil {
+					return usageError("eviction must be lru, random, lra, lrc or none (or twemcache's number, 0 to 15)")
+				}
+				sc.Eviction = e
+				if e == storage.EvictNone {
+					sc.NoEvict = true
+				}
 			case "hash_algorithm":
 				switch val {
 				case "jenkins", "murmur3", "xxh3":
