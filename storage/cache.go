@@ -74,9 +74,9 @@ type Cache struct {
 	amRatio float64
 
 	counters
-	tune        lruTune      // LRU settings ("lru tune|mode|temp_ttl")
-	crawl       crawlerState // crawler settings and requests
-	onEvict     atomic.Pointer[func(*EvictedItem)]
+	tune    lruTune      // LRU settings ("lru tune|mode|temp_ttl")
+	crawl   crawlerState // crawler settings and requests
+	onEvict atomic.Pointer[func(*EvictedItem)]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
