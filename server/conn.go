@@ -75,12 +75,15 @@ type conn struct {
 
 	stats   connStats
 	stopped atomic.Bool
-	lastCmd atomic.Int64 // unix seconds of the last command, for stats conns
+	// lastCmd is the Unix second of the last command, for "stats conns",
+	// read from the cache clock (a ticking counter, as memcached's
+	// current_time) so a request does not pay for time.Now.
+	lastCmd atomic.Int64
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32(), klogShard: rand.Uint32()}
-	c.lastCmd.Store(time.Now().Unix())
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
 	return c
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
-	"time"
 
 	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
@@ -34,7 +33,7 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 		c.reply(line)
 		return 0, true
 	}
-	c.lastCmd.Store(time.Now().Unix())
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
 	switch req.Command {
 	case protocol.MetaGet:
 		c.metaGet(req)
