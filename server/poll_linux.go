@@ -45,9 +45,14 @@ type loop struct {
 	pending []*pollConn
 	done    bool // the loop is exiting; poll releases new connections itself
 
-	conns    map[int32]*pollConn // by descriptor; loop goroutine only
-	now      int64               // unix nanoseconds at the last wake-up
-	lastIdle int64               // when the idle sweep last ran
+	// conns holds the loop's connections indexed by descriptor (nil
+	// where the loop has none), so an event finds its connection with
+	// an index rather than a map lookup; nconns counts them. Loop
+	// goroutine only.
+	conns    []*pollConn
+	nconns   int
+	now      int64 // unix nanoseconds at the last wake-up
+	lastIdle int64 // when the idle sweep last ran
 }
 
 // pollConn is a connection owned by an event loop.
@@ -164,7 +169,7 @@ func newLoop(s *Server) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, fmt.Errorf("cannot create eventfd: %w", e)
 	}
-	l := &loop{srv: s, epfd: epfd, wakefd: int(r), conns: make(map[int32]*pollConn)}
+	l := &loop{srv: s, epfd: epfd, wakefd: int(r)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wakefd)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wakefd, &ev); err != nil {
 		syscall.Close(l.wakefd)
@@ -218,7 +223,7 @@ func (l *loop) run() {
 				woken = true
 				continue
 			}
-			if pc := l.conns[ev.Fd]; pc != nil {
+			if pc := l.conn(ev.Fd); pc != nil {
 				pc.event(ev.Events)
 			}
 		}
@@ -253,15 +258,38 @@ func (l *loop) addPending() {
 			continue
 		}
 		pc.idleSince = time.Now().UnixNano()
-		l.conns[int32(pc.fd)] = pc
+		l.add(pc)
 	}
+}
+
+// conn returns the connection registered for descriptor fd, or nil.
+func (l *loop) conn(fd int32) *pollConn {
+	if uint(fd) < uint(len(l.conns)) {
+		return l.conns[fd]
+	}
+	return nil
+}
+
+// add records pc under its descriptor, growing conns as needed.
+func (l *loop) add(pc *pollConn) {
+	if pc.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*pollConn, pc.fd+1-len(l.conns)+len(l.conns)/2)...)
+	}
+	l.conns[pc.fd] = pc
+	l.nconns++
+}
+
+// remove forgets the connection registered for descriptor fd.
+func (l *loop) remove(fd int) {
+	l.conns[fd] = nil
+	l.nconns--
 }
 
 // sweepIdle closes the connections that have waited for input longer than
 // idle nanoseconds.
 func (l *loop) sweepIdle(idle int64) {
 	for _, pc := range l.conns {
-		if !pc.out && l.now-pc.idleSince > idle {
+		if pc != nil && !pc.out && l.now-pc.idleSince > idle {
 			l.srv.stats.idleKicks.Add(1)
 			pc.close()
 		}
@@ -274,11 +302,11 @@ func (l *loop) sweepIdle(idle int64) {
 func (l *loop) stop() bool {
 	l.addPending()
 	for _, pc := range l.conns {
-		if !pc.out {
+		if pc != nil && !pc.out {
 			pc.close()
 		}
 	}
-	if len(l.conns) > 0 {
+	if l.nconns > 0 {
 		return false
 	}
 	l.mu.Lock()
@@ -419,7 +447,7 @@ func (pc *pollConn) flush() error {
 // writes until it closes.
 func (pc *pollConn) handOff() {
 	l, c, s := pc.l, pc.c, pc.c.srv
-	delete(l.conns, int32(pc.fd))
+	l.remove(pc.fd)
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	f := os.NewFile(uintptr(pc.fd), "")
 	nc, err := net.FileConn(f) // a duplicate in Go's netpoller
@@ -464,8 +492,8 @@ func (pc *pollConn) releaseClosed() {
 // close unregisters and closes the connection.
 func (pc *pollConn) close() {
 	l := pc.l
-	if l.conns[int32(pc.fd)] == pc {
-		delete(l.conns, int32(pc.fd))
+	if pc.fd >= 0 && l.conn(int32(pc.fd)) == pc {
+		l.remove(pc.fd)
 		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	}
 	pc.release()
