@@ -32,6 +32,9 @@ const (
 	// stopPollMsec is how often a stopping loop checks whether the
 	// connections still writing their last replies have finished.
 	stopPollMsec = 10
+	// maxSpare is how many read buffers a loop keeps for reuse; more go
+	// back to the shared pools.
+	maxSpare = 16
 )
 
 type loop struct {
@@ -53,6 +56,10 @@ type loop struct {
 	nconns   int
 	now      int64 // unix nanoseconds at the last wake-up
 	lastIdle int64 // when the idle sweep last ran
+	// spare holds read buffers of drained connections for the next
+	// connection that has input, as memcached's per-thread read buffer
+	// cache does: an idle connection then holds no read buffer.
+	spare [][]byte
 }
 
 // pollConn is a connection owned by an event loop.
@@ -328,6 +335,9 @@ func (pc *pollConn) event(events uint32) {
 		pc.serve()
 		return
 	}
+	if c.rbuf == nil {
+		c.rbuf = pc.l.getRead()
+	}
 	c.prepareRead(pc.need)
 	n, err := rawRead(pc.fd, c.rbuf[c.w:])
 	if err != nil {
@@ -386,6 +396,31 @@ func (pc *pollConn) serve() {
 	}
 	pc.setOut(false)
 	pc.idleSince = pc.l.now
+	if c.r == c.w {
+		// Drained: the buffer serves whichever connection reads next.
+		pc.l.putRead(c.rbuf)
+		c.rbuf, c.r, c.w = nil, 0, 0
+	}
+}
+
+// getRead returns a read buffer for a connection that has none.
+func (l *loop) getRead() []byte {
+	if n := len(l.spare); n > 0 {
+		b := l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		return b
+	}
+	return getBuf(readBufSize)
+}
+
+// putRead takes back the read buffer of a drained connection.
+func (l *loop) putRead(b []byte) {
+	if cap(b) == readBufSize && len(l.spare) < maxSpare {
+		l.spare = append(l.spare, b[:readBufSize])
+		return
+	}
+	putBuf(b)
 }
 
 // setOut switches the socket's interest between input and output.
