@@ -13,7 +13,10 @@ import (
 // returning what handleOne returns and true; it returns false, having
 // consumed nothing, for any other command.
 func (c *conn) handleMeta(buf []byte) (int, bool) {
-	req := &c.meta
+	if c.meta == nil {
+		c.meta = new(protocol.MetaRequest)
+	}
+	req := c.meta
 	n, err := protocol.ParseMeta(buf, req)
 	if errors.Is(err, protocol.ErrNotMeta) {
 		return 0, false
