@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
-	"time"
 
 	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
@@ -56,7 +55,7 @@ func (c *conn) handleBinary(buf []byte) int {
 	if len(buf) < head {
 		return head
 	}
-	c.lastCmd.Store(time.Now().Unix())
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
 	extras := buf[protocol.BinaryHeaderLen : protocol.BinaryHeaderLen+h.ExtLen]
 	key := buf[protocol.BinaryHeaderLen+h.ExtLen : head]
 	if h.HasValue() {

@@ -16,7 +16,7 @@ import (
 // start runs a server with cfg on a free loopback port until the test ends.
 // Like testutil.StartCorvid, it uses CORVID_TEST_EVENT_LOOPS event loops
 // when cfg.EventLoops is 0 and the variable is set.
-func start(t *testing.T, cfg Config) (*Server, string) {
+func start(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.EventLoops == 0 {
 		if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {

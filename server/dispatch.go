@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"time"
 
 	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
@@ -51,7 +50,7 @@ func (c *conn) handleOne(buf []byte) int {
 		}
 		return 0
 	}
-	c.lastCmd.Store(time.Now().Unix())
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
 	if c.srv.klog != nil {
 		c.line = trimLine(buf[:n])
 	}

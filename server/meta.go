@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
-	"time"
 
 	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
@@ -14,7 +13,10 @@ import (
 // returning what handleOne returns and true; it returns false, having
 // consumed nothing, for any other command.
 func (c *conn) handleMeta(buf []byte) (int, bool) {
-	req := &c.meta
+	if c.meta == nil {
+		c.meta = new(protocol.MetaRequest)
+	}
+	req := c.meta
 	n, err := protocol.ParseMeta(buf, req)
 	if errors.Is(err, protocol.ErrNotMeta) {
 		return 0, false
@@ -34,7 +36,7 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 		c.reply(line)
 		return 0, true
 	}
-	c.lastCmd.Store(time.Now().Unix())
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
 	switch req.Command {
 	case protocol.MetaGet:
 		c.metaGet(req)

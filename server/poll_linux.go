@@ -32,6 +32,9 @@ const (
 	// stopPollMsec is how often a stopping loop checks whether the
 	// connections still writing their last replies have finished.
 	stopPollMsec = 10
+	// maxSpare is how many read buffers a loop keeps for reuse; more go
+	// back to the shared pools.
+	maxSpare = 16
 )
 
 type loop struct {
@@ -45,9 +48,18 @@ type loop struct {
 	pending []*pollConn
 	done    bool // the loop is exiting; poll releases new connections itself
 
-	conns    map[int32]*pollConn // by descriptor; loop goroutine only
-	now      int64               // unix nanoseconds at the last wake-up
-	lastIdle int64               // when the idle sweep last ran
+	// conns holds the loop's connections indexed by descriptor (nil
+	// where the loop has none), so an event finds its connection with
+	// an index rather than a map lookup; nconns counts them. Loop
+	// goroutine only.
+	conns    []*pollConn
+	nconns   int
+	now      int64 // unix nanoseconds at the last wake-up
+	lastIdle int64 // when the idle sweep last ran
+	// spare holds read buffers of drained connections for the next
+	// connection that has input, as memcached's per-thread read buffer
+	// cache does: an idle connection then holds no read buffer.
+	spare [][]byte
 }
 
 // pollConn is a connection owned by an event loop.
@@ -164,7 +176,7 @@ func newLoop(s *Server) (*loop, error) {
 		syscall.Close(epfd)
 		return nil, fmt.Errorf("cannot create eventfd: %w", e)
 	}
-	l := &loop{srv: s, epfd: epfd, wakefd: int(r), conns: make(map[int32]*pollConn)}
+	l := &loop{srv: s, epfd: epfd, wakefd: int(r)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wakefd)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wakefd, &ev); err != nil {
 		syscall.Close(l.wakefd)
@@ -218,7 +230,7 @@ func (l *loop) run() {
 				woken = true
 				continue
 			}
-			if pc := l.conns[ev.Fd]; pc != nil {
+			if pc := l.conn(ev.Fd); pc != nil {
 				pc.event(ev.Events)
 			}
 		}
@@ -253,15 +265,38 @@ func (l *loop) addPending() {
 			continue
 		}
 		pc.idleSince = time.Now().UnixNano()
-		l.conns[int32(pc.fd)] = pc
+		l.add(pc)
 	}
+}
+
+// conn returns the connection registered for descriptor fd, or nil.
+func (l *loop) conn(fd int32) *pollConn {
+	if uint(fd) < uint(len(l.conns)) {
+		return l.conns[fd]
+	}
+	return nil
+}
+
+// add records pc under its descriptor, growing conns as needed.
+func (l *loop) add(pc *pollConn) {
+	if pc.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*pollConn, pc.fd+1-len(l.conns)+len(l.conns)/2)...)
+	}
+	l.conns[pc.fd] = pc
+	l.nconns++
+}
+
+// remove forgets the connection registered for descriptor fd.
+func (l *loop) remove(fd int) {
+	l.conns[fd] = nil
+	l.nconns--
 }
 
 // sweepIdle closes the connections that have waited for input longer than
 // idle nanoseconds.
 func (l *loop) sweepIdle(idle int64) {
 	for _, pc := range l.conns {
-		if !pc.out && l.now-pc.idleSince > idle {
+		if pc != nil && !pc.out && l.now-pc.idleSince > idle {
 			l.srv.stats.idleKicks.Add(1)
 			pc.close()
 		}
@@ -274,11 +309,11 @@ func (l *loop) sweepIdle(idle int64) {
 func (l *loop) stop() bool {
 	l.addPending()
 	for _, pc := range l.conns {
-		if !pc.out {
+		if pc != nil && !pc.out {
 			pc.close()
 		}
 	}
-	if len(l.conns) > 0 {
+	if l.nconns > 0 {
 		return false
 	}
 	l.mu.Lock()
@@ -299,6 +334,9 @@ func (pc *pollConn) event(events uint32) {
 		}
 		pc.serve()
 		return
+	}
+	if c.rbuf == nil {
+		c.rbuf = pc.l.getRead()
 	}
 	c.prepareRead(pc.need)
 	n, err := rawRead(pc.fd, c.rbuf[c.w:])
@@ -358,6 +396,31 @@ func (pc *pollConn) serve() {
 	}
 	pc.setOut(false)
 	pc.idleSince = pc.l.now
+	if c.r == c.w {
+		// Drained: the buffer serves whichever connection reads next.
+		pc.l.putRead(c.rbuf)
+		c.rbuf, c.r, c.w = nil, 0, 0
+	}
+}
+
+// getRead returns a read buffer for a connection that has none.
+func (l *loop) getRead() []byte {
+	if n := len(l.spare); n > 0 {
+		b := l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+		return b
+	}
+	return getBuf(readBufSize)
+}
+
+// putRead takes back the read buffer of a drained connection.
+func (l *loop) putRead(b []byte) {
+	if cap(b) == readBufSize && len(l.spare) < maxSpare {
+		l.spare = append(l.spare, b[:readBufSize])
+		return
+	}
+	putBuf(b)
 }
 
 // setOut switches the socket's interest between input and output.
@@ -419,7 +482,7 @@ func (pc *pollConn) flush() error {
 // writes until it closes.
 func (pc *pollConn) handOff() {
 	l, c, s := pc.l, pc.c, pc.c.srv
-	delete(l.conns, int32(pc.fd))
+	l.remove(pc.fd)
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	f := os.NewFile(uintptr(pc.fd), "")
 	nc, err := net.FileConn(f) // a duplicate in Go's netpoller
@@ -464,8 +527,8 @@ func (pc *pollConn) releaseClosed() {
 // close unregisters and closes the connection.
 func (pc *pollConn) close() {
 	l := pc.l
-	if l.conns[int32(pc.fd)] == pc {
-		delete(l.conns, int32(pc.fd))
+	if pc.fd >= 0 && l.conn(int32(pc.fd)) == pc {
+		l.remove(pc.fd)
 		syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	}
 	pc.release()

@@ -347,3 +347,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestLoopReadBuffersMoveBetweenConnections checks that a connection
+// keeps its partial request while drained connections of the same loop
+// hand their read buffers on.
+func TestLoopReadBuffersMoveBetweenConnections(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	_, addr := start(t, Config{EventLoops: 1})
+	a := dial(t, "tcp", addr)
+	b := dial(t, "tcp", addr)
+	// The version reply shows the server has read a's partial set.
+	a.expect("version\r\nset ka 0 0 10\r\n01234", "VERSION "+Version)
+	big := strings.Repeat("x", 40<<10)
+	for range 3 {
+		b.expect("set kb 0 0 3\r\nabc\r\nget kb\r\n", "STORED", "VALUE kb 0 3", "abc", "END")
+		b.expect("set big 0 0 "+fmt.Sprint(len(big))+"\r\n"+big+"\r\n", "STORED")
+		b.expect("get big\r\n", "VALUE big 0 "+fmt.Sprint(len(big)), big, "END")
+	}
+	a.expect("56789\r\n", "STORED")
+	a.expect("get ka kb\r\n", "VALUE ka 0 10", "0123456789", "VALUE kb 0 3", "abc", "END")
+	b.expect("get ka\r\n", "VALUE ka 0 10", "0123456789", "END")
+}

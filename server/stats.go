@@ -470,7 +470,7 @@ func (s *Server) writeSlabs(w *statWriter) {
 }
 
 func (s *Server) writeConns(w *statWriter) {
-	now := time.Now().Unix()
+	now := s.cache.CurrentTime()
 	for i, ln := range s.listeners {
 		p := strconv.Itoa(i) + ":"
 		w.str(p+"addr", addrString(ln.Addr()))
