@@ -39,13 +39,12 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 		cas = 0
 	}
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.closed {
+	s := c.lockStripe(hv)
+	if s == nil {
 		return 0, 0, NotFound, ErrClosed
 	}
+	defer s.mu.Unlock()
 	ref, h := c.findLocked(s, key, hv, now)
 	if ref == 0 && m != nil && m.vivify {
 		return c.vivifyNumberLocked(s, key, hv, now, m)

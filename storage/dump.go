@@ -81,13 +81,12 @@ func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
 // and reports whether there is one.
 func (c *Cache) peek(key []byte, it *DumpItem) bool {
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.closed {
+	s := c.lockStripe(hv)
+	if s == nil {
 		return false
 	}
+	defer s.mu.Unlock()
 	ref, h := c.findRawLocked(s, key, hv)
 	if ref == 0 || !c.dumpItemLocked(ref, h, now, it) {
 		return false

@@ -34,6 +34,18 @@ func (c *Cache) stripeFor(hv uint64) *stripe {
 	return &c.stripes[hv&(numStripes-1)]
 }
 
+// lockStripe locks and returns the stripe of hash hv, or returns nil with
+// nothing locked when the cache is closed.
+func (c *Cache) lockStripe(hv uint64) *stripe {
+	s := c.stripeFor(hv)
+	s.mu.Lock()
+	if c.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	return s
+}
+
 // bucketLocked returns the bucket of hv in the stripe's table.
 func (s *stripe) bucketLocked(hv uint64) *uint32 {
 	return &s.buckets[hv&uint64(len(s.buckets)-1)]

@@ -156,11 +156,9 @@ func (c *Cache) ItemFitsFlags(keyLen, valueLen int, flags uint32) bool {
 // It is safe for concurrent use.
 func (c *Cache) MetaGet(key []byte, vivify, noBump bool, fn func(MetaEntry) MetaOutcome) bool {
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	if c.closed {
-		s.mu.Unlock()
+	s := c.lockStripe(hv)
+	if s == nil {
 		return false
 	}
 	ref, h := c.findLocked(s, key, hv, now)
@@ -211,13 +209,12 @@ func (c *Cache) vivifyLocked(s *stripe, key, value []byte, hv uint64, now uint32
 // safe for concurrent use.
 func (c *Cache) MetaDebug(key []byte, fn func(MetaEntry)) bool {
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.closed {
+	s := c.lockStripe(hv)
+	if s == nil {
 		return false
 	}
+	defer s.mu.Unlock()
 	ref, h := c.findLocked(s, key, hv, now)
 	if ref == 0 {
 		return false
@@ -258,11 +255,9 @@ type MetaDeleteOptions struct {
 // counts as delete_misses. It is safe for concurrent use.
 func (c *Cache) DeleteMeta(key []byte, opts MetaDeleteOptions) StoreResult {
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	if c.closed {
-		s.mu.Unlock()
+	s := c.lockStripe(hv)
+	if s == nil {
 		return NotFound
 	}
 	ref, h := c.findLocked(s, key, hv, now)

@@ -163,11 +163,9 @@ func (c *Cache) item(ref uint32, h *itemHeader, b uint32, atime uint32) Item {
 // nothing. It is safe for concurrent use.
 func (c *Cache) Get(key []byte, fn func(Item)) bool {
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	if c.closed {
-		s.mu.Unlock()
+	s := c.lockStripe(hv)
+	if s == nil {
 		return false
 	}
 	ref, h := c.findLocked(s, key, hv, now)
@@ -207,12 +205,10 @@ func (c *Cache) Touch(key []byte, exptime int64) StoreResult {
 // touch is Touch and GetAndTouch: fn, when not nil, sees the touched item.
 func (c *Cache) touch(key []byte, exptime int64, fn func(Item)) bool {
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
 	exp := c.realtime(exptime, now)
-	s.mu.Lock()
-	if c.closed {
-		s.mu.Unlock()
+	s := c.lockStripe(hv)
+	if s == nil {
 		return false
 	}
 	ref, h := c.findLocked(s, key, hv, now)
@@ -289,10 +285,8 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 	c.classes[cls].cnt.cmdSet.Add(1)
 
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
-	s.mu.Lock()
-	if c.closed {
-		s.mu.Unlock()
+	s := c.lockStripe(hv)
+	if s == nil {
 		return NotStored, 0, ErrClosed
 	}
 	res, store := NotStored, false
@@ -347,12 +341,11 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now uint32) (StoreResult, uint64, error) {
 	c.classes[c.classFor(c.ntotal(len(key), len(value)))].cnt.cmdSet.Add(1)
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.closed {
+	s := c.lockStripe(hv)
+	if s == nil {
 		return NotStored, 0, ErrClosed
 	}
+	defer s.mu.Unlock()
 	old, oh := c.findLocked(s, key, hv, now)
 	if old == 0 {
 		return NotStored, 0, nil
@@ -412,11 +405,9 @@ func (c *Cache) remove(key []byte, cas uint64, count bool) StoreResult {
 		cas = 0
 	}
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
 	now := c.relNow()
-	s.mu.Lock()
-	if c.closed {
-		s.mu.Unlock()
+	s := c.lockStripe(hv)
+	if s == nil {
 		return NotFound
 	}
 	ref, h := c.findLocked(s, key, hv, now)

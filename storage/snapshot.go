@@ -369,12 +369,11 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value 
 	copy(c.itemKey(ref, b), key)
 	copy(c.itemValue(ref, h, b), value)
 	hv := c.hashKey(key)
-	s := c.stripeFor(hv)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.closed {
+	s := c.lockStripe(hv)
+	if s == nil {
 		return ErrClosed
 	}
+	defer s.mu.Unlock()
 	old, oh := c.findLocked(s, key, hv, now)
 	c.replaceLocked(s, old, oh, ref, h, hv, now)
 	if c.useCAS {
