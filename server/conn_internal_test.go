@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -281,26 +282,47 @@ func TestGracefulStop(t *testing.T) {
 	}
 }
 
+// runOn feeds req to c as one batch and returns the replies.
+func runOn(c *conn, req string) []byte {
+	c.rbuf = append(c.rbuf[:0], req...)
+	c.r, c.w = 0, len(c.rbuf)
+	c.wbuf = c.wbuf[:0]
+	c.process()
+	return c.wbuf
+}
+
+// benchGetBatch stores 1,000 keys of 100-byte values through c, then serves
+// batches of 64 pipelined gets of them, reporting the time per get.
+func benchGetBatch(b *testing.B, c *conn) {
+	var req strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&req, "set key:%d 0 0 100\r\n%s\r\n", i, strings.Repeat("v", 100))
+	}
+	runOn(c, req.String())
+	req.Reset()
+	for i := range 64 {
+		fmt.Fprintf(&req, "get key:%d\r\n", (i*i*7919)%1000)
+	}
+	batch := req.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		runOn(c, batch)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/get")
+}
+
 // TestGetHitAllocs pins the zero-allocation get path: parse, look up, and
 // copy the value into the write buffer.
 func TestGetHitAllocs(t *testing.T) {
 	s, _ := start(t, Config{})
 	c := newConn(s, nil)
-	run := func(req string) {
-		c.rbuf = append(c.rbuf[:0], req...)
-		c.r, c.w = 0, len(c.rbuf)
-		c.wbuf = c.wbuf[:0]
-		c.process()
+	if got := string(runOn(c, "set key 0 0 5\r\nvalue\r\n")); got != "STORED\r\n" {
+		t.Fatalf("set: %q", got)
 	}
-	run("set key 0 0 5\r\nvalue\r\n")
-	if string(c.wbuf) != "STORED\r\n" {
-		t.Fatalf("set: %q", c.wbuf)
+	if got := string(runOn(c, "get key\r\n")); got != "VALUE key 0 5\r\nvalue\r\nEND\r\n" {
+		t.Fatalf("get: %q", got)
 	}
-	run("get key\r\n")
-	if string(c.wbuf) != "VALUE key 0 5\r\nvalue\r\nEND\r\n" {
-		t.Fatalf("get: %q", c.wbuf)
-	}
-	if n := testing.AllocsPerRun(1000, func() { run("get key\r\n") }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { runOn(c, "get key\r\n") }); n != 0 {
 		t.Errorf("get hit allocates %.1f times, want 0", n)
 	}
 }

@@ -118,27 +118,7 @@ func BenchmarkGetBatchHotKeys(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			c := newConn(s, nil)
-			var req strings.Builder
-			for i := range 1000 {
-				fmt.Fprintf(&req, "set key:%d 0 0 100\r\n%s\r\n", i, strings.Repeat("v", 100))
-			}
-			c.rbuf = append(c.rbuf[:0], req.String()...)
-			c.r, c.w = 0, len(c.rbuf)
-			c.process()
-			req.Reset()
-			for i := range 64 {
-				fmt.Fprintf(&req, "get key:%d\r\n", (i*i*7919)%1000)
-			}
-			batch := []byte(req.String())
-			b.ReportAllocs()
-			for b.Loop() {
-				c.rbuf = append(c.rbuf[:0], batch...)
-				c.r, c.w = 0, len(c.rbuf)
-				c.wbuf = c.wbuf[:0]
-				c.process()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/get")
+			benchGetBatch(b, newConn(s, nil))
 		})
 	}
 }
@@ -148,19 +128,13 @@ func BenchmarkGetBatchHotKeys(b *testing.B) {
 func TestHotKeysAllocateNothing(t *testing.T) {
 	s, _ := start(t, Config{HotKeySample: 1})
 	c := newConn(s, nil)
-	run := func(req string) {
-		c.rbuf = append(c.rbuf[:0], req...)
-		c.r, c.w = 0, len(c.rbuf)
-		c.wbuf = c.wbuf[:0]
-		c.process()
-	}
 	reqs := make([]string, 500)
 	for i := range reqs {
 		reqs[i] = fmt.Sprintf("get key%d\r\n", i)
-		run(fmt.Sprintf("set key%d 0 0 1\r\nv\r\n", i))
+		runOn(c, fmt.Sprintf("set key%d 0 0 1\r\nv\r\n", i))
 	}
 	i := 0
-	if n := testing.AllocsPerRun(2000, func() { run(reqs[i%len(reqs)]); i++ }); n != 0 {
+	if n := testing.AllocsPerRun(2000, func() { runOn(c, reqs[i%len(reqs)]); i++ }); n != 0 {
 		t.Fatalf("sampled gets allocate %.2f times per request", n)
 	}
 }

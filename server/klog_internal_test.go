@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,26 +53,7 @@ func BenchmarkGetBatchLogging(b *testing.B) {
 			}
 			c := newConn(s, nil)
 			c.peer, c.sfd = "127.0.0.1:1", 1
-			var req strings.Builder
-			for i := range 1000 {
-				fmt.Fprintf(&req, "set key:%d 0 0 100\r\n%s\r\n", i, strings.Repeat("v", 100))
-			}
-			c.rbuf = append(c.rbuf[:0], req.String()...)
-			c.r, c.w = 0, len(c.rbuf)
-			c.process()
-			req.Reset()
-			for i := range 64 {
-				fmt.Fprintf(&req, "get key:%d\r\n", (i*i*7919)%1000)
-			}
-			batch := []byte(req.String())
-			b.ReportAllocs()
-			for b.Loop() {
-				c.rbuf = append(c.rbuf[:0], batch...)
-				c.r, c.w = 0, len(c.rbuf)
-				c.wbuf = c.wbuf[:0]
-				c.process()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/get")
+			benchGetBatch(b, c)
 		})
 	}
 }

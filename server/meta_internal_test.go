@@ -7,15 +7,6 @@ import (
 	"testing"
 )
 
-// runOn feeds req to c as one batch and returns the replies.
-func runOn(c *conn, req string) []byte {
-	c.rbuf = append(c.rbuf[:0], req...)
-	c.r, c.w = 0, len(c.rbuf)
-	c.wbuf = c.wbuf[:0]
-	c.process()
-	return c.wbuf
-}
-
 // TestMetaGetHitAllocs pins the zero-allocation mg hit path, with the
 // value alone and with flags and TTL returned.
 func TestMetaGetHitAllocs(t *testing.T) {
