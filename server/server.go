@@ -262,6 +262,15 @@ func (s *Server) requestShutdown() {
 	}
 }
 
+// nextRetry returns the pause after a failed accept or read that followed
+// a pause of d: 5 ms, then doubling up to 1 s.
+func nextRetry(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Millisecond
+	}
+	return min(2*d, time.Second)
+}
+
 // acceptLoop accepts connections on ln until it is closed. Temporary accept
 // errors (such as running out of file descriptors) back off from 5 ms,
 // doubling, to 1 s instead of spinning.
@@ -274,11 +283,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay *= 2; delay > time.Second {
-				delay = time.Second
-			}
+			delay = nextRetry(delay)
 			s.cfg.Logger.Warn("accept failed", "err", err, "retry_in", delay)
 			time.Sleep(delay)
 			continue

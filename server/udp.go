@@ -103,11 +103,7 @@ func (s *Server) udpLoop(u *udpConn) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay *= 2; delay > time.Second {
-				delay = time.Second
-			}
+			delay = nextRetry(delay)
 			s.cfg.Logger.Warn("udp read failed", "err", err, "retry_in", delay)
 			time.Sleep(delay)
 			continue
