@@ -537,18 +537,9 @@ func (pc *pollConn) close() {
 // release closes the descriptor of a connection that is not registered and
 // drops it from the server, as the end of conn.serve does.
 func (pc *pollConn) release() {
-	c := pc.c
 	syscall.Close(pc.fd)
 	pc.fd = -1
-	putBuf(c.rbuf)
-	putBuf(c.wbuf)
-	c.rbuf, c.wbuf = nil, nil
-	s := c.srv
-	s.stats.add(&c.stats)
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	pc.releaseClosed()
 }
 
 // rawRead and rawWrite are read(2) and write(2) without telling the
