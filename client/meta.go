@@ -213,43 +213,34 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 // item is gone); with opt.Invalidate as well an older CAS still stores and
 // marks the item stale.
 func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) error {
-	wire, err := c.wireKey(it.Key)
-	if err != nil {
-		return err
-	}
 	value, flags := c.encode(it.Value, it.Flags, "set")
-	servers, err := c.writeServers(it.Key, wire)
+	return c.onWriteServers(ctx, "ms", it.Key, func(_ int, cn *conn, wire string) error {
+		w := append(append(cn.w[:0], "ms "...), wire...)
+		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
+		w = strconv.AppendUint(append(w, " F"...), uint64(flags), 10)
+		w = strconv.AppendInt(append(w, " T"...), int64(it.Expiration), 10)
+		if opt.CAS != 0 {
+			w = strconv.AppendUint(append(w, " C"...), opt.CAS, 10)
+		}
+		if opt.Invalidate {
+			w = append(w, " I"...)
+		}
+		cn.w = append(append(append(w, crlf...), value...), crlf...)
+		return cn.metaExchange()
+	})
+}
+
+// metaExchange sends the request in cn.w and maps the one-line meta reply
+// to an error.
+func (cn *conn) metaExchange() error {
+	if err := cn.flush(); err != nil {
+		return err
+	}
+	code, _, err := cn.metaReply()
 	if err != nil {
 		return err
 	}
-	var first error
-	for _, s := range servers {
-		err := c.do(ctx, s, "ms", func(cn *conn) error {
-			w := append(append(cn.w[:0], "ms "...), wire...)
-			w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
-			w = strconv.AppendUint(append(w, " F"...), uint64(flags), 10)
-			w = strconv.AppendInt(append(w, " T"...), int64(it.Expiration), 10)
-			if opt.CAS != 0 {
-				w = strconv.AppendUint(append(w, " C"...), opt.CAS, 10)
-			}
-			if opt.Invalidate {
-				w = append(w, " I"...)
-			}
-			cn.w = append(append(append(w, crlf...), value...), crlf...)
-			if err := cn.flush(); err != nil {
-				return err
-			}
-			code, _, err := cn.metaReply()
-			if err != nil {
-				return err
-			}
-			return metaStatus(code)
-		})
-		if err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return metaStatus(code)
 }
 
 // metaStatus maps a meta status code to an error.
@@ -271,39 +262,17 @@ func metaStatus(code string) error {
 // opt.Invalidate marks it stale so that MetaGet callers keep the old value
 // while one of them (Won) recomputes it.
 func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptions) error {
-	wire, err := c.wireKey(key)
-	if err != nil {
-		return err
-	}
-	servers, err := c.writeServers(key, wire)
-	if err != nil {
-		return err
-	}
-	var first error
-	for _, s := range servers {
-		err := c.do(ctx, s, "md", func(cn *conn) error {
-			w := append(append(cn.w[:0], "md "...), wire...)
-			if opt.Invalidate {
-				w = append(w, " I"...)
-				if opt.TTL != 0 {
-					w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
-				}
+	return c.onWriteServers(ctx, "md", key, func(_ int, cn *conn, wire string) error {
+		w := append(append(cn.w[:0], "md "...), wire...)
+		if opt.Invalidate {
+			w = append(w, " I"...)
+			if opt.TTL != 0 {
+				w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
 			}
-			cn.w = append(w, crlf...)
-			if err := cn.flush(); err != nil {
-				return err
-			}
-			code, _, err := cn.metaReply()
-			if err != nil {
-				return err
-			}
-			return metaStatus(code)
-		})
-		if err != nil && first == nil {
-			first = err
 		}
-	}
-	return first
+		cn.w = append(w, crlf...)
+		return cn.metaExchange()
+	})
 }
 
 // MetaGetMulti is GetMulti over the meta protocol: per server, one

@@ -288,47 +288,21 @@ func (c *Client) writeServers(key, wire string) ([]*node, error) {
 	return []*node{s}, nil
 }
 
-func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) error {
-	wire, err := c.wireKey(it.Key)
+// onWriteServers runs fn for key on every server the key is written to
+// (several when the key is replicated), with i the server's position and
+// wire the key as sent, and returns the first error.
+func (c *Client) onWriteServers(ctx context.Context, op, key string, fn func(i int, cn *conn, wire string) error) error {
+	wire, err := c.wireKey(key)
 	if err != nil {
 		return err
 	}
-	value, flags := c.encode(it.Value, it.Flags, verb)
-	servers, err := c.writeServers(it.Key, wire)
+	servers, err := c.writeServers(key, wire)
 	if err != nil {
 		return err
 	}
 	var first error
-	for _, s := range servers {
-		err := c.do(ctx, s, verb, func(cn *conn) error {
-			w := append(append(append(cn.w[:0], verb...), ' '), wire...)
-			w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)
-			w = strconv.AppendInt(append(w, ' '), int64(it.Expiration), 10)
-			w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
-			if verb == "cas" {
-				w = strconv.AppendUint(append(w, ' '), cas, 10)
-			}
-			w = append(append(append(w, crlf...), value...), crlf...)
-			cn.w = w
-			if err := cn.flush(); err != nil {
-				return err
-			}
-			line, err := cn.readLine()
-			if err != nil {
-				return err
-			}
-			switch string(line) {
-			case "STORED\r\n":
-				return nil
-			case "NOT_STORED\r\n":
-				return ErrNotStored
-			case "EXISTS\r\n":
-				return ErrCASConflict
-			case "NOT_FOUND\r\n":
-				return ErrCacheMiss
-			}
-			return replyError(line)
-		})
+	for i, s := range servers {
+		err := c.do(ctx, s, op, func(cn *conn) error { return fn(i, cn, wire) })
 		if err != nil && first == nil {
 			first = err
 		}
@@ -336,48 +310,67 @@ func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) e
 	return first
 }
 
+func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) error {
+	value, flags := c.encode(it.Value, it.Flags, verb)
+	return c.onWriteServers(ctx, verb, it.Key, func(_ int, cn *conn, wire string) error {
+		w := append(append(append(cn.w[:0], verb...), ' '), wire...)
+		w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)
+		w = strconv.AppendInt(append(w, ' '), int64(it.Expiration), 10)
+		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
+		if verb == "cas" {
+			w = strconv.AppendUint(append(w, ' '), cas, 10)
+		}
+		w = append(append(append(w, crlf...), value...), crlf...)
+		cn.w = w
+		if err := cn.flush(); err != nil {
+			return err
+		}
+		line, err := cn.readLine()
+		if err != nil {
+			return err
+		}
+		switch string(line) {
+		case "STORED\r\n":
+			return nil
+		case "NOT_STORED\r\n":
+			return ErrNotStored
+		case "EXISTS\r\n":
+			return ErrCASConflict
+		case "NOT_FOUND\r\n":
+			return ErrCacheMiss
+		}
+		return replyError(line)
+	})
+}
+
 // simple sends one command line for key to its servers and reads a
 // one-line reply, mapping ok to nil and NOT_FOUND to ErrCacheMiss. It
 // returns the first server's reply line.
 func (c *Client) simple(ctx context.Context, op, key string, build func(w []byte, wire string) []byte, ok string) (string, error) {
-	wire, err := c.wireKey(key)
-	if err != nil {
-		return "", err
-	}
-	servers, err := c.writeServers(key, wire)
-	if err != nil {
-		return "", err
-	}
-	var first error
 	var reply string
-	for i, s := range servers {
-		err := c.do(ctx, s, op, func(cn *conn) error {
-			cn.w = append(build(cn.w[:0], wire), crlf...)
-			if err := cn.flush(); err != nil {
-				return err
-			}
-			line, err := cn.readLine()
-			if err != nil {
-				return err
-			}
-			switch {
-			case string(line) == "NOT_FOUND\r\n":
-				return ErrCacheMiss
-			case ok != "" && string(line) == ok:
-			case ok == "" && len(line) > 2 && line[0] >= '0' && line[0] <= '9':
-			default:
-				return replyError(line)
-			}
-			if i == 0 {
-				reply = string(bytes.TrimRight(line, "\r\n "))
-			}
-			return nil
-		})
-		if err != nil && first == nil {
-			first = err
+	err := c.onWriteServers(ctx, op, key, func(i int, cn *conn, wire string) error {
+		cn.w = append(build(cn.w[:0], wire), crlf...)
+		if err := cn.flush(); err != nil {
+			return err
 		}
-	}
-	return reply, first
+		line, err := cn.readLine()
+		if err != nil {
+			return err
+		}
+		switch {
+		case string(line) == "NOT_FOUND\r\n":
+			return ErrCacheMiss
+		case ok != "" && string(line) == ok:
+		case ok == "" && len(line) > 2 && line[0] >= '0' && line[0] <= '9':
+		default:
+			return replyError(line)
+		}
+		if i == 0 {
+			reply = string(bytes.TrimRight(line, "\r\n "))
+		}
+		return nil
+	})
+	return reply, err
 }
 
 // Delete removes key; ErrCacheMiss if it was absent.
