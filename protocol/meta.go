@@ -121,16 +121,9 @@ func IsMetaStart(buf []byte) bool {
 // MetaRequests.
 func ParseMeta(buf []byte, req *MetaRequest) (n int, err error) {
 	req.reset()
-	end, err := lineEnd(buf)
+	line, end, err := commandLine(buf)
 	if end < 0 {
 		return 0, err
-	}
-	line := buf[:end]
-	if end > 1 && line[end-1] == '\r' {
-		line = line[:end-1]
-	}
-	if i := bytes.IndexByte(line, 0); i >= 0 {
-		line = line[:i]
 	}
 	name, i := nextToken(line, 0)
 	if len(name) != 2 || name[0] != 'm' {

@@ -56,18 +56,29 @@ const (
 // requests need. It is safe for concurrent use on different Requests.
 func Parse(buf []byte, req *Request) (n int, err error) {
 	req.reset()
-	end, err := lineEnd(buf)
+	line, end, err := commandLine(buf)
 	if end < 0 {
 		return 0, err
 	}
-	line := buf[:end]
+	return end + 1, parseLine(line, req)
+}
+
+// commandLine returns the first line of buf as memcached reads a command:
+// without its "\r\n" (or "\n") and cut at a NUL byte; end is the index of
+// its "\n", or -1 with lineEnd's error when the line is not complete.
+func commandLine(buf []byte) (line []byte, end int, err error) {
+	end, err = lineEnd(buf)
+	if end < 0 {
+		return nil, end, err
+	}
+	line = buf[:end]
 	if end > 1 && line[end-1] == '\r' {
 		line = line[:end-1]
 	}
 	if i := bytes.IndexByte(line, 0); i >= 0 {
 		line = line[:i]
 	}
-	return end + 1, parseLine(line, req)
+	return line, end, nil
 }
 
 // lineEnd returns the index of the "\n" that ends the first line of buf, or
