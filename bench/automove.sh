@@ -25,13 +25,7 @@ command -v ss >/dev/null || bench_die "ss (iproute2) is needed to find free port
 
 bench_install_trap
 NEED_CORVID=0 bench_resolve_commands
-targets=()
-if command -v "${MEMCACHED_ARGV[0]}" >/dev/null; then
-	targets+=(memcached)
-else
-	bench_log "${MEMCACHED_ARGV[0]} not found; skipping memcached"
-fi
-((${#CORVID_ARGV[@]})) && targets+=(corvid)
+bench_available_targets
 ((${#targets[@]})) || bench_die "nothing to measure"
 
 bench_log "building bench/automove ..."
@@ -40,13 +34,9 @@ bench_log "building bench/automove ..."
 
 declare -A result
 for t in "${targets[@]}"; do
-	if [[ $t == memcached ]]; then
-		argv=("${MEMCACHED_ARGV[@]}")
-	else
-		argv=("${CORVID_ARGV[@]}")
-	fi
+	bench_target_argv "$t"
 	for mode in 1 0; do
-		bench_start_server "$t" "${argv[@]}" -o "slab_automove=$mode,slab_automove_window=$WINDOW"
+		bench_start_server "$t" "${TARGET_ARGV[@]}" -o "slab_automove=$mode,slab_automove_window=$WINDOW"
 		pid=$STARTED_PID port=$STARTED_PORT
 		bench_log "$t slab_automove=$mode (pid $pid, port $port): ${FIRST}s small items, ${SECOND}s large ..."
 		out=$BENCH_TMP/automove-$t-$mode.out

@@ -182,9 +182,9 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # idle_memory SERVER ROUND: on a fresh server, RSS with IDLE idle
 # connections (and one busy one) minus RSS before, in bytes per connection.
 idle_memory() {
-	local srv=$1 r=$2 argv before after lp rc=0 out
-	if [[ $srv == memcached ]]; then argv=("${MEMCACHED_ARGV[@]}"); else argv=("${CORVID_ARGV[@]}"); fi
-	bench_start_server "$srv-idle" "${argv[@]}" -c "$CONN_LIMIT"
+	local srv=$1 r=$2 before after lp rc=0 out
+	bench_target_argv "$srv"
+	bench_start_server "$srv-idle" "${TARGET_ARGV[@]}" -c "$CONN_LIMIT"
 	local pid=$STARTED_PID port=$STARTED_PORT
 	sleep 1
 	before=$(rss_kb "$pid")

@@ -138,6 +138,32 @@ bench_resolve_commands() {
 	return 0
 }
 
+# bench_available_targets sets the array targets to the servers that can
+# run: memcached when its command is found, corvid when it was resolved
+# (run bench_resolve_commands first, with NEED_CORVID=0 to allow a failed
+# build).
+bench_available_targets() {
+	targets=()
+	if command -v "${MEMCACHED_ARGV[0]}" >/dev/null; then
+		targets+=(memcached)
+	else
+		bench_log "${MEMCACHED_ARGV[0]} not found; skipping memcached"
+	fi
+	if ((${#CORVID_ARGV[@]})); then
+		targets+=(corvid)
+	fi
+}
+
+# bench_target_argv TARGET sets the array TARGET_ARGV to the command of
+# TARGET (memcached or corvid).
+bench_target_argv() {
+	if [[ $1 == memcached ]]; then
+		TARGET_ARGV=("${MEMCACHED_ARGV[@]}")
+	else
+		TARGET_ARGV=("${CORVID_ARGV[@]}")
+	fi
+}
+
 # bench_start_server LABEL ARGV... starts a server on a free loopback port
 # with the memcached command line "-p PORT -l 127.0.0.1 -m MEMORY_MB
 # -t SERVER_THREADS -U 0", pinned with taskset when SERVER_CPUS is set.

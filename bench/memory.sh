@@ -43,12 +43,8 @@ for size in $SIZES; do
 	# Sets of FILL_FACTOR times the memory in value bytes.
 	sets=$((FILL_FACTOR * MEMORY_MB * 1024 * 1024 / size))
 	for t in memcached corvid; do
-		if [[ $t == memcached ]]; then
-			argv=("${MEMCACHED_ARGV[@]}")
-		else
-			argv=("${CORVID_ARGV[@]}")
-		fi
-		bench_start_server "$t" "${argv[@]}"
+		bench_target_argv "$t"
+		bench_start_server "$t" "${TARGET_ARGV[@]}"
 		pid=$STARTED_PID port=$STARTED_PORT
 		bench_log "$t: ${size}-byte values, $sets sets ..."
 		out=$BENCH_TMP/fill-$t-$size.out

@@ -48,13 +48,7 @@ if [[ -n ${TARGETS:-} ]]; then
 	bench_resolve_commands
 else
 	NEED_CORVID=0 bench_resolve_commands
-	targets=()
-	if command -v "${MEMCACHED_ARGV[0]}" >/dev/null; then
-		targets+=(memcached)
-	else
-		bench_log "${MEMCACHED_ARGV[0]} not found; skipping memcached"
-	fi
-	((${#CORVID_ARGV[@]})) && targets+=(corvid)
+	bench_available_targets
 fi
 ((${#targets[@]})) || bench_die "nothing to measure"
 
@@ -69,14 +63,10 @@ declare -A result
 rows=()
 failed=0
 for t in "${targets[@]}"; do
-	if [[ $t == memcached ]]; then
-		argv=("${MEMCACHED_ARGV[@]}")
-	else
-		argv=("${CORVID_ARGV[@]}")
-	fi
-	bench_start_server "$t" "${argv[@]}"
+	bench_target_argv "$t"
+	bench_start_server "$t" "${TARGET_ARGV[@]}"
 	pid=$STARTED_PID port=$STARTED_PORT
-	bench_log "$t: ${argv[*]} -p $port (pid $pid): filling for ${DURATION}s ..."
+	bench_log "$t: ${TARGET_ARGV[*]} -p $port (pid $pid): filling for ${DURATION}s ..."
 	out=$BENCH_TMP/fill-$t.out
 	"${client_pin[@]}" "$BENCH_TMP/fill" -addr "127.0.0.1:$port" -pid "$pid" \
 		-duration "${DURATION}s" -sets "$FILL_SETS" -conns "$CONNS" \
