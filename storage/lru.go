@@ -149,18 +149,8 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 				if c.evict.Load()&uint32(EvictLRU) == 0 {
 					break
 				}
-				cl.cnt.evicted.Add(1)
-				cl.cnt.evictedTime.Store(uint64(now - h.atime.Load()))
+				c.countEvictionLocked(cl, h, b, now)
 				c.noteEvictionLocked(search, h, b, now)
-				if h.exptime != 0 {
-					cl.cnt.evictedNonzero.Add(1)
-				}
-				if b&bitFetched == 0 {
-					cl.cnt.evictedUnfetched.Add(1)
-				}
-				if b&bitActive != 0 {
-					cl.cnt.evictedActive.Add(1)
-				}
 				c.unlinkBothLocked(s, cl, search, h, hv)
 				removed++
 				if c.automove.Load() == 2 {
