@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,19 +16,7 @@ import (
 func startServer(t *testing.T, cfg server.Config) (*server.Server, string) {
 	t.Helper()
 	cfg.TCPAddrs = []string{"127.0.0.1:0"}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	srv := testutil.ServeCorvid(t, cfg)
 	return srv, srv.Addrs()[0].String()
 }
 

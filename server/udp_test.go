@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,20 +23,7 @@ func startUDPCorvid(t *testing.T, cfg server.Config) *server.Server {
 	if len(cfg.UDPAddrs) == 0 {
 		cfg.UDPAddrs = []string{"127.0.0.1:0"}
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv
+	return testutil.ServeCorvid(t, cfg)
 }
 
 // startUDPMemcached starts memcached serving UDP on a free loopback port

@@ -23,13 +23,20 @@ const stopTimeout = 10 * time.Second
 // many event loops, so a whole suite can be run in either connection mode.
 func StartCorvid(t testing.TB, cfg server.Config) (addr string) {
 	t.Helper()
+	if len(cfg.TCPAddrs) == 0 {
+		cfg.TCPAddrs = []string{"127.0.0.1:0"}
+	}
+	return ServeCorvid(t, cfg).Addrs()[0].String()
+}
+
+// ServeCorvid is StartCorvid with cfg's listeners as given, returning the
+// server itself.
+func ServeCorvid(t testing.TB, cfg server.Config) *server.Server {
+	t.Helper()
 	if cfg.EventLoops == 0 {
 		if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
 			cfg.EventLoops = n
 		}
-	}
-	if len(cfg.TCPAddrs) == 0 {
-		cfg.TCPAddrs = []string{"127.0.0.1:0"}
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -50,5 +57,5 @@ func StartCorvid(t testing.TB, cfg server.Config) (addr string) {
 			t.Errorf("corvid Serve did not return within %v of Close", stopTimeout)
 		}
 	})
-	return srv.Addrs()[0].String()
+	return srv
 }
