@@ -331,8 +331,15 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
 				break
 			}
 			// The classes to steal from may be busy (the maintainer, the
-			// mover): wait a little, longer each time, about 10ms in all.
+			// mover): wait a little, longer each time, about 10ms in all,
+			// without holding this class from other stores.
+			cl.mu.Unlock()
 			time.Sleep(time.Duration(10<<waits) * time.Microsecond)
+			cl.mu.Lock()
+			if c.closed {
+				cl.mu.Unlock()
+				return 0, ErrClosed
+			}
 			waits++
 		}
 		ref = c.slabAllocLocked(cl)
