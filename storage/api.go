@@ -5,15 +5,20 @@ import "time"
 // Config configures a Cache. The zero value of every field means the
 // memcached default noted beside it.
 type Config struct {
-	MemoryLimit   int64   // -m, bytes of item memory (slab pages); default 64 MiB
-	ChunkSizeMin  int     // -n, minimum space for key+value+flags; default 48
-	GrowthFactor  float64 // -f, chunk size growth factor; default 1.25
-	ItemSizeMax   int     // -I, largest item; default 1 MiB
-	SlabChunkMax  int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
-	NoEvict       bool    // -M: fail stores with ErrNoMemory instead of evicting
-	DisableCAS    bool    // -C: items carry no CAS unique (CAS always 0)
-	HashPowerInit int     // -o hashpower; default 16
-	NoCrawler     bool    // -o no_lru_crawler: the crawler starts disabled
+	MemoryLimit  int64   // -m, bytes of item memory (slab pages); default 64 MiB
+	ChunkSizeMin int     // -n, minimum space for key+value+flags; default 48
+	GrowthFactor float64 // -f, chunk size growth factor; default 1.25
+	ItemSizeMax  int     // -I, largest item; default 1 MiB
+	SlabChunkMax int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
+	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
+	// NoHugePages (-o no_hugepages) stops the cache from asking the kernel
+	// to back slab memory with transparent huge pages. By default it asks
+	// (madvise): with 4 KiB pages a large cache spends much of a lookup in
+	// TLB misses. It has no effect where huge pages are disabled.
+	NoHugePages   bool
+	DisableCAS    bool // -C: items carry no CAS unique (CAS always 0)
+	HashPowerInit int  // -o hashpower; default 16
+	NoCrawler     bool // -o no_lru_crawler: the crawler starts disabled
 	// CrawlerSleep is the pause between batches of chunks the crawler
 	// checks (-o lru_crawler_sleep, microseconds); default 100µs, at most
 	// one second, negative for none. CrawlerToCrawl bounds the items

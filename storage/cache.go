@@ -39,6 +39,7 @@ type Cache struct {
 
 	pageMu   sync.Mutex // guards pool, freeIDs, nextID, malloced, limit and writes to pages
 	pages    [][]byte   // by page id; fixed length MaxPages+1
+	arena    *pageArena // where pages come from
 	pool     []uint32   // emptied SlabPageSize pages, not owned by any class
 	freeIDs  []uint32
 	nextID   uint32
@@ -120,6 +121,7 @@ func New(cfg Config) (*Cache, error) {
 		seed:     maphash.MakeSeed(),
 		expandCh: make(chan struct{}, 1),
 		pages:    make([][]byte, MaxPages+1),
+		arena:    newPageArena(!cfg.NoHugePages),
 		nextID:   1,
 		limit:    cfg.MemoryLimit,
 		stop:     make(chan struct{}),
@@ -227,9 +229,12 @@ func (c *Cache) Close() error {
 		for id, p := range c.pages {
 			if p != nil {
 				c.pages[id] = nil
-				freePage(p)
+				if len(p) != SlabPageSize {
+					c.arena.free(p)
+				}
 			}
 		}
+		c.arena.close()
 	}
 	c.pageMu.Unlock()
 	for i := len(c.classes) - 1; i >= 1; i-- {

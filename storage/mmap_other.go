@@ -2,12 +2,18 @@
 
 package storage
 
-// allocPage returns size bytes of zeroed memory from the Go heap. It is used
+// pageArena gives the cache its slab pages from the Go heap. It is used
 // where anonymous mmap is not available, and in race-detector builds so that
 // the detector watches slab memory too (it ignores memory outside the heap).
-func allocPage(size int) ([]byte, error) {
-	return make([]byte, size), nil
-}
+type pageArena struct{}
 
-// freePage drops a page obtained from allocPage; the collector reclaims it.
-func freePage([]byte) {}
+func newPageArena(bool) *pageArena { return &pageArena{} }
+
+// alloc returns size bytes of zeroed memory.
+func (*pageArena) alloc(size int) ([]byte, error) { return make([]byte, size), nil }
+
+// free drops a page from alloc; the collector reclaims it.
+func (*pageArena) free([]byte) {}
+
+// close does nothing: the collector reclaims the pages.
+func (*pageArena) close() {}

@@ -241,7 +241,7 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 	} else {
 		return 0, false
 	}
-	mem, err := allocPage(size)
+	mem, err := c.arena.alloc(size)
 	if err != nil {
 		c.mallocFails.Add(1)
 		return 0, false
@@ -264,7 +264,7 @@ func (c *Cache) releasePageLocked(id uint32) {
 	c.pages[id] = nil
 	c.malloced -= int64(len(mem))
 	c.freeIDs = append(c.freeIDs, id)
-	freePage(mem)
+	c.arena.free(mem)
 }
 
 // putPage takes back a page emptied by a class: into the pool while the

@@ -107,7 +107,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file (with -d)")
 	f.Float64VarP(&o.factor, "slab-growth-factor", "f", 1.25, "chunk size growth factor")
 	f.IntVarP(&o.minSize, "slab-min-size", "n", 48, "min space used for key+value+flags")
-	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "try to use large memory pages")
+	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "use large memory pages (the default; -o no_hugepages turns them off)")
 	f.StringVarP(&o.delimiter, "prefix-delimiter", "D", "", "delimiter between key prefixes and IDs for per-prefix stats (enables them)")
 	f.IntVarP(&o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
 	f.IntVar(&o.eventLoops, "event-loops", -1, "serve connections from this many epoll event loops (Linux; default: one per thread); 0 gives each connection a goroutine")
@@ -286,6 +286,9 @@ func (o *serverOptions) config() (server.Config, error) {
 	if err := o.applyExtended(&cfg, &sc); err != nil {
 		return cfg, err
 	}
+	if o.largePages {
+		sc.NoHugePages = false
+	}
 	if sc.SlabChunkMax > sc.ItemSizeMax {
 		return cfg, usageError(fmt.Sprintf("slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)", sc.SlabChunkMax, sc.ItemSizeMax))
 	}
@@ -343,6 +346,7 @@ var knownSuboptions = map[string]bool{
 	"proxy_config": true, "proxy_uring": true,
 	// corvid's own.
 	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true, "eviction": true,
+	"hugepages": true, "no_hugepages": true,
 }
 
 // applyExtended applies the -o suboptions.
@@ -399,6 +403,10 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 					return usageError("hotkey_half_life must be a positive number of seconds")
 				}
 				cfg.HotKeyHalfLife = time.Duration(n) * time.Second
+			case "hugepages":
+				sc.NoHugePages = false
+			case "no_hugepages":
+				sc.NoHugePages = true
 			case "no_lru_crawler":
 				sc.NoCrawler = true
 			case "lru_crawler":
@@ -536,7 +544,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 	}
 	cfg.Logger = logger
 	cfg.SnapshotFile = o.memoryFile
-	for _, name := range []string{"enable-ssl", "lock-memory", "enable-largepages"} {
+	for _, name := range []string{"enable-ssl", "lock-memory"} {
 		if f := flags.Lookup(name); f != nil && f.Changed {
 			cfg.Unsupported = append(cfg.Unsupported, "--"+name)
 		}

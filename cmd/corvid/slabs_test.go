@@ -34,6 +34,8 @@ func TestServerConfigSlabOptions(t *testing.T) {
 		{"eviction=lra", func(c storage.Config) bool { return c.Eviction == storage.EvictLRA }},
 		{"eviction=5", func(c storage.Config) bool { return c.Eviction == storage.EvictLRA|storage.EvictLRU }},
 		{"eviction=none", func(c storage.Config) bool { return c.NoEvict }},
+		{"no_hugepages", func(c storage.Config) bool { return c.NoHugePages }},
+		{"no_hugepages,hugepages", func(c storage.Config) bool { return !c.NoHugePages }},
 	} {
 		cfg, err := parse(t, tc.opts)
 		if err != nil || !tc.check(cfg) {
