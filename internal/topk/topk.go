@@ -34,6 +34,10 @@ const MaxKeyLen = 250
 // Tracker counts the heaviest keys. It is safe for concurrent use. Adding
 // a key never allocates: keys are copied into the counters, which are
 // found through a small open-addressing table of key hashes.
+//
+// Counters stay where they are; the min-heap orders their ids, so keeping
+// it in order moves 4-byte ids rather than 300-byte counters, and the index
+// of hashes never changes while a key is held.
 type Tracker struct {
 	mu       sync.Mutex
 	k        int
@@ -41,20 +45,22 @@ type Tracker struct {
 	landmark time.Time
 	seed     maphash.Seed
 	index    []slot    // open addressing, linear probing; len a power of two >= 2k
-	heap     []counter // min-heap on w
+	counters []counter // the counters in use, by id
+	heap     []int32   // counter ids, a min-heap on their w
 }
 
-// slot maps a key hash (never 0) to a counter's position in heap.
+// slot maps a key hash (never 0) to its counter's id.
 type slot struct {
 	hash uint64
-	pos  int32
+	id   int32
 }
 
 type counter struct {
 	w    float64 // decayed weight, scaled to the landmark
 	err  float64 // overestimate bound, same scale
-	hash uint64
+	pos  int32   // where the counter's id is in heap
 	klen uint8
+	hash uint64
 	key  [MaxKeyLen]byte
 }
 
@@ -80,7 +86,8 @@ func New(k int, halfLife time.Duration) *Tracker {
 		halfLife: halfLife.Seconds(),
 		seed:     maphash.MakeSeed(),
 		index:    make([]slot, n),
-		heap:     make([]counter, 0, k),
+		counters: make([]counter, 0, k),
+		heap:     make([]int32, 0, k),
 	}
 }
 
@@ -95,9 +102,9 @@ func (t *Tracker) scale(now time.Time) float64 {
 	e := now.Sub(t.landmark).Seconds() / t.halfLife
 	if e > rescaleAt {
 		f := math.Exp2(-e)
-		for i := range t.heap {
-			t.heap[i].w *= f
-			t.heap[i].err *= f
+		for i := range t.counters {
+			t.counters[i].w *= f
+			t.counters[i].err *= f
 		}
 		t.landmark, e = now, 0
 	}
@@ -114,33 +121,34 @@ func (t *Tracker) Add(key []byte, weight float64, now time.Time) {
 	defer t.mu.Unlock()
 	w := weight * t.scale(now)
 	if s := t.find(hv); s >= 0 {
-		i := int(t.index[s].pos)
-		c := &t.heap[i]
+		c := &t.counters[t.index[s].id]
 		if string(c.key[:c.klen]) != string(key) {
 			return // a 64-bit hash collision: drop the sample
 		}
 		c.w += w
-		t.down(i)
+		t.down(int(c.pos))
 		return
 	}
-	if len(t.heap) < t.k {
-		t.heap = append(t.heap, counter{w: w})
-		i := len(t.heap) - 1
-		t.setKey(i, hv, key)
-		t.up(i)
+	if len(t.counters) < t.k {
+		id := int32(len(t.counters))
+		t.counters = append(t.counters, counter{w: w, pos: int32(len(t.heap))})
+		t.heap = append(t.heap, id)
+		t.setKey(id, hv, key)
+		t.up(len(t.heap) - 1)
 		return
 	}
 	// Take over the smallest counter.
-	min := &t.heap[0]
+	id := t.heap[0]
+	min := &t.counters[id]
 	t.remove(min.hash)
 	min.err, min.w = min.w, min.w+w
-	t.setKey(0, hv, key)
+	t.setKey(id, hv, key)
 	t.down(0)
 }
 
-// setKey stores key (hash hv) in counter i and indexes it.
-func (t *Tracker) setKey(i int, hv uint64, key []byte) {
-	c := &t.heap[i]
+// setKey stores key (hash hv) in counter id and indexes it.
+func (t *Tracker) setKey(id int32, hv uint64, key []byte) {
+	c := &t.counters[id]
 	c.hash, c.klen = hv, uint8(len(key))
 	copy(c.key[:], key)
 	mask := len(t.index) - 1
@@ -148,7 +156,7 @@ func (t *Tracker) setKey(i int, hv uint64, key []byte) {
 	for t.index[s].hash != 0 {
 		s = (s + 1) & mask
 	}
-	t.index[s] = slot{hv, int32(i)}
+	t.index[s] = slot{hv, id}
 }
 
 // find returns the index slot holding hv, or -1.
@@ -196,9 +204,9 @@ func (t *Tracker) remove(hv uint64) {
 func (t *Tracker) Top(n int, now time.Time) []Entry {
 	t.mu.Lock()
 	f := 1 / t.scale(now)
-	out := make([]Entry, len(t.heap))
-	for i := range t.heap {
-		c := &t.heap[i]
+	out := make([]Entry, len(t.counters))
+	for i := range t.counters {
+		c := &t.counters[i]
 		out[i] = Entry{Key: string(c.key[:c.klen]), Weight: c.w * f, Err: c.err * f}
 	}
 	t.mu.Unlock()
@@ -218,21 +226,26 @@ func (t *Tracker) Top(n int, now time.Time) []Entry {
 func (t *Tracker) Reset() {
 	t.mu.Lock()
 	clear(t.index)
+	t.counters = t.counters[:0]
 	t.heap = t.heap[:0]
 	t.landmark = time.Time{}
 	t.mu.Unlock()
 }
 
 func (t *Tracker) swap(i, j int) {
-	t.heap[i], t.heap[j] = t.heap[j], t.heap[i]
-	t.index[t.find(t.heap[i].hash)].pos = int32(i)
-	t.index[t.find(t.heap[j].hash)].pos = int32(j)
+	h := t.heap
+	h[i], h[j] = h[j], h[i]
+	t.counters[h[i]].pos = int32(i)
+	t.counters[h[j]].pos = int32(j)
 }
+
+// weight returns the weight of the counter at heap position i.
+func (t *Tracker) weight(i int) float64 { return t.counters[t.heap[i]].w }
 
 func (t *Tracker) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if t.heap[p].w <= t.heap[i].w {
+		if t.weight(p) <= t.weight(i) {
 			return
 		}
 		t.swap(i, p)
@@ -248,10 +261,10 @@ func (t *Tracker) down(i int) {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && t.heap[r].w < t.heap[l].w {
+		if r := l + 1; r < n && t.weight(r) < t.weight(l) {
 			m = r
 		}
-		if t.heap[i].w <= t.heap[m].w {
+		if t.weight(i) <= t.weight(m) {
 			return
 		}
 		t.swap(i, m)

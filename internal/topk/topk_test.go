@@ -171,19 +171,33 @@ func TestConcurrentAdd(t *testing.T) {
 	}
 }
 
+// BenchmarkAdd counts keys drawn from Zipf(1.1), where most samples hit a
+// held key, and uniformly from 100,000, where nearly every sample takes
+// over the smallest counter.
 func BenchmarkAdd(b *testing.B) {
-	tr := New(128, time.Minute)
-	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, 99_999)
-	keys := make([][]byte, 4096)
-	for i := range keys {
-		keys[i] = fmt.Appendf(nil, "key:%d", z.Uint64())
-	}
-	now := time.Now()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		tr.Add(keys[i&4095], 1, now)
-		i++
+	r := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(r, 1.1, 1, 99_999)
+	for _, bc := range []struct {
+		name string
+		next func() uint64
+	}{
+		{"zipf", z.Uint64},
+		{"uniform", func() uint64 { return r.Uint64N(100_000) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			tr := New(128, time.Minute)
+			keys := make([][]byte, 4096)
+			for i := range keys {
+				keys[i] = fmt.Appendf(nil, "key:%d", bc.next())
+			}
+			now := time.Now()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				tr.Add(keys[i&4095], 1, now)
+				i++
+			}
+		})
 	}
 }
 
@@ -201,16 +215,19 @@ func TestIndexConsistent(t *testing.T) {
 				used++
 			}
 		}
-		if used != len(tr.heap) {
-			t.Fatalf("step %d: %d index slots for %d counters", i, used, len(tr.heap))
+		if used != len(tr.counters) || len(tr.heap) != len(tr.counters) {
+			t.Fatalf("step %d: %d index slots and %d heap entries for %d counters", i, used, len(tr.heap), len(tr.counters))
 		}
-		for j := range tr.heap {
-			c := &tr.heap[j]
-			s := tr.find(c.hash)
-			if s < 0 || int(tr.index[s].pos) != j {
-				t.Fatalf("step %d: counter %d (%s) not indexed at its position", i, j, c.key[:c.klen])
+		for j, id := range tr.heap {
+			c := &tr.counters[id]
+			if int(c.pos) != j {
+				t.Fatalf("step %d: counter %d is at heap position %d but records %d", i, id, j, c.pos)
 			}
-			if j > 0 && tr.heap[(j-1)/2].w > c.w {
+			s := tr.find(c.hash)
+			if s < 0 || tr.index[s].id != id {
+				t.Fatalf("step %d: counter %d (%s) not indexed under its id", i, id, c.key[:c.klen])
+			}
+			if j > 0 && tr.weight((j-1)/2) > c.w {
 				t.Fatalf("step %d: heap order broken at %d", i, j)
 			}
 		}
