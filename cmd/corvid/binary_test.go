@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,5 +257,26 @@ func TestBinarySASL(t *testing.T) {
 		if status != step.status || body != step.body {
 			t.Errorf("opcode 0x%02x: status 0x%02x %q, want 0x%02x %q", step.req[1], status, body, step.status, step.body)
 		}
+	}
+}
+
+// --admin serves the profiler while the server runs, and the port closes
+// with the server.
+func TestServerAdminPort(t *testing.T) {
+	adminAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	p := startServerProc(t, "--admin", adminAddr)
+	resp, err := http.Get("http://" + adminAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "server.(*loop).run") {
+		t.Fatalf("goroutine profile: %v %d %.300q", err, resp.StatusCode, body)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if nc, err := net.DialTimeout("tcp", adminAddr, time.Second); err == nil {
+		nc.Close()
+		t.Error("the admin port is still open after the server stopped")
 	}
 }

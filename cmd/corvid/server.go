@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/corvidcache/corvid/admin"
 	"github.com/corvidcache/corvid/server"
 	"github.com/corvidcache/corvid/storage"
 )
@@ -61,6 +62,7 @@ type serverOptions struct {
 	ssl              bool
 	extended         []string
 	daemonChild      bool
+	admin            string
 }
 
 func newServerCommand() *cobra.Command { return serverCommand(&serverOptions{}) }
@@ -124,6 +126,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "save the cache to this file on shutdown (SIGTERM, SIGINT, SIGUSR1) and restore it at start")
 	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS")
 	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
+	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
 	return cmd
@@ -578,6 +581,15 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 	}
 	for _, a := range append(srv.Addrs(), srv.UDPAddrs()...) {
 		logger.Info("listening", "addr", a.Network()+":"+a.String())
+	}
+	if o.admin != "" {
+		as, err := admin.Listen(o.admin)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer as.Close()
+		logger.Info("admin port listening", "addr", as.Addr().String())
 	}
 	if ctx == nil {
 		ctx = context.Background()
