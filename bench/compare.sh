@@ -41,6 +41,7 @@ D_CONNS=${D_CONNS:-8}
 IDLE=${IDLE:-1000}
 SERVER_CPUS=${SERVER_CPUS:-}
 CLIENT_CPUS=${CLIENT_CPUS:-}
+PROFILE_DIR=${PROFILE_DIR:-}
 
 for v in DURATION ROUNDS CONCURRENCY CLIENT_THREADS MEMORY_MB SERVER_THREADS CONN_LIMIT KEYS MULTIGET DEPTH D_CONNS IDLE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer, got '${!v}'"
@@ -113,10 +114,16 @@ mcs_args[E]=""
 cb_args[E]="-c $CONCURRENCY --idle $IDLE --ratio 9:1 --value-size 100 --key-prefix a:"
 
 servers=(memcached corvid)
+# With PROFILE_DIR, corvid serves its profiles on an admin port.
+admin_args=()
+if [[ -n $PROFILE_DIR ]]; then
+	ADMIN_PORT=$(bench_free_port)
+	admin_args=(--admin "127.0.0.1:$ADMIN_PORT")
+fi
 start_all() {
 	bench_start_server memcached "${MEMCACHED_ARGV[@]}" -c "$CONN_LIMIT"
 	PID[memcached]=$STARTED_PID PORT[memcached]=$STARTED_PORT
-	bench_start_server corvid "${CORVID_ARGV[@]}" -c "$CONN_LIMIT"
+	bench_start_server corvid "${CORVID_ARGV[@]}" -c "$CONN_LIMIT" "${admin_args[@]}"
 	PID[corvid]=$STARTED_PID PORT[corvid]=$STARTED_PORT
 }
 
@@ -173,6 +180,7 @@ declare -A res PID PORT
 metrics=()
 add() { # WORKLOAD METRIC SERVER VALUE
 	local k="$1|$2"
+	[[ $2 == ops/s* || $2 == keys/s* ]] && bench_log "  $1 $2 $3: $4"
 	[[ " ${metrics[*]} " == *" $k "* ]] || metrics+=("$k")
 	res[$k|$3]+="$4 "
 }
@@ -251,6 +259,37 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
+# The profiling pass: each workload once more against corvid while its CPU
+# profile is taken (the memcaslap run where there is one, else corvid
+# bench), with the allocations of the whole run; its figures do not count.
+pprof_get() { # OUT URL [pprof flags]
+	local out=$1 url=$2
+	shift 2
+	go tool pprof -proto "$@" -output "$out" "$url" >/dev/null 2>"$out.err" ||
+		bench_die "cannot fetch $url: $(cat "$out.err")"
+}
+if [[ -n $PROFILE_DIR ]]; then
+	mkdir -p "$PROFILE_DIR"
+	base=http://127.0.0.1:$ADMIN_PORT/debug/pprof
+	for w in "${workloads[@]}"; do
+		bench_log "profiling pass, workload $w: corvid ..."
+		pprof_get "$PROFILE_DIR/$w-allocs-before.pb.gz" "$base/allocs"
+		pprof_get "$PROFILE_DIR/$w-cpu.pb.gz" "$base/profile" -seconds "$DURATION" &
+		fp=$!
+		BENCH_PIDS+=("$fp")
+		if [[ -n ${mcs_args[$w]} ]]; then
+			# shellcheck disable=SC2086
+			run_memcaslap "$BENCH_TMP/$w-profile.mcs" corvid "$DURATION" ${mcs_args[$w]}
+		else
+			# shellcheck disable=SC2086
+			run_bench "$BENCH_TMP/$w-profile.json" corvid --duration "${DURATION}s" ${cb_args[$w]}
+		fi
+		wait "$fp" || exit 1
+		bench_forget "$fp"
+		pprof_get "$PROFILE_DIR/$w-allocs.pb.gz" "$base/allocs"
+	done
+fi
+
 read -r load_end _ </proc/loadavg
 echo "corvid vs memcached, medians of $ROUNDS rounds (${DURATION}s runs, alternating order)"
 echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
@@ -275,3 +314,14 @@ for k in "${metrics[@]}"; do
 done
 echo
 echo "ratio = corvid/memcached: above 1 is better for ops/s, below 1 is better for latency and memory."
+if [[ -n $PROFILE_DIR ]]; then
+	for w in "${workloads[@]}"; do
+		echo
+		echo "== workload $w: CPU ($PROFILE_DIR/$w-cpu.pb.gz)"
+		go tool pprof -top -nodecount=15 "$PROFILE_DIR/$w-cpu.pb.gz" 2>/dev/null | sed -n '/^ *flat/,$p'
+		echo "== workload $w: bytes allocated during the run ($PROFILE_DIR/$w-allocs.pb.gz)"
+		go tool pprof -top -nodecount=8 -sample_index=alloc_space \
+			-diff_base "$PROFILE_DIR/$w-allocs-before.pb.gz" "$PROFILE_DIR/$w-allocs.pb.gz" 2>/dev/null |
+			sed -n '/^Showing\|^ *flat/,$p'
+	done
+fi
