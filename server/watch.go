@@ -338,7 +338,7 @@ func (c *conn) watchStore(mode storage.StoreMode, key []byte, exptime int64, vle
 
 // watchEviction is the cache's eviction hook: memcached's eviction line
 // for watchers of evictions.
-func (s *Server) watchEviction(ev *storage.EvictedItem) {
+func (s *Server) watchEviction(ev storage.EvictedItem) {
 	if !s.watching(watchEvictions) {
 		return
 	}

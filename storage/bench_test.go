@@ -34,6 +34,40 @@ func TestGetHitAllocatesNothing(t *testing.T) {
 	}
 }
 
+// An eviction reported to the eviction hook allocates nothing: a full
+// cache evicts on every set.
+func TestEvictingStoreAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	c := newCache(t, Config{MemoryLimit: 2 << 20, NoCrawler: true})
+	var evicted int
+	c.SetEvictionHook(func(ev EvictedItem) { evicted += len(ev.Key) })
+	val := make([]byte, 1000)
+	key := make([]byte, 0, 32)
+	i := 0
+	set := func() {
+		key = strconv.AppendInt(key[:0], int64(i), 10)
+		i++
+		if _, err := c.Store(ModeSet, key, 0, 0, val, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10000 { // fill the cache
+		set()
+	}
+	if evicted == 0 {
+		t.Fatal("filling the cache evicted nothing")
+	}
+	before := evicted
+	if a := testing.AllocsPerRun(1000, set); a != 0 {
+		t.Fatalf("an evicting Store allocates %.1f times", a)
+	}
+	if evicted == before {
+		t.Fatal("the measured stores evicted nothing")
+	}
+}
+
 func benchKeys(n int) [][]byte {
 	keys := make([][]byte, n)
 	for i := range keys {

@@ -77,7 +77,7 @@ type Cache struct {
 	counters
 	tune    lruTune      // LRU settings ("lru tune|mode|temp_ttl")
 	crawl   crawlerState // crawler settings and requests
-	onEvict atomic.Pointer[func(*EvictedItem)]
+	onEvict atomic.Pointer[func(EvictedItem)]
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -181,8 +181,9 @@ type EvictedItem struct {
 
 // SetEvictionHook makes the cache call fn for every item it evicts, or
 // stops it with nil. fn is called with cache locks held: it must be quick
-// and must not call the Cache. It is safe for concurrent use.
-func (c *Cache) SetEvictionHook(fn func(*EvictedItem)) {
+// and must not call the Cache. It is safe for concurrent use. The item is
+// passed by value so that reporting an eviction allocates nothing.
+func (c *Cache) SetEvictionHook(fn func(EvictedItem)) {
 	if fn == nil {
 		c.onEvict.Store(nil)
 		return
@@ -207,5 +208,5 @@ func (c *Cache) noteEvictionLocked(ref uint32, h *itemHeader, b uint32, now uint
 	if h.exptime != 0 {
 		ev.TTL = int64(h.exptime) - int64(now)
 	}
-	(*fn)(&ev)
+	(*fn)(ev)
 }
