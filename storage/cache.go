@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -185,7 +186,10 @@ func New(cfg Config) (*Cache, error) {
 	c.am = newAutomoveState(len(info), cfg.SlabAutomoveWindow)
 
 	c.hashPower.Store(uint32(cfg.HashPowerInit))
-	table := make([]uint32, 1<<cfg.HashPowerInit)
+	table, err := allocTable(1<<cfg.HashPowerInit, !cfg.NoHugePages)
+	if err != nil {
+		return nil, fmt.Errorf("cannot allocate the hash table: %w", err)
+	}
 	for i := range c.stripes {
 		c.stripes[i].buckets = table
 	}
@@ -235,6 +239,7 @@ func (c *Cache) Close() error {
 			}
 		}
 		c.arena.close()
+		c.freeTablesLocked()
 	}
 	c.pageMu.Unlock()
 	for i := len(c.classes) - 1; i >= 1; i-- {

@@ -3,7 +3,9 @@ package storage
 import (
 	"bytes"
 	"hash/maphash"
+	"slices"
 	"sync"
+	"unsafe"
 )
 
 // numStripes is the number of stripe locks over the hash index. A bucket's
@@ -119,10 +121,16 @@ func (c *Cache) runExpander() {
 // one stripe wait while their chains are split; the others keep working on
 // the old or the new table.
 func (c *Cache) expand(power uint32) {
+	nt, err := allocTable(1<<power, !c.cfg.NoHugePages)
+	if err != nil {
+		return // the table stays as it is; a later insert asks again
+	}
 	c.hashExpanding.Store(true)
 	defer c.hashExpanding.Store(false)
-	nt := make([]uint32, 1<<power)
 	mask := uint64(len(nt) - 1)
+	// Only the expander replaces tables, so the old one, which every
+	// stripe uses until it migrates, can be read without a lock here.
+	old := c.stripes[0].buckets
 	for i := range c.stripes {
 		s := &c.stripes[i]
 		s.mu.Lock()
@@ -130,7 +138,6 @@ func (c *Cache) expand(power uint32) {
 			s.mu.Unlock()
 			return
 		}
-		old := s.buckets
 		for b := i; b < len(old); b += numStripes {
 			for ref := old[b]; ref != 0; {
 				h := c.hdr(ref)
@@ -145,4 +152,21 @@ func (c *Cache) expand(power uint32) {
 		s.mu.Unlock()
 	}
 	c.hashPower.Store(power)
+	// Every stripe has moved to nt under its lock, and nothing keeps a
+	// table past unlocking its stripe.
+	freeTable(old)
+}
+
+// freeTablesLocked frees the hash tables at Close, which holds every
+// stripe lock: one table, or two when Close stopped an expansion midway.
+func (c *Cache) freeTablesLocked() {
+	var freed []*uint32
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		if p := unsafe.SliceData(s.buckets); p != nil && !slices.Contains(freed, p) {
+			freed = append(freed, p)
+			freeTable(s.buckets)
+		}
+		s.buckets = nil
+	}
 }

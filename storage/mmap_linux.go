@@ -106,3 +106,24 @@ func (a *pageArena) close() {
 	}
 	a.regions, a.rest, a.spare = nil, nil, nil
 }
+
+// allocTable returns a zeroed hash table of n buckets outside the Go heap.
+// A table of a huge page or more is advised to be backed by huge pages when
+// huge is set: lookups land on random buckets, so with 4 KiB pages nearly
+// every one misses the TLB.
+func allocTable(n int, huge bool) ([]uint32, error) {
+	m, err := syscall.Mmap(-1, 0, n*4, syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	if huge && len(m) >= hugePageSize {
+		_ = syscall.Madvise(m, syscall.MADV_HUGEPAGE)
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(m))), n), nil
+}
+
+// freeTable unmaps a table from allocTable. Nothing may use it afterwards.
+func freeTable(t []uint32) {
+	_ = syscall.Munmap(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), len(t)*4))
+}

@@ -69,3 +69,27 @@ func thpEligible(addr uintptr) (bool, error) {
 	}
 	return false, fmt.Errorf("no THPeligible line for %#x in /proc/self/smaps", addr)
 }
+
+// A hash table of a huge page or more is eligible for huge pages unless
+// the cache is told not to use them.
+func TestHashTableAsksForHugePages(t *testing.T) {
+	mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || !strings.Contains(string(mode), "[madvise]") {
+		t.Skipf("transparent huge pages are not in madvise mode here (%q)", mode)
+	}
+	for _, huge := range []bool{true, false} {
+		c := newCache(t, Config{HashPowerInit: 20, NoHugePages: !huge, NoCrawler: true})
+		s := &c.stripes[0]
+		s.mu.Lock()
+		s.buckets[0] = 0 // touch it
+		addr := uintptr(unsafe.Pointer(&s.buckets[0]))
+		s.mu.Unlock()
+		eligible, err := thpEligible(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eligible != huge {
+			t.Errorf("huge=%v: the table's THPeligible is %v", huge, eligible)
+		}
+	}
+}

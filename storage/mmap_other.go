@@ -17,3 +17,9 @@ func (*pageArena) free([]byte) {}
 
 // close does nothing: the collector reclaims the pages.
 func (*pageArena) close() {}
+
+// allocTable returns a zeroed hash table of n buckets.
+func allocTable(n int, _ bool) ([]uint32, error) { return make([]uint32, n), nil }
+
+// freeTable drops a table from allocTable; the collector reclaims it.
+func freeTable([]uint32) {}
