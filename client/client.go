@@ -190,13 +190,7 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Close() error {
 	c.closed.Store(true)
 	for _, s := range c.servers {
-		s.mu.Lock()
-		free := s.free
-		s.free = nil
-		s.mu.Unlock()
-		for _, cn := range free {
-			cn.nc.Close()
-		}
+		s.closeIdle()
 	}
 	return nil
 }

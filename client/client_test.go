@@ -339,31 +339,18 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	// A server that accepts but never answers times out within Timeout.
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	c2 := newClient(t, []string{silent.Addr().String()}, func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond })
+	silent := silentServer(t)
+	c2 := newClient(t, []string{silent}, func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond })
 	start = time.Now()
 	_, err = c2.Get(context.Background(), "k")
-	if !errors.As(err, &se) || se.Addr != silent.Addr().String() {
+	if !errors.As(err, &se) || se.Addr != silent {
 		t.Fatalf("silent server: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("silent server took %v", d)
 	}
 	// A context deadline sooner than Timeout wins.
-	c3 := newClient(t, []string{silent.Addr().String()}, func(cfg *Config) { cfg.Timeout = 10 * time.Second })
+	c3 := newClient(t, []string{silent}, func(cfg *Config) { cfg.Timeout = 10 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start = time.Now()
@@ -606,23 +593,37 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestCancelDuringOperation(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
+// silentServer returns the address of a server that accepts connections
+// and never answers; it closes with the test.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer silent.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
 		for {
-			c, err := silent.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close()
+			conns = append(conns, c)
 		}
 	}()
+	return ln.Addr().String()
+}
+
+func TestCancelDuringOperation(t *testing.T) {
+	silent := silentServer(t)
 	addr := testutil.StartCorvid(t, server.Config{})
-	c := newClient(t, []string{silent.Addr().String()}, func(cfg *Config) {
+	c := newClient(t, []string{silent}, func(cfg *Config) {
 		cfg.Timeout = 10 * time.Second
 		cfg.MaxFailures = 1
 	})

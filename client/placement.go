@@ -94,6 +94,7 @@ func (s *node) fail() {
 	}
 }
 
+// closeIdle closes the node's idle connections.
 func (s *node) closeIdle() {
 	s.mu.Lock()
 	free := s.free
