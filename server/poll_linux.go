@@ -53,12 +53,11 @@ type loop struct {
 	// where the loop has none), so an event finds its connection with
 	// an index rather than a map lookup; nconns counts them. Loop
 	// goroutine only.
-	conns    []*pollConn
-	nconns   int
-	now      int64 // unix nanoseconds at the last wake-up
-	lastIdle int64 // when the idle sweep last ran
-	// lastYield is when the loop last went through the scheduler.
-	lastYield time.Time
+	conns     []*pollConn
+	nconns    int
+	now       int64 // unix nanoseconds at the last wake-up
+	lastIdle  int64 // when the idle sweep last ran
+	lastYield int64 // when the loop last went through the scheduler
 	// spare holds read buffers of drained connections for the next
 	// connection that has input, as memcached's per-thread read buffer
 	// cache does: an idle connection then holds no read buffer.
@@ -222,9 +221,7 @@ func (l *loop) run() {
 			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 		}
-		if idle > 0 {
-			l.now = time.Now().UnixNano()
-		}
+		l.now = time.Now().UnixNano()
 		woken := false
 		for _, ev := range events[:max(n, 0)] {
 			if ev.Fd == int32(l.wakefd) {
@@ -263,11 +260,10 @@ const yieldEvery = 2 * time.Millisecond
 // yield lets the scheduler run the loop's goroutine anew when yieldEvery
 // has passed since it last did.
 func (l *loop) yield() {
-	now := time.Now()
-	if now.Sub(l.lastYield) < yieldEvery {
+	if l.now-l.lastYield < int64(yieldEvery) {
 		return
 	}
-	l.lastYield = now
+	l.lastYield = l.now
 	runtime.Gosched()
 }
 
