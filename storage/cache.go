@@ -230,16 +230,9 @@ func (c *Cache) Close() error {
 	if !c.closed {
 		c.closed = true
 		c.pool, c.freeIDs = nil, nil
-		for id, p := range c.pages {
-			if p != nil {
-				c.pages[id] = nil
-				if len(p) != SlabPageSize {
-					c.arena.free(p)
-				}
-			}
-		}
+		clear(c.pages)
 		c.arena.close()
-		c.freeTablesLocked()
+		c.freeTableLocked()
 	}
 	c.pageMu.Unlock()
 	for i := len(c.classes) - 1; i >= 1; i-- {

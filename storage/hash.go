@@ -3,9 +3,7 @@ package storage
 import (
 	"bytes"
 	"hash/maphash"
-	"slices"
 	"sync"
-	"unsafe"
 )
 
 // numStripes is the number of stripe locks over the hash index. A bucket's
@@ -157,16 +155,11 @@ func (c *Cache) expand(power uint32) {
 	freeTable(old)
 }
 
-// freeTablesLocked frees the hash tables at Close, which holds every
-// stripe lock: one table, or two when Close stopped an expansion midway.
-func (c *Cache) freeTablesLocked() {
-	var freed []*uint32
+// freeTableLocked frees the hash table at Close, which holds every stripe
+// lock and has waited for the expander, so every stripe uses one table.
+func (c *Cache) freeTableLocked() {
+	freeTable(c.stripes[0].buckets)
 	for i := range c.stripes {
-		s := &c.stripes[i]
-		if p := unsafe.SliceData(s.buckets); p != nil && !slices.Contains(freed, p) {
-			freed = append(freed, p)
-			freeTable(s.buckets)
-		}
-		s.buckets = nil
+		c.stripes[i].buckets = nil
 	}
 }

@@ -3,6 +3,7 @@
 package storage
 
 import (
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -25,12 +26,14 @@ const (
 // the kernel is asked to back with transparent huge pages (unless huge is
 // false): a 1 GiB cache then needs 512 TLB entries instead of 262,144, and
 // the random item accesses of a hash lookup stop paying a page-table walk.
-// Pages of other sizes (the large-item class) are mapped one by one.
+// Pages of other sizes (the large-item class) are mapped one by one. close
+// unmaps everything.
 type pageArena struct {
 	huge bool
 
 	mu      sync.Mutex
 	regions [][]byte // whole region mappings, unmapped by close
+	large   [][]byte // pages of other sizes in use, unmapped by free or close
 	rest    []byte   // the unused tail of the newest region
 	spare   [][]byte // SlabPageSize pages given back; their memory is released
 }
@@ -42,8 +45,15 @@ func newPageArena(huge bool) *pageArena {
 // alloc returns size bytes of zeroed memory.
 func (a *pageArena) alloc(size int) ([]byte, error) {
 	if size != SlabPageSize {
-		return syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE,
+		m, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE,
 			syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		a.large = append(a.large, m)
+		a.mu.Unlock()
+		return m, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -87,6 +97,9 @@ func (a *pageArena) grow() error {
 // alloc, which finds it zeroed.
 func (a *pageArena) free(b []byte) {
 	if len(b) != SlabPageSize {
+		a.mu.Lock()
+		a.large = slices.DeleteFunc(a.large, func(m []byte) bool { return unsafe.SliceData(m) == unsafe.SliceData(b) })
+		a.mu.Unlock()
 		_ = syscall.Munmap(b)
 		return
 	}
@@ -96,15 +109,15 @@ func (a *pageArena) free(b []byte) {
 	a.mu.Unlock()
 }
 
-// close unmaps every region. Pages of other sizes must be freed first, and
-// no page from the arena may be used afterwards.
+// close unmaps every page the arena gave out. No page from it may be used
+// afterwards.
 func (a *pageArena) close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, m := range a.regions {
+	for _, m := range slices.Concat(a.regions, a.large) {
 		_ = syscall.Munmap(m)
 	}
-	a.regions, a.rest, a.spare = nil, nil, nil
+	a.regions, a.large, a.rest, a.spare = nil, nil, nil, nil
 }
 
 // allocTable returns a zeroed hash table of n buckets outside the Go heap.
