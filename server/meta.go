@@ -94,6 +94,18 @@ func (c *conn) metaReserve(req *protocol.MetaRequest, n int) {
 	c.reserve(n + 2*len(req.Key) + 32*len(req.Flags) + 64)
 }
 
+// metaHead reserves room for a reply carrying a vlen-byte value and starts
+// it: "VA <vlen>" when the request asked for the value (v flag), else "HD".
+func (c *conn) metaHead(req *protocol.MetaRequest, vlen int) {
+	c.metaReserve(req, vlen+2)
+	if req.Value {
+		c.wbuf = append(c.wbuf, "VA "...)
+		c.wbuf = strconv.AppendUint(c.wbuf, uint64(vlen), 10)
+	} else {
+		c.wbuf = append(c.wbuf, "HD"...)
+	}
+}
+
 func (c *conn) metaGet(req *protocol.MetaRequest) {
 	start := len(c.wbuf)
 	failed := false
@@ -102,13 +114,7 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 	found := c.srv.cache.MetaGet(req.Key, req.Vivify, req.NoUpdate, func(e storage.MetaEntry) storage.MetaOutcome {
 		v := e.Value()
 		vlen = len(v)
-		c.metaReserve(req, len(v)+2)
-		if req.Value {
-			c.wbuf = append(c.wbuf, "VA "...)
-			c.wbuf = strconv.AppendUint(c.wbuf, uint64(len(v)), 10)
-		} else {
-			c.wbuf = append(c.wbuf, "HD"...)
-		}
+		c.metaHead(req, len(v))
 		won := false
 		for _, f := range req.Flags {
 			switch f[0] {
@@ -311,13 +317,7 @@ func (c *conn) metaArith(req *protocol.MetaRequest) {
 		quiet = req.NoReply && !e.Created()
 		var digits [20]byte
 		num := strconv.AppendUint(digits[:0], e.Number(), 10)
-		c.metaReserve(req, len(num)+2)
-		if req.Value {
-			c.wbuf = append(c.wbuf, "VA "...)
-			c.wbuf = strconv.AppendUint(c.wbuf, uint64(len(num)), 10)
-		} else {
-			c.wbuf = append(c.wbuf, "HD"...)
-		}
+		c.metaHead(req, len(num))
 		for _, f := range req.Flags {
 			switch f[0] {
 			case 'c':
