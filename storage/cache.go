@@ -210,8 +210,10 @@ func New(cfg Config) (*Cache, error) {
 }
 
 // Close stops the cache's goroutines, waits for them and releases the slab
-// memory. Calls after Close miss or fail with ErrClosed. Close is safe to
-// call more than once.
+// memory. Calls after Close miss or fail with ErrClosed. Close must not run
+// while other calls are in progress: a store writes its new item outside
+// any lock, into slab memory that Close unmaps. Close is safe to call more
+// than once.
 func (c *Cache) Close() error {
 	select {
 	case <-c.stop:

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -169,37 +170,49 @@ func (c *Cache) evictPageLocked(dst *class, ev Eviction, now uint32) bool {
 	return false
 }
 
-// evictPage evicts page id for dst (see evictPageLocked).
+// evictPage evicts page id for dst (see evictPageLocked). When the page's
+// class is busy (the maintainer, the mover), it waits for it without
+// holding dst, as stealPageLocked does, rather than pass over the page the
+// policy chose.
 func (c *Cache) evictPage(dst *class, id uint32, now uint32) bool {
 	owner := int(c.pageOwner[id].Load())
 	if owner == 0 {
 		return false
 	}
 	v := &c.classes[owner]
-	if v != dst {
-		if !v.mu.TryLock() {
-			return false
+	var ok bool
+	switch {
+	case v == dst:
+		ok = c.evictPageOfLocked(v, id, now)
+	case v.mu.TryLock():
+		ok = c.evictPageOfLocked(v, id, now)
+		v.mu.Unlock()
+	default:
+		dst.mu.Unlock()
+		v.mu.Lock()
+		ok = c.evictPageOfLocked(v, id, now)
+		v.mu.Unlock()
+		dst.mu.Lock()
+		if c.closed {
+			return false // a closed cache has released every page
 		}
-		defer v.mu.Unlock()
 	}
-	idx := -1
-	for i, p := range v.pages {
-		if p == id {
-			idx = i
-			break
-		}
+	if ok {
+		c.placePageLocked(dst, v, id)
 	}
+	return ok
+}
+
+// evictPageOfLocked evicts every item of page id, which class v owns. The
+// caller holds v.mu.
+func (c *Cache) evictPageOfLocked(v *class, id uint32, now uint32) bool {
+	idx := slices.Index(v.pages, id)
 	if idx < 0 {
-		return false
+		return false // moved while v was unlocked
 	}
 	if _, ok := c.clearPageLocked(v, idx, now, true); !ok {
 		return false
 	}
 	c.pageEvictions.Add(1)
-	if v.pageSize == dst.pageSize {
-		c.addPageLocked(dst, id)
-	} else {
-		c.putPage(id)
-	}
 	return true
 }

@@ -175,8 +175,15 @@ func TestEvictNone(t *testing.T) {
 }
 
 // TestEvictPageAcrossClasses shows that a slab policy serves any class: a
-// small item takes the least recently accessed page of the 1 KB class.
+// small item takes the least recently accessed page of the 1 KB class, also
+// when that class is busy at the time (the maintainer holds it now and then).
 func TestEvictPageAcrossClasses(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy=%v", busy), func(t *testing.T) { testEvictPageAcrossClasses(t, busy) })
+	}
+}
+
+func testEvictPageAcrossClasses(t *testing.T, busy bool) {
 	c, clk, pages := policyCache(t, EvictLRU, false)
 	clk.Advance(10 * time.Second)
 	for _, p := range []int{0, 2, 3} {
@@ -186,6 +193,11 @@ func TestEvictPageAcrossClasses(t *testing.T) {
 	}
 	if err := c.SetEviction(EvictLRA | EvictLRU); err != nil {
 		t.Fatal(err)
+	}
+	if busy {
+		cl := &c.classes[c.classFor(c.ntotal(8, 1000))]
+		cl.mu.Lock()
+		time.AfterFunc(20*time.Millisecond, cl.mu.Unlock)
 	}
 	mustSet(t, c, "small", "x")
 	if got := missing(c, pages); fmt.Sprint(got) != fmt.Sprint([]int{0, len(pages[1]), 0, 0}) {

@@ -204,6 +204,13 @@ func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 // pool when the page sizes differ. The caller holds dst.mu.
 func (c *Cache) givePageLocked(dst, v *class, id uint32) {
 	c.slabsMoved.Add(1)
+	c.placePageLocked(dst, v, id)
+}
+
+// placePageLocked adds page id, emptied from class v, to dst when their
+// page sizes match, and returns it to the pool otherwise. The caller holds
+// dst.mu.
+func (c *Cache) placePageLocked(dst, v *class, id uint32) {
 	if v.pageSize == dst.pageSize {
 		c.addPageLocked(dst, id)
 	} else {
