@@ -557,6 +557,9 @@ func (pc *pollConn) close() {
 // release closes the descriptor of a connection that is not registered and
 // drops it from the server, as the end of conn.serve does.
 func (pc *pollConn) release() {
+	// The counts go in before the peer can see the close: a client that
+	// reads EOF and then asks for stats finds its commands counted.
+	pc.c.srv.stats.add(&pc.c.stats)
 	syscall.Close(pc.fd)
 	pc.fd = -1
 	pc.releaseClosed()

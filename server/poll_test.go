@@ -370,3 +370,25 @@ func TestLoopReadBuffersMoveBetweenConnections(t *testing.T) {
 	a.expect("get ka kb\r\n", "VALUE ka 0 10", "0123456789", "VALUE kb 0 3", "abc", "END")
 	b.expect("get ka\r\n", "VALUE ka 0 10", "0123456789", "END")
 }
+
+// TestModeStatsCountedBeforeClose checks that a connection's commands are
+// in "stats" by the time its client sees the server close it.
+func TestModeStatsCountedBeforeClose(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		_, addr := start(t, mode(Config{}))
+		admin := dial(t, "tcp", addr)
+		for i := 1; i <= 100; i++ {
+			c := dial(t, "tcp", addr)
+			c.send("get a\r\nquit\r\n")
+			if l := c.line(); l != "END" {
+				t.Fatalf("get: %q", l)
+			}
+			if !c.closed() {
+				t.Fatal("quit did not close the connection")
+			}
+			if got := admin.stat("cmd_get"); got != fmt.Sprint(i) {
+				t.Fatalf("after %d closed connections cmd_get is %s", i, got)
+			}
+		}
+	})
+}
