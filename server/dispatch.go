@@ -161,7 +161,10 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 		rlen = len(c.wbuf) - n
 	}
-	for _, key := range req.Keys {
+	for i, key := range req.Keys {
+		if i%storage.PrefetchBatch == 0 && len(req.Keys) > 1 {
+			c.srv.cache.Prefetch(req.Keys[i:min(i+storage.PrefetchBatch, len(req.Keys))])
+		}
 		vlen, rlen = 0, 0
 		found := c.fetch(key, touch, req.Exptime, hit)
 		c.noteKey(key, vlen)

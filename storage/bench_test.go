@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -163,5 +164,36 @@ func BenchmarkGetHitRandom(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		c.Get(keys[rng.IntN(len(keys))], fn)
+	}
+}
+
+// BenchmarkGetMulti looks up 10 random keys of 400k at a time, as a
+// multi-key get does, with and without Prefetch first; ns/op is per batch.
+func BenchmarkGetMulti(b *testing.B) {
+	c := newCache(b, Config{NoCrawler: true, MemoryLimit: 256 << 20})
+	keys := benchKeys(400000)
+	val := make([]byte, 100)
+	for _, k := range keys {
+		c.Store(ModeSet, k, 0, 0, val, 0)
+	}
+	var n int
+	fn := func(it Item) { n += len(it.Value) }
+	for _, pf := range []bool{false, true} {
+		b.Run(fmt.Sprintf("prefetch=%v", pf), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			batch := make([][]byte, 10)
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range batch {
+					batch[i] = keys[rng.IntN(len(keys))]
+				}
+				if pf {
+					c.Prefetch(batch)
+				}
+				for _, k := range batch {
+					c.Get(k, fn)
+				}
+			}
+		})
 	}
 }

@@ -32,7 +32,13 @@ type Cache struct {
 	hashPower     atomic.Uint32
 	hashExpanding atomic.Bool
 	expandCh      chan struct{}
-	items         atomic.Int64 // linked items
+	// index is the newest table, for Prefetch's unlocked reads; retired
+	// are the tables expansions replaced. Their memory is released but
+	// they stay mapped until Close, so that such a read never faults.
+	// Only the expander and Close touch retired.
+	index   atomic.Pointer[[]uint32]
+	retired [][]uint32
+	items   atomic.Int64 // linked items
 
 	casID      atomic.Uint64
 	oldestLive atomic.Uint32 // flush_all's oldest_live (rel), 0 = none
@@ -193,6 +199,7 @@ func New(cfg Config) (*Cache, error) {
 	for i := range c.stripes {
 		c.stripes[i].buckets = table
 	}
+	c.index.Store(&table)
 
 	n := 4 // crawler, maintainer, mover, expander
 	if c.nowFn == nil {
@@ -234,7 +241,7 @@ func (c *Cache) Close() error {
 		c.pool, c.freeIDs = nil, nil
 		clear(c.pages)
 		c.arena.close()
-		c.freeTableLocked()
+		c.freeTablesLocked()
 	}
 	c.pageMu.Unlock()
 	for i := len(c.classes) - 1; i >= 1; i-- {

@@ -136,6 +136,14 @@ func allocTable(n int, huge bool) ([]uint32, error) {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(m))), n), nil
 }
 
+// retireTable releases the memory of a table an expansion replaced and
+// returns it, to be freed at Close: it stays mapped (reading as zeros) so
+// that Prefetch's unlocked reads of it never fault.
+func retireTable(t []uint32) []uint32 {
+	_ = syscall.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), len(t)*4), syscall.MADV_DONTNEED)
+	return t
+}
+
 // freeTable unmaps a table from allocTable. Nothing may use it afterwards.
 func freeTable(t []uint32) {
 	_ = syscall.Munmap(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), len(t)*4))

@@ -21,5 +21,9 @@ func (*pageArena) close() {}
 // allocTable returns a zeroed hash table of n buckets.
 func allocTable(n int, _ bool) ([]uint32, error) { return make([]uint32, n), nil }
 
+// retireTable drops a table an expansion replaced: the collector reclaims
+// it once no Prefetch holds it.
+func retireTable([]uint32) []uint32 { return nil }
+
 // freeTable drops a table from allocTable; the collector reclaims it.
 func freeTable([]uint32) {}

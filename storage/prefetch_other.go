@@ -1,0 +1,7 @@
+//go:build !amd64 && !arm64
+
+package storage
+
+const canPrefetch = false
+
+func prefetch(uintptr) {}
