@@ -32,6 +32,7 @@ type Cache struct {
 	hashPower     atomic.Uint32
 	hashExpanding atomic.Bool
 	expandCh      chan struct{}
+	warmCh        chan struct{} // a page was taken: prefault the next ones
 	// index is the newest table, for Prefetch's unlocked reads; retired
 	// are the tables expansions replaced. Their memory is released but
 	// they stay mapped until Close, so that such a read never faults.
@@ -127,6 +128,7 @@ func New(cfg Config) (*Cache, error) {
 		nowFn:    cfg.Now,
 		seed:     maphash.MakeSeed(),
 		expandCh: make(chan struct{}, 1),
+		warmCh:   make(chan struct{}, 1),
 		pages:    make([][]byte, MaxPages+1),
 		arena:    newPageArena(!cfg.NoHugePages),
 		nextID:   1,
@@ -201,7 +203,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c.index.Store(&table)
 
-	n := 4 // crawler, maintainer, mover, expander
+	n := 5 // crawler, maintainer, mover, expander, prefaulter
 	if c.nowFn == nil {
 		n++
 	}
@@ -213,6 +215,7 @@ func New(cfg Config) (*Cache, error) {
 	go c.runMaintainer()
 	go c.runMover()
 	go c.runExpander()
+	go c.runPrefaulter()
 	return c, nil
 }
 

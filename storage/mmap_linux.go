@@ -36,6 +36,49 @@ type pageArena struct {
 	large   [][]byte // pages of other sizes in use, unmapped by free or close
 	rest    []byte   // the unused tail of the newest region
 	spare   [][]byte // SlabPageSize pages given back; their memory is released
+	// warm is where the populated start of rest ends (prefault), or 0.
+	warm uintptr
+	// noPopulate is set when the kernel lacks MADV_POPULATE_WRITE.
+	noPopulate bool
+}
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault a range in
+// for writing without touching it.
+const madvPopulateWrite = 23
+
+// prefault makes the first ahead bytes of rest resident, so that the page
+// faults (zeroing a huge page each) are paid here rather than by the store
+// that takes the next page, which holds its class lock meanwhile. It works
+// outside a.mu, a huge page at a time; alloc may hand out the pages it is
+// populating, which is harmless: populating never changes their contents.
+// It reports whether it populated anything.
+func (a *pageArena) prefault(ahead int) bool {
+	a.mu.Lock()
+	if a.noPopulate || len(a.rest) == 0 {
+		a.mu.Unlock()
+		return false
+	}
+	rest := a.rest // its memory stays mapped until close
+	lo := uintptr(unsafe.Pointer(&rest[0]))
+	hi := lo + uintptr(min(ahead, len(rest)))
+	from := max(a.warm, lo)
+	a.mu.Unlock()
+	if from >= hi {
+		return false
+	}
+	to := min(hi, (from+hugePageSize)&^(hugePageSize-1))
+	if err := syscall.Madvise(rest[from-lo:to-lo], madvPopulateWrite); err != nil {
+		a.mu.Lock()
+		a.noPopulate = err == syscall.EINVAL // an older kernel
+		a.mu.Unlock()
+		return false
+	}
+	a.mu.Lock()
+	if len(a.rest) > 0 && uintptr(unsafe.Pointer(&a.rest[0])) <= to && to <= lo+uintptr(len(a.rest)) {
+		a.warm = max(a.warm, to) // still the same region
+	}
+	a.mu.Unlock()
+	return true
 }
 
 func newPageArena(huge bool) *pageArena {
@@ -84,6 +127,7 @@ func (a *pageArena) grow() error {
 	a.regions = append(a.regions, m)
 	skip := (hugePageSize - int(uintptr(unsafe.Pointer(&m[0]))%hugePageSize)) % hugePageSize
 	a.rest = m[skip : skip+arenaRegion]
+	a.warm = 0
 	if a.huge {
 		// Advice only: where transparent huge pages are off, the
 		// region is backed by small pages as before.
@@ -118,6 +162,7 @@ func (a *pageArena) close() {
 		_ = syscall.Munmap(m)
 	}
 	a.regions, a.large, a.rest, a.spare = nil, nil, nil, nil
+	a.warm = 0
 }
 
 // allocTable returns a zeroed hash table of n buckets outside the Go heap.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -92,4 +94,52 @@ func TestHashTableAsksForHugePages(t *testing.T) {
 			t.Errorf("huge=%v: the table's THPeligible is %v", huge, eligible)
 		}
 	}
+}
+
+// Once a store takes a page, the next prefaultAhead bytes of the arena are
+// made resident in the background, but not past the memory limit (rounded
+// up to a huge page).
+func TestPrefaultStaysAheadWithinTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit int64
+		ahead int
+	}{{64 << 20, prefaultAhead}, {3 << 20, 2 << 20}} {
+		t.Run(fmt.Sprint(tc.limit>>20, "MB"), func(t *testing.T) {
+			c := newCache(t, Config{NoCrawler: true, MemoryLimit: tc.limit})
+			mustSet(t, c, "k", "v") // takes the first page
+			c.arena.mu.Lock()
+			rest := c.arena.rest
+			c.arena.mu.Unlock()
+			// With huge pages the kernel faults in whole ones: what lies
+			// past ahead in its last huge page may be resident too.
+			lo := uintptr(unsafe.Pointer(&rest[0]))
+			next := int((lo+uintptr(tc.ahead)+hugePageSize-1)&^(hugePageSize-1) - lo)
+			ahead, beyond := rest[:tc.ahead], rest[next:next+hugePageSize]
+			for i := 0; resident(t, ahead) < len(ahead)/4096; i++ {
+				if i == 500 {
+					t.Fatalf("%d of %d pages ahead resident after 5s", resident(t, ahead), len(ahead)/4096)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if n := resident(t, beyond); n != 0 {
+				t.Fatalf("%d pages resident beyond the %d bytes ahead", n, tc.ahead)
+			}
+		})
+	}
+}
+
+// resident returns how many of b's 4 KiB pages are in memory (mincore).
+func resident(t *testing.T, b []byte) int {
+	t.Helper()
+	vec := make([]byte, (len(b)+4095)/4096)
+	_, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+	if e != 0 {
+		t.Fatal(e)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
 }

@@ -15,6 +15,9 @@ func (*pageArena) alloc(size int) ([]byte, error) { return make([]byte, size), n
 // free drops a page from alloc; the collector reclaims it.
 func (*pageArena) free([]byte) {}
 
+// prefault does nothing: heap pages are zeroed by the allocator.
+func (*pageArena) prefault(int) bool { return false }
+
 // close does nothing: the collector reclaims the pages.
 func (*pageArena) close() {}
 
