@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"testing"
 
 	"github.com/corvidcache/corvid/internal/testutil"
@@ -37,20 +35,22 @@ func TestAgreesWithNutcracker(t *testing.T) {
 	} {
 		t.Run(setup.hash+"/"+setup.dist, func(t *testing.T) {
 			ctx := context.Background()
-			listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePorts(t, 1)[0]))
-			conf := fmt.Sprintf("pool:\n  listen: %s\n  hash: %s\n  distribution: %s\n  servers:\n", listen, setup.hash, setup.dist)
 			var servers []Server
+			pool := ""
 			for i, a := range addrs {
 				s := Server{Addr: a, Weight: setup.weights[i]}
-				conf += fmt.Sprintf("   - %s:%d", a, s.Weight)
+				pool += fmt.Sprintf("   - %s:%d", a, s.Weight)
 				if setup.names != nil {
 					s.Name = setup.names[i]
-					conf += " " + s.Name
+					pool += " " + s.Name
 				}
-				conf += "\n"
+				pool += "\n"
 				servers = append(servers, s)
 			}
-			testutil.StartNutcracker(t, conf, listen)
+			listen := testutil.StartNutcracker(t, 1, func(listen []string) string {
+				return fmt.Sprintf("pool:\n  listen: %s\n  hash: %s\n  distribution: %s\n  servers:\n%s",
+					listen[0], setup.hash, setup.dist, pool)
+			})[0]
 			direct := newClient(t, nil, func(cfg *Config) {
 				cfg.Servers, cfg.Hash, cfg.Distribution = servers, setup.hash, ringDist(setup.dist)
 			})

@@ -183,26 +183,24 @@ func waitListening(addr string) error {
 // each pool's listen address.
 func startNutcracker(t *testing.T, setups []vectors) []string {
 	t.Helper()
-	var conf bytes.Buffer
-	listen := make([]string, len(setups))
-	for i, port := range testutil.FreePorts(t, len(setups)) {
-		v := setups[i]
-		listen[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		fmt.Fprintf(&conf, "pool%02d:\n  listen: %s\n  hash: %s\n  distribution: %s\n", i, listen[i], v.Hash, v.Distribution)
-		if v.HashTag != "" {
-			fmt.Fprintf(&conf, "  hash_tag: %q\n", v.HashTag)
-		}
-		conf.WriteString("  servers:\n")
-		for _, s := range v.Servers {
-			fmt.Fprintf(&conf, "   - %s:%d", s.Addr, s.Weight)
-			if s.Name != "" {
-				fmt.Fprintf(&conf, " %s", s.Name)
+	return testutil.StartNutcracker(t, len(setups), func(listen []string) string {
+		var conf bytes.Buffer
+		for i, v := range setups {
+			fmt.Fprintf(&conf, "pool%02d:\n  listen: %s\n  hash: %s\n  distribution: %s\n", i, listen[i], v.Hash, v.Distribution)
+			if v.HashTag != "" {
+				fmt.Fprintf(&conf, "  hash_tag: %q\n", v.HashTag)
 			}
-			conf.WriteString("\n")
+			conf.WriteString("  servers:\n")
+			for _, s := range v.Servers {
+				fmt.Fprintf(&conf, "   - %s:%d", s.Addr, s.Weight)
+				if s.Name != "" {
+					fmt.Fprintf(&conf, " %s", s.Name)
+				}
+				conf.WriteString("\n")
+			}
 		}
-	}
-	testutil.StartNutcracker(t, conf.String(), listen...)
-	return listen
+		return conf.String()
+	})
 }
 
 // setKeys stores every key through the pool at addr, pipelined.
