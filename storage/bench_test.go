@@ -77,16 +77,24 @@ func benchKeys(n int) [][]byte {
 	return keys
 }
 
-func BenchmarkGetHit(b *testing.B) {
-	c := newCache(b, Config{NoCrawler: true})
-	keys := benchKeys(10000)
+// filledCache returns a cache holding n items of 100 bytes, and their keys.
+func filledCache(b *testing.B, cfg Config, n int) (*Cache, [][]byte) {
+	c := newCache(b, cfg)
+	keys := benchKeys(n)
 	val := make([]byte, 100)
 	for _, k := range keys {
-		c.Store(ModeSet, k, 0, 0, val, 0)
+		if _, err := c.Store(ModeSet, k, 0, 0, val, 0); err != nil {
+			b.Fatal(err)
+		}
 	}
+	return c, keys
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	c, keys := filledCache(b, Config{NoCrawler: true}, 10000)
 	var n int
 	fn := func(it Item) { n += len(it.Value) }
-	b.SetBytes(int64(len(val)))
+	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -151,12 +159,7 @@ func BenchmarkParallelMix(b *testing.B) {
 // BenchmarkGetHitRandom reads 100k items in random order, so that most
 // lookups miss the CPU caches, as on a real server.
 func BenchmarkGetHitRandom(b *testing.B) {
-	c := newCache(b, Config{NoCrawler: true})
-	keys := benchKeys(100000)
-	val := make([]byte, 100)
-	for _, k := range keys {
-		c.Store(ModeSet, k, 0, 0, val, 0)
-	}
+	c, keys := filledCache(b, Config{NoCrawler: true}, 100000)
 	rng := rand.New(rand.NewPCG(1, 1))
 	var n int
 	fn := func(it Item) { n += len(it.Value) }
@@ -170,12 +173,7 @@ func BenchmarkGetHitRandom(b *testing.B) {
 // BenchmarkGetMulti looks up 10 random keys of 400k at a time, as a
 // multi-key get does, with and without Prefetch first; ns/op is per batch.
 func BenchmarkGetMulti(b *testing.B) {
-	c := newCache(b, Config{NoCrawler: true, MemoryLimit: 256 << 20})
-	keys := benchKeys(400000)
-	val := make([]byte, 100)
-	for _, k := range keys {
-		c.Store(ModeSet, k, 0, 0, val, 0)
-	}
+	c, keys := filledCache(b, Config{NoCrawler: true, MemoryLimit: 256 << 20}, 400000)
 	var n int
 	fn := func(it Item) { n += len(it.Value) }
 	for _, pf := range []bool{false, true} {
