@@ -39,6 +39,34 @@ func TestHashGrowth(t *testing.T) {
 	checkConsistency(t, c)
 }
 
+// TestHashGrowthCatchesUp holds the expander at its first doubling while
+// inserts cross two more thresholds, which cannot ask it again: once free,
+// it must still grow the table as far as the items call for.
+func TestHashGrowthCatchesUp(t *testing.T) {
+	c := newCache(t, Config{HashPowerInit: 12, NoCrawler: true})
+	held := &c.stripes[numStripes-1]
+	held.mu.Lock()
+	const n = 30000 // > 1.5 * 2^14: power 15
+	for i, stored := 0, 0; stored < n; i++ {
+		k := "key" + strconv.Itoa(i)
+		if c.stripeFor(c.hashKey([]byte(k))) == held {
+			continue
+		}
+		mustSet(t, c, k, "v")
+		stored++
+	}
+	waitFor(t, "the first doubling to start", c.hashExpanding.Load)
+	if p := c.hashPower.Load(); p != 12 {
+		t.Fatalf("power %d while the first doubling is held", p)
+	}
+	held.mu.Unlock()
+	waitFor(t, "hash expansion", func() bool {
+		s := stats(c)
+		return !s.HashIsExpanding && s.HashPowerLevel == 15
+	})
+	checkConsistency(t, c)
+}
+
 // TestConcurrent runs every operation from many goroutines on a small key
 // space in little memory (so that evictions and page moves happen), and
 // checks that every value read is one that was written for its key.

@@ -108,11 +108,20 @@ func (c *Cache) runExpander() {
 			return
 		case <-c.expandCh:
 		}
-		power := c.hashPower.Load()
-		if power >= maxHashPower || c.items.Load() <= int64(3)<<power>>1 {
-			continue
+		// Inserts that cross the next threshold while a table grows do
+		// not ask again, so keep growing while the items call for it.
+		for {
+			power := c.hashPower.Load()
+			if power >= maxHashPower || c.items.Load() <= int64(3)<<power>>1 {
+				break
+			}
+			c.expand(power + 1)
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
 		}
-		c.expand(power + 1)
 	}
 }
 
@@ -180,9 +189,9 @@ func (c *Cache) freeTablesLocked() {
 const PrefetchBatch = 16
 
 // Prefetch asks the CPU to load the index buckets and item headers of keys
-// (the first PrefetchBatch of them) into its cache ahead of looking them up: the lookups of a multi-key get
-// then overlap their cache misses instead of paying them one after
-// another. It reads the index without locks (nothing it reads is trusted:
+// (the first PrefetchBatch of them) into its cache ahead of looking them
+// up: the lookups of a multi-key get then overlap their cache misses
+// instead of paying them one after another. It reads the index without locks (nothing it reads is trusted:
 // it only chooses what to prefetch, and a prefetch never faults), and does
 // nothing under the race detector, which would rightly report those reads.
 // It is safe for concurrent use, but not concurrently with Close.

@@ -74,8 +74,10 @@ func (a *pageArena) prefault(ahead int) bool {
 		return false
 	}
 	a.mu.Lock()
-	if len(a.rest) > 0 && uintptr(unsafe.Pointer(&a.rest[0])) <= to && to <= lo+uintptr(len(a.rest)) {
-		a.warm = max(a.warm, to) // still the same region
+	if len(a.rest) > 0 {
+		if cur := uintptr(unsafe.Pointer(&a.rest[0])); cur <= to && to <= cur+uintptr(len(a.rest)) {
+			a.warm = max(a.warm, to) // still the same region
+		}
 	}
 	a.mu.Unlock()
 	return true
