@@ -128,7 +128,6 @@ func (u *udpConn) handle(d []byte, peer netip.AddrPort) {
 		return
 	}
 	u.busy.Store(true)
-	defer u.busy.Store(false)
 	if p := u.peer.Load(); p == nil || *p != peer {
 		last := peer // allocated only when the client changes
 		u.peer.Store(&last)
@@ -146,6 +145,10 @@ func (u *udpConn) handle(d []byte, peer netip.AddrPort) {
 	if u.overflow || len(reply) > udpMaxReply {
 		reply = []byte(replyUDPTooLarge)
 	}
+	// A client holding the reply finds the socket idle and the request
+	// counted (the bytes written are added once they are sent).
+	u.busy.Store(false)
+	u.srv.stats.add(&c.stats)
 	u.send(binary.BigEndian.Uint16(d), reply, peer)
 	c.rbuf = nil
 	if cap(c.wbuf) > keepBufSize {
