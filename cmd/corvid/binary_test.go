@@ -72,19 +72,25 @@ func waitVersion(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			nc.SetDeadline(time.Now().Add(2 * time.Second))
-			fmt.Fprint(nc, "version\r\n")
-			line, _ := bufio.NewReader(nc).ReadString('\n')
-			nc.Close()
-			if strings.HasPrefix(line, "VERSION ") {
-				return
-			}
+		if answersVersion(addr) {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s never answered version", addr)
+}
+
+// answersVersion reports whether a server at addr answers "version".
+func answersVersion(addr string) bool {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprint(nc, "version\r\n")
+	line, _ := bufio.NewReader(nc).ReadString('\n')
+	return strings.HasPrefix(line, "VERSION ")
 }
 
 // TestBinarySignalAndSlabClasses runs the server process: -vv prints the

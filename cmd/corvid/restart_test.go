@@ -45,7 +45,24 @@ func (s *syncBuilder) String() string {
 func startServerProc(t *testing.T, args ...string) *serverProc {
 	t.Helper()
 	bin := corvidBinary(t)
-	port := freePort(t)
+	// A port found free can be taken by another process before the server
+	// binds it: then pick another.
+	const attempts = 5
+	for i := 1; ; i++ {
+		p := launchServerProc(t, bin, freePort(t), args)
+		err := p.ready(10 * time.Second)
+		if err == nil {
+			return p
+		}
+		if i == attempts || !strings.Contains(p.stderr.String(), "address already in use") {
+			t.Fatalf("%v\n%s", err, p.stderr)
+		}
+	}
+}
+
+// launchServerProc starts the server on port; the test's end kills it.
+func launchServerProc(t *testing.T, bin string, port int, args []string) *serverProc {
+	t.Helper()
 	p := &serverProc{
 		addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		done:   make(chan error, 1),
@@ -62,8 +79,26 @@ func startServerProc(t *testing.T, args ...string) *serverProc {
 		err := <-p.done
 		p.done <- err
 	})
-	waitVersion(t, p.addr)
 	return p
+}
+
+// ready waits until the server answers version, or reports that it exited
+// or never answered.
+func (p *serverProc) ready(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("server exited before answering: %v", err)
+		default:
+		}
+		if answersVersion(p.addr) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s never answered version", p.addr)
 }
 
 // stop sends sig and waits for a clean exit.
@@ -158,5 +193,19 @@ func TestBinaryWarmRestart(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "starting empty") || !strings.Contains(p.stderr.String(), "bad snapshot") {
 		t.Fatalf("no reason logged for the damaged snapshot:\n%s", p.stderr)
+	}
+}
+
+// A server whose port another process holds exits at once, with the error
+// startServerProc retries on.
+func TestServerProcPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := launchServerProc(t, corvidBinary(t), ln.Addr().(*net.TCPAddr).Port, nil)
+	if err := p.ready(10 * time.Second); err == nil || !strings.Contains(p.stderr.String(), "address already in use") {
+		t.Fatalf("ready: %v; stderr:\n%s", err, p.stderr)
 	}
 }
