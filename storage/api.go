@@ -12,10 +12,10 @@ type Config struct {
 	SlabChunkMax int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
 	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
 	// NoHugePages (-o no_hugepages) stops the cache from asking the kernel
-	// to back slab memory and the hash table with transparent huge pages.
-	// By default it asks
-	// (madvise): with 4 KiB pages a large cache spends much of a lookup in
-	// TLB misses. It has no effect where huge pages are disabled.
+	// (madvise) to back slab memory and the hash table with transparent
+	// huge pages, which it does by default: with 4 KiB pages a large cache
+	// spends much of a lookup in TLB misses. It has no effect where huge
+	// pages are disabled.
 	NoHugePages   bool
 	DisableCAS    bool // -C: items carry no CAS unique (CAS always 0)
 	HashPowerInit int  // -o hashpower; default 16

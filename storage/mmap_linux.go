@@ -36,7 +36,8 @@ type pageArena struct {
 	large   [][]byte // pages of other sizes in use, unmapped by free or close
 	rest    []byte   // the unused tail of the newest region
 	spare   [][]byte // SlabPageSize pages given back; their memory is released
-	// warm is where the populated start of rest ends (prefault), or 0.
+	// warm is where the populated start of rest ends (prefault), or 0
+	// before the newest region's first prefault.
 	warm uintptr
 	// noPopulate is set when the kernel lacks MADV_POPULATE_WRITE.
 	noPopulate bool
@@ -59,6 +60,7 @@ func (a *pageArena) prefault(ahead int) bool {
 		return false
 	}
 	rest := a.rest // its memory stays mapped until close
+	region := len(a.regions)
 	lo := uintptr(unsafe.Pointer(&rest[0]))
 	hi := lo + uintptr(min(ahead, len(rest)))
 	from := max(a.warm, lo)
@@ -74,10 +76,8 @@ func (a *pageArena) prefault(ahead int) bool {
 		return false
 	}
 	a.mu.Lock()
-	if len(a.rest) > 0 {
-		if cur := uintptr(unsafe.Pointer(&a.rest[0])); cur <= to && to <= cur+uintptr(len(a.rest)) {
-			a.warm = max(a.warm, to) // still the same region
-		}
+	if len(a.regions) == region { // no new region (nor close) meanwhile
+		a.warm = max(a.warm, to)
 	}
 	a.mu.Unlock()
 	return true
@@ -187,11 +187,16 @@ func allocTable(n int, huge bool) ([]uint32, error) {
 // returns it, to be freed at Close: it stays mapped (reading as zeros) so
 // that Prefetch's unlocked reads of it never fault.
 func retireTable(t []uint32) []uint32 {
-	_ = syscall.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), len(t)*4), syscall.MADV_DONTNEED)
+	_ = syscall.Madvise(tableBytes(t), syscall.MADV_DONTNEED)
 	return t
 }
 
 // freeTable unmaps a table from allocTable. Nothing may use it afterwards.
 func freeTable(t []uint32) {
-	_ = syscall.Munmap(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), len(t)*4))
+	_ = syscall.Munmap(tableBytes(t))
+}
+
+// tableBytes returns the mapping behind a table from allocTable.
+func tableBytes(t []uint32) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t))), len(t)*4)
 }
