@@ -100,22 +100,31 @@ func (c *Cache) maybeExpand(items int64) {
 }
 
 // runExpander grows the hash table on request until stop is closed.
+// Inserts that cross the next threshold while a table grows do not ask
+// again, so it keeps growing while the items call for it.
 func (c *Cache) runExpander() {
+	c.runOnSignal(c.expandCh, func() bool {
+		power := c.hashPower.Load()
+		if power >= maxHashPower || c.items.Load() <= int64(3)<<power>>1 {
+			return false
+		}
+		c.expand(power + 1)
+		return true
+	})
+}
+
+// runOnSignal calls step each time ch is signalled, and again for as long
+// as step reports that it did something, until stop is closed. It is the
+// body of a goroutine counted in c.wg.
+func (c *Cache) runOnSignal(ch <-chan struct{}, step func() bool) {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-c.expandCh:
+		case <-ch:
 		}
-		// Inserts that cross the next threshold while a table grows do
-		// not ask again, so keep growing while the items call for it.
-		for {
-			power := c.hashPower.Load()
-			if power >= maxHashPower || c.items.Load() <= int64(3)<<power>>1 {
-				break
-			}
-			c.expand(power + 1)
+		for step() {
 			select {
 			case <-c.stop:
 				return

@@ -271,27 +271,12 @@ const prefaultAhead = 4 << 20
 // page then finds it resident instead of waiting, with its class locked,
 // for the kernel to zero it.
 func (c *Cache) runPrefaulter() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-c.warmCh:
-		}
-		for {
-			c.pageMu.Lock()
-			budget := c.limit - c.malloced
-			c.pageMu.Unlock()
-			if budget <= 0 || !c.arena.prefault(int(min(budget, prefaultAhead))) {
-				break
-			}
-			select {
-			case <-c.stop:
-				return
-			default:
-			}
-		}
-	}
+	c.runOnSignal(c.warmCh, func() bool {
+		c.pageMu.Lock()
+		budget := c.limit - c.malloced
+		c.pageMu.Unlock()
+		return budget > 0 && c.arena.prefault(int(min(budget, prefaultAhead)))
+	})
 }
 
 // releasePageLocked returns a page's memory to the operating system. The
