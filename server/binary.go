@@ -157,7 +157,7 @@ func (c *conn) refuseValue(h *protocol.BinaryHeader, key []byte) protocol.Status
 			if h.Command == protocol.OpSet {
 				mode = storage.ModeSet
 			}
-			c.refuseTooLarge(mode, key)
+			c.refuseTooLarge(mode, key, mode == storage.ModeSet)
 			return protocol.StatusTooLarge
 		}
 	}

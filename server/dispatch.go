@@ -233,7 +233,7 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		c.r += n
 		c.swallow = req.ValueLen + 2
 		c.stats.storeTooLarge++
-		c.refuseTooLarge(mode, key)
+		c.refuseTooLarge(mode, key, mode == storage.ModeSet)
 		c.storeReply(req, klogNotStored, "SERVER_ERROR object too large for cache")
 		return 0
 	}
@@ -279,14 +279,16 @@ var klogStoreStatus = [...]int{
 }
 
 // refuseTooLarge handles a value that cannot fit any slab class, refused
-// before it is read: for a set it removes the old value so that stale data
-// cannot persist, as memcached does.
-func (c *conn) refuseTooLarge(mode storage.StoreMode, key []byte) {
-	if mode == storage.ModeSet {
-		c.srv.cache.Unlink(key)
-	}
+// before it is read: with dropOld it removes the old value so that stale
+// data cannot persist, as memcached does for set and for every meta set,
+// and it tells mutation watchers.
+func (c *conn) refuseTooLarge(mode storage.StoreMode, key []byte, dropOld bool) {
 	if c.srv.watching(watchMutations) {
 		c.watchStore(mode, key, 0, 0, "too_large")
+	}
+	if dropOld {
+		c.watchLookup(key)
+		c.srv.cache.Unlink(key)
 	}
 }
 
@@ -298,18 +300,24 @@ func (c *conn) storeValue(mode storage.StoreMode, key []byte, flags uint32, expt
 	if c.srv.detail.enabled.Load() {
 		c.srv.detail.record(key, opSet, false)
 	}
-	c.noteKey(key, len(value))
-	if c.srv.watching(watchFetchers | watchMutations) {
-		return c.storeWatched(mode, key, flags, exptime, value, cas)
-	}
-	return c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+	return c.storeItem(mode, key, flags, exptime, value, cas, storage.MetaStoreOptions{})
 }
 
-// storeWatched is storeValue's store with the lines memcached logs for
+// storeItem stores an item for any protocol (opts are the meta set's),
+// counting its key for the hot keys and telling watchers.
+func (c *conn) storeItem(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64, opts storage.MetaStoreOptions) (storage.StoreResult, uint64, error) {
+	c.noteKey(key, len(value))
+	if c.srv.watching(watchFetchers | watchMutations) {
+		return c.storeWatched(mode, key, flags, exptime, value, cas, opts)
+	}
+	return c.srv.cache.StoreMeta(mode, key, flags, exptime, value, cas, opts)
+}
+
+// storeWatched is storeItem's store with the lines memcached logs for
 // it: the lookup of the key, then the store.
-func (c *conn) storeWatched(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (storage.StoreResult, uint64, error) {
+func (c *conn) storeWatched(mode storage.StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64, opts storage.MetaStoreOptions) (storage.StoreResult, uint64, error) {
 	c.watchLookup(key)
-	res, newCAS, err := c.srv.cache.StoreCAS(mode, key, flags, exptime, value, cas)
+	res, newCAS, err := c.srv.cache.StoreMeta(mode, key, flags, exptime, value, cas, opts)
 	if c.srv.watching(watchMutations) {
 		status := watchStoreStatus[res]
 		switch {

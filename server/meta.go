@@ -111,7 +111,9 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 	failed := false
 	ttlSet := false
 	vlen := 0
+	hit := false // found before the get, not created by it
 	found := c.srv.cache.MetaGet(req.Key, req.Vivify, req.NoUpdate, func(e storage.MetaEntry) storage.MetaOutcome {
+		hit = !e.Created()
 		v := e.Value()
 		vlen = len(v)
 		c.metaHead(req, len(v))
@@ -185,6 +187,9 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 		return storage.MetaHit
 	})
 	c.noteKey(req.Key, vlen)
+	if c.srv.watching(watchFetchers) {
+		c.watchGet(req.Key, hit)
+	}
 	switch {
 	case failed:
 		c.metaReplyError(start, replyOpaqueTooLong)
@@ -230,14 +235,17 @@ var metaCodes = [...]string{
 // metaSet handles an ms whose line (n bytes) starts buf, as store does a
 // storage command.
 func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
-	cache := c.srv.cache
-	if !cache.ItemFitsFlags(len(req.Key), req.ValueLen, req.ClientFlags) {
+	mode := metaSetModes[req.Mode]
+	if req.HasCAS && (mode == storage.ModeSet || mode == storage.ModeReplace) {
+		mode = storage.ModeCAS
+	}
+	if !c.srv.cache.ItemFitsFlags(len(req.Key), req.ValueLen, req.ClientFlags) {
 		// memcached answers before reading the value, discards it, and
 		// drops the old value whatever the mode.
 		c.r += n
 		c.swallow = req.ValueLen + 2
 		c.stats.storeTooLarge++
-		cache.Unlink(req.Key)
+		c.refuseTooLarge(mode, req.Key, true)
 		c.reply("SERVER_ERROR object too large for cache")
 		return 0
 	}
@@ -250,17 +258,12 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 		c.reply("CLIENT_ERROR bad data chunk")
 		return 0
 	}
-	mode := metaSetModes[req.Mode]
-	if req.HasCAS && (mode == storage.ModeSet || mode == storage.ModeReplace) {
-		mode = storage.ModeCAS
-	}
 	var exptime int64
 	if req.HasTTL {
 		exptime = req.TTL
 	}
 	opts := storage.MetaStoreOptions{KeyBinary: req.Base64, Invalidate: req.Invalidate && mode == storage.ModeCAS}
-	c.noteKey(req.Key, req.ValueLen)
-	res, cas, err := cache.StoreMeta(mode, req.Key, req.ClientFlags, exptime, buf[n:total-2], req.CAS, opts)
+	res, cas, err := c.storeItem(mode, req.Key, req.ClientFlags, exptime, buf[n:total-2], req.CAS, opts)
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
@@ -295,6 +298,7 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 }
 
 func (c *conn) metaDelete(req *protocol.MetaRequest) {
+	c.watchLookup(req.Key)
 	res := c.srv.cache.DeleteMeta(req.Key, storage.MetaDeleteOptions{
 		HasCAS: req.HasCAS, CAS: req.CAS,
 		Invalidate: req.Invalidate, HasTTL: req.HasTTL, TTL: req.TTL,
@@ -311,10 +315,12 @@ func (c *conn) metaDelete(req *protocol.MetaRequest) {
 func (c *conn) metaArith(req *protocol.MetaRequest) {
 	start := len(c.wbuf)
 	decr := req.Mode == 'D' || req.Mode == '-'
-	failed, quiet := false, false
+	failed, quiet, created := false, false, false
+	c.watchLookup(req.Key)
 	res, err := c.srv.cache.ArithMeta(req.Key, req.Delta, decr, req.CAS, req.Vivify, req.Initial, func(e storage.MetaEntry) {
+		created = e.Created()
 		// memcached suppresses a quiet success, but not a creation.
-		quiet = req.NoReply && !e.Created()
+		quiet = req.NoReply && !created
 		var digits [20]byte
 		num := strconv.AppendUint(digits[:0], e.Number(), 10)
 		c.metaHead(req, len(num))
@@ -348,6 +354,16 @@ func (c *conn) metaArith(req *protocol.MetaRequest) {
 		}
 		c.wbuf = append(c.wbuf, '\r', '\n')
 	})
+	if created {
+		// memcached stores the initial number as an add, which looks the
+		// key up again; it logs the TTL the item had before N set it.
+		if c.srv.watching(watchFetchers) {
+			c.watchGet(req.Key, false)
+		}
+		if c.srv.watching(watchMutations) {
+			c.watchStore(storage.ModeAdd, req.Key, 0, 0, "stored")
+		}
+	}
 	switch {
 	case errors.Is(err, storage.ErrNoMemory) && res == storage.NotFound:
 		c.metaReplyError(start, "SERVER_ERROR Out of memory allocating new item")
