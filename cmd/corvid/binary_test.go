@@ -67,19 +67,6 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitVersion polls addr until it answers "version", or fails the test.
-func waitVersion(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if answersVersion(addr) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered version", addr)
-}
-
 // answersVersion reports whether a server at addr answers "version".
 func answersVersion(addr string) bool {
 	nc, err := net.DialTimeout("tcp", addr, time.Second)
@@ -96,34 +83,9 @@ func answersVersion(addr string) bool {
 // TestBinarySignalAndSlabClasses runs the server process: -vv prints the
 // slab classes as memcached does, and SIGTERM stops it cleanly.
 func TestBinarySignalAndSlabClasses(t *testing.T) {
-	bin := corvidBinary(t)
-	port := freePort(t)
-	cmd := exec.Command(bin, "server", "-p", strconv.Itoa(port), "-l", "127.0.0.1", "-vv")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	waitVersion(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not stop on SIGTERM")
-	}
-	out := stderr.String()
+	p := startServerProc(t, "-v") // with launchServerProc's own -v, -vv
+	p.stop(t, syscall.SIGTERM)
+	out := p.stderr.String()
 	for _, want := range []string{
 		"slab class   1: chunk size        96 perslab   10922\n",
 		"slab class  39: chunk size    524288 perslab       2\n",
@@ -134,44 +96,85 @@ func TestBinarySignalAndSlabClasses(t *testing.T) {
 	}
 }
 
-// TestBinaryDaemon checks -d with -P: the command returns at once, the
-// daemon serves, and its pid file names it.
-func TestBinaryDaemon(t *testing.T) {
+// daemonProc is a corvid daemon started by a test.
+type daemonProc struct {
+	addr    string
+	pidFile string
+	pid     int // as the pid file gives it
+}
+
+// startDaemon runs the server with -d and -P on a port found free; the
+// test's end kills the daemon.
+func startDaemon(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
 	bin := corvidBinary(t)
-	port := freePort(t)
-	pidFile := filepath.Join(t.TempDir(), "corvid.pid")
-	out, err := exec.Command(bin, "server", "-d", "-P", pidFile, "-p", strconv.Itoa(port), "-l", "127.0.0.1").CombinedOutput()
-	if err != nil {
-		t.Fatalf("corvid server -d: %v\n%s", err, out)
-	}
-	waitVersion(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	var pid int
-	deadline := time.Now().Add(5 * time.Second)
-	for pid == 0 && time.Now().Before(deadline) {
-		b, _ := os.ReadFile(pidFile)
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid == 0 {
-			time.Sleep(20 * time.Millisecond)
+	var d *daemonProc
+	onFreePort(t, func(port int) (taken bool, err error) {
+		d, err = launchDaemon(t, bin, port, args)
+		return err != nil && strings.Contains(err.Error(), "address already in use"), err
+	})
+	return d
+}
+
+// launchDaemon runs the server with -d and -P on port. The command returns
+// once the daemon serves, having written its pid file, or fails with the
+// daemon's error; the test's end kills the daemon the pid file names.
+func launchDaemon(t *testing.T, bin string, port int, args []string) (*daemonProc, error) {
+	t.Helper()
+	d := &daemonProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), pidFile: filepath.Join(t.TempDir(), "corvid.pid")}
+	t.Cleanup(func() {
+		if pid := readPidFile(d.pidFile); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
+	})
+	args = append([]string{"server", "-d", "-P", d.pidFile, "-p", strconv.Itoa(port), "-l", "127.0.0.1"}, args...)
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("corvid server -d: %v\n%s", err, out)
 	}
-	if pid == 0 {
-		t.Fatal("no pid file")
+	if d.pid = readPidFile(d.pidFile); d.pid == 0 {
+		return nil, fmt.Errorf("corvid server -d returned before the daemon wrote %s", d.pidFile)
 	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		t.Fatal(err)
+	return d, nil
+}
+
+// readPidFile returns the pid in the file, or 0.
+func readPidFile(name string) int {
+	b, _ := os.ReadFile(name)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// TestBinaryDaemon checks -d with -P: the command returns once the daemon
+// serves, and its pid file names it.
+func TestBinaryDaemon(t *testing.T) {
+	d := startDaemon(t)
+	if !answersVersion(d.addr) {
+		t.Fatalf("the daemon does not answer on %s", d.addr)
 	}
-	if err := proc.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("signal daemon %d: %v", pid, err)
+	if err := syscall.Kill(d.pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("signal daemon %d: %v", d.pid, err)
 	}
-	for deadline = time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(pidFile); os.IsNotExist(err) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if _, err := os.Stat(d.pidFile); os.IsNotExist(err) {
 			return // the daemon removes its pid file on a clean stop
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	proc.Kill()
 	t.Fatal("daemon did not stop on SIGTERM")
+}
+
+// TestBinaryDaemonCannotBind checks that -d fails with the daemon's error
+// when the daemon cannot listen, leaving no pid file.
+func TestBinaryDaemonCannotBind(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d, err := launchDaemon(t, corvidBinary(t), ln.Addr().(*net.TCPAddr).Port, nil)
+	if err == nil || !strings.Contains(err.Error(), "bind: address already in use") {
+		t.Fatalf("launchDaemon on a port in use: %+v, %v", d, err)
+	}
 }
 
 // TestBinaryUsageErrors checks that a bad option is refused with
@@ -213,38 +216,42 @@ func binStatus(t *testing.T, nc net.Conn, r *bufio.Reader, req []byte) (uint16, 
 	return uint16(h[6])<<8 | uint16(h[7]), string(body)
 }
 
+// answersBinaryVersion reports whether a server at addr answers a
+// binary-protocol version request, which needs no SASL authentication.
+func answersBinaryVersion(addr string) bool {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := nc.Write(binRequest(0x0b, "", "")); err != nil {
+		return false
+	}
+	var h [24]byte
+	_, err = io.ReadFull(nc, h[:])
+	return err == nil && h[0] == 0x81 && h[1] == 0x0b && h[6] == 0 && h[7] == 0
+}
+
+// saslProc returns the settings of a server run with -S: a password
+// database of pwdb named by MEMCACHED_SASL_PWDB, and the binary probe.
+func saslProc(t *testing.T, pwdb string) procOptions {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "pwdb")
+	if err := os.WriteFile(name, []byte(pwdb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return procOptions{env: []string{"MEMCACHED_SASL_PWDB=" + name}, probe: answersBinaryVersion}
+}
+
 // TestBinarySASL runs the server with -S and the password database named
 // by MEMCACHED_SASL_PWDB, as memcached is run: only the binary protocol is
 // served, and commands need SASL PLAIN authentication first.
 func TestBinarySASL(t *testing.T) {
-	bin := corvidBinary(t)
-	pwdb := filepath.Join(t.TempDir(), "pwdb")
-	if err := os.WriteFile(pwdb, []byte("alice:secret\n"), 0o600); err != nil {
+	p := startServerProcWith(t, saslProc(t, "alice:secret\n"), "-S")
+	nc, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
-	}
-	port := freePort(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin, "server", "-S", "-p", strconv.Itoa(port), "-l", "127.0.0.1")
-	cmd.Env = append(os.Environ(), "MEMCACHED_SASL_PWDB="+pwdb)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	var nc net.Conn
-	for deadline := time.Now().Add(10 * time.Second); nc == nil; time.Sleep(20 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			nc = c
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never accepted: %v", addr, err)
-		}
 	}
 	defer nc.Close()
 	r := bufio.NewReader(nc)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -44,8 +47,11 @@ func dropPrivileges(name string, logger *slog.Logger) error {
 }
 
 // daemonize starts this command again as a daemon in a new session with its
-// standard streams on /dev/null, and returns once it has started, as
-// memcached's -d does. Go cannot fork, so the daemon is a fresh process.
+// standard streams on /dev/null, as memcached's -d does, and returns once
+// the daemon serves, or with the error that stopped it: where memcached
+// returns at once, a script can tell from the exit status that the server
+// started. Go cannot fork, so the daemon is a fresh process; it reports
+// through a pipe on descriptor daemonPipeFD.
 func daemonize(o *serverOptions) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -57,11 +63,70 @@ func daemonize(o *serverOptions) error {
 		return fmt.Errorf("cannot daemonize: %w", err)
 	}
 	defer devnull.Close()
-	cmd := exec.Command(exe, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	r, w, err := os.Pipe()
+	if err != nil {
 		return fmt.Errorf("cannot daemonize: %w", err)
 	}
-	return cmd.Process.Release()
+	defer r.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{w} // descriptor 3 = daemonPipeFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("cannot daemonize: %w", err)
+	}
+	// The daemon closes its end once it serves or stops; so does its exit.
+	msg, _ := io.ReadAll(r)
+	if string(msg) == daemonReady {
+		return cmd.Process.Release()
+	}
+	werr := cmd.Wait()
+	if len(msg) == 0 {
+		return fmt.Errorf("the daemon stopped before it served: %v", werr)
+	}
+	return errors.New(strings.TrimSpace(string(msg)))
+}
+
+const (
+	// daemonPipeFD is the descriptor of the daemon's end of the pipe its
+	// parent waits on.
+	daemonPipeFD = 3
+	// daemonReady is what the daemon writes there once it serves; else it
+	// writes the error that stops it.
+	daemonReady = "ready\n"
+)
+
+// daemonPipe is the daemon's end of the pipe its parent waits on.
+type daemonPipe struct{ f *os.File }
+
+// openDaemonPipe returns the daemon's end of the pipe, or a pipe that
+// reports nowhere when descriptor daemonPipeFD is not one.
+func openDaemonPipe() *daemonPipe {
+	f := os.NewFile(daemonPipeFD, "daemon-pipe")
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		return &daemonPipe{}
+	}
+	return &daemonPipe{f: f}
+}
+
+// ready tells the parent that the daemon serves.
+func (p *daemonPipe) ready() { p.close(daemonReady) }
+
+// fail tells the parent why the daemon stops, unless it said it was ready.
+func (p *daemonPipe) fail(err error) {
+	if err != nil {
+		p.close(err.Error())
+	}
+	p.close("")
+}
+
+func (p *daemonPipe) close(msg string) {
+	if p.f == nil {
+		return
+	}
+	p.f.WriteString(msg)
+	p.f.Close()
+	p.f = nil
 }

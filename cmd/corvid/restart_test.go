@@ -21,6 +21,13 @@ type serverProc struct {
 	cmd    *exec.Cmd
 	done   chan error
 	stderr *syncBuilder
+	probe  func(addr string) bool
+}
+
+// procOptions are the settings of a server process besides its arguments.
+type procOptions struct {
+	env   []string               // added to the test's environment
+	probe func(addr string) bool // whether the server answers; answersVersion if nil
 }
 
 // syncBuilder is a strings.Builder safe for the process's output copier
@@ -42,33 +49,61 @@ func (s *syncBuilder) String() string {
 	return s.b.String()
 }
 
+// startServerProc starts the server with args on a port found free and
+// waits until it answers; the test's end kills it.
 func startServerProc(t *testing.T, args ...string) *serverProc {
 	t.Helper()
+	return startServerProcWith(t, procOptions{}, args...)
+}
+
+// startServerProcWith is startServerProc with the settings in o.
+func startServerProcWith(t *testing.T, o procOptions, args ...string) *serverProc {
+	t.Helper()
 	bin := corvidBinary(t)
-	// A port found free can be taken by another process before the server
-	// binds it: then pick another.
+	var p *serverProc
+	onFreePort(t, func(port int) (taken bool, err error) {
+		p = launchServerProc(t, bin, port, o, args)
+		if err := p.ready(10 * time.Second); err != nil {
+			return strings.Contains(p.stderr.String(), "address already in use"), fmt.Errorf("%v\n%s", err, p.stderr)
+		}
+		return false, nil
+	})
+	return p
+}
+
+// onFreePort calls start with a port found free until it succeeds. A port
+// found free can be taken by another process before the server binds it:
+// when start reports that, it is called again with another port.
+func onFreePort(t *testing.T, start func(port int) (taken bool, err error)) {
+	t.Helper()
 	const attempts = 5
 	for i := 1; ; i++ {
-		p := launchServerProc(t, bin, freePort(t), args)
-		err := p.ready(10 * time.Second)
+		taken, err := start(freePort(t))
 		if err == nil {
-			return p
+			return
 		}
-		if i == attempts || !strings.Contains(p.stderr.String(), "address already in use") {
-			t.Fatalf("%v\n%s", err, p.stderr)
+		if i == attempts || !taken {
+			t.Fatal(err)
 		}
 	}
 }
 
 // launchServerProc starts the server on port; the test's end kills it.
-func launchServerProc(t *testing.T, bin string, port int, args []string) *serverProc {
+func launchServerProc(t *testing.T, bin string, port int, o procOptions, args []string) *serverProc {
 	t.Helper()
 	p := &serverProc{
 		addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		done:   make(chan error, 1),
 		stderr: new(syncBuilder),
+		probe:  o.probe,
+	}
+	if p.probe == nil {
+		p.probe = answersVersion
 	}
 	p.cmd = exec.Command(bin, append([]string{"server", "-p", strconv.Itoa(port), "-l", "127.0.0.1", "-v"}, args...)...)
+	if o.env != nil {
+		p.cmd.Env = append(os.Environ(), o.env...)
+	}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -82,9 +117,12 @@ func launchServerProc(t *testing.T, bin string, port int, args []string) *server
 	return p
 }
 
-// ready waits until the server answers version, or reports that it exited
-// or never answered.
+// ready waits until the server has logged that it listens on its port and
+// answers the probe there, or reports that it exited or never answered.
+// The log comes first so that another server holding the port is not
+// taken for this one.
 func (p *serverProc) ready(timeout time.Duration) error {
+	listening := "msg=listening addr=tcp:" + p.addr + "\n"
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -93,12 +131,12 @@ func (p *serverProc) ready(timeout time.Duration) error {
 			return fmt.Errorf("server exited before answering: %v", err)
 		default:
 		}
-		if answersVersion(p.addr) {
+		if strings.Contains(p.stderr.String(), listening) && p.probe(p.addr) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("%s never answered version", p.addr)
+	return fmt.Errorf("%s never answered", p.addr)
 }
 
 // stop sends sig and waits for a clean exit.
@@ -204,8 +242,34 @@ func TestServerProcPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	p := launchServerProc(t, corvidBinary(t), ln.Addr().(*net.TCPAddr).Port, nil)
+	p := launchServerProc(t, corvidBinary(t), ln.Addr().(*net.TCPAddr).Port, procOptions{}, nil)
 	if err := p.ready(10 * time.Second); err == nil || !strings.Contains(p.stderr.String(), "address already in use") {
 		t.Fatalf("ready: %v; stderr:\n%s", err, p.stderr)
+	}
+}
+
+// A server whose port another corvid holds is not ready, though the other
+// answers its probe: with the ASCII probe or with the binary one of -S.
+func TestServerProcPortTakenByServer(t *testing.T) {
+	other := startServerProc(t)
+	_, port, err := net.SplitHostPort(other.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(port)
+	for _, c := range []struct {
+		o    procOptions
+		args []string
+	}{
+		{procOptions{probe: answersVersion}, nil},
+		{saslProc(t, "alice:secret\n"), []string{"-S"}},
+	} {
+		if !c.o.probe(other.addr) {
+			t.Fatalf("the other server does not answer the probe of %q", c.args)
+		}
+		p := launchServerProc(t, corvidBinary(t), n, c.o, c.args)
+		if err := p.ready(10 * time.Second); err == nil || !strings.Contains(p.stderr.String(), "address already in use") {
+			t.Fatalf("%q: ready: %v; stderr:\n%s", c.args, err, p.stderr)
+		}
 	}
 }

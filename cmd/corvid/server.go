@@ -532,7 +532,12 @@ func orDefault(v, def int) int {
 	return v
 }
 
-func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) error {
+func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err error) {
+	pipe := &daemonPipe{}
+	if o.daemonChild {
+		pipe = openDaemonPipe()
+		defer func() { pipe.fail(err) }()
+	}
 	level := slog.LevelWarn
 	if o.verbose > 0 {
 		level = slog.LevelInfo
@@ -591,6 +596,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) erro
 		defer as.Close()
 		logger.Info("admin port listening", "addr", as.Addr().String())
 	}
+	pipe.ready()
 	if ctx == nil {
 		ctx = context.Background()
 	}
