@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,8 +277,13 @@ func TestBinarySASL(t *testing.T) {
 // --admin serves the profiler while the server runs, and the port closes
 // with the server.
 func TestServerAdminPort(t *testing.T) {
-	adminAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	p := startServerProc(t, "--admin", adminAddr)
+	// Port 0: the server picks a free one and logs it.
+	p := startServerProc(t, "--admin", "127.0.0.1:0")
+	m := regexp.MustCompile(`msg="admin port listening" addr=(127\.0\.0\.1:[1-9][0-9]*)\n`).FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		t.Fatalf("no admin address in the log:\n%s", p.stderr)
+	}
+	adminAddr := m[1]
 	resp, err := http.Get("http://" + adminAddr + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		t.Fatal(err)
