@@ -202,14 +202,21 @@ func (s *Server) Cache() *storage.Cache { return s.cache }
 // it has already received, closes them and releases the cache. It returns
 // nil after a clean stop.
 func (s *Server) Serve(ctx context.Context) error {
-	for _, ln := range s.listeners {
-		s.wg.Add(1)
-		go s.acceptLoop(ln)
+	// The loops are counted under mu, so a Close running meanwhile either
+	// waits for them or has begun first and none starts: a WaitGroup's
+	// Add from zero must happen before its Wait.
+	s.mu.Lock()
+	if !s.closing {
+		for _, ln := range s.listeners {
+			s.wg.Add(1)
+			go s.acceptLoop(ln)
+		}
+		for _, u := range s.udp {
+			s.wg.Add(1)
+			go s.udpLoop(u)
+		}
 	}
-	for _, u := range s.udp {
-		s.wg.Add(1)
-		go s.udpLoop(u)
-	}
+	s.mu.Unlock()
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
