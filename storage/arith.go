@@ -99,15 +99,10 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 		cl.mu.Unlock()
 		copy(c.itemValue(ref, h, b), d)
 	default:
-		nref, err := c.alloc(c.classFor(c.ntotal(len(key), len(d))), len(key), len(d), now)
+		nref, nh, err := c.newItem(key, d, h.flags, h.exptime, now)
 		if err != nil {
 			return 0, 0, NotStored, err
 		}
-		nh := c.hdr(nref)
-		nh.exptime, nh.flags = h.exptime, h.flags
-		nb := nh.bits.Load()
-		copy(c.itemKey(nref, nb), key)
-		copy(c.itemValue(nref, nh, nb), d)
 		ncas := c.replaceLocked(s, ref, h, nref, nh, hv, now)
 		if m != nil && m.fn != nil {
 			m.fn(MetaEntry{c: c, ref: nref, h: nh, b: nh.bits.Load(), atime: now, now: now, num: v, detached: true, exp: nh.exptime})

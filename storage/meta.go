@@ -191,15 +191,10 @@ func (c *Cache) MetaGet(key []byte, vivify, noBump bool, fn func(MetaEntry) Meta
 // expiry) under key, or returns 0 when no memory is found. The caller holds
 // the key's stripe lock and has found no item.
 func (c *Cache) vivifyLocked(s *stripe, key, value []byte, hv uint64, now uint32) (uint32, *itemHeader) {
-	ref, err := c.alloc(c.classFor(c.ntotal(len(key), len(value))), len(key), len(value), now)
+	ref, h, err := c.newItem(key, value, 0, 0, now)
 	if err != nil {
 		return 0, nil
 	}
-	h := c.hdr(ref)
-	h.exptime, h.flags = 0, 0
-	b := h.bits.Load()
-	copy(c.itemKey(ref, b), key)
-	copy(c.itemValue(ref, h, b), value)
 	c.linkLocked(s, ref, h, hv, now)
 	return ref, h
 }

@@ -247,6 +247,21 @@ func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64
 	return c.store(mode, key, flags, exptime, value, cas, MetaStoreOptions{})
 }
 
+// newItem allocates an item holding key and value, with flags and the rel
+// exptime exp, not yet linked.
+func (c *Cache) newItem(key, value []byte, flags, exp, now uint32) (uint32, *itemHeader, error) {
+	ref, err := c.alloc(c.classFor(c.ntotal(len(key), len(value))), len(key), len(value), now)
+	if err != nil {
+		return 0, nil, err
+	}
+	h := c.hdr(ref)
+	h.exptime, h.flags = exp, flags
+	b := h.bits.Load()
+	copy(c.itemKey(ref, b), key)
+	copy(c.itemValue(ref, h, b), value)
+	return ref, h, nil
+}
+
 // store is StoreCAS and StoreMeta.
 func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64, opts MetaStoreOptions) (StoreResult, uint64, error) {
 	if len(key) > KeyMaxLength {
@@ -265,24 +280,17 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 	if mode == ModeAppend || mode == ModePrepend {
 		return c.storeConcat(mode, key, value, cas, now)
 	}
-	cls := c.classFor(c.ntotal(len(key), len(value)))
-	ref, err := c.alloc(cls, len(key), len(value), now)
+	ref, h, err := c.newItem(key, value, flags, c.realtime(exptime, now), now)
 	if err != nil {
 		if mode == ModeSet && err == ErrNoMemory {
 			c.Unlink(key)
 		}
 		return NotStored, 0, err
 	}
-	h := c.hdr(ref)
-	h.exptime = c.realtime(exptime, now)
-	h.flags = flags
 	if opts.KeyBinary {
 		h.bits.Or(bitKeyBinary)
 	}
-	b := h.bits.Load()
-	copy(c.itemKey(ref, b), key)
-	copy(c.itemValue(ref, h, b), value)
-	c.classes[cls].cnt.cmdSet.Add(1)
+	c.classes[bitsClass(h.bits.Load())].cnt.cmdSet.Add(1)
 
 	hv := c.hashKey(key)
 	s := c.lockStripe(hv)

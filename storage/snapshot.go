@@ -357,17 +357,10 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value 
 	if !c.fits(len(key), len(value), flags) {
 		return ErrTooLarge
 	}
-	cls := c.classFor(c.ntotal(len(key), len(value)))
-	ref, err := c.alloc(cls, len(key), len(value), now)
+	ref, h, err := c.newItem(key, value, flags, exp, now)
 	if err != nil {
 		return err
 	}
-	h := c.hdr(ref)
-	h.exptime = exp
-	h.flags = flags
-	b := h.bits.Load()
-	copy(c.itemKey(ref, b), key)
-	copy(c.itemValue(ref, h, b), value)
 	hv := c.hashKey(key)
 	s := c.lockStripe(hv)
 	if s == nil {
