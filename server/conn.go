@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corvidcache/corvid/protocol"
+	"github.com/corvidcache/corvid/storage"
 )
 
 const (
@@ -40,7 +42,10 @@ type conn struct {
 
 	rbuf []byte // unread input is rbuf[r:w]
 	r, w int
-	wbuf []byte
+	// ahead is where prefetchAhead stopped looking: the gets in
+	// rbuf[r:ahead] have had their keys prefetched.
+	ahead int
+	wbuf  []byte
 
 	req protocol.Request
 	// meta is allocated at the connection's first meta command: at
@@ -167,7 +172,7 @@ func (c *conn) handleRequest(buf []byte) int {
 // bytes of unread input in all when need is larger than what is buffered.
 func (c *conn) prepareRead(need int) {
 	if c.r == c.w {
-		c.r, c.w = 0, 0
+		c.r, c.w, c.ahead = 0, 0, 0
 		if cap(c.rbuf) > keepBufSize {
 			putBuf(c.rbuf)
 			c.rbuf = nil
@@ -183,7 +188,7 @@ func (c *conn) prepareRead(need int) {
 	}
 	if want <= len(c.rbuf) {
 		copy(c.rbuf, c.rbuf[c.r:c.w])
-		c.r, c.w = 0, unread
+		c.r, c.w, c.ahead = 0, unread, 0
 		return
 	}
 	// Grow to what the request needs (a large value arrives whole), at
@@ -193,7 +198,47 @@ func (c *conn) prepareRead(need int) {
 	copy(nb, c.rbuf[c.r:c.w])
 	putBuf(c.rbuf)
 	c.rbuf = nb
-	c.r, c.w = 0, unread
+	c.r, c.w, c.ahead = 0, unread, 0
+}
+
+// prefetchAhead finds the single-key gets pipelined in the unread input,
+// up to storage.PrefetchBatch of them, and has the cache prefetch their
+// keys, so that their lookups overlap their cache misses as a multi-get's
+// do. A lone request costs one scan of its line.
+func (c *conn) prefetchAhead() {
+	var keys [storage.PrefetchBatch][]byte
+	n, scanned := pipelinedGets(c.rbuf[c.r:c.w], &keys)
+	c.ahead = c.r + scanned
+	if n > 1 {
+		c.srv.cache.Prefetch(keys[:n])
+	}
+}
+
+// pipelinedGets fills keys with the keys of the complete "get KEY" and
+// "gets KEY" lines that start buf, stopping at the first other line, and
+// returns how many it found and the bytes of their lines.
+func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned int) {
+	for n < len(keys) {
+		end := bytes.IndexByte(buf[scanned:], '\n')
+		if end < 0 {
+			break
+		}
+		line := buf[scanned : scanned+end]
+		var ok bool
+		if line, ok = bytes.CutPrefix(line, []byte("get ")); !ok {
+			if line, ok = bytes.CutPrefix(line, []byte("gets ")); !ok {
+				break
+			}
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 || bytes.IndexByte(line, ' ') >= 0 {
+			break // no key, or several: lookup prefetches those
+		}
+		keys[n] = line
+		n++
+		scanned += end + 1
+	}
+	return n, scanned
 }
 
 // reserve makes room for n more bytes in wbuf, taking large buffers from
@@ -241,6 +286,9 @@ func (c *conn) process() int {
 		}
 		if c.closeAfterWrite {
 			return -1
+		}
+		if c.r >= c.ahead && c.proto == ProtoASCII {
+			c.prefetchAhead()
 		}
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {

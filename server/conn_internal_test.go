@@ -2,16 +2,21 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/storage"
 )
 
 // start runs a server with cfg on a free loopback port until the test ends.
@@ -285,7 +290,7 @@ func TestGracefulStop(t *testing.T) {
 // runOn feeds req to c as one batch and returns the replies.
 func runOn(c *conn, req string) []byte {
 	c.rbuf = append(c.rbuf[:0], req...)
-	c.r, c.w = 0, len(c.rbuf)
+	c.r, c.w, c.ahead = 0, len(c.rbuf), 0
 	c.wbuf = c.wbuf[:0]
 	c.process()
 	return c.wbuf
@@ -309,6 +314,81 @@ func benchGetBatch(b *testing.B, c *conn) {
 		runOn(c, batch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/get")
+}
+
+// BenchmarkPipelinedGets serves batches of 16 pipelined gets of random
+// keys among 400,000, more than the CPU caches hold, reporting the time
+// per get.
+func BenchmarkPipelinedGets(b *testing.B) {
+	s, _ := start(b, Config{Storage: storage.Config{MemoryLimit: 256 << 20}})
+	c := newConn(s, nil)
+	c.proto = ProtoASCII
+	const keys = 400_000
+	var req strings.Builder
+	value := strings.Repeat("v", 100)
+	for i := range keys {
+		fmt.Fprintf(&req, "set key:%d 0 0 100 noreply\r\n%s\r\n", i, value)
+		if req.Len() > 1<<20 {
+			runOn(c, req.String())
+			req.Reset()
+		}
+	}
+	runOn(c, req.String())
+	batches := make([]string, 1024)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range batches {
+		req.Reset()
+		for range 16 {
+			fmt.Fprintf(&req, "get key:%d\r\n", rng.IntN(keys))
+		}
+		batches[i] = req.String()
+	}
+	if got := runOn(c, batches[0]); bytes.Count(got, []byte("VALUE ")) != 16 {
+		b.Fatalf("a batch found %d of 16 keys", bytes.Count(got, []byte("VALUE ")))
+	}
+	i := 0
+	for b.Loop() {
+		runOn(c, batches[i%len(batches)])
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*16), "ns/get")
+}
+
+// TestPipelinedGets checks which keys prefetchAhead takes from the input:
+// those of the single-key gets that start it, up to a batch.
+func TestPipelinedGets(t *testing.T) {
+	var many strings.Builder
+	var manyKeys []string
+	for i := range storage.PrefetchBatch + 3 {
+		fmt.Fprintf(&many, "get k%d\r\n", i)
+		if i < storage.PrefetchBatch {
+			manyKeys = append(manyKeys, fmt.Sprintf("k%d", i))
+		}
+	}
+	for _, tc := range []struct {
+		in      string
+		keys    []string
+		scanned int
+	}{
+		{"get a\r\n", []string{"a"}, 7},
+		{"get a\r\ngets b\nget c\r\nget d", []string{"a", "b", "c"}, 21},
+		{"get a\r\nset b 0 0 1\r\nx\r\nget c\r\n", []string{"a"}, 7},
+		{"get a b\r\nget c\r\n", nil, 0},
+		{"get \r\nget c\r\n", nil, 0},
+		{"getx a\r\n", nil, 0},
+		{"", nil, 0},
+		{many.String(), manyKeys, 8*10 + 9*(storage.PrefetchBatch-10)},
+	} {
+		var keys [storage.PrefetchBatch][]byte
+		n, scanned := pipelinedGets([]byte(tc.in), &keys)
+		var got []string
+		for _, k := range keys[:n] {
+			got = append(got, string(k))
+		}
+		if !slices.Equal(got, tc.keys) || scanned != tc.scanned {
+			t.Errorf("%q: keys %q, scanned %d; want %q, %d", tc.in, got, scanned, tc.keys, tc.scanned)
+		}
+	}
 }
 
 // TestGetHitAllocs pins the zero-allocation get path: parse, look up, and
