@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -201,42 +202,80 @@ func (c *conn) prepareRead(need int) {
 	c.r, c.w, c.ahead = 0, unread, 0
 }
 
-// prefetchAhead finds the single-key gets pipelined in the unread input,
-// up to storage.PrefetchBatch of them, and has the cache prefetch their
-// keys, so that their lookups overlap their cache misses as a multi-get's
-// do. A lone request costs one scan of its line.
+// prefetchAhead finds the single-key gets pipelined in the unread input
+// (text get and gets, meta mg, binary get, getq, getk and getkq), up to
+// storage.PrefetchBatch of them, and has the cache prefetch their keys, so
+// that their lookups overlap their cache misses as a multi-get's do. A
+// lone request costs one look at its line or header.
 func (c *conn) prefetchAhead() {
 	var keys [storage.PrefetchBatch][]byte
-	n, scanned := pipelinedGets(c.rbuf[c.r:c.w], &keys)
+	var n, scanned int
+	if c.proto == ProtoBinary {
+		n, scanned = pipelinedBinaryGets(c.rbuf[c.r:c.w], &keys)
+	} else {
+		n, scanned = pipelinedGets(c.rbuf[c.r:c.w], &keys)
+	}
 	c.ahead = c.r + scanned
 	if n > 1 {
 		c.srv.cache.Prefetch(keys[:n])
 	}
 }
 
-// pipelinedGets fills keys with the keys of the complete "get KEY" and
-// "gets KEY" lines that start buf, stopping at the first other line, and
-// returns how many it found and the bytes of their lines.
+// pipelinedGets fills keys with the keys of the complete "get KEY", "gets
+// KEY" and "mg KEY FLAGS..." lines that start buf, stopping at the first
+// other line, and returns how many it found and the bytes of their lines.
+// (A base64 mg key is taken as it is: a wasted prefetch, not a wrong
+// answer.)
 func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned int) {
 	for n < len(keys) {
 		end := bytes.IndexByte(buf[scanned:], '\n')
 		if end < 0 {
 			break
 		}
-		line := buf[scanned : scanned+end]
-		var ok bool
-		if line, ok = bytes.CutPrefix(line, []byte("get ")); !ok {
-			if line, ok = bytes.CutPrefix(line, []byte("gets ")); !ok {
-				break
+		line := bytes.TrimSuffix(buf[scanned:scanned+end], []byte("\r"))
+		var key []byte
+		if rest, ok := bytes.CutPrefix(line, []byte("mg ")); ok {
+			key, _, _ = bytes.Cut(rest, []byte(" "))
+		} else {
+			rest, ok := bytes.CutPrefix(line, []byte("get "))
+			if !ok {
+				rest, ok = bytes.CutPrefix(line, []byte("gets "))
 			}
+			if !ok || bytes.IndexByte(rest, ' ') >= 0 {
+				break // not a get, or a multi-get: lookup prefetches those
+			}
+			key = rest
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 || bytes.IndexByte(line, ' ') >= 0 {
-			break // no key, or several: lookup prefetches those
+		if len(key) == 0 {
+			break
 		}
-		keys[n] = line
+		keys[n] = key
 		n++
 		scanned += end + 1
+	}
+	return n, scanned
+}
+
+// pipelinedBinaryGets is pipelinedGets for the binary protocol: the keys
+// of the complete get, getq, getk and getkq requests that start buf.
+func pipelinedBinaryGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned int) {
+	const hlen = protocol.BinaryHeaderLen
+	for n < len(keys) && len(buf)-scanned >= hlen {
+		h := buf[scanned : scanned+hlen]
+		switch protocol.Opcode(h[1]) {
+		case protocol.OpGet, protocol.OpGetQ, protocol.OpGetK, protocol.OpGetKQ:
+		default:
+			return n, scanned
+		}
+		klen := int(binary.BigEndian.Uint16(h[2:4]))
+		body := int(binary.BigEndian.Uint32(h[8:12]))
+		off := hlen + int(h[4])
+		if h[0] != protocol.BinaryRequestMagic || klen == 0 || off+klen > hlen+body || len(buf)-scanned < hlen+body {
+			break
+		}
+		keys[n] = buf[scanned+off : scanned+off+klen]
+		n++
+		scanned += hlen + body
 	}
 	return n, scanned
 }
@@ -287,7 +326,7 @@ func (c *conn) process() int {
 		if c.closeAfterWrite {
 			return -1
 		}
-		if c.r >= c.ahead && c.proto == ProtoASCII {
+		if c.r >= c.ahead && c.proto != ProtoAuto {
 			c.prefetchAhead()
 		}
 		need := c.handleRequest(c.rbuf[c.r:c.w])

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
 )
 
@@ -317,45 +318,63 @@ func benchGetBatch(b *testing.B, c *conn) {
 }
 
 // BenchmarkPipelinedGets serves batches of 16 pipelined gets of random
-// keys among 400,000, more than the CPU caches hold, reporting the time
-// per get.
+// keys among 400,000, more than the CPU caches hold, in each protocol,
+// reporting the time per get.
 func BenchmarkPipelinedGets(b *testing.B) {
 	s, _ := start(b, Config{Storage: storage.Config{MemoryLimit: 256 << 20}})
-	c := newConn(s, nil)
-	c.proto = ProtoASCII
 	const keys = 400_000
+	setup := newConn(s, nil)
 	var req strings.Builder
 	value := strings.Repeat("v", 100)
 	for i := range keys {
 		fmt.Fprintf(&req, "set key:%d 0 0 100 noreply\r\n%s\r\n", i, value)
 		if req.Len() > 1<<20 {
-			runOn(c, req.String())
+			runOn(setup, req.String())
 			req.Reset()
 		}
 	}
-	runOn(c, req.String())
-	batches := make([]string, 1024)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range batches {
-		req.Reset()
-		for range 16 {
-			fmt.Fprintf(&req, "get key:%d\r\n", rng.IntN(keys))
-		}
-		batches[i] = req.String()
+	runOn(setup, req.String())
+	for _, p := range []struct {
+		name  string
+		proto Protocol
+		get   func(key string) []byte
+		hits  string // in the replies to a batch, once per hit
+	}{
+		{"text", ProtoASCII, func(k string) []byte { return []byte("get " + k + "\r\n") }, "VALUE "},
+		{"meta", ProtoASCII, func(k string) []byte { return []byte("mg " + k + " v f\r\n") }, "VA "},
+		{"binary", ProtoBinary, func(k string) []byte { return binPacket(protocol.OpGetKQ, nil, []byte(k), nil, 0) }, k100},
+	} {
+		b.Run(p.name, func(b *testing.B) {
+			c := newConn(s, nil)
+			c.proto = p.proto
+			batches := make([]string, 1024)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := range batches {
+				var batch []byte
+				for range 16 {
+					batch = append(batch, p.get(fmt.Sprintf("key:%d", rng.IntN(keys)))...)
+				}
+				batches[i] = string(batch)
+			}
+			if got := runOn(c, batches[0]); bytes.Count(got, []byte(p.hits)) != 16 {
+				b.Fatalf("a batch found %d of 16 keys", bytes.Count(got, []byte(p.hits)))
+			}
+			i := 0
+			for b.Loop() {
+				runOn(c, batches[i%len(batches)])
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*16), "ns/get")
+		})
 	}
-	if got := runOn(c, batches[0]); bytes.Count(got, []byte("VALUE ")) != 16 {
-		b.Fatalf("a batch found %d of 16 keys", bytes.Count(got, []byte("VALUE ")))
-	}
-	i := 0
-	for b.Loop() {
-		runOn(c, batches[i%len(batches)])
-		i++
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*16), "ns/get")
 }
 
-// TestPipelinedGets checks which keys prefetchAhead takes from the input:
-// those of the single-key gets that start it, up to a batch.
+// k100 is how a binary get's reply shows each hit of BenchmarkPipelinedGets:
+// its 100-byte value.
+var k100 = strings.Repeat("v", 100)
+
+// TestPipelinedGets checks which keys prefetchAhead takes from text input:
+// those of the single-key gets and meta gets that start it, up to a batch.
 func TestPipelinedGets(t *testing.T) {
 	var many strings.Builder
 	var manyKeys []string
@@ -373,21 +392,55 @@ func TestPipelinedGets(t *testing.T) {
 		{"get a\r\n", []string{"a"}, 7},
 		{"get a\r\ngets b\nget c\r\nget d", []string{"a", "b", "c"}, 21},
 		{"get a\r\nset b 0 0 1\r\nx\r\nget c\r\n", []string{"a"}, 7},
+		{"mg a v f\r\nmg b\r\nget c\r\nmn\r\n", []string{"a", "b", "c"}, 23},
 		{"get a b\r\nget c\r\n", nil, 0},
 		{"get \r\nget c\r\n", nil, 0},
+		{"mg  v\r\n", nil, 0},
 		{"getx a\r\n", nil, 0},
 		{"", nil, 0},
 		{many.String(), manyKeys, 8*10 + 9*(storage.PrefetchBatch-10)},
 	} {
 		var keys [storage.PrefetchBatch][]byte
 		n, scanned := pipelinedGets([]byte(tc.in), &keys)
-		var got []string
-		for _, k := range keys[:n] {
-			got = append(got, string(k))
-		}
-		if !slices.Equal(got, tc.keys) || scanned != tc.scanned {
-			t.Errorf("%q: keys %q, scanned %d; want %q, %d", tc.in, got, scanned, tc.keys, tc.scanned)
-		}
+		checkPipelined(t, tc.in, keys[:n], scanned, tc.keys, tc.scanned)
+	}
+}
+
+// TestPipelinedBinaryGets checks which keys prefetchAhead takes from
+// binary input: those of the complete get requests that start it.
+func TestPipelinedBinaryGets(t *testing.T) {
+	get := func(op protocol.Opcode, key string) []byte { return binPacket(op, nil, []byte(key), nil, 0) }
+	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	ga, gb := get(protocol.OpGet, "a"), get(protocol.OpGetKQ, "bb")
+	for _, tc := range []struct {
+		name    string
+		in      []byte
+		keys    []string
+		scanned int
+	}{
+		{"one", ga, []string{"a"}, 25},
+		{"all four", join(ga, get(protocol.OpGetQ, "q"), get(protocol.OpGetK, "k"), gb), []string{"a", "q", "k", "bb"}, 101},
+		{"up to a set", join(ga, binPacket(protocol.OpSet, make([]byte, 8), []byte("s"), []byte("v"), 0), gb), []string{"a"}, 25},
+		{"up to an incomplete request", join(ga, gb[:len(gb)-1]), []string{"a"}, 25},
+		{"up to a header cut short", join(ga, gb[:10]), []string{"a"}, 25},
+		{"not a request", join(ga[:1], []byte{0x81}, ga[2:]), nil, 0},
+		{"no key", get(protocol.OpGet, ""), nil, 0},
+		{"key past the body", binPacketLens(protocol.OpGet, 5, 0, 2, 0, []byte("ab")), nil, 0},
+	} {
+		var keys [storage.PrefetchBatch][]byte
+		n, scanned := pipelinedBinaryGets(tc.in, &keys)
+		checkPipelined(t, tc.name, keys[:n], scanned, tc.keys, tc.scanned)
+	}
+}
+
+func checkPipelined(t *testing.T, name string, keys [][]byte, scanned int, want []string, wantScanned int) {
+	t.Helper()
+	var got []string
+	for _, k := range keys {
+		got = append(got, string(k))
+	}
+	if !slices.Equal(got, want) || scanned != wantScanned {
+		t.Errorf("%q: keys %q, scanned %d; want %q, %d", name, got, scanned, want, wantScanned)
 	}
 }
 
