@@ -68,17 +68,25 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// answersVersion reports whether a server at addr answers "version".
-func answersVersion(addr string) bool {
+// answers connects to addr and reports what check finds there, within a
+// couple of seconds.
+func answers(addr string, check func(nc net.Conn) bool) bool {
 	nc, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprint(nc, "version\r\n")
-	line, _ := bufio.NewReader(nc).ReadString('\n')
-	return strings.HasPrefix(line, "VERSION ")
+	return check(nc)
+}
+
+// answersVersion reports whether a server at addr answers "version".
+func answersVersion(addr string) bool {
+	return answers(addr, func(nc net.Conn) bool {
+		fmt.Fprint(nc, "version\r\n")
+		line, _ := bufio.NewReader(nc).ReadString('\n')
+		return strings.HasPrefix(line, "VERSION ")
+	})
 }
 
 // TestBinarySignalAndSlabClasses runs the server process: -vv prints the
@@ -220,18 +228,14 @@ func binStatus(t *testing.T, nc net.Conn, r *bufio.Reader, req []byte) (uint16, 
 // answersBinaryVersion reports whether a server at addr answers a
 // binary-protocol version request, which needs no SASL authentication.
 func answersBinaryVersion(addr string) bool {
-	nc, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := nc.Write(binRequest(0x0b, "", "")); err != nil {
-		return false
-	}
-	var h [24]byte
-	_, err = io.ReadFull(nc, h[:])
-	return err == nil && h[0] == 0x81 && h[1] == 0x0b && h[6] == 0 && h[7] == 0
+	return answers(addr, func(nc net.Conn) bool {
+		if _, err := nc.Write(binRequest(0x0b, "", "")); err != nil {
+			return false
+		}
+		var h [24]byte
+		_, err := io.ReadFull(nc, h[:])
+		return err == nil && h[0] == 0x81 && h[1] == 0x0b && h[6] == 0 && h[7] == 0
+	})
 }
 
 // saslProc returns the settings of a server run with -S: a password
