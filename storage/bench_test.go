@@ -195,3 +195,24 @@ func BenchmarkGetMulti(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExpand doubles a table of 2^18 buckets holding 1.4 items per
+// bucket (just under the 1.5 that asks for a doubling), on a fresh cache
+// each time, and reports the time per item moved.
+func BenchmarkExpand(b *testing.B) {
+	const power = 18
+	const items = 14 << power / 10
+	for b.Loop() {
+		b.StopTimer()
+		c, _ := filledCache(b, Config{NoCrawler: true, HashPowerInit: power, MemoryLimit: 256 << 20}, items)
+		if p := c.hashPower.Load(); p != power {
+			b.Fatalf("the table grew to power %d while filling", p)
+		}
+		b.StartTimer()
+		c.expand(power + 1)
+		b.StopTimer()
+		c.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*items), "ns/item")
+}

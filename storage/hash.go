@@ -134,6 +134,9 @@ func (c *Cache) runOnSignal(ch <-chan struct{}, step func() bool) {
 	}
 }
 
+// expandAhead is how many buckets of a stripe ahead expand prefetches.
+const expandAhead = 16
+
 // expand doubles the table one stripe at a time, so that only the keys of
 // one stripe wait while their chains are split; the others keep working on
 // the old or the new table.
@@ -157,6 +160,19 @@ func (c *Cache) expand(power uint32) {
 			return
 		}
 		for b := i; b < len(old); b += numStripes {
+			// The buckets of a stripe lie numStripes apart. Ask for the
+			// bucket expandAhead buckets on, the first item of the one
+			// half as far (its bucket has arrived by now) and the second
+			// item of the one a quarter as far (its first has), so that
+			// their misses overlap the work on this bucket instead of
+			// following it.
+			if far := b + expandAhead*numStripes; canPrefetch && far < len(old) {
+				prefetch(uintptr(unsafe.Pointer(&old[far])))
+				c.prefetchItem(old[b+expandAhead/2*numStripes])
+				if head := old[b+expandAhead/4*numStripes]; head != 0 {
+					c.prefetchItem(c.hdr(head).hnext)
+				}
+			}
 			for ref := old[b]; ref != 0; {
 				h := c.hdr(ref)
 				next := h.hnext
@@ -222,12 +238,18 @@ func (c *Cache) Prefetch(keys [][]byte) {
 		refs[i] = t[c.hashKey(key)&mask]
 	}
 	for _, ref := range refs[:n] {
-		id := ref >> refPageShift
-		if ref == 0 || id >= uint32(len(c.pages)) {
-			continue
-		}
-		a := uintptr(unsafe.Pointer(unsafe.SliceData(c.pages[id]))) + uintptr(ref&refOffMask)<<3
-		prefetch(a)      // the header and the start of the key
-		prefetch(a + 64) // the rest of the key and the value
+		c.prefetchItem(ref)
 	}
+}
+
+// prefetchItem asks the CPU to load the header, key and start of the
+// value of the item at ref (0 or out of range: nothing).
+func (c *Cache) prefetchItem(ref uint32) {
+	id := ref >> refPageShift
+	if ref == 0 || id >= uint32(len(c.pages)) {
+		return
+	}
+	a := uintptr(unsafe.Pointer(unsafe.SliceData(c.pages[id]))) + uintptr(ref&refOffMask)<<3
+	prefetch(a)      // the header and the start of the key
+	prefetch(a + 64) // the rest of the key and the value
 }
