@@ -206,8 +206,11 @@ func (c *conn) prepareRead(need int) {
 // (text get and gets, meta mg, binary get, getq, getk and getkq), up to
 // storage.PrefetchBatch of them, and has the cache prefetch their keys, so
 // that their lookups overlap their cache misses as a multi-get's do. A
-// lone request costs one look at its line or header.
-func (c *conn) prefetchAhead() {
+// lone request costs one look at its line or header. The keys are
+// prefetched when there are at least least of them: 1 when an event loop
+// reads the connection, a step before serving it; 2 just before serving,
+// where a lone key's miss would follow at once anyway.
+func (c *conn) prefetchAhead(least int) {
 	var keys [storage.PrefetchBatch][]byte
 	var n, scanned int
 	if c.proto == ProtoBinary {
@@ -216,7 +219,7 @@ func (c *conn) prefetchAhead() {
 		n, scanned = pipelinedGets(c.rbuf[c.r:c.w], &keys)
 	}
 	c.ahead = c.r + scanned
-	if n > 1 {
+	if n >= least {
 		c.srv.cache.Prefetch(keys[:n])
 	}
 }
@@ -224,8 +227,9 @@ func (c *conn) prefetchAhead() {
 // pipelinedGets fills keys with the keys of the complete "get KEY", "gets
 // KEY" and "mg KEY FLAGS..." lines that start buf, stopping at the first
 // other line, and returns how many it found and the bytes of their lines.
-// (A base64 mg key is taken as it is: a wasted prefetch, not a wrong
-// answer.)
+// A storage command's line ends the scan, its key taken, since its value
+// follows. (A base64 mg key is taken as it is: a wasted prefetch, not a
+// wrong answer.)
 func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned int) {
 	for n < len(keys) {
 		end := bytes.IndexByte(buf[scanned:], '\n')
@@ -236,6 +240,13 @@ func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned 
 		var key []byte
 		if rest, ok := bytes.CutPrefix(line, []byte("mg ")); ok {
 			key, _, _ = bytes.Cut(rest, []byte(" "))
+		} else if rest, ok := cutStorageCommand(line); ok {
+			if key, _, _ = bytes.Cut(rest, []byte(" ")); len(key) > 0 {
+				keys[n] = key
+				n++
+				scanned += end + 1
+			}
+			break
 		} else {
 			rest, ok := bytes.CutPrefix(line, []byte("get "))
 			if !ok {
@@ -255,6 +266,20 @@ func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned 
 	}
 	return n, scanned
 }
+
+// cutStorageCommand returns what follows the name of the storage command
+// that starts line.
+func cutStorageCommand(line []byte) ([]byte, bool) {
+	for _, name := range storageCommands {
+		if rest, ok := bytes.CutPrefix(line, name); ok {
+			return rest, true
+		}
+	}
+	return nil, false
+}
+
+var storageCommands = [][]byte{[]byte("set "), []byte("add "), []byte("replace "),
+	[]byte("append "), []byte("prepend "), []byte("cas "), []byte("ms ")}
 
 // pipelinedBinaryGets is pipelinedGets for the binary protocol: the keys
 // of the complete get, getq, getk and getkq requests that start buf.
@@ -327,7 +352,7 @@ func (c *conn) process() int {
 			return -1
 		}
 		if c.r >= c.ahead && c.proto != ProtoAuto {
-			c.prefetchAhead()
+			c.prefetchAhead(2)
 		}
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {

@@ -374,7 +374,8 @@ func BenchmarkPipelinedGets(b *testing.B) {
 var k100 = strings.Repeat("v", 100)
 
 // TestPipelinedGets checks which keys prefetchAhead takes from text input:
-// those of the single-key gets and meta gets that start it, up to a batch.
+// those of the single-key gets and meta gets that start it, up to a batch,
+// and of a storage command, which ends the scan.
 func TestPipelinedGets(t *testing.T) {
 	var many strings.Builder
 	var manyKeys []string
@@ -391,7 +392,11 @@ func TestPipelinedGets(t *testing.T) {
 	}{
 		{"get a\r\n", []string{"a"}, 7},
 		{"get a\r\ngets b\nget c\r\nget d", []string{"a", "b", "c"}, 21},
-		{"get a\r\nset b 0 0 1\r\nx\r\nget c\r\n", []string{"a"}, 7},
+		{"get a\r\nset b 0 0 1\r\nx\r\nget c\r\n", []string{"a", "b"}, 20},
+		{"cas k 0 0 1 5\r\nx\r\nget c\r\n", []string{"k"}, 15},
+		{"ms k 1 T0\r\nx\r\n", []string{"k"}, 11},
+		{"set \r\nget c\r\n", nil, 0},
+		{"incr n 1\r\nget c\r\n", nil, 0},
 		{"mg a v f\r\nmg b\r\nget c\r\nmn\r\n", []string{"a", "b", "c"}, 23},
 		{"get a b\r\nget c\r\n", nil, 0},
 		{"get \r\nget c\r\n", nil, 0},

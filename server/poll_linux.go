@@ -223,6 +223,10 @@ func (l *loop) run() {
 		}
 		l.now = time.Now().UnixNano()
 		woken := false
+		// Each connection is read one step before it is served, so the
+		// cache lines its requests' keys need, prefetched when it is read,
+		// arrive while the connection before it is served.
+		var next *pollConn
 		for _, ev := range events[:max(n, 0)] {
 			if ev.Fd == int32(l.wakefd) {
 				var buf [8]byte
@@ -230,9 +234,15 @@ func (l *loop) run() {
 				woken = true
 				continue
 			}
-			if pc := l.conn(ev.Fd); pc != nil {
-				pc.event(ev.Events)
+			if pc := l.conn(ev.Fd); pc != nil && pc.read(ev.Events) {
+				if next != nil {
+					next.serve()
+				}
+				next = pc
 			}
+		}
+		if next != nil {
+			next.serve()
 		}
 		if woken {
 			l.addPending()
@@ -345,15 +355,14 @@ func (l *loop) stop() bool {
 	return true
 }
 
-// event handles readiness of the connection's socket.
-func (pc *pollConn) event(events uint32) {
+// read handles readiness of the connection's socket and reports whether
+// the connection is to be served: it reads what the socket holds and asks
+// the cache to prefetch the keys the input names, or, for a connection
+// waiting to write its replies, reports whether the socket drained.
+func (pc *pollConn) read(events uint32) bool {
 	c := pc.c
 	if pc.out {
-		if events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
-			return
-		}
-		pc.serve()
-		return
+		return events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0
 	}
 	if c.rbuf == nil {
 		c.rbuf = pc.l.getRead()
@@ -362,18 +371,21 @@ func (pc *pollConn) event(events uint32) {
 	n, err := rawRead(pc.fd, c.rbuf[c.w:])
 	if err != nil {
 		if err == syscall.EAGAIN || err == syscall.EINTR {
-			return
+			return false
 		}
 		pc.close()
-		return
+		return false
 	}
 	if n == 0 {
 		pc.close() // EOF
-		return
+		return false
 	}
 	c.w += n
 	c.stats.bytesRead += uint64(n)
-	pc.serve()
+	if c.proto != ProtoAuto && c.r >= c.ahead {
+		c.prefetchAhead(1) // served after the next connection is read
+	}
+	return true
 }
 
 // serve answers the buffered input, as one turn of conn.serve does, and
