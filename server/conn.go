@@ -209,8 +209,12 @@ func (c *conn) prepareRead(need int) {
 // lone request costs one look at its line or header. The keys are
 // prefetched when there are at least least of them: 1 when an event loop
 // reads the connection, a step before serving it; 2 just before serving,
-// where a lone key's miss would follow at once anyway.
+// where a lone key's miss would follow at once anyway. Input already
+// looked at, and a connection whose protocol is not yet known, are left.
 func (c *conn) prefetchAhead(least int) {
+	if c.r < c.ahead || c.proto == ProtoAuto {
+		return
+	}
 	var keys [storage.PrefetchBatch][]byte
 	var n, scanned int
 	if c.proto == ProtoBinary {
@@ -238,15 +242,12 @@ func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned 
 		}
 		line := bytes.TrimSuffix(buf[scanned:scanned+end], []byte("\r"))
 		var key []byte
+		last := false // a storage command: its value follows
 		if rest, ok := bytes.CutPrefix(line, []byte("mg ")); ok {
 			key, _, _ = bytes.Cut(rest, []byte(" "))
 		} else if rest, ok := cutStorageCommand(line); ok {
-			if key, _, _ = bytes.Cut(rest, []byte(" ")); len(key) > 0 {
-				keys[n] = key
-				n++
-				scanned += end + 1
-			}
-			break
+			key, _, _ = bytes.Cut(rest, []byte(" "))
+			last = true
 		} else {
 			rest, ok := bytes.CutPrefix(line, []byte("get "))
 			if !ok {
@@ -263,6 +264,9 @@ func pipelinedGets(buf []byte, keys *[storage.PrefetchBatch][]byte) (n, scanned 
 		keys[n] = key
 		n++
 		scanned += end + 1
+		if last {
+			break
+		}
 	}
 	return n, scanned
 }
@@ -351,9 +355,7 @@ func (c *conn) process() int {
 		if c.closeAfterWrite {
 			return -1
 		}
-		if c.r >= c.ahead && c.proto != ProtoAuto {
-			c.prefetchAhead(2)
-		}
+		c.prefetchAhead(2)
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
 			return need

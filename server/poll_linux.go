@@ -382,9 +382,7 @@ func (pc *pollConn) read(events uint32) bool {
 	}
 	c.w += n
 	c.stats.bytesRead += uint64(n)
-	if c.proto != ProtoAuto && c.r >= c.ahead {
-		c.prefetchAhead(1) // served after the next connection is read
-	}
+	c.prefetchAhead(1) // served after the next connection is read
 	return true
 }
 
