@@ -216,9 +216,10 @@ const PrefetchBatch = 16
 // Prefetch asks the CPU to load the index buckets and item headers of keys
 // (the first PrefetchBatch of them) into its cache ahead of looking them
 // up: the lookups of a multi-key get then overlap their cache misses
-// instead of paying them one after another. It reads the index without locks (nothing it reads is trusted:
-// it only chooses what to prefetch, and a prefetch never faults), and does
-// nothing under the race detector, which would rightly report those reads.
+// instead of paying them one after another. It reads the index without
+// locks (nothing it reads is trusted: it only chooses what to prefetch,
+// and a prefetch never faults), and does nothing under the race detector,
+// which would rightly report those reads.
 // It is safe for concurrent use, but not concurrently with Close.
 func (c *Cache) Prefetch(keys [][]byte) {
 	if raceEnabled || !canPrefetch {
