@@ -174,6 +174,12 @@ func (c *conn) watchCommand(req *protocol.Request) {
 		c.reply("CLIENT_ERROR watch commands not allowed")
 		return
 	}
+	if len(c.wbuf) > 0 {
+		// As memcached: the watcher's lines would follow replies still
+		// waiting to be written.
+		c.reply("ERROR cannot pipeline other commands before watch")
+		return
+	}
 	var flags uint32
 	for _, a := range req.Args {
 		f, ok := watchTypes[string(a)]
