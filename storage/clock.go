@@ -16,13 +16,62 @@ const (
 	realtimeMaxDelta = 60 * 60 * 24 * 30
 )
 
+// Clock is a source of time for a Cache: a wall clock and a monotonic
+// one. The system's clocks are used unless Config.Clock is set; a test
+// clock can step the two apart, as NTP or an operator steps the wall
+// clock of a running server. A Clock must be safe for concurrent use.
+type Clock interface {
+	// Now returns the wall-clock time.
+	Now() time.Time
+	// Monotonic returns the time elapsed since a fixed origin on a
+	// clock that is never stepped; it never decreases.
+	Monotonic() time.Duration
+}
+
+// systemClock is the system's wall clock and Go's monotonic clock.
+type systemClock struct{ origin time.Time }
+
+func (s systemClock) Now() time.Time           { return time.Now() }
+func (s systemClock) Monotonic() time.Duration { return time.Since(s.origin) }
+
+// funcClock is Config.Now as a Clock: both readings come from now, so
+// the monotonic one follows every step of a test clock. (With time.Now,
+// Sub uses Go's monotonic readings.)
+type funcClock struct {
+	now    func() time.Time
+	origin time.Time
+}
+
+func (f funcClock) Now() time.Time           { return f.now() }
+func (f funcClock) Monotonic() time.Duration { return f.now().Sub(f.origin) }
+
+// startClock sets the cache's clock (Config.Clock, else Config.Now, else
+// the system's, ticking) and reads process_started from it.
+func (c *Cache) startClock(clock Clock, now func() time.Time) {
+	switch {
+	case clock != nil:
+	case now != nil:
+		clock = funcClock{now: now, origin: now()}
+	default:
+		clock, c.ticking = systemClock{origin: time.Now()}, true
+	}
+	c.clock = clock
+	c.started = clock.Now().Unix() - clockOffset
+	c.curTime.Store(c.readClock())
+}
+
+// readClock reads current_time from the clock.
+func (c *Cache) readClock() uint32 {
+	return c.relFromUnix(c.clock.Now().Unix())
+}
+
 // relNow returns memcached's current_time: seconds since ProcessStarted.
-// With the default clock it is a ticking counter updated by the clock
-// goroutine; with Config.Now it is computed from Now on every call, so a
-// test can move time by hand.
+// With the system's clock it is a ticking counter updated by the clock
+// goroutine; with a test clock it is read on every call, so a test can
+// move time by hand.
 func (c *Cache) relNow() uint32 {
-	if c.nowFn != nil {
-		return c.relFromUnix(c.nowFn().Unix())
+	if !c.ticking {
+		return c.readClock()
 	}
 	return c.curTime.Load()
 }
@@ -76,10 +125,10 @@ func (c *Cache) unixFromRel(rel uint32) int64 {
 func (c *Cache) runClock() {
 	defer c.wg.Done()
 	for {
-		now := time.Now()
+		now := c.clock.Now()
 		c.curTime.Store(c.relFromUnix(now.Unix()))
 		next := now.Truncate(time.Second).Add(time.Second)
-		t := time.NewTimer(time.Until(next) + time.Millisecond)
+		t := time.NewTimer(next.Sub(now) + time.Millisecond)
 		select {
 		case <-c.stop:
 			t.Stop()
