@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MaxMemoryLimit is the largest memory limit the cache can address: MaxPages
@@ -21,6 +22,7 @@ type Cache struct {
 	clock   Clock         // where time comes from
 	ticking bool          // curTime is advanced by runClock, else clock is read on every call
 	started int64         // process_started, Unix seconds
+	mono0   time.Duration // the monotonic reading at the start of the second the cache started in
 	curTime atomic.Uint32 // current_time when ticking
 
 	classes []class     // by class id; index 0 unused; immutable slice

@@ -9,6 +9,13 @@ import (
 // 32-bit counter. Its process_started is placed ITEM_UPDATE_INTERVAL+2
 // seconds before the real start so that relative times are never small;
 // corvid does the same so that every stat and expiry matches.
+//
+// As memcached's, the counter runs on the monotonic clock: the wall clock
+// is read once, at start, for process_started, and client exptimes given
+// as Unix times are converted against it when they arrive (realtime).
+// Stepping the wall clock afterwards (NTP, date) then changes no item's
+// remaining time and no age; the "time" stat, process_started plus the
+// counter, keeps counting from where it was.
 const (
 	itemUpdateInterval = 60
 	clockOffset        = itemUpdateInterval + 2
@@ -56,13 +63,37 @@ func (c *Cache) startClock(clock Clock, now func() time.Time) {
 		clock, c.ticking = systemClock{origin: time.Now()}, true
 	}
 	c.clock = clock
-	c.started = clock.Now().Unix() - clockOffset
+	wall, mono := clock.Now(), clock.Monotonic()
+	c.started = wall.Unix() - clockOffset
+	// The counter ticks when the wall clock's second did at start.
+	c.mono0 = mono - time.Duration(wall.Nanosecond())
 	c.curTime.Store(c.readClock())
 }
 
-// readClock reads current_time from the clock.
+// readClock reads current_time from the monotonic clock.
 func (c *Cache) readClock() uint32 {
-	return c.relFromUnix(c.clock.Now().Unix())
+	return c.relFromElapsed(c.clock.Monotonic() - c.mono0)
+}
+
+// relFromElapsed converts the time elapsed since the second the cache
+// started in to rel time, clamped to uint32.
+func (c *Cache) relFromElapsed(d time.Duration) uint32 {
+	s := int64(d / time.Second)
+	if d < 0 && d%time.Second != 0 {
+		s-- // whole seconds, rounded down
+	}
+	return clampRel(s + clockOffset)
+}
+
+// clampRel clamps seconds to a rel time.
+func clampRel(s int64) uint32 {
+	switch {
+	case s < 0:
+		return 0
+	case s > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(s)
 }
 
 // relNow returns memcached's current_time: seconds since ProcessStarted.
@@ -78,14 +109,7 @@ func (c *Cache) relNow() uint32 {
 
 // relFromUnix converts a Unix time to rel time, clamped to uint32.
 func (c *Cache) relFromUnix(unix int64) uint32 {
-	d := unix - c.started
-	switch {
-	case d < 0:
-		return 0
-	case d > math.MaxUint32:
-		return math.MaxUint32
-	}
-	return uint32(d)
+	return clampRel(unix - c.started)
 }
 
 // realtime converts a client exptime to rel time as memcached's realtime()
@@ -121,14 +145,14 @@ func (c *Cache) unixFromRel(rel uint32) int64 {
 }
 
 // runClock advances curTime once a second until stop is closed. It runs
-// only with the default clock.
+// only with the system's clock, whose timers are monotonic too.
 func (c *Cache) runClock() {
 	defer c.wg.Done()
 	for {
-		now := c.clock.Now()
-		c.curTime.Store(c.relFromUnix(now.Unix()))
-		next := now.Truncate(time.Second).Add(time.Second)
-		t := time.NewTimer(next.Sub(now) + time.Millisecond)
+		d := c.clock.Monotonic() - c.mono0
+		c.curTime.Store(c.relFromElapsed(d))
+		next := d.Truncate(time.Second) + time.Second
+		t := time.NewTimer(next - d + time.Millisecond)
 		select {
 		case <-c.stop:
 			t.Stop()
