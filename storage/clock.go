@@ -107,6 +107,16 @@ func (c *Cache) relNow() uint32 {
 	return c.curTime.Load()
 }
 
+// since returns the seconds from rel time t to now, or 0 when t is later:
+// an item's access time can be a tick newer than a now read just before
+// another goroutine bumped it, and an age must not wrap to 2^32-1.
+func since(now, t uint32) uint32 {
+	if t > now {
+		return 0
+	}
+	return now - t
+}
+
 // relFromUnix converts a Unix time to rel time, clamped to uint32.
 func (c *Cache) relFromUnix(unix int64) uint32 {
 	return clampRel(unix - c.started)

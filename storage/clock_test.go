@@ -81,3 +81,36 @@ func TestWallClockSteps(t *testing.T) {
 		t.Fatalf("TTLs after 7 s: %v, want 7 less than %v", got, want)
 	}
 }
+
+// TestAgesNeverWrap reads ages with a current time a second older than
+// an item's last access, as happens when the clock ticks between a
+// goroutine's reading of it and another's bump of an item: the ages are
+// 0, not 2^32-1.
+func TestAgesNeverWrap(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoCrawler: true, SlabAutomove: -1})
+	mustSet(t, c, "k", "v")
+	clk.Advance(-time.Second)
+	now := c.relNow()
+	for _, cs := range stats(c).Classes {
+		if cs.AgeHot != 0 || cs.AgeWarm != 0 || cs.Age != 0 {
+			t.Errorf("class %d ages hot %d warm %d cold %d, want 0", cs.ID, cs.AgeHot, cs.AgeWarm, cs.Age)
+		}
+	}
+	var idle uint32
+	c.MetaDebug([]byte("k"), func(e MetaEntry) { idle = e.Idle() })
+	if idle != 0 {
+		t.Errorf("idle %d, want 0", idle)
+	}
+	cl := &c.classes[c.classFor(c.ntotal(1, 1))]
+	cl.mu.Lock()
+	// An item younger than the tail age limit stays where it is.
+	moved := c.pullTailLocked(cl, lruHot, 1<<40, 10, false, now)
+	cl.mu.Unlock()
+	if moved != 0 {
+		t.Errorf("pullTailLocked moved %d items of age 0 with a limit of 10 s", moved)
+	}
+	if age, ok := c.tailAge(cl, now); !ok || age != 0 {
+		t.Errorf("tailAge = %d, %v; want 0, true", age, ok)
+	}
+}
