@@ -179,8 +179,9 @@ func (c *Cache) Uptime() int64 {
 }
 
 // CurrentTime returns the cache's current Unix time in seconds, as
-// memcached's "time" stat: it advances in whole seconds with the cache
-// clock. It is safe for concurrent use.
+// memcached's "time" stat: ProcessStarted plus the cache clock, which
+// advances in whole seconds on the monotonic clock, so a step of the wall
+// clock after start does not move it. It is safe for concurrent use.
 func (c *Cache) CurrentTime() int64 {
 	return int64(c.relNow()) + c.started
 }
