@@ -102,6 +102,15 @@ func (c *conn) stop() {
 	c.nc.SetReadDeadline(time.Now())
 }
 
+// kill closes the connection's socket, ending a write blocked on a client
+// that does not read, once the shutdown grace is over. An event loop's
+// connections are closed by their loop instead (Server.killLoops). The
+// caller holds srv.mu.
+func (c *conn) kill() {
+	c.stopped.Store(true)
+	c.nc.Close()
+}
+
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer func() {
