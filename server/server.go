@@ -39,6 +39,9 @@ type Server struct {
 	wg       sync.WaitGroup // connection, event loop and accept goroutines
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
+	// hurry is closed by CloseNow: stopping connections get no grace.
+	hurry     chan struct{}
+	hurryOnce sync.Once
 
 	// authUsers holds the entries of Config.AuthFile: nil when clients
 	// need not authenticate, never nil (possibly empty) when they must.
@@ -77,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		started:  time.Now(),
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
+		hurry:    make(chan struct{}),
 	}
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
@@ -230,7 +234,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // Config.ShutdownGrace to write those replies, then closes the connections
 // still writing (clients that do not read), saves the snapshot
 // (Config.SnapshotFile) and releases the cache. It waits for every
-// goroutine the server started. Close is idempotent.
+// goroutine the server started. Close is idempotent; CloseNow cuts its
+// grace short.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
@@ -261,8 +266,18 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// CloseNow stops the server as Close does, without the grace: connections
+// still writing replies are closed at once; the snapshot is still saved.
+// Called while Close (or Serve) is stopping the server, it ends the grace
+// period there and returns once the server is released.
+func (s *Server) CloseNow() error {
+	s.hurryOnce.Do(func() { close(s.hurry) })
+	return s.Close()
+}
+
 // waitGrace waits for every goroutine the server started. Connections that
-// have not closed when Config.ShutdownGrace ends are closed.
+// have not closed when Config.ShutdownGrace ends, or when CloseNow is
+// called, are closed.
 func (s *Server) waitGrace() {
 	done := make(chan struct{})
 	go func() {
@@ -276,6 +291,8 @@ func (s *Server) waitGrace() {
 		return
 	case <-grace.C:
 		s.closeStuck("shutdown grace over")
+	case <-s.hurry:
+		s.closeStuck("closing connections without grace")
 	}
 	<-done
 }

@@ -105,3 +105,54 @@ func TestModeStopClosesStuckConns(t *testing.T) {
 		c.expect("get big half\r\n", fmt.Sprintf("VALUE big 0 %d", len(stuckValue)), stuckValue, "END")
 	})
 }
+
+// TestModeCloseNowSkipsGrace stops a server with an hour of grace and a
+// client that does not read; CloseNow then closes it at once.
+func TestModeCloseNowSkipsGrace(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		snap := filepath.Join(t.TempDir(), "snapshot")
+		s, err := New(mode(Config{TCPAddrs: []string{"127.0.0.1:0"}, ShutdownGrace: time.Hour, SnapshotFile: snap}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx) }()
+		stuck := stuckReader(t, s.Addrs()[0].String())
+		t.Cleanup(func() {
+			stuck.nc.Close() // unblocks the server should the test fail
+			<-done
+		})
+		cancel()
+		waitFor(t, "the server to begin stopping", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.closing
+		})
+		closed := make(chan struct{})
+		go func() {
+			s.CloseNow()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("CloseNow did not close the server")
+		}
+		select {
+		case err := <-done:
+			done <- err
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after CloseNow")
+		}
+		if !stuck.closedAfterData() {
+			t.Error("stuck connection left open")
+		}
+		_, addr := start(t, Config{SnapshotFile: snap})
+		c := dial(t, "tcp", addr)
+		c.expect("get big\r\n", fmt.Sprintf("VALUE big 0 %d", len(stuckValue)), stuckValue, "END")
+	})
+}
