@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -155,4 +156,37 @@ func TestModeCloseNowSkipsGrace(t *testing.T) {
 		c := dial(t, "tcp", addr)
 		c.expect("get big\r\n", fmt.Sprintf("VALUE big 0 %d", len(stuckValue)), stuckValue, "END")
 	})
+}
+
+// TestStopBeatsIdleDeadline stops a goroutine-served connection just
+// before it sets the idle timeout's read deadline for its next read: the
+// read must still end at once, not when the idle timeout (an hour) is up.
+func TestStopBeatsIdleDeadline(t *testing.T) {
+	reached := make(chan struct{})
+	var once sync.Once
+	testHookIdleDeadline = func(c *conn) {
+		once.Do(func() {
+			close(reached)
+			// Hold the connection here until the server has stopped it.
+			for deadline := time.Now().Add(10 * time.Second); !c.stopped.Load() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	t.Cleanup(func() { testHookIdleDeadline = nil })
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Hour, ShutdownGrace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveUntilStopped(t, s)
+	c := dial(t, "tcp", s.Addrs()[0].String())
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection never prepared a read")
+	}
+	stop(10 * time.Second)
+	if !c.closed() {
+		t.Error("connection left open after stop")
+	}
 }
