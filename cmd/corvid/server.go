@@ -63,6 +63,7 @@ type serverOptions struct {
 	extended         []string
 	daemonChild      bool
 	admin            string
+	shutdownGrace    time.Duration
 }
 
 func newServerCommand() *cobra.Command { return serverCommand(&serverOptions{}) }
@@ -126,6 +127,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "save the cache to this file on shutdown (SIGTERM, SIGINT, SIGUSR1) and restore it at start")
 	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS")
 	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, SIGINT, SIGUSR1 or shutdown, how long connections may take to write their last replies before they are closed (0: none)")
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
@@ -211,6 +213,10 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	if cfg.EventLoops < 0 {
 		cfg.EventLoops = o.threads
+	}
+	cfg.ShutdownGrace = o.shutdownGrace
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = -1 // none; Config's zero is the default
 	}
 	if o.reqsPerEvent <= 0 {
 		return cfg, usageError("Number of requests per event must be greater than 0")
