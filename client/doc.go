@@ -20,6 +20,16 @@
 // operation takes a context whose deadline, when sooner than
 // Config.Timeout, bounds it; errors about a server name it (ServerError).
 //
+// A connection goes back to the pool only when the reply was read whole
+// and nothing else is pending on it: a cache answer (miss, not stored, CAS
+// conflict) or a whole error line answering one request (ReplyError).
+// Anything else (a line the request does not expect, an error in the
+// middle of a reply or pipeline, a CLIENT_ERROR after a data block) is a
+// ProtocolError and closes the connection, without counting it as a
+// failure of the server. Every reply is checked against the key asked
+// for: a VALUE line must name it, and meta requests ask for it back (the
+// k flag); a reply for another key is a ProtocolError, never a value.
+//
 // Locks: node.mu guards a server's idle connections, node.failMu its
 // failure count, Client.liveMu the rebuild of the placement over live
 // servers. None is held while another is taken.

@@ -3,7 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
-	"errors"
+	"strconv"
 	"sync"
 )
 
@@ -163,7 +163,7 @@ func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op stri
 		}
 		return nil
 	}
-	if err != nil && ctx.Err() != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
+	if err != nil && ctx.Err() != nil && !resumable(err) && serverFault(err) {
 		// Interrupted by the caller, not by the server: no failure counted.
 		cn.nc.Close()
 		return ctx.Err()
@@ -179,8 +179,8 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 	hint := max(int(s.replyHint.Load()), 4096)
 	var chunk []byte
 	total, j, found := 0, 0, 0
-	for {
-		key, flags, n, cas, done, err := cn.nextValue()
+	for first := true; ; first = false {
+		key, flags, n, cas, done, err := cn.nextValue(first)
 		if err != nil {
 			return found, err
 		}
@@ -194,19 +194,22 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 		v := chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
 		chunk = chunk[:len(chunk)+n]
 		// Replies come in request order; skip the misses. A key not asked
-		// for is read and dropped.
-		for k := j; k < len(order); k++ {
-			if c.wireKeyEqual(key, keys[order[k]]) {
-				it := &items[order[k]]
-				it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v
-				found++
-				j = k + 1
-				break
-			}
+		// for (or out of order) is a reply to some other request: the
+		// connection is out of step.
+		k := j
+		for k < len(order) && !c.wireKeyEqual(key, keys[order[k]]) {
+			k++
+		}
+		if k == len(order) {
+			return found, &ProtocolError{Reason: "reply for key " + strconv.Quote(string(key)) + " not asked for or out of order"}
 		}
 		if err := cn.readValue(v); err != nil {
 			return found, err
 		}
+		it := &items[order[k]]
+		it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v
+		found++
+		j = k + 1
 	}
 	s.replyHint.Store(int64(total))
 	return found, nil

@@ -1,0 +1,266 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// scriptedServer serves connections on a loopback port with reply, which
+// is called for every request line (without "\r\n") and may read a data
+// block from r; what it returns is written back as it is. The server and
+// its connections stop when the test ends.
+func scriptedServer(t *testing.T, reply func(line string, r *bufio.Reader) string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards conns
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				r := bufio.NewReader(nc)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := io.WriteString(nc, reply(strings.TrimRight(line, "\r\n"), r)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// metaFake answers "mg" and "mn" from a fixed set of items, echoing the k
+// and O flags when asked and leaving out misses under q, as memcached
+// does; it refuses keys starting with "refused" with a CLIENT_ERROR, and
+// answers a get of key a with the value of key b when swap[a] is b.
+func metaFake(items map[string]string, swap map[string]string) func(string, *bufio.Reader) string {
+	return func(line string, r *bufio.Reader) string {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 1 && f[0] == "mn":
+			return "MN\r\n"
+		case len(f) >= 2 && f[0] == "mg":
+			key := f[1]
+			if strings.HasPrefix(key, "refused") {
+				return "CLIENT_ERROR bad command line format\r\n"
+			}
+			if k, ok := swap[key]; ok {
+				key = k
+			}
+			var ret []string
+			quiet := false
+			for _, fl := range f[2:] {
+				switch fl[0] {
+				case 'k':
+					ret = append(ret, "k"+key)
+				case 'O':
+					ret = append(ret, fl)
+				case 'q':
+					quiet = true
+				}
+			}
+			v, ok := items[key]
+			if !ok {
+				if quiet {
+					return ""
+				}
+				return strings.TrimSpace("EN "+strings.Join(ret, " ")) + "\r\n"
+			}
+			return fmt.Sprintf("VA %d f0 c1 %s\r\n%s\r\n", len(v), strings.Join(ret, " "), v)
+		case len(f) >= 2 && (f[0] == "get" || f[0] == "gets"):
+			var b strings.Builder
+			for _, key := range f[1:] {
+				if k, ok := swap[key]; ok {
+					key = k
+				}
+				if v, ok := items[key]; ok {
+					fmt.Fprintf(&b, "VALUE %s 0 %d 1\r\n%s\r\n", key, len(v), v)
+				}
+			}
+			return b.String() + "END\r\n"
+		}
+		return "ERROR\r\n"
+	}
+}
+
+// TestStatsUnexpectedLines asks for a stats argument whose reply is not
+// STAT lines ("detail dump" answers PREFIX lines, as "cachedump" answers
+// ITEM lines): the call fails, and the connection it leaves does not hand
+// the rest of that reply, or one key's value, to later calls.
+func TestStatsUnexpectedLines(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClient(t, b.start(t, 1), func(cfg *Config) { cfg.MaxIdleConns = 1; cfg.MaxFailures = 1 })
+			c.Stats(ctx, "detail on") // answered "OK", not STAT lines either
+			for _, k := range []string{"p:a", "p:b"} {
+				if err := c.Set(ctx, &Item{Key: k, Value: []byte("value of " + k)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := c.Stats(ctx, "detail dump")
+			var pe *ProtocolError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Stats detail dump: %v", err)
+			}
+			if c.servers[0].dead() {
+				t.Fatal("an unexpected reply marked the server dead")
+			}
+			for i := range 6 {
+				k := []string{"p:a", "p:b"}[i%2]
+				it, err := c.Get(ctx, k)
+				if err != nil || string(it.Value) != "value of "+k {
+					t.Fatalf("Get(%q) after Stats = %+v, %v", k, it, err)
+				}
+			}
+		})
+	}
+}
+
+// TestMetaGetMultiRefusedKey makes the server refuse one key of a
+// pipeline: the rest of the pipeline's replies must not reach the next
+// caller of the connection.
+func TestMetaGetMultiRefusedKey(t *testing.T) {
+	addr := scriptedServer(t, metaFake(map[string]string{"a": "A", "b": "B"}, nil))
+	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxIdleConns = 1; cfg.MaxFailures = 1 })
+	ctx := context.Background()
+	m, err := c.MetaGetMulti(ctx, []string{"refused", "b"})
+	var re *ReplyError
+	if !errors.As(err, &re) || !strings.HasPrefix(re.Line, "CLIENT_ERROR") {
+		t.Fatalf("MetaGetMulti = %v, %v", m, err)
+	}
+	for range 3 {
+		mi, err := c.MetaGet(ctx, "a", MetaGetOptions{})
+		if err != nil || string(mi.Value) != "A" {
+			t.Fatalf("MetaGet(a) after a refused pipeline = %+v, %v", mi, err)
+		}
+	}
+	if c.servers[0].dead() {
+		t.Fatal("a refused key marked the server dead")
+	}
+}
+
+// TestReplyForAnotherKey has the server answer a get of one key with
+// another key's value: every read path returns an error, never the value.
+func TestReplyForAnotherKey(t *testing.T) {
+	items := map[string]string{"a": "A", "b": "B", "c": "C"}
+	addr := scriptedServer(t, metaFake(items, map[string]string{"a": "b"}))
+	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxFailures = 1 })
+	ctx := context.Background()
+	var pe *ProtocolError
+	if it, err := c.Get(ctx, "a"); !errors.As(err, &pe) {
+		t.Errorf("Get(a) = %+v, %v", it, err)
+	}
+	if mi, err := c.MetaGet(ctx, "a", MetaGetOptions{}); !errors.As(err, &pe) {
+		t.Errorf("MetaGet(a) = %+v, %v", mi, err)
+	}
+	m, err := c.GetMulti(ctx, []string{"c", "a"})
+	if !errors.As(err, &pe) || m["a"] != nil {
+		t.Errorf("GetMulti(c, a) = %v, %v", m, err)
+	}
+	m, err = c.MetaGetMulti(ctx, []string{"c", "a"})
+	if !errors.As(err, &pe) || m["a"] != nil {
+		t.Errorf("MetaGetMulti(c, a) = %v, %v", m, err)
+	}
+	if c.servers[0].dead() {
+		t.Fatal("a reply for another key marked the server dead")
+	}
+	if it, err := c.Get(ctx, "c"); err != nil || string(it.Value) != "C" {
+		t.Errorf("Get(c) = %+v, %v", it, err)
+	}
+}
+
+// TestStoreClientError: a CLIENT_ERROR to a storage command may mean the
+// server read the data block as a command, whose reply is still to come;
+// the next call on the connection must not read it.
+func TestStoreClientError(t *testing.T) {
+	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 5 && f[0] == "set":
+			return "CLIENT_ERROR bad command line format\r\n" // the data block follows as a "command"
+		case len(f) == 2 && f[0] == "delete":
+			return "DELETED\r\n"
+		}
+		return "ERROR\r\n"
+	})
+	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxIdleConns = 1 })
+	ctx := context.Background()
+	var re *ReplyError
+	if err := c.Set(ctx, &Item{Key: "k", Value: []byte("x")}); !errors.As(err, &re) {
+		t.Fatalf("Set: %v", err)
+	}
+	for range 3 {
+		if err := c.Delete(ctx, "k"); err != nil {
+			t.Fatalf("Delete after a refused Set: %v", err)
+		}
+	}
+}
+
+// TestErrorReplyKeepsConnection: a whole error reply to one request leaves
+// the connection in step, and it is reused.
+func TestErrorReplyKeepsConnection(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := newClient(t, addrs[:1], func(cfg *Config) { cfg.MaxIdleConns = 1 })
+		if err := c.Set(ctx, &Item{Key: "n", Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		var re *ReplyError
+		if _, err := c.Incr(ctx, "n", 1); !errors.As(err, &re) {
+			t.Fatalf("Incr non-numeric: %v", err)
+		}
+		big := make([]byte, 2<<20)
+		if err := c.Set(ctx, &Item{Key: "big", Value: big}); !errors.As(err, &re) {
+			t.Fatalf("Set 2 MB: %v", err)
+		}
+		s := c.servers[0]
+		s.mu.Lock()
+		idle := len(s.free)
+		s.mu.Unlock()
+		if idle != 1 {
+			t.Fatalf("%d idle connections after error replies, want 1", idle)
+		}
+		if it, err := c.Get(ctx, "n"); err != nil || string(it.Value) != "x" {
+			t.Fatalf("Get = %+v, %v", it, err)
+		}
+	})
+}
