@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/server"
 )
 
 // scriptedServer serves connections on a loopback port with reply, which
@@ -263,4 +266,46 @@ func TestErrorReplyKeepsConnection(t *testing.T) {
 			t.Fatalf("Get = %+v, %v", it, err)
 		}
 	})
+}
+
+// TestNamespaceValidated: a namespace that is not valid in a key would
+// shift every reply (a space) or make keys the server refuses while the
+// client sends their data blocks anyway (too long once hashed).
+func TestNamespaceValidated(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{})
+	servers := []Server{{Addr: addr}}
+	for _, cfg := range []Config{
+		{Servers: servers, Namespace: "my app:"},
+		{Servers: servers, Namespace: "app\r\n"},
+		{Servers: servers, Namespace: "app\x00:"},
+		{Servers: servers, Namespace: strings.Repeat("n", 250)},
+		{Servers: servers, Namespace: strings.Repeat("n", 210), HashLongKeys: true},
+	} {
+		if _, err := New(cfg); !errors.Is(err, ErrMalformedKey) {
+			t.Errorf("New with namespace %q (hashing %v): %v", cfg.Namespace, cfg.HashLongKeys, err)
+		}
+	}
+	// The longest namespace allowed still takes every key, hashed or not.
+	ctx := context.Background()
+	for _, tc := range []struct {
+		ns   string
+		hash bool
+		keys []string
+	}{
+		{strings.Repeat("n", 249), false, []string{"k"}},
+		{strings.Repeat("n", 205), true, []string{"k", strings.Repeat("k", 45), strings.Repeat("k", 46), "a key with spaces"}},
+	} {
+		c := newClient(t, []string{addr}, func(cfg *Config) { cfg.Namespace, cfg.HashLongKeys = tc.ns, tc.hash })
+		for _, k := range tc.keys {
+			if err := c.Set(ctx, &Item{Key: k, Value: []byte(k)}); err != nil {
+				t.Fatalf("Set(%q) under a %d-byte namespace: %v", k, len(tc.ns), err)
+			}
+			if it, err := c.Get(ctx, k); err != nil || string(it.Value) != k {
+				t.Fatalf("Get(%q) = %+v, %v", k, it, err)
+			}
+			if m, err := c.MetaGetMulti(ctx, []string{k}); err != nil || m[k] == nil {
+				t.Fatalf("MetaGetMulti(%q) = %v, %v", k, m, err)
+			}
+		}
+	}
 }
