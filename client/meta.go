@@ -361,7 +361,6 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		flights = append(flights, flight{cn, stop, idx})
 	}
 	items := make([]Item, len(keys))
-	m := make(map[string]*Item, len(keys))
 	for _, fl := range flights {
 		err := func() error {
 			next := uint64(0) // replies come in request order
@@ -409,14 +408,24 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 				}
 				it := &items[ki]
 				it.Key, it.Value, it.Flags, it.CAS = keys[ki], v, f.flags, f.cas
-				if err := c.decode(it); err != nil {
-					return err
-				}
-				m[it.Key] = it
 			}
 		}()
 		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil && firstErr == nil {
 			firstErr = err
+		}
+	}
+	// Values are uncompressed once the connections are back: a value that
+	// does not uncompress is the caller's problem, not the server's.
+	m := make(map[string]*Item, len(keys))
+	for i := range items {
+		if it := &items[i]; it.Key != "" {
+			if err := c.decode(it); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			m[it.Key] = it
 		}
 	}
 	return m, firstErr

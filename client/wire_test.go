@@ -309,3 +309,30 @@ func TestNamespaceValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaGetMultiBadCompressedValue: a value flagged compressed that does
+// not uncompress fails that key alone; the server is not marked dead and
+// the other keys are returned.
+func TestMetaGetMultiBadCompressedValue(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{})
+	raw := testutil.Dial(t, addr)
+	raw.Send([]byte("set bad 2 0 9\r\nnot gzip!\r\n"))
+	if r := raw.ReadReply(testutil.LineReply); string(r) != "STORED\r\n" {
+		t.Fatalf("set: %q", r)
+	}
+	raw.Close()
+	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.CompressThreshold = 100; cfg.MaxFailures = 1 })
+	ctx := context.Background()
+	if err := c.Set(ctx, &Item{Key: "good", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, multi := range []func(context.Context, []string) (map[string]*Item, error){c.GetMulti, c.MetaGetMulti} {
+		m, err := multi(ctx, []string{"good", "bad"})
+		if err == nil || m["good"] == nil || string(m["good"].Value) != "v" || m["bad"] != nil {
+			t.Fatalf("multi-get with a bad compressed value = %v, %v", m, err)
+		}
+		if c.servers[0].dead() {
+			t.Fatal("a bad compressed value marked the server dead")
+		}
+	}
+}
