@@ -145,8 +145,6 @@ type node struct {
 	failures    int
 	windowStart time.Time
 	deadUntil   atomic.Int64 // unix nanoseconds; 0 when alive
-
-	replyHint atomic.Int64 // bytes of values in the last multi-get reply
 }
 
 // New returns a Client for cfg. It does not connect until first use. A

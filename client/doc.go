@@ -4,8 +4,10 @@
 // Keys are placed with package ring, so a Client configured with the same
 // servers, distribution and hash as a twemproxy pool or a libmemcached
 // client sends every key to the same server they do. GetMulti sends one
-// pipelined request per server, to all servers at once, and reads each
-// reply into one buffer.
+// pipelined request per server, to all servers at once, and reads the
+// replies with few allocations: small values share buffers of at most
+// 16 KB (which a returned Item keeps alive), larger ones are allocated to
+// size.
 //
 // Options cover what large deployments used Cache::Memcached::Fast and
 // libmemcached for: weights, a key namespace (optionally part of the

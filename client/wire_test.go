@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -335,4 +336,37 @@ func TestMetaGetMultiBadCompressedValue(t *testing.T) {
 			t.Fatal("a bad compressed value marked the server dead")
 		}
 	}
+}
+
+// TestGetMultiBufferSize: after a multi-get of 8 MB, a multi-get of one
+// byte allocates for its own reply, not for the previous one.
+func TestGetMultiBufferSize(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := newClient(t, addrs[:1], nil)
+		var keys []string
+		for i := range 8 {
+			k := fmt.Sprint("big", i)
+			keys = append(keys, k)
+			if err := c.Set(ctx, &Item{Key: k, Value: make([]byte, 1000<<10)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Set(ctx, &Item{Key: "tiny", Value: []byte("t")}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := c.GetMulti(ctx, keys); err != nil || len(m) != len(keys) {
+			t.Fatalf("GetMulti big = %d items, %v", len(m), err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m, err := c.GetMulti(ctx, []string{"tiny"})
+		runtime.ReadMemStats(&after)
+		if err != nil || m["tiny"] == nil || string(m["tiny"].Value) != "t" {
+			t.Fatalf("GetMulti tiny = %v, %v", m, err)
+		}
+		if d := after.TotalAlloc - before.TotalAlloc; d > 256<<10 {
+			t.Errorf("a 1-byte multi-get allocated %d bytes", d)
+		}
+	})
 }
