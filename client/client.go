@@ -91,13 +91,25 @@ type Config struct {
 
 	// CompressThreshold, when positive, gzips values at least this long and
 	// stores them with CompressFlag set when that saves at least
-	// 1-CompressRatio of the size, as Cache::Memcached::Fast does.
+	// 1-CompressRatio of the size, as Cache::Memcached::Fast does; Append
+	// and Prepend are then refused (ErrAppendCompressed). When zero, values
+	// are stored as they are, but values read with CompressFlag set are
+	// still uncompressed. When negative, compression is off altogether:
+	// CompressFlag means nothing and values are returned as stored.
 	CompressThreshold int
 	// CompressFlag is the flag bit that marks a compressed value
-	// (DefaultCompressFlag); it is cleared in the Flags a Get returns.
+	// (DefaultCompressFlag); it is cleared in the Flags a read returns.
+	// Unless CompressThreshold is negative the bit is reserved: storing an
+	// Item whose Flags use it fails with ErrCompressFlag.
 	CompressFlag uint32
 	// CompressRatio is DefaultCompressRatio when zero.
 	CompressRatio float64
+	// MaxUncompressedSize bounds what a compressed value may uncompress to
+	// (DefaultMaxUncompressedSize when zero), since a small value can
+	// expand a thousandfold: reading a larger one fails with
+	// ErrValueTooLarge, and so does storing a value that would be
+	// compressed and is larger.
+	MaxUncompressedSize int
 
 	// MaxFailures, when positive, marks a server dead after that many
 	// failures (connection errors and timeouts) within FailureTimeout, for
@@ -170,6 +182,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.CompressRatio <= 0 {
 		cfg.CompressRatio = DefaultCompressRatio
+	}
+	if cfg.MaxUncompressedSize <= 0 {
+		cfg.MaxUncompressedSize = DefaultMaxUncompressedSize
 	}
 	if cfg.RetryTimeout <= 0 {
 		cfg.RetryTimeout = DefaultRetryTimeout

@@ -18,6 +18,14 @@
 // stale-while-revalidate reads and opaque-pipelined multi-gets; see
 // MetaGet and MetaGetMulti.
 //
+// Compression (Config.CompressThreshold) marks compressed values with a
+// flag bit, which is then reserved: Flags that use it are refused, every
+// client uncompresses values that carry it (up to MaxUncompressedSize)
+// unless its CompressThreshold is negative, and a client that compresses
+// refuses Append and Prepend, which would corrupt a compressed value.
+// Code that uses that bit of Flags for its own ends (as gomemcache allows)
+// sets CompressThreshold negative or moves CompressFlag to a free bit.
+//
 // A Client is safe for concurrent use by multiple goroutines. Every
 // operation takes a context whose deadline, when sooner than
 // Config.Timeout, bounds it; errors about a server name it (ServerError).

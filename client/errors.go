@@ -26,6 +26,16 @@ var (
 	ErrClosed = errors.New("client: closed")
 	// ErrNotSupported means the server does not speak the meta protocol.
 	ErrNotSupported = errors.New("client: not supported by server")
+	// ErrAppendCompressed means an Append or Prepend was refused because
+	// the client compresses values: joined to a compressed value, the
+	// bytes would corrupt it.
+	ErrAppendCompressed = errors.New("client: append and prepend are refused when compressing")
+	// ErrCompressFlag means an item's Flags use Config.CompressFlag, the
+	// bit that marks compressed values.
+	ErrCompressFlag = errors.New("client: flags use the compression flag")
+	// ErrValueTooLarge means a compressed value would uncompress to more
+	// than Config.MaxUncompressedSize bytes.
+	ErrValueTooLarge = errors.New("client: value too large")
 )
 
 // ServerError is an error talking to one server; it names the server.

@@ -241,7 +241,10 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 // item is gone); with opt.Invalidate as well an older CAS still stores and
 // marks the item stale.
 func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) error {
-	value, flags := c.encode(it.Value, it.Flags, "set")
+	value, flags, err := c.encode(it.Value, it.Flags, "set")
+	if err != nil {
+		return err
+	}
 	return c.onWriteServers(ctx, "ms", it.Key, func(_ int, cn *conn, wire string) error {
 		w := append(append(cn.w[:0], "ms "...), wire...)
 		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)

@@ -300,11 +300,14 @@ func (c *Client) Replace(ctx context.Context, it *Item) error {
 }
 
 // Append adds the item's value after the stored one; ErrNotStored when the
-// key is absent.
+// key is absent. A client that compresses (positive CompressThreshold)
+// refuses it with ErrAppendCompressed, since the stored value may be
+// compressed.
 func (c *Client) Append(ctx context.Context, it *Item) error { return c.store(ctx, "append", it, 0) }
 
 // Prepend adds the item's value before the stored one; ErrNotStored when
-// the key is absent.
+// the key is absent. Like Append, it is refused when the client
+// compresses.
 func (c *Client) Prepend(ctx context.Context, it *Item) error {
 	return c.store(ctx, "prepend", it, 0)
 }
@@ -353,7 +356,10 @@ func (c *Client) onWriteServers(ctx context.Context, op, key string, fn func(i i
 }
 
 func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) error {
-	value, flags := c.encode(it.Value, it.Flags, verb)
+	value, flags, err := c.encode(it.Value, it.Flags, verb)
+	if err != nil {
+		return err
+	}
 	return c.onWriteServers(ctx, verb, it.Key, func(_ int, cn *conn, wire string) error {
 		w := append(append(append(cn.w[:0], verb...), ' '), wire...)
 		w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)

@@ -2,6 +2,8 @@ package client
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -367,6 +369,105 @@ func TestGetMultiBufferSize(t *testing.T) {
 		}
 		if d := after.TotalAlloc - before.TotalAlloc; d > 256<<10 {
 			t.Errorf("a 1-byte multi-get allocated %d bytes", d)
+		}
+	})
+}
+
+// describe summarises a read's result.
+func describe(it *Item, err error) string {
+	if it == nil {
+		return fmt.Sprintf("no item, %v", err)
+	}
+	return fmt.Sprintf("%d bytes, flags %d, %v", len(it.Value), it.Flags, err)
+}
+
+// gzipped returns v compressed as the client compresses it.
+func gzipped(t *testing.T, v []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(v)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestCompressionEdges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		addrs = addrs[:1]
+		c := newClient(t, addrs, func(cfg *Config) { cfg.CompressThreshold = 100 })
+		plain := newClient(t, addrs, nil)
+		raw := newClient(t, addrs, func(cfg *Config) { cfg.CompressThreshold = -1 })
+		big := bytes.Repeat([]byte("compressible "), 1000)
+
+		// Append and Prepend onto a value that may be compressed are
+		// refused, and leave it whole.
+		if err := c.Set(ctx, &Item{Key: "z", Value: big}); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []func(context.Context, *Item) error{c.Append, c.Prepend} {
+			if err := op(ctx, &Item{Key: "z", Value: []byte("tail")}); !errors.Is(err, ErrAppendCompressed) {
+				t.Errorf("Append/Prepend with compression: %v", err)
+			}
+		}
+		if it, err := c.Get(ctx, "z"); err != nil || !bytes.Equal(it.Value, big) {
+			t.Errorf("Get after refused appends: %v", err)
+			c.Set(ctx, &Item{Key: "z", Value: big})
+		}
+
+		// A client that does not compress still uncompresses: it never
+		// returns compressed bytes as the value.
+		if it, err := plain.Get(ctx, "z"); err != nil || !bytes.Equal(it.Value, big) || it.Flags != 0 {
+			t.Errorf("Get by a client without compression: %s", describe(it, err))
+		}
+		if mi, err := plain.MetaGet(ctx, "z", MetaGetOptions{}); err != nil || !bytes.Equal(mi.Value, big) || mi.Flags != 0 {
+			t.Errorf("MetaGet by a client without compression: %v", err)
+		}
+		// Unless compression is off altogether.
+		if it, err := raw.Get(ctx, "z"); err != nil || it.Flags != DefaultCompressFlag || len(it.Value) >= len(big) {
+			t.Errorf("Get with compression off: %s", describe(it, err))
+		}
+
+		// The caller's flags may not use the compression bit.
+		for _, cl := range []*Client{c, plain} {
+			err := cl.Set(ctx, &Item{Key: "f", Value: big, Flags: DefaultCompressFlag | 1})
+			if !errors.Is(err, ErrCompressFlag) {
+				t.Errorf("Set with the compression flag: %v", err)
+			}
+		}
+		if err := raw.Set(ctx, &Item{Key: "f", Value: []byte("v"), Flags: DefaultCompressFlag}); err != nil {
+			t.Errorf("Set with the flag, compression off: %v", err)
+		}
+
+		// Uncompressing is bounded: 4 MB of zeros gzip to a few KB.
+		bomb := gzipped(t, make([]byte, 4<<20))
+		if err := raw.Set(ctx, &Item{Key: "bomb", Value: bomb, Flags: DefaultCompressFlag}); err != nil {
+			t.Fatal(err)
+		}
+		for _, get := range []func(context.Context, string) (*Item, error){
+			c.Get,
+			func(ctx context.Context, k string) (*Item, error) {
+				m, err := c.GetMulti(ctx, []string{k})
+				return m[k], err
+			},
+			func(ctx context.Context, k string) (*Item, error) {
+				m, err := c.MetaGetMulti(ctx, []string{k})
+				return m[k], err
+			},
+		} {
+			if it, err := get(ctx, "bomb"); !errors.Is(err, ErrValueTooLarge) || it != nil {
+				t.Errorf("read of a 4 MB compressed value: %v", err)
+			}
+		}
+		roomy := newClient(t, addrs, func(cfg *Config) { cfg.MaxUncompressedSize = 4 << 20 })
+		if it, err := roomy.Get(ctx, "bomb"); err != nil || len(it.Value) != 4<<20 {
+			t.Errorf("read with a 4 MB limit: %v", err)
+		}
+		// And a value that could not be read back is not stored.
+		if err := c.Set(ctx, &Item{Key: "huge", Value: make([]byte, 2<<20)}); !errors.Is(err, ErrValueTooLarge) {
+			t.Errorf("Set of 2 MB that compresses: %v", err)
 		}
 	})
 }
