@@ -313,7 +313,10 @@ func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptio
 // MetaGetMulti is GetMulti over the meta protocol: per server, one
 // pipelined write of quiet "mg" requests, each tagged with an opaque
 // number, closed by "mn". Misses send nothing back, hits carry their
-// opaque, so replies are matched without echoing keys.
+// opaque and key, which are checked. Each pipeline is written by a
+// goroutine of the call while the replies are read, so that a batch of
+// any size flows through a server that stops reading while its replies
+// back up.
 func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -334,9 +337,10 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		}
 	}
 	type flight struct {
-		cn   *conn
-		stop func() bool
-		idx  []int
+		cn    *conn
+		stop  func() bool
+		idx   []int
+		wrote chan error // the writer's result
 	}
 	var flights []flight
 	for s, idx := range groups {
@@ -355,13 +359,9 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 			w = append(w, crlf...)
 		}
 		cn.w = append(w, "mn\r\n"...)
-		if err := cn.flush(); err != nil {
-			if err := c.finish(ctx, cn, stop, "mg", err); firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		flights = append(flights, flight{cn, stop, idx})
+		wrote := make(chan error, 1)
+		go func() { wrote <- cn.flush() }()
+		flights = append(flights, flight{cn, stop, idx, wrote})
 	}
 	items := make([]Item, len(keys))
 	for _, fl := range flights {
@@ -413,6 +413,14 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 				it.Key, it.Value, it.Flags, it.CAS = keys[ki], v, f.flags, f.cas
 			}
 		}()
+		if err != nil {
+			// The connection is out of step, and closing it stops the
+			// writer if the server is not reading.
+			fl.cn.nc.Close()
+		}
+		if werr := <-fl.wrote; err == nil {
+			err = werr
+		}
 		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil && firstErr == nil {
 			firstErr = err
 		}

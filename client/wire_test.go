@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -468,6 +469,47 @@ func TestCompressionEdges(t *testing.T) {
 		// And a value that could not be read back is not stored.
 		if err := c.Set(ctx, &Item{Key: "huge", Value: make([]byte, 2<<20)}); !errors.Is(err, ErrValueTooLarge) {
 			t.Errorf("Set of 2 MB that compresses: %v", err)
+		}
+	})
+}
+
+// TestMetaGetMultiLargeBatch sends a pipeline far larger than the socket
+// buffers: a server stops reading while its replies back up, so a client
+// that writes the whole pipeline before reading deadlocks until its
+// timeout.
+func TestMetaGetMultiLargeBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves about 60 MB")
+	}
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := newClient(t, addrs[:1], func(cfg *Config) { cfg.Timeout = time.Minute })
+		// Long keys make long requests and long replies (the key comes
+		// back) without filling the server's memory.
+		var distinct []string
+		for i := range 50 {
+			k := fmt.Sprintf("%03d-%s", i, strings.Repeat("k", 236))
+			distinct = append(distinct, k)
+			if err := c.Set(ctx, &Item{Key: k, Value: []byte(k[:32])}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const n = 100_000 // about 28 MB each way; 50,000 already deadlocked on loopback
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = distinct[i%len(distinct)]
+		}
+		m, err := c.MetaGetMulti(ctx, keys)
+		if err != nil || len(m) != len(distinct) {
+			t.Fatalf("MetaGetMulti of %d keys = %d items, %v", n, len(m), err)
+		}
+		for _, k := range distinct {
+			if it := m[k]; it == nil || string(it.Value) != k[:32] {
+				t.Fatalf("%s = %+v", k[:8], it)
+			}
+		}
+		if c.servers[0].dead() {
+			t.Fatal("server marked dead")
 		}
 	})
 }
