@@ -513,3 +513,39 @@ func TestMetaGetMultiLargeBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestRetrievalFaults answers a get with replies that leave bytes on the
+// connection which look like another key's value: the faulty call fails,
+// and the next one on the connection gets its own value.
+func TestRetrievalFaults(t *testing.T) {
+	faults := map[string]string{
+		"header": "VALUE header 0 x 1\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"line":   "ITEM line [1 b; 0 s]\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"middle": "VALUE middle 0 1 1\r\nM\r\nSERVER_ERROR out of memory\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"block":  "VALUE block 0 1 1\r\nMX\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"twice":  "VALUE twice 0 1 1\r\nT\r\nVALUE twice 0 1 1\r\nB\r\nEND\r\n",
+	}
+	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
+		f := strings.Fields(line)
+		if len(f) != 2 || f[0] != "gets" {
+			return "ERROR\r\n"
+		}
+		if reply, ok := faults[f[1]]; ok {
+			return reply
+		}
+		return fmt.Sprintf("VALUE %s 0 1 1\r\nA\r\nEND\r\n", f[1])
+	})
+	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxIdleConns = 1; cfg.MaxFailures = 1 })
+	ctx := context.Background()
+	for k := range faults {
+		if it, err := c.Get(ctx, k); err == nil {
+			t.Errorf("Get(%q) = %+v, want an error", k, it)
+		}
+		if it, err := c.Get(ctx, "a"); err != nil || string(it.Value) != "A" {
+			t.Errorf("Get(a) after Get(%q) = %+v, %v", k, it, err)
+		}
+	}
+	if c.servers[0].dead() {
+		t.Error("faulty replies marked the server dead")
+	}
+}
