@@ -77,22 +77,42 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 		}
 	}
 
-	// Send every request, then read every reply.
-	for si := range n {
-		if ms.start[si] == ms.start[si+1] {
-			continue
-		}
-		ms.conns[si], ms.stops[si], ms.errs[si] = c.sendGets(ctx, c.servers[si], keys, ms.order[ms.start[si]:ms.start[si+1]])
+	// Send every server a request, then read every reply; keys beyond
+	// what one get line should carry go in further rounds.
+	copy(cursor, ms.start[:n]) // server index -> next position in order
+	var smallEnds [64]int
+	var ends []int
+	if n <= len(smallEnds) {
+		ends = smallEnds[:n]
+	} else {
+		ends = make([]int, n)
 	}
 	items := make([]Item, len(keys))
 	hits := 0
-	for si, cn := range ms.conns {
-		if cn == nil {
-			continue
+	for {
+		sent := false
+		for si := range n {
+			lo, hi := cursor[si], ms.start[si+1]
+			if lo == hi || ms.errs[si] != nil {
+				continue
+			}
+			ends[si] = c.getsBatchEnd(keys, ms.order, lo, hi)
+			ms.conns[si], ms.stops[si], ms.errs[si] = c.sendGets(ctx, c.servers[si], keys, ms.order[lo:ends[si]])
+			sent = true
 		}
-		found, err := c.readGets(cn, keys, ms.order[ms.start[si]:ms.start[si+1]], items)
-		hits += found
-		ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
+		if !sent {
+			break
+		}
+		for si, cn := range ms.conns {
+			if cn == nil {
+				continue
+			}
+			found, err := c.readGets(cn, keys, ms.order[cursor[si]:ends[si]], items)
+			hits += found
+			ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
+			ms.conns[si] = nil
+			cursor[si] = ends[si]
+		}
 	}
 
 	m := make(map[string]*Item, hits)
@@ -127,6 +147,24 @@ func growSlice[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
+}
+
+// maxGetsLine bounds the keys of one get line: servers limit the line
+// (corvid at 1 MiB), and a line that fits the socket buffers is written
+// without waiting for the server to read.
+const maxGetsLine = 256 << 10
+
+// getsBatchEnd returns the end of the run of order[lo:hi] that fits one get
+// line: at least one key, at most maxGetsLine bytes of keys.
+func (c *Client) getsBatchEnd(keys []string, order []int32, lo, hi int) int {
+	size := 0
+	for i := lo; i < hi; i++ {
+		size += 1 + len(c.ns) + len(keys[order[i]])
+		if size > maxGetsLine && i > lo {
+			return i
+		}
+	}
+	return hi
 }
 
 // sendGets writes one "gets" line for keys[order…] to s and returns the

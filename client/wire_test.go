@@ -549,3 +549,36 @@ func TestRetrievalFaults(t *testing.T) {
 		t.Error("faulty replies marked the server dead")
 	}
 }
+
+// TestGetMultiManyKeys asks one server for more keys than fit the longest
+// get line a server takes (corvid's is 1 MiB): GetMulti must split them
+// over several requests and still find every key.
+func TestGetMultiManyKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := newClient(t, addrs[:1], nil)
+		const stored = 50
+		pad := strings.Repeat("k", 200)
+		keys := make([]string, 0, 6000)
+		for i := range cap(keys) {
+			keys = append(keys, fmt.Sprintf("%s%05d", pad, i))
+		}
+		for i := 0; i < len(keys); i += len(keys) / stored {
+			if err := c.Set(ctx, &Item{Key: keys[i], Value: []byte(keys[i][len(pad):])}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := c.GetMulti(ctx, keys)
+		if err != nil {
+			t.Fatalf("GetMulti of %d keys (%d bytes of keys): %v", len(keys), len(keys)*len(keys[0]), err)
+		}
+		if len(m) != stored {
+			t.Errorf("GetMulti found %d items, want %d", len(m), stored)
+		}
+		for k, it := range m {
+			if string(it.Value) != k[len(pad):] {
+				t.Errorf("GetMulti[%q] = %q", k, it.Value)
+			}
+		}
+	})
+}
