@@ -52,8 +52,14 @@ type SnapshotStats struct {
 
 // Save writes the cache's live items to w. Items that are expired or
 // flushed are left out. Save may run while the cache serves requests; an
-// item changed during the save is written either as it was or as it is.
+// item changed during the save is written either as it was or as it is,
+// and every item that stays in the cache throughout the save is written.
+// Meanwhile no page leaves its class: the mover, the maintainer and the
+// crawler wait, and a store that would take a page from another class or
+// evict a whole page evicts from its own class or fails.
 func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
+	c.moveGate.Lock()
+	defer c.moveGate.Unlock()
 	var st SnapshotStats
 	cw := &crcWriter{w: w, h: crc32.New(snapTable)}
 	bw := bufio.NewWriterSize(cw, 1<<20)
@@ -105,7 +111,9 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 
 // snapBatch appends to buf the records of up to crawlBatch chunks of a
 // class's page, starting at chunk. It returns the next chunk (-1 when the
-// page is done) and done when the class has no page with that index.
+// page is done) and done when the class has no page with that index. The
+// caller holds moveGate for writing, so the class's pages keep their
+// indexes and its items their chunks (pages can only be added).
 func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotStats) ([]byte, int, bool, error) {
 	now := c.relNow()
 	cl.mu.Lock()
@@ -123,22 +131,37 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotSt
 		}
 		ref := makeRef(id, chunk*cl.size)
 		chunk++
-		h := c.hdr(ref)
+		var err error
+		if buf, err = c.snapChunkLocked(cl, ref, now, buf, st); err != nil {
+			return buf, 0, true, err
+		}
+	}
+	return buf, chunk, false, nil
+}
+
+// snapChunkLocked appends the record of the item in chunk ref, if it holds
+// a live one, to buf. The caller holds cl.mu, which snapChunkLocked may
+// release and take again; it never passes over an item because its stripe
+// is busy.
+func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, buf []byte, st *SnapshotStats) ([]byte, error) {
+	h := c.hdr(ref)
+	for {
 		b := h.bits.Load()
 		if b&bitLinked == 0 {
-			continue
+			return buf, nil
 		}
 		s := c.stripeFor(c.hashKey(c.itemKey(ref, b)))
 		// The class lock is held, so the stripe lock can only be tried
 		// (the lock order is stripe, then class); on contention take both
-		// in order and check that the chunk still holds the same item.
+		// in order. Meanwhile the chunk may have been freed, or even
+		// reused by another item: look at it again under both locks.
 		if !s.mu.TryLock() {
 			cl.mu.Unlock()
 			s.mu.Lock()
 			cl.mu.Lock()
-			if page >= len(cl.pages) || cl.pages[page] != id {
+			if c.closed {
 				s.mu.Unlock()
-				return buf, -1, false, nil // the page moved away meanwhile
+				return buf, ErrClosed
 			}
 			if nb := h.bits.Load(); nb&bitLinked == 0 || c.stripeFor(c.hashKey(c.itemKey(ref, nb))) != s {
 				s.mu.Unlock()
@@ -153,8 +176,8 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotSt
 			st.Items++
 		}
 		s.mu.Unlock()
+		return buf, nil
 	}
-	return buf, chunk, false, nil
 }
 
 // appendRecord appends the snapshot record of a linked item to buf. The
