@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // A snapshot holds the live items of a cache so that a restarted server
@@ -398,9 +399,12 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value 
 	return nil
 }
 
-// SaveFile writes a snapshot to path safely: to a temporary file in the same
-// directory, fsynced, then renamed over path, so a crash mid-save leaves the
-// previous snapshot (or none) in place.
+// SaveFile writes a snapshot to path atomically and durably: to a
+// temporary file in the same directory (path + ".tmp" and digits),
+// fsynced, then renamed over path, and the directory fsynced. A crash
+// mid-save leaves path as it was (with LoadFile's removal, absent) and a
+// temporary file that LoadFile deletes; when SaveFile returns nil the
+// snapshot survives a crash.
 func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -421,23 +425,53 @@ func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
 		os.Remove(tmp)
 		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
 	}
 	return st, nil
 }
 
-// LoadFile loads the snapshot at path into the cache. The whole file is
-// checked first: when it is missing, truncated, corrupted or foreign,
-// LoadFile returns an error (wrapping ErrBadSnapshot or the os error) and
-// the cache is left as it was.
+// ErrSnapshotKept reports a snapshot that LoadFile did not load because it
+// could not remove it from its directory: loading it would let a crash
+// bring its items back, even those deleted or changed since.
+var ErrSnapshotKept = errors.New("storage: snapshot cannot be removed")
+
+// removeFile is os.Remove; tests replace it to make removal fail.
+var removeFile = os.Remove
+
+// LoadFile loads the snapshot at path into the cache, and consumes it: a
+// snapshot is loaded at most once, so that a crash after a warm start
+// starts cold instead of bringing back items deleted or changed since.
+//
+// Temporary files left by a SaveFile that a crash interrupted are removed
+// first; they are never loaded. A missing file gives an error wrapping
+// os.ErrNotExist, a file that is not a snapshot one wrapping
+// ErrBadSnapshot, and both are left alone. A snapshot is then removed
+// from its directory and the removal made durable (fsync) before it is
+// read; when that fails, nothing is loaded and the error wraps
+// ErrSnapshotKept. The whole file is checked before anything is stored:
+// a truncated or corrupted one gives an error wrapping ErrBadSnapshot and
+// leaves the cache as it was.
 func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
+	removeTemps(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return SnapshotStats{}, err
 	}
 	defer f.Close()
+	var magic [len(snapMagic)]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != snapMagic {
+		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w: not a corvid snapshot", path, ErrBadSnapshot)
+	}
+	if err := removeFile(path); err != nil {
+		return SnapshotStats{}, fmt.Errorf("%w: %w", ErrSnapshotKept, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return SnapshotStats{}, fmt.Errorf("%w: removed %s, but %w", ErrSnapshotKept, path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return SnapshotStats{}, err
+	}
 	if err := CheckSnapshot(f); err != nil {
 		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w", path, err)
 	}
@@ -452,4 +486,36 @@ func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 		return st, fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	return st, nil
+}
+
+// removeTemps removes the temporary files SaveFile creates for path
+// (path + ".tmp" and digits), which only a crash leaves behind.
+func removeTemps(path string) {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+".tmp"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && name != "" && strings.Trim(name, "0123456789") == "" && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// syncDir makes the entries of directory dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
+	}
+	return nil
 }
