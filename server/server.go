@@ -124,8 +124,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// loadSnapshot fills the cache from Config.SnapshotFile. A missing, damaged
-// or foreign file is logged and the server starts empty.
+// loadSnapshot fills the cache from Config.SnapshotFile, which it
+// consumes (see storage.Cache.LoadFile): until the next clean stop saves
+// again, a crash restarts empty. A missing, damaged or foreign file is
+// logged and the server starts empty; so does a snapshot that cannot be
+// removed (a read-only directory), since the next crash would bring back
+// its items, deleted or changed since.
 func (s *Server) loadSnapshot() {
 	path := s.cfg.SnapshotFile
 	start := time.Now()
@@ -133,6 +137,8 @@ func (s *Server) loadSnapshot() {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		s.cfg.Logger.Info("no snapshot; starting empty", "file", path)
+	case errors.Is(err, storage.ErrSnapshotKept):
+		s.cfg.Logger.Error("cannot remove the snapshot after reading it, so it is not loaded (a crash would bring back its items); starting empty", "err", err)
 	case err != nil:
 		s.cfg.Logger.Warn("cannot restore the cache; starting empty", "err", err)
 	default:
