@@ -70,7 +70,13 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 	if c.useCAS {
 		binary.LittleEndian.PutUint32(hdr[12:], snapFlagCAS)
 	}
-	binary.LittleEndian.PutUint64(hdr[16:], uint64(c.CurrentTime()))
+	// Exptimes are written as Unix times on the wall clock as it reads
+	// now, which may have been stepped since the cache started: origin is
+	// the wall time of rel time 0, so an item keeps the time it has left
+	// across a restart whatever the steps.
+	wall := c.clock.Now().Unix()
+	origin := wall - int64(c.relNow())
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(wall))
 	bw.Write(hdr[:])
 
 	var batch []byte
@@ -80,7 +86,7 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 		for {
 			var done bool
 			var err error
-			batch, chunk, done, err = c.snapBatch(cl, page, chunk, batch[:0], &st)
+			batch, chunk, done, err = c.snapBatch(cl, page, chunk, origin, batch[:0], &st)
 			if err != nil {
 				return st, err
 			}
@@ -111,11 +117,13 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 }
 
 // snapBatch appends to buf the records of up to crawlBatch chunks of a
-// class's page, starting at chunk. It returns the next chunk (-1 when the
-// page is done) and done when the class has no page with that index. The
+// class's page, starting at chunk, their exptimes as Unix times counted
+// from origin (the Unix time of rel time 0). It returns the next chunk
+// (-1 when the page is done) and done when the class has no page with
+// that index. The
 // caller holds moveGate for writing, so the class's pages keep their
 // indexes and its items their chunks (pages can only be added).
-func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotStats) ([]byte, int, bool, error) {
+func (c *Cache) snapBatch(cl *class, page, chunk int, origin int64, buf []byte, st *SnapshotStats) ([]byte, int, bool, error) {
 	now := c.relNow()
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -133,7 +141,7 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotSt
 		ref := makeRef(id, chunk*cl.size)
 		chunk++
 		var err error
-		if buf, err = c.snapChunkLocked(cl, ref, now, buf, st); err != nil {
+		if buf, err = c.snapChunkLocked(cl, ref, now, origin, buf, st); err != nil {
 			return buf, 0, true, err
 		}
 	}
@@ -144,7 +152,7 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotSt
 // a live one, to buf. The caller holds cl.mu, which snapChunkLocked may
 // release and take again; it never passes over an item because its stripe
 // is busy.
-func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, buf []byte, st *SnapshotStats) ([]byte, error) {
+func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64, buf []byte, st *SnapshotStats) ([]byte, error) {
 	h := c.hdr(ref)
 	for {
 		b := h.bits.Load()
@@ -173,7 +181,7 @@ func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, buf []byte, s
 		if c.isFlushed(h, now) || isExpired(h, now) {
 			st.Expired++
 		} else {
-			buf = c.appendRecord(buf, ref, h, b)
+			buf = c.appendRecord(buf, ref, h, b, origin)
 			st.Items++
 		}
 		s.mu.Unlock()
@@ -181,14 +189,19 @@ func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, buf []byte, s
 	}
 }
 
-// appendRecord appends the snapshot record of a linked item to buf. The
-// caller holds the item's stripe lock.
-func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32) []byte {
+// appendRecord appends the snapshot record of a linked item to buf, its
+// exptime counted from origin (the Unix time of rel time 0). The caller
+// holds the item's stripe lock.
+func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32, origin int64) []byte {
+	exp := int64(0)
+	if h.exptime != 0 {
+		exp = origin + int64(h.exptime)
+	}
 	key := c.itemKey(ref, b)
 	val := c.itemValue(ref, h, b)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(val)))
 	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
-	buf = binary.LittleEndian.AppendUint64(buf, uint64(c.unixFromRel(h.exptime)))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(exp))
 	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
 	buf = append(buf, byte(len(key)))
 	buf = append(buf, key...)
