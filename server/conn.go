@@ -65,6 +65,11 @@ type conn struct {
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
+	// getNext, when not 0, is the key of req a get-family request goes on
+	// with: it stopped because the socket backed up (event loops only).
+	// Its keys are in rbuf, which is then neither moved nor handed to
+	// another connection until the request is answered.
+	getNext int
 
 	// Command log state: the sampling count, the buffer shard, a line
 	// being formatted, the formatted time, the client's address and the
@@ -345,6 +350,11 @@ func (c *conn) flush() error {
 // (0 when unknown: any more input helps), or -1 when the connection must
 // close after the replies are written.
 func (c *conn) process() int {
+	if c.getNext > 0 {
+		if c.get(&c.req, c.getNext); c.getNext > 0 {
+			return 0 // the socket backed up again
+		}
+	}
 	for c.r < c.w {
 		if c.swallow > 0 {
 			n := min(c.swallow, c.w-c.r)
@@ -359,6 +369,11 @@ func (c *conn) process() int {
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
 			return need
+		}
+		if c.getNext > 0 {
+			// A multi-get stopped for a blocked write: the event loop
+			// calls process again when the socket drains.
+			return 0
 		}
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {

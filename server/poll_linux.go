@@ -417,16 +417,16 @@ func (pc *pollConn) serve() {
 			pc.close()
 			return
 		}
-		if pc.need == 0 && c.r < c.w {
+		if pc.need == 0 && (c.r < c.w || c.getNext > 0) {
 			// process stopped early for a blocked write that has
-			// since drained: go on with the input left.
+			// since drained: go on with the request or input left.
 			continue
 		}
 		break
 	}
 	pc.setOut(false)
 	pc.idleSince = pc.l.now
-	if c.r == c.w {
+	if c.r == c.w && c.getNext == 0 {
 		// Drained: the buffer serves whichever connection reads next.
 		pc.l.putRead(c.rbuf)
 		c.rbuf, c.r, c.w = nil, 0, 0

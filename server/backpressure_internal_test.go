@@ -1,0 +1,132 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/storage"
+)
+
+// hits returns the cache's get and touch hits.
+func hits(s *Server) (get, touch uint64) {
+	var st storage.Stats
+	s.cache.ReadStats(&st)
+	for i := range st.Classes {
+		get += st.Classes[i].GetHits
+		touch += st.Classes[i].TouchHits
+	}
+	return get, touch
+}
+
+// heapInuse returns the bytes of heap spans in use after a collection.
+func heapInuse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
+// settle waits until count stops changing for a while (the server is held
+// up by a client that does not read) or reaches limit, and returns it.
+func settle(t *testing.T, limit uint64, count func() uint64) uint64 {
+	t.Helper()
+	const still = 300 * time.Millisecond
+	deadline := time.Now().Add(20 * time.Second)
+	last, since := count(), time.Now()
+	for last < limit && time.Since(since) < still {
+		if time.Now().After(deadline) {
+			t.Fatalf("the count kept moving until %d", last)
+		}
+		time.Sleep(2 * time.Millisecond)
+		if n := count(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return last
+}
+
+// dialSmall connects to addr with a small receive buffer, so that the
+// kernel holds little of what the server sends a client that does not
+// read.
+func dialSmall(t *testing.T, addr string) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(60 * time.Second))
+	return &client{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+// TestMultiGetHoldsBoundedOutput checks that a multi-get whose client
+// does not read stops when the socket backs up instead of buffering every
+// value, then answers every key exactly once (one hit, one touch each)
+// when the client reads.
+func TestMultiGetHoldsBoundedOutput(t *testing.T) {
+	for _, cmd := range []string{"get", "gets", "gat 0", "gats 0"} {
+		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
+			const keys = 100
+			const bound = 16 << 20 // ~100 MB without backpressure
+			s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20}})
+			value := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+			c := dial(t, "tcp", addr)
+			c.expect(fmt.Sprintf("set k 7 0 %d\r\n%s\r\n", len(value), value), "STORED")
+			c.expect("version\r\n", "VERSION "+Version) // the pools hold a value-sized buffer
+
+			touch := strings.HasPrefix(cmd, "gat")
+			count := func() uint64 {
+				g, tc := hits(s)
+				if touch {
+					return tc
+				}
+				return g
+			}
+			before := count()
+			base := heapInuse()
+			r := dialSmall(t, addr)
+			r.send(cmd + strings.Repeat(" k", keys) + "\r\n")
+			n := settle(t, before+keys, count) - before
+			grown := heapInuse() - base
+			if n >= keys {
+				t.Errorf("the server answered all %d keys before the client read", keys)
+			}
+			if grown > bound {
+				t.Errorf("heap grew by %d MB for a client that does not read (want < %d MB)", grown>>20, bound>>20)
+			}
+			// Another client is served meanwhile.
+			c.expect("version\r\n", "VERSION "+Version)
+
+			withCAS := strings.HasSuffix(strings.Fields(cmd)[0], "s")
+			for i := range keys {
+				l := r.line()
+				f := strings.Fields(l)
+				if len(f) < 4 || f[0] != "VALUE" || f[1] != "k" || f[2] != "7" || f[3] != fmt.Sprint(len(value)) || (len(f) == 5) != withCAS {
+					t.Fatalf("value %d: header %q", i, l)
+				}
+				got := make([]byte, len(value)+2)
+				if _, err := io.ReadFull(r.r, got); err != nil {
+					t.Fatalf("value %d: %v", i, err)
+				}
+				if !bytes.Equal(got[:len(value)], value) || string(got[len(value):]) != "\r\n" {
+					t.Fatalf("value %d is not the one stored", i)
+				}
+			}
+			if l := r.line(); l != "END" {
+				t.Fatalf("after %d values: %q, want END", keys, l)
+			}
+			r.expect("version\r\n", "VERSION "+Version)
+			if n := count() - before; n != keys {
+				t.Errorf("%d hits for %d keys", n, keys)
+			}
+		})
+	}
+}
