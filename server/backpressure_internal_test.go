@@ -130,3 +130,68 @@ func TestMultiGetHoldsBoundedOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadumpStreamsApart checks that a metadump to a client that does
+// not read holds neither much memory nor the other connections of its
+// event loop, and that the whole dump, then the command pipelined after
+// it, reaches the client when it reads.
+func TestMetadumpStreamsApart(t *testing.T) {
+	const items = 300000 // a dump of about 25 MB
+	const bound = 8 << 20
+	s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 256 << 20}})
+	for i := range items {
+		key := []byte(fmt.Sprintf("key:%d", i))
+		if _, err := s.cache.Store(storage.ModeSet, key, 0, 0, []byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Connections go to the loops in turn: one of these shares the
+	// dumping connection's loop.
+	others := make([]*client, max(1, len(s.loops)))
+	for i := range others {
+		others[i] = dial(t, "tcp", addr)
+	}
+	for _, o := range others {
+		o.expect("version\r\n", "VERSION "+Version)
+	}
+	base := heapInuse()
+	d := dialSmall(t, addr)
+	d.send("lru_crawler metadump all\r\nversion\r\n")
+	first := d.line() // the dump has begun
+	for _, o := range others {
+		start := time.Now()
+		o.expect("version\r\n", "VERSION "+Version)
+		// Inline, the dump held the loop for seconds; the bound is
+		// loose for a slow machine.
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("version answered in %v during a dump", d)
+		}
+	}
+	grown := heapInuse() - base
+	if grown > bound {
+		t.Errorf("heap grew by %d MB for a dump the client does not read (want < %d MB)", grown>>20, bound>>20)
+	}
+
+	if !strings.HasPrefix(first, "key=key%3A") {
+		t.Fatalf("first line: %q", first)
+	}
+	n := 1
+	for {
+		l, err := d.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d lines: %v", n, err)
+		}
+		if l == "END\r\n" {
+			break
+		}
+		if !strings.HasPrefix(l, "key=key%3A") {
+			t.Fatalf("line %d: %q", n, l)
+		}
+		n++
+	}
+	if n != items {
+		t.Errorf("the dump lists %d items, want %d", n, items)
+	}
+	d.expect("", "VERSION "+Version)
+	d.expect("version\r\n", "VERSION "+Version)
+}

@@ -40,6 +40,8 @@ type conn struct {
 	// blocked until the socket drains.
 	flushFn func() error
 	blocked bool
+	// onLoop is set while an event loop serves the connection.
+	onLoop bool
 
 	rbuf []byte // unread input is rbuf[r:w]
 	r, w int
@@ -70,6 +72,8 @@ type conn struct {
 	// Its keys are in rbuf, which is then neither moved nor handed to
 	// another connection until the request is answered.
 	getNext int
+	// dump is a metadump the event loop is to hand to a goroutine.
+	dump *dumpRequest
 
 	// Command log state: the sampling count, the buffer shard, a line
 	// being formatted, the formatted time, the client's address and the
@@ -370,9 +374,10 @@ func (c *conn) process() int {
 		if need != 0 {
 			return need
 		}
-		if c.getNext > 0 {
-			// A multi-get stopped for a blocked write: the event loop
-			// calls process again when the socket drains.
+		if c.getNext > 0 || c.dump != nil {
+			// A multi-get stopped for a blocked write (the event loop
+			// calls process again when the socket drains), or a
+			// metadump waits for the loop to hand it off.
 			return 0
 		}
 		if len(c.wbuf) > flushSize {

@@ -117,6 +117,7 @@ func (s *Server) poll(c *conn) bool {
 	l := s.loops[int(s.nextLoop.Add(1)-1)%len(s.loops)]
 	pc := &pollConn{c: c, l: l, fd: fd}
 	c.flushFn = pc.flush
+	c.onLoop = true
 	c.sfd = int32(fd)
 	l.mu.Lock()
 	if l.done {
@@ -408,6 +409,10 @@ func (pc *pollConn) serve() {
 			pc.handOff()
 			return
 		}
+		if c.dump != nil {
+			pc.handOffDump()
+			return
+		}
 		if c.closeAfterWrite || pc.need < 0 {
 			pc.close()
 			return
@@ -511,23 +516,14 @@ func (pc *pollConn) flush() error {
 // to a goroutine of its own, which streams its log lines with blocking
 // writes until it closes.
 func (pc *pollConn) handOff() {
-	l, c, s := pc.l, pc.c, pc.c.srv
-	l.remove(pc.fd)
-	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
-	f := os.NewFile(uintptr(pc.fd), "")
-	nc, err := net.FileConn(f) // a duplicate in Go's netpoller
-	f.Close()
-	pc.fd = -1
+	c, s := pc.c, pc.c.srv
+	nc, err := pc.leave()
 	if err != nil {
 		s.cfg.Logger.Warn("cannot serve watcher", "err", err)
 		s.watch.remove(c.watch)
 		pc.releaseClosed()
 		return
 	}
-	s.mu.Lock()
-	c.nc = nc
-	s.mu.Unlock()
-	c.flushFn = nil
 	go func() {
 		defer pc.releaseClosed()
 		defer nc.Close()
@@ -537,6 +533,56 @@ func (pc *pollConn) handOff() {
 		}
 		c.serveWatch()
 	}()
+}
+
+// handOffDump moves a connection that asked for a metadump out of the
+// event loop to a goroutine of its own, which writes the dump with
+// blocking writes, so that a long dump or a client slow to read it holds
+// up neither the loop's other connections nor more memory than a write
+// buffer. The goroutine then serves the connection to its end, as a
+// connection that no event loop serves.
+func (pc *pollConn) handOffDump() {
+	c, s := pc.c, pc.c.srv
+	if _, err := pc.leave(); err != nil {
+		s.cfg.Logger.Warn("cannot dump to connection", "err", err)
+		pc.releaseClosed()
+		return
+	}
+	d := c.dump
+	c.dump = nil
+	go func() {
+		defer s.wg.Done()
+		if !c.stopped.Load() {
+			c.dumpItems(d)
+		}
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// leave takes the connection out of its event loop and returns it as a
+// net.Conn in Go's netpoller (a duplicate descriptor), which becomes c.nc
+// and which flush then writes with blocking writes. On failure the
+// connection's descriptor is closed.
+func (pc *pollConn) leave() (net.Conn, error) {
+	l, c, s := pc.l, pc.c, pc.c.srv
+	l.remove(pc.fd)
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
+	f := os.NewFile(uintptr(pc.fd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	pc.fd = -1
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	c.nc = nc
+	s.mu.Unlock()
+	c.flushFn = nil
+	c.onLoop = false
+	return nc, nil
 }
 
 // releaseClosed is release for a connection whose descriptor is already
