@@ -3,14 +3,17 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
 )
 
@@ -67,13 +70,95 @@ func dialSmall(t *testing.T, addr string) *client {
 	return &client{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 
-// TestMultiGetHoldsBoundedOutput checks that a multi-get whose client
-// does not read stops when the socket backs up instead of buffering every
-// value, then answers every key exactly once (one hit, one touch each)
+// unreadCase is a request of many 1 MiB values sent by a client that does
+// not read, and how to read one value of its reply.
+type unreadCase struct {
+	name  string
+	req   []byte
+	touch bool // counted as touches, not gets
+	// read reads the reply to key i and returns the value.
+	read func(t *testing.T, r *client, i int) []byte
+	end  string // the line after the values, if any
+}
+
+func unreadCases() []unreadCase {
+	const keys = 100
+	text := func(cmd string, withCAS bool) unreadCase {
+		return unreadCase{
+			name: strings.Fields(cmd)[0], req: []byte(cmd + strings.Repeat(" k", keys) + "\r\n"),
+			touch: strings.HasPrefix(cmd, "gat"), end: "END",
+			read: func(t *testing.T, r *client, i int) []byte {
+				l := r.line()
+				f := strings.Fields(l)
+				if len(f) < 4 || f[0] != "VALUE" || f[1] != "k" || f[2] != "7" || (len(f) == 5) != withCAS {
+					t.Fatalf("value %d: header %q", i, l)
+				}
+				return readValue(t, r, f[3])
+			},
+		}
+	}
+	var bin []byte
+	for range keys {
+		bin = append(bin, binPacket(protocol.OpGetK, nil, []byte("k"), nil, 0)...)
+	}
+	return []unreadCase{
+		text("get", false), text("gets", true), text("gat 0", false), text("gats 0", true),
+		{
+			name: "mg", req: bytes.Repeat([]byte("mg k v f\r\n"), keys),
+			read: func(t *testing.T, r *client, i int) []byte {
+				l := r.line()
+				f := strings.Fields(l)
+				if len(f) != 3 || f[0] != "VA" || f[2] != "f7" {
+					t.Fatalf("value %d: header %q", i, l)
+				}
+				return readValue(t, r, f[1])
+			},
+		},
+		{
+			name: "binary", req: bin,
+			read: func(t *testing.T, r *client, i int) []byte {
+				var h [protocol.BinaryHeaderLen]byte
+				if _, err := io.ReadFull(r.r, h[:]); err != nil {
+					t.Fatalf("value %d: %v", i, err)
+				}
+				body := make([]byte, binary.BigEndian.Uint32(h[8:12]))
+				if _, err := io.ReadFull(r.r, body); err != nil {
+					t.Fatalf("value %d: %v", i, err)
+				}
+				if h[0] != 0x81 || h[6] != 0 || h[7] != 0 || h[4] != 4 || string(body[4:5]) != "k" {
+					t.Fatalf("value %d: header % x", i, h)
+				}
+				return body[5:]
+			},
+		},
+	}
+}
+
+// readValue reads a value of the length n says and its "\r\n".
+func readValue(t *testing.T, r *client, n string) []byte {
+	t.Helper()
+	size, err := strconv.Atoi(n)
+	if err != nil {
+		t.Fatalf("length %q", n)
+	}
+	b := make([]byte, size+2)
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		t.Fatal(err)
+	}
+	if string(b[size:]) != "\r\n" {
+		t.Fatalf("value ends with %q", b[size:])
+	}
+	return b[:size]
+}
+
+// TestUnreadRepliesHoldBoundedOutput checks that many values asked for
+// by a client that does not read, in one multi-get or in pipelined meta
+// or binary gets, are not all buffered: the server stops when the socket
+// backs up, then answers every key exactly once (one hit, or touch, each)
 // when the client reads.
-func TestMultiGetHoldsBoundedOutput(t *testing.T) {
-	for _, cmd := range []string{"get", "gets", "gat 0", "gats 0"} {
-		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
+func TestUnreadRepliesHoldBoundedOutput(t *testing.T) {
+	for _, tc := range unreadCases() {
+		t.Run(tc.name, func(t *testing.T) {
 			const keys = 100
 			const bound = 16 << 20 // ~100 MB without backpressure
 			s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20}})
@@ -82,18 +167,19 @@ func TestMultiGetHoldsBoundedOutput(t *testing.T) {
 			c.expect(fmt.Sprintf("set k 7 0 %d\r\n%s\r\n", len(value), value), "STORED")
 			c.expect("version\r\n", "VERSION "+Version) // the pools hold a value-sized buffer
 
-			touch := strings.HasPrefix(cmd, "gat")
 			count := func() uint64 {
-				g, tc := hits(s)
-				if touch {
-					return tc
+				g, tc2 := hits(s)
+				if tc.touch {
+					return tc2
 				}
 				return g
 			}
 			before := count()
 			base := heapInuse()
 			r := dialSmall(t, addr)
-			r.send(cmd + strings.Repeat(" k", keys) + "\r\n")
+			if _, err := r.nc.Write(tc.req); err != nil {
+				t.Fatal(err)
+			}
 			n := settle(t, before+keys, count) - before
 			grown := heapInuse() - base
 			if n >= keys {
@@ -105,25 +191,16 @@ func TestMultiGetHoldsBoundedOutput(t *testing.T) {
 			// Another client is served meanwhile.
 			c.expect("version\r\n", "VERSION "+Version)
 
-			withCAS := strings.HasSuffix(strings.Fields(cmd)[0], "s")
 			for i := range keys {
-				l := r.line()
-				f := strings.Fields(l)
-				if len(f) < 4 || f[0] != "VALUE" || f[1] != "k" || f[2] != "7" || f[3] != fmt.Sprint(len(value)) || (len(f) == 5) != withCAS {
-					t.Fatalf("value %d: header %q", i, l)
-				}
-				got := make([]byte, len(value)+2)
-				if _, err := io.ReadFull(r.r, got); err != nil {
-					t.Fatalf("value %d: %v", i, err)
-				}
-				if !bytes.Equal(got[:len(value)], value) || string(got[len(value):]) != "\r\n" {
+				if !bytes.Equal(tc.read(t, r, i), value) {
 					t.Fatalf("value %d is not the one stored", i)
 				}
 			}
-			if l := r.line(); l != "END" {
-				t.Fatalf("after %d values: %q, want END", keys, l)
+			if tc.end != "" {
+				if l := r.line(); l != tc.end {
+					t.Fatalf("after %d values: %q, want %q", keys, l, tc.end)
+				}
 			}
-			r.expect("version\r\n", "VERSION "+Version)
 			if n := count() - before; n != keys {
 				t.Errorf("%d hits for %d keys", n, keys)
 			}
