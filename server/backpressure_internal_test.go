@@ -272,3 +272,42 @@ func TestMetadumpStreamsApart(t *testing.T) {
 	d.expect("", "VERSION "+Version)
 	d.expect("version\r\n", "VERSION "+Version)
 }
+
+// TestDeclaredValueGrowsAsItArrives checks that a request declaring a
+// 100 MB value, of which a few bytes arrive, does not make the server
+// allocate a buffer for the whole value, and that a large value sent at
+// once is stored whole.
+func TestDeclaredValueGrowsAsItArrives(t *testing.T) {
+	const size = 100 << 20
+	const bound = 16 << 20
+	_, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 512 << 20, ItemSizeMax: 128 << 20}})
+	c := dial(t, "tcp", addr)
+	c.expect("version\r\n", "VERSION "+Version)
+	base := heapInuse()
+	c.send(fmt.Sprintf("set k 0 0 %d\r\n0123456789", size))
+	// The server sizes its buffer when it reads after the line; each
+	// byte here is such a read once the line is handled.
+	for range 10 {
+		c.send("x")
+		deadline := time.Now().Add(100 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if grown := heapInuse() - base; grown > bound {
+				t.Fatalf("heap grew by %d MB for 20 bytes of a declared %d MB value", grown>>20, size>>20)
+			}
+		}
+	}
+	c.nc.Close()
+
+	// A value sent whole still arrives whole, the buffer doubling.
+	value := bytes.Repeat([]byte("0123456789abcdef"), 5<<16) // 5 MiB
+	c = dial(t, "tcp", addr)
+	c.expect(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", len(value), value), "STORED")
+	c.send("get k\r\n")
+	if l := c.line(); l != fmt.Sprintf("VALUE k 0 %d", len(value)) {
+		t.Fatalf("get: %q", l)
+	}
+	if !bytes.Equal(readValue(t, c, strconv.Itoa(len(value))), value) {
+		t.Fatal("the value read back is not the one stored")
+	}
+	c.expect("", "END")
+}

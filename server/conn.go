@@ -178,8 +178,12 @@ func (c *conn) handleRequest(buf []byte) int {
 	return c.handleOne(buf)
 }
 
-// prepareRead makes room in rbuf for at least one more byte, and for need
-// bytes of unread input in all when need is larger than what is buffered.
+// prepareRead makes room in rbuf for at least one more byte. need is how
+// many unread bytes the next request needs: the unread input is moved to
+// the front when that makes room for need, but the buffer grows only when
+// it is full of unread input, and then at most doubles (up to need), so a
+// request declaring a large value costs memory as the value arrives, not
+// before: the buffer stays within twice what was read.
 func (c *conn) prepareRead(need int) {
 	if c.r == c.w {
 		c.r, c.w, c.ahead = 0, 0, 0
@@ -196,15 +200,16 @@ func (c *conn) prepareRead(need int) {
 	if want <= len(c.rbuf)-c.r {
 		return // room to read after the unread input
 	}
-	if want <= len(c.rbuf) {
-		copy(c.rbuf, c.rbuf[c.r:c.w])
-		c.r, c.w, c.ahead = 0, unread, 0
+	if want <= len(c.rbuf) || unread < len(c.rbuf) {
+		if c.w == len(c.rbuf) || want <= len(c.rbuf) {
+			copy(c.rbuf, c.rbuf[c.r:c.w])
+			c.r, c.w, c.ahead = 0, unread, 0
+		}
 		return
 	}
-	// Grow to what the request needs (a large value arrives whole), at
-	// least doubling so a long multi-get line grows in few steps.
+	// Full: double, or grow to what the request needs if that is less.
 	// Buffers past keepBufSize come from and return to the pools.
-	nb := getBuf(max(2*len(c.rbuf), want))
+	nb := getBuf(min(2*len(c.rbuf), want))
 	copy(nb, c.rbuf[c.r:c.w])
 	putBuf(c.rbuf)
 	c.rbuf = nb
