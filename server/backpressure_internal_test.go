@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -310,4 +312,71 @@ func TestDeclaredValueGrowsAsItArrives(t *testing.T) {
 		t.Fatal("the value read back is not the one stored")
 	}
 	c.expect("", "END")
+}
+
+// TestReadBufMemLimit checks that read buffers grow only within the
+// server's limit: a value that needs more is refused with memcached's
+// error and its connection closed, counted in read_buf_oom, and the
+// memory the buffers hold is reported.
+func TestReadBufMemLimit(t *testing.T) {
+	const limit = 8 << 20
+	_, addr := start(t, Config{ReadBufMemLimit: limit,
+		Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 16 << 20}})
+	admin := dial(t, "tcp", addr)
+	admin.expect("stats settings\r\n") // sent; read below
+	for {
+		l := admin.line()
+		if l == "END" {
+			break
+		}
+		if strings.HasPrefix(l, "STAT read_buf_mem_limit ") && l != fmt.Sprintf("STAT read_buf_mem_limit %d", limit) {
+			t.Errorf("stats settings: %q", l)
+		}
+	}
+
+	// Half of a 3 MB value: the buffer (2 MiB, then 4 MiB for the whole
+	// value) holds it within the limit.
+	value := bytes.Repeat([]byte("v"), 3<<20)
+	b := dial(t, "tcp", addr)
+	b.send("set b 0 0 3145728\r\n")
+	b.send(string(value[:len(value)/2]))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := strconv.Atoi(admin.stat("read_buf_bytes"))
+		if n >= len(value)/2 {
+			if n > limit {
+				t.Errorf("read_buf_bytes %d over the limit %d", n, limit)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read_buf_bytes stays at %d while a connection holds %d bytes of a value", n, len(value)/2)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, _ := strconv.Atoi(admin.stat("read_buf_count")); n < 2 {
+		t.Errorf("read_buf_count %d with two connections reading", n)
+	}
+
+	// A 6 MB value needs an 8 MiB buffer: past the limit.
+	a := dial(t, "tcp", addr)
+	a.send("set a 0 0 6291456\r\n")
+	a.nc.Write(bytes.Repeat([]byte("a"), 6<<20)) // may fail once the server closes
+	if l, err := a.r.ReadString('\n'); l != "SERVER_ERROR out of memory reading request\r\n" {
+		t.Fatalf("set over the limit: %q, %v", l, err)
+	}
+	a.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := a.r.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection over the limit stays open (%v)", err)
+	}
+	if n := admin.stat("read_buf_oom"); n != "1" {
+		t.Errorf("read_buf_oom %s, want 1", n)
+	}
+
+	// The first value completes.
+	b.send(string(value[len(value)/2:]) + "\r\n")
+	if l := b.line(); l != "STORED" {
+		t.Fatalf("set within the limit: %q", l)
+	}
+	admin.expect("get a\r\n", "END")
 }

@@ -114,7 +114,7 @@ func (c *conn) stop() {
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer func() {
-		putBuf(c.rbuf)
+		c.srv.rbufs.put(c.rbuf)
 		putBuf(c.wbuf)
 	}()
 	defer c.srv.stats.add(&c.stats)
@@ -134,7 +134,10 @@ func (c *conn) serve() {
 		if need < 0 {
 			return
 		}
-		c.prepareRead(need)
+		if !c.prepareRead(need) {
+			c.flush()
+			return
+		}
 		if t := c.srv.cfg.IdleTimeout; t > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(t))
 		}
@@ -183,37 +186,49 @@ func (c *conn) handleRequest(buf []byte) int {
 // the front when that makes room for need, but the buffer grows only when
 // it is full of unread input, and then at most doubles (up to need), so a
 // request declaring a large value costs memory as the value arrives, not
-// before: the buffer stays within twice what was read.
-func (c *conn) prepareRead(need int) {
+// before: the buffer stays within twice what was read. It reports false
+// when the buffer cannot grow within the server's read-buffer limit; the
+// connection is then to be closed once the error reply is written.
+func (c *conn) prepareRead(need int) bool {
+	bufs := &c.srv.rbufs
 	if c.r == c.w {
 		c.r, c.w, c.ahead = 0, 0, 0
 		if cap(c.rbuf) > keepBufSize {
-			putBuf(c.rbuf)
+			bufs.put(c.rbuf)
 			c.rbuf = nil
 		}
 		if c.rbuf == nil {
-			c.rbuf = getBuf(readBufSize)
+			c.rbuf = bufs.get(readBufSize)
 		}
 	}
 	unread := c.w - c.r
 	want := max(need, unread+1)
 	if want <= len(c.rbuf)-c.r {
-		return // room to read after the unread input
+		return true // room to read after the unread input
 	}
 	if want <= len(c.rbuf) || unread < len(c.rbuf) {
 		if c.w == len(c.rbuf) || want <= len(c.rbuf) {
 			copy(c.rbuf, c.rbuf[c.r:c.w])
 			c.r, c.w, c.ahead = 0, unread, 0
 		}
-		return
+		return true
 	}
 	// Full: double, or grow to what the request needs if that is less.
 	// Buffers past keepBufSize come from and return to the pools.
-	nb := getBuf(min(2*len(c.rbuf), want))
-	copy(nb, c.rbuf[c.r:c.w])
-	putBuf(c.rbuf)
+	nb, ok := bufs.grow(c.rbuf, c.r, c.w, min(2*len(c.rbuf), want))
+	if !ok {
+		// As memcached when it cannot grow a read buffer: the input is
+		// dropped and the connection closed.
+		c.r, c.w, c.ahead = 0, 0, 0
+		if c.proto != ProtoBinary {
+			c.reply("SERVER_ERROR out of memory reading request")
+		}
+		c.closeAfterWrite = true
+		return false
+	}
 	c.rbuf = nb
 	c.r, c.w, c.ahead = 0, unread, 0
+	return true
 }
 
 // prefetchAhead finds the single-key gets pipelined in the unread input

@@ -62,6 +62,9 @@ type loop struct {
 	// connection that has input, as memcached's per-thread read buffer
 	// cache does: an idle connection then holds no read buffer.
 	spare [][]byte
+	// spareBytes is the size of spare as of the loop's last wake-up,
+	// for read_buf_bytes_free.
+	spareBytes atomic.Int64
 }
 
 // pollConn is a connection owned by an event loop.
@@ -248,6 +251,9 @@ func (l *loop) run() {
 		if woken {
 			l.addPending()
 		}
+		if n := int64(len(l.spare)) * readBufSize; n != l.spareBytes.Load() {
+			l.spareBytes.Store(n)
+		}
 		if idle > 0 && l.now-l.lastIdle >= int64(msec)*int64(time.Millisecond) {
 			l.lastIdle = l.now
 			l.sweepIdle(int64(idle))
@@ -368,7 +374,9 @@ func (pc *pollConn) read(events uint32) bool {
 	if c.rbuf == nil {
 		c.rbuf = pc.l.getRead()
 	}
-	c.prepareRead(pc.need)
+	if !c.prepareRead(pc.need) {
+		return true // serve writes the error and closes
+	}
 	n, err := rawRead(pc.fd, c.rbuf[c.w:])
 	if err != nil {
 		if err == syscall.EAGAIN || err == syscall.EINTR {
@@ -438,6 +446,10 @@ func (pc *pollConn) serve() {
 	}
 }
 
+// spareReadBytes returns the bytes of the loop's spare read buffers as of
+// its last wake-up. It is safe for concurrent use.
+func (l *loop) spareReadBytes() int64 { return l.spareBytes.Load() }
+
 // getRead returns a read buffer for a connection that has none.
 func (l *loop) getRead() []byte {
 	if n := len(l.spare); n > 0 {
@@ -446,7 +458,7 @@ func (l *loop) getRead() []byte {
 		l.spare = l.spare[:n-1]
 		return b
 	}
-	return getBuf(readBufSize)
+	return l.srv.rbufs.get(readBufSize)
 }
 
 // putRead takes back the read buffer of a drained connection.
@@ -455,7 +467,7 @@ func (l *loop) putRead(b []byte) {
 		l.spare = append(l.spare, b[:readBufSize])
 		return
 	}
-	putBuf(b)
+	l.srv.rbufs.put(b)
 }
 
 // setOut switches the socket's interest between input and output.
@@ -589,7 +601,7 @@ func (pc *pollConn) leave() (net.Conn, error) {
 // closed.
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
-	putBuf(c.rbuf)
+	c.srv.rbufs.put(c.rbuf)
 	putBuf(c.wbuf)
 	c.rbuf, c.wbuf = nil, nil
 	s := c.srv
