@@ -57,6 +57,7 @@ type Server struct {
 	klog      *klog    // nil when the command log is off
 	watch     watchHub
 	stats     globalStats
+	rbufs     readBufs
 
 	// saslUsers is the SASL password database (Config.SASLPasswordDB).
 	saslUsers saslPasswordDB
@@ -82,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		shutdown: make(chan struct{}),
 		hurry:    make(chan struct{}),
 	}
+	s.rbufs.limit = max(cfg.ReadBufMemLimit, 0)
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
 			cache.Close()
