@@ -58,7 +58,7 @@ type loop struct {
 	// goroutine only.
 	conns     []*pollConn
 	nconns    int
-	now       int64 // unix nanoseconds at the last wake-up
+	now       int64 // Server.sinceStart at the last wake-up
 	lastIdle  int64 // when the idle sweep last ran
 	lastYield int64 // when the loop last went through the scheduler
 	// spare holds read buffers of drained connections for the next
@@ -79,7 +79,7 @@ type pollConn struct {
 	need int  // what process last asked for, for prepareRead
 	out  bool // registered for EPOLLOUT: replies are pending
 	// idleSince is when the connection last began waiting for input
-	// (unix nanoseconds), for the idle timeout.
+	// (Server.sinceStart), for the idle timeout.
 	idleSince int64
 }
 
@@ -229,7 +229,7 @@ func (l *loop) run() {
 		msec = int(min(max(idle/4, 10*time.Millisecond), time.Second) / time.Millisecond)
 	}
 	events := make([]syscall.EpollEvent, 256)
-	l.now = time.Now().UnixNano()
+	l.now = l.srv.sinceStart()
 	l.lastIdle = l.now
 	for {
 		wait := msec
@@ -241,7 +241,7 @@ func (l *loop) run() {
 			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 		}
-		l.now = time.Now().UnixNano()
+		l.now = l.srv.sinceStart()
 		woken := false
 		// Each connection is read one step before it is served, so the
 		// cache lines its requests' keys need, prefetched when it is read,
@@ -317,7 +317,7 @@ func (l *loop) addPending() {
 			pc.release()
 			continue
 		}
-		pc.idleSince = time.Now().UnixNano()
+		pc.idleSince = l.srv.sinceStart()
 		l.add(pc)
 	}
 }

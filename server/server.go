@@ -319,6 +319,12 @@ func (s *Server) closeStuck(why string) {
 	s.killLoops()
 }
 
+// sinceStart returns the nanoseconds since the server started on the
+// monotonic clock, which event loops time idle connections and their
+// yields by: a step of the wall clock must not kick every idle
+// connection at once.
+func (s *Server) sinceStart() int64 { return int64(time.Since(s.started)) }
+
 // requestShutdown asks Serve to stop, as the "shutdown" command does.
 func (s *Server) requestShutdown() {
 	s.mu.Lock()
