@@ -465,3 +465,26 @@ func readAll(addr string) ([]byte, error) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	return io.ReadAll(c)
 }
+
+// TestProxyExampleConfig checks that the newcomer's file in examples/ is
+// one corvid proxy and nutcracker accept.
+func TestProxyExampleConfig(t *testing.T) {
+	const path = "../../examples/nutcracker.yml"
+	cfg, err := loadProxyConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Pools) != 2 {
+		t.Errorf("%d pools, want 2", len(cfg.Pools))
+	}
+	for _, p := range cfg.Pools {
+		for _, s := range p.Servers {
+			if s.Addr != "127.0.0.1:11211" && s.Addr != "127.0.0.1:11212" {
+				t.Errorf("pool %s: server %s is not one of the README's", p.Name, s.Addr)
+			}
+		}
+	}
+	if out, code := nutcrackerStderr(t, "-t", "-c", path); code != 0 {
+		t.Errorf("nutcracker: %s", out)
+	}
+}
