@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -421,23 +422,18 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	}()
 	defer cancel() // before sigWG.Wait
 
-	p, err := o.start(cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	addrs := p.Addrs()
-	names := make([]string, 0, len(addrs))
-	for name := range addrs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		logger.Info("pool listening", "pool", name, "addr", addrs[name].Network()+":"+addrs[name].String())
+	// The stats port opens before the pools listen, as in nutcracker; it
+	// shows empty counters until the proxy is built.
+	var running atomic.Pointer[proxyServer]
+	stats := func() proxy.Stats {
+		if p := running.Load(); p != nil {
+			return (*p).Stats()
+		}
+		return proxy.Stats{}
 	}
 	sp, err := proxy.ListenStats(proxy.StatsPortConfig{
 		Addr:   net.JoinHostPort(o.statsAddr, strconv.Itoa(s.statsPort)),
-		Stats:  p.Stats,
+		Stats:  stats,
 		Logger: logger,
 	})
 	if err != nil {
@@ -446,12 +442,27 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	defer sp.Close()
 	logger.Info("stats port listening", "addr", sp.Addr().String())
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Route{Pattern: "GET /stats", Handler: proxy.StatsHandler(p.Stats, "", "")})
+		as, err := admin.Listen(o.admin, admin.Route{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")})
 		if err != nil {
 			return err
 		}
 		defer as.Close()
 		logger.Info("admin port listening", "addr", as.Addr().String())
+	}
+	p, err := o.start(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	running.Store(&p)
+	addrs := p.Addrs()
+	names := make([]string, 0, len(addrs))
+	for name := range addrs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		logger.Info("pool listening", "pool", name, "addr", addrs[name].Network()+":"+addrs[name].String())
 	}
 	if o.pidFile != "" {
 		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {

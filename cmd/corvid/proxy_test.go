@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -339,9 +340,14 @@ func TestProxyRunsAndStopsOnSignal(t *testing.T) {
 			t.Fatalf("the proxy command ended: %v", err)
 		default:
 		}
-		statsJSON, _ = readAll(statsAddr)
-		return len(statsJSON) > 0
+		// The pid file is written once the proxy serves.
+		_, err := os.Stat(pidFile)
+		return err == nil
 	})
+	statsJSON, err := readAll(statsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	host, _ := os.Hostname()
 	want := proxy.AppendStatsJSON(nil, fake.stats, host, proxy.NutcrackerVersion)
 	if string(statsJSON) != string(want) {
@@ -428,20 +434,22 @@ func TestProxyStartErrors(t *testing.T) {
 	defer ln.Close()
 	busy := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	pidFile := filepath.Join(dir, "proxy.pid")
-	fake := &fakeProxy{}
-	start := func(*nutcracker.Config, *slog.Logger) (proxyServer, error) { return fake, nil }
+	start := func(*nutcracker.Config, *slog.Logger) (proxyServer, error) { return &fakeProxy{}, nil }
+	failing := func(*nutcracker.Config, *slog.Logger) (proxyServer, error) { return nil, errors.New("no backend") }
 	for _, tc := range []struct {
-		name string
-		args []string
-		want string
+		name  string
+		start func(*nutcracker.Config, *slog.Logger) (proxyServer, error)
+		args  []string
+		want  string
 	}{
-		{"redis pool", []string{"-c", redis}, "redis pools are not supported"},
-		{"missing file", []string{"-c", filepath.Join(dir, "none.yml")}, "no such file"},
-		{"stats port in use", []string{"-c", conf, "-a", "127.0.0.1", "-s", busy, "-p", pidFile}, "cannot open stats port"},
-		{"log file", []string{"-c", conf, "-o", filepath.Join(dir, "no", "such", "dir")}, "opening log file"},
+		{"proxy fails", failing, []string{"-c", conf, "-a", "127.0.0.1", "-s", strconv.Itoa(testutil.FreePorts(t, 1)[0]), "-p", pidFile}, "no backend"},
+		{"redis pool", start, []string{"-c", redis}, "redis pools are not supported"},
+		{"missing file", start, []string{"-c", filepath.Join(dir, "none.yml")}, "no such file"},
+		{"stats port in use", start, []string{"-c", conf, "-a", "127.0.0.1", "-s", busy, "-p", pidFile}, "cannot open stats port"},
+		{"log file", start, []string{"-c", conf, "-o", filepath.Join(dir, "no", "such", "dir")}, "opening log file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := runProxyCommand(context.Background(), start, tc.args...)
+			_, err := runProxyCommand(context.Background(), tc.start, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
@@ -450,8 +458,31 @@ func TestProxyStartErrors(t *testing.T) {
 			}
 		})
 	}
-	if !fake.closed.Load() {
-		t.Error("the proxy was not closed when the stats port could not open")
+}
+
+// TestBinaryProxyDaemonFails checks that -d returns the daemon's error,
+// here a stats port in use, and exits 1 leaving no pid file.
+func TestBinaryProxyDaemonFails(t *testing.T) {
+	bin := corvidBinary(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nutcracker.yml")
+	if err := os.WriteFile(conf, []byte(proxyConfigs["good.yml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pidFile := filepath.Join(dir, "proxy.pid")
+	cmd := exec.Command(bin, "proxy", "-d", "-c", conf, "-a", "127.0.0.1",
+		"-s", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), "-p", pidFile)
+	out, err := cmd.CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "cannot open stats port") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left: %v", err)
 	}
 }
 
