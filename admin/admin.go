@@ -14,9 +14,20 @@ import (
 	"time"
 )
 
-// Handler returns the admin routes.
-func Handler() http.Handler {
+// Route is a page a daemon adds to its admin port, such as the proxy's
+// /stats.
+type Route struct {
+	// Pattern is an http.ServeMux pattern, e.g. "GET /stats".
+	Pattern string
+	Handler http.Handler
+}
+
+// Handler returns the admin routes, with the daemon's own routes added.
+func Handler(routes ...Route) http.Handler {
 	mux := http.NewServeMux()
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -37,16 +48,16 @@ type Server struct {
 	err chan error
 }
 
-// Listen opens the admin port on addr (host:port) and serves Handler on it
-// until Close.
-func Listen(addr string) (*Server, error) {
+// Listen opens the admin port on addr (host:port) and serves Handler(routes)
+// on it until Close.
+func Listen(addr string, routes ...Route) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open admin port: %w", err)
 	}
 	s := &Server{
 		ln:  ln,
-		hs:  &http.Server{Handler: Handler(), ReadHeaderTimeout: 10 * time.Second},
+		hs:  &http.Server{Handler: Handler(routes...), ReadHeaderTimeout: 10 * time.Second},
 		err: make(chan error, 1),
 	}
 	go func() { s.err <- s.hs.Serve(ln) }()

@@ -67,3 +67,21 @@ func TestListenRefusesBadAddress(t *testing.T) {
 		t.Fatalf("Listen: %v", err)
 	}
 }
+
+func TestDaemonRoutesAreServed(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s, err := Listen("127.0.0.1:0", Route{"GET /stats", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "counters")
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := "http://" + s.Addr().String()
+	if code, body := get(t, base+"/stats"); code != http.StatusOK || string(body) != "counters" {
+		t.Errorf("/stats: %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != http.StatusOK {
+		t.Errorf("profiles: %d", code)
+	}
+}

@@ -27,7 +27,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newVersionCommand(), newRingCommand(), newBenchCommand())
+	root.AddCommand(newServerCommand(), newProxyCommand(), newVersionCommand(), newRingCommand(), newBenchCommand())
 	return root
 }
 

@@ -46,13 +46,14 @@ func dropPrivileges(name string, logger *slog.Logger) error {
 	return nil
 }
 
-// daemonize starts this command again as a daemon in a new session with its
-// standard streams on /dev/null, as memcached's -d does, and returns once
+// daemonize starts this command again (with --daemon-child, which the
+// server and proxy commands both take) as a daemon in a new session with its
+// standard streams on /dev/null, as memcached's and nutcracker's -d do, and returns once
 // the daemon serves, or with the error that stopped it: where memcached
 // returns at once, a script can tell from the exit status that the server
 // started. Go cannot fork, so the daemon is a fresh process; it reports
 // through a pipe on descriptor daemonPipeFD.
-func daemonize(o *serverOptions) error {
+func daemonize() error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot daemonize: %w", err)

@@ -580,7 +580,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		logger.Warn("option accepted but not supported yet", "option", u)
 	}
 	if o.daemon && !o.daemonChild {
-		return daemonize(o)
+		return daemonize()
 	}
 	runtime.GOMAXPROCS(o.threads)
 
