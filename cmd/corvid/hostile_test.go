@@ -26,7 +26,11 @@ import (
 const (
 	hostileMemMB   = 64
 	hostileSlackMB = 64 // the documented bound: RSS < -m + 64 MB at default -c
-	hostileP99     = 100 * time.Millisecond
+	// hostileP99 bounds the well-behaved client's p99 latency. The target
+	// on a quiet machine is 100 ms (bench/hostile.sh holds corvid to it);
+	// the test allows more for a busy 2-core machine, still well below
+	// the stalls of seconds it is there to catch.
+	hostileP99 = 250 * time.Millisecond
 	// hostileKillMB is where the test kills a server whose memory runs
 	// away, so that a failure does not take the machine with it.
 	hostileKillMB = 1024
@@ -147,6 +151,9 @@ type hostile struct {
 
 func startHostile(t *testing.T, d attack.Data, args []string) *hostile {
 	t.Helper()
+	if raceEnabled {
+		t.Skip("the server binary is built without the race detector; under it only the test's own clients slow down, and the latency bound would measure them")
+	}
 	h := &hostile{p: startServerProc(t, args...), d: d, killed: make(chan int64, 1)}
 	if err := attack.Fill(h.p.addr, d); err != nil {
 		t.Fatalf("cannot store the data set: %v", err)
