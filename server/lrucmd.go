@@ -178,6 +178,10 @@ func parseClassList(arg []byte, hash bool) (ids []int, all, ok bool) {
 // "END\r\n", as memcached writes them. Lines are streamed: the write buffer
 // is flushed as it fills.
 func (c *conn) metadump(arg []byte) {
+	if c.isUDP() {
+		c.metadumpUDP(arg)
+		return
+	}
 	cache := c.srv.cache
 	switch {
 	case !cache.CrawlerSettings().Enabled:

@@ -219,3 +219,46 @@ func (s *Server) writeUDPConns(w *statWriter, first int, now int64) int {
 	}
 	return first
 }
+
+// isUDP reports whether c serves a UDP socket.
+func (c *conn) isUDP() bool {
+	_, ok := c.nc.(*net.UDPConn)
+	return ok
+}
+
+// watchUDP answers a valid "watch" received over UDP. memcached 1.6.18
+// hands the socket to its logger, which cannot write to a datagram peer
+// and drops the watcher: nothing is answered and the rest of the datagram
+// is dropped. corvid adds no watcher at all, so datagrams (whose source
+// can be spoofed) cannot use up the watcher slots or leave every request
+// paying for the watch path.
+func (c *conn) watchUDP() {
+	if c.srv.watch.full() {
+		c.reply("WATCHER_TOO_MANY log watcher limit reached")
+		return
+	}
+	c.r = c.w
+}
+
+// metadumpUDP answers "lru_crawler metadump" received over UDP as
+// memcached 1.6.18 does: the errors found before a dump starts are sent,
+// but the dump itself, handed by memcached to its crawler, which cannot
+// write to a datagram peer, is never sent; nothing is answered and the
+// rest of the datagram is dropped. corvid does not walk the cache for it.
+func (c *conn) metadumpUDP(arg []byte) {
+	cache := c.srv.cache
+	switch _, _, ok := parseClassList(arg, true); {
+	case !cache.CrawlerSettings().Enabled:
+		c.reply("CLIENT_ERROR lru crawler disabled")
+	case c.srv.cfg.DisableDumping:
+		c.reply("ERROR metadump not allowed")
+	case len(c.wbuf) > 0:
+		c.reply("ERROR cannot pipeline other commands before metadump")
+	case !ok:
+		c.reply("BADCLASS invalid class id")
+	case cache.CrawlerBusy():
+		c.reply("BUSY currently processing crawler request")
+	default:
+		c.r = c.w
+	}
+}

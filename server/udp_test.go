@@ -374,3 +374,122 @@ func TestUDPWithAuthFile(t *testing.T) {
 		t.Errorf("New: %v, want ErrAuthWithUDP", err)
 	}
 }
+
+// exchange sends body in one datagram, then a "version" probe in another,
+// and returns what came back to body before the probe's reply: the
+// datagrams of one socket are answered in order, so an empty result means
+// body was not answered at all.
+func (c *udpClient) exchange(body string) string {
+	c.t.Helper()
+	c.id++
+	id := c.id
+	c.send(append(header(id, 0, 1, 0), body...))
+	c.id++
+	c.send(append(header(c.id, 0, 1, 0), "version\r\n"...))
+	var got []byte
+	buf := make([]byte, 1<<16)
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, err := c.nc.Read(buf)
+		if err != nil {
+			c.t.Fatalf("%q: no reply to the probe after it: %v", body, err)
+		}
+		if n < 8 {
+			c.t.Fatalf("%q: datagram of %d bytes", body, n)
+		}
+		switch binary.BigEndian.Uint16(buf) {
+		case id:
+			got = append(got, buf[8:n]...)
+		case c.id:
+			if string(buf[8:n]) != "VERSION 1.6.18\r\n" {
+				c.t.Fatalf("%q: probe answered %q", body, buf[8:n])
+			}
+			return string(got)
+		}
+	}
+}
+
+// TestUDPWatchAndMetadump checks that "watch" and "lru_crawler metadump"
+// over UDP are answered as memcached 1.6.18 answers them: the errors
+// found before the command starts are sent, but a command that would
+// start is dropped silently with the rest of its datagram, since a
+// datagram peer cannot be streamed to. No watcher is left behind: twenty
+// spoofable datagrams must not use up every watcher slot.
+func TestUDPWatchAndMetadump(t *testing.T) {
+	srv := startUDPCorvid(t, server.Config{TCPAddrs: []string{"127.0.0.1:0"}})
+	peers := map[string][2]string{"corvid": {srv.Addrs()[0].String(), srv.UDPAddrs()[0].String()}}
+	if testutil.MemcachedPath() != "" {
+		// One worker thread: datagrams are then answered in order.
+		tcp, udp := startUDPMemcached(t, "-t", "1")
+		peers["memcached"] = [2]string{tcp, udp}
+	}
+	tests := []struct {
+		req, want  string
+		corvidOnly bool // memcached's answer depends on timing
+	}{
+		{"watch\r\n", "", false},
+		{"watch fetchers mutations\r\n", "", false},
+		{"watch\r\nversion\r\n", "", false},
+		{"watch bogus\r\n", "ERROR\r\n", false},
+		{"version\r\nwatch\r\n", "VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n", false},
+		{"lru_crawler metadump all\r\n", "", false},
+		{"lru_crawler metadump hash\r\n", "", false},
+		// memcached drops the rest of the datagram unless its crawler
+		// has finished by the time it looks again.
+		{"lru_crawler metadump 1\r\nversion\r\n", "", true},
+		{"lru_crawler metadump 99\r\n", "BADCLASS invalid class id\r\n", false},
+		{"version\r\nlru_crawler metadump all\r\n", "VERSION 1.6.18\r\nERROR cannot pipeline other commands before metadump\r\n", false},
+	}
+	for name, addrs := range peers {
+		t.Run(name, func(t *testing.T) {
+			tc := testutil.Dial(t, addrs[0])
+			tc.Send([]byte("set k 0 0 1\r\nv\r\n"))
+			if got := tc.ReadReply(testutil.LineReply); string(got) != "STORED\r\n" {
+				t.Fatalf("set: %q", got)
+			}
+			c := dialUDP(t, addrs[1])
+			c.do("version\r\n") // the socket is bound
+			for _, tt := range tests {
+				if tt.corvidOnly && name != "corvid" {
+					continue
+				}
+				if got := c.exchange(tt.req); got != tt.want {
+					t.Errorf("%q: got %q, want %q", tt.req, got, tt.want)
+				}
+			}
+			for range 25 {
+				if got := c.exchange("watch\r\n"); got != "" {
+					t.Fatalf("watch: got %q", got)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				n := readStats(t, tc, "stats\r\n")["log_watchers"]
+				if n == "0" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("log_watchers = %s after watch over UDP, want 0", n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			watchConn(t, addrs[0], "watch")
+		})
+	}
+}
+
+// TestUDPWatchAndMetadumpDisabled checks that -W and -X refuse watch and
+// metadump over UDP with their usual errors.
+func TestUDPWatchAndMetadumpDisabled(t *testing.T) {
+	srv := startUDPCorvid(t, server.Config{DisableWatch: true, DisableDumping: true})
+	c := dialUDP(t, srv.UDPAddrs()[0].String())
+	c.do("version\r\n") // the socket is bound
+	for req, want := range map[string]string{
+		"watch\r\n":                    "CLIENT_ERROR watch commands not allowed\r\n",
+		"lru_crawler metadump all\r\n": "ERROR metadump not allowed\r\n",
+	} {
+		if got := c.exchange(req); got != want {
+			t.Errorf("%q: got %q, want %q", req, got, want)
+		}
+	}
+}

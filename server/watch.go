@@ -74,6 +74,13 @@ func (h *watchHub) add(flags uint32, size int) *watcher {
 	return w
 }
 
+// full reports whether the hub holds maxWatchers watchers.
+func (h *watchHub) full() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.list) >= maxWatchers
+}
+
 // remove unregisters a watcher.
 func (h *watchHub) remove(w *watcher) {
 	h.mu.Lock()
@@ -174,6 +181,12 @@ func (c *conn) watchCommand(req *protocol.Request) {
 		c.reply("CLIENT_ERROR watch commands not allowed")
 		return
 	}
+	if len(c.wbuf) > 0 {
+		// As memcached: the watcher's lines would follow replies still
+		// waiting to be written.
+		c.reply("ERROR cannot pipeline other commands before watch")
+		return
+	}
 	var flags uint32
 	for _, a := range req.Args {
 		f, ok := watchTypes[string(a)]
@@ -185,6 +198,10 @@ func (c *conn) watchCommand(req *protocol.Request) {
 	}
 	if len(req.Args) == 0 {
 		flags = watchFetchers
+	}
+	if c.isUDP() {
+		c.watchUDP()
+		return
 	}
 	size := c.srv.cfg.WatcherLogBufSize
 	if size <= 0 {

@@ -130,6 +130,13 @@ func TestWatchCommandsMatchMemcached(t *testing.T) {
 				t.Errorf("%v %q: corvid %q, memcached %q", args, req, got, want)
 			}
 		}
+		// A watch behind pipelined replies is refused.
+		const req = "version\r\nwatch\r\n"
+		m, c := dialAdmin(t, mc), dialAdmin(t, cv)
+		want, got := m.do(req)+m.read(), c.do(req)+c.read()
+		if got != want {
+			t.Errorf("%v %q: corvid %q, memcached %q", args, req, got, want)
+		}
 	}
 }
 

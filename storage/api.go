@@ -72,9 +72,13 @@ type Config struct {
 	// and flushed items; default 1s. A class whose pass reclaimed nothing
 	// is walked less often, down to once every 64 intervals.
 	CrawlInterval time.Duration
-	// Now returns the current time; default time.Now, read by a goroutine
-	// that advances the cache's clock once a second as memcached does.
-	// When set, Now is called on every operation, so a test can move time.
+	// Clock is the cache's time source; nil means the system's clocks,
+	// read by a goroutine that advances the cache's clock once a second
+	// as memcached does. When set, the clock is read on every operation,
+	// so a test can move time; see Clock.
+	Clock Clock
+	// Now, when Clock is nil, is a test clock read for both of Clock's
+	// readings: the cache's clock follows every step of Now.
 	Now func() time.Time
 }
 

@@ -126,7 +126,7 @@ func (c *Cache) automoveDecideLocked(now uint32) (src, dst int) {
 		cl.mu.Lock()
 		var age uint32
 		if t := cl.lru[lruCold].tail; t != 0 && !c.closed {
-			age = now - c.hdr(t).atime.Load()
+			age = since(now, c.hdr(t).atime.Load())
 		}
 		free := cl.nfree
 		cl.mu.Unlock()

@@ -19,9 +19,11 @@ type Cache struct {
 	hdrSize uint32 // item header bytes: 40, or 32 without CAS
 	useCAS  bool
 
-	nowFn   func() time.Time // Config.Now, or nil for the ticking clock
-	started int64            // process_started, Unix seconds
-	curTime atomic.Uint32    // current_time when nowFn is nil
+	clock   Clock         // where time comes from
+	ticking bool          // curTime is advanced by runClock, else clock is read on every call
+	started int64         // process_started, Unix seconds
+	mono0   time.Duration // the monotonic reading at the start of the second the cache started in
+	curTime atomic.Uint32 // current_time when ticking
 
 	classes []class     // by class id; index 0 unused; immutable slice
 	info    []ClassInfo // Classes(), without the unused entry
@@ -125,7 +127,6 @@ func New(cfg Config) (*Cache, error) {
 	c := &Cache{
 		cfg:      cfg,
 		useCAS:   !cfg.DisableCAS,
-		nowFn:    cfg.Now,
 		seed:     maphash.MakeSeed(),
 		expandCh: make(chan struct{}, 1),
 		warmCh:   make(chan struct{}, 1),
@@ -164,12 +165,7 @@ func New(cfg Config) (*Cache, error) {
 	if !c.useCAS {
 		c.hdrSize = headerSizeNoCAS
 	}
-	now := time.Now()
-	if c.nowFn != nil {
-		now = c.nowFn()
-	}
-	c.started = now.Unix() - clockOffset
-	c.curTime.Store(c.relFromUnix(now.Unix()))
+	c.startClock(cfg.Clock, cfg.Now)
 
 	info := buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax)
 	if cfg.ItemSizeMax > cfg.SlabChunkMax {
@@ -204,11 +200,11 @@ func New(cfg Config) (*Cache, error) {
 	c.index.Store(&table)
 
 	n := 5 // crawler, maintainer, mover, expander, prefaulter
-	if c.nowFn == nil {
+	if c.ticking {
 		n++
 	}
 	c.wg.Add(n)
-	if c.nowFn == nil {
+	if c.ticking {
 		go c.runClock()
 	}
 	go c.runCrawler()

@@ -9,6 +9,13 @@ import (
 // 32-bit counter. Its process_started is placed ITEM_UPDATE_INTERVAL+2
 // seconds before the real start so that relative times are never small;
 // corvid does the same so that every stat and expiry matches.
+//
+// As memcached's, the counter runs on the monotonic clock: the wall clock
+// is read once, at start, for process_started, and client exptimes given
+// as Unix times are converted against it when they arrive (realtime).
+// Stepping the wall clock afterwards (NTP, date) then changes no item's
+// remaining time and no age; the "time" stat, process_started plus the
+// counter, keeps counting from where it was.
 const (
 	itemUpdateInterval = 60
 	clockOffset        = itemUpdateInterval + 2
@@ -16,27 +23,103 @@ const (
 	realtimeMaxDelta = 60 * 60 * 24 * 30
 )
 
+// Clock is a source of time for a Cache: a wall clock and a monotonic
+// one. The system's clocks are used unless Config.Clock is set; a test
+// clock can step the two apart, as NTP or an operator steps the wall
+// clock of a running server. A Clock must be safe for concurrent use.
+type Clock interface {
+	// Now returns the wall-clock time.
+	Now() time.Time
+	// Monotonic returns the time elapsed since a fixed origin on a
+	// clock that is never stepped; it never decreases.
+	Monotonic() time.Duration
+}
+
+// systemClock is the system's wall clock and Go's monotonic clock.
+type systemClock struct{ origin time.Time }
+
+func (s systemClock) Now() time.Time           { return time.Now() }
+func (s systemClock) Monotonic() time.Duration { return time.Since(s.origin) }
+
+// funcClock is Config.Now as a Clock: both readings come from now, so
+// the monotonic one follows every step of a test clock. (With time.Now,
+// Sub uses Go's monotonic readings.)
+type funcClock struct {
+	now    func() time.Time
+	origin time.Time
+}
+
+func (f funcClock) Now() time.Time           { return f.now() }
+func (f funcClock) Monotonic() time.Duration { return f.now().Sub(f.origin) }
+
+// startClock sets the cache's clock (Config.Clock, else Config.Now, else
+// the system's, ticking) and reads process_started from it.
+func (c *Cache) startClock(clock Clock, now func() time.Time) {
+	switch {
+	case clock != nil:
+	case now != nil:
+		clock = funcClock{now: now, origin: now()}
+	default:
+		clock, c.ticking = systemClock{origin: time.Now()}, true
+	}
+	c.clock = clock
+	wall, mono := clock.Now(), clock.Monotonic()
+	c.started = wall.Unix() - clockOffset
+	// The counter ticks when the wall clock's second did at start.
+	c.mono0 = mono - time.Duration(wall.Nanosecond())
+	c.curTime.Store(c.readClock())
+}
+
+// readClock reads current_time from the monotonic clock.
+func (c *Cache) readClock() uint32 {
+	return c.relFromElapsed(c.clock.Monotonic() - c.mono0)
+}
+
+// relFromElapsed converts the time elapsed since the second the cache
+// started in to rel time, clamped to uint32.
+func (c *Cache) relFromElapsed(d time.Duration) uint32 {
+	s := int64(d / time.Second)
+	if d < 0 && d%time.Second != 0 {
+		s-- // whole seconds, rounded down
+	}
+	return clampRel(s + clockOffset)
+}
+
+// clampRel clamps seconds to a rel time.
+func clampRel(s int64) uint32 {
+	switch {
+	case s < 0:
+		return 0
+	case s > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(s)
+}
+
 // relNow returns memcached's current_time: seconds since ProcessStarted.
-// With the default clock it is a ticking counter updated by the clock
-// goroutine; with Config.Now it is computed from Now on every call, so a
-// test can move time by hand.
+// With the system's clock it is a ticking counter updated by the clock
+// goroutine; with a test clock it is read on every call, so a test can
+// move time by hand.
 func (c *Cache) relNow() uint32 {
-	if c.nowFn != nil {
-		return c.relFromUnix(c.nowFn().Unix())
+	if !c.ticking {
+		return c.readClock()
 	}
 	return c.curTime.Load()
 }
 
+// since returns the seconds from rel time t to now, or 0 when t is later:
+// an item's access time can be a tick newer than a now read just before
+// another goroutine bumped it, and an age must not wrap to 2^32-1.
+func since(now, t uint32) uint32 {
+	if t > now {
+		return 0
+	}
+	return now - t
+}
+
 // relFromUnix converts a Unix time to rel time, clamped to uint32.
 func (c *Cache) relFromUnix(unix int64) uint32 {
-	d := unix - c.started
-	switch {
-	case d < 0:
-		return 0
-	case d > math.MaxUint32:
-		return math.MaxUint32
-	}
-	return uint32(d)
+	return clampRel(unix - c.started)
 }
 
 // realtime converts a client exptime to rel time as memcached's realtime()
@@ -72,14 +155,14 @@ func (c *Cache) unixFromRel(rel uint32) int64 {
 }
 
 // runClock advances curTime once a second until stop is closed. It runs
-// only with the default clock.
+// only with the system's clock, whose timers are monotonic too.
 func (c *Cache) runClock() {
 	defer c.wg.Done()
 	for {
-		now := time.Now()
-		c.curTime.Store(c.relFromUnix(now.Unix()))
-		next := now.Truncate(time.Second).Add(time.Second)
-		t := time.NewTimer(time.Until(next) + time.Millisecond)
+		d := c.clock.Monotonic() - c.mono0
+		c.curTime.Store(c.relFromElapsed(d))
+		next := d.Truncate(time.Second) + time.Second
+		t := time.NewTimer(next - d + time.Millisecond)
 		select {
 		case <-c.stop:
 			t.Stop()
@@ -96,8 +179,9 @@ func (c *Cache) Uptime() int64 {
 }
 
 // CurrentTime returns the cache's current Unix time in seconds, as
-// memcached's "time" stat: it advances in whole seconds with the cache
-// clock. It is safe for concurrent use.
+// memcached's "time" stat: ProcessStarted plus the cache clock, which
+// advances in whole seconds on the monotonic clock, so a step of the wall
+// clock after start does not move it. It is safe for concurrent use.
 func (c *Cache) CurrentTime() int64 {
 	return int64(c.relNow()) + c.started
 }

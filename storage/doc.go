@@ -55,7 +55,8 @@
 // # Goroutines
 //
 // New starts: a clock that advances memcached's seconds counter (unless
-// Config.Now is set, in which case the time is read from Now on each call);
+// Config.Clock or Config.Now is set, in which case the time is read from
+// it on each call);
 // the LRU maintainer, which balances HOT/WARM/COLD, runs the automover
 // once a second and releases pages over a lowered memory limit; the mover,
 // which carries out page moves between classes (Reassign); the hash

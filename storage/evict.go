@@ -116,7 +116,7 @@ func (c *Cache) touchPage(ref uint32, now uint32) {
 // memcached counts one at the LRU tail.
 func (c *Cache) countEvictionLocked(cl *class, h *itemHeader, b uint32, now uint32) {
 	cl.cnt.evicted.Add(1)
-	cl.cnt.evictedTime.Store(uint64(now - h.atime.Load()))
+	cl.cnt.evictedTime.Store(uint64(since(now, h.atime.Load())))
 	if h.exptime != 0 {
 		cl.cnt.evictedNonzero.Add(1)
 	}

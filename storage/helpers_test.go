@@ -13,10 +13,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeClock is a Config.Now that moves only when told to.
+// fakeClock is a Clock (or, by its Now, a Config.Now) that moves only
+// when told to.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time     // the wall clock
+	mono time.Duration // the monotonic clock
 }
 
 func newFakeClock() *fakeClock {
@@ -29,7 +31,22 @@ func (f *fakeClock) Now() time.Time {
 	return f.t
 }
 
+func (f *fakeClock) Monotonic() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mono
+}
+
+// Advance lets d pass: both clocks move.
 func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	f.mono += d
+	f.mu.Unlock()
+}
+
+// StepWall steps the wall clock alone, as NTP or date(1) does.
+func (f *fakeClock) StepWall(d time.Duration) {
 	f.mu.Lock()
 	f.t = f.t.Add(d)
 	f.mu.Unlock()

@@ -125,7 +125,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 					cl.cnt.movesToWarm.Add(1)
 					moveTo = lruWarm
 				}
-			case cl.lru[lru].bytes > limit || now-h.atime.Load() > maxAge:
+			case cl.lru[lru].bytes > limit || since(now, h.atime.Load()) > maxAge:
 				cl.cnt.movesToCold.Add(1)
 				moveTo = lruCold
 				removed++
@@ -185,7 +185,7 @@ func (c *Cache) juggle(cl *class) int {
 		now := c.relNow()
 		var coldAge uint32
 		if t := cl.lru[lruCold].tail; t != 0 {
-			coldAge = now - c.hdr(t).atime.Load()
+			coldAge = since(now, c.hdr(t).atime.Load())
 		}
 		set := c.lruSettings()
 		total := cl.lru[lruHot].bytes + cl.lru[lruWarm].bytes + cl.lru[lruCold].bytes

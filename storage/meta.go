@@ -81,7 +81,7 @@ func (e *MetaEntry) ExpiresBefore(exptime int64) bool {
 }
 
 // Idle returns the seconds since the item's last access before this one.
-func (e *MetaEntry) Idle() uint32 { return e.now - e.atime }
+func (e *MetaEntry) Idle() uint32 { return since(e.now, e.atime) }
 
 // DebugExptime is memcached's "exp" of me: -1 for no expiry, else the
 // current time less the expiry (negative while the item lives).

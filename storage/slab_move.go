@@ -300,7 +300,7 @@ func (c *Cache) tailAge(cl *class, now uint32) (uint32, bool) {
 	defer cl.mu.Unlock()
 	for _, lru := range [...]int{lruCold, lruWarm, lruHot} {
 		if t := cl.lru[lru].tail; t != 0 {
-			return now - c.hdr(t).atime.Load(), true
+			return since(now, c.hdr(t).atime.Load()), true
 		}
 	}
 	return 0, false

@@ -19,7 +19,7 @@ func (c *Cache) ReadStats(s *Stats) {
 		ages := [numLRU]uint64{}
 		for l := range cl.lru {
 			if t := cl.lru[l].tail; t != 0 && !c.closed {
-				ages[l] = uint64(now - c.hdr(t).atime.Load())
+				ages[l] = uint64(since(now, c.hdr(t).atime.Load()))
 			}
 			s.Bytes += cl.lru[l].bytes
 		}
