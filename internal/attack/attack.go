@@ -21,6 +21,9 @@ const sendTimeout = 2 * time.Second
 type Attack struct {
 	Name  string
 	Conns int
+	// Accepted makes Run hold the attack until the server counts all
+	// its connections in curr_connections.
+	Accepted bool
 	// Items is how many small items the attack wants the data set to
 	// hold (Data.Small), if more than the caller's.
 	Items int
@@ -96,9 +99,9 @@ func Attacks(d Data, sc Scale) []Attack {
 			Name:  fmt.Sprintf("huge-set-%d", sc.DeclaredSize),
 			Conns: sc.BufConns,
 			first: func(i int) []byte {
-				return fmt.Appendf(nil, "set huge%d 0 0 %d\r\n", i, sc.DeclaredSize)
+				return mostOfValue(i, fmt.Appendf(nil, "set huge%d 0 0 %d\r\n", i, sc.DeclaredSize), sc.DeclaredSize)
 			},
-			keep: trickleOdd,
+			keep: trickle,
 		},
 		{
 			Name:  "half-lines",
@@ -128,8 +131,10 @@ func Attacks(d Data, sc Scale) []Attack {
 		{
 			Name:  fmt.Sprintf("binary-huge-set-%d", sc.DeclaredSize),
 			Conns: sc.BufConns,
-			first: func(i int) []byte { return binarySetHeader(fmt.Sprintf("hugeb%d", i), sc.DeclaredSize) },
-			keep:  trickleOdd,
+			first: func(i int) []byte {
+				return mostOfValue(i, binarySetHeader(fmt.Sprintf("hugeb%d", i), sc.DeclaredSize), sc.DeclaredSize)
+			},
+			keep: trickle,
 		},
 		{
 			Name:  fmt.Sprintf("binary-getq-flood-%d", sc.Keys),
@@ -154,7 +159,7 @@ func Attacks(d Data, sc Scale) []Attack {
 
 // Idle returns the attack of n connections that send nothing.
 func Idle(n int) Attack {
-	return Attack{Name: fmt.Sprintf("idle-%d", n), Conns: n, first: func(int) []byte { return nil }}
+	return Attack{Name: fmt.Sprintf("idle-%d", n), Conns: n, Accepted: true, first: func(int) []byte { return nil }}
 }
 
 // halfGetLine is a get line of nearly 1 MiB (the longest a server accepts
@@ -186,10 +191,22 @@ func binarySetHeader(key string, size int) []byte {
 	return appendBinary(nil, 0x01, key, make([]byte, 8), size)
 }
 
-// trickleOdd sends one byte every 50 ms on odd connections (a value
-// declared huge and sent slowly); even ones send nothing more.
-func trickleOdd(nc net.Conn, i int, stop <-chan struct{}) {
-	if i%2 == 0 {
+// The connections of a huge set take turns by four: the first sends the
+// request line (or header) and nothing more, the second trickles the
+// value, the other two send all of it but its last kilobyte at once.
+
+// mostOfValue returns head, followed on half the connections by all of a
+// value of size bytes but its last kilobyte.
+func mostOfValue(i int, head []byte, size int) []byte {
+	if i%4 < 2 {
+		return head
+	}
+	return append(head, make([]byte, max(0, size-1024))...)
+}
+
+// trickle sends one byte every 50 ms on every fourth connection.
+func trickle(nc net.Conn, i int, stop <-chan struct{}) {
+	if i%4 != 1 {
 		return
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
