@@ -3,6 +3,7 @@ package client
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,10 @@ type Config struct {
 	// (DefaultMaxIdleConns).
 	MaxIdleConns int
 
-	// Namespace is prepended to every key on the wire.
+	// Namespace is prepended to every key on the wire. Like a key it may
+	// not hold spaces or control characters, and it must leave room for a
+	// key within the 250 bytes the server accepts (with HashLongKeys, room
+	// for a hashed key: at most 205 bytes).
 	Namespace string
 	// HashNamespace makes the namespace part of the key that is hashed for
 	// placement (libmemcached's MEMCACHED_BEHAVIOR_HASH_WITH_PREFIX_KEY);
@@ -87,13 +91,25 @@ type Config struct {
 
 	// CompressThreshold, when positive, gzips values at least this long and
 	// stores them with CompressFlag set when that saves at least
-	// 1-CompressRatio of the size, as Cache::Memcached::Fast does.
+	// 1-CompressRatio of the size, as Cache::Memcached::Fast does; Append
+	// and Prepend are then refused (ErrAppendCompressed). When zero, values
+	// are stored as they are, but values read with CompressFlag set are
+	// still uncompressed. When negative, compression is off altogether:
+	// CompressFlag means nothing and values are returned as stored.
 	CompressThreshold int
 	// CompressFlag is the flag bit that marks a compressed value
-	// (DefaultCompressFlag); it is cleared in the Flags a Get returns.
+	// (DefaultCompressFlag); it is cleared in the Flags a read returns.
+	// Unless CompressThreshold is negative the bit is reserved: storing an
+	// Item whose Flags use it fails with ErrCompressFlag.
 	CompressFlag uint32
 	// CompressRatio is DefaultCompressRatio when zero.
 	CompressRatio float64
+	// MaxUncompressedSize bounds what a compressed value may uncompress to
+	// (DefaultMaxUncompressedSize when zero), since a small value can
+	// expand a thousandfold: reading a larger one fails with
+	// ErrValueTooLarge, and so does storing a value that would be
+	// compressed and is larger.
+	MaxUncompressedSize int
 
 	// MaxFailures, when positive, marks a server dead after that many
 	// failures (connection errors and timeouts) within FailureTimeout, for
@@ -141,14 +157,16 @@ type node struct {
 	failures    int
 	windowStart time.Time
 	deadUntil   atomic.Int64 // unix nanoseconds; 0 when alive
-
-	replyHint atomic.Int64 // bytes of values in the last multi-get reply
 }
 
-// New returns a Client for cfg. It does not connect until first use.
+// New returns a Client for cfg. It does not connect until first use. A
+// Namespace that is not valid in a key fails with ErrMalformedKey.
 func New(cfg Config) (*Client, error) {
 	if len(cfg.Servers) == 0 {
 		return nil, ErrNoServers
+	}
+	if err := checkNamespace(cfg.Namespace, cfg.HashLongKeys); err != nil {
+		return nil, err
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -164,6 +182,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.CompressRatio <= 0 {
 		cfg.CompressRatio = DefaultCompressRatio
+	}
+	if cfg.MaxUncompressedSize <= 0 {
+		cfg.MaxUncompressedSize = DefaultMaxUncompressedSize
 	}
 	if cfg.RetryTimeout <= 0 {
 		cfg.RetryTimeout = DefaultRetryTimeout
@@ -211,8 +232,28 @@ func validKey(k string) bool {
 	return true
 }
 
+// hashedKeyLen is the length of a hashed key without the namespace.
+var hashedKeyLen = len(hashedKeyPrefix) + base64.RawURLEncoding.EncodedLen(sha256.Size)
+
+// checkNamespace reports whether ns can prefix keys: it is a valid key
+// and leaves room for one, or for a hashed key when hashing is on.
+func checkNamespace(ns string, hashing bool) error {
+	if ns == "" {
+		return nil
+	}
+	room := 1
+	if hashing {
+		room = hashedKeyLen
+	}
+	if !validKey(ns) || len(ns)+room > maxKeyLen {
+		return fmt.Errorf("client: invalid namespace %q: %w", ns, ErrMalformedKey)
+	}
+	return nil
+}
+
 // wireKey returns the key as sent (namespace included), or
-// ErrMalformedKey.
+// ErrMalformedKey. Every request builds its keys here (or, for keys that
+// passed here, with appendWireKey), so nothing over 250 bytes is written.
 func (c *Client) wireKey(key string) (string, error) {
 	if validKey(key) && len(c.ns)+len(key) <= maxKeyLen {
 		if c.ns == "" {
@@ -224,7 +265,11 @@ func (c *Client) wireKey(key string) (string, error) {
 		return "", ErrMalformedKey
 	}
 	sum := sha256.Sum256(bytesOf(key))
-	return c.ns + hashedKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:]), nil
+	wire := c.ns + hashedKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+	if len(wire) > maxKeyLen { // New keeps the namespace short enough
+		return "", ErrMalformedKey
+	}
+	return wire, nil
 }
 
 // placementKey is the part of the wire key that decides the server.

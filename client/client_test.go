@@ -76,10 +76,10 @@ func TestOperations(t *testing.T) {
 		if _, err := c.Get(ctx, "absent"); !errors.Is(err, ErrCacheMiss) {
 			t.Fatalf("Get absent: %v", err)
 		}
-		must(c.Set(ctx, &Item{Key: "k", Value: []byte("v1"), Flags: 42}))
+		must(c.Set(ctx, &Item{Key: "k", Value: []byte("v1"), Flags: 41}))
 		it, err := c.Get(ctx, "k")
 		must(err)
-		if string(it.Value) != "v1" || it.Flags != 42 || it.CAS == 0 || it.Key != "k" {
+		if string(it.Value) != "v1" || it.Flags != 41 || it.CAS == 0 || it.Key != "k" {
 			t.Fatalf("Get = %+v", it)
 		}
 		if err := c.Add(ctx, &Item{Key: "k", Value: []byte("x")}); !errors.Is(err, ErrNotStored) {
@@ -166,7 +166,7 @@ func TestGetMulti(t *testing.T) {
 			k := fmt.Sprintf("key-%d", i)
 			keys = append(keys, k)
 			if i%3 != 0 {
-				if err := c.Set(ctx, &Item{Key: k, Value: bytes.Repeat([]byte{byte('a' + i%26)}, i), Flags: uint32(i)}); err != nil {
+				if err := c.Set(ctx, &Item{Key: k, Value: bytes.Repeat([]byte{byte('a' + i%26)}, i), Flags: uint32(i) << 2}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -185,7 +185,7 @@ func TestGetMulti(t *testing.T) {
 				if ok != (i%3 != 0) {
 					t.Fatalf("key-%d found=%v", i, ok)
 				}
-				if ok && (len(it.Value) != i || it.Flags != uint32(i) || (i > 0 && it.Value[0] != byte('a'+i%26))) {
+				if ok && (len(it.Value) != i || it.Flags != uint32(i)<<2 || (i > 0 && it.Value[0] != byte('a'+i%26))) {
 					t.Fatalf("key-%d = %+v", i, it)
 				}
 			}
@@ -289,7 +289,7 @@ func TestCompression(t *testing.T) {
 	addr := testutil.StartCorvid(t, server.Config{})
 	ctx := context.Background()
 	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.CompressThreshold = 100 })
-	raw := newClient(t, []string{addr}, nil)
+	raw := newClient(t, []string{addr}, func(cfg *Config) { cfg.CompressThreshold = -1 })
 	big := bytes.Repeat([]byte("compressible "), 1000)
 	if err := c.Set(ctx, &Item{Key: "big", Value: big, Flags: 1}); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package client
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"strings"
 	"time"
@@ -44,18 +43,14 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 }
 
 // release returns cn to its pool when err leaves it usable, else closes it
-// and, for network errors, counts a failure.
+// and, for the server's faults, counts a failure.
 func (cn *conn) release(err error) {
 	s := cn.s
-	if errors.Is(err, ErrNotSupported) {
-		// The server answered, but what else it made of the request (the
-		// data block of an "ms", further pipelined lines) is unknown.
+	if !resumable(err) {
 		cn.nc.Close()
-		return
-	}
-	if err != nil && !resumable(err) {
-		cn.nc.Close()
-		s.fail()
+		if serverFault(err) {
+			s.fail()
+		}
 		return
 	}
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 var (
@@ -25,6 +26,16 @@ var (
 	ErrClosed = errors.New("client: closed")
 	// ErrNotSupported means the server does not speak the meta protocol.
 	ErrNotSupported = errors.New("client: not supported by server")
+	// ErrAppendCompressed means an Append or Prepend was refused because
+	// the client compresses values: joined to a compressed value, the
+	// bytes would corrupt it.
+	ErrAppendCompressed = errors.New("client: append and prepend are refused when compressing")
+	// ErrCompressFlag means an item's Flags use Config.CompressFlag, the
+	// bit that marks compressed values.
+	ErrCompressFlag = errors.New("client: flags use the compression flag")
+	// ErrValueTooLarge means a compressed value would uncompress to more
+	// than Config.MaxUncompressedSize bytes.
+	ErrValueTooLarge = errors.New("client: value too large")
 )
 
 // ServerError is an error talking to one server; it names the server.
@@ -40,18 +51,65 @@ func (e *ServerError) Error() string {
 
 func (e *ServerError) Unwrap() error { return e.Err }
 
-// ReplyError is an error line the server answered (ERROR, CLIENT_ERROR …,
-// SERVER_ERROR …); the connection stays usable.
+// ReplyError is a whole error line (ERROR, CLIENT_ERROR …, SERVER_ERROR …)
+// the server answered to one request, with nothing else of the request
+// left unread; the connection stays usable.
 type ReplyError struct {
 	Line string
 }
 
 func (e *ReplyError) Error() string { return "client: server replied " + e.Line }
 
+// ProtocolError is a reply the request did not expect: an unknown line, a
+// malformed header whose data block cannot be skipped, a value for a key
+// that was not asked for, or an error line in the middle of a reply or
+// after a request whose data block the server may have read as a command.
+// What else is unread on the connection is unknown, so it is closed; the
+// server is not counted as failing, since it answered.
+type ProtocolError struct {
+	// Line is the offending reply line (without "\r\n"), when there is one.
+	Line string
+	// Reason says what was wrong with it.
+	Reason string
+}
+
+func (e *ProtocolError) Error() string {
+	if e.Line == "" {
+		return "client: " + e.Reason
+	}
+	return "client: " + e.Reason + ": " + strconv.Quote(e.Line)
+}
+
+// Unwrap returns the ReplyError of an error line that came out of turn,
+// so that errors.As still finds the server's words.
+func (e *ProtocolError) Unwrap() error {
+	if e.Line != "" && isErrorLine([]byte(e.Line)) {
+		return &ReplyError{Line: e.Line}
+	}
+	return nil
+}
+
 // resumable reports whether the connection that produced err can be reused:
-// the server answered and the reply was read whole.
+// the server answered and the reply was read whole, and nothing else is
+// pending on the connection. It is the one place that decides this; every
+// error that is not listed here closes the connection.
 func resumable(err error) bool {
+	if err == nil {
+		return true
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) || errors.Is(err, ErrNotSupported) {
+		return false
+	}
 	var re *ReplyError
 	return errors.Is(err, ErrCacheMiss) || errors.Is(err, ErrNotStored) ||
 		errors.Is(err, ErrCASConflict) || errors.As(err, &re)
+}
+
+// serverFault reports whether err, which closes the connection, counts as
+// a failure of the server: a network error or a timeout, not an answer the
+// client could not use.
+func serverFault(err error) bool {
+	var pe *ProtocolError
+	return !errors.As(err, &pe) && !errors.Is(err, ErrNotSupported)
 }

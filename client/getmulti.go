@@ -3,7 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
-	"errors"
+	"strconv"
 	"sync"
 )
 
@@ -22,7 +22,7 @@ var multiPool = sync.Pool{New: func() any { return new(multiScratch) }}
 // GetMulti returns the items found for keys, keyed by key. It writes one
 // "gets" request to every server concerned before reading any reply, so the
 // servers work in parallel while a single goroutine reads their replies in
-// turn; each reply's values are carved out of one buffer. A server that
+// turn; small values share buffers of at most 16 KB. A server that
 // fails leaves its keys out of the map and its error (naming it) in the
 // returned error.
 func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
@@ -77,22 +77,42 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 		}
 	}
 
-	// Send every request, then read every reply.
-	for si := range n {
-		if ms.start[si] == ms.start[si+1] {
-			continue
-		}
-		ms.conns[si], ms.stops[si], ms.errs[si] = c.sendGets(ctx, c.servers[si], keys, ms.order[ms.start[si]:ms.start[si+1]])
+	// Send every server a request, then read every reply; keys beyond
+	// what one get line should carry go in further rounds.
+	copy(cursor, ms.start[:n]) // server index -> next position in order
+	var smallEnds [64]int
+	var ends []int
+	if n <= len(smallEnds) {
+		ends = smallEnds[:n]
+	} else {
+		ends = make([]int, n)
 	}
 	items := make([]Item, len(keys))
 	hits := 0
-	for si, cn := range ms.conns {
-		if cn == nil {
-			continue
+	for {
+		sent := false
+		for si := range n {
+			lo, hi := cursor[si], ms.start[si+1]
+			if lo == hi || ms.errs[si] != nil {
+				continue
+			}
+			ends[si] = c.getsBatchEnd(keys, ms.order, lo, hi)
+			ms.conns[si], ms.stops[si], ms.errs[si] = c.sendGets(ctx, c.servers[si], keys, ms.order[lo:ends[si]])
+			sent = true
 		}
-		found, err := c.readGets(cn, keys, ms.order[ms.start[si]:ms.start[si+1]], items)
-		hits += found
-		ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
+		if !sent {
+			break
+		}
+		for si, cn := range ms.conns {
+			if cn == nil {
+				continue
+			}
+			found, err := c.readGets(cn, keys, ms.order[cursor[si]:ends[si]], items)
+			hits += found
+			ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
+			ms.conns[si] = nil
+			cursor[si] = ends[si]
+		}
 	}
 
 	m := make(map[string]*Item, hits)
@@ -129,6 +149,24 @@ func growSlice[T any](s []T, n int) []T {
 	return s[:n]
 }
 
+// maxGetsLine bounds the keys of one get line: servers limit the line
+// (corvid at 1 MiB), and a line that fits the socket buffers is written
+// without waiting for the server to read.
+const maxGetsLine = 256 << 10
+
+// getsBatchEnd returns the end of the run of order[lo:hi] that fits one get
+// line: at least one key, at most maxGetsLine bytes of keys.
+func (c *Client) getsBatchEnd(keys []string, order []int32, lo, hi int) int {
+	size := 0
+	for i := lo; i < hi; i++ {
+		size += 1 + len(c.ns) + len(keys[order[i]])
+		if size > maxGetsLine && i > lo {
+			return i
+		}
+	}
+	return hi
+}
+
 // sendGets writes one "gets" line for keys[order…] to s and returns the
 // connection the reply is to be read from.
 func (c *Client) sendGets(ctx context.Context, s *node, keys []string, order []int32) (*conn, func() bool, error) {
@@ -163,7 +201,7 @@ func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op stri
 		}
 		return nil
 	}
-	if err != nil && ctx.Err() != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
+	if err != nil && ctx.Err() != nil && !resumable(err) && serverFault(err) {
 		// Interrupted by the caller, not by the server: no failure counted.
 		cn.nc.Close()
 		return ctx.Err()
@@ -172,43 +210,58 @@ func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op stri
 	return cn.s.wrap(op, err)
 }
 
+// Values of a multi-get up to sharedValueMax bytes are carved out of
+// shared chunks of at most sharedChunkMax bytes, sized to the part of the
+// reply already read, so that a few allocations serve many small values
+// while an Item pins at most sharedChunkMax bytes; larger values get their
+// own allocation.
+const (
+	sharedValueMax = 1 << 10
+	sharedChunkMax = 16 << 10
+)
+
 // readGets reads the reply to sendGets into items, returning the number of
-// hits. Values are carved out of chunks sized by the server's last reply.
+// hits.
 func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) (int, error) {
-	s := cn.s
-	hint := max(int(s.replyHint.Load()), 4096)
 	var chunk []byte
-	total, j, found := 0, 0, 0
-	for {
-		key, flags, n, cas, done, err := cn.nextValue()
+	j, found := 0, 0
+	for first := true; ; first = false {
+		key, flags, n, cas, done, err := cn.nextValue(first)
 		if err != nil {
 			return found, err
 		}
 		if done {
 			break
 		}
-		total += n
-		if cap(chunk)-len(chunk) < n {
-			chunk = make([]byte, 0, max(n, hint))
+		var v []byte
+		switch {
+		case n > sharedValueMax:
+			v = make([]byte, n)
+		case cap(chunk)-len(chunk) < n:
+			chunk = make([]byte, 0, min(max(n, cn.r.Buffered()), sharedChunkMax))
+			fallthrough
+		default:
+			v = chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
+			chunk = chunk[:len(chunk)+n]
 		}
-		v := chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
-		chunk = chunk[:len(chunk)+n]
 		// Replies come in request order; skip the misses. A key not asked
-		// for is read and dropped.
-		for k := j; k < len(order); k++ {
-			if c.wireKeyEqual(key, keys[order[k]]) {
-				it := &items[order[k]]
-				it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v
-				found++
-				j = k + 1
-				break
-			}
+		// for (or out of order) is a reply to some other request: the
+		// connection is out of step.
+		k := j
+		for k < len(order) && !c.wireKeyEqual(key, keys[order[k]]) {
+			k++
+		}
+		if k == len(order) {
+			return found, &ProtocolError{Reason: "reply for key " + strconv.Quote(string(key)) + " not asked for or out of order"}
 		}
 		if err := cn.readValue(v); err != nil {
 			return found, err
 		}
+		it := &items[order[k]]
+		it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v
+		found++
+		j = k + 1
 	}
-	s.replyHint.Store(int64(total))
 	return found, nil
 }
 

@@ -63,9 +63,11 @@ type metaFlags struct {
 	cas        uint64
 	ttl        int32
 	opaque     uint64
+	key        []byte // the k flag's key, valid until the next read
 	won, stale bool
 	winPending bool
 	hasOpaque  bool
+	hasKey     bool
 }
 
 // parseMetaFlags parses the flags after a meta status code.
@@ -100,6 +102,8 @@ func parseMetaFlags(b []byte) (metaFlags, error) {
 		case 'O':
 			v, ok := parseUint(arg)
 			f.opaque, f.hasOpaque = v, ok
+		case 'k':
+			f.key, f.hasKey = arg, true
 		case 'W':
 			f.won = true
 		case 'X':
@@ -112,8 +116,9 @@ func parseMetaFlags(b []byte) (metaFlags, error) {
 }
 
 // metaReply reads one meta reply line and splits its status code off. An
-// "ERROR" reply means the server does not speak the meta protocol.
-func (cn *conn) metaReply() (code string, flags []byte, err error) {
+// "ERROR" reply means the server does not speak the meta protocol; after
+// another error line, after says whether the connection is in step.
+func (cn *conn) metaReply(after pending) (code string, flags []byte, err error) {
 	line, err := cn.readLine()
 	if err != nil {
 		return "", nil, err
@@ -123,10 +128,29 @@ func (cn *conn) metaReply() (code string, flags []byte, err error) {
 		return "", nil, ErrNotSupported
 	}
 	if isErrorLine(line) {
-		return "", nil, replyError(line)
+		return "", nil, replyError(line, after)
 	}
 	c, rest := nextField(body)
 	return string(c), rest, nil
+}
+
+// checkKey verifies that a meta reply carries the key its request asked
+// for (the k flag, which every request asks for): a reply without it, or
+// with another key, belongs to another request.
+func checkKey(f *metaFlags, wire string) error {
+	if !f.hasKey {
+		return &ProtocolError{Reason: "meta reply without the key asked for (" + strconv.Quote(wire) + ")"}
+	}
+	if string(f.key) != wire {
+		return wrongKey(f.key, wire)
+	}
+	return nil
+}
+
+// unexpectedMeta is the error for a meta status code the request does not
+// expect.
+func unexpectedMeta(code string, rest []byte) error {
+	return &ProtocolError{Line: code + " " + string(rest), Reason: "unexpected meta reply"}
 }
 
 // MetaGet reads key with the meta protocol: besides the value it tells
@@ -146,7 +170,7 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 	var mi *MetaItem
 	err = c.do(ctx, s, "mg", func(cn *conn) error {
 		w := append(append(cn.w[:0], "mg "...), wire...)
-		w = append(w, " v f c t"...)
+		w = append(w, " v f c t k"...)
 		if opt.TTL != 0 {
 			w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
 		}
@@ -163,25 +187,29 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 		if err := cn.flush(); err != nil {
 			return err
 		}
-		code, rest, err := cn.metaReply()
+		code, rest, err := cn.metaReply(nothingPending)
 		if err != nil {
 			return err
 		}
+		line := rest
 		var size uint64
 		switch code {
 		case "VA":
 			var sz []byte
 			sz, rest = nextField(rest)
 			var ok bool
-			if size, ok = parseUint(sz); !ok {
-				return errors.New("bad VA size")
+			if size, ok = parseUint(sz); !ok || size > 1<<30 {
+				return unexpectedMeta(code, line)
 			}
 		case "HD", "EN":
 		default:
-			return errors.New("unexpected meta reply " + code)
+			return unexpectedMeta(code, line)
 		}
 		f, err := parseMetaFlags(rest)
 		if err != nil {
+			return unexpectedMeta(code, line)
+		}
+		if err := checkKey(&f, wire); err != nil {
 			return err
 		}
 		if code == "VA" {
@@ -213,7 +241,10 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 // item is gone); with opt.Invalidate as well an older CAS still stores and
 // marks the item stale.
 func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) error {
-	value, flags := c.encode(it.Value, it.Flags, "set")
+	value, flags, err := c.encode(it.Value, it.Flags, "set")
+	if err != nil {
+		return err
+	}
 	return c.onWriteServers(ctx, "ms", it.Key, func(_ int, cn *conn, wire string) error {
 		w := append(append(cn.w[:0], "ms "...), wire...)
 		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
@@ -225,37 +256,41 @@ func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) erro
 		if opt.Invalidate {
 			w = append(w, " I"...)
 		}
-		cn.w = append(append(append(w, crlf...), value...), crlf...)
-		return cn.metaExchange()
+		cn.w = append(append(append(append(w, " k"...), crlf...), value...), crlf...)
+		return cn.metaExchange(wire, dataPending)
 	})
 }
 
-// metaExchange sends the request in cn.w and maps the one-line meta reply
-// to an error.
-func (cn *conn) metaExchange() error {
+// metaExchange sends the request for wire in cn.w, which asks for the key
+// back, and maps the one-line meta reply to an error.
+func (cn *conn) metaExchange(wire string, after pending) error {
 	if err := cn.flush(); err != nil {
 		return err
 	}
-	code, _, err := cn.metaReply()
+	code, rest, err := cn.metaReply(after)
 	if err != nil {
 		return err
 	}
-	return metaStatus(code)
-}
-
-// metaStatus maps a meta status code to an error.
-func metaStatus(code string) error {
+	var status error
 	switch code {
 	case "HD":
-		return nil
 	case "NS":
-		return ErrNotStored
+		status = ErrNotStored
 	case "EX":
-		return ErrCASConflict
+		status = ErrCASConflict
 	case "NF":
-		return ErrCacheMiss
+		status = ErrCacheMiss
+	default:
+		return unexpectedMeta(code, rest)
 	}
-	return &ReplyError{Line: code}
+	f, err := parseMetaFlags(rest)
+	if err != nil {
+		return unexpectedMeta(code, rest)
+	}
+	if err := checkKey(&f, wire); err != nil {
+		return err
+	}
+	return status
 }
 
 // MetaDelete deletes key with the meta protocol ("md"), or with
@@ -270,15 +305,18 @@ func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptio
 				w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
 			}
 		}
-		cn.w = append(w, crlf...)
-		return cn.metaExchange()
+		cn.w = append(w, " k\r\n"...)
+		return cn.metaExchange(wire, nothingPending)
 	})
 }
 
 // MetaGetMulti is GetMulti over the meta protocol: per server, one
 // pipelined write of quiet "mg" requests, each tagged with an opaque
 // number, closed by "mn". Misses send nothing back, hits carry their
-// opaque, so replies are matched without echoing keys.
+// opaque and key, which are checked. Each pipeline is written by a
+// goroutine of the call while the replies are read, so that a batch of
+// any size flows through a server that stops reading while its replies
+// back up.
 func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -299,9 +337,10 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		}
 	}
 	type flight struct {
-		cn   *conn
-		stop func() bool
-		idx  []int
+		cn    *conn
+		stop  func() bool
+		idx   []int
+		wrote chan error // the writer's result
 	}
 	var flights []flight
 	for s, idx := range groups {
@@ -316,63 +355,88 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		w := cn.w[:0]
 		for j, ki := range idx {
 			w = c.appendWireKey(append(w, "mg "...), keys[ki])
-			w = strconv.AppendInt(append(w, " v f c q O"...), int64(j), 10)
+			w = strconv.AppendInt(append(w, " v f c q k O"...), int64(j), 10)
 			w = append(w, crlf...)
 		}
 		cn.w = append(w, "mn\r\n"...)
-		if err := cn.flush(); err != nil {
-			if err := c.finish(ctx, cn, stop, "mg", err); firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		flights = append(flights, flight{cn, stop, idx})
+		wrote := make(chan error, 1)
+		go func() { wrote <- cn.flush() }()
+		flights = append(flights, flight{cn, stop, idx, wrote})
 	}
 	items := make([]Item, len(keys))
-	m := make(map[string]*Item, len(keys))
 	for _, fl := range flights {
 		err := func() error {
+			next := uint64(0) // replies come in request order
 			for {
-				code, rest, err := fl.cn.metaReply()
+				// An error line in the pipeline answers one request of
+				// many: the others' replies are still to come.
+				code, rest, err := fl.cn.metaReply(morePending)
 				if err != nil {
 					return err
 				}
+				line := rest
+				var size uint64
 				switch code {
 				case "MN":
+					if len(rest) != 0 {
+						return unexpectedMeta(code, line)
+					}
 					return nil
-				case "EN", "HD":
-					continue
 				case "VA":
+					var sz []byte
+					var ok bool
+					sz, rest = nextField(rest)
+					if size, ok = parseUint(sz); !ok || size > 1<<30 {
+						return unexpectedMeta(code, line)
+					}
+				case "EN", "HD":
 				default:
-					return errors.New("unexpected meta reply " + code)
-				}
-				sz, rest := nextField(rest)
-				size, ok := parseUint(sz)
-				if !ok {
-					return errors.New("bad VA size")
+					return unexpectedMeta(code, line)
 				}
 				f, err := parseMetaFlags(rest)
-				if err != nil {
-					return err
+				if err != nil || !f.hasOpaque || f.opaque < next || f.opaque >= uint64(len(fl.idx)) {
+					return unexpectedMeta(code, line)
+				}
+				next = f.opaque + 1
+				ki := fl.idx[f.opaque]
+				if !f.hasKey || !c.wireKeyEqual(f.key, keys[ki]) {
+					return &ProtocolError{Line: code + " " + string(line), Reason: "reply for another key than " + strconv.Quote(keys[ki])}
+				}
+				if code != "VA" {
+					continue
 				}
 				v := make([]byte, size)
 				if err := fl.cn.readValue(v); err != nil {
 					return err
 				}
-				if !f.hasOpaque || f.opaque >= uint64(len(fl.idx)) {
-					return errors.New("meta reply with an unknown opaque")
-				}
-				ki := fl.idx[f.opaque]
 				it := &items[ki]
 				it.Key, it.Value, it.Flags, it.CAS = keys[ki], v, f.flags, f.cas
-				if err := c.decode(it); err != nil {
-					return err
-				}
-				m[it.Key] = it
 			}
 		}()
+		if err != nil {
+			// The connection is out of step, and closing it stops the
+			// writer if the server is not reading.
+			fl.cn.nc.Close()
+		}
+		if werr := <-fl.wrote; err == nil {
+			err = werr
+		}
 		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil && firstErr == nil {
 			firstErr = err
+		}
+	}
+	// Values are uncompressed once the connections are back: a value that
+	// does not uncompress is the caller's problem, not the server's.
+	m := make(map[string]*Item, len(keys))
+	for i := range items {
+		if it := &items[i]; it.Key != "" {
+			if err := c.decode(it); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			m[it.Key] = it
 		}
 	}
 	return m, firstErr
@@ -395,12 +459,12 @@ func (c *Client) MetaNoop(ctx context.Context, key string) error {
 		if err := cn.flush(); err != nil {
 			return err
 		}
-		code, _, err := cn.metaReply()
+		code, rest, err := cn.metaReply(nothingPending)
 		if err != nil {
 			return err
 		}
 		if code != "MN" {
-			return errors.New("unexpected reply " + code)
+			return unexpectedMeta(code, rest)
 		}
 		return nil
 	})

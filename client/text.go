@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -56,14 +57,44 @@ func (cn *conn) readLine() ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, &ProtocolError{Reason: "reply line longer than " + strconv.Itoa(len(line)) + " bytes"}
+		}
 		return nil, err
 	}
 	return line, nil
 }
 
-// replyError turns an unexpected reply line into an error.
-func replyError(line []byte) error {
-	return &ReplyError{Line: string(bytes.TrimRight(line, "\r\n"))}
+// pending says what may follow an error line on the connection, which
+// decides whether the connection is still in step after it.
+type pending int
+
+const (
+	// nothingPending: the request was one line (or a pipeline of one) and
+	// an error line is its whole reply.
+	nothingPending pending = iota
+	// dataPending: the request carried a data block. The server skips it
+	// after a SERVER_ERROR, but after a CLIENT_ERROR it may have read it as
+	// a command whose reply is still to come.
+	dataPending
+	// morePending: the error line came in the middle of a reply, or of a
+	// pipeline whose other replies are still to come.
+	morePending
+)
+
+// replyError turns an error line into an error: a ReplyError when the
+// connection is still in step after it, a ProtocolError (which closes the
+// connection) when it is not or when line is not an error line at all.
+func replyError(line []byte, after pending) error {
+	text := string(bytes.TrimRight(line, "\r\n"))
+	switch {
+	case !isErrorLine(line):
+		return &ProtocolError{Line: text, Reason: "unexpected reply"}
+	case after == nothingPending,
+		after == dataPending && bytes.HasPrefix(line, []byte("SERVER_ERROR")):
+		return &ReplyError{Line: text}
+	}
+	return &ProtocolError{Line: text, Reason: "error reply out of turn"}
 }
 
 // isErrorLine reports whether line is one of the error replies, after
@@ -111,16 +142,20 @@ func parseValueLine(line []byte) (key []byte, flags uint32, n int, cas uint64, e
 	fb, rest = nextField(rest)
 	nv, ok2 := parseUint(fb)
 	if !ok1 || !ok2 || fv > 1<<32-1 || nv > 1<<30 || len(key) == 0 {
-		return nil, 0, 0, 0, replyError(line)
+		return nil, 0, 0, 0, badValueLine(line)
 	}
 	if len(rest) > 0 {
 		c, ok := parseUint(rest)
 		if !ok {
-			return nil, 0, 0, 0, replyError(line)
+			return nil, 0, 0, 0, badValueLine(line)
 		}
 		cas = c
 	}
 	return key, uint32(fv), int(nv), cas, nil
+}
+
+func badValueLine(line []byte) error {
+	return &ProtocolError{Line: string(bytes.TrimRight(line, "\r\n")), Reason: "malformed VALUE line"}
 }
 
 // readValue reads a value block of len(dst) bytes and its "\r\n" into dst.
@@ -149,11 +184,13 @@ func (cn *conn) readValue(dst []byte) error {
 	return nil
 }
 
-var errBadBlock = errors.New("value not terminated by \\r\\n")
+var errBadBlock = &ProtocolError{Reason: "value not terminated by \\r\\n"}
 
 // nextValue reads the next line of a retrieval reply: a VALUE header, or
 // END (done is true). The caller then reads the value with readValue.
-func (cn *conn) nextValue() (key []byte, flags uint32, n int, cas uint64, done bool, err error) {
+// first says whether this is the reply's first line, the only place an
+// error line can stand for the whole reply.
+func (cn *conn) nextValue(first bool) (key []byte, flags uint32, n int, cas uint64, done bool, err error) {
 	line, err := cn.readLine()
 	if err != nil {
 		return nil, 0, 0, 0, false, err
@@ -162,27 +199,20 @@ func (cn *conn) nextValue() (key []byte, flags uint32, n int, cas uint64, done b
 		return nil, 0, 0, 0, true, nil
 	}
 	if !bytes.HasPrefix(line, valuePrefix) {
-		if isErrorLine(line) {
-			return nil, 0, 0, 0, false, replyError(line)
+		after := morePending
+		if first {
+			after = nothingPending
 		}
-		return nil, 0, 0, 0, false, errors.New("unexpected reply " + strconv.Quote(string(line)))
+		return nil, 0, 0, 0, false, replyError(line, after)
 	}
 	key, flags, n, cas, err = parseValueLine(line)
 	return key, flags, n, cas, false, err
 }
 
-// readItems reads a retrieval reply, calling found for each value; found
-// returns where to read the value into.
-func (cn *conn) readItems(found func(key []byte, flags uint32, n int, cas uint64) []byte) error {
-	for {
-		key, flags, n, cas, done, err := cn.nextValue()
-		if err != nil || done {
-			return err
-		}
-		if err := cn.readValue(found(key, flags, n, cas)); err != nil {
-			return err
-		}
-	}
+// wrongKey is the error for a value the server sent for a key it was not
+// asked for.
+func wrongKey(got []byte, want string) error {
+	return &ProtocolError{Reason: "reply for key " + strconv.Quote(string(got)) + " to a request for " + strconv.Quote(want)}
 }
 
 // Get returns the item for key, or ErrCacheMiss.
@@ -228,10 +258,22 @@ func (c *Client) retrieve(ctx context.Context, verb, arg, key string) (*Item, er
 		if err := cn.flush(); err != nil {
 			return err
 		}
-		return cn.readItems(func(_ []byte, flags uint32, n int, cas uint64) []byte {
+		for first := true; ; first = false {
+			k, flags, n, cas, done, err := cn.nextValue(first)
+			if err != nil || done {
+				return err
+			}
+			// One value, for the key asked: anything else is a reply to
+			// someone else's request.
+			if it != nil || string(k) != wire {
+				it = nil
+				return wrongKey(k, wire)
+			}
 			it = &Item{Key: key, Value: make([]byte, n), Flags: flags, CAS: cas}
-			return it.Value
-		})
+			if err := cn.readValue(it.Value); err != nil {
+				return err
+			}
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -258,11 +300,14 @@ func (c *Client) Replace(ctx context.Context, it *Item) error {
 }
 
 // Append adds the item's value after the stored one; ErrNotStored when the
-// key is absent.
+// key is absent. A client that compresses (positive CompressThreshold)
+// refuses it with ErrAppendCompressed, since the stored value may be
+// compressed.
 func (c *Client) Append(ctx context.Context, it *Item) error { return c.store(ctx, "append", it, 0) }
 
 // Prepend adds the item's value before the stored one; ErrNotStored when
-// the key is absent.
+// the key is absent. Like Append, it is refused when the client
+// compresses.
 func (c *Client) Prepend(ctx context.Context, it *Item) error {
 	return c.store(ctx, "prepend", it, 0)
 }
@@ -311,7 +356,10 @@ func (c *Client) onWriteServers(ctx context.Context, op, key string, fn func(i i
 }
 
 func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) error {
-	value, flags := c.encode(it.Value, it.Flags, verb)
+	value, flags, err := c.encode(it.Value, it.Flags, verb)
+	if err != nil {
+		return err
+	}
 	return c.onWriteServers(ctx, verb, it.Key, func(_ int, cn *conn, wire string) error {
 		w := append(append(append(cn.w[:0], verb...), ' '), wire...)
 		w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)
@@ -339,7 +387,7 @@ func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) e
 		case "NOT_FOUND\r\n":
 			return ErrCacheMiss
 		}
-		return replyError(line)
+		return replyError(line, dataPending)
 	})
 }
 
@@ -363,7 +411,7 @@ func (c *Client) simple(ctx context.Context, op, key string, build func(w []byte
 		case ok != "" && string(line) == ok:
 		case ok == "" && len(line) > 2 && line[0] >= '0' && line[0] <= '9':
 		default:
-			return replyError(line)
+			return replyError(line, nothingPending)
 		}
 		if i == 0 {
 			reply = string(bytes.TrimRight(line, "\r\n "))
@@ -444,7 +492,7 @@ func (c *Client) Flush(ctx context.Context, delay int) error {
 			return err
 		}
 		if string(line) != "OK\r\n" {
-			return replyError(line)
+			return replyError(line, nothingPending)
 		}
 		return nil
 	})
@@ -469,7 +517,7 @@ func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]s
 			return err
 		}
 		m := map[string]string{}
-		for {
+		for first := true; ; first = false {
 			line, err := cn.readLine()
 			if err != nil {
 				return err
@@ -478,7 +526,13 @@ func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]s
 				break
 			}
 			if !bytes.HasPrefix(line, []byte("STAT ")) {
-				return replyError(line)
+				// Arguments whose reply is not STAT lines ("cachedump"'s
+				// ITEM lines) end here, and so does the connection.
+				after := morePending
+				if first {
+					after = nothingPending
+				}
+				return replyError(line, after)
 			}
 			k, v := nextField(bytes.TrimRight(line[5:], "\r\n"))
 			m[string(k)] = string(v)
@@ -512,7 +566,7 @@ func (c *Client) Version(ctx context.Context) (map[string]string, error) {
 		}
 		v, ok := bytes.CutPrefix(line, []byte("VERSION "))
 		if !ok {
-			return replyError(line)
+			return replyError(line, nothingPending)
 		}
 		results[idx[s]] = string(bytes.TrimRight(v, "\r\n"))
 		return nil

@@ -12,6 +12,9 @@ import (
 // and reports in "stats": clients compare it to enable features.
 const Version = "1.6.18"
 
+// DefaultShutdownGrace is Config.ShutdownGrace's default.
+const DefaultShutdownGrace = 5 * time.Second
+
 // Config configures a Server. The zero value of each field means the
 // memcached default noted beside it.
 type Config struct {
@@ -93,6 +96,13 @@ type Config struct {
 	// and restored from when it starts; empty disables both.
 	SnapshotFile string
 
+	// ShutdownGrace is how long a stopping server lets its connections
+	// write the replies to the requests they had already read. Those
+	// still writing when it ends (clients that do not read) are closed,
+	// so that the snapshot is saved and Close returns. Default 5 seconds;
+	// negative closes them at once.
+	ShutdownGrace time.Duration
+
 	// Unsupported lists the options that were accepted for compatibility
 	// but are not acted on yet (reported in logs).
 	Unsupported []string
@@ -140,6 +150,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HotKeySample == 0 {
 		c.HotKeySample = 16
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.HotKeyHalfLife <= 0 {
 		c.HotKeyHalfLife = time.Minute

@@ -96,11 +96,25 @@ func newConn(s *Server, nc net.Conn) *conn {
 }
 
 // stop makes the connection finish what it has read and close. The caller
-// holds srv.mu.
+// holds srv.mu. stopped is set before the deadline, and serve sets an idle
+// deadline before it looks at stopped, so a read never outlives a stop.
 func (c *conn) stop() {
 	c.stopped.Store(true)
 	c.nc.SetReadDeadline(time.Now())
 }
+
+// kill closes the connection's socket, ending a write blocked on a client
+// that does not read, once the shutdown grace is over. An event loop's
+// connections are closed by their loop instead (Server.killLoops). The
+// caller holds srv.mu.
+func (c *conn) kill() {
+	c.stopped.Store(true)
+	c.nc.Close()
+}
+
+// testHookIdleDeadline, when set, runs just before serve sets the idle
+// timeout's read deadline.
+var testHookIdleDeadline func(c *conn)
 
 func (c *conn) serve() {
 	defer c.nc.Close()
@@ -127,7 +141,16 @@ func (c *conn) serve() {
 		}
 		c.prepareRead(need)
 		if t := c.srv.cfg.IdleTimeout; t > 0 {
+			if testHookIdleDeadline != nil {
+				testHookIdleDeadline(c)
+			}
 			c.nc.SetReadDeadline(time.Now().Add(t))
+			if c.stopped.Load() {
+				// stop set its deadline between the check above and
+				// this one, which would keep the read waiting for the
+				// idle timeout.
+				return
+			}
 		}
 		n, err := c.nc.Read(c.rbuf[c.w:])
 		c.w += n

@@ -44,6 +44,9 @@ type loop struct {
 	wakefd int // eventfd: written to interrupt epoll_wait
 
 	stopping atomic.Bool
+	// killing is set when the shutdown grace is over: the connections
+	// still writing replies are closed too.
+	killing atomic.Bool
 
 	mu      sync.Mutex // guards pending, done, and wakefd once done
 	pending []*pollConn
@@ -98,6 +101,19 @@ func (s *Server) stopLoops() {
 	for _, l := range s.loops {
 		l.mu.Lock()
 		l.stopping.Store(true)
+		if !l.done {
+			l.wakeLocked()
+		}
+		l.mu.Unlock()
+	}
+}
+
+// killLoops tells every stopping event loop to close its connections
+// still writing replies. The caller holds s.mu.
+func (s *Server) killLoops() {
+	for _, l := range s.loops {
+		l.mu.Lock()
+		l.killing.Store(true)
 		if !l.done {
 			l.wakeLocked()
 		}
@@ -334,12 +350,14 @@ func (l *loop) sweepIdle(idle int64) {
 }
 
 // stop closes the connections that have written all their replies (their
-// input was answered when it was read) and reports whether the loop may
-// exit: no connection and none pending.
+// input was answered when it was read), and the others too once the
+// shutdown grace is over, and reports whether the loop may exit: no
+// connection and none pending.
 func (l *loop) stop() bool {
 	l.addPending()
+	kill := l.killing.Load()
 	for _, pc := range l.conns {
-		if pc != nil && !pc.out {
+		if pc != nil && (!pc.out || kill) {
 			pc.close()
 		}
 	}

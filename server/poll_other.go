@@ -10,4 +10,6 @@ func (s *Server) startLoops() error { return nil }
 
 func (s *Server) stopLoops() {}
 
+func (s *Server) killLoops() {}
+
 func (s *Server) poll(c *conn) bool { return false }

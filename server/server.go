@@ -39,6 +39,9 @@ type Server struct {
 	wg       sync.WaitGroup // connection, event loop and accept goroutines
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
+	// hurry is closed by CloseNow: stopping connections get no grace.
+	hurry     chan struct{}
+	hurryOnce sync.Once
 
 	// authUsers holds the entries of Config.AuthFile: nil when clients
 	// need not authenticate, never nil (possibly empty) when they must.
@@ -77,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		started:  time.Now(),
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
+		hurry:    make(chan struct{}),
 	}
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
@@ -120,8 +124,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// loadSnapshot fills the cache from Config.SnapshotFile. A missing, damaged
-// or foreign file is logged and the server starts empty.
+// loadSnapshot fills the cache from Config.SnapshotFile, which it
+// consumes (see storage.Cache.LoadFile): until the next clean stop saves
+// again, a crash restarts empty. A missing, damaged or foreign file is
+// logged and the server starts empty; so does a snapshot that cannot be
+// removed (a read-only directory), since the next crash would bring back
+// its items, deleted or changed since.
 func (s *Server) loadSnapshot() {
 	path := s.cfg.SnapshotFile
 	start := time.Now()
@@ -129,6 +137,8 @@ func (s *Server) loadSnapshot() {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		s.cfg.Logger.Info("no snapshot; starting empty", "file", path)
+	case errors.Is(err, storage.ErrSnapshotKept):
+		s.cfg.Logger.Error("cannot remove the snapshot after reading it, so it is not loaded (a crash would bring back its items); starting empty", "err", err)
 	case err != nil:
 		s.cfg.Logger.Warn("cannot restore the cache; starting empty", "err", err)
 	default:
@@ -198,9 +208,9 @@ func (s *Server) Addrs() []net.Addr {
 func (s *Server) Cache() *storage.Cache { return s.cache }
 
 // Serve accepts connections until ctx is cancelled or a "shutdown" command
-// arrives, then stops accepting, lets every connection finish the requests
-// it has already received, closes them and releases the cache. It returns
-// nil after a clean stop.
+// arrives, then stops the server as Close does: every connection finishes
+// the requests it has already received, within Config.ShutdownGrace, and
+// the cache is saved and released. It returns nil after a clean stop.
 func (s *Server) Serve(ctx context.Context) error {
 	// The loops are counted under mu, so a Close running meanwhile either
 	// waits for them or has begun first and none starts: a WaitGroup's
@@ -225,9 +235,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the server at once: listeners and connections are closed
-// after the requests each connection already holds are answered. It waits
-// for every goroutine the server started. Close is idempotent.
+// Close stops the server: it closes the listeners, lets every connection
+// answer the requests it has already read and gives them
+// Config.ShutdownGrace to write those replies, then closes the connections
+// still writing (clients that do not read), saves the snapshot
+// (Config.SnapshotFile) and releases the cache. It waits for every
+// goroutine the server started. Close is idempotent; CloseNow cuts its
+// grace short.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
@@ -243,7 +257,7 @@ func (s *Server) Close() error {
 		}
 		s.stopLoops()
 		s.mu.Unlock()
-		s.wg.Wait()
+		s.waitGrace()
 		if s.klog != nil {
 			s.klog.close()
 		}
@@ -256,6 +270,51 @@ func (s *Server) Close() error {
 		s.cache.Close()
 	})
 	return nil
+}
+
+// CloseNow stops the server as Close does, without the grace: connections
+// still writing replies are closed at once; the snapshot is still saved.
+// Called while Close (or Serve) is stopping the server, it ends the grace
+// period there and returns once the server is released.
+func (s *Server) CloseNow() error {
+	s.hurryOnce.Do(func() { close(s.hurry) })
+	return s.Close()
+}
+
+// waitGrace waits for every goroutine the server started. Connections that
+// have not closed when Config.ShutdownGrace ends, or when CloseNow is
+// called, are closed.
+func (s *Server) waitGrace() {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(max(s.cfg.ShutdownGrace, 0))
+	defer grace.Stop()
+	select {
+	case <-done:
+		return
+	case <-grace.C:
+		s.closeStuck("shutdown grace over")
+	case <-s.hurry:
+		s.closeStuck("closing connections without grace")
+	}
+	<-done
+}
+
+// closeStuck closes every connection still open while the server stops,
+// ending the writes blocked on clients that do not read.
+func (s *Server) closeStuck(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.conns); n > 0 {
+		s.cfg.Logger.Warn(why+"; closing connections still open", "conns", n)
+	}
+	for c := range s.conns {
+		c.kill()
+	}
+	s.killLoops()
 }
 
 // requestShutdown asks Serve to stop, as the "shutdown" command does.

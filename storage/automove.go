@@ -180,6 +180,8 @@ func (c *Cache) automoveDecideLocked(now uint32) (src, dst int) {
 // balance is the maintainer's once-a-second page pass: it releases pages
 // while the cache is over a lowered memory limit.
 func (c *Cache) balance() {
+	c.moveGate.RLock() // a Save in progress holds pages in place
+	defer c.moveGate.RUnlock()
 	for moved := 0; moved < 64 && c.overLimit(); moved++ {
 		v := c.oldestClass(nil, 1)
 		if v == nil || !c.releaseOne(v) {

@@ -80,6 +80,14 @@ type Cache struct {
 	rebalCh            chan struct{}
 	pickCur            atomic.Int32 // pickAny's round-robin position
 
+	// moveGate keeps every item in its chunk and every page in its class
+	// and place while Save walks them: Save holds it for writing. What
+	// empties a page or moves items between chunks holds it for reading:
+	// the mover and the maintainer's page releases wait for it, and so
+	// does the crawler between batches; a store stealing or evicting a
+	// page only tries it.
+	moveGate sync.RWMutex
+
 	amMu    sync.Mutex // guards am and amRatio
 	am      automoveState
 	amRatio float64

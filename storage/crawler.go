@@ -177,13 +177,17 @@ func (c *Cache) crawlClass(cl *class) (reclaimed int, ok bool) {
 			return reclaimed, false
 		default:
 		}
+		// A Save in progress has the class locks to itself.
+		c.moveGate.RLock()
 		cl.mu.Lock()
 		if c.closed || cl.crawlPage >= len(cl.pages) || (limit > 0 && checked >= limit) {
 			cl.mu.Unlock()
+			c.moveGate.RUnlock()
 			return reclaimed, true
 		}
 		n, k := c.crawlBatchLocked(cl, c.relNow())
 		cl.mu.Unlock()
+		c.moveGate.RUnlock()
 		reclaimed += n
 		checked += k
 		if d := c.crawl.sleep.Load(); d > 0 {

@@ -38,8 +38,14 @@
 //     memory accounting.
 //   - amMu guards the automover's window (automove.go); it is taken
 //     before any class lock.
+//   - moveGate, a read-write lock, keeps pages in their classes and items
+//     in their chunks while Save walks them (Save holds it for writing).
+//     The mover, the maintainer's page releases and the crawler's batches
+//     hold it for reading, taken before any other lock; a store about to
+//     steal or evict a page holds a class lock already, so it only tries
+//     it.
 //
-// The order is amMu, stripe lock, then class lock, then pageMu. Code holding a
+// The order is moveGate, amMu, stripe lock, then class lock, then pageMu. Code holding a
 // class lock that needs an item's stripe (eviction at the LRU tail, the
 // crawler, emptying a page) or another class's lock (stealing a page) only
 // tries it (TryLock) and skips the item or class when it is busy, as

@@ -137,8 +137,12 @@ const randomPageTries = 50
 // (EvictLRA) page, else a random one (EvictRandom). The page then belongs
 // to dst, or returns to the pool when its size differs. It reports whether
 // a page was evicted. The caller holds dst.mu; other class locks are only
-// tried.
+// tried. It evicts nothing while a Save holds pages in place (moveGate).
 func (c *Cache) evictPageLocked(dst *class, ev Eviction, now uint32) bool {
+	if !c.moveGate.TryRLock() {
+		return false
+	}
+	defer c.moveGate.RUnlock()
 	maxID := c.maxPageID.Load()
 	var victim uint32
 	if ev&(EvictLRC|EvictLRA) != 0 {

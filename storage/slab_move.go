@@ -161,7 +161,12 @@ func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to uint32, hv uint64)
 // maintainer or the crawler holds it), it waits for the first such victim
 // with dst.mu released (no goroutine holds two class locks at once), so a
 // store does not fail for want of memory merely because of contention.
+// It takes nothing while a Save holds pages in place (moveGate).
 func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
+	if !c.moveGate.TryRLock() {
+		return false
+	}
+	defer c.moveGate.RUnlock()
 	tried := 0
 	var busy *class
 	for pass := 0; pass < 2 && tried < 4; pass++ {
@@ -414,7 +419,10 @@ func (c *Cache) runMover() {
 		}
 		src, dst := int(c.rebalSrc.Load()), int(c.rebalDst.Load())
 		for range moveTries {
-			if done := c.movePage(src, dst); done {
+			c.moveGate.RLock() // a Save in progress holds pages in place
+			done := c.movePage(src, dst)
+			c.moveGate.RUnlock()
+			if done {
 				break
 			}
 			t := time.NewTimer(moveRetry)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // A snapshot holds the live items of a cache so that a restarted server
@@ -52,8 +53,14 @@ type SnapshotStats struct {
 
 // Save writes the cache's live items to w. Items that are expired or
 // flushed are left out. Save may run while the cache serves requests; an
-// item changed during the save is written either as it was or as it is.
+// item changed during the save is written either as it was or as it is,
+// and every item that stays in the cache throughout the save is written.
+// Meanwhile no page leaves its class: the mover, the maintainer and the
+// crawler wait, and a store that would take a page from another class or
+// evict a whole page evicts from its own class or fails.
 func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
+	c.moveGate.Lock()
+	defer c.moveGate.Unlock()
 	var st SnapshotStats
 	cw := &crcWriter{w: w, h: crc32.New(snapTable)}
 	bw := bufio.NewWriterSize(cw, 1<<20)
@@ -63,7 +70,13 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 	if c.useCAS {
 		binary.LittleEndian.PutUint32(hdr[12:], snapFlagCAS)
 	}
-	binary.LittleEndian.PutUint64(hdr[16:], uint64(c.CurrentTime()))
+	// Exptimes are written as Unix times on the wall clock as it reads
+	// now, which may have been stepped since the cache started: origin is
+	// the wall time of rel time 0, so an item keeps the time it has left
+	// across a restart whatever the steps.
+	wall := c.clock.Now().Unix()
+	origin := wall - int64(c.relNow())
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(wall))
 	bw.Write(hdr[:])
 
 	var batch []byte
@@ -73,7 +86,7 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 		for {
 			var done bool
 			var err error
-			batch, chunk, done, err = c.snapBatch(cl, page, chunk, batch[:0], &st)
+			batch, chunk, done, err = c.snapBatch(cl, page, chunk, origin, batch[:0], &st)
 			if err != nil {
 				return st, err
 			}
@@ -104,9 +117,13 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 }
 
 // snapBatch appends to buf the records of up to crawlBatch chunks of a
-// class's page, starting at chunk. It returns the next chunk (-1 when the
-// page is done) and done when the class has no page with that index.
-func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotStats) ([]byte, int, bool, error) {
+// class's page, starting at chunk, their exptimes as Unix times counted
+// from origin (the Unix time of rel time 0). It returns the next chunk
+// (-1 when the page is done) and done when the class has no page with
+// that index. The
+// caller holds moveGate for writing, so the class's pages keep their
+// indexes and its items their chunks (pages can only be added).
+func (c *Cache) snapBatch(cl *class, page, chunk int, origin int64, buf []byte, st *SnapshotStats) ([]byte, int, bool, error) {
 	now := c.relNow()
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -123,22 +140,37 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotSt
 		}
 		ref := makeRef(id, chunk*cl.size)
 		chunk++
-		h := c.hdr(ref)
+		var err error
+		if buf, err = c.snapChunkLocked(cl, ref, now, origin, buf, st); err != nil {
+			return buf, 0, true, err
+		}
+	}
+	return buf, chunk, false, nil
+}
+
+// snapChunkLocked appends the record of the item in chunk ref, if it holds
+// a live one, to buf. The caller holds cl.mu, which snapChunkLocked may
+// release and take again; it never passes over an item because its stripe
+// is busy.
+func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64, buf []byte, st *SnapshotStats) ([]byte, error) {
+	h := c.hdr(ref)
+	for {
 		b := h.bits.Load()
 		if b&bitLinked == 0 {
-			continue
+			return buf, nil
 		}
 		s := c.stripeFor(c.hashKey(c.itemKey(ref, b)))
 		// The class lock is held, so the stripe lock can only be tried
 		// (the lock order is stripe, then class); on contention take both
-		// in order and check that the chunk still holds the same item.
+		// in order. Meanwhile the chunk may have been freed, or even
+		// reused by another item: look at it again under both locks.
 		if !s.mu.TryLock() {
 			cl.mu.Unlock()
 			s.mu.Lock()
 			cl.mu.Lock()
-			if page >= len(cl.pages) || cl.pages[page] != id {
+			if c.closed {
 				s.mu.Unlock()
-				return buf, -1, false, nil // the page moved away meanwhile
+				return buf, ErrClosed
 			}
 			if nb := h.bits.Load(); nb&bitLinked == 0 || c.stripeFor(c.hashKey(c.itemKey(ref, nb))) != s {
 				s.mu.Unlock()
@@ -149,22 +181,27 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, buf []byte, st *SnapshotSt
 		if c.isFlushed(h, now) || isExpired(h, now) {
 			st.Expired++
 		} else {
-			buf = c.appendRecord(buf, ref, h, b)
+			buf = c.appendRecord(buf, ref, h, b, origin)
 			st.Items++
 		}
 		s.mu.Unlock()
+		return buf, nil
 	}
-	return buf, chunk, false, nil
 }
 
-// appendRecord appends the snapshot record of a linked item to buf. The
-// caller holds the item's stripe lock.
-func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32) []byte {
+// appendRecord appends the snapshot record of a linked item to buf, its
+// exptime counted from origin (the Unix time of rel time 0). The caller
+// holds the item's stripe lock.
+func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32, origin int64) []byte {
+	exp := int64(0)
+	if h.exptime != 0 {
+		exp = origin + int64(h.exptime)
+	}
 	key := c.itemKey(ref, b)
 	val := c.itemValue(ref, h, b)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(val)))
 	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
-	buf = binary.LittleEndian.AppendUint64(buf, uint64(c.unixFromRel(h.exptime)))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(exp))
 	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
 	buf = append(buf, byte(len(key)))
 	buf = append(buf, key...)
@@ -375,9 +412,12 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value 
 	return nil
 }
 
-// SaveFile writes a snapshot to path safely: to a temporary file in the same
-// directory, fsynced, then renamed over path, so a crash mid-save leaves the
-// previous snapshot (or none) in place.
+// SaveFile writes a snapshot to path atomically and durably: to a
+// temporary file in the same directory (path + ".tmp" and digits),
+// fsynced, then renamed over path, and the directory fsynced. A crash
+// mid-save leaves path as it was (with LoadFile's removal, absent) and a
+// temporary file that LoadFile deletes; when SaveFile returns nil the
+// snapshot survives a crash.
 func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -398,23 +438,53 @@ func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
 		os.Remove(tmp)
 		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
 	}
 	return st, nil
 }
 
-// LoadFile loads the snapshot at path into the cache. The whole file is
-// checked first: when it is missing, truncated, corrupted or foreign,
-// LoadFile returns an error (wrapping ErrBadSnapshot or the os error) and
-// the cache is left as it was.
+// ErrSnapshotKept reports a snapshot that LoadFile did not load because it
+// could not remove it from its directory: loading it would let a crash
+// bring its items back, even those deleted or changed since.
+var ErrSnapshotKept = errors.New("storage: snapshot cannot be removed")
+
+// removeFile is os.Remove; tests replace it to make removal fail.
+var removeFile = os.Remove
+
+// LoadFile loads the snapshot at path into the cache, and consumes it: a
+// snapshot is loaded at most once, so that a crash after a warm start
+// starts cold instead of bringing back items deleted or changed since.
+//
+// Temporary files left by a SaveFile that a crash interrupted are removed
+// first; they are never loaded. A missing file gives an error wrapping
+// os.ErrNotExist, a file that is not a snapshot one wrapping
+// ErrBadSnapshot, and both are left alone. A snapshot is then removed
+// from its directory and the removal made durable (fsync) before it is
+// read; when that fails, nothing is loaded and the error wraps
+// ErrSnapshotKept. The whole file is checked before anything is stored:
+// a truncated or corrupted one gives an error wrapping ErrBadSnapshot and
+// leaves the cache as it was.
 func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
+	removeTemps(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return SnapshotStats{}, err
 	}
 	defer f.Close()
+	var magic [len(snapMagic)]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != snapMagic {
+		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w: not a corvid snapshot", path, ErrBadSnapshot)
+	}
+	if err := removeFile(path); err != nil {
+		return SnapshotStats{}, fmt.Errorf("%w: %w", ErrSnapshotKept, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return SnapshotStats{}, fmt.Errorf("%w: removed %s, but %w", ErrSnapshotKept, path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return SnapshotStats{}, err
+	}
 	if err := CheckSnapshot(f); err != nil {
 		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w", path, err)
 	}
@@ -429,4 +499,36 @@ func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 		return st, fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	return st, nil
+}
+
+// removeTemps removes the temporary files SaveFile creates for path
+// (path + ".tmp" and digits), which only a crash leaves behind.
+func removeTemps(path string) {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+".tmp"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && name != "" && strings.Trim(name, "0123456789") == "" && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// syncDir makes the entries of directory dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
+	}
+	return nil
 }

@@ -107,6 +107,30 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSnapshotAfterWallStep saves a cache whose wall clock was stepped an
+// hour forward after its start and loads it in a cache started on the
+// stepped clock: every item keeps the time it had left.
+func TestSnapshotAfterWallStep(t *testing.T) {
+	clk := newFakeClock()
+	src := newCache(t, Config{Clock: clk, NoCrawler: true})
+	mustStore(t, src, ModeSet, "k", "v", 0, 600, 0)
+	clk.Advance(10 * time.Second)
+	clk.StepWall(time.Hour)
+	var buf bytes.Buffer
+	if _, err := src.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	dst := newCache(t, Config{Clock: clk, NoCrawler: true})
+	if _, err := dst.load(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var ttl int64 = -2
+	dst.MetaDebug([]byte("k"), func(e MetaEntry) { ttl = e.TTL() })
+	if ttl != 590 {
+		t.Fatalf("TTL after the restart = %d, want 590", ttl)
+	}
+}
+
 func TestSnapshotDropsItemsExpiredSinceSave(t *testing.T) {
 	clk := newFakeClock()
 	src := newCache(t, Config{Now: clk.Now, NoCrawler: true})
@@ -317,4 +341,109 @@ func BenchmarkSnapshot1GB(b *testing.B) {
 	}
 	b.ReportMetric(save.Seconds()/float64(b.N), "s/save")
 	b.ReportMetric(load.Seconds()/float64(b.N), "s/load")
+}
+
+// TestSnapshotFileLoadedOnce shows that LoadFile consumes a snapshot,
+// whether it loads or is damaged, so that a crash after a warm start
+// cannot bring back items deleted since; a file that is not a snapshot is
+// left alone, and temporaries of an interrupted save are deleted unread.
+func TestSnapshotFileLoadedOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cache.snap")
+	src := newCache(t, Config{NoCrawler: true})
+	mustSet(t, src, "session", "old")
+	if _, err := src.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	dst := newCache(t, Config{NoCrawler: true})
+	if st, err := dst.LoadFile(path); err != nil || st.Items != 1 {
+		t.Fatalf("LoadFile: %+v %v", st, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshot still there after loading it: %v", err)
+	}
+	again := newCache(t, Config{NoCrawler: true})
+	if _, err := again.LoadFile(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("second LoadFile: %v, want ErrNotExist", err)
+	}
+
+	// A damaged snapshot goes too.
+	if _, err := src.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.LoadFile(path); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("damaged: %v, want ErrBadSnapshot", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("damaged snapshot still there: %v", err)
+	}
+
+	// A file that is not a snapshot is no danger: it stays.
+	if err := os.WriteFile(path, []byte("precious notes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.LoadFile(path); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("foreign: %v, want ErrBadSnapshot", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "precious notes\n" {
+		t.Fatalf("foreign file now holds %q", got)
+	}
+	os.Remove(path)
+
+	// A complete snapshot left under a temporary name (a crash between
+	// the write and the rename) is deleted, never loaded; other names
+	// stay.
+	if _, err := src.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tmp123456"
+	if err := os.Rename(path, tmp); err != nil {
+		t.Fatal(err)
+	}
+	other := path + ".tmp-notes"
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.LoadFile(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("only a temporary: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("unrelated file removed: %v", err)
+	}
+	if _, ok := value(again, "session"); ok {
+		t.Fatal("loaded a temporary file")
+	}
+}
+
+// TestSnapshotFileCannotRemove shows that a snapshot LoadFile cannot
+// remove (a read-only directory) is not loaded: the next crash would load
+// it again.
+func TestSnapshotFileCannotRemove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	src := newCache(t, Config{NoCrawler: true})
+	mustSet(t, src, "session", "old")
+	if _, err := src.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	removeFile = func(string) error { return os.ErrPermission }
+	t.Cleanup(func() { removeFile = os.Remove })
+	dst := newCache(t, Config{NoCrawler: true})
+	st, err := dst.LoadFile(path)
+	if !errors.Is(err, ErrSnapshotKept) || !errors.Is(err, os.ErrPermission) || st.Items != 0 {
+		t.Fatalf("LoadFile: %+v %v, want ErrSnapshotKept", st, err)
+	}
+	if _, ok := value(dst, "session"); ok {
+		t.Fatal("a snapshot that stays was loaded")
+	}
 }

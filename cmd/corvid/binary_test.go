@@ -31,6 +31,12 @@ func corvidBinary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	return buildCorvid(t)
+}
+
+// buildCorvid is corvidBinary for the tests that run in -short mode too.
+func buildCorvid(t *testing.T) string {
+	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "corvid-bin")
 		if err != nil {

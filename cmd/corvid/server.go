@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,6 +64,7 @@ type serverOptions struct {
 	extended         []string
 	daemonChild      bool
 	admin            string
+	shutdownGrace    time.Duration
 }
 
 func newServerCommand() *cobra.Command { return serverCommand(&serverOptions{}) }
@@ -126,6 +128,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "save the cache to this file on shutdown (SIGTERM, SIGINT, SIGUSR1) and restore it at start")
 	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS")
 	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, SIGINT, SIGUSR1 or shutdown, how long connections may take to write their last replies before they are closed (0: none)")
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
@@ -211,6 +214,10 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	if cfg.EventLoops < 0 {
 		cfg.EventLoops = o.threads
+	}
+	cfg.ShutdownGrace = o.shutdownGrace
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = -1 // none; Config's zero is the default
 	}
 	if o.reqsPerEvent <= 0 {
 		return cfg, usageError("Number of requests per event must be greater than 0")
@@ -601,9 +608,41 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		ctx = context.Background()
 	}
 	// SIGUSR1 is memcached's graceful stop, which saves a restartable
-	// cache; corvid saves on every clean stop when -e is given.
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer stop()
+	// cache; corvid saves on every clean stop when -e is given. The first
+	// stop signal gives connections the shutdown grace to write their
+	// last replies; a second one closes them at once (the snapshot is
+	// still saved); a third is left to its default action and ends the
+	// process at once (a save in progress is then lost, but the previous
+	// snapshot stays whole: saves go through a temporary file).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	served := make(chan struct{})
+	var sigWG sync.WaitGroup
+	defer sigWG.Wait()
+	defer close(served)
+	sigWG.Add(1)
+	go func() {
+		defer sigWG.Done()
+		select {
+		case sig := <-sigs:
+			logger.Info("stopping; a second signal closes the connections without grace",
+				"signal", sig.String(), "grace", cfg.ShutdownGrace.String())
+			cancel()
+		case <-ctx.Done():
+		case <-served:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Warn("second stop signal: closing the connections now", "signal", sig.String())
+			signal.Reset(syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+			srv.CloseNow()
+		case <-served:
+		}
+	}()
 	// SIGHUP reopens the command log, for log rotation.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -24,8 +24,35 @@ func TestServerConfigDefaults(t *testing.T) {
 		t.Errorf("TCPAddrs (-want +got):\n%s", diff)
 	}
 	if cfg.MaxConns != 1024 || cfg.Threads != 4 || cfg.EventLoops != 4 || cfg.Storage.MemoryLimit != 64<<20 ||
-		cfg.Storage.ItemSizeMax != 1<<20 || cfg.Storage.GrowthFactor != 1.25 || cfg.Storage.ChunkSizeMin != 48 {
+		cfg.Storage.ItemSizeMax != 1<<20 || cfg.Storage.GrowthFactor != 1.25 || cfg.Storage.ChunkSizeMin != 48 ||
+		cfg.ShutdownGrace != server.DefaultShutdownGrace {
 		t.Errorf("defaults differ from memcached's: %+v", cfg)
+	}
+}
+
+// TestServerConfigShutdownGrace checks --shutdown-grace, where 0 means no
+// grace at all.
+func TestServerConfigShutdownGrace(t *testing.T) {
+	for _, c := range []struct {
+		arg  string
+		want time.Duration
+	}{
+		{"1500ms", 1500 * time.Millisecond},
+		{"1m", time.Minute},
+		{"0", -1},
+		{"-1s", -1},
+	} {
+		o := &serverOptions{}
+		if err := serverCommand(o).Flags().Parse([]string{"--shutdown-grace", c.arg}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ShutdownGrace != c.want {
+			t.Errorf("--shutdown-grace %s: ShutdownGrace %v, want %v", c.arg, cfg.ShutdownGrace, c.want)
+		}
 	}
 }
 

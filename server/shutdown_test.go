@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stuckValue is the value stuckReader asks for again and again.
+var stuckValue = strings.Repeat("0123456789", 50*1000)
+
+// stuckReader stores a 500 KB value through addr and returns a client that
+// asked for it 80 times (40 MB, more than sockets buffer) and read only
+// the first reply line: the server is then writing replies to a client
+// that does not read.
+func stuckReader(t *testing.T, addr string) *client {
+	t.Helper()
+	c := dial(t, "tcp", addr)
+	c.expect(fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(stuckValue), stuckValue), "STORED")
+	c.send(strings.Repeat("get big\r\n", 80))
+	if got, want := c.line(), fmt.Sprintf("VALUE big 0 %d", len(stuckValue)); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	return c
+}
+
+// closedAfterData reads what the server still sends and reports whether
+// it then closed the connection (EOF or reset) within five seconds.
+func (c *client) closedAfterData() bool {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, c.r)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// serveUntilStopped serves s in a goroutine and returns a function that
+// stops it and reports how long Serve took to return, failing the test
+// when it has not returned within limit.
+func serveUntilStopped(t *testing.T, s *Server) (stop func(limit time.Duration) time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done // the test's clients are closed first (cleanups run last first)
+	})
+	return func(limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		cancel()
+		select {
+		case err := <-done:
+			done <- err
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(limit):
+			t.Fatalf("the server did not stop within %v", limit)
+		}
+		return time.Since(start)
+	}
+}
+
+// TestModeStopClosesStuckConns stops a server that is writing a large
+// reply to a client that does not read, beside a half-sent request, an
+// idle connection and a watcher: once the shutdown grace is over every
+// connection is closed, Serve returns and the snapshot is saved.
+func TestModeStopClosesStuckConns(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		snap := filepath.Join(t.TempDir(), "snapshot")
+		const grace = 200 * time.Millisecond
+		s, err := New(mode(Config{TCPAddrs: []string{"127.0.0.1:0"}, ShutdownGrace: grace, SnapshotFile: snap}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := serveUntilStopped(t, s)
+		addr := s.Addrs()[0].String()
+		stuck := stuckReader(t, addr)
+		half := dial(t, "tcp", addr)
+		half.send("set half 0 0 10\r\nabc")
+		idle := dial(t, "tcp", addr)
+		idle.expect("version\r\n", "VERSION "+Version)
+		w := dial(t, "tcp", addr)
+		w.expect("watch mutations\r\n", "OK")
+
+		took := stop(grace + 10*time.Second)
+		if took < grace {
+			t.Errorf("stopped after %v, before the grace of %v was over", took, grace)
+		}
+		for name, c := range map[string]*client{"stuck": stuck, "half-sent": half, "idle": idle, "watcher": w} {
+			if !c.closedAfterData() {
+				t.Errorf("%s connection left open after stop", name)
+			}
+		}
+		_, addr = start(t, Config{SnapshotFile: snap})
+		c := dial(t, "tcp", addr)
+		c.expect("get big half\r\n", fmt.Sprintf("VALUE big 0 %d", len(stuckValue)), stuckValue, "END")
+	})
+}
+
+// TestModeCloseNowSkipsGrace stops a server with an hour of grace and a
+// client that does not read; CloseNow then closes it at once.
+func TestModeCloseNowSkipsGrace(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		snap := filepath.Join(t.TempDir(), "snapshot")
+		s, err := New(mode(Config{TCPAddrs: []string{"127.0.0.1:0"}, ShutdownGrace: time.Hour, SnapshotFile: snap}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx) }()
+		stuck := stuckReader(t, s.Addrs()[0].String())
+		t.Cleanup(func() {
+			stuck.nc.Close() // unblocks the server should the test fail
+			<-done
+		})
+		cancel()
+		waitFor(t, "the server to begin stopping", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.closing
+		})
+		closed := make(chan struct{})
+		go func() {
+			s.CloseNow()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("CloseNow did not close the server")
+		}
+		select {
+		case err := <-done:
+			done <- err
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after CloseNow")
+		}
+		if !stuck.closedAfterData() {
+			t.Error("stuck connection left open")
+		}
+		_, addr := start(t, Config{SnapshotFile: snap})
+		c := dial(t, "tcp", addr)
+		c.expect("get big\r\n", fmt.Sprintf("VALUE big 0 %d", len(stuckValue)), stuckValue, "END")
+	})
+}
+
+// TestStopBeatsIdleDeadline stops a goroutine-served connection just
+// before it sets the idle timeout's read deadline for its next read: the
+// read must still end at once, not when the idle timeout (an hour) is up.
+func TestStopBeatsIdleDeadline(t *testing.T) {
+	reached := make(chan struct{})
+	var once sync.Once
+	testHookIdleDeadline = func(c *conn) {
+		once.Do(func() {
+			close(reached)
+			// Hold the connection here until the server has stopped it.
+			for deadline := time.Now().Add(10 * time.Second); !c.stopped.Load() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	t.Cleanup(func() { testHookIdleDeadline = nil })
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Hour, ShutdownGrace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveUntilStopped(t, s)
+	c := dial(t, "tcp", s.Addrs()[0].String())
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection never prepared a read")
+	}
+	stop(10 * time.Second)
+	if !c.closed() {
+		t.Error("connection left open after stop")
+	}
+}
