@@ -72,7 +72,7 @@ func main() {
 		target{"corvid", strings.Fields(*corvidCmd), true},
 		target{"corvid-el0", append(strings.Fields(*corvidCmd), "--event-loops", "0"), true})
 
-	d := attack.Data{Big: 8, BigSize: 1 << 20, Small: 100_000}
+	d := attack.Data{Big: 8, BigSize: 1 << 20, Small: 100_000, FillMB: *memMB}
 	attacks := attack.Attacks(d, attack.Scale{
 		Conns: *conns, BufConns: *bufConns, DumpItems: *items,
 		Keys: *keys, DeclaredSize: 2_000_000, HugeLine: true,

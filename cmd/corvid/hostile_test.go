@@ -68,7 +68,7 @@ func skipPending(t *testing.T, mode, name string) {
 
 // hostileScale returns the sizes of the attacks and how long each is held.
 func hostileScale() (attack.Data, attack.Scale, time.Duration) {
-	d := attack.Data{Big: 8, BigSize: 1 << 20, Small: 10_000}
+	d := attack.Data{Big: 8, BigSize: 1 << 20, Small: 10_000, FillMB: hostileMemMB}
 	sc := attack.Scale{Conns: 16, BufConns: 128, DumpItems: 200_000, Keys: 400, DeclaredSize: 2_000_000, HugeLine: true}
 	hold := 200 * time.Millisecond
 	if os.Getenv("CORVID_HOSTILE") == "full" {
@@ -163,8 +163,8 @@ func startHostile(t *testing.T, d attack.Data, args []string) *hostile {
 		t.Fatalf("cannot store the data set: %v", err)
 	}
 	h.sampler = attack.StartSampler(h.p.cmd.Process.Pid, 10*time.Millisecond, hostileKillMB<<20, func(rss int64) {
-		h.p.cmd.Process.Kill()
 		h.killed <- rss
+		h.p.cmd.Process.Kill()
 	})
 	t.Cleanup(h.sampler.Stop)
 	var err error
@@ -182,12 +182,7 @@ func (h *hostile) run(t *testing.T, a attack.Attack, hold time.Duration) attack.
 	r, err := attack.Run(h.p.addr, a, h.sampler, h.prober, hold)
 	t.Logf("%s: %d connections, peak RSS %d MB; prober: %d gets, p99 %v, worst %v; sends timed out %d, refused %d",
 		a.Name, a.Conns, r.PeakRSS>>20, r.Requests, r.P99.Round(time.Microsecond), r.Worst.Round(time.Microsecond), r.SendTimeouts, r.SendErrors)
-	select {
-	case rss := <-h.killed:
-		h.killed <- rss
-		t.Fatalf("RSS reached %d MB: server killed", rss>>20)
-	default:
-	}
+	h.checkAlive(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +197,29 @@ func (h *hostile) run(t *testing.T, a attack.Attack, hold time.Duration) attack.
 	return r
 }
 
-// verify checks that no item of the data set was lost or evicted.
+// verify checks that the cache was full and no item of the data set was
+// lost (only padding is evicted).
 func (h *hostile) verify(t *testing.T) {
+	t.Helper()
+	h.checkAlive(t)
+	st, err := attack.Stats(h.p.addr)
+	if err != nil {
+		h.checkAlive(t)
+		t.Fatalf("stats after the attacks: %v", err)
+	}
+	if st["evictions"] == "0" {
+		t.Errorf("no evictions: the padding did not fill -m")
+	}
+	if err := attack.Verify(h.p.addr, h.d); err != nil {
+		h.checkAlive(t)
+		t.Errorf("after the attacks: %v", err)
+	}
+}
+
+// checkAlive fails the test if the server was killed for its RSS, which
+// can happen after an attack ends while it still builds replies, or
+// exited.
+func (h *hostile) checkAlive(t *testing.T) {
 	t.Helper()
 	select {
 	case rss := <-h.killed:
@@ -211,14 +227,10 @@ func (h *hostile) verify(t *testing.T) {
 		t.Fatalf("RSS reached %d MB: server killed", rss>>20)
 	default:
 	}
-	st, err := attack.Stats(h.p.addr)
-	if err != nil {
-		t.Fatalf("stats after the attacks: %v", err)
-	}
-	if st["evictions"] != "0" {
-		t.Errorf("evictions %s, want 0 (the data set is well under -m)", st["evictions"])
-	}
-	if err := attack.Verify(h.p.addr, h.d); err != nil {
-		t.Errorf("after the attacks: %v", err)
+	select {
+	case err := <-h.p.done:
+		h.p.done <- err
+		t.Fatalf("server exited: %v\n%s", err, h.p.stderr)
+	default:
 	}
 }

@@ -20,11 +20,19 @@ const ioTimeout = 10 * time.Second
 // Data is the data set stored before an attack: Big values of BigSize
 // bytes (keys "big0", "big1", ...), which the attacks ask for, and Small
 // short items (keys "k0000000", ...), enough to make a metadump long.
+// With FillMB set, Fill then stores padding values of 100 KB (keys
+// "pad0", ...) until the server has evicted some or FillMB*2 MB were
+// sent, so that the memory limit is all in use when the attack starts:
+// padding lives in a slab class of its own and evicts only padding.
 type Data struct {
 	Big     int
 	BigSize int
 	Small   int
+	FillMB  int
 }
+
+// padSize is the size of a padding value.
+const padSize = 100 << 10
 
 // BigKey returns the key of big value i.
 func BigKey(i int) string { return "big" + strconv.Itoa(i) }
@@ -79,6 +87,28 @@ func Fill(addr string, d Data) error {
 			if err := flush(); err != nil {
 				return err
 			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	pad := make([]byte, padSize)
+	for i := 0; i < d.FillMB*2<<20/padSize; i++ {
+		fmt.Fprintf(w, "set pad%d 0 0 %d noreply\r\n", i, padSize)
+		w.Write(pad)
+		w.WriteString("\r\n")
+		if i%64 != 63 {
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		st, err := Stats(addr)
+		if err != nil {
+			return err
+		}
+		if st["evictions"] != "0" {
+			break
 		}
 	}
 	return flush()
