@@ -24,6 +24,15 @@ func newBufPools() (p [maxPooledShift + 1]chan []byte) {
 	return p
 }
 
+// bufSize returns the capacity of the buffer getBuf(n) returns.
+func bufSize(n int) int {
+	shift := max(bits.Len(uint(n-1)), minPooledShift)
+	if shift > maxPooledShift {
+		return n
+	}
+	return 1 << shift
+}
+
 // getBuf returns a buffer of length at least n (a power of two when pooled).
 func getBuf(n int) []byte {
 	shift := max(bits.Len(uint(n-1)), minPooledShift)

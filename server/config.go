@@ -58,6 +58,18 @@ type Config struct {
 	// watcher_logbuf_size, in kilobytes); default 256 KiB.
 	WatcherLogBufSize int
 
+	// ReadBufMemLimit bounds the bytes of the connections' read buffers
+	// (-o read_buf_mem_limit, in megabytes there). corvid reads a value
+	// whole into the read buffer before storing it, so a buffer grows
+	// with a large value or a long multi-get line; past its first 16 KiB
+	// it grows only while the total stays within the limit, and a
+	// request that needs more is answered "SERVER_ERROR out of memory
+	// reading request" and its connection closed, as memcached does when
+	// it cannot grow a read buffer (counted as read_buf_oom). 0 (the
+	// default) means 64 MiB, or 8 times the item size limit when that is
+	// more; negative means no limit (memcached's 0).
+	ReadBufMemLimit int64
+
 	// EventLoops selects how TCP and Unix connections are served. 0 (the
 	// default) gives each connection its own goroutine. N > 0 serves them
 	// from N epoll event loops, each one goroutine handling many
@@ -168,6 +180,13 @@ func (c *Config) setDefaults() {
 	}
 	if c.SASL && c.Protocol == ProtoAuto {
 		c.Protocol = ProtoBinary // as memcached -S without -B
+	}
+	if c.ReadBufMemLimit == 0 {
+		item := int64(c.Storage.ItemSizeMax)
+		if item == 0 {
+			item = 1 << 20 // storage's default
+		}
+		c.ReadBufMemLimit = max(defaultReadBufMemLimit, 8*item)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -40,6 +40,8 @@ type conn struct {
 	// blocked until the socket drains.
 	flushFn func() error
 	blocked bool
+	// onLoop is set while an event loop serves the connection.
+	onLoop bool
 
 	rbuf []byte // unread input is rbuf[r:w]
 	r, w int
@@ -65,6 +67,13 @@ type conn struct {
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
+	// getNext, when not 0, is the key of req a get-family request goes on
+	// with: it stopped because the socket backed up (event loops only).
+	// Its keys are in rbuf, which is then neither moved nor handed to
+	// another connection until the request is answered.
+	getNext int
+	// dump is a metadump the event loop is to hand to a goroutine.
+	dump *dumpRequest
 
 	// Command log state: the sampling count, the buffer shard, a line
 	// being formatted, the formatted time, the client's address and the
@@ -119,7 +128,7 @@ var testHookIdleDeadline func(c *conn)
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer func() {
-		putBuf(c.rbuf)
+		c.srv.rbufs.put(c.rbuf)
 		putBuf(c.wbuf)
 	}()
 	defer c.srv.stats.add(&c.stats)
@@ -139,7 +148,10 @@ func (c *conn) serve() {
 		if need < 0 {
 			return
 		}
-		c.prepareRead(need)
+		if !c.prepareRead(need) {
+			c.flush()
+			return
+		}
 		if t := c.srv.cfg.IdleTimeout; t > 0 {
 			if testHookIdleDeadline != nil {
 				testHookIdleDeadline(c)
@@ -192,37 +204,54 @@ func (c *conn) handleRequest(buf []byte) int {
 	return c.handleOne(buf)
 }
 
-// prepareRead makes room in rbuf for at least one more byte, and for need
-// bytes of unread input in all when need is larger than what is buffered.
-func (c *conn) prepareRead(need int) {
+// prepareRead makes room in rbuf for at least one more byte. need is how
+// many unread bytes the next request needs: the unread input is moved to
+// the front when that makes room for need, but the buffer grows only when
+// it is full of unread input, and then at most doubles (up to need), so a
+// request declaring a large value costs memory as the value arrives, not
+// before: the buffer stays within twice what was read. It reports false
+// when the buffer cannot grow within the server's read-buffer limit; the
+// connection is then to be closed once the error reply is written.
+func (c *conn) prepareRead(need int) bool {
+	bufs := &c.srv.rbufs
 	if c.r == c.w {
 		c.r, c.w, c.ahead = 0, 0, 0
 		if cap(c.rbuf) > keepBufSize {
-			putBuf(c.rbuf)
+			bufs.put(c.rbuf)
 			c.rbuf = nil
 		}
 		if c.rbuf == nil {
-			c.rbuf = getBuf(readBufSize)
+			c.rbuf = bufs.get(readBufSize)
 		}
 	}
 	unread := c.w - c.r
 	want := max(need, unread+1)
 	if want <= len(c.rbuf)-c.r {
-		return // room to read after the unread input
+		return true // room to read after the unread input
 	}
-	if want <= len(c.rbuf) {
-		copy(c.rbuf, c.rbuf[c.r:c.w])
-		c.r, c.w, c.ahead = 0, unread, 0
-		return
+	if want <= len(c.rbuf) || unread < len(c.rbuf) {
+		if c.w == len(c.rbuf) || want <= len(c.rbuf) {
+			copy(c.rbuf, c.rbuf[c.r:c.w])
+			c.r, c.w, c.ahead = 0, unread, 0
+		}
+		return true
 	}
-	// Grow to what the request needs (a large value arrives whole), at
-	// least doubling so a long multi-get line grows in few steps.
+	// Full: double, or grow to what the request needs if that is less.
 	// Buffers past keepBufSize come from and return to the pools.
-	nb := getBuf(max(2*len(c.rbuf), want))
-	copy(nb, c.rbuf[c.r:c.w])
-	putBuf(c.rbuf)
+	nb, ok := bufs.grow(c.rbuf, c.r, c.w, min(2*len(c.rbuf), want))
+	if !ok {
+		// As memcached when it cannot grow a read buffer: the input is
+		// dropped and the connection closed.
+		c.r, c.w, c.ahead = 0, 0, 0
+		if c.proto != ProtoBinary {
+			c.reply("SERVER_ERROR out of memory reading request")
+		}
+		c.closeAfterWrite = true
+		return false
+	}
 	c.rbuf = nb
 	c.r, c.w, c.ahead = 0, unread, 0
+	return true
 }
 
 // prefetchAhead finds the single-key gets pipelined in the unread input
@@ -368,6 +397,11 @@ func (c *conn) flush() error {
 // (0 when unknown: any more input helps), or -1 when the connection must
 // close after the replies are written.
 func (c *conn) process() int {
+	if c.getNext > 0 {
+		if c.get(&c.req, c.getNext); c.getNext > 0 {
+			return 0 // the socket backed up again
+		}
+	}
 	for c.r < c.w {
 		if c.swallow > 0 {
 			n := min(c.swallow, c.w-c.r)
@@ -382,6 +416,12 @@ func (c *conn) process() int {
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
 			return need
+		}
+		if c.getNext > 0 || c.dump != nil {
+			// A multi-get stopped for a blocked write (the event loop
+			// calls process again when the socket drains), or a
+			// metadump waits for the loop to hand it off.
+			return 0
 		}
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {

@@ -57,7 +57,7 @@ func (c *conn) handleOne(buf []byte) int {
 	switch req.Command {
 	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
 		c.r += n
-		c.get(req)
+		c.get(req, 0)
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace,
 		protocol.CmdAppend, protocol.CmdPrepend, protocol.CmdCas:
 		return c.store(buf, n, req)
@@ -138,16 +138,25 @@ func (c *conn) replyOK(req *protocol.Request, line string) {
 }
 
 // lookupOnly performs the lookups of a get-family request without replying.
-func (c *conn) lookupOnly(req *protocol.Request) { c.lookup(req, false) }
+func (c *conn) lookupOnly(req *protocol.Request) { c.lookup(req, false, 0) }
 
-func (c *conn) get(req *protocol.Request) {
-	c.lookup(req, true)
-	c.wbuf = append(c.wbuf, "END\r\n"...)
+// get answers a get-family request from its key from on. When the socket
+// backs up before the last key (event loops only), it stops and sets
+// c.getNext to the key to go on with: process resumes the request there
+// once the replies so far are written, so a multi-get holds at most about
+// flushSize plus one value of replies whatever it asks for.
+func (c *conn) get(req *protocol.Request, from int) {
+	c.getNext = c.lookup(req, true, from)
+	if c.getNext == 0 {
+		c.wbuf = append(c.wbuf, "END\r\n"...)
+	}
 }
 
-// lookup looks up (or, for gat and gats, touches) every key of req, and
-// appends a VALUE reply for each hit when emit is set.
-func (c *conn) lookup(req *protocol.Request, emit bool) {
+// lookup looks up (or, for gat and gats, touches) the keys of req from
+// key from on, and appends a VALUE reply for each hit when emit is set. It
+// returns 0 when it has handled every key, or the index of the next key
+// when it stopped because the socket backed up.
+func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
 	var vlen, rlen int
@@ -161,8 +170,9 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 		rlen = len(c.wbuf) - n
 	}
-	for i, key := range req.Keys {
-		if i%storage.PrefetchBatch == 0 && len(req.Keys) > 1 {
+	for i := from; i < len(req.Keys); i++ {
+		key := req.Keys[i]
+		if (i-from)%storage.PrefetchBatch == 0 && len(req.Keys) > 1 {
 			c.srv.cache.Prefetch(req.Keys[i:min(i+storage.PrefetchBatch, len(req.Keys))])
 		}
 		vlen, rlen = 0, 0
@@ -175,13 +185,17 @@ func (c *conn) lookup(req *protocol.Request, emit bool) {
 				c.klogWrite(getNames[req.Command], key, klogMiss, 0)
 			}
 		}
-		if len(c.wbuf) > flushSize {
+		if emit && len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				c.closeAfterWrite = true
-				return
+				return 0
+			}
+			if c.blocked && i+1 < len(req.Keys) {
+				return i + 1
 			}
 		}
 	}
+	return 0
 }
 
 // fetch looks key up for a get (or, with touch, a gat) of either

@@ -175,8 +175,10 @@ func parseClassList(arg []byte, hash bool) (ids []int, all, ok bool) {
 // metadump answers "lru_crawler metadump <classes|all|hash>": one line per
 // live item, "key=<url-encoded key> exp=<unix|-1> la=<unix> cas=<n>
 // fetch=<yes|no> cls=<id> size=<bytes>", each ending in "\n" alone, then
-// "END\r\n", as memcached writes them. Lines are streamed: the write buffer
-// is flushed as it fills.
+// "END\r\n", as memcached writes them. On an event loop the dump is left
+// to the loop, which hands the connection to a goroutine of its own for
+// it (as memcached hands the socket to its crawler thread), so that the
+// loop's other connections are not held up while it streams.
 func (c *conn) metadump(arg []byte) {
 	if c.isUDP() {
 		c.metadumpUDP(arg)
@@ -205,6 +207,26 @@ func (c *conn) metadump(arg []byte) {
 		c.reply("BUSY currently processing crawler request")
 		return
 	}
+	d := &dumpRequest{ids: ids, all: all}
+	if c.onLoop {
+		c.dump = d
+		return
+	}
+	c.dumpItems(d)
+}
+
+// dumpRequest is a metadump waiting for its connection to leave its event
+// loop: the classes to dump, all of them, or (neither) in hash order.
+type dumpRequest struct {
+	ids []int
+	all bool
+}
+
+// dumpItems writes the lines of a metadump and its END. Lines are
+// streamed: the write buffer is flushed, with blocking writes, as it
+// fills.
+func (c *conn) dumpItems(d *dumpRequest) {
+	cache := c.srv.cache
 	emit := func(it *storage.DumpItem) bool {
 		c.reserve(len(it.Key)*3 + 128)
 		c.wbuf = appendMetadumpLine(c.wbuf, it)
@@ -217,12 +239,12 @@ func (c *conn) metadump(arg []byte) {
 		return true
 	}
 	switch {
-	case all:
+	case d.all:
 		cache.Dump(nil, emit)
-	case ids == nil:
+	case d.ids == nil:
 		cache.DumpHash(emit)
 	default:
-		cache.Dump(ids, emit)
+		cache.Dump(d.ids, emit)
 	}
 	c.wbuf = append(c.wbuf, "END\r\n"...)
 }

@@ -58,13 +58,16 @@ type loop struct {
 	// goroutine only.
 	conns     []*pollConn
 	nconns    int
-	now       int64 // unix nanoseconds at the last wake-up
+	now       int64 // Server.sinceStart at the last wake-up
 	lastIdle  int64 // when the idle sweep last ran
 	lastYield int64 // when the loop last went through the scheduler
 	// spare holds read buffers of drained connections for the next
 	// connection that has input, as memcached's per-thread read buffer
 	// cache does: an idle connection then holds no read buffer.
 	spare [][]byte
+	// spareBytes is the size of spare as of the loop's last wake-up,
+	// for read_buf_bytes_free.
+	spareBytes atomic.Int64
 }
 
 // pollConn is a connection owned by an event loop.
@@ -76,7 +79,7 @@ type pollConn struct {
 	need int  // what process last asked for, for prepareRead
 	out  bool // registered for EPOLLOUT: replies are pending
 	// idleSince is when the connection last began waiting for input
-	// (unix nanoseconds), for the idle timeout.
+	// (Server.sinceStart), for the idle timeout.
 	idleSince int64
 }
 
@@ -133,6 +136,7 @@ func (s *Server) poll(c *conn) bool {
 	l := s.loops[int(s.nextLoop.Add(1)-1)%len(s.loops)]
 	pc := &pollConn{c: c, l: l, fd: fd}
 	c.flushFn = pc.flush
+	c.onLoop = true
 	c.sfd = int32(fd)
 	l.mu.Lock()
 	if l.done {
@@ -225,7 +229,7 @@ func (l *loop) run() {
 		msec = int(min(max(idle/4, 10*time.Millisecond), time.Second) / time.Millisecond)
 	}
 	events := make([]syscall.EpollEvent, 256)
-	l.now = time.Now().UnixNano()
+	l.now = l.srv.sinceStart()
 	l.lastIdle = l.now
 	for {
 		wait := msec
@@ -237,7 +241,7 @@ func (l *loop) run() {
 			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 		}
-		l.now = time.Now().UnixNano()
+		l.now = l.srv.sinceStart()
 		woken := false
 		// Each connection is read one step before it is served, so the
 		// cache lines its requests' keys need, prefetched when it is read,
@@ -262,6 +266,9 @@ func (l *loop) run() {
 		}
 		if woken {
 			l.addPending()
+		}
+		if n := int64(len(l.spare)) * readBufSize; n != l.spareBytes.Load() {
+			l.spareBytes.Store(n)
 		}
 		if idle > 0 && l.now-l.lastIdle >= int64(msec)*int64(time.Millisecond) {
 			l.lastIdle = l.now
@@ -310,7 +317,7 @@ func (l *loop) addPending() {
 			pc.release()
 			continue
 		}
-		pc.idleSince = time.Now().UnixNano()
+		pc.idleSince = l.srv.sinceStart()
 		l.add(pc)
 	}
 }
@@ -385,7 +392,9 @@ func (pc *pollConn) read(events uint32) bool {
 	if c.rbuf == nil {
 		c.rbuf = pc.l.getRead()
 	}
-	c.prepareRead(pc.need)
+	if !c.prepareRead(pc.need) {
+		return true // serve writes the error and closes
+	}
 	n, err := rawRead(pc.fd, c.rbuf[c.w:])
 	if err != nil {
 		if err == syscall.EAGAIN || err == syscall.EINTR {
@@ -426,6 +435,10 @@ func (pc *pollConn) serve() {
 			pc.handOff()
 			return
 		}
+		if c.dump != nil {
+			pc.handOffDump()
+			return
+		}
 		if c.closeAfterWrite || pc.need < 0 {
 			pc.close()
 			return
@@ -435,21 +448,25 @@ func (pc *pollConn) serve() {
 			pc.close()
 			return
 		}
-		if pc.need == 0 && c.r < c.w {
+		if pc.need == 0 && (c.r < c.w || c.getNext > 0) {
 			// process stopped early for a blocked write that has
-			// since drained: go on with the input left.
+			// since drained: go on with the request or input left.
 			continue
 		}
 		break
 	}
 	pc.setOut(false)
 	pc.idleSince = pc.l.now
-	if c.r == c.w {
+	if c.r == c.w && c.getNext == 0 {
 		// Drained: the buffer serves whichever connection reads next.
 		pc.l.putRead(c.rbuf)
 		c.rbuf, c.r, c.w = nil, 0, 0
 	}
 }
+
+// spareReadBytes returns the bytes of the loop's spare read buffers as of
+// its last wake-up. It is safe for concurrent use.
+func (l *loop) spareReadBytes() int64 { return l.spareBytes.Load() }
 
 // getRead returns a read buffer for a connection that has none.
 func (l *loop) getRead() []byte {
@@ -459,7 +476,7 @@ func (l *loop) getRead() []byte {
 		l.spare = l.spare[:n-1]
 		return b
 	}
-	return getBuf(readBufSize)
+	return l.srv.rbufs.get(readBufSize)
 }
 
 // putRead takes back the read buffer of a drained connection.
@@ -468,7 +485,7 @@ func (l *loop) putRead(b []byte) {
 		l.spare = append(l.spare, b[:readBufSize])
 		return
 	}
-	putBuf(b)
+	l.srv.rbufs.put(b)
 }
 
 // setOut switches the socket's interest between input and output.
@@ -529,23 +546,14 @@ func (pc *pollConn) flush() error {
 // to a goroutine of its own, which streams its log lines with blocking
 // writes until it closes.
 func (pc *pollConn) handOff() {
-	l, c, s := pc.l, pc.c, pc.c.srv
-	l.remove(pc.fd)
-	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
-	f := os.NewFile(uintptr(pc.fd), "")
-	nc, err := net.FileConn(f) // a duplicate in Go's netpoller
-	f.Close()
-	pc.fd = -1
+	c, s := pc.c, pc.c.srv
+	nc, err := pc.leave()
 	if err != nil {
 		s.cfg.Logger.Warn("cannot serve watcher", "err", err)
 		s.watch.remove(c.watch)
 		pc.releaseClosed()
 		return
 	}
-	s.mu.Lock()
-	c.nc = nc
-	s.mu.Unlock()
-	c.flushFn = nil
 	go func() {
 		defer pc.releaseClosed()
 		defer nc.Close()
@@ -557,11 +565,61 @@ func (pc *pollConn) handOff() {
 	}()
 }
 
+// handOffDump moves a connection that asked for a metadump out of the
+// event loop to a goroutine of its own, which writes the dump with
+// blocking writes, so that a long dump or a client slow to read it holds
+// up neither the loop's other connections nor more memory than a write
+// buffer. The goroutine then serves the connection to its end, as a
+// connection that no event loop serves.
+func (pc *pollConn) handOffDump() {
+	c, s := pc.c, pc.c.srv
+	if _, err := pc.leave(); err != nil {
+		s.cfg.Logger.Warn("cannot dump to connection", "err", err)
+		pc.releaseClosed()
+		return
+	}
+	d := c.dump
+	c.dump = nil
+	go func() {
+		defer s.wg.Done()
+		if !c.stopped.Load() {
+			c.dumpItems(d)
+		}
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// leave takes the connection out of its event loop and returns it as a
+// net.Conn in Go's netpoller (a duplicate descriptor), which becomes c.nc
+// and which flush then writes with blocking writes. On failure the
+// connection's descriptor is closed.
+func (pc *pollConn) leave() (net.Conn, error) {
+	l, c, s := pc.l, pc.c, pc.c.srv
+	l.remove(pc.fd)
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
+	f := os.NewFile(uintptr(pc.fd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	pc.fd = -1
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	c.nc = nc
+	s.mu.Unlock()
+	c.flushFn = nil
+	c.onLoop = false
+	return nc, nil
+}
+
 // releaseClosed is release for a connection whose descriptor is already
 // closed.
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
-	putBuf(c.rbuf)
+	c.srv.rbufs.put(c.rbuf)
 	putBuf(c.wbuf)
 	c.rbuf, c.wbuf = nil, nil
 	s := c.srv

@@ -13,3 +13,6 @@ func (s *Server) stopLoops() {}
 func (s *Server) killLoops() {}
 
 func (s *Server) poll(c *conn) bool { return false }
+
+// spareReadBytes returns the bytes of the loop's spare read buffers.
+func (l *loop) spareReadBytes() int64 { return 0 }

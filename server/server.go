@@ -57,6 +57,7 @@ type Server struct {
 	klog      *klog    // nil when the command log is off
 	watch     watchHub
 	stats     globalStats
+	rbufs     readBufs
 
 	// saslUsers is the SASL password database (Config.SASLPasswordDB).
 	saslUsers saslPasswordDB
@@ -82,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		shutdown: make(chan struct{}),
 		hurry:    make(chan struct{}),
 	}
+	s.rbufs.limit = max(cfg.ReadBufMemLimit, 0)
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
 			cache.Close()
@@ -316,6 +318,12 @@ func (s *Server) closeStuck(why string) {
 	}
 	s.killLoops()
 }
+
+// sinceStart returns the nanoseconds since the server started on the
+// monotonic clock, which event loops time idle connections and their
+// yields by: a step of the wall clock must not kick every idle
+// connection at once.
+func (s *Server) sinceStart() int64 { return int64(time.Since(s.started)) }
 
 // requestShutdown asks Serve to stop, as the "shutdown" command does.
 func (s *Server) requestShutdown() {

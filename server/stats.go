@@ -196,10 +196,14 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("response_obj_oom", 0)
 	w.i("response_obj_count", int64(curr))
 	w.i("response_obj_bytes", int64(curr)*readBufSize)
-	w.i("read_buf_count", int64(curr))
-	w.i("read_buf_bytes", int64(curr)*readBufSize)
-	w.u("read_buf_bytes_free", 0)
-	w.u("read_buf_oom", 0)
+	var spare int64
+	for _, l := range s.loops {
+		spare += l.spareReadBytes()
+	}
+	w.i("read_buf_count", s.rbufs.count.Load())
+	w.i("read_buf_bytes", s.rbufs.bytes.Load())
+	w.i("read_buf_bytes_free", spare)
+	w.u("read_buf_oom", s.rbufs.oom.Load())
 	w.u("reserved_fds", 0)
 	w.u("cmd_get", g.cmdGet.Load())
 	w.u("cmd_set", sets)
@@ -370,6 +374,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("temporary_ttl", int64(lru.TemporaryTTL))
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
 	w.i("watcher_logbuf_size", int64(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf)))
+	w.i("read_buf_mem_limit", s.rbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
 	w.str("eviction", s.cache.Eviction().String())
 }

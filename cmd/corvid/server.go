@@ -393,6 +393,18 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if n == 0 {
 					cfg.HotKeySample = -1
 				}
+			case "read_buf_mem_limit":
+				if val == "" {
+					return usageError("Missing read_buf_mem_limit argument")
+				}
+				mb, err := strconv.ParseUint(val, 10, 32)
+				if err != nil {
+					return usageError("could not parse argument to read_buf_mem_limit")
+				}
+				cfg.ReadBufMemLimit = int64(mb) << 20
+				if mb == 0 {
+					cfg.ReadBufMemLimit = -1 // memcached's 0: no limit
+				}
 			case "watcher_logbuf_size":
 				if val == "" || n <= 0 {
 					return usageError("watcher_logbuf_size must be a positive number of kilobytes")

@@ -61,7 +61,7 @@ func TestServerConfigFlags(t *testing.T) {
 	cmd := serverCommand(o)
 	args := []string{"-p", "12345", "-l", "127.0.0.1,::1", "-m", "128", "-c", "10", "-t", "2",
 		"-M", "-C", "-A", "-F", "-vv", "-I", "2m", "-f", "1.5", "-n", "64", "-D", "/",
-		"-o", "idle_timeout=5,hashpower=20", "-o", "hotkey_sample=4,hotkey_half_life=30", "--listen-backlog=99",
+		"-o", "idle_timeout=5,hashpower=20,read_buf_mem_limit=32", "-o", "hotkey_sample=4,hotkey_half_life=30", "--listen-backlog=99",
 		"-o", "hot_lru_pct=10,warm_lru_pct=30,hot_max_factor=0.5,warm_max_factor=3,temporary_ttl=20",
 		"-o", "lru_crawler_sleep=50,lru_crawler_tocrawl=7,klog_file=/tmp/k.log,klog_sample=5,watcher_logbuf_size=8",
 		"-X", "-W"}
@@ -92,6 +92,7 @@ func TestServerConfigFlags(t *testing.T) {
 		{"PrefixDelimiter", cfg.PrefixDelimiter, byte('/')},
 		{"DetailEnabled", cfg.DetailEnabled, true},
 		{"IdleTimeout", cfg.IdleTimeout, 5 * time.Second},
+		{"ReadBufMemLimit", cfg.ReadBufMemLimit, int64(32 << 20)},
 		{"HashPowerInit", cfg.Storage.HashPowerInit, 20},
 		{"Backlog", cfg.Backlog, 99},
 		{"HotKeySample", cfg.HotKeySample, 4},
