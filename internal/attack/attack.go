@@ -21,6 +21,10 @@ const sendTimeout = 2 * time.Second
 type Attack struct {
 	Name  string
 	Conns int
+	// HoldsInput is set for attacks that make the server hold what it
+	// reads (declared values, half-sent lines), bounded by its read
+	// buffer limit rather than by its write backpressure.
+	HoldsInput bool
 	// Accepted makes Run hold the attack until the server counts all
 	// its connections in curr_connections.
 	Accepted bool
@@ -85,6 +89,14 @@ func Attacks(d Data, sc Scale) []Attack {
 		unreadGet(sc.Keys),
 		unreadGet(10 * sc.Keys),
 		{
+			// A few values per connection (more than the socket
+			// buffers take), on many connections: what a
+			// connection's write buffer holds, summed.
+			Name:  "unread-get-16-values",
+			Conns: sc.BufConns,
+			first: func(int) []byte { return getLine(16) },
+		},
+		{
 			Name:  fmt.Sprintf("unread-pipelined-%d", sc.Keys),
 			Conns: sc.Conns,
 			first: func(int) []byte { return pipelined(sc.Keys) },
@@ -96,16 +108,18 @@ func Attacks(d Data, sc Scale) []Attack {
 			keep:  readSlowly,
 		},
 		{
-			Name:  fmt.Sprintf("huge-set-%d", sc.DeclaredSize),
-			Conns: sc.BufConns,
+			Name:       fmt.Sprintf("huge-set-%d", sc.DeclaredSize),
+			HoldsInput: true,
+			Conns:      sc.BufConns,
 			first: func(i int) []byte {
 				return mostOfValue(i, fmt.Appendf(nil, "set huge%d 0 0 %d\r\n", i, sc.DeclaredSize), sc.DeclaredSize)
 			},
 			keep: trickle,
 		},
 		{
-			Name:  "half-lines",
-			Conns: sc.BufConns,
+			Name:       "half-lines",
+			HoldsInput: true,
+			Conns:      sc.BufConns,
 			first: func(i int) []byte {
 				switch i % 3 {
 				case 0:
@@ -118,9 +132,10 @@ func Attacks(d Data, sc Scale) []Attack {
 			},
 		},
 		{
-			Name:  "half-get-1MiB",
-			Conns: sc.BufConns,
-			first: func(int) []byte { return halfGetLine(d) },
+			Name:       "half-get-1MiB",
+			HoldsInput: true,
+			Conns:      sc.BufConns,
+			first:      func(int) []byte { return halfGetLine(d) },
 		},
 		{
 			Name:  "unread-metadump",
@@ -129,8 +144,9 @@ func Attacks(d Data, sc Scale) []Attack {
 			first: func(int) []byte { return []byte("lru_crawler metadump all\r\n") },
 		},
 		{
-			Name:  fmt.Sprintf("binary-huge-set-%d", sc.DeclaredSize),
-			Conns: sc.BufConns,
+			Name:       fmt.Sprintf("binary-huge-set-%d", sc.DeclaredSize),
+			HoldsInput: true,
+			Conns:      sc.BufConns,
 			first: func(i int) []byte {
 				return mostOfValue(i, binarySetHeader(fmt.Sprintf("hugeb%d", i), sc.DeclaredSize), sc.DeclaredSize)
 			},
@@ -149,6 +165,17 @@ func Attacks(d Data, sc Scale) []Attack {
 		},
 	}
 	if sc.HugeLine {
+		b := []byte("get")
+		for len(b) < 1<<20-64 {
+			b = append(b, " a"...)
+		}
+		b = append(b, "\r\n"...)
+		as = append(as, Attack{
+			Name:  "get-1MiB-line-of-misses",
+			Conns: sc.Conns,
+			first: func(int) []byte { return b },
+			keep:  readAll,
+		})
 		keys := (1<<20 - 64) / (len(BigKey(0)) + 1)
 		a := unreadGet(keys)
 		a.Name = "unread-get-1MiB-line"
@@ -238,6 +265,22 @@ func readSlowly(nc net.Conn, _ int, stop <-chan struct{}) {
 			if _, err := io.ReadFull(nc, buf); err != nil && !isTimeout(err) {
 				return
 			}
+		}
+	}
+}
+
+// readAll reads and drops whatever the server sends.
+func readAll(nc net.Conn, _ int, stop <-chan struct{}) {
+	buf := make([]byte, 64<<10)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := nc.Read(buf); err != nil && !isTimeout(err) {
+			return
 		}
 	}
 }
