@@ -1,0 +1,49 @@
+package proxy
+
+// Stats is a snapshot of a proxy's counters, under twemproxy's names: the
+// stats port and the admin HTTP port both print it.
+type Stats struct {
+	// Uptime is seconds since the proxy started.
+	Uptime int64
+	// Timestamp is the Unix time of the snapshot.
+	Timestamp int64
+	// TotalConnections counts client connections accepted since start,
+	// CurrConnections those open now (every pool's).
+	TotalConnections int64
+	CurrConnections  int64
+	// Pools are in the order of the configuration file.
+	Pools []PoolStats
+}
+
+// PoolStats are one pool's counters (twemproxy's per-pool stats).
+type PoolStats struct {
+	Name              string
+	ClientEOF         int64 // clients that closed their connection
+	ClientErr         int64 // client connections closed on an error
+	ClientConnections int64 // open client connections
+	ServerEjects      int64 // times a server was ejected
+	ForwardError      int64 // requests that could not be forwarded
+	Fragments         int64 // fragments made by splitting multi-key requests
+	// Servers are in the order of the pool's servers list.
+	Servers []ServerStats
+}
+
+// ServerStats are one server's counters (twemproxy's per-server stats).
+type ServerStats struct {
+	// Name is what twemproxy's stats call the server: its name when the
+	// servers line gives one, else its host:port.
+	Name              string
+	ServerEOF         int64 // the server closed a connection
+	ServerErr         int64 // connections closed on an error
+	ServerTimedout    int64 // requests that timed out
+	ServerConnections int64 // open connections to the server
+	ServerEjectedAt   int64 // Unix microseconds of the last ejection, 0 if none
+	Requests          int64
+	RequestBytes      int64
+	Responses         int64
+	ResponseBytes     int64
+	InQueue           int64 // requests waiting to be sent
+	InQueueBytes      int64
+	OutQueue          int64 // requests sent, awaiting their reply
+	OutQueueBytes     int64
+}
