@@ -207,7 +207,7 @@ func TestWarmRestartCrashSafety(t *testing.T) {
 
 	// allowed are the states the next start may find.
 	allowed := []cacheState{{}}
-	model := cacheState{}
+	var model cacheState // set from what each start restores
 	seq := 0
 	ends, starts := map[string]int{}, map[string]int{}
 	for life := range lives {
