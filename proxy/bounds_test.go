@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+)
+
+// TestUnreadMultiGets: a client that sends wide multi-gets of large values
+// and never reads cannot make the proxy forward (and buffer) without
+// bound: once its pending replies pass the bound the proxy stops reading
+// it, which the client sees as a blocked write.
+func TestUnreadMultiGets(t *testing.T) {
+	backends := startCorvids(t, 3)
+	p, addr := proxyFor(t, backends)
+	const nkeys, size = 100, 100 << 10
+	keys := make([]string, nkeys)
+	value := strings.Repeat("v", size)
+	c := testutil.Dial(t, addr)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("big%d", i)
+		if r := roundTrip(c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", keys[i], size, value), testutil.LineReply); r != "STORED\r\n" {
+			t.Fatalf("set: %q", r)
+		}
+	}
+	c.Close()
+	requests := func() (n int64) {
+		for _, s := range p.Stats().Pools[0].Servers {
+			n += s.Requests
+		}
+		return n
+	}
+	before := requests()
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := []byte("get " + strings.Join(keys, " ") + "\r\n")
+	blocked := false
+	for range 100000 {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := nc.Write(req); err != nil {
+			blocked = true
+			break
+		}
+	}
+	if !blocked {
+		t.Fatal("the proxy read every request of a client that never reads")
+	}
+	// Each multi-get is three fragments; the proxy admits requests for
+	// maxInflightUnits keys, and the first reply alone passes the bytes
+	// bound.
+	if sent := requests() - before; sent > 3*(maxInflightUnits/nkeys+2) {
+		t.Errorf("%d fragment requests forwarded for a client that never reads", sent)
+	}
+}
+
+// TestLongLines: a request line without end closes the connection once it
+// passes memcached's limits, instead of growing the buffer.
+func TestLongLines(t *testing.T) {
+	backends := startCorvids(t, 1)
+	_, addr := proxyFor(t, backends)
+	for _, line := range [][]byte{
+		bytes.Repeat([]byte("x"), 4096),
+		append([]byte("get "), bytes.Repeat([]byte("k "), 1<<20)...),
+	} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		nc.Write(line) // may fail once the proxy closes
+		b, err := io.ReadAll(nc)
+		if errors.Is(err, os.ErrDeadlineExceeded) || len(b) != 0 {
+			t.Errorf("%d-byte line: read %q, %v; want the connection closed", len(line), b, err)
+		}
+		nc.Close()
+	}
+}
+
+func TestStatsCommand(t *testing.T) {
+	backends := startCorvids(t, 2)
+	_, addr := proxyFor(t, backends)
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	roundTrip(c, "get k0 k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14 k15\r\n", testutil.ValuesReply)
+	r := roundTrip(c, "stats\r\n", testutil.StatsReply)
+	for _, want := range []string{"STAT curr_connections 1\r\n", "STAT alpha:fragments 2\r\n",
+		"STAT alpha:" + backends[0] + ":requests 1\r\n", "END\r\n"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("stats lack %q:\n%s", want, r)
+		}
+	}
+}
