@@ -49,6 +49,12 @@ func poolYAML(listen string, addrs []string, extra ...string) string {
 // it; it is closed when the test ends.
 func startProxy(t *testing.T, conf string) *Proxy {
 	t.Helper()
+	return startProxyB(t, conf)
+}
+
+// startProxyB is startProxy for tests and benchmarks.
+func startProxyB(t testing.TB, conf string) *Proxy {
+	t.Helper()
 	pc, err := nutcracker.Parse([]byte(conf))
 	if err != nil {
 		t.Fatal(err)
