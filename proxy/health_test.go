@@ -160,9 +160,15 @@ func TestKillOneOfThree(t *testing.T) {
 	_, paddr := proxyFor(t, addrs, "auto_eject_hosts: true", "server_failure_limit: 2",
 		fmt.Sprintf("server_retry_timeout: %d", retry.Milliseconds()), "timeout: 1000")
 	placement := testRing(t, addrs)
-	keys := make([]string, 300)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("load%d", i)
+	// Keys on every server, 100 each.
+	var keys []string
+	per := make([]int, len(addrs))
+	for i := 0; len(keys) < 100*len(addrs) && i < 1e6; i++ {
+		k := fmt.Sprintf("load%d", i)
+		if s := placement.PickString(k); per[s] < 100 {
+			per[s]++
+			keys = append(keys, k)
+		}
 	}
 
 	var (

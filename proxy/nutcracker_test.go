@@ -153,7 +153,7 @@ func TestEjectionPlacementMatchesNutcracker(t *testing.T) {
 			srvs[1].Close() // the first subtest stops it; it stays down
 			// Drive traffic through both until every request succeeds:
 			// the dead server has been ejected.
-			probe := placementKeys("probe:", 30)
+			probe := placementKeys("probe:", 200)
 			for _, addr := range []string{listen[0], paddr} {
 				testutil.WaitFor(t, func() bool {
 					c := testutil.Dial(t, addr)
