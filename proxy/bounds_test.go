@@ -109,3 +109,36 @@ func TestStatsCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestServerStopsReading: requests for a server that stops reading queue
+// up to the bound, not without end.
+func TestServerStopsReading(t *testing.T) {
+	release := make(chan struct{})
+	stuck := fakeServer(t, func(nc net.Conn) { <-release }) // never reads
+	t.Cleanup(func() { close(release) })                    // runs before fakeServer's cleanup
+	p, addr := proxyFor(t, []string{stuck})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const n, size = 300, 100 << 10
+	req := []byte(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", size, strings.Repeat("v", size)))
+	for range n {
+		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Write(req); err != nil {
+			break
+		}
+	}
+	// Wait until the proxy has taken all it will take from the client.
+	var last int64
+	testutil.WaitFor(t, func() bool {
+		s := p.Stats().Pools[0].Servers[0]
+		done := s.Requests == last && s.Requests > 0
+		last = s.Requests
+		return done
+	})
+	if q := p.Stats().Pools[0].Servers[0].InQueueBytes; q > maxQueueBytes {
+		t.Errorf("%d bytes queued for a server that does not read, bound %d", q, maxQueueBytes)
+	}
+}
