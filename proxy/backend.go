@@ -331,14 +331,25 @@ func (bc *bconn) read(nc net.Conn) {
 	for {
 		// Frame every complete reply in buf.
 		for r < w {
+			// The kind is read under the lock: once the lock is released,
+			// a failing connection may complete the call and its client
+			// may recycle it.
 			bc.mu.Lock()
+			if bc.nc != nc {
+				bc.mu.Unlock()
+				return
+			}
 			c := bc.sent.peek()
+			var kind replyKind
+			if c != nil {
+				kind = c.kind
+			}
 			bc.mu.Unlock()
 			if c == nil {
 				bc.fail(nc, errGarbage) // a reply nobody asked for
 				return
 			}
-			n, err := frameReply(buf[r:w], c.kind)
+			n, err := frameReply(buf[r:w], kind)
 			if err != nil {
 				bc.fail(nc, err)
 				return
@@ -347,7 +358,7 @@ func (bc *bconn) read(nc net.Conn) {
 				break
 			}
 			bc.mu.Lock()
-			if bc.nc != nc {
+			if bc.nc != nc || bc.sent.peek() != c {
 				bc.mu.Unlock()
 				return
 			}
