@@ -53,7 +53,6 @@ var commandScript = []struct {
 	{"prepend k 0 0 1 noreply\r\nw\r\n", -1},
 	{"get k\r\n", testutil.ValuesReply},
 	{"set big 0 0 2000000\r\n" + strings.Repeat("x", 2000000) + "\r\n", testutil.LineReply},
-	{"set bad 0 0 1\r\nxy\r\n", testutil.LineReply},
 	{"set " + strings.Repeat("k", 251) + " 0 0 1\r\n", testutil.LineReply},
 	{"x\r\n", testutil.LineReply},
 	{"get " + strings.Repeat("k", 251) + "\r\n", testutil.LineReply},
