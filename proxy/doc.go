@@ -5,4 +5,73 @@
 // replies to requests by order.
 //
 // A Proxy is safe for concurrent use.
+//
+// # Data path
+//
+// A client connection has a reader goroutine, which parses requests with
+// package protocol and forwards each to the server that owns its key (the
+// bytes as received), and a writer goroutine, which writes the replies in
+// the client's request order, batched. A server connection has a writer
+// goroutine, which sends every queued request with one write, and a
+// reader goroutine, which frames replies (one line, VALUE blocks up to END,
+// a meta VA and its data ...) and hands each to the oldest request
+// awaiting one. Replies are framed, never rebuilt, except for split
+// multi-gets, whose fragments' VALUE blocks are merged in the client's
+// key order with one END.
+//
+// Every request sent to a server gets exactly one reply, so that a server
+// connection's FIFO can never fall out of step:
+//
+//   - A text request with noreply is sent without its noreply token; the
+//     proxy drops the reply (memcached sends none with noreply, not even
+//     an error).
+//   - A quiet meta request (flag q) is sent as received followed by "mn";
+//     its reply is whatever the server sends up to that MN, which the
+//     proxy removes. A client's own "mn" is answered by the proxy once the
+//     replies of the requests before it are written.
+//   - Only complete requests are forwarded: a client that disconnects in
+//     the middle of one sends nothing.
+//
+// The proxy answers version, stats (its own counters as STAT lines),
+// mn and quit itself; flush_all goes to every server of the pool and is
+// answered OK only when all of them answered OK; verbosity and the other
+// commands no single server owns are answered "SERVER_ERROR <command> is
+// not supported by the proxy". Malformed requests get memcached's error and
+// never reach a server.
+//
+// # Failures
+//
+// As in twemproxy, a request whose server fails gets
+// "SERVER_ERROR <reason>" with the C library's text for the cause
+// ("Connection timed out" when the pool's timeout passes, "Connection
+// refused", "Invalid argument" for a reply the proxy cannot frame); a
+// multi-get fails as a whole when one of its fragments fails. A timeout,
+// an end of file, garbage or an error closes the server connection and
+// fails every request it holds. With auto_eject_hosts, server_failure_limit
+// consecutive failures eject the server: the continuum is rebuilt over the
+// live servers (the placement nutcracker then has) until
+// server_retry_timeout passes.
+//
+// # Memory bounds
+//
+// A client's read buffer holds at most one request: a line of at most
+// protocol.MaxGetLineLen bytes (other lines: protocol.MaxLineLen, then
+// the connection is closed) and a storage command's data of at most
+// Config.MaxValueLen bytes (a longer value is refused and discarded as it
+// arrives). Its replies are bounded by admission: its reader stops taking
+// requests while those awaiting its writer weigh more than 512 keys or
+// their completed replies hold more than 4 MiB, so a client that never
+// reads holds at most 4 MiB plus the values of 512 keys (or of one wider
+// multi-get). A server connection's queue of unsent requests is bounded
+// at 8 MiB; past it requests fail at once with
+// "SERVER_ERROR server queue is full".
+//
+// # Concurrency
+//
+// Each pool's routing state (its continuum and its servers) is an
+// immutable tree behind an atomic pointer: a request takes the tree once,
+// and an ejection (later, a reload) swaps in a new one. Locks: a server
+// connection's mutex guards its queues; a server's mutex guards its
+// ejection time; a pool's rebuild mutex serialises rebuilds and may be
+// held while taking a server's mutex, never the other way round.
 package proxy

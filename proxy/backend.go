@@ -1,0 +1,447 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxQueueBytes bounds the request bytes a backend connection holds unsent
+// (a server that stops reading): past it, requests fail at once with
+// errQueueFull instead of growing the queue.
+const maxQueueBytes = 8 << 20
+
+// readBufSize is a backend connection's initial read buffer.
+const readBufSize = 16 << 10
+
+// A backend is one server of a pool: its connections, its health and its
+// counters. It outlives the route trees that refer to it.
+type backend struct {
+	pool  *pool
+	name  string // twemproxy's name for stats
+	addr  string
+	index int // in the pool's servers list
+	conns []*bconn
+	next  atomic.Uint32 // round-robin over conns
+	st    serverCounters
+
+	failures atomic.Int32 // consecutive failures
+
+	mu          sync.Mutex // guards ejectedTill
+	ejectedTill time.Time  // zero when not ejected
+}
+
+func newBackend(p *pool, i int) *backend {
+	s := p.cfg.Servers[i]
+	b := &backend{pool: p, addr: s.Addr, index: i, name: s.Name}
+	if b.name == "" {
+		b.name = s.Addr
+	}
+	for range p.cfg.ServerConnections {
+		b.conns = append(b.conns, &bconn{b: b, wake: make(chan struct{}, 1)})
+	}
+	return b
+}
+
+// start runs the connections' goroutines, connecting at once when the
+// pool preconnects.
+func (b *backend) start(wg *sync.WaitGroup) {
+	for _, bc := range b.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bc.run(b.pool.cfg.Preconnect)
+		}()
+	}
+}
+
+// close closes the connections; their goroutines then return.
+func (b *backend) close() {
+	for _, bc := range b.conns {
+		bc.close()
+	}
+}
+
+// send queues c, whose request is the concatenation of parts, on one of
+// b's connections.
+func (b *backend) send(c *call, parts ...[]byte) {
+	c.srv = b
+	bc := b.conns[0]
+	if len(b.conns) > 1 {
+		bc = b.conns[int(b.next.Add(1))%len(b.conns)]
+	}
+	bc.enqueue(c, parts...)
+}
+
+// ok records a reply: the server is healthy.
+func (b *backend) ok() {
+	if b.failures.Load() != 0 {
+		b.failures.Store(0)
+	}
+}
+
+// failure records a failed connection; with auto_eject_hosts, the
+// server_failure_limit-th consecutive one ejects the server for
+// server_retry_timeout, as twemproxy's server_failure does.
+func (b *backend) failure(err error) {
+	p := b.pool
+	if !p.cfg.AutoEjectHosts {
+		return
+	}
+	b.mu.Lock()
+	eject := int(b.failures.Add(1)) >= p.cfg.ServerFailureLimit
+	if eject {
+		b.failures.Store(0)
+		b.ejectedTill = time.Now().Add(p.cfg.ServerRetryTimeout)
+	}
+	b.mu.Unlock()
+	if eject {
+		b.st.ejectedAt.Store(time.Now().UnixMicro())
+		p.st.serverEjects.Add(1)
+		p.log.Warn("server ejected", "pool", p.cfg.Name, "server", b.name, "err", err,
+			"retry_in", p.cfg.ServerRetryTimeout)
+		p.rebuild()
+	}
+}
+
+// ejected reports whether b is out of the continuum at now, and until
+// when.
+func (b *backend) ejected(now time.Time) (bool, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return now.Before(b.ejectedTill), b.ejectedTill
+}
+
+// A bconn is one pipelined connection to a server. Requests are appended
+// to out by clients; its writer goroutine sends all that is queued with
+// one write and moves the calls to sent, the FIFO of calls awaiting
+// replies; its reader goroutine frames replies and completes the calls in
+// that order. The connection is made on demand (and again after it
+// breaks); when it breaks, every call it holds fails with the reason.
+type bconn struct {
+	b    *backend
+	wake chan struct{} // tells the writer there is work
+
+	mu       sync.Mutex // guards the fields below
+	out      []byte     // requests not yet written
+	outCalls []*call    // their calls (detached noreply calls included)
+	sent     fifo       // calls written, awaiting their replies in order
+	nc       net.Conn   // nil when not connected
+	closed   bool
+}
+
+func (bc *bconn) signal() {
+	select {
+	case bc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues c, whose request is the concatenation of parts.
+func (bc *bconn) enqueue(c *call, parts ...[]byte) {
+	st := &bc.b.st
+	size := 0
+	for _, b := range parts {
+		size += len(b)
+	}
+	c.reqBytes = int32(min(size, 1<<31-1))
+	bc.mu.Lock()
+	if bc.closed || len(bc.out)+size > maxQueueBytes && len(bc.out) > 0 {
+		err := errClosed
+		if !bc.closed {
+			err = errQueueFull
+		}
+		bc.mu.Unlock()
+		c.complete(nil, err)
+		return
+	}
+	if t := bc.b.pool.cfg.Timeout; t > 0 {
+		c.deadline = time.Now().Add(t)
+	}
+	for _, b := range parts {
+		bc.out = append(bc.out, b...)
+	}
+	bc.outCalls = append(bc.outCalls, c)
+	bc.mu.Unlock()
+	st.requests.Add(1)
+	st.requestBytes.Add(int64(size))
+	st.inQueue.Add(1)
+	st.inQueueBytes.Add(int64(size))
+	bc.signal()
+}
+
+// close fails every call bc holds and stops its goroutines.
+func (bc *bconn) close() {
+	bc.mu.Lock()
+	bc.closed = true
+	bc.mu.Unlock()
+	bc.fail(nil, errClosed)
+	bc.signal()
+}
+
+// fail closes nc (the current connection when nil) if it is still bc's,
+// and fails every call queued or in flight with err.
+func (bc *bconn) fail(nc net.Conn, err error) {
+	bc.mu.Lock()
+	if nc != nil && bc.nc != nc {
+		bc.mu.Unlock()
+		return
+	}
+	wasConnected := bc.nc != nil
+	if bc.nc != nil {
+		bc.nc.Close()
+		bc.nc = nil
+	}
+	calls := bc.outCalls
+	queued := len(bc.out)
+	inflight := bc.sent.drain(nil)
+	bc.out, bc.outCalls = bc.out[:0], nil
+	bc.mu.Unlock()
+	st := &bc.b.st
+	if wasConnected {
+		st.connections.Add(-1)
+	}
+	st.inQueue.Add(-int64(len(calls)))
+	st.inQueueBytes.Add(-int64(queued))
+	st.outQueue.Add(-int64(len(inflight)))
+	for _, c := range inflight {
+		st.outQueueBytes.Add(-int64(c.reqBytes))
+	}
+	if !errors.Is(err, errClosed) {
+		switch {
+		case errors.Is(err, io.EOF):
+			st.eof.Add(1)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			st.timedout.Add(1)
+		default:
+			st.err.Add(1)
+		}
+		if len(calls)+len(inflight) > 0 || !wasConnected {
+			bc.b.pool.log.Debug("server connection failed", "pool", bc.b.pool.cfg.Name,
+				"server", bc.b.name, "err", err, "requests", len(calls)+len(inflight))
+		}
+		bc.b.failure(err)
+	}
+	for _, c := range inflight {
+		c.complete(nil, err)
+	}
+	for _, c := range calls {
+		c.complete(nil, err)
+	}
+}
+
+// run is the writer goroutine: it connects when there is something to
+// send (or at once with preconnect) and writes what is queued.
+func (bc *bconn) run(preconnect bool) {
+	var spare []byte
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	if preconnect {
+		bc.connect(&readers)
+	}
+	for range bc.wake {
+		bc.mu.Lock()
+		if bc.closed {
+			bc.mu.Unlock()
+			return
+		}
+		if len(bc.outCalls) == 0 {
+			bc.mu.Unlock()
+			continue
+		}
+		nc := bc.nc
+		bc.mu.Unlock()
+		if nc == nil {
+			if nc = bc.connect(&readers); nc == nil {
+				continue
+			}
+		}
+		bc.mu.Lock()
+		if bc.nc != nc {
+			bc.mu.Unlock()
+			bc.signal() // the connection broke meanwhile: connect again
+			continue
+		}
+		buf, calls := bc.out, bc.outCalls
+		bc.out, bc.outCalls = spare[:0], nil
+		if bc.sent.len() == 0 && len(calls) > 0 {
+			nc.SetReadDeadline(calls[0].deadline)
+		}
+		for _, c := range calls {
+			bc.sent.push(c)
+		}
+		bc.mu.Unlock()
+		st := &bc.b.st
+		st.inQueue.Add(-int64(len(calls)))
+		st.inQueueBytes.Add(-int64(len(buf)))
+		st.outQueue.Add(int64(len(calls)))
+		st.outQueueBytes.Add(int64(len(buf)))
+		_, err := nc.Write(buf)
+		if err != nil {
+			bc.fail(nc, err)
+		}
+		if cap(buf) <= maxQueueBytes {
+			spare = buf
+		}
+	}
+}
+
+// connect dials the server and starts the connection's reader; on
+// failure it fails what is queued and returns nil.
+func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
+	p := bc.b.pool
+	d := net.Dialer{Timeout: p.cfg.Timeout}
+	network := "tcp"
+	if len(bc.b.addr) > 0 && bc.b.addr[0] == '/' {
+		network = "unix"
+	}
+	nc, err := d.DialContext(p.ctx, network, bc.b.addr)
+	if err != nil {
+		bc.fail(nil, err)
+		return nil
+	}
+	bc.mu.Lock()
+	if bc.closed {
+		bc.mu.Unlock()
+		nc.Close()
+		return nil
+	}
+	bc.nc = nc
+	bc.mu.Unlock()
+	bc.b.st.connections.Add(1)
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		bc.read(nc)
+	}()
+	return nc
+}
+
+// read is the reader goroutine of connection nc: it frames replies and
+// completes the calls in FIFO order. A reply without a request, garbage,
+// an error or a timeout breaks the connection.
+func (bc *bconn) read(nc net.Conn) {
+	buf := make([]byte, readBufSize)
+	r, w := 0, 0
+	st := &bc.b.st
+	for {
+		// Frame every complete reply in buf.
+		for r < w {
+			// The kind is read under the lock: once the lock is released,
+			// a failing connection may complete the call and its client
+			// may recycle it.
+			bc.mu.Lock()
+			if bc.nc != nc {
+				bc.mu.Unlock()
+				return
+			}
+			c := bc.sent.peek()
+			var kind replyKind
+			if c != nil {
+				kind = c.kind
+			}
+			bc.mu.Unlock()
+			if c == nil {
+				bc.fail(nc, errGarbage) // a reply nobody asked for
+				return
+			}
+			n, err := frameReply(buf[r:w], kind)
+			if err != nil {
+				bc.fail(nc, err)
+				return
+			}
+			if n == 0 {
+				break
+			}
+			bc.mu.Lock()
+			if bc.nc != nc || bc.sent.peek() != c {
+				bc.mu.Unlock()
+				return
+			}
+			bc.sent.pop()
+			bc.mu.Unlock()
+			st.outQueue.Add(-1)
+			st.outQueueBytes.Add(-int64(c.reqBytes))
+			st.responses.Add(1)
+			st.responseBytes.Add(int64(n))
+			bc.b.ok()
+			c.complete(buf[r:r+n], nil)
+			r += n
+		}
+		if r == w {
+			r, w = 0, 0
+		} else if r > 0 && w == len(buf) {
+			w = copy(buf, buf[r:w])
+			r = 0
+		}
+		if w == len(buf) {
+			nb := make([]byte, 2*len(buf))
+			copy(nb, buf[:w])
+			buf = nb
+		} else if w == 0 && len(buf) > 4*readBufSize {
+			buf = make([]byte, readBufSize)
+		}
+		bc.mu.Lock()
+		if bc.nc != nc {
+			bc.mu.Unlock()
+			return
+		}
+		var deadline time.Time
+		if c := bc.sent.peek(); c != nil {
+			deadline = c.deadline
+		}
+		nc.SetReadDeadline(deadline)
+		bc.mu.Unlock()
+		n, err := nc.Read(buf[w:])
+		w += n
+		if err != nil && n == 0 {
+			bc.fail(nc, err)
+			return
+		}
+	}
+}
+
+// fifo is a queue of calls: a slice used as a ring would be an
+// optimisation; a head index with compaction keeps it simple and
+// amortised O(1).
+type fifo struct {
+	q    []*call
+	head int
+}
+
+func (f *fifo) len() int { return len(f.q) - f.head }
+
+func (f *fifo) push(c *call) { f.q = append(f.q, c) }
+
+func (f *fifo) peek() *call {
+	if f.head == len(f.q) {
+		return nil
+	}
+	return f.q[f.head]
+}
+
+func (f *fifo) pop() *call {
+	c := f.q[f.head]
+	f.q[f.head] = nil
+	f.head++
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+	} else if f.head > 1024 && f.head*2 > len(f.q) {
+		n := copy(f.q, f.q[f.head:])
+		clear(f.q[n:])
+		f.q, f.head = f.q[:n], 0
+	}
+	return c
+}
+
+// drain appends every call to dst and empties f.
+func (f *fifo) drain(dst []*call) []*call {
+	dst = append(dst, f.q[f.head:]...)
+	clear(f.q)
+	f.q, f.head = f.q[:0], 0
+	return dst
+}

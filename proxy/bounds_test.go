@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+)
+
+// TestUnreadMultiGets: a client that sends wide multi-gets of large values
+// and never reads cannot make the proxy forward (and buffer) without
+// bound: once its pending replies pass the bound the proxy stops reading
+// it, which the client sees as a blocked write.
+func TestUnreadMultiGets(t *testing.T) {
+	backends := startCorvids(t, 3)
+	p, addr := proxyFor(t, backends)
+	const nkeys, size = 100, 100 << 10
+	keys := make([]string, nkeys)
+	value := strings.Repeat("v", size)
+	c := testutil.Dial(t, addr)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("big%d", i)
+		if r := roundTrip(c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", keys[i], size, value), testutil.LineReply); r != "STORED\r\n" {
+			t.Fatalf("set: %q", r)
+		}
+	}
+	c.Close()
+	requests := func() (n int64) {
+		for _, s := range p.Stats().Pools[0].Servers {
+			n += s.Requests
+		}
+		return n
+	}
+	before := requests()
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := []byte("get " + strings.Join(keys, " ") + "\r\n")
+	blocked := false
+	for range 100000 {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := nc.Write(req); err != nil {
+			blocked = true
+			break
+		}
+	}
+	if !blocked {
+		t.Fatal("the proxy read every request of a client that never reads")
+	}
+	// Each multi-get is three fragments; the proxy admits requests for
+	// maxInflightUnits keys, and the first reply alone passes the bytes
+	// bound.
+	if sent := requests() - before; sent > 3*(maxInflightUnits/nkeys+2) {
+		t.Errorf("%d fragment requests forwarded for a client that never reads", sent)
+	}
+}
+
+// TestLongLines: a request line without end closes the connection once it
+// passes memcached's limits, instead of growing the buffer.
+func TestLongLines(t *testing.T) {
+	backends := startCorvids(t, 1)
+	_, addr := proxyFor(t, backends)
+	for _, line := range [][]byte{
+		bytes.Repeat([]byte("x"), 4096),
+		append([]byte("get "), bytes.Repeat([]byte("k "), 1<<20)...),
+	} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		nc.Write(line) // may fail once the proxy closes
+		b, err := io.ReadAll(nc)
+		if errors.Is(err, os.ErrDeadlineExceeded) || len(b) != 0 {
+			t.Errorf("%d-byte line: read %q, %v; want the connection closed", len(line), b, err)
+		}
+		nc.Close()
+	}
+}
+
+func TestStatsCommand(t *testing.T) {
+	backends := startCorvids(t, 2)
+	_, addr := proxyFor(t, backends)
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	// One key on each server: similar short keys may all hash to one.
+	rg := testRing(t, backends)
+	keys := map[int]string{}
+	for i := 0; len(keys) < 2 && i < 10000; i++ {
+		k := fmt.Sprintf("key:%d", i)
+		keys[rg.PickString(k)] = k
+	}
+	roundTrip(c, "get "+keys[0]+" "+keys[1]+"\r\n", testutil.ValuesReply)
+	r := roundTrip(c, "stats\r\n", testutil.StatsReply)
+	for _, want := range []string{"STAT curr_connections 1\r\n", "STAT alpha:fragments 2\r\n",
+		"STAT alpha:" + backends[0] + ":requests 1\r\n", "END\r\n"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("stats lack %q:\n%s", want, r)
+		}
+	}
+}
+
+// TestServerStopsReading: requests for a server that stops reading queue
+// up to the bound, not without end.
+func TestServerStopsReading(t *testing.T) {
+	release := make(chan struct{})
+	stuck := fakeServer(t, func(nc net.Conn) { <-release }) // never reads
+	t.Cleanup(func() { close(release) })                    // runs before fakeServer's cleanup
+	p, addr := proxyFor(t, []string{stuck})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const n, size = 300, 100 << 10
+	req := []byte(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", size, strings.Repeat("v", size)))
+	for range n {
+		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Write(req); err != nil {
+			break
+		}
+	}
+	// Wait until the proxy has taken all it will take from the client.
+	var last int64
+	testutil.WaitFor(t, func() bool {
+		s := p.Stats().Pools[0].Servers[0]
+		done := s.Requests == last && s.Requests > 0
+		last = s.Requests
+		return done
+	})
+	if q := p.Stats().Pools[0].Servers[0].InQueueBytes; q > maxQueueBytes {
+		t.Errorf("%d bytes queued for a server that does not read, bound %d", q, maxQueueBytes)
+	}
+}

@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A call is one request awaiting its reply. A client queues it for its
+// writer, in request order; a backend connection holds it in its FIFO
+// until the reply arrives and is copied into reply. Calls are pooled.
+//
+// A call whose reply the client will not see (noreply) is detached: the
+// backend's reader releases it. A multi-key call (a get split across
+// servers, a flush_all sent to every server) owns fragment calls, one per
+// server, and completes when the last of them does.
+type call struct {
+	kind     replyKind
+	op       callOp
+	reply    []byte // the reply, framed; or the proxy's own reply
+	err      error  // set when the request failed; reply is then unused
+	reqBytes int32  // the request's size, for the queue counters
+	units    int32  // the client's in-flight units it takes (its keys, at least 1)
+	// deadline is when the backend must have answered (zero: never).
+	deadline time.Time
+	done     chan struct{} // receives one value when the call completes
+	detached bool
+
+	// For a fragment: the call it belongs to.
+	parent *call
+	// For a multi-key call: its fragments, how many are still pending,
+	// and for a get, each key (copied) with the index of its fragment.
+	frags   []*call
+	pending atomic.Int32
+	keyBuf  []byte
+	keyEnds []int32
+	keyFrag []int32
+	// owner accounts the reply's bytes against its client's bound.
+	owner *client
+	srv   *backend
+}
+
+// callOp says what the proxy does with a completed call's reply.
+type callOp uint8
+
+const (
+	opForward  callOp = iota // send the reply as received
+	opLocal                  // the proxy's own reply, complete at once
+	opMergeGet               // merge the fragments' VALUEs in key order, one END
+	opFlushAll               // OK when every fragment answered OK
+	opStripMN                // a quiet meta request: drop the MN the proxy appended
+)
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func newCall() *call { return callPool.Get().(*call) }
+
+// maxPooledReply bounds the reply buffer a pooled call keeps.
+const maxPooledReply = 64 << 10
+
+// release returns c and its fragments to the pool; c must be complete and
+// referenced nowhere else.
+func (c *call) release() {
+	for _, f := range c.frags {
+		f.release()
+	}
+	reply := c.reply[:0]
+	if cap(reply) > maxPooledReply {
+		reply = nil
+	}
+	frags, kb, ke, kf := c.frags[:0], c.keyBuf[:0], c.keyEnds[:0], c.keyFrag[:0]
+	if cap(kb) > maxPooledReply {
+		kb, ke, kf = nil, nil, nil
+	}
+	*c = call{reply: reply, done: c.done, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf}
+	callPool.Put(c)
+}
+
+// complete records c's reply (copied) or error and hands c on: to its
+// parent when it is a fragment, else to whoever waits for it.
+func (c *call) complete(reply []byte, err error) {
+	if err != nil {
+		c.err = err
+	} else {
+		c.reply = append(c.reply[:0], reply...)
+	}
+	if p := c.parent; p != nil {
+		if p.pending.Add(-1) == 0 {
+			p.finish()
+		}
+		return
+	}
+	c.finish()
+}
+
+// finish signals a call that has its reply (all its fragments' replies).
+func (c *call) finish() {
+	if c.detached {
+		cl := c.owner
+		units := int64(c.units)
+		c.release()
+		if cl != nil {
+			cl.inflight.Add(-units)
+			cl.signalDrained()
+		}
+		return
+	}
+	if c.owner != nil {
+		c.owner.replyBytes.Add(int64(c.size()))
+	}
+	c.done <- struct{}{}
+}
+
+// size is the memory a completed call holds for its client.
+func (c *call) size() int {
+	n := len(c.reply)
+	for _, f := range c.frags {
+		n += len(f.reply)
+	}
+	return n
+}
+
+// key returns the i-th key of a multi-key get.
+func (c *call) key(i int) []byte {
+	start := int32(0)
+	if i > 0 {
+		start = c.keyEnds[i-1]
+	}
+	return c.keyBuf[start:c.keyEnds[i]]
+}

@@ -1,0 +1,460 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/corvidcache/corvid/protocol"
+)
+
+// Client connection limits. A client's memory is bounded by its read
+// buffer (a command line is at most protocol.MaxGetLineLen bytes; a
+// storage command's data at most Config.MaxValueLen, a longer one is
+// discarded as it arrives) and by its replies: the reader stops taking
+// requests while the calls awaiting the writer weigh more than
+// maxInflightUnits (a call weighs one unit per key, at least one) or
+// their completed replies hold more than maxClientReplyBytes. One request
+// is always admitted when none is pending, so the bound on reply memory
+// is maxClientReplyBytes plus the replies of maxInflightUnits keys (or of
+// one wider multi-get).
+const (
+	clientReadBuf       = 4 << 10
+	maxInflightUnits    = 512
+	maxClientReplyBytes = 4 << 20
+	writeFlushSize      = 64 << 10
+)
+
+// A client is one client connection. Its reader goroutine parses
+// requests, answers what the proxy answers itself, and forwards the rest;
+// every request that expects a reply becomes a call queued, in request
+// order, for its writer goroutine, which waits for each in turn and
+// writes the replies in batches.
+type client struct {
+	p    *Proxy
+	pool *pool
+	nc   net.Conn
+
+	calls      chan *call    // to the writer, in request order
+	drained    chan struct{} // the writer freed units or bytes
+	inflight   atomic.Int64  // units of calls not yet written
+	replyBytes atomic.Int64  // bytes of completed replies not yet written
+
+	// The reader's scratch.
+	req      protocol.Request
+	mreq     protocol.MetaRequest
+	line     []byte   // a request line rewritten without noreply
+	picks    []int32  // server (live index) of each key of a multi-get
+	fragOf   []int32  // live index -> fragment index
+	fragSrv  []int32  // fragment index -> live index
+	fragBufs [][]byte // fragment requests
+
+	// The writer's state.
+	failed bool // a write failed: replies are discarded
+	pos    []int
+}
+
+func newClient(p *Proxy, nc net.Conn) *client {
+	return &client{p: p, nc: nc, calls: make(chan *call, maxInflightUnits), drained: make(chan struct{}, 1)}
+}
+
+func (cl *client) signalDrained() {
+	select {
+	case cl.drained <- struct{}{}:
+	default:
+	}
+}
+
+// serve runs the connection to its end.
+func (cl *client) serve() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cl.writeLoop()
+	}()
+	err := cl.readLoop()
+	close(cl.calls)
+	<-done
+	cl.nc.Close()
+	switch {
+	case err == nil, errors.Is(err, errQuit), errors.Is(err, io.EOF):
+		cl.pool.st.clientEOF.Add(1)
+	default:
+		cl.pool.st.clientErr.Add(1)
+	}
+}
+
+// readLoop reads and handles requests until the client closes, quits,
+// sends a line that is too long, or the proxy closes.
+func (cl *client) readLoop() error {
+	buf := make([]byte, clientReadBuf)
+	r, w, skip := 0, 0, 0
+	for {
+		need := 0
+		for r < w {
+			if skip > 0 {
+				n := min(skip, w-r)
+				skip -= n
+				r += n
+				continue
+			}
+			n, want, err := cl.handle(buf[r:w], &skip)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				need = want
+				break
+			}
+			r += n
+		}
+		if r == w {
+			r, w = 0, 0
+		}
+		want := max(need, w-r+1)
+		switch {
+		case r+want <= len(buf):
+		case want <= len(buf):
+			w = copy(buf, buf[r:w])
+			r = 0
+		default:
+			nb := make([]byte, max(want, 2*len(buf)))
+			w = copy(nb, buf[r:w])
+			r, buf = 0, nb
+		}
+		if w == 0 && len(buf) > 16*clientReadBuf {
+			buf = make([]byte, clientReadBuf)
+		}
+		n, err := cl.nc.Read(buf[w:])
+		w += n
+		if err != nil && n == 0 {
+			return err
+		}
+	}
+}
+
+// handle handles the first request in buf. It returns the bytes consumed,
+// or 0 and how many bytes the request needs in all (0: at least one
+// more) when it is incomplete; an error ends the connection.
+func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
+	if protocol.IsMetaStart(buf) {
+		n, err := protocol.ParseMeta(buf, &cl.mreq)
+		if !errors.Is(err, protocol.ErrNotMeta) {
+			if n == 0 {
+				return 0, 0, err
+			}
+			return cl.meta(buf, n, err, skip)
+		}
+	}
+	req := &cl.req
+	n, err = protocol.Parse(buf, req)
+	if n == 0 {
+		return 0, 0, err
+	}
+	if err != nil {
+		if line, _ := protocol.ErrorReply(err, req.NoReply); line != "" {
+			return n, 0, cl.local(line)
+		}
+		return n, 0, nil
+	}
+	switch req.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		return n, 0, cl.get(buf[:n])
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend,
+		protocol.CmdPrepend, protocol.CmdCas:
+		if req.ValueLen > cl.p.cfg.MaxValueLen {
+			*skip = req.ValueLen + 2
+			return n, 0, cl.localUnlessNoReply(req.NoReply, "SERVER_ERROR object too large for cache")
+		}
+		total := n + req.ValueLen + 2
+		if len(buf) < total {
+			return 0, total, nil
+		}
+		if buf[total-2] != '\r' || buf[total-1] != '\n' {
+			return total, 0, cl.localUnlessNoReply(req.NoReply, "CLIENT_ERROR bad data chunk")
+		}
+		return total, 0, cl.forward(req.Key(), kindStore, opForward, req.NoReply, buf[:n], buf[n:total])
+	case protocol.CmdDelete:
+		return n, 0, cl.forward(req.Key(), kindDelete, opForward, req.NoReply, buf[:n])
+	case protocol.CmdIncr, protocol.CmdDecr:
+		return n, 0, cl.forward(req.Key(), kindArith, opForward, req.NoReply, buf[:n])
+	case protocol.CmdTouch:
+		return n, 0, cl.forward(req.Key(), kindTouch, opForward, req.NoReply, buf[:n])
+	case protocol.CmdFlushAll:
+		return n, 0, cl.flushAll(buf[:n], req.NoReply)
+	case protocol.CmdVersion:
+		return n, 0, cl.local("VERSION " + cl.p.cfg.Version)
+	case protocol.CmdQuit:
+		return n, 0, errQuit
+	case protocol.CmdStats:
+		return n, 0, cl.localRaw(cl.p.appendStats(nil))
+	}
+	// verbosity, shutdown, cache_memlimit, lru, lru_crawler, watch,
+	// slabs, config: no single server owns them.
+	return n, 0, cl.localUnlessNoReply(req.NoReply,
+		"SERVER_ERROR "+string(commandName(buf[:n]))+" is not supported by the proxy")
+}
+
+// commandName returns the first token of a request line.
+func commandName(line []byte) []byte {
+	line = bytes.TrimLeft(line, " ")
+	if i := bytes.IndexAny(line, " \r\n\x00"); i >= 0 {
+		line = line[:i]
+	}
+	return line
+}
+
+// meta handles a meta command whose line (n bytes) starts buf.
+func (cl *client) meta(buf []byte, n int, perr error, skip *int) (int, int, error) {
+	m := &cl.mreq
+	if perr != nil {
+		if m.Command == protocol.MetaSet && m.SkipData {
+			*skip = m.ValueLen + 2
+		}
+		line, _ := protocol.ErrorReply(perr, false)
+		return n, 0, cl.local(line)
+	}
+	switch m.Command {
+	case protocol.MetaNoop:
+		// Answered in order: after the replies of every request before it.
+		return n, 0, cl.local("MN")
+	case protocol.MetaSet:
+		if m.ValueLen > cl.p.cfg.MaxValueLen {
+			*skip = m.ValueLen + 2
+			return n, 0, cl.local("SERVER_ERROR object too large for cache")
+		}
+		total := n + m.ValueLen + 2
+		if len(buf) < total {
+			return 0, total, nil
+		}
+		if buf[total-2] != '\r' || buf[total-1] != '\n' {
+			return total, 0, cl.local("CLIENT_ERROR bad data chunk")
+		}
+		return total, 0, cl.forwardMeta(buf[:n], buf[n:total])
+	}
+	return n, 0, cl.forwardMeta(buf[:n], nil)
+}
+
+// mnLine follows every quiet meta request to its server, so that each
+// request forwarded has a reply that ends in a known way: a quiet
+// request's reply is whatever the server sends (nothing on success, an
+// error or a value otherwise) up to this MN, which the proxy drops.
+var mnLine = []byte("mn\r\n")
+
+// forwardMeta forwards a meta request by its key.
+func (cl *client) forwardMeta(line, data []byte) error {
+	m := &cl.mreq
+	if m.NoReply {
+		return cl.forward(m.Key, kindMetaQuiet, opStripMN, false, line, data, mnLine)
+	}
+	return cl.forward(m.Key, kindMeta, opForward, false, line, data)
+}
+
+// forward sends a single-key request to the server that owns key. A
+// noreply request is sent without its noreply, so that every request the
+// server gets has one reply and its FIFO stays in step whatever it
+// answers; the proxy drops that reply, as memcached would not send it.
+func (cl *client) forward(key []byte, kind replyKind, op callOp, noreply bool, parts ...[]byte) error {
+	c := newCall()
+	c.kind, c.op, c.units = kind, op, 1
+	if noreply {
+		cl.line = stripNoreply(cl.line[:0], parts[0])
+		parts[0] = cl.line
+	}
+	if err := cl.dispatch(c, noreply); err != nil {
+		c.release()
+		return err
+	}
+	b, err := cl.pool.current().route(key)
+	if err != nil {
+		c.complete(nil, err)
+		return nil
+	}
+	b.send(c, parts...)
+	return nil
+}
+
+// stripNoreply appends to dst the request line without its last token,
+// "noreply", and with "\r\n".
+func stripNoreply(dst, line []byte) []byte {
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i] // memcached ignores a line from a NUL byte on
+	}
+	line = bytes.TrimRight(line, " \r\n")
+	line = bytes.TrimSuffix(line, []byte("noreply"))
+	line = bytes.TrimRight(line, " ")
+	return append(append(dst, line...), '\r', '\n')
+}
+
+// dispatch admits c (waiting while the client is over its bounds) and
+// queues it for the writer; a detached call is not queued.
+func (cl *client) dispatch(c *call, detached bool) error {
+	u := int64(c.units)
+	for {
+		in := cl.inflight.Load()
+		if in == 0 || in+u <= maxInflightUnits && cl.replyBytes.Load() <= maxClientReplyBytes {
+			break
+		}
+		select {
+		case <-cl.drained:
+		case <-cl.p.ctx.Done():
+			return errClosed
+		}
+	}
+	cl.inflight.Add(u)
+	c.owner = cl
+	if detached {
+		c.detached = true
+		return nil
+	}
+	cl.calls <- c
+	return nil
+}
+
+// local queues the proxy's own one-line reply.
+func (cl *client) local(line string) error {
+	c := newCall()
+	c.op, c.units = opLocal, 1
+	c.reply = append(append(c.reply[:0], line...), '\r', '\n')
+	if err := cl.dispatch(c, false); err != nil {
+		c.release()
+		return err
+	}
+	c.finish()
+	return nil
+}
+
+func (cl *client) localUnlessNoReply(noreply bool, line string) error {
+	if noreply {
+		return nil
+	}
+	return cl.local(line)
+}
+
+// localRaw queues the proxy's own reply b.
+func (cl *client) localRaw(b []byte) error {
+	c := newCall()
+	c.op, c.units = opLocal, 1
+	c.reply = append(c.reply[:0], b...)
+	if err := cl.dispatch(c, false); err != nil {
+		c.release()
+		return err
+	}
+	c.finish()
+	return nil
+}
+
+// get forwards a get, gets, gat or gats line. Keys on one server go as
+// the client sent them; keys on several are split into one fragment per
+// server, sent in parallel, and merged back in the client's key order.
+func (cl *client) get(line []byte) error {
+	req := &cl.req
+	keys := req.Keys
+	t := cl.pool.current()
+	if t.ring == nil || len(keys) == 1 {
+		return cl.forward(req.Key(), kindGet, opForward, false, line)
+	}
+	nlive := len(t.live)
+	if cap(cl.fragOf) < nlive {
+		cl.fragOf = make([]int32, nlive)
+	}
+	fragOf := cl.fragOf[:nlive]
+	for i := range fragOf {
+		fragOf[i] = -1
+	}
+	cl.picks, cl.fragSrv = cl.picks[:0], cl.fragSrv[:0]
+	for _, k := range keys {
+		s := int32(t.pick(k))
+		if fragOf[s] < 0 {
+			fragOf[s] = int32(len(cl.fragSrv))
+			cl.fragSrv = append(cl.fragSrv, s)
+		}
+		cl.picks = append(cl.picks, fragOf[s])
+	}
+	nfrag := len(cl.fragSrv)
+	if nfrag == 1 {
+		c := newCall()
+		c.kind, c.op, c.units = kindGet, opForward, int32(len(keys))
+		if err := cl.dispatch(c, false); err != nil {
+			c.release()
+			return err
+		}
+		t.live[cl.fragSrv[0]].send(c, line)
+		return nil
+	}
+	parent := newCall()
+	parent.op, parent.units = opMergeGet, int32(len(keys))
+	if err := cl.dispatch(parent, false); err != nil {
+		parent.release()
+		return err
+	}
+	var prefix []byte
+	switch req.Command {
+	case protocol.CmdGet:
+		prefix = append(prefix, "get"...)
+	case protocol.CmdGets:
+		prefix = append(prefix, "gets"...)
+	case protocol.CmdGat:
+		prefix = strconv.AppendInt(append(prefix, "gat "...), req.Exptime, 10)
+	case protocol.CmdGats:
+		prefix = strconv.AppendInt(append(prefix, "gats "...), req.Exptime, 10)
+	}
+	for len(cl.fragBufs) < nfrag {
+		cl.fragBufs = append(cl.fragBufs, nil)
+	}
+	for j := range nfrag {
+		cl.fragBufs[j] = append(cl.fragBufs[j][:0], prefix...)
+	}
+	for i, k := range keys {
+		j := cl.picks[i]
+		cl.fragBufs[j] = append(append(cl.fragBufs[j], ' '), k...)
+		parent.keyBuf = append(parent.keyBuf, k...)
+		parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
+		parent.keyFrag = append(parent.keyFrag, j)
+	}
+	for range nfrag {
+		f := newCall()
+		f.kind, f.parent = kindGet, parent
+		parent.frags = append(parent.frags, f)
+	}
+	parent.pending.Store(int32(nfrag))
+	cl.pool.st.fragments.Add(int64(nfrag))
+	for j, f := range parent.frags {
+		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
+		t.live[cl.fragSrv[j]].send(f, cl.fragBufs[j])
+		if cap(cl.fragBufs[j]) > maxPooledReply {
+			cl.fragBufs[j] = nil
+		}
+	}
+	return nil
+}
+
+// flushAll sends flush_all to every server of the pool; the client gets
+// OK only when every server answered OK.
+func (cl *client) flushAll(line []byte, noreply bool) error {
+	t := cl.pool.current()
+	if noreply {
+		cl.line = stripNoreply(cl.line[:0], line)
+		line = cl.line
+	}
+	parent := newCall()
+	parent.op, parent.units = opFlushAll, 1
+	if err := cl.dispatch(parent, noreply); err != nil {
+		parent.release()
+		return err
+	}
+	for range t.all {
+		f := newCall()
+		f.kind, f.parent = kindFlush, parent
+		parent.frags = append(parent.frags, f)
+	}
+	parent.pending.Store(int32(len(t.all)))
+	cl.pool.st.fragments.Add(int64(len(t.all)))
+	for i, f := range parent.frags {
+		t.all[i].send(f, line)
+	}
+	return nil
+}

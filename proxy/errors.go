@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Errors of the proxy's data path. A failed request is answered
+// "SERVER_ERROR " + errorText(err), twemproxy's reply for the same
+// failure.
+var (
+	// errGarbage is a backend reply the proxy cannot frame; the
+	// connection is closed (twemproxy: EINVAL).
+	errGarbage = errors.New("proxy: garbage reply from server")
+	// errNoServer means every server of the pool is ejected (twemproxy:
+	// ECONNREFUSED).
+	errNoServer = errors.New("proxy: no live server")
+	// errQueueFull means a server's queue of unsent requests is at its
+	// bound.
+	errQueueFull = errors.New("proxy: server queue is full")
+	// errClosed means the proxy is shutting down.
+	errClosed = errors.New("proxy: closed")
+	// errRedis refuses a redis pool.
+	errRedis = errors.New("redis is not supported; corvid proxy speaks memcached")
+)
+
+// errorText returns the reason twemproxy gives for err in its
+// "SERVER_ERROR <reason>" reply: the C library's strerror text of the
+// system error ("Connection refused", "Connection timed out"), "unknown"
+// for a connection the server closed.
+func errorText(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "Connection timed out"
+	case errors.Is(err, errGarbage):
+		return "Invalid argument"
+	case errors.Is(err, errNoServer):
+		return "Connection refused"
+	case errors.Is(err, errQueueFull):
+		return "server queue is full"
+	case errors.Is(err, errClosed):
+		return "proxy is shutting down"
+	case errors.Is(err, io.EOF):
+		return "unknown"
+	case errors.As(err, &errno):
+		s := errno.Error()
+		if s != "" {
+			return strings.ToUpper(s[:1]) + s[1:]
+		}
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "Connection timed out"
+	}
+	return "unknown"
+}
+
+// errQuit ends a client connection that sent quit.
+var errQuit = errors.New("proxy: client quit")

@@ -1,0 +1,256 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/ring"
+	"github.com/corvidcache/corvid/server"
+)
+
+// fakeServer listens on loopback and runs handle for each connection; it
+// is stopped, its connections closed and its goroutines waited for when
+// the test ends.
+func fakeServer(t *testing.T, handle func(nc net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				handle(nc)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// answerEachLine answers every line read with reply.
+func answerEachLine(reply string) func(net.Conn) {
+	return func(nc net.Conn) {
+		sc := bufio.NewScanner(nc)
+		for sc.Scan() {
+			if _, err := nc.Write([]byte(reply)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func TestServerTimeout(t *testing.T) {
+	silent := fakeServer(t, func(nc net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	p, addr := proxyFor(t, []string{silent}, "timeout: 100")
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	c.Send([]byte("get a\r\nset b 0 0 1\r\nx\r\nincr c 1\r\n"))
+	for range 3 {
+		if r := string(c.ReadReply(testutil.LineReply)); r != "SERVER_ERROR Connection timed out\r\n" {
+			t.Fatalf("reply %q", r)
+		}
+	}
+	s := p.Stats().Pools[0]
+	if s.Servers[0].ServerTimedout != 1 || s.ForwardError != 3 {
+		t.Errorf("stats after a timeout: %+v", s)
+	}
+}
+
+func TestGarbageFromServer(t *testing.T) {
+	for _, garbage := range []string{"HELLO\r\n", "VALUE a 0 99999999999\r\n", "STORED\n", "VA x\r\n", strings.Repeat("x", 20000)} {
+		bad := fakeServer(t, answerEachLine(garbage))
+		p, addr := proxyFor(t, []string{bad})
+		c := testutil.Dial(t, addr)
+		for range 2 {
+			if r := roundTrip(c, "get a\r\n", testutil.LineReply); r != "SERVER_ERROR Invalid argument\r\n" {
+				t.Errorf("%q: reply %q", garbage, r)
+			}
+		}
+		if e := p.Stats().Pools[0].Servers[0].ServerErr; e != 2 {
+			t.Errorf("%q: server_err %d, want 2", garbage, e)
+		}
+		c.Close()
+	}
+}
+
+func TestServerRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	live := startCorvids(t, 1)[0]
+	_, addr := proxyFor(t, []string{dead, live})
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	// Without auto_eject_hosts, keys of the dead server get errors and
+	// nothing moves; a multi-get touching it fails as a whole.
+	r := testRing(t, []string{dead, live})
+	var deadKey, liveKey string
+	for i := 0; deadKey == "" || liveKey == ""; i++ {
+		k := fmt.Sprintf("k%d", i)
+		if r.PickString(k) == 0 {
+			deadKey = k
+		} else {
+			liveKey = k
+		}
+	}
+	if got := roundTrip(c, "set "+deadKey+" 0 0 1\r\nx\r\n", testutil.LineReply); got != "SERVER_ERROR Connection refused\r\n" {
+		t.Errorf("set on the dead server: %q", got)
+	}
+	if got := roundTrip(c, "set "+liveKey+" 0 0 1\r\nx\r\n", testutil.LineReply); got != "STORED\r\n" {
+		t.Errorf("set on the live server: %q", got)
+	}
+	if got := roundTrip(c, "get "+liveKey+" "+deadKey+"\r\n", testutil.LineReply); got != "SERVER_ERROR Connection refused\r\n" {
+		t.Errorf("get across both: %q", got)
+	}
+}
+
+// TestKillOneOfThree stops one of three backends under load: only its
+// keys fail, and with auto_eject_hosts the errors stop well within
+// server_retry_timeout.
+func TestKillOneOfThree(t *testing.T) {
+	var srvs []*server.Server
+	var addrs []string
+	for range 3 {
+		s := testutil.ServeCorvid(t, server.Config{TCPAddrs: []string{"127.0.0.1:0"}})
+		srvs = append(srvs, s)
+		addrs = append(addrs, s.Addrs()[0].String())
+	}
+	const retry = 20 * time.Second
+	_, paddr := proxyFor(t, addrs, "auto_eject_hosts: true", "server_failure_limit: 2",
+		fmt.Sprintf("server_retry_timeout: %d", retry.Milliseconds()), "timeout: 1000")
+	placement := testRing(t, addrs)
+	// Keys on every server, 100 each.
+	var keys []string
+	per := make([]int, len(addrs))
+	for i := 0; len(keys) < 100*len(addrs) && i < 1e6; i++ {
+		k := fmt.Sprintf("load%d", i)
+		if s := placement.PickString(k); per[s] < 100 {
+			per[s]++
+			keys = append(keys, k)
+		}
+	}
+
+	var (
+		stop      atomic.Bool
+		wrongKeys atomic.Int64 // errors for keys of a live server
+		okCount   atomic.Int64
+		mu        sync.Mutex
+		lastErr   time.Time
+		errs      int
+		wg        sync.WaitGroup
+	)
+	killed := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc, err := net.Dial("tcp", paddr)
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			rd := bufio.NewReader(nc)
+			for i := g; !stop.Load() && i < 1e7; i++ {
+				k := keys[i%len(keys)]
+				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := fmt.Fprintf(nc, "set %s 0 0 1\r\nx\r\n", k); err != nil {
+					return
+				}
+				line, err := rd.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if line == "STORED\r\n" {
+					okCount.Add(1)
+				} else {
+					select {
+					case <-killed:
+					default:
+						wrongKeys.Add(1) // an error before the kill
+					}
+					if placement.PickString(k) != 1 {
+						wrongKeys.Add(1)
+					}
+					mu.Lock()
+					lastErr, errs = time.Now(), errs+1
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	testutil.WaitFor(t, func() bool { return okCount.Load() > 200 })
+	srvs[1].Close()
+	killedAt := time.Now()
+	close(killed)
+	// Errors must stop: wait for a second without any.
+	testutil.WaitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return errs > 0 && time.Since(lastErr) > time.Second
+	})
+	mu.Lock()
+	settled := lastErr.Sub(killedAt)
+	mu.Unlock()
+	if settled > retry/2 {
+		t.Errorf("errors went on for %v after the kill", settled)
+	}
+	if n := wrongKeys.Load(); n > 0 {
+		t.Errorf("%d errors for keys of live servers", n)
+	}
+}
+
+// testRing is the default ketama ring over addrs (weight 1 each).
+func testRing(t *testing.T, addrs []string) *ring.Ring {
+	t.Helper()
+	var servers []ring.Server
+	for _, a := range addrs {
+		servers = append(servers, ring.Server{Addr: a, Weight: 1})
+	}
+	r, err := ring.New(ring.Config{Servers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

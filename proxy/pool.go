@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/nutcracker"
+	"github.com/corvidcache/corvid/ring"
+)
+
+// Route picks the server that owns a key. Route trees (a pool, and later
+// mcrouter-style routes composed over pools) implement it.
+type Route interface {
+	route(key []byte) (*backend, error)
+}
+
+// A tree is a pool's immutable routing state: the continuum over its live
+// servers and the backends behind it. A request takes the pool's current
+// tree once and uses it to the end, so that a new tree (after an
+// ejection, and later a reload) can be swapped in atomically.
+type tree struct {
+	ring *ring.Ring // over live; nil when no server is live
+	live []*backend // ring index -> backend
+	all  []*backend // every server, in the pool's order
+	// retryAt is when the first ejected server may come back (zero when
+	// none is ejected): the tree is rebuilt then.
+	retryAt time.Time
+}
+
+func (t *tree) route(key []byte) (*backend, error) {
+	if t.ring == nil {
+		return nil, errNoServer
+	}
+	return t.live[t.ring.Pick(key)], nil
+}
+
+// pick is route returning the live index, for grouping keys by server.
+func (t *tree) pick(key []byte) int {
+	return t.ring.Pick(key)
+}
+
+// A pool is one pool of the configuration: its listener, its servers and
+// its clients.
+type pool struct {
+	cfg     nutcracker.Pool
+	ctx     context.Context
+	log     *slog.Logger
+	proxy   *Proxy
+	ln      net.Listener
+	servers []*backend
+	cur     atomic.Pointer[tree]
+	st      poolCounters
+
+	rebuildMu sync.Mutex // serialises rebuild
+}
+
+var _ Route = (*tree)(nil)
+
+// current returns the tree to route a request with, first rebuilding it
+// when an ejected server's retry time has come.
+func (p *pool) current() *tree {
+	t := p.cur.Load()
+	if !t.retryAt.IsZero() && !time.Now().Before(t.retryAt) {
+		p.rebuild()
+		t = p.cur.Load()
+	}
+	return t
+}
+
+// rebuild makes the tree over the servers not ejected now. The continuum
+// is laid out over the live servers only, as twemproxy recomputes it, so
+// placement matches nutcracker's after an ejection.
+func (p *pool) rebuild() {
+	p.rebuildMu.Lock()
+	defer p.rebuildMu.Unlock()
+	now := time.Now()
+	t := &tree{all: p.servers}
+	var live []ring.Server
+	for _, b := range p.servers {
+		if out, till := b.ejected(now); out {
+			if t.retryAt.IsZero() || till.Before(t.retryAt) {
+				t.retryAt = till
+			}
+			continue
+		}
+		t.live = append(t.live, b)
+		live = append(live, p.cfg.Servers[b.index])
+	}
+	if len(live) > 0 {
+		r, err := ring.New(ring.Config{Servers: live, Hash: p.cfg.Hash,
+			Distribution: ring.Distribution(p.cfg.Distribution), HashTag: p.cfg.HashTag})
+		if err != nil {
+			p.log.Error("cannot build the continuum", "pool", p.cfg.Name, "err", err)
+		} else {
+			t.ring = r
+		}
+	}
+	p.cur.Store(t)
+}
+
+// listen binds the pool's listener: TCP host:port, or a Unix socket path
+// with its permission.
+func listen(cfg *nutcracker.Pool) (net.Listener, error) {
+	if len(cfg.Listen) > 0 && cfg.Listen[0] == '/' {
+		if fi, err := os.Stat(cfg.Listen); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(cfg.Listen) // a stale socket of an earlier run
+		}
+		ln, err := net.Listen("unix", cfg.Listen)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.ListenPerm != 0 {
+			if err := os.Chmod(cfg.Listen, cfg.ListenPerm); err != nil {
+				ln.Close()
+				return nil, err
+			}
+		}
+		return ln, nil
+	}
+	return net.Listen("tcp", cfg.Listen)
+}
+
+// serve accepts clients until the listener closes, backing off on
+// errors (5 ms doubling to 1 s).
+func (p *pool) serve(wg *sync.WaitGroup) {
+	delay := time.Duration(0)
+	for {
+		nc, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || p.ctx.Err() != nil {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.log.Warn("accept failed", "pool", p.cfg.Name, "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-p.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		if limit := p.cfg.ClientConnections; limit > 0 && p.st.clientConnections.Load() >= int64(limit) {
+			p.st.clientErr.Add(1)
+			nc.Close()
+			continue
+		}
+		cl := p.proxy.track(nc)
+		if cl == nil {
+			nc.Close()
+			return
+		}
+		cl.pool = p
+		p.st.clientConnections.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.serve()
+			p.proxy.untrack(cl)
+			p.st.clientConnections.Add(-1)
+		}()
+	}
+}

@@ -1,0 +1,219 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/nutcracker"
+)
+
+// DefaultVersion is what the proxy answers to "version" when
+// Config.Version is empty: the memcached version corvid speaks, which is
+// what a client behind nutcracker (which forwards "version") sees.
+const DefaultVersion = "1.6.18"
+
+// DefaultMaxValueLen is the largest value a storage command may carry
+// when Config.MaxValueLen is 0: memcached's default item size limit.
+const DefaultMaxValueLen = 1 << 20
+
+// Config configures a Proxy. The zero value of each field but Pools is its
+// documented default.
+type Config struct {
+	Pools  *nutcracker.Config // parsed nutcracker.yml
+	Logger *slog.Logger       // nil: discard
+	// Version is answered to "version" ("VERSION <Version>"); empty means
+	// DefaultVersion.
+	Version string
+	// MaxValueLen bounds the data of a storage command; a longer one is
+	// refused at the proxy with memcached's "SERVER_ERROR object too
+	// large for cache" and never buffered. 0 means DefaultMaxValueLen.
+	MaxValueLen int
+}
+
+// Proxy serves the pools of a nutcracker.yml. It is safe for concurrent
+// use.
+type Proxy struct {
+	cfg     Config
+	log     *slog.Logger
+	pools   []*pool
+	started time.Time
+	st      proxyCounters
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	wg        sync.WaitGroup // every goroutine the proxy starts
+	serveOnce sync.Once
+	closeOnce sync.Once
+
+	mu      sync.Mutex // guards clients, closed
+	clients map[*client]struct{}
+	closed  bool
+}
+
+// New validates cfg, binds every pool's listener and starts the servers'
+// connections (connecting at once for pools with preconnect). Clients are
+// accepted once Serve runs.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Pools == nil || len(cfg.Pools.Pools) == 0 {
+		return nil, fmt.Errorf("proxy: no pools")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if cfg.MaxValueLen <= 0 {
+		cfg.MaxValueLen = DefaultMaxValueLen
+	}
+	for _, pc := range cfg.Pools.Pools {
+		if pc.Redis {
+			return nil, fmt.Errorf("pool %s: %w", pc.Name, errRedis)
+		}
+		if len(pc.Servers) == 0 {
+			return nil, fmt.Errorf("pool %s: no servers", pc.Name)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
+		clients: make(map[*client]struct{})}
+	for _, pc := range cfg.Pools.Pools {
+		pl := &pool{cfg: pc, ctx: ctx, log: cfg.Logger, proxy: p}
+		if pl.cfg.ServerConnections < 1 {
+			pl.cfg.ServerConnections = 1
+		}
+		if pl.cfg.ServerFailureLimit < 1 {
+			pl.cfg.ServerFailureLimit = 1
+		}
+		ln, err := listen(&pl.cfg)
+		if err != nil {
+			p.closeListeners()
+			cancel()
+			return nil, fmt.Errorf("pool %s: cannot listen on %q: %w", pc.Name, pc.Listen, err)
+		}
+		pl.ln = ln
+		for i := range pc.Servers {
+			pl.servers = append(pl.servers, newBackend(pl, i))
+		}
+		pl.rebuild()
+		if pl.cur.Load().ring == nil {
+			p.closeListeners()
+			cancel()
+			return nil, fmt.Errorf("pool %s: cannot build its continuum", pc.Name)
+		}
+		p.pools = append(p.pools, pl)
+	}
+	for _, pl := range p.pools {
+		for _, b := range pl.servers {
+			b.start(&p.wg)
+		}
+	}
+	return p, nil
+}
+
+func (p *Proxy) closeListeners() {
+	for _, pl := range p.pools {
+		pl.ln.Close()
+	}
+}
+
+// Serve accepts clients on every pool's listener until ctx is done or
+// Close is called, then stops the proxy. It returns nil on a clean stop.
+func (p *Proxy) Serve(ctx context.Context) error {
+	started := false
+	p.serveOnce.Do(func() {
+		started = true
+		for _, pl := range p.pools {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				pl.serve(&p.wg)
+			}()
+		}
+	})
+	if !started {
+		return fmt.Errorf("proxy: Serve called twice")
+	}
+	select {
+	case <-ctx.Done():
+	case <-p.ctx.Done():
+	}
+	return p.Close()
+}
+
+// Close stops the proxy: it closes the listeners, the client and server
+// connections (requests in flight fail), and waits for its goroutines.
+// It is idempotent.
+func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		p.closeListeners()
+		p.mu.Lock()
+		p.closed = true
+		for cl := range p.clients {
+			cl.nc.Close()
+		}
+		p.mu.Unlock()
+		for _, pl := range p.pools {
+			for _, b := range pl.servers {
+				b.close()
+			}
+		}
+		p.wg.Wait()
+	})
+	return nil
+}
+
+// Addrs returns each pool's bound listener address by pool name.
+func (p *Proxy) Addrs() map[string]net.Addr {
+	m := make(map[string]net.Addr, len(p.pools))
+	for _, pl := range p.pools {
+		m[pl.cfg.Name] = pl.ln.Addr()
+	}
+	return m
+}
+
+// Stats returns a snapshot of the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	now := time.Now()
+	s := Stats{
+		Uptime:           int64(now.Sub(p.started) / time.Second),
+		Timestamp:        now.Unix(),
+		TotalConnections: p.st.totalConnections.Load(),
+		CurrConnections:  p.st.currConnections.Load(),
+	}
+	for _, pl := range p.pools {
+		ps := pl.st.snapshot(pl.cfg.Name)
+		for _, b := range pl.servers {
+			ps.Servers = append(ps.Servers, b.st.snapshot(b.name))
+		}
+		s.Pools = append(s.Pools, ps)
+	}
+	return s
+}
+
+// track registers a new client connection; nil when the proxy is closed.
+func (p *Proxy) track(nc net.Conn) *client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	cl := newClient(p, nc)
+	p.clients[cl] = struct{}{}
+	p.st.totalConnections.Add(1)
+	p.st.currConnections.Add(1)
+	return cl
+}
+
+func (p *Proxy) untrack(cl *client) {
+	p.mu.Lock()
+	delete(p.clients, cl)
+	p.mu.Unlock()
+	p.st.currConnections.Add(-1)
+}

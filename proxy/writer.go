@@ -1,0 +1,167 @@
+package proxy
+
+import "bytes"
+
+// writeLoop is a client's writer goroutine: it takes the calls in request
+// order, waits for each, and writes their replies, once per batch: it
+// writes when the next reply is not ready yet or the batch passes
+// writeFlushSize. After a failed write it keeps taking calls, so that the
+// reader and the servers never wait for it, and discards their replies.
+func (cl *client) writeLoop() {
+	var wbuf []byte
+	var units, held int64
+	flush := func() {
+		wbuf = cl.write(wbuf)
+		if units > 0 || held > 0 {
+			cl.inflight.Add(-units)
+			cl.replyBytes.Add(-held)
+			units, held = 0, 0
+			cl.signalDrained()
+		}
+	}
+	for {
+		var c *call
+		var ok bool
+		select {
+		case c, ok = <-cl.calls:
+		default:
+			flush()
+			c, ok = <-cl.calls
+		}
+		if !ok {
+			flush()
+			return
+		}
+		select {
+		case <-c.done:
+		default:
+			flush()
+			<-c.done
+		}
+		units += int64(c.units)
+		held += int64(c.size())
+		wbuf = cl.appendReply(wbuf, c)
+		c.release()
+		if len(wbuf) >= writeFlushSize {
+			flush()
+		}
+	}
+}
+
+// write writes b unless a write failed before, and returns b emptied.
+func (cl *client) write(b []byte) []byte {
+	if len(b) > 0 && !cl.failed {
+		if _, err := cl.nc.Write(b); err != nil {
+			cl.failed = true
+			cl.nc.Close() // the reader stops too
+		}
+	}
+	return b[:0]
+}
+
+// appendBig appends b to wbuf, writing a large b directly instead of
+// copying it.
+func (cl *client) appendBig(wbuf, b []byte) []byte {
+	if len(b) >= writeFlushSize {
+		wbuf = cl.write(wbuf)
+		cl.write(b)
+		return wbuf
+	}
+	wbuf = append(wbuf, b...)
+	if len(wbuf) >= writeFlushSize {
+		wbuf = cl.write(wbuf)
+	}
+	return wbuf
+}
+
+func appendError(wbuf []byte, err error) []byte {
+	wbuf = append(wbuf, "SERVER_ERROR "...)
+	wbuf = append(wbuf, errorText(err)...)
+	return append(wbuf, '\r', '\n')
+}
+
+var (
+	endLine = []byte("END\r\n")
+	okLine  = []byte("OK\r\n")
+)
+
+// appendReply appends (or writes) the reply of the completed call c.
+func (cl *client) appendReply(wbuf []byte, c *call) []byte {
+	if c.err != nil {
+		cl.pool.st.forwardError.Add(1)
+		return appendError(wbuf, c.err)
+	}
+	switch c.op {
+	case opStripMN:
+		return cl.appendBig(wbuf, bytes.TrimSuffix(c.reply, []byte("MN\r\n")))
+	case opFlushAll:
+		for _, f := range c.frags {
+			if f.err != nil {
+				cl.pool.st.forwardError.Add(1)
+				return appendError(wbuf, f.err)
+			}
+		}
+		for _, f := range c.frags {
+			if !bytes.Equal(f.reply, okLine) {
+				return append(wbuf, f.reply...)
+			}
+		}
+		return append(wbuf, okLine...)
+	case opMergeGet:
+		return cl.merge(wbuf, c)
+	}
+	return cl.appendBig(wbuf, c.reply)
+}
+
+// merge appends the VALUE blocks of a split get in the client's key
+// order, then one END. Each fragment's reply holds its keys' hits in the
+// order they were asked, so one pass with a cursor per fragment does it:
+// the cost is linear in the keys and the reply. Like twemproxy, a
+// fragment that failed fails the whole request; a fragment answered with
+// an error line makes that line the reply.
+func (cl *client) merge(wbuf []byte, c *call) []byte {
+	for _, f := range c.frags {
+		if f.err != nil {
+			cl.pool.st.forwardError.Add(1)
+			return appendError(wbuf, f.err)
+		}
+	}
+	for _, f := range c.frags {
+		if !bytes.HasSuffix(f.reply, endLine) {
+			return append(wbuf, f.reply...)
+		}
+	}
+	if cap(cl.pos) < len(c.frags) {
+		cl.pos = make([]int, len(c.frags))
+	}
+	pos := cl.pos[:len(c.frags)]
+	clear(pos)
+	for i := range c.keyEnds {
+		j := c.keyFrag[i]
+		r, p := c.frags[j].reply, pos[j]
+		rest := r[p:]
+		if !bytes.HasPrefix(rest, []byte("VALUE ")) {
+			continue
+		}
+		eol := bytes.IndexByte(rest, '\n')
+		if eol < 1 {
+			continue
+		}
+		line := rest[:eol-1]
+		key := line[len("VALUE "):]
+		if k := bytes.IndexByte(key, ' '); k >= 0 {
+			key = key[:k]
+		}
+		if !bytes.Equal(key, c.key(i)) {
+			continue // a miss
+		}
+		n, ok := valueLen(line, 3)
+		if !ok || eol+1+n+2 > len(rest) {
+			continue
+		}
+		end := eol + 1 + n + 2
+		wbuf = cl.appendBig(wbuf, rest[:end])
+		pos[j] = p + end
+	}
+	return append(wbuf, endLine...)
+}
