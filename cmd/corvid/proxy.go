@@ -74,10 +74,14 @@ func newProxyCommand() *cobra.Command {
 	return proxyCommand(&proxyOptions{start: startProxy})
 }
 
-// startProxy is where package proxy's data path is started; it is not
-// built yet.
-func startProxy(*nutcracker.Config, *slog.Logger) (proxyServer, error) {
-	return nil, errors.New("corvid proxy: the proxy's data path is not built yet; -t checks a configuration")
+// startProxy creates the proxy for cfg: its pools' listeners are bound
+// (and their servers preconnected) when it returns.
+func startProxy(cfg *nutcracker.Config, logger *slog.Logger) (proxyServer, error) {
+	p, err := proxy.New(proxy.Config{Pools: cfg, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // proxyCommand returns the proxy command with its flags bound to o.
