@@ -1,8 +1,10 @@
 package client
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,12 @@ type Config struct {
 	Timeout time.Duration
 	// DialTimeout bounds connecting; Timeout when zero.
 	DialTimeout time.Duration
+	// DialContext, when set, makes the connections instead of a
+	// net.Dialer: for TLS (a tls.Dialer's DialContext), a proxy, or a
+	// test. Its context ends at the caller's deadline or DialTimeout,
+	// whichever comes first. network is "tcp", or "unix" for an address
+	// starting with "/".
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxIdleConns is how many idle connections are kept per server
 	// (DefaultMaxIdleConns).
 	MaxIdleConns int

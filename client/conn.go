@@ -30,12 +30,18 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 		return cn, nil
 	}
 	s.mu.Unlock()
-	d := net.Dialer{Timeout: s.c.cfg.DialTimeout}
 	network := "tcp"
 	if strings.HasPrefix(s.addr, "/") {
 		network = "unix"
 	}
-	nc, err := d.DialContext(ctx, network, s.addr)
+	dctx, cancel := context.WithTimeout(ctx, s.c.cfg.DialTimeout)
+	defer cancel()
+	dial := s.c.cfg.DialContext
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(dctx, network, s.addr)
 	if err != nil {
 		s.fail()
 		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
