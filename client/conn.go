@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"time"
 )
@@ -15,6 +16,10 @@ type conn struct {
 	nc net.Conn
 	r  *bufio.Reader
 	w  []byte
+
+	// callerDeadline is set by begin when the caller's context, not
+	// Config.Timeout, set the deadline of the operation in progress.
+	callerDeadline bool
 }
 
 // getConn returns an idle connection to s or dials one.
@@ -34,7 +39,8 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 	if strings.HasPrefix(s.addr, "/") {
 		network = "unix"
 	}
-	dctx, cancel := context.WithTimeout(ctx, s.c.cfg.DialTimeout)
+	start := time.Now()
+	dctx, cancel := context.WithDeadline(ctx, start.Add(s.c.cfg.DialTimeout))
 	defer cancel()
 	dial := s.c.cfg.DialContext
 	if dial == nil {
@@ -43,7 +49,13 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 	}
 	nc, err := dial(dctx, network, s.addr)
 	if err != nil {
-		s.fail()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else if byCaller(ctx, start.Add(s.c.cfg.DialTimeout), err) {
+			err = context.DeadlineExceeded
+		} else {
+			s.fail()
+		}
 		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
 	}
 	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
@@ -79,7 +91,9 @@ func (cn *conn) release(err error) {
 // function must be called when the operation ends.
 func (cn *conn) begin(ctx context.Context) (end func() bool) {
 	d := time.Now().Add(cn.s.c.cfg.Timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
+	dl, ok := ctx.Deadline()
+	cn.callerDeadline = ok && !dl.After(d)
+	if cn.callerDeadline {
 		d = dl
 	}
 	cn.nc.SetDeadline(d)
@@ -87,6 +101,55 @@ func (cn *conn) begin(ctx context.Context) (end func() bool) {
 		return nil
 	}
 	return context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// finish ends an operation on cn: it returns the connection to the pool
+// when err leaves it usable, else closes it, counting a failure of the
+// server only for errors that are the server's.
+func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op string, err error) error {
+	if stop != nil && !stop() {
+		// The context was cancelled and its callback has moved, or is about
+		// to move, the connection's deadline into the past: the connection
+		// cannot be reused.
+		cn.nc.Close()
+		if err != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
+	if err != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
+		// Interrupted by the caller, not by the server: no failure
+		// counted. A socket deadline that was the context's may fire a
+		// moment before the context's own timer sets ctx.Err.
+		if ctx.Err() != nil {
+			cn.nc.Close()
+			return ctx.Err()
+		}
+		if cn.callerDeadline && isTimeout(err) {
+			cn.nc.Close()
+			return context.DeadlineExceeded
+		}
+	}
+	cn.release(err)
+	return cn.s.wrap(op, err)
+}
+
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// byCaller reports whether err, from an operation whose own time limit was
+// limit, is the caller's context ending (its deadline came first) rather
+// than the server's fault.
+func byCaller(ctx context.Context, limit time.Time, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !dl.After(limit) && isTimeout(err)
 }
 
 // wrap names the server in an error that is not a cache answer.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -43,4 +44,103 @@ func TestDialContext(t *testing.T) {
 	if _, err := c2.Get(ctx, "k"); !errors.Is(err, refused) || !errors.As(err, &se) || se.Addr != addr {
 		t.Fatalf("Get through a failing dialer: %v", err)
 	}
+}
+
+// lateContext is a context whose deadline passes a while before its Err is
+// set: it stretches the moment between a socket deadline firing at the
+// context's deadline and the context's own timer running.
+type lateContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (l lateContext) Deadline() (time.Time, bool) { return l.deadline, true }
+
+// soon returns a lateContext whose deadline is 50ms away and whose Err is
+// set 300ms later.
+func soon(t *testing.T) lateContext {
+	d := time.Now().Add(50 * time.Millisecond)
+	ctx, cancel := context.WithDeadline(context.Background(), d.Add(300*time.Millisecond))
+	t.Cleanup(cancel)
+	return lateContext{ctx, d}
+}
+
+// blockingDial is a DialContext that waits for its context to end, as a
+// dial to a server that does not answer SYNs does.
+func blockingDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
+}
+
+// The caller's cancellations and deadlines are not the server's failures;
+// only the client's own DialTimeout and Timeout are.
+func TestCallerEndsAreNotFailures(t *testing.T) {
+	silent := silentServer(t)
+	failing := func(t *testing.T, mod func(*Config)) *Client {
+		return newClient(t, []string{silent}, func(cfg *Config) {
+			cfg.MaxFailures = 1
+			cfg.Timeout = 10 * time.Second
+			mod(cfg)
+		})
+	}
+	t.Run("dial cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		c := failing(t, func(cfg *Config) {
+			cfg.DialContext = func(dctx context.Context, network, addr string) (net.Conn, error) {
+				cancel()
+				return blockingDial(dctx, network, addr)
+			}
+		})
+		if _, err := c.Get(ctx, "k"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get: %v", err)
+		}
+		if c.servers[0].dead() {
+			t.Error("a dial cancelled by the caller counted as a server failure")
+		}
+	})
+	t.Run("dial at the context deadline", func(t *testing.T) {
+		c := failing(t, func(cfg *Config) { cfg.DialContext = blockingDial })
+		if _, err := c.Get(soon(t), "k"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Get: %v", err)
+		}
+		if c.servers[0].dead() {
+			t.Error("a dial ended by the caller's deadline counted as a server failure")
+		}
+	})
+	t.Run("read at the context deadline", func(t *testing.T) {
+		c := failing(t, func(*Config) {})
+		if _, err := c.Get(soon(t), "k"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Get: %v", err)
+		}
+		if c.servers[0].dead() {
+			t.Error("a read ended by the caller's deadline counted as a server failure")
+		}
+	})
+	// The same waits cut short by the client's own timeouts are failures.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.Run("DialTimeout", func(t *testing.T) {
+		c := failing(t, func(cfg *Config) {
+			cfg.DialContext = blockingDial
+			cfg.DialTimeout = 50 * time.Millisecond
+		})
+		var se *ServerError
+		if _, err := c.Get(ctx, "k"); !errors.As(err, &se) || se.Addr != silent {
+			t.Fatalf("Get: %v", err)
+		}
+		if !c.servers[0].dead() {
+			t.Error("a dial timeout was not counted")
+		}
+	})
+	t.Run("Timeout", func(t *testing.T) {
+		c := failing(t, func(cfg *Config) { cfg.Timeout = 50 * time.Millisecond })
+		var se *ServerError
+		if _, err := c.Get(ctx, "k"); !errors.As(err, &se) || se.Addr != silent {
+			t.Fatalf("Get: %v", err)
+		}
+		if !c.servers[0].dead() {
+			t.Error("a read timeout was not counted")
+		}
+	})
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 )
 
@@ -147,29 +146,6 @@ func (c *Client) sendGets(ctx context.Context, s *node, keys []string, order []i
 		return nil, nil, c.finish(ctx, cn, stop, "gets", err)
 	}
 	return cn, stop, nil
-}
-
-// finish ends an operation on cn: it returns the connection to the pool
-// when err leaves it usable, else closes it, counting a failure of the
-// server only for errors that are the server's.
-func (c *Client) finish(ctx context.Context, cn *conn, stop func() bool, op string, err error) error {
-	if stop != nil && !stop() {
-		// The context was cancelled and its callback has moved, or is about
-		// to move, the connection's deadline into the past: the connection
-		// cannot be reused.
-		cn.nc.Close()
-		if err != nil {
-			return ctx.Err()
-		}
-		return nil
-	}
-	if err != nil && ctx.Err() != nil && !resumable(err) && !errors.Is(err, ErrNotSupported) {
-		// Interrupted by the caller, not by the server: no failure counted.
-		cn.nc.Close()
-		return ctx.Err()
-	}
-	cn.release(err)
-	return cn.s.wrap(op, err)
 }
 
 // readGets reads the reply to sendGets into items, returning the number of
