@@ -44,6 +44,7 @@ const (
 	DefaultHash           = "murmur"
 	DefaultTimeout        = time.Second
 	DefaultMaxIdleConns   = 4
+	DefaultIdleTimeout    = time.Minute
 	DefaultCompressFlag   = 2 // Cache::Memcached::Fast's F_COMPRESS
 	DefaultCompressRatio  = 0.8
 	DefaultRetryTimeout   = 30 * time.Second
@@ -81,6 +82,11 @@ type Config struct {
 	// MaxIdleConns is how many idle connections are kept per server
 	// (DefaultMaxIdleConns).
 	MaxIdleConns int
+	// IdleTimeout closes a connection that was idle this long instead of
+	// reusing it (DefaultIdleTimeout; negative: never), before a server,
+	// a firewall or a NAT drops it unannounced. Idle connections are also
+	// checked for a close by the server before each reuse.
+	IdleTimeout time.Duration
 
 	// Namespace is prepended to every key on the wire.
 	Namespace string
@@ -128,6 +134,8 @@ type Client struct {
 	liveMu sync.Mutex               // serialises rebuilds of live
 	live   atomic.Pointer[liveRing] // placement over the live servers, when some are dead
 	ndead  atomic.Int32
+
+	now func() time.Time // the clock of idle timeouts; a test may replace it
 }
 
 // liveRing places keys over the servers that are not dead.
@@ -167,6 +175,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxIdleConns <= 0 {
 		cfg.MaxIdleConns = DefaultMaxIdleConns
 	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	if cfg.CompressFlag == 0 {
 		cfg.CompressFlag = DefaultCompressFlag
 	}
@@ -186,7 +197,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, ring: r, ns: cfg.Namespace}
+	c := &Client{cfg: cfg, ring: r, ns: cfg.Namespace, now: time.Now}
 	for i, s := range cfg.Servers {
 		c.servers = append(c.servers, &node{addr: s.Addr, idx: i, c: c})
 	}

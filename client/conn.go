@@ -4,22 +4,112 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // conn is one connection to a server.
 type conn struct {
 	s  *node
-	nc net.Conn
+	tc *trackedConn
+	nc net.Conn // tc, as a net.Conn
 	r  *bufio.Reader
 	w  []byte
 
+	// reused is set when the connection came from the pool.
+	reused bool
+	// idleSince is when the connection went back to the pool.
+	idleSince time.Time
 	// callerDeadline is set by begin when the caller's context, not
 	// Config.Timeout, set the deadline of the operation in progress.
 	callerDeadline bool
+}
+
+// trackedConn notes, for the operation in progress, whether any byte of a
+// reply arrived and whether a write failed: what decides if a request may
+// be sent again (see conn.retryable).
+type trackedConn struct {
+	net.Conn
+	read        int64
+	writeFailed bool
+}
+
+func (t *trackedConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	t.read += int64(n)
+	return n, err
+}
+
+func (t *trackedConn) Write(p []byte) (int, error) {
+	n, err := t.Conn.Write(p)
+	if err != nil {
+		t.writeFailed = true
+	}
+	return n, err
+}
+
+// do runs fn on a connection to s and returns the connection to the pool.
+// A request that failed on a pooled connection the server had closed is
+// sent once more on a fresh connection when conn.retryable allows it.
+func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cn, err := s.getConn(ctx)
+	if err != nil {
+		return err
+	}
+	stop := cn.begin(ctx)
+	err = fn(cn)
+	if cn.retryable(op, err) && ctx.Err() == nil {
+		if stop != nil && !stop() {
+			cn.nc.Close()
+			return ctx.Err()
+		}
+		cn.nc.Close() // the server closed it: not a failure
+		if cn, err = s.dial(ctx); err != nil {
+			return err
+		}
+		stop = cn.begin(ctx)
+		err = fn(cn)
+	}
+	return c.finish(ctx, cn, stop, op, err)
+}
+
+// retryable reports whether a request that failed with err on cn may be
+// sent again on a fresh connection. That is so only when the server had
+// closed a pooled connection without being asked (it restarted, or
+// expired the connection): cn came from the pool, the failure is the
+// connection found closed (end of file, reset, broken pipe) and not one
+// byte of a reply arrived. Even then a request the server may have
+// executed before closing is not sent twice: only reads (op "gets",
+// "gats", "mg", "mn", "version", "stats") are retried after the request
+// was written; a write (set, delete, incr, append, ms ...) only when
+// writing it failed, so that its end, which completes it, never reached
+// the server.
+func (cn *conn) retryable(op string, err error) bool {
+	if err == nil || !cn.reused || cn.tc.read != 0 || !closedConn(err) {
+		return false
+	}
+	if cn.tc.writeFailed {
+		return true
+	}
+	switch op {
+	case "gets", "gats", "mg", "mn", "version", "stats":
+		return true
+	}
+	return false
+}
+
+// closedConn reports whether err means the peer closed the connection.
+func closedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED)
 }
 
 // getConn returns an idle connection to s or dials one.
@@ -27,14 +117,58 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 	if s.c.closed.Load() {
 		return nil, ErrClosed
 	}
-	s.mu.Lock()
-	if n := len(s.free); n > 0 {
-		cn := s.free[n-1]
-		s.free = s.free[:n-1]
-		s.mu.Unlock()
+	if cn := s.idleConn(); cn != nil {
 		return cn, nil
 	}
-	s.mu.Unlock()
+	return s.dial(ctx)
+}
+
+// idleConn takes the most recently used idle connection that is neither
+// past Config.IdleTimeout nor closed by the server, closing those that
+// are; nil when none is left. A connection the server closed is dropped
+// without counting a failure: servers close idle connections, and a
+// restarted one closed all of them.
+func (s *node) idleConn() *conn {
+	var expired []*conn
+	defer func() {
+		for _, cn := range expired {
+			cn.nc.Close()
+		}
+	}()
+	s.mu.Lock()
+	if t := s.c.cfg.IdleTimeout; t > 0 && len(s.free) > 0 {
+		// The pool is in the order connections were returned: the
+		// expired ones are at its start.
+		now, i := s.c.now(), 0
+		for i < len(s.free) && now.Sub(s.free[i].idleSince) >= t {
+			i++
+		}
+		expired = append(expired, s.free[:i]...)
+		n := copy(s.free, s.free[i:])
+		clear(s.free[n:])
+		s.free = s.free[:n]
+	}
+	for {
+		n := len(s.free)
+		if n == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		cn := s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		s.mu.Unlock()
+		if cn.r.Buffered() == 0 && open(cn.tc.Conn) {
+			cn.reused = true
+			return cn
+		}
+		expired = append(expired, cn)
+		s.mu.Lock()
+	}
+}
+
+// dial makes a new connection to s.
+func (s *node) dial(ctx context.Context) (*conn, error) {
 	network := "tcp"
 	if strings.HasPrefix(s.addr, "/") {
 		network = "unix"
@@ -58,7 +192,8 @@ func (s *node) getConn(ctx context.Context) (*conn, error) {
 		}
 		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
 	}
-	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
+	tc := &trackedConn{Conn: nc}
+	return &conn{s: s, tc: tc, nc: tc, r: bufio.NewReaderSize(tc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
 }
 
 // release returns cn to its pool when err leaves it usable, else closes it
@@ -76,6 +211,7 @@ func (cn *conn) release(err error) {
 		s.fail()
 		return
 	}
+	cn.idleSince = s.c.now()
 	s.mu.Lock()
 	if len(s.free) < s.c.cfg.MaxIdleConns && !s.c.closed.Load() {
 		s.free = append(s.free, cn)
@@ -97,6 +233,7 @@ func (cn *conn) begin(ctx context.Context) (end func() bool) {
 		d = dl
 	}
 	cn.nc.SetDeadline(d)
+	cn.tc.read, cn.tc.writeFailed = 0, false
 	if ctx.Done() == nil {
 		return nil
 	}

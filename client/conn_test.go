@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -142,5 +143,111 @@ func TestCallerEndsAreNotFailures(t *testing.T) {
 		if !c.servers[0].dead() {
 			t.Error("a read timeout was not counted")
 		}
+	})
+}
+
+// A server restart leaves the pool full of connections the server closed;
+// they are dropped unused, not counted as failures that eject the server.
+func TestRestartedServerKeepsItsPlace(t *testing.T) {
+	ctx := context.Background()
+	victim := startKillable(t, "127.0.0.1:0")
+	c := newClient(t, []string{victim.addr}, func(cfg *Config) {
+		cfg.MaxFailures = 2
+		cfg.FailureTimeout = time.Minute
+	})
+	s := c.servers[0]
+	var cns []*conn
+	for range DefaultMaxIdleConns {
+		cn, err := s.getConn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cns = append(cns, cn)
+	}
+	for _, cn := range cns {
+		cn.release(nil)
+	}
+	victim.stop()
+	startKillable(t, victim.addr)
+	for i := range 2 * DefaultMaxIdleConns {
+		if err := c.Set(ctx, &Item{Key: "k", Value: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatalf("Set %d after the restart: %v", i, err)
+		}
+		if _, err := c.Get(ctx, "k"); err != nil {
+			t.Fatalf("Get %d after the restart: %v", i, err)
+		}
+	}
+	if s.dead() {
+		t.Error("the restarted server was marked dead")
+	}
+}
+
+// A pooled connection can pass the check for a close and still be closed
+// by the server as the request arrives. A read is sent again on a fresh
+// connection; a write, which the server may have executed, is not.
+func TestClosedOnArrival(t *testing.T) {
+	ctx := context.Background()
+	secondCloses := func(n int, _ string) fault {
+		if n == 1 {
+			return faultClose
+		}
+		return faultNone
+	}
+	f := startFake(t, secondCloses)
+	c := newClient(t, []string{f.addr}, func(cfg *Config) { cfg.MaxFailures = 1 })
+	for i := range 2 {
+		if _, err := c.Get(ctx, "k"); !errors.Is(err, ErrCacheMiss) {
+			t.Fatalf("Get %d: %v", i, err)
+		}
+	}
+	if c.servers[0].dead() {
+		t.Error("a read retried on a fresh connection counted as a failure")
+	}
+	if n := f.accepted.Load(); n != 2 {
+		t.Errorf("%d connections for two reads, want 2", n)
+	}
+
+	f2 := startFake(t, secondCloses)
+	c2 := newClient(t, []string{f2.addr}, nil)
+	if err := c2.Set(ctx, &Item{Key: "k", Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	var se *ServerError
+	if err := c2.Set(ctx, &Item{Key: "k", Value: []byte("2")}); !errors.As(err, &se) {
+		t.Fatalf("Set on a connection closed on arrival: %v", err)
+	}
+	if n := f2.requests.Load(); n != 2 {
+		t.Errorf("the server got %d sets, want 2: a set it may have executed was sent again", n)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	ctx := context.Background()
+	f := startFake(t, nil)
+	c := newClient(t, []string{f.addr}, func(cfg *Config) { cfg.IdleTimeout = time.Minute })
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	c.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	get := func() {
+		t.Helper()
+		if _, err := c.Get(ctx, "k"); !errors.Is(err, ErrCacheMiss) {
+			t.Fatal(err)
+		}
+	}
+	get()
+	clock.Add(int64(59 * time.Second))
+	get()
+	if n := f.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections before the idle timeout, want 1", n)
+	}
+	clock.Add(int64(61 * time.Second))
+	get()
+	if n := f.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections after the idle timeout, want 2", n)
+	}
+	testutil.WaitFor(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.conns) == 1
 	})
 }
