@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -212,6 +214,41 @@ func (c *Client) Close() error {
 		s.closeIdle()
 	}
 	return nil
+}
+
+// Ping checks that every server, dead ones included, answers a "version"
+// request. The error names each server that does not: it joins one
+// *ServerError per failing server.
+func (c *Client) Ping(ctx context.Context) error {
+	errs := make([]error, len(c.servers))
+	var wg sync.WaitGroup
+	for i, s := range c.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.do(ctx, s, "version", func(cn *conn) error {
+				cn.w = append(cn.w[:0], "version\r\n"...)
+				if err := cn.flush(); err != nil {
+					return err
+				}
+				line, err := cn.readLine()
+				if err != nil {
+					return err
+				}
+				if !bytes.HasPrefix(line, []byte("VERSION ")) {
+					return replyError(line)
+				}
+				return nil
+			})
+			var se *ServerError
+			if err != nil && !errors.As(err, &se) {
+				err = &ServerError{Addr: s.addr, Op: "ping", Err: err}
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // bytesOf views s as bytes without copying; the bytes must not be changed.

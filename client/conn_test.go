@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,5 +250,37 @@ func TestIdleTimeout(t *testing.T) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(f.conns) == 1
+	})
+}
+
+func TestPing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		if err := newClient(t, addrs, nil).Ping(ctx); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := ln.Addr().String()
+		ln.Close()
+		silent := silentServer(t)
+		c := newClient(t, append([]string{down, silent}, addrs...), func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond })
+		err = c.Ping(ctx)
+		for _, a := range []string{down, silent} {
+			if err == nil || !strings.Contains(err.Error(), a) {
+				t.Errorf("Ping error %v does not name %s", err, a)
+			}
+		}
+		for _, a := range addrs {
+			if err != nil && strings.Contains(err.Error(), a) {
+				t.Errorf("Ping error %v names the healthy %s", err, a)
+			}
+		}
+		var se *ServerError
+		if !errors.As(err, &se) {
+			t.Errorf("Ping error %v holds no ServerError", err)
+		}
 	})
 }
