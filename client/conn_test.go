@@ -284,3 +284,24 @@ func TestPing(t *testing.T) {
 		}
 	})
 }
+
+// A multi-get reply cut short leaves the server's keys out: no value half
+// read is returned.
+func TestGetMultiTruncated(t *testing.T) {
+	ctx := context.Background()
+	f := startFake(t, func(_ int, cmd string) fault {
+		if cmd == "gets" {
+			return faultTruncate
+		}
+		return faultNone
+	})
+	c := newClient(t, []string{f.addr}, nil)
+	value := []byte(strings.Repeat("v", 100))
+	if err := c.Set(ctx, &Item{Key: "k", Value: value}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.GetMulti(ctx, []string{"k"})
+	if err == nil || len(m) != 0 {
+		t.Fatalf("GetMulti of a truncated reply = %q, %v", m["k"].Value, err)
+	}
+}

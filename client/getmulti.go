@@ -89,7 +89,16 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 		if cn == nil {
 			continue
 		}
-		found, err := c.readGets(cn, keys, ms.order[ms.start[si]:ms.start[si+1]], items)
+		order := ms.order[ms.start[si]:ms.start[si+1]]
+		found, err := c.readGets(cn, keys, order, items)
+		if err != nil {
+			// The server's keys are left out, with the value it was
+			// reading when the reply broke off.
+			for _, ki := range order {
+				items[ki] = Item{}
+			}
+			found = 0
+		}
 		hits += found
 		ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
 	}
