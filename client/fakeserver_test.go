@@ -24,10 +24,11 @@ const (
 	faultDelay            // the reply comes after fakeServer.delay
 	faultClose            // the connection closes without a reply
 	faultRefuse           // CLIENT_ERROR instead of the reply
+	faultDuplicate        // the reply, and again a moment later
 	numFaults
 )
 
-var faultNames = [...]string{"none", "unexpected", "trailing", "truncate", "delay", "close", "refuse"}
+var faultNames = [...]string{"none", "unexpected", "trailing", "truncate", "delay", "close", "refuse", "duplicate"}
 
 func (f fault) String() string { return faultNames[f] }
 
@@ -140,7 +141,8 @@ func (f *fakeServer) serve(nc net.Conn) {
 		if !ok {
 			return
 		}
-		switch fl := f.pick(n, fields[0]); fl {
+		fl := f.pick(n, fields[0])
+		switch fl {
 		case faultUnexpected:
 			reply = append([]byte("STAT unexpected 1\r\n"), reply...)
 		case faultTrailing:
@@ -162,6 +164,17 @@ func (f *fakeServer) serve(nc net.Conn) {
 			reply = []byte("CLIENT_ERROR bad command line format\r\n")
 		}
 		if len(reply) > 0 {
+			if _, err := nc.Write(reply); err != nil {
+				return
+			}
+		}
+		if fl == faultDuplicate && len(reply) > 0 {
+			// Late enough for the client to have sent its next request.
+			select {
+			case <-time.After(time.Millisecond):
+			case <-f.done:
+				return
+			}
 			if _, err := nc.Write(reply); err != nil {
 				return
 			}
