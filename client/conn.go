@@ -17,6 +17,7 @@ type conn struct {
 	s  *node
 	tc *trackedConn
 	nc net.Conn // tc, as a net.Conn
+	pk *peeker  // checks the connection when it leaves the pool
 	r  *bufio.Reader
 	w  []byte
 
@@ -158,7 +159,7 @@ func (s *node) idleConn() *conn {
 		s.free[n-1] = nil
 		s.free = s.free[:n-1]
 		s.mu.Unlock()
-		if cn.r.Buffered() == 0 && open(cn.tc.Conn) {
+		if cn.r.Buffered() == 0 && cn.pk.open(cn.tc.Conn) {
 			cn.reused = true
 			return cn
 		}
@@ -193,7 +194,7 @@ func (s *node) dial(ctx context.Context) (*conn, error) {
 		return nil, &ServerError{Addr: s.addr, Op: "dial", Err: err}
 	}
 	tc := &trackedConn{Conn: nc}
-	return &conn{s: s, tc: tc, nc: tc, r: bufio.NewReaderSize(tc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
+	return &conn{s: s, tc: tc, nc: tc, pk: newPeeker(nc), r: bufio.NewReaderSize(tc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
 }
 
 // release returns cn to its pool when err leaves it usable, else closes it
