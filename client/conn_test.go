@@ -1,12 +1,15 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,5 +306,34 @@ func TestGetMultiTruncated(t *testing.T) {
 	m, err := c.GetMulti(ctx, []string{"k"})
 	if err == nil || len(m) != 0 {
 		t.Fatalf("GetMulti of a truncated reply = %q, %v", m["k"].Value, err)
+	}
+}
+
+// brokenConn fails every write as a socket the server reset does.
+type brokenConn struct{ net.Conn }
+
+func (brokenConn) Write([]byte) (int, error) {
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
+}
+
+// A write whose request could not be written to a pooled connection never
+// reached the server: it is sent again on a fresh connection.
+func TestWriteFailedOnPooledConn(t *testing.T) {
+	f := startFake(t, nil)
+	c := newClient(t, []string{f.addr}, func(cfg *Config) { cfg.MaxFailures = 1 })
+	s := c.servers[0]
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	tc := &trackedConn{Conn: brokenConn{a}}
+	s.free = append(s.free, &conn{s: s, tc: tc, nc: tc, r: bufio.NewReader(tc), idleSince: c.now()})
+	if err := c.Set(context.Background(), &Item{Key: "k", Value: []byte("v")}); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if n := f.requests.Load(); n != 1 {
+		t.Errorf("the server got %d requests, want 1", n)
+	}
+	if s.dead() {
+		t.Error("the broken pooled connection counted as a failure")
 	}
 }
