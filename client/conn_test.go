@@ -269,7 +269,7 @@ func TestPing(t *testing.T) {
 		down := ln.Addr().String()
 		ln.Close()
 		silent := silentServer(t)
-		c := newClient(t, append([]string{down, silent}, addrs...), func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond })
+		c := newClient(t, append([]string{down, silent}, addrs...), func(cfg *Config) { cfg.Timeout = time.Second })
 		err = c.Ping(ctx)
 		for _, a := range []string{down, silent} {
 			if err == nil || !strings.Contains(err.Error(), a) {
