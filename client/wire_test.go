@@ -215,6 +215,23 @@ func TestReplyForAnotherKey(t *testing.T) {
 	}
 }
 
+// TestMetaGetHeaderOnly answers a get with "HD" and the key asked for, as
+// a server answers an ms or md of that key: since MetaGet asks for the
+// value, that is another request's reply, not an item without a value.
+func TestMetaGetHeaderOnly(t *testing.T) {
+	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "mg" {
+			return "HD k" + f[1] + "\r\n"
+		}
+		return "ERROR\r\n"
+	})
+	c := newClient(t, []string{addr}, nil)
+	var pe *ProtocolError
+	if mi, err := c.MetaGet(context.Background(), "a", MetaGetOptions{}); !errors.As(err, &pe) {
+		t.Fatalf("MetaGet answered HD = %+v, %v", mi, err)
+	}
+}
+
 // TestStoreClientError: a CLIENT_ERROR to a storage command may mean the
 // server read the data block as a command, whose reply is still to come;
 // the next call on the connection must not read it.
