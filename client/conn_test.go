@@ -309,6 +309,51 @@ func TestGetMultiTruncated(t *testing.T) {
 	}
 }
 
+// writesThenBreaks lets its first n writes through, then fails the rest
+// as brokenConn does.
+type writesThenBreaks struct {
+	net.Conn
+	n int
+}
+
+func (w *writesThenBreaks) Write(p []byte) (int, error) {
+	if w.n == 0 {
+		return brokenConn{}.Write(p)
+	}
+	w.n--
+	return w.Conn.Write(p)
+}
+
+// A server that fails in a later round of a long GetMulti leaves out the
+// keys it answered in earlier rounds too, as the package doc says.
+func TestGetMultiLaterRoundFails(t *testing.T) {
+	ctx := context.Background()
+	f := startFake(t, nil)
+	pad := strings.Repeat("k", 200)
+	keys := make([]string, 3000) // about 600 KB of keys: three get lines
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s%05d", pad, i)
+	}
+	setter := newClient(t, []string{f.addr}, nil)
+	if err := setter.Set(ctx, &Item{Key: keys[0], Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, []string{f.addr}, func(cfg *Config) {
+		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &writesThenBreaks{Conn: nc, n: 1}, nil
+		}
+	})
+	m, err := c.GetMulti(ctx, keys)
+	if err == nil || len(m) != 0 {
+		t.Fatalf("GetMulti failing in its second round = %d items, %v", len(m), err)
+	}
+}
+
 // brokenConn fails every write as a socket the server reset does.
 type brokenConn struct{ net.Conn }
 

@@ -108,18 +108,19 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 				continue
 			}
 			found, err := c.readGets(cn, keys, ms.order[cursor[si]:ends[si]], items)
-			if err != nil {
-				// The server's keys are left out, those of earlier
-				// rounds too, with whatever its broken reply held.
-				for _, ki := range ms.order[ms.start[si]:ends[si]] {
-					items[ki] = Item{}
-				}
-				found = 0
-			}
 			hits += found
 			ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
 			ms.conns[si] = nil
 			cursor[si] = ends[si]
+		}
+	}
+	// A server that failed, in any round, leaves all its keys out, with
+	// whatever its broken reply held.
+	for si, err := range ms.errs {
+		if err != nil {
+			for _, ki := range ms.order[ms.start[si]:cursor[si]] {
+				items[ki] = Item{}
+			}
 		}
 	}
 
