@@ -1,9 +1,13 @@
 package client
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +47,7 @@ const (
 	DefaultHash           = "murmur"
 	DefaultTimeout        = time.Second
 	DefaultMaxIdleConns   = 4
+	DefaultIdleTimeout    = time.Minute
 	DefaultCompressFlag   = 2 // Cache::Memcached::Fast's F_COMPRESS
 	DefaultCompressRatio  = 0.8
 	DefaultRetryTimeout   = 30 * time.Second
@@ -71,9 +76,20 @@ type Config struct {
 	Timeout time.Duration
 	// DialTimeout bounds connecting; Timeout when zero.
 	DialTimeout time.Duration
+	// DialContext, when set, makes the connections instead of a
+	// net.Dialer: for TLS (a tls.Dialer's DialContext), a proxy, or a
+	// test. Its context ends at the caller's deadline or DialTimeout,
+	// whichever comes first. network is "tcp", or "unix" for an address
+	// starting with "/".
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxIdleConns is how many idle connections are kept per server
 	// (DefaultMaxIdleConns).
 	MaxIdleConns int
+	// IdleTimeout closes a connection that was idle this long instead of
+	// reusing it (DefaultIdleTimeout; negative: never), before a server,
+	// a firewall or a NAT drops it unannounced. Idle connections are also
+	// checked for a close by the server before each reuse.
+	IdleTimeout time.Duration
 
 	// Namespace is prepended to every key on the wire. Like a key it may
 	// not hold spaces or control characters, and it must leave room for a
@@ -136,6 +152,8 @@ type Client struct {
 	liveMu sync.Mutex               // serialises rebuilds of live
 	live   atomic.Pointer[liveRing] // placement over the live servers, when some are dead
 	ndead  atomic.Int32
+
+	now func() time.Time // the clock of idle timeouts; a test may replace it
 }
 
 // liveRing places keys over the servers that are not dead.
@@ -177,6 +195,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxIdleConns <= 0 {
 		cfg.MaxIdleConns = DefaultMaxIdleConns
 	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	if cfg.CompressFlag == 0 {
 		cfg.CompressFlag = DefaultCompressFlag
 	}
@@ -199,7 +220,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, ring: r, ns: cfg.Namespace}
+	c := &Client{cfg: cfg, ring: r, ns: cfg.Namespace, now: time.Now}
 	for i, s := range cfg.Servers {
 		c.servers = append(c.servers, &node{addr: s.Addr, idx: i, c: c})
 	}
@@ -214,6 +235,41 @@ func (c *Client) Close() error {
 		s.closeIdle()
 	}
 	return nil
+}
+
+// Ping checks that every server, dead ones included, answers a "version"
+// request. The error names each server that does not: it joins one
+// *ServerError per failing server.
+func (c *Client) Ping(ctx context.Context) error {
+	errs := make([]error, len(c.servers))
+	var wg sync.WaitGroup
+	for i, s := range c.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.do(ctx, s, "version", func(cn *conn) error {
+				cn.w = append(cn.w[:0], "version\r\n"...)
+				if err := cn.flush(); err != nil {
+					return err
+				}
+				line, err := cn.readLine()
+				if err != nil {
+					return err
+				}
+				if !bytes.HasPrefix(line, []byte("VERSION ")) {
+					return replyError(line, nothingPending)
+				}
+				return nil
+			})
+			var se *ServerError
+			if err != nil && !errors.As(err, &se) {
+				err = &ServerError{Addr: s.addr, Op: "ping", Err: err}
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // bytesOf views s as bytes without copying; the bytes must not be changed.

@@ -30,6 +30,20 @@
 // operation takes a context whose deadline, when sooner than
 // Config.Timeout, bounds it; errors about a server name it (ServerError).
 //
+// # Connections and failures
+//
+// Each server has a pool of up to MaxIdleConns idle connections. Before a
+// pooled connection is reused it is checked: one idle for longer than
+// IdleTimeout, closed by the server (it restarted, or expired idle
+// connections), or holding bytes no request asked for is closed instead,
+// and none of that counts against the server. A request that still finds
+// its pooled connection closed before any byte of the reply arrived is
+// sent once more on a fresh connection, but only when the server cannot
+// have executed it already: reads (Get, GetAndTouch, MetaGet, Stats,
+// Version, Ping) are retried, writes (Set, Delete, Incr, Append, MetaSet
+// ...) only when writing the request itself failed. Multi-gets rely on the
+// check alone.
+//
 // A connection goes back to the pool only when the reply was read whole
 // and nothing else is pending on it: a cache answer (miss, not stored, CAS
 // conflict) or a whole error line answering one request (ReplyError).
@@ -39,6 +53,38 @@
 // failure of the server. Every reply is checked against the key asked
 // for: a VALUE line must name it, and meta requests ask for it back (the
 // k flag); a reply for another key is a ProtocolError, never a value.
+//
+// With MaxFailures set, a server that fails that many times within
+// FailureTimeout is marked dead for RetryTimeout. Failures are the
+// server's: a refused or timed-out dial (DialTimeout), a connection closed
+// under a request, a reply that is late by the client's Timeout. The
+// caller's own cancellation, or a context deadline sooner than Timeout,
+// ends the call with the context's error and counts nothing.
+//
+// # Coming from gomemcache
+//
+// Names that mean the same thing are kept:
+//
+//	gomemcache                       corvid client
+//	memcache.New(addrs...)           New(Config{Servers: ...})
+//	NewFromSelector(ss)              Config.Distribution, Hash, HashTag
+//	Client.Timeout (500ms)           Config.Timeout (1s) per operation, and the ctx deadline
+//	Client.MaxIdleConns (2)          Config.MaxIdleConns (4)
+//	Client.DialContext               Config.DialContext (bounded by DialTimeout)
+//	(idle connections never expire)  Config.IdleTimeout (1 minute)
+//	Get, GetMulti, Set, Add,         the same, with a context first
+//	Replace, Append, Prepend,
+//	CompareAndSwap, Delete, Touch,
+//	GetAndTouch, Ping, Close
+//	Increment, Decrement             Incr, Decr
+//	FlushAll, DeleteAll              Flush(ctx, 0)
+//	Item{Key, Value, Flags,          Item{Key, Value, Flags, Expiration, CAS}
+//	Expiration}
+//	ErrCacheMiss, ErrCASConflict,    the same
+//	ErrNotStored, ErrMalformedKey,
+//	ErrNoServers
+//	ErrServerError                   *ReplyError (the server's error line)
+//	ConnectTimeoutError              *ServerError with Op "dial"
 //
 // Locks: node.mu guards a server's idle connections, node.failMu its
 // failure count, Client.liveMu the rebuild of the placement over live

@@ -201,8 +201,10 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 			if size, ok = parseUint(sz); !ok || size > 1<<30 {
 				return unexpectedMeta(code, line)
 			}
-		case "HD", "EN":
+		case "EN":
 		default:
+			// HD included: it answers a request without v, such as
+			// another request's ms or md for the same key.
 			return unexpectedMeta(code, line)
 		}
 		f, err := parseMetaFlags(rest)
@@ -218,7 +220,7 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 				return err
 			}
 			mi = &MetaItem{Item: Item{Key: key, Value: v}}
-		} else if code == "EN" && !f.won {
+		} else if !f.won {
 			return ErrCacheMiss
 		} else {
 			mi = &MetaItem{Item: Item{Key: key}}

@@ -30,19 +30,6 @@ var (
 	valuePrefix = []byte("VALUE ")
 )
 
-// do runs fn on a connection to s and returns the connection to the pool.
-func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	cn, err := s.getConn(ctx)
-	if err != nil {
-		return err
-	}
-	stop := cn.begin(ctx)
-	return c.finish(ctx, cn, stop, op, fn(cn))
-}
-
 // flush writes the connection's write buffer.
 func (cn *conn) flush() error {
 	_, err := cn.nc.Write(cn.w)

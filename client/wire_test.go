@@ -19,10 +19,18 @@ import (
 	"github.com/corvidcache/corvid/server"
 )
 
+// holdBack, in a scriptedServer's reply, marks where the connection
+// stops writing: what follows, and the replies to the rest of the
+// request's packet, are held back and written in front of the reply to
+// the next request that comes in a packet of its own. The client's check
+// of a pooled connection, made before it sends that request, cannot see
+// them: they arrive as if they were the reply.
+const holdBack = "\x00"
+
 // scriptedServer serves connections on a loopback port with reply, which
 // is called for every request line (without "\r\n") and may read a data
-// block from r; what it returns is written back as it is. The server and
-// its connections stop when the test ends.
+// block from r; what it returns is written back as it is, up to holdBack.
+// The server and its connections stop when the test ends.
 func scriptedServer(t *testing.T, reply func(line string, r *bufio.Reader) string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,12 +67,28 @@ func scriptedServer(t *testing.T, reply func(line string, r *bufio.Reader) strin
 				defer wg.Done()
 				defer nc.Close()
 				r := bufio.NewReader(nc)
+				var held strings.Builder
+				holding := false
 				for {
+					fresh := r.Buffered() == 0 // the line starts a packet
 					line, err := r.ReadString('\n')
 					if err != nil {
 						return
 					}
-					if _, err := io.WriteString(nc, reply(strings.TrimRight(line, "\r\n"), r)); err != nil {
+					out := reply(strings.TrimRight(line, "\r\n"), r)
+					if holding && fresh {
+						out, holding = held.String()+out, false
+						held.Reset()
+					}
+					if holding {
+						held.WriteString(out)
+						continue
+					}
+					if now, later, ok := strings.Cut(out, holdBack); ok {
+						out, holding = now, true
+						held.WriteString(later)
+					}
+					if _, err := io.WriteString(nc, out); err != nil {
 						return
 					}
 				}
@@ -133,40 +157,64 @@ func metaFake(items map[string]string, swap map[string]string) func(string, *buf
 // ITEM lines): the call fails, and the connection it leaves does not hand
 // the rest of that reply, or one key's value, to later calls.
 func TestStatsUnexpectedLines(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			ctx := context.Background()
-			c := newClient(t, b.start(t, 1), func(cfg *Config) { cfg.MaxIdleConns = 1; cfg.MaxFailures = 1 })
+	check := func(t *testing.T, addr string, store bool) {
+		ctx := context.Background()
+		c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxIdleConns = 1; cfg.MaxFailures = 1 })
+		if store {
 			c.Stats(ctx, "detail on") // answered "OK", not STAT lines either
 			for _, k := range []string{"p:a", "p:b"} {
 				if err := c.Set(ctx, &Item{Key: k, Value: []byte("value of " + k)}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err := c.Stats(ctx, "detail dump")
-			var pe *ProtocolError
-			if !errors.As(err, &pe) {
-				t.Fatalf("Stats detail dump: %v", err)
+		}
+		_, err := c.Stats(ctx, "detail dump")
+		var pe *ProtocolError
+		if !errors.As(err, &pe) {
+			t.Fatalf("Stats detail dump: %v", err)
+		}
+		if c.servers[0].dead() {
+			t.Fatal("an unexpected reply marked the server dead")
+		}
+		for i := range 6 {
+			k := []string{"p:a", "p:b"}[i%2]
+			it, err := c.Get(ctx, k)
+			if err != nil || string(it.Value) != "value of "+k {
+				t.Fatalf("Get(%q) after Stats = %+v, %v", k, it, err)
 			}
-			if c.servers[0].dead() {
-				t.Fatal("an unexpected reply marked the server dead")
-			}
-			for i := range 6 {
-				k := []string{"p:a", "p:b"}[i%2]
-				it, err := c.Get(ctx, k)
-				if err != nil || string(it.Value) != "value of "+k {
-					t.Fatalf("Get(%q) after Stats = %+v, %v", k, it, err)
-				}
-			}
-		})
+		}
 	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { check(t, b.start(t, 1)[0], true) })
+	}
+	// The rest of the reply arrives only with the next request, where no
+	// check of the pooled connection sees it: only closing the connection
+	// keeps it from the next call.
+	t.Run("held back", func(t *testing.T) {
+		get := metaFake(map[string]string{"p:a": "value of p:a", "p:b": "value of p:b"}, nil)
+		check(t, scriptedServer(t, func(line string, r *bufio.Reader) string {
+			if line == "stats detail dump" {
+				return "PREFIX p get 2 hit 2 set 2 del 0\r\n" + holdBack + "PREFIX q get 1 hit 0 set 0 del 0\r\nEND\r\n"
+			}
+			return get(line, r)
+		}), false)
+	})
 }
 
 // TestMetaGetMultiRefusedKey makes the server refuse one key of a
 // pipeline: the rest of the pipeline's replies must not reach the next
 // caller of the connection.
 func TestMetaGetMultiRefusedKey(t *testing.T) {
-	addr := scriptedServer(t, metaFake(map[string]string{"a": "A", "b": "B"}, nil))
+	fake := metaFake(map[string]string{"a": "A", "b": "B"}, nil)
+	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
+		reply := fake(line, r)
+		if strings.HasPrefix(reply, "CLIENT_ERROR") {
+			// The rest of the pipeline's replies come with the next
+			// request, unseen by the check of the pooled connection.
+			reply += holdBack
+		}
+		return reply
+	})
 	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxIdleConns = 1; cfg.MaxFailures = 1 })
 	ctx := context.Background()
 	m, err := c.MetaGetMulti(ctx, []string{"refused", "b"})
@@ -215,6 +263,23 @@ func TestReplyForAnotherKey(t *testing.T) {
 	}
 }
 
+// TestMetaGetHeaderOnly answers a get with "HD" and the key asked for, as
+// a server answers an ms or md of that key: since MetaGet asks for the
+// value, that is another request's reply, not an item without a value.
+func TestMetaGetHeaderOnly(t *testing.T) {
+	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "mg" {
+			return "HD k" + f[1] + "\r\n"
+		}
+		return "ERROR\r\n"
+	})
+	c := newClient(t, []string{addr}, nil)
+	var pe *ProtocolError
+	if mi, err := c.MetaGet(context.Background(), "a", MetaGetOptions{}); !errors.As(err, &pe) {
+		t.Fatalf("MetaGet answered HD = %+v, %v", mi, err)
+	}
+}
+
 // TestStoreClientError: a CLIENT_ERROR to a storage command may mean the
 // server read the data block as a command, whose reply is still to come;
 // the next call on the connection must not read it.
@@ -223,7 +288,10 @@ func TestStoreClientError(t *testing.T) {
 		f := strings.Fields(line)
 		switch {
 		case len(f) == 5 && f[0] == "set":
-			return "CLIENT_ERROR bad command line format\r\n" // the data block follows as a "command"
+			// The data block follows as a "command", whose reply comes
+			// with the next request, unseen by the check of the pooled
+			// connection.
+			return "CLIENT_ERROR bad command line format\r\n" + holdBack
 		case len(f) == 2 && f[0] == "delete":
 			return "DELETED\r\n"
 		}
@@ -516,14 +584,17 @@ func TestMetaGetMultiLargeBatch(t *testing.T) {
 
 // TestRetrievalFaults answers a get with replies that leave bytes on the
 // connection which look like another key's value: the faulty call fails,
-// and the next one on the connection gets its own value.
+// and the next one on the connection gets its own value. The bytes left
+// arrive only with the next request, where no check of the pooled
+// connection sees them: only closing the connection after the fault keeps
+// them from the next call.
 func TestRetrievalFaults(t *testing.T) {
 	faults := map[string]string{
-		"header": "VALUE header 0 x 1\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
-		"line":   "ITEM line [1 b; 0 s]\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
-		"middle": "VALUE middle 0 1 1\r\nM\r\nSERVER_ERROR out of memory\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
-		"block":  "VALUE block 0 1 1\r\nMX\r\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
-		"twice":  "VALUE twice 0 1 1\r\nT\r\nVALUE twice 0 1 1\r\nB\r\nEND\r\n",
+		"header": "VALUE header 0 x 1\r\n" + holdBack + "VALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"line":   "ITEM line [1 b; 0 s]\r\n" + holdBack + "VALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"middle": "VALUE middle 0 1 1\r\nM\r\nSERVER_ERROR out of memory\r\n" + holdBack + "VALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"block":  "VALUE block 0 1 1\r\nMX\r" + holdBack + "\nVALUE a 0 1 1\r\nB\r\nEND\r\n",
+		"twice":  "VALUE twice 0 1 1\r\nT\r\nVALUE twice 0 1 1\r\n" + holdBack + "B\r\nEND\r\n",
 	}
 	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
 		f := strings.Fields(line)
