@@ -42,6 +42,8 @@ type Server struct {
 	// hurry is closed by CloseNow: stopping connections get no grace.
 	hurry     chan struct{}
 	hurryOnce sync.Once
+	// stopping is closed when Close begins.
+	stopping chan struct{}
 
 	// authUsers holds the entries of Config.AuthFile: nil when clients
 	// need not authenticate, never nil (possibly empty) when they must.
@@ -81,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
 		hurry:    make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
@@ -238,6 +241,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // grace short.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() {
+		close(s.stopping)
 		s.mu.Lock()
 		s.closing = true
 		for _, ln := range s.listeners {
@@ -265,6 +269,12 @@ func (s *Server) Close() error {
 	})
 	return nil
 }
+
+// Stopping returns a channel that is closed once the server begins to
+// stop, whatever asked it to (Close, Serve's context, the "shutdown"
+// command): a caller that asks for a stop while this one is under way can
+// then hurry it with CloseNow.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 
 // CloseNow stops the server as Close does, without the grace: connections
 // still writing replies are closed at once; the snapshot is still saved.

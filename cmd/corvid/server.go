@@ -609,9 +609,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	}
 	// SIGUSR1 is memcached's graceful stop, which saves a restartable
 	// cache; corvid saves on every clean stop when -e is given. The first
-	// stop signal gives connections the shutdown grace to write their
-	// last replies; a second one closes them at once (the snapshot is
-	// still saved); a third is left to its default action and ends the
+	// stop signal (or the "shutdown" command) gives connections the
+	// shutdown grace to write their last replies; a second one closes
+	// them at once (the snapshot is still saved); a third is left to its default action and ends the
 	// process at once (a save in progress is then lost, but the previous
 	// snapshot stays whole: saves go through a temporary file).
 	ctx, cancel := context.WithCancel(ctx)
@@ -632,6 +632,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 				"signal", sig.String(), "grace", cfg.ShutdownGrace.String())
 			cancel()
 		case <-ctx.Done():
+		case <-srv.Stopping():
+			// The "shutdown" command began the stop: the first
+			// signal is the second stop request.
 		case <-served:
 			return
 		}

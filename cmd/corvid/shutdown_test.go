@@ -109,6 +109,32 @@ func TestBinarySecondSignalSkipsGrace(t *testing.T) {
 	}
 }
 
+// TestBinaryShutdownCommandThenSignal stops a server with the "shutdown"
+// command, an hour of grace and a client that does not read: the stop is
+// under way, so the operator's first signal is the second stop request and
+// closes the connection at once, and the snapshot is saved.
+func TestBinaryShutdownCommandThenSignal(t *testing.T) {
+	snap := filepath.Join(t.TempDir(), "corvid.snapshot")
+	p := startServerProc(t, "-A", "-e", snap, "--shutdown-grace", "1h")
+	stuckReader(t, p.addr)
+	nc, _ := dialProc(t, p.addr)
+	if _, err := io.WriteString(nc, "shutdown\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitRefusing(t)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.exitWithin(t, 15*time.Second)
+	if !strings.Contains(p.stderr.String(), "cache saved") {
+		t.Fatalf("no save logged:\n%s", p.stderr)
+	}
+	p = startServerProc(t, "-e", snap)
+	if got := roundTrip(t, p.addr, "get big\r\n", "END"); got != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(bigValue), bigValue) {
+		t.Fatalf("after restart: %.80q", got)
+	}
+}
+
 // TestBinaryShutdownUnderLoad stops a server with -e that holds N items,
 // serves clients under load and has stuck ones: a client that does not
 // read a large reply, another that does not read its watch lines, half-sent
