@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,10 +122,30 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.SnapshotFile != "" {
+		if err := checkSnapshotWritable(cfg.SnapshotFile); err != nil {
+			s.Close()
+			return nil, err
+		}
 		s.loadSnapshot()
 		s.saveOnClose = true
 	}
 	return s, nil
+}
+
+// checkSnapshotWritable makes sure a snapshot can be saved at path, as
+// memcached refuses to start when it cannot open its memory file: found
+// only at stop, the failure would lose the whole cache.
+func checkSnapshotWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("cannot save snapshots to %s: it is a directory", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot save snapshots to %s: %w", path, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
 
 // loadSnapshot fills the cache from Config.SnapshotFile. A missing, damaged

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,5 +189,37 @@ func TestStopBeatsIdleDeadline(t *testing.T) {
 	stop(10 * time.Second)
 	if !c.closed() {
 		t.Error("connection left open after stop")
+	}
+}
+
+// TestSnapshotPathCheckedAtStart gives New a snapshot file it could not
+// save to: New fails, as memcached fails to start, instead of serving for
+// days and losing the cache at the stop.
+func TestSnapshotPathCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	for name, path := range map[string]string{
+		"missing directory": filepath.Join(dir, "missing", "snapshot"),
+		"directory":         dir,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SnapshotFile: path})
+			if err == nil {
+				s.Close()
+				t.Fatalf("New accepted snapshot file %s", path)
+			}
+		})
+	}
+	// A writable one is accepted, and the check leaves nothing behind.
+	path := filepath.Join(dir, "snapshot")
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SnapshotFile: path, ShutdownGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("files left by the check: %v", left)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("no snapshot saved: %v", err)
 	}
 }
