@@ -40,6 +40,7 @@ type Server struct {
 	wg       sync.WaitGroup // connection, event loop and accept goroutines
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
+	closeErr error // set by stopOnce: why the snapshot was not saved
 	// hurry is closed by CloseNow: stopping connections get no grace.
 	hurry     chan struct{}
 	hurryOnce sync.Once
@@ -167,15 +168,16 @@ func (s *Server) loadSnapshot() {
 }
 
 // saveSnapshot writes the cache to Config.SnapshotFile.
-func (s *Server) saveSnapshot() {
+func (s *Server) saveSnapshot() error {
 	start := time.Now()
 	st, err := s.cache.SaveFile(s.cfg.SnapshotFile)
 	if err != nil {
 		s.cfg.Logger.Error("cannot save the cache", "err", err)
-		return
+		return err
 	}
 	s.cfg.Logger.Info("cache saved", "file", s.cfg.SnapshotFile, "items", st.Items,
 		"bytes", st.Bytes, "seconds", time.Since(start).Seconds())
+	return nil
 }
 
 func (s *Server) listen() error {
@@ -228,7 +230,8 @@ func (s *Server) Cache() *storage.Cache { return s.cache }
 // Serve accepts connections until ctx is cancelled or a "shutdown" command
 // arrives, then stops the server as Close does: every connection finishes
 // the requests it has already received, within Config.ShutdownGrace, and
-// the cache is saved and released. It returns nil after a clean stop.
+// the cache is saved and released. It returns nil after a clean stop, and
+// Close's error when the snapshot could not be saved.
 func (s *Server) Serve(ctx context.Context) error {
 	// The loops are counted under mu, so a Close running meanwhile either
 	// waits for them or has begun first and none starts: a WaitGroup's
@@ -249,8 +252,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-s.shutdown:
 	}
-	s.Close()
-	return nil
+	return s.Close()
 }
 
 // Close stops the server: it closes the listeners, lets every connection
@@ -258,8 +260,9 @@ func (s *Server) Serve(ctx context.Context) error {
 // Config.ShutdownGrace to write those replies, then closes the connections
 // still writing (clients that do not read), saves the snapshot
 // (Config.SnapshotFile) and releases the cache. It waits for every
-// goroutine the server started. Close is idempotent; CloseNow cuts its
-// grace short.
+// goroutine the server started. It returns an error when the snapshot
+// could not be saved (every call does). Close is idempotent; CloseNow cuts
+// its grace short.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() {
 		close(s.stopping)
@@ -284,11 +287,11 @@ func (s *Server) Close() error {
 			os.Remove(s.cfg.UnixPath)
 		}
 		if s.saveOnClose {
-			s.saveSnapshot()
+			s.closeErr = s.saveSnapshot()
 		}
 		s.cache.Close()
 	})
-	return nil
+	return s.closeErr
 }
 
 // Stopping returns a channel that is closed once the server begins to

@@ -223,3 +223,35 @@ func TestSnapshotPathCheckedAtStart(t *testing.T) {
 		t.Errorf("no snapshot saved: %v", err)
 	}
 }
+
+// TestServeReportsFailedSave removes the snapshot's directory while the
+// server runs: the stop cannot save the cache, and Serve (and Close) say
+// so instead of reporting a clean stop.
+func TestServeReportsFailedSave(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "snapshots")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SnapshotFile: filepath.Join(dir, "snapshot")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Serve returned nil after failing to save the snapshot")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if s.Close() == nil {
+		t.Error("Close returned nil after failing to save the snapshot")
+	}
+}
