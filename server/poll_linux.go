@@ -56,9 +56,12 @@ type loop struct {
 	// where the loop has none), so an event finds its connection with
 	// an index rather than a map lookup; nconns counts them. Loop
 	// goroutine only.
-	conns     []*pollConn
-	nconns    int
-	now       int64 // unix nanoseconds at the last wake-up
+	conns  []*pollConn
+	nconns int
+	// now is the server's monotonic clock (Server.monotonic) at the
+	// last wake-up: the idle timeout and the yields count on it, so a
+	// step of the wall clock kicks no connection.
+	now       int64
 	lastIdle  int64 // when the idle sweep last ran
 	lastYield int64 // when the loop last went through the scheduler
 	// spare holds read buffers of drained connections for the next
@@ -76,7 +79,7 @@ type pollConn struct {
 	need int  // what process last asked for, for prepareRead
 	out  bool // registered for EPOLLOUT: replies are pending
 	// idleSince is when the connection last began waiting for input
-	// (unix nanoseconds), for the idle timeout.
+	// (on the loop's clock, l.now), for the idle timeout.
 	idleSince int64
 }
 
@@ -225,7 +228,7 @@ func (l *loop) run() {
 		msec = int(min(max(idle/4, 10*time.Millisecond), time.Second) / time.Millisecond)
 	}
 	events := make([]syscall.EpollEvent, 256)
-	l.now = time.Now().UnixNano()
+	l.now = l.srv.monotonic()
 	l.lastIdle = l.now
 	for {
 		wait := msec
@@ -237,7 +240,7 @@ func (l *loop) run() {
 			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 		}
-		l.now = time.Now().UnixNano()
+		l.now = l.srv.monotonic()
 		woken := false
 		// Each connection is read one step before it is served, so the
 		// cache lines its requests' keys need, prefetched when it is read,
@@ -310,7 +313,7 @@ func (l *loop) addPending() {
 			pc.release()
 			continue
 		}
-		pc.idleSince = time.Now().UnixNano()
+		pc.idleSince = l.now
 		l.add(pc)
 	}
 }

@@ -426,6 +426,17 @@ func (s *Server) handle(nc net.Conn) {
 	}()
 }
 
+// monotonic returns the nanoseconds elapsed on the cache's monotonic clock
+// (Config.Storage.Clock, else the system's), which a step of the wall
+// clock does not move: memcached times its idle timeout on its monotonic
+// current_time too.
+func (s *Server) monotonic() int64 {
+	if c := s.cfg.Storage.Clock; c != nil {
+		return int64(c.Monotonic())
+	}
+	return int64(time.Since(s.started))
+}
+
 // currConns returns the number of open client connections.
 func (s *Server) currConns() int {
 	s.mu.Lock()
