@@ -227,8 +227,8 @@ func (s *Server) Addrs() []net.Addr {
 // Cache returns the server's storage engine.
 func (s *Server) Cache() *storage.Cache { return s.cache }
 
-// Serve accepts connections until ctx is cancelled or a "shutdown" command
-// arrives, then stops the server as Close does: every connection finishes
+// Serve accepts connections until ctx is cancelled, a "shutdown" command
+// arrives or Close is called, then stops the server as Close does: every connection finishes
 // the requests it has already received, within Config.ShutdownGrace, and
 // the cache is saved and released. It returns nil after a clean stop, and
 // Close's error when the snapshot could not be saved.
@@ -251,6 +251,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
+	case <-s.stopping: // Close was called
 	}
 	return s.Close()
 }

@@ -255,3 +255,38 @@ func TestServeReportsFailedSave(t *testing.T) {
 		t.Error("Close returned nil after failing to save the snapshot")
 	}
 }
+
+// TestServeReturnsAfterClose closes a server without cancelling Serve's
+// context, while Serve runs and before it is called: Serve returns in
+// both cases instead of waiting forever on a closed server.
+func TestServeReturnsAfterClose(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before=%v", before), func(t *testing.T) {
+			s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before {
+				s.Close()
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(context.Background()) }()
+			if !before {
+				// Serve is accepting once a connection is answered.
+				c := dial(t, "tcp", s.Addrs()[0].String())
+				c.expect("version\r\n", "VERSION "+Version)
+				s.Close()
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				s.requestShutdown() // lets Serve return
+				<-done
+				t.Fatal("Serve did not return after Close")
+			}
+		})
+	}
+}
