@@ -24,6 +24,9 @@ type Server struct {
 	started time.Time
 
 	listeners []net.Listener
+	// unixFile is the Unix socket file as listen created it, nil
+	// without one.
+	unixFile os.FileInfo
 	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
 	udp []*udpConn
 
@@ -202,6 +205,11 @@ func (s *Server) listen() error {
 			ln.Close()
 			return fmt.Errorf("cannot set mode of %s: %w", p, err)
 		}
+		// The socket file is removed at the stop only while it is still
+		// this server's: a server started on the same path meanwhile
+		// has replaced it, and keeps it.
+		ln.(*net.UnixListener).SetUnlinkOnClose(false)
+		s.unixFile, _ = os.Lstat(p)
 		s.listeners = append(s.listeners, ln)
 	}
 	if err := s.listenUDP(); err != nil {
@@ -280,12 +288,10 @@ func (s *Server) Close() error {
 		}
 		s.stopLoops()
 		s.mu.Unlock()
+		s.removeUnixSocket()
 		s.waitGrace()
 		if s.klog != nil {
 			s.klog.close()
-		}
-		if s.cfg.UnixPath != "" {
-			os.Remove(s.cfg.UnixPath)
 		}
 		if s.saveOnClose {
 			s.closeErr = s.saveSnapshot()
@@ -293,6 +299,17 @@ func (s *Server) Close() error {
 		s.cache.Close()
 	})
 	return s.closeErr
+}
+
+// removeUnixSocket removes the Unix socket file, unless another server
+// has replaced it since this one created it.
+func (s *Server) removeUnixSocket() {
+	if s.unixFile == nil {
+		return
+	}
+	if fi, err := os.Lstat(s.cfg.UnixPath); err == nil && os.SameFile(fi, s.unixFile) {
+		os.Remove(s.cfg.UnixPath)
+	}
 }
 
 // Stopping returns a channel that is closed once the server begins to

@@ -290,3 +290,29 @@ func TestServeReturnsAfterClose(t *testing.T) {
 		})
 	}
 }
+
+// TestStopLeavesSuccessorSocket starts a second server on the Unix socket
+// path of a first one, as an overlapping restart does (the newcomer
+// replaces the socket file, as memcached's start does), then stops the
+// first: the path must still reach the second. A server alone removes its
+// socket file when it stops.
+func TestStopLeavesSuccessorSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "corvid.sock")
+	alone, err := New(Config{UnixPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone.Close()
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file left after the stop: %v", err)
+	}
+	old, err := New(Config{UnixPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	_, _ = start(t, Config{UnixPath: path})
+	old.Close()
+	c := dial(t, "unix", path)
+	c.expect("version\r\n", "VERSION "+Version)
+}
