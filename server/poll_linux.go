@@ -533,6 +533,9 @@ func (pc *pollConn) flush() error {
 // writes until it closes.
 func (pc *pollConn) handOff() {
 	l, c, s := pc.l, pc.c, pc.c.srv
+	if testHookHandOff != nil {
+		testHookHandOff(c, pc.fd)
+	}
 	l.remove(pc.fd)
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	f := os.NewFile(uintptr(pc.fd), "")
@@ -545,6 +548,11 @@ func (pc *pollConn) handOff() {
 		pc.releaseClosed()
 		return
 	}
+	// The duplicate reads its addresses from the socket anew: a client
+	// that has reset the connection has none left (nil), and "stats
+	// conns" shows them. Keep the ones read at accept, as memcached
+	// keeps its request_addr.
+	nc = &addrConn{Conn: nc, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	s.mu.Lock()
 	c.nc = nc
 	s.mu.Unlock()
@@ -559,6 +567,20 @@ func (pc *pollConn) handOff() {
 		c.serveWatch()
 	}()
 }
+
+// addrConn is a net.Conn with the addresses it had before it was
+// duplicated.
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (a *addrConn) LocalAddr() net.Addr  { return a.local }
+func (a *addrConn) RemoteAddr() net.Addr { return a.remote }
+
+// testHookHandOff, when set, runs as handOff begins, with the descriptor
+// it is about to duplicate.
+var testHookHandOff func(c *conn, fd int)
 
 // releaseClosed is release for a connection whose descriptor is already
 // closed.
