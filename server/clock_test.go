@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"maps"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,5 +121,48 @@ func TestWallClockSteps(t *testing.T) {
 	c.Send([]byte("mg short t\r\n"))
 	if got := string(c.ReadReply(testutil.LineReply)); got != "EN\r\n" {
 		t.Fatalf("short after 10 s: %q", got)
+	}
+}
+
+// TestLoopIdleTimeoutOnMonotonicClock checks that an event loop measures
+// the idle timeout on the cache's monotonic clock, as memcached measures it
+// on current_time: stepping the wall clock two hours forward kicks no
+// connection idle for less than the hour's timeout, and the connection is
+// kicked once an hour has passed on the monotonic clock.
+func TestLoopIdleTimeoutOnMonotonicClock(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux only")
+	}
+	clk := &stepClock{wall: time.Unix(1_700_000_000, 0)}
+	// One loop: every connection's arrival wakes the loop that holds
+	// the idle one, and an idle sweep follows.
+	addr := testutil.StartCorvid(t, server.Config{
+		EventLoops: 1, IdleTimeout: time.Hour, Storage: storage.Config{Clock: clk},
+	})
+	idle := testutil.Dial(t, addr)
+	idle.Send([]byte("version\r\n"))
+	idle.ReadReply(testutil.LineReply)
+	// sweep has the loop wake up and sweep its idle connections, then
+	// waits for its answer.
+	sweep := func() {
+		t.Helper()
+		c := testutil.Dial(t, addr)
+		c.Send([]byte("version\r\n"))
+		c.ReadReply(testutil.LineReply)
+		c.Close()
+	}
+	clk.stepWall(2 * time.Hour)
+	clk.advance(59 * time.Minute)
+	sweep()
+	idle.Send([]byte("version\r\n"))
+	if _, err := idle.TryReadReply(testutil.LineReply); err != nil {
+		t.Fatalf("kicked after a wall step and 59 minutes idle: %v", err)
+	}
+	clk.advance(61 * time.Minute)
+	sweep()
+	if err := idle.TrySend([]byte("version\r\n")); err == nil {
+		if reply, err := idle.TryReadReply(testutil.LineReply); err == nil {
+			t.Fatalf("not kicked after an hour idle: %q", reply)
+		}
 	}
 }

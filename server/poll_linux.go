@@ -56,9 +56,12 @@ type loop struct {
 	// where the loop has none), so an event finds its connection with
 	// an index rather than a map lookup; nconns counts them. Loop
 	// goroutine only.
-	conns     []*pollConn
-	nconns    int
-	now       int64 // Server.sinceStart at the last wake-up
+	conns  []*pollConn
+	nconns int
+	// now is the server's monotonic clock (Server.monotonic) at the
+	// last wake-up: the idle timeout and the yields count on it, so a
+	// step of the wall clock kicks no connection.
+	now       int64
 	lastIdle  int64 // when the idle sweep last ran
 	lastYield int64 // when the loop last went through the scheduler
 	// spare holds read buffers of drained connections for the next
@@ -79,7 +82,7 @@ type pollConn struct {
 	need int  // what process last asked for, for prepareRead
 	out  bool // registered for EPOLLOUT: replies are pending
 	// idleSince is when the connection last began waiting for input
-	// (Server.sinceStart), for the idle timeout.
+	// (on the loop's clock, l.now), for the idle timeout.
 	idleSince int64
 }
 
@@ -229,7 +232,7 @@ func (l *loop) run() {
 		msec = int(min(max(idle/4, 10*time.Millisecond), time.Second) / time.Millisecond)
 	}
 	events := make([]syscall.EpollEvent, 256)
-	l.now = l.srv.sinceStart()
+	l.now = l.srv.monotonic()
 	l.lastIdle = l.now
 	for {
 		wait := msec
@@ -241,7 +244,7 @@ func (l *loop) run() {
 			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 		}
-		l.now = l.srv.sinceStart()
+		l.now = l.srv.monotonic()
 		woken := false
 		// Each connection is read one step before it is served, so the
 		// cache lines its requests' keys need, prefetched when it is read,
@@ -317,7 +320,7 @@ func (l *loop) addPending() {
 			pc.release()
 			continue
 		}
-		pc.idleSince = l.srv.sinceStart()
+		pc.idleSince = l.now
 		l.add(pc)
 	}
 }
@@ -598,6 +601,9 @@ func (pc *pollConn) handOffDump() {
 // connection's descriptor is closed.
 func (pc *pollConn) leave() (net.Conn, error) {
 	l, c, s := pc.l, pc.c, pc.c.srv
+	if testHookHandOff != nil {
+		testHookHandOff(c, pc.fd)
+	}
 	l.remove(pc.fd)
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	f := os.NewFile(uintptr(pc.fd), "")
@@ -607,6 +613,11 @@ func (pc *pollConn) leave() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The duplicate reads its addresses from the socket anew: a client
+	// that has reset the connection has none left (nil), and "stats
+	// conns" shows them. Keep the ones read at accept, as memcached
+	// keeps its request_addr.
+	nc = &addrConn{Conn: nc, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	s.mu.Lock()
 	c.nc = nc
 	s.mu.Unlock()
@@ -614,6 +625,20 @@ func (pc *pollConn) leave() (net.Conn, error) {
 	c.onLoop = false
 	return nc, nil
 }
+
+// addrConn is a net.Conn with the addresses it had before it was
+// duplicated.
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (a *addrConn) LocalAddr() net.Addr  { return a.local }
+func (a *addrConn) RemoteAddr() net.Addr { return a.remote }
+
+// testHookHandOff, when set, runs as a connection leaves its
+// event loop, with the descriptor it is about to duplicate.
+var testHookHandOff func(c *conn, fd int)
 
 // releaseClosed is release for a connection whose descriptor is already
 // closed.

@@ -154,6 +154,32 @@ func TestModeIdleTimeout(t *testing.T) {
 	})
 }
 
+// TestModeWatcherOutlivesIdleTimeout checks that a watcher is not an idle
+// connection: memcached's idle timeout skips watchers, so one that only
+// receives log lines is never kicked.
+func TestModeWatcherOutlivesIdleTimeout(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		_, addr := start(t, mode(Config{IdleTimeout: 200 * time.Millisecond}))
+		w := dial(t, "tcp", addr)
+		w.expect("watch fetchers\r\n", "OK")
+		// An idle connection opened after the watcher's last command
+		// is kicked: the watcher has then been silent for longer than
+		// the timeout too.
+		idle := dial(t, "tcp", addr)
+		idle.expect("version\r\n", "VERSION "+Version)
+		if !idle.closed() {
+			t.Fatal("idle connection was not closed")
+		}
+		c := dial(t, "tcp", addr)
+		c.expect("get wkey\r\n", "END")
+		w.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		l, err := w.r.ReadString('\n')
+		if err != nil || !strings.Contains(l, "key=wkey") {
+			t.Fatalf("watcher read %q, %v; want the item_get line", l, err)
+		}
+	})
+}
+
 func TestModeUnixSocket(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
 		path := filepath.Join(t.TempDir(), "corvid.sock")

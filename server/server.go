@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,9 @@ type Server struct {
 	started time.Time
 
 	listeners []net.Listener
+	// unixFile is the Unix socket file as listen created it, nil
+	// without one.
+	unixFile os.FileInfo
 	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
 	udp []*udpConn
 
@@ -39,9 +43,12 @@ type Server struct {
 	wg       sync.WaitGroup // connection, event loop and accept goroutines
 	shutdown chan struct{}  // closed by the "shutdown" command
 	stopOnce sync.Once
+	closeErr error // set by stopOnce: why the snapshot was not saved
 	// hurry is closed by CloseNow: stopping connections get no grace.
 	hurry     chan struct{}
 	hurryOnce sync.Once
+	// stopping is closed when Close begins.
+	stopping chan struct{}
 
 	// authUsers holds the entries of Config.AuthFile: nil when clients
 	// need not authenticate, never nil (possibly empty) when they must.
@@ -82,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
 		hurry:    make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	s.rbufs.limit = max(cfg.ReadBufMemLimit, 0)
 	if cfg.AuthFile != "" {
@@ -120,10 +128,30 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.SnapshotFile != "" {
+		if err := checkSnapshotWritable(cfg.SnapshotFile); err != nil {
+			s.Close()
+			return nil, err
+		}
 		s.loadSnapshot()
 		s.saveOnClose = true
 	}
 	return s, nil
+}
+
+// checkSnapshotWritable makes sure a snapshot can be saved at path, as
+// memcached refuses to start when it cannot open its memory file: found
+// only at stop, the failure would lose the whole cache.
+func checkSnapshotWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("cannot save snapshots to %s: it is a directory", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot save snapshots to %s: %w", path, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
 
 // loadSnapshot fills the cache from Config.SnapshotFile, which it
@@ -151,15 +179,16 @@ func (s *Server) loadSnapshot() {
 }
 
 // saveSnapshot writes the cache to Config.SnapshotFile.
-func (s *Server) saveSnapshot() {
+func (s *Server) saveSnapshot() error {
 	start := time.Now()
 	st, err := s.cache.SaveFile(s.cfg.SnapshotFile)
 	if err != nil {
 		s.cfg.Logger.Error("cannot save the cache", "err", err)
-		return
+		return err
 	}
 	s.cfg.Logger.Info("cache saved", "file", s.cfg.SnapshotFile, "items", st.Items,
 		"bytes", st.Bytes, "seconds", time.Since(start).Seconds())
+	return nil
 }
 
 func (s *Server) listen() error {
@@ -184,6 +213,11 @@ func (s *Server) listen() error {
 			ln.Close()
 			return fmt.Errorf("cannot set mode of %s: %w", p, err)
 		}
+		// The socket file is removed at the stop only while it is still
+		// this server's: a server started on the same path meanwhile
+		// has replaced it, and keeps it.
+		ln.(*net.UnixListener).SetUnlinkOnClose(false)
+		s.unixFile, _ = os.Lstat(p)
 		s.listeners = append(s.listeners, ln)
 	}
 	if err := s.listenUDP(); err != nil {
@@ -209,10 +243,11 @@ func (s *Server) Addrs() []net.Addr {
 // Cache returns the server's storage engine.
 func (s *Server) Cache() *storage.Cache { return s.cache }
 
-// Serve accepts connections until ctx is cancelled or a "shutdown" command
-// arrives, then stops the server as Close does: every connection finishes
+// Serve accepts connections until ctx is cancelled, a "shutdown" command
+// arrives or Close is called, then stops the server as Close does: every connection finishes
 // the requests it has already received, within Config.ShutdownGrace, and
-// the cache is saved and released. It returns nil after a clean stop.
+// the cache is saved and released. It returns nil after a clean stop, and
+// Close's error when the snapshot could not be saved.
 func (s *Server) Serve(ctx context.Context) error {
 	// The loops are counted under mu, so a Close running meanwhile either
 	// waits for them or has begun first and none starts: a WaitGroup's
@@ -232,9 +267,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
+	case <-s.stopping: // Close was called
 	}
-	s.Close()
-	return nil
+	return s.Close()
 }
 
 // Close stops the server: it closes the listeners, lets every connection
@@ -242,10 +277,12 @@ func (s *Server) Serve(ctx context.Context) error {
 // Config.ShutdownGrace to write those replies, then closes the connections
 // still writing (clients that do not read), saves the snapshot
 // (Config.SnapshotFile) and releases the cache. It waits for every
-// goroutine the server started. Close is idempotent; CloseNow cuts its
-// grace short.
+// goroutine the server started. It returns an error when the snapshot
+// could not be saved (every call does). Close is idempotent; CloseNow cuts
+// its grace short.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() {
+		close(s.stopping)
 		s.mu.Lock()
 		s.closing = true
 		for _, ln := range s.listeners {
@@ -259,20 +296,35 @@ func (s *Server) Close() error {
 		}
 		s.stopLoops()
 		s.mu.Unlock()
+		s.removeUnixSocket()
 		s.waitGrace()
 		if s.klog != nil {
 			s.klog.close()
 		}
-		if s.cfg.UnixPath != "" {
-			os.Remove(s.cfg.UnixPath)
-		}
 		if s.saveOnClose {
-			s.saveSnapshot()
+			s.closeErr = s.saveSnapshot()
 		}
 		s.cache.Close()
 	})
-	return nil
+	return s.closeErr
 }
+
+// removeUnixSocket removes the Unix socket file, unless another server
+// has replaced it since this one created it.
+func (s *Server) removeUnixSocket() {
+	if s.unixFile == nil {
+		return
+	}
+	if fi, err := os.Lstat(s.cfg.UnixPath); err == nil && os.SameFile(fi, s.unixFile) {
+		os.Remove(s.cfg.UnixPath)
+	}
+}
+
+// Stopping returns a channel that is closed once the server begins to
+// stop, whatever asked it to (Close, Serve's context, the "shutdown"
+// command): a caller that asks for a stop while this one is under way can
+// then hurry it with CloseNow.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 
 // CloseNow stops the server as Close does, without the grace: connections
 // still writing replies are closed at once; the snapshot is still saved.
@@ -318,12 +370,6 @@ func (s *Server) closeStuck(why string) {
 	}
 	s.killLoops()
 }
-
-// sinceStart returns the nanoseconds since the server started on the
-// monotonic clock, which event loops time idle connections and their
-// yields by: a step of the wall clock must not kick every idle
-// connection at once.
-func (s *Server) sinceStart() int64 { return int64(time.Since(s.started)) }
 
 // requestShutdown asks Serve to stop, as the "shutdown" command does.
 func (s *Server) requestShutdown() {
@@ -404,6 +450,17 @@ func (s *Server) handle(nc net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+}
+
+// monotonic returns the nanoseconds elapsed on the cache's monotonic clock
+// (Config.Storage.Clock, else the system's), which a step of the wall
+// clock does not move: memcached times its idle timeout on its monotonic
+// current_time too.
+func (s *Server) monotonic() int64 {
+	if c := s.cfg.Storage.Clock; c != nil {
+		return int64(c.Monotonic())
+	}
+	return int64(time.Since(s.started))
 }
 
 // currConns returns the number of open client connections.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -189,4 +190,129 @@ func TestStopBeatsIdleDeadline(t *testing.T) {
 	if !c.closed() {
 		t.Error("connection left open after stop")
 	}
+}
+
+// TestSnapshotPathCheckedAtStart gives New a snapshot file it could not
+// save to: New fails, as memcached fails to start, instead of serving for
+// days and losing the cache at the stop.
+func TestSnapshotPathCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	for name, path := range map[string]string{
+		"missing directory": filepath.Join(dir, "missing", "snapshot"),
+		"directory":         dir,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SnapshotFile: path})
+			if err == nil {
+				s.Close()
+				t.Fatalf("New accepted snapshot file %s", path)
+			}
+		})
+	}
+	// A writable one is accepted, and the check leaves nothing behind.
+	path := filepath.Join(dir, "snapshot")
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SnapshotFile: path, ShutdownGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("files left by the check: %v", left)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("no snapshot saved: %v", err)
+	}
+}
+
+// TestServeReportsFailedSave removes the snapshot's directory while the
+// server runs: the stop cannot save the cache, and Serve (and Close) say
+// so instead of reporting a clean stop.
+func TestServeReportsFailedSave(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "snapshots")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}, SnapshotFile: filepath.Join(dir, "snapshot")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Serve returned nil after failing to save the snapshot")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if s.Close() == nil {
+		t.Error("Close returned nil after failing to save the snapshot")
+	}
+}
+
+// TestServeReturnsAfterClose closes a server without cancelling Serve's
+// context, while Serve runs and before it is called: Serve returns in
+// both cases instead of waiting forever on a closed server.
+func TestServeReturnsAfterClose(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before=%v", before), func(t *testing.T) {
+			s, err := New(Config{TCPAddrs: []string{"127.0.0.1:0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before {
+				s.Close()
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(context.Background()) }()
+			if !before {
+				// Serve is accepting once a connection is answered.
+				c := dial(t, "tcp", s.Addrs()[0].String())
+				c.expect("version\r\n", "VERSION "+Version)
+				s.Close()
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				s.requestShutdown() // lets Serve return
+				<-done
+				t.Fatal("Serve did not return after Close")
+			}
+		})
+	}
+}
+
+// TestStopLeavesSuccessorSocket starts a second server on the Unix socket
+// path of a first one, as an overlapping restart does (the newcomer
+// replaces the socket file, as memcached's start does), then stops the
+// first: the path must still reach the second. A server alone removes its
+// socket file when it stops.
+func TestStopLeavesSuccessorSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "corvid.sock")
+	alone, err := New(Config{UnixPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone.Close()
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file left after the stop: %v", err)
+	}
+	old, err := New(Config{UnixPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	_, _ = start(t, Config{UnixPath: path})
+	old.Close()
+	c := dial(t, "unix", path)
+	c.expect("version\r\n", "VERSION "+Version)
 }

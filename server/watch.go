@@ -223,6 +223,14 @@ func (c *conn) serveWatch() {
 	w := c.watch
 	defer c.srv.watch.remove(w)
 	nc := c.nc
+	// A watcher is never idle, as in memcached: drop the idle timeout's
+	// deadline left from reading the watch command. stop sets stopped
+	// before its deadline, so checking stopped after clearing ours
+	// cannot miss a stop.
+	nc.SetReadDeadline(time.Time{})
+	if c.stopped.Load() {
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		// Input is ignored; the read ends when the client closes or

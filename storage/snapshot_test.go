@@ -107,30 +107,6 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSnapshotAfterWallStep saves a cache whose wall clock was stepped an
-// hour forward after its start and loads it in a cache started on the
-// stepped clock: every item keeps the time it had left.
-func TestSnapshotAfterWallStep(t *testing.T) {
-	clk := newFakeClock()
-	src := newCache(t, Config{Clock: clk, NoCrawler: true})
-	mustStore(t, src, ModeSet, "k", "v", 0, 600, 0)
-	clk.Advance(10 * time.Second)
-	clk.StepWall(time.Hour)
-	var buf bytes.Buffer
-	if _, err := src.Save(&buf); err != nil {
-		t.Fatal(err)
-	}
-	dst := newCache(t, Config{Clock: clk, NoCrawler: true})
-	if _, err := dst.load(bytes.NewReader(buf.Bytes())); err != nil {
-		t.Fatal(err)
-	}
-	var ttl int64 = -2
-	dst.MetaDebug([]byte("k"), func(e MetaEntry) { ttl = e.TTL() })
-	if ttl != 590 {
-		t.Fatalf("TTL after the restart = %d, want 590", ttl)
-	}
-}
-
 func TestSnapshotDropsItemsExpiredSinceSave(t *testing.T) {
 	clk := newFakeClock()
 	src := newCache(t, Config{Now: clk.Now, NoCrawler: true})

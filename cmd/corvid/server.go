@@ -587,6 +587,25 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	if err := dropPrivileges(o.user, logger); err != nil {
 		return err
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// SIGUSR1 is memcached's graceful stop, which saves a restartable
+	// cache; corvid saves on every clean stop when -e is given. The first
+	// stop signal (or the "shutdown" command) gives connections the
+	// shutdown grace to write their last replies; a second one closes
+	// them at once (the snapshot is still saved); a third is left to its
+	// default action and ends the process at once (a save in progress is
+	// then lost, but the previous snapshot stays whole: saves go through
+	// a temporary file). The signals are caught before the server is
+	// created, as memcached installs its handlers before it restores its
+	// cache: a stop asked for while a snapshot loads takes effect, with
+	// its save, once the load is over.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -616,21 +635,6 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		logger.Info("admin port listening", "addr", as.Addr().String())
 	}
 	pipe.ready()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	// SIGUSR1 is memcached's graceful stop, which saves a restartable
-	// cache; corvid saves on every clean stop when -e is given. The first
-	// stop signal gives connections the shutdown grace to write their
-	// last replies; a second one closes them at once (the snapshot is
-	// still saved); a third is left to its default action and ends the
-	// process at once (a save in progress is then lost, but the previous
-	// snapshot stays whole: saves go through a temporary file).
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 	served := make(chan struct{})
 	var sigWG sync.WaitGroup
 	defer sigWG.Wait()
@@ -644,6 +648,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 				"signal", sig.String(), "grace", cfg.ShutdownGrace.String())
 			cancel()
 		case <-ctx.Done():
+		case <-srv.Stopping():
+			// The "shutdown" command began the stop: the first
+			// signal is the second stop request.
 		case <-served:
 			return
 		}

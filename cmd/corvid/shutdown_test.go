@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/corvidcache/corvid/server"
+	"github.com/corvidcache/corvid/storage"
 )
 
 // bigValue is the value stuck readers ask for again and again.
@@ -97,6 +100,32 @@ func TestBinarySecondSignalSkipsGrace(t *testing.T) {
 	}
 	p.waitRefusing(t)
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.exitWithin(t, 15*time.Second)
+	if !strings.Contains(p.stderr.String(), "cache saved") {
+		t.Fatalf("no save logged:\n%s", p.stderr)
+	}
+	p = startServerProc(t, "-e", snap)
+	if got := roundTrip(t, p.addr, "get big\r\n", "END"); got != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(bigValue), bigValue) {
+		t.Fatalf("after restart: %.80q", got)
+	}
+}
+
+// TestBinaryShutdownCommandThenSignal stops a server with the "shutdown"
+// command, an hour of grace and a client that does not read: the stop is
+// under way, so the operator's first signal is the second stop request and
+// closes the connection at once, and the snapshot is saved.
+func TestBinaryShutdownCommandThenSignal(t *testing.T) {
+	snap := filepath.Join(t.TempDir(), "corvid.snapshot")
+	p := startServerProc(t, "-A", "-e", snap, "--shutdown-grace", "1h")
+	stuckReader(t, p.addr)
+	nc, _ := dialProc(t, p.addr)
+	if _, err := io.WriteString(nc, "shutdown\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitRefusing(t)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	p.exitWithin(t, 15*time.Second)
@@ -302,4 +331,62 @@ func getAll(t *testing.T, addr string, want map[string]string) map[string]string
 func errTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestBinarySignalDuringRestore sends SIGTERM while the server is still
+// loading a large -e snapshot: as memcached, whose signal handlers are in
+// place before it restores its cache, the server finishes starting, stops
+// at once and saves the cache, instead of dying on the signal (and, with a
+// snapshot consumed by the load, losing it).
+func TestBinarySignalDuringRestore(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("watches the snapshot being read in /proc")
+	}
+	bin := corvidBinary(t)
+	snap := filepath.Join(t.TempDir(), "corvid.snapshot")
+	c, err := storage.New(storage.Config{MemoryLimit: 192 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := []byte(strings.Repeat("v", 1000))
+	const items = 100_000
+	for i := range items {
+		if _, err := c.Store(storage.ModeSet, []byte(fmt.Sprint("key:", i)), 0, 0, value, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SaveFile(snap); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	var p *serverProc
+	reading := false
+	onFreePort(t, func(port int) (bool, error) {
+		p = launchServerProc(t, bin, port, procOptions{}, []string{"-m", "192", "-e", snap})
+		// Wait for the server to open the snapshot, then signal it.
+		fds := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !reading; {
+			ents, _ := os.ReadDir(fds)
+			for _, e := range ents {
+				if target, _ := os.Readlink(filepath.Join(fds, e.Name())); target == snap {
+					reading = true
+				}
+			}
+		}
+		if !reading {
+			return false, nil // the load went by unseen
+		}
+		return false, p.cmd.Process.Signal(syscall.SIGTERM)
+	})
+	if !reading {
+		t.Skip("the snapshot loaded before it could be seen being read")
+	}
+	p.exitWithin(t, 60*time.Second)
+	if !strings.Contains(p.stderr.String(), "cache saved") {
+		t.Fatalf("no save logged:\n%s", p.stderr)
+	}
+	p = startServerProc(t, "-m", "192", "-e", snap)
+	if got := roundTrip(t, p.addr, "get key:0\r\n", "END"); got != "VALUE key:0 0 1000\r\n"+string(value)+"\r\nEND\r\n" {
+		t.Fatalf("after restart: %.80q", got)
+	}
 }
