@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/corvidcache/corvid/ring"
 )
 
 // maxQueueBytes bounds the request bytes a backend connection holds unsent
@@ -24,7 +26,6 @@ type backend struct {
 	pool  *pool
 	name  string // twemproxy's name for stats
 	addr  string
-	index int // in the pool's servers list
 	conns []*bconn
 	next  atomic.Uint32 // round-robin over conns
 	st    serverCounters
@@ -35,28 +36,46 @@ type backend struct {
 	ejectedTill time.Time  // zero when not ejected
 }
 
-func newBackend(p *pool, i int) *backend {
-	s := p.cfg.Servers[i]
-	b := &backend{pool: p, addr: s.Addr, index: i, name: s.Name}
-	if b.name == "" {
-		b.name = s.Addr
-	}
-	for range p.cfg.ServerConnections {
+func newBackend(p *pool, s ring.Server, conns int) *backend {
+	b := &backend{pool: p, addr: s.Addr, name: serverName(s)}
+	for range conns {
 		b.conns = append(b.conns, &bconn{b: b, wake: make(chan struct{}, 1)})
 	}
 	return b
 }
 
-// start runs the connections' goroutines, connecting at once when the
-// pool preconnects.
-func (b *backend) start(wg *sync.WaitGroup) {
+// serverName is twemproxy's name for s in its stats: its name when the
+// servers line gives one, else its address.
+func serverName(s ring.Server) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.Addr
+}
+
+// start runs the connections' goroutines, connecting at once with
+// preconnect.
+func (b *backend) start(wg *sync.WaitGroup, preconnect bool) {
 	for _, bc := range b.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bc.run(b.pool.cfg.Preconnect)
+			bc.run(preconnect)
 		}()
 	}
+}
+
+// idle reports whether b holds no request, queued or awaiting its reply.
+func (b *backend) idle() bool {
+	for _, bc := range b.conns {
+		bc.mu.Lock()
+		busy := len(bc.outCalls) > 0 || bc.sent.len() > 0
+		bc.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
 }
 
 // close closes the connections; their goroutines then return.
@@ -89,21 +108,22 @@ func (b *backend) ok() {
 // server_retry_timeout, as twemproxy's server_failure does.
 func (b *backend) failure(err error) {
 	p := b.pool
-	if !p.cfg.AutoEjectHosts {
+	cfg := p.config()
+	if !cfg.AutoEjectHosts {
 		return
 	}
 	b.mu.Lock()
-	eject := int(b.failures.Add(1)) >= p.cfg.ServerFailureLimit
+	eject := int(b.failures.Add(1)) >= max(cfg.ServerFailureLimit, 1)
 	if eject {
 		b.failures.Store(0)
-		b.ejectedTill = time.Now().Add(p.cfg.ServerRetryTimeout)
+		b.ejectedTill = time.Now().Add(cfg.ServerRetryTimeout)
 	}
 	b.mu.Unlock()
 	if eject {
 		b.st.ejectedAt.Store(time.Now().UnixMicro())
 		p.st.serverEjects.Add(1)
-		p.log.Warn("server ejected", "pool", p.cfg.Name, "server", b.name, "err", err,
-			"retry_in", p.cfg.ServerRetryTimeout)
+		p.log.Warn("server ejected", "pool", p.name, "server", b.name, "err", err,
+			"retry_in", cfg.ServerRetryTimeout)
 		p.rebuild()
 	}
 }
@@ -159,7 +179,7 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		c.complete(nil, err)
 		return
 	}
-	if t := bc.b.pool.cfg.Timeout; t > 0 {
+	if t := bc.b.pool.config().Timeout; t > 0 {
 		c.deadline = time.Now().Add(t)
 	}
 	for _, b := range parts {
@@ -221,7 +241,7 @@ func (bc *bconn) fail(nc net.Conn, err error) {
 			st.err.Add(1)
 		}
 		if len(calls)+len(inflight) > 0 || !wasConnected {
-			bc.b.pool.log.Debug("server connection failed", "pool", bc.b.pool.cfg.Name,
+			bc.b.pool.log.Debug("server connection failed", "pool", bc.b.pool.name,
 				"server", bc.b.name, "err", err, "requests", len(calls)+len(inflight))
 		}
 		bc.b.failure(err)
@@ -294,7 +314,7 @@ func (bc *bconn) run(preconnect bool) {
 // failure it fails what is queued and returns nil.
 func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 	p := bc.b.pool
-	d := net.Dialer{Timeout: p.cfg.Timeout}
+	d := net.Dialer{Timeout: p.config().Timeout}
 	network := "tcp"
 	if len(bc.b.addr) > 0 && bc.b.addr[0] == '/' {
 		network = "unix"

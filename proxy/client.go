@@ -42,6 +42,10 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
+	// held is the tree the reader routes a request with, from taking it
+	// to queueing the request on its servers (nil otherwise): a server a
+	// reload removes is closed once no client holds an older tree.
+	held atomic.Pointer[tree]
 
 	// The reader's scratch.
 	req      protocol.Request
@@ -268,14 +272,33 @@ func (cl *client) forward(key []byte, kind replyKind, op callOp, noreply bool, p
 		c.release()
 		return err
 	}
-	b, err := cl.pool.current().route(key)
+	b, err := cl.hold().route(key)
 	if err != nil {
+		cl.unhold()
 		c.complete(nil, err)
 		return nil
 	}
 	b.send(c, parts...)
+	cl.unhold()
 	return nil
 }
+
+// hold returns the pool's current tree and records it in cl.held until
+// unhold. The tree is read again after it is recorded: a reload that swaps
+// trees and then finds held empty (or newer) knows this client will not
+// send on the old tree. Nothing between hold and unhold may block.
+func (cl *client) hold() *tree {
+	for {
+		t := cl.pool.current()
+		cl.held.Store(t)
+		if cl.pool.cur.Load() == t {
+			return t
+		}
+	}
+}
+
+// unhold ends what hold began: the requests are queued on their servers.
+func (cl *client) unhold() { cl.held.Store(nil) }
 
 // stripNoreply appends to dst the request line without its last token,
 // "noreply", and with "\r\n".
@@ -353,9 +376,22 @@ func (cl *client) localRaw(b []byte) error {
 func (cl *client) get(line []byte) error {
 	req := &cl.req
 	keys := req.Keys
-	t := cl.pool.current()
-	if t.ring == nil || len(keys) == 1 {
+	if len(keys) == 1 {
 		return cl.forward(req.Key(), kindGet, opForward, false, line)
+	}
+	// Admission may wait for the client to read its replies: it comes
+	// before the tree is held.
+	c := newCall()
+	c.kind, c.op, c.units = kindGet, opForward, int32(len(keys))
+	if err := cl.dispatch(c, false); err != nil {
+		c.release()
+		return err
+	}
+	t := cl.hold()
+	defer cl.unhold()
+	if t.ring == nil {
+		c.complete(nil, errNoServer)
+		return nil
 	}
 	nlive := len(t.live)
 	if cap(cl.fragOf) < nlive {
@@ -376,21 +412,13 @@ func (cl *client) get(line []byte) error {
 	}
 	nfrag := len(cl.fragSrv)
 	if nfrag == 1 {
-		c := newCall()
-		c.kind, c.op, c.units = kindGet, opForward, int32(len(keys))
-		if err := cl.dispatch(c, false); err != nil {
-			c.release()
-			return err
-		}
 		t.live[cl.fragSrv[0]].send(c, line)
 		return nil
 	}
-	parent := newCall()
-	parent.op, parent.units = opMergeGet, int32(len(keys))
-	if err := cl.dispatch(parent, false); err != nil {
-		parent.release()
-		return err
-	}
+	// c is queued for the writer, which reads it only once it completes,
+	// after its fragments are sent.
+	parent := c
+	parent.op = opMergeGet
 	var prefix []byte
 	switch req.Command {
 	case protocol.CmdGet:
@@ -435,7 +463,6 @@ func (cl *client) get(line []byte) error {
 // flushAll sends flush_all to every server of the pool; the client gets
 // OK only when every server answered OK.
 func (cl *client) flushAll(line []byte, noreply bool) error {
-	t := cl.pool.current()
 	if noreply {
 		cl.line = stripNoreply(cl.line[:0], line)
 		line = cl.line
@@ -446,6 +473,8 @@ func (cl *client) flushAll(line []byte, noreply bool) error {
 		parent.release()
 		return err
 	}
+	t := cl.hold()
+	defer cl.unhold()
 	for range t.all {
 		f := newCall()
 		f.kind, f.parent = kindFlush, parent

@@ -68,10 +68,16 @@
 //
 // # Concurrency
 //
-// Each pool's routing state (its continuum and its servers) is an
+// Each pool's routing state (its settings, continuum and servers) is an
 // immutable tree behind an atomic pointer: a request takes the tree once,
-// and an ejection (later, a reload) swaps in a new one. Locks: a server
-// connection's mutex guards its queues; a server's mutex guards its
-// ejection time; a pool's rebuild mutex serialises rebuilds and may be
-// held while taking a server's mutex, never the other way round.
+// and an ejection or a reload swaps in a new one. A client records the
+// tree it routes with until the request is queued on its servers, so that
+// a server a reload removes is closed only when no client can still send
+// to it and it has answered what it holds (see Proxy.Reload).
+//
+// Locks, in the order they may be taken: the proxy's reload mutex, the
+// proxy's mutex (clients, pools, listeners), a pool's rebuild mutex
+// (serialises its tree swaps), a server's mutex (its ejection time). A
+// server connection's mutex guards its queues and is taken with none of
+// the others held.
 package proxy

@@ -25,6 +25,10 @@ var (
 	errClosed = errors.New("proxy: closed")
 	// errRedis refuses a redis pool.
 	errRedis = errors.New("redis is not supported; corvid proxy speaks memcached")
+	// errNoPools refuses a configuration without pools.
+	errNoPools = errors.New("proxy: no pools")
+	// errDuplicatePool refuses two pools of one name.
+	errDuplicatePool = errors.New("proxy: two pools have this name")
 )
 
 // errorText returns the reason twemproxy gives for err in its

@@ -20,14 +20,19 @@ type Route interface {
 	route(key []byte) (*backend, error)
 }
 
-// A tree is a pool's immutable routing state: the continuum over its live
-// servers and the backends behind it. A request takes the pool's current
-// tree once and uses it to the end, so that a new tree (after an
-// ejection, and later a reload) can be swapped in atomically.
+// A tree is a pool's immutable routing state: its settings, the continuum
+// over its live servers and the backends behind it. A request takes the
+// pool's current tree once and uses it to the end, so that a new tree
+// (after an ejection or a reload) can be swapped in atomically.
 type tree struct {
-	ring *ring.Ring // over live; nil when no server is live
-	live []*backend // ring index -> backend
-	all  []*backend // every server, in the pool's order
+	cfg  *nutcracker.Pool // the pool's settings; never modified
+	ring *ring.Ring       // over live; nil when no server is live
+	live []*backend       // ring index -> backend
+	all  []*backend       // every server, in the order of cfg.Servers
+	// epoch is the reload that made the tree's servers (ejections keep
+	// it): a backend a reload removes is closed once no client holds a
+	// tree of an earlier epoch.
+	epoch uint64
 	// retryAt is when the first ejected server may come back (zero when
 	// none is ejected): the tree is rebuilt then.
 	retryAt time.Time
@@ -46,19 +51,25 @@ func (t *tree) pick(key []byte) int {
 }
 
 // A pool is one pool of the configuration: its listener, its servers and
-// its clients.
+// its clients. A reload keeps the pool (and its counters and clients)
+// when the new configuration has a pool of the same name.
 type pool struct {
-	cfg     nutcracker.Pool
-	ctx     context.Context
-	log     *slog.Logger
-	proxy   *Proxy
-	ln      net.Listener
-	servers []*backend
-	cur     atomic.Pointer[tree]
-	st      poolCounters
+	name  string
+	ctx   context.Context
+	log   *slog.Logger
+	proxy *Proxy
+	ln    net.Listener // guarded by proxy.mu
+	cur   atomic.Pointer[tree]
+	st    poolCounters
+	// closing is set, under proxy.mu, when a reload removes the pool:
+	// it accepts no more clients.
+	closing bool
 
-	rebuildMu sync.Mutex // serialises rebuild
+	rebuildMu sync.Mutex // serialises rebuild and install
 }
+
+// config returns the pool's current settings.
+func (p *pool) config() *nutcracker.Pool { return p.cur.Load().cfg }
 
 var _ Route = (*tree)(nil)
 
@@ -73,16 +84,40 @@ func (p *pool) current() *tree {
 	return t
 }
 
-// rebuild makes the tree over the servers not ejected now. The continuum
-// is laid out over the live servers only, as twemproxy recomputes it, so
-// placement matches nutcracker's after an ejection.
+// rebuild makes the tree over the servers not ejected now, with the
+// current settings and servers.
 func (p *pool) rebuild() {
 	p.rebuildMu.Lock()
 	defer p.rebuildMu.Unlock()
+	old := p.cur.Load()
+	t, err := newTree(old.cfg, old.all, old.epoch)
+	if err != nil {
+		p.log.Error("cannot build the continuum", "pool", p.name, "err", err)
+	}
+	p.cur.Store(t)
+}
+
+// install makes t, a reload's tree, the pool's: rebuilt under the lock, so
+// that an ejection racing with the reload cannot put back the old servers.
+func (p *pool) install(cfg *nutcracker.Pool, all []*backend, epoch uint64) {
+	p.rebuildMu.Lock()
+	defer p.rebuildMu.Unlock()
+	t, err := newTree(cfg, all, epoch)
+	if err != nil {
+		p.log.Error("cannot build the continuum", "pool", p.name, "err", err)
+	}
+	p.cur.Store(t)
+}
+
+// newTree makes the tree over the servers of all not ejected now. The
+// continuum is laid out over the live servers only, as twemproxy
+// recomputes it, so placement matches nutcracker's after an ejection.
+// On an error the tree has no continuum: every request fails.
+func newTree(cfg *nutcracker.Pool, all []*backend, epoch uint64) (*tree, error) {
 	now := time.Now()
-	t := &tree{all: p.servers}
+	t := &tree{cfg: cfg, all: all, epoch: epoch}
 	var live []ring.Server
-	for _, b := range p.servers {
+	for i, b := range all {
 		if out, till := b.ejected(now); out {
 			if t.retryAt.IsZero() || till.Before(t.retryAt) {
 				t.retryAt = till
@@ -90,18 +125,18 @@ func (p *pool) rebuild() {
 			continue
 		}
 		t.live = append(t.live, b)
-		live = append(live, p.cfg.Servers[b.index])
+		live = append(live, cfg.Servers[i])
 	}
-	if len(live) > 0 {
-		r, err := ring.New(ring.Config{Servers: live, Hash: p.cfg.Hash,
-			Distribution: ring.Distribution(p.cfg.Distribution), HashTag: p.cfg.HashTag})
-		if err != nil {
-			p.log.Error("cannot build the continuum", "pool", p.cfg.Name, "err", err)
-		} else {
-			t.ring = r
-		}
+	if len(live) == 0 {
+		return t, nil
 	}
-	p.cur.Store(t)
+	r, err := ring.New(ring.Config{Servers: live, Hash: cfg.Hash,
+		Distribution: ring.Distribution(cfg.Distribution), HashTag: cfg.HashTag})
+	if err != nil {
+		return t, err
+	}
+	t.ring = r
+	return t, nil
 }
 
 // listen binds the pool's listener: TCP host:port, or a Unix socket path
@@ -126,18 +161,18 @@ func listen(cfg *nutcracker.Pool) (net.Listener, error) {
 	return net.Listen("tcp", cfg.Listen)
 }
 
-// serve accepts clients until the listener closes, backing off on
-// errors (5 ms doubling to 1 s).
-func (p *pool) serve(wg *sync.WaitGroup) {
+// serve accepts clients on ln until it closes, backing off on errors
+// (5 ms doubling to 1 s).
+func (p *pool) serve(ln net.Listener, wg *sync.WaitGroup) {
 	delay := time.Duration(0)
 	for {
-		nc, err := p.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || p.ctx.Err() != nil {
 				return
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			p.log.Warn("accept failed", "pool", p.cfg.Name, "err", err, "retry_in", delay)
+			p.log.Warn("accept failed", "pool", p.name, "err", err, "retry_in", delay)
 			select {
 			case <-time.After(delay):
 			case <-p.ctx.Done():
@@ -146,24 +181,21 @@ func (p *pool) serve(wg *sync.WaitGroup) {
 			continue
 		}
 		delay = 0
-		if limit := p.cfg.ClientConnections; limit > 0 && p.st.clientConnections.Load() >= int64(limit) {
+		if limit := p.config().ClientConnections; limit > 0 && p.st.clientConnections.Load() >= int64(limit) {
 			p.st.clientErr.Add(1)
 			nc.Close()
 			continue
 		}
-		cl := p.proxy.track(nc)
+		cl := p.proxy.track(nc, p)
 		if cl == nil {
 			nc.Close()
 			return
 		}
-		cl.pool = p
-		p.st.clientConnections.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cl.serve()
 			p.proxy.untrack(cl)
-			p.st.clientConnections.Add(-1)
 		}()
 	}
 }

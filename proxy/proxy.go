@@ -40,7 +40,6 @@ type Config struct {
 type Proxy struct {
 	cfg     Config
 	log     *slog.Logger
-	pools   []*pool
 	started time.Time
 	st      proxyCounters
 	ctx     context.Context
@@ -49,19 +48,20 @@ type Proxy struct {
 	wg        sync.WaitGroup // every goroutine the proxy starts
 	serveOnce sync.Once
 	closeOnce sync.Once
+	reloadMu  sync.Mutex // serialises Reload; taken before mu
 
-	mu      sync.Mutex // guards clients, closed
+	mu      sync.Mutex // guards clients, closed, serving, pools, epoch and each pool's ln and closing
 	clients map[*client]struct{}
 	closed  bool
+	serving bool    // Serve has started the accept loops
+	pools   []*pool // in the configuration's order
+	epoch   uint64  // of the last reload
 }
 
 // New validates cfg, binds every pool's listener and starts the servers'
 // connections (connecting at once for pools with preconnect). Clients are
 // accepted once Serve runs.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Pools == nil || len(cfg.Pools.Pools) == 0 {
-		return nil, fmt.Errorf("proxy: no pools")
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -71,55 +71,15 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxValueLen <= 0 {
 		cfg.MaxValueLen = DefaultMaxValueLen
 	}
-	for _, pc := range cfg.Pools.Pools {
-		if pc.Redis {
-			return nil, fmt.Errorf("pool %s: %w", pc.Name, errRedis)
-		}
-		if len(pc.Servers) == 0 {
-			return nil, fmt.Errorf("pool %s: no servers", pc.Name)
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
 		clients: make(map[*client]struct{})}
-	for _, pc := range cfg.Pools.Pools {
-		pl := &pool{cfg: pc, ctx: ctx, log: cfg.Logger, proxy: p}
-		if pl.cfg.ServerConnections < 1 {
-			pl.cfg.ServerConnections = 1
-		}
-		if pl.cfg.ServerFailureLimit < 1 {
-			pl.cfg.ServerFailureLimit = 1
-		}
-		ln, err := listen(&pl.cfg)
-		if err != nil {
-			p.closeListeners()
-			cancel()
-			return nil, fmt.Errorf("pool %s: cannot listen on %q: %w", pc.Name, pc.Listen, err)
-		}
-		pl.ln = ln
-		for i := range pc.Servers {
-			pl.servers = append(pl.servers, newBackend(pl, i))
-		}
-		pl.rebuild()
-		if pl.cur.Load().ring == nil {
-			p.closeListeners()
-			cancel()
-			return nil, fmt.Errorf("pool %s: cannot build its continuum", pc.Name)
-		}
-		p.pools = append(p.pools, pl)
+	if err := p.Reload(cfg.Pools); err != nil {
+		cancel()
+		return nil, err
 	}
-	for _, pl := range p.pools {
-		for _, b := range pl.servers {
-			b.start(&p.wg)
-		}
-	}
+	p.cfg.Pools = nil // the pools' trees hold the configuration
 	return p, nil
-}
-
-func (p *Proxy) closeListeners() {
-	for _, pl := range p.pools {
-		pl.ln.Close()
-	}
 }
 
 // Serve accepts clients on every pool's listener until ctx is done or
@@ -128,12 +88,14 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	started := false
 	p.serveOnce.Do(func() {
 		started = true
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed {
+			return
+		}
+		p.serving = true
 		for _, pl := range p.pools {
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				pl.serve(&p.wg)
-			}()
+			p.acceptLocked(pl, pl.ln)
 		}
 	})
 	if !started {
@@ -146,21 +108,34 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	return p.Close()
 }
 
+// acceptLocked starts pl's accept loop on ln; p.mu is held.
+func (p *Proxy) acceptLocked(pl *pool, ln net.Listener) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		pl.serve(ln, &p.wg)
+	}()
+}
+
 // Close stops the proxy: it closes the listeners, the client and server
 // connections (requests in flight fail), and waits for its goroutines.
 // It is idempotent.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.cancel()
-		p.closeListeners()
 		p.mu.Lock()
 		p.closed = true
+		for _, pl := range p.pools {
+			pl.ln.Close()
+		}
 		for cl := range p.clients {
 			cl.nc.Close()
 		}
+		pools := p.pools
 		p.mu.Unlock()
-		for _, pl := range p.pools {
-			for _, b := range pl.servers {
+		// Backends a reload removed are closed by their retire goroutines.
+		for _, pl := range pools {
+			for _, b := range pl.cur.Load().all {
 				b.close()
 			}
 		}
@@ -171,9 +146,11 @@ func (p *Proxy) Close() error {
 
 // Addrs returns each pool's bound listener address by pool name.
 func (p *Proxy) Addrs() map[string]net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	m := make(map[string]net.Addr, len(p.pools))
 	for _, pl := range p.pools {
-		m[pl.cfg.Name] = pl.ln.Addr()
+		m[pl.name] = pl.ln.Addr()
 	}
 	return m
 }
@@ -187,9 +164,12 @@ func (p *Proxy) Stats() Stats {
 		TotalConnections: p.st.totalConnections.Load(),
 		CurrConnections:  p.st.currConnections.Load(),
 	}
-	for _, pl := range p.pools {
-		ps := pl.st.snapshot(pl.cfg.Name)
-		for _, b := range pl.servers {
+	p.mu.Lock()
+	pools := p.pools
+	p.mu.Unlock()
+	for _, pl := range pools {
+		ps := pl.st.snapshot(pl.name)
+		for _, b := range pl.cur.Load().all {
 			ps.Servers = append(ps.Servers, b.st.snapshot(b.name))
 		}
 		s.Pools = append(s.Pools, ps)
@@ -197,17 +177,20 @@ func (p *Proxy) Stats() Stats {
 	return s
 }
 
-// track registers a new client connection; nil when the proxy is closed.
-func (p *Proxy) track(nc net.Conn) *client {
+// track registers a new client connection of pl; nil when the proxy is
+// closed or a reload removed pl.
+func (p *Proxy) track(nc net.Conn, pl *pool) *client {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || pl.closing {
 		return nil
 	}
 	cl := newClient(p, nc)
+	cl.pool = pl
 	p.clients[cl] = struct{}{}
 	p.st.totalConnections.Add(1)
 	p.st.currConnections.Add(1)
+	pl.st.clientConnections.Add(1)
 	return cl
 }
 
@@ -216,4 +199,5 @@ func (p *Proxy) untrack(cl *client) {
 	delete(p.clients, cl)
 	p.mu.Unlock()
 	p.st.currConnections.Add(-1)
+	cl.pool.st.clientConnections.Add(-1)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,13 +11,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -60,6 +64,7 @@ type proxyServer interface {
 	Close() error
 	Addrs() map[string]net.Addr
 	Stats() proxy.Stats
+	Reload(*nutcracker.Config) error
 }
 
 // proxySettings are the numbers of the command line, checked.
@@ -281,9 +286,18 @@ func nutcrackerStatsDescription() string {
 // loadProxyConfig reads a nutcracker.yml and refuses what corvid proxy
 // cannot serve: redis pools.
 func loadProxyConfig(path string) (*nutcracker.Config, error) {
-	cfg, err := nutcracker.Load(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	return parseProxyConfig(path, b)
+}
+
+// parseProxyConfig is loadProxyConfig for the file's contents b.
+func parseProxyConfig(path string, b []byte) (*nutcracker.Config, error) {
+	cfg, err := nutcracker.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, p := range cfg.Pools {
 		if p.Redis {
@@ -397,6 +411,7 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	// file as nutcracker does, and must not kill the proxy.
 	var sigWG sync.WaitGroup
 	defer sigWG.Wait()
+	var reloads atomic.Pointer[configReloader] // set once the proxy runs
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -414,7 +429,9 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 							logger.Error("cannot reopen the log file", "err", err)
 						}
 					}
-					logger.Info("SIGHUP: log file reopened; configuration reload is not supported yet")
+					if r := reloads.Load(); r != nil {
+						r.reload("SIGHUP", true)
+					}
 					continue
 				}
 				logger.Info("stopping", "signal", sig.String())
@@ -459,6 +476,12 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	}
 	defer p.Close()
 	running.Store(&p)
+	cr := newConfigReloader(o.confFile, p, logger)
+	reloads.Store(cr)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watchWG sync.WaitGroup
+	defer func() { stopWatch(); watchWG.Wait() }()
+	cr.watch(watchCtx, &watchWG)
 	addrs := p.Addrs()
 	names := make([]string, 0, len(addrs))
 	for name := range addrs {
@@ -482,4 +505,102 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	}
 	logger.Info("done")
 	return err
+}
+
+// configDebounce is how long the configuration file must stay unchanged
+// before a change is loaded: an editor's save is several events.
+const configDebounce = 200 * time.Millisecond
+
+// configReloader loads the configuration file into the running proxy, on
+// SIGHUP and when the file changes. It is safe for concurrent use.
+type configReloader struct {
+	path string
+	p    proxyServer
+	log  *slog.Logger
+
+	mu   sync.Mutex // guards last; serialises reloads
+	last []byte     // the contents last loaded (or refused)
+}
+
+func newConfigReloader(path string, p proxyServer, log *slog.Logger) *configReloader {
+	r := &configReloader{path: path, p: p, log: log}
+	r.last, _ = os.ReadFile(path)
+	return r
+}
+
+// reload loads the file and hands it to the proxy; unless force, only
+// when its contents changed. A file that cannot be read, parsed or served
+// is refused with one log line and the proxy keeps its configuration.
+func (r *configReloader) reload(reason string, force bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, err := os.ReadFile(r.path)
+	if err == nil && !force && bytes.Equal(b, r.last) {
+		return
+	}
+	r.last = b
+	var cfg *nutcracker.Config
+	if err == nil {
+		cfg, err = parseProxyConfig(r.path, b)
+	}
+	if err == nil {
+		err = r.p.Reload(cfg)
+	}
+	if err != nil {
+		r.log.Error("configuration refused; the previous one keeps serving", "reason", reason, "file", r.path, "err", err)
+		return
+	}
+	names := make([]string, len(cfg.Pools))
+	for i, pc := range cfg.Pools {
+		names[i] = pc.Name
+	}
+	r.log.Info("configuration reloaded", "reason", reason, "file", r.path, "pools", strings.Join(names, ","))
+}
+
+// watch reloads the file, once it has been quiet for configDebounce,
+// after any change in its directory (watching the directory sees an
+// editor's write to a new file renamed over the old one, and a symbolic
+// link switched to another file); the contents decide whether it changed.
+// It returns at once; the watching goroutine stops when ctx is done.
+func (r *configReloader) watch(ctx context.Context, wg *sync.WaitGroup) {
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(filepath.Dir(r.path)); err != nil {
+			w.Close()
+		}
+	}
+	if err != nil {
+		r.log.Warn("cannot watch the configuration file; SIGHUP reloads it", "file", r.path, "err", err)
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer w.Close()
+		timer := time.NewTimer(configDebounce)
+		timer.Stop()
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Op == fsnotify.Chmod {
+					continue
+				}
+				timer.Reset(configDebounce)
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				r.log.Warn("watching the configuration file", "file", r.path, "err", err)
+				timer.Reset(configDebounce) // events may be lost: look at the file
+			case <-timer.C:
+				r.reload("file changed", false)
+			}
+		}
+	}()
 }

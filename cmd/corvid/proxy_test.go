@@ -278,9 +278,10 @@ func TestProxyTestConf(t *testing.T) {
 
 // fakeProxy stands for package proxy's Proxy.
 type fakeProxy struct {
-	stats  proxy.Stats
-	served atomic.Bool
-	closed atomic.Bool
+	stats   proxy.Stats
+	served  atomic.Bool
+	closed  atomic.Bool
+	reloads atomic.Int32
 }
 
 func (f *fakeProxy) Serve(ctx context.Context) error {
@@ -291,6 +292,10 @@ func (f *fakeProxy) Serve(ctx context.Context) error {
 func (f *fakeProxy) Close() error               { f.closed.Store(true); return nil }
 func (f *fakeProxy) Addrs() map[string]net.Addr { return map[string]net.Addr{} }
 func (f *fakeProxy) Stats() proxy.Stats         { return f.stats }
+func (f *fakeProxy) Reload(*nutcracker.Config) error {
+	f.reloads.Add(1)
+	return nil
+}
 
 // TestProxyRunsAndStopsOnSignal runs the command in this process: the stats
 // port, the admin port's /stats and the pid file are served while it runs;
