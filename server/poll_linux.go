@@ -607,12 +607,34 @@ func (pc *pollConn) leave() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The new net.Conn asks the socket for its peer, which it no longer
+	// has once the client has reset it: keep the addresses accepted.
+	nc = movedConn{Conn: nc, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	s.mu.Lock()
 	c.nc = nc
 	s.mu.Unlock()
 	c.flushFn = nil
 	c.onLoop = false
 	return nc, nil
+}
+
+// movedConn is a connection taken out of its event loop, with the
+// addresses it was accepted with.
+type movedConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (m movedConn) LocalAddr() net.Addr  { return m.local }
+func (m movedConn) RemoteAddr() net.Addr { return m.remote }
+
+// SyscallConn gives access to the socket, as the net.Conn it wraps does.
+func (m movedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := m.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("cannot reach the socket of %T", m.Conn)
+	}
+	return sc.SyscallConn()
 }
 
 // releaseClosed is release for a connection whose descriptor is already
