@@ -582,9 +582,7 @@ func (pc *pollConn) handOffDump() {
 	c.dump = nil
 	go func() {
 		defer s.wg.Done()
-		if !c.stopped.Load() {
-			c.dumpItems(d)
-		}
+		c.dumpItems(d)
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
