@@ -610,6 +610,11 @@ func (pc *pollConn) leave() (net.Conn, error) {
 	nc = movedConn{Conn: nc, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	s.mu.Lock()
 	c.nc = nc
+	if s.killed {
+		// The shutdown grace ended while the loop was serving the
+		// connection: closeStuck has missed it.
+		c.kill()
+	}
 	s.mu.Unlock()
 	c.flushFn = nil
 	c.onLoop = false
