@@ -224,17 +224,17 @@ type dumpRequest struct {
 
 // dumpItems writes the lines of a metadump and its END. Lines are
 // streamed: the write buffer is flushed, with blocking writes, as it
-// fills.
+// fills. A stopping server lets the dump go on, as any request it has
+// read, until its shutdown grace closes the connection; a dump cut short
+// never ends with END, so that the client does not take it for whole.
 func (c *conn) dumpItems(d *dumpRequest) {
 	cache := c.srv.cache
 	emit := func(it *storage.DumpItem) bool {
 		c.reserve(len(it.Key)*3 + 128)
 		c.wbuf = appendMetadumpLine(c.wbuf, it)
-		if len(c.wbuf) > flushSize {
-			if c.flush() != nil || c.stopped.Load() {
-				c.closeAfterWrite = true
-				return false
-			}
+		if len(c.wbuf) > flushSize && c.flush() != nil {
+			c.closeAfterWrite = true
+			return false
 		}
 		return true
 	}
@@ -246,7 +246,9 @@ func (c *conn) dumpItems(d *dumpRequest) {
 	default:
 		cache.Dump(d.ids, emit)
 	}
-	c.wbuf = append(c.wbuf, "END\r\n"...)
+	if !c.closeAfterWrite {
+		c.wbuf = append(c.wbuf, "END\r\n"...)
+	}
 }
 
 // appendMetadumpLine appends one metadump line for it.

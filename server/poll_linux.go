@@ -585,9 +585,7 @@ func (pc *pollConn) handOffDump() {
 	c.dump = nil
 	go func() {
 		defer s.wg.Done()
-		if !c.stopped.Load() {
-			c.dumpItems(d)
-		}
+		c.dumpItems(d)
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -613,28 +611,40 @@ func (pc *pollConn) leave() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The duplicate reads its addresses from the socket anew: a client
-	// that has reset the connection has none left (nil), and "stats
-	// conns" shows them. Keep the ones read at accept, as memcached
-	// keeps its request_addr.
-	nc = &addrConn{Conn: nc, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
+	// The new net.Conn asks the socket for its peer, which it no longer
+	// has once the client has reset it: keep the addresses accepted.
+	nc = movedConn{Conn: nc, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	s.mu.Lock()
 	c.nc = nc
+	if s.killed {
+		// The shutdown grace ended while the loop was serving the
+		// connection: closeStuck has missed it.
+		c.kill()
+	}
 	s.mu.Unlock()
 	c.flushFn = nil
 	c.onLoop = false
 	return nc, nil
 }
 
-// addrConn is a net.Conn with the addresses it had before it was
-// duplicated.
-type addrConn struct {
+// movedConn is a connection taken out of its event loop, with the
+// addresses it was accepted with.
+type movedConn struct {
 	net.Conn
 	local, remote net.Addr
 }
 
-func (a *addrConn) LocalAddr() net.Addr  { return a.local }
-func (a *addrConn) RemoteAddr() net.Addr { return a.remote }
+func (m movedConn) LocalAddr() net.Addr  { return m.local }
+func (m movedConn) RemoteAddr() net.Addr { return m.remote }
+
+// SyscallConn gives access to the socket, as the net.Conn it wraps does.
+func (m movedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := m.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("cannot reach the socket of %T", m.Conn)
+	}
+	return sc.SyscallConn()
+}
 
 // testHookHandOff, when set, runs as a connection leaves its
 // event loop, with the descriptor it is about to duplicate.

@@ -30,10 +30,13 @@ type Server struct {
 	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
 	udp []*udpConn
 
-	mu    sync.Mutex // guards conns, closing
+	mu    sync.Mutex // guards conns, closing, killed
 	conns map[*conn]struct{}
 	// closing is set once shutdown has begun; new connections are refused.
 	closing bool
+	// killed is set once closeStuck has closed the connections: one that
+	// leaves its event loop afterwards is closed at once.
+	killed bool
 
 	// loops are the event loops serving connections when
 	// Config.EventLoops > 0 (Linux only); nil otherwise.
@@ -365,6 +368,7 @@ func (s *Server) closeStuck(why string) {
 	if n := len(s.conns); n > 0 {
 		s.cfg.Logger.Warn(why+"; closing connections still open", "conns", n)
 	}
+	s.killed = true
 	for c := range s.conns {
 		c.kill()
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/storage"
 )
 
 // stuckValue is the value stuckReader asks for again and again.
@@ -315,4 +317,66 @@ func TestStopLeavesSuccessorSocket(t *testing.T) {
 	old.Close()
 	c := dial(t, "unix", path)
 	c.expect("version\r\n", "VERSION "+Version)
+}
+
+// TestModeStopFinishesMetadump stops a server while it streams a metadump
+// to a client that reads: the dump, a request already received, goes on
+// within the grace, and is never cut short and ended with END as if it
+// were whole.
+func TestModeStopFinishesMetadump(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		const items = 200000 // about 15 MB of dump
+		s, err := New(mode(Config{TCPAddrs: []string{"127.0.0.1:0"}, ShutdownGrace: time.Minute,
+			Storage: storage.Config{MemoryLimit: 256 << 20}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range items {
+			if _, err := s.cache.Store(storage.ModeSet, fmt.Appendf(nil, "key:%d", i), 0, 0, []byte("x"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stop := serveUntilStopped(t, s)
+		d := dialSmall(t, s.Addrs()[0].String())
+		d.send("lru_crawler metadump all\r\nversion\r\n")
+		d.line() // the dump has begun; the rest waits in the sockets
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			stop(time.Minute)
+		}()
+		// Stopping has begun when the listener refuses connections.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			nc, err := net.DialTimeout("tcp", s.Addrs()[0].String(), time.Second)
+			if err != nil {
+				break
+			}
+			nc.Close()
+			if time.Now().After(deadline) {
+				t.Fatal("the server still accepts connections")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		n := 1
+		var last string
+		for {
+			l, err := d.r.ReadString('\n')
+			if err != nil {
+				break
+			}
+			if l == "END\r\n" || !strings.HasPrefix(l, "key=") {
+				last = l
+				break
+			}
+			n++
+		}
+		if last == "END\r\n" && n != items {
+			t.Errorf("the dump ended with END after %d of %d items", n, items)
+		}
+		if last != "END\r\n" {
+			t.Errorf("the dump was cut after %d of %d items (then %q)", n, items, last)
+		}
+		<-stopped
+	})
 }
