@@ -84,7 +84,7 @@ func (cl *client) serve() {
 	<-done
 	cl.nc.Close()
 	switch {
-	case err == nil, errors.Is(err, errQuit), errors.Is(err, io.EOF):
+	case errors.Is(err, errQuit), errors.Is(err, io.EOF):
 		cl.pool.st.clientEOF.Add(1)
 	default:
 		cl.pool.st.clientErr.Add(1)
