@@ -614,3 +614,101 @@ func TestMemccapableBinary(t *testing.T) {
 		t.Fatalf("memccapable -b: %v\n%s", err, out)
 	}
 }
+
+// BenchmarkBinaryMultiGet times a binary multi-get, 1,000 getkq (100-byte
+// values) ended by a noop, sent to one memcached directly and through the
+// proxy in front of three.
+func BenchmarkBinaryMultiGet(b *testing.B) {
+	const nkeys = 1000
+	direct := testutil.StartMemcached(b, "-m", "64")
+	backends := []string{testutil.StartMemcached(b, "-m", "64"), testutil.StartMemcached(b, "-m", "64"), testutil.StartMemcached(b, "-m", "64")}
+	p := startProxyB(b, poolYAML("127.0.0.1:0", backends))
+	paddr := p.Addrs()["alpha"].String()
+	var set, get []byte
+	for i := range nkeys {
+		k := []byte(fmt.Sprintf("bin:%d", i))
+		set = append(set, (&testutil.BinaryRequest{Opcode: bSetQ, Key: k, Extras: make([]byte, 8), Value: bytes.Repeat([]byte("v"), 100)}).Bytes()...)
+		get = append(get, (&testutil.BinaryRequest{Opcode: bGetKQ, Key: k}).Bytes()...)
+	}
+	noop := (&testutil.BinaryRequest{Opcode: bNoop}).Bytes()
+	set, get = append(set, noop...), append(get, noop...)
+	for _, bc := range []struct{ name, addr string }{{"direct", direct}, {"proxy", paddr}} {
+		c := testutil.Dial(b, bc.addr)
+		c.Send(set)
+		if r, err := c.ReadBinary(); err != nil || r.Opcode() != bNoop {
+			b.Fatalf("set: %v %v", r, err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				c.Send(get)
+				for i := 0; ; i++ {
+					r, err := c.ReadBinary()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if r.Opcode() == bNoop {
+						if i != nkeys {
+							b.Fatalf("%d hits, want %d", i, nkeys)
+						}
+						break
+					}
+				}
+			}
+		})
+		c.Close()
+	}
+}
+
+// TestBinaryHalfWrittenRequest: a binary client that disconnects in the
+// middle of a request sends nothing to the server, whose binary
+// connection then stays in step for the next client.
+func TestBinaryHalfWrittenRequest(t *testing.T) {
+	_, addr := proxyFor(t, startCorvids(t, 1))
+	set := (&testutil.BinaryRequest{Opcode: bSet, Key: []byte("x"), Opaque: 1, Extras: make([]byte, 8), Value: []byte("1")}).Bytes()
+	full := (&testutil.BinaryRequest{Opcode: bSet, Key: []byte("a"), Extras: make([]byte, 8), Value: []byte("0123456789")}).Bytes()
+	for _, cut := range []int{1, 23, 24, 30, len(full) - 1} {
+		c := testutil.Dial(t, addr)
+		c.Send(append(append([]byte{}, set...), full[:cut]...))
+		if r, err := c.ReadBinary(); err != nil || r.Status() != 0 || r.Opaque() != 1 {
+			t.Fatalf("cut at %d: %v %v", cut, r, err)
+		}
+		c.Close()
+	}
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	for i := range 3 {
+		c.Send(append((&testutil.BinaryRequest{Opcode: bGetK, Key: []byte("a"), Opaque: 7}).Bytes(),
+			(&testutil.BinaryRequest{Opcode: bGet, Key: []byte("x"), Opaque: 8}).Bytes()...))
+		for _, w := range []struct {
+			status uint16
+			opaque uint32
+		}{{1, 7}, {0, 8}} {
+			r, err := c.ReadBinary()
+			if err != nil || r.Status() != w.status || r.Opaque() != w.opaque {
+				t.Fatalf("round %d: %v %v, want status %d opaque %d", i, r, err, w.status, w.opaque)
+			}
+		}
+	}
+}
+
+// TestBinaryServerTimeout: a server that does not answer within the
+// pool's timeout fails the request with 0x84 "Connection timed out".
+func TestBinaryServerTimeout(t *testing.T) {
+	srv := fakeServer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	_, addr := proxyFor(t, []string{srv}, "timeout: 100")
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	c.Send(append((&testutil.BinaryRequest{Opcode: bGetKQ, Key: []byte("a"), Opaque: 5}).Bytes(),
+		(&testutil.BinaryRequest{Opcode: bNoop, Opaque: 6}).Bytes()...))
+	for _, w := range []struct {
+		op     byte
+		status uint16
+		opaque uint32
+		body   string
+	}{{bGetKQ, 0x84, 5, "Connection timed out"}, {bNoop, 0, 6, ""}} {
+		r, err := c.ReadBinary()
+		if err != nil || r.Opcode() != w.op || r.Status() != w.status || r.Opaque() != w.opaque || string(r.Body) != w.body {
+			t.Fatalf("%v %v, want %+v", r, err, w)
+		}
+	}
+}
