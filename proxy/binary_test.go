@@ -712,3 +712,33 @@ func TestBinaryServerTimeout(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFrameBinary checks that any bytes a server sends frame as one whole
+// response within them, as a need for more, or as garbage, and that a
+// response split anywhere frames the same once complete.
+func FuzzFrameBinary(f *testing.F) {
+	ok := protocol.AppendBinaryResponse(nil, protocol.OpGetK, 0, 4, 1, 7, 9, 3)
+	f.Add(append(ok, "\x00\x00\x00\x00kvv"...))
+	f.Add(protocol.AppendBinaryError(nil, protocol.OpSet, protocol.StatusTooLarge, 1))
+	f.Add([]byte("STORED\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := frameBinary(b)
+		if err != nil {
+			if n != 0 || !errors.Is(err, errGarbage) {
+				t.Fatalf("%d %v", n, err)
+			}
+			return
+		}
+		if n == 0 {
+			return
+		}
+		if n < protocol.BinaryHeaderLen || n > len(b) {
+			t.Fatalf("framed %d of %d bytes", n, len(b))
+		}
+		for i := range n {
+			if m, err := frameBinary(b[:i]); m != 0 || err != nil {
+				t.Fatalf("prefix %d: %d %v", i, m, err)
+			}
+		}
+	})
+}
