@@ -30,6 +30,11 @@ type backend struct {
 	next  atomic.Uint32 // round-robin over conns
 	st    serverCounters
 
+	// binConns speak the binary protocol to the server (conns the text
+	// one), as many as conns; they connect on the first binary request.
+	binConns []*bconn
+	binNext  atomic.Uint32 // round-robin over binConns
+
 	failures atomic.Int32 // consecutive failures
 
 	mu          sync.Mutex // guards ejectedTill
@@ -40,6 +45,7 @@ func newBackend(p *pool, s ring.Server, conns int) *backend {
 	b := &backend{pool: p, addr: s.Addr, name: serverName(s)}
 	for range conns {
 		b.conns = append(b.conns, &bconn{b: b, wake: make(chan struct{}, 1)})
+		b.binConns = append(b.binConns, &bconn{b: b, wake: make(chan struct{}, 1)})
 	}
 	return b
 }
@@ -63,11 +69,18 @@ func (b *backend) start(wg *sync.WaitGroup, preconnect bool) {
 			bc.run(preconnect)
 		}()
 	}
+	for _, bc := range b.binConns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bc.run(false)
+		}()
+	}
 }
 
 // idle reports whether b holds no request, queued or awaiting its reply.
 func (b *backend) idle() bool {
-	for _, bc := range b.conns {
+	for _, bc := range append(b.conns[:len(b.conns):len(b.conns)], b.binConns...) {
 		bc.mu.Lock()
 		busy := len(bc.outCalls) > 0 || bc.sent.len() > 0
 		bc.mu.Unlock()
@@ -81,6 +94,9 @@ func (b *backend) idle() bool {
 // close closes the connections; their goroutines then return.
 func (b *backend) close() {
 	for _, bc := range b.conns {
+		bc.close()
+	}
+	for _, bc := range b.binConns {
 		bc.close()
 	}
 }

@@ -38,6 +38,9 @@ type call struct {
 	// owner accounts the reply's bytes against its client's bound.
 	owner *client
 	srv   *backend
+
+	// For a binary request: what its reply is checked and rewritten by.
+	bin binaryReq
 }
 
 // callOp says what the proxy does with a completed call's reply.
@@ -49,6 +52,10 @@ const (
 	opMergeGet               // merge the fragments' VALUEs in key order, one END
 	opFlushAll               // OK when every fragment answered OK
 	opStripMN                // a quiet meta request: drop the MN the proxy appended
+
+	// Binary requests (binary.go).
+	opBinary      // the opcode and opaque restored, a quiet request's success dropped
+	opBinaryFlush // success when every fragment succeeded
 )
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}

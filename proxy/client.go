@@ -47,6 +47,9 @@ type client struct {
 	// reload removes is closed once no client holds an older tree.
 	held atomic.Pointer[tree]
 
+	// proto is the client's protocol, chosen by its first byte (reader).
+	proto clientProto
+
 	// The reader's scratch.
 	req      protocol.Request
 	mreq     protocol.MetaRequest
@@ -144,6 +147,15 @@ func (cl *client) readLoop() error {
 // or 0 and how many bytes the request needs in all (0: at least one
 // more) when it is incomplete; an error ends the connection.
 func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
+	if cl.proto == protoUndecided {
+		cl.proto = protoText
+		if buf[0] == protocol.BinaryRequestMagic {
+			cl.proto = protoBinary
+		}
+	}
+	if cl.proto == protoBinary {
+		return cl.binary(buf, skip)
+	}
 	if protocol.IsMetaStart(buf) {
 		n, err := protocol.ParseMeta(buf, &cl.mreq)
 		if !errors.Is(err, protocol.ErrNotMeta) {

@@ -32,6 +32,17 @@
 //   - Only complete requests are forwarded: a client that disconnects in
 //     the middle of one sends nothing.
 //
+// A client whose first byte is 0x80 speaks the binary protocol (as
+// memcached's -B auto decides); see binary.go. Its requests are judged by
+// their headers as memcached judges them, routed by key and sent on the
+// server's binary connections (a server has as many as text ones, made on
+// the first binary request); a quiet request is sent as its plain form and
+// the proxy drops the reply memcached would not have sent; each reply
+// carries the client's opcode and opaque. The proxy answers noop (in
+// order), version, quit, quitq and stat (its counters) itself; flush goes
+// to every server; SASL and the opcodes memcached does not serve get
+// "unknown command".
+//
 // The proxy answers version, stats (its own counters as STAT lines),
 // mn and quit itself; flush_all goes to every server of the pool and is
 // answered OK only when all of them answered OK; verbosity and the other
@@ -45,7 +56,8 @@
 // "SERVER_ERROR <reason>" with the C library's text for the cause
 // ("Connection timed out" when the pool's timeout passes, "Connection
 // refused", "Invalid argument" for a reply the proxy cannot frame); a
-// multi-get fails as a whole when one of its fragments fails. A timeout,
+// multi-get fails as a whole when one of its fragments fails. A binary
+// client gets status 0x84 (internal error) with the same reason as body. A timeout,
 // an end of file, garbage or an error closes the server connection and
 // fails every request it holds. With auto_eject_hosts, server_failure_limit
 // consecutive failures eject the server: the continuum is rebuilt over the

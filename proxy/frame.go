@@ -17,6 +17,7 @@ const (
 	kindFlush                      // OK
 	kindMeta                       // HD EN NF NS EX, VA with data, ME
 	kindMetaQuiet                  // replies of a quiet meta request, then MN
+	kindBinary                     // one binary response, framed by its header
 )
 
 // Framing limits: a reply line longer than maxReplyLine, or a value longer
@@ -31,6 +32,9 @@ const (
 // start a reply of that kind. Replies are found, never rebuilt; the cost
 // is linear in the reply's size (values are skipped, not scanned).
 func frameReply(buf []byte, k replyKind) (int, error) {
+	if k == kindBinary {
+		return frameBinary(buf)
+	}
 	off := 0
 	for {
 		line, next, err := replyLine(buf[off:])

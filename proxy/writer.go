@@ -87,6 +87,9 @@ var (
 
 // appendReply appends (or writes) the reply of the completed call c.
 func (cl *client) appendReply(wbuf []byte, c *call) []byte {
+	if c.op == opBinary || c.op == opBinaryFlush {
+		return cl.appendBinary(wbuf, c)
+	}
 	if c.err != nil {
 		cl.pool.st.forwardError.Add(1)
 		return appendError(wbuf, c.err)
