@@ -353,6 +353,11 @@ func (cl *client) localRaw(b []byte) error {
 func (cl *client) get(line []byte) error {
 	req := &cl.req
 	keys := req.Keys
+	if len(keys) == 0 {
+		// "gat <exptime>" without a key: memcached answers END. With no
+		// fragment to wait for, a split would never complete.
+		return cl.local("END")
+	}
 	t := cl.pool.current()
 	if t.ring == nil || len(keys) == 1 {
 		return cl.forward(req.Key(), kindGet, opForward, false, line)
