@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -44,13 +45,14 @@ type client struct {
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
 
 	// The reader's scratch.
-	req      protocol.Request
-	mreq     protocol.MetaRequest
-	line     []byte   // a request line rewritten without noreply
-	picks    []int32  // server (live index) of each key of a multi-get
-	fragOf   []int32  // live index -> fragment index
-	fragSrv  []int32  // fragment index -> live index
-	fragBufs [][]byte // fragment requests
+	req       protocol.Request
+	mreq      protocol.MetaRequest
+	line      []byte   // a request line rewritten without noreply
+	staleLine []byte   // see dropStale
+	picks     []int32  // server (live index) of each key of a multi-get
+	fragOf    []int32  // live index -> fragment index
+	fragSrv   []int32  // fragment index -> live index
+	fragBufs  [][]byte // fragment requests
 
 	// The writer's state.
 	failed bool // a write failed: replies are discarded
@@ -167,6 +169,11 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 		protocol.CmdPrepend, protocol.CmdCas:
 		if req.ValueLen > cl.p.cfg.MaxValueLen {
 			*skip = req.ValueLen + 2
+			if req.Command == protocol.CmdSet {
+				if err := cl.dropStale(req.Key(), false); err != nil {
+					return n, 0, err
+				}
+			}
 			return n, 0, cl.localUnlessNoReply(req.NoReply, "SERVER_ERROR object too large for cache")
 		}
 		total := n + req.ValueLen + 2
@@ -224,6 +231,9 @@ func (cl *client) meta(buf []byte, n int, perr error, skip *int) (int, int, erro
 	case protocol.MetaSet:
 		if m.ValueLen > cl.p.cfg.MaxValueLen {
 			*skip = m.ValueLen + 2
+			if err := cl.dropStale(m.Key, m.Base64); err != nil {
+				return n, 0, err
+			}
 			return n, 0, cl.local("SERVER_ERROR object too large for cache")
 		}
 		total := n + m.ValueLen + 2
@@ -253,18 +263,42 @@ func (cl *client) forwardMeta(line, data []byte) error {
 	return cl.forward(m.Key, kindMeta, opForward, false, line, data)
 }
 
+// dropStale removes key's value from its server, dropping the reply: what
+// memcached does when it refuses a set, or an ms in any mode, whose value
+// is too large, so that the value the client meant to replace is not
+// read again. A base64 key (ms flag b) goes encoded, with b.
+func (cl *client) dropStale(key []byte, b64 bool) error {
+	line := cl.staleLine[:0]
+	if b64 {
+		line = append(line, "md "...)
+		line = base64.StdEncoding.AppendEncode(line, key)
+		line = append(line, " b\r\n"...)
+		cl.staleLine = line
+		return cl.send(key, kindMeta, opForward, true, line)
+	}
+	line = append(append(append(line, "delete "...), key...), '\r', '\n')
+	cl.staleLine = line
+	return cl.send(key, kindDelete, opForward, true, line)
+}
+
 // forward sends a single-key request to the server that owns key. A
 // noreply request is sent without its noreply, so that every request the
 // server gets has one reply and its FIFO stays in step whatever it
 // answers; the proxy drops that reply, as memcached would not send it.
 func (cl *client) forward(key []byte, kind replyKind, op callOp, noreply bool, parts ...[]byte) error {
-	c := newCall()
-	c.kind, c.op, c.units = kind, op, 1
 	if noreply {
 		cl.line = stripNoreply(cl.line[:0], parts[0])
 		parts[0] = cl.line
 	}
-	if err := cl.dispatch(c, noreply); err != nil {
+	return cl.send(key, kind, op, noreply, parts...)
+}
+
+// send sends the request parts to the server that owns key; the reply of
+// a detached request is dropped.
+func (cl *client) send(key []byte, kind replyKind, op callOp, detached bool, parts ...[]byte) error {
+	c := newCall()
+	c.kind, c.op, c.units = kind, op, 1
+	if err := cl.dispatch(c, detached); err != nil {
 		c.release()
 		return err
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/corvidcache/corvid/internal/testutil"
@@ -25,5 +27,46 @@ func TestGatWithoutKeys(t *testing.T) {
 			}
 		}
 		c.Close()
+	}
+}
+
+// TestTooLargeRemovesOldValue: memcached answers a set (and an ms, in any
+// mode) whose value is too large with an error and removes the key's old
+// value, so that a client never reads the value it meant to replace; add,
+// replace, append, prepend and cas keep it. Refusing at the proxy must do
+// the same.
+func TestTooLargeRemovesOldValue(t *testing.T) {
+	backends := startCorvids(t, 3)
+	_, addr := proxyFor(t, backends)
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	big := strings.Repeat("x", DefaultMaxValueLen+1)
+	steps := []struct{ key, req string }{
+		{"s", "set s 0 0 %d\r\n%s\r\n"},
+		{"sn", "set sn 0 0 %d noreply\r\n%s\r\n"},
+		{"msk", "ms msk %d MA\r\n%s\r\n"},
+		{"b64noreply", "ms YjY0bm9yZXBseQ== %d b\r\n%s\r\n"}, // key "b64noreply"
+		{"a", "add a 0 0 %d\r\n%s\r\n"},
+		{"p", "append p 0 0 %d\r\n%s\r\n"},
+	}
+	for _, s := range steps {
+		if r := roundTrip(c, "set "+s.key+" 0 0 3\r\nold\r\n", testutil.LineReply); r != "STORED\r\n" {
+			t.Fatalf("set %s: %q", s.key, r)
+		}
+		c.Send([]byte(fmt.Sprintf(s.req, len(big), big)))
+		if !strings.Contains(s.req, "noreply") {
+			if r := string(c.ReadReply(testutil.LineReply)); r != "SERVER_ERROR object too large for cache\r\n" {
+				t.Errorf("%q: %q", s.req[:20], r)
+			}
+		}
+	}
+	for _, s := range steps {
+		want := "END\r\n"
+		if s.key == "a" || s.key == "p" {
+			want = "VALUE " + s.key + " 0 3\r\nold\r\nEND\r\n"
+		}
+		if r := roundTrip(c, "get "+s.key+"\r\n", testutil.ValuesReply); r != want {
+			t.Errorf("get %s after a too large %q: %q, want %q", s.key, s.req[:strings.IndexByte(s.req, ' ')], r, want)
+		}
 	}
 }
