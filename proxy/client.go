@@ -197,6 +197,9 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 	case protocol.CmdQuit:
 		return n, 0, errQuit
 	case protocol.CmdStats:
+		if len(req.Args) > 0 && !statsGroups[string(req.Args[0])] {
+			return n, 0, cl.local("ERROR") // memcached's reply to "stats noreply", "stats bogus"
+		}
 		return n, 0, cl.localRaw(cl.p.appendStats(nil))
 	}
 	// verbosity, shutdown, cache_memlimit, lru, lru_crawler, watch,
@@ -204,6 +207,12 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 	return n, 0, cl.localUnlessNoReply(req.NoReply,
 		"SERVER_ERROR "+string(commandName(buf[:n]))+" is not supported by the proxy")
 }
+
+// statsGroups are the arguments of "stats" memcached knows; it answers
+// ERROR to any other.
+var statsGroups = map[string]bool{"settings": true, "items": true, "slabs": true,
+	"sizes": true, "conns": true, "reset": true, "detail": true, "cachedump": true,
+	"extstore": true}
 
 // commandName returns the first token of a request line.
 func commandName(line []byte) []byte {

@@ -32,8 +32,9 @@
 //   - Only complete requests are forwarded: a client that disconnects in
 //     the middle of one sends nothing.
 //
-// The proxy answers version, stats (its own counters as STAT lines),
-// mn and quit itself; flush_all goes to every server of the pool and is
+// The proxy answers version, stats (its own counters as STAT lines; ERROR,
+// as memcached, after an argument memcached does not know), mn and quit
+// itself; flush_all goes to every server of the pool and is
 // answered OK only when all of them answered OK; verbosity and the other
 // commands no single server owns are answered "SERVER_ERROR <command> is
 // not supported by the proxy". Malformed requests get memcached's error and
