@@ -1,10 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/corvidcache/corvid/internal/nutcracker"
 	"github.com/corvidcache/corvid/internal/testutil"
 )
 
@@ -69,4 +74,79 @@ func TestTooLargeRemovesOldValue(t *testing.T) {
 			t.Errorf("get %s after a too large %q: %q, want %q", s.key, s.req[:strings.IndexByte(s.req, ' ')], r, want)
 		}
 	}
+}
+
+// TestCloseWithStuckPeers: Close returns within a bound while a server
+// never answers (the pool has no timeout), a client never reads its
+// replies, and another is in the middle of a request.
+func TestCloseWithStuckPeers(t *testing.T) {
+	silent := fakeServer(t, func(nc net.Conn) {
+		io.Copy(io.Discard, nc) // reads, never answers
+	})
+	live := startCorvids(t, 1)[0]
+	addrs := []string{live, silent}
+	pc, err := nutcracker.Parse([]byte(poolYAML("127.0.0.1:0", addrs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Pools: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(context.Background()) }()
+	addr := p.Addrs()["alpha"].String()
+	rg := testRing(t, addrs)
+	var liveKeys []string
+	silentKey := ""
+	for i := 0; (len(liveKeys) < 50 || silentKey == "") && i < 100000; i++ {
+		k := fmt.Sprintf("k%d", i)
+		if rg.PickString(k) == 0 {
+			liveKeys = append(liveKeys, k)
+		} else {
+			silentKey = k
+		}
+	}
+	c := testutil.Dial(t, addr)
+	value := strings.Repeat("v", 100<<10)
+	for _, k := range liveKeys[:50] {
+		if r := roundTrip(c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(value), value), testutil.LineReply); r != "STORED\r\n" {
+			t.Fatalf("set: %q", r)
+		}
+	}
+	// A client waiting for the silent server.
+	c.Send([]byte("get " + silentKey + "\r\n"))
+	// A client that never reads: write until the proxy stops reading it.
+	reader, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	req := []byte("get " + strings.Join(liveKeys[:50], " ") + "\r\n")
+	for range 10000 {
+		reader.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := reader.Write(req); err != nil {
+			break
+		}
+	}
+	// A client in the middle of a set.
+	half := testutil.Dial(t, addr)
+	half.Send([]byte("set h 0 0 10\r\nabc"))
+	testutil.WaitFor(t, func() bool { return p.Stats().CurrConnections == 3 })
+
+	closed := make(chan struct{})
+	start := time.Now()
+	go func() {
+		p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Close did not return within 10s")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	t.Logf("Close took %v", time.Since(start))
 }
