@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"hash/maphash"
 	"io"
 	"net"
 	"strconv"
@@ -47,16 +48,19 @@ type client struct {
 	// The reader's scratch.
 	req       protocol.Request
 	mreq      protocol.MetaRequest
-	line      []byte   // a request line rewritten without noreply
-	staleLine []byte   // see dropStale
-	picks     []int32  // server (live index) of each key of a multi-get
-	fragOf    []int32  // live index -> fragment index
-	fragSrv   []int32  // fragment index -> live index
-	fragBufs  [][]byte // fragment requests
+	line      []byte           // a request line rewritten without noreply
+	staleLine []byte           // see dropStale
+	picks     []int32          // server (live index) of each key of a multi-get
+	fragOf    []int32          // live index -> fragment index
+	fragSrv   []int32          // fragment index -> live index
+	fragBufs  [][]byte         // fragment requests
+	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
+	seed      maphash.Seed
 
 	// The writer's state.
 	failed bool // a write failed: replies are discarded
 	pos    []int
+	blocks [][2]int // merge: each key's VALUE block in its fragment's reply
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
@@ -390,9 +394,16 @@ func (cl *client) localRaw(b []byte) error {
 	return nil
 }
 
+// maxSeenKeys bounds the map of keys a client keeps between multi-gets.
+const maxSeenKeys = 4096
+
 // get forwards a get, gets, gat or gats line. Keys on one server go as
 // the client sent them; keys on several are split into one fragment per
 // server, sent in parallel, and merged back in the client's key order.
+// A key named more than once is fetched once and its value repeated in
+// the reply, so that the proxy reads and holds each value once whatever
+// the client asks (a line that names one key many times also goes
+// through the merge).
 func (cl *client) get(line []byte) error {
 	req := &cl.req
 	keys := req.Keys
@@ -414,7 +425,20 @@ func (cl *client) get(line []byte) error {
 		fragOf[i] = -1
 	}
 	cl.picks, cl.fragSrv = cl.picks[:0], cl.fragSrv[:0]
-	for _, k := range keys {
+	if cl.seen == nil {
+		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
+	}
+	dups := false
+	for i, k := range keys {
+		// A key named again is fetched once; picks holds -1-i for a
+		// repeat of key i.
+		h := maphash.Bytes(cl.seed, k)
+		if first, ok := cl.seen[h]; ok && bytes.Equal(keys[first], k) {
+			cl.picks = append(cl.picks, -1-first)
+			dups = true
+			continue
+		}
+		cl.seen[h] = int32(i)
 		s := int32(t.pick(k))
 		if fragOf[s] < 0 {
 			fragOf[s] = int32(len(cl.fragSrv))
@@ -422,8 +446,13 @@ func (cl *client) get(line []byte) error {
 		}
 		cl.picks = append(cl.picks, fragOf[s])
 	}
+	if len(cl.seen) > maxSeenKeys {
+		cl.seen = nil // clearing a map costs its size: start small again
+	} else {
+		clear(cl.seen)
+	}
 	nfrag := len(cl.fragSrv)
-	if nfrag == 1 {
+	if nfrag == 1 && !dups {
 		c := newCall()
 		c.kind, c.op, c.units = kindGet, opForward, int32(len(keys))
 		if err := cl.dispatch(c, false); err != nil {
@@ -458,6 +487,11 @@ func (cl *client) get(line []byte) error {
 	}
 	for i, k := range keys {
 		j := cl.picks[i]
+		if j < 0 {
+			parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
+			parent.keyFrag = append(parent.keyFrag, j)
+			continue
+		}
 		cl.fragBufs[j] = append(append(cl.fragBufs[j], ' '), k...)
 		parent.keyBuf = append(parent.keyBuf, k...)
 		parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
@@ -469,7 +503,9 @@ func (cl *client) get(line []byte) error {
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(nfrag))
-	cl.pool.st.fragments.Add(int64(nfrag))
+	if nfrag > 1 {
+		cl.pool.st.fragments.Add(int64(nfrag))
+	}
 	for j, f := range parent.frags {
 		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
 		t.live[cl.fragSrv[j]].send(f, cl.fragBufs[j])

@@ -150,3 +150,40 @@ func TestCloseWithStuckPeers(t *testing.T) {
 	}
 	t.Logf("Close took %v", time.Since(start))
 }
+
+// TestMultiGetDuplicateKeys: a get that names one key many times is
+// answered with the value each time, as memcached answers it, but the
+// proxy fetches the value once: otherwise one short request line makes it
+// read and buffer the value as many times as the key is named (a 1 MiB
+// line names a key half a million times).
+func TestMultiGetDuplicateKeys(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		backends := startCorvids(t, n)
+		p, addr := proxyFor(t, backends)
+		c := testutil.Dial(t, addr)
+		value := strings.Repeat("v", 4<<10)
+		for _, k := range []string{"a", "b"} {
+			if r := roundTrip(c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(value), value), testutil.LineReply); r != "STORED\r\n" {
+				t.Fatalf("set: %q", r)
+			}
+		}
+		responseBytes := func() (n int64) {
+			for _, s := range p.Stats().Pools[0].Servers {
+				n += s.ResponseBytes
+			}
+			return n
+		}
+		before := responseBytes()
+		const dups = 500
+		req := "get" + strings.Repeat(" a miss b", dups) + "\r\n"
+		r := roundTrip(c, req, testutil.ValuesReply)
+		block := func(k string) string { return fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\n", k, len(value), value) }
+		if want := strings.Repeat(block("a")+block("b"), dups) + "END\r\n"; r != want {
+			t.Fatalf("%d servers: reply of %d bytes %s, want %d bytes", n, len(r), testutil.Quote([]byte(r), 100), len(want))
+		}
+		if read := responseBytes() - before; read > 4*int64(len(value)) {
+			t.Errorf("%d servers: the proxy read %d bytes from servers for two values of %d bytes", n, read, len(value))
+		}
+		c.Close()
+	}
+}
