@@ -39,6 +39,7 @@ type client struct {
 	p    *Proxy
 	pool *pool
 	nc   net.Conn
+	conn uint32 // which of a server's connections its requests take
 
 	calls      chan *call    // to the writer, in request order
 	drained    chan struct{} // the writer freed units or bytes
@@ -352,7 +353,7 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		}
 	}
 	cl.inflight.Add(u)
-	c.owner = cl
+	c.owner, c.conn = cl, cl.conn
 	if detached {
 		c.detached = true
 		return nil
@@ -499,7 +500,7 @@ func (cl *client) get(line []byte) error {
 	}
 	for range nfrag {
 		f := newCall()
-		f.kind, f.parent = kindGet, parent
+		f.kind, f.parent, f.conn = kindGet, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(nfrag))
@@ -532,7 +533,7 @@ func (cl *client) flushAll(line []byte, noreply bool) error {
 	}
 	for range t.all {
 		f := newCall()
-		f.kind, f.parent = kindFlush, parent
+		f.kind, f.parent, f.conn = kindFlush, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(len(t.all)))

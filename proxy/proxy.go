@@ -206,7 +206,7 @@ func (p *Proxy) track(nc net.Conn) *client {
 	}
 	cl := newClient(p, nc)
 	p.clients[cl] = struct{}{}
-	p.st.totalConnections.Add(1)
+	cl.conn = uint32(p.st.totalConnections.Add(1)) // spreads clients over server connections
 	p.st.currConnections.Add(1)
 	return cl
 }

@@ -187,3 +187,30 @@ func TestMultiGetDuplicateKeys(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestServerConnectionsKeepClientOrder: with several connections per
+// server, a client's requests to one server still run in the order it
+// sent them, as on one memcached connection: a get pipelined after a set
+// of the same key sees that set.
+func TestServerConnectionsKeepClientOrder(t *testing.T) {
+	_, addr := proxyFor(t, startCorvids(t, 2), "server_connections: 4")
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	for round := range 20 {
+		var req strings.Builder
+		for i := range 50 {
+			v := fmt.Sprintf("%d-%d", round, i)
+			k := fmt.Sprintf("k%d", i%5)
+			fmt.Fprintf(&req, "set %s 0 0 %d noreply\r\n%s\r\nget %s\r\n", k, len(v), v, k)
+		}
+		c.Send([]byte(req.String()))
+		for i := range 50 {
+			v := fmt.Sprintf("%d-%d", round, i)
+			k := fmt.Sprintf("k%d", i%5)
+			want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
+			if r := string(c.ReadReply(testutil.ValuesReply)); r != want {
+				t.Fatalf("round %d, get %d: %q, want %q", round, i, r, want)
+			}
+		}
+	}
+}
