@@ -51,7 +51,7 @@ type client struct {
 	mreq      protocol.MetaRequest
 	line      []byte           // a request line rewritten without noreply
 	staleLine []byte           // see dropStale
-	picks     []int32          // server (live index) of each key of a multi-get
+	picks     []int32          // fragment of each key of a multi-get; -1-i repeats key i
 	fragOf    []int32          // live index -> fragment index
 	fragSrv   []int32          // fragment index -> live index
 	fragBufs  [][]byte         // fragment requests

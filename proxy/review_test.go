@@ -11,6 +11,7 @@ import (
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
 	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/server"
 )
 
 // TestGatWithoutKeys: "gat <exptime>" with no key is answered END, as
@@ -212,5 +213,48 @@ func TestServerConnectionsKeepClientOrder(t *testing.T) {
 				t.Fatalf("round %d, get %d: %q, want %q", round, i, r, want)
 			}
 		}
+	}
+}
+
+// TestStatsBeforeServerIsUp: requests sent before their server accepts
+// connections fail with twemproxy's error and are counted as requests
+// without responses (nutcracker counts the same); once the server is up
+// the next ones are answered by it and counted as responses.
+func TestStatsBeforeServerIsUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p, paddr := proxyFor(t, []string{addr})
+	c := testutil.Dial(t, paddr)
+	defer c.Close()
+	c.Send([]byte("get a\r\nget b\r\nset c 0 0 1\r\nx\r\n"))
+	for range 3 {
+		if r := string(c.ReadReply(testutil.LineReply)); r != "SERVER_ERROR Connection refused\r\n" {
+			t.Fatalf("before the server is up: %q", r)
+		}
+	}
+	s := p.Stats().Pools[0]
+	if ss := s.Servers[0]; ss.Requests != 3 || ss.Responses != 0 || ss.ServerConnections != 0 || ss.ServerErr == 0 || s.ForwardError != 3 {
+		t.Errorf("stats before the server is up: %+v, forward_error %d", ss, s.ForwardError)
+	}
+	srv, err := server.New(server.Config{TCPAddrs: []string{addr}})
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	defer func() { cancel(); srv.Close(); <-served }()
+	if r := roundTrip(c, "set c 0 0 1\r\ny\r\n", testutil.LineReply); r != "STORED\r\n" {
+		t.Fatalf("once the server is up: %q", r)
+	}
+	if r := roundTrip(c, "get c\r\n", testutil.ValuesReply); r != "VALUE c 0 1\r\ny\r\nEND\r\n" {
+		t.Fatalf("once the server is up: %q", r)
+	}
+	if ss := p.Stats().Pools[0].Servers[0]; ss.Requests != 5 || ss.Responses != 2 || ss.ServerConnections != 1 {
+		t.Errorf("stats once the server is up: %+v", ss)
 	}
 }
