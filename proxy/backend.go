@@ -27,7 +27,6 @@ type backend struct {
 	name  string // twemproxy's name for stats
 	addr  string
 	conns []*bconn
-	next  atomic.Uint32 // round-robin over conns
 	st    serverCounters
 
 	// binConns speak the binary protocol to the server (conns the text
@@ -101,13 +100,16 @@ func (b *backend) close() {
 	}
 }
 
-// send queues c, whose request is the concatenation of parts, on one of
-// b's connections.
+// send queues c, whose request is the concatenation of parts, on the
+// connection c.conn picks: all of a client's requests to b take the same
+// one, so that b runs them in the client's order, as memcached runs a
+// connection's requests (round-robin would let a get pipelined after a set
+// of its key overtake it).
 func (b *backend) send(c *call, parts ...[]byte) {
 	c.srv = b
 	bc := b.conns[0]
 	if len(b.conns) > 1 {
-		bc = b.conns[int(b.next.Add(1))%len(b.conns)]
+		bc = b.conns[c.conn%uint32(len(b.conns))]
 	}
 	bc.enqueue(c, parts...)
 }

@@ -21,6 +21,7 @@ type call struct {
 	err      error  // set when the request failed; reply is then unused
 	reqBytes int32  // the request's size, for the queue counters
 	units    int32  // the client's in-flight units it takes (its keys, at least 1)
+	conn     uint32 // picks the server connection: the client's, for its order
 	// deadline is when the backend must have answered (zero: never).
 	deadline time.Time
 	done     chan struct{} // receives one value when the call completes

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
+	"hash/maphash"
 	"io"
 	"net"
 	"strconv"
@@ -37,6 +39,7 @@ type client struct {
 	p    *Proxy
 	pool *pool
 	nc   net.Conn
+	conn uint32 // which of a server's connections its requests take
 
 	calls      chan *call    // to the writer, in request order
 	drained    chan struct{} // the writer freed units or bytes
@@ -51,17 +54,21 @@ type client struct {
 	proto clientProto
 
 	// The reader's scratch.
-	req      protocol.Request
-	mreq     protocol.MetaRequest
-	line     []byte   // a request line rewritten without noreply
-	picks    []int32  // server (live index) of each key of a multi-get
-	fragOf   []int32  // live index -> fragment index
-	fragSrv  []int32  // fragment index -> live index
-	fragBufs [][]byte // fragment requests
+	req       protocol.Request
+	mreq      protocol.MetaRequest
+	line      []byte           // a request line rewritten without noreply
+	staleLine []byte           // see dropStale
+	picks     []int32          // fragment of each key of a multi-get; -1-i repeats key i
+	fragOf    []int32          // live index -> fragment index
+	fragSrv   []int32          // fragment index -> live index
+	fragBufs  [][]byte         // fragment requests
+	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
+	seed      maphash.Seed
 
 	// The writer's state.
 	failed bool // a write failed: replies are discarded
 	pos    []int
+	blocks [][2]int // merge: each key's VALUE block in its fragment's reply
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
@@ -183,6 +190,11 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 		protocol.CmdPrepend, protocol.CmdCas:
 		if req.ValueLen > cl.p.cfg.MaxValueLen {
 			*skip = req.ValueLen + 2
+			if req.Command == protocol.CmdSet {
+				if err := cl.dropStale(req.Key(), false); err != nil {
+					return n, 0, err
+				}
+			}
 			return n, 0, cl.localUnlessNoReply(req.NoReply, "SERVER_ERROR object too large for cache")
 		}
 		total := n + req.ValueLen + 2
@@ -206,6 +218,9 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 	case protocol.CmdQuit:
 		return n, 0, errQuit
 	case protocol.CmdStats:
+		if len(req.Args) > 0 && !statsGroups[string(req.Args[0])] {
+			return n, 0, cl.local("ERROR") // memcached's reply to "stats noreply", "stats bogus"
+		}
 		return n, 0, cl.localRaw(cl.p.appendStats(nil))
 	}
 	// verbosity, shutdown, cache_memlimit, lru, lru_crawler, watch,
@@ -213,6 +228,12 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 	return n, 0, cl.localUnlessNoReply(req.NoReply,
 		"SERVER_ERROR "+string(commandName(buf[:n]))+" is not supported by the proxy")
 }
+
+// statsGroups are the arguments of "stats" memcached knows; it answers
+// ERROR to any other.
+var statsGroups = map[string]bool{"settings": true, "items": true, "slabs": true,
+	"sizes": true, "conns": true, "reset": true, "detail": true, "cachedump": true,
+	"extstore": true}
 
 // commandName returns the first token of a request line.
 func commandName(line []byte) []byte {
@@ -240,6 +261,9 @@ func (cl *client) meta(buf []byte, n int, perr error, skip *int) (int, int, erro
 	case protocol.MetaSet:
 		if m.ValueLen > cl.p.cfg.MaxValueLen {
 			*skip = m.ValueLen + 2
+			if err := cl.dropStale(m.Key, m.Base64); err != nil {
+				return n, 0, err
+			}
 			return n, 0, cl.local("SERVER_ERROR object too large for cache")
 		}
 		total := n + m.ValueLen + 2
@@ -269,18 +293,42 @@ func (cl *client) forwardMeta(line, data []byte) error {
 	return cl.forward(m.Key, kindMeta, opForward, false, line, data)
 }
 
+// dropStale removes key's value from its server, dropping the reply: what
+// memcached does when it refuses a set, or an ms in any mode, whose value
+// is too large, so that the value the client meant to replace is not
+// read again. A base64 key (ms flag b) goes encoded, with b.
+func (cl *client) dropStale(key []byte, b64 bool) error {
+	line := cl.staleLine[:0]
+	if b64 {
+		line = append(line, "md "...)
+		line = base64.StdEncoding.AppendEncode(line, key)
+		line = append(line, " b\r\n"...)
+		cl.staleLine = line
+		return cl.send(key, kindMeta, opForward, true, line)
+	}
+	line = append(append(append(line, "delete "...), key...), '\r', '\n')
+	cl.staleLine = line
+	return cl.send(key, kindDelete, opForward, true, line)
+}
+
 // forward sends a single-key request to the server that owns key. A
 // noreply request is sent without its noreply, so that every request the
 // server gets has one reply and its FIFO stays in step whatever it
 // answers; the proxy drops that reply, as memcached would not send it.
 func (cl *client) forward(key []byte, kind replyKind, op callOp, noreply bool, parts ...[]byte) error {
-	c := newCall()
-	c.kind, c.op, c.units = kind, op, 1
 	if noreply {
 		cl.line = stripNoreply(cl.line[:0], parts[0])
 		parts[0] = cl.line
 	}
-	if err := cl.dispatch(c, noreply); err != nil {
+	return cl.send(key, kind, op, noreply, parts...)
+}
+
+// send sends the request parts to the server that owns key; the reply of
+// a detached request is dropped.
+func (cl *client) send(key []byte, kind replyKind, op callOp, detached bool, parts ...[]byte) error {
+	c := newCall()
+	c.kind, c.op, c.units = kind, op, 1
+	if err := cl.dispatch(c, detached); err != nil {
 		c.release()
 		return err
 	}
@@ -340,7 +388,7 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		}
 	}
 	cl.inflight.Add(u)
-	c.owner = cl
+	c.owner, c.conn = cl, cl.conn
 	if detached {
 		c.detached = true
 		return nil
@@ -382,12 +430,24 @@ func (cl *client) localRaw(b []byte) error {
 	return nil
 }
 
+// maxSeenKeys bounds the map of keys a client keeps between multi-gets.
+const maxSeenKeys = 4096
+
 // get forwards a get, gets, gat or gats line. Keys on one server go as
 // the client sent them; keys on several are split into one fragment per
 // server, sent in parallel, and merged back in the client's key order.
+// A key named more than once is fetched once and its value repeated in
+// the reply, so that the proxy reads and holds each value once whatever
+// the client asks (a line that names one key many times also goes
+// through the merge).
 func (cl *client) get(line []byte) error {
 	req := &cl.req
 	keys := req.Keys
+	if len(keys) == 0 {
+		// "gat <exptime>" without a key: memcached answers END. With no
+		// fragment to wait for, a split would never complete.
+		return cl.local("END")
+	}
 	if len(keys) == 1 {
 		return cl.forward(req.Key(), kindGet, opForward, false, line)
 	}
@@ -414,7 +474,20 @@ func (cl *client) get(line []byte) error {
 		fragOf[i] = -1
 	}
 	cl.picks, cl.fragSrv = cl.picks[:0], cl.fragSrv[:0]
-	for _, k := range keys {
+	if cl.seen == nil {
+		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
+	}
+	dups := false
+	for i, k := range keys {
+		// A key named again is fetched once; picks holds -1-i for a
+		// repeat of key i.
+		h := maphash.Bytes(cl.seed, k)
+		if first, ok := cl.seen[h]; ok && bytes.Equal(keys[first], k) {
+			cl.picks = append(cl.picks, -1-first)
+			dups = true
+			continue
+		}
+		cl.seen[h] = int32(i)
 		s := int32(t.pick(k))
 		if fragOf[s] < 0 {
 			fragOf[s] = int32(len(cl.fragSrv))
@@ -422,8 +495,13 @@ func (cl *client) get(line []byte) error {
 		}
 		cl.picks = append(cl.picks, fragOf[s])
 	}
+	if len(cl.seen) > maxSeenKeys {
+		cl.seen = nil // clearing a map costs its size: start small again
+	} else {
+		clear(cl.seen)
+	}
 	nfrag := len(cl.fragSrv)
-	if nfrag == 1 {
+	if nfrag == 1 && !dups {
 		t.live[cl.fragSrv[0]].send(c, line)
 		return nil
 	}
@@ -450,6 +528,11 @@ func (cl *client) get(line []byte) error {
 	}
 	for i, k := range keys {
 		j := cl.picks[i]
+		if j < 0 {
+			parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
+			parent.keyFrag = append(parent.keyFrag, j)
+			continue
+		}
 		cl.fragBufs[j] = append(append(cl.fragBufs[j], ' '), k...)
 		parent.keyBuf = append(parent.keyBuf, k...)
 		parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
@@ -457,11 +540,13 @@ func (cl *client) get(line []byte) error {
 	}
 	for range nfrag {
 		f := newCall()
-		f.kind, f.parent = kindGet, parent
+		f.kind, f.parent, f.conn = kindGet, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(nfrag))
-	cl.pool.st.fragments.Add(int64(nfrag))
+	if nfrag > 1 {
+		cl.pool.st.fragments.Add(int64(nfrag))
+	}
 	for j, f := range parent.frags {
 		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
 		t.live[cl.fragSrv[j]].send(f, cl.fragBufs[j])
@@ -489,7 +574,7 @@ func (cl *client) flushAll(line []byte, noreply bool) error {
 	defer cl.unhold()
 	for range t.all {
 		f := newCall()
-		f.kind, f.parent = kindFlush, parent
+		f.kind, f.parent, f.conn = kindFlush, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(len(t.all)))

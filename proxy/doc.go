@@ -15,9 +15,11 @@
 // goroutine, which sends every queued request with one write, and a
 // reader goroutine, which frames replies (one line, VALUE blocks up to END,
 // a meta VA and its data ...) and hands each to the oldest request
-// awaiting one. Replies are framed, never rebuilt, except for split
-// multi-gets, whose fragments' VALUE blocks are merged in the client's
-// key order with one END.
+// awaiting one. With server_connections above 1, each client's requests to
+// a server all take the same one of its connections (clients are spread
+// over them), so that the server runs them in the client's order. Replies
+// are framed, never rebuilt, except for split multi-gets, whose fragments'
+// VALUE blocks are merged in the client's key order with one END.
 //
 // Every request sent to a server gets exactly one reply, so that a server
 // connection's FIFO can never fall out of step:
@@ -43,8 +45,9 @@
 // to every server; SASL and the opcodes memcached does not serve get
 // "unknown command".
 //
-// The proxy answers version, stats (its own counters as STAT lines),
-// mn and quit itself; flush_all goes to every server of the pool and is
+// The proxy answers version, stats (its own counters as STAT lines; ERROR,
+// as memcached, after an argument memcached does not know), mn and quit
+// itself; flush_all goes to every server of the pool and is
 // answered OK only when all of them answered OK; verbosity and the other
 // commands no single server owns are answered "SERVER_ERROR <command> is
 // not supported by the proxy". Malformed requests get memcached's error and

@@ -221,9 +221,11 @@ func TestKillOneOfThree(t *testing.T) {
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
 	testutil.WaitFor(t, func() bool { return okCount.Load() > 200 })
-	srvs[1].Close()
+	// Mark the kill first: a request failing as the server stops is not
+	// an error before the kill.
 	killedAt := time.Now()
 	close(killed)
+	srvs[1].Close()
 	// Errors must stop: wait for a second without any.
 	testutil.WaitFor(t, func() bool {
 		mu.Lock()

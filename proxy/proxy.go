@@ -188,7 +188,7 @@ func (p *Proxy) track(nc net.Conn, pl *pool) *client {
 	cl := newClient(p, nc)
 	cl.pool = pl
 	p.clients[cl] = struct{}{}
-	p.st.totalConnections.Add(1)
+	cl.conn = uint32(p.st.totalConnections.Add(1)) // spreads clients over server connections
 	p.st.currConnections.Add(1)
 	pl.st.clientConnections.Add(1)
 	return cl

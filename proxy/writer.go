@@ -117,7 +117,7 @@ func (cl *client) appendReply(wbuf []byte, c *call) []byte {
 }
 
 // merge appends the VALUE blocks of a split get in the client's key
-// order, then one END. Each fragment's reply holds its keys' hits in the
+// order, then one END; a repeated key gets its first block again. Each fragment's reply holds its keys' hits in the
 // order they were asked, so one pass with a cursor per fragment does it:
 // the cost is linear in the keys and the reply. Like twemproxy, a
 // fragment that failed fails the whole request; a fragment answered with
@@ -139,8 +139,20 @@ func (cl *client) merge(wbuf []byte, c *call) []byte {
 	}
 	pos := cl.pos[:len(c.frags)]
 	clear(pos)
+	if cap(cl.blocks) < len(c.keyEnds) {
+		cl.blocks = make([][2]int, len(c.keyEnds))
+	}
+	blocks := cl.blocks[:len(c.keyEnds)]
 	for i := range c.keyEnds {
 		j := c.keyFrag[i]
+		if j < 0 { // a repeat of key -1-j: its block again
+			first := -1 - j
+			if b := blocks[first]; b[1] > b[0] {
+				wbuf = cl.appendBig(wbuf, c.frags[c.keyFrag[first]].reply[b[0]:b[1]])
+			}
+			continue
+		}
+		blocks[i] = [2]int{}
 		r, p := c.frags[j].reply, pos[j]
 		rest := r[p:]
 		if !bytes.HasPrefix(rest, []byte("VALUE ")) {
@@ -165,6 +177,10 @@ func (cl *client) merge(wbuf []byte, c *call) []byte {
 		end := eol + 1 + n + 2
 		wbuf = cl.appendBig(wbuf, rest[:end])
 		pos[j] = p + end
+		blocks[i] = [2]int{p, p + end}
+	}
+	if cap(cl.blocks) > maxSeenKeys {
+		cl.blocks = nil
 	}
 	return append(wbuf, endLine...)
 }
