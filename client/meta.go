@@ -318,7 +318,8 @@ func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptio
 // opaque and key, which are checked. Each pipeline is written by a
 // goroutine of the call while the replies are read, so that a batch of
 // any size flows through a server that stops reading while its replies
-// back up.
+// back up. As in GetMulti, each server's replies are given
+// Config.Timeout from when the client starts reading them.
 func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -367,6 +368,7 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 	}
 	items := make([]Item, len(keys))
 	for _, fl := range flights {
+		fl.cn.rearm(ctx)
 		err := func() error {
 			next := uint64(0) // replies come in request order
 			for {
