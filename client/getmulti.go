@@ -222,17 +222,6 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 		if done {
 			break
 		}
-		var v []byte
-		switch {
-		case n > sharedValueMax:
-			v = make([]byte, n)
-		case cap(chunk)-len(chunk) < n:
-			chunk = make([]byte, 0, min(max(n, cn.r.Buffered()), sharedChunkMax))
-			fallthrough
-		default:
-			v = chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
-			chunk = chunk[:len(chunk)+n]
-		}
 		// Replies come in request order; skip the misses. A key not asked
 		// for (or out of order) is a reply to some other request: the
 		// connection is out of step.
@@ -243,8 +232,20 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 		if k == len(order) {
 			return found, &ProtocolError{Reason: "reply for key " + strconv.Quote(string(key)) + " not asked for or out of order"}
 		}
-		if err := cn.readValue(v); err != nil {
-			return found, err
+		var v []byte
+		if n > sharedValueMax {
+			if v, err = cn.readNewValue(n); err != nil {
+				return found, err
+			}
+		} else {
+			if cap(chunk)-len(chunk) < n {
+				chunk = make([]byte, 0, min(max(n, cn.r.Buffered()), sharedChunkMax))
+			}
+			v = chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
+			chunk = chunk[:len(chunk)+n]
+			if err := cn.readValue(v); err != nil {
+				return found, err
+			}
 		}
 		it := &items[order[k]]
 		it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v

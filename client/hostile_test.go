@@ -1,9 +1,13 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,4 +78,100 @@ func TestGetMultiSilentServerSparesOthers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A server can declare a value of up to 1 GiB and send nothing of it: the
+// client allocates as the bytes arrive, not what the header says.
+func TestHugeDeclaredLength(t *testing.T) {
+	const huge = 1 << 30
+	addr := scriptedServer(t, func(line string, _ *bufio.Reader) string {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "gets":
+			return fmt.Sprintf("VALUE %s 0 %d 1\r\nabc", f[1], huge)
+		case len(f) >= 2 && f[0] == "mg":
+			ret := ""
+			for _, fl := range f[2:] {
+				if fl[0] == 'O' {
+					ret = " " + fl
+				}
+			}
+			return fmt.Sprintf("VA %d k%s%s\r\nabc", huge, f[1], ret)
+		}
+		return "ERROR\r\n"
+	})
+	c := newClient(t, []string{addr}, func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond })
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"Get": func() error { _, err := c.Get(ctx, "k"); return err },
+		"GetMulti": func() error {
+			_, err := c.GetMulti(ctx, []string{"k"})
+			return err
+		},
+		"MetaGet": func() error { _, err := c.MetaGet(ctx, "k", MetaGetOptions{}); return err },
+		"MetaGetMulti": func() error {
+			_, err := c.MetaGetMulti(ctx, []string{"k"})
+			return err
+		},
+	}
+	for name, call := range calls {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := call()
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Errorf("%s of a value that never comes succeeded", name)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+			t.Errorf("%s allocated %d MB for a value of which 3 bytes came", name, n>>20)
+		}
+	}
+}
+
+// Values longer than what is allocated ahead of their bytes are read whole.
+func TestLargeValues(t *testing.T) {
+	value := make([]byte, 3*valueAllocAhead+7)
+	for i := range value {
+		value[i] = byte('a' + i%26)
+	}
+	addr := scriptedServer(t, func(line string, _ *bufio.Reader) string {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "gets":
+			return fmt.Sprintf("VALUE %s 0 %d 1\r\n%s\r\nEND\r\n", f[1], len(value), value)
+		case len(f) >= 2 && f[0] == "mg":
+			ret := ""
+			for _, fl := range f[2:] {
+				if fl[0] == 'O' {
+					ret = " " + fl
+				}
+			}
+			end := ""
+			if ret != "" {
+				end = "MN\r\n"
+			}
+			return fmt.Sprintf("VA %d k%s%s\r\n%s\r\n%s", len(value), f[1], ret, value, end)
+		}
+		return ""
+	})
+	c := newClient(t, []string{addr}, nil)
+	ctx := context.Background()
+	check := func(name string, it *Item, err error) {
+		t.Helper()
+		if err != nil || it == nil || !bytes.Equal(it.Value, value) {
+			t.Errorf("%s: %s", name, describe(it, err))
+		}
+	}
+	it, err := c.Get(ctx, "k")
+	check("Get", it, err)
+	m, err := c.GetMulti(ctx, []string{"k"})
+	check("GetMulti", m["k"], err)
+	mi, err := c.MetaGet(ctx, "k", MetaGetOptions{})
+	if err != nil {
+		t.Errorf("MetaGet: %v", err)
+	} else {
+		check("MetaGet", &mi.Item, nil)
+	}
+	m, err = c.MetaGetMulti(ctx, []string{"k"})
+	check("MetaGetMulti", m["k"], err)
 }

@@ -215,8 +215,8 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 			return err
 		}
 		if code == "VA" {
-			v := make([]byte, size)
-			if err := cn.readValue(v); err != nil {
+			v, err := cn.readNewValue(int(size))
+			if err != nil {
 				return err
 			}
 			mi = &MetaItem{Item: Item{Key: key, Value: v}}
@@ -409,8 +409,8 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 				if code != "VA" {
 					continue
 				}
-				v := make([]byte, size)
-				if err := fl.cn.readValue(v); err != nil {
+				v, err := fl.cn.readNewValue(int(size))
+				if err != nil {
 					return err
 				}
 				it := &items[ki]

@@ -160,6 +160,11 @@ func (cn *conn) readValue(dst []byte) error {
 	if _, err := io.ReadFull(cn.r, dst); err != nil {
 		return err
 	}
+	return cn.readBlockEnd()
+}
+
+// readBlockEnd reads the "\r\n" that ends a value block.
+func (cn *conn) readBlockEnd() error {
 	b, err := cn.r.Peek(2)
 	if err != nil {
 		return err
@@ -169,6 +174,42 @@ func (cn *conn) readValue(dst []byte) error {
 	}
 	cn.r.Discard(2)
 	return nil
+}
+
+// valueAllocAhead is how much of a value's declared length is allocated
+// before its bytes arrive: memcached's default item size limit, so that
+// most values are allocated once.
+const valueAllocAhead = 1 << 20
+
+// readNewValue reads a value block of n bytes and its "\r\n" into a new
+// slice. Beyond valueAllocAhead the slice grows with the bytes that
+// arrive, so that a server declaring a huge length it does not send makes
+// the client allocate no more than about twice what it sent.
+func (cn *conn) readNewValue(n int) ([]byte, error) {
+	if n <= valueAllocAhead {
+		v := make([]byte, n)
+		if err := cn.readValue(v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	v := make([]byte, valueAllocAhead)
+	for got := 0; got < n; {
+		if got == len(v) {
+			w := make([]byte, min(n, 2*len(v)))
+			copy(w, v)
+			v = w
+		}
+		m, err := io.ReadFull(cn.r, v[got:])
+		got += m
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := cn.readBlockEnd(); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 var errBadBlock = &ProtocolError{Reason: "value not terminated by \\r\\n"}
@@ -256,10 +297,11 @@ func (c *Client) retrieve(ctx context.Context, verb, arg, key string) (*Item, er
 				it = nil
 				return wrongKey(k, wire)
 			}
-			it = &Item{Key: key, Value: make([]byte, n), Flags: flags, CAS: cas}
-			if err := cn.readValue(it.Value); err != nil {
+			v, err := cn.readNewValue(n)
+			if err != nil {
 				return err
 			}
+			it = &Item{Key: key, Value: v, Flags: flags, CAS: cas}
 		}
 	})
 	if err != nil {
