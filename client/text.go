@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strconv"
 )
@@ -101,11 +102,10 @@ func parseUint(b []byte) (uint64, bool) {
 		if d < '0' || d > '9' {
 			return 0, false
 		}
-		next := n*10 + uint64(d-'0')
-		if next < n {
-			return 0, false
+		if n > (math.MaxUint64-uint64(d-'0'))/10 {
+			return 0, false // n*10 + d would wrap
 		}
-		n = next
+		n = n*10 + uint64(d-'0')
 	}
 	return n, true
 }
