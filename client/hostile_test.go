@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
 )
 
 // keysOn returns n keys that c places on server idx.
@@ -174,4 +177,68 @@ func TestLargeValues(t *testing.T) {
 	}
 	m, err = c.MetaGetMulti(ctx, []string{"k"})
 	check("MetaGetMulti", m["k"], err)
+}
+
+// Calls cancelled at random moments, and a Close racing them, leave no
+// connection open on the server once they return.
+func TestNoConnectionLeft(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		addr := addrs[0]
+		probe := newClient(t, []string{addr}, nil)
+		idle := curConns(t, probe, addr)
+		c := newClient(t, []string{addr}, func(cfg *Config) { cfg.MaxIdleConns = 2 })
+		keys := make([]string, 50)
+		for i := range keys {
+			keys[i] = fmt.Sprint("leak:", i)
+			if err := c.Set(context.Background(), &Item{Key: keys[i], Value: bytes.Repeat([]byte("v"), 3000)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration((i*7+w)%2000)*time.Microsecond)
+					switch i % 4 {
+					case 0:
+						c.Get(ctx, keys[i%len(keys)])
+					case 1:
+						c.GetMulti(ctx, keys)
+					case 2:
+						c.MetaGetMulti(ctx, keys)
+					case 3:
+						c.Set(ctx, &Item{Key: keys[i%len(keys)], Value: []byte("v")})
+					}
+					cancel()
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				c.GetMulti(context.Background(), keys)
+			}
+			c.Close()
+		}()
+		wg.Wait()
+		var n string
+		testutil.WaitFor(t, func() bool {
+			n = curConns(t, probe, addr)
+			return n == idle
+		})
+	})
+}
+
+// curConns returns the server's curr_connections, asked on probe's
+// connection.
+func curConns(t *testing.T, probe *Client, addr string) string {
+	t.Helper()
+	st, err := probe.Stats(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[addr]["curr_connections"]
 }
