@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,12 +16,12 @@ import (
 	"github.com/corvidcache/corvid/internal/testutil"
 )
 
-// keysOn returns n keys that c places on server idx.
-func keysOn(t *testing.T, c *Client, idx, n int) []string {
+// keysOn returns n keys starting with prefix that c places on server idx.
+func keysOn(t *testing.T, c *Client, prefix string, idx, n int) []string {
 	t.Helper()
 	var keys []string
 	for i := 0; len(keys) < n && i < 100000; i++ {
-		k := fmt.Sprint("key", i)
+		k := fmt.Sprint(prefix, i)
 		s, err := c.pick(k)
 		if err != nil {
 			t.Fatal(err)
@@ -52,13 +53,13 @@ func TestGetMultiSilentServerSparesOthers(t *testing.T) {
 				cfg.MaxFailures = 1
 				cfg.FailureTimeout = time.Minute
 			})
-			healthy := keysOn(t, c, 1, 5)
+			healthy := keysOn(t, c, "key", 1, 5)
 			for _, k := range healthy {
 				if err := c.Set(ctx, &Item{Key: k, Value: []byte("v" + k)}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			keys := append(keysOn(t, c, 0, 5), healthy...)
+			keys := append(keysOn(t, c, "key", 0, 5), healthy...)
 			get := c.GetMulti
 			if multi == "MetaGetMulti" {
 				get = c.MetaGetMulti
@@ -241,4 +242,125 @@ func curConns(t *testing.T, probe *Client, addr string) string {
 		t.Fatal(err)
 	}
 	return st[addr]["curr_connections"]
+}
+
+// pausingServer answers every "mg" with a value of size bytes and "mn"
+// with MN, writing each reply before it reads the next request. It reads
+// nothing of a connection for pause after accepting it, as a server whose
+// replies back up, and with a small receive buffer, so that a client's
+// long pipeline waits for it. It stops with the test.
+func pausingServer(t *testing.T, size int, pause time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("v"), size)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // guards conns
+	var conns []net.Conn
+	stop := make(chan struct{})
+	t.Cleanup(func() {
+		close(stop)
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				select {
+				case <-time.After(pause):
+				case <-stop:
+					return
+				}
+				r := bufio.NewReaderSize(nc, 512)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f := strings.Fields(line)
+					var out []byte
+					switch {
+					case len(f) == 1 && f[0] == "mn":
+						out = []byte("MN\r\n")
+					case len(f) >= 2 && f[0] == "mg":
+						out = fmt.Appendf(nil, "VA %d k%s %s\r\n", size, f[1], f[len(f)-1])
+						out = append(append(out, value...), crlf...)
+					default:
+						out = []byte("ERROR\r\n")
+					}
+					if _, err := nc.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// MetaGetMulti starts writing a server's pipeline only once it has a
+// connection to every server: waiting for a slow dial to another server
+// while a pipeline is stuck (behind replies nobody reads yet, or here a
+// server that reads later) made the healthy server late, and counted it
+// as failing.
+func TestMetaGetMultiSlowDialSparesOthers(t *testing.T) {
+	// The healthy server reads once the slow dial is nearly over: had its
+	// request been sent before, it would be late by the client's Timeout.
+	healthy := pausingServer(t, 100, 2200*time.Millisecond)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := ln.Addr().String()
+	ln.Close()
+	c := newClient(t, []string{healthy, slow}, func(cfg *Config) {
+		cfg.Timeout = 2 * time.Second
+		cfg.DialTimeout = 2500 * time.Millisecond
+		cfg.MaxFailures = 1
+		cfg.FailureTimeout = time.Minute
+		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr == slow {
+				return blockingDial(ctx, network, addr)
+			}
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				nc.(*net.TCPConn).SetWriteBuffer(16 << 10)
+			}
+			return nc, err
+		}
+	})
+	// Long keys make long requests (about 460 KB) for short replies.
+	keys := append(keysOn(t, c, "key", 1, 5), keysOn(t, c, strings.Repeat("k", 200), 0, 2000)...)
+	m, err := c.MetaGetMulti(context.Background(), keys)
+	var se *ServerError
+	if !errors.As(err, &se) || se.Addr != slow {
+		t.Errorf("MetaGetMulti: %v, want an error naming the slow server", err)
+	}
+	if len(m) != 2000 {
+		t.Errorf("MetaGetMulti returned %d items of the healthy server's 2000", len(m))
+	}
+	if c.servers[0].dead() {
+		t.Error("the healthy server was marked dead for the slow one's dial")
+	}
 }

@@ -324,14 +324,14 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	groups := make(map[*node][]int, len(c.servers))
+	groups := make([][]int, len(c.servers)) // server index -> key indices
 	var firstErr error
 	for i, k := range keys {
 		wire, err := c.wireKey(k)
 		if err == nil {
 			var s *node
 			if s, err = c.readServer(k, wire); err == nil {
-				groups[s] = append(groups[s], i)
+				groups[s.idx] = append(groups[s.idx], i)
 				continue
 			}
 		}
@@ -345,15 +345,26 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		idx   []int
 		wrote chan error // the writer's result
 	}
+	// Connect to every server before writing any pipeline: a pipeline
+	// whose replies nobody reads yet soon stops, and its server would be
+	// late for the time another server takes to connect.
 	var flights []flight
-	for s, idx := range groups {
-		cn, err := s.getConn(ctx)
+	for si, idx := range groups {
+		if len(idx) == 0 {
+			continue
+		}
+		cn, err := c.servers[si].getConn(ctx)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
+		flights = append(flights, flight{cn: cn, idx: idx})
+	}
+	for fi := range flights {
+		fl := &flights[fi]
+		cn, idx := fl.cn, fl.idx
 		stop := cn.begin(ctx)
 		w := cn.w[:0]
 		for j, ki := range idx {
@@ -364,7 +375,7 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		cn.w = append(w, "mn\r\n"...)
 		wrote := make(chan error, 1)
 		go func() { wrote <- cn.flush() }()
-		flights = append(flights, flight{cn, stop, idx, wrote})
+		fl.stop, fl.wrote = stop, wrote
 	}
 	items := make([]Item, len(keys))
 	for _, fl := range flights {
