@@ -364,3 +364,28 @@ func TestMetaGetMultiSlowDialSparesOthers(t *testing.T) {
 		t.Error("the healthy server was marked dead for the slow one's dial")
 	}
 }
+
+// As with GetMulti, a server whose meta pipeline breaks off leaves all its
+// keys out, including those answered before the break: once the
+// connection is out of step, those answers may be another request's.
+func TestMetaGetMultiBrokenPipeline(t *testing.T) {
+	ctx := context.Background()
+	f := startFake(t, func(n int, cmd string) fault {
+		if cmd == "mg" && n == 2 {
+			return faultTruncate
+		}
+		return faultNone
+	})
+	setter := newClient(t, []string{f.addr}, nil)
+	keys := []string{"a", "b", "c", "d"}
+	for _, k := range keys {
+		if err := setter.Set(ctx, &Item{Key: k, Value: []byte("value of " + k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newClient(t, []string{f.addr}, nil)
+	m, err := c.MetaGetMulti(ctx, keys)
+	if err == nil || len(m) != 0 {
+		t.Fatalf("MetaGetMulti of a pipeline cut short = %d items, %v", len(m), err)
+	}
+}

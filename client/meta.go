@@ -319,7 +319,8 @@ func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptio
 // goroutine of the call while the replies are read, so that a batch of
 // any size flows through a server that stops reading while its replies
 // back up. As in GetMulti, each server's replies are given
-// Config.Timeout from when the client starts reading them.
+// Config.Timeout from when the client starts reading them, and a server
+// that fails leaves all its keys out of the map.
 func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -436,8 +437,15 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		if werr := <-fl.wrote; err == nil {
 			err = werr
 		}
-		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil && firstErr == nil {
-			firstErr = err
+		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil {
+			// As in GetMulti, a server that failed leaves all its keys
+			// out: what it answered before may be another request's.
+			for _, ki := range fl.idx {
+				items[ki] = Item{}
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	// Values are uncompressed once the connections are back: a value that
