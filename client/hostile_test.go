@@ -389,3 +389,25 @@ func TestMetaGetMultiBrokenPipeline(t *testing.T) {
 		t.Fatalf("MetaGetMulti of a pipeline cut short = %d items, %v", len(m), err)
 	}
 }
+
+// A Stats argument cannot smuggle a second command onto the connection.
+func TestStatsArgumentInjection(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := newClient(t, addrs[:1], nil)
+		if err := c.Set(ctx, &Item{Key: "k", Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		for _, arg := range []string{"settings\r\nflush_all", "settings\nflush_all", "x\x00y"} {
+			if _, err := c.Stats(ctx, arg); !errors.Is(err, ErrMalformedKey) {
+				t.Errorf("Stats(%q): %v, want ErrMalformedKey", arg, err)
+			}
+		}
+		if it, err := c.Get(ctx, "k"); err != nil || string(it.Value) != "v" {
+			t.Fatalf("Get after the Stats calls = %s", describe(it, err))
+		}
+		if _, err := c.Stats(ctx, "settings"); err != nil {
+			t.Errorf("Stats(settings): %v", err)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -528,8 +529,15 @@ func (c *Client) Flush(ctx context.Context, delay int) error {
 }
 
 // Stats returns each server's "stats" (or "stats ARG" when arg is given)
-// by address. Servers that failed are missing and named in the error.
+// by address. Servers that failed are missing and named in the error. An
+// arg holding a control character, which could end the request and start
+// another, fails with ErrMalformedKey.
 func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]string, error) {
+	for i := 0; i < len(arg); i++ {
+		if b := arg[i]; b < ' ' || b == 0x7f {
+			return nil, fmt.Errorf("client: invalid stats argument %q: %w", arg, ErrMalformedKey)
+		}
+	}
 	out := make(map[string]map[string]string, len(c.servers))
 	results := make([]map[string]string, len(c.servers))
 	idx := map[*node]int{}
