@@ -28,6 +28,8 @@ type conn struct {
 	// callerDeadline is set by begin when the caller's context, not
 	// Config.Timeout, set the deadline of the operation in progress.
 	callerDeadline bool
+	// opaque is the last opaque a meta request on the connection carried.
+	opaque uint64
 }
 
 // trackedConn notes, for the operation in progress, whether any byte of a

@@ -411,3 +411,65 @@ func TestStatsArgumentInjection(t *testing.T) {
 		}
 	})
 }
+
+// A meta reply repeated late, for the same key, is not taken for the
+// answer to a later request: every meta request carries an opaque of its
+// own.
+func TestMetaGetRepeatedReply(t *testing.T) {
+	ctx := context.Background()
+	for _, multi := range []bool{false, true} {
+		var mu sync.Mutex // guards version, first
+		version, first := 0, ""
+		addr := scriptedServer(t, func(line string, _ *bufio.Reader) string {
+			mu.Lock()
+			defer mu.Unlock()
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 1 && f[0] == "mn" && version == 1:
+				// The whole pipeline's reply, again.
+				return "MN\r\n" + holdBack + first + "MN\r\n"
+			case len(f) == 1 && f[0] == "mn":
+				return "MN\r\n"
+			case len(f) < 2 || f[0] != "mg":
+				return "ERROR\r\n"
+			}
+			version++
+			v := fmt.Sprint("v", version)
+			ret := ""
+			for _, fl := range f[2:] {
+				switch fl[0] {
+				case 'k':
+					ret += " k" + f[1]
+				case 'O':
+					ret += " " + fl
+				}
+			}
+			reply := fmt.Sprintf("VA %d%s\r\n%s\r\n", len(v), ret, v)
+			if version == 1 {
+				first = reply
+				if !multi {
+					return reply + holdBack + reply // again, after the next request
+				}
+			}
+			return reply
+		})
+		c := newClient(t, []string{addr}, nil)
+		get := func() (*Item, error) {
+			if multi {
+				m, err := c.MetaGetMulti(ctx, []string{"a"})
+				return m["a"], err
+			}
+			mi, err := c.MetaGet(ctx, "a", MetaGetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return &mi.Item, nil
+		}
+		if it, err := get(); err != nil || string(it.Value) != "v1" {
+			t.Fatalf("first get (multi %v) = %s", multi, describe(it, err))
+		}
+		if it, err := get(); err == nil && string(it.Value) != "v2" {
+			t.Errorf("second get (multi %v) = %q, the first request's reply", multi, it.Value)
+		}
+	}
+}
