@@ -473,3 +473,36 @@ func TestMetaGetRepeatedReply(t *testing.T) {
 		}
 	}
 }
+
+// A text-protocol reply repeated late, for the same key, is taken for the
+// answer to the next request of that key: the text protocol has no tag to
+// tell them apart (the pooled-connection check only sees bytes that
+// arrived before the request was sent).
+func TestGetRepeatedReply(t *testing.T) {
+	t.Skip("known: a text reply repeated late passes for the next same-key request's; only meta requests carry an opaque")
+	ctx := context.Background()
+	var mu sync.Mutex // guards version
+	version := 0
+	addr := scriptedServer(t, func(line string, _ *bufio.Reader) string {
+		mu.Lock()
+		defer mu.Unlock()
+		f := strings.Fields(line)
+		if len(f) != 2 || f[0] != "gets" {
+			return "ERROR\r\n"
+		}
+		version++
+		v := fmt.Sprint("v", version)
+		reply := fmt.Sprintf("VALUE %s 0 %d 1\r\n%s\r\nEND\r\n", f[1], len(v), v)
+		if version == 1 {
+			return reply + holdBack + reply
+		}
+		return reply
+	})
+	c := newClient(t, []string{addr}, nil)
+	if it, err := c.Get(ctx, "a"); err != nil || string(it.Value) != "v1" {
+		t.Fatalf("first Get = %s", describe(it, err))
+	}
+	if it, err := c.Get(ctx, "a"); err == nil && string(it.Value) != "v2" {
+		t.Errorf("second Get = %q, the first request's reply", it.Value)
+	}
+}
