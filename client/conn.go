@@ -28,6 +28,8 @@ type conn struct {
 	// callerDeadline is set by begin when the caller's context, not
 	// Config.Timeout, set the deadline of the operation in progress.
 	callerDeadline bool
+	// opaque is the last opaque a meta request on the connection carried.
+	opaque uint64
 }
 
 // trackedConn notes, for the operation in progress, whether any byte of a
@@ -213,6 +215,17 @@ func (cn *conn) release() {
 // arranges for a cancellation of ctx to interrupt the I/O. The returned
 // function must be called when the operation ends.
 func (cn *conn) begin(ctx context.Context) (end func() bool) {
+	cn.setDeadline(ctx)
+	cn.tc.read, cn.tc.writeFailed = 0, false
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// setDeadline sets the connection's deadline to Config.Timeout from now,
+// or to ctx's deadline when that is sooner.
+func (cn *conn) setDeadline(ctx context.Context) {
 	d := time.Now().Add(cn.s.c.cfg.Timeout)
 	dl, ok := ctx.Deadline()
 	cn.callerDeadline = ok && !dl.After(d)
@@ -220,11 +233,18 @@ func (cn *conn) begin(ctx context.Context) (end func() bool) {
 		d = dl
 	}
 	cn.nc.SetDeadline(d)
-	cn.tc.read, cn.tc.writeFailed = 0, false
-	if ctx.Done() == nil {
-		return nil
+}
+
+// rearm restarts, from now, the wait for the reply to a request that
+// begin started a while ago: a multi-get reads its servers' replies in
+// turn, and the time it spent waiting for the others is not this server's
+// delay. A deadline that the cancellation of ctx moved into the past stays
+// there: ctx.Err is set before begin's callback runs.
+func (cn *conn) rearm(ctx context.Context) {
+	cn.setDeadline(ctx)
+	if ctx.Err() != nil {
+		cn.nc.SetDeadline(time.Unix(1, 0))
 	}
-	return context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
 }
 
 // finish ends an operation on cn: it returns the connection to the pool

@@ -53,6 +53,9 @@
 // failure of the server. Every reply is checked against the key asked
 // for: a VALUE line must name it, and meta requests ask for it back (the
 // k flag); a reply for another key is a ProtocolError, never a value.
+// Meta requests also carry an opaque (O) that no earlier request on the
+// connection carried, so that a reply repeated late is not taken for a
+// later request's; the text protocol has no such tag.
 //
 // With MaxFailures set, a server that fails that many times within
 // FailureTimeout is marked dead for RetryTimeout. Failures are the

@@ -15,7 +15,8 @@ var (
 	// ErrCASConflict means the item changed since its CAS value was read.
 	ErrCASConflict = errors.New("client: compare-and-swap conflict")
 	// ErrMalformedKey means a key is empty, longer than 250 bytes or holds
-	// a space or control character, and Config.HashLongKeys is off.
+	// a space or control character, and Config.HashLongKeys is off; or
+	// that a Stats argument holds a control character.
 	ErrMalformedKey = errors.New("client: malformed key")
 	// ErrNoServers means the Config lists no servers.
 	ErrNoServers = errors.New("client: no servers")

@@ -22,9 +22,11 @@ var multiPool = sync.Pool{New: func() any { return new(multiScratch) }}
 // GetMulti returns the items found for keys, keyed by key. It writes one
 // "gets" request to every server concerned before reading any reply, so the
 // servers work in parallel while a single goroutine reads their replies in
-// turn; small values share buffers of at most 16 KB. A server that
-// fails leaves its keys out of the map and its error (naming it) in the
-// returned error.
+// turn; small values share buffers of at most 16 KB. Each server's reply
+// is given Config.Timeout from when the client starts reading it, so that
+// a slow server does not make the others late (the context's deadline
+// bounds the whole call). A server that fails leaves its keys out of the
+// map and its error (naming it) in the returned error.
 func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -107,6 +109,7 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 			if cn == nil {
 				continue
 			}
+			cn.rearm(ctx)
 			found, err := c.readGets(cn, keys, ms.order[cursor[si]:ends[si]], items)
 			hits += found
 			ms.errs[si] = c.finish(ctx, cn, ms.stops[si], "gets", err)
@@ -219,17 +222,6 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 		if done {
 			break
 		}
-		var v []byte
-		switch {
-		case n > sharedValueMax:
-			v = make([]byte, n)
-		case cap(chunk)-len(chunk) < n:
-			chunk = make([]byte, 0, min(max(n, cn.r.Buffered()), sharedChunkMax))
-			fallthrough
-		default:
-			v = chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
-			chunk = chunk[:len(chunk)+n]
-		}
 		// Replies come in request order; skip the misses. A key not asked
 		// for (or out of order) is a reply to some other request: the
 		// connection is out of step.
@@ -240,8 +232,20 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 		if k == len(order) {
 			return found, &ProtocolError{Reason: "reply for key " + strconv.Quote(string(key)) + " not asked for or out of order"}
 		}
-		if err := cn.readValue(v); err != nil {
-			return found, err
+		var v []byte
+		if n > sharedValueMax {
+			if v, err = cn.readNewValue(n); err != nil {
+				return found, err
+			}
+		} else {
+			if cap(chunk)-len(chunk) < n {
+				chunk = make([]byte, 0, min(max(n, cn.r.Buffered()), sharedChunkMax))
+			}
+			v = chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
+			chunk = chunk[:len(chunk)+n]
+			if err := cn.readValue(v); err != nil {
+				return found, err
+			}
 		}
 		it := &items[order[k]]
 		it.Key, it.Flags, it.CAS, it.Value = keys[order[k]], flags, cas, v

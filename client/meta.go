@@ -134,15 +134,26 @@ func (cn *conn) metaReply(after pending) (code string, flags []byte, err error) 
 	return string(c), rest, nil
 }
 
-// checkKey verifies that a meta reply carries the key its request asked
-// for (the k flag, which every request asks for): a reply without it, or
-// with another key, belongs to another request.
-func checkKey(f *metaFlags, wire string) error {
+// appendOpaque appends the O flag with the connection's next opaque, which
+// tells the reply to this request from one to an earlier request on the
+// connection (the same key's, repeated late), and returns it.
+func (cn *conn) appendOpaque(w []byte) ([]byte, uint64) {
+	cn.opaque++
+	return strconv.AppendUint(append(w, " O"...), cn.opaque, 10), cn.opaque
+}
+
+// checkReply verifies that a meta reply carries the key and the opaque its
+// request asked for (the k and O flags, which every request asks for): a
+// reply without them, or with others, belongs to another request.
+func checkReply(f *metaFlags, wire string, opaque uint64) error {
 	if !f.hasKey {
 		return &ProtocolError{Reason: "meta reply without the key asked for (" + strconv.Quote(wire) + ")"}
 	}
 	if string(f.key) != wire {
 		return wrongKey(f.key, wire)
+	}
+	if !f.hasOpaque || f.opaque != opaque {
+		return &ProtocolError{Reason: "meta reply for " + strconv.Quote(wire) + " to an earlier request (opaque " + strconv.FormatUint(f.opaque, 10) + ", not " + strconv.FormatUint(opaque, 10) + ")"}
 	}
 	return nil
 }
@@ -183,6 +194,7 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 		if opt.NoBump {
 			w = append(w, " u"...)
 		}
+		w, opaque := cn.appendOpaque(w)
 		cn.w = append(w, crlf...)
 		if err := cn.flush(); err != nil {
 			return err
@@ -211,12 +223,12 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 		if err != nil {
 			return unexpectedMeta(code, line)
 		}
-		if err := checkKey(&f, wire); err != nil {
+		if err := checkReply(&f, wire, opaque); err != nil {
 			return err
 		}
 		if code == "VA" {
-			v := make([]byte, size)
-			if err := cn.readValue(v); err != nil {
+			v, err := cn.readNewValue(int(size))
+			if err != nil {
 				return err
 			}
 			mi = &MetaItem{Item: Item{Key: key, Value: v}}
@@ -258,14 +270,15 @@ func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) erro
 		if opt.Invalidate {
 			w = append(w, " I"...)
 		}
+		w, opaque := cn.appendOpaque(w)
 		cn.w = append(append(append(append(w, " k"...), crlf...), value...), crlf...)
-		return cn.metaExchange(wire, dataPending)
+		return cn.metaExchange(wire, opaque, dataPending)
 	})
 }
 
 // metaExchange sends the request for wire in cn.w, which asks for the key
-// back, and maps the one-line meta reply to an error.
-func (cn *conn) metaExchange(wire string, after pending) error {
+// and opaque back, and maps the one-line meta reply to an error.
+func (cn *conn) metaExchange(wire string, opaque uint64, after pending) error {
 	if err := cn.flush(); err != nil {
 		return err
 	}
@@ -289,7 +302,7 @@ func (cn *conn) metaExchange(wire string, after pending) error {
 	if err != nil {
 		return unexpectedMeta(code, rest)
 	}
-	if err := checkKey(&f, wire); err != nil {
+	if err := checkReply(&f, wire, opaque); err != nil {
 		return err
 	}
 	return status
@@ -307,8 +320,9 @@ func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptio
 				w = strconv.AppendInt(append(w, " T"...), int64(opt.TTL), 10)
 			}
 		}
+		w, opaque := cn.appendOpaque(w)
 		cn.w = append(w, " k\r\n"...)
-		return cn.metaExchange(wire, nothingPending)
+		return cn.metaExchange(wire, opaque, nothingPending)
 	})
 }
 
@@ -318,19 +332,21 @@ func (c *Client) MetaDelete(ctx context.Context, key string, opt MetaDeleteOptio
 // opaque and key, which are checked. Each pipeline is written by a
 // goroutine of the call while the replies are read, so that a batch of
 // any size flows through a server that stops reading while its replies
-// back up.
+// back up. As in GetMulti, each server's replies are given
+// Config.Timeout from when the client starts reading them, and a server
+// that fails leaves all its keys out of the map.
 func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	groups := make(map[*node][]int, len(c.servers))
+	groups := make([][]int, len(c.servers)) // server index -> key indices
 	var firstErr error
 	for i, k := range keys {
 		wire, err := c.wireKey(k)
 		if err == nil {
 			var s *node
 			if s, err = c.readServer(k, wire); err == nil {
-				groups[s] = append(groups[s], i)
+				groups[s.idx] = append(groups[s.idx], i)
 				continue
 			}
 		}
@@ -342,31 +358,45 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		cn    *conn
 		stop  func() bool
 		idx   []int
+		base  uint64     // the opaque of the first request
 		wrote chan error // the writer's result
 	}
+	// Connect to every server before writing any pipeline: a pipeline
+	// whose replies nobody reads yet soon stops, and its server would be
+	// late for the time another server takes to connect.
 	var flights []flight
-	for s, idx := range groups {
-		cn, err := s.getConn(ctx)
+	for si, idx := range groups {
+		if len(idx) == 0 {
+			continue
+		}
+		cn, err := c.servers[si].getConn(ctx)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
+		flights = append(flights, flight{cn: cn, idx: idx})
+	}
+	for fi := range flights {
+		fl := &flights[fi]
+		cn, idx := fl.cn, fl.idx
 		stop := cn.begin(ctx)
 		w := cn.w[:0]
-		for j, ki := range idx {
+		fl.base = cn.opaque + 1 // the j-th request's opaque is base+j
+		for _, ki := range idx {
 			w = c.appendWireKey(append(w, "mg "...), keys[ki])
-			w = strconv.AppendInt(append(w, " v f c q k O"...), int64(j), 10)
+			w, _ = cn.appendOpaque(append(w, " v f c q k"...))
 			w = append(w, crlf...)
 		}
 		cn.w = append(w, "mn\r\n"...)
 		wrote := make(chan error, 1)
 		go func() { wrote <- cn.flush() }()
-		flights = append(flights, flight{cn, stop, idx, wrote})
+		fl.stop, fl.wrote = stop, wrote
 	}
 	items := make([]Item, len(keys))
 	for _, fl := range flights {
+		fl.cn.rearm(ctx)
 		err := func() error {
 			next := uint64(0) // replies come in request order
 			for {
@@ -396,19 +426,22 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 					return unexpectedMeta(code, line)
 				}
 				f, err := parseMetaFlags(rest)
-				if err != nil || !f.hasOpaque || f.opaque < next || f.opaque >= uint64(len(fl.idx)) {
+				// The opaque numbers the request within the pipeline;
+				// one below it is an earlier pipeline's.
+				j := f.opaque - fl.base
+				if err != nil || !f.hasOpaque || f.opaque < fl.base || j < next || j >= uint64(len(fl.idx)) {
 					return unexpectedMeta(code, line)
 				}
-				next = f.opaque + 1
-				ki := fl.idx[f.opaque]
+				next = j + 1
+				ki := fl.idx[j]
 				if !f.hasKey || !c.wireKeyEqual(f.key, keys[ki]) {
 					return &ProtocolError{Line: code + " " + string(line), Reason: "reply for another key than " + strconv.Quote(keys[ki])}
 				}
 				if code != "VA" {
 					continue
 				}
-				v := make([]byte, size)
-				if err := fl.cn.readValue(v); err != nil {
+				v, err := fl.cn.readNewValue(int(size))
+				if err != nil {
 					return err
 				}
 				it := &items[ki]
@@ -423,8 +456,15 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string) (map[string]*I
 		if werr := <-fl.wrote; err == nil {
 			err = werr
 		}
-		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil && firstErr == nil {
-			firstErr = err
+		if err := c.finish(ctx, fl.cn, fl.stop, "mg", err); err != nil {
+			// As in GetMulti, a server that failed leaves all its keys
+			// out: what it answered before may be another request's.
+			for _, ki := range fl.idx {
+				items[ki] = Item{}
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	// Values are uncompressed once the connections are back: a value that

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"strconv"
 	"testing"
 )
 
@@ -54,5 +55,34 @@ func FuzzParseMetaFlags(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parseMetaFlags(b) // must not panic
+	})
+}
+
+// parseUint agrees with strconv.ParseUint on decimal digits, overflow
+// included: a 20-digit number above 2^64 is refused, not wrapped.
+func TestParseUint(t *testing.T) {
+	for _, s := range []string{"0", "7", "18446744073709551615", "18446744073709551616",
+		"30000000000000000000", "99999999999999999999", "100000000000000000000", "", "1x", "-1"} {
+		want, err := strconv.ParseUint(s, 10, 64)
+		got, ok := parseUint([]byte(s))
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("parseUint(%q) = %d, %v; strconv says %d, %v", s, got, ok, want, err)
+		}
+	}
+}
+
+func FuzzParseUint(f *testing.F) {
+	for _, s := range []string{"0", "18446744073709551615", "18446744073709551616", "30000000000000000000"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 20 {
+			return // refused, however many leading zeros
+		}
+		got, ok := parseUint(b)
+		want, err := strconv.ParseUint(string(b), 10, 64)
+		if ok != (err == nil) || ok && got != want {
+			t.Fatalf("parseUint(%q) = %d, %v; strconv says %d, %v", b, got, ok, want, err)
+		}
 	})
 }

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strconv"
 )
@@ -101,11 +103,10 @@ func parseUint(b []byte) (uint64, bool) {
 		if d < '0' || d > '9' {
 			return 0, false
 		}
-		next := n*10 + uint64(d-'0')
-		if next < n {
-			return 0, false
+		if n > (math.MaxUint64-uint64(d-'0'))/10 {
+			return 0, false // n*10 + d would wrap
 		}
-		n = next
+		n = n*10 + uint64(d-'0')
 	}
 	return n, true
 }
@@ -160,6 +161,11 @@ func (cn *conn) readValue(dst []byte) error {
 	if _, err := io.ReadFull(cn.r, dst); err != nil {
 		return err
 	}
+	return cn.readBlockEnd()
+}
+
+// readBlockEnd reads the "\r\n" that ends a value block.
+func (cn *conn) readBlockEnd() error {
 	b, err := cn.r.Peek(2)
 	if err != nil {
 		return err
@@ -169,6 +175,42 @@ func (cn *conn) readValue(dst []byte) error {
 	}
 	cn.r.Discard(2)
 	return nil
+}
+
+// valueAllocAhead is how much of a value's declared length is allocated
+// before its bytes arrive: memcached's default item size limit, so that
+// most values are allocated once.
+const valueAllocAhead = 1 << 20
+
+// readNewValue reads a value block of n bytes and its "\r\n" into a new
+// slice. Beyond valueAllocAhead the slice grows with the bytes that
+// arrive, so that a server declaring a huge length it does not send makes
+// the client allocate no more than about twice what it sent.
+func (cn *conn) readNewValue(n int) ([]byte, error) {
+	if n <= valueAllocAhead {
+		v := make([]byte, n)
+		if err := cn.readValue(v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	v := make([]byte, valueAllocAhead)
+	for got := 0; got < n; {
+		if got == len(v) {
+			w := make([]byte, min(n, 2*len(v)))
+			copy(w, v)
+			v = w
+		}
+		m, err := io.ReadFull(cn.r, v[got:])
+		got += m
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := cn.readBlockEnd(); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 var errBadBlock = &ProtocolError{Reason: "value not terminated by \\r\\n"}
@@ -256,10 +298,11 @@ func (c *Client) retrieve(ctx context.Context, verb, arg, key string) (*Item, er
 				it = nil
 				return wrongKey(k, wire)
 			}
-			it = &Item{Key: key, Value: make([]byte, n), Flags: flags, CAS: cas}
-			if err := cn.readValue(it.Value); err != nil {
+			v, err := cn.readNewValue(n)
+			if err != nil {
 				return err
 			}
+			it = &Item{Key: key, Value: v, Flags: flags, CAS: cas}
 		}
 	})
 	if err != nil {
@@ -486,8 +529,15 @@ func (c *Client) Flush(ctx context.Context, delay int) error {
 }
 
 // Stats returns each server's "stats" (or "stats ARG" when arg is given)
-// by address. Servers that failed are missing and named in the error.
+// by address. Servers that failed are missing and named in the error. An
+// arg holding a control character, which could end the request and start
+// another, fails with ErrMalformedKey.
 func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]string, error) {
+	for i := 0; i < len(arg); i++ {
+		if b := arg[i]; b < ' ' || b == 0x7f {
+			return nil, fmt.Errorf("client: invalid stats argument %q: %w", arg, ErrMalformedKey)
+		}
+	}
 	out := make(map[string]map[string]string, len(c.servers))
 	results := make([]map[string]string, len(c.servers))
 	idx := map[*node]int{}
