@@ -578,13 +578,12 @@ func (pc *pollConn) handOffDump() {
 		pc.releaseClosed()
 		return
 	}
-	d := c.dump
-	c.dump = nil
 	go func() {
 		defer s.wg.Done()
 		if !c.stopped.Load() {
-			c.dumpItems(d)
+			c.dumpItems()
 		}
+		c.endDump()
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -619,6 +618,7 @@ func (pc *pollConn) leave() (net.Conn, error) {
 // closed.
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
+	c.endDump() // closed before its metadump was handed off
 	c.srv.rbufs.put(c.rbuf)
 	putBuf(c.wbuf)
 	c.rbuf, c.wbuf = nil, nil

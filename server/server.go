@@ -58,6 +58,10 @@ type Server struct {
 	watch     watchHub
 	stats     globalStats
 	rbufs     readBufs
+	// dumping is set while a metadump runs: as memcached's crawler, the
+	// server serves one at a time and answers the others BUSY, so that
+	// the dumps' buffers and walks do not add up.
+	dumping atomic.Bool
 
 	// saslUsers is the SASL password database (Config.SASLPasswordDB).
 	saslUsers saslPasswordDB
