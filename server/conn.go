@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/corvidcache/corvid/protocol"
@@ -49,6 +50,18 @@ type conn struct {
 	// rbuf[r:ahead] have had their keys prefetched.
 	ahead int
 	wbuf  []byte
+	// wheld is the bytes of wbuf counted in the server's blocked write
+	// buffers (writeBufs); woom is set once the limit refused them, and
+	// the connection then ends.
+	wheld int64
+	woom  bool
+	// raw writes to nc without waiting (writeNow, goroutine mode):
+	// rawWrite writes wbuf[rawFrom:] and leaves its result in rawN and
+	// rawErr. Set at the connection's first flush.
+	raw           syscall.RawConn
+	rawWrite      func(fd uintptr) bool
+	rawFrom, rawN int
+	rawErr        error
 
 	req protocol.Request
 	// meta is allocated at the connection's first meta command: at
@@ -373,15 +386,32 @@ func (c *conn) reserve(n int) {
 	c.wbuf = nb
 }
 
-// flush writes the pending replies.
+// flush writes the pending replies. Without an event loop it first writes
+// what the socket takes at once; only when replies are left does it block,
+// their buffer then counted in the server's blocked write buffers until
+// the write returns, so that a client that reads holds nothing counted.
 func (c *conn) flush() error {
 	if c.flushFn != nil {
 		return c.flushFn()
 	}
+	if c.woom {
+		return errWriteBufLimit
+	}
 	if len(c.wbuf) == 0 {
 		return nil
 	}
-	n, err := c.nc.Write(c.wbuf)
+	n, err := c.writeNow(0)
+	if err == nil && n < len(c.wbuf) {
+		if c.srv.wbufs.hold(&c.wheld, int64(cap(c.wbuf))) {
+			var m int
+			m, err = c.nc.Write(c.wbuf[n:])
+			n += m
+			c.srv.wbufs.hold(&c.wheld, 0)
+		} else {
+			c.woom, c.closeAfterWrite = true, true
+			err = errWriteBufLimit
+		}
+	}
 	c.stats.bytesWritten += uint64(n)
 	if cap(c.wbuf) > keepBufSize {
 		putBuf(c.wbuf)

@@ -507,6 +507,9 @@ func (pc *pollConn) setOut(out bool) {
 // blocking. It is the connection's flushFn.
 func (pc *pollConn) flush() error {
 	c := pc.c
+	if c.woom {
+		return errWriteBufLimit
+	}
 	for pc.wpos < len(c.wbuf) {
 		n, err := rawWrite(pc.fd, c.wbuf[pc.wpos:])
 		if n > 0 {
@@ -526,6 +529,12 @@ func (pc *pollConn) flush() error {
 					pc.wpos = 0
 				}
 				c.blocked = true
+				// The buffer is held for the client from here until
+				// the socket drains.
+				if !c.srv.wbufs.hold(&c.wheld, int64(cap(c.wbuf))) {
+					c.woom, c.closeAfterWrite = true, true
+					return errWriteBufLimit
+				}
 				return nil
 			}
 			return err
@@ -533,6 +542,7 @@ func (pc *pollConn) flush() error {
 	}
 	c.blocked = false
 	pc.wpos = 0
+	c.srv.wbufs.hold(&c.wheld, 0)
 	if cap(c.wbuf) > keepBufSize {
 		putBuf(c.wbuf)
 		c.wbuf = nil
@@ -619,6 +629,7 @@ func (pc *pollConn) leave() (net.Conn, error) {
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
 	c.endDump() // closed before its metadump was handed off
+	c.srv.wbufs.hold(&c.wheld, 0)
 	c.srv.rbufs.put(c.rbuf)
 	putBuf(c.wbuf)
 	c.rbuf, c.wbuf = nil, nil
