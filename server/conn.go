@@ -80,8 +80,9 @@ type conn struct {
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
-	// getNext, when not 0, is the key of req a get-family request goes on
-	// with: it stopped because the socket backed up (event loops only).
+	// getNext, when not 0, is the offset in req.GetKeys a get-family
+	// request goes on from: it stopped because the socket backed up
+	// (event loops only).
 	// Its keys are in rbuf, which is then neither moved nor handed to
 	// another connection until the request is answered.
 	getNext int
