@@ -81,11 +81,14 @@ type conn struct {
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
 	// getNext, when not 0, is the offset in req.GetKeys a get-family
-	// request goes on from: it stopped because the socket backed up
-	// (event loops only).
+	// request goes on from: it stopped because the socket backed up or to
+	// let other connections be served (event loops only).
 	// Its keys are in rbuf, which is then neither moved nor handed to
 	// another connection until the request is answered.
 	getNext int
+	// yielded is set when a get line stopped to let the event loop serve
+	// its other connections (getNext is then where it goes on).
+	yielded bool
 	// dump is a metadump the event loop is to hand to a goroutine.
 	dump *dumpRequest
 
