@@ -108,7 +108,11 @@ func checkParse(t *testing.T, buf []byte, n int, err error, req *Request) {
 		t.Fatalf("Parse(%q) returned no command and no error", buf)
 	}
 	if err == nil || req.Command.isGet() {
-		for _, k := range req.Keys {
+		keys := req.Keys
+		for k, i := NextKey(req.GetKeys, 0); len(k) > 0; k, i = NextKey(req.GetKeys, i) {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
 			if len(k) == 0 || len(k) > MaxKeyLen || bytes.IndexByte(k, ' ') >= 0 {
 				t.Fatalf("Parse(%q) returned the key %q", buf, k)
 			}

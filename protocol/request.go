@@ -51,13 +51,19 @@ type Request struct {
 	// Parse returns an error for the rest of the line.
 	Command Command
 
-	// Keys holds the keys of get, gets, gat and gats, and the single key of
-	// every other keyed command in Keys[0]. When Parse returns ErrBadFormat
-	// for a get-family line because a key is longer than MaxKeyLen, Keys
-	// holds the keys before it: memcached has looked those up (counting
-	// them in its stats, and touching them for gat/gats) but sends none of
-	// their values, only the error line.
+	// Keys holds the single key of every keyed command other than the get
+	// family, in Keys[0].
 	Keys [][]byte
+
+	// GetKeys is the part of a get, gets, gat or gats line that holds its
+	// keys, separated by spaces; NextKey walks them. Parse checks them but
+	// does not split them, so that a get line of any length costs nothing
+	// beyond its own bytes, and a server can look its keys up as it goes.
+	// When Parse returns ErrBadFormat for a get-family line because a key
+	// is longer than MaxKeyLen, GetKeys holds the keys before it: memcached
+	// has looked those up (counting them in its stats, and touching them
+	// for gat/gats) but sends none of their values, only the error line.
+	GetKeys []byte
 
 	Flags   uint32 // client flags of a storage command
 	Exptime int64  // exptime (storage, touch, gat, gats), a 32-bit value
@@ -101,17 +107,14 @@ func (r *Request) Key() []byte {
 	return r.Keys[0]
 }
 
-// maxRetainedKeys bounds the key array a Request keeps between requests: a
-// MaxGetLineLen line of one-byte keys needs some 12 bytes of slice headers
-// per byte of line, which a connection should not keep once it is served.
-const maxRetainedKeys = 4096
+// NextKey returns the first key of keys (a Request's GetKeys) at or after
+// offset i, and the offset just past it; key is empty when none is left.
+// The keys of a get line are walked as
+//
+//	for key, i := NextKey(req.GetKeys, 0); len(key) > 0; key, i = NextKey(req.GetKeys, i) {
+func NextKey(keys []byte, i int) (key []byte, next int) { return nextToken(keys, i) }
 
-// reset clears r for reuse, keeping the backing arrays of its slices unless
-// the keys' array has grown past maxRetainedKeys.
+// reset clears r for reuse, keeping the backing arrays of its slices.
 func (r *Request) reset() {
-	keys, args := r.Keys[:0], r.Args[:0]
-	if cap(keys) > maxRetainedKeys {
-		keys = nil
-	}
-	*r = Request{Keys: keys, Args: args}
+	*r = Request{Keys: r.Keys[:0], Args: r.Args[:0]}
 }

@@ -31,6 +31,9 @@ func resultOf(r *Request) result {
 	for _, k := range r.Keys {
 		res.keys = append(res.keys, string(k))
 	}
+	for k, i := NextKey(r.GetKeys, 0); len(k) > 0; k, i = NextKey(r.GetKeys, i) {
+		res.keys = append(res.keys, string(k))
+	}
 	for _, a := range r.Args {
 		res.args = append(res.args, string(a))
 	}
@@ -548,14 +551,26 @@ func BenchmarkParseCas(b *testing.B) {
 	benchmarkParse(b, "cas user:1234567 0 3600 512 98765432 noreply\r\n")
 }
 
-func TestParseReleasesHugeKeyArrays(t *testing.T) {
-	var req Request
-	huge := "get " + strings.Repeat("a ", 2*maxRetainedKeys) + "\r\n"
-	if _, err := Parse([]byte(huge), &req); err != nil || len(req.Keys) != 2*maxRetainedKeys {
-		t.Fatalf("Parse(huge get) = %v with %d keys", err, len(req.Keys))
-	}
-	Parse([]byte("get k\r\n"), &req)
-	if cap(req.Keys) > maxRetainedKeys {
-		t.Errorf("Request keeps room for %d keys after a small get", cap(req.Keys))
+// TestParseLongGetAllocatesNothing checks that a get line of half a
+// million keys costs no memory beyond its bytes: its keys are walked, not
+// split into an array.
+func TestParseLongGetAllocatesNothing(t *testing.T) {
+	const keys = (MaxGetLineLen - 8) / 2
+	huge := []byte("gets " + strings.Repeat("a ", keys) + "\r\n")
+	allocs := testing.AllocsPerRun(3, func() {
+		var req Request
+		if _, err := Parse(huge, &req); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for k, i := NextKey(req.GetKeys, 0); len(k) > 0; k, i = NextKey(req.GetKeys, i) {
+			n++
+		}
+		if n != keys {
+			t.Fatalf("%d keys, want %d", n, keys)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Parse of a get line of %d keys allocates %v times", keys, allocs)
 	}
 }

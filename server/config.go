@@ -70,6 +70,16 @@ type Config struct {
 	// more; negative means no limit (memcached's 0).
 	ReadBufMemLimit int64
 
+	// WriteBufMemLimit bounds the bytes of the write buffers of
+	// connections whose client does not take its replies (-o
+	// write_buf_mem_limit, in megabytes there; corvid's own). A reply is
+	// copied into its connection's write buffer; a buffer counts from the
+	// moment the socket is full until it drains, and a connection whose
+	// blocked buffer would take the total past the limit is closed
+	// (counted as write_buf_oom). 0 (the default) means 64 MiB, or 8 times
+	// the item size limit when that is more; negative means no limit.
+	WriteBufMemLimit int64
+
 	// EventLoops selects how TCP and Unix connections are served. 0 (the
 	// default) gives each connection its own goroutine. N > 0 serves them
 	// from N epoll event loops, each one goroutine handling many
@@ -187,6 +197,13 @@ func (c *Config) setDefaults() {
 			item = 1 << 20 // storage's default
 		}
 		c.ReadBufMemLimit = max(defaultReadBufMemLimit, 8*item)
+	}
+	if c.WriteBufMemLimit == 0 {
+		item := int64(c.Storage.ItemSizeMax)
+		if item == 0 {
+			item = 1 << 20
+		}
+		c.WriteBufMemLimit = max(defaultWriteBufMemLimit, 8*item)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

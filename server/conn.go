@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/corvidcache/corvid/protocol"
@@ -49,6 +50,18 @@ type conn struct {
 	// rbuf[r:ahead] have had their keys prefetched.
 	ahead int
 	wbuf  []byte
+	// wheld is the bytes of wbuf counted in the server's blocked write
+	// buffers (writeBufs); woom is set once the limit refused them, and
+	// the connection then ends.
+	wheld int64
+	woom  bool
+	// raw writes to nc without waiting (writeNow, goroutine mode):
+	// rawWrite writes wbuf[rawFrom:] and leaves its result in rawN and
+	// rawErr. Set at the connection's first flush.
+	raw           syscall.RawConn
+	rawWrite      func(fd uintptr) bool
+	rawFrom, rawN int
+	rawErr        error
 
 	req protocol.Request
 	// meta is allocated at the connection's first meta command: at
@@ -67,11 +80,15 @@ type conn struct {
 	swallow int
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
-	// getNext, when not 0, is the key of req a get-family request goes on
-	// with: it stopped because the socket backed up (event loops only).
+	// getNext, when not 0, is the offset in req.GetKeys a get-family
+	// request goes on from: it stopped because the socket backed up or to
+	// let other connections be served (event loops only).
 	// Its keys are in rbuf, which is then neither moved nor handed to
 	// another connection until the request is answered.
 	getNext int
+	// yielded is set when a get line stopped to let the event loop serve
+	// its other connections (getNext is then where it goes on).
+	yielded bool
 	// dump is a metadump the event loop is to hand to a goroutine.
 	dump *dumpRequest
 
@@ -373,15 +390,32 @@ func (c *conn) reserve(n int) {
 	c.wbuf = nb
 }
 
-// flush writes the pending replies.
+// flush writes the pending replies. Without an event loop it first writes
+// what the socket takes at once; only when replies are left does it block,
+// their buffer then counted in the server's blocked write buffers until
+// the write returns, so that a client that reads holds nothing counted.
 func (c *conn) flush() error {
 	if c.flushFn != nil {
 		return c.flushFn()
 	}
+	if c.woom {
+		return errWriteBufLimit
+	}
 	if len(c.wbuf) == 0 {
 		return nil
 	}
-	n, err := c.nc.Write(c.wbuf)
+	n, err := c.writeNow(0)
+	if err == nil && n < len(c.wbuf) {
+		if c.srv.wbufs.hold(&c.wheld, int64(cap(c.wbuf))) {
+			var m int
+			m, err = c.nc.Write(c.wbuf[n:])
+			n += m
+			c.srv.wbufs.hold(&c.wheld, 0)
+		} else {
+			c.woom, c.closeAfterWrite = true, true
+			err = errWriteBufLimit
+		}
+	}
 	c.stats.bytesWritten += uint64(n)
 	if cap(c.wbuf) > keepBufSize {
 		putBuf(c.wbuf)

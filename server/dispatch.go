@@ -140,11 +140,13 @@ func (c *conn) replyOK(req *protocol.Request, line string) {
 // lookupOnly performs the lookups of a get-family request without replying.
 func (c *conn) lookupOnly(req *protocol.Request) { c.lookup(req, false, 0) }
 
-// get answers a get-family request from its key from on. When the socket
-// backs up before the last key (event loops only), it stops and sets
-// c.getNext to the key to go on with: process resumes the request there
-// once the replies so far are written, so a multi-get holds at most about
-// flushSize plus one value of replies whatever it asks for.
+// get answers a get-family request from offset from of its keys on. When
+// the socket backs up before the last key (event loops only), it stops and
+// sets c.getNext to the offset to go on from: process resumes the request
+// there once the replies so far are written, so a multi-get holds at most
+// about flushSize plus one value of replies whatever it asks for. On an
+// event loop it also stops after yieldKeys keys, setting c.yielded, so
+// that a long get line does not hold up the loop's other connections.
 func (c *conn) get(req *protocol.Request, from int) {
 	c.getNext = c.lookup(req, true, from)
 	if c.getNext == 0 {
@@ -152,10 +154,17 @@ func (c *conn) get(req *protocol.Request, from int) {
 	}
 }
 
+// yieldKeys is how many keys of one get line an event loop looks up
+// before it serves its other connections (some 100-200 µs of hits).
+const yieldKeys = 1024
+
 // lookup looks up (or, for gat and gats, touches) the keys of req from
-// key from on, and appends a VALUE reply for each hit when emit is set. It
-// returns 0 when it has handled every key, or the index of the next key
-// when it stopped because the socket backed up.
+// offset from of req.GetKeys on, and appends a VALUE reply for each hit
+// when emit is set. It returns 0 when it has handled every key, or the
+// offset of the next key when it stopped for the socket or the loop. The
+// keys are read from the line as the lookups go, a batch of them at a
+// time so that their cache lines are prefetched together: a line costs
+// no memory but its own bytes, however many keys it holds.
 func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 	withCAS := req.Command == protocol.CmdGets || req.Command == protocol.CmdGats
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
@@ -170,32 +179,54 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 		rlen = len(c.wbuf) - n
 	}
-	for i := from; i < len(req.Keys); i++ {
-		key := req.Keys[i]
-		if (i-from)%storage.PrefetchBatch == 0 && len(req.Keys) > 1 {
-			c.srv.cache.Prefetch(req.Keys[i:min(i+storage.PrefetchBatch, len(req.Keys))])
-		}
-		vlen, rlen = 0, 0
-		found := c.fetch(key, touch, req.Exptime, hit)
-		c.noteKey(key, vlen)
-		if c.srv.klog != nil && emit {
-			if found {
-				c.klogWrite(getNames[req.Command], key, klogHit, rlen)
-			} else {
-				c.klogWrite(getNames[req.Command], key, klogMiss, 0)
+	keys := req.GetKeys
+	var batch [storage.PrefetchBatch][]byte
+	var ends [storage.PrefetchBatch]int
+	done := 0 // keys looked up by this call
+	for next := from; ; {
+		nb := 0
+		for nb < len(batch) {
+			k, end := protocol.NextKey(keys, next)
+			if len(k) == 0 {
+				break
 			}
+			batch[nb], ends[nb], next = k, end, end
+			nb++
 		}
-		if emit && len(c.wbuf) > flushSize {
-			if c.flush() != nil {
-				c.closeAfterWrite = true
-				return 0
+		if nb == 0 {
+			return 0
+		}
+		if nb > 1 {
+			c.srv.cache.Prefetch(batch[:nb])
+		}
+		for j, key := range batch[:nb] {
+			vlen, rlen = 0, 0
+			found := c.fetch(key, touch, req.Exptime, hit)
+			c.noteKey(key, vlen)
+			if c.srv.klog != nil && emit {
+				if found {
+					c.klogWrite(getNames[req.Command], key, klogHit, rlen)
+				} else {
+					c.klogWrite(getNames[req.Command], key, klogMiss, 0)
+				}
 			}
-			if c.blocked && i+1 < len(req.Keys) {
-				return i + 1
+			done++
+			more := ends[j] < len(keys)
+			if emit && len(c.wbuf) > flushSize {
+				if c.flush() != nil {
+					c.closeAfterWrite = true
+					return 0
+				}
+				if c.blocked && more {
+					return ends[j]
+				}
+			}
+			if c.onLoop && emit && done >= yieldKeys && more {
+				c.yielded = true
+				return ends[j]
 			}
 		}
 	}
-	return 0
 }
 
 // fetch looks key up for a get (or, with touch, a gat) of either

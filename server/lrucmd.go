@@ -101,6 +101,11 @@ func (c *conn) lruCrawlerCommand(req *protocol.Request) {
 		case all:
 			ids = nil
 		}
+		if c.srv.dumping.Load() {
+			// memcached's crawler is busy with the metadump.
+			c.reply("BUSY currently processing crawler request")
+			return
+		}
 		switch err := cache.Crawl(ids); {
 		case err == nil:
 			c.reply("OK")
@@ -203,16 +208,15 @@ func (c *conn) metadump(arg []byte) {
 		c.reply("BADCLASS invalid class id")
 		return
 	}
-	if cache.CrawlerBusy() {
+	if cache.CrawlerBusy() || !c.srv.dumping.CompareAndSwap(false, true) {
 		c.reply("BUSY currently processing crawler request")
 		return
 	}
-	d := &dumpRequest{ids: ids, all: all}
+	c.dump = &dumpRequest{ids: ids, all: all}
 	if c.onLoop {
-		c.dump = d
 		return
 	}
-	c.dumpItems(d)
+	c.dumpItems()
 }
 
 // dumpRequest is a metadump waiting for its connection to leave its event
@@ -222,12 +226,15 @@ type dumpRequest struct {
 	all bool
 }
 
-// dumpItems writes the lines of a metadump and its END. Lines are
-// streamed: the write buffer is flushed, with blocking writes, as it
-// fills. A stopping server lets the dump go on, as any request it has
-// read, until its shutdown grace closes the connection; a dump cut short
-// never ends with END, so that the client does not take it for whole.
-func (c *conn) dumpItems(d *dumpRequest) {
+// dumpItems writes the lines of the metadump c.dump and its END, then
+// ends the dump. Lines are streamed: the write buffer is flushed, with
+// blocking writes, as it fills. A stopping server lets the dump go on, as
+// any request it has read, until its shutdown grace closes the connection;
+// a dump cut short never ends with END, so that the client does not take
+// it for whole.
+func (c *conn) dumpItems() {
+	defer c.endDump()
+	d := c.dump
 	cache := c.srv.cache
 	emit := func(it *storage.DumpItem) bool {
 		c.reserve(len(it.Key)*3 + 128)
@@ -248,6 +255,15 @@ func (c *conn) dumpItems(d *dumpRequest) {
 	}
 	if !c.closeAfterWrite {
 		c.wbuf = append(c.wbuf, "END\r\n"...)
+	}
+}
+
+// endDump drops the connection's metadump, written or not, so that
+// another may run.
+func (c *conn) endDump() {
+	if c.dump != nil {
+		c.dump = nil
+		c.srv.dumping.Store(false)
 	}
 }
 

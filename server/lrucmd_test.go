@@ -285,3 +285,74 @@ func TestMetadumpLarge(t *testing.T) {
 		t.Fatalf("dump lists %d items, want %d", len(seen), n)
 	}
 }
+
+// TestMetadumpOneAtATime checks that a metadump runs alone, as memcached's
+// crawler runs one request at a time: while a client that does not read
+// holds one dump open, another metadump and a crawl are answered BUSY; once
+// the first dump is read to its END, a new one runs.
+func TestMetadumpOneAtATime(t *testing.T) {
+	servers := map[string]string{"corvid": testutil.StartCorvid(t, server.Config{})}
+	if testutil.MemcachedPath() != "" {
+		servers["memcached"] = testutil.StartMemcached(t)
+	}
+	for name, addr := range servers {
+		t.Run(name, func(t *testing.T) {
+			a := dialAdmin(t, addr)
+			// About 3 MB of dump lines: more than the socket buffers of
+			// a client that does not read.
+			const n = 40000
+			var req strings.Builder
+			for i := range n {
+				req.WriteString("set dumpkey:" + strconv.Itoa(i) + " 0 0 1 noreply\r\nx\r\n")
+			}
+			req.WriteString("version\r\n")
+			if r := a.do(req.String()); !strings.HasPrefix(r, "VERSION ") {
+				t.Fatalf("version: %q", r)
+			}
+			nc, err := net.DialTimeout("tcp", addr, replyTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			// (memcached 1.6.18's crawler stalls for good when the
+			// client's receive buffer is as small as 4 KB.)
+			nc.(*net.TCPConn).SetReadBuffer(32 << 10)
+			nc.SetDeadline(time.Now().Add(time.Minute))
+			first := &adminConn{t: t, nc: nc, r: bufio.NewReader(nc)}
+			if _, err := nc.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if l, err := first.r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "key=") {
+				t.Fatalf("first dump line: %q, %v", l, err)
+			}
+			const busy = "BUSY currently processing crawler request\r\n"
+			if r := a.do("lru_crawler metadump all\r\n"); r != busy {
+				t.Fatalf("second metadump: %q..., want %q", r[:min(len(r), 80)], busy)
+			}
+			if r := a.do("lru_crawler crawl all\r\n"); r != busy {
+				t.Fatalf("crawl during a metadump: %q, want %q", r, busy)
+			}
+			for {
+				l, err := first.r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("reading the first dump: %v", err)
+				}
+				if l == "END\r\n" {
+					break
+				}
+			}
+			// memcached's crawler finishes a moment after the END.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				r := a.do("lru_crawler metadump all\r\n")
+				if strings.HasSuffix(r, "END\r\n") {
+					break
+				}
+				if r != busy || time.Now().After(deadline) {
+					t.Fatalf("metadump after the first ended: %q", r[:min(len(r), 80)])
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}

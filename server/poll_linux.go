@@ -71,6 +71,11 @@ type loop struct {
 	// spareBytes is the size of spare as of the loop's last wake-up,
 	// for read_buf_bytes_free.
 	spareBytes atomic.Int64
+	// again holds the connections whose long get line stopped to let
+	// the others be served: the loop goes on with them after the events
+	// of its next wake-up, which does not wait. nextAgain is the other
+	// half of the double buffer.
+	again, nextAgain []*pollConn
 }
 
 // pollConn is a connection owned by an event loop.
@@ -81,6 +86,8 @@ type pollConn struct {
 	wpos int  // wbuf[:wpos] is written
 	need int  // what process last asked for, for prepareRead
 	out  bool // registered for EPOLLOUT: replies are pending
+	// again is set while the connection is in its loop's again list.
+	again bool
 	// idleSince is when the connection last began waiting for input
 	// (on the loop's clock, l.now), for the idle timeout.
 	idleSince int64
@@ -239,6 +246,9 @@ func (l *loop) run() {
 		if l.stopping.Load() {
 			wait = stopPollMsec
 		}
+		if len(l.again) > 0 {
+			wait = 0
+		}
 		n, err := syscall.EpollWait(l.epfd, events, wait)
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			l.srv.cfg.Logger.Error("epoll_wait failed", "err", err)
@@ -267,6 +277,8 @@ func (l *loop) run() {
 		if next != nil {
 			next.serve()
 		}
+		busy := n > 0 || len(l.again) > 0
+		l.serveAgain()
 		if woken {
 			l.addPending()
 		}
@@ -280,10 +292,31 @@ func (l *loop) run() {
 		if l.stopping.Load() && l.stop() {
 			return
 		}
-		if n > 0 {
+		if busy {
 			l.yield()
 		}
 	}
+}
+
+// serveAgain goes on with the connections that stopped to let the loop's
+// others be served; those that stop again are served after the next
+// wake-up's events.
+func (l *loop) serveAgain() {
+	if len(l.again) == 0 {
+		return
+	}
+	again := l.again
+	l.again = l.nextAgain[:0]
+	for i, pc := range again {
+		again[i] = nil
+		pc.again = false
+		// A connection closed since has no descriptor, or another
+		// connection has it.
+		if pc.fd >= 0 && l.conn(int32(pc.fd)) == pc {
+			pc.serve()
+		}
+	}
+	l.nextAgain = again[:0]
 }
 
 // yieldEvery is how often a busy loop passes through the scheduler. The
@@ -392,6 +425,11 @@ func (pc *pollConn) read(events uint32) bool {
 	if pc.out {
 		return events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0
 	}
+	if c.getNext > 0 {
+		// A get line stopped to let other connections be served: its
+		// keys are in rbuf, which must not move; go on with it.
+		return true
+	}
 	if c.rbuf == nil {
 		c.rbuf = pc.l.getRead()
 	}
@@ -431,6 +469,7 @@ func (pc *pollConn) serve() {
 			return
 		}
 		if c.blocked {
+			c.yielded = false // EPOLLOUT resumes it
 			pc.setOut(true)
 			return
 		}
@@ -449,6 +488,16 @@ func (pc *pollConn) serve() {
 		c.srv.stats.add(&c.stats)
 		if c.stopped.Load() {
 			pc.close()
+			return
+		}
+		if c.yielded {
+			c.yielded = false
+			pc.setOut(false)
+			pc.idleSince = pc.l.now
+			if !pc.again {
+				pc.again = true
+				pc.l.again = append(pc.l.again, pc)
+			}
 			return
 		}
 		if pc.need == 0 && (c.r < c.w || c.getNext > 0) {
@@ -510,6 +559,9 @@ func (pc *pollConn) setOut(out bool) {
 // blocking. It is the connection's flushFn.
 func (pc *pollConn) flush() error {
 	c := pc.c
+	if c.woom {
+		return errWriteBufLimit
+	}
 	for pc.wpos < len(c.wbuf) {
 		n, err := rawWrite(pc.fd, c.wbuf[pc.wpos:])
 		if n > 0 {
@@ -529,6 +581,12 @@ func (pc *pollConn) flush() error {
 					pc.wpos = 0
 				}
 				c.blocked = true
+				// The buffer is held for the client from here until
+				// the socket drains.
+				if !c.srv.wbufs.hold(&c.wheld, int64(cap(c.wbuf))) {
+					c.woom, c.closeAfterWrite = true, true
+					return errWriteBufLimit
+				}
 				return nil
 			}
 			return err
@@ -536,6 +594,7 @@ func (pc *pollConn) flush() error {
 	}
 	c.blocked = false
 	pc.wpos = 0
+	c.srv.wbufs.hold(&c.wheld, 0)
 	if cap(c.wbuf) > keepBufSize {
 		putBuf(c.wbuf)
 		c.wbuf = nil
@@ -578,14 +637,13 @@ func (pc *pollConn) handOffDump() {
 	c, s := pc.c, pc.c.srv
 	if _, err := pc.leave(); err != nil {
 		s.cfg.Logger.Warn("cannot dump to connection", "err", err)
+		c.endDump()
 		pc.releaseClosed()
 		return
 	}
-	d := c.dump
-	c.dump = nil
 	go func() {
 		defer s.wg.Done()
-		c.dumpItems(d)
+		c.dumpItems()
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -654,6 +712,8 @@ var testHookHandOff func(c *conn, fd int)
 // closed.
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
+	c.endDump() // closed before its metadump was handed off
+	c.srv.wbufs.hold(&c.wheld, 0)
 	c.srv.rbufs.put(c.rbuf)
 	putBuf(c.wbuf)
 	c.rbuf, c.wbuf = nil, nil

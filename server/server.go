@@ -68,6 +68,11 @@ type Server struct {
 	watch     watchHub
 	stats     globalStats
 	rbufs     readBufs
+	wbufs     writeBufs
+	// dumping is set while a metadump runs: as memcached's crawler, the
+	// server serves one at a time and answers the others BUSY, so that
+	// the dumps' buffers and walks do not add up.
+	dumping atomic.Bool
 
 	// saslUsers is the SASL password database (Config.SASLPasswordDB).
 	saslUsers saslPasswordDB
@@ -95,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.rbufs.limit = max(cfg.ReadBufMemLimit, 0)
+	s.wbufs.limit = max(cfg.WriteBufMemLimit, 0)
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
 			cache.Close()

@@ -205,6 +205,8 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.i("read_buf_bytes", s.rbufs.bytes.Load())
 	w.i("read_buf_bytes_free", spare)
 	w.u("read_buf_oom", s.rbufs.oom.Load())
+	w.i("write_buf_bytes", s.wbufs.bytes.Load())
+	w.u("write_buf_oom", s.wbufs.oom.Load())
 	w.u("reserved_fds", 0)
 	w.u("cmd_get", g.cmdGet.Load())
 	w.u("cmd_set", sets)
@@ -376,6 +378,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
 	w.i("watcher_logbuf_size", int64(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
+	w.i("write_buf_mem_limit", s.wbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
 	w.str("eviction", s.cache.Eviction().String())
 }

@@ -256,7 +256,7 @@ func (c *conn) metadumpUDP(arg []byte) {
 		c.reply("ERROR cannot pipeline other commands before metadump")
 	case !ok:
 		c.reply("BADCLASS invalid class id")
-	case cache.CrawlerBusy():
+	case cache.CrawlerBusy() || c.srv.dumping.Load():
 		c.reply("BUSY currently processing crawler request")
 	default:
 		c.r = c.w

@@ -356,7 +356,7 @@ var knownSuboptions = map[string]bool{
 	"proxy_config": true, "proxy_uring": true,
 	// corvid's own.
 	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true, "eviction": true,
-	"hugepages": true, "no_hugepages": true,
+	"hugepages": true, "no_hugepages": true, "write_buf_mem_limit": true,
 }
 
 // applyExtended applies the -o suboptions.
@@ -404,6 +404,15 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				cfg.ReadBufMemLimit = int64(mb) << 20
 				if mb == 0 {
 					cfg.ReadBufMemLimit = -1 // memcached's 0: no limit
+				}
+			case "write_buf_mem_limit":
+				mb, err := strconv.ParseUint(val, 10, 32)
+				if err != nil {
+					return usageError("could not parse argument to write_buf_mem_limit")
+				}
+				cfg.WriteBufMemLimit = int64(mb) << 20
+				if mb == 0 {
+					cfg.WriteBufMemLimit = -1 // as read_buf_mem_limit: no limit
 				}
 			case "watcher_logbuf_size":
 				if val == "" || n <= 0 {

@@ -25,6 +25,10 @@ type Attack struct {
 	// reads (declared values, half-sent lines), bounded by its read
 	// buffer limit rather than by its write backpressure.
 	HoldsInput bool
+	// HoldsOutput is set for attacks that leave the replies of many
+	// connections unread, bounded in total by the server's limit on
+	// blocked write buffers (corvid's write_buf_mem_limit).
+	HoldsOutput bool
 	// Accepted makes Run hold the attack until the server counts all
 	// its connections in curr_connections.
 	Accepted bool
@@ -92,9 +96,10 @@ func Attacks(d Data, sc Scale) []Attack {
 			// A few values per connection (more than the socket
 			// buffers take), on many connections: what a
 			// connection's write buffer holds, summed.
-			Name:  "unread-get-16-values",
-			Conns: sc.BufConns,
-			first: func(int) []byte { return getLine(16) },
+			Name:        "unread-get-16-values",
+			HoldsOutput: true,
+			Conns:       sc.BufConns,
+			first:       func(int) []byte { return getLine(16) },
 		},
 		{
 			Name:  fmt.Sprintf("unread-pipelined-%d", sc.Keys),

@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -75,6 +76,12 @@ func TestProberCountsStall(t *testing.T) {
 	nc := <-accepted
 	if nc == nil {
 		t.Fatal("prober did not connect")
+	}
+	// The stall is timed from the request's arrival: the prober marks
+	// its request in flight before it sends it.
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := bufio.NewReader(nc).ReadString('\n'); err != nil {
+		t.Fatalf("the prober sent no request: %v", err)
 	}
 	const stall = 50 * time.Millisecond
 	start := time.Now()
