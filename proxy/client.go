@@ -26,6 +26,7 @@ const (
 	maxInflightUnits    = 512
 	maxClientReplyBytes = 4 << 20
 	writeFlushSize      = 64 << 10
+	maxKeptScratch      = 64 << 10 // a fragment request buffer a client keeps
 )
 
 // A client is one client connection. Its reader goroutine parses
@@ -453,7 +454,7 @@ func (cl *client) get(line []byte) error {
 	for j, f := range parent.frags {
 		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
 		t.live[cl.fragSrv[j]].send(f, cl.fragBufs[j])
-		if cap(cl.fragBufs[j]) > maxPooledReply {
+		if cap(cl.fragBufs[j]) > maxKeptScratch {
 			cl.fragBufs[j] = nil
 		}
 	}
