@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -271,6 +272,9 @@ func (bc *bconn) run(preconnect bool) {
 		bc.connect(&readers)
 	}
 	for range bc.wake {
+		// Let the clients that are running queue their requests too, so
+		// that one write carries more of them.
+		runtime.Gosched()
 		bc.mu.Lock()
 		if bc.closed {
 			bc.mu.Unlock()
