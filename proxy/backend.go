@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,15 @@ import (
 // errQueueFull instead of growing the queue.
 const maxQueueBytes = 8 << 20
 
-// readBufSize is a backend connection's initial read buffer.
-const readBufSize = 16 << 10
+// readBufSize is a backend connection's initial read buffer; it grows to
+// hold the largest reply framed and is kept up to maxKeptReadBuf, so that
+// wide multi-gets do not grow it again, copying, for every reply. Server
+// connections are few (server_connections per server), so keeping it
+// costs little.
+const (
+	readBufSize    = 16 << 10
+	maxKeptReadBuf = 1 << 20
+)
 
 // A backend is one server of a pool: its connections, its health and its
 // counters. It outlives the route trees that refer to it.
@@ -282,6 +290,9 @@ func (bc *bconn) run(preconnect bool) {
 		bc.connect(&readers)
 	}
 	for range bc.wake {
+		// Let the clients that are running queue their requests too, so
+		// that one write carries more of them.
+		runtime.Gosched()
 		bc.mu.Lock()
 		if bc.closed {
 			bc.mu.Unlock()
@@ -420,7 +431,7 @@ func (bc *bconn) read(nc net.Conn) {
 			nb := make([]byte, 2*len(buf))
 			copy(nb, buf[:w])
 			buf = nb
-		} else if w == 0 && len(buf) > 4*readBufSize {
+		} else if w == 0 && len(buf) > maxKeptReadBuf {
 			buf = make([]byte, readBufSize)
 		}
 		bc.mu.Lock()

@@ -63,8 +63,10 @@ var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}
 
 func newCall() *call { return callPool.Get().(*call) }
 
-// maxPooledReply bounds the reply buffer a pooled call keeps.
-const maxPooledReply = 64 << 10
+// maxPooledReply bounds the reply buffer a pooled call keeps: a
+// fragment of a wide multi-get (a few hundred KB) reuses its buffer
+// instead of growing a new one by doubling.
+const maxPooledReply = 1 << 20
 
 // release returns c and its fragments to the pool; c must be complete and
 // referenced nowhere else.

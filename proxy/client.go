@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/corvidcache/corvid/protocol"
 )
@@ -28,20 +30,34 @@ const (
 	maxInflightUnits    = 512
 	maxClientReplyBytes = 4 << 20
 	writeFlushSize      = 64 << 10
+	maxKeptScratch      = 64 << 10 // a fragment request buffer a client keeps
 )
 
 // A client is one client connection. Its reader goroutine parses
 // requests, answers what the proxy answers itself, and forwards the rest;
 // every request that expects a reply becomes a call queued, in request
 // order, for its writer goroutine, which waits for each in turn and
-// writes the replies in batches.
+// writes the replies in batches. The writer runs only while calls are
+// queued, and the reader holds a read buffer only while a request is
+// being read: an idle client costs one goroutine and no buffer.
 type client struct {
 	p    *Proxy
 	pool *pool
 	nc   net.Conn
-	conn uint32 // which of a server's connections its requests take
+	conn uint32          // which of a server's connections its requests take
+	raw  syscall.RawConn // nc's, when it has one: reads without a buffer held
 
-	calls      chan *call    // to the writer, in request order
+	// The reader's state for raw reads: rawRead's result.
+	readFn func(fd uintptr) bool
+	rbuf   []byte
+	rn     int
+	rerr   error
+
+	mu      sync.Mutex // guards queue and writing
+	queue   []*call    // to the writer, in request order
+	writing bool       // a writer goroutine runs; it takes queue
+	writers sync.WaitGroup
+
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
@@ -62,6 +78,7 @@ type client struct {
 	fragOf    []int32          // live index -> fragment index
 	fragSrv   []int32          // fragment index -> live index
 	fragBufs  [][]byte         // fragment requests
+	getKeys   [][]byte         // the keys of a get line (protocol.NextKey)
 	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
 	seed      maphash.Seed
 
@@ -72,7 +89,13 @@ type client struct {
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
-	return &client{p: p, nc: nc, calls: make(chan *call, maxInflightUnits), drained: make(chan struct{}, 1)}
+	cl := &client{p: p, nc: nc, drained: make(chan struct{}, 1)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			cl.raw, cl.readFn = raw, cl.rawRead
+		}
+	}
+	return cl
 }
 
 func (cl *client) signalDrained() {
@@ -82,16 +105,13 @@ func (cl *client) signalDrained() {
 	}
 }
 
+// readBufPool holds the clients' read buffers of clientReadBuf bytes.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, clientReadBuf); return &b }}
+
 // serve runs the connection to its end.
 func (cl *client) serve() {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cl.writeLoop()
-	}()
 	err := cl.readLoop()
-	close(cl.calls)
-	<-done
+	cl.writers.Wait()
 	cl.nc.Close()
 	switch {
 	case errors.Is(err, errQuit), errors.Is(err, io.EOF):
@@ -102,9 +122,12 @@ func (cl *client) serve() {
 }
 
 // readLoop reads and handles requests until the client closes, quits,
-// sends a line that is too long, or the proxy closes.
+// sends a line that is too long, or the proxy closes. Between requests
+// it holds no buffer: it waits for input, and takes a buffer from
+// readBufPool only to read it.
 func (cl *client) readLoop() error {
-	buf := make([]byte, clientReadBuf)
+	var buf []byte
+	defer func() { cl.putReadBuf(buf) }()
 	r, w, skip := 0, 0, 0
 	for {
 		need := 0
@@ -126,28 +149,89 @@ func (cl *client) readLoop() error {
 			r += n
 		}
 		if r == w {
+			// Nothing buffered: an idle client holds no buffer.
 			r, w = 0, 0
+			cl.putReadBuf(buf)
+			buf = nil
 		}
-		want := max(need, w-r+1)
-		switch {
-		case r+want <= len(buf):
-		case want <= len(buf):
-			w = copy(buf, buf[r:w])
-			r = 0
-		default:
-			nb := make([]byte, max(want, 2*len(buf)))
-			w = copy(nb, buf[r:w])
-			r, buf = 0, nb
+		if buf != nil {
+			want := max(need, w-r+1)
+			switch {
+			case r+want <= len(buf):
+			case want <= len(buf):
+				w = copy(buf, buf[r:w])
+				r = 0
+			default:
+				nb := make([]byte, max(want, 2*len(buf)))
+				w = copy(nb, buf[r:w])
+				cl.putReadBuf(buf)
+				r, buf = 0, nb
+			}
 		}
-		if w == 0 && len(buf) > 16*clientReadBuf {
-			buf = make([]byte, clientReadBuf)
-		}
-		n, err := cl.nc.Read(buf[w:])
+		var n int
+		var err error
+		buf, n, err = cl.read(buf, w)
 		w += n
 		if err != nil && n == 0 {
 			return err
 		}
 	}
+}
+
+// putReadBuf returns a buffer of readBufPool's size to it.
+func (cl *client) putReadBuf(buf []byte) {
+	if len(buf) == clientReadBuf {
+		readBufPool.Put(&buf)
+	}
+}
+
+// read reads into buf[w:]. When buf is nil (nothing is buffered) it waits
+// for input without a buffer when the connection allows it, and returns
+// the buffer it took from readBufPool to read into.
+func (cl *client) read(buf []byte, w int) ([]byte, int, error) {
+	if buf != nil || cl.raw == nil {
+		if buf == nil {
+			buf = *readBufPool.Get().(*[]byte)
+		}
+		n, err := cl.nc.Read(buf[w:])
+		return buf, n, err
+	}
+	cl.rbuf, cl.rn, cl.rerr = nil, 0, nil
+	err := cl.raw.Read(cl.readFn)
+	buf, n := cl.rbuf, cl.rn
+	cl.rbuf = nil
+	if err == nil {
+		err = cl.rerr
+	}
+	if err == nil && n <= 0 {
+		err = io.EOF
+	}
+	if err != nil {
+		cl.putReadBuf(buf)
+		return nil, 0, err
+	}
+	return buf, n, nil
+}
+
+// rawRead is cl.readFn, which cl.raw.Read calls when the connection may
+// be readable: it reads into a buffer from readBufPool, and when there is
+// nothing to read it puts the buffer back and has Read wait.
+func (cl *client) rawRead(fd uintptr) bool {
+	buf := *readBufPool.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), buf)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.EAGAIN {
+		cl.putReadBuf(buf)
+		return false
+	}
+	cl.rbuf, cl.rn, cl.rerr = buf, n, err
+	return true
 }
 
 // handle handles the first request in buf. It returns the bytes consumed,
@@ -393,7 +477,15 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		c.detached = true
 		return nil
 	}
-	cl.calls <- c
+	cl.mu.Lock()
+	cl.queue = append(cl.queue, c)
+	start := !cl.writing
+	cl.writing = true
+	cl.mu.Unlock()
+	if start {
+		cl.writers.Add(1)
+		go cl.writeLoop()
+	}
 	return nil
 }
 
@@ -442,14 +534,22 @@ const maxSeenKeys = 4096
 // through the merge).
 func (cl *client) get(line []byte) error {
 	req := &cl.req
-	keys := req.Keys
+	keys := cl.getKeys[:0]
+	for k, i := protocol.NextKey(req.GetKeys, 0); len(k) > 0; k, i = protocol.NextKey(req.GetKeys, i) {
+		keys = append(keys, k)
+	}
+	if cap(keys) > maxSeenKeys {
+		cl.getKeys = nil // a wide get's slice is not kept for the next
+	} else {
+		cl.getKeys = keys[:0]
+	}
 	if len(keys) == 0 {
 		// "gat <exptime>" without a key: memcached answers END. With no
 		// fragment to wait for, a split would never complete.
 		return cl.local("END")
 	}
 	if len(keys) == 1 {
-		return cl.forward(req.Key(), kindGet, opForward, false, line)
+		return cl.forward(keys[0], kindGet, opForward, false, line)
 	}
 	// Admission may wait for the client to read its replies: it comes
 	// before the tree is held.
@@ -550,7 +650,7 @@ func (cl *client) get(line []byte) error {
 	for j, f := range parent.frags {
 		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
 		t.live[cl.fragSrv[j]].send(f, cl.fragBufs[j])
-		if cap(cl.fragBufs[j]) > maxPooledReply {
+		if cap(cl.fragBufs[j]) > maxKeptScratch {
 			cl.fragBufs[j] = nil
 		}
 	}

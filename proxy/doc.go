@@ -10,8 +10,10 @@
 //
 // A client connection has a reader goroutine, which parses requests with
 // package protocol and forwards each to the server that owns its key (the
-// bytes as received), and a writer goroutine, which writes the replies in
-// the client's request order, batched. A server connection has a writer
+// bytes as received), and, while replies are pending, a writer goroutine,
+// which writes them in the client's request order, batched. An idle
+// client holds only its reader, waiting for input without a read buffer
+// (buffers come from a pool while a request is read): about 7 KB each. A server connection has a writer
 // goroutine, which sends every queued request with one write, and a
 // reader goroutine, which frames replies (one line, VALUE blocks up to END,
 // a meta VA and its data ...) and hands each to the oldest request

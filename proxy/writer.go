@@ -1,14 +1,24 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
-// writeLoop is a client's writer goroutine: it takes the calls in request
-// order, waits for each, and writes their replies, once per batch: it
-// writes when the next reply is not ready yet or the batch passes
-// writeFlushSize. After a failed write it keeps taking calls, so that the
-// reader and the servers never wait for it, and discards their replies.
+// writeBufPool holds the writers' batch buffers.
+var writeBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeLoop is a client's writer goroutine, started by dispatch when it
+// queues a call and none runs: it takes the calls in request order, waits
+// for each, and writes their replies, once per batch: it writes when the
+// next reply is not ready yet or the batch passes writeFlushSize. It
+// returns once it has written everything queued. After a failed write it
+// keeps taking calls, so that the reader and the servers never wait for
+// it, and discards their replies.
 func (cl *client) writeLoop() {
-	var wbuf []byte
+	defer cl.writers.Done()
+	pb := writeBufPool.Get().(*[]byte)
+	wbuf := (*pb)[:0]
 	var units, held int64
 	flush := func() {
 		wbuf = cl.write(wbuf)
@@ -19,32 +29,43 @@ func (cl *client) writeLoop() {
 			cl.signalDrained()
 		}
 	}
+	var batch []*call
 	for {
-		var c *call
-		var ok bool
-		select {
-		case c, ok = <-cl.calls:
-		default:
-			flush()
-			c, ok = <-cl.calls
+		cl.mu.Lock()
+		if len(cl.queue) == 0 {
+			if len(wbuf) > 0 || units > 0 || held > 0 {
+				cl.mu.Unlock()
+				flush()
+				continue
+			}
+			// Everything queued is written: the next call starts a
+			// new writer.
+			cl.writing = false
+			cl.mu.Unlock()
+			break
 		}
-		if !ok {
-			flush()
-			return
+		batch, cl.queue = cl.queue, batch[:0]
+		cl.mu.Unlock()
+		for i, c := range batch {
+			select {
+			case <-c.done:
+			default:
+				flush()
+				<-c.done
+			}
+			units += int64(c.units)
+			held += int64(c.size())
+			wbuf = cl.appendReply(wbuf, c)
+			c.release()
+			batch[i] = nil
+			if len(wbuf) >= writeFlushSize {
+				flush()
+			}
 		}
-		select {
-		case <-c.done:
-		default:
-			flush()
-			<-c.done
-		}
-		units += int64(c.units)
-		held += int64(c.size())
-		wbuf = cl.appendReply(wbuf, c)
-		c.release()
-		if len(wbuf) >= writeFlushSize {
-			flush()
-		}
+	}
+	if cap(wbuf) <= 4*writeFlushSize {
+		*pb = wbuf
+		writeBufPool.Put(pb)
 	}
 }
 

@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# proxy.sh — corvid proxy next to nutcracker (twemproxy).
+#
+# Starts three memcached backends and, in front of them, nutcracker and
+# corvid proxy reading the same nutcracker.yml (the two files differ only in
+# the listen port), plus a fourth memcached as the direct baseline. Then,
+# for ROUNDS rounds, alternating the order of direct, nutcracker and corvid:
+#
+#   throughput  memcaslap, 90/10 get/set, 32-byte keys, 100-byte values,
+#               CONCURRENCY connections
+#   latency     corvid bench, the same mix, p50 and p99; the added p99 of a
+#               proxy is its p99 minus direct's
+#   wide get    bench/wideget: one get of WIDE_KEYS keys (100-byte values),
+#               median of WIDE_GETS gets, through each proxy and direct
+#   idle memory RSS of a fresh proxy holding IDLE idle client connections
+#               (bench/idleconns) minus its RSS before, per connection
+#
+# Prints the medians and the ratios corvid/nutcracker (and wide get/direct).
+# See bench/README.md.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=${DURATION:-8}
+DURATION=${DURATION%s}
+ROUNDS=${ROUNDS:-5}
+WARMUP=${WARMUP:-2}
+CONCURRENCY=${CONCURRENCY:-64}
+CLIENT_THREADS=${CLIENT_THREADS:-2}
+WIDE_KEYS=${WIDE_KEYS:-10000}
+WIDE_GETS=${WIDE_GETS:-10}
+IDLE=${IDLE:-10000}
+MEMORY_MB=${MEMORY_MB:-256}
+SERVER_THREADS=${SERVER_THREADS:-2}
+NUTCRACKER=${NUTCRACKER:-$(command -v nutcracker || true)}
+
+for v in DURATION ROUNDS CONCURRENCY CLIENT_THREADS WIDE_KEYS WIDE_GETS MEMORY_MB SERVER_THREADS; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer, got '${!v}'"
+done
+[[ $IDLE =~ ^[0-9]+$ ]] || bench_die "IDLE must be a whole number, got '$IDLE'"
+[[ $WARMUP =~ ^[0-9]+$ ]] || bench_die "WARMUP must be a whole number of seconds, got '$WARMUP'"
+[[ -n $NUTCRACKER ]] || bench_die "nutcracker not found (apt-get install nutcracker) or set NUTCRACKER"
+if [[ -z ${MEMCASLAP:-} ]]; then
+	MEMCASLAP=$(command -v memcaslap || command -v memaslap || true)
+fi
+[[ -n $MEMCASLAP ]] || bench_die "memcaslap not found (apt-get install libmemcached-tools) or set MEMCASLAP"
+command -v ss >/dev/null || bench_die "ss (iproute2) is needed to find free ports"
+
+need_fds=$((IDLE + 1024))
+if (($(ulimit -n) < need_fds)); then
+	ulimit -n "$need_fds" 2>/dev/null || bench_die "open files limit $(ulimit -n) < $need_fds (IDLE + 1024)"
+fi
+
+bench_install_trap
+read -r -a MEMCACHED_ARGV <<<"${MEMCACHED_CMD:-memcached -u nobody}"
+read -r load_start _ </proc/loadavg
+
+# corvid (proxy and bench) and the two helpers, built from this tree.
+CORVID=${CORVID:-}
+if [[ -z $CORVID ]]; then
+	bench_log "building corvid ..."
+	(cd "$REPO_ROOT" && go build -o "$BENCH_TMP/corvid" ./cmd/corvid) || bench_die "cannot build ./cmd/corvid"
+	CORVID=$BENCH_TMP/corvid
+fi
+(cd "$REPO_ROOT" && go build -o "$BENCH_TMP/wideget" ./bench/wideget && go build -o "$BENCH_TMP/idleconns" ./bench/idleconns) ||
+	bench_die "cannot build bench/wideget and bench/idleconns"
+commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+declare -A PID PORT res
+targets=(direct nutcracker corvid)
+
+# The backends and the direct baseline.
+backends=()
+for i in 1 2 3; do
+	bench_start_server "backend$i" "${MEMCACHED_ARGV[@]}"
+	backends+=("127.0.0.1:$STARTED_PORT")
+done
+bench_start_server direct "${MEMCACHED_ARGV[@]}"
+PID[direct]=$STARTED_PID PORT[direct]=$STARTED_PORT
+
+# write_conf FILE PORT writes the pool both proxies read.
+write_conf() {
+	{
+		echo "alpha:"
+		echo "  listen: 127.0.0.1:$2"
+		echo "  hash: fnv1a_64"
+		echo "  distribution: ketama"
+		echo "  timeout: 2000"
+		echo "  server_connections: 1"
+		echo "  auto_eject_hosts: false"
+		echo "  servers:"
+		for b in "${backends[@]}"; do echo "   - $b:1"; done
+	} >"$1"
+}
+
+# proxy_ready PORT succeeds when a get through 127.0.0.1:PORT answers.
+proxy_ready() {
+	local reply
+	# shellcheck disable=SC2016
+	reply=$(timeout 2 bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf "get proxy.sh:ready\r\n" >&3
+		IFS= read -r line <&3
+		printf "%s" "$line"
+	' _ "$1" 2>/dev/null) || return 1
+	[[ $reply == END* ]]
+}
+
+# start_proxy NAME LABEL starts nutcracker or corvid proxy on a fresh
+# configuration; sets STARTED_PID and STARTED_PORT.
+start_proxy() {
+	local name=$1 label=$2 port sport pid i conf
+	port=$(bench_free_port) && sport=$(bench_free_port) || bench_die "no free loopback port"
+	conf=$BENCH_TMP/$label.yml
+	write_conf "$conf" "$port"
+	case $name in
+	nutcracker) "$NUTCRACKER" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
+	corvid) "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
+	esac
+	pid=$!
+	BENCH_PIDS+=("$pid")
+	for ((i = 0; i < 100; i++)); do
+		bench_alive "$pid" || break
+		if proxy_ready "$port"; then
+			STARTED_PID=$pid STARTED_PORT=$port
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$BENCH_TMP/$label.log" >&2 || true
+	bench_die "cannot start $name"
+}
+
+for t in nutcracker corvid; do
+	start_proxy "$t" "$t"
+	PID[$t]=$STARTED_PID PORT[$t]=$STARTED_PORT
+done
+bench_log "backends:   ${backends[*]} (${MEMCACHED_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS)"
+bench_log "direct:     127.0.0.1:${PORT[direct]}"
+bench_log "nutcracker: 127.0.0.1:${PORT[nutcracker]} (pid ${PID[nutcracker]})"
+bench_log "corvid:     127.0.0.1:${PORT[corvid]} (pid ${PID[corvid]})"
+
+check_alive() {
+	bench_alive "${PID[$1]}" && return 0
+	bench_log "--- $1 (pid ${PID[$1]}) is no longer running"
+	tail -n 20 "$BENCH_TMP/$1.log" >&2 || true
+	exit 1
+}
+
+# run_bg LOG CMD... runs a load generator, recorded for cleanup; fails
+# the script when it fails.
+run_bg() {
+	local log=$1 rc=0 lp
+	shift
+	timeout --kill-after=5 $((DURATION + 120)) "$@" >"$log" 2>&1 &
+	lp=$!
+	BENCH_PIDS+=("$lp")
+	wait "$lp" || rc=$?
+	bench_forget "$lp"
+	if ((rc != 0)); then
+		bench_log "--- $1 failed (exit $rc):"
+		tail -n 20 "$log" >&2
+		exit 1
+	fi
+}
+
+mcs_cfg=$BENCH_TMP/mcs.cfg
+printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 0.1\n1 0.9\n' >"$mcs_cfg"
+
+memcaslap() { # TARGET SECONDS OUT
+	run_bg "$3" "$MEMCASLAP" -s "127.0.0.1:${PORT[$1]}" -t "${2}s" -T "$CLIENT_THREADS" -c "$CONCURRENCY" -F "$mcs_cfg"
+	check_alive "$1"
+	TPS=$(awk '/^Run time:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") t = $(i + 1) } END { print t }' "$3")
+	[[ $TPS =~ ^[0-9]+$ && $TPS != 0 ]] || { tail -n 20 "$3" >&2; bench_die "memcaslap against $1 printed no figure"; }
+}
+
+json() { awk -v f="\"$1\":" '$1 == f { gsub(/,/, "", $2); print $2; exit }' "$2"; }
+
+add() { # METRIC TARGET VALUE
+	bench_log "  $1 $2: $3"
+	res[$1|$2]+="$3 "
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# idle_memory TARGET ROUND: a fresh proxy, RSS with IDLE idle client
+# connections minus RSS before, per connection.
+idle_memory() {
+	local t=$1 r=$2 pid port before after lp i out
+	start_proxy "$t" "$t-idle-$r"
+	pid=$STARTED_PID port=$STARTED_PORT
+	before=$(rss_kb "$pid")
+	out=$BENCH_TMP/idle-$t-$r.out
+	"$BENCH_TMP/idleconns" -addr "127.0.0.1:$port" -conns "$IDLE" -hold 120s >"$out" 2>&1 &
+	lp=$!
+	BENCH_PIDS+=("$lp")
+	for ((i = 0; i < 1200; i++)); do
+		grep -q '^open' "$out" && break
+		bench_alive "$lp" || break
+		sleep 0.1
+	done
+	grep -q '^open' "$out" || { cat "$out" >&2; bench_die "cannot hold $IDLE connections to $t"; }
+	sleep 1
+	after=$(rss_kb "$pid")
+	bench_stop_server "$lp"
+	bench_alive "$pid" || bench_die "$t died holding $IDLE connections"
+	bench_stop_server "$pid"
+	add "idle B/conn (RSS)" "$t" $(((after - before) * 1024 / IDLE))
+}
+
+# Warm-up: memcaslap and a prefill of corvid bench's key space on each.
+for t in "${targets[@]}"; do
+	bench_log "prefill and warm-up $t ..."
+	run_bg "$BENCH_TMP/prefill-$t.json" "$CORVID" bench -s "127.0.0.1:${PORT[$t]}" -c 8 --prefill --requests 1 \
+		--value-size 100 --key-prefix p: --json -q
+	((WARMUP > 0)) && memcaslap "$t" "$WARMUP" "$BENCH_TMP/warmup-$t.out"
+done
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	# Rotate the order: each target goes first, second and last in turn.
+	order=()
+	for ((i = 0; i < 3; i++)); do order+=("${targets[(i + r - 1) % 3]}"); done
+	for t in "${order[@]}"; do
+		bench_log "round $r/$ROUNDS: $t ..."
+		memcaslap "$t" "$DURATION" "$BENCH_TMP/mcs-$t-$r.out"
+		add "ops/s (memcaslap)" "$t" "$TPS"
+		out=$BENCH_TMP/cb-$t-$r.json
+		run_bg "$out" "$CORVID" bench -s "127.0.0.1:${PORT[$t]}" -c "$CONCURRENCY" --ratio 9:1 --value-size 100 \
+			--key-prefix p: --duration "${DURATION}s" --json -q
+		check_alive "$t"
+		add "ops/s (corvid bench)" "$t" "$(json ops_per_sec "$out" | cut -d. -f1)"
+		add "p50 µs (corvid bench)" "$t" "$(json p50 "$out" | cut -d. -f1)"
+		add "p99 µs (corvid bench)" "$t" "$(json p99 "$out" | cut -d. -f1)"
+		errs=$(json errors "$out")
+		[[ $errs == 0 ]] || bench_log "warning: $errs error replies from $t"
+		out=$BENCH_TMP/wide-$t-$r.out
+		run_bg "$out" "$BENCH_TMP/wideget" -addr "127.0.0.1:${PORT[$t]}" -keys "$WIDE_KEYS" -rounds "$WIDE_GETS"
+		check_alive "$t"
+		add "$WIDE_KEYS-key get µs" "$t" "$(awk '$1 == "median_us" { print $2 }' "$out")"
+	done
+	if ((IDLE > 0)); then
+		for t in "${order[@]}"; do
+			[[ $t == direct ]] && continue
+			bench_log "round $r/$ROUNDS: fresh $t with $IDLE idle connections ..."
+			idle_memory "$t" "$r"
+		done
+	fi
+done
+
+read -r load_end _ </proc/loadavg
+med() { # METRIC TARGET
+	# shellcheck disable=SC2086
+	bench_median ${res[$1|$2]:-}
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.3f", a / b }'; }
+echo "corvid proxy vs nutcracker, medians of $ROUNDS rounds (${DURATION}s runs, rotating order)"
+echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
+echo "machine:    $(nproc) CPUs, $(uname -sr); 1-min load average $load_start before, $load_end after"
+echo "backends:   3 x ${MEMCACHED_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS ($("${MEMCACHED_ARGV[0]}" -V 2>/dev/null || echo '?')); direct: one more"
+echo "nutcracker: $("$NUTCRACKER" -V 2>&1 | head -n 1); corvid: $CORVID proxy; pool: fnv1a_64, ketama, 1 connection per server"
+echo "load:       memcaslap and corvid bench -c $CONCURRENCY, 90/10 get/set, 100 B values; wide get $WIDE_KEYS keys x $WIDE_GETS; $IDLE idle connections"
+echo
+row() { printf '%-24s %10s %11s %10s %18s\n' "$@"; }
+row metric direct nutcracker corvid corvid/nutcracker
+for m in "ops/s (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs"; do
+	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid)
+	row "$m" "$d" "$n" "$c" "$(ratio "$c" "$n")"
+done
+p99=(p99\ µs\ \(corvid\ bench\))
+d=$(med "${p99[0]}" direct) n=$(med "${p99[0]}" nutcracker) c=$(med "${p99[0]}" corvid)
+row "added p99 µs" - $((n - d)) $((c - d)) "$(ratio $((c - d)) $((n - d)))"
+m="$WIDE_KEYS-key get µs"
+d=$(med "$m" direct)
+row "$WIDE_KEYS-key get / direct" 1 "$(ratio "$(med "$m" nutcracker)" "$d")" "$(ratio "$(med "$m" corvid)" "$d")" -
+if ((IDLE > 0)); then
+	m="idle B/conn (RSS)"
+	n=$(med "$m" nutcracker) c=$(med "$m" corvid)
+	row "$m" - "$n" "$c" "$(ratio "$c" "$n")"
+fi
+echo
+echo "corvid/nutcracker: above 1 is better for ops/s, below 1 for latency and memory."
