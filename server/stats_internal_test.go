@@ -76,10 +76,12 @@ func TestStatsDetailDumpLetsRequestsOn(t *testing.T) {
 	}
 	key := []byte("other:k")
 	// A record waiting for the whole dump takes about as long as it; one
-	// waiting only for a copy of the table, a small part of it. The
-	// best of a few dumps is taken, for a noisy machine.
+	// waiting only for a copy of the table, a small part of it (held up
+	// the whole dump, it waited 97%). The best of a few dumps is taken,
+	// and a generous bound kept, for a busy machine where descheduling
+	// alone has cost a record 41% of a dump.
 	var best float64 = 1
-	for range 3 {
+	for range 5 {
 		stop := make(chan struct{})
 		worst := make(chan time.Duration)
 		go func() {
@@ -107,7 +109,7 @@ func TestStatsDetailDumpLetsRequestsOn(t *testing.T) {
 		best = min(best, float64(w)/float64(d))
 		t.Logf("dump %v, longest record meanwhile %v", d, w)
 	}
-	if best > 0.3 {
+	if best > 0.7 {
 		t.Errorf("a record waits for %.0f%% of a dump of the per-prefix table", 100*best)
 	}
 }
