@@ -8,6 +8,7 @@
 // well-behaved client whose latency is recorded while the attack runs.
 //
 // The same code serves the tests in cmd/corvid, of the server and of the
-// proxy (modest sizes, a few seconds), and bench/hostile (larger sizes, corvid next to memcached). Nothing here
-// logs or calls testing: errors are returned for the caller to judge.
+// proxy (modest sizes, a few seconds), and bench/hostile (larger sizes,
+// corvid next to memcached). Nothing here logs or calls testing: errors
+// are returned for the caller to judge.
 package attack
