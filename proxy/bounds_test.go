@@ -142,3 +142,32 @@ func TestServerStopsReading(t *testing.T) {
 		t.Errorf("%d bytes queued for a server that does not read, bound %d", q, maxQueueBytes)
 	}
 }
+
+// TestHeldRepliesReleased: a client pipelining gets of 1 MB values and
+// reading them gets every value, and once it has read them the proxy
+// holds no reply bytes: the bound on held replies only refuses what is
+// really held.
+func TestHeldRepliesReleased(t *testing.T) {
+	backends := startCorvids(t, 2)
+	p, addr := proxyFor(t, backends)
+	const nkeys, size, gets = 4, 1000 << 10, 200
+	value := strings.Repeat("v", size)
+	c := testutil.Dial(t, addr)
+	for i := range nkeys {
+		if r := roundTrip(c, fmt.Sprintf("set big%d 0 0 %d\r\n%s\r\n", i, size, value), testutil.LineReply); r != "STORED\r\n" {
+			t.Fatalf("set: %q", r)
+		}
+	}
+	var req strings.Builder
+	for i := range gets {
+		fmt.Fprintf(&req, "get big%d\r\n", i%nkeys)
+	}
+	c.Send([]byte(req.String()))
+	for i := range gets {
+		want := fmt.Sprintf("VALUE big%d 0 %d\r\n%s\r\nEND\r\n", i%nkeys, size, value)
+		if r := c.ReadReply(testutil.ValuesReply); string(r) != want {
+			t.Fatalf("get %d: %.60q (held %d)", i, r, p.replyHeld.Load())
+		}
+	}
+	testutil.WaitFor(t, func() bool { return p.replyHeld.Load() == 0 })
+}

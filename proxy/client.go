@@ -14,18 +14,36 @@ import (
 // Client connection limits. A client's memory is bounded by its read
 // buffer (a command line is at most protocol.MaxGetLineLen bytes; a
 // storage command's data at most Config.MaxValueLen, a longer one is
-// discarded as it arrives) and by its replies: the reader stops taking
-// requests while the calls awaiting the writer weigh more than
-// maxInflightUnits (a call weighs one unit per key, at least one) or
-// their completed replies hold more than maxClientReplyBytes. One request
-// is always admitted when none is pending, so the bound on reply memory
-// is maxClientReplyBytes plus the replies of maxInflightUnits keys (or of
-// one wider multi-get).
+// discarded as it arrives) and by its replies.
+//
+// Replies are bounded twice. Per client, by admission: the reader stops
+// taking requests while the calls awaiting the writer weigh more than
+// the client's window (a call weighs one unit per key, at least one) or
+// their completed replies hold more than maxClientReplyBytes. The window
+// starts at initialWindow units and follows what the client's replies
+// weigh: up to maxInflightUnits units of small replies (it grows only
+// when the client fills it), down to the units that fit
+// maxClientReplyBytes for large ones. One request is
+// always admitted when none is pending. Over the whole proxy, by
+// takeReply: once the replies held for clients (completed, not yet
+// written) pass maxHeldReplyBytes, a client may take a reply only while
+// it holds at most maxClientSoloBytes; other replies fail with
+// "SERVER_ERROR Cannot allocate memory" without being copied, and the
+// client is admitted nothing more until its writer has written what it
+// holds. The replies held are then at most maxHeldReplyBytes plus
+// maxClientSoloBytes per client connection (and one reply being read
+// per server connection).
 const (
 	clientReadBuf       = 4 << 10
 	maxInflightUnits    = 512
+	initialWindow       = 8
 	maxClientReplyBytes = 4 << 20
-	writeFlushSize      = 64 << 10
+	maxHeldReplyBytes   = 64 << 20
+	// maxClientSoloBytes lets a client that reads its replies take a
+	// 1 MB value (memcached's default item size limit) whatever the
+	// others hold, and the next while the last is being written.
+	maxClientSoloBytes = 2<<20 + 4<<10
+	writeFlushSize     = 64 << 10
 )
 
 // A client is one client connection. Its reader goroutine parses
@@ -42,6 +60,11 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
+	window     atomic.Int64  // units admitted at most (but one call)
+	// starved is set when a reply was refused for the proxy's bound on
+	// held replies; nothing is admitted until the writer has written
+	// every reply the client holds.
+	starved atomic.Bool
 	// held is the tree the reader routes a request with, from taking it
 	// to queueing the request on its servers (nil otherwise): a server a
 	// reload removes is closed once no client holds an older tree.
@@ -62,7 +85,51 @@ type client struct {
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
-	return &client{p: p, nc: nc, calls: make(chan *call, maxInflightUnits), drained: make(chan struct{}, 1)}
+	cl := &client{p: p, nc: nc, calls: make(chan *call, maxInflightUnits), drained: make(chan struct{}, 1)}
+	cl.window.Store(initialWindow)
+	return cl
+}
+
+// takeReply accounts a reply of n bytes to cl, which its writer will
+// write, or refuses it: when the proxy's held replies would pass
+// maxHeldReplyBytes, cl may hold at most maxClientSoloBytes.
+func (cl *client) takeReply(n int) bool {
+	held := &cl.p.replyHeld
+	if held.Load()+int64(n) > maxHeldReplyBytes && cl.replyBytes.Load()+int64(n) > maxClientSoloBytes {
+		cl.starved.Store(true)
+		return false
+	}
+	cl.replyBytes.Add(int64(n))
+	held.Add(int64(n))
+	return true
+}
+
+// wrote releases the units and bytes of replies the writer wrote (or
+// discarded), and adjusts the window to what the replies weighed: it
+// shrinks at once to the units of such replies that fit
+// maxClientReplyBytes, and at most doubles when they are lighter and
+// filled at least half of it.
+func (cl *client) wrote(units, bytes int64) {
+	cl.inflight.Add(-units)
+	cl.p.replyHeld.Add(-bytes)
+	if cl.replyBytes.Add(-bytes) == 0 {
+		cl.starved.Store(false)
+	}
+	if units > 0 {
+		fit := int64(maxInflightUnits)
+		if bytes > 0 {
+			fit = max(1, min(fit, maxClientReplyBytes*units/bytes))
+		}
+		w := cl.window.Load()
+		switch {
+		case fit < w:
+			cl.window.Store(fit)
+		case fit > w && 2*units >= w:
+			// Replies of a window at least half used were light.
+			cl.window.Store(min(fit, 2*w))
+		}
+	}
+	cl.signalDrained()
 }
 
 func (cl *client) signalDrained() {
@@ -318,7 +385,7 @@ func (cl *client) dispatch(c *call, detached bool) error {
 	u := int64(c.units)
 	for {
 		in := cl.inflight.Load()
-		if in == 0 || in+u <= maxInflightUnits && cl.replyBytes.Load() <= maxClientReplyBytes {
+		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break
 		}
 		select {
@@ -346,8 +413,16 @@ func (cl *client) local(line string) error {
 		c.release()
 		return err
 	}
+	cl.takeLocal(c)
 	c.finish()
 	return nil
+}
+
+// takeLocal accounts the proxy's own reply of c to cl: it is small and
+// always taken.
+func (cl *client) takeLocal(c *call) {
+	cl.replyBytes.Add(int64(len(c.reply)))
+	cl.p.replyHeld.Add(int64(len(c.reply)))
 }
 
 func (cl *client) localUnlessNoReply(noreply bool, line string) error {
@@ -366,6 +441,7 @@ func (cl *client) localRaw(b []byte) error {
 		c.release()
 		return err
 	}
+	cl.takeLocal(c)
 	c.finish()
 	return nil
 }

@@ -13,10 +13,8 @@ func (cl *client) writeLoop() {
 	flush := func() {
 		wbuf = cl.write(wbuf)
 		if units > 0 || held > 0 {
-			cl.inflight.Add(-units)
-			cl.replyBytes.Add(-held)
+			cl.wrote(units, held)
 			units, held = 0, 0
-			cl.signalDrained()
 		}
 	}
 	for {

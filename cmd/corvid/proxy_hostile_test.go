@@ -34,9 +34,11 @@ import (
 // By default the attacks are modest; CORVID_HOSTILE=full runs them
 // larger and longer.
 const (
-	// proxyHostileMB is the proxy's documented memory bound (proxy/doc.go,
-	// "Memory bounds"): replies held for clients are bounded in total,
-	// so the RSS stays under it whatever the number of attackers.
+	// proxyHostileMB bounds the proxy's RSS under the attacks. proxy/doc.go
+	// ("Memory bounds") bounds the replies held for clients at 64 MiB
+	// plus 2 MiB per client that holds some, and a server connection's
+	// queue at 8 MiB; with the Go heap's headroom over what it holds, the
+	// attacks here (16 to 128 connections) stay under 256 MB.
 	proxyHostileMB = 256
 	// proxyReadBufBytes is what a client's read buffer may hold
 	// (proxy/doc.go: one request, a line of at most 1 MiB or a value of
@@ -50,23 +52,26 @@ const (
 // proxyHostilePending names the proxy attacks that still fail, with the
 // fix they wait for; they are skipped unless CORVID_HOSTILE_PENDING is set.
 var proxyHostilePending = map[string]string{
-	// A server connection reads every reply whole and the proxy keeps
-	// it until the client reads it: a client that does not read holds
-	// the replies of up to 512 keys (400 MB of 1 MB values), and
-	// nothing bounds the total over clients; the replies it waits for
-	// delay every other client of those servers by seconds.
-	"unread-get-400":       "a total bound on the replies held for clients",
-	"unread-get-16-values": "a total bound on the replies held for clients",
-	"unread-pipelined-400": "a total bound on the replies held for clients",
-	"slow-readers":         "a total bound on the replies held for clients",
 	// A multi-get is admitted whole, however many keys it has: its
 	// reply, read whole from each server, grows with the keys asked.
+	"unread-get-400":          "multi-gets admitted in bounded chunks",
 	"unread-get-4000":         "multi-gets admitted in bounded chunks",
 	"unread-get-1MiB-line":    "multi-gets admitted in bounded chunks",
 	"get-1MiB-line-of-misses": "multi-gets admitted in bounded chunks",
 	// An idle client connection costs about 27 KB (two goroutines, a
 	// 4 KB read buffer, a 512-entry call queue): 10k of them 270 MB.
 	"idle-10000": "idle client connections of at most 8 KB",
+}
+
+// proxyLatencyPending names the attacks whose memory bound holds but
+// whose latency bound for the well-behaved client does not, with why; it
+// is checked only when CORVID_HOSTILE_PENDING is set.
+var proxyLatencyPending = map[string]string{
+	// Each of 128 clients asks for 16 MB once (a client's first request
+	// is always admitted) and never reads: the servers send 2 GB, which
+	// the proxy refuses to hold but must read from the server
+	// connection that the well-behaved client's requests wait behind.
+	"unread-get-16-values": "head-of-line: servers' replies for clients that do not read delay the others",
 }
 
 // proxyPending skips the test named name while its fix is pending.
@@ -208,6 +213,10 @@ func (h *hostile) runProxy(t *testing.T, a attack.Attack, hold time.Duration) at
 	}
 	if r.PeakRSS > bound {
 		t.Errorf("peak RSS %d MB, want under %d MB%s", r.PeakRSS>>20, proxyHostileMB, also)
+	}
+	if why, ok := proxyLatencyPending[a.Name]; ok && os.Getenv("CORVID_HOSTILE_PENDING") == "" {
+		t.Logf("latency not checked: %s", why)
+		return r
 	}
 	if r.Requests == 0 {
 		t.Errorf("the well-behaved client got no answer in %v", hold)
