@@ -25,6 +25,9 @@ type call struct {
 	deadline time.Time
 	done     chan struct{} // receives one value when the call completes
 	detached bool
+	// For a chunk of a multi-get sent in chunks: cont marks a chunk
+	// after the first, more one before the last (its END is dropped).
+	cont, more bool
 
 	// For a fragment: the call it belongs to.
 	parent *call

@@ -80,8 +80,9 @@ type client struct {
 	fragBufs [][]byte // fragment requests
 
 	// The writer's state.
-	failed bool // a write failed: replies are discarded
-	pos    []int
+	failed     bool // a write failed: replies are discarded
+	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
+	pos        []int
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
@@ -446,19 +447,61 @@ func (cl *client) localRaw(b []byte) error {
 	return nil
 }
 
+// maxGetChunkKeys bounds the keys of one admitted part of a multi-get: a
+// wider one is sent in chunks of that many keys, each admitted as its
+// own request, so that what a multi-get holds does not grow with the
+// keys it asks for.
+const maxGetChunkKeys = 32
+
 // get forwards a get, gets, gat or gats line. Keys on one server go as
 // the client sent them; keys on several are split into one fragment per
 // server, sent in parallel, and merged back in the client's key order.
+// More than maxGetChunkKeys keys are sent in chunks, in order; the
+// client sees one reply: the chunks' VALUE blocks and one END, or, when
+// a chunk fails, the VALUE blocks before it and the error (as memcached
+// answers a multi-get that fails part way).
 func (cl *client) get(line []byte) error {
 	req := &cl.req
 	keys := req.Keys
 	if len(keys) == 1 {
 		return cl.forward(req.Key(), kindGet, opForward, false, line)
 	}
+	if len(keys) <= maxGetChunkKeys {
+		return cl.getChunk(line, keys, false, false)
+	}
+	for lo := 0; lo < len(keys); lo += maxGetChunkKeys {
+		hi := min(lo+maxGetChunkKeys, len(keys))
+		if err := cl.getChunk(nil, keys[lo:hi], lo > 0, hi < len(keys)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendGetPrefix appends the request's command and, for gat and gats,
+// its exptime.
+func (cl *client) appendGetPrefix(dst []byte) []byte {
+	req := &cl.req
+	switch req.Command {
+	case protocol.CmdGets:
+		return append(dst, "gets"...)
+	case protocol.CmdGat:
+		return strconv.AppendInt(append(dst, "gat "...), req.Exptime, 10)
+	case protocol.CmdGats:
+		return strconv.AppendInt(append(dst, "gats "...), req.Exptime, 10)
+	}
+	return append(dst, "get"...)
+}
+
+// getChunk forwards the keys of a get: line is the client's request when
+// it holds just these keys, nil for a chunk. cont marks a chunk after the
+// first, more one before the last.
+func (cl *client) getChunk(line []byte, keys [][]byte, cont, more bool) error {
 	// Admission may wait for the client to read its replies: it comes
 	// before the tree is held.
 	c := newCall()
 	c.kind, c.op, c.units = kindGet, opForward, int32(len(keys))
+	c.cont, c.more = cont, more
 	if err := cl.dispatch(c, false); err != nil {
 		c.release()
 		return err
@@ -487,7 +530,18 @@ func (cl *client) get(line []byte) error {
 		cl.picks = append(cl.picks, fragOf[s])
 	}
 	nfrag := len(cl.fragSrv)
+	for len(cl.fragBufs) < nfrag {
+		cl.fragBufs = append(cl.fragBufs, nil)
+	}
 	if nfrag == 1 {
+		if line == nil {
+			b := cl.appendGetPrefix(cl.fragBufs[0][:0])
+			for _, k := range keys {
+				b = append(append(b, ' '), k...)
+			}
+			line = append(b, '\r', '\n')
+			cl.fragBufs[0] = line
+		}
 		t.live[cl.fragSrv[0]].send(c, line)
 		return nil
 	}
@@ -495,22 +549,8 @@ func (cl *client) get(line []byte) error {
 	// after its fragments are sent.
 	parent := c
 	parent.op = opMergeGet
-	var prefix []byte
-	switch req.Command {
-	case protocol.CmdGet:
-		prefix = append(prefix, "get"...)
-	case protocol.CmdGets:
-		prefix = append(prefix, "gets"...)
-	case protocol.CmdGat:
-		prefix = strconv.AppendInt(append(prefix, "gat "...), req.Exptime, 10)
-	case protocol.CmdGats:
-		prefix = strconv.AppendInt(append(prefix, "gats "...), req.Exptime, 10)
-	}
-	for len(cl.fragBufs) < nfrag {
-		cl.fragBufs = append(cl.fragBufs, nil)
-	}
 	for j := range nfrag {
-		cl.fragBufs[j] = append(cl.fragBufs[j][:0], prefix...)
+		cl.fragBufs[j] = cl.appendGetPrefix(cl.fragBufs[j][:0])
 	}
 	for i, k := range keys {
 		j := cl.picks[i]

@@ -65,7 +65,12 @@
 // (a key is one unit; the window starts at 8 units, grows up to 512
 // while replies are light and the client fills it, and shrinks to the
 // units whose replies fit 4 MiB) or their completed replies hold more
-// than 4 MiB. One request is always admitted when none is pending.
+// than 4 MiB. One request is always admitted when none is pending. A
+// multi-get of more than 32 keys is sent in chunks of 32, each admitted
+// as a request of its own, so that what it holds does not grow with the
+// keys it asks for; the client still gets one reply, or the VALUE
+// blocks of the chunks before one that failed and its error, as
+// memcached answers a multi-get that fails part way.
 //
 // Over the whole proxy, the completed replies not yet written to their
 // clients are bounded: once they pass 64 MiB, a client may take a reply
