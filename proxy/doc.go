@@ -90,6 +90,13 @@
 // asked for are read from the server connections that other clients'
 // requests wait behind (twemproxy has the same head-of-line cost).
 //
+// # Stopping
+//
+// Close (and so SIGTERM to corvid proxy) stops at once, as nutcracker
+// does: it closes the listeners, the client and server connections, and
+// fails the requests in flight, so a client or a server that does not
+// read cannot delay it; there is no grace period.
+//
 // # Concurrency
 //
 // Each pool's routing state (its settings, continuum and servers) is an
