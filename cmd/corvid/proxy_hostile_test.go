@@ -353,8 +353,8 @@ func keysOn(t *testing.T, servers []string, i, n int) []string {
 		t.Fatal(err)
 	}
 	var keys []string
-	for k := 0; len(keys) < n && k < 100*n; k++ {
-		key := "key" + strconv.Itoa(k)
+	for k := 0; len(keys) < n && k < 1_000_000; k++ {
+		key := "key:" + strconv.Itoa(k*7919)
 		if r.PickString(key) == i {
 			keys = append(keys, key)
 		}
