@@ -26,6 +26,9 @@ type call struct {
 	deadline time.Time
 	done     chan struct{} // receives one value when the call completes
 	detached bool
+	// For a chunk of a multi-get sent in chunks: cont marks a chunk
+	// after the first, more one before the last (its END is dropped).
+	cont, more bool
 
 	// For a fragment: the call it belongs to.
 	parent *call
@@ -88,10 +91,20 @@ func (c *call) release() {
 
 // complete records c's reply (copied) or error and hands c on: to its
 // parent when it is a fragment, else to whoever waits for it.
+//
+// The reply is copied only when its client will write it, and when the
+// proxy's bound on held replies lets the client hold it (see
+// client.takeReply); otherwise the call fails with errNoMemory.
 func (c *call) complete(reply []byte, err error) {
-	if err != nil {
+	if err == nil {
+		if cl := c.accountedTo(); cl != nil && !cl.takeReply(len(reply)) {
+			err = errNoMemory
+		}
+	}
+	switch {
+	case err != nil:
 		c.err = err
-	} else {
+	case !c.isDetached():
 		c.reply = append(c.reply[:0], reply...)
 	}
 	if p := c.parent; p != nil {
@@ -115,10 +128,25 @@ func (c *call) finish() {
 		}
 		return
 	}
-	if c.owner != nil {
-		c.owner.replyBytes.Add(int64(c.size()))
-	}
 	c.done <- struct{}{}
+}
+
+// isDetached reports whether nobody will write c's reply: c, or the call
+// it is a fragment of, is detached.
+func (c *call) isDetached() bool {
+	return c.detached || c.parent != nil && c.parent.detached
+}
+
+// accountedTo returns the client whose writer will write c's reply, nil
+// for a detached call.
+func (c *call) accountedTo() *client {
+	if c.isDetached() {
+		return nil
+	}
+	if c.parent != nil {
+		return c.parent.owner
+	}
+	return c.owner
 }
 
 // size is the memory a completed call holds for its client.

@@ -18,19 +18,37 @@ import (
 // Client connection limits. A client's memory is bounded by its read
 // buffer (a command line is at most protocol.MaxGetLineLen bytes; a
 // storage command's data at most Config.MaxValueLen, a longer one is
-// discarded as it arrives) and by its replies: the reader stops taking
-// requests while the calls awaiting the writer weigh more than
-// maxInflightUnits (a call weighs one unit per key, at least one) or
-// their completed replies hold more than maxClientReplyBytes. One request
-// is always admitted when none is pending, so the bound on reply memory
-// is maxClientReplyBytes plus the replies of maxInflightUnits keys (or of
-// one wider multi-get).
+// discarded as it arrives) and by its replies.
+//
+// Replies are bounded twice. Per client, by admission: the reader stops
+// taking requests while the calls awaiting the writer weigh more than
+// the client's window (a call weighs one unit per key, at least one) or
+// their completed replies hold more than maxClientReplyBytes. The window
+// starts at initialWindow units and follows what the client's replies
+// weigh: up to maxInflightUnits units of small replies (it grows only
+// when the client fills it), down to the units that fit
+// maxClientReplyBytes for large ones. One request is
+// always admitted when none is pending. Over the whole proxy, by
+// takeReply: once the replies held for clients (completed, not yet
+// written) pass maxHeldReplyBytes, a client may take a reply only while
+// it holds at most maxClientSoloBytes; other replies fail with
+// "SERVER_ERROR Cannot allocate memory" without being copied, and the
+// client is admitted nothing more until its writer has written what it
+// holds. The replies held are then at most maxHeldReplyBytes plus
+// maxClientSoloBytes per client connection (and one reply being read
+// per server connection).
 const (
 	clientReadBuf       = 4 << 10
 	maxInflightUnits    = 512
+	initialWindow       = 8
 	maxClientReplyBytes = 4 << 20
-	writeFlushSize      = 64 << 10
-	maxKeptScratch      = 64 << 10 // a fragment request buffer a client keeps
+	maxHeldReplyBytes   = 64 << 20
+	// maxClientSoloBytes lets a client that reads its replies take a
+	// 1 MB value (memcached's default item size limit) whatever the
+	// others hold, and the next while the last is being written.
+	maxClientSoloBytes = 2<<20 + 4<<10
+	writeFlushSize     = 64 << 10
+	maxKeptScratch     = 64 << 10 // a fragment request buffer a client keeps
 )
 
 // A client is one client connection. Its reader goroutine parses
@@ -61,6 +79,11 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
+	window     atomic.Int64  // units admitted at most (but one call)
+	// starved is set when a reply was refused for the proxy's bound on
+	// held replies; nothing is admitted until the writer has written
+	// every reply the client holds.
+	starved atomic.Bool
 	// held is the tree the reader routes a request with, from taking it
 	// to queueing the request on its servers (nil otherwise): a server a
 	// reload removes is closed once no client holds an older tree.
@@ -83,19 +106,63 @@ type client struct {
 	seed      maphash.Seed
 
 	// The writer's state.
-	failed bool // a write failed: replies are discarded
-	pos    []int
-	blocks [][2]int // merge: each key's VALUE block in its fragment's reply
+	failed     bool // a write failed: replies are discarded
+	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
+	pos        []int
+	blocks     [][2]int // merge: each key's VALUE block in its fragment's reply
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
 	cl := &client{p: p, nc: nc, drained: make(chan struct{}, 1)}
+	cl.window.Store(initialWindow)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			cl.raw, cl.readFn = raw, cl.rawRead
 		}
 	}
 	return cl
+}
+
+// takeReply accounts a reply of n bytes to cl, which its writer will
+// write, or refuses it: when the proxy's held replies would pass
+// maxHeldReplyBytes, cl may hold at most maxClientSoloBytes.
+func (cl *client) takeReply(n int) bool {
+	held := &cl.p.replyHeld
+	if held.Load()+int64(n) > maxHeldReplyBytes && cl.replyBytes.Load()+int64(n) > maxClientSoloBytes {
+		cl.starved.Store(true)
+		return false
+	}
+	cl.replyBytes.Add(int64(n))
+	held.Add(int64(n))
+	return true
+}
+
+// wrote releases the units and bytes of replies the writer wrote (or
+// discarded), and adjusts the window to what the replies weighed: it
+// shrinks at once to the units of such replies that fit
+// maxClientReplyBytes, and at most doubles when they are lighter and
+// filled at least half of it.
+func (cl *client) wrote(units, bytes int64) {
+	cl.inflight.Add(-units)
+	cl.p.replyHeld.Add(-bytes)
+	if cl.replyBytes.Add(-bytes) == 0 {
+		cl.starved.Store(false)
+	}
+	if units > 0 {
+		fit := int64(maxInflightUnits)
+		if bytes > 0 {
+			fit = max(1, min(fit, maxClientReplyBytes*units/bytes))
+		}
+		w := cl.window.Load()
+		switch {
+		case fit < w:
+			cl.window.Store(fit)
+		case fit > w && 2*units >= w:
+			// Replies of a window at least half used were light.
+			cl.window.Store(min(fit, 2*w))
+		}
+	}
+	cl.signalDrained()
 }
 
 func (cl *client) signalDrained() {
@@ -462,7 +529,7 @@ func (cl *client) dispatch(c *call, detached bool) error {
 	u := int64(c.units)
 	for {
 		in := cl.inflight.Load()
-		if in == 0 || in+u <= maxInflightUnits && cl.replyBytes.Load() <= maxClientReplyBytes {
+		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break
 		}
 		select {
@@ -498,8 +565,16 @@ func (cl *client) local(line string) error {
 		c.release()
 		return err
 	}
+	cl.takeLocal(c)
 	c.finish()
 	return nil
+}
+
+// takeLocal accounts the proxy's own reply of c to cl: it is small and
+// always taken.
+func (cl *client) takeLocal(c *call) {
+	cl.replyBytes.Add(int64(len(c.reply)))
+	cl.p.replyHeld.Add(int64(len(c.reply)))
 }
 
 func (cl *client) localUnlessNoReply(noreply bool, line string) error {
@@ -518,6 +593,7 @@ func (cl *client) localRaw(b []byte) error {
 		c.release()
 		return err
 	}
+	cl.takeLocal(c)
 	c.finish()
 	return nil
 }
@@ -525,13 +601,24 @@ func (cl *client) localRaw(b []byte) error {
 // maxSeenKeys bounds the map of keys a client keeps between multi-gets.
 const maxSeenKeys = 4096
 
+// maxGetChunkKeys bounds the keys of one admitted part of a multi-get: a
+// wider one is sent in chunks of that many keys, each admitted as its
+// own request, so that what a multi-get holds does not grow with the
+// keys it asks for.
+const maxGetChunkKeys = 32
+
 // get forwards a get, gets, gat or gats line. Keys on one server go as
 // the client sent them; keys on several are split into one fragment per
 // server, sent in parallel, and merged back in the client's key order.
-// A key named more than once is fetched once and its value repeated in
-// the reply, so that the proxy reads and holds each value once whatever
-// the client asks (a line that names one key many times also goes
-// through the merge).
+// A key named more than once in a chunk is fetched once and its value
+// repeated in the reply, so that the proxy reads and holds each value
+// once per chunk whatever the client asks (a line that names one key
+// many times also goes through the merge). A line that names more than
+// maxGetChunkKeys distinct keys is sent in chunks of that many distinct
+// keys (see chunkEnd), in order; the client sees one reply: the
+// chunks' VALUE blocks and one END, or, when a chunk fails, the VALUE
+// blocks before it and the error (as memcached answers a multi-get that
+// fails part way).
 func (cl *client) get(line []byte) error {
 	req := &cl.req
 	keys := cl.getKeys[:0]
@@ -551,10 +638,69 @@ func (cl *client) get(line []byte) error {
 	if len(keys) == 1 {
 		return cl.forward(keys[0], kindGet, opForward, false, line)
 	}
+	hi, units := cl.chunkEnd(keys, 0)
+	if hi == len(keys) {
+		return cl.getChunk(line, keys, units, false, false)
+	}
+	for lo := 0; lo < len(keys); lo = hi {
+		hi, units = cl.chunkEnd(keys, lo)
+		if err := cl.getChunk(nil, keys[lo:hi], units, lo > 0, hi < len(keys)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunkEnd returns the end of the chunk of keys that starts at lo, the
+// longest run that names at most maxGetChunkKeys distinct keys, and how
+// many it names. A key repeated within a chunk is fetched once, so a
+// line that names a few keys many times is one chunk and fetches each
+// once; a key repeated in a later chunk is fetched again.
+func (cl *client) chunkEnd(keys [][]byte, lo int) (hi int, distinct int32) {
+	if cl.seen == nil {
+		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
+	}
+	defer clear(cl.seen)
+	for hi = lo; hi < len(keys); hi++ {
+		k := keys[hi]
+		h := maphash.Bytes(cl.seed, k)
+		if first, ok := cl.seen[h]; ok && bytes.Equal(keys[first], k) {
+			continue
+		}
+		if distinct == maxGetChunkKeys {
+			break
+		}
+		cl.seen[h] = int32(hi)
+		distinct++
+	}
+	return hi, distinct
+}
+
+// appendGetPrefix appends the request's command and, for gat and gats,
+// its exptime.
+func (cl *client) appendGetPrefix(dst []byte) []byte {
+	req := &cl.req
+	switch req.Command {
+	case protocol.CmdGets:
+		return append(dst, "gets"...)
+	case protocol.CmdGat:
+		return strconv.AppendInt(append(dst, "gat "...), req.Exptime, 10)
+	case protocol.CmdGats:
+		return strconv.AppendInt(append(dst, "gats "...), req.Exptime, 10)
+	}
+	return append(dst, "get"...)
+}
+
+// getChunk forwards the keys of a get: line is the client's request when
+// it holds just these keys, nil for a chunk; units is the distinct keys
+// among them (what the chunk fetches). cont marks a chunk after the
+// first, more one before the last.
+func (cl *client) getChunk(line []byte, keys [][]byte, units int32, cont, more bool) error {
 	// Admission may wait for the client to read its replies: it comes
 	// before the tree is held.
 	c := newCall()
-	c.kind, c.op, c.units = kindGet, opForward, int32(len(keys))
+	c.kind, c.op, c.units = kindGet, opForward, units
+	c.cont, c.more = cont, more
 	if err := cl.dispatch(c, false); err != nil {
 		c.release()
 		return err
@@ -601,7 +747,18 @@ func (cl *client) get(line []byte) error {
 		clear(cl.seen)
 	}
 	nfrag := len(cl.fragSrv)
+	for len(cl.fragBufs) < nfrag {
+		cl.fragBufs = append(cl.fragBufs, nil)
+	}
 	if nfrag == 1 && !dups {
+		if line == nil {
+			b := cl.appendGetPrefix(cl.fragBufs[0][:0])
+			for _, k := range keys {
+				b = append(append(b, ' '), k...)
+			}
+			line = append(b, '\r', '\n')
+			cl.fragBufs[0] = line
+		}
 		t.live[cl.fragSrv[0]].send(c, line)
 		return nil
 	}
@@ -609,22 +766,8 @@ func (cl *client) get(line []byte) error {
 	// after its fragments are sent.
 	parent := c
 	parent.op = opMergeGet
-	var prefix []byte
-	switch req.Command {
-	case protocol.CmdGet:
-		prefix = append(prefix, "get"...)
-	case protocol.CmdGets:
-		prefix = append(prefix, "gets"...)
-	case protocol.CmdGat:
-		prefix = strconv.AppendInt(append(prefix, "gat "...), req.Exptime, 10)
-	case protocol.CmdGats:
-		prefix = strconv.AppendInt(append(prefix, "gats "...), req.Exptime, 10)
-	}
-	for len(cl.fragBufs) < nfrag {
-		cl.fragBufs = append(cl.fragBufs, nil)
-	}
 	for j := range nfrag {
-		cl.fragBufs[j] = append(cl.fragBufs[j][:0], prefix...)
+		cl.fragBufs[j] = cl.appendGetPrefix(cl.fragBufs[j][:0])
 	}
 	for i, k := range keys {
 		j := cl.picks[i]

@@ -75,13 +75,45 @@
 // protocol.MaxGetLineLen bytes (other lines: protocol.MaxLineLen, then
 // the connection is closed) and a storage command's data of at most
 // Config.MaxValueLen bytes (a longer value is refused and discarded as it
-// arrives). Its replies are bounded by admission: its reader stops taking
-// requests while those awaiting its writer weigh more than 512 keys or
-// their completed replies hold more than 4 MiB, so a client that never
-// reads holds at most 4 MiB plus the values of 512 keys (or of one wider
-// multi-get). A server connection's queue of unsent requests is bounded
-// at 8 MiB; past it requests fail at once with
-// "SERVER_ERROR server queue is full".
+// arrives).
+//
+// Replies are bounded per client by admission: its reader stops taking
+// requests while those awaiting its writer weigh more than its window
+// (a key is one unit; the window starts at 8 units, grows up to 512
+// while replies are light and the client fills it, and shrinks to the
+// units whose replies fit 4 MiB) or their completed replies hold more
+// than 4 MiB. One request is always admitted when none is pending. A
+// multi-get of more than 32 distinct keys is sent in chunks of 32
+// distinct keys (a key repeated within a chunk is fetched once), each
+// admitted as a request of its own, so that what it holds does not grow
+// with the keys it asks for; the client still gets one reply, or the VALUE
+// blocks of the chunks before one that failed and its error, as
+// memcached answers a multi-get that fails part way.
+//
+// Over the whole proxy, the completed replies not yet written to their
+// clients are bounded: once they pass 64 MiB, a client may take a reply
+// only while it then holds at most 2 MiB (a 1 MB value, and the next
+// while the last is written). Other replies are read from their server
+// (its connection must stay in step) but not kept: the request is
+// answered "SERVER_ERROR Cannot allocate memory", and the client is
+// admitted nothing more until it has read what it holds. The replies held
+// are then at most 64 MiB plus 2 MiB per client connection; a server
+// connection also holds the one reply it is reading.
+//
+// A server connection's queue of unsent requests is bounded at 8 MiB;
+// past it requests fail at once with "SERVER_ERROR server queue is
+// full".
+//
+// Clients that do not read still cost the others time: the replies they
+// asked for are read from the server connections that other clients'
+// requests wait behind (twemproxy has the same head-of-line cost).
+//
+// # Stopping
+//
+// Close (and so SIGTERM to corvid proxy) stops at once, as nutcracker
+// does: it closes the listeners, the client and server connections, and
+// fails the requests in flight, so a client or a server that does not
+// read cannot delay it; there is no grace period.
 //
 // # Concurrency
 //

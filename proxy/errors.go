@@ -21,6 +21,9 @@ var (
 	// errQueueFull means a server's queue of unsent requests is at its
 	// bound.
 	errQueueFull = errors.New("proxy: server queue is full")
+	// errNoMemory means the replies held for clients are at their bound
+	// and this client may hold no more (twemproxy: ENOMEM).
+	errNoMemory = errors.New("proxy: replies held for clients are at their bound")
 	// errClosed means the proxy is shutting down.
 	errClosed = errors.New("proxy: closed")
 	// errRedis refuses a redis pool.
@@ -46,6 +49,8 @@ func errorText(err error) string {
 		return "Connection refused"
 	case errors.Is(err, errQueueFull):
 		return "server queue is full"
+	case errors.Is(err, errNoMemory):
+		return "Cannot allocate memory"
 	case errors.Is(err, errClosed):
 		return "proxy is shutting down"
 	case errors.Is(err, io.EOF):

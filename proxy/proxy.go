@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
@@ -42,8 +43,11 @@ type Proxy struct {
 	log     *slog.Logger
 	started time.Time
 	st      proxyCounters
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// replyHeld is the bytes of completed replies not yet written to
+	// their clients, over all clients (see client.takeReply).
+	replyHeld atomic.Int64
+	ctx       context.Context
+	cancel    context.CancelFunc
 
 	wg        sync.WaitGroup // every goroutine the proxy starts
 	serveOnce sync.Once

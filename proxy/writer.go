@@ -23,10 +23,8 @@ func (cl *client) writeLoop() {
 	flush := func() {
 		wbuf = cl.write(wbuf)
 		if units > 0 || held > 0 {
-			cl.inflight.Add(-units)
-			cl.replyBytes.Add(-held)
+			cl.wrote(units, held)
 			units, held = 0, 0
-			cl.signalDrained()
 		}
 	}
 	var batch []*call
@@ -55,7 +53,18 @@ func (cl *client) writeLoop() {
 			}
 			units += int64(c.units)
 			held += int64(c.size())
-			wbuf = cl.appendReply(wbuf, c)
+			switch {
+			case c.cont && cl.skipChunks:
+				// A chunk after one that failed: its get's reply ended
+				// with that chunk's error.
+				cl.skipChunks = c.more
+			case c.more:
+				var ok bool
+				wbuf, ok = cl.appendChunk(wbuf, c)
+				cl.skipChunks = !ok
+			default:
+				wbuf = cl.appendReply(wbuf, c)
+			}
 			c.release()
 			batch[i] = nil
 			if len(wbuf) >= writeFlushSize {
@@ -137,9 +146,28 @@ func (cl *client) appendReply(wbuf []byte, c *call) []byte {
 	return cl.appendBig(wbuf, c.reply)
 }
 
+// appendChunk appends the reply of c, a chunk of a multi-get before its
+// last: its VALUE blocks without END. It reports false when the chunk
+// failed and its error was appended instead.
+func (cl *client) appendChunk(wbuf []byte, c *call) ([]byte, bool) {
+	if c.err == nil && c.op == opMergeGet {
+		for _, f := range c.frags {
+			if f.err != nil || !bytes.HasSuffix(f.reply, endLine) {
+				return cl.appendReply(wbuf, c), false
+			}
+		}
+		return cl.mergeValues(wbuf, c), true
+	}
+	if c.err == nil && c.op == opForward && bytes.HasSuffix(c.reply, endLine) {
+		return cl.appendBig(wbuf, c.reply[:len(c.reply)-len(endLine)]), true
+	}
+	return cl.appendReply(wbuf, c), false
+}
+
 // merge appends the VALUE blocks of a split get in the client's key
-// order, then one END; a repeated key gets its first block again. Each fragment's reply holds its keys' hits in the
-// order they were asked, so one pass with a cursor per fragment does it:
+// order, then one END; a repeated key gets its first block again. Each
+// fragment's reply holds its keys' hits in the order they were asked, so
+// one pass with a cursor per fragment does it:
 // the cost is linear in the keys and the reply. Like twemproxy, a
 // fragment that failed fails the whole request; a fragment answered with
 // an error line makes that line the reply.
@@ -155,6 +183,12 @@ func (cl *client) merge(wbuf []byte, c *call) []byte {
 			return append(wbuf, f.reply...)
 		}
 	}
+	return append(cl.mergeValues(wbuf, c), endLine...)
+}
+
+// mergeValues appends the VALUE blocks of a split get whose fragments
+// all answered, in the client's key order.
+func (cl *client) mergeValues(wbuf []byte, c *call) []byte {
 	if cap(cl.pos) < len(c.frags) {
 		cl.pos = make([]int, len(c.frags))
 	}
@@ -203,5 +237,5 @@ func (cl *client) merge(wbuf []byte, c *call) []byte {
 	if cap(cl.blocks) > maxSeenKeys {
 		cl.blocks = nil
 	}
-	return append(wbuf, endLine...)
+	return wbuf
 }

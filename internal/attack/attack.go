@@ -363,3 +363,43 @@ func (s *Swarm) Close() {
 		nc.Close()
 	}
 }
+
+// Churn returns the attack of n connections that each, every 20 ms until
+// the attack ends, send half of a request (a set's line and part of its
+// value, a get line without its end, a set's line without its value, a
+// small get followed by half of another) and disconnect, then connect
+// again to addr: a proxy must not forward a request it has not received
+// whole, nor leave a server connection out of step.
+func Churn(addr string, d Data, n int) Attack {
+	halves := [][]byte{
+		[]byte("set churn 0 0 100\r\n" + strings.Repeat("x", 50)),
+		[]byte("get " + BigKey(0) + " " + BigKey(1%max(d.Big, 1))),
+		[]byte("set churn 0 0 10"),
+		[]byte("get " + smallKey(1) + "\r\nget " + BigKey(0)),
+	}
+	return Attack{
+		Name:  fmt.Sprintf("churn-%d", n),
+		Conns: n,
+		first: func(int) []byte { return nil },
+		keep: func(nc net.Conn, i int, stop <-chan struct{}) {
+			defer func() { nc.Close() }()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				nc.SetWriteDeadline(time.Now().Add(sendTimeout))
+				nc.Write(halves[(i+j)%len(halves)])
+				nc.Close()
+				c, err := net.DialTimeout("tcp", addr, ioTimeout)
+				if err != nil {
+					return
+				}
+				nc = c
+			}
+		},
+	}
+}
