@@ -47,3 +47,33 @@ type ServerStats struct {
 	OutQueue          int64 // requests sent, awaiting their reply
 	OutQueueBytes     int64
 }
+
+// Counter is one counter of a snapshot, under twemproxy's name.
+type Counter struct {
+	Name  string
+	Value int64
+}
+
+// Counters returns the pool's own counters (not its servers') in the
+// order twemproxy prints them.
+func (p *PoolStats) Counters() [6]Counter {
+	return [...]Counter{
+		{"client_eof", p.ClientEOF}, {"client_err", p.ClientErr},
+		{"client_connections", p.ClientConnections}, {"server_ejects", p.ServerEjects},
+		{"forward_error", p.ForwardError}, {"fragments", p.Fragments},
+	}
+}
+
+// Counters returns the server's counters in the order twemproxy prints
+// them.
+func (s *ServerStats) Counters() [13]Counter {
+	return [...]Counter{
+		{"server_eof", s.ServerEOF}, {"server_err", s.ServerErr},
+		{"server_timedout", s.ServerTimedout}, {"server_connections", s.ServerConnections},
+		{"server_ejected_at", s.ServerEjectedAt}, {"requests", s.Requests},
+		{"request_bytes", s.RequestBytes}, {"responses", s.Responses},
+		{"response_bytes", s.ResponseBytes}, {"in_queue", s.InQueue},
+		{"in_queue_bytes", s.InQueueBytes}, {"out_queue", s.OutQueue},
+		{"out_queue_bytes", s.OutQueueBytes},
+	}
+}

@@ -198,12 +198,9 @@ func AppendStatsJSON(dst []byte, s Stats, source, version string) []byte {
 	slices.SortStableFunc(pools, func(a, b *PoolStats) int { return nameOrder(a.Name, b.Name) })
 	for _, p := range pools {
 		j.begin(p.Name)
-		j.num("client_eof", p.ClientEOF)
-		j.num("client_err", p.ClientErr)
-		j.num("client_connections", p.ClientConnections)
-		j.num("server_ejects", p.ServerEjects)
-		j.num("forward_error", p.ForwardError)
-		j.num("fragments", p.Fragments)
+		for _, c := range p.Counters() {
+			j.num(c.Name, c.Value)
+		}
 		servers := make([]*ServerStats, len(p.Servers))
 		for i := range p.Servers {
 			servers[i] = &p.Servers[i]
@@ -211,19 +208,9 @@ func AppendStatsJSON(dst []byte, s Stats, source, version string) []byte {
 		slices.SortStableFunc(servers, func(a, b *ServerStats) int { return nameOrder(a.Name, b.Name) })
 		for _, sv := range servers {
 			j.begin(sv.Name)
-			j.num("server_eof", sv.ServerEOF)
-			j.num("server_err", sv.ServerErr)
-			j.num("server_timedout", sv.ServerTimedout)
-			j.num("server_connections", sv.ServerConnections)
-			j.num("server_ejected_at", sv.ServerEjectedAt)
-			j.num("requests", sv.Requests)
-			j.num("request_bytes", sv.RequestBytes)
-			j.num("responses", sv.Responses)
-			j.num("response_bytes", sv.ResponseBytes)
-			j.num("in_queue", sv.InQueue)
-			j.num("in_queue_bytes", sv.InQueueBytes)
-			j.num("out_queue", sv.OutQueue)
-			j.num("out_queue_bytes", sv.OutQueueBytes)
+			for _, c := range sv.Counters() {
+				j.num(c.Name, c.Value)
+			}
 			j.end()
 		}
 		j.end()
