@@ -251,71 +251,41 @@ func curConns(t *testing.T, probe *Client, addr string) string {
 // long pipeline waits for it. It stops with the test.
 func pausingServer(t *testing.T, size int, pause time.Duration) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	value := bytes.Repeat([]byte("v"), size)
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards conns
-	var conns []net.Conn
 	stop := make(chan struct{})
-	t.Cleanup(func() {
-		close(stop)
-		ln.Close()
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
+	addr := testutil.FakeServer(t, func(nc net.Conn) {
+		nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+		select {
+		case <-time.After(pause):
+		case <-stop:
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+		r := bufio.NewReaderSize(nc, 512)
 		for {
-			nc, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			nc.(*net.TCPConn).SetReadBuffer(16 << 10)
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				select {
-				case <-time.After(pause):
-				case <-stop:
-					return
-				}
-				r := bufio.NewReaderSize(nc, 512)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(line)
-					var out []byte
-					switch {
-					case len(f) == 1 && f[0] == "mn":
-						out = []byte("MN\r\n")
-					case len(f) >= 2 && f[0] == "mg":
-						out = fmt.Appendf(nil, "VA %d k%s %s\r\n", size, f[1], f[len(f)-1])
-						out = append(append(out, value...), crlf...)
-					default:
-						out = []byte("ERROR\r\n")
-					}
-					if _, err := nc.Write(out); err != nil {
-						return
-					}
-				}
-			}()
+			f := strings.Fields(line)
+			var out []byte
+			switch {
+			case len(f) == 1 && f[0] == "mn":
+				out = []byte("MN\r\n")
+			case len(f) >= 2 && f[0] == "mg":
+				out = fmt.Appendf(nil, "VA %d k%s %s\r\n", size, f[1], f[len(f)-1])
+				out = append(append(out, value...), crlf...)
+			default:
+				out = []byte("ERROR\r\n")
+			}
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
+	// Cleanups run last first: the pauses end before the server waits
+	// for its connections.
+	t.Cleanup(func() { close(stop) })
+	return addr
 }
 
 // MetaGetMulti starts writing a server's pipeline only once it has a

@@ -11,7 +11,6 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,69 +32,34 @@ const holdBack = "\x00"
 // The server and its connections stop when the test ends.
 func scriptedServer(t *testing.T, reply func(line string, r *bufio.Reader) string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex // guards conns
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return testutil.FakeServer(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		var held strings.Builder
+		holding := false
 		for {
-			nc, err := ln.Accept()
+			fresh := r.Buffered() == 0 // the line starts a packet
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				r := bufio.NewReader(nc)
-				var held strings.Builder
-				holding := false
-				for {
-					fresh := r.Buffered() == 0 // the line starts a packet
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					out := reply(strings.TrimRight(line, "\r\n"), r)
-					if holding && fresh {
-						out, holding = held.String()+out, false
-						held.Reset()
-					}
-					if holding {
-						held.WriteString(out)
-						continue
-					}
-					if now, later, ok := strings.Cut(out, holdBack); ok {
-						out, holding = now, true
-						held.WriteString(later)
-					}
-					if _, err := io.WriteString(nc, out); err != nil {
-						return
-					}
-				}
-			}()
+			out := reply(strings.TrimRight(line, "\r\n"), r)
+			if holding && fresh {
+				out, holding = held.String()+out, false
+				held.Reset()
+			}
+			if holding {
+				held.WriteString(out)
+				continue
+			}
+			if now, later, ok := strings.Cut(out, holdBack); ok {
+				out, holding = now, true
+				held.WriteString(later)
+			}
+			if _, err := io.WriteString(nc, out); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // metaFake answers "mg" and "mn" from a fixed set of items, echoing the k

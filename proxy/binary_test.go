@@ -559,7 +559,7 @@ func TestBinaryQuit(t *testing.T) {
 // bytes that are not a binary response is disconnected and the request
 // fails with 0x84; the proxy keeps serving.
 func TestBinaryGarbageReply(t *testing.T) {
-	srv := fakeServer(t, func(nc net.Conn) {
+	srv := testutil.FakeServer(t, func(nc net.Conn) {
 		buf := make([]byte, 64)
 		if _, err := nc.Read(buf); err == nil {
 			nc.Write([]byte("STORED\r\n"))
@@ -694,7 +694,7 @@ func TestBinaryHalfWrittenRequest(t *testing.T) {
 // TestBinaryServerTimeout: a server that does not answer within the
 // pool's timeout fails the request with 0x84 "Connection timed out".
 func TestBinaryServerTimeout(t *testing.T) {
-	srv := fakeServer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	srv := testutil.FakeServer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
 	_, addr := proxyFor(t, []string{srv}, "timeout: 100")
 	c := testutil.Dial(t, addr)
 	defer c.Close()

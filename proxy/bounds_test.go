@@ -114,8 +114,8 @@ func TestStatsCommand(t *testing.T) {
 // up to the bound, not without end.
 func TestServerStopsReading(t *testing.T) {
 	release := make(chan struct{})
-	stuck := fakeServer(t, func(nc net.Conn) { <-release }) // never reads
-	t.Cleanup(func() { close(release) })                    // runs before fakeServer's cleanup
+	stuck := testutil.FakeServer(t, func(nc net.Conn) { <-release }) // never reads
+	t.Cleanup(func() { close(release) })                             // runs before FakeServer's cleanup
 	p, addr := proxyFor(t, []string{stuck})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {

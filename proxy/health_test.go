@@ -15,49 +15,6 @@ import (
 	"github.com/corvidcache/corvid/server"
 )
 
-// fakeServer listens on loopback and runs handle for each connection; it
-// is stopped, its connections closed and its goroutines waited for when
-// the test ends.
-func fakeServer(t *testing.T, handle func(nc net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				handle(nc)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 // answerEachLine answers every line read with reply.
 func answerEachLine(reply string) func(net.Conn) {
 	return func(nc net.Conn) {
@@ -71,7 +28,7 @@ func answerEachLine(reply string) func(net.Conn) {
 }
 
 func TestServerTimeout(t *testing.T) {
-	silent := fakeServer(t, func(nc net.Conn) {
+	silent := testutil.FakeServer(t, func(nc net.Conn) {
 		buf := make([]byte, 4096)
 		for {
 			if _, err := nc.Read(buf); err != nil {
@@ -96,7 +53,7 @@ func TestServerTimeout(t *testing.T) {
 
 func TestGarbageFromServer(t *testing.T) {
 	for _, garbage := range []string{"HELLO\r\n", "VALUE a 0 99999999999\r\n", "STORED\n", "VA x\r\n", strings.Repeat("x", 20000)} {
-		bad := fakeServer(t, answerEachLine(garbage))
+		bad := testutil.FakeServer(t, answerEachLine(garbage))
 		p, addr := proxyFor(t, []string{bad})
 		c := testutil.Dial(t, addr)
 		for range 2 {

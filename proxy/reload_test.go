@@ -347,7 +347,7 @@ func TestReloadRemovesPool(t *testing.T) {
 	got := make(chan string, 1)
 	release := make(chan struct{})
 	// beta's server answers its first request only once released.
-	slow := fakeServer(t, func(nc net.Conn) {
+	slow := testutil.FakeServer(t, func(nc net.Conn) {
 		rd := bufio.NewReader(nc)
 		line, err := rd.ReadString('\n')
 		if err != nil {

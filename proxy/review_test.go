@@ -81,7 +81,7 @@ func TestTooLargeRemovesOldValue(t *testing.T) {
 // never answers (the pool has no timeout), a client never reads its
 // replies, and another is in the middle of a request.
 func TestCloseWithStuckPeers(t *testing.T) {
-	silent := fakeServer(t, func(nc net.Conn) {
+	silent := testutil.FakeServer(t, func(nc net.Conn) {
 		io.Copy(io.Discard, nc) // reads, never answers
 	})
 	live := startCorvids(t, 1)[0]
