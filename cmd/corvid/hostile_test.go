@@ -173,9 +173,9 @@ func startHostile(t *testing.T, d attack.Data, args []string) *hostile {
 	return h
 }
 
-// run holds attack a for hold and checks the server's RSS, the prober's
-// answers and latency.
-func (h *hostile) run(t *testing.T, a attack.Attack, hold time.Duration) attack.Result {
+// runAttack holds attack a for hold, logs what it measured and fails the
+// test if the target died or the attack could not run.
+func (h *hostile) runAttack(t *testing.T, a attack.Attack, hold time.Duration) attack.Result {
 	t.Helper()
 	r, err := attack.Run(h.p.addr, a, h.sampler, h.prober, hold)
 	t.Logf("%s: %d connections, peak RSS %d MB; prober: %d gets, p99 %v, worst %v; sends timed out %d, refused %d",
@@ -184,6 +184,24 @@ func (h *hostile) run(t *testing.T, a attack.Attack, hold time.Duration) attack.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// checkLatency checks that the well-behaved client was answered, in time.
+func checkLatency(t *testing.T, r attack.Result, hold time.Duration) {
+	t.Helper()
+	if r.Requests == 0 {
+		t.Errorf("the well-behaved client got no answer in %v", hold)
+	} else if r.P99 > hostileP99 {
+		t.Errorf("the well-behaved client's p99 latency is %v, want under %v", r.P99, hostileP99)
+	}
+}
+
+// run holds attack a for hold and checks the server's RSS, the prober's
+// answers and latency.
+func (h *hostile) run(t *testing.T, a attack.Attack, hold time.Duration) attack.Result {
+	t.Helper()
+	r := h.runAttack(t, a, hold)
 	boundMB, also := hostileMemMB+hostileSlackMB, ""
 	if a.HoldsInput {
 		boundMB += hostileReadBufMB
@@ -196,11 +214,7 @@ func (h *hostile) run(t *testing.T, a attack.Attack, hold time.Duration) attack.
 	if r.PeakRSS > int64(boundMB)<<20 {
 		t.Errorf("peak RSS %d MB, want under -m %d MB + %d MB%s", r.PeakRSS>>20, hostileMemMB, hostileSlackMB, also)
 	}
-	if r.Requests == 0 {
-		t.Errorf("the well-behaved client got no answer in %v", hold)
-	} else if r.P99 > hostileP99 {
-		t.Errorf("the well-behaved client's p99 latency is %v, want under %v", r.P99, hostileP99)
-	}
+	checkLatency(t, r, hold)
 	return r
 }
 
