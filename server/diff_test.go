@@ -51,9 +51,10 @@ func startCorvid(t *testing.T) string {
 		return startMemcached(t)
 	}
 	// No crawler either, as memcached runs: a flush_all's items then stay
-	// counted until they are looked at, in both.
+	// counted until they are looked at, in both; and a flat LRU, whose
+	// order "stats cachedump" shows.
 	return testutil.StartCorvid(t, server.Config{
-		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20, NoCrawler: true},
+		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20, NoCrawler: true, NoLRUMaintainer: true},
 	})
 }
 
@@ -423,6 +424,22 @@ var transcripts = []transcript{
 		{"gets n\r\n", "VALUE n 0 1 #3\r\n1\r\nEND\r\n"},
 		{"incr n 1\r\n", "2\r\n"},
 		{"gets n k\r\n", "VALUE n 0 1 #4\r\n2\r\nVALUE k 0 1 #2\r\nb\r\nEND\r\n"},
+	}},
+	{"stats cachedump", []exchange{
+		{"set a 0 0 1\r\nx\r\n", "STORED\r\n"},
+		{"set b 0 0 3\r\nxyz\r\n", "STORED\r\n"},
+		{"stats cachedump 1 0\r\n", "ITEM b [3 b; 0 s]\r\nITEM a [1 b; 0 s]\r\nEND\r\n"},
+		{"stats cachedump 1 1\r\n", "ITEM b [3 b; 0 s]\r\nEND\r\n"},
+		{"get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n"},
+		{"delete b\r\n", "DELETED\r\n"},
+		{"stats cachedump 1 0\r\n", "ITEM a [1 b; 0 s]\r\nEND\r\n"},
+		{"stats cachedump 2 0\r\n", "END\r\n"},
+		{"stats cachedump 63 5\r\n", "END\r\n"},
+		{"stats cachedump 64 5\r\n", "CLIENT_ERROR Illegal slab id\r\n"},
+		{"stats cachedump\r\n", "CLIENT_ERROR bad command line\r\n"},
+		{"stats cachedump 1\r\n", "CLIENT_ERROR bad command line\r\n"},
+		{"stats cachedump x 1\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		{"stats cachedump 1 -1\r\n", "CLIENT_ERROR bad command line format\r\n"},
 	}},
 	{"flush_all", []exchange{
 		{"set k 0 0 1\r\na\r\n", "STORED\r\n"},

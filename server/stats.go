@@ -134,11 +134,70 @@ func (c *conn) statsCommand(req *protocol.Request) {
 		return
 	case "hotkeys":
 		c.srv.writeHotKeys(&w)
+	case "cachedump":
+		c.cachedump(req.Args[1:])
+		return
 	default:
 		c.reply("ERROR")
 		return
 	}
 	c.wbuf = append(w.buf, "END\r\n"...)
+}
+
+// cachedumpLimit bounds a "stats cachedump" reply, as memcached's.
+const cachedumpLimit = 2 << 20
+
+// cachedump answers "stats cachedump <class> <limit>" as memcached does:
+// an "ITEM <key> [<value bytes> b; <expiry unix time> s]" line per item of
+// the class's COLD LRU, most recent first, at most limit of them (0: as
+// many as fit), the reply at most cachedumpLimit bytes.
+func (c *conn) cachedump(args [][]byte) {
+	if c.srv.cfg.DisableDumping {
+		c.reply("CLIENT_ERROR stats cachedump not allowed")
+		return
+	}
+	if len(args) < 2 {
+		c.reply("CLIENT_ERROR bad command line")
+		return
+	}
+	id, ok1 := parseU32(args[0])
+	limit, ok2 := parseU32(args[1])
+	if !ok1 || !ok2 {
+		c.reply("CLIENT_ERROR bad command line format")
+		return
+	}
+	if id > storage.MaxClassID {
+		c.reply("CLIENT_ERROR Illegal slab id")
+		return
+	}
+	start := len(c.wbuf)
+	shown := uint32(0)
+	c.srv.cache.DumpCold(int(id), cachedumpLimit, func(it *storage.DumpItem) bool {
+		if limit != 0 && shown >= limit {
+			return false
+		}
+		n := len(c.wbuf)
+		c.wbuf = append(c.wbuf, "ITEM "...)
+		c.wbuf = append(c.wbuf, it.Key...)
+		c.wbuf = append(c.wbuf, " ["...)
+		c.wbuf = strconv.AppendInt(c.wbuf, int64(it.ValueLen), 10)
+		c.wbuf = append(c.wbuf, " b; "...)
+		c.wbuf = strconv.AppendInt(c.wbuf, it.Exptime, 10)
+		c.wbuf = append(c.wbuf, " s]\r\n"...)
+		if len(c.wbuf)-start+len("END\r\n") > cachedumpLimit {
+			c.wbuf = c.wbuf[:n]
+			return false
+		}
+		shown++
+		return true
+	})
+	c.wbuf = append(c.wbuf, "END\r\n"...)
+}
+
+// parseU32 parses a decimal uint32 as memcached's token parser does.
+func parseU32(b []byte) (uint32, bool) {
+	n, err := strconv.ParseUint(string(b), 10, 32)
+	return uint32(n), err == nil
 }
 
 func (c *conn) statsDetail(req *protocol.Request) {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/storage"
 )
 
 // TestStatsDetail checks per-prefix stats: counted only while enabled,
@@ -111,5 +114,51 @@ func TestStatsDetailDumpLetsRequestsOn(t *testing.T) {
 	}
 	if best > 0.7 {
 		t.Errorf("a record waits for %.0f%% of a dump of the per-prefix table", 100*best)
+	}
+}
+
+// TestStatsCachedumpBounds checks that "stats cachedump" keeps memcached's
+// 2 MB bound on its reply whatever the class holds, and is refused with -X.
+func TestStatsCachedumpBounds(t *testing.T) {
+	s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 64 << 20, NoLRUMaintainer: true}})
+	// Items of class 1 (96-byte chunks), 50,000 of them: 2.3 MB of lines.
+	key := strings.Repeat("k", 20)
+	for i := range 50000 {
+		if _, err := s.cache.Store(storage.ModeSet, fmt.Appendf(nil, "%s%05d", key, i), 0, 0, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, "tcp", addr)
+	c.send("stats cachedump 1 0\r\n")
+	size, items := 0, 0
+	for {
+		l := c.line()
+		size += len(l) + 2
+		if l == "END" {
+			break
+		}
+		if !strings.HasPrefix(l, "ITEM "+key) || !strings.HasSuffix(l, " [1 b; 0 s]") {
+			t.Fatalf("line %d: %q", items, l)
+		}
+		items++
+	}
+	if size > cachedumpLimit || size < cachedumpLimit-100 {
+		t.Errorf("cachedump of 50,000 items: %d lines, %d bytes; want a reply of at most %d bytes, nearly full", items, size, cachedumpLimit)
+	}
+	c.send("stats cachedump 1 3\r\n")
+	for i := range 3 {
+		if l := c.line(); !strings.HasPrefix(l, "ITEM ") {
+			t.Fatalf("limit 3, line %d: %q", i, l)
+		}
+	}
+	if l := c.line(); l != "END" {
+		t.Errorf("limit 3: fourth line %q", l)
+	}
+
+	_, addr = start(t, Config{DisableDumping: true})
+	c = dial(t, "tcp", addr)
+	c.send("stats cachedump 1 0\r\n")
+	if l := c.line(); l != "CLIENT_ERROR stats cachedump not allowed" {
+		t.Errorf("with -X: %q", l)
 	}
 }

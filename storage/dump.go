@@ -210,3 +210,36 @@ func (c *Cache) noteEvictionLocked(ref uint32, h *itemHeader, b uint32, now uint
 	}
 	(*fn)(ev)
 }
+
+// DumpCold calls fn for the items of class id's COLD LRU, most recently
+// used first, as memcached's "stats cachedump" lists them (with the flat
+// LRU every item is in COLD), and stops early when fn returns false. It
+// looks at most at maxKeyBytes bytes of keys: their list is walked under
+// the class lock, as memcached walks it under its LRU lock, so the caller
+// bounds the walk by what it can show. fn is called without any lock
+// held. It is safe for concurrent use.
+func (c *Cache) DumpCold(id, maxKeyBytes int, fn func(*DumpItem) bool) {
+	if id < 1 || id >= len(c.classes) {
+		return
+	}
+	cl := &c.classes[id]
+	var keys []byte
+	var ends []int
+	cl.mu.Lock()
+	for ref := cl.lru[lruCold].head; ref != 0 && !c.closed && len(keys) < maxKeyBytes; {
+		h := c.hdr(ref)
+		keys = append(keys, c.itemKey(ref, h.bits.Load())...)
+		ends = append(ends, len(keys))
+		ref = h.next
+	}
+	cl.mu.Unlock()
+	start := 0
+	for _, end := range ends {
+		key := keys[start:end:end]
+		start = end
+		var it DumpItem
+		if c.peek(key, &it) && !fn(&it) {
+			return
+		}
+	}
+}
