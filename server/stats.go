@@ -172,7 +172,8 @@ func (c *conn) cachedump(args [][]byte) {
 	}
 	start := len(c.wbuf)
 	shown := uint32(0)
-	c.srv.cache.DumpCold(int(id), cachedumpLimit, func(it *storage.DumpItem) bool {
+	// The shortest line, "ITEM k [0 b; 0 s]\r\n", is 18 bytes and the key.
+	c.srv.cache.DumpCold(int(id), int(limit), 17, cachedumpLimit, func(it *storage.DumpItem) bool {
 		if limit != 0 && shown >= limit {
 			return false
 		}

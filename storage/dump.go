@@ -213,12 +213,13 @@ func (c *Cache) noteEvictionLocked(ref uint32, h *itemHeader, b uint32, now uint
 
 // DumpCold calls fn for the items of class id's COLD LRU, most recently
 // used first, as memcached's "stats cachedump" lists them (with the flat
-// LRU every item is in COLD), and stops early when fn returns false. It
-// looks at most at maxKeyBytes bytes of keys: their list is walked under
-// the class lock, as memcached walks it under its LRU lock, so the caller
-// bounds the walk by what it can show. fn is called without any lock
-// held. It is safe for concurrent use.
-func (c *Cache) DumpCold(id, maxKeyBytes int, fn func(*DumpItem) bool) {
+// LRU every item is in COLD), and stops early when fn returns false. The
+// list is walked under the class lock, as memcached walks it under its LRU
+// lock, so the caller bounds the walk by what it can show: at most
+// maxItems items (0: no bound) and the items whose keys, with lineBytes
+// more each, fit in maxBytes. fn is called without any lock held. It is
+// safe for concurrent use.
+func (c *Cache) DumpCold(id, maxItems, lineBytes, maxBytes int, fn func(*DumpItem) bool) {
 	if id < 1 || id >= len(c.classes) {
 		return
 	}
@@ -226,9 +227,13 @@ func (c *Cache) DumpCold(id, maxKeyBytes int, fn func(*DumpItem) bool) {
 	var keys []byte
 	var ends []int
 	cl.mu.Lock()
-	for ref := cl.lru[lruCold].head; ref != 0 && !c.closed && len(keys) < maxKeyBytes; {
+	for ref, size := cl.lru[lruCold].head, 0; ref != 0 && !c.closed && (maxItems == 0 || len(ends) < maxItems); {
 		h := c.hdr(ref)
-		keys = append(keys, c.itemKey(ref, h.bits.Load())...)
+		key := c.itemKey(ref, h.bits.Load())
+		if size += len(key) + lineBytes; size > maxBytes {
+			break
+		}
+		keys = append(keys, key...)
 		ends = append(ends, len(keys))
 		ref = h.next
 	}
