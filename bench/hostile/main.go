@@ -8,7 +8,8 @@
 // -corvid (corvid runs twice: with its event loops, and with
 // --event-loops 0). The exit status is 1 when a corvid column breaks the
 // bound (peak RSS over -m + -slack MB, plus -readbuf MB for the attacks
-// that make the server hold input; p99 over -p99; or items lost), 2 on
+// that make the server hold input and -writebuf MB for those that leave
+// many connections' replies unread; p99 over -p99; or items lost), 2 on
 // any other error.
 //
 // Usage:
@@ -52,6 +53,7 @@ func main() {
 		memMB        = flag.Int("m", 64, "server memory limit (-m), MB")
 		slackMB      = flag.Int("slack", 64, "allowed RSS above -m, MB")
 		readBufMB    = flag.Int("readbuf", 64, "further RSS allowed under attacks that make the server hold input: corvid's read_buf_mem_limit, MB")
+		writeBufMB   = flag.Int("writebuf", 64, "further RSS allowed under attacks that leave many connections' replies unread: corvid's write_buf_mem_limit, MB")
 		p99Limit     = flag.Duration("p99", 100*time.Millisecond, "allowed p99 latency of the well-behaved client")
 		conns        = flag.Int("conns", 100, "connections of attacks that make the server write")
 		bufConns     = flag.Int("bufconns", 500, "connections of attacks that make the server hold input")
@@ -99,6 +101,9 @@ func main() {
 			if a.HoldsInput {
 				bound += *readBufMB
 			}
+			if a.HoldsOutput {
+				bound += *writeBufMB
+			}
 			if c.verdict == "ok" && c.peakMB > int64(bound) {
 				c.verdict = "OVER"
 			}
@@ -113,8 +118,8 @@ func main() {
 		}
 	}
 
-	fmt.Printf("peak RSS (MB) and well-behaved get p99 under each attack; -m %d -I 2m, bound: RSS < %d MB (+%d MB for attacks marked *), p99 < %v\n",
-		*memMB, *memMB+*slackMB, *readBufMB, *p99Limit)
+	fmt.Printf("peak RSS (MB) and well-behaved get p99 under each attack; -m %d -I 2m, bound: RSS < %d MB (+%d MB for attacks marked *, +%d MB for those marked +), p99 < %v\n",
+		*memMB, *memMB+*slackMB, *readBufMB, *writeBufMB, *p99Limit)
 	fmt.Printf("%-28s", "attack (connections)")
 	for _, tg := range targets {
 		fmt.Printf(" %26s", tg.name)
@@ -124,6 +129,9 @@ func main() {
 		mark := ""
 		if a.HoldsInput {
 			mark = "*"
+		}
+		if a.HoldsOutput {
+			mark += "+"
 		}
 		fmt.Printf("%-28s", fmt.Sprintf("%s%s (%d)", a.Name, mark, a.Conns))
 		for _, tg := range targets {
