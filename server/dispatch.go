@@ -174,7 +174,10 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		if !emit {
 			return
 		}
-		c.reserve(len(it.Key) + len(it.Value) + 64)
+		if c.reserve(len(it.Key) + len(it.Value) + 64); c.woom || c.wwait > 0 {
+			vlen = 0
+			return
+		}
 		n := len(c.wbuf)
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 		rlen = len(c.wbuf) - n
@@ -201,7 +204,23 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		}
 		for j, key := range batch[:nb] {
 			vlen, rlen = 0, 0
+			c.canWait = emit && c.flushFn == nil
 			found := c.fetch(key, touch, req.Exptime, hit)
+			c.canWait = false
+			for c.wwait > 0 {
+				// No room for the reply yet (goroutine mode): write
+				// what is pending, wait for the replies in flight to
+				// others, and look the key up again.
+				want := c.wwait
+				c.wwait = 0
+				if c.flush() != nil || !c.srv.wbufs.waitRoom(want) {
+					c.woom, c.closeAfterWrite = true, true
+					return 0
+				}
+				c.canWait = true
+				found = c.fetch(key, touch, req.Exptime, hit)
+				c.canWait = false
+			}
 			c.noteKey(key, vlen)
 			if c.srv.klog != nil && emit {
 				if found {
@@ -212,7 +231,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			}
 			done++
 			more := ends[j] < len(keys)
-			if emit && len(c.wbuf) > flushSize {
+			if emit && (len(c.wbuf) > flushSize || c.woom) {
 				if c.flush() != nil {
 					c.closeAfterWrite = true
 					return 0
