@@ -184,3 +184,109 @@ func TestWriteBufMemLimitManyClients(t *testing.T) {
 		t.Errorf("%d clients not reading 1 MB values: the server allocated %d MB, want under %d MB", conns, got>>20, bound>>20)
 	}
 }
+
+// fillWriteRoom counts in s's write buffers as many bytes as its limit
+// and allowance past it hold, as replies in flight to other clients
+// would, until the returned func gives them back (or the test ends).
+func fillWriteRoom(t *testing.T, s *Server) (release func()) {
+	t.Helper()
+	fake := s.wbufs.limit + s.wbufs.over
+	s.wbufs.bytes.Add(fake)
+	var once sync.Once
+	release = func() { once.Do(func() { s.wbufs.bytes.Add(-fake) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// manualClock is a storage.Clock that moves only when told to.
+type manualClock struct {
+	mu   sync.Mutex
+	mono time.Duration
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Unix(1_700_000_000, 0).Add(c.mono)
+}
+
+func (c *manualClock) Monotonic() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.mono += d
+	c.mu.Unlock()
+}
+
+// TestWriteBufWaitCountsOnce checks that a get or gat that waits for room
+// for its reply (goroutine mode, other replies in flight filling the
+// write-buffer allowance) is counted and touched once: its lookup once
+// retried counted the hit, cmd_get or cmd_touch, and the slab class's
+// hits again, and gat touched the item again when it retried, so the
+// item lived on from the retry instead of the request.
+func TestWriteBufWaitCountsOnce(t *testing.T) {
+	clk := &manualClock{}
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20, Clock: clk},
+	})
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	admin := dial(t, "tcp", addr)
+	for _, tc := range []struct {
+		req, counter, hitsName string
+		touch                  bool
+	}{
+		{"get k\r\n", "cmd_get", "get_hits", false},
+		{"gat 100 k\r\n", "cmd_touch", "touch_hits", true},
+	} {
+		getHits0, touchHits0 := hits(s)
+		release := fillWriteRoom(t, s)
+		c := dial(t, "tcp", addr)
+		c.send(tc.req)
+		// The lookup has counted its hit: the request now waits for
+		// room (goroutine mode) or has its reply written (event loops).
+		waitFor(t, "the hit", func() bool {
+			g, h := hits(s)
+			return g+h > getHits0+touchHits0
+		})
+		clk.advance(50 * time.Second)
+		release()
+		if l := c.line(); l != "VALUE k 0 1048576" {
+			t.Fatalf("%q: got %q", tc.req, l)
+		}
+		if got := readValue(t, c, "1048576"); !bytes.Equal(got, value) {
+			t.Fatalf("%q: wrong value", tc.req)
+		}
+		if l := c.line(); l != "END" {
+			t.Fatalf("%q: got %q after the value", tc.req, l)
+		}
+		getHits, touchHits := hits(s)
+		want := [2]uint64{getHits0 + 1, touchHits0}
+		if tc.touch {
+			want = [2]uint64{getHits0, touchHits0 + 1}
+		}
+		if got := [2]uint64{getHits, touchHits}; got != want {
+			t.Errorf("%q: slab class get and touch hits %v, want %v", tc.req, got, want)
+		}
+		if n := c.stat(tc.counter); n != "1" {
+			t.Errorf("%q: %s %s, want 1", tc.req, tc.counter, n)
+		}
+		wantHits := want[0]
+		if tc.touch {
+			wantHits = want[1]
+		}
+		if n := admin.stat(tc.hitsName); n != fmt.Sprint(wantHits) {
+			t.Errorf("%q: %s %s, want %d", tc.req, tc.hitsName, n, wantHits)
+		}
+		c.nc.Close()
+	}
+	// gat 100 touched the item 50 s before the clock now shows.
+	admin.expect("mg k t\r\n", "HD t50")
+}
