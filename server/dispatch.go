@@ -215,9 +215,9 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 				// one again only reads it (see replyAgain).
 				want := c.wwait
 				c.wwait = 0
-				if c.flush() != nil || !c.srv.wbufs.waitRoom(want) {
-					// Refused: the connection ends with nothing
-					// more written.
+				if c.flush() != nil || !c.srv.wbufs.waitRoom(want, &c.stopped) {
+					// Refused, or the server is stopping: the
+					// connection ends with nothing more written.
 					c.woom, c.closeAfterWrite = true, true
 					return 0
 				}

@@ -290,3 +290,35 @@ func TestWriteBufWaitCountsOnce(t *testing.T) {
 	// gat 100 touched the item 50 s before the clock now shows.
 	admin.expect("mg k t\r\n", "HD t50")
 }
+
+// TestWriteBufWaitStops checks that a get waiting for room for its reply
+// does not hold up the server's stop: it gave up only after waitRoomFor
+// (5 s), past a shorter shutdown grace would have let it.
+func TestWriteBufWaitStops(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		ShutdownGrace:    time.Minute,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies, and never wait")
+	}
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	fillWriteRoom(t, s)
+	c := dial(t, "tcp", addr)
+	c.send("get k\r\n")
+	waitFor(t, "the hit", func() bool { g, _ := hits(s); return g > 0 })
+	begin := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d > waitRoomFor/2 {
+		t.Errorf("Close took %v with a get waiting for room", d)
+	}
+	if !c.closed() {
+		t.Error("the waiting connection is left open")
+	}
+}
