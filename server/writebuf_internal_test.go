@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
 )
 
@@ -320,5 +321,44 @@ func TestWriteBufWaitStops(t *testing.T) {
 	}
 	if !c.closed() {
 		t.Error("the waiting connection is left open")
+	}
+}
+
+// TestWriteBufRefusedMetaBinary checks what an mg or binary get does when
+// its reply finds no room (goroutine mode, others' replies filling the
+// write-buffer allowance): it cannot be looked up again as a text get is,
+// so the connection is closed with nothing written (no header without
+// its value) and counted in write_buf_oom, as an event loop closes a
+// connection over the limit.
+func TestWriteBufRefusedMetaBinary(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies")
+	}
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range [][]byte{
+		[]byte("mg k v\r\n"),
+		binPacket(protocol.OpGetK, nil, []byte("k"), nil, 0),
+		binPacket(protocol.OpGet, nil, []byte("k"), nil, 0),
+	} {
+		oom := s.wbufs.oom.Load()
+		release := fillWriteRoom(t, s)
+		c := dial(t, "tcp", addr)
+		if _, err := c.nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if !c.closed() {
+			t.Errorf("%q: the connection got a reply, want it closed", req[:8])
+		}
+		if n := s.wbufs.oom.Load(); n != oom+1 {
+			t.Errorf("%q: write_buf_oom went from %d to %d", req[:8], oom, n)
+		}
+		release()
 	}
 }
