@@ -175,7 +175,9 @@ func (c *conn) binOK(h *protocol.BinaryHeader, cas uint64, extras, key, value []
 		len(extras), len(key), n, h.Opaque, cas)
 	c.wbuf = append(c.wbuf, extras...)
 	c.wbuf = append(c.wbuf, key...)
-	c.wbuf = append(c.wbuf, value...)
+	if !c.woom {
+		c.wbuf = append(c.wbuf, value...)
+	}
 }
 
 // binError appends an error response; memcached sends errors to quiet
@@ -210,7 +212,7 @@ func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 		if withKey {
 			c.wbuf = append(c.wbuf, it.Key...)
 		}
-		if withValue {
+		if withValue && !c.woom {
 			c.wbuf = append(c.wbuf, it.Value...)
 		}
 	}

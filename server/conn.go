@@ -55,6 +55,11 @@ type conn struct {
 	// the connection then ends.
 	wheld int64
 	woom  bool
+	// canWait is set while a get looks up a key it can look up again:
+	// a buffer that grow refuses then sets wwait instead of woom, and the
+	// get waits for room and retries the key.
+	canWait bool
+	wwait   int64 // the buffer size refused, while canWait
 	// raw writes to nc without waiting (writeNow, goroutine mode):
 	// rawWrite writes wbuf[rawFrom:] and leaves its result in rawN and
 	// rawErr. Set at the connection's first flush.
@@ -147,6 +152,7 @@ func (c *conn) serve() {
 	defer func() {
 		c.srv.rbufs.put(c.rbuf)
 		putBuf(c.wbuf)
+		c.srv.wbufs.hold(&c.wheld, 0)
 	}()
 	defer c.srv.stats.add(&c.stats)
 	for {
@@ -384,7 +390,23 @@ func (c *conn) reserve(n int) {
 	if cap(c.wbuf)-len(c.wbuf) >= n {
 		return
 	}
-	nb := getBuf(max(2*cap(c.wbuf), len(c.wbuf)+n))[:len(c.wbuf)]
+	size := max(2*cap(c.wbuf), len(c.wbuf)+n)
+	if c.flushFn == nil && bufSize(size) > flushSize {
+		// Goroutine mode: count the buffer before allocating it (see
+		// writeBufs). Refused, the caller appends no value: a get that
+		// can wait (canWait) waits for room and looks the key up again,
+		// any other request ends the connection unwritten.
+		if c.woom || !c.srv.wbufs.grow(&c.wheld, int64(bufSize(size))) {
+			if c.canWait && !c.woom {
+				c.wwait = int64(bufSize(size))
+			} else if !c.woom {
+				c.srv.wbufs.oom.Add(1)
+				c.woom, c.closeAfterWrite = true, true
+			}
+			return
+		}
+	}
+	nb := getBuf(size)[:len(c.wbuf)]
 	copy(nb, c.wbuf)
 	putBuf(c.wbuf)
 	c.wbuf = nb
@@ -399,23 +421,25 @@ func (c *conn) flush() error {
 		return c.flushFn()
 	}
 	if c.woom {
+		c.srv.wbufs.hold(&c.wheld, 0)
 		return errWriteBufLimit
 	}
 	if len(c.wbuf) == 0 {
+		c.srv.wbufs.hold(&c.wheld, 0)
 		return nil
 	}
 	n, err := c.writeNow(0)
 	if err == nil && n < len(c.wbuf) {
-		if c.srv.wbufs.hold(&c.wheld, int64(cap(c.wbuf))) {
+		if c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
 			var m int
 			m, err = c.nc.Write(c.wbuf[n:])
 			n += m
-			c.srv.wbufs.hold(&c.wheld, 0)
 		} else {
 			c.woom, c.closeAfterWrite = true, true
 			err = errWriteBufLimit
 		}
 	}
+	c.srv.wbufs.hold(&c.wheld, 0)
 	c.stats.bytesWritten += uint64(n)
 	if cap(c.wbuf) > keepBufSize {
 		putBuf(c.wbuf)

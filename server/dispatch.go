@@ -174,7 +174,10 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		if !emit {
 			return
 		}
-		c.reserve(len(it.Key) + len(it.Value) + 64)
+		if c.reserve(len(it.Key) + len(it.Value) + 64); c.woom || c.wwait > 0 {
+			vlen = 0
+			return
+		}
 		n := len(c.wbuf)
 		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 		rlen = len(c.wbuf) - n
@@ -201,7 +204,25 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		}
 		for j, key := range batch[:nb] {
 			vlen, rlen = 0, 0
+			c.canWait = emit && c.flushFn == nil
 			found := c.fetch(key, touch, req.Exptime, hit)
+			c.canWait = false
+			for c.wwait > 0 {
+				// No room for the reply yet (goroutine mode): write
+				// what is pending, wait for the replies in flight to
+				// others, and look the key up again. The lookup above
+				// has counted, bumped and (gat) touched the item; the
+				// one again only reads it (see replyAgain).
+				want := c.wwait
+				c.wwait = 0
+				if c.flush() != nil || !c.srv.wbufs.waitRoom(want, &c.stopped) {
+					// Refused, or the server is stopping: the
+					// connection ends with nothing more written.
+					c.woom, c.closeAfterWrite = true, true
+					return 0
+				}
+				found, vlen, rlen = c.replyAgain(key, withCAS)
+			}
 			c.noteKey(key, vlen)
 			if c.srv.klog != nil && emit {
 				if found {
@@ -212,7 +233,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			}
 			done++
 			more := ends[j] < len(keys)
-			if emit && len(c.wbuf) > flushSize {
+			if emit && (len(c.wbuf) > flushSize || c.woom) {
 				if c.flush() != nil {
 					c.closeAfterWrite = true
 					return 0
@@ -227,6 +248,30 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			}
 		}
 	}
+}
+
+// replyAgain appends the VALUE reply for key of a get whose first lookup
+// found no room for it (goroutine mode), once there is room. That lookup
+// has already counted the get (cmd_get or cmd_touch, the hit, the key's
+// notes) and bumped or touched the item, so this one counts nothing and
+// changes nothing: it reads the item as it is now, as memcached's me
+// does. An item gone meanwhile is answered as a miss, an item replaced
+// with its new value. It reports whether it found the item and the
+// lengths of its value and reply, as lookup's hit records them; when the
+// room is refused again, c.wwait is set once more.
+func (c *conn) replyAgain(key []byte, withCAS bool) (found bool, vlen, rlen int) {
+	c.canWait = true
+	found = c.srv.cache.MetaDebug(key, func(e storage.MetaEntry) {
+		value := e.Value()
+		if c.reserve(len(key) + len(value) + 64); c.woom || c.wwait > 0 {
+			return
+		}
+		n := len(c.wbuf)
+		c.wbuf = protocol.AppendValue(c.wbuf, e.Key(), e.Flags(), value, e.CAS(), withCAS)
+		vlen, rlen = len(value), len(c.wbuf)-n
+	})
+	c.canWait = false
+	return found && rlen > 0, vlen, rlen
 }
 
 // fetch looks key up for a get (or, with touch, a gat) of either

@@ -177,7 +177,7 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 			e.MarkTokenSent()
 		}
 		c.wbuf = append(c.wbuf, '\r', '\n')
-		if req.Value {
+		if req.Value && !c.woom {
 			c.wbuf = append(c.wbuf, v...)
 			c.wbuf = append(c.wbuf, '\r', '\n')
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // defaultWriteBufMemLimit is the bound on blocked reply memory when
@@ -32,23 +33,94 @@ var errWriteBufLimit = errors.New("server: write buffers over write_buf_mem_limi
 // take the total past the limit is closed, as the one asking for more
 // while the server is full; the buffers already held are left to the
 // connections that hold them. It is safe for concurrent use.
+//
+// In goroutine mode a connection cannot know that its socket is full
+// before it has built the reply, so a buffer grown past flushSize is
+// counted from before it is allocated (grow), against the limit plus
+// over: room for the replies in flight to clients that read, and for a
+// few connections at a time to find their socket full. The write that
+// then blocks counts against the limit alone, as on an event loop. A
+// connection refused before its buffer grows allocates nothing, so
+// hundreds of clients asking at once cannot make the server build
+// hundreds of large replies before the first of them finds its socket
+// full.
 type writeBufs struct {
 	bytes atomic.Int64  // write_buf_bytes
 	oom   atomic.Uint64 // write_buf_oom
 	limit int64         // 0: none
+	over  int64         // what grow may take past limit
 }
 
 // hold sets the bytes a connection holds blocked, counted in *held, to n.
 // It reports false, counting a write_buf_oom and leaving *held as it
 // was, when n is more than *held and the total would pass the limit.
 func (m *writeBufs) hold(held *int64, n int64) bool {
-	delta := n - *held
-	if delta == 0 {
+	if n == *held {
 		return true
 	}
-	if total := m.bytes.Add(delta); delta > 0 && m.limit > 0 && total > m.limit {
-		m.bytes.Add(-delta)
+	return m.count(m.set(held, n, m.limit))
+}
+
+// block is hold for a goroutine's write that is about to block: it also
+// reports false when n is what *held counts already (its buffer counted
+// by grow) but the total is past the limit.
+func (m *writeBufs) block(held *int64, n int64) bool {
+	return m.count(m.set(held, n, m.limit))
+}
+
+// count counts a write_buf_oom unless ok.
+func (m *writeBufs) count(ok bool) bool {
+	if !ok {
 		m.oom.Add(1)
+	}
+	return ok
+}
+
+// grow sets the bytes a connection's buffer is about to grow to, counted
+// in *held, to n, allowing the total up to the limit plus m.over. It
+// reports false as hold does, but counts no write_buf_oom: the caller
+// may wait for room (waitRoom) instead of ending the connection.
+func (m *writeBufs) grow(held *int64, n int64) bool {
+	return m.set(held, n, m.limit+m.over)
+}
+
+// waitRoomFor bounds how long a get waits for room for its reply.
+const waitRoomFor = 5 * time.Second
+
+// waitRoom waits until grow has room for n more bytes, reporting false
+// when there is none after waitRoomFor (counted as a write_buf_oom) or
+// once *stopped is set: a stopping server closes its connections
+// within its shutdown grace, and a reply that would wait for room would
+// hold its stop up instead. The room taken by grow past the limit is held
+// by replies in flight, given back as their sockets take them or their
+// connections close, so the wait is short.
+func (m *writeBufs) waitRoom(n int64, stopped *atomic.Bool) bool {
+	deadline := time.Now().Add(waitRoomFor)
+	for pause := 50 * time.Microsecond; m.bytes.Load()+n > m.limit+m.over; pause = min(2*pause, time.Millisecond) {
+		if stopped.Load() {
+			return false
+		}
+		if time.Now().After(deadline) {
+			m.oom.Add(1)
+			return false
+		}
+		time.Sleep(pause)
+	}
+	return true
+}
+
+// set sets *held to n, adding the difference to the total, unless n is at
+// least *held and the total would then be more than bound (a limit is
+// set): then it reports false and leaves *held as it was.
+func (m *writeBufs) set(held *int64, n, bound int64) bool {
+	delta := n - *held
+	if delta < 0 || m.limit == 0 {
+		m.bytes.Add(delta)
+		*held = n
+		return true
+	}
+	if total := m.bytes.Add(delta); total > bound {
+		m.bytes.Add(-delta)
 		return false
 	}
 	*held = n

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
 )
 
@@ -103,8 +105,10 @@ func TestWriteBufMemLimit(t *testing.T) {
 	if oom := settle(t, conns, func() uint64 { return s.wbufs.oom.Load() }); oom == 0 {
 		t.Errorf("write_buf_oom is 0 with %d clients holding %d MB each unread", conns, keys)
 	}
-	if held := s.wbufs.bytes.Load(); held > limit || held == 0 {
-		t.Errorf("write_buf_bytes %d, want within (0, %d]", held, limit)
+	// In goroutine mode the count includes the reader's reply in flight,
+	// within the allowance past the limit.
+	if held := s.wbufs.bytes.Load(); held > limit+s.wbufs.over || held == 0 {
+		t.Errorf("write_buf_bytes %d, want within (0, %d]", held, limit+s.wbufs.over)
 	}
 	if n := admin.stat("write_buf_oom"); n != fmt.Sprint(s.wbufs.oom.Load()) {
 		t.Errorf("stats write_buf_oom %s, counted %d", n, s.wbufs.oom.Load())
@@ -121,5 +125,240 @@ func TestWriteBufMemLimit(t *testing.T) {
 	}
 	if reads == 0 {
 		t.Errorf("the reading client got no reply")
+	}
+}
+
+// TestWriteBufMemLimitManyClients checks that many clients asking at once
+// for large values they do not read make the server build a few large
+// replies at a time, not one each at once: in goroutine mode a connection
+// waits for room, or is closed, before it builds a reply the limit has no
+// room for, not once the reply finds its socket full.
+func TestWriteBufMemLimitManyClients(t *testing.T) {
+	const (
+		limit = 4 << 20
+		conns = 200
+	)
+	s, addr := start(t, Config{
+		WriteBufMemLimit: limit,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]*client, conns)
+	for i := range clients {
+		clients[i] = dialSmall(t, addr)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, c := range clients {
+		c.send("get k k k k\r\n")
+	}
+	// The clients that do not fit are closed: the count settles once
+	// every request is served.
+	deadline := time.Now().Add(20 * time.Second)
+	for s.wbufs.oom.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	oom := settle(t, conns, func() uint64 { return s.wbufs.oom.Load() })
+	runtime.ReadMemStats(&after)
+	if oom == 0 {
+		t.Errorf("write_buf_oom is 0 with %d clients asking for 4 MB each", conns)
+	}
+	// Replies still in flight count past the limit until their
+	// connections block or close.
+	deadline = time.Now().Add(20 * time.Second)
+	for s.wbufs.bytes.Load() > limit && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if held := s.wbufs.bytes.Load(); held > limit {
+		t.Errorf("write_buf_bytes %d, want at most %d", held, limit)
+	}
+	// Unbounded, each of the 200 connections builds a reply of 2 MB
+	// before it finds its socket full, hundreds at a time, most of them
+	// in new buffers. Bounded, a few at a time build one, mostly in
+	// buffers recycled from the connections closed before them.
+	bound := uint64(conns * (2 << 20) / 3)
+	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
+		t.Errorf("%d clients not reading 1 MB values: the server allocated %d MB, want under %d MB", conns, got>>20, bound>>20)
+	}
+}
+
+// fillWriteRoom counts in s's write buffers as many bytes as its limit
+// and allowance past it hold, as replies in flight to other clients
+// would, until the returned func gives them back (or the test ends).
+func fillWriteRoom(t *testing.T, s *Server) (release func()) {
+	t.Helper()
+	fake := s.wbufs.limit + s.wbufs.over
+	s.wbufs.bytes.Add(fake)
+	var once sync.Once
+	release = func() { once.Do(func() { s.wbufs.bytes.Add(-fake) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// manualClock is a storage.Clock that moves only when told to.
+type manualClock struct {
+	mu   sync.Mutex
+	mono time.Duration
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Unix(1_700_000_000, 0).Add(c.mono)
+}
+
+func (c *manualClock) Monotonic() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.mono += d
+	c.mu.Unlock()
+}
+
+// TestWriteBufWaitCountsOnce checks that a get or gat that waits for room
+// for its reply (goroutine mode, other replies in flight filling the
+// write-buffer allowance) is counted and touched once: its lookup once
+// retried counted the hit, cmd_get or cmd_touch, and the slab class's
+// hits again, and gat touched the item again when it retried, so the
+// item lived on from the retry instead of the request.
+func TestWriteBufWaitCountsOnce(t *testing.T) {
+	clk := &manualClock{}
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20, Clock: clk},
+	})
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	admin := dial(t, "tcp", addr)
+	for _, tc := range []struct {
+		req, counter, hitsName string
+		touch                  bool
+	}{
+		{"get k\r\n", "cmd_get", "get_hits", false},
+		{"gat 100 k\r\n", "cmd_touch", "touch_hits", true},
+	} {
+		getHits0, touchHits0 := hits(s)
+		release := fillWriteRoom(t, s)
+		c := dial(t, "tcp", addr)
+		c.send(tc.req)
+		// The lookup has counted its hit: the request now waits for
+		// room (goroutine mode) or has its reply written (event loops).
+		waitFor(t, "the hit", func() bool {
+			g, h := hits(s)
+			return g+h > getHits0+touchHits0
+		})
+		clk.advance(50 * time.Second)
+		release()
+		if l := c.line(); l != "VALUE k 0 1048576" {
+			t.Fatalf("%q: got %q", tc.req, l)
+		}
+		if got := readValue(t, c, "1048576"); !bytes.Equal(got, value) {
+			t.Fatalf("%q: wrong value", tc.req)
+		}
+		if l := c.line(); l != "END" {
+			t.Fatalf("%q: got %q after the value", tc.req, l)
+		}
+		getHits, touchHits := hits(s)
+		want := [2]uint64{getHits0 + 1, touchHits0}
+		if tc.touch {
+			want = [2]uint64{getHits0, touchHits0 + 1}
+		}
+		if got := [2]uint64{getHits, touchHits}; got != want {
+			t.Errorf("%q: slab class get and touch hits %v, want %v", tc.req, got, want)
+		}
+		if n := c.stat(tc.counter); n != "1" {
+			t.Errorf("%q: %s %s, want 1", tc.req, tc.counter, n)
+		}
+		wantHits := want[0]
+		if tc.touch {
+			wantHits = want[1]
+		}
+		if n := admin.stat(tc.hitsName); n != fmt.Sprint(wantHits) {
+			t.Errorf("%q: %s %s, want %d", tc.req, tc.hitsName, n, wantHits)
+		}
+		c.nc.Close()
+	}
+	// gat 100 touched the item 50 s before the clock now shows.
+	admin.expect("mg k t\r\n", "HD t50")
+}
+
+// TestWriteBufWaitStops checks that a get waiting for room for its reply
+// does not hold up the server's stop: it gave up only after waitRoomFor
+// (5 s), past a shorter shutdown grace would have let it.
+func TestWriteBufWaitStops(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		ShutdownGrace:    time.Minute,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies, and never wait")
+	}
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	fillWriteRoom(t, s)
+	c := dial(t, "tcp", addr)
+	c.send("get k\r\n")
+	waitFor(t, "the hit", func() bool { g, _ := hits(s); return g > 0 })
+	begin := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d > waitRoomFor/2 {
+		t.Errorf("Close took %v with a get waiting for room", d)
+	}
+	if !c.closed() {
+		t.Error("the waiting connection is left open")
+	}
+}
+
+// TestWriteBufRefusedMetaBinary checks what an mg or binary get does when
+// its reply finds no room (goroutine mode, others' replies filling the
+// write-buffer allowance): it cannot be looked up again as a text get is,
+// so the connection is closed with nothing written (no header without
+// its value) and counted in write_buf_oom, as an event loop closes a
+// connection over the limit.
+func TestWriteBufRefusedMetaBinary(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies")
+	}
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range [][]byte{
+		[]byte("mg k v\r\n"),
+		binPacket(protocol.OpGetK, nil, []byte("k"), nil, 0),
+		binPacket(protocol.OpGet, nil, []byte("k"), nil, 0),
+	} {
+		oom := s.wbufs.oom.Load()
+		release := fillWriteRoom(t, s)
+		c := dial(t, "tcp", addr)
+		if _, err := c.nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if !c.closed() {
+			t.Errorf("%q: the connection got a reply, want it closed", req[:8])
+		}
+		if n := s.wbufs.oom.Load(); n != oom+1 {
+			t.Errorf("%q: write_buf_oom went from %d to %d", req[:8], oom, n)
+		}
+		release()
 	}
 }

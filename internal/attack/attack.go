@@ -175,15 +175,24 @@ func Attacks(d Data, sc Scale) []Attack {
 			b = append(b, " a"...)
 		}
 		b = append(b, "\r\n"...)
+		// A line is held whole until its newline arrives, as
+		// half-get-1MiB's are: on many connections at once the lines
+		// are input held up to the read buffer bound (a hundred 1 MiB
+		// lines pass it), whatever the server then does with them.
 		as = append(as, Attack{
-			Name:  "get-1MiB-line-of-misses",
-			Conns: sc.Conns,
-			first: func(int) []byte { return b },
-			keep:  readAll,
+			Name:       "get-1MiB-line-of-misses",
+			HoldsInput: true,
+			Conns:      sc.Conns,
+			first:      func(int) []byte { return b },
+			keep:       readAll,
 		})
 		keys := (1<<20 - 64) / (len(BigKey(0)) + 1)
 		a := unreadGet(keys)
 		a.Name = "unread-get-1MiB-line"
+		// Its line is kept while its reply waits for the reader (the
+		// keys are read from the line as the lookups go), and the
+		// reply blocks as unread-get-16-values' do.
+		a.HoldsInput, a.HoldsOutput = true, true
 		as = append(as, a)
 	}
 	return as
