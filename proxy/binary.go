@@ -231,7 +231,7 @@ func (cl *client) flushBinary(h *protocol.BinaryHeader, req []byte) error {
 	}
 	for range t.all {
 		f := newCall()
-		f.kind, f.parent = kindBinary, parent
+		f.kind, f.parent, f.conn = kindBinary, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(len(t.all)))
@@ -243,12 +243,14 @@ func (cl *client) flushBinary(h *protocol.BinaryHeader, req []byte) error {
 }
 
 // sendBinary queues c, whose binary request is the concatenation of
-// parts, on one of b's binary connections.
+// parts, on one of b's binary connections: its client's (c.conn), so
+// that the server runs a client's requests in its order, as send does
+// for text.
 func (b *backend) sendBinary(c *call, parts ...[]byte) {
 	c.srv = b
 	bc := b.binConns[0]
 	if len(b.binConns) > 1 {
-		bc = b.binConns[int(b.binNext.Add(1))%len(b.binConns)]
+		bc = b.binConns[c.conn%uint32(len(b.binConns))]
 	}
 	bc.enqueue(c, parts...)
 }
