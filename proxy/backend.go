@@ -40,7 +40,6 @@ type backend struct {
 	// binConns speak the binary protocol to the server (conns the text
 	// one), as many as conns; they connect on the first binary request.
 	binConns []*bconn
-	binNext  atomic.Uint32 // round-robin over binConns
 
 	failures atomic.Int32 // consecutive failures
 

@@ -83,8 +83,20 @@ func (cl *client) binary(buf []byte, skip *int) (int, int, error) {
 	head := hlen + h.ExtLen + h.KeyLen
 	if h.HasValue() {
 		if h.ValueLen() > int64(cl.p.cfg.MaxValueLen) {
-			*skip = int(h.BodyLen)
-			return hlen, 0, cl.binError(&h, protocol.StatusTooLarge)
+			if h.Command != protocol.OpSet {
+				*skip = int(h.BodyLen)
+				return hlen, 0, cl.binError(&h, protocol.StatusTooLarge)
+			}
+			// A set (or setq) removes the key's old value, as memcached
+			// does: its key is read, the rest discarded as it arrives.
+			if len(buf) < head {
+				return 0, head, nil
+			}
+			*skip = int(h.BodyLen) - h.ExtLen - h.KeyLen
+			if err := cl.dropStaleBinary(buf[hlen+h.ExtLen : head]); err != nil {
+				return 0, 0, err
+			}
+			return head, 0, cl.binError(&h, protocol.StatusTooLarge)
 		}
 		total := hlen + int(h.BodyLen)
 		if len(buf) < total {
@@ -120,6 +132,37 @@ func (cl *client) binary(buf []byte, skip *int) (int, int, error) {
 		return head, 0, cl.localRaw(appendBinaryStats(nil, cl.p.appendStats(nil), h.Opaque))
 	}
 	return head, 0, cl.binError(&h, protocol.StatusUnknownCommand) // Check accepts no other
+}
+
+// dropStaleBinary removes key's value from its server with a binary
+// delete whose reply is dropped: what memcached does when it refuses a
+// set whose value is too large, so that the value the client meant to
+// replace is not read again. It goes on the connection the client's
+// next binary request to that server takes, so it runs before it.
+func (cl *client) dropStaleBinary(key []byte) error {
+	line := append(cl.staleLine[:0], protocol.BinaryRequestMagic, byte(protocol.OpDelete))
+	line = binary.BigEndian.AppendUint16(line, uint16(len(key)))
+	line = append(line, 0, 0, 0, 0) // extras, data type, vbucket
+	line = binary.BigEndian.AppendUint32(line, uint32(len(key)))
+	line = append(line, make([]byte, 12)...) // opaque, CAS
+	line = append(line, key...)
+	cl.staleLine = line
+	c := newCall()
+	c.kind, c.op, c.units = kindBinary, opBinary, 1
+	c.bin = binaryReq{op: protocol.OpDelete, sent: protocol.OpDelete}
+	if err := cl.dispatch(c, true); err != nil {
+		c.release()
+		return err
+	}
+	b, err := cl.hold().route(key)
+	if err != nil {
+		cl.unhold()
+		c.complete(nil, err)
+		return nil
+	}
+	b.sendBinary(c, line)
+	cl.unhold()
+	return nil
 }
 
 // binOK queues the proxy's own success reply to h, with value as body.
@@ -188,7 +231,7 @@ func (cl *client) flushBinary(h *protocol.BinaryHeader, req []byte) error {
 	}
 	for range t.all {
 		f := newCall()
-		f.kind, f.parent = kindBinary, parent
+		f.kind, f.parent, f.conn = kindBinary, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
 	parent.pending.Store(int32(len(t.all)))
@@ -200,12 +243,14 @@ func (cl *client) flushBinary(h *protocol.BinaryHeader, req []byte) error {
 }
 
 // sendBinary queues c, whose binary request is the concatenation of
-// parts, on one of b's binary connections.
+// parts, on one of b's binary connections: its client's (c.conn), so
+// that the server runs a client's requests in its order, as send does
+// for text.
 func (b *backend) sendBinary(c *call, parts ...[]byte) {
 	c.srv = b
 	bc := b.binConns[0]
 	if len(b.binConns) > 1 {
-		bc = b.binConns[int(b.binNext.Add(1))%len(b.binConns)]
+		bc = b.binConns[c.conn%uint32(len(b.binConns))]
 	}
 	bc.enqueue(c, parts...)
 }

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,7 +102,7 @@ type client struct {
 	fragOf    []int32          // live index -> fragment index
 	fragSrv   []int32          // fragment index -> live index
 	fragBufs  [][]byte         // fragment requests
-	getKeys   [][]byte         // the keys of a get line (protocol.NextKey)
+	getKeys   [][]byte         // the keys of a get line's current chunk (protocol.NextKey)
 	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
 	seed      maphash.Seed
 
@@ -607,6 +608,12 @@ const maxSeenKeys = 4096
 // keys it asks for.
 const maxGetChunkKeys = 32
 
+// maxGetChunkNames bounds the keys a chunk names, repeats included, so
+// that what a chunk holds (each key's place in the reply) stays small
+// when a line names a few keys many times: such a line is sent in
+// chunks of this many keys, each fetching its few keys once.
+const maxGetChunkNames = 4096
+
 // get forwards a get, gets, gat or gats line. Keys on one server go as
 // the client sent them; keys on several are split into one fragment per
 // server, sent in parallel, and merged back in the client's key order.
@@ -615,65 +622,91 @@ const maxGetChunkKeys = 32
 // once per chunk whatever the client asks (a line that names one key
 // many times also goes through the merge). A line that names more than
 // maxGetChunkKeys distinct keys is sent in chunks of that many distinct
-// keys (see chunkEnd), in order; the client sees one reply: the
+// keys (see nextChunk), in order; the client sees one reply: the
 // chunks' VALUE blocks and one END, or, when a chunk fails, the VALUE
 // blocks before it and the error (as memcached answers a multi-get that
 // fails part way).
+//
+// The keys are walked in the line (protocol.NextKey) one chunk at a
+// time, and only the current chunk's are collected: a line costs its
+// read buffer and nothing that grows with the keys it names.
 func (cl *client) get(line []byte) error {
-	req := &cl.req
-	keys := cl.getKeys[:0]
-	for k, i := protocol.NextKey(req.GetKeys, 0); len(k) > 0; k, i = protocol.NextKey(req.GetKeys, i) {
-		keys = append(keys, k)
-	}
-	if cap(keys) > maxSeenKeys {
-		cl.getKeys = nil // a wide get's slice is not kept for the next
-	} else {
-		cl.getKeys = keys[:0]
-	}
-	if len(keys) == 0 {
+	keys, next, units := cl.nextChunk(0)
+	more := cl.hasKey(next)
+	switch {
+	case len(keys) == 0:
 		// "gat <exptime>" without a key: memcached answers END. With no
 		// fragment to wait for, a split would never complete.
 		return cl.local("END")
-	}
-	if len(keys) == 1 {
+	case !more && len(keys) == 1:
 		return cl.forward(keys[0], kindGet, opForward, false, line)
-	}
-	hi, units := cl.chunkEnd(keys, 0)
-	if hi == len(keys) {
+	case !more:
+		defer cl.trimGetScratch()
 		return cl.getChunk(line, keys, units, false, false)
 	}
-	for lo := 0; lo < len(keys); lo = hi {
-		hi, units = cl.chunkEnd(keys, lo)
-		if err := cl.getChunk(nil, keys[lo:hi], units, lo > 0, hi < len(keys)); err != nil {
+	defer cl.trimGetScratch()
+	for cont := false; ; cont = true {
+		if err := cl.getChunk(nil, keys, units, cont, more); err != nil {
 			return err
 		}
+		if !more {
+			return nil
+		}
+		keys, next, units = cl.nextChunk(next)
+		more = cl.hasKey(next)
 	}
-	return nil
 }
 
-// chunkEnd returns the end of the chunk of keys that starts at lo, the
-// longest run that names at most maxGetChunkKeys distinct keys, and how
-// many it names. A key repeated within a chunk is fetched once, so a
-// line that names a few keys many times is one chunk and fetches each
-// once; a key repeated in a later chunk is fetched again.
-func (cl *client) chunkEnd(keys [][]byte, lo int) (hi int, distinct int32) {
+// hasKey reports whether the get line's keys go on at offset i.
+func (cl *client) hasKey(i int) bool {
+	k, _ := protocol.NextKey(cl.req.GetKeys, i)
+	return len(k) > 0
+}
+
+// nextChunk returns the keys of the chunk of the get line's keys that
+// starts at offset i (in cl.getKeys, pointing into the line), the offset
+// where the next chunk starts, and how many distinct keys the chunk
+// names. A chunk is the longest run that names at most maxGetChunkKeys
+// distinct keys and at most maxGetChunkNames keys in all. A key repeated
+// within a chunk is fetched once, so a line that names a few keys many
+// times fetches each once per maxGetChunkNames keys; a key repeated in a
+// later chunk is fetched again.
+func (cl *client) nextChunk(i int) (keys [][]byte, next int, distinct int32) {
 	if cl.seen == nil {
 		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
 	}
 	defer clear(cl.seen)
-	for hi = lo; hi < len(keys); hi++ {
-		k := keys[hi]
-		h := maphash.Bytes(cl.seed, k)
-		if first, ok := cl.seen[h]; ok && bytes.Equal(keys[first], k) {
-			continue
-		}
-		if distinct == maxGetChunkKeys {
+	keys = cl.getKeys[:0]
+	for len(keys) < maxGetChunkNames {
+		k, end := protocol.NextKey(cl.req.GetKeys, i)
+		if len(k) == 0 {
 			break
 		}
-		cl.seen[h] = int32(hi)
-		distinct++
+		h := maphash.Bytes(cl.seed, k)
+		if first, ok := cl.seen[h]; !ok || !bytes.Equal(keys[first], k) {
+			if distinct == maxGetChunkKeys {
+				break
+			}
+			cl.seen[h] = int32(len(keys))
+			distinct++
+		}
+		if len(keys) == cap(keys) && len(keys) >= 2*maxGetChunkKeys {
+			// Many repeats: grow once to the most a chunk holds.
+			keys = slices.Grow(keys, maxGetChunkNames-len(keys))
+		}
+		keys = append(keys, k)
+		i = end
 	}
-	return hi, distinct
+	cl.getKeys = keys[:0]
+	return keys, i, distinct
+}
+
+// trimGetScratch drops the scratch a get line of many repeated keys
+// grew, so that a client does not keep it for the next request.
+func (cl *client) trimGetScratch() {
+	if cap(cl.getKeys) > 2*maxGetChunkKeys {
+		cl.getKeys, cl.picks = nil, nil
+	}
 }
 
 // appendGetPrefix appends the request's command and, for gat and gats,
@@ -719,7 +752,9 @@ func (cl *client) getChunk(line []byte, keys [][]byte, units int32, cont, more b
 	for i := range fragOf {
 		fragOf[i] = -1
 	}
-	cl.picks, cl.fragSrv = cl.picks[:0], cl.fragSrv[:0]
+	// Grown once to the chunk's keys: a chunk of many repeats would
+	// otherwise regrow them by doubling.
+	cl.picks, cl.fragSrv = slices.Grow(cl.picks[:0], len(keys)), cl.fragSrv[:0]
 	if cl.seen == nil {
 		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
 	}
@@ -769,6 +804,8 @@ func (cl *client) getChunk(line []byte, keys [][]byte, units int32, cont, more b
 	for j := range nfrag {
 		cl.fragBufs[j] = cl.appendGetPrefix(cl.fragBufs[j][:0])
 	}
+	parent.keyEnds = slices.Grow(parent.keyEnds, len(keys))
+	parent.keyFrag = slices.Grow(parent.keyFrag, len(keys))
 	for i, k := range keys {
 		j := cl.picks[i]
 		if j < 0 {

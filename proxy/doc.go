@@ -84,9 +84,11 @@
 // units whose replies fit 4 MiB) or their completed replies hold more
 // than 4 MiB. One request is always admitted when none is pending. A
 // multi-get of more than 32 distinct keys is sent in chunks of 32
-// distinct keys (a key repeated within a chunk is fetched once), each
-// admitted as a request of its own, so that what it holds does not grow
-// with the keys it asks for; the client still gets one reply, or the VALUE
+// distinct keys and at most 4096 keys in all (a key repeated within a
+// chunk is fetched once), each admitted as a request of its own, so that
+// what it holds does not grow with the keys it asks for: its keys are
+// walked in its line one chunk at a time, so that beyond its read buffer
+// a line costs only its current chunk; the client still gets one reply, or the VALUE
 // blocks of the chunks before one that failed and its error, as
 // memcached answers a multi-get that fails part way.
 //
