@@ -430,11 +430,32 @@ func (c *conn) flush() error {
 	}
 	n, err := c.writeNow(0)
 	if err == nil && n < len(c.wbuf) {
-		if c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
+		switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
+		case blockWait:
 			var m int
 			m, err = c.nc.Write(c.wbuf[n:])
 			n += m
-		} else {
+		case blockGrace:
+			// The write goes on while the socket takes something within
+			// each blockGraceFor: a client that reads, however slowly,
+			// keeps its connection. A shutdown closes the socket (kill),
+			// so the deadline can be cleared without racing a stop.
+			for {
+				c.nc.SetWriteDeadline(time.Now().Add(blockGraceFor))
+				var m int
+				m, err = c.nc.Write(c.wbuf[n:])
+				n += m
+				if m == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+					break
+				}
+			}
+			c.nc.SetWriteDeadline(time.Time{})
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.srv.wbufs.oom.Add(1)
+				c.woom, c.closeAfterWrite = true, true
+				err = errWriteBufLimit
+			}
+		default:
 			c.woom, c.closeAfterWrite = true, true
 			err = errWriteBufLimit
 		}

@@ -76,6 +76,11 @@ type loop struct {
 	// of its next wake-up, which does not wait. nextAgain is the other
 	// half of the double buffer.
 	again, nextAgain []*pollConn
+	// grace holds the connections whose blocked replies are allowed past
+	// write_buf_mem_limit, within the allowance past it, for
+	// blockGraceFor (see writeBufs.block): the loop closes those still
+	// blocked then. Loop goroutine only.
+	grace []*pollConn
 }
 
 // pollConn is a connection owned by an event loop.
@@ -91,6 +96,9 @@ type pollConn struct {
 	// idleSince is when the connection last began waiting for input
 	// (on the loop's clock, l.now), for the idle timeout.
 	idleSince int64
+	// graceSince is when the connection's blocked replies went past
+	// write_buf_mem_limit (l.now), 0 when they are within it.
+	graceSince int64
 }
 
 // startLoops creates Config.EventLoops event loops and starts their
@@ -246,6 +254,9 @@ func (l *loop) run() {
 		if l.stopping.Load() {
 			wait = stopPollMsec
 		}
+		if len(l.grace) > 0 && (wait < 0 || wait > graceSweepMsec) {
+			wait = graceSweepMsec
+		}
 		if len(l.again) > 0 {
 			wait = 0
 		}
@@ -284,6 +295,9 @@ func (l *loop) run() {
 		}
 		if n := int64(len(l.spare)) * readBufSize; n != l.spareBytes.Load() {
 			l.spareBytes.Store(n)
+		}
+		if len(l.grace) > 0 {
+			l.sweepGrace()
 		}
 		if idle > 0 && l.now-l.lastIdle >= int64(msec)*int64(time.Millisecond) {
 			l.lastIdle = l.now
@@ -390,6 +404,31 @@ func (l *loop) sweepIdle(idle int64) {
 			pc.close()
 		}
 	}
+}
+
+// graceSweepMsec is how often a loop with connections in their write
+// grace looks at them.
+const graceSweepMsec = 50
+
+// sweepGrace closes the connections whose blocked replies are past
+// write_buf_mem_limit and whose socket has taken nothing for longer than
+// blockGraceFor, counting each as a write_buf_oom, and forgets those that
+// drained or closed.
+func (l *loop) sweepGrace() {
+	kept := l.grace[:0]
+	for _, pc := range l.grace {
+		switch {
+		case pc.fd < 0 || l.conn(int32(pc.fd)) != pc || pc.graceSince == 0:
+		case l.now-pc.graceSince > int64(blockGraceFor):
+			pc.graceSince = 0
+			l.srv.wbufs.oom.Add(1)
+			pc.close()
+		default:
+			kept = append(kept, pc)
+		}
+	}
+	clear(l.grace[len(kept):])
+	l.grace = kept
 }
 
 // stop closes the connections that have written all their replies (their
@@ -562,9 +601,11 @@ func (pc *pollConn) flush() error {
 	if c.woom {
 		return errWriteBufLimit
 	}
+	wrote := false
 	for pc.wpos < len(c.wbuf) {
 		n, err := rawWrite(pc.fd, c.wbuf[pc.wpos:])
 		if n > 0 {
+			wrote = true
 			pc.wpos += n
 			c.stats.bytesWritten += uint64(n)
 		}
@@ -582,8 +623,21 @@ func (pc *pollConn) flush() error {
 				}
 				c.blocked = true
 				// The buffer is held for the client from here until
-				// the socket drains.
-				if !c.srv.wbufs.hold(&c.wheld, int64(cap(c.wbuf))) {
+				// the socket drains; past the limit, for a grace only.
+				switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
+				case blockWait:
+					pc.graceSince = 0
+				case blockGrace:
+					// The grace runs from the last write that made
+					// progress: a client that reads, however slowly,
+					// keeps its connection.
+					if pc.graceSince == 0 {
+						pc.l.grace = append(pc.l.grace, pc)
+					}
+					if pc.graceSince == 0 || wrote {
+						pc.graceSince = max(pc.l.now, 1)
+					}
+				default:
 					c.woom, c.closeAfterWrite = true, true
 					return errWriteBufLimit
 				}
@@ -594,6 +648,7 @@ func (pc *pollConn) flush() error {
 	}
 	c.blocked = false
 	pc.wpos = 0
+	pc.graceSince = 0
 	c.srv.wbufs.hold(&c.wheld, 0)
 	if cap(c.wbuf) > keepBufSize {
 		putBuf(c.wbuf)

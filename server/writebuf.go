@@ -29,9 +29,13 @@ var errWriteBufLimit = errors.New("server: write buffers over write_buf_mem_limi
 // at once and goes on blocking) until the socket has taken it all. A
 // client that reads its replies as they come is then not counted, or for
 // the moment its socket takes to drain, and the count is the memory that
-// clients hold the server to. A connection whose blocked buffer would
-// take the total past the limit is closed, as the one asking for more
-// while the server is full; the buffers already held are left to the
+// clients hold the server to. A blocked buffer that would take the total
+// past the limit may still go on within the allowance past it (over),
+// while its socket keeps taking something (block): a client that reads,
+// only slower than the server writes, is not closed for what others hold.
+// A connection whose blocked buffer would pass the allowance, or whose
+// socket stalls while past the limit, is closed, as the one asking for
+// more while the server is full; the buffers already held are left to the
 // connections that hold them. It is safe for concurrent use.
 //
 // In goroutine mode a connection cannot know that its socket is full
@@ -39,7 +43,7 @@ var errWriteBufLimit = errors.New("server: write buffers over write_buf_mem_limi
 // counted from before it is allocated (grow), against the limit plus
 // over: room for the replies in flight to clients that read, and for a
 // few connections at a time to find their socket full. The write that
-// then blocks counts against the limit alone, as on an event loop. A
+// then blocks is judged by block, as on an event loop. A
 // connection refused before its buffer grows allocates nothing, so
 // hundreds of clients asking at once cannot make the server build
 // hundreds of large replies before the first of them finds its socket
@@ -61,11 +65,33 @@ func (m *writeBufs) hold(held *int64, n int64) bool {
 	return m.count(m.set(held, n, m.limit))
 }
 
-// block is hold for a goroutine's write that is about to block: it also
-// reports false when n is what *held counts already (its buffer counted
-// by grow) but the total is past the limit.
-func (m *writeBufs) block(held *int64, n int64) bool {
-	return m.count(m.set(held, n, m.limit))
+// blockGraceFor is how long a goroutine's write may block while the
+// total is past the limit but within the allowance past it (see block).
+const blockGraceFor = time.Second
+
+// How a goroutine's write that is about to block may go on (block).
+const (
+	blockRefused = iota // the connection ends (a write_buf_oom)
+	blockGrace          // for blockGraceFor at most
+	blockWait           // as long as it takes
+)
+
+// block is hold for a goroutine's write that is about to block, whose
+// buffer grow may have counted already. Within the limit the write may
+// wait as long as it takes (blockWait). Past it but within the allowance
+// past it, the write may go on for blockGraceFor (blockGrace): a client
+// that reads takes its reply by then, and is not closed for what clients
+// that do not read hold; the memory is counted all the while. Past both it
+// reports blockRefused, counting a write_buf_oom.
+func (m *writeBufs) block(held *int64, n int64) int {
+	if m.set(held, n, m.limit) {
+		return blockWait
+	}
+	if m.set(held, n, m.limit+m.over) {
+		return blockGrace
+	}
+	m.oom.Add(1)
+	return blockRefused
 }
 
 // count counts a write_buf_oom unless ok.

@@ -362,3 +362,62 @@ func TestWriteBufRefusedMetaBinary(t *testing.T) {
 		release()
 	}
 }
+
+// TestWriteBufLimitSparesSlowReader checks that a client that reads its
+// replies, but slower than the server writes them, is not closed because
+// clients that do not read hold the write-buffer limit: its blocked reply
+// is allowed past the limit, within the allowance, for as long as it goes
+// on draining.
+func TestWriteBufLimitSparesSlowReader(t *testing.T) {
+	const limit = 4 << 20
+	s, addr := start(t, Config{
+		WriteBufMemLimit: limit,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Clients that do not read fill the limit.
+	for range 8 {
+		dialSmall(t, addr).send("get k k k k\r\n")
+	}
+	// They ask for 32 MB in all: some are closed at once, those past the
+	// limit once their grace is over, and the others hold the limit.
+	deadline := time.Now().Add(20 * time.Second)
+	for s.wbufs.oom.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	settle(t, 8, func() uint64 { return s.wbufs.oom.Load() })
+	for s.wbufs.bytes.Load() > limit && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if held := s.wbufs.bytes.Load(); held > limit || held < limit-(2<<20) {
+		t.Fatalf("write_buf_bytes %d, want the clients that do not read to hold about the limit %d", held, limit)
+	}
+	// The reader asks for 4 MB, more than its socket buffers hold, and
+	// reads 64 KB every 2 ms: its reply blocks and drains in about 150 ms.
+	c := dialSmall(t, addr)
+	for i := range 2 {
+		c.send("get k k k k\r\n")
+		buf := make([]byte, 64<<10)
+		for j := range 4 {
+			l, err := c.r.ReadString('\n')
+			if err != nil || l != "VALUE k 0 1048576\r\n" {
+				t.Fatalf("request %d, value %d: %q, %v (write_buf_oom %d)", i, j, l, err, s.wbufs.oom.Load())
+			}
+			for left := len(value) + 2; left > 0; {
+				time.Sleep(2 * time.Millisecond)
+				n, err := c.r.Read(buf[:min(len(buf), left)])
+				if err != nil {
+					t.Fatalf("request %d, value %d: the slow reader was closed after %d of %d bytes: %v (write_buf_oom %d, bytes %d, over %d)",
+						i, j, len(value)+2-left, len(value)+2, err, s.wbufs.oom.Load(), s.wbufs.bytes.Load(), s.wbufs.over)
+				}
+				left -= n
+			}
+		}
+		if l := c.line(); l != "END" {
+			t.Fatalf("request %d ends with %q", i, l)
+		}
+	}
+}
