@@ -107,10 +107,14 @@ type conn struct {
 	line                []byte
 
 	// watch is set once the connection is a watcher; watchBuf formats
-	// its log lines; sfd is its descriptor for them (0 until known).
+	// its log lines; sfd is its descriptor for them and its id in "stats
+	// conns" (0 until known).
 	watch    *watcher
 	watchBuf []byte
-	sfd      int32
+	sfd      atomic.Int32
+	// state is what the connection is doing, for "stats conns" (connNewCmd
+	// and so on).
+	state atomic.Uint32
 
 	stats   connStats
 	stopped atomic.Bool
@@ -187,6 +191,7 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		c.setWaitState()
 		n, err := c.nc.Read(c.rbuf[c.w:])
 		c.w += n
 		c.stats.bytesRead += uint64(n)
@@ -433,6 +438,7 @@ func (c *conn) flush() error {
 		switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
 		case blockWait:
 			var m int
+			c.state.Store(connMwrite)
 			m, err = c.nc.Write(c.wbuf[n:])
 			n += m
 		case blockGrace:
@@ -476,6 +482,9 @@ func (c *conn) flush() error {
 // (0 when unknown: any more input helps), or -1 when the connection must
 // close after the replies are written.
 func (c *conn) process() int {
+	if c.r < c.w || c.getNext > 0 {
+		c.state.Store(connParseCmd)
+	}
 	if c.getNext > 0 {
 		if c.get(&c.req, c.getNext); c.getNext > 0 {
 			return 0 // the socket backed up again

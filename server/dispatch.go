@@ -26,6 +26,10 @@ func (c *conn) handleOne(buf []byte) int {
 	}
 	if err != nil {
 		c.r += n
+		if isHTTPRequestLine(buf[:n]) {
+			c.wbuf = c.wbuf[:0] // as memcached, unwritten replies are dropped
+			return -1
+		}
 		switch req.Command {
 		case protocol.CmdFlushAll:
 			// memcached counts and refuses a disabled flush_all before

@@ -52,7 +52,8 @@ func BenchmarkGetBatchLogging(b *testing.B) {
 				defer s.watch.remove(w)
 			}
 			c := newConn(s, nil)
-			c.peer, c.sfd = "127.0.0.1:1", 1
+			c.peer = "127.0.0.1:1"
+			c.sfd.Store(1)
 			benchGetBatch(b, c)
 		})
 	}

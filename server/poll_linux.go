@@ -155,7 +155,7 @@ func (s *Server) poll(c *conn) bool {
 	pc := &pollConn{c: c, l: l, fd: fd}
 	c.flushFn = pc.flush
 	c.onLoop = true
-	c.sfd = int32(fd)
+	c.sfd.Store(int32(fd))
 	l.mu.Lock()
 	if l.done {
 		l.mu.Unlock()
@@ -548,6 +548,7 @@ func (pc *pollConn) serve() {
 	}
 	pc.setOut(false)
 	pc.idleSince = pc.l.now
+	c.setWaitState()
 	if c.r == c.w && c.getNext == 0 {
 		// Drained: the buffer serves whichever connection reads next.
 		pc.l.putRead(c.rbuf)
@@ -622,6 +623,7 @@ func (pc *pollConn) flush() error {
 					pc.wpos = 0
 				}
 				c.blocked = true
+				c.state.Store(connMwrite)
 				// The buffer is held for the client from here until
 				// the socket drains; past the limit, for a grace only.
 				switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {

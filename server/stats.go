@@ -538,15 +538,84 @@ func (s *Server) writeSlabs(w *statWriter) {
 	w.u("total_malloced", st.TotalMalloced)
 }
 
+// Connection states, as "stats conns" names them (memcached's conn_states).
+const (
+	connNewCmd   uint32 = iota // accepted, nothing read yet
+	connRead                   // waiting for a request
+	connParseCmd               // handling requests
+	connNread                  // reading a request's value
+	connSwallow                // discarding a refused value
+	connMwrite                 // waiting for the socket to take replies
+	connWatch                  // streaming log lines to a watcher
+)
+
+var connStateNames = [...]string{
+	connNewCmd:   "conn_new_cmd",
+	connRead:     "conn_read",
+	connParseCmd: "conn_parse_cmd",
+	connNread:    "conn_nread",
+	connSwallow:  "conn_swallow",
+	connMwrite:   "conn_mwrite",
+	connWatch:    "conn_watch",
+}
+
+// setWaitState records what the connection waits for before it reads
+// more: the value of a request whose line (or binary header) it has, the
+// rest of a value it discards, or a request. A connection that has read
+// nothing yet stays connNewCmd, as in memcached.
+func (c *conn) setWaitState() {
+	unread := c.rbuf[c.r:c.w]
+	st := connRead
+	switch {
+	case c.swallow > 0:
+		st = connSwallow
+	case len(unread) == 0:
+		if c.state.Load() == connNewCmd {
+			return
+		}
+	case unread[0] == protocol.BinaryRequestMagic:
+		if len(unread) >= protocol.BinaryHeaderLen {
+			st = connNread
+		}
+	case bytes.IndexByte(unread, '\n') >= 0:
+		st = connNread
+	}
+	c.state.Store(st)
+}
+
+// socketFD returns the descriptor of a socket, or -1.
+func socketFD(sock any) int {
+	fd := -1
+	if sc, ok := sock.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(d uintptr) { fd = int(d) })
+		}
+	}
+	return fd
+}
+
+// connEntry is one socket of "stats conns".
+type connEntry struct {
+	fd     int
+	addr   string
+	listen string // the local address of a client's connection
+	udp    bool
+	state  string
+	since  int64
+}
+
+// writeConns answers "stats conns" as memcached: every listening socket,
+// UDP socket and client connection, by descriptor (the cfd of watchers'
+// lines), with its address, the address it was accepted on, its state and
+// the seconds since its last command.
 func (s *Server) writeConns(w *statWriter) {
 	now := s.cache.CurrentTime()
-	for i, ln := range s.listeners {
-		p := strconv.Itoa(i) + ":"
-		w.str(p+"addr", addrString(ln.Addr()))
-		w.str(p+"state", "conn_listening")
-		w.i(p+"secs_since_last_cmd", s.cache.Uptime())
+	var entries []connEntry
+	for _, ln := range s.listeners {
+		entries = append(entries, connEntry{fd: socketFD(ln), addr: addrString(ln.Addr()),
+			state: "conn_listening", since: s.cache.Uptime()})
 	}
-	next := s.writeUDPConns(w, len(s.listeners), now)
+	entries = s.appendUDPConns(entries, now)
 	s.mu.Lock()
 	// c.nc is read under s.mu: a watcher leaving an event loop gets a
 	// new one.
@@ -559,13 +628,37 @@ func (s *Server) writeConns(w *statWriter) {
 		conns = append(conns, connInfo{c, c.nc})
 	}
 	s.mu.Unlock()
-	for i, ci := range conns {
+	for _, ci := range conns {
 		c := ci.c
-		p := strconv.Itoa(next+i) + ":"
-		w.str(p+"addr", addrString(ci.nc.RemoteAddr()))
-		w.str(p+"listen_addr", addrString(ci.nc.LocalAddr()))
-		w.str(p+"state", "conn_parse_cmd")
-		w.i(p+"secs_since_last_cmd", now-c.lastCmd.Load())
+		fd := int(c.sfd.Load())
+		if fd == 0 {
+			fd = socketFD(ci.nc)
+		}
+		st := c.state.Load()
+		if int(st) >= len(connStateNames) {
+			st = connParseCmd
+		}
+		e := connEntry{fd: fd, addr: addrString(ci.nc.RemoteAddr()), listen: addrString(ci.nc.LocalAddr()),
+			state: connStateNames[st], since: now - c.lastCmd.Load()}
+		if ci.nc.RemoteAddr().Network() == "unix" {
+			// memcached does not record a Unix client's address and
+			// prints the empty one so.
+			e.addr = "?:<AF 0>"
+		}
+		entries = append(entries, e)
+	}
+	slices.SortStableFunc(entries, func(a, b connEntry) int { return a.fd - b.fd })
+	for _, e := range entries {
+		p := strconv.Itoa(e.fd) + ":"
+		if e.udp {
+			w.str(p+"UDP", "UDP")
+		}
+		w.str(p+"addr", e.addr)
+		if e.listen != "" {
+			w.str(p+"listen_addr", e.listen)
+		}
+		w.str(p+"state", e.state)
+		w.i(p+"secs_since_last_cmd", e.since)
 	}
 }
 

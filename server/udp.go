@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -195,29 +194,23 @@ func appendUDPFrame(dst []byte, id, seq, total uint16, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// writeUDPConns writes the "stats conns" entries of the UDP sockets,
-// numbered from first, as memcached shows its UDP connections: the socket
-// until a client has sent a request, then the last client and the socket.
-// It returns the next number.
-func (s *Server) writeUDPConns(w *statWriter, first int, now int64) int {
+// appendUDPConns adds the "stats conns" entries of the UDP sockets, as
+// memcached shows its UDP connections: the socket while it waits for a
+// datagram, the client and the socket while it handles one.
+func (s *Server) appendUDPConns(entries []connEntry, now int64) []connEntry {
 	for _, u := range s.udp {
-		p := strconv.Itoa(first) + ":"
-		first++
-		local := u.pc.LocalAddr()
-		if peer := u.peer.Load(); peer != nil {
-			w.str(p+"addr", "udp:"+netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port()).String())
-			w.str(p+"listen_addr", addrString(local))
-		} else {
-			w.str(p+"addr", addrString(local))
-		}
+		e := connEntry{fd: socketFD(u.pc), addr: addrString(u.pc.LocalAddr()), udp: true,
+			state: "conn_read", since: now - u.c.lastCmd.Load()}
 		if u.busy.Load() {
-			w.str(p+"state", "conn_parse_cmd")
-		} else {
-			w.str(p+"state", "conn_read")
+			if peer := u.peer.Load(); peer != nil {
+				e.addr = "udp:" + netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port()).String()
+				e.listen = addrString(u.pc.LocalAddr())
+			}
+			e.state = "conn_parse_cmd"
 		}
-		w.i(p+"secs_since_last_cmd", now-u.c.lastCmd.Load())
+		entries = append(entries, e)
 	}
-	return first
+	return entries
 }
 
 // isUDP reports whether c serves a UDP socket.

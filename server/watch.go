@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/corvidcache/corvid/protocol"
@@ -213,6 +212,7 @@ func (c *conn) watchCommand(req *protocol.Request) {
 		return
 	}
 	c.watch = w
+	c.state.Store(connWatch)
 	c.reply("OK")
 	c.r = c.w // a watcher reads no more commands
 }
@@ -265,15 +265,12 @@ func (c *conn) serveWatch() {
 
 // fd returns the connection's socket descriptor, memcached's cfd, or -1.
 func (c *conn) fd() int {
-	if c.sfd == 0 {
-		c.sfd = -1
-		if sc, ok := c.nc.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				rc.Control(func(fd uintptr) { c.sfd = int32(fd) })
-			}
-		}
+	if fd := c.sfd.Load(); fd != 0 {
+		return int(fd)
 	}
-	return int(c.sfd)
+	fd := socketFD(c.nc)
+	c.sfd.Store(int32(fd))
+	return fd
 }
 
 // watchGet logs a lookup for watchers of fetchers: memcached's item_get
