@@ -318,7 +318,13 @@ func TestMetadumpOneAtATime(t *testing.T) {
 				req.WriteString("set dumpkey:" + strconv.Itoa(i) + " 0 0 1 noreply\r\nx\r\n")
 			}
 			req.WriteString("version\r\n")
-			if r := a.do(req.String()); !strings.HasPrefix(r, "VERSION ") {
+			// 40,000 sets take longer than one reply's timeout under the
+			// race detector on a busy machine.
+			a.nc.SetDeadline(time.Now().Add(time.Minute))
+			if _, err := a.nc.Write([]byte(req.String())); err != nil {
+				t.Fatal(err)
+			}
+			if r := a.read(); !strings.HasPrefix(r, "VERSION ") {
 				t.Fatalf("version: %q", r)
 			}
 			nc, err := net.DialTimeout("tcp", addr, replyTimeout)
