@@ -12,7 +12,7 @@ import (
 // waited for input, with nothing buffered and no reply pending, through
 // a whole idleSweep; the idler starts a reader again when the socket
 // becomes readable (or is closed by the peer). A busy client never
-// parks: its reader waits in place between requests as before.
+// parks: its reader waits in place between requests.
 //
 // The reader of a client that has waited long enough is woken by a read
 // deadline in the past (a kick); it parks if it still has nothing to do,
@@ -61,8 +61,8 @@ func (cl *client) dropScratch() {
 	cl.pos, cl.blocks = nil, nil
 }
 
-// sweep kicks the readers that have waited for input since the last
-// sweep; p.mu is held. Only the idler's goroutine sweeps, so the sweep
+// sweepLocked kicks the readers that have waited for input since the
+// last sweep; p.mu is held. Only the idler's goroutine sweeps, so the sweep
 // marks need no lock of their own.
 func (p *Proxy) sweepLocked() {
 	for cl := range p.clients {
