@@ -13,7 +13,9 @@
 #   wide get    bench/wideget: one get of WIDE_KEYS keys (100-byte values),
 #               median of WIDE_GETS gets, through each proxy and direct
 #   idle memory RSS of a fresh proxy holding IDLE idle client connections
-#               (bench/idleconns) minus its RSS before, per connection
+#               (bench/idleconns) once it has settled, minus its RSS
+#               before, per connection: connections that sent nothing, and
+#               connections that each sent a set and two gets first
 #
 # Prints the medians and the ratios corvid/nutcracker (and wide get/direct).
 # See bench/README.md.
@@ -184,29 +186,34 @@ add() { # METRIC TARGET VALUE
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-# idle_memory TARGET ROUND: a fresh proxy, RSS with IDLE idle client
-# connections minus RSS before, per connection.
+# idle_memory TARGET ROUND MODE: a fresh proxy, RSS with IDLE idle client
+# connections (bench/idleconns -mode MODE: silent or used) once it has
+# settled (changed by less than 256 kB over a second), minus RSS before,
+# per connection.
 idle_memory() {
-	local t=$1 r=$2 pid port before after lp i out
-	start_proxy "$t" "$t-idle-$r"
+	local t=$1 r=$2 mode=$3 pid port before after prev lp i out
+	start_proxy "$t" "$t-idle-$mode-$r"
 	pid=$STARTED_PID port=$STARTED_PORT
 	before=$(rss_kb "$pid")
-	out=$BENCH_TMP/idle-$t-$r.out
-	"$BENCH_TMP/idleconns" -addr "127.0.0.1:$port" -conns "$IDLE" -hold 120s >"$out" 2>&1 &
+	out=$BENCH_TMP/idle-$t-$mode-$r.out
+	"$BENCH_TMP/idleconns" -addr "127.0.0.1:$port" -conns "$IDLE" -mode "$mode" -hold 300s >"$out" 2>&1 &
 	lp=$!
 	BENCH_PIDS+=("$lp")
-	for ((i = 0; i < 1200; i++)); do
+	for ((i = 0; i < 2400; i++)); do
 		grep -q '^open' "$out" && break
 		bench_alive "$lp" || break
 		sleep 0.1
 	done
 	grep -q '^open' "$out" || { cat "$out" >&2; bench_die "cannot hold $IDLE connections to $t"; }
-	sleep 1
-	after=$(rss_kb "$pid")
+	after=$(rss_kb "$pid") prev=0
+	for ((i = 0; i < 30 && (after - prev > 256 || prev - after > 256); i++)); do
+		sleep 1
+		prev=$after after=$(rss_kb "$pid")
+	done
 	bench_stop_server "$lp"
 	bench_alive "$pid" || bench_die "$t died holding $IDLE connections"
 	bench_stop_server "$pid"
-	add "idle B/conn (RSS)" "$t" $(((after - before) * 1024 / IDLE))
+	add "idle B/conn $mode (RSS)" "$t" $(((after - before) * 1024 / IDLE))
 }
 
 # Warm-up: memcaslap and a prefill of corvid bench's key space on each.
@@ -242,8 +249,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	if ((IDLE > 0)); then
 		for t in "${order[@]}"; do
 			[[ $t == direct ]] && continue
-			bench_log "round $r/$ROUNDS: fresh $t with $IDLE idle connections ..."
-			idle_memory "$t" "$r"
+			for mode in silent used; do
+				bench_log "round $r/$ROUNDS: fresh $t with $IDLE idle connections ($mode) ..."
+				idle_memory "$t" "$r" "$mode"
+			done
 		done
 	fi
 done
@@ -274,9 +283,10 @@ m="$WIDE_KEYS-key get µs"
 d=$(med "$m" direct)
 row "$WIDE_KEYS-key get / direct" 1 "$(ratio "$(med "$m" nutcracker)" "$d")" "$(ratio "$(med "$m" corvid)" "$d")" -
 if ((IDLE > 0)); then
-	m="idle B/conn (RSS)"
-	n=$(med "$m" nutcracker) c=$(med "$m" corvid)
-	row "$m" - "$n" "$c" "$(ratio "$c" "$n")"
+	for m in "idle B/conn silent (RSS)" "idle B/conn used (RSS)"; do
+		n=$(med "$m" nutcracker) c=$(med "$m" corvid)
+		row "$m" - "$n" "$c" "$(ratio "$c" "$n")"
+	done
 fi
 echo
 echo "corvid/nutcracker: above 1 is better for ops/s, below 1 for latency and memory."

@@ -58,7 +58,8 @@ const (
 // order, for its writer goroutine, which waits for each in turn and
 // writes the replies in batches. The writer runs only while calls are
 // queued, and the reader holds a read buffer only while a request is
-// being read: an idle client costs one goroutine and no buffer.
+// being read; an idle client is parked (idle.go): it costs no goroutine
+// and no buffer.
 type client struct {
 	p    *Proxy
 	pool *pool
@@ -71,6 +72,21 @@ type client struct {
 	rbuf   []byte
 	rn     int
 	rerr   error
+
+	// Parking (see idle.go). fd is nc's descriptor, -1 when it cannot be
+	// watched; waiting is set while the reader waits for input with
+	// nothing buffered, and wakes counts those waits' ends; kick is set by
+	// the sweep that sets a past read deadline to wake a reader that has
+	// waited too long; stopping is set by a reload that stops the reader
+	// with a deadline of its own. sweepWaiting and sweepWakes are what the
+	// last sweep saw (the idler's goroutine, holding p.mu, owns them).
+	fd           int32
+	waiting      atomic.Bool
+	wakes        atomic.Uint32
+	kick         atomic.Bool
+	stopping     atomic.Bool
+	sweepWaiting bool
+	sweepWakes   uint32
 
 	mu      sync.Mutex // guards queue and writing
 	queue   []*call    // to the writer, in request order
@@ -93,7 +109,20 @@ type client struct {
 	// proto is the client's protocol, chosen by its first byte (reader).
 	proto clientProto
 
-	// The reader's scratch.
+	// The reader's scratch, made when the reader starts; a parked client
+	// holds none (see dropScratch).
+	*readerScratch
+
+	// The writer's state.
+	failed     bool // a write failed: replies are discarded
+	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
+	pos        []int
+	blocks     [][2]int // merge: each key's VALUE block in its fragment's reply
+}
+
+// readerScratch is what a client's reader keeps between requests to
+// reuse.
+type readerScratch struct {
 	req       protocol.Request
 	mreq      protocol.MetaRequest
 	line      []byte           // a request line rewritten without noreply
@@ -105,20 +134,15 @@ type client struct {
 	getKeys   [][]byte         // the keys of a get line's current chunk (protocol.NextKey)
 	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
 	seed      maphash.Seed
-
-	// The writer's state.
-	failed     bool // a write failed: replies are discarded
-	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
-	pos        []int
-	blocks     [][2]int // merge: each key's VALUE block in its fragment's reply
 }
 
 func newClient(p *Proxy, nc net.Conn) *client {
-	cl := &client{p: p, nc: nc, drained: make(chan struct{}, 1)}
+	cl := &client{p: p, nc: nc, drained: make(chan struct{}, 1), fd: -1}
 	cl.window.Store(initialWindow)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			cl.raw, cl.readFn = raw, cl.rawRead
+			raw.Control(func(fd uintptr) { cl.fd = int32(fd) })
 		}
 	}
 	return cl
@@ -176,9 +200,12 @@ func (cl *client) signalDrained() {
 // readBufPool holds the clients' read buffers of clientReadBuf bytes.
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, clientReadBuf); return &b }}
 
-// serve runs the connection to its end.
+// serve runs the connection to its end, or until it is parked.
 func (cl *client) serve() {
 	err := cl.readLoop()
+	if errors.Is(err, errParked) {
+		return // the idler resumes it
+	}
 	cl.writers.Wait()
 	cl.nc.Close()
 	switch {
@@ -187,13 +214,17 @@ func (cl *client) serve() {
 	default:
 		cl.pool.st.clientErr.Add(1)
 	}
+	cl.p.untrack(cl)
 }
 
 // readLoop reads and handles requests until the client closes, quits,
-// sends a line that is too long, or the proxy closes. Between requests
-// it holds no buffer: it waits for input, and takes a buffer from
-// readBufPool only to read it.
+// sends a line that is too long, or the proxy closes, or until it parks
+// the client (errParked). Between requests it holds no buffer: it waits
+// for input, and takes a buffer from readBufPool only to read it.
 func (cl *client) readLoop() error {
+	if cl.readerScratch == nil {
+		cl.readerScratch = new(readerScratch)
+	}
 	var buf []byte
 	defer func() { cl.putReadBuf(buf) }()
 	r, w, skip := 0, 0, 0
@@ -241,7 +272,18 @@ func (cl *client) readLoop() error {
 		buf, n, err = cl.read(buf, w)
 		w += n
 		if err != nil && n == 0 {
-			return err
+			if !cl.kicked(err) {
+				return err
+			}
+			// Waited through a sweep: park unless something is under way.
+			if buf == nil && skip == 0 && cl.parkable() {
+				rs := cl.readerScratch
+				cl.dropScratch()
+				if cl.p.idle.park(cl) {
+					return errParked
+				}
+				cl.readerScratch = rs
+			}
 		}
 	}
 }
@@ -265,7 +307,10 @@ func (cl *client) read(buf []byte, w int) ([]byte, int, error) {
 		return buf, n, err
 	}
 	cl.rbuf, cl.rn, cl.rerr = nil, 0, nil
+	cl.waiting.Store(true)
 	err := cl.raw.Read(cl.readFn)
+	cl.waiting.Store(false)
+	cl.wakes.Add(1)
 	buf, n := cl.rbuf, cl.rn
 	cl.rbuf = nil
 	if err == nil {

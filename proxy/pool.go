@@ -163,7 +163,7 @@ func listen(cfg *nutcracker.Pool) (net.Listener, error) {
 
 // serve accepts clients on ln until it closes, backing off on errors
 // (5 ms doubling to 1 s).
-func (p *pool) serve(ln net.Listener, wg *sync.WaitGroup) {
+func (p *pool) serve(ln net.Listener) {
 	delay := time.Duration(0)
 	for {
 		nc, err := ln.Accept()
@@ -191,11 +191,10 @@ func (p *pool) serve(ln net.Listener, wg *sync.WaitGroup) {
 			nc.Close()
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl.serve()
-			p.proxy.untrack(cl)
-		}()
+		// A new client is parked until it sends: most send at once,
+		// and a pool's idle connections then cost no goroutine.
+		if !p.proxy.idle.park(cl) {
+			p.proxy.resume(cl)
+		}
 	}
 }

@@ -50,6 +50,7 @@ type Proxy struct {
 	cancel    context.CancelFunc
 
 	wg        sync.WaitGroup // every goroutine the proxy starts
+	idle      *idler         // watches parked clients; nil: none park
 	serveOnce sync.Once
 	closeOnce sync.Once
 	reloadMu  sync.Mutex // serialises Reload; taken before mu
@@ -83,6 +84,11 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p.cfg.Pools = nil // the pools' trees hold the configuration
+	id, err := newIdler(p)
+	if err != nil {
+		p.log.Warn("idle clients keep a goroutine", "err", err)
+	}
+	p.idle = id
 	return p, nil
 }
 
@@ -98,6 +104,7 @@ func (p *Proxy) Serve(ctx context.Context) error {
 			return
 		}
 		p.serving = true
+		p.idle.start()
 		for _, pl := range p.pools {
 			p.acceptLocked(pl, pl.ln)
 		}
@@ -117,7 +124,7 @@ func (p *Proxy) acceptLocked(pl *pool, ln net.Listener) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		pl.serve(ln, &p.wg)
+		pl.serve(ln)
 	}()
 }
 
@@ -135,6 +142,7 @@ func (p *Proxy) Close() error {
 		for cl := range p.clients {
 			cl.nc.Close()
 		}
+		p.idle.close() // parked clients are resumed, and end
 		pools := p.pools
 		p.mu.Unlock()
 		// Backends a reload removed are closed by their retire goroutines.

@@ -160,7 +160,9 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 		gone = append(gone, pl.cur.Load().all...)
 		for cl := range p.clients {
 			if cl.pool == pl {
+				cl.stopping.Store(true)           // not a kick (idle.go)
 				cl.nc.SetReadDeadline(time.Now()) // the reader stops
+				p.idle.wake(cl)
 			}
 		}
 	}

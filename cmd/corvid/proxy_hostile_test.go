@@ -51,11 +51,7 @@ const (
 
 // proxyHostilePending names the proxy attacks that still fail, with the
 // fix they wait for; they are skipped unless CORVID_HOSTILE_PENDING is set.
-var proxyHostilePending = map[string]string{
-	// An idle client connection costs about 27 KB (two goroutines, a
-	// 4 KB read buffer, a 512-entry call queue): 10k of them 270 MB.
-	"idle-10000": "idle client connections of at most 8 KB",
-}
+var proxyHostilePending = map[string]string{}
 
 // proxyLatencyPending names the attacks whose memory bound holds but
 // whose latency bound for the well-behaved client does not, with why; it
@@ -247,27 +243,144 @@ func TestProxyHostileMemoryBound(t *testing.T) {
 	}
 }
 
-// TestProxyHostileIdleConnections opens 10k client connections to the
-// proxy that send nothing, and reports what each costs: the target is
-// proxyIdleConnBytes.
+// TestProxyHostileIdleConnections opens 10k client connections to a
+// fresh proxy, while a well-behaved client's gets go on, and checks what
+// each costs: at most proxyIdleConnBytes of the proxy's RSS, less its RSS
+// before. Connections that send nothing are judged by the peak RSS while
+// they are held; connections that each sent a multi-get first (a few at a
+// time, as a client fills its pool) by the RSS once it has settled, since
+// the requests themselves cost memory while they run.
 func TestProxyHostileIdleConnections(t *testing.T) {
-	proxyPending(t, attack.Idle(hostileIdle).Name)
 	raiseNoFile(t, hostileIdle+512)
 	d, _, hold := proxyHostileScale()
 	d.Small = 1000
-	h := startProxyHostile(t, d, proxyBackends(t), true)
-	before, err := attack.RSS(h.p.cmd.Process.Pid)
+	servers := proxyBackends(t)
+	check := func(t *testing.T, h *hostile, before, after int64) {
+		t.Helper()
+		per := (after - before) / hostileIdle
+		t.Logf("RSS %d MB before, %d MB with %d idle connections: %d bytes each", before>>20, after>>20, hostileIdle, per)
+		if per > proxyIdleConnBytes {
+			t.Errorf("an idle client connection costs %d bytes, want at most %d", per, proxyIdleConnBytes)
+		}
+	}
+	t.Run("silent", func(t *testing.T) {
+		h := startProxyHostile(t, d, servers, true)
+		before, err := attack.RSS(h.p.cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := h.runProxy(t, attack.Idle(hostileIdle), hold)
+		if r.Connections < hostileIdle {
+			t.Errorf("curr_connections %d, want at least %d", r.Connections, hostileIdle)
+		}
+		check(t, h, before, r.PeakRSS)
+	})
+	t.Run("used", func(t *testing.T) {
+		h := startProxyHostile(t, d, servers, false)
+		before, err := attack.RSS(h.p.cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.prober.Take()
+		conns := openUsed(t, h.p.addr, hostileIdle)
+		defer func() {
+			for _, nc := range conns {
+				nc.Close()
+			}
+		}()
+		after := settledRSS(t, h.p.cmd.Process.Pid)
+		h.checkAlive(t)
+		var r attack.Result
+		r.Requests, r.P99, r.Worst, err = h.prober.Take()
+		if err != nil {
+			t.Fatalf("the well-behaved client: %v", err)
+		}
+		checkLatency(t, r, hold)
+		check(t, h, before, after)
+	})
+}
+
+// openUsed opens n connections to addr, each of which gets 16 keys (on
+// every server) and reads the reply, at most 8 at a time, and returns
+// them open.
+func openUsed(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("get")
+	for k := range 16 {
+		fmt.Fprintf(&b, " idle:%d", k)
+	}
+	b.WriteString("\r\n")
+	req := b.String()
+	conns := make([]net.Conn, n)
+	errs := make(chan error, 8)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 16)
+			for i := range next {
+				nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				if err == nil {
+					conns[i] = nc
+					nc.SetDeadline(time.Now().Add(10 * time.Second))
+					if _, err = io.WriteString(nc, req); err == nil {
+						_, err = io.ReadFull(nc, buf[:5])
+					}
+					if err == nil && string(buf[:5]) != "END\r\n" {
+						err = fmt.Errorf("reply %q", buf[:5])
+					}
+					nc.SetDeadline(time.Time{})
+				}
+				if err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case err = <-errs:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil && len(errs) > 0 {
+		err = <-errs
+	}
 	if err != nil {
+		for _, nc := range conns {
+			if nc != nil {
+				nc.Close()
+			}
+		}
 		t.Fatal(err)
 	}
-	r := h.runProxy(t, attack.Idle(hostileIdle), hold)
-	if r.Connections < hostileIdle {
-		t.Errorf("curr_connections %d, want at least %d", r.Connections, hostileIdle)
-	}
-	per := (r.PeakRSS - before) / hostileIdle
-	t.Logf("RSS %d MB before, %d MB with %d idle connections: %d bytes each", before>>20, r.PeakRSS>>20, hostileIdle, per)
-	if per > proxyIdleConnBytes {
-		t.Errorf("an idle client connection costs %d bytes, want at most %d", per, proxyIdleConnBytes)
+	return conns
+}
+
+// settledRSS returns the RSS of process pid once it has changed by less
+// than 1 MB over a second (or after 30 s).
+func settledRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	var last int64
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		rss, err := attack.RSS(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := rss - last; d < 1<<20 && d > -1<<20 || time.Now().After(deadline) {
+			return rss
+		}
+		last = rss
+		time.Sleep(time.Second)
 	}
 }
 

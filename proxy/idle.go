@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// An idle client connection holds no goroutine. A client is parked, its
+// socket watched by the proxy's idler (an epoll set on Linux) and no
+// goroutine of its own, when it is accepted and again once its reader has
+// waited for input, with nothing buffered and no reply pending, through
+// a whole idleSweep; the idler starts a reader again when the socket
+// becomes readable (or is closed by the peer). A busy client never
+// parks: its reader waits in place between requests.
+//
+// The reader of a client that has waited long enough is woken by a read
+// deadline in the past (a kick); it parks if it still has nothing to do,
+// and otherwise clears the deadline and goes on.
+
+// idleSweep is how often the idler looks for readers to park: a reader
+// that has waited for input through one whole sweep interval is parked at
+// the next sweep.
+const idleSweep = 250 * time.Millisecond
+
+// errParked ends a reader whose client the idler now watches.
+var errParked = errors.New("proxy: client parked")
+
+// longAgo is a read deadline in the past: it wakes a reader at once.
+var longAgo = time.Unix(1, 0)
+
+// kicked reports whether err is the deadline of a kick, which it then
+// clears. A reader stopped by a reload (which sets stopping before its
+// own deadline) is not kicked.
+func (cl *client) kicked(err error) bool {
+	if cl.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) || !cl.kick.Swap(false) {
+		return false
+	}
+	cl.nc.SetReadDeadline(time.Time{})
+	// A reload's deadline set before this clear is lost: stopping, set
+	// before it, is seen now.
+	return !cl.stopping.Load()
+}
+
+// parkable reports whether cl has nothing in flight: no call awaits its
+// writer and no writer runs. The reader calls it with nothing buffered.
+func (cl *client) parkable() bool {
+	if cl.inflight.Load() != 0 {
+		return false
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return !cl.writing && len(cl.queue) == 0
+}
+
+// dropScratch lets the garbage collector have the reader's and the
+// writer's scratch buffers while cl is parked; they are made again when
+// needed. The reader calls it, with no writer running.
+func (cl *client) dropScratch() {
+	cl.readerScratch = nil
+	cl.pos, cl.blocks = nil, nil
+}
+
+// sweepLocked kicks the readers that have waited for input since the
+// last sweep; p.mu is held. Only the idler's goroutine sweeps, so the sweep
+// marks need no lock of their own.
+func (p *Proxy) sweepLocked() {
+	for cl := range p.clients {
+		if cl.fd < 0 {
+			continue
+		}
+		waiting, wakes := cl.waiting.Load(), cl.wakes.Load()
+		if waiting && cl.sweepWaiting && wakes == cl.sweepWakes {
+			cl.kick.Store(true)
+			cl.nc.SetReadDeadline(longAgo)
+		}
+		cl.sweepWaiting, cl.sweepWakes = waiting, wakes
+	}
+}
+
+// resume starts a goroutine serving cl, which the idler watched.
+func (p *Proxy) resume(cl *client) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		cl.serve()
+	}()
+}
