@@ -137,6 +137,14 @@ func (c *call) isDetached() bool {
 	return c.detached || c.parent != nil && c.parent.detached
 }
 
+// sender returns the client whose reader sent c.
+func (c *call) sender() *client {
+	if c.parent != nil {
+		return c.parent.owner
+	}
+	return c.owner
+}
+
 // accountedTo returns the client whose writer will write c's reply, nil
 // for a detached call.
 func (c *call) accountedTo() *client {

@@ -93,6 +93,7 @@ type client struct {
 	proto clientProto
 
 	// The reader's scratch.
+	unsent    []*bconn // server connections it queued requests on, to flush
 	req       protocol.Request
 	mreq      protocol.MetaRequest
 	line      []byte           // a request line rewritten without noreply
@@ -194,7 +195,10 @@ func (cl *client) serve() {
 // readBufPool only to read it.
 func (cl *client) readLoop() error {
 	var buf []byte
-	defer func() { cl.putReadBuf(buf) }()
+	defer func() {
+		cl.flush()
+		cl.putReadBuf(buf)
+	}()
 	r, w, skip := 0, 0, 0
 	for {
 		need := 0
@@ -215,6 +219,8 @@ func (cl *client) readLoop() error {
 			}
 			r += n
 		}
+		// Send what was parsed before waiting for more.
+		cl.flush()
 		if r == w {
 			// Nothing buffered: an idle client holds no buffer.
 			r, w = 0, 0
@@ -243,6 +249,28 @@ func (cl *client) readLoop() error {
 			return err
 		}
 	}
+}
+
+// queued records that the reader queued a request on bc, which it sends
+// with flush.
+func (cl *client) queued(bc *bconn) {
+	for _, q := range cl.unsent {
+		if q == bc {
+			return
+		}
+	}
+	cl.unsent = append(cl.unsent, bc)
+}
+
+// flush sends the requests the reader queued on server connections
+// since the last flush (together with what other clients queued there
+// meanwhile).
+func (cl *client) flush() {
+	for i, bc := range cl.unsent {
+		bc.flush()
+		cl.unsent[i] = nil
+	}
+	cl.unsent = cl.unsent[:0]
 }
 
 // putReadBuf returns a buffer of readBufPool's size to it.
@@ -532,6 +560,7 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break
 		}
+		cl.flush() // the replies waited for may be to requests not yet sent
 		select {
 		case <-cl.drained:
 		case <-cl.p.ctx.Done():
