@@ -505,6 +505,9 @@ func (bc *bconn) read(nc net.Conn) {
 	buf := make([]byte, readBufSize)
 	r, w := 0, 0
 	st := &bc.b.st
+	// The clients whose replies it writes once it has framed what it read.
+	var pw pendingWrites
+	defer pw.write()
 	for {
 		// Frame every complete reply in buf.
 		for r < w {
@@ -546,9 +549,10 @@ func (bc *bconn) read(nc net.Conn) {
 			st.responses.Add(1)
 			st.responseBytes.Add(int64(n))
 			bc.b.ok()
-			c.complete(buf[r:r+n], nil)
+			c.completeTo(buf[r:r+n], nil, &pw)
 			r += n
 		}
+		pw.write()
 		if r == w {
 			r, w = 0, 0
 		} else if r > 0 && w == len(buf) {

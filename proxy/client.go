@@ -53,11 +53,11 @@ const (
 
 // A client is one client connection. Its reader goroutine parses
 // requests, answers what the proxy answers itself, and forwards the rest;
-// every request that expects a reply becomes a call queued, in request
-// order, for its writer goroutine, which waits for each in turn and
-// writes the replies in batches. The writer runs only while calls are
-// queued, and the reader holds a read buffer only while a request is
-// being read: an idle client costs one goroutine and no buffer.
+// every request that expects a reply becomes a call queued in request
+// order. Whoever completes the oldest call writes the replies that are
+// ready (see ready); a writer goroutine runs only while a write must wait
+// for the socket, and the reader holds a read buffer only while a request
+// is being read: an idle client costs one goroutine and no buffer.
 type client struct {
 	p    *Proxy
 	pool *pool
@@ -71,10 +71,14 @@ type client struct {
 	rn     int
 	rerr   error
 
-	mu      sync.Mutex // guards queue and writing
-	queue   []*call    // to the writer, in request order
-	writing bool       // a writer goroutine runs; it takes queue
-	writers sync.WaitGroup
+	mu    sync.Mutex // guards queue, writing and the ready of its calls
+	queue fifo       // calls whose replies are to be written, in request order
+	// writing is the write token: its holder writes the replies of the
+	// ready calls at the head of queue, and gives it back when the head
+	// is not ready (see ready, writeReplies).
+	writing bool
+	writers sync.WaitGroup // writer goroutines (writeLoop)
+	rw      *rawWriter     // nc's, nil when it has none
 
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
@@ -106,7 +110,9 @@ type client struct {
 	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
 	seed      maphash.Seed
 
-	// The writer's state.
+	// The write token holder's state.
+	batch      []*call
+	inline     bool // writing without waiting: appendBig copies
 	failed     bool // a write failed: replies are discarded
 	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
 	pos        []int
@@ -121,6 +127,7 @@ func newClient(p *Proxy, nc net.Conn) *client {
 			cl.raw, cl.readFn = raw, cl.rawRead
 		}
 	}
+	cl.rw = newRawWriter(nc)
 	return cl
 }
 
@@ -179,7 +186,7 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, clientReadBuf); 
 // serve runs the connection to its end.
 func (cl *client) serve() {
 	err := cl.readLoop()
-	cl.writers.Wait()
+	cl.waitWritten()
 	cl.nc.Close()
 	switch {
 	case errors.Is(err, errQuit), errors.Is(err, io.EOF):
@@ -574,15 +581,24 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		return nil
 	}
 	cl.mu.Lock()
-	cl.queue = append(cl.queue, c)
-	start := !cl.writing
-	cl.writing = true
+	cl.queue.push(c)
 	cl.mu.Unlock()
-	if start {
-		cl.writers.Add(1)
-		go cl.writeLoop()
-	}
 	return nil
+}
+
+// waitWritten waits until the replies of every call queued are written
+// (or discarded after a failed write) and the writer goroutines are gone.
+func (cl *client) waitWritten() {
+	for {
+		cl.mu.Lock()
+		done := cl.queue.len() == 0 && !cl.writing
+		cl.mu.Unlock()
+		if done {
+			break
+		}
+		<-cl.drained // the token's holder signals when it lets it go
+	}
+	cl.writers.Wait()
 }
 
 // local queues the proxy's own one-line reply.
@@ -595,7 +611,7 @@ func (cl *client) local(line string) error {
 		return err
 	}
 	cl.takeLocal(c)
-	c.finish()
+	c.finish(nil)
 	return nil
 }
 
@@ -623,7 +639,7 @@ func (cl *client) localRaw(b []byte) error {
 		return err
 	}
 	cl.takeLocal(c)
-	c.finish()
+	c.finish(nil)
 	return nil
 }
 
