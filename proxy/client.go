@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -273,6 +274,12 @@ func (cl *client) queued(bc *bconn) {
 // since the last flush (together with what other clients queued there
 // meanwhile).
 func (cl *client) flush() {
+	if len(cl.unsent) == 0 {
+		return
+	}
+	// Let the other clients whose input is ready queue their requests
+	// too, so that one write carries them all.
+	runtime.Gosched()
 	for i, bc := range cl.unsent {
 		bc.flush()
 		cl.unsent[i] = nil
