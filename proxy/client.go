@@ -64,7 +64,7 @@ type client struct {
 	pool *pool
 	nc   net.Conn
 	conn uint32          // which of a server's connections its requests take
-	raw  syscall.RawConn // nc's, when it has one: reads without a buffer held
+	raw  syscall.RawConn // nc's, when it has one: reads without a buffer held, writes without waiting
 
 	// The reader's state for raw reads: rawRead's result.
 	readFn func(fd uintptr) bool
@@ -79,7 +79,6 @@ type client struct {
 	// is not ready (see ready, writeReplies).
 	writing bool
 	writers sync.WaitGroup // writer goroutines (writeLoop)
-	rw      *rawWriter     // nc's, nil when it has none
 
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
@@ -112,7 +111,6 @@ type client struct {
 	seed      maphash.Seed
 
 	// The write token holder's state.
-	batch      []*call
 	inline     bool // writing without waiting: appendBig copies
 	failed     bool // a write failed: replies are discarded
 	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
@@ -128,7 +126,6 @@ func newClient(p *Proxy, nc net.Conn) *client {
 			cl.raw, cl.readFn = raw, cl.rawRead
 		}
 	}
-	cl.rw = newRawWriter(nc)
 	return cl
 }
 

@@ -32,12 +32,20 @@ func newRawWriter(nc net.Conn) *rawWriter {
 	if err != nil {
 		return nil
 	}
-	w := &rawWriter{raw: raw}
-	w.fn = func(fd uintptr) bool {
-		w.n, w.err = syscall.Write(int(fd), w.b)
-		return true // one attempt: never wait for the socket
-	}
+	w := new(rawWriter)
+	w.use(raw)
 	return w
+}
+
+// use makes w write to raw.
+func (w *rawWriter) use(raw syscall.RawConn) {
+	w.raw = raw
+	if w.fn == nil {
+		w.fn = func(fd uintptr) bool {
+			w.n, w.err = syscall.Write(int(fd), w.b)
+			return true // one attempt: never wait for the socket
+		}
+	}
 }
 
 // write writes what the socket takes of b at once and returns how many

@@ -8,6 +8,15 @@ import (
 // writeBufPool holds the writers' batch buffers.
 var writeBufPool = sync.Pool{New: func() any { return new([]byte) }}
 
+// A writeScratch is what the holder of a client's write token works
+// with; it is pooled, so that an idle client keeps none.
+type writeScratch struct {
+	rw    rawWriter
+	batch []*call
+}
+
+var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
 // maxInlineBatch bounds the replies one write without waiting carries;
 // a larger reply goes to the writer goroutine.
 const maxInlineBatch = writeFlushSize / 2
@@ -58,19 +67,23 @@ func (pw *pendingWrites) write() {
 // (a server connection's reader) never waits for a client that does not
 // read.
 func (cl *client) writeReplies() {
-	if cl.rw == nil {
+	if cl.raw == nil {
 		cl.startWriter(nil, 0, 0, 0)
 		return
 	}
 	var pb *[]byte
+	ws := writeScratchPool.Get().(*writeScratch)
+	ws.rw.use(cl.raw)
 	defer func() {
 		if pb != nil {
 			writeBufPool.Put(pb)
 		}
+		ws.rw.raw = nil
+		writeScratchPool.Put(ws)
 	}()
 	for {
 		cl.mu.Lock()
-		batch, size := cl.batch[:0], 0
+		batch, size := ws.batch[:0], 0
 		for c := cl.queue.peek(); c != nil && c.ready; c = cl.queue.peek() {
 			n := c.size()
 			if size+n > maxInlineBatch || c.op == opMergeGet && c.repeats() {
@@ -79,7 +92,7 @@ func (cl *client) writeReplies() {
 			size += n
 			batch = append(batch, cl.queue.pop())
 		}
-		cl.batch = batch
+		ws.batch = batch
 		if len(batch) == 0 {
 			if c := cl.queue.peek(); c != nil && c.ready {
 				// A large reply: the writer goroutine writes it.
@@ -103,7 +116,7 @@ func (cl *client) writeReplies() {
 		n := len(wbuf)
 		if !cl.failed {
 			var err error
-			if n, err = cl.rw.write(wbuf); err != nil {
+			if n, err = ws.rw.write(wbuf); err != nil {
 				cl.failed = true
 				cl.nc.Close() // the reader stops too
 				n = len(wbuf)
@@ -185,13 +198,15 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 	if units > 0 || held > 0 {
 		cl.wrote(units, held)
 	}
+	ws := writeScratchPool.Get().(*writeScratch)
+	defer writeScratchPool.Put(ws)
 	for {
 		cl.mu.Lock()
-		batch := cl.batch[:0]
+		batch := ws.batch[:0]
 		for c := cl.queue.peek(); c != nil && c.ready && len(batch) < maxInflightUnits; c = cl.queue.peek() {
 			batch = append(batch, cl.queue.pop())
 		}
-		cl.batch = batch
+		ws.batch = batch
 		if len(batch) == 0 {
 			cl.writing = false
 			cl.mu.Unlock()
