@@ -162,21 +162,35 @@ func (b *backend) ejected(now time.Time) (bool, time.Time) {
 }
 
 // A bconn is one pipelined connection to a server. Requests are appended
-// to out by clients; its writer goroutine sends all that is queued with
-// one write and moves the calls to sent, the FIFO of calls awaiting
-// replies; its reader goroutine frames replies and completes the calls in
-// that order. The connection is made on demand (and again after it
-// breaks); when it breaks, every call it holds fails with the reason.
+// to out by clients. Whoever holds the write token (writing) sends all
+// that is queued with one write and moves the calls to sent, the FIFO of
+// calls awaiting replies: a client's reader, once it has queued what it
+// parsed from one read, takes the token when it is free and writes
+// without waiting for the socket (flush), so that the requests of the
+// clients that queued meanwhile go in the same write; what the socket
+// does not take at once is handed to the connection's writer goroutine
+// (run), which also connects. Its reader goroutine frames replies and
+// completes the calls in that order. The connection is made on demand
+// (and again after it breaks); when it breaks, every call it holds fails
+// with the reason.
 type bconn struct {
 	b    *backend
-	wake chan struct{} // tells the writer there is work
+	wake chan struct{} // tells the writer goroutine there is work
 
 	mu       sync.Mutex // guards the fields below
 	out      []byte     // requests not yet written
 	outCalls []*call    // their calls (detached noreply calls included)
 	sent     fifo       // calls written, awaiting their replies in order
 	nc       net.Conn   // nil when not connected
+	rw       *rawWriter // nc's, nil when it has none
 	closed   bool
+	// writing is the write token: its holder writes out, in order with
+	// what it wrote before, until out is empty. rest, when not nil, is
+	// what a write without waiting left of restBuf: the writer goroutine
+	// holds the token and writes it first.
+	writing       bool
+	rest, restBuf []byte
+	spare         []byte // a written buffer, reused as out
 }
 
 func (bc *bconn) signal() {
@@ -194,6 +208,7 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		size += len(b)
 	}
 	c.reqBytes = int32(min(size, 1<<31-1))
+	cl := c.sender() // read now: once queued, c may complete and be recycled
 	bc.mu.Lock()
 	if bc.closed || len(bc.out)+size > maxQueueBytes && len(bc.out) > 0 {
 		err := errClosed
@@ -211,12 +226,104 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		bc.out = append(bc.out, b...)
 	}
 	bc.outCalls = append(bc.outCalls, c)
+	connected := bc.nc != nil
 	bc.mu.Unlock()
 	st.requests.Add(1)
 	st.requestBytes.Add(int64(size))
 	st.inQueue.Add(1)
 	st.inQueueBytes.Add(int64(size))
+	if connected && cl != nil {
+		cl.queued(bc) // its reader flushes bc once it has parsed its input
+		return
+	}
 	bc.signal()
+}
+
+// takeLocked moves the queued requests to sent, for its holder of the
+// write token to write to nc, and returns them; bc.mu is held.
+func (bc *bconn) takeLocked(nc net.Conn) []byte {
+	buf, calls := bc.out, bc.outCalls
+	bc.out, bc.outCalls, bc.spare = bc.spare[:0], nil, nil
+	if bc.sent.len() == 0 && len(calls) > 0 {
+		nc.SetReadDeadline(calls[0].deadline)
+	}
+	for _, c := range calls {
+		bc.sent.push(c)
+	}
+	st := &bc.b.st
+	st.inQueue.Add(-int64(len(calls)))
+	st.inQueueBytes.Add(-int64(len(buf)))
+	st.outQueue.Add(int64(len(calls)))
+	st.outQueueBytes.Add(int64(len(buf)))
+	return buf
+}
+
+// wroteLocked keeps buf, written, for reuse as out; bc.mu is held.
+func (bc *bconn) wroteLocked(buf []byte) {
+	if cap(buf) <= maxQueueBytes && cap(buf) > cap(bc.spare) {
+		bc.spare = buf[:0]
+	}
+}
+
+// releaseLocked gives the write token back; bc.mu is held. It reports
+// whether requests are queued, which the writer goroutine must then send
+// (the connection changed under the last holder).
+func (bc *bconn) releaseLocked() bool {
+	bc.writing = false
+	return len(bc.outCalls) > 0
+}
+
+// flush writes what bc has queued, without waiting for the socket, unless
+// another goroutine holds the write token (it writes what is queued
+// before it lets the token go). What the socket does not take at once is
+// left to the writer goroutine, as is connecting. A client's reader calls
+// it once it has queued the requests it parsed from one read.
+func (bc *bconn) flush() {
+	bc.mu.Lock()
+	if bc.writing || len(bc.outCalls) == 0 {
+		bc.mu.Unlock()
+		return
+	}
+	nc, rw := bc.nc, bc.rw
+	if nc == nil || rw == nil {
+		bc.mu.Unlock()
+		bc.signal()
+		return
+	}
+	bc.writing = true
+	for {
+		buf := bc.takeLocked(nc)
+		bc.mu.Unlock()
+		n, err := rw.write(buf)
+		if err != nil {
+			bc.fail(nc, err)
+			bc.mu.Lock()
+			more := bc.releaseLocked()
+			bc.mu.Unlock()
+			if more {
+				bc.signal()
+			}
+			return
+		}
+		bc.mu.Lock()
+		if n < len(buf) {
+			// The socket is full: the writer goroutine waits for it,
+			// holding the token.
+			bc.rest, bc.restBuf = buf[n:], buf
+			bc.mu.Unlock()
+			bc.signal()
+			return
+		}
+		bc.wroteLocked(buf)
+		if bc.nc != nc || len(bc.outCalls) == 0 {
+			more := bc.releaseLocked()
+			bc.mu.Unlock()
+			if more {
+				bc.signal()
+			}
+			return
+		}
+	}
 }
 
 // close fails every call bc holds and stops its goroutines.
@@ -239,7 +346,7 @@ func (bc *bconn) fail(nc net.Conn, err error) {
 	wasConnected := bc.nc != nil
 	if bc.nc != nil {
 		bc.nc.Close()
-		bc.nc = nil
+		bc.nc, bc.rw = nil, nil
 	}
 	calls := bc.outCalls
 	queued := len(bc.out)
@@ -280,61 +387,82 @@ func (bc *bconn) fail(nc net.Conn, err error) {
 }
 
 // run is the writer goroutine: it connects when there is something to
-// send (or at once with preconnect) and writes what is queued.
+// send (or at once with preconnect), writes what a flush left to it, and
+// writes what is queued when no client's reader does.
 func (bc *bconn) run(preconnect bool) {
-	var spare []byte
 	var readers sync.WaitGroup
 	defer readers.Wait()
 	if preconnect {
 		bc.connect(&readers)
 	}
 	for range bc.wake {
-		// Let the clients that are running queue their requests too, so
-		// that one write carries more of them.
-		runtime.Gosched()
 		bc.mu.Lock()
 		if bc.closed {
 			bc.mu.Unlock()
 			return
 		}
-		if len(bc.outCalls) == 0 {
+		if bc.rest != nil {
+			// A flush left the rest of its write: the token is ours.
+			rest, buf, nc := bc.rest, bc.restBuf, bc.nc
+			bc.rest, bc.restBuf = nil, nil
+			bc.mu.Unlock()
+			if nc != nil {
+				if _, err := nc.Write(rest); err != nil {
+					bc.fail(nc, err)
+				}
+			}
+			bc.mu.Lock()
+			bc.wroteLocked(buf)
+			bc.drainLocked(nc)
+			continue
+		}
+		if bc.writing || len(bc.outCalls) == 0 {
 			bc.mu.Unlock()
 			continue
 		}
 		nc := bc.nc
 		bc.mu.Unlock()
 		if nc == nil {
+			// Let the clients that are running queue their requests
+			// too, so that the first write carries more of them.
+			runtime.Gosched()
 			if nc = bc.connect(&readers); nc == nil {
 				continue
 			}
 		}
 		bc.mu.Lock()
+		if bc.writing {
+			bc.mu.Unlock()
+			continue
+		}
 		if bc.nc != nc {
 			bc.mu.Unlock()
 			bc.signal() // the connection broke meanwhile: connect again
 			continue
 		}
-		buf, calls := bc.out, bc.outCalls
-		bc.out, bc.outCalls = spare[:0], nil
-		if bc.sent.len() == 0 && len(calls) > 0 {
-			nc.SetReadDeadline(calls[0].deadline)
-		}
-		for _, c := range calls {
-			bc.sent.push(c)
-		}
+		bc.writing = true
+		bc.drainLocked(nc)
+	}
+}
+
+// drainLocked writes what is queued to nc, waiting for the socket, until
+// nothing is, and gives the write token back; bc.mu is held on entry and
+// released.
+func (bc *bconn) drainLocked(nc net.Conn) {
+	for bc.nc == nc && nc != nil && len(bc.outCalls) > 0 {
+		buf := bc.takeLocked(nc)
 		bc.mu.Unlock()
-		st := &bc.b.st
-		st.inQueue.Add(-int64(len(calls)))
-		st.inQueueBytes.Add(-int64(len(buf)))
-		st.outQueue.Add(int64(len(calls)))
-		st.outQueueBytes.Add(int64(len(buf)))
 		_, err := nc.Write(buf)
 		if err != nil {
 			bc.fail(nc, err)
 		}
-		if cap(buf) <= maxQueueBytes {
-			spare = buf
-		}
+		bc.mu.Lock()
+		bc.wroteLocked(buf)
+	}
+	more := bc.releaseLocked()
+	bc.mu.Unlock()
+	if more {
+		bc.signal() // queued for a new connection
 	}
 }
 
@@ -358,7 +486,7 @@ func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 		nc.Close()
 		return nil
 	}
-	bc.nc = nc
+	bc.nc, bc.rw = nc, newRawWriter(nc)
 	bc.mu.Unlock()
 	bc.b.st.connections.Add(1)
 	readers.Add(1)
@@ -376,6 +504,9 @@ func (bc *bconn) read(nc net.Conn) {
 	buf := make([]byte, readBufSize)
 	r, w := 0, 0
 	st := &bc.b.st
+	// The clients whose replies it writes once it has framed what it read.
+	var pw pendingWrites
+	defer pw.write()
 	for {
 		// Frame every complete reply in buf.
 		for r < w {
@@ -417,9 +548,10 @@ func (bc *bconn) read(nc net.Conn) {
 			st.responses.Add(1)
 			st.responseBytes.Add(int64(n))
 			bc.b.ok()
-			c.complete(buf[r:r+n], nil)
+			c.completeTo(buf[r:r+n], nil, &pw)
 			r += n
 		}
+		pw.write()
 		if r == w {
 			r, w = 0, 0
 		} else if r > 0 && w == len(buf) {

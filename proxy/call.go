@@ -24,7 +24,7 @@ type call struct {
 	conn     uint32 // picks the server connection: the client's, for its order
 	// deadline is when the backend must have answered (zero: never).
 	deadline time.Time
-	done     chan struct{} // receives one value when the call completes
+	ready    bool // complete, for its client's writer (guarded by owner.mu)
 	detached bool
 	// For a chunk of a multi-get sent in chunks: cont marks a chunk
 	// after the first, more one before the last (its END is dropped).
@@ -62,7 +62,7 @@ const (
 	opBinaryFlush // success when every fragment succeeded
 )
 
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+var callPool = sync.Pool{New: func() any { return new(call) }}
 
 func newCall() *call { return callPool.Get().(*call) }
 
@@ -85,17 +85,24 @@ func (c *call) release() {
 	if cap(kb) > maxPooledReply {
 		kb, ke, kf = nil, nil, nil
 	}
-	*c = call{reply: reply, done: c.done, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf}
+	*c = call{reply: reply, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf}
 	callPool.Put(c)
 }
 
 // complete records c's reply (copied) or error and hands c on: to its
-// parent when it is a fragment, else to whoever waits for it.
+// parent when it is a fragment, else to its client's writer; see
+// completeTo.
+func (c *call) complete(reply []byte, err error) { c.completeTo(reply, err, nil) }
+
+// completeTo records c's reply (copied) or error and hands c on: to its
+// parent when it is a fragment, else to its client's writer (see
+// client.ready: the caller may write the client's replies, or with pw,
+// note the client in pw and write them later).
 //
 // The reply is copied only when its client will write it, and when the
 // proxy's bound on held replies lets the client hold it (see
 // client.takeReply); otherwise the call fails with errNoMemory.
-func (c *call) complete(reply []byte, err error) {
+func (c *call) completeTo(reply []byte, err error, pw *pendingWrites) {
 	if err == nil {
 		if cl := c.accountedTo(); cl != nil && !cl.takeReply(len(reply)) {
 			err = errNoMemory
@@ -109,15 +116,15 @@ func (c *call) complete(reply []byte, err error) {
 	}
 	if p := c.parent; p != nil {
 		if p.pending.Add(-1) == 0 {
-			p.finish()
+			p.finish(pw)
 		}
 		return
 	}
-	c.finish()
+	c.finish(pw)
 }
 
-// finish signals a call that has its reply (all its fragments' replies).
-func (c *call) finish() {
+// finish hands on a call that has its reply (all its fragments' replies).
+func (c *call) finish(pw *pendingWrites) {
 	if c.detached {
 		cl := c.owner
 		units := int64(c.units)
@@ -128,13 +135,21 @@ func (c *call) finish() {
 		}
 		return
 	}
-	c.done <- struct{}{}
+	c.owner.ready(c, pw)
 }
 
 // isDetached reports whether nobody will write c's reply: c, or the call
 // it is a fragment of, is detached.
 func (c *call) isDetached() bool {
 	return c.detached || c.parent != nil && c.parent.detached
+}
+
+// sender returns the client whose reader sent c.
+func (c *call) sender() *client {
+	if c.parent != nil {
+		return c.parent.owner
+	}
+	return c.owner
 }
 
 // accountedTo returns the client whose writer will write c's reply, nil

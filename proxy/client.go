@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -54,18 +55,18 @@ const (
 
 // A client is one client connection. Its reader goroutine parses
 // requests, answers what the proxy answers itself, and forwards the rest;
-// every request that expects a reply becomes a call queued, in request
-// order, for its writer goroutine, which waits for each in turn and
-// writes the replies in batches. The writer runs only while calls are
-// queued, and the reader holds a read buffer only while a request is
-// being read; an idle client is parked (idle.go): it costs no goroutine
-// and no buffer.
+// every request that expects a reply becomes a call queued in request
+// order. Whoever completes the oldest call writes the replies that are
+// ready (see ready); a writer goroutine runs only while a write must wait
+// for the socket, and the reader holds a read buffer only while a request
+// is being read. An idle client is parked (idle.go): it costs no
+// goroutine and no buffer.
 type client struct {
 	p    *Proxy
 	pool *pool
 	nc   net.Conn
 	conn uint32          // which of a server's connections its requests take
-	raw  syscall.RawConn // nc's, when it has one: reads without a buffer held
+	raw  syscall.RawConn // nc's, when it has one: reads without a buffer held, writes without waiting
 
 	// The reader's state for raw reads: rawRead's result.
 	readFn func(fd uintptr) bool
@@ -88,10 +89,13 @@ type client struct {
 	sweepWaiting bool
 	sweepWakes   uint32
 
-	mu      sync.Mutex // guards queue and writing
-	queue   []*call    // to the writer, in request order
-	writing bool       // a writer goroutine runs; it takes queue
-	writers sync.WaitGroup
+	mu    sync.Mutex // guards queue, writing and the ready of its calls
+	queue fifo       // calls whose replies are to be written, in request order
+	// writing is the write token: its holder writes the replies of the
+	// ready calls at the head of queue, and gives it back when the head
+	// is not ready (see ready, writeReplies).
+	writing bool
+	writers sync.WaitGroup // writer goroutines (writeLoop)
 
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
@@ -112,8 +116,10 @@ type client struct {
 	// The reader's scratch, made when the reader starts; a parked client
 	// holds none (see dropScratch).
 	*readerScratch
+	unsent []*bconn // server connections it queued requests on, to flush
 
-	// The writer's state.
+	// The write token holder's state.
+	inline     bool // writing without waiting: appendBig copies
 	failed     bool // a write failed: replies are discarded
 	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
 	pos        []int
@@ -206,7 +212,7 @@ func (cl *client) serve() {
 	if errors.Is(err, errParked) {
 		return // the idler resumes it
 	}
-	cl.writers.Wait()
+	cl.waitWritten()
 	cl.nc.Close()
 	switch {
 	case errors.Is(err, errQuit), errors.Is(err, io.EOF):
@@ -226,7 +232,10 @@ func (cl *client) readLoop() error {
 		cl.readerScratch = new(readerScratch)
 	}
 	var buf []byte
-	defer func() { cl.putReadBuf(buf) }()
+	defer func() {
+		cl.flush()
+		cl.putReadBuf(buf)
+	}()
 	r, w, skip := 0, 0, 0
 	for {
 		need := 0
@@ -247,6 +256,8 @@ func (cl *client) readLoop() error {
 			}
 			r += n
 		}
+		// Send what was parsed before waiting for more.
+		cl.flush()
 		if r == w {
 			// Nothing buffered: an idle client holds no buffer.
 			r, w = 0, 0
@@ -286,6 +297,34 @@ func (cl *client) readLoop() error {
 			}
 		}
 	}
+}
+
+// queued records that the reader queued a request on bc, which it sends
+// with flush.
+func (cl *client) queued(bc *bconn) {
+	for _, q := range cl.unsent {
+		if q == bc {
+			return
+		}
+	}
+	cl.unsent = append(cl.unsent, bc)
+}
+
+// flush sends the requests the reader queued on server connections
+// since the last flush (together with what other clients queued there
+// meanwhile).
+func (cl *client) flush() {
+	if len(cl.unsent) == 0 {
+		return
+	}
+	// Let the other clients whose input is ready queue their requests
+	// too, so that one write carries them all.
+	runtime.Gosched()
+	for i, bc := range cl.unsent {
+		bc.flush()
+		cl.unsent[i] = nil
+	}
+	cl.unsent = cl.unsent[:0]
 }
 
 // putReadBuf returns a buffer of readBufPool's size to it.
@@ -578,6 +617,7 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break
 		}
+		cl.flush() // the replies waited for may be to requests not yet sent
 		select {
 		case <-cl.drained:
 		case <-cl.p.ctx.Done():
@@ -591,15 +631,24 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		return nil
 	}
 	cl.mu.Lock()
-	cl.queue = append(cl.queue, c)
-	start := !cl.writing
-	cl.writing = true
+	cl.queue.push(c)
 	cl.mu.Unlock()
-	if start {
-		cl.writers.Add(1)
-		go cl.writeLoop()
-	}
 	return nil
+}
+
+// waitWritten waits until the replies of every call queued are written
+// (or discarded after a failed write) and the writer goroutines are gone.
+func (cl *client) waitWritten() {
+	for {
+		cl.mu.Lock()
+		done := cl.queue.len() == 0 && !cl.writing
+		cl.mu.Unlock()
+		if done {
+			break
+		}
+		<-cl.drained // the token's holder signals when it lets it go
+	}
+	cl.writers.Wait()
 }
 
 // local queues the proxy's own one-line reply.
@@ -612,7 +661,7 @@ func (cl *client) local(line string) error {
 		return err
 	}
 	cl.takeLocal(c)
-	c.finish()
+	c.finish(nil)
 	return nil
 }
 
@@ -640,7 +689,7 @@ func (cl *client) localRaw(b []byte) error {
 		return err
 	}
 	cl.takeLocal(c)
-	c.finish()
+	c.finish(nil)
 	return nil
 }
 

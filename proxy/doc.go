@@ -10,22 +10,31 @@
 //
 // A client connection has a reader goroutine, which parses requests with
 // package protocol and forwards each to the server that owns its key (the
-// bytes as received), and, while replies are pending, a writer goroutine,
-// which writes them in the client's request order, batched. The reader
-// waits for input without a read buffer (buffers come from a pool while a
-// request is read). An idle client holds no goroutine at all: a new
-// client, and one whose reader has waited through a quarter-second sweep
-// with nothing in flight, is parked, its socket watched by the proxy's
-// one idler goroutine (an epoll set, on Linux), its reader's scratch
-// dropped; the idler starts a reader when the socket becomes readable.
-// A parked client costs under 2 KB of heap (its state, the socket's), and
-// one that has sent requests the same once the goroutines it used are
-// collected (bench/README.md has the measured RSS).
+// bytes as received). The reader waits for input without a read buffer
+// (buffers come from a pool while a request is read). An idle client
+// holds no goroutine at all: a new client, and one whose reader has
+// waited through a quarter-second sweep with nothing in flight, is
+// parked, its socket watched by the proxy's one idler goroutine (an epoll
+// set, on Linux), its reader's scratch dropped; the idler starts a reader
+// when the socket becomes readable. A parked client costs under 2 KB of
+// heap (its state, the socket's), and one that has sent requests the same
+// once the goroutines it used are collected (bench/README.md has the
+// measured RSS). A server connection has a reader goroutine, which frames
+// replies (one line, VALUE blocks up to END, a meta VA and its data ...)
+// and hands each to the oldest request awaiting one, and a writer
+// goroutine, which connects.
 //
-// A server connection has a writer goroutine, which sends every queued
-// request with one write, and a reader goroutine, which frames replies
-// (one line, VALUE blocks up to END, a meta VA and its data ...) and
-// hands each to the oldest request awaiting one. With server_connections above 1, each client's requests to
+// Nothing waits for a hand-off in the common case: a client's reader,
+// once it has queued the requests it parsed from one read, writes what
+// its server connections hold queued (other clients' requests too) unless
+// another goroutine is writing there; and the goroutine that completes a
+// client's oldest pending request (a server connection's reader, once it
+// has framed what it read) writes the client's ready replies, in request
+// order, unless another is writing them. Both write only what the socket
+// takes at once: the rest, and a large reply, go to the server
+// connection's writer goroutine or to a writer goroutine the client has
+// while that lasts, so that no reader ever waits for a peer that does
+// not read. With server_connections above 1, each client's requests to
 // a server all take the same one of its connections (clients are spread
 // over them), so that the server runs them in the client's order. Replies
 // are framed, never rebuilt, except for split multi-gets, whose fragments'

@@ -50,7 +50,7 @@ func (cl *client) parkable() bool {
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return !cl.writing && len(cl.queue) == 0
+	return !cl.writing && cl.queue.len() == 0
 }
 
 // dropScratch lets the garbage collector have the reader's and the
@@ -58,6 +58,7 @@ func (cl *client) parkable() bool {
 // needed. The reader calls it, with no writer running.
 func (cl *client) dropScratch() {
 	cl.readerScratch = nil
+	cl.unsent = nil
 	cl.pos, cl.blocks = nil, nil
 }
 

@@ -8,68 +8,225 @@ import (
 // writeBufPool holds the writers' batch buffers.
 var writeBufPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// writeLoop is a client's writer goroutine, started by dispatch when it
-// queues a call and none runs: it takes the calls in request order, waits
-// for each, and writes their replies, once per batch: it writes when the
-// next reply is not ready yet or the batch passes writeFlushSize. It
-// returns once it has written everything queued. After a failed write it
-// keeps taking calls, so that the reader and the servers never wait for
-// it, and discards their replies.
-func (cl *client) writeLoop() {
-	defer cl.writers.Done()
-	pb := writeBufPool.Get().(*[]byte)
-	wbuf := (*pb)[:0]
-	var units, held int64
-	flush := func() {
-		wbuf = cl.write(wbuf)
-		if units > 0 || held > 0 {
-			cl.wrote(units, held)
-			units, held = 0, 0
-		}
+// A writeScratch is what the holder of a client's write token works
+// with; it is pooled, so that an idle client keeps none.
+type writeScratch struct {
+	rw    rawWriter
+	batch []*call
+}
+
+var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
+// maxInlineBatch bounds the replies one write without waiting carries;
+// a larger reply goes to the writer goroutine.
+const maxInlineBatch = writeFlushSize / 2
+
+// ready marks c, complete, ready to be written. The goroutine that makes
+// the oldest call awaiting its reply ready, while nobody writes for cl,
+// takes cl's write token and writes the replies that are ready (with pw,
+// it adds cl to pw and writes after: a server connection's reader frames
+// every reply it has read first, so that a client's replies from it go in
+// one write).
+func (cl *client) ready(c *call, pw *pendingWrites) {
+	cl.mu.Lock()
+	c.ready = true
+	if cl.writing || cl.queue.peek() != c {
+		cl.mu.Unlock()
+		return
 	}
-	var batch []*call
+	cl.writing = true
+	cl.mu.Unlock()
+	if pw != nil {
+		*pw = append(*pw, cl)
+		return
+	}
+	cl.writeReplies()
+}
+
+// pendingWrites holds the clients whose write token a server
+// connection's reader took, to write their replies once it has framed
+// the replies it read.
+type pendingWrites []*client
+
+// write writes the replies of the clients in pw and empties it.
+func (pw *pendingWrites) write() {
+	for i, cl := range *pw {
+		cl.writeReplies()
+		(*pw)[i] = nil
+	}
+	*pw = (*pw)[:0]
+}
+
+// writeReplies writes cl's ready replies, in request order, without
+// waiting for the socket; the caller holds the write token. It takes the
+// ready calls at the head of the queue (up to maxInlineBatch bytes),
+// writes their replies with one write, and goes on while the head is
+// ready; then it gives the token back. What the socket does not take at
+// once, and a large reply, go with the token to a writer goroutine
+// started then (writeLoop), so that the goroutine that completed a call
+// (a server connection's reader) never waits for a client that does not
+// read.
+func (cl *client) writeReplies() {
+	if cl.raw == nil {
+		cl.startWriter(nil, 0, 0, 0)
+		return
+	}
+	var pb *[]byte
+	ws := writeScratchPool.Get().(*writeScratch)
+	ws.rw.use(cl.raw)
+	defer func() {
+		if pb != nil {
+			writeBufPool.Put(pb)
+		}
+		ws.rw.raw = nil
+		writeScratchPool.Put(ws)
+	}()
 	for {
 		cl.mu.Lock()
-		if len(cl.queue) == 0 {
-			if len(wbuf) > 0 || units > 0 || held > 0 {
-				cl.mu.Unlock()
-				flush()
-				continue
+		batch, size := ws.batch[:0], 0
+		for c := cl.queue.peek(); c != nil && c.ready; c = cl.queue.peek() {
+			n := c.size()
+			if size+n > maxInlineBatch || c.op == opMergeGet && c.repeats() {
+				break
 			}
-			// Everything queued is written: the next call starts a
-			// new writer.
+			size += n
+			batch = append(batch, cl.queue.pop())
+		}
+		ws.batch = batch
+		if len(batch) == 0 {
+			if c := cl.queue.peek(); c != nil && c.ready {
+				// A large reply: the writer goroutine writes it.
+				cl.mu.Unlock()
+				cl.startWriter(nil, 0, 0, 0)
+				return
+			}
 			cl.writing = false
 			cl.mu.Unlock()
+			cl.signalDrained()
+			return
+		}
+		cl.mu.Unlock()
+		if pb == nil {
+			pb = writeBufPool.Get().(*[]byte)
+		}
+		cl.inline = true
+		wbuf, units, held := cl.appendCalls((*pb)[:0], batch)
+		cl.inline = false
+		*pb = wbuf
+		n := len(wbuf)
+		if !cl.failed {
+			var err error
+			if n, err = ws.rw.write(wbuf); err != nil {
+				cl.failed = true
+				cl.nc.Close() // the reader stops too
+				n = len(wbuf)
+			}
+		}
+		if n < len(wbuf) {
+			// The client is not reading as fast: the writer goroutine
+			// waits for it.
+			cl.startWriter(pb, n, units, held)
+			pb = nil
+			return
+		}
+		cl.wrote(units, held)
+	}
+}
+
+// repeats reports whether a split get names a key more than once: its
+// reply may then be much larger than what it holds.
+func (c *call) repeats() bool {
+	for _, j := range c.keyFrag {
+		if j < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startWriter hands the write token to a new writer goroutine, with
+// (*pb)[from:], the rest of a batch whose units and bytes it releases
+// once written, when pb is not nil.
+func (cl *client) startWriter(pb *[]byte, from int, units, held int64) {
+	cl.writers.Add(1)
+	go cl.writeLoop(pb, from, units, held)
+}
+
+// appendCalls appends the replies of batch, completed calls taken from
+// the head of the queue, and releases them; it returns the units and
+// bytes they held.
+func (cl *client) appendCalls(wbuf []byte, batch []*call) ([]byte, int64, int64) {
+	var units, held int64
+	for i, c := range batch {
+		units += int64(c.units)
+		held += int64(c.size())
+		switch {
+		case c.cont && cl.skipChunks:
+			// A chunk after one that failed: its get's reply ended
+			// with that chunk's error.
+			cl.skipChunks = c.more
+		case c.more:
+			var ok bool
+			wbuf, ok = cl.appendChunk(wbuf, c)
+			cl.skipChunks = !ok
+		default:
+			wbuf = cl.appendReply(wbuf, c)
+		}
+		c.release()
+		batch[i] = nil
+	}
+	return wbuf, units, held
+}
+
+// writeLoop is a client's writer goroutine, started with the write
+// token when replies cannot be written without waiting: it writes
+// (*pb)[from:] (the rest of a batch) and releases the units and bytes
+// given, then writes the ready replies in request order, batched, once
+// per writeFlushSize, waiting for the socket. When the next call is not
+// complete it gives the token back and returns: the goroutine that
+// completes that call writes it. After a failed write it keeps taking
+// calls, so that the reader and the servers never wait for it, and
+// discards their replies.
+func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
+	defer cl.writers.Done()
+	if pb == nil {
+		pb = writeBufPool.Get().(*[]byte)
+		*pb = (*pb)[:0]
+	}
+	cl.write((*pb)[from:])
+	wbuf := (*pb)[:0]
+	if units > 0 || held > 0 {
+		cl.wrote(units, held)
+	}
+	ws := writeScratchPool.Get().(*writeScratch)
+	defer writeScratchPool.Put(ws)
+	for {
+		cl.mu.Lock()
+		batch := ws.batch[:0]
+		for c := cl.queue.peek(); c != nil && c.ready && len(batch) < maxInflightUnits; c = cl.queue.peek() {
+			batch = append(batch, cl.queue.pop())
+		}
+		ws.batch = batch
+		if len(batch) == 0 {
+			cl.writing = false
+			cl.mu.Unlock()
+			cl.signalDrained()
 			break
 		}
-		batch, cl.queue = cl.queue, batch[:0]
 		cl.mu.Unlock()
-		for i, c := range batch {
-			select {
-			case <-c.done:
-			default:
-				flush()
-				<-c.done
+		for i := 0; i < len(batch); {
+			// Write once per writeFlushSize of replies, releasing what
+			// they held once written.
+			j, size := i, 0
+			for j < len(batch) && (j == i || size < writeFlushSize) {
+				size += batch[j].size()
+				j++
 			}
-			units += int64(c.units)
-			held += int64(c.size())
-			switch {
-			case c.cont && cl.skipChunks:
-				// A chunk after one that failed: its get's reply ended
-				// with that chunk's error.
-				cl.skipChunks = c.more
-			case c.more:
-				var ok bool
-				wbuf, ok = cl.appendChunk(wbuf, c)
-				cl.skipChunks = !ok
-			default:
-				wbuf = cl.appendReply(wbuf, c)
-			}
-			c.release()
-			batch[i] = nil
-			if len(wbuf) >= writeFlushSize {
-				flush()
-			}
+			var u, h int64
+			wbuf, u, h = cl.appendCalls(wbuf, batch[i:j])
+			wbuf = cl.write(wbuf)
+			cl.wrote(u, h)
+			i = j
 		}
 	}
 	if cap(wbuf) <= 4*writeFlushSize {
@@ -90,8 +247,11 @@ func (cl *client) write(b []byte) []byte {
 }
 
 // appendBig appends b to wbuf, writing a large b directly instead of
-// copying it.
+// copying it (not while writing without waiting).
 func (cl *client) appendBig(wbuf, b []byte) []byte {
+	if cl.inline {
+		return append(wbuf, b...) // a batch of at most maxInlineBatch bytes
+	}
 	if len(b) >= writeFlushSize {
 		wbuf = cl.write(wbuf)
 		cl.write(b)
