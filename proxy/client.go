@@ -232,7 +232,11 @@ func (cl *client) readLoop() error {
 		cl.readerScratch = new(readerScratch)
 	}
 	var buf []byte
+	parked := false
 	defer func() {
+		if parked {
+			return // another reader may run the client already
+		}
 		cl.flush()
 		cl.putReadBuf(buf)
 	}()
@@ -291,6 +295,7 @@ func (cl *client) readLoop() error {
 				rs := cl.readerScratch
 				cl.dropScratch()
 				if cl.p.idle.park(cl) {
+					parked = true
 					return errParked
 				}
 				cl.readerScratch = rs
