@@ -704,8 +704,24 @@ const maxSeenKeys = 4096
 // maxGetChunkKeys bounds the keys of one admitted part of a multi-get: a
 // wider one is sent in chunks of that many keys, each admitted as its
 // own request, so that what a multi-get holds does not grow with the
-// keys it asks for.
+// keys it asks for. A client whose window has grown (its replies are
+// light) takes chunks of as many keys as its window instead (chunkKeys),
+// at most maxInflightUnits: fewer, larger fragments cost the servers and
+// the proxy less per key, and more of them are in flight at once.
 const maxGetChunkKeys = 32
+
+// chunkKeys returns the distinct keys a chunk of a multi-get may hold,
+// taken once per get line so that its chunks do not depend on when
+// replies are written.
+func (cl *client) chunkKeys() int32 {
+	return int32(max(maxGetChunkKeys, cl.window.Load()))
+}
+
+// chunkKeysPerUnit is how many of a multi-get's keys weigh one unit of a
+// client's window: a key of a multi-get costs the proxy its place in the
+// fragments and the merge, a fraction of a request of its own. (A
+// multi-get's replies are weighed by their bytes as any others.)
+const chunkKeysPerUnit = 4
 
 // maxGetChunkNames bounds the keys a chunk names, repeats included, so
 // that what a chunk holds (each key's place in the reply) stays small
@@ -730,7 +746,8 @@ const maxGetChunkNames = 4096
 // time, and only the current chunk's are collected: a line costs its
 // read buffer and nothing that grows with the keys it names.
 func (cl *client) get(line []byte) error {
-	keys, next, units := cl.nextChunk(0)
+	most := cl.chunkKeys()
+	keys, next, units := cl.nextChunk(0, most)
 	more := cl.hasKey(next)
 	switch {
 	case len(keys) == 0:
@@ -751,7 +768,7 @@ func (cl *client) get(line []byte) error {
 		if !more {
 			return nil
 		}
-		keys, next, units = cl.nextChunk(next)
+		keys, next, units = cl.nextChunk(next, most)
 		more = cl.hasKey(next)
 	}
 }
@@ -765,12 +782,12 @@ func (cl *client) hasKey(i int) bool {
 // nextChunk returns the keys of the chunk of the get line's keys that
 // starts at offset i (in cl.getKeys, pointing into the line), the offset
 // where the next chunk starts, and how many distinct keys the chunk
-// names. A chunk is the longest run that names at most maxGetChunkKeys
+// names. A chunk is the longest run that names at most most
 // distinct keys and at most maxGetChunkNames keys in all. A key repeated
 // within a chunk is fetched once, so a line that names a few keys many
 // times fetches each once per maxGetChunkNames keys; a key repeated in a
 // later chunk is fetched again.
-func (cl *client) nextChunk(i int) (keys [][]byte, next int, distinct int32) {
+func (cl *client) nextChunk(i int, most int32) (keys [][]byte, next int, distinct int32) {
 	if cl.seen == nil {
 		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
 	}
@@ -783,7 +800,7 @@ func (cl *client) nextChunk(i int) (keys [][]byte, next int, distinct int32) {
 		}
 		h := maphash.Bytes(cl.seed, k)
 		if first, ok := cl.seen[h]; !ok || !bytes.Equal(keys[first], k) {
-			if distinct == maxGetChunkKeys {
+			if distinct == most {
 				break
 			}
 			cl.seen[h] = int32(len(keys))
@@ -831,7 +848,7 @@ func (cl *client) getChunk(line []byte, keys [][]byte, units int32, cont, more b
 	// Admission may wait for the client to read its replies: it comes
 	// before the tree is held.
 	c := newCall()
-	c.kind, c.op, c.units = kindGet, opForward, units
+	c.kind, c.op, c.units = kindGet, opForward, max(1, units/chunkKeysPerUnit)
 	c.cont, c.more = cont, more
 	if err := cl.dispatch(c, false); err != nil {
 		c.release()

@@ -96,12 +96,14 @@
 //
 // Replies are bounded per client by admission: its reader stops taking
 // requests while those awaiting its writer weigh more than its window
-// (a key is one unit; the window starts at 8 units, grows up to 512
-// while replies are light and the client fills it, and shrinks to the
-// units whose replies fit 4 MiB) or their completed replies hold more
-// than 4 MiB. One request is always admitted when none is pending. A
-// multi-get of more than 32 distinct keys is sent in chunks of 32
-// distinct keys and at most 4096 keys in all (a key repeated within a
+// (a request is one unit, four keys of a multi-get one; the window
+// starts at 8 units, grows up to 512 while replies are light and the
+// client fills it, and shrinks to the units whose replies fit 4 MiB) or
+// their completed replies hold more than 4 MiB. One request is always
+// admitted when none is pending. A multi-get is sent in chunks of as
+// many distinct keys as the client's window when the line is read, at
+// least 32 (so 32 while its replies are large, up to 512 while they are
+// light), and at most 4096 keys in all (a key repeated within a
 // chunk is fetched once), each admitted as a request of its own, so that
 // what it holds does not grow with the keys it asks for: its keys are
 // walked in its line one chunk at a time, so that beyond its read buffer

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,12 +120,26 @@ func testFailingChunk(t *testing.T, chunk int, fail func(net.Conn) bool, extra [
 	want.WriteString(reply)
 	c := testutil.Dial(t, addr)
 	defer c.Close()
-	// The next request goes in the same write: its reply follows.
-	two := "VALUE a 0 1\r\na\r\nVALUE bb 0 2\r\nbb\r\nEND\r\n"
-	c.Send([]byte("get " + strings.Join(keys, " ") + "\r\nget a bb\r\n"))
+	// The next request goes in the same write: its reply follows. Its
+	// keys are on the other servers: a request sent to the failing one
+	// while its connection fails may fail with it (the get's last chunks
+	// and this request may be in flight at once).
+	var two2 []string
+	for i := 0; len(two2) < 2 && i < 1000; i++ {
+		if k := strings.Repeat("p", len(two2)+1) + strconv.Itoa(i); rg.PickString(k) != 1 {
+			two2 = append(two2, k)
+		}
+	}
+	if len(two2) < 2 {
+		t.Fatalf("no key off the failing server among 1000: %v", two2)
+	}
+	getTwo := "get " + strings.Join(two2, " ") + "\r\n"
+	two := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n",
+		two2[0], len(two2[0]), two2[0], two2[1], len(two2[1]), two2[1])
+	c.Send([]byte("get " + strings.Join(keys, " ") + "\r\n" + getTwo))
 	got := string(c.ReadReply(testutil.ValuesReply))
 	if r := string(c.ReadReply(testutil.ValuesReply)); r != two {
-		t.Errorf("get a bb pipelined after: %q, want %q", r, two)
+		t.Errorf("%q pipelined after: %q, want %q", getTwo, r, two)
 	}
 	if got != want.String() {
 		t.Errorf("get of %d keys:\n got %s\nwant %s", nkeys, testutil.Quote([]byte(got), 400), testutil.Quote([]byte(want.String()), 400))
@@ -141,8 +156,8 @@ func testFailingChunk(t *testing.T, chunk int, fail func(net.Conn) bool, extra [
 				t.Errorf("get %s after the failure: %q, want %q", k, r, w)
 			}
 		}
-		if r := roundTrip(cc, "get a bb\r\n", testutil.ValuesReply); r != two {
-			t.Errorf("get a bb after the failure: %q, want %q", r, two)
+		if r := roundTrip(cc, getTwo, testutil.ValuesReply); r != two {
+			t.Errorf("%q after the failure: %q, want %q", getTwo, r, two)
 		}
 	}
 	testutil.WaitFor(t, func() bool {
