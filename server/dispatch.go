@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"time"
 
 	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
@@ -211,6 +212,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			c.canWait = emit && c.flushFn == nil
 			found := c.fetch(key, touch, req.Exptime, hit)
 			c.canWait = false
+			var deadline time.Time
 			for c.wwait > 0 {
 				// No room for the reply yet (goroutine mode): write
 				// what is pending, wait for the replies in flight to
@@ -219,11 +221,17 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 				// one again only reads it (see replyAgain).
 				want := c.wwait
 				c.wwait = 0
-				if c.flush() != nil || !c.srv.wbufs.waitRoom(want, &c.stopped) {
+				if deadline.IsZero() {
+					deadline = time.Now().Add(waitRoomFor)
+				}
+				if c.flush() != nil || !c.srv.wbufs.waitRoom(want, deadline, &c.stopped) {
 					// Refused, or the server is stopping: the
 					// connection ends with nothing more written.
 					c.woom, c.closeAfterWrite = true, true
 					return 0
+				}
+				if testHookWaitRetry != nil {
+					testHookWaitRetry()
 				}
 				found, vlen, rlen = c.replyAgain(key, withCAS)
 			}
@@ -253,6 +261,10 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		}
 	}
 }
+
+// testHookWaitRetry, when set, runs when a get that waited for room for
+// its reply is about to look its key up again.
+var testHookWaitRetry func()
 
 // replyAgain appends the VALUE reply for key of a get whose first lookup
 // found no room for it (goroutine mode), once there is room. That lookup

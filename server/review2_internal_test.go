@@ -2,7 +2,10 @@ package server
 
 import (
 	"bytes"
+	"io"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/storage"
 )
@@ -37,5 +40,66 @@ func TestWriteBufAllowanceDefaultItemSize(t *testing.T) {
 	c.expect("", "END")
 	if n := s.wbufs.oom.Load(); n != 0 {
 		t.Errorf("write_buf_oom %d", n)
+	}
+}
+
+// TestWriteBufWaitBounded checks that a get waiting for room for its
+// reply gives up after waitRoomFor in all, however often the room it saw
+// is taken by others before it can grow its buffer: each retry started a
+// new wait of waitRoomFor, so a get whose room kept being taken waited
+// for ever.
+func TestWriteBufWaitBounded(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies, and never wait")
+	}
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Each time the get finds room, others take it back before it
+	// grows its buffer, and give it back 50 ms later.
+	fake := s.wbufs.limit + s.wbufs.over
+	s.wbufs.bytes.Add(fake)
+	var retries atomic.Int64
+	var pending atomic.Int64 // releases scheduled and not yet run
+	testHookWaitRetry = func() {
+		retries.Add(1)
+		s.wbufs.bytes.Add(fake)
+		pending.Add(1)
+		time.AfterFunc(50*time.Millisecond, func() {
+			s.wbufs.bytes.Add(-fake)
+			pending.Add(-1)
+		})
+	}
+	t.Cleanup(func() {
+		testHookWaitRetry = nil
+		waitFor(t, "the room given back", func() bool { return pending.Load() == 0 })
+		s.wbufs.bytes.Add(-fake)
+	})
+	c := dial(t, "tcp", addr)
+	c.nc.SetDeadline(time.Now().Add(4 * waitRoomFor))
+	oom := s.wbufs.oom.Load()
+	c.send("get k\r\n")
+	begin := time.Now()
+	pending.Add(1)
+	time.AfterFunc(50*time.Millisecond, func() {
+		s.wbufs.bytes.Add(-fake)
+		pending.Add(-1)
+	})
+	if b, err := c.r.ReadByte(); err != io.EOF {
+		t.Fatalf("after %v and %d retries: read %q, %v; want the connection closed", time.Since(begin), retries.Load(), b, err)
+	}
+	if d := time.Since(begin); d > 3*waitRoomFor {
+		t.Errorf("the get waited %v, want about %v", d, waitRoomFor)
+	}
+	if retries.Load() < 2 {
+		t.Errorf("%d retries: the test did not take the room back", retries.Load())
+	}
+	if n := s.wbufs.oom.Load(); n != oom+1 {
+		t.Errorf("write_buf_oom went from %d to %d", oom, n)
 	}
 }
