@@ -212,28 +212,34 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			c.canWait = emit && c.flushFn == nil
 			found := c.fetch(key, touch, req.Exptime, hit)
 			c.canWait = false
-			var deadline time.Time
-			for c.wwait > 0 {
+			if c.wwait > 0 {
 				// No room for the reply yet (goroutine mode): write
-				// what is pending, wait for the replies in flight to
-				// others, and look the key up again. The lookup above
+				// what is pending, then look the key up again, waiting
+				// for the replies in flight to others while there is
+				// still no room for this reply alone. The lookup above
 				// has counted, bumped and (gat) touched the item; the
-				// one again only reads it (see replyAgain).
-				want := c.wwait
+				// ones again only read it (see replyAgain).
 				c.wwait = 0
-				if deadline.IsZero() {
-					deadline = time.Now().Add(waitRoomFor)
-				}
-				if c.flush() != nil || !c.srv.wbufs.waitRoom(want, deadline, &c.stopped) {
-					// Refused, or the server is stopping: the
-					// connection ends with nothing more written.
+				deadline := time.Now().Add(waitRoomFor)
+				if c.flush() != nil {
 					c.woom, c.closeAfterWrite = true, true
 					return 0
 				}
-				if testHookWaitRetry != nil {
-					testHookWaitRetry()
-				}
 				found, vlen, rlen = c.replyAgain(key, withCAS)
+				for c.wwait > 0 {
+					want := c.wwait
+					c.wwait = 0
+					if !c.srv.wbufs.waitRoom(want, deadline, &c.stopped) {
+						// Refused, or the server is stopping: the
+						// connection ends with nothing more written.
+						c.woom, c.closeAfterWrite = true, true
+						return 0
+					}
+					if testHookWaitRetry != nil {
+						testHookWaitRetry()
+					}
+					found, vlen, rlen = c.replyAgain(key, withCAS)
+				}
 			}
 			c.noteKey(key, vlen)
 			if c.srv.klog != nil && emit {

@@ -103,3 +103,41 @@ func TestWriteBufWaitBounded(t *testing.T) {
 		t.Errorf("write_buf_oom went from %d to %d", oom, n)
 	}
 }
+
+// TestWriteBufWaitForWhatIsLeft checks that a get refused room for a
+// value that follows others in its buffer waits for the room the value
+// needs once the replies before it are written, not for the buffer it
+// was refused: with 1.5 MB of room, a 900 KB value after a 200 KB one
+// (a 2 MiB buffer) waited for 2 MiB that never came and was closed,
+// though written alone it needs 1 MiB.
+func TestWriteBufWaitForWhatIsLeft(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 4 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies, and never wait")
+	}
+	small := bytes.Repeat([]byte("a"), 200<<10)
+	large := bytes.Repeat([]byte("k"), 900<<10)
+	for k, v := range map[string][]byte{"a": small, "k": large} {
+		if _, err := s.cache.Store(storage.ModeSet, []byte(k), 0, 0, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Others' replies hold all but 1.5 MB of the room.
+	fake := s.wbufs.limit + s.wbufs.over - 3<<19
+	s.wbufs.bytes.Add(fake)
+	t.Cleanup(func() { s.wbufs.bytes.Add(-fake) })
+	c := dial(t, "tcp", addr)
+	c.send("get a k\r\n")
+	c.expect("", "VALUE a 0 204800")
+	readValue(t, c, "204800")
+	if l := c.line(); l != "VALUE k 0 921600" {
+		t.Fatalf("got %q for the second value (write_buf_oom %d)", l, s.wbufs.oom.Load())
+	}
+	if got := readValue(t, c, "921600"); !bytes.Equal(got, large) {
+		t.Fatal("wrong value")
+	}
+	c.expect("", "END")
+}
