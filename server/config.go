@@ -192,20 +192,21 @@ func (c *Config) setDefaults() {
 		c.Protocol = ProtoBinary // as memcached -S without -B
 	}
 	if c.ReadBufMemLimit == 0 {
-		item := int64(c.Storage.ItemSizeMax)
-		if item == 0 {
-			item = 1 << 20 // storage's default
-		}
-		c.ReadBufMemLimit = max(defaultReadBufMemLimit, 8*item)
+		c.ReadBufMemLimit = max(defaultReadBufMemLimit, 8*int64(c.itemSizeMax()))
 	}
 	if c.WriteBufMemLimit == 0 {
-		item := int64(c.Storage.ItemSizeMax)
-		if item == 0 {
-			item = 1 << 20
-		}
-		c.WriteBufMemLimit = max(defaultWriteBufMemLimit, 8*item)
+		c.WriteBufMemLimit = max(defaultWriteBufMemLimit, 8*int64(c.itemSizeMax()))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// itemSizeMax is the item size limit the cache has: Storage.ItemSizeMax,
+// or storage's default when that is 0.
+func (c *Config) itemSizeMax() int {
+	if c.Storage.ItemSizeMax == 0 {
+		return 1 << 20 // storage's default
+	}
+	return c.Storage.ItemSizeMax
 }

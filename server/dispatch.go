@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"time"
 
 	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
@@ -211,21 +212,34 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			c.canWait = emit && c.flushFn == nil
 			found := c.fetch(key, touch, req.Exptime, hit)
 			c.canWait = false
-			for c.wwait > 0 {
+			if c.wwait > 0 {
 				// No room for the reply yet (goroutine mode): write
-				// what is pending, wait for the replies in flight to
-				// others, and look the key up again. The lookup above
+				// what is pending, then look the key up again, waiting
+				// for the replies in flight to others while there is
+				// still no room for this reply alone. The lookup above
 				// has counted, bumped and (gat) touched the item; the
-				// one again only reads it (see replyAgain).
-				want := c.wwait
+				// ones again only read it (see replyAgain).
 				c.wwait = 0
-				if c.flush() != nil || !c.srv.wbufs.waitRoom(want, &c.stopped) {
-					// Refused, or the server is stopping: the
-					// connection ends with nothing more written.
+				deadline := time.Now().Add(waitRoomFor)
+				if c.flush() != nil {
 					c.woom, c.closeAfterWrite = true, true
 					return 0
 				}
 				found, vlen, rlen = c.replyAgain(key, withCAS)
+				for c.wwait > 0 {
+					want := c.wwait
+					c.wwait = 0
+					if !c.srv.wbufs.waitRoom(want, deadline, &c.stopped) {
+						// Refused, or the server is stopping: the
+						// connection ends with nothing more written.
+						c.woom, c.closeAfterWrite = true, true
+						return 0
+					}
+					if testHookWaitRetry != nil {
+						testHookWaitRetry()
+					}
+					found, vlen, rlen = c.replyAgain(key, withCAS)
+				}
 			}
 			c.noteKey(key, vlen)
 			if c.srv.klog != nil && emit {
@@ -253,6 +267,10 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		}
 	}
 }
+
+// testHookWaitRetry, when set, runs when a get that waited for room for
+// its reply is about to look its key up again.
+var testHookWaitRetry func()
 
 // replyAgain appends the VALUE reply for key of a get whose first lookup
 // found no room for it (goroutine mode), once there is room. That lookup

@@ -110,18 +110,20 @@ func (m *writeBufs) grow(held *int64, n int64) bool {
 	return m.set(held, n, m.limit+m.over)
 }
 
-// waitRoomFor bounds how long a get waits for room for its reply.
+// waitRoomFor bounds how long a get waits for room for the reply to one
+// key.
 const waitRoomFor = 5 * time.Second
 
 // waitRoom waits until grow has room for n more bytes, reporting false
-// when there is none after waitRoomFor (counted as a write_buf_oom) or
-// once *stopped is set: a stopping server closes its connections
-// within its shutdown grace, and a reply that would wait for room would
-// hold its stop up instead. The room taken by grow past the limit is held
-// by replies in flight, given back as their sockets take them or their
-// connections close, so the wait is short.
-func (m *writeBufs) waitRoom(n int64, stopped *atomic.Bool) bool {
-	deadline := time.Now().Add(waitRoomFor)
+// when there is none by deadline (counted as a write_buf_oom) or once
+// *stopped is set: a stopping server closes its connections within its
+// shutdown grace, and a reply that would wait for room would hold its
+// stop up instead. A get's deadline is waitRoomFor from its first wait:
+// the room it finds may be taken by others before it grows its buffer,
+// and it then waits again until the same deadline. The room taken by
+// grow past the limit is held by replies in flight, given back as their
+// sockets take them or their connections close, so the wait is short.
+func (m *writeBufs) waitRoom(n int64, deadline time.Time, stopped *atomic.Bool) bool {
 	for pause := 50 * time.Microsecond; m.bytes.Load()+n > m.limit+m.over; pause = min(2*pause, time.Millisecond) {
 		if stopped.Load() {
 			return false
