@@ -97,8 +97,10 @@ type pollConn struct {
 	// (on the loop's clock, l.now), for the idle timeout.
 	idleSince int64
 	// graceSince is when the connection's blocked replies went past
-	// write_buf_mem_limit (l.now), 0 when they are within it.
+	// write_buf_mem_limit (l.now), 0 when they are within it; inGrace
+	// is set while the connection is in its loop's grace list.
 	graceSince int64
+	inGrace    bool
 }
 
 // startLoops creates Config.EventLoops event loops and starts their
@@ -419,8 +421,9 @@ func (l *loop) sweepGrace() {
 	for _, pc := range l.grace {
 		switch {
 		case pc.fd < 0 || l.conn(int32(pc.fd)) != pc || pc.graceSince == 0:
+			pc.inGrace = false
 		case l.now-pc.graceSince > int64(blockGraceFor):
-			pc.graceSince = 0
+			pc.graceSince, pc.inGrace = 0, false
 			l.srv.wbufs.oom.Add(1)
 			pc.close()
 		default:
@@ -633,7 +636,8 @@ func (pc *pollConn) flush() error {
 					// The grace runs from the last write that made
 					// progress: a client that reads, however slowly,
 					// keeps its connection.
-					if pc.graceSince == 0 {
+					if !pc.inGrace {
+						pc.inGrace = true
 						pc.l.grace = append(pc.l.grace, pc)
 					}
 					if pc.graceSince == 0 || wrote {
