@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -82,6 +83,11 @@ type Config struct {
 	// whichever comes first. network is "tcp", or "unix" for an address
 	// starting with "/".
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, when set, makes TCP connections speak TLS with this
+	// configuration (a memcached started with -Z); Unix sockets stay
+	// plain, as memcached serves them. When ServerName is empty it is
+	// the server's host. Ignored when DialContext is set.
+	TLS *tls.Config
 	// MaxIdleConns is how many idle connections are kept per server
 	// (DefaultMaxIdleConns).
 	MaxIdleConns int

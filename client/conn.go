@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -180,7 +181,12 @@ func (s *node) dial(ctx context.Context) (*conn, error) {
 	dctx, cancel := context.WithDeadline(ctx, start.Add(s.c.cfg.DialTimeout))
 	defer cancel()
 	dial := s.c.cfg.DialContext
-	if dial == nil {
+	switch {
+	case dial != nil:
+	case s.c.cfg.TLS != nil && network == "tcp":
+		d := &tls.Dialer{Config: s.c.cfg.TLS}
+		dial = d.DialContext
+	default:
 		var d net.Dialer
 		dial = d.DialContext
 	}

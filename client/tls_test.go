@@ -7,9 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,5 +126,55 @@ func TestDialContextTLS(t *testing.T) {
 	}
 	if n := dials.Load(); n != 1 {
 		t.Errorf("%d TLS connections, want 1: the pooled one was not reused", n)
+	}
+}
+
+func TestConfigTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	addr := testutil.StartCorvid(t, server.Config{TLS: &server.TLSConfig{CertFile: certFile, KeyFile: keyFile}})
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+
+	ctx := context.Background()
+	c := newClient(t, []string{addr}, func(c *Config) { c.TLS = &tls.Config{RootCAs: pool} })
+	if err := c.Set(ctx, &Item{Key: "k", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := c.Get(ctx, "k"); err != nil || string(it.Value) != "v" {
+		t.Fatalf("Get over TLS = %+v, %v", it, err)
+	}
+	// Without TLS the server refuses the client before any reply.
+	plain := newClient(t, []string{addr}, nil)
+	if _, err := plain.Get(ctx, "k"); err == nil {
+		t.Fatal("a plain client was served by a TLS port")
+	}
+	// A server certificate the client does not trust fails the dial.
+	untrusting := newClient(t, []string{addr}, func(c *Config) { c.TLS = &tls.Config{RootCAs: x509.NewCertPool()} })
+	var se *ServerError
+	if _, err := untrusting.Get(ctx, "k"); !errors.As(err, &se) || se.Op != "dial" {
+		t.Fatalf("untrusted server: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"strconv"
@@ -40,6 +41,7 @@ type Config struct {
 	Prefill  bool          // set every key once on every server before the run
 
 	Timeout  time.Duration // dial and reply timeout; default 10s
+	TLS      *tls.Config   // when set, connections speak TLS (memcached -Z)
 	Seed     uint64        // random seed; 0 = fixed default
 	Progress io.Writer     // once-a-second progress lines; nil = none
 }

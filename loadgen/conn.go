@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -72,6 +73,16 @@ func (r *run) dial(addr string) (net.Conn, error) {
 	nc, err := net.DialTimeout("tcp", addr, r.cfg.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to %s: %w", addr, err)
+	}
+	if r.cfg.TLS != nil {
+		tc := tls.Client(nc, r.cfg.TLS)
+		tc.SetDeadline(time.Now().Add(r.cfg.Timeout))
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("cannot make a TLS connection to %s: %w", addr, err)
+		}
+		tc.SetDeadline(time.Time{})
+		return tc, nil
 	}
 	return nc, nil
 }

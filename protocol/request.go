@@ -32,6 +32,7 @@ const (
 	CmdWatch                        // watch [event types...]
 	CmdSlabs                        // slabs reassign <src> <dst> | slabs automove <0|1|2>; see Request.Args
 	CmdConfig                       // config evict <policy> (twemcache); see Request.Args
+	CmdRefreshCerts                 // refresh_certs [noreply] (memcached with TLS)
 )
 
 // MaxKeyLen is the longest key memcached accepts.

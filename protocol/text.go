@@ -223,6 +223,9 @@ func parseLine(line []byte, req *Request) error {
 	case "config":
 		req.Command = CmdConfig
 		req.Args = append(req.Args, args...)
+	case "refresh_certs":
+		req.Command = CmdRefreshCerts // memcached ignores other arguments
+		noreply(args, req)
 	default:
 		return ErrUnknownCommand
 	}

@@ -106,6 +106,12 @@ type Config struct {
 	// means no UDP listener.
 	UDPAddrs []string
 
+	// TLS, when set, serves the TCP listeners with TLS (-Z), except those
+	// it names in PlainAddrs; UDP and Unix sockets stay plain. TLS
+	// connections are served one goroutine each, also with EventLoops,
+	// so that a handshake never holds up an event loop.
+	TLS *TLSConfig
+
 	// Settings reported by "stats settings" that only describe how the
 	// process was started.
 	TCPPort   int    // as given with -p (0 when TCP is off)

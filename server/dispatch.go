@@ -122,6 +122,9 @@ func (c *conn) handleOne(buf []byte) int {
 	case protocol.CmdConfig:
 		c.r += n
 		c.configCommand(req)
+	case protocol.CmdRefreshCerts:
+		c.r += n
+		c.refreshCerts(req.NoReply)
 	default:
 		c.r += n
 		c.reply("ERROR")

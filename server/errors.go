@@ -15,4 +15,18 @@ var (
 	// that also serves the ASCII protocol, whose clients could not
 	// authenticate.
 	ErrSASLNeedsBinary = errors.New("server: SASL requires the binary protocol")
+	// ErrTLSConfig matches every error New returns for a TLS setting it
+	// cannot use (certificate, key or CA files, cipher list); their text
+	// is memcached's message.
+	ErrTLSConfig = errors.New("server: TLS configuration")
+	// ErrTLSWithoutTCP is returned when TLS is configured without a TCP
+	// listener, the only kind that serves it (memcached's message).
+	ErrTLSWithoutTCP error = tlsConfigError("ERROR: You cannot enable SSL without a TCP port.")
 )
+
+// tlsConfigError is a TLS setting New cannot use; its text is memcached's
+// message and it matches ErrTLSConfig.
+type tlsConfigError string
+
+func (e tlsConfigError) Error() string        { return string(e) }
+func (e tlsConfigError) Is(target error) bool { return target == ErrTLSConfig }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,10 @@ type Server struct {
 	started time.Time
 
 	listeners []net.Listener
+	// tlsOn tells, for each of listeners, whether it serves TLS.
+	tlsOn []bool
+	// tls is the TLS state (Config.TLS); nil without TLS.
+	tls *tlsServer
 	// unixFile is the Unix socket file as listen created it, nil
 	// without one.
 	unixFile os.FileInfo
@@ -119,6 +124,16 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.TLS != nil {
+		if len(cfg.TCPAddrs) == 0 && cfg.UnixPath == "" {
+			cache.Close()
+			return nil, ErrTLSWithoutTCP
+		}
+		if s.tls, err = newTLSServer(*cfg.TLS, cache.CurrentTime()); err != nil {
+			cache.Close()
+			return nil, err
+		}
+	}
 	s.verbosity.Store(int32(cfg.Verbosity))
 	cache.SetEvictionHook(s.watchEviction)
 	s.detail.enabled.Store(cfg.DetailEnabled)
@@ -210,6 +225,7 @@ func (s *Server) listen() error {
 			return fmt.Errorf("cannot listen on %s: %w", addr, err)
 		}
 		s.listeners = append(s.listeners, ln)
+		s.tlsOn = append(s.tlsOn, s.tls != nil && !s.tls.isPlainAddr(addr))
 	}
 	if p := s.cfg.UnixPath; p != "" {
 		// A stale socket file from a previous run would make Listen fail.
@@ -230,6 +246,7 @@ func (s *Server) listen() error {
 		ln.(*net.UnixListener).SetUnlinkOnClose(false)
 		s.unixFile, _ = os.Lstat(p)
 		s.listeners = append(s.listeners, ln)
+		s.tlsOn = append(s.tlsOn, false) // as memcached: Unix sockets are plain
 	}
 	if err := s.listenUDP(); err != nil {
 		return fmt.Errorf("cannot listen on UDP: %w", err)
@@ -265,9 +282,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Add from zero must happen before its Wait.
 	s.mu.Lock()
 	if !s.closing {
-		for _, ln := range s.listeners {
+		for i, ln := range s.listeners {
 			s.wg.Add(1)
-			go s.acceptLoop(ln)
+			go s.acceptLoop(ln, s.tlsOn[i])
 		}
 		for _, u := range s.udp {
 			s.wg.Add(1)
@@ -403,10 +420,10 @@ func nextRetry(d time.Duration) time.Duration {
 	return min(2*d, time.Second)
 }
 
-// acceptLoop accepts connections on ln until it is closed. Temporary accept
-// errors (such as running out of file descriptors) back off from 5 ms,
-// doubling, to 1 s instead of spinning.
-func (s *Server) acceptLoop(ln net.Listener) {
+// acceptLoop accepts connections on ln until it is closed; with useTLS
+// they speak TLS. Temporary accept errors (such as running out of file
+// descriptors) back off from 5 ms, doubling, to 1 s instead of spinning.
+func (s *Server) acceptLoop(ln net.Listener, useTLS bool) {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
@@ -421,7 +438,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		s.handle(nc)
+		s.handle(nc, useTLS)
 	}
 }
 
@@ -429,7 +446,11 @@ func (s *Server) acceptLoop(ln net.Listener) {
 // closing it.
 const tooManyConns = "ERROR Too many open connections\r\n"
 
-func (s *Server) handle(nc net.Conn) {
+// handle serves a new connection, over TLS when useTLS is set: the
+// refusal of a connection beyond the limit is written in the clear before
+// any handshake, as memcached does. A TLS connection is served by a
+// goroutine of its own, which makes the handshake, even with event loops.
+func (s *Server) handle(nc net.Conn, useTLS bool) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -444,20 +465,29 @@ func (s *Server) handle(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	var tc *tls.Conn
+	if useTLS {
+		tc = tls.Server(nc, s.tls.base)
+		nc = tc
+	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.stats.totalConns.Add(1)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
-	if len(s.loops) > 0 && s.poll(c) {
+	if tc == nil && len(s.loops) > 0 && s.poll(c) {
 		return // an event loop owns the connection now
 	}
 	go func() {
 		defer s.wg.Done()
-		c.serve()
+		if tc == nil || s.tls.handshake(s, c, tc) {
+			c.serve()
+		} else {
+			tc.Close()
+		}
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()

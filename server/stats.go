@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
 	"os"
 	"slices"
@@ -324,6 +325,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("log_watcher_skipped", s.watch.skipped.Load())
 	w.u("log_watcher_sent", s.watch.sent.Load())
 	w.i("log_watchers", int64(s.watch.count()))
+	s.writeTLSStats(w)
 	w.u("unexpected_napi_ids", 0)
 	w.u("round_robin_fallback", 0)
 	w.u("bytes", st.Bytes)
@@ -440,6 +442,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("read_buf_mem_limit", s.rbufs.limit)
 	w.i("write_buf_mem_limit", s.wbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
+	s.writeTLSSettings(w)
 	w.str("eviction", s.cache.Eviction().String())
 }
 
@@ -585,6 +588,9 @@ func (c *conn) setWaitState() {
 
 // socketFD returns the descriptor of a socket, or -1.
 func socketFD(sock any) int {
+	if tc, ok := sock.(*tls.Conn); ok {
+		sock = tc.NetConn()
+	}
 	fd := -1
 	if sc, ok := sock.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {

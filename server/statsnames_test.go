@@ -12,8 +12,8 @@ import (
 
 // notReported are the memcached stats corvid leaves out on purpose: they
 // describe memcached's own build or subsystems corvid does not have
-// (libevent, extstore, TLS, NAPI).
-var notReported = regexp.MustCompile(`^(libevent|ext_.*|ssl_.*|num_napi_ids|memory_file|inline_ascii_response|` +
+// (libevent, extstore, NAPI).
+var notReported = regexp.MustCompile(`^(libevent|ext_.*|num_napi_ids|memory_file|inline_ascii_response|` +
 	`tail_repair_time|worker_logbuf_size|track_sizes)$`)
 
 // statNames returns the names a "stats [group]" reply lists, with the slab

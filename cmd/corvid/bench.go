@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/signal"
@@ -20,6 +22,8 @@ type benchOptions struct {
 	protocol string
 	json     bool
 	quiet    bool
+	tls      bool
+	tlsCA    string
 }
 
 func newBenchCommand() *cobra.Command {
@@ -73,6 +77,8 @@ Keys are "<prefix><n>" with n below --keys, uniform or Zipf-skewed
 	f.StringVar(&o.protocol, "protocol", "text", "text (get/set) or meta (mg/ms)")
 	f.DurationVar(&o.cfg.Timeout, "timeout", 10*time.Second, "connect and reply timeout")
 	f.Uint64Var(&o.cfg.Seed, "seed", 0, "random seed (0 = fixed default)")
+	f.BoolVar(&o.tls, "tls", false, "speak TLS (a server started with -Z); the server's certificate is not checked unless --tls-ca is given")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "with --tls, a PEM file of the CAs the server's certificate must chain to")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress lines")
 	return cmd
@@ -107,6 +113,22 @@ func (o *benchOptions) finish(cmd *cobra.Command) error {
 	}
 	if !o.quiet {
 		o.cfg.Progress = cmd.ErrOrStderr()
+	}
+	if o.tls || o.tlsCA != "" {
+		// A load generator measures; it trusts the server it is
+		// pointed at unless told which CA to check against.
+		o.cfg.TLS = &tls.Config{InsecureSkipVerify: true}
+		if o.tlsCA != "" {
+			pem, err := os.ReadFile(o.tlsCA)
+			if err != nil {
+				return fmt.Errorf("%w: %v", loadgen.ErrConfig, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%w: no PEM certificate in %s", loadgen.ErrConfig, o.tlsCA)
+			}
+			o.cfg.TLS = &tls.Config{RootCAs: pool}
+		}
 	}
 	return o.cfg.Validate()
 }

@@ -61,6 +61,7 @@ type serverOptions struct {
 	flags            *pflag.FlagSet // the parsed command line, to tell given flags from defaults
 	memoryFile       string
 	ssl              bool
+	tls              server.TLSConfig // the ssl_* suboptions, used with -Z
 	extended         []string
 	daemonChild      bool
 	admin            string
@@ -126,7 +127,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.BoolVarP(&o.disableWatch, "disable-watch", "W", false, "disable watch commands")
 	f.StringVarP(&o.authFile, "auth-file", "Y", "", "ASCII authentication file (user:pass lines)")
 	f.StringVarP(&o.memoryFile, "memory-file", "e", "", "save the cache to this file on shutdown (SIGTERM, SIGINT, SIGUSR1) and restore it at start")
-	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS")
+	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS/SSL on the TCP listeners (-o ssl_chain_cert=,ssl_key=; -l notls:<ip>:<port> opts a listener out)")
 	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, SIGINT, SIGUSR1 or shutdown, how long connections may take to write their last replies before they are closed (0: none)")
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
@@ -138,6 +139,24 @@ speaks its text protocol and answers its stats under the same names.`,
 // usageError is a command-line error; corvid prints it and exits non-zero
 // as memcached does.
 type usageError string
+
+// exitError is an error corvid exits with a given status for, as
+// memcached does with its sysexits codes.
+type exitError struct {
+	msg  string
+	code int
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// ExitCode is the process's exit status.
+func (e exitError) ExitCode() int { return e.code }
+
+// memcached's exit statuses (sysexits.h).
+const (
+	exUsage = 64 // EX_USAGE: TLS setup
+	exOSErr = 71 // EX_OSERR: a listener that cannot be set up
+)
 
 func (e usageError) Error() string { return string(e) }
 
@@ -304,6 +323,14 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	cfg.Storage = sc
 
+	if o.ssl {
+		// memcached checks its TCP port setting, which -s leaves as it is.
+		if o.port <= 0 {
+			return cfg, exitError{"ERROR: You cannot enable SSL without a TCP port.", exUsage}
+		}
+		t := o.tls
+		cfg.TLS = &t
+	}
 	// memcached: -s disables network support; -p 0 with -U serves UDP
 	// only.
 	if o.unixSocket == "" && (o.port > 0 || o.udpPort > 0) {
@@ -316,12 +343,19 @@ func (o *serverOptions) config() (server.Config, error) {
 			cfg.Interface = strings.Join(o.listen, ",")
 		}
 		for _, h := range hosts {
-			h = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "notls:")
-			if o.port > 0 {
-				cfg.TCPAddrs = append(cfg.TCPAddrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+			l, err := parseListen(h, o.port, o.udpPort, o.ssl)
+			if err != nil {
+				return cfg, err
 			}
-			if o.udpPort > 0 {
-				cfg.UDPAddrs = append(cfg.UDPAddrs, net.JoinHostPort(h, strconv.Itoa(o.udpPort)))
+			if l.tcpPort > 0 {
+				addr := net.JoinHostPort(l.host, strconv.Itoa(l.tcpPort))
+				cfg.TCPAddrs = append(cfg.TCPAddrs, addr)
+				if l.notls {
+					cfg.TLS.PlainAddrs = append(cfg.TLS.PlainAddrs, addr)
+				}
+			}
+			if l.udpPort > 0 {
+				cfg.UDPAddrs = append(cfg.UDPAddrs, net.JoinHostPort(l.host, strconv.Itoa(l.udpPort)))
 			}
 		}
 	}
@@ -329,6 +363,55 @@ func (o *serverOptions) config() (server.Config, error) {
 		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
+}
+
+// listenSpec is one -l entry.
+type listenSpec struct {
+	host             string
+	tcpPort, udpPort int
+	notls            bool
+}
+
+// parseListen reads one -l entry as memcached does: an optional "notls:"
+// (only with -Z), a host ("*" or empty: all; an IPv6 address bare or in
+// brackets) and an optional ":port", which replaces -p and -U for it.
+func parseListen(p string, tcpPort, udpPort int, ssl bool) (listenSpec, error) {
+	l := listenSpec{tcpPort: tcpPort, udpPort: udpPort}
+	if rest, ok := strings.CutPrefix(p, "notls"); ok {
+		if !ssl {
+			return l, exitError{"'notls' option is valid only when SSL is enabled", exOSErr}
+		}
+		l.notls = true
+		p = strings.TrimPrefix(rest, ":")
+	}
+	bracketed := false
+	if strings.HasPrefix(p, "[") {
+		end := strings.IndexByte(p, ']')
+		if end < 0 {
+			return l, usageError(fmt.Sprintf("Invalid IPV6 address: %q", p))
+		}
+		l.host, p, bracketed = p[1:end], p[end+1:], true
+	}
+	if i := strings.IndexByte(p, ':'); i >= 0 && (bracketed || !strings.Contains(p[i+1:], ":")) {
+		port, err := strconv.Atoi(p[i+1:])
+		if err != nil {
+			return l, usageError(fmt.Sprintf("Invalid port number: %q", p[i+1:]))
+		}
+		if tcpPort > 0 {
+			l.tcpPort = port
+		}
+		if udpPort > 0 {
+			l.udpPort = port
+		}
+		p = p[:i]
+	}
+	if !bracketed {
+		l.host = p
+	}
+	if l.host == "*" {
+		l.host = ""
+	}
+	return l, nil
 }
 
 // knownSuboptions are memcached's -o options; those that corvid does not act
@@ -531,6 +614,16 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if e == storage.EvictNone {
 					sc.NoEvict = true
 				}
+			case "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_ciphers", "ssl_keyformat",
+				"ssl_verify_mode", "ssl_min_version", "ssl_wbuf_size":
+				if err := o.applyTLSOption(name, val, opt); err != nil {
+					return err
+				}
+			case "ssl_session_cache":
+				o.tls.SessionCache = true
+			case "ssl_kernel_tls":
+				o.tls.KernelTLS = true
+				cfg.Unsupported = append(cfg.Unsupported, "-o ssl_kernel_tls (crypto/tls has no kernel offload)")
 			case "hash_algorithm":
 				switch val {
 				case "jenkins", "murmur3", "xxh3":
@@ -548,6 +641,64 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 	}
 	if sc.TempLRU && sc.NoLRUMaintainer {
 		return usageError("temporary_ttl requires lru_maintainer to be enabled")
+	}
+	return nil
+}
+
+// applyTLSOption applies an ssl_* suboption that takes a value, with
+// memcached's messages.
+func (o *serverOptions) applyTLSOption(name, val, opt string) error {
+	if !strings.Contains(opt, "=") {
+		return usageError(fmt.Sprintf("Missing %s argument", name))
+	}
+	num := func() (int, error) {
+		n, err := strconv.ParseInt(val, 10, 32)
+		if err != nil {
+			return 0, usageError(fmt.Sprintf("could not parse argument to %s", name))
+		}
+		return int(n), nil
+	}
+	t := &o.tls
+	switch name {
+	case "ssl_chain_cert":
+		t.CertFile = val
+	case "ssl_key":
+		t.KeyFile = val
+	case "ssl_ca_cert":
+		t.CAFile = val
+	case "ssl_ciphers":
+		t.Ciphers = val
+	case "ssl_keyformat":
+		n, err := num()
+		if err != nil {
+			return err
+		}
+		t.KeyFormat = n
+	case "ssl_wbuf_size":
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil {
+			return usageError("could not parse argument to ssl_wbuf_size")
+		}
+		t.WBufSize = int(n) << 10
+	case "ssl_verify_mode":
+		n, err := num()
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > 3 {
+			return usageError("Invalid ssl_verify_mode. Use help to see valid options.")
+		}
+		t.VerifyMode = n
+	case "ssl_min_version":
+		n, err := num()
+		if err != nil {
+			return err
+		}
+		v, ok := server.TLSVersion(n)
+		if !ok {
+			return usageError("Invalid ssl_min_version. Use help to see valid options.")
+		}
+		t.MinVersion = v
 	}
 	return nil
 }
@@ -580,7 +731,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	}
 	cfg.Logger = logger
 	cfg.SnapshotFile = o.memoryFile
-	for _, name := range []string{"enable-ssl", "lock-memory"} {
+	for _, name := range []string{"lock-memory"} {
 		if f := flags.Lookup(name); f != nil && f.Changed {
 			cfg.Unsupported = append(cfg.Unsupported, "--"+name)
 		}
@@ -616,6 +767,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	srv, err := server.New(cfg)
+	if errors.Is(err, server.ErrTLSConfig) {
+		return exitError{err.Error(), exUsage} // as memcached's ssl_init
+	}
 	if err != nil {
 		return err
 	}

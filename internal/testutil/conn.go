@@ -67,6 +67,13 @@ func Dial(t testing.TB, addr string) *Conn {
 	return &Conn{t: t, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), Timeout: DefaultTimeout}
 }
 
+// NewConn wraps a connection the test made itself (a TLS one, say). It is
+// closed when the test ends.
+func NewConn(t testing.TB, nc net.Conn) *Conn {
+	t.Cleanup(func() { nc.Close() })
+	return &Conn{t: t, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), Timeout: DefaultTimeout}
+}
+
 // Close closes the connection.
 func (c *Conn) Close() error { return c.nc.Close() }
 
