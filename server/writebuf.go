@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -53,6 +54,40 @@ type writeBufs struct {
 	oom   atomic.Uint64 // write_buf_oom
 	limit int64         // 0: none
 	over  int64         // what grow may take past limit
+
+	// Gets waiting for room (waitRoom) are woken when bytes go down:
+	// waiters counts them, and freed, made while they wait, is closed and
+	// dropped by the first decrease after it was made.
+	waiters atomic.Int32
+	freedMu sync.Mutex
+	freed   chan struct{}
+}
+
+// waitPoll bounds how long a get waiting for room sleeps between looks at
+// whether its connection is stopped.
+const waitPoll = 50 * time.Millisecond
+
+// freedChan returns the channel the next decrease of bytes closes.
+func (m *writeBufs) freedChan() chan struct{} {
+	m.freedMu.Lock()
+	defer m.freedMu.Unlock()
+	if m.freed == nil {
+		m.freed = make(chan struct{})
+	}
+	return m.freed
+}
+
+// notifyFreed wakes the gets waiting for room, if any.
+func (m *writeBufs) notifyFreed() {
+	if m.waiters.Load() == 0 {
+		return
+	}
+	m.freedMu.Lock()
+	if m.freed != nil {
+		close(m.freed)
+		m.freed = nil
+	}
+	m.freedMu.Unlock()
 }
 
 // hold sets the bytes a connection holds blocked, counted in *held, to n.
@@ -122,19 +157,33 @@ const waitRoomFor = 5 * time.Second
 // the room it finds may be taken by others before it grows its buffer,
 // and it then waits again until the same deadline. The room taken by
 // grow past the limit is held by replies in flight, given back as their
-// sockets take them or their connections close, so the wait is short.
+// sockets take them or their connections close, so the wait is short; a
+// waiting get sleeps until the total goes down, or waitPoll passes.
 func (m *writeBufs) waitRoom(n int64, deadline time.Time, stopped *atomic.Bool) bool {
-	for pause := 50 * time.Microsecond; m.bytes.Load()+n > m.limit+m.over; pause = min(2*pause, time.Millisecond) {
+	m.waiters.Add(1)
+	defer m.waiters.Add(-1)
+	for {
+		// The channel is taken before the look, so that a decrease
+		// between the two is not missed.
+		freed := m.freedChan()
+		if m.bytes.Load()+n <= m.limit+m.over {
+			return true
+		}
 		if stopped.Load() {
 			return false
 		}
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			m.oom.Add(1)
 			return false
 		}
-		time.Sleep(pause)
+		t := time.NewTimer(min(left, waitPoll))
+		select {
+		case <-freed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	return true
 }
 
 // set sets *held to n, adding the difference to the total, unless n is at
@@ -145,6 +194,9 @@ func (m *writeBufs) set(held *int64, n, bound int64) bool {
 	if delta < 0 || m.limit == 0 {
 		m.bytes.Add(delta)
 		*held = n
+		if delta < 0 {
+			m.notifyFreed()
+		}
 		return true
 	}
 	if total := m.bytes.Add(delta); total > bound {
