@@ -267,15 +267,18 @@ func (cl *client) readLoop() error {
 		if buf != nil {
 			want := max(need, w-r+1)
 			switch {
+			case len(buf) > clientReadBuf && want <= clientReadBuf:
+				// A large buffer is held only for a request that needs
+				// it (see readBufs).
+				buf = cl.p.rbufs.shrink(buf, r, w)
+				r, w = 0, w-r
 			case r+want <= len(buf):
 			case want <= len(buf):
 				w = copy(buf, buf[r:w])
 				r = 0
 			default:
-				nb := make([]byte, max(want, 2*len(buf)))
-				w = copy(nb, buf[r:w])
-				cl.putReadBuf(buf)
-				r, buf = 0, nb
+				nb := cl.p.rbufs.grow(buf, r, w, growSize(len(buf), want, need))
+				r, w, buf = 0, w-r, nb
 			}
 		}
 		var n int
@@ -327,10 +330,14 @@ func (cl *client) flush() {
 	cl.unsent = cl.unsent[:0]
 }
 
-// putReadBuf returns a buffer of readBufPool's size to it.
+// putReadBuf gives back a read buffer: one of readBufPool's size to it,
+// a large one to the proxy's readBufs.
 func (cl *client) putReadBuf(buf []byte) {
-	if len(buf) == clientReadBuf {
+	switch {
+	case len(buf) == clientReadBuf:
 		readBufPool.Put(&buf)
+	case cap(buf) > clientReadBuf:
+		cl.p.rbufs.put(buf)
 	}
 }
 

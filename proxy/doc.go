@@ -92,7 +92,10 @@
 // protocol.MaxGetLineLen bytes (other lines: protocol.MaxLineLen, then
 // the connection is closed) and a storage command's data of at most
 // Config.MaxValueLen bytes (a longer value is refused and discarded as it
-// arrives).
+// arrives). It starts at 4 KiB; a request that does not fit takes a large
+// buffer (a power of two in size: fourfold steps for a line, its whole
+// size at once for a value), recycled through the proxy's free lists, and
+// gives it back once the request is handled.
 //
 // Replies are bounded per client by admission: its reader stops taking
 // requests while those awaiting its writer weigh more than its window

@@ -46,6 +46,7 @@ type Proxy struct {
 	// replyHeld is the bytes of completed replies not yet written to
 	// their clients, over all clients (see client.takeReply).
 	replyHeld atomic.Int64
+	rbufs     *readBufs // the clients' large read buffers
 	ctx       context.Context
 	cancel    context.CancelFunc
 
@@ -78,7 +79,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
-		clients: make(map[*client]struct{})}
+		rbufs: newReadBufs(), clients: make(map[*client]struct{})}
 	if err := p.Reload(cfg.Pools); err != nil {
 		cancel()
 		return nil, err
