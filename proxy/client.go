@@ -20,7 +20,8 @@ import (
 // Client connection limits. A client's memory is bounded by its read
 // buffer (a command line is at most protocol.MaxGetLineLen bytes; a
 // storage command's data at most Config.MaxValueLen, a longer one is
-// discarded as it arrives) and by its replies.
+// discarded as it arrives; past clientReadBuf bytes the clients' buffers
+// are bounded together, see readBufs) and by its replies.
 //
 // Replies are bounded twice. Per client, by admission: the reader stops
 // taking requests while the calls awaiting the writer weigh more than
@@ -277,7 +278,12 @@ func (cl *client) readLoop() error {
 				w = copy(buf, buf[r:w])
 				r = 0
 			default:
-				nb := cl.p.rbufs.grow(buf, r, w, growSize(len(buf), want, need))
+				nb, ok := cl.p.rbufs.grow(buf, r, w, growSize(len(buf), want, need))
+				if !ok {
+					cl.putReadBuf(buf)
+					buf = nil
+					return cl.refuseRead()
+				}
 				r, w, buf = 0, w-r, nb
 			}
 		}
@@ -339,6 +345,18 @@ func (cl *client) putReadBuf(buf []byte) {
 	case cap(buf) > clientReadBuf:
 		cl.p.rbufs.put(buf)
 	}
+}
+
+// refuseRead ends a connection whose request needs a read buffer past the
+// proxy's bound (Config.ReadBufMemLimit), as corvid server and memcached
+// do: a text client is told why, a binary one is just closed.
+func (cl *client) refuseRead() error {
+	if cl.proto != protoBinary {
+		if err := cl.local("SERVER_ERROR out of memory reading request"); err != nil {
+			return err
+		}
+	}
+	return errReadBufOOM
 }
 
 // read reads into buf[w:]. When buf is nil (nothing is buffered) it waits

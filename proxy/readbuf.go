@@ -7,10 +7,15 @@ import (
 	"github.com/corvidcache/corvid/protocol"
 )
 
+// DefaultReadBufMemLimit bounds the large read buffers of all clients
+// together when Config.ReadBufMemLimit is 0: the default of corvid
+// server's (and memcached's) read_buf_mem_limit.
+const DefaultReadBufMemLimit = 64 << 20
+
 // A client reads into a clientReadBuf buffer from readBufPool. A request
 // that does not fit (a long get line, a storage command's data) grows it
-// into a large buffer, taken from readBufs, which counts what clients hold
-// in large buffers and recycles them: large buffers come in
+// into a large buffer, taken from readBufs, which bounds what clients hold
+// in large buffers together and recycles them: large buffers come in
 // power-of-two sizes, from free lists of at most largeBudget bytes each
 // (at least two buffers), which, unlike a sync.Pool, collections do not
 // empty. A client holds a large buffer only while it reads a request that
@@ -26,15 +31,19 @@ const (
 	maxLineBuf = protocol.MaxGetLineLen + 1
 )
 
-// readBufs counts and recycles the clients' large read buffers (those
-// past clientReadBuf bytes). It is safe for concurrent use.
+// readBufs accounts and recycles the clients' large read buffers (those
+// past clientReadBuf bytes): their total may not pass limit, and a
+// request that needs more is refused (oom counts it). It is safe for
+// concurrent use.
 type readBufs struct {
 	bytes atomic.Int64 // held by clients, in bytes
+	oom   atomic.Int64 // buffers refused for the limit
+	limit int64        // 0: none
 	free  [maxLargeShift + 1]chan []byte
 }
 
-func newReadBufs() *readBufs {
-	m := &readBufs{}
+func newReadBufs(limit int64) *readBufs {
+	m := &readBufs{limit: max(limit, 0)}
 	for s := minLargeShift; s <= maxLargeShift; s++ {
 		m.free[s] = make(chan []byte, max(2, largeBudget>>s))
 	}
@@ -64,14 +73,19 @@ func growSize(cur, want, need int) int {
 }
 
 // grow returns a large buffer of at least n bytes holding old[r:w] at its
-// start, and gives old back.
-func (m *readBufs) grow(old []byte, r, w, n int) []byte {
+// start, and gives old back; or it counts an oom and reports false, old
+// kept, when clients' large buffers would then pass the limit.
+func (m *readBufs) grow(old []byte, r, w, n int) ([]byte, bool) {
 	size := largeSize(n)
 	delta := int64(size)
 	if cap(old) > clientReadBuf {
 		delta -= int64(cap(old))
 	}
-	m.bytes.Add(delta)
+	if total := m.bytes.Add(delta); m.limit > 0 && delta > 0 && total > m.limit {
+		m.bytes.Add(-delta)
+		m.oom.Add(1)
+		return old, false
+	}
 	var nb []byte
 	if shift := bits.Len(uint(size - 1)); size&(size-1) == 0 && shift <= maxLargeShift {
 		select {
@@ -84,7 +98,7 @@ func (m *readBufs) grow(old []byte, r, w, n int) []byte {
 	}
 	copy(nb, old[r:w])
 	m.recycle(old)
-	return nb
+	return nb, true
 }
 
 // shrink returns a buffer from readBufPool holding old[r:w] (at most
