@@ -228,12 +228,17 @@ func (cl *client) serve() {
 // sends a line that is too long, or the proxy closes, or until it parks
 // the client (errParked). Between requests it holds no buffer: it waits
 // for input, and takes a buffer from readBufPool only to read it.
-func (cl *client) readLoop() error {
+func (cl *client) readLoop() (err error) {
 	if cl.readerScratch == nil {
 		cl.readerScratch = new(readerScratch)
 	}
 	var buf []byte
 	defer func() {
+		if errors.Is(err, errParked) {
+			// Another reader may run cl already; this one flushed and
+			// holds no buffer.
+			return
+		}
 		cl.flush()
 		cl.putReadBuf(buf)
 	}()
