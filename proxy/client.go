@@ -20,7 +20,8 @@ import (
 // Client connection limits. A client's memory is bounded by its read
 // buffer (a command line is at most protocol.MaxGetLineLen bytes; a
 // storage command's data at most Config.MaxValueLen, a longer one is
-// discarded as it arrives) and by its replies.
+// discarded as it arrives; past clientReadBuf bytes the clients' buffers
+// are bounded together, see readBufs) and by its replies.
 //
 // Replies are bounded twice. Per client, by admission: the reader stops
 // taking requests while the calls awaiting the writer weigh more than
@@ -227,15 +228,16 @@ func (cl *client) serve() {
 // sends a line that is too long, or the proxy closes, or until it parks
 // the client (errParked). Between requests it holds no buffer: it waits
 // for input, and takes a buffer from readBufPool only to read it.
-func (cl *client) readLoop() error {
+func (cl *client) readLoop() (err error) {
 	if cl.readerScratch == nil {
 		cl.readerScratch = new(readerScratch)
 	}
 	var buf []byte
-	parked := false
 	defer func() {
-		if parked {
-			return // another reader may run the client already
+		if errors.Is(err, errParked) {
+			// Another reader may run cl already; this one flushed and
+			// holds no buffer.
+			return
 		}
 		cl.flush()
 		cl.putReadBuf(buf)
@@ -271,15 +273,23 @@ func (cl *client) readLoop() error {
 		if buf != nil {
 			want := max(need, w-r+1)
 			switch {
+			case len(buf) > clientReadBuf && want <= clientReadBuf:
+				// A large buffer is held only for a request that needs
+				// it (see readBufs).
+				buf = cl.p.rbufs.shrink(buf, r, w)
+				r, w = 0, w-r
 			case r+want <= len(buf):
 			case want <= len(buf):
 				w = copy(buf, buf[r:w])
 				r = 0
 			default:
-				nb := make([]byte, max(want, 2*len(buf)))
-				w = copy(nb, buf[r:w])
-				cl.putReadBuf(buf)
-				r, buf = 0, nb
+				nb, ok := cl.p.rbufs.grow(buf, r, w, growSize(len(buf), want, need))
+				if !ok {
+					cl.putReadBuf(buf)
+					buf = nil
+					return cl.refuseRead()
+				}
+				r, w, buf = 0, w-r, nb
 			}
 		}
 		var n int
@@ -295,7 +305,6 @@ func (cl *client) readLoop() error {
 				rs := cl.readerScratch
 				cl.dropScratch()
 				if cl.p.idle.park(cl) {
-					parked = true
 					return errParked
 				}
 				cl.readerScratch = rs
@@ -332,11 +341,27 @@ func (cl *client) flush() {
 	cl.unsent = cl.unsent[:0]
 }
 
-// putReadBuf returns a buffer of readBufPool's size to it.
+// putReadBuf gives back a read buffer: one of readBufPool's size to it,
+// a large one to the proxy's readBufs.
 func (cl *client) putReadBuf(buf []byte) {
-	if len(buf) == clientReadBuf {
+	switch {
+	case len(buf) == clientReadBuf:
 		readBufPool.Put(&buf)
+	case cap(buf) > clientReadBuf:
+		cl.p.rbufs.put(buf)
 	}
+}
+
+// refuseRead ends a connection whose request needs a read buffer past the
+// proxy's bound (Config.ReadBufMemLimit), as corvid server and memcached
+// do: a text client is told why, a binary one is just closed.
+func (cl *client) refuseRead() error {
+	if cl.proto != protoBinary {
+		if err := cl.local("SERVER_ERROR out of memory reading request"); err != nil {
+			return err
+		}
+	}
+	return errReadBufOOM
 }
 
 // read reads into buf[w:]. When buf is nil (nothing is buffered) it waits

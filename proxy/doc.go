@@ -92,7 +92,17 @@
 // protocol.MaxGetLineLen bytes (other lines: protocol.MaxLineLen, then
 // the connection is closed) and a storage command's data of at most
 // Config.MaxValueLen bytes (a longer value is refused and discarded as it
-// arrives).
+// arrives). It starts at 4 KiB; a request that does not fit takes a large
+// buffer (a power of two in size: fourfold steps for a line, its whole
+// size at once for a value), recycled through the proxy's free lists, and
+// gives it back once the request is handled. The large buffers of all
+// clients together are bounded by Config.ReadBufMemLimit (64 MiB by
+// default, as corvid server's read_buf_mem_limit): a request that would
+// need more is answered "SERVER_ERROR out of memory reading request" (a
+// binary client gets no reply) and its connection closed, counted in the
+// stats command's read_buf_oom. The read buffers are then at most 4 KiB
+// per client reading a request plus that bound (plus the free lists'
+// spares, at most 20 MiB).
 //
 // Replies are bounded per client by admission: its reader stops taking
 // requests while those awaiting its writer weigh more than its window

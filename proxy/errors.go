@@ -68,5 +68,9 @@ func errorText(err error) string {
 	return "unknown"
 }
 
+// errReadBufOOM ends a client connection whose request needs more read
+// buffer than the proxy's bound leaves.
+var errReadBufOOM = errors.New("proxy: out of memory reading request")
+
 // errQuit ends a client connection that sent quit.
 var errQuit = errors.New("proxy: client quit")

@@ -34,6 +34,14 @@ type Config struct {
 	// refused at the proxy with memcached's "SERVER_ERROR object too
 	// large for cache" and never buffered. 0 means DefaultMaxValueLen.
 	MaxValueLen int
+	// ReadBufMemLimit bounds the bytes of the read buffers clients hold
+	// past the first 4 KiB each (a long get line, a large value being
+	// read), all clients together; a request that would pass it is
+	// answered "SERVER_ERROR out of memory reading request" and its
+	// connection closed, as corvid server's read_buf_mem_limit. 0 means
+	// DefaultReadBufMemLimit, or 8 × MaxValueLen when that is larger (as
+	// the server's default); a negative value, no bound.
+	ReadBufMemLimit int64
 }
 
 // Proxy serves the pools of a nutcracker.yml. It is safe for concurrent
@@ -46,6 +54,7 @@ type Proxy struct {
 	// replyHeld is the bytes of completed replies not yet written to
 	// their clients, over all clients (see client.takeReply).
 	replyHeld atomic.Int64
+	rbufs     *readBufs // the clients' large read buffers
 	ctx       context.Context
 	cancel    context.CancelFunc
 
@@ -76,9 +85,12 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxValueLen <= 0 {
 		cfg.MaxValueLen = DefaultMaxValueLen
 	}
+	if cfg.ReadBufMemLimit == 0 {
+		cfg.ReadBufMemLimit = max(DefaultReadBufMemLimit, 8*int64(cfg.MaxValueLen))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
-		clients: make(map[*client]struct{})}
+		rbufs: newReadBufs(cfg.ReadBufMemLimit), clients: make(map[*client]struct{})}
 	if err := p.Reload(cfg.Pools); err != nil {
 		cancel()
 		return nil, err
@@ -175,6 +187,8 @@ func (p *Proxy) Stats() Stats {
 		Timestamp:        now.Unix(),
 		TotalConnections: p.st.totalConnections.Load(),
 		CurrConnections:  p.st.currConnections.Load(),
+		ReadBufBytes:     p.rbufs.bytes.Load(),
+		ReadBufOOM:       p.rbufs.oom.Load(),
 	}
 	p.mu.Lock()
 	pools := p.pools

@@ -11,6 +11,13 @@ type Stats struct {
 	// CurrConnections those open now (every pool's).
 	TotalConnections int64
 	CurrConnections  int64
+	// ReadBufBytes is the bytes of the large read buffers clients hold
+	// (past the first 4 KiB each), ReadBufOOM the requests refused for
+	// Config.ReadBufMemLimit. twemproxy has neither: the stats command
+	// prints them (read_buf_large_bytes, read_buf_oom), the stats port
+	// does not.
+	ReadBufBytes int64
+	ReadBufOOM   int64
 	// Pools are in the order of the configuration file.
 	Pools []PoolStats
 }

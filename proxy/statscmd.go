@@ -3,7 +3,8 @@ package proxy
 import "github.com/corvidcache/corvid/protocol"
 
 // appendStats appends the reply to "stats": the proxy's own counters as
-// "STAT name value" lines, then END. Pool counters are named
+// "STAT name value" lines, then END: twemproxy's, and read_buf_large_bytes
+// and read_buf_oom (see Stats). Pool counters are named
 // "<pool>:<counter>", server counters "<pool>:<server>:<counter>", with
 // twemproxy's counter names.
 func (p *Proxy) appendStats(dst []byte) []byte {
@@ -13,6 +14,8 @@ func (p *Proxy) appendStats(dst []byte) []byte {
 	dst = protocol.AppendStat(dst, "version", p.cfg.Version)
 	dst = protocol.AppendStatInt(dst, "total_connections", s.TotalConnections)
 	dst = protocol.AppendStatInt(dst, "curr_connections", s.CurrConnections)
+	dst = protocol.AppendStatInt(dst, "read_buf_large_bytes", s.ReadBufBytes)
+	dst = protocol.AppendStatInt(dst, "read_buf_oom", s.ReadBufOOM)
 	for _, ps := range s.Pools {
 		for _, c := range ps.Counters() {
 			dst = protocol.AppendStatInt(dst, ps.Name+":"+c.Name, c.Value)
