@@ -227,12 +227,18 @@ func (cl *client) serve() {
 // sends a line that is too long, or the proxy closes, or until it parks
 // the client (errParked). Between requests it holds no buffer: it waits
 // for input, and takes a buffer from readBufPool only to read it.
-func (cl *client) readLoop() error {
+func (cl *client) readLoop() (err error) {
 	if cl.readerScratch == nil {
 		cl.readerScratch = new(readerScratch)
 	}
 	var buf []byte
 	defer func() {
+		if errors.Is(err, errParked) {
+			// The idler owns cl now, and may have started its next
+			// reader: nothing of cl may be touched (nothing is unsent
+			// and no buffer is held at a park).
+			return
+		}
 		cl.flush()
 		cl.putReadBuf(buf)
 	}()
