@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/corvidcache/corvid/internal/testutil"
@@ -22,6 +23,94 @@ func TestParkedClientWokenForwards(t *testing.T) {
 		key := fmt.Sprintf("wake%d", i)
 		if got := roundTrip(c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", key), testutil.LineReply); got != "STORED\r\n" {
 			t.Fatalf("set %s: %q", key, got)
+		}
+	}
+}
+
+// waitSweeps waits until p's idler has swept n more times.
+func waitSweeps(t *testing.T, p *Proxy, n int64) {
+	t.Helper()
+	s0 := p.idle.sweeps.Load()
+	testutil.WaitFor(t, func() bool { return p.idle.sweeps.Load() >= s0+n })
+}
+
+// TestSplitRequestsAcrossSweeps checks that a client whose request
+// arrives in parts, with the idler's sweeps between them, is not parked
+// with part of it held and loses nothing: a request line, a value, a
+// too-large value being discarded, and a binary header.
+func TestSplitRequestsAcrossSweeps(t *testing.T) {
+	p, addr := proxyFor(t, startCorvids(t, 2))
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	parts := []string{"set sp 0 0 5\r\nhe", "llo\r\nget s", "p\r\nset big 0 0 2000000\r\n" + strings.Repeat("x", 1000)}
+	for _, s := range parts {
+		c.Send([]byte(s))
+		waitSweeps(t, p, 3)
+		if n := parked(p); n != 0 {
+			t.Fatalf("%d clients parked with part of a request read", n)
+		}
+	}
+	c.Send([]byte(strings.Repeat("x", 2000000-1000) + "\r\nget big sp\r\n"))
+	want := []string{"STORED\r\n", "VALUE sp 0 5\r\nhello\r\nEND\r\n",
+		"SERVER_ERROR object too large for cache\r\n", "VALUE sp 0 5\r\nhello\r\nEND\r\n"}
+	for i, w := range want {
+		kind := testutil.LineReply
+		if strings.HasPrefix(w, "VALUE") {
+			kind = testutil.ValuesReply
+		}
+		if got := string(c.ReadReply(kind)); got != w {
+			t.Fatalf("reply %d: %q, want %q", i, got, w)
+		}
+	}
+	testutil.WaitFor(t, func() bool { return parked(p) == 1 })
+
+	b := testutil.Dial(t, addr)
+	defer b.Close()
+	req := testutil.BinaryRequest{Opcode: 0x00, Key: []byte("sp"), Opaque: 7}.Bytes()
+	for _, part := range [][]byte{req[:1], req[1:13], req[13:]} {
+		b.Send(part)
+		waitSweeps(t, p, 3)
+	}
+	r, err := b.ReadBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status() != 0 || string(r.Value()) != "hello" || r.Opaque() != 7 {
+		t.Fatalf("binary get: %s", r)
+	}
+}
+
+// TestParkedClientRepliesInOrder checks that a client woken from the
+// idler by a pipeline whose second request completes first still gets
+// its replies in request order, and parks again.
+func TestParkedClientRepliesInOrder(t *testing.T) {
+	gate := make(chan struct{})
+	slow, fast := getServer(t, "s", gate), getServer(t, "f", nil)
+	p, paddr := proxyFor(t, []string{slow, fast}, "timeout: 20000")
+	tr := p.pools[0].current()
+	ks, kf := keyOn(t, tr, tr.all[0]), keyOn(t, tr, tr.all[1])
+	c := testutil.Dial(t, paddr)
+	defer c.Close()
+	for round := range 3 {
+		testutil.WaitFor(t, func() bool { return parked(p) == 1 })
+		before := tr.all[1].st.responses.Load()
+		c.Send([]byte("get " + ks + "\r\nget " + kf + " " + kf + "\r\nmn\r\nget " + kf + "\r\n"))
+		testutil.WaitFor(t, func() bool { return tr.all[1].st.responses.Load() == before+2 })
+		waitSweeps(t, p, 3) // the client waits with calls in flight: not parked
+		if n := parked(p); n != 0 {
+			t.Fatalf("round %d: parked with a call in flight", round)
+		}
+		gate <- struct{}{}
+		vs, vf := "VALUE "+ks+" 0 1\r\ns\r\n", "VALUE "+kf+" 0 1\r\nf\r\n"
+		want := []string{vs + "END\r\n", vf + vf + "END\r\n", "MN\r\n", vf + "END\r\n"}
+		for i, w := range want {
+			kind := testutil.ValuesReply
+			if w == "MN\r\n" {
+				kind = testutil.LineReply
+			}
+			if got := string(c.ReadReply(kind)); got != w {
+				t.Fatalf("round %d reply %d: %q, want %q", round, i, got, w)
+			}
 		}
 	}
 }
