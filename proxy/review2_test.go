@@ -114,3 +114,29 @@ func TestParkedClientRepliesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestKickDeadlineWithoutFlag checks that a sweep's past read deadline is
+// a kick even when the reader has already taken the kick flag. A reader
+// that runs late (a loaded machine) can take the flag set by one sweep
+// between the next sweep's setting of the flag and of the deadline: it
+// then clears the deadline and goes on, and the deadline set next finds
+// the flag cleared. The client must go on being served, not be closed.
+func TestKickDeadlineWithoutFlag(t *testing.T) {
+	p, addr := proxyFor(t, startCorvids(t, 1))
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	if got := roundTrip(c, "set kd 0 0 1\r\nx\r\n", testutil.LineReply); got != "STORED\r\n" {
+		t.Fatalf("set: %q", got)
+	}
+	p.mu.Lock()
+	var cl *client
+	for cl = range p.clients {
+	}
+	p.mu.Unlock()
+	testutil.WaitFor(t, func() bool { return cl.waiting.Load() })
+	// The second half of the sweep whose flag the reader took.
+	cl.nc.SetReadDeadline(longAgo)
+	if got := roundTrip(c, "get kd\r\n", testutil.ValuesReply); got != "VALUE kd 0 1\r\nx\r\nEND\r\n" {
+		t.Fatalf("get after a kick: %q", got)
+	}
+}
