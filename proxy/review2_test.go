@@ -3,10 +3,19 @@
 package proxy
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/corvidcache/corvid/internal/nutcracker"
 	"github.com/corvidcache/corvid/internal/testutil"
 )
 
@@ -139,4 +148,121 @@ func TestKickDeadlineWithoutFlag(t *testing.T) {
 	if got := roundTrip(c, "get kd\r\n", testutil.ValuesReply); got != "VALUE kd 0 1\r\nx\r\nEND\r\n" {
 		t.Fatalf("get after a kick: %q", got)
 	}
+}
+
+// startProxySweep is startProxy with the idler sweeping every sweep, so
+// that clients park between requests within a test's time.
+func startProxySweep(t *testing.T, conf string, sweep time.Duration) *Proxy {
+	t.Helper()
+	pc, err := nutcracker.Parse([]byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Pools: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.idle.sweep = sweep // before Serve starts the idler
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return within 10s")
+		}
+	})
+	return p
+}
+
+// TestPipelinesWhileParking runs clients that send pipelines of sets,
+// split multi-gets and the proxy's own replies, written in two parts cut
+// anywhere, and wait between them for the idler to sweep (so that they
+// park and are woken), over servers with two connections each; every
+// reply must be exactly the one expected, in order.
+func TestPipelinesWhileParking(t *testing.T) {
+	s := startCorvids(t, 3)
+	p := startProxySweep(t, poolYAML("127.0.0.1:0", s, "server_connections: 2", "timeout: 20000"), 5*time.Millisecond)
+	addr := p.Addrs()["alpha"].String()
+	const clients, rounds, keys = 8, 25, 6
+	errs := make(chan error, clients)
+	var sawParked atomic.Int64 // rounds after which some client was parked
+	var wg sync.WaitGroup
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- pipelineClient(p, addr, id, rounds, keys, &sawParked)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if sawParked.Load() == 0 {
+		t.Errorf("no client was seen parked")
+	}
+}
+
+// pipelineClient is one client of TestPipelinesWhileParking.
+func pipelineClient(p *Proxy, addr string, id, rounds, keys int, sawParked *atomic.Int64) error {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(60 * time.Second))
+	rd := bufio.NewReader(nc)
+	rng := rand.New(rand.NewPCG(uint64(id), 1))
+	for round := range rounds {
+		var req, want strings.Builder
+		var names []string
+		for i := range keys {
+			k := fmt.Sprintf("pc%d-%d", id, i)
+			v := fmt.Sprintf("v%d-%d-%d", id, round, i)
+			names = append(names, k)
+			fmt.Fprintf(&req, "set %s 0 0 %d\r\n%s\r\n", k, len(v), v)
+			want.WriteString("STORED\r\n")
+		}
+		req.WriteString("get " + strings.Join(names, " ") + " " + names[0] + "\r\nversion\r\n")
+		for i, k := range append(names, names[0]) {
+			fmt.Fprintf(&want, "VALUE %s 0 %d\r\nv%d-%d-%d\r\n", k, len(fmt.Sprintf("v%d-%d-%d", id, round, i%keys)), id, round, i%keys)
+		}
+		want.WriteString("END\r\nVERSION " + DefaultVersion + "\r\n")
+		fmt.Fprintf(&req, "get %s\r\nmn\r\n", names[keys-1])
+		fmt.Fprintf(&want, "VALUE %s 0 %d\r\nv%d-%d-%d\r\nEND\r\nMN\r\n", names[keys-1],
+			len(fmt.Sprintf("v%d-%d-%d", id, round, keys-1)), id, round, keys-1)
+		b := []byte(req.String())
+		cut := rng.IntN(len(b)-1) + 1
+		if _, err := nc.Write(b[:cut]); err != nil {
+			return err
+		}
+		if _, err := nc.Write(b[cut:]); err != nil {
+			return err
+		}
+		got := make([]byte, want.Len())
+		if _, err := io.ReadFull(rd, got); err != nil {
+			return fmt.Errorf("client %d round %d: %v (read %q)", id, round, err, got)
+		}
+		if string(got) != want.String() {
+			return fmt.Errorf("client %d round %d:\n got %q\nwant %q", id, round, got, want.String())
+		}
+		// Wait through two sweeps: the client may park.
+		s0 := p.idle.sweeps.Load()
+		for deadline := time.Now().Add(10 * time.Second); p.idle.sweeps.Load() < s0+2; {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("client %d: the idler does not sweep", id)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if parked(p) > 0 {
+			sawParked.Add(1)
+		}
+	}
+	return nil
 }
