@@ -5,6 +5,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -262,6 +263,110 @@ func pipelineClient(p *Proxy, addr string, id, rounds, keys int, sawParked *atom
 		}
 		if parked(p) > 0 {
 			sawParked.Add(1)
+		}
+	}
+	return nil
+}
+
+// TestBinaryPipelinesWhileParking is TestPipelinesWhileParking for binary
+// clients: quiet sets, quiet gets of hits and a miss, a get and a noop.
+func TestBinaryPipelinesWhileParking(t *testing.T) {
+	s := startCorvids(t, 3)
+	p := startProxySweep(t, poolYAML("127.0.0.1:0", s, "server_connections: 2", "timeout: 20000"), 5*time.Millisecond)
+	addr := p.Addrs()["alpha"].String()
+	const clients, rounds, keys = 6, 20, 6
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- binaryPipelineClient(p, addr, id, rounds, keys)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// binaryPipelineClient is one client of TestBinaryPipelinesWhileParking.
+func binaryPipelineClient(p *Proxy, addr string, id, rounds, keys int) error {
+	const (
+		opGet, opNoop, opGetKQ, opSetQ = 0x00, 0x0a, 0x0d, 0x11
+	)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(60 * time.Second))
+	rd := bufio.NewReader(nc)
+	rng := rand.New(rand.NewPCG(uint64(id), 2))
+	type reply struct {
+		op     byte
+		opaque uint32
+		value  string
+	}
+	for round := range rounds {
+		var req []byte
+		var want []reply
+		opaque := uint32(0)
+		value := func(i int) string { return fmt.Sprintf("b%d-%d-%d", id, round, i) }
+		key := func(i int) []byte { return fmt.Appendf(nil, "bk%d-%d", id, i) }
+		for i := range keys {
+			opaque++
+			req = append(req, testutil.BinaryRequest{Opcode: opSetQ, Opaque: opaque, Extras: make([]byte, 8),
+				Key: key(i), Value: []byte(value(i))}.Bytes()...)
+		}
+		for i := range keys + 1 {
+			opaque++
+			k := key(i)
+			if i == keys {
+				k = []byte("absent") // a quiet miss: no reply
+			}
+			req = append(req, testutil.BinaryRequest{Opcode: opGetKQ, Opaque: opaque, Key: k}.Bytes()...)
+			if i < keys {
+				want = append(want, reply{opGetKQ, opaque, value(i)})
+			}
+		}
+		opaque++
+		req = append(req, testutil.BinaryRequest{Opcode: opGet, Opaque: opaque, Key: key(0)}.Bytes()...)
+		want = append(want, reply{opGet, opaque, value(0)})
+		opaque++
+		req = append(req, testutil.BinaryRequest{Opcode: opNoop, Opaque: opaque}.Bytes()...)
+		want = append(want, reply{opNoop, opaque, ""})
+		cut := rng.IntN(len(req)-1) + 1
+		if _, err := nc.Write(req[:cut]); err != nil {
+			return err
+		}
+		if _, err := nc.Write(req[cut:]); err != nil {
+			return err
+		}
+		for j, w := range want {
+			var h [24]byte
+			if _, err := io.ReadFull(rd, h[:]); err != nil {
+				return fmt.Errorf("client %d round %d reply %d: %v", id, round, j, err)
+			}
+			body := make([]byte, binary.BigEndian.Uint32(h[8:]))
+			if _, err := io.ReadFull(rd, body); err != nil {
+				return fmt.Errorf("client %d round %d reply %d: %v", id, round, j, err)
+			}
+			ext, kl := int(h[4]), int(binary.BigEndian.Uint16(h[2:]))
+			got := reply{h[1], binary.BigEndian.Uint32(h[12:]), string(body[ext+kl:])}
+			if st := binary.BigEndian.Uint16(h[6:]); st != 0 || got != w {
+				return fmt.Errorf("client %d round %d reply %d: %+v status %d, want %+v", id, round, j, got, st, w)
+			}
+		}
+		s0 := p.idle.sweeps.Load()
+		for deadline := time.Now().Add(10 * time.Second); p.idle.sweeps.Load() < s0+2; {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("client %d: the idler does not sweep", id)
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 	return nil
