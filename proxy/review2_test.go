@@ -371,3 +371,48 @@ func binaryPipelineClient(p *Proxy, addr string, id, rounds, keys int) error {
 	}
 	return nil
 }
+
+// TestParkClosedConnection checks that a client whose connection was
+// closed (a failed write closes it from another goroutine, while its
+// reader, woken by a kick, is about to park it) is not parked: its
+// descriptor's number may already be a new connection's, whose events
+// would then resume the wrong client, and which could not park itself.
+func TestParkClosedConnection(t *testing.T) {
+	p, _ := proxyFor(t, startCorvids(t, 1))
+	testutil.WaitFor(t, func() bool { return p.idle.sweeps.Load() > 0 }) // the idler runs
+	// Connections to a listener that accepts none: the test's dials are
+	// the only descriptors made meanwhile.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(p, nc)
+	cl.pool = p.pools[0]
+	nc.Close()
+	// A new connection takes the lowest free descriptor: the one just
+	// closed.
+	other, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ofd := int32(-1)
+	if sc, err := other.(*net.TCPConn).SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) { ofd = int32(fd) })
+	}
+	if ofd != cl.fd {
+		t.Skipf("the new connection has descriptor %d, not the closed one's %d", ofd, cl.fd)
+	}
+	if p.idle.park(cl) {
+		p.idle.mu.Lock()
+		p.idle.takeLocked(cl.fd)
+		p.idle.mu.Unlock()
+		t.Fatalf("a client whose connection is closed was parked, on descriptor %d, another connection's", cl.fd)
+	}
+}
