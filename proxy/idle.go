@@ -58,12 +58,19 @@ func (cl *client) parkable() bool {
 }
 
 // dropScratch lets the garbage collector have the reader's and the
-// writer's scratch buffers while cl is parked; they are made again when
-// needed. The reader calls it, with no writer running.
+// writer's scratch buffers while cl is parked, and the queue's slice,
+// which keeps the capacity of the deepest pipeline cl sent (up to the
+// window's 512 calls); they are made again when needed. The reader calls
+// it, with no writer running and no call queued.
 func (cl *client) dropScratch() {
 	cl.readerScratch = nil
 	cl.unsent = nil
 	cl.pos, cl.blocks = nil, nil
+	cl.mu.Lock()
+	if cl.queue.len() == 0 {
+		cl.queue = fifo{}
+	}
+	cl.mu.Unlock()
 }
 
 // sweepLocked kicks the readers that have waited for input since the

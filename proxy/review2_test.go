@@ -418,3 +418,34 @@ func TestParkClosedConnection(t *testing.T) {
 		t.Fatalf("a client whose connection is closed was parked, on descriptor %d, another connection's", cl.fd)
 	}
 }
+
+// TestParkedClientKeepsNoQueue checks that a client that once pipelined
+// many requests keeps none of the queue they needed once it is parked:
+// a parked client costs the same whatever it sent before.
+func TestParkedClientKeepsNoQueue(t *testing.T) {
+	p, addr := proxyFor(t, startCorvids(t, 1))
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	if got := roundTrip(c, "set q 0 0 1\r\nx\r\n", testutil.LineReply); got != "STORED\r\n" {
+		t.Fatalf("set: %q", got)
+	}
+	const n = 2000
+	c.Send([]byte(strings.Repeat("get q\r\n", n)))
+	for i := range n {
+		if got := string(c.ReadReply(testutil.ValuesReply)); got != "VALUE q 0 1\r\nx\r\nEND\r\n" {
+			t.Fatalf("get %d: %q", i, got)
+		}
+	}
+	testutil.WaitFor(t, func() bool { return parked(p) == 1 })
+	p.mu.Lock()
+	var cl *client
+	for cl = range p.clients {
+	}
+	p.mu.Unlock()
+	cl.mu.Lock()
+	kept := cap(cl.queue.q)
+	cl.mu.Unlock()
+	if kept > 0 {
+		t.Errorf("a parked client keeps a queue of %d calls (%d bytes)", kept, kept*8)
+	}
+}
