@@ -77,15 +77,14 @@ type client struct {
 
 	// Parking (see idle.go). fd is nc's descriptor, -1 when it cannot be
 	// watched; waiting is set while the reader waits for input with
-	// nothing buffered, and wakes counts those waits' ends; kick is set by
-	// the sweep that sets a past read deadline to wake a reader that has
-	// waited too long; stopping is set by a reload that stops the reader
-	// with a deadline of its own. sweepWaiting and sweepWakes are what the
-	// last sweep saw (the idler's goroutine, holding p.mu, owns them).
+	// nothing buffered, and wakes counts those waits' ends; stopping is
+	// set by a reload that stops the reader with a deadline of its own
+	// (any other read deadline is a sweep's kick). sweepWaiting and
+	// sweepWakes are what the last sweep saw (the idler's goroutine,
+	// holding p.mu, owns them).
 	fd           int32
 	waiting      atomic.Bool
 	wakes        atomic.Uint32
-	kick         atomic.Bool
 	stopping     atomic.Bool
 	sweepWaiting bool
 	sweepWakes   uint32
@@ -235,8 +234,9 @@ func (cl *client) readLoop() (err error) {
 	var buf []byte
 	defer func() {
 		if errors.Is(err, errParked) {
-			// Another reader may run cl already; this one flushed and
-			// holds no buffer.
+			// The idler owns cl now, and may have started its next
+			// reader: nothing of cl may be touched (nothing is unsent
+			// and no buffer is held at a park).
 			return
 		}
 		cl.flush()

@@ -16,7 +16,11 @@ import (
 //
 // The reader of a client that has waited long enough is woken by a read
 // deadline in the past (a kick); it parks if it still has nothing to do,
-// and otherwise clears the deadline and goes on.
+// and otherwise clears the deadline and goes on. The proxy sets a
+// client's read deadline for nothing else but a reload that stops the
+// client, which sets stopping first: any other deadline is a kick, even
+// one that finds its reader busy (the sweep may read waiting just before
+// the reader wakes, and set the deadline just after).
 
 // idleSweep is how often the idler looks for readers to park: a reader
 // that has waited for input through one whole sweep interval is parked at
@@ -33,7 +37,7 @@ var longAgo = time.Unix(1, 0)
 // clears. A reader stopped by a reload (which sets stopping before its
 // own deadline) is not kicked.
 func (cl *client) kicked(err error) bool {
-	if cl.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) || !cl.kick.Swap(false) {
+	if cl.stopping.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
 	cl.nc.SetReadDeadline(time.Time{})
@@ -54,12 +58,19 @@ func (cl *client) parkable() bool {
 }
 
 // dropScratch lets the garbage collector have the reader's and the
-// writer's scratch buffers while cl is parked; they are made again when
-// needed. The reader calls it, with no writer running.
+// writer's scratch buffers while cl is parked, and the queue's slice,
+// which keeps the capacity of the deepest pipeline cl sent (up to the
+// window's 512 calls); they are made again when needed. The reader calls
+// it, with no writer running and no call queued.
 func (cl *client) dropScratch() {
 	cl.readerScratch = nil
 	cl.unsent = nil
 	cl.pos, cl.blocks = nil, nil
+	cl.mu.Lock()
+	if cl.queue.len() == 0 {
+		cl.queue = fifo{}
+	}
+	cl.mu.Unlock()
 }
 
 // sweepLocked kicks the readers that have waited for input since the
@@ -72,7 +83,6 @@ func (p *Proxy) sweepLocked() {
 		}
 		waiting, wakes := cl.waiting.Load(), cl.wakes.Load()
 		if waiting && cl.sweepWaiting && wakes == cl.sweepWakes {
-			cl.kick.Store(true)
 			cl.nc.SetReadDeadline(longAgo)
 		}
 		cl.sweepWaiting, cl.sweepWakes = waiting, wakes

@@ -49,8 +49,9 @@ func newIdler(p *Proxy) (*idler, error) {
 }
 
 // park has the idler watch cl's socket; it reports false when cl must
-// keep its reader (the idler is closed or cannot watch the socket, or a
-// reload stops cl). The caller then owns cl as before.
+// keep its reader (the idler is closed or cannot watch the socket, cl's
+// connection is closed, or a reload stops cl). The caller then owns cl
+// as before.
 func (id *idler) park(cl *client) bool {
 	if id == nil || cl.fd < 0 {
 		return false
@@ -60,8 +61,17 @@ func (id *idler) park(cl *client) bool {
 	if id.closed || !id.running || cl.stopping.Load() {
 		return false
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: cl.fd}
-	if syscall.EpollCtl(id.epfd, syscall.EPOLL_CTL_ADD, int(cl.fd), &ev) != nil {
+	// The socket is added while its descriptor is held open: a
+	// connection closed meanwhile (a failed write closes it from another
+	// goroutine while its reader is about to park it) is refused, and
+	// the number it had, which a new connection may have taken, is never
+	// watched for cl.
+	added := false
+	err := cl.raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: cl.fd}
+		added = syscall.EpollCtl(id.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) == nil
+	})
+	if err != nil || !added {
 		return false
 	}
 	id.parked[cl.fd] = cl
