@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +98,7 @@ func newTLSServer(cfg TLSConfig, now int64) (*tlsServer, error) {
 		t.suites = suites
 	}
 	if err := t.load(now); err != nil {
-		return nil, tlsConfigError(strings.TrimSuffix(err.Error(), "\r\n"))
+		return nil, tlsConfigError(err.Error())
 	}
 	t.base = &tls.Config{
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -109,9 +108,15 @@ func newTLSServer(cfg TLSConfig, now int64) (*tlsServer, error) {
 	return t, nil
 }
 
+// certError is a failure to load the certificate, key or CA files: its
+// text is memcached's, printed at startup and answered to refresh_certs.
+type certError string
+
+func (e certError) Error() string { return string(e) }
+
 // load reads the certificate, key and CA files and makes them the ones
 // new handshakes use; on failure the previous ones stay and the error is
-// memcached's text, ending in "\r\n".
+// a certError.
 func (t *tlsServer) load(now int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -121,15 +126,15 @@ func (t *tlsServer) load(now int64) error {
 		err = errors.New("no PEM certificate found")
 	}
 	if err != nil {
-		return fmt.Errorf("Error loading the certificate chain: %s : %v\r\n", nullName(c.CertFile), err)
+		return certError(fmt.Sprintf("Error loading the certificate chain: %s : %v", nullName(c.CertFile), err))
 	}
 	key, err := readFile(c.KeyFile)
 	if err != nil {
-		return fmt.Errorf("Error loading the key: %s : %v\r\n", nullName(c.KeyFile), err)
+		return certError(fmt.Sprintf("Error loading the key: %s : %v", nullName(c.KeyFile), err))
 	}
 	cert, err := keyPair(chain, key, c.KeyFormat)
 	if err != nil {
-		return fmt.Errorf("Error validating the certificate: %v\r\n", err)
+		return certError(fmt.Sprintf("Error validating the certificate: %v", err))
 	}
 	// Without a CA file no client certificate verifies (an empty pool),
 	// as with memcached's context, which loads no default trust store.
@@ -140,7 +145,7 @@ func (t *tlsServer) load(now int64) error {
 			err = errors.New("no PEM certificate found")
 		}
 		if err != nil {
-			return fmt.Errorf("Error loading the CA certificate: %s : %v\r\n", c.CAFile, err)
+			return certError(fmt.Sprintf("Error loading the CA certificate: %s : %v", c.CAFile, err))
 		}
 	}
 	cfg := &tls.Config{
@@ -253,7 +258,7 @@ func (c *conn) refreshCerts(noReply bool) {
 		c.wbuf = append(c.wbuf, "Error TLS not enabled\r\n"...)
 	default:
 		if err := t.load(c.srv.cache.CurrentTime()); err != nil {
-			c.wbuf = append(c.wbuf, err.Error()...)
+			c.wbuf = append(append(c.wbuf, err.Error()...), '\r', '\n')
 		} else if !noReply {
 			c.wbuf = append(c.wbuf, "OK\r\n"...)
 		}
