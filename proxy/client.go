@@ -772,7 +772,7 @@ const maxGetChunkNames = 4096
 // read buffer and nothing that grows with the keys it names.
 func (cl *client) get(line []byte) error {
 	most := cl.chunkKeys()
-	keys, next, units := cl.nextChunk(0, most)
+	keys, next := cl.nextChunk(0, most)
 	more := cl.hasKey(next)
 	switch {
 	case len(keys) == 0:
@@ -783,17 +783,17 @@ func (cl *client) get(line []byte) error {
 		return cl.forward(keys[0], kindGet, opForward, false, line)
 	case !more:
 		defer cl.trimGetScratch()
-		return cl.getChunk(line, keys, units, false, false)
+		return cl.getChunk(line, keys, false, false)
 	}
 	defer cl.trimGetScratch()
 	for cont := false; ; cont = true {
-		if err := cl.getChunk(nil, keys, units, cont, more); err != nil {
+		if err := cl.getChunk(nil, keys, cont, more); err != nil {
 			return err
 		}
 		if !more {
 			return nil
 		}
-		keys, next, units = cl.nextChunk(next, most)
+		keys, next = cl.nextChunk(next, most)
 		more = cl.hasKey(next)
 	}
 }
@@ -805,14 +805,15 @@ func (cl *client) hasKey(i int) bool {
 }
 
 // nextChunk returns the keys of the chunk of the get line's keys that
-// starts at offset i (in cl.getKeys, pointing into the line), the offset
-// where the next chunk starts, and how many distinct keys the chunk
-// names. A chunk is the longest run that names at most most
-// distinct keys and at most maxGetChunkNames keys in all. A key repeated
+// starts at offset i (in cl.getKeys, pointing into the line) and the
+// offset where the next chunk starts. A chunk is the longest run that
+// names at most most distinct keys and at most maxGetChunkNames keys in
+// all. A key repeated
 // within a chunk is fetched once, so a line that names a few keys many
 // times fetches each once per maxGetChunkNames keys; a key repeated in a
 // later chunk is fetched again.
-func (cl *client) nextChunk(i int, most int32) (keys [][]byte, next int, distinct int32) {
+func (cl *client) nextChunk(i int, most int32) (keys [][]byte, next int) {
+	var distinct int32
 	if cl.seen == nil {
 		cl.seen, cl.seed = make(map[uint64]int32), maphash.MakeSeed()
 	}
@@ -839,7 +840,7 @@ func (cl *client) nextChunk(i int, most int32) (keys [][]byte, next int, distinc
 		i = end
 	}
 	cl.getKeys = keys[:0]
-	return keys, i, distinct
+	return keys, i
 }
 
 // trimGetScratch drops the scratch a get line of many repeated keys
@@ -866,14 +867,15 @@ func (cl *client) appendGetPrefix(dst []byte) []byte {
 }
 
 // getChunk forwards the keys of a get: line is the client's request when
-// it holds just these keys, nil for a chunk; units is the distinct keys
-// among them (what the chunk fetches). cont marks a chunk after the
-// first, more one before the last.
-func (cl *client) getChunk(line []byte, keys [][]byte, units int32, cont, more bool) error {
+// it holds just these keys, nil for a chunk. cont marks a chunk after
+// the first, more one before the last.
+func (cl *client) getChunk(line []byte, keys [][]byte, cont, more bool) error {
 	// Admission may wait for the client to read its replies: it comes
 	// before the tree is held.
 	c := newCall()
-	c.kind, c.op, c.units = kindGet, opForward, max(1, units/chunkKeysPerUnit)
+	// A chunk weighs what it names, repeats included: each name has its
+	// place in the merge.
+	c.kind, c.op, c.units = kindGet, opForward, int32(max(1, len(keys)/chunkKeysPerUnit))
 	c.cont, c.more = cont, more
 	if err := cl.dispatch(c, false); err != nil {
 		c.release()
