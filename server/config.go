@@ -33,11 +33,16 @@ type Config struct {
 	DisableDumping  bool          // -X: refuse "lru_crawler metadump"
 	DisableWatch    bool          // -W: refuse "watch"
 	Threads         int           // -t; reported as "threads"; default 4
-	ReqsPerEvent    int           // -R; default 20
 	Backlog         int           // -b; default 1024
 	Verbosity       int           // -v count
 	DetailEnabled   bool          // -D given or "stats detail on"
 	PrefixDelimiter byte          // -D; default ':'
+
+	// ReqsPerEvent is how many requests a connection serves before it
+	// lets the others run, counted in conn_yields (-R); default 20. As
+	// memcached, it takes a negative number (shown as given in stats
+	// settings), which serves as 1.
+	ReqsPerEvent int
 
 	// HotKeySample makes the hot-key tracker ("stats hotkeys") look at one
 	// request in HotKeySample on each connection; default 16, negative
@@ -153,6 +158,9 @@ func (p Protocol) String() string {
 	}
 	return "auto-negotiate"
 }
+
+// reqsPerEvent is ReqsPerEvent as served.
+func (c *Config) reqsPerEvent() int { return max(c.ReqsPerEvent, 1) }
 
 func (c *Config) setDefaults() {
 	if c.MaxConns == 0 {

@@ -24,6 +24,7 @@ type connStats struct {
 	storeTooLarge, storeNoMemory uint64
 	bytesRead, bytesWritten      uint64
 	authCmds, authErrors         uint64
+	connYields                   uint64
 }
 
 // globalStats are the server-wide counters memcached keeps per thread.
@@ -35,6 +36,7 @@ type globalStats struct {
 	totalConns, rejectedConns    atomic.Uint64
 	idleKicks                    atomic.Uint64
 	authCmds, authErrors         atomic.Uint64
+	connYields                   atomic.Uint64
 }
 
 // add moves the counts of cs into g and zeroes cs.
@@ -54,6 +56,7 @@ func (g *globalStats) add(cs *connStats) {
 	addNonZero(&g.bytesWritten, cs.bytesWritten)
 	addNonZero(&g.authCmds, cs.authCmds)
 	addNonZero(&g.authErrors, cs.authErrors)
+	addNonZero(&g.connYields, cs.connYields)
 	*cs = connStats{}
 }
 
@@ -61,7 +64,7 @@ func (g *globalStats) add(cs *connStats) {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors} {
+		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors, &g.connYields} {
 		v.Store(0)
 	}
 }
@@ -299,7 +302,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("listen_disabled_num", 0)
 	w.u("time_in_listen_disabled_us", 0)
 	w.i("threads", int64(s.cfg.Threads))
-	w.u("conn_yields", 0)
+	w.u("conn_yields", g.connYields.Load())
 	if s.cfg.IdleTimeout > 0 {
 		w.u("idle_kicks", g.idleKicks.Load())
 	}

@@ -118,6 +118,30 @@ func TestServerConfigFlags(t *testing.T) {
 	}
 }
 
+// TestServerReqsPerEvent checks that -R is read as memcached's atoi reads
+// it: leading digits, and a negative number taken.
+func TestServerReqsPerEvent(t *testing.T) {
+	for arg, want := range map[string]int{"": 20, "5": 5, "5x": 5, "-1": -1, " 7": 7} {
+		o := &serverOptions{}
+		cmd := serverCommand(o)
+		var args []string
+		if arg != "" {
+			args = []string{"-R", arg}
+		}
+		if err := cmd.Flags().Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("-R %q: %v", arg, err)
+			continue
+		}
+		if cfg.ReqsPerEvent != want {
+			t.Errorf("-R %q: ReqsPerEvent %d, want %d", arg, cfg.ReqsPerEvent, want)
+		}
+	}
+}
+
 // TestServerConfigErrors checks that what memcached refuses is refused with
 // memcached's message.
 func TestServerConfigErrors(t *testing.T) {
@@ -134,6 +158,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{[]string{"-c", "0"}, "Maximum connections must be greater than 0"},
 		{[]string{"-t", "0"}, "Number of threads must be greater than 0"},
 		{[]string{"-R", "0"}, "Number of requests per event must be greater than 0"},
+		{[]string{"-R", "abc"}, "Number of requests per event must be greater than 0"},
 		{[]string{"-B", "foo"}, "Invalid value for binding protocol: foo"},
 		{[]string{"-I", "5"}, "Item max size cannot be less than 1024 bytes."},
 		{[]string{"-I", "2k"}, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)"},
