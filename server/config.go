@@ -59,9 +59,17 @@ type Config struct {
 	KlogSample int
 
 	// WatcherLogBufSize is the bytes of log lines a watcher ("watch") may
-	// have waiting before further lines are skipped (-o
-	// watcher_logbuf_size, in kilobytes); default 256 KiB.
+	// have waiting to be written, those being written included, before
+	// further lines are skipped (-o watcher_logbuf_size, in kilobytes);
+	// default 256 KiB. Negative means none: every line is skipped
+	// (memcached's watcher_logbuf_size=0).
 	WatcherLogBufSize int
+	// WorkerLogBufSize is memcached's per-thread log buffer (-o
+	// worker_logbuf_size, in kilobytes), reported in stats settings;
+	// default 64 KiB. corvid formats a log line straight into the
+	// buffers of the watchers that want it, so it has no such buffer
+	// and drops no line there (log_worker_dropped stays 0).
+	WorkerLogBufSize int
 
 	// ReadBufMemLimit bounds the bytes of the connections' read buffers
 	// (-o read_buf_mem_limit, in megabytes there). corvid reads a value

@@ -368,7 +368,7 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 			if opt == "" {
 				continue
 			}
-			name, val, _ := strings.Cut(opt, "=")
+			name, val, hasVal := strings.Cut(opt, "=")
 			if !knownSuboptions[name] {
 				return usageError(fmt.Sprintf("Illegal suboption %q", opt))
 			}
@@ -416,11 +416,21 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if mb == 0 {
 					cfg.WriteBufMemLimit = -1 // as read_buf_mem_limit: no limit
 				}
-			case "watcher_logbuf_size":
-				if val == "" || n <= 0 {
-					return usageError("watcher_logbuf_size must be a positive number of kilobytes")
+			case "watcher_logbuf_size", "worker_logbuf_size":
+				if !hasVal {
+					return usageError("Missing " + name + " argument")
 				}
-				cfg.WatcherLogBufSize = int(n) << 10
+				kb, err := strconv.ParseUint(val, 10, 32)
+				if err != nil {
+					return usageError("could not parse argument to " + name)
+				}
+				// memcached keeps the size in bytes in 32 bits.
+				size := int(uint32(kb << 10))
+				if name == "worker_logbuf_size" {
+					cfg.WorkerLogBufSize = size
+				} else if cfg.WatcherLogBufSize = size; size == 0 {
+					cfg.WatcherLogBufSize = -1 // no room: every line is skipped
+				}
 			case "klog_file":
 				if val == "" {
 					return usageError("klog_file needs a file name")
