@@ -175,7 +175,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.srv.stats.add(&c.stats)
-		if c.stopped.Load() {
+		if c.stopped.Load() && !c.yielded {
 			return
 		}
 		if need < 0 {

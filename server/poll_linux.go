@@ -431,15 +431,17 @@ func (l *loop) sweepGrace() {
 	l.grace = kept
 }
 
-// stop closes the connections that have written all their replies (their
-// input was answered when it was read), and the others too once the
+// stop closes the connections that have written all their replies and
+// answered their input (as it was read, or, for those in the again list,
+// once the loop has gone on with them), and the others too once the
 // shutdown grace is over, and reports whether the loop may exit: no
 // connection and none pending.
 func (l *loop) stop() bool {
 	l.addPending()
 	kill := l.killing.Load()
 	for _, pc := range l.conns {
-		if pc != nil && (!pc.out || kill) {
+		// A connection in the again list has input to answer first.
+		if pc != nil && (!pc.out && !pc.again || kill) {
 			pc.close()
 		}
 	}
@@ -525,7 +527,7 @@ func (pc *pollConn) serve() {
 			return
 		}
 		c.srv.stats.add(&c.stats)
-		if c.stopped.Load() {
+		if c.stopped.Load() && !c.yielded {
 			pc.close()
 			return
 		}

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReqsPerEventLetsOthersIn checks that an event loop serves another
@@ -53,4 +56,47 @@ func TestReqsPerEventLetsOthersIn(t *testing.T) {
 		seen = append(seen, v)
 	}
 	t.Errorf("the other client was never served in the middle of the batch: %v", seen)
+}
+
+// TestCloseAnswersYieldedInput closes the server while a connection is
+// part way through pipelined gets, yielding after each (-R 1, some 2000
+// turns of its event loop or goroutine): as for input answered at once,
+// every request read is answered before the connection is closed.
+func TestCloseAnswersYieldedInput(t *testing.T) {
+	for _, loops := range []int{1, -1} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+			closeAnswersYieldedInput(t, loops)
+		})
+	}
+}
+
+func closeAnswersYieldedInput(t *testing.T, loops int) {
+	const n = 2000 // "get k\r\n" lines fitting a 16 KiB read
+	batch := strings.Repeat("get k\r\n", n)
+	for range 3 {
+		s, addr := start(t, Config{EventLoops: loops, ReqsPerEvent: 1})
+		c := dial(t, "tcp", addr)
+		c.expect("version\r\n", "VERSION "+Version)
+		c.send(batch)
+		// Close once the gets are read, most likely while they are
+		// being answered.
+		for deadline := time.Now().Add(10 * time.Second); s.stats.bytesRead.Load() < uint64(len("version\r\n")+len(batch)); {
+			if time.Now().After(deadline) {
+				t.Fatal("the gets were not read within 10s")
+			}
+			runtime.Gosched()
+		}
+		answered := s.stats.cmdGet.Load()
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		for i := range n {
+			if l, err := c.r.ReadString('\n'); err != nil || l != "END\r\n" {
+				t.Fatalf("reply %d of %d (%d answered when the close began): %q, %v", i+1, n, answered, l, err)
+			}
+		}
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d of %d gets answered when the close began", answered, n)
+	}
 }
