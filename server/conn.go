@@ -167,6 +167,14 @@ func (c *conn) serve() {
 	defer c.srv.stats.add(&c.stats)
 	for {
 		need := c.process()
+		if c.yielded && !c.closeAfterWrite {
+			// Served its requests for this turn (-R): let the other
+			// connections run before going on with the input left.
+			// The replies so far are written with the rest's.
+			c.yielded = false
+			runtime.Gosched()
+			continue
+		}
 		if err := c.flush(); err != nil || c.closeAfterWrite {
 			return
 		}
@@ -175,18 +183,11 @@ func (c *conn) serve() {
 			return
 		}
 		c.srv.stats.add(&c.stats)
-		if c.stopped.Load() && !c.yielded {
+		if c.stopped.Load() {
 			return
 		}
 		if need < 0 {
 			return
-		}
-		if c.yielded {
-			// Served its requests for this turn (-R): let the other
-			// connections run before going on with the input left.
-			c.yielded = false
-			runtime.Gosched()
-			continue
 		}
 		if !c.prepareRead(need) {
 			c.flush()
@@ -531,9 +532,7 @@ func (c *conn) process() int {
 			// metadump waits for the loop to hand it off.
 			return 0
 		}
-		if c.endRequest() {
-			return 0
-		}
+		yield := c.endRequest()
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				return -1
@@ -544,6 +543,9 @@ func (c *conn) process() int {
 				// left.
 				return 0
 			}
+		}
+		if yield {
+			return 0
 		}
 	}
 	if c.closeAfterWrite {

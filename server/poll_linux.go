@@ -505,7 +505,10 @@ func (pc *pollConn) serve() {
 		if !c.blocked && pc.need >= 0 {
 			pc.need = c.process()
 		}
-		if c.flush() != nil {
+		// A connection that yields keeps its replies (within flushSize)
+		// to write them with the rest of its input's, unless it closes.
+		hold := c.yielded && !c.closeAfterWrite
+		if !hold && c.flush() != nil {
 			pc.close()
 			return
 		}
