@@ -100,3 +100,27 @@ func TestReqsPerEventSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestEventSettingsMatchMemcached compares reqs_per_event,
+// watcher_logbuf_size and worker_logbuf_size in stats settings with
+// memcached's, by default and set. (worker_logbuf_size=64 also sets
+// memcached 1.6.18's slab_sizes, which a missing break lets it read; 64
+// is a size it takes.)
+func TestEventSettingsMatchMemcached(t *testing.T) {
+	for _, c := range []struct {
+		cfg  server.Config
+		args []string
+	}{
+		{server.Config{}, nil},
+		{server.Config{ReqsPerEvent: 7, WatcherLogBufSize: 8 << 10, WorkerLogBufSize: 64 << 10},
+			[]string{"-R", "7", "-o", "watcher_logbuf_size=8,worker_logbuf_size=64"}},
+	} {
+		mc := dialAdmin(t, testutil.StartMemcached(t, c.args...)).do("stats settings\r\n")
+		cv := dialAdmin(t, testutil.StartCorvid(t, c.cfg)).do("stats settings\r\n")
+		for _, name := range []string{"reqs_per_event", "watcher_logbuf_size", "worker_logbuf_size"} {
+			if got, want := statValue(cv, name), statValue(mc, name); got != want || want < 0 {
+				t.Errorf("%v: %s corvid %d, memcached %d", c.args, name, got, want)
+			}
+		}
+	}
+}
