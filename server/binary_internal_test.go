@@ -41,7 +41,7 @@ func binConn(s *Server) (c *conn, run func(req []byte) int) {
 		c.rbuf = append(c.rbuf[:0], req...)
 		c.r, c.w = 0, len(c.rbuf)
 		c.wbuf = c.wbuf[:0]
-		return c.process()
+		return c.processAll()
 	}
 	return c, run
 }
@@ -203,7 +203,7 @@ func feedConn(t *testing.T, s *Server, chunks ...[]byte) []byte {
 			n := copy(c.rbuf[c.w:], in)
 			c.w += n
 			in = in[n:]
-			need = c.process()
+			need = c.processAll()
 			if cap(c.rbuf) > maxFuzzBuf {
 				t.Fatalf("read buffer grew to %d bytes", cap(c.rbuf))
 			}

@@ -33,11 +33,16 @@ type Config struct {
 	DisableDumping  bool          // -X: refuse "lru_crawler metadump"
 	DisableWatch    bool          // -W: refuse "watch"
 	Threads         int           // -t; reported as "threads"; default 4
-	ReqsPerEvent    int           // -R; default 20
 	Backlog         int           // -b; default 1024
 	Verbosity       int           // -v count
 	DetailEnabled   bool          // -D given or "stats detail on"
 	PrefixDelimiter byte          // -D; default ':'
+
+	// ReqsPerEvent is how many requests a connection serves before it
+	// lets the others run, counted in conn_yields (-R); default 20. As
+	// memcached, it takes a negative number (shown as given in stats
+	// settings), which serves as 1.
+	ReqsPerEvent int
 
 	// HotKeySample makes the hot-key tracker ("stats hotkeys") look at one
 	// request in HotKeySample on each connection; default 16, negative
@@ -54,9 +59,17 @@ type Config struct {
 	KlogSample int
 
 	// WatcherLogBufSize is the bytes of log lines a watcher ("watch") may
-	// have waiting before further lines are skipped (-o
-	// watcher_logbuf_size, in kilobytes); default 256 KiB.
+	// have waiting to be written, those being written included, before
+	// further lines are skipped (-o watcher_logbuf_size, in kilobytes);
+	// default 256 KiB. Negative means none: every line is skipped
+	// (memcached's watcher_logbuf_size=0).
 	WatcherLogBufSize int
+	// WorkerLogBufSize is memcached's per-thread log buffer (-o
+	// worker_logbuf_size, in kilobytes), reported in stats settings;
+	// default 64 KiB. corvid formats a log line straight into the
+	// buffers of the watchers that want it, so it has no such buffer
+	// and drops no line there (log_worker_dropped stays 0).
+	WorkerLogBufSize int
 
 	// ReadBufMemLimit bounds the bytes of the connections' read buffers
 	// (-o read_buf_mem_limit, in megabytes there). corvid reads a value
@@ -159,6 +172,9 @@ func (p Protocol) String() string {
 	}
 	return "auto-negotiate"
 }
+
+// reqsPerEvent is ReqsPerEvent as served.
+func (c *Config) reqsPerEvent() int { return max(c.ReqsPerEvent, 1) }
 
 func (c *Config) setDefaults() {
 	if c.MaxConns == 0 {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -92,8 +93,13 @@ type conn struct {
 	// another connection until the request is answered.
 	getNext int
 	// yielded is set when a get line stopped to let the event loop serve
-	// its other connections (getNext is then where it goes on).
+	// its other connections (getNext is then where it goes on), or when
+	// the connection has served its requests for this turn (-R) and
+	// input is left: the loop, or the scheduler, then runs the others.
 	yielded bool
+	// turnReqs is how many more requests the connection serves before it
+	// yields (see endRequest); 0 until its turn starts.
+	turnReqs int
 	// dump is a metadump the event loop is to hand to a goroutine.
 	dump *dumpRequest
 
@@ -161,6 +167,14 @@ func (c *conn) serve() {
 	defer c.srv.stats.add(&c.stats)
 	for {
 		need := c.process()
+		if c.yielded && !c.closeAfterWrite {
+			// Served its requests for this turn (-R): let the other
+			// connections run before going on with the input left.
+			// The replies so far are written with the rest's.
+			c.yielded = false
+			runtime.Gosched()
+			continue
+		}
 		if err := c.flush(); err != nil || c.closeAfterWrite {
 			return
 		}
@@ -199,7 +213,7 @@ func (c *conn) serve() {
 			if n > 0 && !c.stopped.Load() {
 				// Answer what arrived with the error (such as EOF right
 				// after a last request) before closing.
-				c.process()
+				c.processAll()
 				c.flush()
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {
@@ -485,9 +499,15 @@ func (c *conn) process() int {
 	if c.r < c.w || c.getNext > 0 {
 		c.state.Store(connParseCmd)
 	}
+	if c.turnReqs <= 0 {
+		c.turnReqs = c.srv.cfg.reqsPerEvent() + 1
+	}
 	if c.getNext > 0 {
 		if c.get(&c.req, c.getNext); c.getNext > 0 {
 			return 0 // the socket backed up again
+		}
+		if c.endRequest() {
+			return 0
 		}
 	}
 	for c.r < c.w {
@@ -503,6 +523,7 @@ func (c *conn) process() int {
 		c.prefetchAhead(2)
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
+			c.turnReqs = 0 // the next input starts a turn
 			return need
 		}
 		if c.getNext > 0 || c.dump != nil {
@@ -511,6 +532,7 @@ func (c *conn) process() int {
 			// metadump waits for the loop to hand it off.
 			return 0
 		}
+		yield := c.endRequest()
 		if len(c.wbuf) > flushSize {
 			if c.flush() != nil {
 				return -1
@@ -522,9 +544,45 @@ func (c *conn) process() int {
 				return 0
 			}
 		}
+		if yield {
+			return 0
+		}
 	}
 	if c.closeAfterWrite {
 		return -1
 	}
+	c.turnReqs = 0
 	return 0
+}
+
+// processAll is process without yields, for input that is answered at
+// once: a datagram, or what came with a read error.
+func (c *conn) processAll() int {
+	for {
+		need := c.process()
+		if !c.yielded {
+			return need
+		}
+		c.yielded = false
+	}
+}
+
+// endRequest counts a request served in this turn and reports whether the
+// connection is to yield: memcached's -R (reqs_per_event). As memcached
+// counts them, a turn that starts with new input serves reqsPerEvent+1
+// requests and one that goes on after a yield reqsPerEvent; each turn
+// that uses them all counts a conn_yields, even when no input is left and
+// the yield costs nothing. Pipelined requests read at once then count as
+// many yields as memcached's: (requests-1)/reqsPerEvent.
+func (c *conn) endRequest() bool {
+	if c.turnReqs--; c.turnReqs > 0 {
+		return false
+	}
+	c.stats.connYields++
+	if c.r == c.w {
+		return false // the next input starts a turn
+	}
+	c.turnReqs = c.srv.cfg.reqsPerEvent()
+	c.yielded = true
+	return true
 }

@@ -293,7 +293,7 @@ func runOn(c *conn, req string) []byte {
 	c.rbuf = append(c.rbuf[:0], req...)
 	c.r, c.w, c.ahead = 0, len(c.rbuf), 0
 	c.wbuf = c.wbuf[:0]
-	c.process()
+	c.processAll()
 	return c.wbuf
 }
 

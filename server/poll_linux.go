@@ -434,15 +434,17 @@ func (l *loop) sweepGrace() {
 	l.grace = kept
 }
 
-// stop closes the connections that have written all their replies (their
-// input was answered when it was read), and the others too once the
+// stop closes the connections that have written all their replies and
+// answered their input (as it was read, or, for those in the again list,
+// once the loop has gone on with them), and the others too once the
 // shutdown grace is over, and reports whether the loop may exit: no
 // connection and none pending.
 func (l *loop) stop() bool {
 	l.addPending()
 	kill := l.killing.Load()
 	for _, pc := range l.conns {
-		if pc != nil && (!pc.out || kill) {
+		// A connection in the again list has input to answer first.
+		if pc != nil && (!pc.out && !pc.again || kill) {
 			pc.close()
 		}
 	}
@@ -506,7 +508,10 @@ func (pc *pollConn) serve() {
 		if !c.blocked && pc.need >= 0 {
 			pc.need = c.process()
 		}
-		if c.flush() != nil {
+		// A connection that yields keeps its replies (within flushSize)
+		// to write them with the rest of its input's, unless it closes.
+		hold := c.yielded && !c.closeAfterWrite
+		if !hold && c.flush() != nil {
 			pc.close()
 			return
 		}
@@ -528,7 +533,7 @@ func (pc *pollConn) serve() {
 			return
 		}
 		c.srv.stats.add(&c.stats)
-		if c.stopped.Load() {
+		if c.stopped.Load() && !c.yielded {
 			pc.close()
 			return
 		}

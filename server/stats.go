@@ -25,6 +25,7 @@ type connStats struct {
 	storeTooLarge, storeNoMemory uint64
 	bytesRead, bytesWritten      uint64
 	authCmds, authErrors         uint64
+	connYields                   uint64
 }
 
 // globalStats are the server-wide counters memcached keeps per thread.
@@ -36,6 +37,7 @@ type globalStats struct {
 	totalConns, rejectedConns    atomic.Uint64
 	idleKicks                    atomic.Uint64
 	authCmds, authErrors         atomic.Uint64
+	connYields                   atomic.Uint64
 }
 
 // add moves the counts of cs into g and zeroes cs.
@@ -55,6 +57,7 @@ func (g *globalStats) add(cs *connStats) {
 	addNonZero(&g.bytesWritten, cs.bytesWritten)
 	addNonZero(&g.authCmds, cs.authCmds)
 	addNonZero(&g.authErrors, cs.authErrors)
+	addNonZero(&g.connYields, cs.connYields)
 	*cs = connStats{}
 }
 
@@ -62,7 +65,7 @@ func (g *globalStats) add(cs *connStats) {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors} {
+		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors, &g.connYields} {
 		v.Store(0)
 	}
 }
@@ -300,7 +303,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("listen_disabled_num", 0)
 	w.u("time_in_listen_disabled_us", 0)
 	w.i("threads", int64(s.cfg.Threads))
-	w.u("conn_yields", 0)
+	w.u("conn_yields", g.connYields.Load())
 	if s.cfg.IdleTimeout > 0 {
 		w.u("idle_kicks", g.idleKicks.Load())
 	}
@@ -321,7 +324,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("lru_maintainer_juggles", st.LRUMaintainerJuggles)
 	w.u("malloc_fails", st.MallocFails)
 	w.u("log_worker_dropped", 0)
-	w.u("log_worker_written", 0)
+	w.u("log_worker_written", s.watch.written.Load())
 	w.u("log_watcher_skipped", s.watch.skipped.Load())
 	w.u("log_watcher_sent", s.watch.sent.Load())
 	w.i("log_watchers", int64(s.watch.count()))
@@ -438,7 +441,8 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.yesno("temp_lru", lru.TempLRU)
 	w.i("temporary_ttl", int64(lru.TemporaryTTL))
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
-	w.i("watcher_logbuf_size", int64(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf)))
+	w.i("watcher_logbuf_size", int64(max(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf), 0)))
+	w.i("worker_logbuf_size", int64(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
 	w.i("write_buf_mem_limit", s.wbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))

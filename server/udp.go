@@ -139,7 +139,7 @@ func (u *udpConn) handle(d []byte, peer netip.AddrPort) {
 	c.closeAfterWrite = false
 	c.proto = ProtoAuto
 	u.overflow = false
-	c.process()
+	c.processAll()
 	reply := c.wbuf
 	if u.overflow || len(reply) > udpMaxReply {
 		reply = []byte(replyUDPTooLarge)

@@ -16,7 +16,11 @@ import (
 // appended to the buffer of every watcher that wants it; a watcher's
 // connection writes its buffer out from its own goroutine. A watcher that
 // cannot keep up loses the lines that do not fit its buffer and is told
-// how many with a "skipped=N" line, as memcached does. When nobody
+// how many with a "skipped=N" line, as memcached does. A watcher's lines,
+// those being written to its socket included, stay within its buffer
+// size, so a watcher that does not read holds that much memory and no
+// more, and the connections it watches never wait for it: they only
+// append to its buffer under a lock that no write holds. When nobody
 // watches, the server's flags are 0 and an event costs one atomic load.
 const (
 	watchFetchers = 1 << iota
@@ -27,6 +31,12 @@ const (
 	maxWatchers = 20
 	// defaultWatcherBuf is memcached's watcher_logbuf_size default.
 	defaultWatcherBuf = 256 << 10
+	// defaultWorkerBuf is memcached's worker_logbuf_size default.
+	defaultWorkerBuf = 64 << 10
+	// skipReserve is the room beyond a line that a watcher's buffer
+	// must have for the line to be taken, as memcached's logger asks
+	// for: the "skipped=N" line that may go before it fits in it.
+	skipReserve = 128
 )
 
 // watchTypes are the event types "watch" accepts; those corvid does not
@@ -44,6 +54,7 @@ type watchHub struct {
 	gid   atomic.Uint64 // memcached's global log entry id
 
 	sent, skipped atomic.Uint64 // log_watcher_sent, log_watcher_skipped
+	written       atomic.Uint64 // log_worker_written: lines published
 
 	mu   sync.Mutex // guards list
 	list []*watcher
@@ -55,8 +66,11 @@ type watcher struct {
 	max   int
 	wake  chan struct{}
 
-	mu      sync.Mutex // guards buf, skipped
-	buf     []byte
+	mu  sync.Mutex // guards buf, sending, skipped
+	buf []byte
+	// sending is the bytes the writer has taken from buf and not yet
+	// written: they count against max until they are.
+	sending int
 	skipped uint64
 }
 
@@ -108,6 +122,7 @@ func (h *watchHub) count() int {
 func (h *watchHub) publish(flag uint32, line []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.written.Add(1)
 	for _, w := range h.list {
 		if w.flags&flag == 0 {
 			continue
@@ -121,14 +136,11 @@ func (h *watchHub) publish(flag uint32, line []byte) {
 }
 
 // push appends a line, preceded by the count of lines skipped before it,
-// or counts it as skipped when the buffer is full.
+// or counts it as skipped when the buffer has not room for it and
+// skipReserve more.
 func (w *watcher) push(line []byte) bool {
 	w.mu.Lock()
-	need := len(line)
-	if w.skipped > 0 {
-		need += 32
-	}
-	if len(w.buf)+need > w.max {
+	if len(w.buf)+w.sending+len(line)+skipReserve > w.max {
 		w.skipped++
 		w.mu.Unlock()
 		return false
@@ -148,13 +160,22 @@ func (w *watcher) push(line []byte) bool {
 	return true
 }
 
-// take moves the buffered lines to out.
+// take moves the buffered lines to out, to be written; they count as
+// buffered until done is called.
 func (w *watcher) take(out []byte) []byte {
 	w.mu.Lock()
 	out = append(out, w.buf...)
+	w.sending += len(w.buf)
 	w.buf = w.buf[:0]
 	w.mu.Unlock()
 	return out
+}
+
+// done frees the room of n bytes taken by take.
+func (w *watcher) done(n int) {
+	w.mu.Lock()
+	w.sending -= n
+	w.mu.Unlock()
 }
 
 // watching reports whether anyone watches events of type flag.
@@ -203,7 +224,7 @@ func (c *conn) watchCommand(req *protocol.Request) {
 		return
 	}
 	size := c.srv.cfg.WatcherLogBufSize
-	if size <= 0 {
+	if size == 0 {
 		size = defaultWatcherBuf
 	}
 	w := c.srv.watch.add(flags, size)
@@ -251,6 +272,7 @@ func (c *conn) serveWatch() {
 			continue
 		}
 		n, err := nc.Write(out)
+		w.done(len(out))
 		c.stats.bytesWritten += uint64(n)
 		if err != nil {
 			nc.Close()

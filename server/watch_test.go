@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,4 +211,165 @@ func TestWatchSkipsWhenBehind(t *testing.T) {
 			a.do("get k\r\n")
 		}
 	}
+}
+
+// TestWatchSkippedMatchesMemcached lets a watcher with a 1 KB buffer fall
+// behind a burst of gets, then read: on corvid as on memcached, the first
+// line it gets after the burst is preceded by "skipped=N", and every event
+// is either delivered or counted in a skipped line (or, on memcached, in
+// log_worker_dropped, its per-thread buffer's losses).
+func TestWatchSkippedMatchesMemcached(t *testing.T) {
+	t.Run("corvid", func(t *testing.T) {
+		watchSkipped(t, testutil.StartCorvid(t, server.Config{WatcherLogBufSize: 1 << 10}))
+	})
+	t.Run("memcached", func(t *testing.T) {
+		watchSkipped(t, testutil.StartMemcached(t, "-o", "watcher_logbuf_size=1"))
+	})
+}
+
+func watchSkipped(t *testing.T, addr string) {
+	nc, r := watchConn(t, addr, "watch fetchers")
+	nc.SetDeadline(time.Now().Add(time.Minute))
+	a := dialAdmin(t, addr)
+	// Enough lines (some 13 MB) to fill the sockets' buffers too, which
+	// take up to 4 MB, even when memcached's logger, asleep when the
+	// burst begins, drops many from its per-thread buffer.
+	const burst, batch = 150000, 1000
+	gets := strings.Repeat("get burst\r\n", batch)
+	for range burst / batch {
+		a.nc.SetDeadline(time.Now().Add(replyTimeout))
+		if _, err := a.nc.Write([]byte(gets)); err != nil {
+			t.Fatal(err)
+		}
+		for range batch {
+			if reply := a.read(); reply != "END\r\n" {
+				t.Fatalf("get: %q", reply)
+			}
+		}
+	}
+	// Now read. The watcher's lines go to a channel until it is closed.
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- line
+		}
+	}()
+	t.Cleanup(func() {
+		nc.Close()
+		for range lines {
+		}
+	})
+	events := burst
+	var delivered, skipped int
+	var last string
+	skipRE := regexp.MustCompile(`^skipped=[1-9]\d*\n$`)
+	// wait reads lines until one for key arrives, sending "get key"
+	// each 10 ms while poke is set.
+	wait := func(key string, poke bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		send := func() {
+			a.do("get " + key + "\r\n")
+			events++
+		}
+		send()
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatal("the watcher's connection closed")
+				}
+				if v, ok := strings.CutPrefix(line, "skipped="); ok {
+					if !skipRE.MatchString(line) || strings.HasPrefix(last, "skipped=") {
+						t.Fatalf("skipped line %q after %q", line, last)
+					}
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					skipped += n
+				} else {
+					delivered++
+				}
+				last = line
+				if strings.Contains(line, " key="+key+" ") {
+					return
+				}
+			case <-tick.C:
+				if time.Now().After(deadline) {
+					t.Fatalf("no line for %s within 10s", key)
+				}
+				if poke {
+					send()
+				}
+			}
+		}
+	}
+	wait("poke", true)
+	if skipped == 0 {
+		t.Fatalf("no line was skipped: %d lines of %d events delivered", delivered, events)
+	}
+	wait("end", false)
+	// memcached counts its own drops once its logger has moved on.
+	var dropped int64
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		dropped = replyStat(a.do("stats\r\n"), "log_worker_dropped")
+		if int64(delivered+skipped)+dropped == int64(events) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if int64(delivered+skipped)+dropped != int64(events) {
+		t.Errorf("%d events: %d lines delivered, %d skipped, %d dropped", events, delivered, skipped, dropped)
+	}
+	t.Logf("%d events: %d lines delivered, %d skipped, %d dropped", events, delivered, skipped, dropped)
+}
+
+// TestWatcherThatNeverReads watches with a client that never reads while
+// another client makes 100,000 requests: they complete (a watcher only
+// ever costs its clients an append to its buffer), the lines that do not
+// fit are skipped, and the server's heap grows by no more than the
+// watcher's buffer, whatever the number of lines.
+func TestWatcherThatNeverReads(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{})
+	nc, _ := watchConn(t, addr, "watch fetchers mutations")
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4 << 10)
+	}
+	a := dialAdmin(t, addr)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const requests, batch = 100000, 1000
+	gets := strings.Repeat("get a-key-that-is-not-there\r\n", batch)
+	r := bufio.NewReader(a.nc)
+	start := time.Now()
+	for range requests / batch {
+		a.nc.SetDeadline(time.Now().Add(replyTimeout))
+		if _, err := a.nc.Write([]byte(gets)); err != nil {
+			t.Fatal(err)
+		}
+		for range batch {
+			if line, err := r.ReadString('\n'); err != nil || line != "END\r\n" {
+				t.Fatalf("get: %q %v", line, err)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	a.r = r
+	st := a.do("stats\r\n")
+	if replyStat(st, "log_watcher_skipped") <= 0 || replyStat(st, "log_watchers") != 1 {
+		t.Errorf("log_watcher_skipped %d, log_watchers %d", replyStat(st, "log_watcher_skipped"), replyStat(st, "log_watchers"))
+	}
+	// Some 4 MB of lines were logged; the buffer holds 256 KB.
+	if grow := int64(after.HeapAlloc) - int64(before.HeapAlloc); grow > 2<<20 {
+		t.Errorf("the heap grew by %d KB", grow>>10)
+	}
+	t.Logf("%d gets in %v, %d lines sent, %d skipped", requests, elapsed, replyStat(st, "log_watcher_sent"), replyStat(st, "log_watcher_skipped"))
 }

@@ -48,7 +48,7 @@ type serverOptions struct {
 	delimiter        string
 	threads          int
 	eventLoops       int
-	reqsPerEvent     int
+	reqsPerEvent     string
 	disableCAS       bool
 	backlog          int
 	protocol         string
@@ -116,7 +116,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.StringVarP(&o.delimiter, "prefix-delimiter", "D", "", "delimiter between key prefixes and IDs for per-prefix stats (enables them)")
 	f.IntVarP(&o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
 	f.IntVar(&o.eventLoops, "event-loops", -1, "serve connections from this many epoll event loops (Linux; default: one per thread); 0 gives each connection a goroutine")
-	f.IntVarP(&o.reqsPerEvent, "max-reqs-per-event", "R", 20, "maximum requests per event")
+	f.StringVarP(&o.reqsPerEvent, "max-reqs-per-event", "R", "20", "requests a connection is served before the others get a turn")
 	f.BoolVarP(&o.disableCAS, "disable-cas", "C", false, "disable use of CAS")
 	f.IntVarP(&o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit")
 	f.StringVarP(&o.protocol, "protocol", "B", "auto", "protocol: ascii, binary or auto")
@@ -219,7 +219,7 @@ func (o *serverOptions) config() (server.Config, error) {
 		MaxConns:        o.connLimit,
 		Threads:         o.threads,
 		EventLoops:      o.eventLoops,
-		ReqsPerEvent:    o.reqsPerEvent,
+		ReqsPerEvent:    int(max(min(leadingInt(o.reqsPerEvent), 1<<31-1), -1<<31)),
 		Backlog:         o.backlog,
 		Verbosity:       o.verbose,
 		TCPPort:         o.port,
@@ -238,7 +238,9 @@ func (o *serverOptions) config() (server.Config, error) {
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = -1 // none; Config's zero is the default
 	}
-	if o.reqsPerEvent <= 0 {
+	if cfg.ReqsPerEvent == 0 {
+		// Read as C's atoi reads it: "5x" is 5, a negative number is
+		// taken (and serves as 1), only 0 or no number is refused.
 		return cfg, usageError("Number of requests per event must be greater than 0")
 	}
 	if o.factor <= 1.0 {
@@ -449,7 +451,7 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 			if opt == "" {
 				continue
 			}
-			name, val, _ := strings.Cut(opt, "=")
+			name, val, hasVal := strings.Cut(opt, "=")
 			if !knownSuboptions[name] {
 				return usageError(fmt.Sprintf("Illegal suboption %q", opt))
 			}
@@ -497,11 +499,21 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if mb == 0 {
 					cfg.WriteBufMemLimit = -1 // as read_buf_mem_limit: no limit
 				}
-			case "watcher_logbuf_size":
-				if val == "" || n <= 0 {
-					return usageError("watcher_logbuf_size must be a positive number of kilobytes")
+			case "watcher_logbuf_size", "worker_logbuf_size":
+				if !hasVal {
+					return usageError("Missing " + name + " argument")
 				}
-				cfg.WatcherLogBufSize = int(n) << 10
+				kb, err := strconv.ParseUint(val, 10, 32)
+				if err != nil {
+					return usageError("could not parse argument to " + name)
+				}
+				// memcached keeps the size in bytes in 32 bits.
+				size := int(uint32(kb << 10))
+				if name == "worker_logbuf_size" {
+					cfg.WorkerLogBufSize = size
+				} else if cfg.WatcherLogBufSize = size; size == 0 {
+					cfg.WatcherLogBufSize = -1 // no room: every line is skipped
+				}
 			case "klog_file":
 				if val == "" {
 					return usageError("klog_file needs a file name")

@@ -118,6 +118,60 @@ func TestServerConfigFlags(t *testing.T) {
 	}
 }
 
+// TestServerReqsPerEvent checks that -R is read as memcached's atoi reads
+// it: leading digits, and a negative number taken.
+func TestServerReqsPerEvent(t *testing.T) {
+	for arg, want := range map[string]int{"": 20, "5": 5, "5x": 5, "-1": -1, " 7": 7} {
+		o := &serverOptions{}
+		cmd := serverCommand(o)
+		var args []string
+		if arg != "" {
+			args = []string{"-R", arg}
+		}
+		if err := cmd.Flags().Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("-R %q: %v", arg, err)
+			continue
+		}
+		if cfg.ReqsPerEvent != want {
+			t.Errorf("-R %q: ReqsPerEvent %d, want %d", arg, cfg.ReqsPerEvent, want)
+		}
+	}
+}
+
+// TestServerLogBufSizes checks watcher_logbuf_size and worker_logbuf_size,
+// kilobytes as memcached takes them, 0 included.
+func TestServerLogBufSizes(t *testing.T) {
+	cases := []struct {
+		opt             string
+		watcher, worker int
+	}{
+		{"watcher_logbuf_size=1", 1 << 10, 0},
+		{"watcher_logbuf_size=0", -1, 0},
+		{"worker_logbuf_size=128", 0, 128 << 10},
+		{"watcher_logbuf_size=2,worker_logbuf_size=1", 2 << 10, 1 << 10},
+	}
+	for _, c := range cases {
+		o := &serverOptions{}
+		cmd := serverCommand(o)
+		if err := cmd.Flags().Parse([]string{"-o", c.opt}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("%s: %v", c.opt, err)
+			continue
+		}
+		if cfg.WatcherLogBufSize != c.watcher || cfg.WorkerLogBufSize != c.worker {
+			t.Errorf("%s: WatcherLogBufSize %d, WorkerLogBufSize %d, want %d, %d",
+				c.opt, cfg.WatcherLogBufSize, cfg.WorkerLogBufSize, c.watcher, c.worker)
+		}
+	}
+}
+
 // TestServerConfigErrors checks that what memcached refuses is refused with
 // memcached's message.
 func TestServerConfigErrors(t *testing.T) {
@@ -134,6 +188,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{[]string{"-c", "0"}, "Maximum connections must be greater than 0"},
 		{[]string{"-t", "0"}, "Number of threads must be greater than 0"},
 		{[]string{"-R", "0"}, "Number of requests per event must be greater than 0"},
+		{[]string{"-R", "abc"}, "Number of requests per event must be greater than 0"},
 		{[]string{"-B", "foo"}, "Invalid value for binding protocol: foo"},
 		{[]string{"-I", "5"}, "Item max size cannot be less than 1024 bytes."},
 		{[]string{"-I", "2k"}, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)"},
@@ -148,6 +203,11 @@ func TestServerConfigErrors(t *testing.T) {
 		{[]string{"-o", "lru_crawler_tocrawl=-1"}, "lru_crawler_tocrawl takes a numeric 32bit value"},
 		{[]string{"-o", "no_lru_maintainer,temporary_ttl=5"}, "temporary_ttl requires lru_maintainer to be enabled"},
 		{[]string{"-o", "klog_sample=0"}, "klog_sample must be a positive number"},
+		{[]string{"-o", "watcher_logbuf_size"}, "Missing watcher_logbuf_size argument"},
+		{[]string{"-o", "watcher_logbuf_size=-1"}, "could not parse argument to watcher_logbuf_size"},
+		{[]string{"-o", "watcher_logbuf_size=abc"}, "could not parse argument to watcher_logbuf_size"},
+		{[]string{"-o", "worker_logbuf_size"}, "Missing worker_logbuf_size argument"},
+		{[]string{"-o", "worker_logbuf_size=abc"}, "could not parse argument to worker_logbuf_size"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
