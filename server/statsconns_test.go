@@ -135,10 +135,15 @@ func connsScenario(t *testing.T, tcpAddr, udpAddr string) []string {
 	var lines []string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		// Wait until the partial requests have been read.
+		// Wait until the partial requests have been read, and the
+		// getter, whose reply may be written before its state goes
+		// back to waiting, is waiting: only the asking connection
+		// parses a command then.
 		lines = statsConns(t, dial)
 		all := strings.Join(lines, "\n")
-		if strings.Contains(all, "conn_nread") && strings.Count(all, "conn_read") >= 3 || time.Now().After(deadline) {
+		settled := strings.Contains(all, "conn_nread") && strings.Count(all, "conn_read") >= 3 &&
+			strings.Count(all, "conn_parse_cmd") <= 1
+		if settled || time.Now().After(deadline) {
 			break
 		}
 	}
