@@ -440,6 +440,9 @@ var transcripts = []transcript{
 		{"stats cachedump 1\r\n", "CLIENT_ERROR bad command line\r\n"},
 		{"stats cachedump x 1\r\n", "CLIENT_ERROR bad command line format\r\n"},
 		{"stats cachedump 1 -1\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		// Read as memcached's safe_strtoul: a sign, and 2^32 + 1 is 1.
+		{"stats cachedump +1 0\r\n", "ITEM a [1 b; 0 s]\r\nEND\r\n"},
+		{"stats cachedump 4294967297 0\r\n", "ITEM a [1 b; 0 s]\r\nEND\r\n"},
 	}},
 	{"flush_all", []exchange{
 		{"set k 0 0 1\r\na\r\n", "STORED\r\n"},

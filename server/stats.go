@@ -164,8 +164,8 @@ func (c *conn) cachedump(args [][]byte) {
 		c.reply("CLIENT_ERROR bad command line")
 		return
 	}
-	id, ok1 := parseU32(args[0])
-	limit, ok2 := parseU32(args[1])
+	id, ok1 := protocol.ParseUint32(args[0])
+	limit, ok2 := protocol.ParseUint32(args[1])
 	if !ok1 || !ok2 {
 		c.reply("CLIENT_ERROR bad command line format")
 		return
@@ -197,12 +197,6 @@ func (c *conn) cachedump(args [][]byte) {
 		return true
 	})
 	c.wbuf = append(c.wbuf, "END\r\n"...)
-}
-
-// parseU32 parses a decimal uint32 as memcached's token parser does.
-func parseU32(b []byte) (uint32, bool) {
-	n, err := strconv.ParseUint(string(b), 10, 32)
-	return uint32(n), err == nil
 }
 
 func (c *conn) statsDetail(req *protocol.Request) {
