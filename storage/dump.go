@@ -51,14 +51,8 @@ func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
 				page, chunk = page+1, 0
 			}
 			cl.mu.Unlock()
-			start := 0
-			for _, end := range ends {
-				key := keys[start:end:end]
-				start = end
-				var it DumpItem
-				if c.peek(key, &it) && !fn(&it) {
-					return false
-				}
+			if !c.peekEach(keys, ends, fn) {
+				return false
 			}
 		}
 	}
@@ -75,6 +69,22 @@ func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
 			return
 		}
 	}
+}
+
+// peekEach calls fn for the live item under each key of keys, the keys
+// ending at the offsets ends, and reports false once fn has. Keys whose
+// item is gone or expired are skipped.
+func (c *Cache) peekEach(keys []byte, ends []int, fn func(*DumpItem) bool) bool {
+	start := 0
+	for _, end := range ends {
+		key := keys[start:end:end]
+		start = end
+		var it DumpItem
+		if c.peek(key, &it) && !fn(&it) {
+			return false
+		}
+	}
+	return true
 }
 
 // peek fills it with the live item stored under key, without touching it,
@@ -238,13 +248,5 @@ func (c *Cache) DumpCold(id, maxItems, lineBytes, maxBytes int, fn func(*DumpIte
 		ref = h.next
 	}
 	cl.mu.Unlock()
-	start := 0
-	for _, end := range ends {
-		key := keys[start:end:end]
-		start = end
-		var it DumpItem
-		if c.peek(key, &it) && !fn(&it) {
-			return
-		}
-	}
+	c.peekEach(keys, ends, fn)
 }
