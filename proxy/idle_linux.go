@@ -2,12 +2,12 @@ package proxy
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/corvidcache/corvid/internal/epoll"
 )
 
 // An idler watches the sockets of parked clients with an epoll set. Its
@@ -29,23 +29,11 @@ type idler struct {
 // newIdler returns p's idler, or nil (clients then never park) when the
 // system refuses an epoll set.
 func newIdler(p *Proxy) (*idler, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, wakefd, err := epoll.New()
 	if err != nil {
-		return nil, fmt.Errorf("cannot create epoll instance: %w", err)
+		return nil, err
 	}
-	r, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if e != 0 {
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("cannot create eventfd: %w", e)
-	}
-	id := &idler{p: p, epfd: epfd, wakefd: int(r), sweep: idleSweep, parked: make(map[int32]*client)}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(id.wakefd)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, id.wakefd, &ev); err != nil {
-		syscall.Close(id.wakefd)
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("cannot register eventfd: %w", err)
-	}
-	return id, nil
+	return &idler{p: p, epfd: epfd, wakefd: wakefd, sweep: idleSweep, parked: make(map[int32]*client)}, nil
 }
 
 // park has the idler watch cl's socket; it reports false when cl must
@@ -137,8 +125,7 @@ func (id *idler) close() {
 		syscall.Close(id.epfd)
 		return
 	}
-	one := uint64(1)
-	syscall.Write(id.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	epoll.Wake(id.wakefd)
 }
 
 func (id *idler) run() {

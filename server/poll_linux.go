@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/corvidcache/corvid/internal/epoll"
 )
 
 // An event loop serves many connections from one goroutine, the way
@@ -209,30 +211,17 @@ func detach(nc net.Conn) (int, error) {
 }
 
 func newLoop(s *Server) (*loop, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, wakefd, err := epoll.New()
 	if err != nil {
-		return nil, fmt.Errorf("cannot create epoll instance: %w", err)
+		return nil, err
 	}
-	r, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if e != 0 {
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("cannot create eventfd: %w", e)
-	}
-	l := &loop{srv: s, epfd: epfd, wakefd: int(r)}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wakefd)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wakefd, &ev); err != nil {
-		syscall.Close(l.wakefd)
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("cannot register eventfd: %w", err)
-	}
-	return l, nil
+	return &loop{srv: s, epfd: epfd, wakefd: wakefd}, nil
 }
 
 // wakeLocked interrupts the loop's epoll_wait. The caller holds l.mu and
 // has checked that the loop is not done (its eventfd is then closed).
 func (l *loop) wakeLocked() {
-	one := uint64(1)
-	syscall.Write(l.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	epoll.Wake(l.wakefd)
 }
 
 func (l *loop) run() {
