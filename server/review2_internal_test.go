@@ -56,10 +56,7 @@ func TestWriteBufWaitBounded(t *testing.T) {
 	if s.cfg.EventLoops > 0 {
 		t.Skip("event loops count only blocked replies, and never wait")
 	}
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	storeBigValue(t, s)
 	// Each time the get finds room, others take it back before it
 	// grows its buffer, and give it back 50 ms later.
 	fake := s.wbufs.limit + s.wbufs.over

@@ -16,6 +16,16 @@ import (
 	"github.com/corvidcache/corvid/storage"
 )
 
+// storeBigValue stores a value of 1 MiB under "k" in s and returns it.
+func storeBigValue(t *testing.T, s *Server) []byte {
+	t.Helper()
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
+		t.Fatal(err)
+	}
+	return value
+}
+
 // TestWriteBufMemLimit checks that the replies held for clients that do
 // not read stay within write_buf_mem_limit in total: the connections
 // that would pass it are closed and counted in write_buf_oom, the heap
@@ -31,10 +41,7 @@ func TestWriteBufMemLimit(t *testing.T) {
 		WriteBufMemLimit: limit,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
 	})
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	value := storeBigValue(t, s)
 	admin := dial(t, "tcp", addr)
 	admin.send("stats settings\r\n")
 	for l := admin.line(); l != "END"; l = admin.line() {
@@ -142,10 +149,7 @@ func TestWriteBufMemLimitManyClients(t *testing.T) {
 		WriteBufMemLimit: limit,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
 	})
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	storeBigValue(t, s)
 	clients := make([]*client, conns)
 	for i := range clients {
 		clients[i] = dialSmall(t, addr)
@@ -235,10 +239,7 @@ func TestWriteBufWaitCountsOnce(t *testing.T) {
 		WriteBufMemLimit: 4 << 20,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20, Clock: clk},
 	})
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	value := storeBigValue(t, s)
 	admin := dial(t, "tcp", addr)
 	for _, tc := range []struct {
 		req, counter, hitsName string
@@ -304,10 +305,7 @@ func TestWriteBufWaitStops(t *testing.T) {
 	if s.cfg.EventLoops > 0 {
 		t.Skip("event loops count only blocked replies, and never wait")
 	}
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	storeBigValue(t, s)
 	fillWriteRoom(t, s)
 	c := dial(t, "tcp", addr)
 	c.send("get k\r\n")
@@ -338,10 +336,7 @@ func TestWriteBufRefusedMetaBinary(t *testing.T) {
 	if s.cfg.EventLoops > 0 {
 		t.Skip("event loops count only blocked replies")
 	}
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	storeBigValue(t, s)
 	for _, req := range [][]byte{
 		[]byte("mg k v\r\n"),
 		binPacket(protocol.OpGetK, nil, []byte("k"), nil, 0),
@@ -374,10 +369,7 @@ func TestWriteBufLimitSparesSlowReader(t *testing.T) {
 		WriteBufMemLimit: limit,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
 	})
-	value := bytes.Repeat([]byte("v"), 1<<20)
-	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, value, 0); err != nil {
-		t.Fatal(err)
-	}
+	value := storeBigValue(t, s)
 	// Clients that do not read fill the limit.
 	for range 8 {
 		dialSmall(t, addr).send("get k k k k\r\n")
