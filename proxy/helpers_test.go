@@ -55,11 +55,19 @@ func startProxy(t *testing.T, conf string) *Proxy {
 // startProxyB is startProxy for tests and benchmarks.
 func startProxyB(t testing.TB, conf string) *Proxy {
 	t.Helper()
+	return serveProxy(t, Config{}, conf)
+}
+
+// serveProxy starts a proxy with cfg and the pools of the nutcracker.yml
+// text conf, serving until the test ends.
+func serveProxy(t testing.TB, cfg Config, conf string) *Proxy {
+	t.Helper()
 	pc, err := nutcracker.Parse([]byte(conf))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{Pools: pc})
+	cfg.Pools = pc
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

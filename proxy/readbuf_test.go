@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/corvidcache/corvid/internal/nutcracker"
 )
 
 // startProxyConfig starts a proxy with cfg and one pool "alpha" in front
@@ -20,29 +17,7 @@ import (
 // test ends.
 func startProxyConfig(t *testing.T, cfg Config, addrs []string) (*Proxy, string) {
 	t.Helper()
-	pc, err := nutcracker.Parse([]byte(poolYAML("127.0.0.1:0", addrs)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Pools = pc
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return within 10s")
-		}
-	})
+	p := serveProxy(t, cfg, poolYAML("127.0.0.1:0", addrs))
 	return p, p.Addrs()["alpha"].String()
 }
 
