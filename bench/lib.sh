@@ -93,15 +93,21 @@ bench_free_port() {
 
 # bench_ready PORT succeeds when a server on 127.0.0.1:PORT answers "version".
 bench_ready() {
+	bench_answers "$1" version VERSION
+}
+
+# bench_answers PORT REQUEST PREFIX succeeds when 127.0.0.1:PORT answers the
+# one-line REQUEST with a line that begins with PREFIX, within 2 seconds.
+bench_answers() {
 	local reply
-	# shellcheck disable=SC2016 # $1 and $line belong to the inner shell
+	# shellcheck disable=SC2016 # $1, $2 and $line belong to the inner shell
 	reply=$(timeout 2 bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf "version\r\n" >&3
+		printf "%s\r\n" "$2" >&3
 		IFS= read -r line <&3
 		printf "%s" "$line"
-	' _ "$1" 2>/dev/null) || return 1
-	[[ $reply == VERSION* ]]
+	' _ "$1" "$2" 2>/dev/null) || return 1
+	[[ $reply == "$3"* ]]
 }
 
 # bench_resolve_commands sets the argv prefixes of both servers:

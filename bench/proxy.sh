@@ -98,15 +98,7 @@ write_conf() {
 
 # proxy_ready PORT succeeds when a get through 127.0.0.1:PORT answers.
 proxy_ready() {
-	local reply
-	# shellcheck disable=SC2016
-	reply=$(timeout 2 bash -c '
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf "get proxy.sh:ready\r\n" >&3
-		IFS= read -r line <&3
-		printf "%s" "$line"
-	' _ "$1" 2>/dev/null) || return 1
-	[[ $reply == END* ]]
+	bench_answers "$1" "get proxy.sh:ready" END
 }
 
 # start_proxy NAME LABEL starts nutcracker or corvid proxy on a fresh
