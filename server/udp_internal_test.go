@@ -6,16 +6,26 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/storage"
 )
 
+// testEpoch is the time of newTestServer's clock, which never moves: two
+// servers given the same requests then expire the same items (with the
+// system clocks their one-second ticks fall at different instants).
+var testEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // newTestServer returns a server serving UDP on a free loopback port,
 // without its goroutines (Serve is not called): tests call udpConn.handle
-// directly. It is closed when the test ends.
+// directly. Its clock stands still at testEpoch. It is closed when the
+// test ends.
 func newTestServer(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := New(Config{UDPAddrs: []string{"127.0.0.1:0"}, Storage: storage.Config{MemoryLimit: 16 << 20}})
+	s, err := New(Config{UDPAddrs: []string{"127.0.0.1:0"}, Storage: storage.Config{
+		MemoryLimit: 16 << 20,
+		Now:         func() time.Time { return testEpoch },
+	}})
 	if err != nil {
 		tb.Fatal(err)
 	}
