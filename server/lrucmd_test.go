@@ -310,12 +310,14 @@ func TestMetadumpOneAtATime(t *testing.T) {
 	for name, addr := range servers {
 		t.Run(name, func(t *testing.T) {
 			a := dialAdmin(t, addr)
-			// About 3 MB of dump lines: more than the socket buffers of
-			// a client that does not read.
+			// About 11 MB of dump lines: more than the socket buffers of
+			// a client that does not read (a loopback socket's send
+			// buffer grows to 4 MB).
 			const n = 40000
+			long := strings.Repeat("k", 200)
 			var req strings.Builder
 			for i := range n {
-				req.WriteString("set dumpkey:" + strconv.Itoa(i) + " 0 0 1 noreply\r\nx\r\n")
+				req.WriteString("set dumpkey:" + long + strconv.Itoa(i) + " 0 0 1 noreply\r\nx\r\n")
 			}
 			req.WriteString("version\r\n")
 			// 40,000 sets take longer than one reply's timeout under the
