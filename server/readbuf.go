@@ -1,6 +1,11 @@
 package server
 
-import "sync/atomic"
+import (
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/corvidcache/corvid/internal/offheap"
+)
 
 // defaultReadBufMemLimit is the bound on read-buffer memory when
 // Config.ReadBufMemLimit is 0 and the item size limit is small enough.
@@ -22,7 +27,7 @@ type readBufs struct {
 
 // get returns a new read buffer of at least n bytes.
 func (m *readBufs) get(n int) []byte {
-	b := getBuf(n)
+	b := allocRead(n)
 	m.bytes.Add(int64(cap(b)))
 	m.count.Add(1)
 	return b
@@ -35,22 +40,93 @@ func (m *readBufs) put(b []byte) {
 	}
 	m.bytes.Add(-int64(cap(b)))
 	m.count.Add(-1)
-	putBuf(b)
+	freeRead(b)
 }
 
 // grow returns a buffer of at least n bytes to replace old, which it gives
 // back after copying old[from:to] to the new buffer's start; or it reports
 // false, counting a read_buf_oom, when that would take the total past the
-// limit.
+// limit or the memory cannot be had.
 func (m *readBufs) grow(old []byte, from, to, n int) ([]byte, bool) {
-	delta := int64(bufSize(n) - cap(old))
+	delta := int64(readSize(n) - cap(old))
 	if total := m.bytes.Add(delta); m.limit > 0 && total > m.limit {
 		m.bytes.Add(-delta)
 		m.oom.Add(1)
 		return nil, false
 	}
-	nb := getBuf(n)
+	nb := allocRead(n)
+	if nb == nil {
+		m.bytes.Add(-delta)
+		m.oom.Add(1)
+		return nil, false
+	}
 	copy(nb, old[from:to])
-	putBuf(old)
+	freeRead(old)
 	return nb, true
+}
+
+// Read buffers past keepBufSize, which connections give back as soon as
+// their input is consumed, are mapped outside the Go heap (package
+// offheap): their size is the client's choice, and on the heap the
+// collector would let the memory they take run to twice what they hold.
+// The power-of-two sizes up to 1<<maxPooledShift are recycled through
+// their own free lists, as getBuf's, so that a workload of large values
+// does not map and fault in a buffer per request; larger ones are
+// unmapped when given back.
+var bigReadPools = newBigReadPools()
+
+func newBigReadPools() (p [maxPooledShift + 1]chan []byte) {
+	for s := bigReadShift; s <= maxPooledShift; s++ {
+		p[s] = make(chan []byte, max(2, poolBudget>>s))
+	}
+	return p
+}
+
+// bigReadShift is the log2 of the smallest read buffer mapped off the heap.
+var bigReadShift = bits.Len(uint(keepBufSize))
+
+// readSize returns the capacity of the buffer allocRead(n) returns.
+func readSize(n int) int {
+	if n <= keepBufSize {
+		return bufSize(n)
+	}
+	if shift := bits.Len(uint(n - 1)); shift <= maxPooledShift {
+		return 1 << shift
+	}
+	return offheap.Size(n)
+}
+
+// allocRead returns a read buffer of readSize(n) bytes, or nil when the
+// memory cannot be had.
+func allocRead(n int) []byte {
+	if n <= keepBufSize {
+		return getBuf(n)
+	}
+	size := readSize(n)
+	if shift := bits.Len(uint(size - 1)); shift <= maxPooledShift {
+		select {
+		case b := <-bigReadPools[shift]:
+			return b
+		default:
+		}
+	}
+	return offheap.Alloc(size)
+}
+
+// freeRead recycles or releases a buffer from allocRead. Nothing may use
+// it afterwards.
+func freeRead(b []byte) {
+	c := cap(b)
+	if c <= keepBufSize {
+		putBuf(b)
+		return
+	}
+	if c&(c-1) == 0 && bits.Len(uint(c))-1 <= maxPooledShift {
+		select {
+		case bigReadPools[bits.Len(uint(c))-1] <- b[:c]:
+			return
+		default:
+		}
+	}
+	offheap.Free(b)
 }
