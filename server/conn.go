@@ -56,6 +56,10 @@ type conn struct {
 	// the connection then ends.
 	wheld int64
 	woom  bool
+	// reader is set while the socket took the connection's last reply at
+	// once, in goroutine mode: its large replies may use the room kept
+	// for clients that read (writeBufs.readerRoom).
+	reader bool
 	// canWait is set while a get looks up a key it can look up again:
 	// a buffer that grow refuses then sets wwait instead of woom, and the
 	// get waits for room and retries the key.
@@ -415,7 +419,7 @@ func (c *conn) reserve(n int) {
 		// writeBufs). Refused, the caller appends no value: a get that
 		// can wait (canWait) waits for room and looks the key up again,
 		// any other request ends the connection unwritten.
-		if c.woom || !c.srv.wbufs.grow(&c.wheld, int64(bufSize(size))) {
+		if c.woom || !c.srv.wbufs.grow(&c.wheld, int64(bufSize(size)), c.reader) {
 			if c.canWait && !c.woom {
 				c.wwait = int64(bufSize(size))
 			} else if !c.woom {
@@ -448,8 +452,10 @@ func (c *conn) flush() error {
 		return nil
 	}
 	n, err := c.writeNow(0)
+	reader := c.reader
+	c.reader = err == nil && n == len(c.wbuf)
 	if err == nil && n < len(c.wbuf) {
-		switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
+		switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf)), reader) {
 		case blockWait:
 			var m int
 			c.state.Store(connMwrite)

@@ -232,7 +232,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 				for c.wwait > 0 {
 					want := c.wwait
 					c.wwait = 0
-					if !c.srv.wbufs.waitRoom(want, deadline, &c.stopped) {
+					if !c.srv.wbufs.waitRoom(want, c.reader, deadline, &c.stopped) {
 						// Refused, or the server is stopping: the
 						// connection ends with nothing more written.
 						c.woom, c.closeAfterWrite = true, true

@@ -623,7 +623,7 @@ func (pc *pollConn) flush() error {
 				c.state.Store(connMwrite)
 				// The buffer is held for the client from here until
 				// the socket drains; past the limit, for a grace only.
-				switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf))) {
+				switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf)), false) {
 				case blockWait:
 					pc.graceSince = 0
 				case blockGrace:

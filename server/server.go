@@ -108,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 	s.wbufs.limit = max(cfg.WriteBufMemLimit, 0)
 	// Room for two of the largest replies in flight past the limit.
 	s.wbufs.over = max(s.wbufs.limit/8, 2*int64(bufSize(cfg.itemSizeMax()+1024)))
+	s.wbufs.readerRoom = s.wbufs.over
 	if cfg.AuthFile != "" {
 		if len(cfg.UDPAddrs) > 0 {
 			cache.Close()

@@ -43,7 +43,12 @@ var errWriteBufLimit = errors.New("server: write buffers over write_buf_mem_limi
 // before it has built the reply, so a buffer grown past flushSize is
 // counted from before it is allocated (grow), against the limit plus
 // over: room for the replies in flight to clients that read, and for a
-// few connections at a time to find their socket full. The write that
+// few connections at a time to find their socket full. Clients that never
+// read keep that room full, so a connection whose last reply the socket
+// took at once (a reader) may also use readerRoom past it: a client that
+// reads is not made to wait for each large reply behind those that do
+// not, and one that stops reading loses the privilege with the write
+// that blocks. The write that
 // then blocks is judged by block, as on an event loop. A
 // connection refused before its buffer grows allocates nothing, so
 // hundreds of clients asking at once cannot make the server build
@@ -54,6 +59,12 @@ type writeBufs struct {
 	oom   atomic.Uint64 // write_buf_oom
 	limit int64         // 0: none
 	over  int64         // what grow may take past limit
+	// readerRoom is what grow, in goroutine mode, may take past
+	// limit+over for a connection whose last reply left at once (a
+	// reader, see conn.reader): clients that do not read fill limit+over
+	// and keep it full, and a client that reads would otherwise wait
+	// behind them for room for each large reply.
+	readerRoom int64
 
 	// Gets waiting for room (waitRoom) are woken when bytes go down:
 	// waiters counts them, and freed, made while they wait, is closed and
@@ -118,11 +129,11 @@ const (
 // that reads takes its reply by then, and is not closed for what clients
 // that do not read hold; the memory is counted all the while. Past both it
 // reports blockRefused, counting a write_buf_oom.
-func (m *writeBufs) block(held *int64, n int64) int {
+func (m *writeBufs) block(held *int64, n int64, reader bool) int {
 	if m.set(held, n, m.limit) {
 		return blockWait
 	}
-	if m.set(held, n, m.limit+m.over) {
+	if m.set(held, n, m.bound(reader)) {
 		return blockGrace
 	}
 	m.oom.Add(1)
@@ -138,11 +149,21 @@ func (m *writeBufs) count(ok bool) bool {
 }
 
 // grow sets the bytes a connection's buffer is about to grow to, counted
-// in *held, to n, allowing the total up to the limit plus m.over. It
-// reports false as hold does, but counts no write_buf_oom: the caller
-// may wait for room (waitRoom) instead of ending the connection.
-func (m *writeBufs) grow(held *int64, n int64) bool {
-	return m.set(held, n, m.limit+m.over)
+// in *held, to n, allowing the total up to the limit plus m.over (and
+// readerRoom for a reader). It reports false as hold does, but counts no
+// write_buf_oom: the caller may wait for room (waitRoom) instead of
+// ending the connection.
+func (m *writeBufs) grow(held *int64, n int64, reader bool) bool {
+	return m.set(held, n, m.bound(reader))
+}
+
+// bound is the total that grow allows: the limit and the allowance past
+// it, and readerRoom for a reader.
+func (m *writeBufs) bound(reader bool) int64 {
+	if reader {
+		return m.limit + m.over + m.readerRoom
+	}
+	return m.limit + m.over
 }
 
 // waitRoomFor bounds how long a get waits for room for the reply to one
@@ -159,14 +180,14 @@ const waitRoomFor = 5 * time.Second
 // grow past the limit is held by replies in flight, given back as their
 // sockets take them or their connections close, so the wait is short; a
 // waiting get sleeps until the total goes down, or waitPoll passes.
-func (m *writeBufs) waitRoom(n int64, deadline time.Time, stopped *atomic.Bool) bool {
+func (m *writeBufs) waitRoom(n int64, reader bool, deadline time.Time, stopped *atomic.Bool) bool {
 	m.waiters.Add(1)
 	defer m.waiters.Add(-1)
 	for {
 		// The channel is taken before the look, so that a decrease
 		// between the two is not missed.
 		freed := m.freedChan()
-		if m.bytes.Load()+n <= m.limit+m.over {
+		if m.bytes.Load()+n <= m.bound(reader) {
 			return true
 		}
 		if stopped.Load() {
