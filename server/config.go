@@ -83,6 +83,16 @@ type Config struct {
 	// more; negative means no limit (memcached's 0).
 	ReadBufMemLimit int64
 
+	// MaxGetKeys bounds the keys of one get, gets, gat or gats line: a
+	// longer line is answered "SERVER_ERROR out of memory writing get
+	// response", with nothing else, and counted in response_obj_oom.
+	// memcached builds a line's replies whole before it writes them, one
+	// response object per key, from memory its read_buf_mem_limit bounds
+	// (see MemcachedMaxGetKeys); corvid writes them as they come and needs
+	// no such bound, but keeps memcached's where its limit is given. 0
+	// means no bound; negative refuses every such line.
+	MaxGetKeys int
+
 	// WriteBufMemLimit bounds the bytes of the write buffers of
 	// connections whose client does not take its replies (-o
 	// write_buf_mem_limit, in megabytes there; corvid's own). A reply is

@@ -156,10 +156,27 @@ func (c *conn) lookupOnly(req *protocol.Request) { c.lookup(req, false, 0) }
 // event loop it also stops after yieldKeys keys, setting c.yielded, so
 // that a long get line does not hold up the loop's other connections.
 func (c *conn) get(req *protocol.Request, from int) {
+	if from == 0 && c.srv.cfg.MaxGetKeys != 0 && tooManyKeys(req.GetKeys, c.srv.cfg.MaxGetKeys) {
+		c.srv.respOOM.Add(1)
+		c.reply("SERVER_ERROR out of memory writing get response")
+		return
+	}
 	c.getNext = c.lookup(req, true, from)
 	if c.getNext == 0 {
 		c.wbuf = append(c.wbuf, "END\r\n"...)
 	}
+}
+
+// tooManyKeys reports whether keys holds more than most keys (none, when
+// most is negative).
+func tooManyKeys(keys []byte, most int) bool {
+	n := 0
+	for key, i := protocol.NextKey(keys, 0); len(key) > 0; key, i = protocol.NextKey(keys, i) {
+		if n++; n > most {
+			return true
+		}
+	}
+	return false
 }
 
 // yieldKeys is how many keys of one get line an event loop looks up

@@ -130,3 +130,25 @@ func freeRead(b []byte) {
 	}
 	offheap.Free(b)
 }
+
+// MemcachedMaxGetKeys returns the most keys memcached 1.6 answers in one
+// get line with -o read_buf_mem_limit=limit (bytes) and -t threads, for
+// Config.MaxGetKeys: each worker thread has limit/threads of 16 KiB
+// buffers (at least one), shared by its read buffers and its bundles of
+// 13 response objects, and a line takes one response object per key while
+// its connection holds one read buffer. It returns -1 where memcached
+// has no buffer left for any response, and 0 (no bound) for no limit.
+func MemcachedMaxGetKeys(limit int64, threads int) int {
+	const (
+		bufSize       = 16 << 10 // memcached's READ_BUFFER_SIZE
+		respPerBundle = 13       // MAX_RESP_PER_BUNDLE on 64-bit builds
+	)
+	if limit <= 0 {
+		return 0
+	}
+	bufs := limit / int64(max(threads, 1)) / bufSize
+	if bufs <= 1 {
+		return -1
+	}
+	return int(bufs-1) * respPerBundle
+}

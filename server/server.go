@@ -74,6 +74,9 @@ type Server struct {
 	stats     globalStats
 	rbufs     readBufs
 	wbufs     writeBufs
+	// respOOM counts the get lines refused for Config.MaxGetKeys
+	// (response_obj_oom).
+	respOOM atomic.Uint64
 	// dumping is set while a metadump runs: as memcached's crawler, the
 	// server serves one at a time and answers the others BUSY, so that
 	// the dumps' buffers and walks do not add up.

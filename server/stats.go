@@ -252,7 +252,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("total_connections", g.totalConns.Load())
 	w.u("rejected_connections", g.rejectedConns.Load())
 	w.i("connection_structures", int64(curr+len(s.listeners)))
-	w.u("response_obj_oom", 0)
+	w.u("response_obj_oom", s.respOOM.Load())
 	w.i("response_obj_count", int64(curr))
 	w.i("response_obj_bytes", int64(curr)*readBufSize)
 	var spare int64

@@ -490,6 +490,9 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				if mb == 0 {
 					cfg.ReadBufMemLimit = -1 // memcached's 0: no limit
 				}
+				// Given, the limit bounds a get line's keys as
+				// memcached's does (corvid's default does not).
+				cfg.MaxGetKeys = server.MemcachedMaxGetKeys(int64(mb)<<20, cfg.Threads)
 			case "write_buf_mem_limit":
 				mb, err := strconv.ParseUint(val, 10, 32)
 				if err != nil {

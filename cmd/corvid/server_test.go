@@ -315,3 +315,38 @@ func TestServerConfigUDP(t *testing.T) {
 		t.Error("-p 0 without -U or -s: no error")
 	}
 }
+
+// TestServerMaxGetKeys checks that a read_buf_mem_limit given on the
+// command line bounds a get line's keys as memcached 1.6.18 does with the
+// same -t and limit (measured against it: 195 keys at -t 4 and 1 MB, 819
+// at -t 1, 403 at -t 4 and 2 MB, 260 at -t 3), and that without it, or
+// with 0, a line's keys are not bounded.
+func TestServerMaxGetKeys(t *testing.T) {
+	cases := []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{"-o", "read_buf_mem_limit=0"}, 0},
+		{[]string{"-o", "read_buf_mem_limit=1"}, 195},
+		{[]string{"-t", "1", "-o", "read_buf_mem_limit=1"}, 819},
+		{[]string{"-o", "read_buf_mem_limit=2", "-t", "4"}, 403},
+		{[]string{"-t", "3", "-o", "read_buf_mem_limit=1"}, 260},
+		{[]string{"-t", "64", "-o", "read_buf_mem_limit=1"}, -1},
+	}
+	for _, c := range cases {
+		o := &serverOptions{}
+		cmd := serverCommand(o)
+		if err := cmd.Flags().Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if cfg.MaxGetKeys != c.want {
+			t.Errorf("%q: MaxGetKeys %d, want %d", c.args, cfg.MaxGetKeys, c.want)
+		}
+	}
+}
