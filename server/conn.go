@@ -51,15 +51,22 @@ type conn struct {
 	// rbuf[r:ahead] have had their keys prefetched.
 	ahead int
 	wbuf  []byte
+	// wbig is the buffer past keepBufSize (from allocBig, mapped off the
+	// heap) that wbuf was last grown into, nil when none; the connection
+	// gives it back with releaseWbuf.
+	wbig []byte
 	// wheld is the bytes of wbuf counted in the server's blocked write
 	// buffers (writeBufs); woom is set once the limit refused them, and
 	// the connection then ends.
 	wheld int64
 	woom  bool
-	// reader is set while the socket took the connection's last reply at
-	// once, in goroutine mode: its large replies may use the room kept
-	// for clients that read (writeBufs.readerRoom).
-	reader bool
+	// reader is set, in goroutine mode, for a request that came after
+	// the socket had taken every reply at once with no input left
+	// (replyDrained): the client waited for its replies before asking
+	// again, so it reads, and the request's large replies may use the
+	// room kept for clients that read (writeBufs.readerRoom). Replies
+	// that find the socket full clear both.
+	reader, replyDrained bool
 	// canWait is set while a get looks up a key it can look up again:
 	// a buffer that grow refuses then sets wwait instead of woom, and the
 	// get waits for room and retries the key.
@@ -70,6 +77,7 @@ type conn struct {
 	// rawErr. Set at the connection's first flush.
 	raw           syscall.RawConn
 	rawWrite      func(fd uintptr) bool
+	rawPeek       func(fd uintptr) bool // waitInput's: hasInput
 	rawFrom, rawN int
 	rawErr        error
 
@@ -165,7 +173,7 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	defer func() {
 		c.srv.rbufs.put(c.rbuf)
-		putBuf(c.wbuf)
+		c.releaseWbuf()
 		c.srv.wbufs.hold(&c.wheld, 0)
 	}()
 	defer c.srv.stats.add(&c.stats)
@@ -193,9 +201,13 @@ func (c *conn) serve() {
 		if need < 0 {
 			return
 		}
-		if !c.prepareRead(need) {
-			c.flush()
-			return
+		// A connection with no input left waits for more without a read
+		// buffer, as memcached's gives its buffer back: thousands of
+		// idle clients then hold none.
+		idle := c.r == c.w && c.getNext == 0
+		if idle && c.rbuf != nil {
+			c.srv.rbufs.put(c.rbuf)
+			c.rbuf, c.r, c.w, c.ahead = nil, 0, 0, 0
 		}
 		if t := c.srv.cfg.IdleTimeout; t > 0 {
 			if testHookIdleDeadline != nil {
@@ -210,6 +222,18 @@ func (c *conn) serve() {
 			}
 		}
 		c.setWaitState()
+		if idle {
+			if err := c.waitInput(); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {
+					c.srv.stats.idleKicks.Add(1)
+				}
+				return
+			}
+		}
+		if !c.prepareRead(need) {
+			c.flush()
+			return
+		}
 		n, err := c.nc.Read(c.rbuf[c.w:])
 		c.w += n
 		c.stats.bytesRead += uint64(n)
@@ -429,10 +453,34 @@ func (c *conn) reserve(n int) {
 			return
 		}
 	}
-	nb := getBuf(size)[:len(c.wbuf)]
+	var nb, big []byte
+	if bufSize(size) > keepBufSize {
+		big = allocBig(size)
+		nb = big
+	}
+	if nb == nil {
+		nb = getBuf(size)
+	}
+	nb = nb[:len(c.wbuf)]
 	copy(nb, c.wbuf)
-	putBuf(c.wbuf)
-	c.wbuf = nb
+	c.releaseWbuf()
+	c.wbuf, c.wbig = nb, big
+}
+
+// releaseWbuf gives back the connection's write buffer and leaves it nil.
+// A buffer from allocBig is given back through wbig, which owns it even
+// if wbuf has since been regrown by an append onto the heap.
+func (c *conn) releaseWbuf() {
+	if c.wbig != nil {
+		if cap(c.wbuf) > 0 && &c.wbuf[:1][0] != &c.wbig[:1][0] {
+			putBuf(c.wbuf)
+		}
+		freeBig(c.wbig)
+		c.wbig = nil
+	} else {
+		putBuf(c.wbuf)
+	}
+	c.wbuf = nil
 }
 
 // flush writes the pending replies. Without an event loop it first writes
@@ -452,9 +500,12 @@ func (c *conn) flush() error {
 		return nil
 	}
 	n, err := c.writeNow(0)
-	reader := c.reader
-	c.reader = err == nil && n == len(c.wbuf)
+	if err == nil && n == len(c.wbuf) {
+		c.replyDrained = c.r == c.w
+	}
 	if err == nil && n < len(c.wbuf) {
+		reader := c.reader
+		c.reader, c.replyDrained = false, false
 		switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf)), reader) {
 		case blockWait:
 			var m int
@@ -488,9 +539,8 @@ func (c *conn) flush() error {
 	}
 	c.srv.wbufs.hold(&c.wheld, 0)
 	c.stats.bytesWritten += uint64(n)
-	if cap(c.wbuf) > keepBufSize {
-		putBuf(c.wbuf)
-		c.wbuf = nil
+	if cap(c.wbuf) > keepBufSize || c.wbig != nil {
+		c.releaseWbuf()
 	} else {
 		c.wbuf = c.wbuf[:0]
 	}
@@ -527,11 +577,13 @@ func (c *conn) process() int {
 			return -1
 		}
 		c.prefetchAhead(2)
+		c.reader = c.replyDrained
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
 			c.turnReqs = 0 // the next input starts a turn
 			return need
 		}
+		c.replyDrained = false
 		if c.getNext > 0 || c.dump != nil {
 			// A multi-get stopped for a blocked write (the event loop
 			// calls process again when the socket drains), or a

@@ -650,9 +650,8 @@ func (pc *pollConn) flush() error {
 	pc.wpos = 0
 	pc.graceSince = 0
 	c.srv.wbufs.hold(&c.wheld, 0)
-	if cap(c.wbuf) > keepBufSize {
-		putBuf(c.wbuf)
-		c.wbuf = nil
+	if cap(c.wbuf) > keepBufSize || c.wbig != nil {
+		c.releaseWbuf()
 	} else {
 		c.wbuf = c.wbuf[:0]
 	}
@@ -770,8 +769,8 @@ func (pc *pollConn) releaseClosed() {
 	c.endDump() // closed before its metadump was handed off
 	c.srv.wbufs.hold(&c.wheld, 0)
 	c.srv.rbufs.put(c.rbuf)
-	putBuf(c.wbuf)
-	c.rbuf, c.wbuf = nil, nil
+	c.releaseWbuf()
+	c.rbuf = nil
 	s := c.srv
 	s.stats.add(&c.stats)
 	s.mu.Lock()

@@ -27,7 +27,7 @@ type readBufs struct {
 
 // get returns a new read buffer of at least n bytes.
 func (m *readBufs) get(n int) []byte {
-	b := allocRead(n)
+	b := allocBig(n)
 	m.bytes.Add(int64(cap(b)))
 	m.count.Add(1)
 	return b
@@ -40,7 +40,7 @@ func (m *readBufs) put(b []byte) {
 	}
 	m.bytes.Add(-int64(cap(b)))
 	m.count.Add(-1)
-	freeRead(b)
+	freeBig(b)
 }
 
 // grow returns a buffer of at least n bytes to replace old, which it gives
@@ -54,38 +54,39 @@ func (m *readBufs) grow(old []byte, from, to, n int) ([]byte, bool) {
 		m.oom.Add(1)
 		return nil, false
 	}
-	nb := allocRead(n)
+	nb := allocBig(n)
 	if nb == nil {
 		m.bytes.Add(-delta)
 		m.oom.Add(1)
 		return nil, false
 	}
 	copy(nb, old[from:to])
-	freeRead(old)
+	freeBig(old)
 	return nb, true
 }
 
-// Read buffers past keepBufSize, which connections give back as soon as
-// their input is consumed, are mapped outside the Go heap (package
-// offheap): their size is the client's choice, and on the heap the
-// collector would let the memory they take run to twice what they hold.
+// Read and write buffers past keepBufSize, which connections give back as
+// soon as their input is consumed or their replies written, are mapped
+// outside the Go heap (package offheap): their size is the client's
+// choice, and on the heap the collector would let the memory they take
+// run to twice what they hold.
 // The power-of-two sizes up to 1<<maxPooledShift are recycled through
 // their own free lists, as getBuf's, so that a workload of large values
 // does not map and fault in a buffer per request; larger ones are
 // unmapped when given back.
-var bigReadPools = newBigReadPools()
+var bigPools = newBigPools()
 
-func newBigReadPools() (p [maxPooledShift + 1]chan []byte) {
-	for s := bigReadShift; s <= maxPooledShift; s++ {
+func newBigPools() (p [maxPooledShift + 1]chan []byte) {
+	for s := bigShift; s <= maxPooledShift; s++ {
 		p[s] = make(chan []byte, max(2, poolBudget>>s))
 	}
 	return p
 }
 
-// bigReadShift is the log2 of the smallest read buffer mapped off the heap.
-var bigReadShift = bits.Len(uint(keepBufSize))
+// bigShift is the log2 of the smallest buffer mapped off the heap.
+var bigShift = bits.Len(uint(keepBufSize))
 
-// readSize returns the capacity of the buffer allocRead(n) returns.
+// readSize returns the capacity of the buffer allocBig(n) returns.
 func readSize(n int) int {
 	if n <= keepBufSize {
 		return bufSize(n)
@@ -96,16 +97,16 @@ func readSize(n int) int {
 	return offheap.Size(n)
 }
 
-// allocRead returns a read buffer of readSize(n) bytes, or nil when the
-// memory cannot be had.
-func allocRead(n int) []byte {
+// allocBig returns a buffer of readSize(n) bytes, or nil when the memory
+// cannot be had.
+func allocBig(n int) []byte {
 	if n <= keepBufSize {
 		return getBuf(n)
 	}
 	size := readSize(n)
 	if shift := bits.Len(uint(size - 1)); shift <= maxPooledShift {
 		select {
-		case b := <-bigReadPools[shift]:
+		case b := <-bigPools[shift]:
 			return b
 		default:
 		}
@@ -113,9 +114,9 @@ func allocRead(n int) []byte {
 	return offheap.Alloc(size)
 }
 
-// freeRead recycles or releases a buffer from allocRead. Nothing may use
+// freeBig recycles or releases a buffer from allocBig. Nothing may use
 // it afterwards.
-func freeRead(b []byte) {
+func freeBig(b []byte) {
 	c := cap(b)
 	if c <= keepBufSize {
 		putBuf(b)
@@ -123,7 +124,7 @@ func freeRead(b []byte) {
 	}
 	if c&(c-1) == 0 && bits.Len(uint(c))-1 <= maxPooledShift {
 		select {
-		case bigReadPools[bits.Len(uint(c))-1] <- b[:c]:
+		case bigPools[bits.Len(uint(c))-1] <- b[:c]:
 			return
 		default:
 		}

@@ -47,3 +47,37 @@ func TestLargeReadBuffersOffHeap(t *testing.T) {
 		t.Fatal("a buffer past the pooled sizes is still mapped after put")
 	}
 }
+
+// TestLargeWriteBuffersOffHeap checks that a connection's write buffer
+// grown past keepBufSize is mapped off the heap and given back when the
+// connection lets it go, also when an append has since regrown it onto
+// the heap (the mapped buffer is then no longer wbuf, and would leak).
+func TestLargeWriteBuffersOffHeap(t *testing.T) {
+	if !offheap.Mapped {
+		t.Skip("buffers come from the heap in this build")
+	}
+	s := newTestServer(t)
+	c := newConn(s, nil)
+	c.flushFn = func() error { return nil } // no goroutine-mode counting
+	c.wbuf = append(c.wbuf, "VALUE k 0 1048576\r\n"...)
+	c.reserve(1 << 20)
+	big := c.wbuf
+	if !offheap.Owns(big) || string(big) != "VALUE k 0 1048576\r\n" {
+		t.Fatalf("reserve of 1 MiB: off the heap %v, holding %q", offheap.Owns(big), big)
+	}
+	c.releaseWbuf() // into the free list of its size
+	if c.wbuf != nil || c.wbig != nil {
+		t.Fatalf("after releaseWbuf: wbuf %d bytes, wbig %d bytes", cap(c.wbuf), cap(c.wbig))
+	}
+
+	c.reserve(5 << 20) // past the pooled sizes: unmapped when let go
+	big = c.wbig
+	c.wbuf = append(c.wbuf[:cap(c.wbuf)], 'x') // regrown onto the heap
+	if offheap.Owns(c.wbuf) || !offheap.Owns(big) {
+		t.Fatal("the append did not move wbuf off the mapped buffer")
+	}
+	c.releaseWbuf()
+	if offheap.Owns(big) {
+		t.Fatal("the mapped buffer an append left behind was not given back")
+	}
+}

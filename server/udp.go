@@ -150,9 +150,8 @@ func (u *udpConn) handle(d []byte, peer netip.AddrPort) {
 	u.srv.stats.add(&c.stats)
 	u.send(binary.BigEndian.Uint16(d), reply, peer)
 	c.rbuf = nil
-	if cap(c.wbuf) > keepBufSize {
-		putBuf(c.wbuf)
-		c.wbuf = nil
+	if cap(c.wbuf) > keepBufSize || c.wbig != nil {
+		c.releaseWbuf()
 	}
 }
 

@@ -44,11 +44,12 @@ var errWriteBufLimit = errors.New("server: write buffers over write_buf_mem_limi
 // counted from before it is allocated (grow), against the limit plus
 // over: room for the replies in flight to clients that read, and for a
 // few connections at a time to find their socket full. Clients that never
-// read keep that room full, so a connection whose last reply the socket
-// took at once (a reader) may also use readerRoom past it: a client that
-// reads is not made to wait for each large reply behind those that do
-// not, and one that stops reading loses the privilege with the write
-// that blocks. The write that
+// read keep that room full, so a request that came after the socket had
+// taken every earlier reply at once, with no input left behind them (a
+// client that waits for its replies, see conn.reader), may also use
+// readerRoom past it: a client that reads is not made to wait for each
+// large reply behind those that do not. Pipelined requests, and the
+// requests of a connection whose replies found its socket full, do not. The write that
 // then blocks is judged by block, as on an event loop. A
 // connection refused before its buffer grows allocates nothing, so
 // hundreds of clients asking at once cannot make the server build
@@ -60,10 +61,10 @@ type writeBufs struct {
 	limit int64         // 0: none
 	over  int64         // what grow may take past limit
 	// readerRoom is what grow, in goroutine mode, may take past
-	// limit+over for a connection whose last reply left at once (a
-	// reader, see conn.reader): clients that do not read fill limit+over
-	// and keep it full, and a client that reads would otherwise wait
-	// behind them for room for each large reply.
+	// limit+over for the request of a client that reads (conn.reader):
+	// clients that do not read fill limit+over and keep it full, and a
+	// client that reads would otherwise wait behind them for room for
+	// each large reply.
 	readerRoom int64
 
 	// Gets waiting for room (waitRoom) are woken when bytes go down:
@@ -233,20 +234,8 @@ func (m *writeBufs) set(held *int64, n, bound int64) bool {
 // no descriptor to write so. The write goes through the netpoller's raw
 // connection, so it is ordered with blocking writes to the same socket.
 func (c *conn) writeNow(from int) (int, error) {
-	if c.raw == nil {
-		sc, ok := c.nc.(syscall.Conn)
-		if !ok {
-			return 0, nil
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return 0, nil
-		}
-		c.raw = rc
-		c.rawWrite = func(fd uintptr) bool {
-			c.rawN, c.rawErr = syscall.Write(int(fd), c.wbuf[c.rawFrom:])
-			return true // one attempt: never wait for the socket
-		}
+	if c.rawConn() == nil {
+		return 0, nil
 	}
 	c.rawFrom = from
 	if err := c.raw.Write(c.rawWrite); err != nil {
@@ -260,4 +249,39 @@ func (c *conn) writeNow(from int) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// rawConn returns the socket's raw connection (nil when it has no
+// descriptor, as a TLS connection), making it and the functions that use
+// it at the first call.
+func (c *conn) rawConn() syscall.RawConn {
+	if c.raw != nil {
+		return c.raw
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	c.raw = rc
+	c.rawWrite = func(fd uintptr) bool {
+		c.rawN, c.rawErr = syscall.Write(int(fd), c.wbuf[c.rawFrom:])
+		return true // one attempt: never wait for the socket
+	}
+	c.rawPeek = func(fd uintptr) bool { return hasInput(fd) }
+	return rc
+}
+
+// waitInput waits until the socket has input, or an error or end of
+// stream to report, or its read deadline passes, without a buffer to read
+// into. Without a descriptor it returns at once, and the read waits.
+func (c *conn) waitInput() error {
+	rc := c.rawConn()
+	if rc == nil {
+		return nil
+	}
+	return rc.Read(c.rawPeek)
 }
