@@ -181,7 +181,7 @@ func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64,
 		if c.isFlushed(h, now) || isExpired(h, now) {
 			st.Expired++
 		} else {
-			buf = c.appendRecord(buf, ref, h, b, origin)
+			buf = c.appendRecord(buf, ref, h, b, now, origin)
 			st.Items++
 		}
 		s.mu.Unlock()
@@ -190,12 +190,18 @@ func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64,
 }
 
 // appendRecord appends the snapshot record of a linked item to buf, its
-// exptime counted from origin (the Unix time of rel time 0). The caller
-// holds the item's stripe lock.
-func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32, origin int64) []byte {
+// exptime counted from origin (the Unix time of rel time 0). A delayed
+// flush_all still pending at now is to invalidate the item at its time
+// (memcached's restart keeps oldest_live), so the record expires then at
+// the latest. The caller holds the item's stripe lock.
+func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32, now uint32, origin int64) []byte {
+	rel := h.exptime
+	if ol := c.oldestLive.Load(); ol > now && (rel == 0 || ol < rel) {
+		rel = ol
+	}
 	exp := int64(0)
-	if h.exptime != 0 {
-		exp = origin + int64(h.exptime)
+	if rel != 0 {
+		exp = origin + int64(rel)
 	}
 	key := c.itemKey(ref, b)
 	val := c.itemValue(ref, h, b)
