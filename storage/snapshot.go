@@ -152,7 +152,7 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, origin int64, buf []byte, 
 // a live one, to buf. The caller holds cl.mu, which snapChunkLocked may
 // release and take again; it never passes over an item because its stripe
 // is busy.
-func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64, buf []byte, st *SnapshotStats) ([]byte, error) {
+func (c *Cache) snapChunkLocked(cl *class, ref itemRef, now uint32, origin int64, buf []byte, st *SnapshotStats) ([]byte, error) {
 	h := c.hdr(ref)
 	for {
 		b := h.bits.Load()
@@ -192,7 +192,7 @@ func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64,
 // appendRecord appends the snapshot record of a linked item to buf, its
 // exptime counted from origin (the Unix time of rel time 0). The caller
 // holds the item's stripe lock.
-func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32, origin int64) []byte {
+func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, origin int64) []byte {
 	exp := int64(0)
 	if h.exptime != 0 {
 		exp = origin + int64(h.exptime)
