@@ -153,6 +153,7 @@ func New(cfg Config) (*Cache, error) {
 		arena:    newPageArena(!cfg.NoHugePages),
 		nextID:   1,
 		limit:    cfg.MemoryLimit,
+		malloced: cfg.InitialMalloced,
 		stop:     make(chan struct{}),
 		rebalCh:  make(chan struct{}, 1),
 		amRatio:  cfg.SlabAutomoveRatio,

@@ -144,3 +144,30 @@ func TestWideRefs(t *testing.T) {
 		})
 	}
 }
+
+// TestInitialMalloced is memcached's t/64bit.t: a 4098 MB cache that
+// starts with just over 4 GiB taken has room for one page.
+func TestInitialMalloced(t *testing.T) {
+	const initial = 1<<32 + 32
+	c := newCache(t, Config{MemoryLimit: 4098 << 20, NoEvict: true, InitialMalloced: initial, NoCrawler: true})
+	if s := stats(c); s.TotalMalloced != initial || s.LimitMaxbytes != 4297064448 || s.ActiveSlabs != 0 {
+		t.Fatalf("total_malloced %d limit_maxbytes %d active_slabs %d", s.TotalMalloced, s.LimitMaxbytes, s.ActiveSlabs)
+	}
+	val := []byte(strings.Repeat("a", 400<<10))
+	var stored int
+	for i := range 5 {
+		_, err := c.Store(ModeSet, []byte(fmt.Sprint("big", i)), 0, 0, val, 0)
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, ErrNoMemory):
+			t.Fatal(err)
+		}
+	}
+	if s := stats(c); stored != 2 || s.TotalMalloced != initial+SlabPageSize || s.ActiveSlabs != 1 {
+		t.Fatalf("stored %d total_malloced %d active_slabs %d", stored, s.TotalMalloced, s.ActiveSlabs)
+	}
+	if _, err := New(Config{InitialMalloced: -1}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("negative InitialMalloced: %v", err)
+	}
+}
