@@ -58,7 +58,7 @@ type Cache struct {
 	oldestLive atomic.Uint32 // flush_all's oldest_live (rel), 0 = none
 	oldestCAS  atomic.Uint64 // flush_all's oldest_cas
 
-	pageMu   sync.Mutex // guards pool, freeIDs, nextID, malloced, limit and writes to pages
+	pageMu   sync.Mutex // guards pool, freeIDs, nextID, malloced, limit, overdraft and writes to pages
 	pages    [][]byte   // by page id; fixed length: see pageTableLen
 	arena    *pageArena // where pages come from
 	pool     []uint32   // emptied SlabPageSize pages, not owned by any class
@@ -66,6 +66,9 @@ type Cache struct {
 	nextID   uint32
 	malloced int64
 	limit    int64
+	// overdraft is how far first pages of classes took malloced past
+	// limit (see getPage); the maintainer does not release those.
+	overdraft int64
 
 	// closed is set by Close while it holds every stripe, class and page
 	// lock, so reading it under any one of them is safe.

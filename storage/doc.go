@@ -7,8 +7,9 @@
 //
 // Item memory is slab pages of SlabPageSize (1 MiB) bytes, obtained with an
 // anonymous mmap on Linux (outside the Go heap; see mmap_linux.go) and
-// counted against Config.MemoryLimit: the pages never exceed it. Pages
-// belong to slab classes, computed exactly as memcached computes them from
+// counted against Config.MemoryLimit: the pages never exceed it, except in
+// a cache that does not evict (NoEvict), where a class gets its first page
+// past the limit, as in memcached. Pages belong to slab classes, computed exactly as memcached computes them from
 // -n, -f and slab_chunk_max (Classes); each page is split into equal
 // chunks. Items larger than SlabChunkMax go into one extra class whose
 // chunk is ItemSizeMax, one item per page of max(ItemSizeMax, SlabPageSize)

@@ -473,6 +473,7 @@ func (c *Cache) SetMemoryLimit(bytes int64) error {
 	}
 	c.pageMu.Lock()
 	c.limit = bytes
+	c.overdraft = 0
 	c.pageMu.Unlock()
 	c.overLimit()
 	return nil

@@ -188,9 +188,13 @@ func (c *Cache) slabAllocLocked(cl *class) itemRef {
 	return 0
 }
 
-// newPageLocked gives the class a new page, if memory allows.
+// newPageLocked gives the class a new page, if memory allows. In a cache
+// that does not evict (-M), a class without pages gets its first one even
+// past the limit, as memcached's do_slabs_newslab gives it (an evicting
+// cache takes a page from another class instead: see stealPageLocked).
 func (c *Cache) newPageLocked(cl *class) bool {
-	id, ok := c.getPage(cl.pageSize)
+	first := len(cl.pages) == 0 && Eviction(c.evict.Load()) == EvictNone
+	id, ok := c.getPage(cl.pageSize, first)
 	if !ok {
 		return false
 	}
@@ -213,10 +217,11 @@ func (c *Cache) addPageLocked(cl *class, id uint32) {
 }
 
 // getPage returns the id of a page of the given size: a pooled page, or a
-// new one if the memory limit allows. Pages of other sizes than
-// SlabPageSize (the large-item class) are never pooled; pooled pages are
-// released to make room for them.
-func (c *Cache) getPage(size int) (uint32, bool) {
+// new one if the memory limit allows, or if first (the class has no page
+// yet: the bytes past the limit are then the overdraft). Pages of other
+// sizes than SlabPageSize (the large-item class) are never pooled; pooled
+// pages are released to make room for them.
+func (c *Cache) getPage(size int, first bool) (uint32, bool) {
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
 	if c.closed {
@@ -232,7 +237,8 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 		c.pool = c.pool[:len(c.pool)-1]
 		c.releasePageLocked(id)
 	}
-	if c.malloced+int64(size) > c.limit {
+	over := c.malloced+int64(size) > c.limit
+	if over && !first {
 		return 0, false
 	}
 	var id uint32
@@ -256,6 +262,9 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 	}
 	c.pages[id] = mem
 	c.malloced += int64(size)
+	if over {
+		c.overdraft = c.malloced - c.limit
+	}
 	select {
 	case c.warmCh <- struct{}{}:
 	default:
@@ -287,6 +296,7 @@ func (c *Cache) releasePageLocked(id uint32) {
 	mem := c.pages[id]
 	c.pages[id] = nil
 	c.malloced -= int64(len(mem))
+	c.overdraft = max(0, min(c.overdraft, c.malloced-c.limit))
 	c.freeIDs = append(c.freeIDs, id)
 	c.arena.free(mem)
 }

@@ -263,7 +263,8 @@ func (c *Cache) takePageLocked(v *class, now uint32) (uint32, bool) {
 	return 0, false
 }
 
-// overLimit reports whether the pages exceed a lowered memory limit.
+// overLimit reports whether the pages exceed a lowered memory limit (the
+// first pages of classes that took them past the limit do not count).
 func (c *Cache) overLimit() bool {
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
@@ -275,7 +276,7 @@ func (c *Cache) overLimit() bool {
 		c.pool = c.pool[:len(c.pool)-1]
 		c.releasePageLocked(id)
 	}
-	return c.malloced > c.limit
+	return c.malloced > c.limit+c.overdraft
 }
 
 // releaseOne empties a page of v and hands it back (to the pool, or to the

@@ -167,6 +167,23 @@ func TestInitialMalloced(t *testing.T) {
 	if s := stats(c); stored != 2 || s.TotalMalloced != initial+SlabPageSize || s.ActiveSlabs != 1 {
 		t.Fatalf("stored %d total_malloced %d active_slabs %d", stored, s.TotalMalloced, s.ActiveSlabs)
 	}
+	// A class without pages gets one past the limit, as in memcached,
+	// and keeps it: the maintainer's balance does not take it back.
+	small := []byte(strings.Repeat("s", 100<<10))
+	stored = 0
+	for i := range 12 {
+		_, err := c.Store(ModeSet, []byte(fmt.Sprint("small", i)), 0, 0, small, 0)
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, ErrNoMemory):
+			t.Fatal(err)
+		}
+	}
+	c.balance()
+	if s := stats(c); stored != 10 || s.TotalMalloced != initial+2*SlabPageSize || s.ActiveSlabs != 2 || s.CurrItems != 12 {
+		t.Fatalf("stored %d total_malloced %d active_slabs %d curr_items %d", stored, s.TotalMalloced, s.ActiveSlabs, s.CurrItems)
+	}
 	if _, err := New(Config{InitialMalloced: -1}); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("negative InitialMalloced: %v", err)
 	}

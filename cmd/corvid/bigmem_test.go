@@ -112,6 +112,12 @@ func TestBinaryInitialMallocMatchesMemcached(t *testing.T) {
 			nc.Send([]byte(fmt.Sprintf("set big%d 0 0 %d\r\n%s\r\n", i, len(data), data)))
 			out = append(out, fmt.Sprintf("set big%d: %s", i, strings.TrimSpace(string(nc.ReadReply(testutil.LineReply)))))
 		}
+		// A class without pages gets one past the limit, as in
+		// memcached's do_slabs_newslab; then it is full too.
+		for i := 1; i <= 12; i++ {
+			nc.Send([]byte(fmt.Sprintf("set small%d 0 0 %d\r\n%s\r\n", i, 100<<10, strings.Repeat("s", 100<<10))))
+			out = append(out, fmt.Sprintf("set small%d: %s", i, strings.TrimSpace(string(nc.ReadReply(testutil.LineReply)))))
+		}
 		nc.Send([]byte("get big1 big2 big3 big4 big5\r\n"))
 		for _, line := range strings.Split(string(nc.ReadReply(testutil.ValuesReply)), "\r\n") {
 			if strings.HasPrefix(line, "VALUE ") || line == "END" {
