@@ -11,6 +11,12 @@ type Config struct {
 	ItemSizeMax  int     // -I, largest item; default 1 MiB
 	SlabChunkMax int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
 	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
+	// InitialMalloced is memcached's test hook T_MEMD_INITIAL_MALLOC: the
+	// cache starts as if it had already taken that many bytes of its
+	// MemoryLimit (total_malloced starts there), so that a test can reach
+	// the limit of a large cache without filling it. Zero by default; it
+	// must not be negative.
+	InitialMalloced int64
 	// NoHugePages (-o no_hugepages) stops the cache from asking the kernel
 	// (madvise) to back slab memory and the hash table with transparent
 	// huge pages, which it does by default: with 4 KiB pages a large cache

@@ -12,7 +12,13 @@ func TestGetHitAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	c := newCache(t, Config{NoCrawler: true})
+	for _, limit := range []int64{0, MaxNarrowLimit + 1<<30} {
+		getHitAllocatesNothing(t, Config{MemoryLimit: limit, NoCrawler: true})
+	}
+}
+
+func getHitAllocatesNothing(t *testing.T, cfg Config) {
+	c := newCache(t, cfg)
 	mustSet(t, c, "key", "value")
 	key := []byte("key")
 	var n int
@@ -92,6 +98,20 @@ func filledCache(b *testing.B, cfg Config, n int) (*Cache, [][]byte) {
 
 func BenchmarkGetHit(b *testing.B) {
 	c, keys := filledCache(b, Config{NoCrawler: true}, 10000)
+	var n int
+	fn := func(it Item) { n += len(it.Value) }
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		c.Get(keys[i%len(keys)], fn)
+	}
+}
+
+// BenchmarkGetHitWide is BenchmarkGetHit on a cache past MaxNarrowLimit,
+// whose refs are 48 bits wide.
+func BenchmarkGetHitWide(b *testing.B) {
+	c, keys := filledCache(b, Config{MemoryLimit: MaxNarrowLimit + 1<<30, NoCrawler: true}, 10000)
 	var n int
 	fn := func(it Item) { n += len(it.Value) }
 	b.SetBytes(100)

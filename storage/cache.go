@@ -9,15 +9,26 @@ import (
 )
 
 // MaxMemoryLimit is the largest memory limit the cache can address: MaxPages
-// slab pages.
+// slab pages (4 TiB less one page).
 const MaxMemoryLimit = int64(MaxPages) * SlabPageSize
+
+// MaxNarrowLimit is the largest memory limit of a cache whose refs are 32
+// bits (32 GiB less one page): a larger cache uses 48-bit refs, whose items
+// carry 8 more header bytes (48 rather than 40, or 32 without CAS) and
+// whose hash index takes 8 bytes per bucket rather than 4.
+const MaxNarrowLimit = int64(MaxNarrowPages) * SlabPageSize
 
 // Cache is memcached's storage engine: slab memory, hash index, LRU,
 // expiry and eviction. All methods are safe for concurrent use.
 type Cache struct {
 	cfg     Config
-	hdrSize uint32 // item header bytes: 40, or 32 without CAS
+	hdrSize uint32 // item header bytes: 40, or 32 without CAS, or 48 when wide
 	useCAS  bool
+	// wide is set when the memory limit at New is over MaxNarrowLimit:
+	// refs are then 48 bits wide (item.go) and each hash bucket takes
+	// 1<<bucketShift words (hash.go).
+	wide        bool
+	bucketShift uint
 
 	clock   Clock         // where time comes from
 	ticking bool          // curTime is advanced by runClock, else clock is read on every call
@@ -47,20 +58,23 @@ type Cache struct {
 	oldestLive atomic.Uint32 // flush_all's oldest_live (rel), 0 = none
 	oldestCAS  atomic.Uint64 // flush_all's oldest_cas
 
-	pageMu   sync.Mutex // guards pool, freeIDs, nextID, malloced, limit and writes to pages
-	pages    [][]byte   // by page id; fixed length MaxPages+1
+	pageMu   sync.Mutex // guards pool, freeIDs, nextID, malloced, limit, overdraft and writes to pages
+	pages    [][]byte   // by page id; fixed length: see pageTableLen
 	arena    *pageArena // where pages come from
 	pool     []uint32   // emptied SlabPageSize pages, not owned by any class
 	freeIDs  []uint32
 	nextID   uint32
 	malloced int64
 	limit    int64
+	// overdraft is how far first pages of classes took malloced past
+	// limit (see getPage); the maintainer does not release those.
+	overdraft int64
 
 	// closed is set by Close while it holds every stripe, class and page
 	// lock, so reading it under any one of them is safe.
 	closed bool
 
-	// Page metadata by page id (fixed length MaxPages+1): the class that
+	// Page metadata by page id (the length of pages): the class that
 	// owns the page (0 when pooled or free), the last access to one of its
 	// items and the time it was given to its class (rel seconds), for the
 	// slab eviction policies.
@@ -138,17 +152,19 @@ func New(cfg Config) (*Cache, error) {
 		seed:     maphash.MakeSeed(),
 		expandCh: make(chan struct{}, 1),
 		warmCh:   make(chan struct{}, 1),
-		pages:    make([][]byte, MaxPages+1),
+		pages:    make([][]byte, pageTableLen(cfg.MemoryLimit)),
 		arena:    newPageArena(!cfg.NoHugePages),
 		nextID:   1,
 		limit:    cfg.MemoryLimit,
+		malloced: cfg.InitialMalloced,
 		stop:     make(chan struct{}),
 		rebalCh:  make(chan struct{}, 1),
 		amRatio:  cfg.SlabAutomoveRatio,
 
-		pageOwner: make([]atomic.Uint32, MaxPages+1),
-		pageAtime: make([]atomic.Uint32, MaxPages+1),
-		pageCtime: make([]atomic.Uint32, MaxPages+1),
+		pageOwner: make([]atomic.Uint32, pageTableLen(cfg.MemoryLimit)),
+		pageAtime: make([]atomic.Uint32, pageTableLen(cfg.MemoryLimit)),
+		pageCtime: make([]atomic.Uint32, pageTableLen(cfg.MemoryLimit)),
+		wide:      cfg.MemoryLimit > MaxNarrowLimit,
 	}
 	switch {
 	case cfg.SlabAutomove < 0:
@@ -170,7 +186,11 @@ func New(cfg Config) (*Cache, error) {
 	c.crawl.toCrawl.Store(cfg.CrawlerToCrawl)
 	c.crawl.req = make(chan []bool, 1)
 	c.hdrSize = headerSize
-	if !c.useCAS {
+	switch {
+	case c.wide:
+		c.hdrSize = headerSizeWide
+		c.bucketShift = 1
+	case !c.useCAS:
 		c.hdrSize = headerSizeNoCAS
 	}
 	c.startClock(cfg.Clock, cfg.Now)
@@ -198,7 +218,7 @@ func New(cfg Config) (*Cache, error) {
 	c.am = newAutomoveState(len(info), cfg.SlabAutomoveWindow)
 
 	c.hashPower.Store(uint32(cfg.HashPowerInit))
-	table, err := allocTable(1<<cfg.HashPowerInit, !cfg.NoHugePages)
+	table, err := allocTable(1<<cfg.HashPowerInit<<c.bucketShift, !cfg.NoHugePages)
 	if err != nil {
 		return nil, fmt.Errorf("cannot allocate the hash table: %w", err)
 	}
@@ -221,6 +241,22 @@ func New(cfg Config) (*Cache, error) {
 	go c.runExpander()
 	go c.runPrefaulter()
 	return c, nil
+}
+
+// pageTableLen is the length of the page table of a cache whose memory
+// limit at New is limit: ids 1 to MaxNarrowPages when 32-bit refs address
+// it (its limit can then be raised to MaxNarrowLimit), else as many pages
+// as the limit holds (raising it further is refused).
+func pageTableLen(limit int64) int {
+	if limit <= MaxNarrowLimit {
+		return MaxNarrowPages + 1
+	}
+	return int((limit+SlabPageSize-1)/SlabPageSize) + 1
+}
+
+// maxLimit is the largest memory limit SetMemoryLimit accepts.
+func (c *Cache) maxLimit() int64 {
+	return int64(len(c.pages)-1) * SlabPageSize
 }
 
 // Close stops the cache's goroutines, waits for them and releases the slab

@@ -61,6 +61,8 @@ func normalize(cfg Config) (Config, error) {
 	switch {
 	case cfg.MemoryLimit < 0 || cfg.MemoryLimit > MaxMemoryLimit:
 		return cfg, fmt.Errorf("cannot use memory limit %d: %w", cfg.MemoryLimit, ErrMemoryLimit)
+	case cfg.InitialMalloced < 0:
+		return bad("initial malloced bytes %d is negative", cfg.InitialMalloced)
 	case cfg.GrowthFactor <= 1:
 		return bad("factor must be greater than 1")
 	case cfg.ChunkSizeMin <= 0:

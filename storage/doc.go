@@ -7,8 +7,9 @@
 //
 // Item memory is slab pages of SlabPageSize (1 MiB) bytes, obtained with an
 // anonymous mmap on Linux (outside the Go heap; see mmap_linux.go) and
-// counted against Config.MemoryLimit: the pages never exceed it. Pages
-// belong to slab classes, computed exactly as memcached computes them from
+// counted against Config.MemoryLimit: the pages never exceed it, except in
+// a cache that does not evict (NoEvict), where a class gets its first page
+// past the limit, as in memcached. Pages belong to slab classes, computed exactly as memcached computes them from
 // -n, -f and slab_chunk_max (Classes); each page is split into equal
 // chunks. Items larger than SlabChunkMax go into one extra class whose
 // chunk is ItemSizeMax, one item per page of max(ItemSizeMax, SlabPageSize)
@@ -16,11 +17,15 @@
 //
 // An item is one chunk: a 40-byte header (32 without CAS, see item.go),
 // the key, then the value without memcached's "\r\n". Items are addressed
-// by a uint32 ref, page id << 17 | offset/8, 0 being nil, which limits the
-// cache to MaxPages pages (MaxMemoryLimit, 32 GiB less one page). There is
-// no Go pointer per item: the hash index is a []uint32 of bucket heads
-// chained through the headers, and the LRU and free lists are refs in the
-// headers too.
+// by a ref, page id << 17 | offset/8, 0 being nil. A cache whose memory
+// limit is at most MaxNarrowLimit (32 GiB less one page) stores refs in 32
+// bits; a larger one, up to MaxMemoryLimit (4 TiB less one page), in 48:
+// its headers are 48 bytes and its hash buckets two words, so that small
+// caches pay nothing for the large ones. There is no Go pointer per item:
+// the hash index is a []uint32 of bucket heads chained through the
+// headers, and the LRU and free lists are refs in the headers too. The
+// page table has one entry per page the limit allows (at least
+// MaxNarrowPages), so the limit can be raised at run time up to that.
 //
 // # Concurrency and lock order
 //

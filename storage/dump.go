@@ -107,7 +107,7 @@ func (c *Cache) peek(key []byte, it *DumpItem) bool {
 
 // dumpItemLocked fills it from a linked item unless the item is expired or
 // flushed. The caller holds the item's stripe lock.
-func (c *Cache) dumpItemLocked(ref uint32, h *itemHeader, now uint32, it *DumpItem) bool {
+func (c *Cache) dumpItemLocked(ref itemRef, h *itemHeader, now uint32, it *DumpItem) bool {
 	if isExpired(h, now) || c.isFlushed(h, now) {
 		return false
 	}
@@ -140,8 +140,8 @@ func (c *Cache) DumpHash(fn func(*DumpItem) bool) {
 			s.mu.Unlock()
 			return
 		}
-		for b := i; b < len(s.buckets); b += numStripes {
-			for ref := s.buckets[b]; ref != 0; {
+		for b := i; b < c.numBuckets(s.buckets); b += numStripes {
+			for ref := c.bucket(s.buckets, uint64(b)); ref != 0; {
 				h := c.hdr(ref)
 				var it DumpItem
 				if c.dumpItemLocked(ref, h, now, &it) {
@@ -150,7 +150,7 @@ func (c *Cache) DumpHash(fn func(*DumpItem) bool) {
 					it.Key = nil
 					items = append(items, it)
 				}
-				ref = h.hnext
+				ref = c.hnext(h)
 			}
 		}
 		s.mu.Unlock()
@@ -202,7 +202,7 @@ func (c *Cache) SetEvictionHook(fn func(EvictedItem)) {
 }
 
 // noteEvictionLocked calls the eviction hook, if any, for the item at ref.
-func (c *Cache) noteEvictionLocked(ref uint32, h *itemHeader, b uint32, now uint32) {
+func (c *Cache) noteEvictionLocked(ref itemRef, h *itemHeader, b uint32, now uint32) {
 	fn := c.onEvict.Load()
 	if fn == nil {
 		return
@@ -245,7 +245,7 @@ func (c *Cache) DumpCold(id, maxItems, lineBytes, maxBytes int, fn func(*DumpIte
 		}
 		keys = append(keys, key...)
 		ends = append(ends, len(keys))
-		ref = h.next
+		ref = c.next(h)
 	}
 	cl.mu.Unlock()
 	c.peekEach(keys, ends, fn)

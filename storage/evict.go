@@ -106,8 +106,8 @@ func (c *Cache) Eviction() Eviction { return Eviction(c.evict.Load()) }
 
 // touchPage records an access to the page holding ref, for EvictLRA. It
 // writes at most once a second per page.
-func (c *Cache) touchPage(ref uint32, now uint32) {
-	if p := &c.pageAtime[ref>>refPageShift]; p.Load() != now {
+func (c *Cache) touchPage(ref itemRef, now uint32) {
+	if p := &c.pageAtime[ref.pageID()]; p.Load() != now {
 		p.Store(now)
 	}
 }

@@ -15,7 +15,7 @@ func pageOfKey(c *Cache, key string) uint32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref, _ := c.findRawLocked(s, []byte(key), hv)
-	return ref >> refPageShift
+	return ref.pageID()
 }
 
 // policyCache fills a 4-page cache with 1 KB items, one page every ten

@@ -20,7 +20,8 @@ const maxHashPower = 30
 type stripe struct {
 	mu sync.Mutex // guards buckets, the chains of its buckets and the items on them
 	// buckets is the table the stripe's buckets are in. While the table
-	// grows, migrated stripes already point at the new table.
+	// grows, migrated stripes already point at the new table. A bucket
+	// is one word, or two (low half first) with wide refs: see bucket.
 	buckets []uint32
 	_       [64 - 32]byte
 }
@@ -47,42 +48,75 @@ func (c *Cache) lockStripe(hv uint64) *stripe {
 	return s
 }
 
-// bucketLocked returns the bucket of hv in the stripe's table.
-func (s *stripe) bucketLocked(hv uint64) *uint32 {
-	return &s.buckets[hv&uint64(len(s.buckets)-1)]
+// numBuckets returns the number of buckets in table t.
+func (c *Cache) numBuckets(t []uint32) int { return len(t) >> c.bucketShift }
+
+// bucket returns the head of bucket b of table t.
+func (c *Cache) bucket(t []uint32, b uint64) itemRef {
+	if c.wide {
+		return itemRef(t[b<<1]) | itemRef(t[b<<1+1])<<32
+	}
+	return itemRef(t[b])
+}
+
+// setBucket sets the head of bucket b of table t.
+func (c *Cache) setBucket(t []uint32, b uint64, r itemRef) {
+	if c.wide {
+		t[b<<1], t[b<<1+1] = uint32(r), uint32(r>>32)
+		return
+	}
+	t[b] = uint32(r)
+}
+
+// bucketOf returns the bucket of hv in table t.
+func (c *Cache) bucketOf(t []uint32, hv uint64) uint64 {
+	return hv & uint64(len(t)>>c.bucketShift-1)
 }
 
 // findRawLocked returns the item stored under key, or 0, whether or not it
 // is expired. The caller holds the key's stripe lock.
-func (c *Cache) findRawLocked(s *stripe, key []byte, hv uint64) (uint32, *itemHeader) {
-	for ref := *s.bucketLocked(hv); ref != 0; {
+func (c *Cache) findRawLocked(s *stripe, key []byte, hv uint64) (itemRef, *itemHeader) {
+	for ref := c.bucket(s.buckets, c.bucketOf(s.buckets, hv)); ref != 0; {
 		h := c.hdr(ref)
 		b := h.bits.Load()
 		if bitsNKey(b) == len(key) && bytes.Equal(c.itemKey(ref, b), key) {
 			return ref, h
 		}
-		ref = h.hnext
+		ref = c.hnext(h)
 	}
 	return 0, nil
 }
 
 // hashInsertLocked puts an item at the head of its bucket.
-func (c *Cache) hashInsertLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
-	b := s.bucketLocked(hv)
-	h.hnext = *b
-	*b = ref
+func (c *Cache) hashInsertLocked(s *stripe, ref itemRef, h *itemHeader, hv uint64) {
+	b := c.bucketOf(s.buckets, hv)
+	c.setHnext(h, c.bucket(s.buckets, b))
+	c.setBucket(s.buckets, b, ref)
 }
 
 // hashRemoveLocked takes an item off its bucket's chain.
-func (c *Cache) hashRemoveLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
-	p := s.bucketLocked(hv)
-	for *p != 0 {
-		if *p == ref {
-			*p = h.hnext
-			h.hnext = 0
+func (c *Cache) hashRemoveLocked(s *stripe, ref itemRef, h *itemHeader, hv uint64) {
+	c.hashReplaceLocked(s, ref, c.hnext(h), hv)
+	c.setHnext(h, 0)
+}
+
+// hashReplaceLocked puts to in old's place in the hash chain of hv; to is
+// old's successor when removing old, or a copy of old when moving it.
+func (c *Cache) hashReplaceLocked(s *stripe, old, to itemRef, hv uint64) {
+	b := c.bucketOf(s.buckets, hv)
+	p := c.bucket(s.buckets, b)
+	if p == old {
+		c.setBucket(s.buckets, b, to)
+		return
+	}
+	for p != 0 {
+		h := c.hdr(p)
+		next := c.hnext(h)
+		if next == old {
+			c.setHnext(h, to)
 			return
 		}
-		p = &c.hdr(*p).hnext
+		p = next
 	}
 }
 
@@ -141,13 +175,13 @@ const expandAhead = 16
 // one stripe wait while their chains are split; the others keep working on
 // the old or the new table.
 func (c *Cache) expand(power uint32) {
-	nt, err := allocTable(1<<power, !c.cfg.NoHugePages)
+	nt, err := allocTable(1<<power<<c.bucketShift, !c.cfg.NoHugePages)
 	if err != nil {
 		return // the table stays as it is; a later insert asks again
 	}
 	c.hashExpanding.Store(true)
 	defer c.hashExpanding.Store(false)
-	mask := uint64(len(nt) - 1)
+	mask := uint64(c.numBuckets(nt) - 1)
 	c.index.Store(&nt)
 	// Only the expander replaces tables, so the old one, which every
 	// stripe uses until it migrates, can be read without a lock here.
@@ -159,26 +193,26 @@ func (c *Cache) expand(power uint32) {
 			s.mu.Unlock()
 			return
 		}
-		for b := i; b < len(old); b += numStripes {
+		for b := i; b < c.numBuckets(old); b += numStripes {
 			// The buckets of a stripe lie numStripes apart. Ask for the
 			// bucket expandAhead buckets on, the first item of the one
 			// half as far (its bucket has arrived by now) and the second
 			// item of the one a quarter as far (its first has), so that
 			// their misses overlap the work on this bucket instead of
 			// following it.
-			if far := b + expandAhead*numStripes; canPrefetch && far < len(old) {
-				prefetch(uintptr(unsafe.Pointer(&old[far])))
-				c.prefetchItem(old[b+expandAhead/2*numStripes])
-				if head := old[b+expandAhead/4*numStripes]; head != 0 {
-					c.prefetchItem(c.hdr(head).hnext)
+			if far := b + expandAhead*numStripes; canPrefetch && far < c.numBuckets(old) {
+				prefetch(uintptr(unsafe.Pointer(&old[far<<c.bucketShift])))
+				c.prefetchItem(c.bucket(old, uint64(b+expandAhead/2*numStripes)))
+				if head := c.bucket(old, uint64(b+expandAhead/4*numStripes)); head != 0 {
+					c.prefetchItem(c.hnext(c.hdr(head)))
 				}
 			}
-			for ref := old[b]; ref != 0; {
+			for ref := c.bucket(old, uint64(b)); ref != 0; {
 				h := c.hdr(ref)
-				next := h.hnext
+				next := c.hnext(h)
 				nb := c.hashKey(c.itemKey(ref, h.bits.Load())) & mask
-				h.hnext = nt[nb]
-				nt[nb] = ref
+				c.setHnext(h, c.bucket(nt, nb))
+				c.setBucket(nt, nb, ref)
 				ref = next
 			}
 		}
@@ -230,13 +264,13 @@ func (c *Cache) Prefetch(keys [][]byte) {
 		return
 	}
 	t := *tp
-	mask := uint64(len(t) - 1)
-	var refs [PrefetchBatch]uint32
+	mask := uint64(c.numBuckets(t) - 1)
+	var refs [PrefetchBatch]itemRef
 	n := min(len(keys), PrefetchBatch)
 	// The bucket loads do not depend on each other, so the CPU overlaps
 	// their misses.
 	for i, key := range keys[:n] {
-		refs[i] = t[c.hashKey(key)&mask]
+		refs[i] = c.bucket(t, c.hashKey(key)&mask)
 	}
 	for _, ref := range refs[:n] {
 		c.prefetchItem(ref)
@@ -245,12 +279,12 @@ func (c *Cache) Prefetch(keys [][]byte) {
 
 // prefetchItem asks the CPU to load the header, key and start of the
 // value of the item at ref (0 or out of range: nothing).
-func (c *Cache) prefetchItem(ref uint32) {
+func (c *Cache) prefetchItem(ref itemRef) {
 	id := ref >> refPageShift
-	if ref == 0 || id >= uint32(len(c.pages)) {
+	if ref == 0 || id >= itemRef(len(c.pages)) {
 		return
 	}
-	a := uintptr(unsafe.Pointer(unsafe.SliceData(c.pages[id]))) + uintptr(ref&refOffMask)<<3
+	a := uintptr(unsafe.Pointer(unsafe.SliceData(c.pages[id]))) + uintptr(ref.offset())
 	prefetch(a)      // the header and the start of the key
 	prefetch(a + 64) // the rest of the key and the value
 }

@@ -21,34 +21,102 @@ import (
 //	24     4    flags    stripe lock: client flags
 //	28     4    nbytes   stripe and class lock: value length
 //	32     8    cas      stripe lock: CAS unique (absent with DisableCAS)
+//	40     2    hnextHi  stripe lock: bits 32-47 of hnext (wide refs only)
+//	42     2    prevHi   class lock: bits 32-47 of prev (wide refs only)
+//	44     2    nextHi   class lock: bits 32-47 of next (wide refs only)
+//	46     2    (unused)
 //
-// The header is 40 bytes, or 32 when CAS is disabled.
+// The header is 40 bytes, or 32 when CAS is disabled. A cache whose memory
+// limit is beyond what 32-bit refs address (Cache.wide) uses 48-bit refs,
+// whose high 16 bits sit after the CAS field: its header is 48 bytes, with
+// or without CAS. Only such a cache reads or writes the high halves; in
+// the others those bytes are the key's.
 
 // itemHeader is an item's header, read and written in place in its page.
+// The links are read and written through Cache.hnext, setHnext and their
+// siblings, which know whether the high halves exist.
 type itemHeader struct {
-	hnext   uint32
-	prev    uint32
-	next    uint32
+	hnextLo uint32
+	prevLo  uint32
+	nextLo  uint32
 	atime   atomic.Uint32
 	bits    atomic.Uint32
 	exptime uint32
 	flags   uint32
 	nbytes  uint32
 	cas     uint64 // only valid when Cache.useCAS
+	hnextHi uint16 // only present when Cache.wide
+	prevHi  uint16
+	nextHi  uint16
+	_       uint16
 }
 
 const (
 	headerSize      = 40
 	headerSizeNoCAS = 32
+	headerSizeWide  = 48
 )
 
 // The layout above, checked at compile time.
 var (
-	_ [unsafe.Sizeof(itemHeader{}) - headerSize]struct{}
-	_ [headerSize - unsafe.Sizeof(itemHeader{})]struct{}
+	_ [unsafe.Sizeof(itemHeader{}) - headerSizeWide]struct{}
+	_ [headerSizeWide - unsafe.Sizeof(itemHeader{})]struct{}
+	_ [unsafe.Offsetof(itemHeader{}.hnextHi) - headerSize]struct{}
+	_ [headerSize - unsafe.Offsetof(itemHeader{}.hnextHi)]struct{}
 	_ [unsafe.Offsetof(itemHeader{}.cas) - headerSizeNoCAS]struct{}
 	_ [headerSizeNoCAS - unsafe.Offsetof(itemHeader{}.cas)]struct{}
 )
+
+// hnext returns the next item on h's hash chain.
+func (c *Cache) hnext(h *itemHeader) itemRef {
+	r := itemRef(h.hnextLo)
+	if c.wide {
+		r |= itemRef(h.hnextHi) << 32
+	}
+	return r
+}
+
+// setHnext sets the next item on h's hash chain.
+func (c *Cache) setHnext(h *itemHeader, r itemRef) {
+	h.hnextLo = uint32(r)
+	if c.wide {
+		h.hnextHi = uint16(r >> 32)
+	}
+}
+
+// prev returns the previous item on h's LRU or free list.
+func (c *Cache) prev(h *itemHeader) itemRef {
+	r := itemRef(h.prevLo)
+	if c.wide {
+		r |= itemRef(h.prevHi) << 32
+	}
+	return r
+}
+
+// setPrev sets the previous item on h's LRU or free list.
+func (c *Cache) setPrev(h *itemHeader, r itemRef) {
+	h.prevLo = uint32(r)
+	if c.wide {
+		h.prevHi = uint16(r >> 32)
+	}
+}
+
+// next returns the next item on h's LRU or free list.
+func (c *Cache) next(h *itemHeader) itemRef {
+	r := itemRef(h.nextLo)
+	if c.wide {
+		r |= itemRef(h.nextHi) << 32
+	}
+	return r
+}
+
+// setNext sets the next item on h's LRU or free list.
+func (c *Cache) setNext(h *itemHeader, r itemRef) {
+	h.nextLo = uint32(r)
+	if c.wide {
+		h.nextHi = uint16(r >> 32)
+	}
+}
 
 // Item bits. The low byte holds flags and the LRU id, then the class id and
 // the key length; class id and key length do not change while a chunk is
@@ -75,48 +143,60 @@ const (
 	numLRU
 )
 
-// Refs address chunks: the page id above refPageShift, the offset in the
-// page in 8-byte units below it. Ref 0 is nil (page id 0 is never used).
-// With 15 bits of page id the cache addresses MaxPages pages of
-// SlabPageSize bytes: 32 GiB minus one page.
+// An itemRef (a ref) addresses a chunk: the page id above refPageShift, the offset in
+// the page in 8-byte units below it. Ref 0 is nil (page id 0 is never
+// used). A cache whose limit is at most MaxNarrowLimit stores refs in 32
+// bits (15 bits of page id: MaxNarrowPages pages); a larger one, up to
+// MaxMemoryLimit, stores them in 48 bits, in a wider header (item.go) and
+// a hash index of two words per bucket (hash.go).
+type itemRef uint64
+
 const (
 	refPageShift = 17
 	refOffMask   = 1<<refPageShift - 1
+	// MaxNarrowPages is the number of slab pages 32-bit refs address.
+	MaxNarrowPages = 1<<(32-refPageShift) - 1
 	// MaxPages is the number of slab pages the cache can address.
-	MaxPages = 1<<(32-refPageShift) - 1
+	MaxPages = 1<<22 - 1
 )
 
 // makeRef returns the ref of the chunk at byte offset off of a page.
-func makeRef(page uint32, off int) uint32 {
-	return page<<refPageShift | uint32(off>>3)
+func makeRef(page uint32, off int) itemRef {
+	return itemRef(page)<<refPageShift | itemRef(off>>3)
 }
 
-// hdr returns the header of the chunk at ref.
-func (c *Cache) hdr(ref uint32) *itemHeader {
-	p := c.pages[ref>>refPageShift]
-	return (*itemHeader)(unsafe.Pointer(&p[(ref&refOffMask)<<3]))
+// pageID returns the id of the page r is in.
+func (r itemRef) pageID() uint32 { return uint32(r >> refPageShift) }
+
+// offset returns the byte offset of r in its page.
+func (r itemRef) offset() int { return int(r&refOffMask) << 3 }
+
+// hdr returns the header of the chunk at r.
+func (c *Cache) hdr(r itemRef) *itemHeader {
+	p := c.pages[r>>refPageShift]
+	return (*itemHeader)(unsafe.Pointer(&p[(r&refOffMask)<<3]))
 }
 
-// itemKey returns the key of the item at ref; nkey comes from its bits.
-func (c *Cache) itemKey(ref uint32, bits uint32) []byte {
-	p := c.pages[ref>>refPageShift]
-	off := int(ref&refOffMask)<<3 + int(c.hdrSize)
+// itemKey returns the key of the item at r; nkey comes from its bits.
+func (c *Cache) itemKey(r itemRef, bits uint32) []byte {
+	p := c.pages[r>>refPageShift]
+	off := int(r&refOffMask)<<3 + int(c.hdrSize)
 	return p[off : off+int(uint8(bits>>nkeyShift)) : off+int(uint8(bits>>nkeyShift))]
 }
 
-// itemValue returns the value of the item at ref.
-func (c *Cache) itemValue(ref uint32, h *itemHeader, bits uint32) []byte {
-	p := c.pages[ref>>refPageShift]
-	off := int(ref&refOffMask)<<3 + int(c.hdrSize) + int(uint8(bits>>nkeyShift))
+// itemValue returns the value of the item at r.
+func (c *Cache) itemValue(r itemRef, h *itemHeader, bits uint32) []byte {
+	p := c.pages[r>>refPageShift]
+	off := int(r&refOffMask)<<3 + int(c.hdrSize) + int(uint8(bits>>nkeyShift))
 	n := int(h.nbytes)
 	return p[off : off+n : off+n]
 }
 
 // itemTail returns the bytes of the chunk after the key, up to the end of
 // the chunk (the room the value may use).
-func (c *Cache) itemTail(ref uint32, bits uint32, chunk int) []byte {
-	p := c.pages[ref>>refPageShift]
-	start := int(ref&refOffMask) << 3
+func (c *Cache) itemTail(r itemRef, bits uint32, chunk int) []byte {
+	p := c.pages[r>>refPageShift]
+	start := int(r&refOffMask) << 3
 	return p[start+int(c.hdrSize)+int(uint8(bits>>nkeyShift)) : start+chunk]
 }
 

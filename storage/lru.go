@@ -14,13 +14,13 @@ import "time"
 const pullTries = 5 // items looked at per tail pull
 
 // lruLinkLocked puts an item at the head of an LRU list.
-func (c *Cache) lruLinkLocked(cl *class, lru int, ref uint32, h *itemHeader) {
+func (c *Cache) lruLinkLocked(cl *class, lru int, ref itemRef, h *itemHeader) {
 	l := &cl.lru[lru]
 	setLRU(h, lru)
-	h.prev = 0
-	h.next = l.head
+	c.setPrev(h, 0)
+	c.setNext(h, l.head)
 	if l.head != 0 {
-		c.hdr(l.head).prev = ref
+		c.setPrev(c.hdr(l.head), ref)
 	}
 	l.head = ref
 	if l.tail == 0 {
@@ -31,27 +31,29 @@ func (c *Cache) lruLinkLocked(cl *class, lru int, ref uint32, h *itemHeader) {
 }
 
 // lruUnlinkLocked takes an item off its LRU list.
-func (c *Cache) lruUnlinkLocked(cl *class, ref uint32, h *itemHeader) {
+func (c *Cache) lruUnlinkLocked(cl *class, ref itemRef, h *itemHeader) {
 	b := h.bits.Load()
 	l := &cl.lru[bitsLRU(b)]
-	if h.prev != 0 {
-		c.hdr(h.prev).next = h.next
+	prev, next := c.prev(h), c.next(h)
+	if prev != 0 {
+		c.setNext(c.hdr(prev), next)
 	} else {
-		l.head = h.next
+		l.head = next
 	}
-	if h.next != 0 {
-		c.hdr(h.next).prev = h.prev
+	if next != 0 {
+		c.setPrev(c.hdr(next), prev)
 	} else {
-		l.tail = h.prev
+		l.tail = prev
 	}
-	h.prev, h.next = 0, 0
+	c.setPrev(h, 0)
+	c.setNext(h, 0)
 	l.n--
 	l.bytes -= c.itemSize(h, b)
 }
 
 // unlinkBothLocked removes a linked item from the hash index and its LRU and
 // frees its chunk. The caller holds the item's stripe lock and class lock.
-func (c *Cache) unlinkBothLocked(s *stripe, cl *class, ref uint32, h *itemHeader, hv uint64) {
+func (c *Cache) unlinkBothLocked(s *stripe, cl *class, ref itemRef, h *itemHeader, hv uint64) {
 	c.hashRemoveLocked(s, ref, h, hv)
 	c.lruUnlinkLocked(cl, ref, h)
 	h.bits.And(^uint32(bitLinked))
@@ -77,7 +79,7 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 	search := cl.lru[lru].tail
 	for tries := pullTries; tries > 0 && search != 0; tries-- {
 		h := c.hdr(search)
-		next := h.prev
+		next := c.prev(h)
 		b := h.bits.Load()
 		hv := c.hashKey(c.itemKey(search, b))
 		s := c.stripeFor(hv)

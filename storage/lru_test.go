@@ -117,8 +117,8 @@ func checkConsistency(t *testing.T, c *Cache) {
 	for i := range c.stripes {
 		s := &c.stripes[i]
 		s.mu.Lock()
-		for b := i; b < len(s.buckets); b += numStripes {
-			for ref := s.buckets[b]; ref != 0; ref = c.hdr(ref).hnext {
+		for b := i; b < c.numBuckets(s.buckets); b += numStripes {
+			for ref := c.bucket(s.buckets, uint64(b)); ref != 0; ref = c.hnext(c.hdr(ref)) {
 				if c.hdr(ref).bits.Load()&bitLinked == 0 {
 					t.Errorf("unlinked item in the hash index")
 				}

@@ -93,7 +93,7 @@ func TestFlatLRU(t *testing.T) {
 	value(c, "a")
 	cl.mu.Lock()
 	var order []string
-	for ref := cl.lru[lruCold].tail; ref != 0; ref = c.hdr(ref).prev {
+	for ref := cl.lru[lruCold].tail; ref != 0; ref = c.prev(c.hdr(ref)) {
 		order = append(order, string(c.itemKey(ref, c.hdr(ref).bits.Load())))
 	}
 	cl.mu.Unlock()

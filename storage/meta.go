@@ -23,7 +23,7 @@ const (
 // Its methods act on the callback's copy, which SetExptime may change.
 type MetaEntry struct {
 	c       *Cache
-	ref     uint32
+	ref     itemRef
 	h       *itemHeader
 	b       uint32 // the item's bits before this access
 	atime   uint32 // its access time before this access
@@ -190,7 +190,7 @@ func (c *Cache) MetaGet(key []byte, vivify, noBump bool, fn func(MetaEntry) Meta
 // vivifyLocked creates and links an item holding value (flags 0, no
 // expiry) under key, or returns 0 when no memory is found. The caller holds
 // the key's stripe lock and has found no item.
-func (c *Cache) vivifyLocked(s *stripe, key, value []byte, hv uint64, now uint32) (uint32, *itemHeader) {
+func (c *Cache) vivifyLocked(s *stripe, key, value []byte, hv uint64, now uint32) (itemRef, *itemHeader) {
 	ref, h, err := c.newItem(key, value, 0, 0, now)
 	if err != nil {
 		return 0, nil

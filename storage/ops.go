@@ -6,7 +6,7 @@ import "fmt"
 // flushed item found on the way is unlinked and counted (get_expired,
 // get_flushed), as memcached's do_item_get does for every command. The
 // caller holds the key's stripe lock.
-func (c *Cache) findLocked(s *stripe, key []byte, hv uint64, now uint32) (uint32, *itemHeader) {
+func (c *Cache) findLocked(s *stripe, key []byte, hv uint64, now uint32) (itemRef, *itemHeader) {
 	ref, h := c.findRawLocked(s, key, hv)
 	if ref == 0 {
 		return 0, nil
@@ -25,7 +25,7 @@ func (c *Cache) findLocked(s *stripe, key []byte, hv uint64, now uint32) (uint32
 
 // unlinkLocked removes a linked item and frees it. The caller holds its
 // stripe lock.
-func (c *Cache) unlinkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
+func (c *Cache) unlinkLocked(s *stripe, ref itemRef, h *itemHeader, hv uint64) {
 	cl := &c.classes[bitsClass(h.bits.Load())]
 	cl.mu.Lock()
 	c.unlinkBothLocked(s, cl, ref, h, hv)
@@ -35,7 +35,7 @@ func (c *Cache) unlinkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64) {
 // linkLocked makes an in-flight item visible: it gets a new CAS unique and
 // the current time, goes into the hash index and at the head of its class's
 // HOT LRU. The caller holds the key's stripe lock. It returns the CAS.
-func (c *Cache) linkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64, now uint32) uint64 {
+func (c *Cache) linkLocked(s *stripe, ref itemRef, h *itemHeader, hv uint64, now uint32) uint64 {
 	h.atime.Store(now)
 	c.touchPage(ref, now)
 	var cas uint64
@@ -58,7 +58,7 @@ func (c *Cache) linkLocked(s *stripe, ref uint32, h *itemHeader, hv uint64, now 
 // old (if not 0), as memcached's item_replace, taking the class lock once
 // when both are in the same class. It returns the new CAS. The caller
 // holds the key's stripe lock.
-func (c *Cache) replaceLocked(s *stripe, old uint32, oh *itemHeader, ref uint32, h *itemHeader, hv uint64, now uint32) uint64 {
+func (c *Cache) replaceLocked(s *stripe, old itemRef, oh *itemHeader, ref itemRef, h *itemHeader, hv uint64, now uint32) uint64 {
 	if old == 0 || bitsClass(oh.bits.Load()) != bitsClass(h.bits.Load()) {
 		if old != 0 {
 			c.unlinkLocked(s, old, oh, hv)
@@ -92,7 +92,7 @@ func (c *Cache) replaceLocked(s *stripe, old uint32, oh *itemHeader, ref uint32,
 // the flat LRU it sets FETCHED and relinks the item at the head of its
 // list when its access time is over a minute old (do_item_update). It
 // returns the bits from before. The caller holds the stripe lock.
-func (c *Cache) bumpLocked(ref uint32, h *itemHeader, now uint32) uint32 {
+func (c *Cache) bumpLocked(ref itemRef, h *itemHeader, now uint32) uint32 {
 	b := h.bits.Load()
 	if !c.lruSettings().Segmented {
 		if b&bitFetched == 0 {
@@ -126,7 +126,7 @@ func (c *Cache) bumpLocked(ref uint32, h *itemHeader, now uint32) uint32 {
 // updateLocked refreshes an item's access time as memcached's
 // do_item_update does, moving an ACTIVE COLD item to WARM. The caller holds
 // the stripe lock.
-func (c *Cache) updateLocked(h *itemHeader, ref uint32, now uint32) {
+func (c *Cache) updateLocked(h *itemHeader, ref itemRef, now uint32) {
 	h.atime.Store(now)
 	b := h.bits.Load()
 	if bitsLRU(b) != lruCold || b&bitActive == 0 || !c.lruSettings().Segmented {
@@ -144,7 +144,7 @@ func (c *Cache) updateLocked(h *itemHeader, ref uint32, now uint32) {
 
 // item returns the view of a linked item passed to callbacks; b is the
 // item's bits before this access.
-func (c *Cache) item(ref uint32, h *itemHeader, b uint32, atime uint32) Item {
+func (c *Cache) item(ref itemRef, h *itemHeader, b uint32, atime uint32) Item {
 	return Item{
 		Key:        c.itemKey(ref, b),
 		Value:      c.itemValue(ref, h, b),
@@ -249,7 +249,7 @@ func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64
 
 // newItem allocates an item holding key and value, with flags and the rel
 // exptime exp, not yet linked.
-func (c *Cache) newItem(key, value []byte, flags, exp, now uint32) (uint32, *itemHeader, error) {
+func (c *Cache) newItem(key, value []byte, flags, exp, now uint32) (itemRef, *itemHeader, error) {
 	ref, err := c.alloc(c.classFor(c.ntotal(len(key), len(value))), len(key), len(value), now)
 	if err != nil {
 		return 0, nil, err
@@ -464,14 +464,16 @@ func (c *Cache) FlushAll(delay int64) {
 // SetMemoryLimit changes the memory limit, as memcached's cache_memlimit.
 // Growing takes effect at once. Shrinking stops new page allocation and the
 // maintainer releases pages (evicting their items) until the cache is
-// within the limit. It fails only for a limit the cache cannot address. It
-// is safe for concurrent use.
+// within the limit. It fails only for a limit the cache cannot address:
+// past MaxNarrowLimit, or past the limit it was created with when that
+// was larger. It is safe for concurrent use.
 func (c *Cache) SetMemoryLimit(bytes int64) error {
-	if bytes <= 0 || bytes > MaxMemoryLimit {
+	if bytes <= 0 || bytes > c.maxLimit() {
 		return fmt.Errorf("cannot set memory limit %d: %w", bytes, ErrMemoryLimit)
 	}
 	c.pageMu.Lock()
 	c.limit = bytes
+	c.overdraft = 0
 	c.pageMu.Unlock()
 	c.overLimit()
 	return nil

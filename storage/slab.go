@@ -27,7 +27,7 @@ const (
 // lruList is one LRU list of a class: items linked through prev/next,
 // head most recent.
 type lruList struct {
-	head, tail uint32
+	head, tail itemRef
 	n          uint64 // items on the list
 	bytes      uint64 // their itemSize total (memcached's sizes_bytes)
 }
@@ -42,7 +42,7 @@ type class struct {
 	pageSize int // bytes per page; immutable
 
 	pages     []uint32 // ids of the pages owned
-	free      uint32   // free list head (doubly linked through prev/next)
+	free      itemRef  // free list head (doubly linked through prev/next)
 	nfree     int
 	lru       [numLRU]lruList
 	requested uint64 // itemSize total of allocated chunks (mem_requested)
@@ -127,15 +127,15 @@ func (c *Cache) classFor(ntotal uint64) int {
 
 // takeFreeLocked pops a chunk off the class's free list, or returns 0. The
 // chunk is then in flight: neither free nor linked.
-func (c *Cache) takeFreeLocked(cl *class) uint32 {
+func (c *Cache) takeFreeLocked(cl *class) itemRef {
 	ref := cl.free
 	if ref == 0 {
 		return 0
 	}
 	h := c.hdr(ref)
-	cl.free = h.next
-	if h.next != 0 {
-		c.hdr(h.next).prev = 0
+	cl.free = c.next(h)
+	if cl.free != 0 {
+		c.setPrev(c.hdr(cl.free), 0)
 	}
 	cl.nfree--
 	h.bits.Store(uint32(cl.id) << clsShift)
@@ -143,40 +143,42 @@ func (c *Cache) takeFreeLocked(cl *class) uint32 {
 }
 
 // pushFreeLocked puts a chunk on the class's free list.
-func (c *Cache) pushFreeLocked(cl *class, ref uint32, h *itemHeader) {
+func (c *Cache) pushFreeLocked(cl *class, ref itemRef, h *itemHeader) {
 	h.bits.Store(bitSlabbed | uint32(cl.id)<<clsShift)
-	h.prev = 0
-	h.next = cl.free
+	c.setPrev(h, 0)
+	c.setNext(h, cl.free)
 	if cl.free != 0 {
-		c.hdr(cl.free).prev = ref
+		c.setPrev(c.hdr(cl.free), ref)
 	}
 	cl.free = ref
 	cl.nfree++
 }
 
 // removeFreeLocked takes a given chunk off the free list.
-func (c *Cache) removeFreeLocked(cl *class, ref uint32, h *itemHeader) {
-	if h.prev != 0 {
-		c.hdr(h.prev).next = h.next
+func (c *Cache) removeFreeLocked(cl *class, ref itemRef, h *itemHeader) {
+	prev, next := c.prev(h), c.next(h)
+	if prev != 0 {
+		c.setNext(c.hdr(prev), next)
 	} else {
-		cl.free = h.next
+		cl.free = next
 	}
-	if h.next != 0 {
-		c.hdr(h.next).prev = h.prev
+	if next != 0 {
+		c.setPrev(c.hdr(next), prev)
 	}
-	h.prev, h.next = 0, 0
+	c.setPrev(h, 0)
+	c.setNext(h, 0)
 	cl.nfree--
 }
 
 // freeChunkLocked returns an unlinked chunk to its class.
-func (c *Cache) freeChunkLocked(cl *class, ref uint32, h *itemHeader) {
+func (c *Cache) freeChunkLocked(cl *class, ref itemRef, h *itemHeader) {
 	cl.requested -= c.itemSize(h, h.bits.Load())
 	c.pushFreeLocked(cl, ref, h)
 }
 
 // slabAllocLocked takes a free chunk, adding a page to the class first if
 // it has none free and memory allows.
-func (c *Cache) slabAllocLocked(cl *class) uint32 {
+func (c *Cache) slabAllocLocked(cl *class) itemRef {
 	if ref := c.takeFreeLocked(cl); ref != 0 {
 		return ref
 	}
@@ -186,9 +188,13 @@ func (c *Cache) slabAllocLocked(cl *class) uint32 {
 	return 0
 }
 
-// newPageLocked gives the class a new page, if memory allows.
+// newPageLocked gives the class a new page, if memory allows. In a cache
+// that does not evict (-M), a class without pages gets its first one even
+// past the limit, as memcached's do_slabs_newslab gives it (an evicting
+// cache takes a page from another class instead: see stealPageLocked).
 func (c *Cache) newPageLocked(cl *class) bool {
-	id, ok := c.getPage(cl.pageSize)
+	first := len(cl.pages) == 0 && Eviction(c.evict.Load()) == EvictNone
+	id, ok := c.getPage(cl.pageSize, first)
 	if !ok {
 		return false
 	}
@@ -211,10 +217,11 @@ func (c *Cache) addPageLocked(cl *class, id uint32) {
 }
 
 // getPage returns the id of a page of the given size: a pooled page, or a
-// new one if the memory limit allows. Pages of other sizes than
-// SlabPageSize (the large-item class) are never pooled; pooled pages are
-// released to make room for them.
-func (c *Cache) getPage(size int) (uint32, bool) {
+// new one if the memory limit allows, or if first (the class has no page
+// yet: the bytes past the limit are then the overdraft). Pages of other
+// sizes than SlabPageSize (the large-item class) are never pooled; pooled
+// pages are released to make room for them.
+func (c *Cache) getPage(size int, first bool) (uint32, bool) {
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
 	if c.closed {
@@ -230,13 +237,14 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 		c.pool = c.pool[:len(c.pool)-1]
 		c.releasePageLocked(id)
 	}
-	if c.malloced+int64(size) > c.limit {
+	over := c.malloced+int64(size) > c.limit
+	if over && !first {
 		return 0, false
 	}
 	var id uint32
 	if n := len(c.freeIDs); n > 0 {
 		id = c.freeIDs[n-1]
-	} else if c.nextID <= MaxPages {
+	} else if int(c.nextID) < len(c.pages) {
 		id = c.nextID
 	} else {
 		return 0, false
@@ -254,6 +262,9 @@ func (c *Cache) getPage(size int) (uint32, bool) {
 	}
 	c.pages[id] = mem
 	c.malloced += int64(size)
+	if over {
+		c.overdraft = c.malloced - c.limit
+	}
 	select {
 	case c.warmCh <- struct{}{}:
 	default:
@@ -285,6 +296,7 @@ func (c *Cache) releasePageLocked(id uint32) {
 	mem := c.pages[id]
 	c.pages[id] = nil
 	c.malloced -= int64(len(mem))
+	c.overdraft = max(0, min(c.overdraft, c.malloced-c.limit))
 	c.freeIDs = append(c.freeIDs, id)
 	c.arena.free(mem)
 }
@@ -314,7 +326,7 @@ const maxAllocPasses = 200
 // WARM items down when COLD is empty). When the class has nothing left to
 // evict, a page is taken from another class. The caller may hold a stripe
 // lock.
-func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
+func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 	cl := &c.classes[cls]
 	cl.mu.Lock()
 	if c.closed {
@@ -383,7 +395,7 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (uint32, error) {
 }
 
 // freeInflight returns a chunk from alloc that was never linked.
-func (c *Cache) freeInflight(ref uint32) {
+func (c *Cache) freeInflight(ref itemRef) {
 	h := c.hdr(ref)
 	cl := &c.classes[bitsClass(h.bits.Load())]
 	cl.mu.Lock()

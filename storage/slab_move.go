@@ -17,9 +17,8 @@ import "time"
 //   - when a lowered memory limit releases pages.
 
 // pageOf returns the index in cl.pages of the page holding ref, or -1.
-// pageOf returns the index in cl.pages of the page holding ref, or -1.
-func pageOf(cl *class, ref uint32) int {
-	id := ref >> refPageShift
+func pageOf(cl *class, ref itemRef) int {
+	id := ref.pageID()
 	for i, p := range cl.pages {
 		if p == id {
 			return i
@@ -49,7 +48,7 @@ func (c *Cache) tailPageLocked(cl *class) int {
 // holds v.mu.
 func (c *Cache) clearPageLocked(v *class, idx int, now uint32, evict bool) (uint32, bool) {
 	id := v.pages[idx]
-	refOf := func(i int) uint32 { return makeRef(id, i*v.size) }
+	refOf := func(i int) itemRef { return makeRef(id, i*v.size) }
 	for i := 0; i < v.perslab; i++ {
 		if c.hdr(refOf(i)).bits.Load()&(bitLinked|bitSlabbed) == 0 {
 			return 0, false // a store is filling this chunk
@@ -118,14 +117,17 @@ func (c *Cache) clearPageLocked(v *class, idx int, now uint32, evict bool) (uint
 // moveItemLocked copies the linked item at from into the in-flight chunk
 // to and puts it in from's place in the hash chain and the LRU list; from
 // is left out of every list. The caller holds the stripe and class locks.
-func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to uint32, hv uint64) {
+func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to itemRef, hv uint64) {
 	hf, ht := c.hdr(from), c.hdr(to)
 	b := hf.bits.Load()
 	n := int(c.itemSize(hf, b))
-	src := c.pages[from>>refPageShift][int(from&refOffMask)<<3:]
-	dst := c.pages[to>>refPageShift][int(to&refOffMask)<<3:]
+	src := c.pages[from.pageID()][from.offset():]
+	dst := c.pages[to.pageID()][to.offset():]
 	copy(dst[c.hdrSize:n], src[c.hdrSize:n])
-	ht.hnext, ht.prev, ht.next = hf.hnext, hf.prev, hf.next
+	prev, next := c.prev(hf), c.next(hf)
+	c.setHnext(ht, c.hnext(hf))
+	c.setPrev(ht, prev)
+	c.setNext(ht, next)
 	ht.atime.Store(hf.atime.Load())
 	ht.bits.Store(b)
 	ht.exptime, ht.flags, ht.nbytes = hf.exptime, hf.flags, hf.nbytes
@@ -133,21 +135,16 @@ func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to uint32, hv uint64)
 		ht.cas = hf.cas
 	}
 	// hash chain
-	for p := s.bucketLocked(hv); *p != 0; p = &c.hdr(*p).hnext {
-		if *p == from {
-			*p = to
-			break
-		}
-	}
+	c.hashReplaceLocked(s, from, to, hv)
 	// LRU list
 	l := &cl.lru[bitsLRU(b)]
-	if ht.prev != 0 {
-		c.hdr(ht.prev).next = to
+	if prev != 0 {
+		c.setNext(c.hdr(prev), to)
 	} else {
 		l.head = to
 	}
-	if ht.next != 0 {
-		c.hdr(ht.next).prev = to
+	if next != 0 {
+		c.setPrev(c.hdr(next), to)
 	} else {
 		l.tail = to
 	}
@@ -266,7 +263,8 @@ func (c *Cache) takePageLocked(v *class, now uint32) (uint32, bool) {
 	return 0, false
 }
 
-// overLimit reports whether the pages exceed a lowered memory limit.
+// overLimit reports whether the pages exceed a lowered memory limit (the
+// first pages of classes that took them past the limit do not count).
 func (c *Cache) overLimit() bool {
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
@@ -278,7 +276,7 @@ func (c *Cache) overLimit() bool {
 		c.pool = c.pool[:len(c.pool)-1]
 		c.releasePageLocked(id)
 	}
-	return c.malloced > c.limit
+	return c.malloced > c.limit+c.overdraft
 }
 
 // releaseOne empties a page of v and hands it back (to the pool, or to the

@@ -152,7 +152,7 @@ func (c *Cache) snapBatch(cl *class, page, chunk int, origin int64, buf []byte, 
 // a live one, to buf. The caller holds cl.mu, which snapChunkLocked may
 // release and take again; it never passes over an item because its stripe
 // is busy.
-func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64, buf []byte, st *SnapshotStats) ([]byte, error) {
+func (c *Cache) snapChunkLocked(cl *class, ref itemRef, now uint32, origin int64, buf []byte, st *SnapshotStats) ([]byte, error) {
 	h := c.hdr(ref)
 	for {
 		b := h.bits.Load()
@@ -194,7 +194,7 @@ func (c *Cache) snapChunkLocked(cl *class, ref uint32, now uint32, origin int64,
 // flush_all still pending at now is to invalidate the item at its time
 // (memcached's restart keeps oldest_live), so the record expires then at
 // the latest. The caller holds the item's stripe lock.
-func (c *Cache) appendRecord(buf []byte, ref uint32, h *itemHeader, b uint32, now uint32, origin int64) []byte {
+func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, now uint32, origin int64) []byte {
 	rel := h.exptime
 	if ol := c.oldestLive.Load(); ol > now && (rel == 0 || ol < rel) {
 		rel = ol

@@ -83,7 +83,7 @@ func (c *Cache) ReadStats(s *Stats) {
 
 	power := c.hashPower.Load()
 	s.HashPowerLevel = uint64(power)
-	s.HashBytes = 4 << power
+	s.HashBytes = 4 << power << c.bucketShift
 	s.HashIsExpanding = c.hashExpanding.Load()
 
 	c.pageMu.Lock()

@@ -178,6 +178,28 @@ func leadingInt(s string) int64 {
 	return n
 }
 
+// initialMalloced reads memcached's test hook T_MEMD_INITIAL_MALLOC (slabs.c,
+// honoured by release builds too): the bytes of the memory limit taken
+// before the first page. As memcached's safe_strtoll, it takes a decimal
+// number followed by nothing or by white space and ignores anything else.
+// memcached would take a negative number as a huge size_t, leaving no room
+// for pages; corvid takes it as the whole of any limit it can address.
+func initialMalloced(s string) int64 {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	i := strings.IndexAny(s, " \t\n\v\f\r")
+	if i >= 0 {
+		s = s[:i]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil:
+		return 0
+	case n < 0:
+		return storage.MaxMemoryLimit
+	}
+	return n
+}
+
 // leadingFloat parses the longest prefix of s that is a number, as C's
 // atof does, or returns 0.
 func leadingFloat(s string) float64 {
@@ -300,6 +322,7 @@ func (o *serverOptions) config() (server.Config, error) {
 		NoEvict:      o.disableEvictions,
 		DisableCAS:   o.disableCAS,
 	}
+	sc.InitialMalloced = initialMalloced(os.Getenv("T_MEMD_INITIAL_MALLOC"))
 	itemMax, err := parseSize(o.maxItemSize)
 	if err != nil {
 		return cfg, err
