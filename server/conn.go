@@ -454,7 +454,11 @@ func (c *conn) reserve(n int) {
 		}
 	}
 	var nb, big []byte
-	if bufSize(size) > keepBufSize {
+	if c.flushFn == nil && bufSize(size) > keepBufSize {
+		// Goroutine mode, where a blocked reply is a write buffer: off
+		// the heap. (An event loop builds many replies at once; mapping
+		// a buffer for each costs its other connections more than it
+		// saves.)
 		big = allocBig(size)
 		nb = big
 	}
