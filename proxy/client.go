@@ -32,26 +32,22 @@ import (
 // when the client fills it), down to the units that fit
 // maxClientReplyBytes for large ones. One request is
 // always admitted when none is pending. Over the whole proxy, by
-// takeReply: once the replies held for clients (completed, not yet
-// written) pass maxHeldReplyBytes, a client may take a reply only while
-// it holds at most maxClientSoloBytes; other replies fail with
-// "SERVER_ERROR Cannot allocate memory" without being copied, and the
-// client is admitted nothing more until its writer has written what it
-// holds. The replies held are then at most maxHeldReplyBytes plus
-// maxClientSoloBytes per client connection (and one reply being read
-// per server connection).
+// takeReply (see replyBufs): past Config.WriteBufMemLimit, a reply is
+// refused unless it fits the allowance over the limit and the client
+// then holds at most two replies of the largest size; a refused reply
+// fails with "SERVER_ERROR Cannot allocate memory" without being copied,
+// and the client is admitted nothing more until its writer has written
+// what it holds. A client whose socket takes nothing for stallGrace
+// while the total is past the limit is closed (write). The replies held
+// are then at most the limit plus its allowance, whatever the number of
+// clients (and one reply being read per server connection).
 const (
 	clientReadBuf       = 4 << 10
 	maxInflightUnits    = 512
 	initialWindow       = 8
 	maxClientReplyBytes = 4 << 20
-	maxHeldReplyBytes   = 64 << 20
-	// maxClientSoloBytes lets a client that reads its replies take a
-	// 1 MB value (memcached's default item size limit) whatever the
-	// others hold, and the next while the last is being written.
-	maxClientSoloBytes = 2<<20 + 4<<10
-	writeFlushSize     = 64 << 10
-	maxKeptScratch     = 64 << 10 // a fragment request buffer a client keeps
+	writeFlushSize      = 64 << 10
+	maxKeptScratch      = 64 << 10 // a fragment request buffer a client keeps
 )
 
 // A client is one client connection. Its reader goroutine parses
@@ -121,6 +117,7 @@ type client struct {
 	// The write token holder's state.
 	inline     bool // writing without waiting: appendBig copies
 	failed     bool // a write failed: replies are discarded
+	deadline   bool // the writer goroutine set a write deadline
 	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
 	pos        []int
 	blocks     [][2]int // merge: each key's VALUE block in its fragment's reply
@@ -155,16 +152,13 @@ func newClient(p *Proxy, nc net.Conn) *client {
 }
 
 // takeReply accounts a reply of n bytes to cl, which its writer will
-// write, or refuses it: when the proxy's held replies would pass
-// maxHeldReplyBytes, cl may hold at most maxClientSoloBytes.
+// write, or refuses it when the replies held for clients are at their
+// bound (see replyBufs).
 func (cl *client) takeReply(n int) bool {
-	held := &cl.p.replyHeld
-	if held.Load()+int64(n) > maxHeldReplyBytes && cl.replyBytes.Load()+int64(n) > maxClientSoloBytes {
+	if !cl.p.replies.take(&cl.replyBytes, int64(n)) {
 		cl.starved.Store(true)
 		return false
 	}
-	cl.replyBytes.Add(int64(n))
-	held.Add(int64(n))
 	return true
 }
 
@@ -175,8 +169,7 @@ func (cl *client) takeReply(n int) bool {
 // filled at least half of it.
 func (cl *client) wrote(units, bytes int64) {
 	cl.inflight.Add(-units)
-	cl.p.replyHeld.Add(-bytes)
-	if cl.replyBytes.Add(-bytes) == 0 {
+	if cl.p.replies.release(&cl.replyBytes, bytes) == 0 {
 		cl.starved.Store(false)
 	}
 	if units > 0 {
@@ -698,8 +691,7 @@ func (cl *client) local(line string) error {
 // takeLocal accounts the proxy's own reply of c to cl: it is small and
 // always taken.
 func (cl *client) takeLocal(c *call) {
-	cl.replyBytes.Add(int64(len(c.reply)))
-	cl.p.replyHeld.Add(int64(len(c.reply)))
+	cl.p.replies.force(&cl.replyBytes, int64(len(c.reply)))
 }
 
 func (cl *client) localUnlessNoReply(noreply bool, line string) error {

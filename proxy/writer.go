@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"sync"
+	"time"
 )
 
 // writeBufPool holds the writers' batch buffers.
@@ -229,6 +232,12 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 			i = j
 		}
 	}
+	if cl.deadline {
+		// The token's next holder may write without waiting, which a
+		// passed deadline would fail.
+		cl.nc.SetWriteDeadline(time.Time{})
+		cl.deadline = false
+	}
 	if cap(wbuf) <= 4*writeFlushSize {
 		*pb = wbuf
 		writeBufPool.Put(pb)
@@ -236,12 +245,28 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 }
 
 // write writes b unless a write failed before, and returns b emptied.
+// While the client holds replies, its socket must take something every
+// stallGrace once the replies held for clients are past their limit, or
+// the client is closed (counted in write_buf_oom): a client that reads,
+// however slowly, goes on.
 func (cl *client) write(b []byte) []byte {
-	if len(b) > 0 && !cl.failed {
-		if _, err := cl.nc.Write(b); err != nil {
-			cl.failed = true
-			cl.nc.Close() // the reader stops too
+	for rest := b; len(rest) > 0 && !cl.failed; {
+		cl.nc.SetWriteDeadline(time.Now().Add(stallGrace))
+		cl.deadline = true
+		n, err := cl.nc.Write(rest)
+		rest = rest[n:]
+		if err == nil {
+			break
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if n > 0 || !cl.p.replies.pastLimit() {
+				continue // it reads, or it holds nothing the others need
+			}
+			cl.p.replies.oom.Add(1)
+			cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errStalled)
+		}
+		cl.failed = true
+		cl.nc.Close() // the reader stops too
 	}
 	return b[:0]
 }
