@@ -174,6 +174,7 @@ func (p *Proxy) Close() error {
 			}
 		}
 		p.wg.Wait()
+		p.rbufs.drain()
 	})
 	return nil
 }
