@@ -96,6 +96,9 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
+	backed     atomic.Bool   // a write of the writer goroutine waits for the socket
+	proven     atomic.Bool   // its replies were all written once: it reads
+	aborted    atomic.Bool   // closed by the proxy (abort): nothing more is admitted
 	window     atomic.Int64  // units admitted at most (but one call)
 	// starved is set when a reply was refused for the proxy's bound on
 	// held replies; nothing is admitted until the writer has written
@@ -153,13 +156,39 @@ func newClient(p *Proxy, nc net.Conn) *client {
 
 // takeReply accounts a reply of n bytes to cl, which its writer will
 // write, or refuses it when the replies held for clients are at their
-// bound (see replyBufs).
+// bound (see replyBufs): cl is then closed, as corvid server closes a
+// connection whose reply would pass write_buf_mem_limit and its
+// allowance, and counted in write_buf_oom. Were it answered an error
+// instead, a client that does not read (its socket takes short errors)
+// would make the servers send one refused reply after another, and delay
+// every client behind them.
 func (cl *client) takeReply(n int) bool {
-	if !cl.p.replies.take(&cl.replyBytes, int64(n)) {
-		cl.starved.Store(true)
-		return false
+	if cl.p.replies.take(&cl.replyBytes, int64(n), cl.reads) {
+		return true
 	}
-	return true
+	cl.starved.Store(true)
+	if !cl.aborted.Load() {
+		cl.p.replies.oom.Add(1)
+		cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errNoMemory)
+		cl.abort() // the writer discards
+	}
+	return false
+}
+
+// abort closes cl's connection from the writer's or a server
+// connection's side: its reader stops, admitting nothing more, so that
+// the requests it had read are not sent for replies nobody will read.
+func (cl *client) abort() {
+	cl.aborted.Store(true)
+	cl.nc.Close()
+	cl.signalDrained()
+}
+
+// reads reports whether cl reads what it is given: all its replies were
+// written once, its writer does not wait for the socket now, and the
+// socket has delivered all it was given (where that can be known).
+func (cl *client) reads() bool {
+	return cl.proven.Load() && !cl.backed.Load() && cl.unsentBytes() <= 0
 }
 
 // wrote releases the units and bytes of replies the writer wrote (or
@@ -171,6 +200,9 @@ func (cl *client) wrote(units, bytes int64) {
 	cl.inflight.Add(-units)
 	if cl.p.replies.release(&cl.replyBytes, bytes) == 0 {
 		cl.starved.Store(false)
+		if bytes > 0 && !cl.failed {
+			cl.proven.Store(true)
+		}
 	}
 	if units > 0 {
 		fit := int64(maxInflightUnits)
@@ -636,6 +668,9 @@ func stripNoreply(dst, line []byte) []byte {
 func (cl *client) dispatch(c *call, detached bool) error {
 	u := int64(c.units)
 	for {
+		if cl.aborted.Load() {
+			return errClosed
+		}
 		in := cl.inflight.Load()
 		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break

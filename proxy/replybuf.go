@@ -55,11 +55,21 @@ const replyOverhead = 4 << 10
 
 // take accounts n bytes more held by a client that holds *held, or
 // reports false and accounts nothing when that would pass the bound.
-func (m *replyBufs) take(held *atomic.Int64, n int64) bool {
+// Past the limit, only a client that holds nothing and reads (reads
+// reports it: called only then) may use the whole allowance; the others
+// may use half of it, so that clients that read go on while clients that
+// do not read hold the rest (until they are closed for it).
+func (m *replyBufs) take(held *atomic.Int64, n int64, reads func() bool) bool {
 	total := m.bytes.Add(n)
-	if m.limit > 0 && total > m.limit && (total > m.limit+m.over || held.Load()+n > m.solo) {
-		m.bytes.Add(-n)
-		return false
+	if m.limit > 0 && total > m.limit {
+		bound := m.limit + m.over
+		if held.Load() > 0 || !reads() {
+			bound = m.limit + m.over/2
+		}
+		if total > bound || held.Load()+n > m.solo {
+			m.bytes.Add(-n)
+			return false
+		}
 	}
 	held.Add(n)
 	return true

@@ -121,7 +121,7 @@ func (cl *client) writeReplies() {
 			var err error
 			if n, err = ws.rw.write(wbuf); err != nil {
 				cl.failed = true
-				cl.nc.Close() // the reader stops too
+				cl.abort() // the reader stops too
 				n = len(wbuf)
 			}
 		}
@@ -253,7 +253,9 @@ func (cl *client) write(b []byte) []byte {
 	for rest := b; len(rest) > 0 && !cl.failed; {
 		cl.nc.SetWriteDeadline(time.Now().Add(stallGrace))
 		cl.deadline = true
+		cl.backed.Store(true)
 		n, err := cl.nc.Write(rest)
+		cl.backed.Store(false)
 		rest = rest[n:]
 		if err == nil {
 			break
@@ -262,11 +264,14 @@ func (cl *client) write(b []byte) []byte {
 			if n > 0 || !cl.p.replies.pastLimit() {
 				continue // it reads, or it holds nothing the others need
 			}
+			cl.failed = true
+			cl.abort() // the reader stops too
 			cl.p.replies.oom.Add(1)
 			cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errStalled)
+			break
 		}
 		cl.failed = true
-		cl.nc.Close() // the reader stops too
+		cl.abort() // the reader stops too
 	}
 	return b[:0]
 }
