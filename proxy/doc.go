@@ -128,9 +128,9 @@
 // max(limit/8, 2 × the largest reply) (8 MiB by default). Past the limit
 // a client may take a reply only while it then holds at most two of the
 // largest replies, and only within half of the allowance unless it
-// holds nothing and reads (its replies were all written once and its
-// socket has sent all it was given): the other half is kept so that a
-// client that reads always goes on. A reply past that is read from its
+// reads (its replies were all written once, its writer is not waiting
+// for the socket, and the socket has sent all it was given): the other
+// half is kept so that a client that reads always goes on. A reply past that is read from its
 // server (its connection must stay in step) but not kept: its client is
 // closed, admits nothing more (the requests it had read are dropped),
 // and is counted in the stats command's write_buf_oom. A client that

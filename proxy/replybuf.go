@@ -55,15 +55,16 @@ const replyOverhead = 4 << 10
 
 // take accounts n bytes more held by a client that holds *held, or
 // reports false and accounts nothing when that would pass the bound.
-// Past the limit, only a client that holds nothing and reads (reads
-// reports it: called only then) may use the whole allowance; the others
-// may use half of it, so that clients that read go on while clients that
-// do not read hold the rest (until they are closed for it).
+// Past the limit, only a client that reads (reports reads, called only
+// then) may use the whole allowance; the others may use half of it, so
+// that clients that read go on while clients that do not read hold the
+// rest (until they are closed for it). What a client that reads holds
+// is being written: its writer may not have released it yet.
 func (m *replyBufs) take(held *atomic.Int64, n int64, reads func() bool) bool {
 	total := m.bytes.Add(n)
 	if m.limit > 0 && total > m.limit {
 		bound := m.limit + m.over
-		if held.Load() > 0 || !reads() {
+		if !reads() {
 			bound = m.limit + m.over/2
 		}
 		if total > bound || held.Load()+n > m.solo {

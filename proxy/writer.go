@@ -211,6 +211,12 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 		}
 		ws.batch = batch
 		if len(batch) == 0 {
+			if cl.deadline {
+				// The token's next holder may write without
+				// waiting, which a passed deadline would fail.
+				cl.nc.SetWriteDeadline(time.Time{})
+				cl.deadline = false
+			}
 			cl.writing = false
 			cl.mu.Unlock()
 			cl.signalDrained()
@@ -231,12 +237,6 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 			cl.wrote(u, h)
 			i = j
 		}
-	}
-	if cl.deadline {
-		// The token's next holder may write without waiting, which a
-		// passed deadline would fail.
-		cl.nc.SetWriteDeadline(time.Time{})
-		cl.deadline = false
 	}
 	if cap(wbuf) <= 4*writeFlushSize {
 		*pb = wbuf
