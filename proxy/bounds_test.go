@@ -217,10 +217,10 @@ func TestHeldRepliesReleased(t *testing.T) {
 	for i := range gets {
 		want := fmt.Sprintf("VALUE big%d 0 %d\r\n%s\r\nEND\r\n", i%nkeys, size, value)
 		if r := c.ReadReply(testutil.ValuesReply); string(r) != want {
-			t.Fatalf("get %d: %.60q (held %d)", i, r, p.replyHeld.Load())
+			t.Fatalf("get %d: %.60q (held %d)", i, r, p.replies.bytes.Load())
 		}
 	}
-	testutil.WaitFor(t, func() bool { return p.replyHeld.Load() == 0 })
+	testutil.WaitFor(t, func() bool { return p.replies.bytes.Load() == 0 })
 }
 
 // TestChunkedMultiGet: a get of more keys than a chunk, on every server,

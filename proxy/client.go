@@ -32,26 +32,22 @@ import (
 // when the client fills it), down to the units that fit
 // maxClientReplyBytes for large ones. One request is
 // always admitted when none is pending. Over the whole proxy, by
-// takeReply: once the replies held for clients (completed, not yet
-// written) pass maxHeldReplyBytes, a client may take a reply only while
-// it holds at most maxClientSoloBytes; other replies fail with
-// "SERVER_ERROR Cannot allocate memory" without being copied, and the
-// client is admitted nothing more until its writer has written what it
-// holds. The replies held are then at most maxHeldReplyBytes plus
-// maxClientSoloBytes per client connection (and one reply being read
-// per server connection).
+// takeReply (see replyBufs): past Config.WriteBufMemLimit, a reply is
+// refused unless it fits the allowance over the limit and the client
+// then holds at most two replies of the largest size; a refused reply
+// fails with "SERVER_ERROR Cannot allocate memory" without being copied,
+// and the client is admitted nothing more until its writer has written
+// what it holds. A client whose socket takes nothing for stallGrace
+// while the total is past the limit is closed (write). The replies held
+// are then at most the limit plus its allowance, whatever the number of
+// clients (and one reply being read per server connection).
 const (
 	clientReadBuf       = 4 << 10
 	maxInflightUnits    = 512
 	initialWindow       = 8
 	maxClientReplyBytes = 4 << 20
-	maxHeldReplyBytes   = 64 << 20
-	// maxClientSoloBytes lets a client that reads its replies take a
-	// 1 MB value (memcached's default item size limit) whatever the
-	// others hold, and the next while the last is being written.
-	maxClientSoloBytes = 2<<20 + 4<<10
-	writeFlushSize     = 64 << 10
-	maxKeptScratch     = 64 << 10 // a fragment request buffer a client keeps
+	writeFlushSize      = 64 << 10
+	maxKeptScratch      = 64 << 10 // a fragment request buffer a client keeps
 )
 
 // A client is one client connection. Its reader goroutine parses
@@ -100,6 +96,9 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
+	backed     atomic.Bool   // a write of the writer goroutine waits for the socket
+	proven     atomic.Bool   // its replies were all written once: it reads
+	aborted    atomic.Bool   // closed by the proxy (abort): nothing more is admitted
 	window     atomic.Int64  // units admitted at most (but one call)
 	// starved is set when a reply was refused for the proxy's bound on
 	// held replies; nothing is admitted until the writer has written
@@ -121,6 +120,7 @@ type client struct {
 	// The write token holder's state.
 	inline     bool // writing without waiting: appendBig copies
 	failed     bool // a write failed: replies are discarded
+	deadline   bool // the writer goroutine set a write deadline
 	skipChunks bool // a chunk of a multi-get failed: drop its other chunks
 	pos        []int
 	blocks     [][2]int // merge: each key's VALUE block in its fragment's reply
@@ -155,17 +155,40 @@ func newClient(p *Proxy, nc net.Conn) *client {
 }
 
 // takeReply accounts a reply of n bytes to cl, which its writer will
-// write, or refuses it: when the proxy's held replies would pass
-// maxHeldReplyBytes, cl may hold at most maxClientSoloBytes.
+// write, or refuses it when the replies held for clients are at their
+// bound (see replyBufs): cl is then closed, as corvid server closes a
+// connection whose reply would pass write_buf_mem_limit and its
+// allowance, and counted in write_buf_oom. Were it answered an error
+// instead, a client that does not read (its socket takes short errors)
+// would make the servers send one refused reply after another, and delay
+// every client behind them.
 func (cl *client) takeReply(n int) bool {
-	held := &cl.p.replyHeld
-	if held.Load()+int64(n) > maxHeldReplyBytes && cl.replyBytes.Load()+int64(n) > maxClientSoloBytes {
-		cl.starved.Store(true)
-		return false
+	if cl.p.replies.take(&cl.replyBytes, int64(n), cl.reads) {
+		return true
 	}
-	cl.replyBytes.Add(int64(n))
-	held.Add(int64(n))
-	return true
+	cl.starved.Store(true)
+	if !cl.aborted.Load() {
+		cl.p.replies.oom.Add(1)
+		cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errNoMemory)
+		cl.abort() // the writer discards
+	}
+	return false
+}
+
+// abort closes cl's connection from the writer's or a server
+// connection's side: its reader stops, admitting nothing more, so that
+// the requests it had read are not sent for replies nobody will read.
+func (cl *client) abort() {
+	cl.aborted.Store(true)
+	cl.nc.Close()
+	cl.signalDrained()
+}
+
+// reads reports whether cl reads what it is given: all its replies were
+// written once, its writer does not wait for the socket now, and the
+// socket has delivered all it was given (where that can be known).
+func (cl *client) reads() bool {
+	return cl.proven.Load() && !cl.backed.Load() && cl.unsentBytes() <= 0
 }
 
 // wrote releases the units and bytes of replies the writer wrote (or
@@ -175,9 +198,11 @@ func (cl *client) takeReply(n int) bool {
 // filled at least half of it.
 func (cl *client) wrote(units, bytes int64) {
 	cl.inflight.Add(-units)
-	cl.p.replyHeld.Add(-bytes)
-	if cl.replyBytes.Add(-bytes) == 0 {
+	if cl.p.replies.release(&cl.replyBytes, bytes) == 0 {
 		cl.starved.Store(false)
+		if bytes > 0 && !cl.failed {
+			cl.proven.Store(true)
+		}
 	}
 	if units > 0 {
 		fit := int64(maxInflightUnits)
@@ -643,6 +668,9 @@ func stripNoreply(dst, line []byte) []byte {
 func (cl *client) dispatch(c *call, detached bool) error {
 	u := int64(c.units)
 	for {
+		if cl.aborted.Load() {
+			return errClosed
+		}
 		in := cl.inflight.Load()
 		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break
@@ -698,8 +726,7 @@ func (cl *client) local(line string) error {
 // takeLocal accounts the proxy's own reply of c to cl: it is small and
 // always taken.
 func (cl *client) takeLocal(c *call) {
-	cl.replyBytes.Add(int64(len(c.reply)))
-	cl.p.replyHeld.Add(int64(len(c.reply)))
+	cl.p.replies.force(&cl.replyBytes, int64(len(c.reply)))
 }
 
 func (cl *client) localUnlessNoReply(noreply bool, line string) error {

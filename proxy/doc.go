@@ -122,14 +122,29 @@
 // memcached answers a multi-get that fails part way.
 //
 // Over the whole proxy, the completed replies not yet written to their
-// clients are bounded: once they pass 64 MiB, a client may take a reply
-// only while it then holds at most 2 MiB (a 1 MB value, and the next
-// while the last is written). Other replies are read from their server
-// (its connection must stay in step) but not kept: the request is
-// answered "SERVER_ERROR Cannot allocate memory", and the client is
-// admitted nothing more until it has read what it holds. The replies held
-// are then at most 64 MiB plus 2 MiB per client connection; a server
-// connection also holds the one reply it is reading.
+// clients are bounded by one budget, whatever the number of clients, as
+// corvid server bounds its blocked write buffers: Config.WriteBufMemLimit
+// (64 MiB by default, or 8 × MaxValueLen), with an allowance past it of
+// max(limit/8, 2 × the largest reply) (8 MiB by default). Past the limit
+// a client may take a reply only while it then holds at most two of the
+// largest replies, and only within half of the allowance unless it
+// reads (its replies were all written once, its writer is not waiting
+// for the socket, and the socket has sent all it was given): the other
+// half is kept so that a client that reads always goes on. A reply past that is read from its
+// server (its connection must stay in step) but not kept: its client is
+// closed, admits nothing more (the requests it had read are dropped),
+// and is counted in the stats command's write_buf_oom. A client that
+// holds replies while the total is past the limit and whose socket
+// takes nothing for a second is closed and counted the same way;
+// clients that read slowly but steadily go on. The replies held are
+// then at most the limit plus its allowance (72 MiB by default); each
+// server connection also holds the one reply it is reading. The stats
+// command reports the bytes held as write_buf_bytes.
+//
+// Large client read buffers (past 64 KiB) are mapped outside the Go
+// heap (package internal/offheap), so that the collector's headroom does
+// not double what clients make the proxy hold; held replies are on the
+// heap, so the proxy's RSS may reach about twice their bound.
 //
 // A server connection's queue of unsent requests is bounded at 8 MiB;
 // past it requests fail at once with "SERVER_ERROR server queue is

@@ -161,7 +161,7 @@ func testFailingChunk(t *testing.T, chunk int, fail func(net.Conn) bool, extra [
 		}
 	}
 	testutil.WaitFor(t, func() bool {
-		if p.replyHeld.Load() != 0 {
+		if p.replies.bytes.Load() != 0 {
 			return false
 		}
 		for _, s := range p.Stats().Pools[0].Servers {

@@ -211,13 +211,13 @@ func TestUnreadClientDoesNotBlockServerReader(t *testing.T) {
 	// Replies pile up (the proxy admits x a window of at least 8 gets)
 	// once x's socket is full.
 	size := int64(len("VALUE w 0 20000\r\n\r\nEND\r\n") + len(value))
-	testutil.WaitFor(t, func() bool { return p.replyHeld.Load() >= 8*size })
+	testutil.WaitFor(t, func() bool { return p.replies.bytes.Load() >= 8*size })
 	for i := range 20 {
 		if r := roundTrip(y, "get w\r\n", testutil.ValuesReply); int64(len(r)) != size {
 			t.Fatalf("get %d: %d bytes", i, len(r))
 		}
 	}
-	if p.replyHeld.Load() < 8*size {
-		t.Fatalf("x's replies held: %d bytes; it was to be stalled", p.replyHeld.Load())
+	if p.replies.bytes.Load() < 8*size {
+		t.Fatalf("x's replies held: %d bytes; it was to be stalled", p.replies.bytes.Load())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
@@ -42,6 +41,15 @@ type Config struct {
 	// DefaultReadBufMemLimit, or 8 × MaxValueLen when that is larger (as
 	// the server's default); a negative value, no bound.
 	ReadBufMemLimit int64
+	// WriteBufMemLimit bounds the completed replies held for clients, not
+	// yet written, all clients together, as corvid server's
+	// write_buf_mem_limit: past it a client may take a reply only within
+	// an allowance of max(WriteBufMemLimit/8, 2 × the largest reply), and
+	// a client whose socket takes nothing for a second meanwhile is
+	// closed (counted in write_buf_oom). 0 means DefaultWriteBufMemLimit,
+	// or 8 × MaxValueLen when that is larger (as the server's default); a
+	// negative value, no bound.
+	WriteBufMemLimit int64
 }
 
 // Proxy serves the pools of a nutcracker.yml. It is safe for concurrent
@@ -51,12 +59,10 @@ type Proxy struct {
 	log     *slog.Logger
 	started time.Time
 	st      proxyCounters
-	// replyHeld is the bytes of completed replies not yet written to
-	// their clients, over all clients (see client.takeReply).
-	replyHeld atomic.Int64
-	rbufs     *readBufs // the clients' large read buffers
-	ctx       context.Context
-	cancel    context.CancelFunc
+	replies *replyBufs // completed replies not yet written to their clients
+	rbufs   *readBufs  // the clients' large read buffers
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	wg        sync.WaitGroup // every goroutine the proxy starts
 	idle      *idler         // watches parked clients; nil: none park
@@ -88,9 +94,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.ReadBufMemLimit == 0 {
 		cfg.ReadBufMemLimit = max(DefaultReadBufMemLimit, 8*int64(cfg.MaxValueLen))
 	}
+	if cfg.WriteBufMemLimit == 0 {
+		cfg.WriteBufMemLimit = max(DefaultWriteBufMemLimit, 8*int64(cfg.MaxValueLen))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
-		rbufs: newReadBufs(cfg.ReadBufMemLimit), clients: make(map[*client]struct{})}
+		rbufs:   newReadBufs(cfg.ReadBufMemLimit),
+		replies: newReplyBufs(cfg.WriteBufMemLimit, cfg.MaxValueLen+replyOverhead), clients: make(map[*client]struct{})}
 	if err := p.Reload(cfg.Pools); err != nil {
 		cancel()
 		return nil, err
@@ -164,6 +174,7 @@ func (p *Proxy) Close() error {
 			}
 		}
 		p.wg.Wait()
+		p.rbufs.drain()
 	})
 	return nil
 }
@@ -189,6 +200,8 @@ func (p *Proxy) Stats() Stats {
 		CurrConnections:  p.st.currConnections.Load(),
 		ReadBufBytes:     p.rbufs.bytes.Load(),
 		ReadBufOOM:       p.rbufs.oom.Load(),
+		WriteBufBytes:    p.replies.bytes.Load(),
+		WriteBufOOM:      p.replies.oom.Load(),
 	}
 	p.mu.Lock()
 	pools := p.pools

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync/atomic"
 
+	"github.com/corvidcache/corvid/internal/offheap"
 	"github.com/corvidcache/corvid/protocol"
 )
 
@@ -22,7 +23,14 @@ const DefaultReadBufMemLimit = 64 << 20
 // needs it: once that request is handled and what is left of its input
 // fits a small buffer, the large one goes back to its free list, so that
 // clients that stop sending, and parked clients, hold none.
+//
+// Buffers past offheapMin are mapped outside the Go heap (package
+// offheap), as corvid server's large read buffers: their size is the
+// client's choice, and on the heap the collector would let what clients
+// make the proxy hold, and the garbage of their growth, run to twice the
+// bound. They are unmapped when a free list has no room for them.
 const (
+	offheapMin    = 64 << 10
 	minLargeShift = 13 // 8 KiB, twice clientReadBuf
 	maxLargeShift = 21 // 2 MiB: a 1 MiB get line, or a 1 MB value and its line
 	largeBudget   = 2 << 20
@@ -55,7 +63,7 @@ func newReadBufs(limit int64) *readBufs {
 func largeSize(n int) int {
 	shift := max(bits.Len(uint(n-1)), minLargeShift)
 	if shift > maxLargeShift {
-		return n
+		return offheap.Size(n)
 	}
 	return 1 << shift
 }
@@ -93,6 +101,9 @@ func (m *readBufs) grow(old []byte, r, w, n int) ([]byte, bool) {
 		default:
 		}
 	}
+	if nb == nil && size > offheapMin {
+		nb = offheap.Alloc(size)
+	}
 	if nb == nil {
 		nb = make([]byte, size)
 	}
@@ -120,18 +131,30 @@ func (m *readBufs) put(b []byte) {
 }
 
 // recycle puts a large buffer, no longer counted, on its free list when
-// it has room.
+// it has room, or unmaps it when it was mapped.
 func (m *readBufs) recycle(b []byte) {
 	c := cap(b)
-	if c <= clientReadBuf || c&(c-1) != 0 {
+	if c <= clientReadBuf {
 		return
 	}
-	shift := bits.Len(uint(c)) - 1
-	if shift < minLargeShift || shift > maxLargeShift {
-		return
+	if shift := bits.Len(uint(c)) - 1; c&(c-1) == 0 && shift >= minLargeShift && shift <= maxLargeShift {
+		select {
+		case m.free[shift] <- b[:c]:
+			return
+		default:
+		}
 	}
-	select {
-	case m.free[shift] <- b[:c]:
-	default:
+	if c > offheapMin {
+		offheap.Free(b)
+	}
+}
+
+// drain unmaps the buffers of the free lists; the proxy calls it once
+// its clients are gone.
+func (m *readBufs) drain() {
+	for _, ch := range m.free {
+		for len(ch) > 0 {
+			offheap.Free(<-ch)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/internal/offheap"
 )
 
 // startProxyConfig starts a proxy with cfg and one pool "alpha" in front
@@ -169,5 +171,47 @@ func TestLongGetLineAllocation(t *testing.T) {
 		if got > uint64(len(line))/2 {
 			t.Errorf("%d distinct keys: a get line of %d bytes allocated %d bytes, want at most half the line", distinct, len(line), got)
 		}
+	}
+}
+
+// TestLargeReadBufsOffHeap: the large read buffers of clients sending
+// long lines are mapped outside the Go heap, so that the collector's
+// headroom does not double them, and are unmapped once the clients are
+// gone and the proxy closed.
+func TestLargeReadBufsOffHeap(t *testing.T) {
+	if !offheap.Mapped {
+		t.Skip("buffers come from the heap in this build")
+	}
+	before := offheap.InUse()
+	p, addr := startProxyConfig(t, Config{}, startCorvids(t, 1))
+	half := getLine((1<<20-64)/4, 3, 2)
+	half = half[:len(half)-2]
+	const conns = 4
+	var ncs []net.Conn
+	for range conns {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ncs = append(ncs, nc)
+		if _, err := nc.Write(half); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitFor(10*time.Second, func() bool { return p.rbufs.bytes.Load() >= conns<<20 }) {
+		t.Fatalf("read buffers hold %d bytes, want %d lines of 1 MiB", p.rbufs.bytes.Load(), conns)
+	}
+	if mapped := offheap.InUse() - before; mapped < p.rbufs.bytes.Load() {
+		t.Errorf("%d bytes of read buffers mapped off the heap, %d held", mapped, p.rbufs.bytes.Load())
+	}
+	for _, nc := range ncs {
+		nc.Close()
+	}
+	if !waitFor(10*time.Second, func() bool { return p.rbufs.bytes.Load() == 0 }) {
+		t.Fatalf("read buffers hold %d bytes after their clients left", p.rbufs.bytes.Load())
+	}
+	p.Close()
+	if n := offheap.InUse() - before; n != 0 {
+		t.Errorf("%d bytes still mapped once the proxy is closed", n)
 	}
 }

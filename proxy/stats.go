@@ -18,6 +18,14 @@ type Stats struct {
 	// does not.
 	ReadBufBytes int64
 	ReadBufOOM   int64
+	// WriteBufBytes is the bytes of completed replies held for clients,
+	// not yet written, WriteBufOOM the clients closed for
+	// Config.WriteBufMemLimit (their socket took nothing for a second
+	// while the replies held were past it): the stats command prints them
+	// (write_buf_bytes, write_buf_oom, corvid server's names), the stats
+	// port does not.
+	WriteBufBytes int64
+	WriteBufOOM   int64
 	// Pools are in the order of the configuration file.
 	Pools []PoolStats
 }

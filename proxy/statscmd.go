@@ -3,8 +3,8 @@ package proxy
 import "github.com/corvidcache/corvid/protocol"
 
 // appendStats appends the reply to "stats": the proxy's own counters as
-// "STAT name value" lines, then END: twemproxy's, and read_buf_large_bytes
-// and read_buf_oom (see Stats). Pool counters are named
+// "STAT name value" lines, then END: twemproxy's, and read_buf_large_bytes,
+// read_buf_oom, write_buf_bytes and write_buf_oom (see Stats). Pool counters are named
 // "<pool>:<counter>", server counters "<pool>:<server>:<counter>", with
 // twemproxy's counter names.
 func (p *Proxy) appendStats(dst []byte) []byte {
@@ -16,6 +16,8 @@ func (p *Proxy) appendStats(dst []byte) []byte {
 	dst = protocol.AppendStatInt(dst, "curr_connections", s.CurrConnections)
 	dst = protocol.AppendStatInt(dst, "read_buf_large_bytes", s.ReadBufBytes)
 	dst = protocol.AppendStatInt(dst, "read_buf_oom", s.ReadBufOOM)
+	dst = protocol.AppendStatInt(dst, "write_buf_bytes", s.WriteBufBytes)
+	dst = protocol.AppendStatInt(dst, "write_buf_oom", s.WriteBufOOM)
 	for _, ps := range s.Pools {
 		for _, c := range ps.Counters() {
 			dst = protocol.AppendStatInt(dst, ps.Name+":"+c.Name, c.Value)

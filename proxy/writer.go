@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"sync"
+	"time"
 )
 
 // writeBufPool holds the writers' batch buffers.
@@ -118,7 +121,7 @@ func (cl *client) writeReplies() {
 			var err error
 			if n, err = ws.rw.write(wbuf); err != nil {
 				cl.failed = true
-				cl.nc.Close() // the reader stops too
+				cl.abort() // the reader stops too
 				n = len(wbuf)
 			}
 		}
@@ -208,6 +211,12 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 		}
 		ws.batch = batch
 		if len(batch) == 0 {
+			if cl.deadline {
+				// The token's next holder may write without
+				// waiting, which a passed deadline would fail.
+				cl.nc.SetWriteDeadline(time.Time{})
+				cl.deadline = false
+			}
 			cl.writing = false
 			cl.mu.Unlock()
 			cl.signalDrained()
@@ -236,12 +245,33 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 }
 
 // write writes b unless a write failed before, and returns b emptied.
+// While the client holds replies, its socket must take something every
+// stallGrace once the replies held for clients are past their limit, or
+// the client is closed (counted in write_buf_oom): a client that reads,
+// however slowly, goes on.
 func (cl *client) write(b []byte) []byte {
-	if len(b) > 0 && !cl.failed {
-		if _, err := cl.nc.Write(b); err != nil {
-			cl.failed = true
-			cl.nc.Close() // the reader stops too
+	for rest := b; len(rest) > 0 && !cl.failed; {
+		cl.nc.SetWriteDeadline(time.Now().Add(stallGrace))
+		cl.deadline = true
+		cl.backed.Store(true)
+		n, err := cl.nc.Write(rest)
+		cl.backed.Store(false)
+		rest = rest[n:]
+		if err == nil {
+			break
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if n > 0 || !cl.p.replies.pastLimit() {
+				continue // it reads, or it holds nothing the others need
+			}
+			cl.failed = true
+			cl.abort() // the reader stops too
+			cl.p.replies.oom.Add(1)
+			cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errStalled)
+			break
+		}
+		cl.failed = true
+		cl.abort() // the reader stops too
 	}
 	return b[:0]
 }

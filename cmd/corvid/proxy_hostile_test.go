@@ -37,9 +37,10 @@ import (
 const (
 	// proxyHostileMB bounds the proxy's RSS under the attacks. proxy/doc.go
 	// ("Memory bounds") bounds the replies held for clients at 64 MiB
-	// plus 2 MiB per client that holds some, and a server connection's
-	// queue at 8 MiB; with the Go heap's headroom over what it holds, the
-	// attacks here (16 to 128 connections) stay under 256 MB.
+	// plus an allowance of 8 MiB, whatever the number of clients, and a
+	// server connection's queue at 8 MiB; with the Go heap's headroom
+	// over the replies (large read buffers are off the heap), the attacks
+	// here (16 to 500 connections) stay under 256 MB.
 	proxyHostileMB = 256
 	// proxyReadBufMB bounds the clients' read buffers past their first
 	// 4 KiB, all together (proxy/doc.go: Config.ReadBufMemLimit, 64 MiB
