@@ -225,3 +225,28 @@ func TestCrawlRequest(t *testing.T) {
 		t.Fatal("EnableCrawler should succeed once")
 	}
 }
+
+// TestFlatLRUReclaimsOnStore: without the maintainer, every store first
+// takes back the expired items at the COLD tail and counts them as
+// reclaimed, as memcached's flat LRU does; in the middle of the LRU they
+// stay until something finds them.
+func TestFlatLRUReclaimsOnStore(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoLRUMaintainer: true, NoCrawler: true})
+	mustStore(t, c, ModeSet, "a", "x", 0, 1, 0)
+	mustStore(t, c, ModeSet, "z", "x", 0, 0, 0)
+	mustStore(t, c, ModeSet, "b", "x", 0, 1, 0)
+	clk.Advance(3 * time.Second)
+	mustStore(t, c, ModeSet, "b", "y", 0, 0, 0) // reclaims a, not b
+	st := stats(c)
+	var cl ClassStats
+	for _, k := range st.Classes {
+		if k.ID == c.classFor(c.ntotal(1, 1)) {
+			cl = k
+		}
+	}
+	if st.Reclaimed != 1 || cl.Reclaimed != 1 || st.ExpiredUnfetched != 1 || st.CurrItems != 2 {
+		t.Fatalf("reclaimed %d (class %d), expired_unfetched %d, curr_items %d; want 1, 1, 1, 2",
+			st.Reclaimed, cl.Reclaimed, st.ExpiredUnfetched, st.CurrItems)
+	}
+}
