@@ -147,3 +147,35 @@ func TestBackgroundReclaimMatchesMemcached(t *testing.T) {
 		t.Errorf("corvid:\n%smemcached:\n%s", got, want)
 	}
 }
+
+// TestReclaimOnStoreMatchesMemcached stores over an expired item and
+// crawls, on servers without the maintainer (so nothing reclaims in the
+// background), and compares the figures after each step: a store takes
+// back the expired item at the tail (reclaimed), a crawl those behind
+// live items (crawler_reclaimed), and crawls and metadumps count the items
+// they check.
+func TestReclaimOnStoreMatchesMemcached(t *testing.T) {
+	mc := testutil.StartMemcached(t, "-o", "no_lru_maintainer")
+	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{NoLRUMaintainer: true}})
+	run := func(addr string) []string {
+		a := dialAdmin(t, addr)
+		a.do("set a 0 1 1\r\nx\r\n")
+		a.do("set z 0 0 1\r\nx\r\n")
+		a.do("set b 0 1 1\r\nx\r\n")
+		a.do("set c 0 1 1\r\nx\r\n")
+		waitSeconds(t, a, 2)
+		out := []string{a.do("set b 0 0 1\r\ny\r\n"), reclaimFigures(a)}
+		out = append(out, a.do("lru_crawler crawl 1\r\n"))
+		testutil.WaitFor(t, func() bool { return stat(a, "stats\r\n", "lru_crawler_running") == "0" })
+		out = append(out, reclaimFigures(a))
+		r := a.do("lru_crawler metadump 1\r\n")
+		out = append(out, strconv.Itoa(strings.Count(r, "key=")), reclaimFigures(a))
+		return out
+	}
+	want, got := run(mc), run(cv)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("step %d: corvid\n%s\nmemcached\n%s", i, got[i], want[i])
+		}
+	}
+}

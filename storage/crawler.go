@@ -222,13 +222,19 @@ func (c *Cache) runCrawler() {
 	}
 }
 
+// startCrawl counts a start of the crawler, for a pass or a dump, and
+// marks it running; the caller subtracts one from crawlerRunning when done.
+func (c *Cache) startCrawl() {
+	c.crawlerStarts.Add(1)
+	c.crawlerRunning.Add(1)
+}
+
 // crawlAll makes one pass over each class in want, counting one crawler
 // start; sched, for an automatic pass, records what each pass saw. It
 // returns false when the cache is stopping.
 func (c *Cache) crawlAll(want []bool, sched []crawlSchedule) bool {
-	c.crawlerStarts.Add(1)
-	c.crawlerRunning.Store(true)
-	defer c.crawlerRunning.Store(false)
+	c.startCrawl()
+	defer c.crawlerRunning.Add(-1)
 	for i := 1; i < len(c.classes); i++ {
 		if !want[i] {
 			continue
