@@ -93,10 +93,15 @@ func (c *Cache) Crawl(ids []int) error {
 	if !c.crawl.busy.CompareAndSwap(false, true) {
 		return ErrCrawlerBusy
 	}
+	// As memcached, the crawler counts as started, and running, from
+	// the moment the request is taken.
+	c.startCrawl()
 	select {
 	case c.crawl.req <- want:
 		return nil
 	default:
+		c.crawlerRunning.Add(-1)
+		c.crawlerStarts.Add(^uint64(0))
 		c.crawl.busy.Store(false)
 		return ErrCrawlerBusy
 	}
@@ -209,13 +214,18 @@ func (c *Cache) runCrawler() {
 			if !due {
 				continue
 			}
-			if !c.crawlAll(want, sched) {
+			c.startCrawl()
+			ok := c.crawlAll(want, sched)
+			c.crawlerRunning.Add(-1)
+			if !ok {
 				return
 			}
 			continue
 		}
+		// Crawl counted the start of the pass it asked for.
 		ok := c.crawlAll(want, nil)
 		c.crawl.busy.Store(false)
+		c.crawlerRunning.Add(-1)
 		if !ok {
 			return
 		}
@@ -229,12 +239,10 @@ func (c *Cache) startCrawl() {
 	c.crawlerRunning.Add(1)
 }
 
-// crawlAll makes one pass over each class in want, counting one crawler
-// start; sched, for an automatic pass, records what each pass saw. It
-// returns false when the cache is stopping.
+// crawlAll makes one pass over each class in want; sched, for an
+// automatic pass, records what each pass saw. It returns false when the
+// cache is stopping.
 func (c *Cache) crawlAll(want []bool, sched []crawlSchedule) bool {
-	c.startCrawl()
-	defer c.crawlerRunning.Add(-1)
 	for i := 1; i < len(c.classes); i++ {
 		if !want[i] {
 			continue
