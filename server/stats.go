@@ -313,9 +313,15 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	}
 	w.b("slab_reassign_running", st.SlabReassignRunning)
 	w.u("slabs_moved", st.SlabsMoved)
-	w.b("lru_crawler_running", st.LRUCrawlerRunning)
-	w.u("lru_crawler_starts", st.LRUCrawlerStarts)
-	w.u("lru_maintainer_juggles", st.LRUMaintainerJuggles)
+	// memcached lists the crawler's figures while it is enabled and the
+	// maintainer's when it runs.
+	if s.cache.CrawlerSettings().Enabled {
+		w.b("lru_crawler_running", st.LRUCrawlerRunning)
+		w.u("lru_crawler_starts", st.LRUCrawlerStarts)
+	}
+	if s.cache.LRUSettings().Maintainer {
+		w.u("lru_maintainer_juggles", st.LRUMaintainerJuggles)
+	}
 	w.u("malloc_fails", st.MallocFails)
 	w.u("log_worker_dropped", 0)
 	w.u("log_worker_written", s.watch.written.Load())

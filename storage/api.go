@@ -74,9 +74,11 @@ type Config struct {
 	// -M strategies, see Eviction); the zero value means EvictLRU, or
 	// EvictNone with NoEvict. SetEviction changes it at run time.
 	Eviction Eviction
-	// CrawlInterval is how often the crawler walks the classes for expired
-	// and flushed items; default 1s. A class whose pass reclaimed nothing
-	// is walked less often, down to once every 64 intervals.
+	// CrawlInterval is how often the crawler, with the LRU maintainer,
+	// checks which classes are due for a pass over their items; default
+	// 1s, as memcached's maintainer checks once a second. A class is due
+	// 5 seconds after its last pass when items in it expire soon, later
+	// (up to an hour) when they do not.
 	CrawlInterval time.Duration
 	// Clock is the cache's time source; nil means the system's clocks,
 	// read by a goroutine that advances the cache's clock once a second

@@ -124,7 +124,7 @@ type counters struct {
 	casMisses, touchMisses, totalItems              atomic.Uint64
 	mallocFails, crawlerStarts, slabsMoved, juggles atomic.Uint64
 	slabRescues, slabEvictions, pageEvictions       atomic.Uint64
-	crawlerRunning                                  atomic.Bool
+	crawlerRunning                                  atomic.Int32 // crawls and dumps under way
 }
 
 // reset zeroes the counters, as memcached's "stats reset".

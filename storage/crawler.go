@@ -10,12 +10,11 @@ import (
 // module), so that memory of items nobody asks for again comes back without
 // waiting for the LRU tail. It holds a class lock for crawlBatch chunks at
 // a time, only tries stripe locks, and pauses CrawlerSleep between
-// batches. A class whose last pass reclaimed nothing is crawled less often,
-// up to crawlMaxBackoff times the interval. Besides these passes, Crawl
-// asks for one pass over given classes at once ("lru_crawler crawl").
+// batches. With the LRU maintainer it crawls on its own (see runCrawler);
+// besides, Crawl asks for one pass over given classes at once
+// ("lru_crawler crawl").
 const (
-	crawlBatch      = 256
-	crawlMaxBackoff = 64
+	crawlBatch = 256
 	// defaultCrawlerSleep is memcached's lru_crawler_sleep default.
 	defaultCrawlerSleep = 100 * time.Microsecond
 	// MaxClassID is the largest class id commands may name, as memcached's
@@ -94,10 +93,15 @@ func (c *Cache) Crawl(ids []int) error {
 	if !c.crawl.busy.CompareAndSwap(false, true) {
 		return ErrCrawlerBusy
 	}
+	// As memcached, the crawler counts as started, and running, from
+	// the moment the request is taken.
+	c.startCrawl()
 	select {
 	case c.crawl.req <- want:
 		return nil
 	default:
+		c.crawlerRunning.Add(-1)
+		c.crawlerStarts.Add(^uint64(0))
 		c.crawl.busy.Store(false)
 		return ErrCrawlerBusy
 	}
@@ -107,65 +111,160 @@ func (c *Cache) Crawl(ids []int) error {
 // safe for concurrent use.
 func (c *Cache) CrawlerBusy() bool { return c.crawl.busy.Load() }
 
-// runCrawler runs crawl passes every CrawlInterval while the crawler is
-// enabled, and the passes Crawl asks for, until stop is closed.
+// Autocrawl scheduling, as memcached's lru_maintainer_crawler_check.
+const (
+	// crawlMinWait is the least time, in seconds, between two passes over
+	// a class, and what is added to the computed wait.
+	crawlMinWait = 5
+	// crawlWaitStep is how much a class's wait grows or shrinks after a
+	// pass, in seconds.
+	crawlWaitStep = 60
+	// crawlMaxWait bounds a class's wait (memcached's MAX_MAINTCRAWL_WAIT).
+	crawlMaxWait = 60 * 60
+	// crawlHistoBuckets are the minutes of remaining TTL a pass counts
+	// items by; longer TTLs only count as seen.
+	crawlHistoBuckets = 61
+)
+
+// crawlTally is what an automatic pass over a class saw of the items it
+// left: how many, how many never expire, and the others by minutes of TTL
+// left. The next pass is scheduled from it.
+type crawlTally struct {
+	seen, noexp uint64
+	histo       [crawlHistoBuckets]uint64
+}
+
+// crawlSchedule is the crawler goroutine's own state for one class.
+type crawlSchedule struct {
+	next     uint32 // relative time after which the class is crawled again
+	wait     uint32 // seconds added to crawlMinWait after a pass
+	complete bool   // a pass ended and next is still to be computed
+	tally    crawlTally
+}
+
+// reschedule computes when a class is crawled again from what its last
+// pass saw: soon when at least 1% of its items expire within the next
+// minutes, a minute later each time a pass finds nothing that will expire
+// within the hour, up to crawlMaxWait.
+func (cs *crawlSchedule) reschedule(now uint32) {
+	t := &cs.tally
+	low := (t.seen-t.noexp)/100 + 1
+	var avail uint64
+	for x := 0; x < 60; x++ {
+		avail += t.histo[x]
+		if avail > low {
+			if cs.wait < uint32(x*60) {
+				cs.wait += crawlWaitStep
+			} else if cs.wait >= crawlWaitStep {
+				cs.wait -= crawlWaitStep
+			}
+			break
+		}
+	}
+	if avail == 0 {
+		cs.wait += crawlWaitStep
+	}
+	cs.wait = min(cs.wait, crawlMaxWait)
+	cs.next = now + cs.wait + crawlMinWait
+	cs.complete = false
+	cs.tally = crawlTally{}
+}
+
+// runCrawler serves the passes Crawl asks for and, while the crawler is
+// enabled and the LRU maintainer runs, checks every CrawlInterval which
+// classes are due for an automatic pass, as memcached's maintainer starts
+// its crawler: every class at once when the cache starts, then each class
+// again on its own schedule (see reschedule). Without the maintainer the
+// crawler only answers requests, as memcached's does. It stops when stop
+// is closed.
 func (c *Cache) runCrawler() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.CrawlInterval)
 	defer t.Stop()
-	wait := make([]int, len(c.classes))    // ticks until a class's next pass
-	backoff := make([]int, len(c.classes)) // current interval in ticks
-	for {
+	sched := make([]crawlSchedule, len(c.classes))
+	auto := c.lruSettings().Maintainer
+	for first := true; ; first = false {
 		var want []bool
-		select {
-		case <-c.stop:
-			return
-		case want = <-c.crawl.req:
-		case <-t.C:
-			if !c.crawl.enabled.Load() {
-				continue
+		if !first {
+			select {
+			case <-c.stop:
+				return
+			case want = <-c.crawl.req:
+			case <-t.C:
 			}
 		}
-		started := false
-		for i := 1; i < len(c.classes); i++ {
-			cl := &c.classes[i]
-			if cl.npages.Load() == 0 || (want != nil && !want[i]) {
+		if want == nil && (!auto || !c.crawl.enabled.Load()) {
+			continue
+		}
+		now := c.relNow()
+		if want == nil {
+			want = make([]bool, len(c.classes))
+			due := false
+			for i := 1; i < len(c.classes); i++ {
+				cs := &sched[i]
+				if cs.complete {
+					cs.reschedule(now)
+				}
+				if now > cs.next || first {
+					want[i] = true
+					due = true
+					cs.next = now + crawlMinWait
+				}
+			}
+			if !due {
 				continue
 			}
-			if want == nil && wait[i] > 0 {
-				wait[i]--
-				continue
-			}
-			if !started {
-				started = true
-				c.crawlerStarts.Add(1)
-				c.crawlerRunning.Store(true)
-			}
-			n, ok := c.crawlClass(cl)
+			c.startCrawl()
+			ok := c.crawlAll(want, sched)
+			c.crawlerRunning.Add(-1)
 			if !ok {
-				c.crawlerRunning.Store(false)
 				return
 			}
-			if want != nil {
-				continue
-			}
-			if n > 0 || backoff[i] == 0 {
-				backoff[i] = 1
-			} else {
-				backoff[i] = min(backoff[i]*2, crawlMaxBackoff)
-			}
-			wait[i] = backoff[i] - 1
+			continue
 		}
-		c.crawlerRunning.Store(false)
-		if want != nil {
-			c.crawl.busy.Store(false)
+		// Crawl counted the start of the pass it asked for.
+		ok := c.crawlAll(want, nil)
+		c.crawl.busy.Store(false)
+		c.crawlerRunning.Add(-1)
+		if !ok {
+			return
 		}
 	}
 }
 
-// crawlClass makes one pass over a class and returns how many items it
-// reclaimed; ok is false when the cache is stopping.
-func (c *Cache) crawlClass(cl *class) (reclaimed int, ok bool) {
+// startCrawl counts a start of the crawler, for a pass or a dump, and
+// marks it running; the caller subtracts one from crawlerRunning when done.
+func (c *Cache) startCrawl() {
+	c.crawlerStarts.Add(1)
+	c.crawlerRunning.Add(1)
+}
+
+// crawlAll makes one pass over each class in want; sched, for an
+// automatic pass, records what each pass saw. It returns false when the
+// cache is stopping.
+func (c *Cache) crawlAll(want []bool, sched []crawlSchedule) bool {
+	for i := 1; i < len(c.classes); i++ {
+		if !want[i] {
+			continue
+		}
+		var tally *crawlTally
+		if sched != nil {
+			tally = &sched[i].tally
+		}
+		if !c.crawlClass(&c.classes[i], tally) {
+			return false
+		}
+		if sched != nil {
+			sched[i].complete = true
+		}
+	}
+	return true
+}
+
+// crawlClass makes one pass over a class, adding to tally (when not nil)
+// what it saw of the items it left; it returns false when the cache is
+// stopping.
+func (c *Cache) crawlClass(cl *class, tally *crawlTally) bool {
 	cl.mu.Lock()
 	cl.crawlPage, cl.crawlChunk = 0, 0
 	cl.mu.Unlock()
@@ -174,7 +273,7 @@ func (c *Cache) crawlClass(cl *class) (reclaimed int, ok bool) {
 	for {
 		select {
 		case <-c.stop:
-			return reclaimed, false
+			return false
 		default:
 		}
 		// A Save in progress has the class locks to itself.
@@ -183,12 +282,11 @@ func (c *Cache) crawlClass(cl *class) (reclaimed int, ok bool) {
 		if c.closed || cl.crawlPage >= len(cl.pages) || (limit > 0 && checked >= limit) {
 			cl.mu.Unlock()
 			c.moveGate.RUnlock()
-			return reclaimed, true
+			return true
 		}
-		n, k := c.crawlBatchLocked(cl, c.relNow())
+		k := c.crawlBatchLocked(cl, c.relNow(), tally)
 		cl.mu.Unlock()
 		c.moveGate.RUnlock()
-		reclaimed += n
 		checked += k
 		if d := c.crawl.sleep.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
@@ -197,12 +295,12 @@ func (c *Cache) crawlClass(cl *class) (reclaimed int, ok bool) {
 }
 
 // crawlBatchLocked checks up to crawlBatch chunks from the class's crawl
-// position and returns how many items it reclaimed and checked. The
-// caller holds cl.mu.
-func (c *Cache) crawlBatchLocked(cl *class, now uint32) (int, uint64) {
+// position, reclaiming expired and flushed items, adds what it saw of the
+// others to tally (when not nil), and returns how many items it checked.
+// The caller holds cl.mu.
+func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint64 {
 	id := cl.pages[cl.crawlPage]
-	reclaimed := 0
-	var checked uint64
+	var reclaimed, checked uint64
 	for n := 0; n < crawlBatch && cl.crawlChunk < cl.perslab; n++ {
 		ref := makeRef(id, cl.crawlChunk*cl.size)
 		cl.crawlChunk++
@@ -218,12 +316,22 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32) (int, uint64) {
 		}
 		checked++
 		flushed := c.isFlushed(h, now)
-		if flushed || (h.exptime != 0 && h.exptime < now) {
+		switch {
+		case flushed || (h.exptime != 0 && h.exptime < now):
 			reclaimed++
 			if b&bitFetched == 0 && !flushed {
 				cl.cnt.expiredUnfetched.Add(1)
 			}
 			c.unlinkBothLocked(s, cl, ref, h, hv)
+		case tally == nil:
+		case h.exptime == 0:
+			tally.seen++
+			tally.noexp++
+		default:
+			tally.seen++
+			if left := h.exptime - now; left < 3600 {
+				tally.histo[left/60]++
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -232,6 +340,6 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32) (int, uint64) {
 		cl.crawlChunk = 0
 	}
 	cl.cnt.crawlerItemsChecked.Add(checked)
-	cl.cnt.crawlerReclaimed.Add(uint64(reclaimed))
-	return reclaimed, checked
+	cl.cnt.crawlerReclaimed.Add(reclaimed)
+	return checked
 }

@@ -71,6 +71,8 @@
 // the LRU maintainer, which balances HOT/WARM/COLD, runs the automover
 // once a second and releases pages over a lowered memory limit; the mover,
 // which carries out page moves between classes (Reassign); the hash
-// expander, which doubles the table one stripe at a time; and, unless
-// NoCrawler, the crawler, which reclaims expired and flushed items. Close stops and waits for all of them.
+// expander, which doubles the table one stripe at a time; and the
+// crawler, which reclaims expired and flushed items: on request, and on
+// its own while enabled (not NoCrawler) with the maintainer (not
+// NoLRUMaintainer). Close stops and waits for all of them.
 package storage

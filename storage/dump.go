@@ -23,9 +23,13 @@ const dumpBatch = 256
 // ids is nil), class by class and within a class in memory order, and
 // stops early when fn returns false. Ids outside the cache's classes are
 // skipped. Items stored, changed or removed during the dump may or may not
-// be seen. fn is called without any lock held. It is safe for concurrent
-// use.
+// be seen. fn is called without any lock held. As memcached's metadump,
+// which its crawler runs, the dump counts a crawler start and every item
+// it looks at in crawler_items_checked (expired ones included). It is
+// safe for concurrent use.
 func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
+	c.startCrawl()
+	defer c.crawlerRunning.Add(-1)
 	var keys []byte
 	var ends []int
 	visit := func(cls int) bool {
@@ -50,6 +54,7 @@ func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
 			if chunk >= cl.perslab {
 				page, chunk = page+1, 0
 			}
+			cl.cnt.crawlerItemsChecked.Add(uint64(len(ends)))
 			cl.mu.Unlock()
 			if !c.peekEach(keys, ends, fn) {
 				return false
@@ -126,8 +131,11 @@ func (c *Cache) dumpItemLocked(ref itemRef, h *itemHeader, now uint32, it *DumpI
 }
 
 // DumpHash is Dump over every class in hash table order, as memcached's
-// "lru_crawler metadump hash". It is safe for concurrent use.
+// "lru_crawler metadump hash": it counts a crawler start, but no items
+// checked, as memcached's hash walk. It is safe for concurrent use.
 func (c *Cache) DumpHash(fn func(*DumpItem) bool) {
+	c.startCrawl()
+	defer c.crawlerRunning.Add(-1)
 	var items []DumpItem
 	var keys []byte
 	var lens []int

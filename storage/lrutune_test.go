@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -207,7 +208,7 @@ func TestDump(t *testing.T) {
 
 func TestCrawlRequest(t *testing.T) {
 	clk := newFakeClock()
-	c := newCache(t, Config{Now: clk.Now, CrawlInterval: time.Hour})
+	c := newCache(t, Config{Now: clk.Now, NoLRUMaintainer: true}) // nothing else reclaims
 	mustStore(t, c, ModeSet, "a", "x", 0, 1, 0)
 	clk.Advance(3 * time.Second)
 	if err := c.Crawl([]int{0}); !errors.Is(err, ErrBadClass) {
@@ -223,5 +224,83 @@ func TestCrawlRequest(t *testing.T) {
 	}
 	if !c.EnableCrawler() || c.EnableCrawler() {
 		t.Fatal("EnableCrawler should succeed once")
+	}
+}
+
+// TestFlatLRUReclaimsOnStore: without the maintainer, every store first
+// takes back the expired items at the COLD tail and counts them as
+// reclaimed, as memcached's flat LRU does; in the middle of the LRU they
+// stay until something finds them.
+func TestFlatLRUReclaimsOnStore(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoLRUMaintainer: true, NoCrawler: true})
+	mustStore(t, c, ModeSet, "a", "x", 0, 1, 0)
+	mustStore(t, c, ModeSet, "z", "x", 0, 0, 0)
+	mustStore(t, c, ModeSet, "b", "x", 0, 1, 0)
+	clk.Advance(3 * time.Second)
+	mustStore(t, c, ModeSet, "b", "y", 0, 0, 0) // reclaims a, not b
+	st := stats(c)
+	var cl ClassStats
+	for _, k := range st.Classes {
+		if k.ID == c.classFor(c.ntotal(1, 1)) {
+			cl = k
+		}
+	}
+	if st.Reclaimed != 1 || cl.Reclaimed != 1 || st.ExpiredUnfetched != 1 || st.CurrItems != 2 {
+		t.Fatalf("reclaimed %d (class %d), expired_unfetched %d, curr_items %d; want 1, 1, 1, 2",
+			st.Reclaimed, cl.Reclaimed, st.ExpiredUnfetched, st.CurrItems)
+	}
+}
+
+// TestCrawlSchedule follows memcached's autocrawl schedule: a class whose
+// items expire within the minute is crawled again 5s after a pass; one
+// with nothing to expire waits a minute more each pass, up to an hour.
+func TestCrawlSchedule(t *testing.T) {
+	var cs crawlSchedule
+	cs.tally = crawlTally{seen: 100, noexp: 50}
+	cs.tally.histo[0] = 50
+	cs.reschedule(1000)
+	if cs.wait != 0 || cs.next != 1005 || cs.complete {
+		t.Fatalf("expiring soon: wait %d next %d complete %v", cs.wait, cs.next, cs.complete)
+	}
+	for i := 1; i <= 70; i++ {
+		cs.tally = crawlTally{seen: 10, noexp: 10}
+		cs.reschedule(1000)
+		if want := uint32(min(i*60, 3600)); cs.wait != want || cs.next != 1005+want {
+			t.Fatalf("pass %d with nothing to expire: wait %d next %d, want %d", i, cs.wait, cs.next, want)
+		}
+	}
+	// Items expiring in 10 minutes bring the wait down a minute a pass.
+	cs.tally = crawlTally{seen: 10}
+	cs.tally.histo[10] = 10
+	cs.reschedule(1000)
+	if cs.wait != 3540 {
+		t.Fatalf("wait %d after items expiring in 10 minutes, want 3540", cs.wait)
+	}
+}
+
+// TestNoAutocrawlWithoutMaintainer: memcached's crawler crawls on its own
+// only when the LRU maintainer starts it; without, only on request.
+func TestNoAutocrawlWithoutMaintainer(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoLRUMaintainer: true, CrawlInterval: time.Millisecond})
+	mustStore(t, c, ModeSet, "a", "x", 0, 0, 0)
+	mustStore(t, c, ModeSet, "b", "x", 0, 1, 0)
+	clk.Advance(100 * time.Second)
+	// Many ticks pass while waiting for the Crawl request to be taken.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if s := stats(c); s.LRUCrawlerStarts != 0 || s.CrawlerItemsChecked != 0 {
+			t.Fatalf("crawled without the maintainer: starts %d checked %d", s.LRUCrawlerStarts, s.CrawlerItemsChecked)
+		}
+		runtime.Gosched()
+	}
+	if err := c.Crawl(nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the crawl", func() bool { return !c.CrawlerBusy() })
+	if s := stats(c); s.LRUCrawlerStarts != 1 || s.CrawlerReclaimed != 1 || s.CrawlerItemsChecked != 2 {
+		t.Fatalf("after one crawl: starts %d crawler_reclaimed %d checked %d, want 1 1 2",
+			s.LRUCrawlerStarts, s.CrawlerReclaimed, s.CrawlerItemsChecked)
 	}
 }

@@ -333,6 +333,11 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 		cl.mu.Unlock()
 		return 0, ErrClosed
 	}
+	if !c.lruSettings().Segmented {
+		// memcached's flat LRU takes back expired items at the COLD tail
+		// before every allocation, counting them as reclaimed.
+		c.pullTailLocked(cl, lruCold, 0, 0, false, now)
+	}
 	ref := c.slabAllocLocked(cl)
 	if ref == 0 && cl.lru[lruTemp].tail != 0 {
 		// Expired TEMP items are the cheapest memory to take back.

@@ -73,7 +73,7 @@ func (c *Cache) ReadStats(s *Stats) {
 	s.TouchMisses = c.touchMisses.Load()
 	s.MallocFails = c.mallocFails.Load()
 	s.LRUCrawlerStarts = c.crawlerStarts.Load()
-	s.LRUCrawlerRunning = c.crawlerRunning.Load()
+	s.LRUCrawlerRunning = c.crawlerRunning.Load() > 0
 	s.SlabsMoved = c.slabsMoved.Load()
 	s.SlabReassignRescues = c.slabRescues.Load()
 	s.SlabReassignEvictionsNomem = c.slabEvictions.Load()

@@ -608,8 +608,17 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 					return usageError("slab_chunk_max must be a positive number of kilobytes")
 				}
 				sc.SlabChunkMax = int(n) << 10
-			case "slab_reassign", "modern":
+			case "slab_reassign":
 				sc.NoSlabReassign = false
+			case "modern":
+				// memcached 1.6's defaults are modern already.
+			case "no_modern":
+				// memcached's older defaults: no page moves, no
+				// crawler, no LRU maintainer (so a flat LRU).
+				sc.NoSlabReassign = true
+				sc.SlabAutomove = -1
+				sc.NoCrawler = true
+				sc.NoLRUMaintainer = true
 			case "no_slab_reassign":
 				sc.NoSlabReassign = true
 			case "slab_automove":

@@ -350,3 +350,44 @@ func TestServerMaxGetKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestServerModernOptions checks the crawler and maintainer options in
+// the order memcached applies them: no_modern turns off the crawler, the
+// maintainer and page moves, a later option turns one back on, and
+// modern changes nothing.
+func TestServerModernOptions(t *testing.T) {
+	type want struct{ noCrawler, noMaintainer, noReassign bool }
+	for opts, w := range map[string]want{
+		"no_modern":                         {true, true, true},
+		"no_modern,lru_crawler":             {false, true, true},
+		"no_modern,lru_maintainer":          {true, false, true},
+		"no_modern,slab_reassign":           {true, true, false},
+		"no_slab_reassign,modern":           {false, false, true},
+		"no_lru_crawler,no_lru_maintainer":  {true, true, false},
+		"no_lru_crawler,lru_crawler":        {false, false, false},
+		"no_lru_maintainer,lru_maintainer":  {false, false, false},
+		"lru_crawler,lru_maintainer,modern": {false, false, false},
+	} {
+		o := &serverOptions{}
+		cmd := serverCommand(o)
+		if err := cmd.Flags().Parse([]string{"-o", opts}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("-o %s: %v", opts, err)
+			continue
+		}
+		sc := cfg.Storage
+		got := want{sc.NoCrawler, sc.NoLRUMaintainer, sc.NoSlabReassign}
+		if got != w {
+			t.Errorf("-o %s: (NoCrawler, NoLRUMaintainer, NoSlabReassign) = %v, want %v", opts, got, w)
+		}
+		if len(cfg.Unsupported) != 0 {
+			t.Errorf("-o %s: reported unsupported: %v", opts, cfg.Unsupported)
+		}
+		if strings.Contains(opts, "no_modern") && sc.SlabAutomove != -1 {
+			t.Errorf("-o %s: SlabAutomove %d, want -1 (off)", opts, sc.SlabAutomove)
+		}
+	}
+}
