@@ -57,8 +57,8 @@ func TestLargeWriteBuffersOffHeap(t *testing.T) {
 		t.Skip("buffers come from the heap in this build")
 	}
 	s := newTestServer(t)
-	c := newConn(s, nil)
-	c.flushFn = func() error { return nil } // no goroutine-mode counting
+	c := newConn(s, nil) // goroutine mode: no flushFn
+	defer s.wbufs.hold(&c.wheld, 0)
 	c.wbuf = append(c.wbuf, "VALUE k 0 1048576\r\n"...)
 	c.reserve(1 << 20)
 	big := c.wbuf
