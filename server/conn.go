@@ -508,6 +508,12 @@ func (c *conn) flush() error {
 		c.replyDrained = c.r == c.w
 	}
 	if err == nil && n < len(c.wbuf) {
+		if c.wbig != nil && &c.wbuf[:1][0] != &c.wbig[:1][0] {
+			// An append regrew the reply off its mapped buffer: only
+			// the buffer written is counted while the write blocks.
+			freeBig(c.wbig)
+			c.wbig = nil
+		}
 		reader := c.reader
 		c.reader, c.replyDrained = false, false
 		switch c.srv.wbufs.block(&c.wheld, int64(cap(c.wbuf)), reader) {

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"io"
+	"net"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/internal/offheap"
 )
@@ -57,8 +61,8 @@ func TestLargeWriteBuffersOffHeap(t *testing.T) {
 		t.Skip("buffers come from the heap in this build")
 	}
 	s := newTestServer(t)
-	c := newConn(s, nil)
-	c.flushFn = func() error { return nil } // no goroutine-mode counting
+	c := newConn(s, nil) // goroutine mode: no flushFn
+	defer s.wbufs.hold(&c.wheld, 0)
 	c.wbuf = append(c.wbuf, "VALUE k 0 1048576\r\n"...)
 	c.reserve(1 << 20)
 	big := c.wbuf
@@ -79,5 +83,45 @@ func TestLargeWriteBuffersOffHeap(t *testing.T) {
 	c.releaseWbuf()
 	if offheap.Owns(big) {
 		t.Fatal("the mapped buffer an append left behind was not given back")
+	}
+}
+
+// TestBlockedWriteHoldsOneBuffer checks that a reply regrown by an append
+// off its mapped buffer does not keep that buffer too while its write
+// blocks: only the buffer written is counted in write_buf_bytes.
+func TestBlockedWriteHoldsOneBuffer(t *testing.T) {
+	if !offheap.Mapped {
+		t.Skip("buffers come from the heap in this build")
+	}
+	s := newTestServer(t)
+	nc, peer := net.Pipe() // no descriptor: flush blocks in Write
+	defer nc.Close()
+	defer peer.Close()
+	c := newConn(s, nc)
+	defer c.releaseWbuf()
+	defer s.wbufs.hold(&c.wheld, 0)
+	c.reserve(5 << 20) // past the pooled sizes: unmapped when let go
+	big := c.wbig
+	if !offheap.Owns(big) {
+		t.Fatal("reserve of 5 MiB is not off the heap")
+	}
+	c.wbuf = append(c.wbuf[:cap(c.wbuf)], 'x') // regrown onto the heap
+	want := len(c.wbuf)
+	done := make(chan error, 1)
+	go func() { done <- c.flush() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.state.Load() != connMwrite && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	held := offheap.Owns(big)
+	n, err := io.Copy(io.Discard, io.LimitReader(peer, int64(want)))
+	if err != nil || n != int64(want) {
+		t.Fatalf("read %d of %d: %v", n, want, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if held {
+		t.Fatal("the mapped buffer an append left behind was held while the write blocked")
 	}
 }
