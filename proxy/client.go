@@ -185,10 +185,23 @@ func (cl *client) abort() {
 }
 
 // reads reports whether cl reads what it is given: all its replies were
-// written once, its writer does not wait for the socket now, and the
-// socket has delivered all it was given (where that can be known).
+// written once, it holds none now, and the socket has sent all it was
+// given (where that can be known; elsewhere, its writer does not wait for
+// the socket now).
 func (cl *client) reads() bool {
-	return cl.proven.Load() && !cl.backed.Load() && cl.unsentBytes() <= 0
+	// A client with replies still held has not taken them yet: the
+	// socket may have taken its first ones for a client that never
+	// reads.
+	if !cl.proven.Load() || cl.replyBytes.Load() > 0 {
+		return false
+	}
+	// Where the socket tells what it has not sent, that decides: the
+	// writer may still wait for a socket the client has just drained
+	// (and sent its next request after reading).
+	if n := cl.unsentBytes(); n >= 0 {
+		return n == 0
+	}
+	return !cl.backed.Load()
 }
 
 // wrote releases the units and bytes of replies the writer wrote (or
