@@ -141,6 +141,13 @@ func testFailingChunk(t *testing.T, chunk int, fail func(net.Conn) bool, extra [
 	if r := string(c.ReadReply(testutil.ValuesReply)); r != two {
 		t.Errorf("%q pipelined after: %q, want %q", getTwo, r, two)
 	}
+	// A server that closes its connection while the proxy still writes
+	// to it may be seen to reset it instead: the reason is then the
+	// reset's, as twemproxy's would be.
+	const reset = "SERVER_ERROR Connection reset by peer\r\n"
+	if reply == "SERVER_ERROR unknown\r\n" && got == strings.TrimSuffix(want.String(), reply)+reset {
+		got = want.String()
+	}
 	if got != want.String() {
 		t.Errorf("get of %d keys:\n got %s\nwant %s", nkeys, testutil.Quote([]byte(got), 400), testutil.Quote([]byte(want.String()), 400))
 	}
