@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
+	"github.com/corvidcache/corvid/route"
 )
 
 // DefaultVersion is what the proxy answers to "version" when
@@ -25,6 +27,12 @@ const DefaultMaxValueLen = 1 << 20
 // documented default.
 type Config struct {
 	Pools  *nutcracker.Config // parsed nutcracker.yml
+	// Routes, when set instead of Pools, is an mcrouter configuration
+	// (corvid router): its route tree serves every address of Listen.
+	Routes *route.Config
+	// Listen are the addresses (host:port) corvid router serves Routes
+	// on.
+	Listen []string
 	Logger *slog.Logger       // nil: discard
 	// Version is answered to "version" ("VERSION <Version>"); empty means
 	// DefaultVersion.
@@ -96,6 +104,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.WriteBufMemLimit == 0 {
 		cfg.WriteBufMemLimit = max(DefaultWriteBufMemLimit, 8*int64(cfg.MaxValueLen))
+	}
+	if cfg.Routes != nil {
+		return nil, errors.New("route trees are not supported yet")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,

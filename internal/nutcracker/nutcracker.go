@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/corvidcache/corvid/ring"
+	"github.com/corvidcache/corvid/route"
 )
 
 // Defaults nutcracker applies to a directive a pool leaves out.
@@ -59,6 +60,11 @@ type Pool struct {
 	// ServerFailureLimit is how many consecutive failures eject a server.
 	ServerFailureLimit int
 	Servers            []ring.Server
+	// Route is the pool's route: (corvid's extension): a route tree over
+	// this file's pools, in mcrouter's handle names, that the pool's
+	// clients take instead of plain placement on Servers. nil for a
+	// plain twemproxy pool.
+	Route *route.Handle
 }
 
 // Pool returns the pool called name.
