@@ -26,14 +26,14 @@ const DefaultMaxValueLen = 1 << 20
 // Config configures a Proxy. The zero value of each field but Pools is its
 // documented default.
 type Config struct {
-	Pools  *nutcracker.Config // parsed nutcracker.yml
+	Pools *nutcracker.Config // parsed nutcracker.yml
 	// Routes, when set instead of Pools, is an mcrouter configuration
 	// (corvid router): its route tree serves every address of Listen.
 	Routes *route.Config
 	// Listen are the addresses (host:port) corvid router serves Routes
 	// on.
 	Listen []string
-	Logger *slog.Logger       // nil: discard
+	Logger *slog.Logger // nil: discard
 	// Version is answered to "version" ("VERSION <Version>"); empty means
 	// DefaultVersion.
 	Version string
