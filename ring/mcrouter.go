@@ -6,13 +6,6 @@ import (
 	"strconv"
 )
 
-// mcrouter's hash functions choose a server of a pool for a key. A route
-// (PoolRoute, HashRoute) hashes the key's routing key (see RoutingKey),
-// with its "salt" appended when the route has one, by the function its
-// "hash_func" names: "Ch3" (the default), "Crc32" or "WeightedCh3".
-// They are pure, safe for concurrent use and do not allocate for keys up
-// to 256 bytes.
-
 // Ch3 is mcrouter's Ch3HashFunc, the default hash of PoolRoute and
 // HashRoute: FurcHash of the key over a pool of n servers. It returns an
 // index in 0..n-1. mcrouter refuses a Ch3 pool of n < 1 or
