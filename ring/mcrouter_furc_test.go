@@ -337,7 +337,7 @@ func TestFurcHashChecksums(t *testing.T) {
 		{1073741824, 1798155495},
 		{4294967295, 504907336},
 	}
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		cases = cases[:4]
 	}
 	for _, c := range cases {
