@@ -110,3 +110,57 @@ func TestSpookyHashV2Unaligned(t *testing.T) {
 		}
 	}
 }
+
+// TestSpookyHashV2_128 checks both halves with two different seeds, which
+// folly's test values (Hash32, one seed) do not reach. folly's tests give
+// no such values: these were recorded by compiling folly's
+// folly/hash/SpookyHashV2.cpp (commit ff98381ea686) with g++ 12 on x86-64
+// and hashing the n bytes (31*i + 7) mod 256.
+func TestSpookyHashV2_128(t *testing.T) {
+	for _, c := range []struct {
+		n            int
+		seed1, seed2 uint64
+		want1, want2 uint64
+	}{
+		{0, 0x1, 0x2, 0xeec07ed910bce07a, 0xfce8383cffab081d},
+		{0, 0xface2014, 0x123456789abcdef, 0x7f0addaaf238595e, 0x9b283f911a5c181e},
+		{1, 0x1, 0x2, 0x4aeaa41090d09467, 0x7ffd19c89b4a1ecd},
+		{1, 0xface2014, 0x123456789abcdef, 0xe4bd2d582392feb1, 0xa0bf18cf38322aa7},
+		{7, 0x1, 0x2, 0x7aebbadc42ebdc83, 0x5f4c07c53a0c5a0e},
+		{7, 0xface2014, 0x123456789abcdef, 0xf4fd47be3dd4ef07, 0x2e75da4f0ca5e841},
+		{12, 0x1, 0x2, 0x8a7bf01381117362, 0x807fc19160f93b21},
+		{12, 0xface2014, 0x123456789abcdef, 0x9e78f5b9252003df, 0x6a25303bf8ebe949},
+		{15, 0x1, 0x2, 0x59133f6de9bdd2e9, 0x7a99a4c62b1b7fa3},
+		{15, 0xface2014, 0x123456789abcdef, 0x8870d151c252660f, 0x630e081dc4081e6},
+		{16, 0x1, 0x2, 0xa619e5c781eece44, 0x80ce5896223c02f9},
+		{16, 0xface2014, 0x123456789abcdef, 0x97b4043e199b70b5, 0x53a93b5b886ddfaf},
+		{31, 0x1, 0x2, 0x479e32f0c9fa6487, 0xef778f347a1ab1b7},
+		{31, 0xface2014, 0x123456789abcdef, 0x4e38d71c501d801a, 0x33dde801dd6948d0},
+		{32, 0x1, 0x2, 0xc55fb8225fef47d4, 0xeae9bbc1c153f5f0},
+		{32, 0xface2014, 0x123456789abcdef, 0x6426e45622ddbb24, 0x4d279a6b16060400},
+		{100, 0x1, 0x2, 0x2dee55d52e55afce, 0xfd2caff448392fe1},
+		{100, 0xface2014, 0x123456789abcdef, 0xa6b1778898a20ba2, 0xeedfa94eff63cc3a},
+		{191, 0x1, 0x2, 0x6a583e9a1f85c385, 0xc835d2d486bb34f5},
+		{191, 0xface2014, 0x123456789abcdef, 0xf5a9ef985366622b, 0xf8374c3ad212020f},
+		{192, 0x1, 0x2, 0x910d3ee93dd0c578, 0x20ebb4be82a136a4},
+		{192, 0xface2014, 0x123456789abcdef, 0x965f51a650a6c2e0, 0xbf1473048b1f06e},
+		{193, 0x1, 0x2, 0x895fdf9141ad4fc2, 0x48bec3193ec646a2},
+		{193, 0xface2014, 0x123456789abcdef, 0xc41b7090aabdc2b4, 0x544458bfa382467},
+		{287, 0x1, 0x2, 0x325efe8054d78d6b, 0xdb4d9afd0985fabe},
+		{287, 0xface2014, 0x123456789abcdef, 0x7f90b96f45c0c67d, 0xb18104414ebd9161},
+		{288, 0x1, 0x2, 0xd49a7cd2cb4b756a, 0x6e1a18f318a9a34f},
+		{288, 0xface2014, 0x123456789abcdef, 0xde2f450d8cccd826, 0x181a4df074a21fc2},
+		{500, 0x1, 0x2, 0xb8cce6dcb8e317ca, 0x74298ee45943662d},
+		{500, 0xface2014, 0x123456789abcdef, 0x5398edc6d74d92ed, 0x715304d92dc28df5},
+	} {
+		data := make([]byte, c.n)
+		for i := range data {
+			data[i] = byte(31*i + 7)
+		}
+		h1, h2 := SpookyHashV2_128(data, c.seed1, c.seed2)
+		if h1 != c.want1 || h2 != c.want2 {
+			t.Errorf("SpookyHashV2_128(%d bytes, %#x, %#x) = %#x, %#x; want %#x, %#x",
+				c.n, c.seed1, c.seed2, h1, h2, c.want1, c.want2)
+		}
+	}
+}
