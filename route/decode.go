@@ -306,6 +306,9 @@ func (d *decoder) create(typ string, def *value, path string) ([]*Handle, error)
 		if def == nil || def.kind != kindStr {
 			return nil, failf(path, "\"Pool\" is written \"Pool|<pool name>\"")
 		}
+		if d.noInline {
+			return nil, failf(path, "\"Pool|%s\" is not available here: use \"PoolRoute|%s\"", def.str, def.str)
+		}
 		return d.poolServers(def.str, path)
 	}
 	t := Type(typ)
