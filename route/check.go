@@ -127,9 +127,9 @@ func (c *checker) fields(h *Handle, path string) error {
 		}
 		return c.children(h, path, 1)
 	case PrefixSelectorRoute, OperationSelectorRoute:
-		other := h.Wildcard
+		other, pk, dk := h.Wildcard, "policies", "wildcard"
 		if h.Type == OperationSelectorRoute {
-			other = h.Default
+			other, pk, dk = h.Default, "operation_policies", "default_policy"
 			if h.Wildcard != nil {
 				return failf(path, "OperationSelectorRoute has a wildcard")
 			}
@@ -143,12 +143,12 @@ func (c *checker) fields(h *Handle, path string) error {
 			if h.Type == OperationSelectorRoute && !contains(Operations, k) {
 				return failf(path, "unknown operation %q", k)
 			}
-			if err := c.handle(p, path+".policies."+k); err != nil {
+			if err := c.handle(p, join(join(path, pk), k)); err != nil {
 				return err
 			}
 		}
 		if other != nil {
-			return c.handle(other, join(path, "wildcard"))
+			return c.handle(other, join(path, dk))
 		}
 	case WarmUpRoute:
 		if h.Exptime < 0 {

@@ -38,6 +38,8 @@ func TestCheck(t *testing.T) {
 		{"bad ring hash", &Handle{Type: PoolRoute, Pool: "A", Hash: Hash{Func: "ketama/sha1"}}, `route: unknown hash "sha1" in "ketama/sha1"`},
 		{"bad distribution", &Handle{Type: PoolRoute, Pool: "A", Hash: Hash{Func: "rings/md5"}}, `route: unknown distribution "rings" in hash "rings/md5"`},
 		{"rate limit without target", &Handle{Type: RateLimitRoute}, `route: RateLimitRoute needs one target, has 0`},
+		{"nil policy", &Handle{Type: OperationSelectorRoute, Policies: map[string]*Handle{"get": nil}}, `route.operation_policies.get: no route`},
+		{"nil wildcard path", &Handle{Type: PrefixSelectorRoute, Policies: map[string]*Handle{"a:": nil}}, `route.policies.a:: no route`},
 		{"bad operation", &Handle{Type: OperationSelectorRoute, Policies: map[string]*Handle{"fetch": pool("A", "")}}, `route: unknown operation "fetch"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
