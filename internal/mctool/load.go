@@ -21,10 +21,10 @@ type LoadConfig struct {
 
 // LoadStats counts what a Loader did with its records.
 type LoadStats struct {
-	Loaded     int64 `json:"loaded"`     // stored
-	Expired    int64 `json:"expired"`    // skipped: expired before they were sent
-	Failed     int64 `json:"failed"`     // refused by the server (too large, out of memory)
-	Unsendable int64 `json:"unsendable"` // skipped: keys the text protocol cannot name
+	Loaded     int64  `json:"loaded"`     // stored
+	Expired    int64  `json:"expired"`    // skipped: expired before they were sent
+	Failed     int64  `json:"failed"`     // refused by the server (too large, out of memory)
+	Unsendable int64  `json:"unsendable"` // skipped: keys the text protocol cannot name
 	FirstError string `json:"first_error,omitempty"`
 }
 
