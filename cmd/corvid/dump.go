@@ -198,6 +198,10 @@ func (o *copyOptions) load(cmd *cobra.Command) error {
 		return err
 	}
 	defer dst.Close()
+	// Check the target first: an empty source sends it nothing.
+	if _, err := dst.Version(); err != nil {
+		return err
+	}
 	l := mctool.NewLoader(dst, mctool.LoadConfig{Rate: o.rate})
 	if o.from != "" {
 		err = o.loadFromServer(cmd, ctx, l)

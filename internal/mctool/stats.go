@@ -66,3 +66,20 @@ func sortedNames(maps []map[string]string) []string {
 	sort.Strings(names)
 	return names
 }
+
+// Version sends "version" and returns what the server says it is; a
+// server that answers anything else is not memcached.
+func (c *Conn) Version() (string, error) {
+	if err := c.send("version\r\n"); err != nil {
+		return "", err
+	}
+	line, err := c.line()
+	if err != nil {
+		return "", err
+	}
+	v, ok := bytes.CutPrefix(line, []byte("VERSION "))
+	if !ok {
+		return "", c.garbage("version", line)
+	}
+	return string(v), nil
+}
