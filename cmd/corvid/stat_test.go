@@ -298,3 +298,43 @@ func TestToolsBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestStatTables(t *testing.T) {
+	statServers(t, func(t *testing.T, addr string) {
+		fillStat(t, addr)
+		for mode, want := range map[string][]string{
+			"items": {"items:1:number", "items:1:age"},
+			"slabs": {"active_slabs", "1:chunk_size", "total_malloced"},
+			"conns": {":state", ":addr"},
+		} {
+			out, err := runCorvid(t, "stat", "-s", addr, mode)
+			if err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			}
+			lines := strings.Split(out, "\n")
+			if head := "#" + addr; !strings.HasPrefix(lines[0], head) || strings.Fields(lines[0])[1] != "Field" || strings.Fields(lines[0])[2] != "Value" {
+				t.Errorf("%s: header %q", mode, lines[0])
+			}
+			for _, w := range want {
+				if !strings.Contains(out, w+" ") {
+					t.Errorf("%s: no %q in\n%s", mode, w, out)
+				}
+			}
+			for _, l := range lines[1 : len(lines)-1] {
+				if len(l) < 36 || strings.TrimSpace(l[:24]) == "" {
+					t.Errorf("%s: line %q is not name (24 wide) and value (11 wide)", mode, l)
+				}
+			}
+		}
+		for _, args := range [][]string{
+			{"stat", "-s", addr, "nonsense"},
+			{"stat", "-s", addr, "display", "3"},
+			{"stat", "-s", addr, "keys", "0"},
+			{"stat", "-s", addr, "keys", "x"},
+		} {
+			if _, err := runCorvid(t, args...); err == nil {
+				t.Errorf("%v accepted", args)
+			}
+		}
+	})
+}
