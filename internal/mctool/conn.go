@@ -174,9 +174,26 @@ func isErrorLine(line []byte) bool {
 	return s == "ERROR" || strings.HasPrefix(s, "ERROR ") || strings.HasPrefix(s, "CLIENT_ERROR") || strings.HasPrefix(s, "SERVER_ERROR")
 }
 
+// arm sets the deadline of the next wait. The context's watch sets a
+// deadline in the past when it is cancelled; arm must not undo that, so
+// it checks the context after setting its own.
+func (c *Conn) arm() error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	if err := c.ctx.Err(); err != nil {
+		c.nc.SetDeadline(time.Now())
+		return err
+	}
+	return nil
+}
+
 // send writes a request and flushes it.
 func (c *Conn) send(req string) error {
-	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	if err := c.arm(); err != nil {
+		return err
+	}
 	if _, err := c.w.WriteString(req); err != nil {
 		return c.fail(err)
 	}
@@ -189,7 +206,9 @@ func (c *Conn) send(req string) error {
 // line reads one reply line without its line end. The slice is valid
 // until the next read.
 func (c *Conn) line() ([]byte, error) {
-	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	if err := c.arm(); err != nil {
+		return nil, err
+	}
 	b, err := c.r.ReadSlice('\n')
 	if err != nil {
 		return nil, c.fail(err)
@@ -203,7 +222,9 @@ func (c *Conn) line() ([]byte, error) {
 
 // data reads an n-byte data block and its \r\n.
 func (c *Conn) data(n int) ([]byte, error) {
-	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	if err := c.arm(); err != nil {
+		return nil, err
+	}
 	buf := make([]byte, n+2)
 	if _, err := io.ReadFull(c.r, buf); err != nil {
 		return nil, c.fail(err)

@@ -111,26 +111,34 @@ func TestBadServers(t *testing.T) {
 	}
 }
 
+// TestCancel cancels the context of a Conn before a request and during
+// one: either way the request ends at once with the context's error,
+// whatever the Conn's timeout.
 func TestCancel(t *testing.T) {
 	silent := testutil.FakeServer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := Dial(ctx, silent, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Stats("")
-		done <- err
-	}()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("got %v, want context.Canceled", err)
+	for _, before := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(context.Background())
+		c, err := Dial(ctx, silent, time.Minute)
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stats did not return after cancel")
+		if before {
+			cancel()
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Stats("")
+			done <- err
+		}()
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancel before=%v: got %v, want context.Canceled", before, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("cancel before=%v: Stats did not return", before)
+		}
+		c.Close()
 	}
 }
