@@ -147,7 +147,7 @@ func (c *Conn) fail(err error) error {
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
 		return &Error{Addr: c.addr, Detail: "no reply within " + c.timeout.String() + " (is it a memcached server?)", Err: ErrTimeout}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return &Error{Addr: c.addr, Detail: "the server closed the connection (is it a memcached server?)", Err: ErrNotMemcached}
 	case errors.Is(err, bufio.ErrBufferFull):
 		return &Error{Addr: c.addr, Detail: "not a memcached server: it sent a line longer than 64 KB", Err: ErrNotMemcached}
