@@ -51,7 +51,8 @@ func newStatCommand() *cobra.Command {
             command and its data, as memcached-tool's dump
 
 With --json, display and the tables print one JSON document; keys and dump
-print one JSON object per line, each naming its server.`,
+print one JSON object per line, each naming its server (dump's values in
+base64).`,
 		Example: `  corvid stat -s 10.0.0.5:11211
   corvid stat -s 10.0.0.5:11211,10.0.0.6:11211 stats
   corvid stat -s 10.0.0.5 keys 100 --json`,
