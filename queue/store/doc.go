@@ -1,0 +1,51 @@
+// Package store is corvid queue's storage: one durable FIFO per queue, held
+// in memory with every change appended to a journal file, as Kestrel keeps
+// its queues.
+//
+// # Journal
+//
+// Each queue has one file, <dir>/<name>.journal, of records framed with
+// their length and a CRC-32C (see record.go). Open replays it; a torn or
+// corrupt tail (a crash in the middle of a write, a flipped bit) is found by
+// the length and checksum, truncated, and logged: it never stops the queue
+// from opening. Items that were open (taken in a transaction and not yet
+// confirmed) when the journal was last written go back to the head, in the
+// order they were put, and the abort is journaled so the next replay agrees.
+//
+// The journal is compacted when the queue drains to empty and the file
+// passed 1 MiB (or a quarter of MaxJournalSize): a fresh file holds only the
+// open transactions. It is also compacted when the file passes
+// MaxJournalSize (16 MiB by default, as Kestrel) and is more than twice the
+// size of the queue's state. Compaction writes the state to
+// <name>.journal.compact, fsyncs it, renames it over the journal and fsyncs
+// the directory, so a crash leaves either journal whole.
+//
+// # Durability
+//
+// SyncNever writes each record to the file (so it survives the process,
+// not the machine). SyncAlways fsyncs before Put, Confirm, Flush and a
+// non-transactional Take return: after a crash every acknowledged Put is
+// present exactly once and in order, confirmed items are gone, and open
+// items are back. Opening a transaction and aborting one are not waited
+// for: losing either leaves the item queued, which is what a crash does to
+// an open item anyway. SyncInterval fsyncs in the background at most Every
+// after a write, and does nothing while the queue is idle.
+//
+// SyncAlways is a group commit: a record is written under the queue's lock,
+// then the caller waits for an fsync without the lock; callers that wrote
+// while an fsync was running share the next one.
+//
+// # Memory
+//
+// Past MaxMemorySize of item data, new items are kept only in the journal
+// (Kestrel's read-behind) and read back in order as the head drains, so
+// memory stays bounded whatever the queue's length.
+//
+// # Locking
+//
+// A Queue is safe for concurrent use. It has two mutexes: syncMu serializes
+// fsyncs and mu guards the queue's state and file. The order is syncMu, then
+// mu; mu is never held during the fsync of a Put, Take, Confirm or Flush.
+// Compaction runs under mu (it fsyncs the new file before renaming it); it
+// happens once per MaxJournalSize or so of writes.
+package store
