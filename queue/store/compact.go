@@ -16,15 +16,38 @@ import (
 // the old journal in use.
 func (q *Queue) maybeCompactLocked() {
 	limit := q.cfg.maxJournal()
+	var err error
 	switch {
-	case q.itemsLocked() == 0 && q.size >= min(resetMin, limit/4):
-	case q.size > limit && q.size > 2*q.stateSizeLocked():
+	case q.itemsLocked() == 0 && len(q.open) == 0 && q.size >= min(resetMin, limit/4):
+		err = q.resetLocked()
+	case q.itemsLocked() == 0 && q.size >= min(resetMin, limit/4),
+		q.size > limit && q.size > 2*q.stateSizeLocked():
+		err = q.rewriteLocked()
 	default:
 		return
 	}
-	if err := q.rewriteLocked(); err != nil {
+	if err != nil {
 		q.log.Error("queue journal: compaction failed", "queue", q.name, "err", err)
 	}
+}
+
+// resetLocked empties the journal of a queue that holds nothing, open
+// transactions included: the empty file is that state, so it is cut in
+// place, and synced unless the policy is SyncNever (so no old record can
+// reappear after the new ones).
+func (q *Queue) resetLocked() error {
+	if err := q.f.Truncate(0); err != nil {
+		return err
+	}
+	q.dropPendingLocked()
+	q.size = 0
+	if q.cfg.Sync.Mode != SyncNever {
+		if err := q.f.Sync(); err != nil {
+			return err
+		}
+		q.durableLSN = q.lsn
+	}
+	return nil
 }
 
 // stateSizeLocked is about how many bytes rewriteLocked writes.
@@ -41,6 +64,12 @@ func (q *Queue) stateSizeLocked() int64 {
 // from the old journal), fsyncs it, renames it over the journal and fsyncs
 // the directory.
 func (q *Queue) rewriteLocked() (err error) {
+	if q.rb.active {
+		// The read-behind items are copied from the file.
+		if err := q.flushLocked(); err != nil {
+			return err
+		}
+	}
 	tmp := q.path + ".compact"
 	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -116,6 +145,7 @@ func (q *Queue) rewriteLocked() (err error) {
 	// directory sync fails.
 	old := q.f
 	q.f, q.size, q.rb = nf, off, rb
+	q.dropPendingLocked() // what they recorded is in the new file's state
 	q.gen++
 	q.lsn += uint64(off) // the lsn keeps growing across files
 	q.durableLSN = q.lsn

@@ -1,10 +1,14 @@
 package store
 
-// entry is a queued or open item and its position in the order of adds.
+// entry is a queued or open item, its position in the order of adds, and
+// the lsn of its add record if that may still be pending (else noLSN).
 type entry struct {
 	it  Item
 	seq uint64
+	lsn uint64
 }
+
+const noLSN = ^uint64(0)
 
 // deque is a ring buffer of entries: push at either end, pop at the head.
 // It is plain data; Queue locks around it.

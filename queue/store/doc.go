@@ -13,23 +13,31 @@
 // order they were put, and the abort is journaled so the next replay agrees.
 //
 // The journal is compacted when the queue drains to empty and the file
-// passed 1 MiB (or a quarter of MaxJournalSize): a fresh file holds only the
-// open transactions. It is also compacted when the file passes
-// MaxJournalSize (16 MiB by default, as Kestrel) and is more than twice the
-// size of the queue's state. Compaction writes the state to
-// <name>.journal.compact, fsyncs it, renames it over the journal and fsyncs
-// the directory, so a crash leaves either journal whole.
+// passed 1 MiB (or a quarter of MaxJournalSize): with no transaction open
+// the file is cut to empty in place (and synced, unless SyncNever); else
+// a fresh file holds only the open transactions. It is also compacted when
+// the file passes MaxJournalSize (16 MiB by default, as Kestrel) and is
+// more than twice the size of the queue's state. Compaction writes the
+// state to <name>.journal.compact, fsyncs it, renames it over the journal
+// and fsyncs the directory, so a crash leaves either journal whole.
 //
 // # Durability
 //
-// SyncNever writes each record to the file (so it survives the process,
-// not the machine). SyncAlways fsyncs before Put, Confirm, Flush and a
-// non-transactional Take return: after a crash every acknowledged Put is
-// present exactly once and in order, confirmed items are gone, and open
-// items are back. Opening a transaction and aborting one are not waited
-// for: losing either leaves the item queued, which is what a crash does to
-// an open item anyway. SyncInterval fsyncs in the background at most Every
-// after a write, and does nothing while the queue is idle.
+// SyncNever and SyncInterval keep new records in memory for at most
+// writeDelay (1 ms) or 64 KiB, then write them in one write, so a busy
+// queue makes one system call per millisecond rather than one per item
+// (a killed process loses at most that last millisecond). An item taken
+// while its add record is still in memory and first in line is cut from
+// it: when consumers keep up, items never reach the disk. SyncInterval
+// also fsyncs Every after the first write since the last fsync. An idle
+// queue's writer sleeps.
+//
+// SyncAlways writes every record at once and fsyncs before Put, Confirm,
+// Flush and a non-transactional Take return: after a crash every
+// acknowledged Put is present exactly once and in order, confirmed items
+// are gone, and open items are back. Opening a transaction and aborting
+// one are not waited for: losing either leaves the item queued, which is
+// what a crash does to an open item anyway.
 //
 // SyncAlways is a group commit: a record is written under the queue's lock,
 // then the caller waits for an fsync without the lock; callers that wrote

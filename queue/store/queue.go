@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +45,7 @@ type Queue struct {
 	path string
 	log  *slog.Logger
 
-	wake chan struct{} // pokes the interval syncer
+	wake chan struct{} // pokes the background writer
 	done chan struct{} // closed by Close
 	wg   sync.WaitGroup
 
@@ -56,7 +57,10 @@ type Queue struct {
 	closed     bool
 	f          *os.File
 	gen        uint64 // bumped when compaction replaces f
-	size       int64  // bytes in f
+	size       int64  // bytes in f, pending included
+	pending    []byte // records not yet written to f are pending[pendStart:]
+	pendStart  int
+	pendLSN    uint64 // lsn of pending[pendStart]
 	lsn        uint64 // bytes appended to the journal over its life, across files
 	durableLSN uint64 // lsn made durable by the last compaction
 	buf        []byte // record encoding scratch
@@ -206,6 +210,9 @@ func (q *Queue) replay() error {
 		}
 	}
 	if len(open) > 0 {
+		if err := q.flushLocked(); err != nil {
+			return err
+		}
 		return q.f.Sync()
 	}
 	return nil
@@ -229,7 +236,7 @@ func (q *Queue) applyLocked(rec record, off int64) error {
 	case opAdd:
 		it := rec.item
 		it.Data = slices.Clone(it.Data)
-		q.addLocked(it, off)
+		q.addLocked(it, off, noLSN)
 	case opRemove:
 		if _, ok, err := q.popLocked(); err != nil || !ok {
 			return errors.Join(errCorrupt, err)
@@ -242,6 +249,7 @@ func (q *Queue) applyLocked(rec record, off int64) error {
 		if err != nil || !ok {
 			return errors.Join(errCorrupt, err)
 		}
+		e.lsn = noLSN // its open and abort records refer to it
 		q.open[rec.xid] = e
 	case opConfirm:
 		if _, ok := q.open[rec.xid]; !ok {
@@ -267,8 +275,9 @@ func (q *Queue) applyLocked(rec record, off int64) error {
 }
 
 // addLocked puts it at the tail: in memory, or only in the journal (whose
-// add record is at off) when memory is full or read-behind is active.
-func (q *Queue) addLocked(it Item, off int64) {
+// add record is at off and lsn) when memory is full or read-behind is
+// active.
+func (q *Queue) addLocked(it Item, off int64, lsn uint64) {
 	seq := q.nextSeq
 	q.nextSeq++
 	n := int64(len(it.Data))
@@ -280,12 +289,17 @@ func (q *Queue) addLocked(it Item, off int64) {
 		q.rb.bytes += n
 		return
 	}
-	q.mem.pushBack(entry{it: it, seq: seq})
+	q.mem.pushBack(entry{it: it, seq: seq, lsn: lsn})
 	q.memBytes += n
 }
 
 // fillLocked reads items back from the journal while memory has room.
 func (q *Queue) fillLocked() error {
+	if q.rb.active {
+		if err := q.flushLocked(); err != nil {
+			return err
+		}
+	}
 	for q.rb.active && (q.mem.len() == 0 || q.memBytes < q.cfg.maxMemory()) {
 		rec, buf, n, err := readRecordAt(q.f, q.rb.off, q.size, q.rbuf)
 		q.rbuf = buf
@@ -298,7 +312,7 @@ func (q *Queue) fillLocked() error {
 		}
 		it := rec.item
 		it.Data = slices.Clone(it.Data)
-		q.mem.pushBack(entry{it: it, seq: q.rb.seq})
+		q.mem.pushBack(entry{it: it, seq: q.rb.seq, lsn: noLSN})
 		q.memBytes += int64(len(it.Data))
 		q.rb.seq++
 		q.rb.items--
@@ -337,26 +351,83 @@ func (q *Queue) itemsLocked() int { return q.mem.len() + q.rb.items }
 
 func (q *Queue) bytesLocked() int64 { return q.memBytes + q.rb.bytes }
 
-// appendLocked writes one encoded record at the end of the journal and
-// returns the lsn after it. On a failed write the file is cut back, so the
-// journal never holds part of a record that was refused.
+// appendLocked adds one encoded record to the journal and returns the lsn
+// after it. With SyncAlways it is written at once; otherwise it joins the
+// pending records, which the background writer writes within writeDelay
+// (or at once, past maxPending). A record that cannot be written is
+// refused and cut back, so the journal never holds a record whose change
+// was refused.
 func (q *Queue) appendLocked(rec []byte) (uint64, error) {
 	q.buf = rec
 	if q.closed {
 		return 0, ErrClosed
 	}
-	if _, err := q.f.WriteAt(rec, q.size); err != nil {
-		q.f.Truncate(q.size)
-		return 0, fmt.Errorf("cannot write the journal of queue %q: %w", q.name, err)
+	if n := len(q.pending) - q.pendStart; q.cfg.Sync.Mode != SyncAlways && n+len(rec) <= maxPending {
+		if n == 0 {
+			q.pendLSN = q.lsn
+			q.poke()
+		}
+		q.pending = append(q.pending, rec...)
+	} else {
+		if err := q.flushLocked(); err != nil {
+			return 0, err
+		}
+		if _, err := q.f.WriteAt(rec, q.size); err != nil {
+			q.f.Truncate(q.size)
+			return 0, fmt.Errorf("cannot write the journal of queue %q: %w", q.name, err)
+		}
+		if q.cfg.Sync.Mode == SyncInterval {
+			q.poke()
+		}
 	}
 	q.size += int64(len(rec))
 	q.lsn += uint64(len(rec))
 	return q.lsn, nil
 }
 
-// removeHeadLocked journals and applies the removal of the head.
+// flushLocked writes the pending records.
+func (q *Queue) flushLocked() error {
+	p := q.pending[q.pendStart:]
+	if len(p) == 0 {
+		return nil
+	}
+	off := q.size - int64(len(p))
+	if _, err := q.f.WriteAt(p, off); err != nil {
+		q.f.Truncate(off)
+		return fmt.Errorf("cannot write the journal of queue %q: %w", q.name, err)
+	}
+	q.dropPendingLocked()
+	return nil
+}
+
+func (q *Queue) dropPendingLocked() {
+	q.pending, q.pendStart = q.pending[:0], 0
+}
+
+// removeRecordLocked journals the removal of the head e. When e's add
+// record is the first pending one, nothing refers to the item but that
+// record (an item that was ever open is not elided), so the record is cut
+// instead: an item taken within writeDelay of its put never reaches the
+// disk.
+func (q *Queue) removeRecordLocked(e *entry) (uint64, error) {
+	p := q.pending[q.pendStart:]
+	if e.lsn != q.pendLSN || len(p) == 0 || q.rb.active {
+		return q.appendLocked(appendOp(q.buf, opRemove))
+	}
+	n := headerSize + int(binary.LittleEndian.Uint32(p[0:4]))
+	q.pendStart += n
+	q.pendLSN += uint64(n)
+	q.size -= int64(n)
+	if q.pendStart == len(q.pending) {
+		q.dropPendingLocked()
+	}
+	return q.lsn, nil
+}
+
+// removeHeadLocked journals and applies the removal of the head, which
+// must be there.
 func (q *Queue) removeHeadLocked() (entry, error) {
-	if _, err := q.appendLocked(appendOp(q.buf, opRemove)); err != nil {
+	if _, err := q.removeRecordLocked(q.mem.front()); err != nil {
 		return entry{}, err
 	}
 	e, _, err := q.popLocked()
@@ -414,14 +485,14 @@ func (q *Queue) Put(it Item) error {
 	if it.Added.IsZero() {
 		it.Added = time.Now()
 	}
-	off := q.size
+	off, start := q.size, q.lsn
 	lsn, err := q.appendLocked(appendAdd(q.buf, &it))
 	if err != nil {
 		q.mu.Unlock()
 		return err
 	}
 	it.Data = slices.Clone(it.Data)
-	q.addLocked(it, off)
+	q.addLocked(it, off, start)
 	q.totalItems++
 	q.maybeCompactLocked()
 	mode := cfg.Sync.Mode
@@ -449,7 +520,7 @@ func (q *Queue) Take(now time.Time, open bool) (it Item, xid uint64, ok bool, er
 				err = q.applyLocked(record{op: opOpen, xid: xid}, 0)
 			}
 		} else {
-			lsn, err = q.appendLocked(appendOp(q.buf, opRemove))
+			lsn, err = q.removeRecordLocked(q.mem.front())
 			if err == nil {
 				_, _, err = q.popLocked()
 			}
@@ -467,8 +538,6 @@ func (q *Queue) Take(now time.Time, open bool) (it Item, xid uint64, ok bool, er
 	}
 	if !open {
 		err = q.commit(lsn, mode)
-	} else if mode == SyncInterval {
-		q.poke()
 	}
 	return e.it, xid, true, err
 }
@@ -553,9 +622,6 @@ func (q *Queue) endTransaction(xid uint64, op byte) error {
 		return err
 	}
 	if op == opAbort {
-		if mode == SyncInterval {
-			q.poke()
-		}
 		return nil
 	}
 	return q.commit(lsn, mode)
@@ -620,7 +686,10 @@ func (q *Queue) Close() error {
 	q.wg.Wait()
 	q.syncMu.Lock()
 	defer q.syncMu.Unlock()
-	err := q.f.Sync()
+	q.mu.Lock()
+	err := q.flushLocked()
+	q.mu.Unlock()
+	err = errors.Join(err, q.f.Sync())
 	return errors.Join(err, q.f.Close())
 }
 

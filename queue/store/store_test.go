@@ -543,3 +543,61 @@ func TestSyncAlwaysConcurrent(t *testing.T) {
 		t.Fatalf("%d items before reopen, %d after", n, q.Len())
 	}
 }
+
+// TestTakenBeforeWritten checks the records an item taken before its add
+// record was written leaves: none, unless it was ever open.
+func TestTakenBeforeWritten(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, Config{})
+	put(t, q, "a")
+	if got := take(t, q); got != "a" {
+		t.Fatal(got)
+	}
+	if s := q.Stats(); s.LogSize != 0 {
+		t.Fatalf("an item put and taken at once left %d bytes of journal", s.LogSize)
+	}
+	put(t, q, "b")
+	_, x, _, _ := q.Take(time.Now(), true)
+	must(t, q.Abort(x))
+	if got := take(t, q); got != "b" {
+		t.Fatal(got)
+	}
+	put(t, q, "c")
+	must(t, q.Close())
+	var logs bytes.Buffer
+	q, err := Open(dir, "q", Config{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	if logs.Len() > 0 {
+		t.Fatalf("replay logged %q", logs.String())
+	}
+	if got := drain(t, q); got != "c" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestBackgroundWriter(t *testing.T) {
+	for _, sync := range []SyncPolicy{{Mode: SyncNever}, {Mode: SyncInterval, Every: time.Hour}} {
+		t.Run(sync.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			q := open(t, dir, Config{Sync: sync})
+			put(t, q, "a")
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				fi, err := os.Stat(filepath.Join(dir, "q.journal"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Size() > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the pending record was never written")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+}

@@ -2,18 +2,24 @@ package store
 
 import "time"
 
+const (
+	// writeDelay is how long records may wait in memory, with SyncNever and
+	// SyncInterval, before the background writer writes them: a busy
+	// queue then writes once per writeDelay instead of once per record.
+	writeDelay = time.Millisecond
+	// maxPending is how many bytes of records may wait.
+	maxPending = 64 << 10
+)
+
 // commit makes the journal durable up to lsn as the sync mode asks.
 func (q *Queue) commit(lsn uint64, mode SyncMode) error {
-	switch mode {
-	case SyncAlways:
+	if mode == SyncAlways {
 		return q.syncTo(lsn)
-	case SyncInterval:
-		q.poke()
 	}
 	return nil
 }
 
-// poke tells the interval syncer there is something to sync.
+// poke tells the background writer there is something to write.
 func (q *Queue) poke() {
 	select {
 	case q.wake <- struct{}{}:
@@ -24,8 +30,8 @@ func (q *Queue) poke() {
 // syncTo returns once the journal is on disk up to lsn. It is the group
 // commit: callers queue on syncMu while one fsyncs, and the next one to get
 // it fsyncs everything written meanwhile, so the callers that wrote during
-// an fsync share the next one. The queue's lock is held only to read which
-// file and how far.
+// an fsync share the next one. The queue's lock is held only to write
+// pending records and read which file and how far.
 func (q *Queue) syncTo(lsn uint64) error {
 	q.syncMu.Lock()
 	defer q.syncMu.Unlock()
@@ -33,8 +39,12 @@ func (q *Queue) syncTo(lsn uint64) error {
 		return nil
 	}
 	q.mu.Lock()
+	err := q.flushLocked()
 	f, gen, end, durable, closed := q.f, q.gen, q.lsn, q.durableLSN, q.closed
 	q.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if durable >= lsn {
 		q.synced = max(q.synced, durable)
 		return nil
@@ -56,36 +66,60 @@ func (q *Queue) syncTo(lsn uint64) error {
 	return nil
 }
 
-// syncLoop is the SyncInterval syncer: idle until poked, then fsyncs after
-// the interval. It exits when the queue is closed.
+// syncLoop is the background writer: idle until poked, it writes pending
+// records writeDelay after the first one and, with SyncInterval, fsyncs
+// Every after the first write since the last fsync. It exits when the
+// queue is closed.
 func (q *Queue) syncLoop() {
 	defer q.wg.Done()
 	t := time.NewTimer(time.Hour)
-	t.Stop()
+	defer t.Stop()
+	var writeAt, syncAt time.Time // zero: nothing due
 	for {
+		var fire <-chan time.Time
+		if next := earliest(writeAt, syncAt); !next.IsZero() {
+			t.Reset(time.Until(next))
+			fire = t.C
+		}
 		select {
 		case <-q.done:
 			return
 		case <-q.wake:
-		}
-		q.mu.Lock()
-		every := q.cfg.Sync.Every
-		q.mu.Unlock()
-		if every <= 0 {
-			every = time.Millisecond
-		}
-		t.Reset(every)
-		select {
-		case <-q.done:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		q.mu.Lock()
-		lsn := q.lsn
-		q.mu.Unlock()
-		if err := q.syncTo(lsn); err != nil && err != ErrClosed {
-			q.log.Error("queue journal: sync failed", "queue", q.name, "err", err)
+			now := time.Now()
+			q.mu.Lock()
+			sync := q.cfg.Sync
+			q.mu.Unlock()
+			if writeAt.IsZero() {
+				writeAt = now.Add(writeDelay)
+			}
+			if sync.Mode == SyncInterval && syncAt.IsZero() {
+				syncAt = now.Add(max(sync.Every, time.Millisecond))
+			}
+		case now := <-fire:
+			if !syncAt.IsZero() && !now.Before(syncAt) {
+				writeAt, syncAt = time.Time{}, time.Time{}
+				q.mu.Lock()
+				lsn := q.lsn
+				q.mu.Unlock()
+				if err := q.syncTo(lsn); err != nil && err != ErrClosed {
+					q.log.Error("queue journal: sync failed", "queue", q.name, "err", err)
+				}
+			} else if !writeAt.IsZero() && !now.Before(writeAt) {
+				writeAt = time.Time{}
+				q.mu.Lock()
+				err := q.flushLocked()
+				q.mu.Unlock()
+				if err != nil {
+					q.log.Error("queue journal: write failed", "queue", q.name, "err", err)
+				}
+			}
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
