@@ -51,9 +51,10 @@
 //
 // # Locking
 //
-// A Queue is safe for concurrent use. It has two mutexes: syncMu serializes
-// fsyncs and mu guards the queue's state and file. The order is syncMu, then
-// mu; mu is never held during the fsync of a Put, Take, Confirm or Flush.
-// Compaction runs under mu (it fsyncs the new file before renaming it); it
-// happens once per MaxJournalSize or so of writes.
+// A Queue is safe for concurrent use. mu guards the queue's state and
+// file; syncMu guards the group commit's state (how far the journal is
+// synced, whether an fsync runs). The two are never held at once, and
+// neither is held during the fsync of a Put, Take, Confirm or Flush. Compaction runs under mu (it fsyncs the
+// new file before renaming it); it happens once per MaxJournalSize or so
+// of writes.
 package store

@@ -49,8 +49,11 @@ type Queue struct {
 	done chan struct{} // closed by Close
 	wg   sync.WaitGroup
 
-	syncMu sync.Mutex // serializes fsyncs; guards synced
-	synced uint64     // journal bytes (lsn) known to be on disk
+	syncMu   sync.Mutex // guards synced, syncing
+	syncDone sync.Cond  // signalled (on syncMu) when an fsync ends
+	synced   uint64     // journal bytes (lsn) known to be on disk
+	syncing  bool       // a caller of syncTo is fsyncing
+	fsyncs   uint64     // fsyncs by syncTo
 
 	mu         sync.Mutex // guards the fields below
 	cfg        Config
@@ -112,6 +115,7 @@ func Open(dir, name string, cfg Config, log *slog.Logger) (*Queue, error) {
 		cfg:  cfg,
 		open: make(map[uint64]entry),
 	}
+	q.syncDone.L = &q.syncMu
 	os.Remove(q.path + ".compact") // a compaction that did not finish
 	f, err := os.OpenFile(q.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -684,13 +688,27 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	close(q.done)
 	q.wg.Wait()
+	// Wait for an fsync in progress, and keep others from starting.
 	q.syncMu.Lock()
-	defer q.syncMu.Unlock()
+	for q.syncing {
+		q.syncDone.Wait()
+	}
+	q.syncing = true
+	q.syncMu.Unlock()
 	q.mu.Lock()
 	err := q.flushLocked()
+	end := q.lsn
 	q.mu.Unlock()
-	err = errors.Join(err, q.f.Sync())
-	return errors.Join(err, q.f.Close())
+	err = errors.Join(err, q.f.Sync(), q.f.Close())
+	// Callers still waiting in syncTo learn what Close synced.
+	q.syncMu.Lock()
+	q.syncing = false
+	if err == nil {
+		q.synced = max(q.synced, end)
+	}
+	q.syncDone.Broadcast()
+	q.syncMu.Unlock()
+	return err
 }
 
 // Delete closes the queue and removes its journal.

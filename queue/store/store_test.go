@@ -537,6 +537,15 @@ func TestSyncAlwaysConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	q.syncMu.Lock()
+	fsyncs := q.fsyncs
+	q.syncMu.Unlock()
+	// Each writer waits for an fsync at each Put and Confirm; while one
+	// runs, the others write: they share the next.
+	if max := writers * (each + each/3); fsyncs >= uint64(max) {
+		t.Fatalf("%d fsyncs for %d synced operations", fsyncs, max)
+	}
+	t.Logf("%d fsyncs for %d synced operations", fsyncs, writers*(each+(each+2)/3))
 	n := q.Len()
 	q = reopen(t, q, dir, cfg)
 	if q.Len() != n {

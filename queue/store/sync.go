@@ -28,42 +28,63 @@ func (q *Queue) poke() {
 }
 
 // syncTo returns once the journal is on disk up to lsn. It is the group
-// commit: callers queue on syncMu while one fsyncs, and the next one to get
-// it fsyncs everything written meanwhile, so the callers that wrote during
-// an fsync share the next one. The queue's lock is held only to write
-// pending records and read which file and how far.
+// commit: one caller at a time (the leader) fsyncs everything written so
+// far; the callers that wrote meanwhile wait for it, and those it covered
+// return when it is done, while the first of the others leads the next
+// fsync. The queue's lock is held only to write pending records and read
+// which file and how far.
 func (q *Queue) syncTo(lsn uint64) error {
 	q.syncMu.Lock()
-	defer q.syncMu.Unlock()
+	for q.synced < lsn && q.syncing {
+		q.syncDone.Wait()
+	}
 	if q.synced >= lsn {
+		q.syncMu.Unlock()
 		return nil
 	}
+	q.syncing = true
+	q.syncMu.Unlock()
+
+	end, err := q.syncOnce()
+
+	q.syncMu.Lock()
+	q.syncing = false
+	q.fsyncs++
+	if err == nil {
+		q.synced = max(q.synced, end)
+	}
+	q.syncDone.Broadcast()
+	q.syncMu.Unlock()
+	return err
+}
+
+// syncOnce writes the pending records and fsyncs the journal; it returns
+// the lsn that is then on disk. Only the leader calls it.
+func (q *Queue) syncOnce() (uint64, error) {
 	q.mu.Lock()
 	err := q.flushLocked()
 	f, gen, end, durable, closed := q.f, q.gen, q.lsn, q.durableLSN, q.closed
 	q.mu.Unlock()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if durable >= lsn {
-		q.synced = max(q.synced, durable)
-		return nil
+	if durable >= end {
+		return durable, nil
 	}
 	if closed {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if err := f.Sync(); err != nil {
 		q.mu.Lock()
 		replaced := q.gen != gen && q.durableLSN >= end
 		q.mu.Unlock()
 		if !replaced {
-			return err
+			return 0, err
 		}
 		// A compaction replaced (and closed) f, and wrote everything up to
 		// end to the new file and synced it.
 	}
-	q.synced = max(q.synced, end)
-	return nil
+	return end, nil
 }
 
 // syncLoop is the background writer: idle until poked, it writes pending
