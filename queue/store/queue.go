@@ -242,16 +242,20 @@ func (q *Queue) applyLocked(rec record, off int64) error {
 		it.Data = slices.Clone(it.Data)
 		q.addLocked(it, off, noLSN)
 	case opRemove:
-		if _, ok, err := q.popLocked(); err != nil || !ok {
-			return errors.Join(errCorrupt, err)
+		if _, ok, err := q.popLocked(); err != nil {
+			return err
+		} else if !ok {
+			return errCorrupt
 		}
 	case opOpen:
 		if _, dup := q.open[rec.xid]; dup {
 			return errCorrupt
 		}
 		e, ok, err := q.popLocked()
-		if err != nil || !ok {
-			return errors.Join(errCorrupt, err)
+		if err != nil {
+			return err
+		} else if !ok {
+			return errCorrupt
 		}
 		e.lsn = noLSN // its open and abort records refer to it
 		q.open[rec.xid] = e
