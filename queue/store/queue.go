@@ -64,6 +64,7 @@ type Queue struct {
 	pending    []byte // records not yet written to f are pending[pendStart:]
 	pendStart  int
 	pendLSN    uint64 // lsn of pending[pendStart]
+	armed      bool   // the background writer was poked and will write pending
 	lsn        uint64 // bytes appended to the journal over its life, across files
 	durableLSN uint64 // lsn made durable by the last compaction
 	buf        []byte // record encoding scratch
@@ -373,6 +374,9 @@ func (q *Queue) appendLocked(rec []byte) (uint64, error) {
 	if n := len(q.pending) - q.pendStart; q.cfg.Sync.Mode != SyncAlways && n+len(rec) <= maxPending {
 		if n == 0 {
 			q.pendLSN = q.lsn
+		}
+		if !q.armed {
+			q.armed = true
 			q.poke()
 		}
 		q.pending = append(q.pending, rec...)

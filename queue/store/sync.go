@@ -121,6 +121,7 @@ func (q *Queue) syncLoop() {
 				writeAt, syncAt = time.Time{}, time.Time{}
 				q.mu.Lock()
 				lsn := q.lsn
+				q.armed = false // syncTo writes what is pending
 				q.mu.Unlock()
 				if err := q.syncTo(lsn); err != nil && err != ErrClosed {
 					q.log.Error("queue journal: sync failed", "queue", q.name, "err", err)
@@ -129,6 +130,7 @@ func (q *Queue) syncLoop() {
 				writeAt = time.Time{}
 				q.mu.Lock()
 				err := q.flushLocked()
+				q.armed = false // the next record pokes again
 				q.mu.Unlock()
 				if err != nil {
 					q.log.Error("queue journal: write failed", "queue", q.name, "err", err)
