@@ -50,6 +50,12 @@ func fnv1a(h uint64, b []byte) uint64 {
 // (placeholder for ring.KeyFraction, see chooser).
 func keyFraction(key []byte) float64 {
 	h := fnv1a(fnvOffset, key)
-	h ^= h >> 29 // mix the high bits down: FNV's low bits vary little
+	// A 64-bit finaliser: FNV's high bits vary little between keys
+	// that differ in their last byte.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	return float64(h>>11) / (1 << 53)
 }
