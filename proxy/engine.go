@@ -76,10 +76,11 @@ type rshadow struct {
 	allIndexes bool
 }
 
-// compileRoutes builds the tree of h over pools (by name). ringDefault
+// compileRoutes builds the tree of h over pools (by name); base is where
+// the config defines h, for a node without a Path. ringDefault
 // makes a PoolRoute without a hash use its pool's own continuum
 // (nutcracker.yml), else mcrouter's default hash.
-func compileRoutes(h *route.Handle, pools map[string]*pool, cfgs map[*pool]*nutcracker.Pool, ringDefault bool, old *routeTree) (*routeTree, error) {
+func compileRoutes(h *route.Handle, base string, pools map[string]*pool, cfgs map[*pool]*nutcracker.Pool, ringDefault bool, old *routeTree) (*routeTree, error) {
 	c := &compiler{pools: pools, cfgs: cfgs, ringDefault: ringDefault, seen: make(map[*route.Handle]*rnode),
 		busy: make(map[*route.Handle]bool), inPool: make(map[*pool]bool), counters: make(map[string]*routeCounters)}
 	if old != nil {
@@ -87,7 +88,7 @@ func compileRoutes(h *route.Handle, pools map[string]*pool, cfgs map[*pool]*nutc
 			c.counters[string(n.typ)+" "+n.name] = n.st
 		}
 	}
-	root, err := c.node(h, "route")
+	root, err := c.node(h, base)
 	if err != nil {
 		return nil, err
 	}

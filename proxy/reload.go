@@ -100,7 +100,7 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 		if pc.Route == nil {
 			continue
 		}
-		rt, err := compileRoutes(pc.Route, byName, cfgOf, true, plans[i].pl.rt.Load())
+		rt, err := compileRoutes(pc.Route, pc.Name+".route", byName, cfgOf, true, plans[i].pl.rt.Load())
 		if err != nil {
 			for _, l := range lns {
 				if l != nil {

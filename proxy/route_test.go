@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -159,4 +160,28 @@ func routeStat(p *Proxy, name string) RouteStats {
 		}
 	}
 	return RouteStats{}
+}
+
+func TestRouteStatsReported(t *testing.T) {
+	root := &route.Handle{Type: route.FailoverRoute, Name: "fo", Children: []*route.Handle{poolRoute("A")}}
+	p, addr := startRouter(t, &route.Config{Pools: onePools(startCorvids(t, 1)...), Root: root})
+	c := testutil.Dial(t, addr)
+	roundTrip(c, "get k\r\n", testutil.ValuesReply)
+	st := roundTrip(c, "stats\r\n", testutil.StatsReply)
+	for _, want := range []string{"STAT route:fo:requests 1\r\n", "STAT route:poolA:requests 1\r\n", "STAT route:fo:failovers 0\r\n",
+		"STAT route:poolA:shadow_dropped 0\r\n", "STAT route:fo:async_pending 0\r\n", "STAT A:client_connections 0\r\n"} {
+		if !strings.Contains(st, want) {
+			t.Errorf("stats lacks %q:\n%s", want, st)
+		}
+	}
+	js := string(AppendStatsJSON(nil, p.Stats(), "h", "v"))
+	var v map[string]any
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	routes, _ := v["routes"].(map[string]any)
+	fo, _ := routes["fo"].(map[string]any)
+	if fo["type"] != "FailoverRoute" || fo["requests"] != 1.0 {
+		t.Errorf("JSON routes: %s", js)
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -90,7 +92,9 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 	cfgOf := make(map[*pool]*nutcracker.Pool, len(cfg.Pools))
 	plans := make(map[*pool]poolPlan, len(cfg.Pools))
 	var order []*pool
-	for name, rp := range cfg.Pools {
+	names := slices.Sorted(maps.Keys(cfg.Pools))
+	for _, name := range names {
+		rp := cfg.Pools[name]
 		pc, err := routePool(name, rp)
 		if err != nil {
 			return err
@@ -99,7 +103,7 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 		byName[name], cfgOf[pn.pl], plans[pn.pl] = pn.pl, pc, pn
 		order = append(order, pn.pl)
 	}
-	rt, err := compileRoutes(cfg.Root, byName, cfgOf, false, p.fronts[0].rt.Load())
+	rt, err := compileRoutes(cfg.Root, "route", byName, cfgOf, false, p.fronts[0].rt.Load())
 	if err != nil {
 		return err
 	}
