@@ -1,10 +1,9 @@
 // Package proxy is corvid's memcached proxy: twemproxy's drop-in, and
 // the engine of corvid router (mcrouter's route handles, see "Route
 // trees"). Each pool of a nutcracker.yml listens on its own address,
-// places keys on its
-// servers with package ring exactly as twemproxy does, and multiplexes its
-// clients' requests onto a few pipelined connections per server, matching
-// replies to requests by order.
+// places keys on its servers with package ring exactly as twemproxy
+// does, and multiplexes its clients' requests onto a few pipelined
+// connections per server, matching replies to requests by order.
 //
 // A Proxy is safe for concurrent use.
 //
