@@ -305,3 +305,129 @@ func TestNutcrackerPoolRoute(t *testing.T) {
 		t.Error("the old route stopped serving")
 	}
 }
+
+func TestRouteAllInitialFastestMajority(t *testing.T) {
+	addrs := startCorvids(t, 3)
+	// B has the key; A and C miss.
+	setVia(t, testutil.Dial(t, addrs[1]), "k", "inB")
+	kids := func(hs ...*route.Handle) []*route.Handle { return hs }
+	errR := &route.Handle{Type: route.ErrorRoute, Response: "e"}
+	for _, tc := range []struct {
+		name string
+		root *route.Handle
+		req  string
+		want string
+	}{
+		{"initial answers the first child", &route.Handle{Type: route.AllInitialRoute,
+			Children: kids(poolRoute("A"), poolRoute("B"))}, "get k\r\n", "END\r\n"},
+		{"fastest skips errors", &route.Handle{Type: route.AllFastestRoute,
+			Children: kids(errR, poolRoute("B"), errR)}, "get k\r\n", "VALUE k 0 3\r\ninB\r\nEND\r\n"},
+		{"fastest of all errors is an error", &route.Handle{Type: route.AllFastestRoute,
+			Children: kids(errR, errR)}, "get k\r\n", "SERVER_ERROR e\r\n"},
+		{"majority of misses", &route.Handle{Type: route.AllMajorityRoute,
+			Children: kids(poolRoute("A"), poolRoute("B"), poolRoute("C"))}, "get k\r\n", "END\r\n"},
+		{"majority of hits", &route.Handle{Type: route.AllMajorityRoute,
+			Children: kids(poolRoute("B"), errR, poolRoute("B"))}, "get k\r\n", "VALUE k 0 3\r\ninB\r\nEND\r\n"},
+		{"null get", &route.Handle{Type: route.NullRoute}, "get k\r\n", "END\r\n"},
+		{"null set", &route.Handle{Type: route.NullRoute}, "set k 0 0 1\r\nv\r\n", "NOT_STORED\r\n"},
+		{"null delete", &route.Handle{Type: route.NullRoute}, "delete k\r\n", "NOT_FOUND\r\n"},
+		{"null mg", &route.Handle{Type: route.NullRoute}, "mg k v\r\n", "EN\r\n"},
+		{"operation selector", &route.Handle{Type: route.OperationSelectorRoute,
+			Policies: map[string]*route.Handle{"get": poolRoute("B")}, Default: errR}, "get k\r\n", "VALUE k 0 3\r\ninB\r\nEND\r\n"},
+		{"operation selector default", &route.Handle{Type: route.OperationSelectorRoute,
+			Policies: map[string]*route.Handle{"get": poolRoute("B")}, Default: errR}, "delete k\r\n", "SERVER_ERROR e\r\n"},
+		{"composed keys in a multi-get", &route.Handle{Type: route.PrefixSelectorRoute,
+			Policies: map[string]*route.Handle{"k": {Type: route.MissFailoverRoute, Children: kids(poolRoute("A"), poolRoute("B"))}},
+			Wildcard: poolRoute("C")}, "get x k y k\r\n", "VALUE k 0 3\r\ninB\r\nVALUE k 0 3\r\ninB\r\nEND\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: tc.root})
+			c := testutil.Dial(t, addr)
+			kind := testutil.AnyReply
+			if got := roundTrip(c, tc.req, kind); got != tc.want {
+				t.Errorf("%q: %q, want %q", tc.req, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRouteRateLimit(t *testing.T) {
+	root := &route.Handle{Type: route.RateLimitRoute, Name: "rl", Children: []*route.Handle{poolRoute("A")},
+		Rates: map[string]route.Rate{"sets": {PerSecond: 0.001, Burst: 2}}}
+	p, addr := startRouter(t, &route.Config{Pools: onePools(startCorvids(t, 1)...), Root: root})
+	c := testutil.Dial(t, addr)
+	for i, want := range []string{"STORED\r\n", "STORED\r\n", "NOT_STORED\r\n"} {
+		if got := setVia(t, c, "k", "v"); got != want {
+			t.Errorf("set %d: %q, want %q", i, got, want)
+		}
+	}
+	// Gets are not limited.
+	for range 5 {
+		if got := roundTrip(c, "get k\r\n", testutil.ValuesReply); got != "VALUE k 0 1\r\nv\r\nEND\r\n" {
+			t.Fatalf("get: %q", got)
+		}
+	}
+	if rs := routeStat(p, "rl"); rs.Errors != 1 {
+		t.Errorf("errors = %d, want 1 refused", rs.Errors)
+	}
+}
+
+// TestRouteReloadInFlightComposed: a failover in flight when a reload
+// removes its pools finishes on the old tree: its next child's server
+// stays open until it has answered.
+func TestRouteReloadInFlightComposed(t *testing.T) {
+	got := make(chan struct{}, 1)
+	release := make(chan struct{})
+	primary := testutil.FakeServer(t, func(nc net.Conn) {
+		buf := make([]byte, 512)
+		if _, err := nc.Read(buf); err != nil {
+			return
+		}
+		got <- struct{}{}
+		<-release // then the connection closes: the request fails
+	})
+	addrs := startCorvids(t, 2)
+	setVia(t, testutil.Dial(t, addrs[0]), "k", "backup")
+	pools := onePools(primary, addrs[0])
+	pools["A"].Timeout = time.Minute
+	root := &route.Handle{Type: route.FailoverRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}}
+	p, addr := startRouter(t, &route.Config{Pools: pools, Root: root})
+	c := testutil.Dial(t, addr)
+	c.Send([]byte("get k\r\n"))
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the primary got no request")
+	}
+	var b *backend
+	for _, pl := range p.pools {
+		if pl.name == "B" {
+			b = pl.cur.Load().all[0]
+		}
+	}
+	// The new tree keeps A (busy with the request) and drops B (idle).
+	next := &route.Config{Pools: map[string]*route.Pool{"A": pools["A"],
+		"C": {Servers: []route.Server{{Addr: addrs[1]}}}}, Root: poolRoute("C")}
+	if err := p.ReloadRoutes(next); err != nil {
+		t.Fatal(err)
+	}
+	// B must stay open while the failover is in flight: give the retire
+	// goroutine a bounded while to (wrongly) close it.
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		b.conns[0].mu.Lock()
+		closed := b.conns[0].closed
+		b.conns[0].mu.Unlock()
+		if closed {
+			break
+		}
+		time.Sleep(retirePoll)
+	}
+	close(release)
+	if r := string(c.ReadReply(testutil.ValuesReply)); r != "VALUE k 0 6\r\nbackup\r\nEND\r\n" {
+		t.Fatalf("in-flight get: %q", r)
+	}
+	if r := roundTrip(c, "get k\r\n", testutil.ValuesReply); r != "END\r\n" {
+		t.Fatalf("get on the new tree: %q", r)
+	}
+}
