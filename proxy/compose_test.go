@@ -431,3 +431,38 @@ func TestRouteReloadInFlightComposed(t *testing.T) {
 		t.Fatalf("get on the new tree: %q", r)
 	}
 }
+
+func TestRouteShadowIndexRange(t *testing.T) {
+	addrs := startCorvids(t, 3)
+	pools := map[string]*route.Pool{
+		"A": {Servers: []route.Server{{Addr: addrs[0]}, {Addr: addrs[1]}}},
+		"B": {Servers: []route.Server{{Addr: addrs[2]}}},
+	}
+	prim := poolRoute("A")
+	prim.Shadows = []route.Shadow{{Target: poolRoute("B"), IndexRange: [2]int{1, 1}, KeyFractionRange: [2]float64{0, 1}}}
+	p, addr := startRouter(t, &route.Config{Pools: pools, Root: prim})
+	c := testutil.Dial(t, addr)
+	const n = 100
+	on1 := 0
+	for i := range n {
+		setVia(t, c, fmt.Sprintf("key%d", i), "v")
+	}
+	for i := range n {
+		if has(t, addrs[1], fmt.Sprintf("key%d", i)) {
+			on1++
+		}
+	}
+	if on1 == 0 || on1 == n {
+		t.Fatalf("%d of %d keys on the second server", on1, n)
+	}
+	await(t, "the shadow copies", func() bool {
+		rs := routeStat(p, "poolA")
+		return rs.ShadowSent == int64(on1) && rs.AsyncPending == 0
+	})
+	for i := range n {
+		k := fmt.Sprintf("key%d", i)
+		if has(t, addrs[2], k) != has(t, addrs[1], k) {
+			t.Errorf("key %s: shadowed %v, on server 1 %v", k, has(t, addrs[2], k), has(t, addrs[1], k))
+		}
+	}
+}

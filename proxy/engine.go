@@ -69,11 +69,13 @@ type rprefix struct {
 	to     *rnode
 }
 
+// rshadow is one shadow of a PoolRoute: requests whose server's index
+// is in [lo, hi] and whose key's fraction is in [flo, fhi] are copied to
+// it.
 type rshadow struct {
-	to         *rnode
-	lo, hi     int
-	flo, fhi   float64
-	allIndexes bool
+	to       *rnode
+	lo, hi   int
+	flo, fhi float64
 }
 
 // compileRoutes builds the tree of h over pools (by name); base is where
@@ -282,11 +284,13 @@ func (c *compiler) poolRoute(n *rnode, h *route.Handle, path string) error {
 			return err
 		}
 		lo, hi := s.IndexRange[0], s.IndexRange[1]
-		all := lo == 0 && hi == 0
+		if lo < 0 || hi < lo {
+			return fmt.Errorf("%s: index_range [%d, %d] is empty", sp, lo, hi)
+		}
 		if s.KeyFractionRange[0] < 0 || s.KeyFractionRange[1] > 1 || s.KeyFractionRange[0] > s.KeyFractionRange[1] {
 			return fmt.Errorf("%s: key_fraction_range outside [0,1]", sp)
 		}
-		n.shadows = append(n.shadows, rshadow{to: to, lo: lo, hi: hi, allIndexes: all,
+		n.shadows = append(n.shadows, rshadow{to: to, lo: lo, hi: hi,
 			flo: s.KeyFractionRange[0], fhi: s.KeyFractionRange[1]})
 	}
 	return nil

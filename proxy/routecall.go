@@ -94,7 +94,7 @@ func (rt *routeTree) shadow(from *client, n *rnode, idx int, r rreq, pw *pending
 	fracDone := false
 	for i := range n.shadows {
 		s := &n.shadows[i]
-		if !s.allIndexes && (idx < s.lo || idx > s.hi) {
+		if idx < s.lo || idx > s.hi {
 			continue
 		}
 		if !fracDone {
@@ -143,9 +143,11 @@ type rstep struct {
 	op   rop
 	kind replyKind
 	req  []byte // the request, copied
-	key  []byte // the key, copied
-	subs []*call
-	next int // the next child a sequential route tries
+	// parts is the request as routeTo takes it (set before each send).
+	parts [1][]byte
+	key   []byte // the key, copied
+	subs  []*call
+	next  int // the next child a sequential route tries
 	// pending counts sub-calls in flight; counts what AllMajority has
 	// seen of each result.
 	pending int
@@ -174,22 +176,22 @@ func (rt *routeTree) compose(from *client, c *call, n *rnode, r rreq, pw *pendin
 		s.pending = 1
 		s.send(from, n.cold, pw)
 	default: // AllSync, AllInitial, AllMajority, AllFastest
-		s.mu.Lock()
+		// s.subs is complete before the first is sent, and s outlives
+		// the last send: it is released once every sub-call completed.
 		s.pending = len(n.children)
-		subs := make([]*call, 0, len(n.children))
 		for range n.children {
-			subs = append(subs, s.newSub())
+			s.newSub()
 		}
-		s.mu.Unlock()
 		for i, ch := range n.children {
-			rt.routeTo(from, subs[i], ch, s.request(), pw)
+			rt.routeTo(from, s.subs[i], ch, s.request(), pw)
 		}
 	}
 }
 
 // request returns the step's request to route.
 func (s *rstep) request() rreq {
-	return rreq{key: s.key, op: s.op, kind: s.kind, parts: [][]byte{s.req}}
+	s.parts[0] = s.req
+	return rreq{key: s.key, op: s.op, kind: s.kind, parts: s.parts[:]}
 }
 
 // newSub makes a sub-call of s; s.mu is held or s is not yet shared.
