@@ -64,6 +64,12 @@ type rnode struct {
 	limits [3]*tokenBucket // RateLimitRoute: gets, sets, deletes
 }
 
+// mcrouterOnlyOps are mcrouter operations that no memcached text, meta or
+// binary request becomes: an operation_policies entry for one is
+// accepted and never taken.
+var mcrouterOnlyOps = map[string]bool{"lease-get": true, "lease-set": true, "flushall": true,
+	"flushre": true, "version": true, "stats": true, "exec": true, "shutdown": true, "quit": true}
+
 type rprefix struct {
 	prefix string
 	to     *rnode
@@ -189,6 +195,9 @@ func (c *compiler) node(h *route.Handle, path string) (*rnode, error) {
 		for opName, oh := range h.Policies {
 			op, ok := ropByName(opName)
 			if !ok {
+				if mcrouterOnlyOps[opName] {
+					continue // corvid's clients cannot send it
+				}
 				return nil, fmt.Errorf("%s.operation_policies: unknown operation %q", path, opName)
 			}
 			to, err := c.node(oh, path+".operation_policies."+opName)
