@@ -185,3 +185,48 @@ func TestRouteStatsReported(t *testing.T) {
 		t.Errorf("JSON routes: %s", js)
 	}
 }
+
+// TestRouteBinary: a binary request takes its route's first choice.
+func TestRouteBinary(t *testing.T) {
+	addrs := startCorvids(t, 2)
+	root := &route.Handle{Type: route.PrefixSelectorRoute, Policies: map[string]*route.Handle{
+		"b:": {Type: route.FailoverRoute, Children: []*route.Handle{poolRoute("B"), poolRoute("A")}}},
+		Wildcard: poolRoute("A")}
+	_, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: root})
+	c := testutil.Dial(t, addr)
+	for _, k := range []string{"a:1", "b:1"} {
+		set := testutil.BinaryRequest{Opcode: 0x01, Key: []byte(k), Value: []byte("v"), Extras: make([]byte, 8)}
+		c.Send(set.Bytes())
+		r, err := c.ReadBinary()
+		if err != nil || r.Status() != 0 {
+			t.Fatalf("binary set %s: %v %v", k, r, err)
+		}
+	}
+	if !has(t, addrs[0], "a:1") || has(t, addrs[1], "a:1") || !has(t, addrs[1], "b:1") || has(t, addrs[0], "b:1") {
+		t.Error("binary sets did not follow the route")
+	}
+	get := testutil.BinaryRequest{Opcode: 0x00, Key: []byte("b:1")}
+	c.Send(get.Bytes())
+	if r, err := c.ReadBinary(); err != nil || r.Status() != 0 || string(r.Value()) != "v" {
+		t.Fatalf("binary get: %v %v", r, err)
+	}
+}
+
+// TestRouteFlushAll: flush_all goes to every server of the pools the
+// tree names.
+func TestRouteFlushAll(t *testing.T) {
+	addrs := startCorvids(t, 3)
+	root := &route.Handle{Type: route.PrefixSelectorRoute, Policies: map[string]*route.Handle{
+		"b:": poolRoute("B")}, Wildcard: poolRoute("A")}
+	pools := onePools(addrs...) // C is not in the tree
+	_, addr := startRouter(t, &route.Config{Pools: pools, Root: root})
+	for _, a := range addrs {
+		setVia(t, testutil.Dial(t, a), "k", "v")
+	}
+	if got := roundTrip(testutil.Dial(t, addr), "flush_all\r\n", testutil.LineReply); got != "OK\r\n" {
+		t.Fatalf("flush_all: %q", got)
+	}
+	if has(t, addrs[0], "k") || has(t, addrs[1], "k") || !has(t, addrs[2], "k") {
+		t.Error("flush_all did not reach exactly the tree's servers")
+	}
+}
