@@ -466,3 +466,30 @@ func TestRouteShadowIndexRange(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteAllInitialBounded: AllInitialRoute answers from its first
+// child without waiting for a slow second, whose copies are bounded.
+func TestRouteAllInitialBounded(t *testing.T) {
+	var read atomic.Int64
+	slow := silentServer(t, &read)
+	fast := startCorvids(t, 1)[0]
+	pools := onePools(fast, slow)
+	pools["B"].Timeout = time.Minute
+	root := &route.Handle{Type: route.AllInitialRoute, Name: "ai", Children: []*route.Handle{poolRoute("A"), poolRoute("B")}}
+	p, addr := startRouter(t, &route.Config{Pools: pools, Root: root})
+	c := testutil.Dial(t, addr)
+	n := maxAsyncPending + 10
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "set k%d 0 0 1\r\nv\r\n", i)
+	}
+	c.Send([]byte(b.String()))
+	for i := range n {
+		if got := string(c.ReadReply(testutil.LineReply)); got != "STORED\r\n" {
+			t.Fatalf("set %d: %q", i, got)
+		}
+	}
+	if rs := routeStat(p, "ai"); rs.AsyncPending != maxAsyncPending || rs.AsyncDropped != 10 {
+		t.Errorf("async_pending %d, async_dropped %d; want %d and 10", rs.AsyncPending, rs.AsyncDropped, maxAsyncPending)
+	}
+}

@@ -112,12 +112,13 @@
 //   - AllSyncRoute answers the worst reply as mcrouter ranks them (a
 //     hit or success, then a miss or not stored, then a connection
 //     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR).
-//     AllInitialRoute answers its first child's reply, AllFastestRoute
-//     the first that is not an error (else the last), AllMajorityRoute
-//     the reply whose result half the children plus one gave (else the
-//     last); the other children's replies are dropped when they come.
+//     AllFastestRoute answers the first reply that is not an error
+//     (else the last), AllMajorityRoute the reply whose result half the
+//     children plus one gave (else the last); the other children's
+//     replies are dropped when they come (within the pool's timeout).
 //   - AllAsyncRoute answers at once with NullRoute's reply and sends
-//     detached copies to its children.
+//     detached copies to its children; AllInitialRoute answers its
+//     first child's reply and sends detached copies to the others.
 //   - NullRoute answers mcrouter's default reply (END or EN for a get,
 //     NOT_STORED or NS for a store, NOT_FOUND or NF otherwise);
 //     ErrorRoute "SERVER_ERROR" and its response.
@@ -125,9 +126,9 @@
 //     server's index is in index_range and whose key's fraction is in
 //     key_fraction_range.
 //
-// Detached copies (AllAsyncRoute's, shadows', warm-up adds) are bounded
-// per node at 1024 in flight; past that they are dropped and counted,
-// so that a slow pool never slows the primary. A multi-get is split by
+// Detached copies (AllAsyncRoute's, AllInitialRoute's, shadows', warm-up
+// adds) are bounded per node at 1024 in flight; past that they are
+// dropped and counted, so that a slow pool never slows the primary. A multi-get is split by
 // destination as a pool's: keys that selectors send to one server go
 // together; a key whose route composes goes alone through it; the
 // replies are merged in key order. A binary request takes the first

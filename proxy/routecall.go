@@ -10,7 +10,8 @@ import (
 )
 
 // maxAsyncPending bounds the detached requests (AllAsyncRoute's
-// children, shadows, warm-up adds) a route node has in flight; past it a
+// children, AllInitialRoute's after the first, shadows, warm-up adds) a
+// route node has in flight; past it a
 // copy is dropped and counted, so that a slow pool never slows the
 // primary.
 const maxAsyncPending = 1024
@@ -69,6 +70,13 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 			rt.detached(from, n, ch, r, pw)
 		}
 		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+	case route.AllInitialRoute:
+		// The first child's reply is the answer; the others get
+		// detached copies, bounded as AllAsyncRoute's.
+		for _, ch := range n.children[1:] {
+			rt.detached(from, n, ch, r, pw)
+		}
+		rt.routeTo(from, c, n.children[0], r, pw)
 	case route.WarmUpRoute:
 		if r.op != rGet || r.kind != kindGet {
 			rt.routeTo(from, c, n.cold, r, pw)
@@ -175,7 +183,7 @@ func (rt *routeTree) compose(from *client, c *call, n *rnode, r rreq, pw *pendin
 	case route.WarmUpRoute:
 		s.pending = 1
 		s.send(from, n.cold, pw)
-	default: // AllSync, AllInitial, AllMajority, AllFastest
+	default: // AllSync, AllMajority, AllFastest
 		// s.subs is complete before the first is sent, and s outlives
 		// the last send: it is released once every sub-call completed.
 		s.pending = len(n.children)
@@ -258,10 +266,6 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 				}
 			}
 			s.answer(worst, pw)
-		}
-	case route.AllInitialRoute:
-		if f == s.subs[0] {
-			s.answer(f, pw)
 		}
 	case route.AllFastestRoute:
 		if !res.isError() || s.pending == 0 {
