@@ -12,6 +12,7 @@ import (
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
 	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/ring"
 	"github.com/corvidcache/corvid/route"
 )
 
@@ -175,12 +176,16 @@ func TestRouteShadow(t *testing.T) {
 	prim.Shadows = []route.Shadow{{Target: poolRoute("B"), KeyFractionRange: [2]float64{0, 0.3}}}
 	p, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: prim})
 	c := testutil.Dial(t, addr)
+	frac, err := ring.NewKeyFractionRange(0, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 400
 	want := 0
 	for i := range n {
 		k := fmt.Sprintf("key%d", i)
 		setVia(t, c, k, "v")
-		if keyFraction([]byte(k)) <= 0.3 {
+		if frac.Contains([]byte(k)) {
 			want++
 		}
 	}
@@ -191,7 +196,7 @@ func TestRouteShadow(t *testing.T) {
 	sc := testutil.Dial(t, addrs[1])
 	for i := range n {
 		k := fmt.Sprintf("key%d", i)
-		in := keyFraction([]byte(k)) <= 0.3
+		in := frac.Contains([]byte(k))
 		await(t, "shadow "+k, func() bool {
 			return !in || strings.HasPrefix(roundTrip(sc, "get "+k+"\r\n", testutil.ValuesReply), "VALUE")
 		})

@@ -76,12 +76,12 @@ type rprefix struct {
 }
 
 // rshadow is one shadow of a PoolRoute: requests whose server's index
-// is in [lo, hi] and whose key's fraction is in [flo, fhi] are copied to
-// it.
+// is in [lo, hi] (none when hi < lo: mcrouter's default) and whose
+// routing key's hash is in frac are copied to it.
 type rshadow struct {
-	to       *rnode
-	lo, hi   int
-	flo, fhi float64
+	to     *rnode
+	lo, hi int
+	frac   ring.KeyFractionRange
 }
 
 // compileRoutes builds the tree of h over pools (by name); base is where
@@ -293,14 +293,14 @@ func (c *compiler) poolRoute(n *rnode, h *route.Handle, path string) error {
 			return err
 		}
 		lo, hi := s.IndexRange[0], s.IndexRange[1]
-		if lo < 0 || hi < lo {
-			return fmt.Errorf("%s: index_range [%d, %d] is empty", sp, lo, hi)
+		if lo < 0 {
+			return fmt.Errorf("%s: index_range [%d, %d] starts below 0", sp, lo, hi)
 		}
-		if s.KeyFractionRange[0] < 0 || s.KeyFractionRange[1] > 1 || s.KeyFractionRange[0] > s.KeyFractionRange[1] {
+		frac, err := ring.NewKeyFractionRange(s.KeyFractionRange[0], s.KeyFractionRange[1])
+		if err != nil {
 			return fmt.Errorf("%s: key_fraction_range outside [0,1]", sp)
 		}
-		n.shadows = append(n.shadows, rshadow{to: to, lo: lo, hi: hi,
-			flo: s.KeyFractionRange[0], fhi: s.KeyFractionRange[1]})
+		n.shadows = append(n.shadows, rshadow{to: to, lo: lo, hi: hi, frac: frac})
 	}
 	return nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/ring"
 	"github.com/corvidcache/corvid/route"
 	"github.com/corvidcache/corvid/server"
 )
@@ -228,5 +230,52 @@ func TestRouteFlushAll(t *testing.T) {
 	}
 	if has(t, addrs[0], "k") || has(t, addrs[1], "k") || !has(t, addrs[2], "k") {
 		t.Error("flush_all did not reach exactly the tree's servers")
+	}
+}
+
+// TestRoutePoolPlacement checks that a PoolRoute puts each key on the
+// server mcrouter's hash picks (package ring's mcrouter hashes are checked
+// against mcrouter's own test values): Ch3 by default, Crc32 and
+// WeightedCh3 when named, with the salt appended.
+func TestRoutePoolPlacement(t *testing.T) {
+	addrs := startCorvids(t, 3)
+	servers := make([]route.Server, len(addrs))
+	for i, a := range addrs {
+		servers[i] = route.Server{Addr: a}
+	}
+	weights := []float64{1, 0.5, 0.2}
+	for _, tc := range []struct {
+		hash route.Hash
+		want func(key []byte) int
+	}{
+		{route.Hash{}, func(k []byte) int { return ring.Ch3(k, 3) }},
+		{route.Hash{Func: "Crc32"}, func(k []byte) int { return ring.Crc32(k, 3) }},
+		{route.Hash{Func: "Ch3", Salt: "s1"}, func(k []byte) int { return ring.Ch3(append(k, "s1"...), 3) }},
+		{route.Hash{Func: "WeightedCh3", Weights: weights}, func(k []byte) int { return ring.WeightedCh3(k, weights) }},
+	} {
+		t.Run(tc.hash.Func+"/"+tc.hash.Salt, func(t *testing.T) {
+			root := &route.Handle{Type: route.PoolRoute, Pool: "P", Name: "p", Hash: tc.hash}
+			_, addr := startRouter(t, &route.Config{Pools: map[string]*route.Pool{"P": {Name: "P", Servers: servers}}, Root: root})
+			c := testutil.Dial(t, addr)
+			flush := testutil.Dial(t, addr)
+			roundTrip(flush, "flush_all\r\n", testutil.LineReply)
+			counts := make([]int, 3)
+			for i := range 60 {
+				key := fmt.Sprintf("place:%s:%d", tc.hash.Func, i)
+				if r := setVia(t, c, key, "v"); r != "STORED\r\n" {
+					t.Fatalf("set %s: %q", key, r)
+				}
+				want := tc.want([]byte(key))
+				counts[want]++
+				for j, a := range addrs {
+					if got := has(t, a, key); got != (j == want) {
+						t.Errorf("%s: on server %d is %v; mcrouter puts it on %d", key, j, got, want)
+					}
+				}
+			}
+			if slices.Contains(counts, 0) {
+				t.Errorf("keys per server %v: the test does not tell the servers apart", counts)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"github.com/corvidcache/corvid/ring"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -98,17 +99,10 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 // whose index_range holds idx and whose key_fraction_range holds the
 // key's fraction.
 func (rt *routeTree) shadow(from *client, n *rnode, idx int, r rreq, pw *pendingWrites) {
-	var frac float64
-	fracDone := false
+	rk := ring.RoutingKey(r.key)
 	for i := range n.shadows {
 		s := &n.shadows[i]
-		if idx < s.lo || idx > s.hi {
-			continue
-		}
-		if !fracDone {
-			frac, fracDone = keyFraction(r.key), true
-		}
-		if frac < s.flo || frac > s.fhi {
+		if idx < s.lo || idx > s.hi || !s.frac.Contains(rk) {
 			continue
 		}
 		if rt.detached(from, n, s.to, r, pw) {
