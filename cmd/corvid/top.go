@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/corvidcache/corvid/internal/top"
@@ -39,6 +41,9 @@ tab next server (shift+tab the previous one).`,
 			}
 			if o.interval < 10*time.Millisecond {
 				return usageError("--interval must be at least 10ms")
+			}
+			if !isTerminal(cmd.InOrStdin()) || !isTerminal(cmd.OutOrStdout()) {
+				return errors.New("corvid top: needs a terminal on standard input and output")
 			}
 			m := top.New(top.Config{Servers: addrs, Interval: o.interval})
 			defer m.Stop()
@@ -81,4 +86,10 @@ func topServers(list []string) ([]string, error) {
 		return nil, usageError("corvid top: no server given")
 	}
 	return addrs, nil
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f any) bool {
+	fd, ok := f.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(fd.Fd())
 }

@@ -157,3 +157,20 @@ func TestTopBadAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestTopNeedsTerminal: without a terminal, top says so in one line
+// instead of writing escape sequences to a pipe.
+func TestTopNeedsTerminal(t *testing.T) {
+	root := newRootCommand()
+	root.SetArgs([]string{"top", "-s", "127.0.0.1:11211"})
+	var out strings.Builder
+	root.SetIn(strings.NewReader(""))
+	root.SetOut(&out)
+	root.SetErr(&out)
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "needs a terminal") {
+		t.Errorf("err %v", err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("wrote %q", out.String())
+	}
+}
