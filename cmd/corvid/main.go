@@ -32,7 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newProxyCommand(), newRouterCommand(), newVersionCommand(), newRingCommand(), newBenchCommand(), newStatCommand(), newDumpCommand(), newLoadCommand())
+	root.AddCommand(newServerCommand(), newProxyCommand(), newRouterCommand(), newVersionCommand(), newRingCommand(), newBenchCommand(), newStatCommand(), newDumpCommand(), newLoadCommand(), newTopCommand())
 	return root
 }
 

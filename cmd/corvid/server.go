@@ -109,7 +109,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.CountVarP(&o.verbose, "verbose", "v", "verbose (-vv: very verbose, -vvv: extremely verbose)")
 	f.BoolVarP(&o.license, "license", "i", false, "print the license and exit")
 	f.BoolVarP(&o.showVer, "version", "V", false, "print the version and exit")
-	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file (with -d)")
+	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file")
 	f.Float64VarP(&o.factor, "slab-growth-factor", "f", 1.25, "chunk size growth factor")
 	f.IntVarP(&o.minSize, "slab-min-size", "n", 48, "min space used for key+value+flags")
 	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "use large memory pages (the default; -o no_hugepages turns them off)")
@@ -820,7 +820,10 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	if err != nil {
 		return err
 	}
-	if o.pidFile != "" && o.daemon {
+	// As memcached, -P writes the pid file with or without -d (a
+	// supervisor may keep the server in the foreground); it is removed
+	// on a clean stop.
+	if o.pidFile != "" {
 		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			logger.Warn("cannot write pid file", "file", o.pidFile, "err", err)
 		} else {
