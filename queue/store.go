@@ -31,8 +31,8 @@ type StoreConfig struct {
 // StoreStats are a Store's counters.
 type StoreStats struct {
 	Items, TotalItems, ExpiredItems, MemItems, Discarded, OpenTransactions int64
-	Bytes, LogSize, MemBytes                                            int64
-	Age                                                                 time.Duration
+	Bytes, LogSize, MemBytes                                               int64
+	Age                                                                    time.Duration
 }
 
 // Store is one durable FIFO queue: the server keeps its waiters,
