@@ -32,7 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newProxyCommand(), newVersionCommand(), newRingCommand(), newBenchCommand())
+	root.AddCommand(newServerCommand(), newProxyCommand(), newVersionCommand(), newRingCommand(), newBenchCommand(), newQueueCommand())
 	return root
 }
 
