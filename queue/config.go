@@ -51,8 +51,8 @@ type FileConfig struct {
 }
 
 // DefaultMaxItemSize is the largest item a queue takes when its
-// max_item_size is not set: what a client may make the server hold for one
-// set.
+// max_item_size is not set or is 0: what a client may make the server hold
+// for one set.
 const DefaultMaxItemSize = 1 << 20
 
 // LoadConfig reads and checks a configuration file.
@@ -106,6 +106,11 @@ func (fc *FileConfig) resolve(name, defaultSync string) queueSettings {
 	}
 	if q, ok := fc.Queues[name]; ok {
 		s.apply(q)
+	}
+	if s.store.MaxItemSize <= 0 {
+		// No size is "no limit" for a store, but the server must bound
+		// what one set makes it hold.
+		s.store.MaxItemSize = DefaultMaxItemSize
 	}
 	return s
 }

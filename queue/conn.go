@@ -310,7 +310,7 @@ func (c *conn) set(args [][]byte) error {
 // getOptions are the /options of a get.
 type getOptions struct {
 	timeout                             time.Duration
-	open, close, abort, peek, hasTimout bool
+	open, close, abort, peek, hasTimeout bool
 }
 
 func parseGet(key string) (string, getOptions, bool) {
@@ -325,7 +325,7 @@ func parseGet(key string) (string, getOptions, bool) {
 			if err != nil || ms < 0 {
 				return "", o, false
 			}
-			o.timeout, o.hasTimout = time.Duration(ms)*time.Millisecond, true
+			o.timeout, o.hasTimeout = time.Duration(ms)*time.Millisecond, true
 		case opt == "open":
 			o.open = true
 		case opt == "close":

@@ -437,3 +437,10 @@ func TestStuckReaderDoesNotStopOthers(t *testing.T) {
 	d.set("other", "fine")
 	d.mustGet("other", "fine")
 }
+
+func TestMaxItemSizeZeroMeansTheDefault(t *testing.T) {
+	s := startServer(t, queue.Config{Queues: configYAML(t, "default:\n  max_item_size: 0\n")})
+	c := dial(t, s.addr)
+	c.set("q", "small")
+	c.do(fmt.Sprintf("set q 0 0 %d\r\n%s", queue.DefaultMaxItemSize+1, strings.Repeat("x", queue.DefaultMaxItemSize+1)), "NOT_STORED")
+}
