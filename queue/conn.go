@@ -309,7 +309,7 @@ func (c *conn) set(args [][]byte) error {
 
 // getOptions are the /options of a get.
 type getOptions struct {
-	timeout                             time.Duration
+	timeout                              time.Duration
 	open, close, abort, peek, hasTimeout bool
 }
 
