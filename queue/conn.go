@@ -434,8 +434,9 @@ func (c *conn) get(key string) error {
 		c.addRead(q, xid)
 	case waited:
 		// Taken open for a waiter that did not ask for it: confirmed
-		// once the reply is out, put back if it cannot be written.
-		if c.w.Flush() != nil {
+		// once the reply is out, put back if the client left while it
+		// waited or the reply cannot be written.
+		if c.peerGone() || c.w.Flush() != nil {
 			q.st.Abort(xid)
 			q.dispatch()
 			return errClose
@@ -648,4 +649,20 @@ func (c *conn) dropReads(name string) {
 		}
 		delete(c.reads, name)
 	}
+}
+
+// peerGone reports whether the client closed its end: a write to it would
+// still succeed once, so an item written to it would be lost.
+func (c *conn) peerGone() bool {
+	if c.r.Buffered() > 0 {
+		return false
+	}
+	c.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := c.r.Peek(1)
+	c.nc.SetReadDeadline(time.Time{})
+	if isStopping(c.srv.done) {
+		c.closeIdle()
+	}
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }

@@ -444,3 +444,15 @@ func TestMaxItemSizeZeroMeansTheDefault(t *testing.T) {
 	c.set("q", "small")
 	c.do(fmt.Sprintf("set q 0 0 %d\r\n%s", queue.DefaultMaxItemSize+1, strings.Repeat("x", queue.DefaultMaxItemSize+1)), "NOT_STORED")
 }
+
+func TestWaiterThatLeftDoesNotTakeTheItem(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	c := dial(t, s.addr)
+	c.send("get q/t=60000\r\n")
+	waitFor(t, "the waiter", func() bool { return s.stat("queue_q_waiters") == "1" })
+	c.nc.Close()
+	p := dial(t, s.addr)
+	p.set("q", "kept")
+	waitFor(t, "the waiter to leave", func() bool { return s.stat("curr_connections") == "1" })
+	p.mustGet("q", "kept")
+}
