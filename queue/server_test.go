@@ -428,11 +428,21 @@ func TestStuckReaderDoesNotStopOthers(t *testing.T) {
 	s := startServer(t, queue.Config{ShutdownGrace: 100 * time.Millisecond})
 	c := dial(t, s.addr)
 	item := strings.Repeat("x", 4000)
-	for i := 0; i < 200; i++ {
-		c.send(fmt.Sprintf("set big 0 0 %d noreply\r\n%s\r\n", len(item), item))
+	c.do(fmt.Sprintf("set big 0 0 %d\r\n%s", len(item), item), "STORED")
+	// Ask for the item over and over and read nothing: the server stops
+	// reading once its replies back up, so the requests soon block too.
+	chunk := []byte(strings.Repeat("get big/peek\r\n", 4096))
+	blocked := false
+	for sent := 0; sent < 256<<20; sent += len(chunk) {
+		c.nc.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := c.nc.Write(chunk); err != nil {
+			blocked = true
+			break
+		}
 	}
-	// Ask for everything and read nothing.
-	c.send(strings.Repeat("get big/peek\r\n", 20000))
+	if !blocked {
+		t.Fatal("the server read 256 MiB of requests from a client that reads no replies")
+	}
 	d := dial(t, s.addr)
 	d.set("other", "fine")
 	d.mustGet("other", "fine")

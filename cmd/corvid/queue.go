@@ -207,7 +207,7 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		defer as.Close()
 		logger.Info("admin port listening", "addr", as.Addr().String())
 	}
-	logger.Info("queue server listening", "addr", ln.Addr().String())
+	logger.Info("listening", "addr", "tcp:"+ln.Addr().String())
 	if o.listening != nil {
 		o.listening(ln.Addr())
 	}

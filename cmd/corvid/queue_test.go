@@ -3,12 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
 )
 
 // startQueueCmd runs "corvid queue" in-process on 127.0.0.1 with args and
@@ -106,4 +112,101 @@ func TestQueueCommandRefusesBadStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startQueueProc runs the corvid binary's queue command on a free port
+// and waits until it answers; the test's end kills it.
+func startQueueProc(t *testing.T, args ...string) *serverProc {
+	t.Helper()
+	bin := corvidBinary(t)
+	var p *serverProc
+	onFreePort(t, func(port int) (bool, error) {
+		p = &serverProc{
+			addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			done:   make(chan error, 1),
+			stderr: new(syncBuilder),
+			probe:  answersVersion,
+		}
+		p.cmd = exec.Command(bin, append([]string{"queue", "-p", strconv.Itoa(port), "-l", "127.0.0.1", "-v"}, args...)...)
+		p.cmd.Stderr = p.stderr
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { p.done <- p.cmd.Wait() }()
+		t.Cleanup(func() {
+			p.cmd.Process.Kill()
+			err := <-p.done
+			p.done <- err
+		})
+		if err := p.ready(10 * time.Second); err != nil {
+			return strings.Contains(p.stderr.String(), "address already in use"), fmt.Errorf("%v\n%s", err, p.stderr)
+		}
+		return false, nil
+	})
+	return p
+}
+
+func TestQueueBinaryReloadsOnSIGHUPAndStopsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "queue.yml")
+	if err := os.WriteFile(conf, []byte("default:\n  max_items: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startQueueProc(t, "--data-dir", filepath.Join(dir, "data"), "--config", conf)
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	rw := bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc))
+	queueRoundTrip(t, rw, "set q 0 0 1\r\na\r\nset q 0 0 1\r\nb\r\n", "STORED", "NOT_STORED")
+	if err := os.WriteFile(conf, []byte("default:\n  max_items: 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	testutil.WaitFor(t, func() bool { return strings.Contains(p.stderr.String(), "configuration reloaded") })
+	queueRoundTrip(t, rw, "set q 0 0 1\r\nb\r\n", "STORED")
+	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
+		t.Fatalf("data directory not made: %v", err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit on SIGTERM")
+	}
+}
+
+func TestQueueBinaryDaemonizes(t *testing.T) {
+	bin := corvidBinary(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "queue.pid")
+	port := freePort(t)
+	out, err := exec.Command(bin, "queue", "-d", "-P", pidFile, "-l", "127.0.0.1", "-p", strconv.Itoa(port),
+		"--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("corvid queue -d: %v\n%s", err, out)
+	}
+	var pid int
+	testutil.WaitFor(t, func() bool {
+		b, err := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	t.Cleanup(func() {
+		if _, err := os.Stat(pidFile); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL) // the daemon did not stop
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if !answersVersion(addr) {
+		t.Fatal("the daemon does not answer")
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	testutil.WaitFor(t, func() bool { _, err := os.Stat(pidFile); return os.IsNotExist(err) })
 }
