@@ -360,11 +360,24 @@ func (s *Server) moveExpired() {
 	}
 }
 
-// put enqueues it on name and a copy on each of its fanout children.
+// put enqueues it on name and a copy on each of its fanout children
+// (whether or not name takes it, as Kestrel). A queue deleted while the
+// item was on its way is created again for it, as a set just after the
+// delete would.
 func (s *Server) put(name string, it Item) error {
-	q, err := s.queue(name)
-	if err != nil {
-		return err
+	var err error
+	for attempt := 0; ; attempt++ {
+		var q *queue
+		if q, err = s.queue(name); err != nil {
+			return err
+		}
+		if err = q.st.Put(it); err == nil {
+			s.stats.totalItems.Add(1)
+			q.dispatch()
+		} else if attempt < 3 && q.isDeleted() {
+			continue
+		}
+		break
 	}
 	if !strings.Contains(name, "+") {
 		for _, child := range s.children(name) {
@@ -376,12 +389,13 @@ func (s *Server) put(name string, it Item) error {
 			child.dispatch()
 		}
 	}
-	if err := q.st.Put(it); err != nil {
-		return err
-	}
-	s.stats.totalItems.Add(1)
-	q.dispatch()
-	return nil
+	return err
+}
+
+func (q *queue) isDeleted() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deleted
 }
 
 // children are the fanout queues of parent (parent+child).

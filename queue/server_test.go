@@ -466,3 +466,43 @@ func TestWaiterThatLeftDoesNotTakeTheItem(t *testing.T) {
 	waitFor(t, "the waiter to leave", func() bool { return s.stat("curr_connections") == "1" })
 	p.mustGet("q", "kept")
 }
+
+// hookBackend is a MemBackend whose stores call beforePut first.
+type hookBackend struct {
+	queue.MemBackend
+	beforePut func(name string)
+}
+
+type hookStore struct {
+	queue.Store
+	name string
+	b    *hookBackend
+}
+
+func (b *hookBackend) Open(name string, cfg queue.StoreConfig) (queue.Store, error) {
+	st, err := b.MemBackend.Open(name, cfg)
+	return hookStore{st, name, b}, err
+}
+
+func (s hookStore) Put(it queue.Item) error {
+	s.b.beforePut(s.name)
+	return s.Store.Put(it)
+}
+
+func TestSetRacingDeleteIsStored(t *testing.T) {
+	b := &hookBackend{}
+	s := startServer(t, queue.Config{Backend: b})
+	other := dial(t, s.addr)
+	deleted := false
+	b.beforePut = func(name string) {
+		if !deleted {
+			// The queue goes away between the set's lookup and its Put.
+			deleted = true
+			other.do("delete r", "DELETED")
+		}
+	}
+	c := dial(t, s.addr)
+	c.mustMiss("r")
+	c.set("r", "x")
+	c.mustGet("r", "x")
+}
