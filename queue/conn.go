@@ -406,6 +406,9 @@ func (c *conn) get(key string) error {
 	} else {
 		it, xid, ok, err = q.st.Take(now, o.open)
 	}
+	if err != nil && q.isDeleted() {
+		err = nil // deleted meanwhile: it was emptied
+	}
 	if err != nil {
 		c.srv.log.Error("cannot read a queue", "queue", name, "err", err)
 		c.reply("SERVER_ERROR cannot read the queue\r\n")

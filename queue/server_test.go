@@ -470,7 +470,8 @@ func TestWaiterThatLeftDoesNotTakeTheItem(t *testing.T) {
 // hookBackend is a MemBackend whose stores call beforePut first.
 type hookBackend struct {
 	queue.MemBackend
-	beforePut func(name string)
+	beforePut  func(name string)
+	beforeTake func(name string)
 }
 
 type hookStore struct {
@@ -485,8 +486,17 @@ func (b *hookBackend) Open(name string, cfg queue.StoreConfig) (queue.Store, err
 }
 
 func (s hookStore) Put(it queue.Item) error {
-	s.b.beforePut(s.name)
+	if s.b.beforePut != nil {
+		s.b.beforePut(s.name)
+	}
 	return s.Store.Put(it)
+}
+
+func (s hookStore) Take(now time.Time, open bool) (queue.Item, uint64, bool, error) {
+	if s.b.beforeTake != nil {
+		s.b.beforeTake(s.name)
+	}
+	return s.Store.Take(now, open)
 }
 
 func TestSetRacingDeleteIsStored(t *testing.T) {
@@ -505,4 +515,20 @@ func TestSetRacingDeleteIsStored(t *testing.T) {
 	c.mustMiss("r")
 	c.set("r", "x")
 	c.mustGet("r", "x")
+}
+
+func TestGetRacingDeleteIsAMiss(t *testing.T) {
+	b := &hookBackend{}
+	s := startServer(t, queue.Config{Backend: b})
+	other := dial(t, s.addr)
+	c := dial(t, s.addr)
+	c.set("r", "x")
+	deleted := false
+	b.beforeTake = func(name string) {
+		if !deleted {
+			deleted = true
+			other.do("delete r", "DELETED")
+		}
+	}
+	c.mustMiss("r")
 }
