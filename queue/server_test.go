@@ -532,3 +532,35 @@ func TestGetRacingDeleteIsAMiss(t *testing.T) {
 	}
 	c.mustMiss("r")
 }
+
+func TestThousandsOfWaitersCostLittle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 1000 connections")
+	}
+	const n = 1000
+	s := startServer(t, queue.Config{MaxConns: n + 10, MaxWaiters: n})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		c := dial(t, s.addr)
+		c.send("get many/t=120000\r\n")
+	}
+	waitFor(t, "the waiters", func() bool { return s.stat("queue_many_waiters") == strconv.Itoa(n) })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// Both ends of each connection live in this process: the server's
+	// goroutine, buffers and waiter, and the test's connection and reader.
+	grew := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+	per := grew / n
+	if per > 64<<10 {
+		t.Fatalf("%d bytes per waiting client", per)
+	}
+	t.Logf("%d bytes per waiting client, both ends", per)
+	// One more waiter is refused at once: the bound holds.
+	c := dial(t, s.addr)
+	c.mustMiss("many/t=120000")
+	p := dial(t, s.addr)
+	p.set("many", "first")
+	waitFor(t, "the first waiter served", func() bool { return s.stat("queue_many_waiters") == strconv.Itoa(n-1) })
+}
