@@ -75,9 +75,23 @@ func ParseConfig(b []byte) (*FileConfig, error) {
 	if fc.MaxOpenTransactions < 0 {
 		return nil, errors.New("cannot parse queue config: max_open_transactions must not be negative")
 	}
-	for name := range fc.Queues {
+	check := func(where string, s Settings) error {
+		if s.ExpireToQueue != nil && *s.ExpireToQueue != "" {
+			if err := CheckName(*s.ExpireToQueue); err != nil {
+				return fmt.Errorf("cannot parse queue config: %s: expire_to_queue: %w", where, err)
+			}
+		}
+		return nil
+	}
+	if err := check("default", fc.Default); err != nil {
+		return nil, err
+	}
+	for name, s := range fc.Queues {
 		if err := CheckName(name); err != nil {
 			return nil, fmt.Errorf("cannot parse queue config: queue %q: %w", name, err)
+		}
+		if err := check(fmt.Sprintf("queue %q", name), s); err != nil {
+			return nil, err
 		}
 	}
 	return &fc, nil
