@@ -320,7 +320,7 @@ func parseGet(key string) (string, getOptions, bool) {
 		var opt string
 		opt, rest, _ = cutByte(rest, '/')
 		switch {
-		case len(opt) > 2 && opt[:2] == "t=":
+		case len(opt) >= 2 && opt[:2] == "t=":
 			ms, err := strconv.ParseInt(opt[2:], 10, 32)
 			if err != nil || ms < 0 {
 				return "", o, false

@@ -564,3 +564,18 @@ func TestThousandsOfWaitersCostLittle(t *testing.T) {
 	p.set("many", "first")
 	waitFor(t, "the first waiter served", func() bool { return s.stat("queue_many_waiters") == strconv.Itoa(n-1) })
 }
+
+func TestDisconnectReturnsOpenItemsInOrder(t *testing.T) {
+	s := startServer(t, queue.Config{Queues: configYAML(t, "max_open_transactions: 5\n")})
+	c := dial(t, s.addr)
+	for _, v := range []string{"1", "2", "3", "4"} {
+		c.set("m", v)
+	}
+	c.do("monitor m 5 3", "VALUE m 0 1", "1", "VALUE m 0 1", "2", "VALUE m 0 1", "3", "END")
+	c.nc.Close()
+	waitFor(t, "the items back", func() bool { return s.stat("queue_m_items") == "4" })
+	d := dial(t, s.addr)
+	for _, v := range []string{"1", "2", "3", "4"} {
+		d.mustGet("m", v)
+	}
+}
