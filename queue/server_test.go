@@ -579,3 +579,19 @@ func TestDisconnectReturnsOpenItemsInOrder(t *testing.T) {
 		d.mustGet("m", v)
 	}
 }
+
+func TestMonitorWaitsForItems(t *testing.T) {
+	s := startServer(t, queue.Config{Queues: configYAML(t, "max_open_transactions: 2\n")})
+	c := dial(t, s.addr)
+	c.send("monitor w 30 2\r\n")
+	waitFor(t, "the monitor to wait", func() bool { return s.stat("queue_w_waiters") == "1" })
+	p := dial(t, s.addr)
+	p.set("w", "a")
+	c.expect("VALUE w 0 1", "a")
+	p.set("w", "b")
+	c.expect("VALUE w 0 1", "b", "END")
+	c.do("confirm w 5", "END")
+	if got := s.stat("queue_w_open_transactions"); got != "0" {
+		t.Fatalf("open_transactions = %s", got)
+	}
+}
