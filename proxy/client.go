@@ -96,10 +96,14 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
-	backed     atomic.Bool   // a write of the writer goroutine waits for the socket
-	proven     atomic.Bool   // its replies were all written once: it reads
-	aborted    atomic.Bool   // closed by the proxy (abort): nothing more is admitted
-	window     atomic.Int64  // units admitted at most (but one call)
+	// flushing is the part of replyBytes in the write under way, from
+	// before the write starts until the writer has released it: the
+	// client may have read it, and sent its next request, before then.
+	flushing atomic.Int64
+	backed   atomic.Bool  // a write of the writer goroutine waits for the socket
+	proven   atomic.Bool  // its replies were all written once: it reads
+	aborted  atomic.Bool  // closed by the proxy (abort): nothing more is admitted
+	window   atomic.Int64 // units admitted at most (but one call)
 	// starved is set when a reply was refused for the proxy's bound on
 	// held replies; nothing is admitted until the writer has written
 	// every reply the client holds.
@@ -185,14 +189,15 @@ func (cl *client) abort() {
 }
 
 // reads reports whether cl reads what it is given: all its replies were
-// written once, it holds none now, and the socket has sent all it was
+// written once, it holds none now but those in the write under way, and
+// the socket has sent all it was
 // given (where that can be known; elsewhere, its writer does not wait for
 // the socket now).
 func (cl *client) reads() bool {
 	// A client with replies still held has not taken them yet: the
 	// socket may have taken its first ones for a client that never
 	// reads.
-	if !cl.proven.Load() || cl.replyBytes.Load() > 0 {
+	if !cl.proven.Load() || cl.replyBytes.Load()-cl.flushing.Load() > 0 {
 		return false
 	}
 	// Where the socket tells what it has not sent, that decides: the
@@ -211,7 +216,9 @@ func (cl *client) reads() bool {
 // filled at least half of it.
 func (cl *client) wrote(units, bytes int64) {
 	cl.inflight.Add(-units)
-	if cl.p.replies.release(&cl.replyBytes, bytes) == 0 {
+	left := cl.p.replies.release(&cl.replyBytes, bytes)
+	cl.flushing.Store(0)
+	if left == 0 {
 		cl.starved.Store(false)
 		if bytes > 0 && !cl.failed {
 			cl.proven.Store(true)
