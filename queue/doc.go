@@ -5,7 +5,8 @@
 //
 // The Server owns connections, waiters, open reads and fanout; the items
 // and their journal belong to a Store, opened through a Backend.
-// MemBackend keeps them in memory only.
+// JournalBackend keeps each queue durably in a journal file of a data
+// directory (package queue/store); MemBackend keeps them in memory only.
 //
 // Bounds. Each connection is one goroutine with a 4 KiB read buffer and a
 // 4 KiB write buffer: a client that stops reading blocks its own

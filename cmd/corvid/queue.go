@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,12 +174,9 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot listen: %w", err)
 	}
-	dir, _ := filepath.Abs(o.dataDir)
-	// The journal store is not wired in yet: queues are kept in memory.
-	logger.Warn("queues are kept in memory only: the journal store is not available in this build", "data_dir", dir)
 	srv, err := queue.New(queue.Config{
 		Listener:    ln,
-		Backend:     &queue.MemBackend{},
+		Backend:     queue.NewJournalBackend(o.dataDir, logger),
 		Queues:      fc,
 		DefaultSync: o.sync,
 		Reload:      func() (*queue.FileConfig, error) { return loadQueueConfig(o.configFile) },

@@ -210,3 +210,35 @@ func TestQueueBinaryDaemonizes(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGTERM)
 	testutil.WaitFor(t, func() bool { _, err := os.Stat(pidFile); return os.IsNotExist(err) })
 }
+
+func TestQueueBinaryKeepsAcknowledgedItemsOverSIGKILL(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := startQueueProc(t, "--data-dir", data, "--sync", "always")
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	rw := bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc))
+	for i := 0; i < 50; i++ {
+		queueRoundTrip(t, rw, fmt.Sprintf("set jobs 0 0 %d\r\n%d\r\n", len(strconv.Itoa(i)), i), "STORED")
+	}
+	queueRoundTrip(t, rw, "get jobs\r\n", "VALUE jobs 0 1", "0", "END")
+	queueRoundTrip(t, rw, "get jobs/open\r\n", "VALUE jobs 0 1", "1", "END")
+	nc.Close()
+	p.kill(t)
+
+	p2 := startQueueProc(t, "--data-dir", data)
+	nc2, err := net.Dial("tcp", p2.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	nc2.SetDeadline(time.Now().Add(30 * time.Second))
+	rw2 := bufio.NewReadWriter(bufio.NewReader(nc2), bufio.NewWriter(nc2))
+	for i := 1; i < 50; i++ {
+		v := strconv.Itoa(i)
+		queueRoundTrip(t, rw2, "get jobs\r\n", fmt.Sprintf("VALUE jobs 0 %d", len(v)), v, "END")
+	}
+	queueRoundTrip(t, rw2, "get jobs\r\n", "END")
+}
