@@ -32,7 +32,11 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newProxyCommand(), newRouterCommand(), newVersionCommand(), newRingCommand(), newBenchCommand(), newStatCommand(), newDumpCommand(), newLoadCommand(), newTopCommand())
+	root.AddCommand(
+		newServerCommand(), newProxyCommand(), newRouterCommand(), newQueueCommand(),
+		newVersionCommand(), newRingCommand(), newBenchCommand(),
+		newStatCommand(), newDumpCommand(), newLoadCommand(), newTopCommand(),
+	)
 	return root
 }
 

@@ -1,0 +1,87 @@
+package queue_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/corvidcache/corvid/queue"
+)
+
+func TestJournalBackendKeepsQueuesOverRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, queue.Config{Backend: queue.NewJournalBackend(dir, nil), DefaultSync: "always"})
+	c := dial(t, s.addr)
+	c.set("jobs", "one")
+	c.set("jobs", "two")
+	c.set("jobs", "three")
+	c.mustGet("jobs", "one")
+	c.mustGet("jobs/open", "two") // open when the server stops: goes back
+	c.mustMiss("orders+audit")
+	c.set("orders", "o")
+	s.stop()
+
+	s2 := startServer(t, queue.Config{Backend: queue.NewJournalBackend(dir, nil)})
+	if got := s2.stat("queue_jobs_items"); got != "2" {
+		t.Fatalf("jobs items after restart = %q", got)
+	}
+	d := dial(t, s2.addr)
+	d.mustGet("jobs", "two")
+	d.mustGet("jobs", "three")
+	d.mustMiss("jobs")
+	// The fanout child is known again from its journal.
+	d.set("orders", "p")
+	d.mustGet("orders+audit", "o")
+	d.mustGet("orders+audit", "p")
+	d.do("delete jobs", "DELETED")
+	s2.stop()
+
+	s3 := startServer(t, queue.Config{Backend: queue.NewJournalBackend(dir, nil)})
+	if got := s3.stat("queue_jobs_items"); got != "" {
+		t.Fatalf("a deleted queue came back: items = %q", got)
+	}
+}
+
+func TestJournalBackendRefusals(t *testing.T) {
+	s := startServer(t, queue.Config{
+		Backend: queue.NewJournalBackend(t.TempDir(), nil),
+		Queues:  configYAML(t, "default:\n  max_items: 1\nqueues:\n  lossy:\n    discard_old_when_full: true\n"),
+	})
+	c := dial(t, s.addr)
+	c.set("q", "a")
+	c.do("set q 0 0 1\r\nb", "NOT_STORED")
+	c.set("lossy", "a")
+	c.set("lossy", "b")
+	c.mustGet("lossy", "b")
+	if got := s.stat("queue_lossy_discarded"); got != "1" {
+		t.Fatalf("discarded = %s", got)
+	}
+	// Waiters, open reads and abort over the journal.
+	c.send("get w/t=20000/open\r\n")
+	waitFor(t, "the waiter", func() bool { return s.stat("queue_w_waiters") == "1" })
+	d := dial(t, s.addr)
+	d.set("w", "x")
+	c.expect("VALUE w 0 1", "x", "END")
+	c.do("get w/abort", "END")
+	d.mustGet("w", "x")
+}
+
+func TestJournalBackendLongNames(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("n", queue.MaxNameLength)
+	long2 := strings.Repeat("n", queue.MaxNameLength-1)
+	s := startServer(t, queue.Config{Backend: queue.NewJournalBackend(dir, nil)})
+	c := dial(t, s.addr)
+	c.set(long, "a")
+	c.set(long2, "b")
+	s.stop()
+	s2 := startServer(t, queue.Config{Backend: queue.NewJournalBackend(dir, nil)})
+	d := dial(t, s2.addr)
+	d.mustGet(long, "a")
+	d.mustGet(long2, "b")
+	d.do("delete "+long, "DELETED")
+	d.do("delete "+long2, "DELETED")
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("files left after delete: %d", len(ents))
+	}
+}
