@@ -137,7 +137,6 @@ type fakeRouter struct {
 	cfg     *route.Config
 	listen  []string
 	reloads []*route.Config
-	refuse  bool
 }
 
 func (f *fakeRouter) start(cfg *route.Config, listen []string, _ *slog.Logger) (routerServer, error) {
