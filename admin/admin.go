@@ -86,15 +86,18 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		}
 		mux.Handle(r.Pattern, r.Handler)
 	}
-	d := cfg.Dashboard
-	if d == nil {
-		d = &Dashboard{Title: "corvid"}
+	d := &Dashboard{Title: "corvid"}
+	if cfg.Dashboard != nil {
+		dc := *cfg.Dashboard
+		d = &dc
 	}
 	if d.Sample == nil {
 		d.Sample = func() map[string]float64 { return nil }
 	}
 	h := newHistory(d, cmp.Or(cfg.History, 300))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Uncompressed: gzip was the largest part of a scrape's cost, and a
+	// scrape is a few tens of kilobytes.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
 	mux.Handle("GET /api/stats", h)
 	static, _ := fs.Sub(ui, "ui")
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -114,15 +115,22 @@ func (h *history) sample(now time.Time) {
 	h.head = (h.head + 1) % h.size
 }
 
-// number is a float64 that encodes NaN and infinities as JSON null.
-type number float64
-
-func (n number) MarshalJSON() ([]byte, error) {
-	f := float64(n)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return []byte("null"), nil
+// appendValues appends vs as a JSON array, NaN and infinities as null;
+// written by hand, as encoding/json's reflection was most of the cost of
+// /api/stats.
+func appendValues(dst []byte, vs []float64) []byte {
+	dst = append(dst, '[')
+	for i, v := range vs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			dst = append(dst, "null"...)
+			continue
+		}
+		dst = strconv.AppendFloat(dst, v, 'g', 6, 64)
 	}
-	return json.Marshal(f)
+	return append(dst, ']')
 }
 
 type chartJSON struct {
@@ -133,8 +141,8 @@ type chartJSON struct {
 }
 
 type lineJSON struct {
-	Label  string   `json:"label"`
-	Values []number `json:"values"`
+	Label  string          `json:"label"`
+	Values json.RawMessage `json:"values"`
 }
 
 type pageJSON struct {
@@ -160,10 +168,11 @@ func (h *history) page() pageJSON {
 	for _, c := range h.d.Charts {
 		cj := chartJSON{ID: c.ID, Title: c.Title, Unit: c.Unit}
 		for _, l := range c.Lines {
-			lj := lineJSON{Label: l.Label, Values: make([]number, 0, n)}
+			vs := make([]float64, 0, n)
 			for _, i := range order {
-				lj.Values = append(lj.Values, number(h.values[i][col]))
+				vs = append(vs, h.values[i][col])
 			}
+			lj := lineJSON{Label: l.Label, Values: appendValues(nil, vs)}
 			cj.Lines = append(cj.Lines, lj)
 			col++
 		}
