@@ -89,7 +89,10 @@ function drawTable(t) {
   table.append(head);
   for (const r of t.rows) {
     const tr = el("tr");
-    for (const v of r) tr.append(el("td", v === "ejected" ? {class: "bad"} : v === "up" ? {class: "good"} : {}, v));
+    for (const v of r) {
+      const cls = v === "ejected" ? "bad" : v === "up" ? "good" : /^-?[0-9.]+[a-z%]*$/i.test(v) || v === "" ? "" : "text";
+      tr.append(el("td", cls ? {class: cls} : {}, v));
+    }
     table.append(tr);
   }
   sec.replaceChildren(el("h2", {}, t.title));
