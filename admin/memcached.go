@@ -145,7 +145,10 @@ var hitOps = []string{"get", "delete", "incr", "decr", "cas", "touch"}
 // MemcachedCollector is a prometheus.Collector of a memcached-protocol
 // server's stats under memcached_exporter's metric names, derived from
 // the stats as the exporter derives them. It reads the stats on each
-// scrape; it is safe for concurrent use when its StatsFunc is.
+// scrape (over corvid server's Stats: its atomic counters, and each slab
+// class's figures under that class's lock for a few loads, as the stats
+// command takes them); it is safe for concurrent use when its StatsFunc
+// is.
 type MemcachedCollector struct {
 	stats StatsFunc
 }
