@@ -23,7 +23,7 @@ func MemcachedDashboard(title string, stats StatsFunc) *Dashboard {
 				{Label: "delete", Key: "deletes", Rate: true},
 			}},
 			{ID: "hits", Title: "Get hit ratio", Unit: "%", Lines: []Line{
-				{Label: "hits", Key: "get_hits", Per: "cmd_get", Scale: 100},
+				{Label: "hits", Key: "get_hits", Per: "get_lookups", Scale: 100},
 			}},
 			{ID: "memory", Title: "Memory", Unit: "bytes", Lines: []Line{
 				{Label: "items", Key: "bytes"},
@@ -53,6 +53,10 @@ func MemcachedDashboard(title string, stats StatsFunc) *Dashboard {
 			stats("", num)
 			stats("slabs", num)
 			m["deletes"] = m["delete_hits"] + m["delete_misses"]
+			// Hits and misses, not cmd_get, which connections add
+			// up per batch of requests: a short interval could then
+			// show more hits than gets.
+			m["get_lookups"] = m["get_hits"] + m["get_misses"]
 			return m
 		},
 		Tables: func() []Table { return []Table{slabTable(stats), hotKeyTable(stats)} },
