@@ -84,13 +84,14 @@ function drawTable(t) {
     document.getElementById("tables").append(sec);
   }
   const table = el("table");
+  const isText = v => !/^-?[0-9.]+[a-z%]*$/i.test(v) && v !== "";
   const head = el("tr");
-  for (const c of t.columns) head.append(el("th", {}, c));
+  t.columns.forEach((c, i) => head.append(el("th", t.rows.length && isText(t.rows[0][i]) ? {class: "text"} : {}, c)));
   table.append(head);
   for (const r of t.rows) {
     const tr = el("tr");
     for (const v of r) {
-      const cls = v === "ejected" ? "bad" : v === "up" ? "good" : /^-?[0-9.]+[a-z%]*$/i.test(v) || v === "" ? "" : "text";
+      const cls = v === "ejected" ? "bad" : v === "up" ? "good" : isText(v) ? "text" : "";
       tr.append(el("td", cls ? {class: cls} : {}, v));
     }
     table.append(tr);
