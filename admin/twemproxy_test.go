@@ -79,3 +79,25 @@ func TestTwemproxyCollector(t *testing.T) {
 		}
 	}
 }
+
+// TestTwemproxyDashboard checks the proxy's dashboard figures and its
+// servers table, with the ejected server marked.
+func TestTwemproxyDashboard(t *testing.T) {
+	d := admin.TwemproxyDashboard("corvid proxy", twoServers)
+	m := d.Sample()
+	for k, want := range map[string]float64{"requests": 105, "responses": 99, "server_ejects": 1,
+		"servers_up": 1, "servers_ejected": 1, "curr_connections": 3} {
+		if m[k] != want {
+			t.Errorf("sample %s = %v, want %v", k, m[k], want)
+		}
+	}
+	tables := d.Tables()
+	if len(tables) != 2 || tables[0].ID != "servers" || len(tables[0].Rows) != 2 {
+		t.Fatalf("tables: %+v", tables)
+	}
+	for i, want := range []string{"up", "ejected"} {
+		if row := tables[0].Rows[i]; row[2] != want || row[1] != twoServers().Pools[0].Servers[i].Name {
+			t.Errorf("servers row %d: %q, want health %q", i, row, want)
+		}
+	}
+}
