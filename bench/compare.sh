@@ -8,7 +8,8 @@
 # (libmemcached-tools), so the headline does not depend on corvid's own
 # client; latency percentiles, and the workloads memcaslap cannot express
 # (D: pipelining, E: idle connections), come from `corvid bench`.
-# Prints the median of every figure and the corvid/memcached ratio.
+# Prints the median of every figure and the corvid/memcached ratio, with
+# the server CPU time per operation (from /proc/PID/stat) for each run.
 #
 #   A  90/10 get/set, 100-byte values, 64 connections, no pipelining
 #   B  10-key multi-gets (90/10), 100-byte values, 64 connections
@@ -187,6 +188,19 @@ add() { # WORKLOAD METRIC SERVER VALUE
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# cpu_ticks PID prints the CPU time (user + system) the process has used,
+# in clock ticks (/proc/PID/stat fields 14 and 15; the command name, field
+# 2, may hold spaces, so fields are counted after its closing parenthesis).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# cpu_per_op TICKS_BEFORE TICKS_AFTER OPS prints the server's CPU time per
+# operation in nanoseconds, steadier on a noisy machine than
+# ops/s: other work slows the server without making each request dearer.
+cpu_per_op() {
+	awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { if (n <= 0) print 0; else printf "%d", (b - a) / hz * 1e9 / n }'
+}
+
 # idle_memory SERVER ROUND: on a fresh server, RSS with IDLE idle
 # connections (and one busy one) minus RSS before, in bytes per connection.
 idle_memory() {
@@ -235,14 +249,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		for srv in "${order[@]}"; do
 			bench_log "round $r/$ROUNDS, workload $w: $srv ..."
 			if [[ -n ${mcs_args[$w]} ]]; then
+				t0=$(cpu_ticks "${PID[$srv]}")
 				# shellcheck disable=SC2086 # word splitting intended
 				run_memcaslap "$BENCH_TMP/$w-$srv-$r.mcs" "$srv" "$DURATION" ${mcs_args[$w]}
+				t1=$(cpu_ticks "${PID[$srv]}")
 				add "$w" "ops/s (memcaslap)" "$srv" "$TPS"
+				add "$w" "server CPU ns/op (memcaslap)" "$srv" "$(cpu_per_op "$t0" "$t1" $((TPS * DURATION)))"
 			fi
 			out=$BENCH_TMP/$w-$srv-$r.json
+			t0=$(cpu_ticks "${PID[$srv]}")
 			# shellcheck disable=SC2086
 			run_bench "$out" "$srv" --duration "${DURATION}s" ${cb_args[$w]}
-			add "$w" "ops/s (corvid bench)" "$srv" "$(json ops_per_sec "$out" | cut -d. -f1)"
+			t1=$(cpu_ticks "${PID[$srv]}")
+			ops=$(json ops_per_sec "$out" | cut -d. -f1)
+			add "$w" "ops/s (corvid bench)" "$srv" "$ops"
+			add "$w" "server CPU ns/op (corvid bench)" "$srv" "$(cpu_per_op "$t0" "$t1" $((ops * DURATION)))"
 			[[ $w == B ]] && add "$w" "keys/s (corvid bench)" "$srv" "$(json keys_per_sec "$out" | cut -d. -f1)"
 			for p in p50 p99 p99.9; do
 				add "$w" "$p µs (corvid bench)" "$srv" "$(json "$p" "$out" | cut -d. -f1)"
@@ -301,7 +322,7 @@ echo "1-min load average: $load_start before, $load_end after (other work on the
 echo
 for w in "${workloads[@]}"; do echo "  ${title[$w]}"; done
 echo
-row() { printf '%-2s %-24s %12s %12s %9s\n' "$@"; }
+row() { printf '%-2s %-32s %12s %12s %9s\n' "$@"; }
 row "" metric memcached corvid ratio
 for k in "${metrics[@]}"; do
 	w=${k%%|*} m=${k#*|}
@@ -313,7 +334,7 @@ for k in "${metrics[@]}"; do
 	row "$w" "$m" "$mc" "$cv" "$ratio"
 done
 echo
-echo "ratio = corvid/memcached: above 1 is better for ops/s, below 1 is better for latency and memory."
+echo "ratio = corvid/memcached: above 1 is better for ops/s, below 1 is better for latency, memory and CPU per op."
 if [[ -n $PROFILE_DIR ]]; then
 	for w in "${workloads[@]}"; do
 		echo

@@ -12,6 +12,13 @@
 #               proxy is its p99 minus direct's
 #   wide get    bench/wideget: one get of WIDE_KEYS keys (100-byte values),
 #               median of WIDE_GETS gets, through each proxy and direct
+#   routes      (ROUTES=1, the default) the route engine's throughput
+#               through a PrefixSelectorRoute over three pools and a
+#               WarmUpRoute whose cold pool holds every key, against a
+#               plain PoolRoute in the same run (go test -bench
+#               BenchmarkRouteThroughput ./proxy: in-process corvid
+#               backends, 8 pipelining clients, 90/10 get/set); the
+#               issue's target is 0.9 or more for both
 #   idle memory RSS of a fresh proxy holding IDLE idle client connections
 #               (bench/idleconns) once it has settled, minus its RSS
 #               before, per connection: connections that sent nothing, and
@@ -33,6 +40,7 @@ CLIENT_THREADS=${CLIENT_THREADS:-2}
 WIDE_KEYS=${WIDE_KEYS:-10000}
 WIDE_GETS=${WIDE_GETS:-10}
 IDLE=${IDLE:-10000}
+ROUTES=${ROUTES:-1}
 MEMORY_MB=${MEMORY_MB:-256}
 SERVER_THREADS=${SERVER_THREADS:-2}
 NUTCRACKER=${NUTCRACKER:-$(command -v nutcracker || true)}
@@ -282,3 +290,29 @@ if ((IDLE > 0)); then
 fi
 echo
 echo "corvid/nutcracker: above 1 is better for ops/s, below 1 for latency and memory."
+
+if [[ $ROUTES == 1 ]]; then
+	bench_log "route engine: go test -bench BenchmarkRouteThroughput, $ROUNDS rounds of ${DURATION}s ..."
+	# One round runs the three trees back to back; rounds repeat it, so
+	# that a change in the machine's load reaches all three alike.
+	routes_out=
+	for ((r = 1; r <= ROUNDS; r++)); do
+		out=$(cd "$REPO_ROOT" && go test -run '^$' -bench 'BenchmarkRouteThroughput' \
+			-benchtime "${DURATION}s" -count 1 ./proxy 2>&1) || bench_die "route benchmark failed: $out"
+		routes_out+=$out$'\n'
+	done
+	route_med() { # VARIANT -> median ns/op
+		# shellcheck disable=SC2046
+		bench_median $(awk -v v="BenchmarkRouteThroughput/$1-" 'index($1, v) == 1 { printf "%d\n", $3 }' <<<"$routes_out")
+	}
+	pool_ns=$(route_med pool)
+	echo
+	echo "route engine (in-process, same run): throughput relative to a plain PoolRoute"
+	row() { printf '%-32s %10s %10s\n' "$@"; }
+	row route "ns/op" "x pool"
+	row "PoolRoute" "$pool_ns" 1
+	for v in "prefix3:PrefixSelectorRoute (3 pools)" "warmup:WarmUpRoute (cold hits)"; do
+		ns=$(route_med "${v%%:*}")
+		row "${v#*:}" "$ns" "$(ratio "$pool_ns" "$ns")"
+	done
+fi

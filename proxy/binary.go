@@ -201,7 +201,13 @@ func (cl *client) forwardBinary(h *protocol.BinaryHeader, req, key []byte) error
 		return err
 	}
 	hdr := cl.binaryHeader(h, req)
-	b, err := cl.hold().route(key)
+	var b *backend
+	var err error
+	if rt := cl.holdRoute(); rt != nil {
+		b, err = rt.root.firstBackend(key, binaryOp(h.Opcode))
+	} else {
+		b, err = cl.hold().route(key)
+	}
 	if err != nil {
 		cl.unhold()
 		c.complete(nil, err)
@@ -223,21 +229,21 @@ func (cl *client) flushBinary(h *protocol.BinaryHeader, req []byte) error {
 		return err
 	}
 	hdr := cl.binaryHeader(h, req)
-	t := cl.hold()
+	all := cl.holdAll()
 	defer cl.unhold()
-	if len(t.all) == 0 {
+	if len(all) == 0 {
 		parent.complete(nil, errNoServer)
 		return nil
 	}
-	for range t.all {
+	for range all {
 		f := newCall()
 		f.kind, f.parent, f.conn = kindBinary, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
-	parent.pending.Store(int32(len(t.all)))
-	cl.pool.st.fragments.Add(int64(len(t.all)))
+	parent.pending.Store(int32(len(all)))
+	cl.pool.st.fragments.Add(int64(len(all)))
 	for i, f := range parent.frags {
-		t.all[i].sendBinary(f, hdr, req[protocol.BinaryHeaderLen:])
+		all[i].sendBinary(f, hdr, req[protocol.BinaryHeaderLen:])
 	}
 	return nil
 }

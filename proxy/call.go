@@ -45,6 +45,16 @@ type call struct {
 
 	// For a binary request: what its reply is checked and rewritten by.
 	bin binaryReq
+
+	// For a sub-call of a composed route (see rstep): the step its
+	// completion goes back to. via is the client whose reader sends a
+	// routed call that has no owner (a sub-call, a detached copy), nil
+	// when a server connection's reader sends it.
+	step *rstep
+	via  *client
+	// pend, for a detached copy, is its route's count of copies in
+	// flight.
+	pend *atomic.Int64
 }
 
 // callOp says what the proxy does with a completed call's reply.
@@ -103,6 +113,16 @@ func (c *call) complete(reply []byte, err error) { c.completeTo(reply, err, nil)
 // proxy's bound on held replies lets the client hold it (see
 // client.takeReply); otherwise the call fails with errNoMemory.
 func (c *call) completeTo(reply []byte, err error, pw *pendingWrites) {
+	if s := c.step; s != nil {
+		// A route's sub-call: the step decides what its reply does.
+		if err != nil {
+			c.err = err
+		} else {
+			c.reply = append(c.reply[:0], reply...)
+		}
+		s.subDone(c, pw)
+		return
+	}
 	if err == nil {
 		if cl := c.accountedTo(); cl != nil && !cl.takeReply(len(reply)) {
 			err = errNoMemory
@@ -128,6 +148,9 @@ func (c *call) finish(pw *pendingWrites) {
 	if c.detached {
 		cl := c.owner
 		units := int64(c.units)
+		if c.pend != nil {
+			c.pend.Add(-1)
+		}
 		c.release()
 		if cl != nil {
 			cl.inflight.Add(-units)
@@ -146,10 +169,13 @@ func (c *call) isDetached() bool {
 
 // sender returns the client whose reader sent c.
 func (c *call) sender() *client {
-	if c.parent != nil {
+	switch {
+	case c.parent != nil:
 		return c.parent.owner
+	case c.owner != nil:
+		return c.owner
 	}
-	return c.owner
+	return c.via
 }
 
 // accountedTo returns the client whose writer will write c's reply, nil

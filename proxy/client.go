@@ -96,10 +96,14 @@ type client struct {
 	drained    chan struct{} // the writer freed units or bytes
 	inflight   atomic.Int64  // units of calls not yet written
 	replyBytes atomic.Int64  // bytes of completed replies not yet written
-	backed     atomic.Bool   // a write of the writer goroutine waits for the socket
-	proven     atomic.Bool   // its replies were all written once: it reads
-	aborted    atomic.Bool   // closed by the proxy (abort): nothing more is admitted
-	window     atomic.Int64  // units admitted at most (but one call)
+	// flushing is the part of replyBytes in the write under way, from
+	// before the write starts until the writer has released it: the
+	// client may have read it, and sent its next request, before then.
+	flushing atomic.Int64
+	backed   atomic.Bool  // a write of the writer goroutine waits for the socket
+	proven   atomic.Bool  // its replies were all written once: it reads
+	aborted  atomic.Bool  // closed by the proxy (abort): nothing more is admitted
+	window   atomic.Int64 // units admitted at most (but one call)
 	// starved is set when a reply was refused for the proxy's bound on
 	// held replies; nothing is admitted until the writer has written
 	// every reply the client holds.
@@ -108,6 +112,8 @@ type client struct {
 	// to queueing the request on its servers (nil otherwise): a server a
 	// reload removes is closed once no client holds an older tree.
 	held atomic.Pointer[tree]
+	// heldRoute is held for a front that routes through a route tree.
+	heldRoute atomic.Pointer[routeTree]
 
 	// proto is the client's protocol, chosen by its first byte (reader).
 	proto clientProto
@@ -139,6 +145,8 @@ type readerScratch struct {
 	fragBufs  [][]byte         // fragment requests
 	getKeys   [][]byte         // the keys of a get line's current chunk (protocol.NextKey)
 	seen      map[uint64]int32 // a multi-get's keys by hash -> first index
+	fragBack  []*backend       // route tree: fragment -> its server (nil: composed)
+	fragNode  []*rnode         // route tree: fragment -> its route, for a composed key
 	seed      maphash.Seed
 }
 
@@ -185,14 +193,15 @@ func (cl *client) abort() {
 }
 
 // reads reports whether cl reads what it is given: all its replies were
-// written once, it holds none now, and the socket has sent all it was
+// written once, it holds none now but those in the write under way, and
+// the socket has sent all it was
 // given (where that can be known; elsewhere, its writer does not wait for
 // the socket now).
 func (cl *client) reads() bool {
 	// A client with replies still held has not taken them yet: the
 	// socket may have taken its first ones for a client that never
 	// reads.
-	if !cl.proven.Load() || cl.replyBytes.Load() > 0 {
+	if !cl.proven.Load() || cl.replyBytes.Load()-cl.flushing.Load() > 0 {
 		return false
 	}
 	// Where the socket tells what it has not sent, that decides: the
@@ -211,7 +220,9 @@ func (cl *client) reads() bool {
 // filled at least half of it.
 func (cl *client) wrote(units, bytes int64) {
 	cl.inflight.Add(-units)
-	if cl.p.replies.release(&cl.replyBytes, bytes) == 0 {
+	left := cl.p.replies.release(&cl.replyBytes, bytes)
+	cl.flushing.Store(0)
+	if left == 0 {
 		cl.starved.Store(false)
 		if bytes > 0 && !cl.failed {
 			cl.proven.Store(true)
@@ -636,6 +647,11 @@ func (cl *client) send(key []byte, kind replyKind, op callOp, detached bool, par
 		c.release()
 		return err
 	}
+	if rt := cl.holdRoute(); rt != nil {
+		rt.routeTo(cl, c, rt.root, rreq{key: key, op: ropOf(parts[0]), kind: kind, parts: parts}, nil)
+		cl.unhold()
+		return nil
+	}
 	b, err := cl.hold().route(key)
 	if err != nil {
 		cl.unhold()
@@ -661,8 +677,28 @@ func (cl *client) hold() *tree {
 	}
 }
 
-// unhold ends what hold began: the requests are queued on their servers.
-func (cl *client) unhold() { cl.held.Store(nil) }
+// holdRoute is hold for a front with a route tree: it returns the tree
+// (nil for a plain pool) and records it in cl.heldRoute until unhold.
+func (cl *client) holdRoute() *routeTree {
+	rt := cl.pool.rt.Load()
+	for rt != nil {
+		cl.heldRoute.Store(rt)
+		now := cl.pool.rt.Load()
+		if now == rt {
+			return rt
+		}
+		rt = now
+	}
+	cl.heldRoute.Store(nil)
+	return nil
+}
+
+// unhold ends what hold or holdRoute began: the requests are queued on
+// their servers.
+func (cl *client) unhold() {
+	cl.held.Store(nil)
+	cl.heldRoute.Store(nil)
+}
 
 // stripNoreply appends to dst the request line without its last token,
 // "noreply", and with "\r\n".
@@ -820,6 +856,9 @@ func (cl *client) get(line []byte) error {
 		// fragment to wait for, a split would never complete.
 		return cl.local("END")
 	case !more && len(keys) == 1:
+		if cl.p.router && bytes.HasPrefix(keys[0], adminKey) {
+			return cl.adminGet(keys[0])
+		}
 		return cl.forward(keys[0], kindGet, opForward, false, line)
 	case !more:
 		defer cl.trimGetScratch()
@@ -920,6 +959,11 @@ func (cl *client) getChunk(line []byte, keys [][]byte, cont, more bool) error {
 	if err := cl.dispatch(c, false); err != nil {
 		c.release()
 		return err
+	}
+	if rt := cl.holdRoute(); rt != nil {
+		defer cl.unhold()
+		cl.routeGetChunk(rt, c, line, keys)
+		return nil
 	}
 	t := cl.hold()
 	defer cl.unhold()
@@ -1033,17 +1077,30 @@ func (cl *client) flushAll(line []byte, noreply bool) error {
 		parent.release()
 		return err
 	}
-	t := cl.hold()
+	all := cl.holdAll()
 	defer cl.unhold()
-	for range t.all {
+	if len(all) == 0 {
+		parent.complete(nil, errNoServer)
+		return nil
+	}
+	for range all {
 		f := newCall()
 		f.kind, f.parent, f.conn = kindFlush, parent, parent.conn
 		parent.frags = append(parent.frags, f)
 	}
-	parent.pending.Store(int32(len(t.all)))
-	cl.pool.st.fragments.Add(int64(len(t.all)))
+	parent.pending.Store(int32(len(all)))
+	cl.pool.st.fragments.Add(int64(len(all)))
 	for i, f := range parent.frags {
-		t.all[i].send(f, line)
+		all[i].send(f, line)
 	}
 	return nil
+}
+
+// holdAll holds the tree (see hold) and returns every server of the
+// pool, or of the pools a route tree names.
+func (cl *client) holdAll() []*backend {
+	if rt := cl.holdRoute(); rt != nil {
+		return rt.all
+	}
+	return cl.hold().all
 }

@@ -70,3 +70,18 @@ func (c *serverCounters) snapshot(name string) ServerStats {
 		OutQueueBytes:     c.outQueueBytes.Load(),
 	}
 }
+
+func (c *routeCounters) snapshot(n *rnode) RouteStats {
+	return RouteStats{
+		Name:          n.name,
+		Type:          string(n.typ),
+		Requests:      c.requests.Load(),
+		Errors:        c.errors.Load(),
+		Failovers:     c.failovers.Load(),
+		WarmFills:     c.warmFills.Load(),
+		ShadowSent:    c.shadowSent.Load(),
+		ShadowDropped: c.shadowDropped.Load(),
+		AsyncPending:  c.asyncPending.Load(),
+		AsyncDropped:  c.asyncDropped.Load(),
+	}
+}

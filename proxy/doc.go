@@ -1,8 +1,9 @@
-// Package proxy is corvid's memcached proxy: twemproxy's drop-in. Each pool
-// of a nutcracker.yml listens on its own address, places keys on its
-// servers with package ring exactly as twemproxy does, and multiplexes its
-// clients' requests onto a few pipelined connections per server, matching
-// replies to requests by order.
+// Package proxy is corvid's memcached proxy: twemproxy's drop-in, and
+// the engine of corvid router (mcrouter's route handles, see "Route
+// trees"). Each pool of a nutcracker.yml listens on its own address,
+// places keys on its servers with package ring exactly as twemproxy
+// does, and multiplexes its clients' requests onto a few pipelined
+// connections per server, matching replies to requests by order.
 //
 // A Proxy is safe for concurrent use.
 //
@@ -71,6 +72,89 @@
 // commands no single server owns are answered "SERVER_ERROR <command> is
 // not supported by the proxy". Malformed requests get memcached's error and
 // never reach a server.
+//
+// # Route trees
+//
+// corvid router (Config.Routes, an mcrouter configuration) listens on
+// each address of Config.Listen (its listeners are the pools "router",
+// "router1", ...), and every client there routes through the tree's
+// root; a nutcracker.yml pool with a route: routes its clients through
+// that tree, whose PoolRoutes name the file's pools (a PoolRoute without
+// a hash then places keys as its pool does, ejections included). A tree
+// (package route's description) is compiled once per load into nodes;
+// its leaves are PoolRoutes over the pools' backends, so connections,
+// pipelining, timeouts and ejection are a pool's.
+//
+// Selectors (PoolRoute, HashRoute, PrefixSelectorRoute: longest prefix,
+// then the wildcard; OperationSelectorRoute: a meta command takes its
+// classic counterpart's policy; RandomRoute; RateLimitRoute's pass or
+// refuse) resolve a request to one node without allocating; a PoolRoute
+// then sends the client's bytes as a plain pool does, so a selector
+// costs the data path a few comparisons. A key a selector leaves
+// without a route gets NullRoute's reply.
+//
+// Composers need the reply. The request is copied into a step (rstep)
+// that sends sub-calls to its children; a sub-call's completion, on the
+// server connection's reader that framed it, goes back to the step,
+// which completes the client's call, sends to the next child, or sends
+// detached copies; no goroutine waits for a composed request.
+//
+//   - FailoverRoute (and LatestRoute: a failover over failover_count
+//     children from one chosen at random per tree) tries its next child
+//     after a failover error as mcrouter defines it: a connection
+//     failure or timeout, or the server's SERVER_ERROR (not
+//     CLIENT_ERROR or ERROR); after the last, its reply stands.
+//   - MissFailoverRoute tries its next child after anything but a hit
+//     (a get-like request; others go to the first child).
+//   - WarmUpRoute: a get goes to cold; anything but a hit there goes to
+//     warm, whose hit is answered and added to cold ("add" with the
+//     route's exptime, detached); other requests go to cold.
+//   - AllSyncRoute answers the worst reply as mcrouter ranks them (a
+//     hit or success, then a miss or not stored, then a connection
+//     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR).
+//     AllFastestRoute answers the first reply that is not an error
+//     (else the last), AllMajorityRoute the reply whose result half the
+//     children plus one gave (else the last); the other children's
+//     replies are dropped when they come (within the pool's timeout).
+//   - AllAsyncRoute answers at once with NullRoute's reply and sends
+//     detached copies to its children; AllInitialRoute answers its
+//     first child's reply and sends detached copies to the others.
+//   - NullRoute answers mcrouter's default reply (END or EN for a get,
+//     NOT_STORED or NS for a store, NOT_FOUND or NF otherwise);
+//     ErrorRoute "SERVER_ERROR" and its response.
+//   - A PoolRoute's shadows get a detached copy of a request whose
+//     server's index is in index_range and whose key's fraction is in
+//     key_fraction_range.
+//
+// Detached copies (AllAsyncRoute's, AllInitialRoute's, shadows', warm-up
+// adds) are bounded per node at 1024 in flight; past that they are
+// dropped and counted, so that a slow pool never slows the primary. A multi-get is split by
+// destination as a pool's: keys that selectors send to one server go
+// together; a key whose route composes goes alone through it; the
+// replies are merged in key order. A binary request takes the first
+// choice of every composer (its first child, WarmUpRoute's cold).
+// flush_all goes to every server of the pools the tree names.
+//
+// corvid router answers mcrouter's admin gets itself:
+// __mcrouter__.version ("corvid <version>"), .config_age (seconds since
+// the tree was loaded), .config_file (Config.Routes.Source) and
+// .options; another __mcrouter__. key is a miss.
+//
+// Per-node counters (Stats.Routes; in the stats command as
+// route:<name>:<counter>, and under "routes" in the stats port's JSON):
+// requests, errors (error replies a composer saw, requests refused by a
+// RateLimitRoute), failovers (requests sent to a next child),
+// warmup_fills, shadow_sent, shadow_dropped, async_pending and
+// async_dropped. A node is named by its name property, else by where
+// the configuration defines it ("route.children[1]").
+//
+// A reload (Reload, ReloadRoutes) compiles the new tree over the new
+// pools (unchanged servers keep their backends) before anything
+// changes, so a bad tree leaves the old one serving; then it swaps the
+// tree. New requests take the new tree; a request holds the tree it
+// started with, and the servers the reload removes are closed once no
+// client is routing on the old tree, its composed requests in flight
+// have finished, and they have answered what they hold.
 //
 // # Failures
 //
@@ -164,8 +248,9 @@
 // # Concurrency
 //
 // Each pool's routing state (its settings, continuum and servers) is an
-// immutable tree behind an atomic pointer: a request takes the tree once,
-// and an ejection or a reload swaps in a new one. A client records the
+// immutable tree behind an atomic pointer, and so is a front's route
+// tree: a request takes the tree once, and an ejection or a reload swaps
+// in a new one. A client records the
 // tree it routes with until the request is queued on its servers, so that
 // a server a reload removes is closed only when no client can still send
 // to it and it has answered what it holds (see Proxy.Reload).
@@ -175,5 +260,9 @@
 // clients), a pool's rebuild mutex
 // (serialises its tree swaps), a server's mutex (its ejection time). A
 // server connection's mutex guards its queues and is taken with none of
-// the others held.
+// the others held. A composed request's step mutex is taken with no
+// server connection's held; while it is held the step may complete a
+// client's call (taking the client's mutex) or another step's sub-call
+// (taking that step's, inner in the tree), and queue requests on server
+// connections.
 package proxy

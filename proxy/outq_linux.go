@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"syscall"
 	"unsafe"
 )
@@ -18,11 +19,15 @@ func (cl *client) unsentBytes() int {
 		return -1
 	}
 	n := -1
-	cl.raw.Control(func(fd uintptr) {
+	err := cl.raw.Control(func(fd uintptr) {
 		var v int32
 		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, siocoutqnsd, uintptr(unsafe.Pointer(&v))); errno == 0 {
 			n = int(v)
 		}
 	})
+	if err != nil {
+		// Closed: it reads nothing more, whatever its writer does.
+		return math.MaxInt32
+	}
 	return n
 }

@@ -60,7 +60,11 @@ type pool struct {
 	proxy *Proxy
 	ln    net.Listener // guarded by proxy.mu
 	cur   atomic.Pointer[tree]
-	st    poolCounters
+	// rt, when set, is the route tree the pool's clients take instead
+	// of placement on its servers (a nutcracker.yml pool's route:, or a
+	// corvid router listener).
+	rt atomic.Pointer[routeTree]
+	st poolCounters
 	// closing is set, under proxy.mu, when a reload removes the pool:
 	// it accepts no more clients.
 	closing bool

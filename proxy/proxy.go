@@ -83,8 +83,14 @@ type Proxy struct {
 	clients map[*client]struct{}
 	closed  bool
 	serving bool    // Serve has started the accept loops
-	pools   []*pool // in the configuration's order
+	pools   []*pool // in the configuration's order (corvid router: its fronts first)
 	epoch   uint64  // of the last reload
+
+	// router is set for corvid router (Config.Routes): fronts are its
+	// listeners, pools without a listener of their own; the other pools
+	// have none.
+	router bool
+	fronts []*pool
 }
 
 // New validates cfg, binds every pool's listener and starts the servers'
@@ -106,18 +112,24 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.WriteBufMemLimit == 0 {
 		cfg.WriteBufMemLimit = max(DefaultWriteBufMemLimit, 8*int64(cfg.MaxValueLen))
 	}
-	if cfg.Routes != nil {
-		return nil, errors.New("route trees are not supported yet")
+	if cfg.Routes != nil && cfg.Pools != nil {
+		return nil, errors.New("proxy: Config has both Pools and Routes")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
 		rbufs:   newReadBufs(cfg.ReadBufMemLimit),
 		replies: newReplyBufs(cfg.WriteBufMemLimit, cfg.MaxValueLen+replyOverhead), clients: make(map[*client]struct{})}
-	if err := p.Reload(cfg.Pools); err != nil {
+	var err error
+	if cfg.Routes != nil {
+		err = p.newRouter(cfg.Routes, cfg.Listen)
+	} else {
+		err = p.Reload(cfg.Pools)
+	}
+	if err != nil {
 		cancel()
 		return nil, err
 	}
-	p.cfg.Pools = nil // the pools' trees hold the configuration
+	p.cfg.Pools, p.cfg.Routes = nil, nil // the trees hold the configuration
 	id, err := newIdler(p)
 	if err != nil {
 		p.log.Warn("idle clients keep a goroutine", "err", err)
@@ -140,7 +152,9 @@ func (p *Proxy) Serve(ctx context.Context) error {
 		p.serving = true
 		p.idle.start()
 		for _, pl := range p.pools {
-			p.acceptLocked(pl, pl.ln)
+			if pl.ln != nil {
+				p.acceptLocked(pl, pl.ln)
+			}
 		}
 	})
 	if !started {
@@ -171,7 +185,9 @@ func (p *Proxy) Close() error {
 		p.mu.Lock()
 		p.closed = true
 		for _, pl := range p.pools {
-			pl.ln.Close()
+			if pl.ln != nil {
+				pl.ln.Close()
+			}
 		}
 		for cl := range p.clients {
 			cl.nc.Close()
@@ -197,7 +213,9 @@ func (p *Proxy) Addrs() map[string]net.Addr {
 	defer p.mu.Unlock()
 	m := make(map[string]net.Addr, len(p.pools))
 	for _, pl := range p.pools {
-		m[pl.name] = pl.ln.Addr()
+		if pl.ln != nil {
+			m[pl.name] = pl.ln.Addr()
+		}
 	}
 	return m
 }
@@ -218,6 +236,15 @@ func (p *Proxy) Stats() Stats {
 	p.mu.Lock()
 	pools := p.pools
 	p.mu.Unlock()
+	var trees []*routeTree
+	for _, pl := range pools {
+		if rt := pl.rt.Load(); rt != nil && !slices.Contains(trees, rt) {
+			trees = append(trees, rt)
+			for _, n := range rt.nodes {
+				s.Routes = append(s.Routes, n.st.snapshot(n))
+			}
+		}
+	}
 	for _, pl := range pools {
 		ps := pl.st.snapshot(pl.name)
 		t := pl.cur.Load()

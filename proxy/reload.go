@@ -32,6 +32,9 @@ const retirePoll = 5 * time.Millisecond
 func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
+	if p.router {
+		return errRouterMode
+	}
 	if cfg == nil || len(cfg.Pools) == 0 {
 		return errNoPools
 	}
@@ -81,41 +84,33 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 	}
 
 	// Match servers: a pool's unchanged servers keep their backends.
-	type plan struct {
-		pl    *pool
-		all   []*backend
-		fresh []*backend // to start
-	}
-	plans := make([]plan, len(cfgs))
+	plans := make([]poolPlan, len(cfgs))
 	var gone []*backend
+	byName := make(map[string]*pool, len(cfgs))
+	cfgOf := make(map[*pool]*nutcracker.Pool, len(cfgs))
 	for i, pc := range cfgs {
-		pl := old[pc.Name]
-		if pl == nil {
-			pl = &pool{name: pc.Name, ctx: p.ctx, log: p.log, proxy: p}
+		plans[i] = p.planPool(old[pc.Name], pc, &gone)
+		byName[pc.Name] = plans[i].pl
+		cfgOf[plans[i].pl] = pc
+	}
+	// Compile the pools' routes (over the new pools) before anything
+	// changes.
+	routes := make([]*routeTree, len(cfgs))
+	for i, pc := range cfgs {
+		if pc.Route == nil {
+			continue
 		}
-		spare := make(map[backendKey][]*backend)
-		if t := pl.cur.Load(); t != nil {
-			for _, b := range t.all {
-				k := backendKey{b.addr, b.name, len(b.conns)}
-				spare[k] = append(spare[k], b)
+		rt, err := compileRoutes(pc.Route, pc.Name+".route", byName, cfgOf, true, plans[i].pl.rt.Load())
+		if err != nil {
+			for _, l := range lns {
+				if l != nil {
+					l.Close()
+				}
 			}
+			return fmt.Errorf("pool %s: route: %w", pc.Name, err)
 		}
-		pn := plan{pl: pl}
-		for _, s := range pc.Servers {
-			k := backendKey{s.Addr, serverName(s), pc.ServerConnections}
-			var b *backend
-			if bs := spare[k]; len(bs) > 0 {
-				b, spare[k] = bs[0], bs[1:]
-			} else {
-				b = newBackend(pl, s, pc.ServerConnections)
-				pn.fresh = append(pn.fresh, b)
-			}
-			pn.all = append(pn.all, b)
-		}
-		for _, bs := range spare {
-			gone = append(gone, bs...)
-		}
-		plans[i] = pn
+		rt.epoch = epoch
+		routes[i] = rt
 	}
 
 	p.mu.Lock()
@@ -149,6 +144,15 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 			}
 		}
 	}
+	var oldTrees []*routeTree
+	for i, pn := range plans {
+		if routes[i] != nil {
+			routes[i].fillAll()
+		}
+		if rt := pn.pl.rt.Swap(routes[i]); rt != nil {
+			oldTrees = append(oldTrees, rt)
+		}
+	}
 	var closing []*pool
 	for _, pl := range p.pools {
 		if kept[pl] {
@@ -169,9 +173,49 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 	p.pools = pools
 	if len(gone) > 0 || len(closing) > 0 {
 		p.wg.Add(1)
-		go p.retire(epoch, gone, closing)
+		go p.retire(epoch, gone, closing, oldTrees)
 	}
 	return nil
+}
+
+// A poolPlan is what a reload makes of one pool: the pool (kept or new),
+// its servers in order, and those of them to start.
+type poolPlan struct {
+	pl    *pool
+	all   []*backend
+	fresh []*backend
+}
+
+// planPool matches the servers of pc with those of pl (nil for a new
+// pool): an unchanged server keeps its backend. The backends pl had that
+// pc does not keep are appended to gone.
+func (p *Proxy) planPool(pl *pool, pc *nutcracker.Pool, gone *[]*backend) poolPlan {
+	if pl == nil {
+		pl = &pool{name: pc.Name, ctx: p.ctx, log: p.log, proxy: p}
+	}
+	spare := make(map[backendKey][]*backend)
+	if t := pl.cur.Load(); t != nil {
+		for _, b := range t.all {
+			k := backendKey{b.addr, b.name, len(b.conns)}
+			spare[k] = append(spare[k], b)
+		}
+	}
+	pn := poolPlan{pl: pl}
+	for _, s := range pc.Servers {
+		k := backendKey{s.Addr, serverName(s), pc.ServerConnections}
+		var b *backend
+		if bs := spare[k]; len(bs) > 0 {
+			b, spare[k] = bs[0], bs[1:]
+		} else {
+			b = newBackend(pl, s, pc.ServerConnections)
+			pn.fresh = append(pn.fresh, b)
+		}
+		pn.all = append(pn.all, b)
+	}
+	for _, bs := range spare {
+		*gone = append(*gone, bs...)
+	}
+	return pn
 }
 
 // backendKey is what makes a server of a new configuration the same as
@@ -210,7 +254,7 @@ func sameListen(a, b *nutcracker.Pool) bool {
 // kept pool holds a tree older than epoch, and the clients of the pools in
 // closing are gone) and each has answered what it holds. When the proxy
 // closes first, it closes them at once.
-func (p *Proxy) retire(epoch uint64, gone []*backend, closing []*pool) {
+func (p *Proxy) retire(epoch uint64, gone []*backend, closing []*pool, trees []*routeTree) {
 	defer p.wg.Done()
 	tick := time.NewTicker(retirePoll)
 	defer tick.Stop()
@@ -225,6 +269,10 @@ func (p *Proxy) retire(epoch uint64, gone []*backend, closing []*pool) {
 		}
 	}
 	wait(func() bool { return p.quiet(epoch, closing) })
+	for _, rt := range trees {
+		// Composed requests on an old tree finish on its servers.
+		wait(func() bool { return rt.steps.Load() == 0 })
+	}
 	for _, b := range gone {
 		wait(b.idle)
 		b.close()
@@ -246,6 +294,9 @@ func (p *Proxy) quiet(epoch uint64, closing []*pool) bool {
 			continue
 		}
 		if t := cl.held.Load(); t != nil && t.epoch < epoch {
+			return false
+		}
+		if rt := cl.heldRoute.Load(); rt != nil && rt.epoch < epoch {
 			return false
 		}
 	}

@@ -60,16 +60,30 @@ const replyOverhead = 4 << 10
 // that clients that read go on while clients that do not read hold the
 // rest (until they are closed for it). What a client that reads holds
 // is being written: its writer may not have released it yet.
+//
+// The total is raised only when the result is within the bound (a
+// compare-and-swap), never raised and then lowered: a reply refused to
+// one client must not, for that instant, make another's that fits look
+// past the bound.
 func (m *replyBufs) take(held *atomic.Int64, n int64, reads func() bool) bool {
-	total := m.bytes.Add(n)
-	if m.limit > 0 && total > m.limit {
-		bound := m.limit + m.over
-		if !reads() {
-			bound = m.limit + m.over/2
+	judged, readsNow := false, false
+	for {
+		old := m.bytes.Load()
+		total := old + n
+		if m.limit > 0 && total > m.limit {
+			if !judged {
+				judged, readsNow = true, reads()
+			}
+			bound := m.limit + m.over
+			if !readsNow {
+				bound = m.limit + m.over/2
+			}
+			if total > bound || held.Load()+n > m.solo {
+				return false
+			}
 		}
-		if total > bound || held.Load()+n > m.solo {
-			m.bytes.Add(-n)
-			return false
+		if m.bytes.CompareAndSwap(old, total) {
+			break
 		}
 	}
 	held.Add(n)

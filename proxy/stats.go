@@ -28,6 +28,46 @@ type Stats struct {
 	WriteBufOOM   int64
 	// Pools are in the order of the configuration file.
 	Pools []PoolStats
+	// Routes are the counters of the route trees' nodes (corvid
+	// router's tree, and the route: of nutcracker.yml pools).
+	Routes []RouteStats
+}
+
+// RouteStats are one route node's counters. A node is named by its
+// name property, else by where the configuration defines it.
+type RouteStats struct {
+	Name string
+	Type string
+	// Requests counts the requests that took the node; Errors the
+	// error replies a composer saw from its children (and the requests a
+	// RateLimitRoute refused, a PoolRoute could not send).
+	Requests int64
+	Errors   int64
+	// Failovers counts the requests FailoverRoute, LatestRoute or
+	// MissFailoverRoute sent to a next child.
+	Failovers int64
+	// WarmFills counts the adds a WarmUpRoute sent to cold after a hit
+	// in warm.
+	WarmFills int64
+	// ShadowSent and ShadowDropped count a PoolRoute's shadow copies
+	// sent, and dropped at the bound on copies in flight.
+	ShadowSent    int64
+	ShadowDropped int64
+	// AsyncPending is the node's detached copies in flight (AllAsync's
+	// children, shadows, warm-up adds), at most 1024; AsyncDropped
+	// counts those dropped at that bound.
+	AsyncPending int64
+	AsyncDropped int64
+}
+
+// Counters returns the node's counters under their stats names.
+func (r *RouteStats) Counters() [8]Counter {
+	return [...]Counter{
+		{"requests", r.Requests}, {"errors", r.Errors}, {"failovers", r.Failovers},
+		{"warmup_fills", r.WarmFills}, {"shadow_sent", r.ShadowSent},
+		{"shadow_dropped", r.ShadowDropped}, {"async_pending", r.AsyncPending},
+		{"async_dropped", r.AsyncDropped},
+	}
 }
 
 // PoolStats are one pool's counters (twemproxy's per-pool stats).

@@ -29,5 +29,11 @@ func (p *Proxy) appendStats(dst []byte) []byte {
 			}
 		}
 	}
+	for _, rs := range s.Routes {
+		prefix := "route:" + rs.Name + ":"
+		for _, c := range rs.Counters() {
+			dst = protocol.AppendStatInt(dst, prefix+c.Name, c.Value)
+		}
+	}
 	return append(dst, "END\r\n"...)
 }

@@ -215,6 +215,21 @@ func AppendStatsJSON(dst []byte, s Stats, source, version string) []byte {
 		}
 		j.end()
 	}
+	// corvid's route counters (route trees only): "routes", an object
+	// per node by name, after the pools.
+	if len(s.Routes) > 0 {
+		j.begin("routes")
+		for i := range s.Routes {
+			r := &s.Routes[i]
+			j.begin(r.Name)
+			j.str("type", r.Type)
+			for _, c := range r.Counters() {
+				j.num(c.Name, c.Value)
+			}
+			j.end()
+		}
+		j.end()
+	}
 	// The last pool is followed by ",", which becomes the closing brace.
 	// (Without pools, which a configuration cannot have, twemproxy's
 	// would leave a comma before it.)

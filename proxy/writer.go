@@ -119,6 +119,7 @@ func (cl *client) writeReplies() {
 		n := len(wbuf)
 		if !cl.failed {
 			var err error
+			cl.flushing.Store(held)
 			if n, err = ws.rw.write(wbuf); err != nil {
 				cl.failed = true
 				cl.abort() // the reader stops too
@@ -196,6 +197,7 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 		pb = writeBufPool.Get().(*[]byte)
 		*pb = (*pb)[:0]
 	}
+	cl.flushing.Store(held)
 	cl.write((*pb)[from:])
 	wbuf := (*pb)[:0]
 	if units > 0 || held > 0 {
@@ -232,6 +234,8 @@ func (cl *client) writeLoop(pb *[]byte, from int, units, held int64) {
 				j++
 			}
 			var u, h int64
+			// appendCalls writes a large value itself.
+			cl.flushing.Store(int64(size))
 			wbuf, u, h = cl.appendCalls(wbuf, batch[i:j])
 			wbuf = cl.write(wbuf)
 			cl.wrote(u, h)

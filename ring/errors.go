@@ -14,3 +14,7 @@ type unknownError struct{ what, name string }
 func (e *unknownError) Error() string {
 	return fmt.Sprintf("ring: unknown %s %q", e.what, e.name)
 }
+
+// ErrKeyFractionRange is returned by NewKeyFractionRange for a range
+// mcrouter refuses.
+var ErrKeyFractionRange = errors.New("ring: invalid key_fraction_range")

@@ -141,8 +141,10 @@ type Handle struct {
 // Shadow sends a copy of some of a PoolRoute's requests to another
 // route; the copy's reply is dropped. A request is shadowed when its
 // destination's index in the pool is within IndexRange and its key's
-// hash fraction is within KeyFractionRange (both inclusive, as
-// mcrouter's shadowing policy).
+// hash fraction is within KeyFractionRange (both inclusive). mcrouter's
+// config writes index_range as [start, end), end excluded: the loader
+// stores [start, end-1], and [0, -1] (nothing) when it is absent, as
+// mcrouter shadows nothing without it.
 type Shadow struct {
 	Target           *Handle
 	IndexRange       [2]int

@@ -718,6 +718,12 @@ func (pc *pollConn) leave() (net.Conn, error) {
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, pc.fd, nil)
 	f := os.NewFile(uintptr(pc.fd), "")
 	nc, err := net.FileConn(f)
+	if err == nil {
+		// The socket's descriptor is now the duplicate: the old number
+		// is free for the next accept, so it can no longer name this
+		// connection in "stats conns" or the watchers' lines.
+		c.sfd.Store(int32(socketFD(nc)))
+	}
 	f.Close()
 	pc.fd = -1
 	if err != nil {

@@ -675,6 +675,11 @@ func (s *Server) writeConns(w *statWriter) {
 		if fd == 0 {
 			fd = socketFD(ci.nc)
 		}
+		if fd < 0 {
+			// Closed, and about to leave s.conns: memcached no
+			// longer lists a connection it has closed.
+			continue
+		}
 		st := c.state.Load()
 		if int(st) >= len(connStateNames) {
 			st = connParseCmd

@@ -188,12 +188,14 @@ func (c *Cache) slabAllocLocked(cl *class) itemRef {
 	return 0
 }
 
-// newPageLocked gives the class a new page, if memory allows. In a cache
-// that does not evict (-M), a class without pages gets its first one even
-// past the limit, as memcached's do_slabs_newslab gives it (an evicting
-// cache takes a page from another class instead: see stealPageLocked).
+// newPageLocked gives the class a new page, if memory allows. A class
+// without pages gets its first one even past the limit, as memcached's
+// do_slabs_newslab gives it, so that a full cache holds as many pages as
+// memcached's for the same workload; under twemcache's slab eviction
+// policies it evicts another class's page instead, as twemcache does
+// (see stealPageLocked).
 func (c *Cache) newPageLocked(cl *class) bool {
-	first := len(cl.pages) == 0 && Eviction(c.evict.Load()) == EvictNone
+	first := len(cl.pages) == 0 && Eviction(c.evict.Load())&evictSlab == 0
 	id, ok := c.getPage(cl.pageSize, first)
 	if !ok {
 		return false

@@ -118,7 +118,7 @@ func TestWideRefs(t *testing.T) {
 			}
 			s := stats(c)
 			t.Logf("items %d present %d of %d evictions %d hash power %d", s.CurrItems, present, len(want), s.Evictions, s.HashPowerLevel)
-			if s.Evictions == 0 || s.HashPowerLevel == 12 || present == 0 || s.TotalMalloced > limit {
+			if s.Evictions == 0 || s.HashPowerLevel == 12 || present == 0 || s.TotalMalloced > uint64(memBound(t, c, limit)) {
 				t.Fatalf("evictions %d hash power %d present %d malloced %d: the test did not exercise the cache",
 					s.Evictions, s.HashPowerLevel, present, s.TotalMalloced)
 			}

@@ -99,6 +99,41 @@ func (c *client) getOrSet(keys []string, value []byte) (int, error) {
 	return len(found), c.w.Flush()
 }
 
+// count returns how many of keys the cache holds.
+func (c *client) count(keys []string) (int, error) {
+	c.w.WriteString("get")
+	for _, k := range keys {
+		c.w.WriteByte(' ')
+		c.w.WriteString(k)
+	}
+	c.w.WriteString("\r\n")
+	if err := c.w.Flush(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		line, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if bytes.Equal(line, []byte("END\r\n")) {
+			return n, nil
+		}
+		f := strings.Fields(string(line))
+		if len(f) < 4 || f[0] != "VALUE" {
+			return 0, fmt.Errorf("unexpected reply %q", line)
+		}
+		size, err := strconv.Atoi(f[3])
+		if err != nil {
+			return 0, err
+		}
+		if _, err := c.r.Discard(size + 2); err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
 // stat returns one "stats" value.
 func (c *client) stat(name string) (string, error) {
 	c.w.WriteString("stats\r\n")
@@ -168,7 +203,21 @@ func run(addr string, small, large, smallSize, largeSize int, first, second, lat
 	if err != nil {
 		return err
 	}
+	// How many of the second phase's items the cache holds at the end.
+	stored := 0
+	for from := 0; from < large; from += batch {
+		keys = keys[:0]
+		for i := from; i < min(from+batch, large); i++ {
+			keys = append(keys, fmt.Sprintf("L%06d", i))
+		}
+		n, err := c.count(keys)
+		if err != nil {
+			return err
+		}
+		stored += n
+	}
 	fmt.Printf("late_hit_ratio %.3f\n", float64(hits)/float64(max(gets, 1)))
+	fmt.Printf("large_items_stored %d\n", stored)
 	fmt.Printf("late_gets %d\n", gets)
 	fmt.Printf("slabs_moved %s\n", moved)
 	return nil

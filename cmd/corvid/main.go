@@ -32,7 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newProxyCommand(), newVersionCommand(), newRingCommand(), newBenchCommand())
+	root.AddCommand(newServerCommand(), newProxyCommand(), newRouterCommand(), newVersionCommand(), newRingCommand(), newBenchCommand(), newStatCommand(), newDumpCommand(), newLoadCommand())
 	return root
 }
 

@@ -521,22 +521,43 @@ const configDebounce = 200 * time.Millisecond
 // SIGHUP and when the file changes. It is safe for concurrent use.
 type configReloader struct {
 	path string
-	p    proxyServer
-	log  *slog.Logger
+	// apply parses the file's contents and hands them to the running
+	// server; it returns what to log about the new configuration.
+	apply func(b []byte) ([]any, error)
+	log   *slog.Logger
 
 	mu   sync.Mutex // guards last; serialises reloads
 	last []byte     // the contents last loaded (or refused)
 }
 
+// newConfigReloader reloads a nutcracker.yml into p.
 func newConfigReloader(path string, p proxyServer, log *slog.Logger) *configReloader {
-	r := &configReloader{path: path, p: p, log: log}
+	return newFileReloader(path, func(b []byte) ([]any, error) {
+		cfg, err := parseProxyConfig(path, b)
+		if err == nil {
+			err = p.Reload(cfg)
+		}
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(cfg.Pools))
+		for i, pc := range cfg.Pools {
+			names[i] = pc.Name
+		}
+		return []any{"pools", strings.Join(names, ",")}, nil
+	}, log)
+}
+
+// newFileReloader reloads the file at path with apply.
+func newFileReloader(path string, apply func([]byte) ([]any, error), log *slog.Logger) *configReloader {
+	r := &configReloader{path: path, apply: apply, log: log}
 	r.last, _ = os.ReadFile(path)
 	return r
 }
 
-// reload loads the file and hands it to the proxy; unless force, only
+// reload loads the file and hands it to the server; unless force, only
 // when its contents changed. A file that cannot be read, parsed or served
-// is refused with one log line and the proxy keeps its configuration.
+// is refused with one log line and the server keeps its configuration.
 func (r *configReloader) reload(reason string, force bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -545,22 +566,15 @@ func (r *configReloader) reload(reason string, force bool) {
 		return
 	}
 	r.last = b
-	var cfg *nutcracker.Config
+	var attrs []any
 	if err == nil {
-		cfg, err = parseProxyConfig(r.path, b)
-	}
-	if err == nil {
-		err = r.p.Reload(cfg)
+		attrs, err = r.apply(b)
 	}
 	if err != nil {
 		r.log.Error("configuration refused; the previous one keeps serving", "reason", reason, "file", r.path, "err", err)
 		return
 	}
-	names := make([]string, len(cfg.Pools))
-	for i, pc := range cfg.Pools {
-		names[i] = pc.Name
-	}
-	r.log.Info("configuration reloaded", "reason", reason, "file", r.path, "pools", strings.Join(names, ","))
+	r.log.Info("configuration reloaded", append([]any{"reason", reason, "file", r.path}, attrs...)...)
 }
 
 // watch reloads the file, once it has been quiet for configDebounce,

@@ -6,12 +6,16 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte("a:\n  listen: 127.0.0.1:1\n  servers:\n   - 127.0.0.1:1:1 x\n"))
 	f.Add([]byte("a: [\n"))
+	f.Add([]byte(routed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err != nil {
 			return
 		}
 		for _, p := range c.Pools {
+			if p.Route != nil && len(p.Servers) == 0 {
+				continue // a pool that only routes
+			}
 			if len(p.Servers) == 0 || p.Listen == "" {
 				t.Fatalf("accepted pool %+v", p)
 			}

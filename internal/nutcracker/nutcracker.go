@@ -30,6 +30,9 @@ const (
 // Config is a parsed nutcracker.yml: its pools in file order.
 type Config struct {
 	Pools []Pool
+	// Warnings are the properties of the pools' routes that corvid
+	// accepts and ignores, one line each.
+	Warnings []string
 }
 
 // Pool is one pool of nutcracker.yml with every default filled in.
@@ -112,7 +115,7 @@ var directives = map[string]bool{
 	"listen": true, "hash": true, "hash_tag": true, "distribution": true, "timeout": true,
 	"backlog": true, "client_connections": true, "preconnect": true, "tcpkeepalive": true, "redis": true,
 	"redis_auth": true, "redis_db": true, "server_connections": true, "auto_eject_hosts": true,
-	"server_retry_timeout": true, "server_failure_limit": true, "servers": true,
+	"server_retry_timeout": true, "server_failure_limit": true, "servers": true, "route": true,
 }
 
 // Load reads and parses the file at path.
@@ -144,6 +147,7 @@ func Parse(data []byte) (*Config, error) {
 	c := &Config{}
 	seen := map[string]bool{}
 	listens := map[string]string{}
+	routes := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		name, body := top.Content[i].Value, top.Content[i+1]
 		if seen[name] {
@@ -159,11 +163,65 @@ func Parse(data []byte) (*Config, error) {
 		}
 		listens[p.Listen] = name
 		c.Pools = append(c.Pools, p)
+		if r := routeNode(body); r != nil {
+			routes[name] = r
+		}
 	}
 	if len(c.Pools) == 0 {
 		return nil, errors.New("nutcracker: no pools")
 	}
+	if len(routes) > 0 {
+		if err := c.decodeRoutes(routes); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// routeNode returns the value of a pool's route:, or nil.
+func routeNode(body *yaml.Node) *yaml.Node {
+	for i := 0; i+1 < len(body.Content); i += 2 {
+		if body.Content[i].Value == "route" {
+			return body.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// decodeRoutes decodes the pools' route: (corvid's extension), whose
+// PoolRoutes name pools of this file: their servers, and their hash and
+// distribution as the route's hash ("ketama/fnv1a_64") unless the route
+// gives one.
+func (c *Config) decodeRoutes(routes map[string]*yaml.Node) error {
+	pools := map[string]*route.Pool{}
+	hashes := map[string]route.Hash{}
+	for _, p := range c.Pools {
+		if len(p.Servers) == 0 {
+			continue // a pool that only routes
+		}
+		rp := &route.Pool{Name: p.Name, Timeout: p.Timeout, Path: fmt.Sprintf("pool %q", p.Name)}
+		for _, s := range p.Servers {
+			rp.Servers = append(rp.Servers, route.Server{Addr: s.Addr, Weight: float64(max(s.Weight, 1)), Name: s.Name})
+		}
+		pools[p.Name] = rp
+		hashes[p.Name] = route.Hash{Func: p.Distribution + "/" + p.Hash, HashTag: p.HashTag}
+	}
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		n := routes[p.Name]
+		if n == nil {
+			continue
+		}
+		h, warnings, err := route.DecodeYAML(n, "route", pools, hashes)
+		if err != nil {
+			return fmt.Errorf("nutcracker: pool %q: %w", p.Name, err)
+		}
+		p.Route = h
+		for _, w := range warnings {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("pool %q: %s", p.Name, w))
+		}
+	}
+	return nil
 }
 
 func parsePool(name string, body *yaml.Node) (Pool, error) {
@@ -261,8 +319,11 @@ func parsePool(name string, body *yaml.Node) (Pool, error) {
 	if r.RedisAuth != nil {
 		p.RedisAuth = *r.RedisAuth
 	}
-	if r.Servers == nil || len(*r.Servers) == 0 {
+	if (r.Servers == nil || len(*r.Servers) == 0) && routeNode(body) == nil {
 		return fail("directive \"servers\" is missing or empty")
+	}
+	if r.Servers == nil {
+		return p, nil
 	}
 	names := map[string]bool{}
 	for _, s := range *r.Servers {

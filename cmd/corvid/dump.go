@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/corvidcache/corvid/internal/mctool"
+)
+
+// copyOptions holds the command lines of corvid dump and corvid load.
+type copyOptions struct {
+	server   string // dump: the source
+	output   string
+	input    string
+	from     string
+	to       string
+	limit    int
+	rate     float64
+	progress bool
+	timeout  time.Duration
+}
+
+func newDumpCommand() *cobra.Command {
+	o := &copyOptions{}
+	cmd := &cobra.Command{
+		Use:   "dump [-s host:port] [-o file]",
+		Short: "Copy a memcached-protocol server's items to a dump file",
+		Long: `Walk the server's keys with lru_crawler metadump (corvid, memcached 1.6)
+and write each item (key, flags, absolute expiry, value) to a corvid dump
+file, which corvid load reads back. The format is described in package
+internal/mctool: a header line, one checksummed record per item, and an END
+line with the record count.`,
+		Example: `  corvid dump -s 10.0.0.5:11211 -o cache.dump
+  corvid load -i cache.dump --to 10.0.0.6:11211`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.dump(cmd); err != nil {
+				return fmt.Errorf("dump: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.server, "server", "s", "127.0.0.1:11211", "server host:port")
+	f.StringVarP(&o.output, "output", "o", "-", "dump file (- for standard output)")
+	f.IntVar(&o.limit, "limit", 0, "dump at most this many keys (0: all)")
+	o.commonFlags(cmd)
+	return cmd
+}
+
+func newLoadCommand() *cobra.Command {
+	o := &copyOptions{}
+	cmd := &cobra.Command{
+		Use:   "load (-i file | --from host:port) --to host:port",
+		Short: "Store a dump file's items, or another server's, into a memcached-protocol server",
+		Long: `Store every item of a corvid dump file (-i), or of a running server
+(--from, walked as corvid dump does), into the --to server, keeping flags
+and the remaining time to live. Items that have expired by the time they
+would be sent are skipped and counted. A truncated or corrupt file stops the
+load at its first bad record, which is named; what was stored before it
+stays, and the exit status is 1.`,
+		Example: `  corvid load -i cache.dump --to 127.0.0.1:11211 --rate 50000
+  corvid load --from 10.0.0.5:11211 --to 10.0.0.6:11211 --progress`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.load(cmd); err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.input, "input", "i", "", "dump file to read (- for standard input)")
+	f.StringVar(&o.from, "from", "", "server host:port to copy from")
+	f.StringVar(&o.to, "to", "", "server host:port to store into")
+	f.Float64Var(&o.rate, "rate", 0, "store at most this many items a second (0: no limit)")
+	o.commonFlags(cmd)
+	return cmd
+}
+
+func (o *copyOptions) commonFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
+	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "connect and reply timeout")
+}
+
+// bar returns a progress bar on stderr when it is a terminal or
+// --progress was given, else nil.
+func (o *copyOptions) bar(cmd *cobra.Command, total int64, desc string, bytes bool) *progressbar.ProgressBar {
+	w := cmd.ErrOrStderr()
+	f, isFile := w.(*os.File)
+	if !o.progress && (!isFile || !term.IsTerminal(int(f.Fd()))) {
+		return nil
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	}
+	if bytes {
+		opts = append(opts, progressbar.OptionShowBytes(true))
+	} else {
+		opts = append(opts, progressbar.OptionSetItsString("items"), progressbar.OptionShowIts())
+	}
+	return progressbar.NewOptions64(total, opts...)
+}
+
+func context0(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
+	ctx := context0(cmd)
+	if o.limit < 0 {
+		return errors.New("--limit must not be negative")
+	}
+	c, err := mctool.Dial(ctx, o.server, o.timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	out := cmd.OutOrStdout()
+	name := "standard output"
+	if o.output != "-" && o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+		out, name = f, o.output
+	}
+	w, err := mctool.NewWriter(out, c.Addr(), time.Now())
+	if err != nil {
+		return err
+	}
+	var bar *progressbar.ProgressBar
+	st, err := c.Walk(o.limit, func(n int) {
+		bar = o.bar(cmd, int64(n), "dump", false)
+	}, func(r mctool.Record) error {
+		if bar != nil {
+			bar.Add(1)
+		}
+		return w.Write(r)
+	})
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with keys the text protocol cannot name)\n",
+		st.Records, c.Addr(), name, st.Gone, st.Unsendable)
+	return nil
+}
+
+func (o *copyOptions) load(cmd *cobra.Command) error {
+	ctx := context0(cmd)
+	switch {
+	case o.to == "":
+		return errors.New("give the server to load into with --to host:port")
+	case o.input != "" && o.from != "":
+		return errors.New("give -i or --from, not both")
+	case o.input == "" && o.from == "":
+		return errors.New("give a dump file with -i or a server with --from")
+	case o.rate < 0:
+		return errors.New("--rate must not be negative")
+	}
+	if _, err := mctool.ParseAddr(o.to); err != nil {
+		return err
+	}
+	if o.from != "" {
+		if _, err := mctool.ParseAddr(o.from); err != nil {
+			return err
+		}
+	}
+	dst, err := mctool.Dial(ctx, o.to, o.timeout)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	// Check the target first: an empty source sends it nothing.
+	if _, err := dst.Version(); err != nil {
+		return err
+	}
+	l := mctool.NewLoader(dst, mctool.LoadConfig{Rate: o.rate})
+	if o.from != "" {
+		err = o.loadFromServer(cmd, ctx, l)
+	} else {
+		err = o.loadFromFile(cmd, l)
+	}
+	st := l.Stats()
+	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys the text protocol cannot name", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
+	if st.Failed > 0 {
+		msg += fmt.Sprintf("; %d refused (first: %s)", st.Failed, st.FirstError)
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), msg)
+	if err == nil && st.Failed > 0 {
+		err = fmt.Errorf("%s refused %d items", dst.Addr(), st.Failed)
+	}
+	return err
+}
+
+func (o *copyOptions) loadFromServer(cmd *cobra.Command, ctx context.Context, l *mctool.Loader) error {
+	src, err := mctool.Dial(ctx, o.from, o.timeout)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	var bar *progressbar.ProgressBar
+	_, err = src.Walk(0, func(n int) {
+		bar = o.bar(cmd, int64(n), "load", false)
+	}, func(r mctool.Record) error {
+		if bar != nil {
+			bar.Add(1)
+		}
+		return l.Add(r)
+	})
+	if bar != nil {
+		bar.Finish()
+	}
+	if ferr := l.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+func (o *copyOptions) loadFromFile(cmd *cobra.Command, l *mctool.Loader) error {
+	var in io.Reader = cmd.InOrStdin()
+	name := "standard input"
+	size := int64(-1)
+	if o.input != "-" {
+		f, err := os.Open(o.input)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+		in, name = f, o.input
+	}
+	r, err := mctool.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	bar := o.bar(cmd, size, "load", true)
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ferr := l.Flush(); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("%s: %w (the %d records before it were read)", name, err, r.Records())
+		}
+		if err := l.Add(rec); err != nil {
+			return err
+		}
+		if bar != nil {
+			bar.Set64(r.Offset())
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	return l.Flush()
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/server"
+)
+
+// fillN stores n items "k<i>" with flags i and value "v<i>".
+func fillN(t *testing.T, addr string, n int) {
+	t.Helper()
+	var req strings.Builder
+	for i := range n {
+		v := "v" + strconv.Itoa(i)
+		req.WriteString("set k" + strconv.Itoa(i) + " " + strconv.Itoa(i) + " 0 " + strconv.Itoa(len(v)) + "\r\n" + v + "\r\n")
+	}
+	req.WriteString("mn\r\n")
+	if got := sendText(t, addr, req.String(), "MN\r\n"); strings.Count(got, "STORED") != n {
+		t.Fatalf("sets: %q", got)
+	}
+}
+
+// countKeys returns how many of "k0".."k<n-1>" addr holds with the
+// right flags and value.
+func countKeys(t *testing.T, addr string, n int) int {
+	t.Helper()
+	var req strings.Builder
+	for i := range n {
+		req.WriteString("mg k" + strconv.Itoa(i) + " k f v\r\n")
+	}
+	req.WriteString("mn\r\n")
+	got := sendText(t, addr, req.String(), "MN\r\n")
+	found := 0
+	for i := range n {
+		s := strconv.Itoa(i)
+		if strings.Contains(got, "VA "+strconv.Itoa(len(s)+1)+" kk"+s+" f"+s+"\r\nv"+s+"\r\n") {
+			found++
+		}
+	}
+	return found
+}
+
+func TestDumpLoadFile(t *testing.T) {
+	statServers(t, func(t *testing.T, src string) {
+		const n = 250
+		fillN(t, src, n)
+		file := filepath.Join(t.TempDir(), "cache.dump")
+		out, err := runCorvid(t, "dump", "-s", src, "-o", file, "--progress")
+		if err != nil {
+			t.Fatalf("dump: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "dumped 250 items of "+src) || !strings.Contains(out, "250/250") {
+			t.Errorf("dump output (summary and progress bar):\n%s", out)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(data), "corvid-dump 1 ") || !strings.HasSuffix(string(data), "\nEND 250\n") {
+			t.Fatalf("dump file starts %q, ends %q", data[:30], data[len(data)-20:])
+		}
+		for name, dst := range map[string]string{
+			"corvid":    testutil.StartCorvid(t, server.Config{}),
+			"memcached": testutil.StartMemcached(t),
+		} {
+			out, err := runCorvid(t, "load", "-i", file, "--to", dst)
+			if err != nil {
+				t.Fatalf("load into %s: %v\n%s", name, err, out)
+			}
+			if got := countKeys(t, dst, n); got != n || !strings.Contains(out, "loaded 250 items into "+dst) {
+				t.Errorf("load into %s: %d of %d keys there; output:\n%s", name, got, n, out)
+			}
+		}
+	})
+}
+
+func TestLoadServerToServer(t *testing.T) {
+	src := testutil.StartMemcached(t)
+	dst := testutil.StartCorvid(t, server.Config{})
+	const n = 120
+	fillN(t, src, n)
+	start := time.Now()
+	out, err := runCorvid(t, "load", "--from", src, "--to", dst, "--rate", "400")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := countKeys(t, dst, n); got != n {
+		t.Errorf("%d of %d keys copied; output:\n%s", got, n, out)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("120 items at --rate 400 took %v, want at least 0.25s", took)
+	}
+	for _, args := range [][]string{
+		{"load", "--to", dst},
+		{"load", "--from", src},
+		{"load", "--from", src, "-i", "x", "--to", dst},
+		{"load", "--from", src, "--to", dst, "--rate", "-1"},
+	} {
+		if _, err := runCorvid(t, args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// TestLoadCorruptFile cuts and damages a dump file: load stores the
+// records before the bad one, names it, and fails.
+func TestLoadCorruptFile(t *testing.T) {
+	src := testutil.StartCorvid(t, server.Config{})
+	const n = 5
+	fillN(t, src, n)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "good.dump")
+	if out, err := runCorvid(t, "dump", "-s", src, "-o", file); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(good)
+	// The third record, wherever metadump put it.
+	third := 0
+	for range 3 {
+		third += strings.Index(text[third:], "\nI ") + 1
+	}
+	valueAt := third + strings.IndexByte(text[third:], '\n') + 1
+	damaged := []byte(text)
+	damaged[valueAt] ^= 0x20
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"flipped byte": {damaged, "bad record 3 at byte " + strconv.Itoa(third) + ": checksum mismatch"},
+		"truncated":    {good[:valueAt+1], "bad record 3 at byte " + strconv.Itoa(third) + ": the file ends inside"},
+		"no END":       {good[:strings.LastIndex(text, "END")], "bad record 6 at byte"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dst := testutil.StartCorvid(t, server.Config{})
+			bad := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+			if err := os.WriteFile(bad, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runCorvid(t, "load", "-i", bad, "--to", dst)
+			if err == nil || !strings.Contains(err.Error(), bad+": "+c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+			wantLoaded := 2
+			if name == "no END" {
+				wantLoaded = n
+			}
+			if got := countKeys(t, dst, n); got != wantLoaded || !strings.Contains(out, "loaded "+strconv.Itoa(wantLoaded)+" items") {
+				t.Errorf("%d keys loaded, want %d; output:\n%s", got, wantLoaded, out)
+			}
+		})
+	}
+}

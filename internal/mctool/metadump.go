@@ -1,0 +1,146 @@
+package mctool
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+// KeyInfo is one line of "lru_crawler metadump".
+type KeyInfo struct {
+	Key   string `json:"key"`   // decoded
+	Line  string `json:"-"`     // the line as the server sent it
+	Exp   int64  `json:"exp"`   // absolute Unix time, -1: never
+	LA    int64  `json:"la"`    // last access, Unix time
+	CAS   uint64 `json:"cas"`   // CAS unique
+	Fetch bool   `json:"fetch"` // fetched since stored
+	Class int    `json:"cls"`   // slab class
+	Size  int64  `json:"size"`  // bytes the item takes
+}
+
+// Metadump sends "lru_crawler metadump all" and calls fn for each key
+// line, in the server's order, until END, fn's error, or limit keys
+// (0: no limit). After a limit was reached the Conn is left mid-reply and
+// must be closed.
+func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
+	const req = "lru_crawler metadump all"
+	if err := c.send(req + "\r\n"); err != nil {
+		return err
+	}
+	for n := 0; limit <= 0 || n < limit; n++ {
+		line, err := c.line()
+		if err != nil {
+			return err
+		}
+		switch {
+		case string(line) == "END":
+			return nil
+		case bytes.HasPrefix(line, []byte("key=")):
+			k, ok := parseMetadump(string(line))
+			if !ok {
+				return c.garbage(req, line)
+			}
+			if err := fn(k); err != nil {
+				return err
+			}
+		case n == 0 && (isErrorLine(line) || bytes.HasPrefix(line, []byte("BUSY"))):
+			return c.refused(req, line)
+		default:
+			return c.garbage(req, line)
+		}
+	}
+	return nil
+}
+
+// parseMetadump parses "key=... exp=... la=... cas=... fetch=... cls=...
+// size=..."; fields it does not know are skipped.
+func parseMetadump(line string) (KeyInfo, bool) {
+	k := KeyInfo{Line: line}
+	haveKey := false
+	for _, f := range strings.Fields(line) {
+		name, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return k, false
+		}
+		var err error
+		switch name {
+		case "key":
+			k.Key, ok = URLDecode(v)
+			if !ok {
+				return k, false
+			}
+			haveKey = true
+		case "exp":
+			k.Exp, err = strconv.ParseInt(v, 10, 64)
+		case "la":
+			k.LA, err = strconv.ParseInt(v, 10, 64)
+		case "cas":
+			k.CAS, err = strconv.ParseUint(v, 10, 64)
+		case "fetch":
+			k.Fetch = v == "yes"
+		case "cls":
+			k.Class, err = strconv.Atoi(v)
+		case "size":
+			k.Size, err = strconv.ParseInt(v, 10, 64)
+		}
+		if err != nil {
+			return k, false
+		}
+	}
+	return k, haveKey
+}
+
+// URLEncode encodes a key as lru_crawler metadump does: ASCII letters,
+// digits and "-._~" stay, every other byte becomes %XX.
+func URLEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// URLDecode undoes URLEncode; ok is false for a bad %XX.
+func URLDecode(s string) (string, bool) {
+	if !strings.Contains(s, "%") {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+3 > len(s) {
+			return "", false
+		}
+		n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(n))
+		i += 2
+	}
+	return b.String(), true
+}
+
+// textKey reports whether key can be sent in a text or meta command.
+func textKey(key string) bool {
+	if key == "" || len(key) > 250 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}

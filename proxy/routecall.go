@@ -1,0 +1,357 @@
+package proxy
+
+import (
+	"bytes"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/corvidcache/corvid/route"
+)
+
+// maxAsyncPending bounds the detached requests (AllAsyncRoute's
+// children, AllInitialRoute's after the first, shadows, warm-up adds) a
+// route node has in flight; past it a
+// copy is dropped and counted, so that a slow pool never slows the
+// primary.
+const maxAsyncPending = 1024
+
+// rreq is a request being routed: its key, operation and reply kind,
+// and its bytes (the client's line, its data, and the proxy's "mn" after
+// a quiet meta request).
+type rreq struct {
+	key   []byte
+	op    rop
+	kind  replyKind
+	parts [][]byte
+}
+
+// routeTo sends the request r, whose reply completes c, through node n
+// of rt. from is the client whose reader routes it (nil from a server
+// connection's reader, re-dispatching a composed request): the
+// requests it queues are flushed with the client's.
+//
+// Selectors resolve to one destination without allocating; a PoolRoute
+// sends c to its server; a composer (see rstep) sends sub-calls to its
+// children and completes c once their replies decide; NullRoute and
+// ErrorRoute complete c at once.
+func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendingWrites) {
+	n = n.resolve(r.key, r.op)
+	n.st.requests.Add(1)
+	switch n.typ {
+	case route.PoolRoute:
+		b, idx, err := n.backend(r.key)
+		if err != nil {
+			n.st.errors.Add(1)
+			c.completeTo(nil, err, pw)
+			return
+		}
+		c.via = from
+		b.send(c, r.parts...)
+		if len(n.shadows) > 0 {
+			rt.shadow(from, n, idx, r, pw)
+		}
+	case route.NullRoute:
+		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+	case route.ErrorRoute:
+		line := "SERVER_ERROR"
+		if n.response != "" {
+			line += " " + n.response
+		}
+		line += "\r\n"
+		if r.kind == kindMetaQuiet {
+			line += "MN\r\n"
+		}
+		c.completeTo([]byte(line), nil, pw)
+	case route.AllAsyncRoute:
+		// mcrouter answers at once with NullRoute's reply; the children
+		// get detached copies.
+		for _, ch := range n.children {
+			rt.detached(from, n, ch, r, pw)
+		}
+		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+	case route.AllInitialRoute:
+		// The first child's reply is the answer; the others get
+		// detached copies, bounded as AllAsyncRoute's.
+		for _, ch := range n.children[1:] {
+			rt.detached(from, n, ch, r, pw)
+		}
+		rt.routeTo(from, c, n.children[0], r, pw)
+	case route.WarmUpRoute:
+		if r.op != rGet || r.kind != kindGet {
+			rt.routeTo(from, c, n.cold, r, pw)
+			return
+		}
+		rt.compose(from, c, n, r, pw)
+	case route.MissFailoverRoute:
+		if !r.op.getLike() {
+			rt.routeTo(from, c, n.children[0], r, pw)
+			return
+		}
+		rt.compose(from, c, n, r, pw)
+	default:
+		rt.compose(from, c, n, r, pw)
+	}
+}
+
+// shadow sends detached copies of a PoolRoute's request to the shadows
+// whose index_range holds idx and whose key_fraction_range holds the
+// key's fraction.
+func (rt *routeTree) shadow(from *client, n *rnode, idx int, r rreq, pw *pendingWrites) {
+	var frac float64
+	fracDone := false
+	for i := range n.shadows {
+		s := &n.shadows[i]
+		if idx < s.lo || idx > s.hi {
+			continue
+		}
+		if !fracDone {
+			frac, fracDone = keyFraction(r.key), true
+		}
+		if frac < s.flo || frac > s.fhi {
+			continue
+		}
+		if rt.detached(from, n, s.to, r, pw) {
+			n.st.shadowSent.Add(1)
+		} else {
+			n.st.shadowDropped.Add(1)
+		}
+	}
+}
+
+// detached sends a copy of r through to, its reply dropped, unless owner
+// has maxAsyncPending such copies in flight (then it is dropped and
+// counted). It reports whether the copy was sent.
+func (rt *routeTree) detached(from *client, owner, to *rnode, r rreq, pw *pendingWrites) bool {
+	if owner.st.asyncPending.Add(1) > maxAsyncPending {
+		owner.st.asyncPending.Add(-1)
+		owner.st.asyncDropped.Add(1)
+		return false
+	}
+	c := newCall()
+	c.kind, c.op, c.units, c.detached = r.kind, opForward, 1, true
+	c.pend = &owner.st.asyncPending
+	c.conn = uint32(owner.st.asyncPending.Load())
+	rt.routeTo(from, c, to, r, pw)
+	return true
+}
+
+// An rstep is a composed request in flight: a FailoverRoute,
+// MissFailoverRoute, WarmUpRoute or All* route's state between its
+// children's replies. It holds a copy of the request (the client's read
+// buffer is reused), the call its answer completes (out), and sub-calls
+// to its children, whose completion (see call.completeTo) comes back
+// here: the step then completes out, sends to the next child, or sends
+// detached copies. No goroutine waits for a composed request.
+type rstep struct {
+	mu   sync.Mutex // guards the fields below, from the sub-calls' completions
+	rt   *routeTree
+	node *rnode
+	out  *call // completed with the answer (nil once it is)
+	op   rop
+	kind replyKind
+	req  []byte // the request, copied
+	// parts is the request as routeTo takes it (set before each send).
+	parts [1][]byte
+	key   []byte // the key, copied
+	subs  []*call
+	next  int // the next child a sequential route tries
+	// pending counts sub-calls in flight; counts what AllMajority has
+	// seen of each result.
+	pending int
+	counts  [resClient + 1]int16
+	warm    bool // WarmUpRoute: asking warm
+}
+
+var stepPool = sync.Pool{New: func() any { return new(rstep) }}
+
+// compose starts a composed request of n.
+func (rt *routeTree) compose(from *client, c *call, n *rnode, r rreq, pw *pendingWrites) {
+	s := stepPool.Get().(*rstep)
+	s.rt, s.node, s.out, s.op, s.kind = rt, n, c, r.op, r.kind
+	s.req = s.req[:0]
+	for _, p := range r.parts {
+		s.req = append(s.req, p...)
+	}
+	s.key = append(s.key[:0], r.key...)
+	rt.steps.Add(1)
+	switch n.typ {
+	case route.FailoverRoute, route.MissFailoverRoute, route.LatestRoute:
+		s.pending = 1
+		s.next = 1
+		s.send(from, n.children[0], pw)
+	case route.WarmUpRoute:
+		s.pending = 1
+		s.send(from, n.cold, pw)
+	default: // AllSync, AllMajority, AllFastest
+		// s.subs is complete before the first is sent, and s outlives
+		// the last send: it is released once every sub-call completed.
+		s.pending = len(n.children)
+		for range n.children {
+			s.newSub()
+		}
+		for i, ch := range n.children {
+			rt.routeTo(from, s.subs[i], ch, s.request(), pw)
+		}
+	}
+}
+
+// request returns the step's request to route.
+func (s *rstep) request() rreq {
+	s.parts[0] = s.req
+	return rreq{key: s.key, op: s.op, kind: s.kind, parts: s.parts[:]}
+}
+
+// newSub makes a sub-call of s; s.mu is held or s is not yet shared.
+func (s *rstep) newSub() *call {
+	f := newCall()
+	f.kind, f.step = s.kind, s
+	if s.out != nil {
+		f.conn = s.out.conn
+	}
+	s.subs = append(s.subs, f)
+	return f
+}
+
+// send sends a new sub-call of a sequential route to n.
+func (s *rstep) send(from *client, n *rnode, pw *pendingWrites) {
+	s.mu.Lock()
+	f := s.newSub()
+	s.mu.Unlock()
+	s.rt.routeTo(from, f, n, s.request(), pw)
+}
+
+// subDone is called when the sub-call f of s completes (f.reply or
+// f.err holds its answer).
+func (s *rstep) subDone(f *call, pw *pendingWrites) {
+	n := s.node
+	res := classify(s.op, f.reply, f.err)
+	s.mu.Lock()
+	s.pending--
+	if res.isError() {
+		n.st.errors.Add(1)
+	}
+	switch n.typ {
+	case route.FailoverRoute, route.LatestRoute, route.MissFailoverRoute:
+		retry := res.failover() || n.typ == route.MissFailoverRoute && res != resOK
+		if retry && s.next < len(n.children) {
+			next := n.children[s.next]
+			s.next++
+			s.pending++
+			n.st.failovers.Add(1)
+			s.mu.Unlock()
+			s.send(nil, next, pw)
+			return
+		}
+		s.answer(f, pw)
+	case route.WarmUpRoute:
+		if !s.warm && res != resOK {
+			s.warm = true
+			s.pending++
+			s.mu.Unlock()
+			s.send(nil, n.warm, pw)
+			return
+		}
+		if s.warm && res == resOK {
+			s.fill(f.reply, pw)
+		}
+		s.answer(f, pw)
+	case route.AllSyncRoute:
+		if s.pending == 0 {
+			worst := f
+			wr := res
+			for _, g := range s.subs {
+				if gr := classify(s.op, g.reply, g.err); gr > wr {
+					worst, wr = g, gr
+				}
+			}
+			s.answer(worst, pw)
+		}
+	case route.AllFastestRoute:
+		if !res.isError() || s.pending == 0 {
+			s.answer(f, pw)
+		}
+	case route.AllMajorityRoute:
+		if !res.isError() {
+			s.counts[res]++
+			if int(s.counts[res]) >= len(n.children)/2+1 {
+				s.answer(f, pw)
+			}
+		}
+		if s.pending == 0 {
+			s.answer(f, pw)
+		}
+	}
+	done := s.pending == 0
+	s.mu.Unlock()
+	if done {
+		s.release()
+	}
+}
+
+// answer completes the step's call with f's reply, once; s.mu is held.
+func (s *rstep) answer(f *call, pw *pendingWrites) {
+	out := s.out
+	if out == nil {
+		return
+	}
+	s.out = nil
+	out.completeTo(f.reply, f.err, pw)
+}
+
+// fill adds the value of warm's hit (a get reply) to cold, detached,
+// with the route's exptime.
+func (s *rstep) fill(reply []byte, pw *pendingWrites) {
+	n := s.node
+	// VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n
+	line, next, _ := replyLine(reply)
+	if next == 0 || !bytes.HasPrefix(line, []byte("VALUE ")) {
+		return
+	}
+	f := bytes.Fields(line)
+	if len(f) < 4 {
+		return
+	}
+	size, err := strconv.Atoi(string(f[3]))
+	if err != nil || next+size+2 > len(reply) {
+		return
+	}
+	req := make([]byte, 0, len(f[1])+len(f[2])+len(f[3])+32+size)
+	req = append(req, "add "...)
+	req = append(append(req, f[1]...), ' ')
+	req = append(append(req, f[2]...), ' ')
+	req = strconv.AppendInt(req, int64(n.exptime), 10)
+	req = append(append(append(req, ' '), f[3]...), "\r\n"...)
+	req = append(req, reply[next:next+size+2]...)
+	if s.rt.detached(nil, n, n.cold, rreq{key: s.key, op: rAdd, kind: kindStore, parts: [][]byte{req}}, pw) {
+		n.st.warmFills.Add(1)
+	}
+}
+
+// release returns s and its sub-calls to their pools, once every
+// sub-call has completed.
+func (s *rstep) release() {
+	s.rt.steps.Add(-1)
+	for i, f := range s.subs {
+		f.release()
+		s.subs[i] = nil
+	}
+	subs, req, key := s.subs[:0], s.req[:0], s.key[:0]
+	if cap(req) > maxPooledReply {
+		req = nil
+	}
+	*s = rstep{subs: subs, req: req, key: key}
+	stepPool.Put(s)
+}
+
+// routeCounters are a route node's counters (RouteStats).
+type routeCounters struct {
+	requests      atomic.Int64
+	errors        atomic.Int64
+	failovers     atomic.Int64
+	warmFills     atomic.Int64
+	shadowSent    atomic.Int64
+	shadowDropped atomic.Int64
+	asyncPending  atomic.Int64
+	asyncDropped  atomic.Int64
+}

@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/nutcracker"
+	"github.com/corvidcache/corvid/ring"
+	"github.com/corvidcache/corvid/route"
+)
+
+// DefaultRouteTimeout is how long a request of corvid router waits for a
+// server's reply when its pool gives no timeout: mcrouter's
+// server_timeout default (1 s).
+const DefaultRouteTimeout = time.Second
+
+// errRouterMode refuses a nutcracker.yml reload of corvid router, and a
+// route reload of corvid proxy.
+var errRouterMode = errors.New("proxy: the proxy was not started with this kind of configuration")
+
+// newRouter binds corvid router's listeners (one front pool per address
+// of cfg.Listen, named "router", "router1", ...) and installs the route
+// configuration.
+func (p *Proxy) newRouter(cfg *route.Config, listen []string) error {
+	if len(listen) == 0 {
+		return errors.New("proxy: corvid router needs an address to listen on")
+	}
+	p.router = true
+	for i, addr := range listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, f := range p.fronts {
+				f.ln.Close()
+			}
+			return fmt.Errorf("cannot listen on %q: %w", addr, err)
+		}
+		name := "router"
+		if i > 0 {
+			name += strconv.Itoa(i)
+		}
+		f := &pool{name: name, ctx: p.ctx, log: p.log, proxy: p, ln: ln}
+		f.cur.Store(&tree{cfg: &nutcracker.Pool{Name: name, Listen: addr}})
+		p.fronts = append(p.fronts, f)
+	}
+	p.pools = append(p.pools, p.fronts...)
+	if err := p.ReloadRoutes(cfg); err != nil {
+		for _, f := range p.fronts {
+			f.ln.Close()
+		}
+		return err
+	}
+	return nil
+}
+
+// ReloadRoutes makes cfg corvid router's route configuration while it
+// serves, as Reload does for corvid proxy: pools are matched by name
+// and unchanged servers keep their connections; new requests take the
+// new tree, requests in flight finish on the old one (its servers that
+// cfg removes are closed once they are done). On an error the old tree
+// keeps serving.
+func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	if !p.router {
+		return errRouterMode
+	}
+	if cfg == nil || cfg.Root == nil {
+		return errors.New("proxy: the route configuration has no route")
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errClosed
+	}
+	old := make(map[string]*pool)
+	for _, pl := range p.pools {
+		if pl.ln == nil {
+			old[pl.name] = pl
+		}
+	}
+	epoch := p.epoch + 1
+	p.mu.Unlock()
+
+	var gone []*backend
+	byName := make(map[string]*pool, len(cfg.Pools))
+	cfgOf := make(map[*pool]*nutcracker.Pool, len(cfg.Pools))
+	plans := make(map[*pool]poolPlan, len(cfg.Pools))
+	var order []*pool
+	names := slices.Sorted(maps.Keys(cfg.Pools))
+	for _, name := range names {
+		rp := cfg.Pools[name]
+		pc, err := routePool(name, rp)
+		if err != nil {
+			return err
+		}
+		pn := p.planPool(old[name], pc, &gone)
+		byName[name], cfgOf[pn.pl], plans[pn.pl] = pn.pl, pc, pn
+		order = append(order, pn.pl)
+	}
+	rt, err := compileRoutes(cfg.Root, "route", byName, cfgOf, false, p.fronts[0].rt.Load())
+	if err != nil {
+		return err
+	}
+	rt.epoch, rt.source = epoch, cfg.Source
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errClosed
+	}
+	p.epoch = epoch
+	for _, pl := range order {
+		pn := plans[pl]
+		for _, b := range pn.fresh {
+			b.start(&p.wg, false)
+		}
+		pl.install(cfgOf[pl], pn.all, epoch)
+	}
+	rt.fillAll()
+	var oldTrees []*routeTree
+	for _, f := range p.fronts {
+		if o := f.rt.Swap(rt); o != nil && (len(oldTrees) == 0 || oldTrees[0] != o) {
+			oldTrees = append(oldTrees, o)
+		}
+	}
+	for name, pl := range old {
+		if byName[name] == nil {
+			gone = append(gone, pl.cur.Load().all...)
+		}
+	}
+	p.pools = append(append(p.pools[:0:0], p.fronts...), order...)
+	if len(gone) > 0 {
+		p.wg.Add(1)
+		go p.retire(epoch, gone, nil, oldTrees)
+	}
+	return nil
+}
+
+// routePool makes the pool settings of an mcrouter pool.
+func routePool(name string, rp *route.Pool) (*nutcracker.Pool, error) {
+	if rp == nil || len(rp.Servers) == 0 {
+		return nil, fmt.Errorf("pools.%s: no servers", name)
+	}
+	pc := &nutcracker.Pool{Name: name, Hash: nutcracker.DefaultHash,
+		Distribution: nutcracker.DefaultDistribution, Timeout: rp.Timeout,
+		ServerConnections: 1, ServerFailureLimit: 1}
+	if pc.Timeout <= 0 {
+		pc.Timeout = DefaultRouteTimeout
+	}
+	for _, s := range rp.Servers {
+		w := int(s.Weight)
+		pc.Servers = append(pc.Servers, ring.Server{Addr: s.Addr, Name: s.Name, Weight: max(w, 1)})
+	}
+	return pc, nil
+}
+
+// adminKey is the prefix of mcrouter's admin gets, which corvid router
+// answers itself.
+var adminKey = []byte("__mcrouter__.")
+
+// adminGet answers a get of one of mcrouter's admin keys
+// (__mcrouter__.version, .config_age, .config_file, .options) as
+// mcrouter does: the value, or a miss for another.
+func (cl *client) adminGet(key []byte) error {
+	rt := cl.pool.rt.Load()
+	var val string
+	switch string(key[len(adminKey):]) {
+	case "version":
+		val = "corvid " + cl.p.cfg.Version
+	case "config_age":
+		val = strconv.FormatInt(int64(time.Since(rt.loaded)/time.Second), 10)
+	case "config_file":
+		val = rt.source
+	case "options":
+		val = "config_file " + rt.source + "\nnum_listeners " + strconv.Itoa(len(cl.p.fronts))
+	default:
+		return cl.local("END")
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
+	return cl.localRaw(b.Bytes())
+}
