@@ -1,66 +1,131 @@
-// Package admin serves a corvid daemon's admin HTTP port. Today it serves
-// Go's profiler under /debug/pprof/, so a running server can be profiled
-// with "go tool pprof http://ADDR/debug/pprof/profile"; it is where the
-// Prometheus metrics and the dashboard belong too.
+// Package admin serves a corvid daemon's admin HTTP port: Prometheus
+// metrics at /metrics, a live dashboard at / (its data at /api/stats),
+// and Go's profiler under /debug/pprof/, so a running server can be
+// profiled with "go tool pprof http://ADDR/debug/pprof/profile". The port
+// only serves reads: another method than GET or HEAD gets 405, an
+// unknown path 404.
+//
+// A daemon describes what it exports with a Config: its Prometheus
+// collectors (NewMemcachedCollector for the server, NewTwemproxyCollector
+// for the proxy; a new daemon writes its own table of families the same
+// way) and a Dashboard of charts and tables.
 package admin
 
 import (
+	"cmp"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Route is a page a daemon adds to its admin port, such as the proxy's
 // /stats.
 type Route struct {
-	// Pattern is an http.ServeMux pattern, e.g. "GET /stats".
+	// Pattern is an http.ServeMux pattern for GET, e.g. "GET /stats".
 	Pattern string
 	Handler http.Handler
 }
 
-// Handler returns the admin routes, with the daemon's own routes added.
-func Handler(routes ...Route) http.Handler {
+// Config is what a daemon serves on its admin port. The zero value
+// serves the profiler, the Go runtime's and process's metrics, and an
+// empty dashboard.
+type Config struct {
+	// Routes are the daemon's own pages; each pattern starts with "GET ".
+	Routes []Route
+	// Collectors are registered for /metrics beside the Go runtime and
+	// process collectors.
+	Collectors []prometheus.Collector
+	// Dashboard is the page at /; nil shows no charts.
+	Dashboard *Dashboard
+	// SampleInterval is how often the dashboard's charts are sampled
+	// (default 1s); History how many samples they keep (default 300,
+	// five minutes at one a second).
+	SampleInterval time.Duration
+	History        int
+}
+
+//go:embed ui
+var ui embed.FS
+
+// Server is a running admin port.
+type Server struct {
+	ln   net.Listener
+	hs   *http.Server
+	err  chan error
+	stop chan struct{}
+	done chan struct{} // closed when the sampler has stopped
+}
+
+// Listen opens the admin port on addr (host:port) and serves cfg on it
+// until Close.
+func Listen(addr string, cfg Config) (*Server, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range append([]prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}, cfg.Collectors...) {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("cannot register metrics: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
-	for _, r := range routes {
+	for _, r := range cfg.Routes {
+		if !strings.HasPrefix(r.Pattern, "GET ") {
+			return nil, fmt.Errorf("cannot serve %q on the admin port: only GET routes", r.Pattern)
+		}
 		mux.Handle(r.Pattern, r.Handler)
 	}
+	d := &Dashboard{Title: "corvid"}
+	if cfg.Dashboard != nil {
+		dc := *cfg.Dashboard
+		d = &dc
+	}
+	if d.Sample == nil {
+		d.Sample = func() map[string]float64 { return nil }
+	}
+	h := newHistory(d, cmp.Or(cfg.History, 300))
+	// Uncompressed: gzip was the largest part of a scrape's cost, and a
+	// scrape is a few tens of kilobytes.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
+	mux.Handle("GET /api/stats", h)
+	static, _ := fs.Sub(ui, "ui")
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, `<!doctype html><title>corvid</title><p><a href="debug/pprof/">profiles</a></p>`)
-	})
-	return mux
-}
 
-// Server is a running admin port.
-type Server struct {
-	ln  net.Listener
-	hs  *http.Server
-	err chan error
-}
-
-// Listen opens the admin port on addr (host:port) and serves Handler(routes)
-// on it until Close.
-func Listen(addr string, routes ...Route) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open admin port: %w", err)
 	}
 	s := &Server{
-		ln:  ln,
-		hs:  &http.Server{Handler: Handler(routes...), ReadHeaderTimeout: 10 * time.Second},
-		err: make(chan error, 1),
+		ln:   ln,
+		hs:   &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		err:  make(chan error, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	go func() { s.err <- s.hs.Serve(ln) }()
+	go func() {
+		defer close(s.done)
+		h.run(cmp.Or(cfg.SampleInterval, time.Second), s.stop)
+	}()
 	return s, nil
 }
 
@@ -69,8 +134,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Close stops the admin port: requests in progress get a second to
 // finish (a CPU profile being taken is cut short), then their
-// connections are closed.
+// connections are closed; the dashboard's sampling stops.
 func (s *Server) Close() error {
+	close(s.stop)
+	<-s.done
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.hs.Shutdown(ctx); err != nil {

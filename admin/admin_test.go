@@ -26,7 +26,7 @@ func get(t *testing.T, url string) (int, []byte) {
 
 func TestProfilesAreServed(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s, err := Listen("127.0.0.1:0")
+	s, err := Listen("127.0.0.1:0", Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestProfilesAreServed(t *testing.T) {
 		t.Errorf("unknown path: %d, want 404", code)
 	}
 	code, body = get(t, base+"/")
-	if code != http.StatusOK || !strings.Contains(string(body), "debug/pprof/") {
+	if code != http.StatusOK || !strings.Contains(string(body), `href="debug/pprof/"`) {
 		t.Errorf("root: %d %.200q", code, body)
 	}
 
@@ -63,16 +63,16 @@ func TestProfilesAreServed(t *testing.T) {
 }
 
 func TestListenRefusesBadAddress(t *testing.T) {
-	if _, err := Listen("127.0.0.1:notaport"); err == nil || !strings.Contains(err.Error(), "admin port") {
+	if _, err := Listen("127.0.0.1:notaport", Config{}); err == nil || !strings.Contains(err.Error(), "admin port") {
 		t.Fatalf("Listen: %v", err)
 	}
 }
 
 func TestDaemonRoutesAreServed(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s, err := Listen("127.0.0.1:0", Route{"GET /stats", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	s, err := Listen("127.0.0.1:0", Config{Routes: []Route{{"GET /stats", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "counters")
-	})})
+	})}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,5 +83,50 @@ func TestDaemonRoutesAreServed(t *testing.T) {
 	}
 	if code, _ := get(t, base+"/debug/pprof/"); code != http.StatusOK {
 		t.Errorf("profiles: %d", code)
+	}
+}
+
+func TestRoutesMustBeGET(t *testing.T) {
+	_, err := Listen("127.0.0.1:0", Config{Routes: []Route{{"POST /stats", http.NotFoundHandler()}}})
+	if err == nil || !strings.Contains(err.Error(), "only GET") {
+		t.Fatalf("Listen with a POST route: %v", err)
+	}
+}
+
+// TestOnlyReads checks that the admin port answers GET and HEAD, 405 to
+// any other method on its pages, and 404 for unknown paths.
+func TestOnlyReads(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s, err := Listen("127.0.0.1:0", Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := "http://" + s.Addr().String()
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/", 200}, {"HEAD", "/", 200}, {"GET", "/metrics", 200}, {"HEAD", "/metrics", 200},
+		{"GET", "/api/stats", 200}, {"GET", "/ui/app.js", 200}, {"GET", "/ui/style.css", 200},
+		{"GET", "/debug/pprof/", 200}, {"GET", "/debug/pprof/symbol", 200},
+		{"POST", "/", 405}, {"PUT", "/metrics", 405}, {"DELETE", "/api/stats", 405}, {"PATCH", "/ui/app.js", 405},
+		{"POST", "/debug/pprof/symbol", 405}, {"OPTIONS", "/metrics", 405}, {"POST", "/debug/pprof/profile", 405},
+		{"GET", "/nothing-here", 404}, {"POST", "/nothing-here", 404}, {"GET", "/index.html", 404},
+		{"GET", "/ui/missing.js", 404}, {"GET", "/api/", 404},
+	} {
+		req, err := http.NewRequest(c.method, base+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.want)
+		}
 	}
 }

@@ -247,8 +247,11 @@ func (p *Proxy) Stats() Stats {
 	}
 	for _, pl := range pools {
 		ps := pl.st.snapshot(pl.name)
-		for _, b := range pl.cur.Load().all {
-			ps.Servers = append(ps.Servers, b.st.snapshot(b.name))
+		t := pl.cur.Load()
+		for _, b := range t.all {
+			ss := b.st.snapshot(b.name)
+			ss.Ejected = !slices.Contains(t.live, b)
+			ps.Servers = append(ps.Servers, ss)
 		}
 		s.Pools = append(s.Pools, ps)
 	}

@@ -101,6 +101,9 @@ type ServerStats struct {
 	InQueueBytes      int64
 	OutQueue          int64 // requests sent, awaiting their reply
 	OutQueueBytes     int64
+	// Ejected is whether the server is out of its pool's continuum, as
+	// the pool routes now (twemproxy's stats do not show it).
+	Ejected bool
 }
 
 // Counter is one counter of a snapshot, under twemproxy's name.

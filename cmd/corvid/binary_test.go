@@ -284,7 +284,7 @@ func TestBinarySASL(t *testing.T) {
 	}
 }
 
-// --admin serves the profiler while the server runs, and the port closes
+// --admin serves the profiler, the metrics and the dashboard while the server runs, and the port closes
 // with the server.
 func TestServerAdminPort(t *testing.T) {
 	// Port 0: the server picks a free one and logs it.
@@ -302,6 +302,23 @@ func TestServerAdminPort(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "server.(*loop).run") {
 		t.Fatalf("goroutine profile: %v %d %.300q", err, resp.StatusCode, body)
+	}
+	for path, want := range map[string][]string{
+		"/metrics":   {"\nmemcached_up 1\n", "\nmemcached_max_connections 1024\n", "\ngo_goroutines ", "\nprocess_resident_memory_bytes "},
+		"/api/stats": {`"title":"corvid server 127.0.0.1:`, `"id":"slabs"`, `"id":"hotkeys"`},
+		"/":          {`src="ui/app.js"`},
+	} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), w) {
+				t.Errorf("%s: %v %d, no %q in %.300q", path, err, resp.StatusCode, w, body)
+			}
+		}
 	}
 	p.stop(t, syscall.SIGTERM)
 	if nc, err := net.DialTimeout("tcp", adminAddr, time.Second); err == nil {

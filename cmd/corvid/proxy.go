@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -463,7 +464,12 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	defer sp.Close()
 	logger.Info("stats port listening", "addr", sp.Addr().String())
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Route{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")})
+		host, _ := os.Hostname()
+		as, err := admin.Listen(o.admin, admin.Config{
+			Routes:     []admin.Route{{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")}},
+			Collectors: []prometheus.Collector{admin.NewTwemproxyCollector(host, stats)},
+			Dashboard:  admin.TwemproxyDashboard("corvid proxy "+host, stats),
+		})
 		if err != nil {
 			return err
 		}

@@ -370,6 +370,17 @@ func TestProxyRunsAndStopsOnSignal(t *testing.T) {
 	if string(body) != string(want) {
 		t.Errorf("admin /stats:\n%s\nwant\n%s", body, want)
 	}
+	resp, err = http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, w := range []string{`twemproxy_client_connections{cluster="alpha",twemproxy="`, `twemproxy_server_up{cluster="beta",server=`} {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("admin /metrics has no %q:\n%.2000s", w, body)
+		}
+	}
 	if pid, err := os.ReadFile(pidFile); err != nil || string(pid) != strconv.Itoa(os.Getpid()) {
 		t.Errorf("pid file %q, %v", pid, err)
 	}

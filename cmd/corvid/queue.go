@@ -194,7 +194,7 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		}
 	}
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Route{Pattern: "GET /stats", Handler: queueStatsHandler(srv)})
+		as, err := admin.Listen(o.admin, admin.Config{Routes: []admin.Route{{Pattern: "GET /stats", Handler: queueStatsHandler(srv)}}})
 		if err != nil {
 			srv.Close()
 			ln.Close()

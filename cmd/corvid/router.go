@@ -249,7 +249,7 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 	defer cancel() // before sigWG.Wait
 
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin)
+		as, err := admin.Listen(o.admin, admin.Config{})
 		if err != nil {
 			return err
 		}

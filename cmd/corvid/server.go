@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -839,7 +840,14 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		logger.Info("listening", "addr", a.Network()+":"+a.String())
 	}
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin)
+		title := "corvid server"
+		if a := srv.Addrs(); len(a) > 0 {
+			title += " " + a[0].String()
+		}
+		as, err := admin.Listen(o.admin, admin.Config{
+			Collectors: []prometheus.Collector{admin.NewMemcachedCollector(srv.Stats)},
+			Dashboard:  admin.MemcachedDashboard(title, srv.Stats),
+		})
 		if err != nil {
 			srv.Close()
 			return err
