@@ -333,3 +333,183 @@ func TestBinaryRouterConfigStr(t *testing.T) {
 	}
 	p.stop(t, syscall.SIGTERM)
 }
+
+// statValue returns the value of "STAT name" in addr's stats, or -1.
+func statValue(t *testing.T, addr, name string) int64 {
+	t.Helper()
+	return routeCounter(t, addr, name)
+}
+
+// holders returns the example addresses of the servers that hold key.
+func holders(t *testing.T, servers map[string]*server.Server, key string) []string {
+	t.Helper()
+	var out []string
+	for name, s := range servers {
+		if hit(t, addrOf(s), key) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// TestBinaryRouterExamplePrefixPools: the longest prefix wins and other
+// keys go to the wildcard's pool.
+func TestBinaryRouterExamplePrefixPools(t *testing.T) {
+	conf, servers := exampleServers(t, "mcrouter/prefix-pools.json")
+	p, _, addr := routerOn(t, conf)
+	pools := map[string][]string{
+		"user:":     {"127.0.0.1:11311", "127.0.0.1:11312"},
+		"session:":  {"127.0.0.1:11313"},
+		"user:hot:": {"127.0.0.1:11314"},
+		"":          {"127.0.0.1:11315", "127.0.0.1:11316"},
+	}
+	used := make(map[string]bool)
+	for _, prefix := range []string{"user:", "session:", "user:hot:", ""} {
+		for i := range 16 {
+			key := fmt.Sprintf("%s%d", prefix, i)
+			if prefix == "" {
+				key = fmt.Sprintf("item:%d", i)
+			}
+			setVia(t, addr, key)
+			h := holders(t, servers, key)
+			if len(h) != 1 || !strings.Contains(strings.Join(pools[prefix], " "), h[0]) {
+				t.Errorf("key %q is on %v, want one of %v", key, h, pools[prefix])
+			}
+			if len(h) == 1 {
+				used[h[0]] = true
+			}
+		}
+	}
+	if len(used) != len(servers) {
+		t.Errorf("keys used %d of the %d servers: %v", len(used), len(servers), used)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
+
+// TestBinaryRouterExampleFailover: with the primary pool's servers down,
+// requests are served by the backup pool.
+func TestBinaryRouterExampleFailover(t *testing.T) {
+	conf, servers := exampleServers(t, "mcrouter/failover.json")
+	p, _, addr := routerOn(t, conf)
+	backup := addrOf(servers["127.0.0.1:11313"])
+	setVia(t, addr, "up")
+	if hit(t, backup, "up") {
+		t.Fatal("with the primary pool up, the backup must not be used")
+	}
+	servers["127.0.0.1:11311"].Close()
+	servers["127.0.0.1:11312"].Close()
+	for i := range 8 {
+		key := fmt.Sprintf("down%d", i)
+		setVia(t, addr, key)
+		if !hit(t, backup, key) {
+			t.Errorf("%s: not in the backup pool", key)
+		}
+		if got := roundTrip(t, addr, "get "+key+"\r\n", "END"); got != fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(key), key) {
+			t.Errorf("get %s with the primary down: %q", key, got)
+		}
+	}
+	if n := routeCounter(t, addr, "route:route:failovers"); n < 16 {
+		t.Errorf("route:route:failovers = %d, want at least 16", n)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
+
+// TestBinaryRouterExampleWarmUp: a key only the old pool holds is
+// answered from it and added to the new pool with the route's exptime;
+// sets go to the new pool only.
+func TestBinaryRouterExampleWarmUp(t *testing.T) {
+	conf, servers := exampleServers(t, "mcrouter/warm-up.json")
+	p, _, addr := routerOn(t, conf)
+	old := []string{"127.0.0.1:11311", "127.0.0.1:11312"}
+	for _, o := range old {
+		setVia(t, addrOf(servers[o]), "warm")
+	}
+	if got := roundTrip(t, addr, "get warm\r\n", "END"); got != "VALUE warm 0 4\r\nwarm\r\nEND\r\n" {
+		t.Fatalf("get warm: %q", got)
+	}
+	var cold string
+	testutil.WaitFor(t, func() bool {
+		for _, n := range []string{"127.0.0.1:11321", "127.0.0.1:11322", "127.0.0.1:11323"} {
+			if hit(t, addrOf(servers[n]), "warm") {
+				cold = n
+				return true
+			}
+		}
+		return false
+	})
+	ttl := roundTrip(t, addrOf(servers[cold]), "mg warm t\r\n", "HD t3600")
+	if ttl != "HD t3600\r\n" {
+		t.Errorf("the warm-up add must carry exptime 3600: %q", ttl)
+	}
+	if n := routeCounter(t, addr, "route:route:warmup_fills"); n != 1 {
+		t.Errorf("route:route:warmup_fills = %d, want 1", n)
+	}
+	setVia(t, addr, "fresh")
+	for _, o := range old {
+		if hit(t, addrOf(servers[o]), "fresh") {
+			t.Errorf("a set must not reach the old pool (%s)", o)
+		}
+	}
+	p.stop(t, syscall.SIGTERM)
+}
+
+// TestBinaryRouterExampleReplicated: writes reach both pools, a get that
+// misses in the first is answered by the second.
+func TestBinaryRouterExampleReplicated(t *testing.T) {
+	conf, servers := exampleServers(t, "mcrouter/replicated.json")
+	p, _, addr := routerOn(t, conf)
+	east := []string{"127.0.0.1:11311", "127.0.0.1:11312"}
+	for i := range 8 {
+		key := fmt.Sprintf("r%d", i)
+		setVia(t, addr, key)
+		h := holders(t, servers, key)
+		if len(h) != 2 || !strings.HasPrefix(h[0], "127.0.0.1:113") {
+			t.Fatalf("%s is on %v, want one server of each pool", key, h)
+		}
+		for _, e := range east {
+			roundTrip(t, addrOf(servers[e]), "delete "+key+"\r\nmn\r\n", "MN")
+		}
+		if got := roundTrip(t, addr, "get "+key+"\r\n", "END"); got != fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(key), key) {
+			t.Errorf("get %s missing in east: %q", key, got)
+		}
+		if got := roundTrip(t, addr, "delete "+key+"\r\n", "NOT_FOUND"); got != "NOT_FOUND\r\n" {
+			t.Errorf("delete %s (gone from east): %q, want the worse reply NOT_FOUND", key, got)
+		}
+		if h := holders(t, servers, key); len(h) != 0 {
+			t.Errorf("%s still on %v after delete", key, h)
+		}
+	}
+	if n := routeCounter(t, addr, "route:route.operation_policies.get:failovers"); n != 8 {
+		t.Errorf("route:route.operation_policies.get:failovers = %d, want 8", n)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
+
+// TestBinaryRouterExampleShadow: about 10% of keys, always the same ones,
+// are copied to the test pool.
+func TestBinaryRouterExampleShadow(t *testing.T) {
+	conf, servers := exampleServers(t, "mcrouter/shadow.json")
+	p, _, addr := routerOn(t, conf)
+	test := addrOf(servers["127.0.0.1:11331"])
+	const n = 1000
+	var req strings.Builder
+	for i := range n {
+		fmt.Fprintf(&req, "set s%d 0 0 1 noreply\r\nx\r\n", i)
+	}
+	req.WriteString("version\r\n")
+	for round := 1; round <= 2; round++ {
+		roundTrip(t, addr, req.String(), "VERSION "+"1.6.18")
+		var sent int64
+		testutil.WaitFor(t, func() bool {
+			sent = routeCounter(t, addr, "route:route:shadow_sent")
+			return statValue(t, test, "cmd_set") == sent && routeCounter(t, addr, "route:route:async_pending") == 0
+		})
+		if round == 1 && (sent < n/20 || sent > n*3/20) {
+			t.Errorf("%d of %d keys shadowed, want about 10%%", sent, n)
+		}
+		if items := statValue(t, test, "curr_items"); items*int64(round) != sent {
+			t.Errorf("round %d: %d keys in the test pool, %d shadowed: the same keys must be shadowed every time", round, items, sent)
+		}
+	}
+	p.stop(t, syscall.SIGTERM)
+}
