@@ -181,14 +181,16 @@ memcaslap() { # TARGET SECONDS OUT
 json() { awk -v f="\"$1\":" '$1 == f { gsub(/,/, "", $2); print $2; exit }' "$2"; }
 
 # write_router_conf FILE TREE writes corvid router's JSON for one of the
-# route trees over the three backends: pool A is all three, B, C and W
-# one each.
+# route trees over the three backends: pool A is all three, W, B and C
+# one each. The prefix tree splits keys p:0 .. p:99999 in thirds by
+# their first digit (W: 1-3, B: 4-6, C: the rest), so that it uses as
+# many server connections as the plain pool.
 write_router_conf() {
 	local all route
 	all=$(printf '"%s", ' "${backends[@]}")
 	case $2 in
 	pool) route='"PoolRoute|A"' ;;
-	prefix3) route='{"type": "PrefixSelectorRoute", "policies": {"p:1": "PoolRoute|B", "p:2": "PoolRoute|C"}, "wildcard": "PoolRoute|A"}' ;;
+	prefix3) route='{"type": "PrefixSelectorRoute", "policies": {"p:1": "PoolRoute|W", "p:2": "PoolRoute|W", "p:3": "PoolRoute|W", "p:4": "PoolRoute|B", "p:5": "PoolRoute|B", "p:6": "PoolRoute|B"}, "wildcard": "PoolRoute|C"}' ;;
 	warmup) route='{"type": "WarmUpRoute", "cold": "PoolRoute|A", "warm": "PoolRoute|W"}' ;;
 	esac
 	cat >"$1" <<-EOF
@@ -251,7 +253,7 @@ route_rows() {
 	echo "load: corvid bench -c $CONCURRENCY, 90/10 get/set, 100 B values, keys p:0 .. p:99999 (prefilled)"
 	printf '%-44s %10s %8s\n' route "ops/s" "x pool"
 	printf '%-44s %10s %8s\n' "PoolRoute|A (3 servers)" "$pool_ops" 1
-	for t in "prefix3:PrefixSelectorRoute (p:1 -> B, p:2 -> C, else A)" "warmup:WarmUpRoute (cold A holds every key)"; do
+	for t in "prefix3:PrefixSelectorRoute (3 one-server pools)" "warmup:WarmUpRoute (cold A holds every key)"; do
 		ops=$(bench_median ${res[router ops/s|${t%%:*}]})
 		printf '%-44s %10s %8s\n' "${t#*:}" "$ops" "$(awk -v a="$ops" -v b="$pool_ops" 'BEGIN { printf "%.3f", a / b }')"
 	done
