@@ -12,13 +12,13 @@
 #               proxy is its p99 minus direct's
 #   wide get    bench/wideget: one get of WIDE_KEYS keys (100-byte values),
 #               median of WIDE_GETS gets, through each proxy and direct
-#   routes      (ROUTES=1, the default) the route engine's throughput
-#               through a PrefixSelectorRoute over three pools and a
-#               WarmUpRoute whose cold pool holds every key, against a
-#               plain PoolRoute in the same run (go test -bench
-#               BenchmarkRouteThroughput ./proxy: in-process corvid
-#               backends, 8 pipelining clients, 90/10 get/set); the
-#               issue's target is 0.9 or more for both
+#   routes      (ROUTES=1, the default; ROUTES=only runs just these rows)
+#               corvid router's throughput through a PrefixSelectorRoute
+#               over three pools and a WarmUpRoute whose cold pool holds
+#               every key, against a plain PoolRoute over the same three
+#               backends, each a `corvid router -f FILE` process (corvid
+#               bench, CONCURRENCY connections, 90/10 get/set, rotating
+#               order); the issue's target is 0.9 or more for both
 #   idle memory RSS of a fresh proxy holding IDLE idle client connections
 #               (bench/idleconns) once it has settled, minus its RSS
 #               before, per connection: connections that sent nothing, and
@@ -41,6 +41,7 @@ WIDE_KEYS=${WIDE_KEYS:-10000}
 WIDE_GETS=${WIDE_GETS:-10}
 IDLE=${IDLE:-10000}
 ROUTES=${ROUTES:-1}
+[[ $ROUTES =~ ^(0|1|only)$ ]] || bench_die "ROUTES must be 0, 1 or only, got '$ROUTES'"
 MEMORY_MB=${MEMORY_MB:-256}
 SERVER_THREADS=${SERVER_THREADS:-2}
 NUTCRACKER=${NUTCRACKER:-$(command -v nutcracker || true)}
@@ -179,6 +180,85 @@ memcaslap() { # TARGET SECONDS OUT
 
 json() { awk -v f="\"$1\":" '$1 == f { gsub(/,/, "", $2); print $2; exit }' "$2"; }
 
+# write_router_conf FILE TREE writes corvid router's JSON for one of the
+# route trees over the three backends: pool A is all three, W, B and C
+# one each. The prefix tree splits keys p:0 .. p:99999 in thirds by
+# their first digit (W: 1-3, B: 4-6, C: the rest), so that it uses as
+# many server connections as the plain pool.
+write_router_conf() {
+	local all route
+	all=$(printf '"%s", ' "${backends[@]}")
+	case $2 in
+	pool) route='"PoolRoute|A"' ;;
+	prefix3) route='{"type": "PrefixSelectorRoute", "policies": {"p:1": "PoolRoute|W", "p:2": "PoolRoute|W", "p:3": "PoolRoute|W", "p:4": "PoolRoute|B", "p:5": "PoolRoute|B", "p:6": "PoolRoute|B"}, "wildcard": "PoolRoute|C"}' ;;
+	warmup) route='{"type": "WarmUpRoute", "cold": "PoolRoute|A", "warm": "PoolRoute|W"}' ;;
+	esac
+	cat >"$1" <<-EOF
+		{
+		  "pools": {
+		    "A": {"servers": [${all%, }]},
+		    "B": {"servers": ["${backends[1]}"]},
+		    "C": {"servers": ["${backends[2]}"]},
+		    "W": {"servers": ["${backends[0]}"]},
+		  },
+		  "route": $route,
+		}
+	EOF
+}
+
+# route_rows runs corvid router with each route tree and prints its
+# throughput relative to the plain PoolRoute.
+route_rows() {
+	local trees=(pool prefix3 warmup) t r i port pid conf out order ok
+	declare -A RPORT
+	for t in "${trees[@]}"; do
+		port=$(bench_free_port) || bench_die "no free loopback port"
+		conf=$BENCH_TMP/router-$t.json
+		write_router_conf "$conf" "$t"
+		"$CORVID" router -f "$conf" -p "$port" --listen-addresses 127.0.0.1 2>"$BENCH_TMP/router-$t.log" &
+		pid=$!
+		BENCH_PIDS+=("$pid")
+		ok=0
+		for ((i = 0; i < 100; i++)); do
+			bench_alive "$pid" || break
+			if proxy_ready "$port"; then
+				ok=1
+				break
+			fi
+			sleep 0.1
+		done
+		((ok)) || { tail -n 20 "$BENCH_TMP/router-$t.log" >&2; bench_die "cannot start corvid router ($t)"; }
+		RPORT[$t]=$port
+		bench_log "router $t: 127.0.0.1:$port (pid $pid)"
+		run_bg "$BENCH_TMP/router-prefill-$t.json" "$CORVID" bench -s "127.0.0.1:$port" -c 8 --prefill --requests 1 \
+			--value-size 100 --key-prefix p: --json -q
+	done
+	for ((r = 1; r <= ROUNDS; r++)); do
+		order=()
+		for ((i = 0; i < 3; i++)); do order+=("${trees[(i + r - 1) % 3]}"); done
+		for t in "${order[@]}"; do
+			bench_log "routes round $r/$ROUNDS: $t ..."
+			out=$BENCH_TMP/router-$t-$r.json
+			run_bg "$out" "$CORVID" bench -s "127.0.0.1:${RPORT[$t]}" -c "$CONCURRENCY" --ratio 9:1 --value-size 100 \
+				--key-prefix p: --duration "${DURATION}s" --json -q
+			add "router ops/s" "$t" "$(json ops_per_sec "$out" | cut -d. -f1)"
+			errs=$(json errors "$out")
+			[[ $errs == 0 ]] || bench_log "warning: $errs error replies from router $t"
+		done
+	done
+	local pool_ops
+	pool_ops=$(bench_median ${res[router ops/s|pool]})
+	echo
+	echo "corvid router, route trees from JSON files over the same three backends, medians of $ROUNDS rounds (${DURATION}s, rotating order)"
+	echo "load: corvid bench -c $CONCURRENCY, 90/10 get/set, 100 B values, keys p:0 .. p:99999 (prefilled)"
+	printf '%-44s %10s %8s\n' route "ops/s" "x pool"
+	printf '%-44s %10s %8s\n' "PoolRoute|A (3 servers)" "$pool_ops" 1
+	for t in "prefix3:PrefixSelectorRoute (3 one-server pools)" "warmup:WarmUpRoute (cold A holds every key)"; do
+		ops=$(bench_median ${res[router ops/s|${t%%:*}]})
+		printf '%-44s %10s %8s\n' "${t#*:}" "$ops" "$(awk -v a="$ops" -v b="$pool_ops" 'BEGIN { printf "%.3f", a / b }')"
+	done
+}
+
 add() { # METRIC TARGET VALUE
 	bench_log "  $1 $2: $3"
 	res[$1|$2]+="$3 "
@@ -215,6 +295,11 @@ idle_memory() {
 	bench_stop_server "$pid"
 	add "idle B/conn $mode (RSS)" "$t" $(((after - before) * 1024 / IDLE))
 }
+
+if [[ $ROUTES == only ]]; then
+	route_rows
+	exit 0
+fi
 
 # Warm-up: memcaslap and a prefill of corvid bench's key space on each.
 for t in "${targets[@]}"; do
@@ -292,27 +377,5 @@ echo
 echo "corvid/nutcracker: above 1 is better for ops/s, below 1 for latency and memory."
 
 if [[ $ROUTES == 1 ]]; then
-	bench_log "route engine: go test -bench BenchmarkRouteThroughput, $ROUNDS rounds of ${DURATION}s ..."
-	# One round runs the three trees back to back; rounds repeat it, so
-	# that a change in the machine's load reaches all three alike.
-	routes_out=
-	for ((r = 1; r <= ROUNDS; r++)); do
-		out=$(cd "$REPO_ROOT" && go test -run '^$' -bench 'BenchmarkRouteThroughput' \
-			-benchtime "${DURATION}s" -count 1 ./proxy 2>&1) || bench_die "route benchmark failed: $out"
-		routes_out+=$out$'\n'
-	done
-	route_med() { # VARIANT -> median ns/op
-		# shellcheck disable=SC2046
-		bench_median $(awk -v v="BenchmarkRouteThroughput/$1-" 'index($1, v) == 1 { printf "%d\n", $3 }' <<<"$routes_out")
-	}
-	pool_ns=$(route_med pool)
-	echo
-	echo "route engine (in-process, same run): throughput relative to a plain PoolRoute"
-	row() { printf '%-32s %10s %10s\n' "$@"; }
-	row route "ns/op" "x pool"
-	row "PoolRoute" "$pool_ns" 1
-	for v in "prefix3:PrefixSelectorRoute (3 pools)" "warmup:WarmUpRoute (cold hits)"; do
-		ns=$(route_med "${v%%:*}")
-		row "${v#*:}" "$ns" "$(ratio "$pool_ns" "$ns")"
-	done
+	route_rows
 fi

@@ -135,10 +135,13 @@
 // choice of every composer (its first child, WarmUpRoute's cold).
 // flush_all goes to every server of the pools the tree names.
 //
-// corvid router answers mcrouter's admin gets itself:
-// __mcrouter__.version ("corvid <version>"), .config_age (seconds since
-// the tree was loaded), .config_file (Config.Routes.Source) and
-// .options; another __mcrouter__. key is a miss.
+// corvid router answers mcrouter's admin gets itself, as mcrouter's
+// service info does (a hit whose value is the answer):
+// __mcrouter__.version (Config.RouterVersion), .config_age (seconds since
+// the tree was loaded), .config_file (Config.Routes.Source), .options and
+// .options(<name>) (Config.RouterOptions); a command it cannot answer
+// (an unknown one, config_file for an inline configuration, an unknown
+// option) gets "ERROR: <reason>" as its value.
 //
 // Per-node counters (Stats.Routes; in the stats command as
 // route:<name>:<counter>, and under "routes" in the stats port's JSON):

@@ -24,6 +24,10 @@ const DefaultVersion = "1.6.18"
 // when Config.MaxValueLen is 0: memcached's default item size limit.
 const DefaultMaxValueLen = 1 << 20
 
+// RouterOption is one of corvid router's startup options under
+// mcrouter's name, with its value as mcrouter prints it.
+type RouterOption struct{ Name, Value string }
+
 // Config configures a Proxy. The zero value of each field but Pools is its
 // documented default.
 type Config struct {
@@ -38,6 +42,12 @@ type Config struct {
 	// Version is answered to "version" ("VERSION <Version>"); empty means
 	// DefaultVersion.
 	Version string
+	// RouterVersion is corvid router's answer to mcrouter's admin get
+	// __mcrouter__.version; empty means "corvid <Version>".
+	RouterVersion string
+	// RouterOptions are the options corvid router lists for
+	// __mcrouter__.options, in order.
+	RouterOptions []RouterOption
 	// MaxValueLen bounds the data of a storage command; a longer one is
 	// refused at the proxy with memcached's "SERVER_ERROR object too
 	// large for cache" and never buffered. 0 means DefaultMaxValueLen.

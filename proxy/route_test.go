@@ -279,3 +279,18 @@ func TestRoutePoolPlacement(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteMultiGetCounts: the keys of a multi-get that go straight to a
+// PoolRoute's servers count as requests of that node, as single gets do.
+func TestRouteMultiGetCounts(t *testing.T) {
+	root := &route.Handle{Type: route.PrefixSelectorRoute, Name: "sel",
+		Policies: map[string]*route.Handle{"a:": poolRoute("A")}, Wildcard: poolRoute("B")}
+	p, addr := startRouter(t, &route.Config{Pools: onePools(startCorvids(t, 2)...), Root: root})
+	c := testutil.Dial(t, addr)
+	if got := roundTrip(c, "get a:1 a:2 b:1\r\n", testutil.ValuesReply); got != "END\r\n" {
+		t.Fatalf("get: %q", got)
+	}
+	if a, b := routeStat(p, "poolA").Requests, routeStat(p, "poolB").Requests; a != 2 || b != 1 {
+		t.Errorf("requests: poolA %d, poolB %d; want 2 and 1", a, b)
+	}
+}

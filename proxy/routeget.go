@@ -45,6 +45,7 @@ func (cl *client) routeGetChunk(rt *routeTree, c *call, line []byte, keys [][]by
 		if n.typ == route.PoolRoute && len(n.shadows) == 0 {
 			if bb, _, err := n.backend(k); err == nil {
 				b = bb
+				n.st.requests.Add(1)
 			}
 		}
 		j := -1

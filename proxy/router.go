@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
@@ -164,25 +165,61 @@ func routePool(name string, rp *route.Pool) (*nutcracker.Pool, error) {
 // answers itself.
 var adminKey = []byte("__mcrouter__.")
 
-// adminGet answers a get of one of mcrouter's admin keys
-// (__mcrouter__.version, .config_age, .config_file, .options) as
-// mcrouter does: the value, or a miss for another.
+// adminGet answers a get of one of mcrouter's admin keys as mcrouter's
+// service info does: a hit whose value is the answer (a trailing
+// newline dropped), or "ERROR: <reason>" for a command it cannot
+// answer. The commands are version, config_age (seconds since the tree
+// was loaded), config_file (an error without a file), and options or
+// options(<name>) (Config.RouterOptions, one "name value" per line).
 func (cl *client) adminGet(key []byte) error {
 	rt := cl.pool.rt.Load()
+	cmd, args := string(key[len(adminKey):]), ""
+	if i := strings.IndexByte(cmd, '('); i >= 0 && strings.HasSuffix(cmd, ")") {
+		cmd, args = cmd[:i], cmd[i+1:len(cmd)-1]
+	}
 	var val string
-	switch string(key[len(adminKey):]) {
+	switch cmd {
 	case "version":
-		val = "corvid " + cl.p.cfg.Version
+		val = cl.p.cfg.RouterVersion
+		if val == "" {
+			val = "corvid " + cl.p.cfg.Version
+		}
 	case "config_age":
 		val = strconv.FormatInt(int64(time.Since(rt.loaded)/time.Second), 10)
 	case "config_file":
 		val = rt.source
+		if val == "" || val == route.InlineSource {
+			val = "ERROR: no config file found!"
+		}
 	case "options":
-		val = "config_file " + rt.source + "\nnum_listeners " + strconv.Itoa(len(cl.p.fronts))
+		val = routerOptions(cl.p.cfg.RouterOptions, args)
 	default:
-		return cl.local("END")
+		val = "ERROR: unknown command: " + cmd
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
 	return cl.localRaw(b.Bytes())
+}
+
+// routerOptions answers __mcrouter__.options: every option, or the value
+// of the one named by args.
+func routerOptions(opts []RouterOption, args string) string {
+	if strings.Contains(args, ",") {
+		return "ERROR: options: 0 or 1 args expected"
+	}
+	var b strings.Builder
+	for _, o := range opts {
+		if args == "" {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(o.Name + " " + o.Value)
+		} else if o.Name == args {
+			return o.Value
+		}
+	}
+	if args != "" {
+		return "ERROR: options: option " + args + " not found"
+	}
+	return b.String()
 }

@@ -43,7 +43,7 @@ func WithRoutePrefix(p string) Option { return func(o *options) { o.routePrefix 
 // configuration and one warning per property corvid accepts and ignores.
 // An error is one line that names where in the configuration it is.
 func ParseMcrouter(data []byte, opts ...Option) (*Config, []string, error) {
-	o := options{source: "--config-str", readFile: os.ReadFile, routePrefix: DefaultRoutePrefix}
+	o := options{source: InlineSource, readFile: os.ReadFile, routePrefix: DefaultRoutePrefix}
 	for _, f := range opts {
 		f(&o)
 	}

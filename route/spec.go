@@ -18,9 +18,12 @@ type Config struct {
 	// route of the default routing prefix of "routes").
 	Root *Handle
 	// Source names where the configuration came from (a file name, or
-	// "--config-str"), for admin gets and log lines.
+	// InlineSource), for admin gets and log lines.
 	Source string
 }
+
+// InlineSource is the Source of a configuration given as a string.
+const InlineSource = "--config-str"
 
 // Pool is a named set of servers.
 type Pool struct {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -51,17 +52,52 @@ type routeReloader interface {
 	ReloadRoutes(*route.Config) error
 }
 
+// routerStats is a router that reports its counters.
+type routerStats interface {
+	Stats() proxy.Stats
+}
+
 func newRouterCommand() *cobra.Command {
-	return routerCommand(&routerOptions{start: startRouter})
+	o := &routerOptions{}
+	o.start = o.startRouter
+	return routerCommand(o)
 }
 
 // startRouter builds the proxy engine for an mcrouter configuration.
-func startRouter(cfg *route.Config, listen []string, logger *slog.Logger) (routerServer, error) {
-	p, err := proxy.New(proxy.Config{Routes: cfg, Listen: listen, Logger: logger})
+func (o *routerOptions) startRouter(cfg *route.Config, listen []string, logger *slog.Logger) (routerServer, error) {
+	p, err := proxy.New(proxy.Config{Routes: cfg, Listen: listen, Logger: logger,
+		RouterVersion: "corvid " + version, RouterOptions: o.mcrouterOptions()})
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// mcrouterOptions lists the options as mcrouter's __mcrouter__.options
+// names them.
+func (o *routerOptions) mcrouterOptions() []proxy.RouterOption {
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	config := o.config
+	if config == "" && o.configFile != "" {
+		config = "file:" + o.configFile
+	} else if config == "" {
+		config = o.configStr
+	}
+	return []proxy.RouterOption{
+		{Name: "config", Value: config},
+		{Name: "config_file", Value: o.configFile},
+		{Name: "config_str", Value: o.configStr},
+		{Name: "default_route", Value: o.routePrefix},
+		{Name: "disable_reload_configs", Value: flag(o.disableReload)},
+		{Name: "listen_addresses", Value: strings.Join(o.listenAddrs, ",")},
+		{Name: "num_proxies", Value: strconv.Itoa(o.numProxies)},
+		{Name: "ports", Value: strings.Join(o.ports, ",")},
+	}
 }
 
 // routerCommand returns the router command with its flags bound to o.
@@ -97,7 +133,7 @@ handles, the route handles corvid runs) unchanged, on corvid proxy's engine.`,
 	f.StringSliceVar(&o.listenAddrs, "listen-addresses", nil, "address(es) to listen on (comma separated; default: all addresses)")
 	f.IntVar(&o.numProxies, "num-proxies", 1, "accepted: corvid's engine sizes itself")
 	f.StringVarP(&o.routePrefix, "route-prefix", "R", route.DefaultRoutePrefix, "default routing prefix: the route of \"routes\" whose aliases include it serves")
-	f.StringVar(&o.admin, "admin", "", "corvid: serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
+	f.StringVar(&o.admin, "admin", "", "corvid: serve the admin HTTP port (stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVarP(&o.daemon, "daemonize", "d", false, "corvid: run as a daemon")
 	f.StringVarP(&o.pidFile, "pid-file", "P", "", "corvid: write the process id to this file")
 	f.CountVarP(&o.verbose, "verbose", "v", "corvid: log more (-v: debug)")
@@ -248,8 +284,17 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 	}()
 	defer cancel() // before sigWG.Wait
 
+	var running atomic.Pointer[routerServer]
+	stats := func() proxy.Stats {
+		if p := running.Load(); p != nil {
+			if s, ok := (*p).(routerStats); ok {
+				return s.Stats()
+			}
+		}
+		return proxy.Stats{}
+	}
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Config{})
+		as, err := admin.Listen(o.admin, admin.Config{Routes: []admin.Route{{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")}}})
 		if err != nil {
 			return err
 		}
@@ -264,6 +309,7 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 		return err
 	}
 	defer p.Close()
+	running.Store(&p)
 	if path := cfg.Source; !o.disableReload && o.fromFile() {
 		r := newFileReloader(path, routerApply(path, o.routePrefix, p, logger), logger)
 		reloadsMu.Lock()
