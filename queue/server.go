@@ -58,11 +58,16 @@ type Server struct {
 	stopMu sync.Once
 	wg     sync.WaitGroup // connection goroutines
 
-	mu     sync.Mutex // guards queues, fc, conns, closed
+	mu     sync.Mutex // guards queues, deleting, fc, conns, closed
 	queues map[string]*queue
-	fc     *FileConfig
-	conns  map[*conn]struct{}
-	closed bool
+	// deleting holds the queues whose store is being deleted, each with a
+	// channel closed when it is gone: the name is created again only then,
+	// or the new store would replay the old journal and the delete would
+	// then remove the new store's file.
+	deleting map[string]chan struct{}
+	fc       *FileConfig
+	conns    map[*conn]struct{}
+	closed   bool
 
 	stopping     chan struct{} // closed by the shutdown command
 	stoppingOnce sync.Once
@@ -116,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, ln: cfg.Listener, log: cfg.Logger, start: cfg.Now(),
 		done: make(chan struct{}), stopping: make(chan struct{}),
 		queues: make(map[string]*queue), fc: cfg.Queues, conns: make(map[*conn]struct{}),
+		deleting: make(map[string]chan struct{}),
 	}
 	names, err := cfg.Backend.Names()
 	if err != nil {
@@ -281,8 +287,17 @@ func (s *Server) removeWaiter() { s.waiters.Add(-1) }
 func (s *Server) queue(name string) (*queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if q, ok := s.queues[name]; ok {
-		return q, nil
+	for {
+		if q, ok := s.queues[name]; ok {
+			return q, nil
+		}
+		gone, ok := s.deleting[name]
+		if !ok {
+			break
+		}
+		s.mu.Unlock()
+		<-gone
+		s.mu.Lock()
 	}
 	if s.closed {
 		return nil, ErrClosed
@@ -416,10 +431,20 @@ func (s *Server) deleteQueue(name string) error {
 	s.mu.Lock()
 	q := s.queues[name]
 	delete(s.queues, name)
+	gone := make(chan struct{})
+	if q != nil {
+		s.deleting[name] = gone
+	}
 	s.mu.Unlock()
 	if q == nil {
 		return nil
 	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.deleting, name)
+		s.mu.Unlock()
+		close(gone)
+	}()
 	q.mu.Lock()
 	q.deleted = true
 	q.wakeAllLocked()
