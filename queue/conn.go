@@ -300,11 +300,22 @@ func (c *conn) set(args [][]byte) error {
 		if !noreply {
 			c.reply("NOT_STORED\r\n")
 		}
+	case errors.Is(err, ErrTooManyQueues):
+		c.replyQueueErr(err)
 	default:
 		c.srv.log.Error("cannot store an item", "queue", name, "err", err)
 		c.reply("SERVER_ERROR cannot store the item\r\n")
 	}
 	return nil
+}
+
+// replyQueueErr answers a queue that cannot be had.
+func (c *conn) replyQueueErr(err error) {
+	if errors.Is(err, ErrTooManyQueues) {
+		c.reply("SERVER_ERROR too many queues\r\n")
+		return
+	}
+	c.reply("SERVER_ERROR cannot open queue\r\n")
 }
 
 // getOptions are the /options of a get.
@@ -390,7 +401,7 @@ func (c *conn) get(key string) error {
 	}
 	q, err := c.srv.queue(name)
 	if err != nil {
-		c.reply("SERVER_ERROR cannot open queue\r\n")
+		c.replyQueueErr(err)
 		return nil
 	}
 	if o.peek {
@@ -511,7 +522,7 @@ func (c *conn) monitor(args [][]byte) error {
 	}
 	q, err := c.srv.queue(name)
 	if err != nil {
-		c.reply("SERVER_ERROR cannot open queue\r\n")
+		c.replyQueueErr(err)
 		return nil
 	}
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)

@@ -32,6 +32,11 @@ type Config struct {
 	// MaxConns is the most connections served at once (default 4096);
 	// one more is answered SERVER_ERROR and closed.
 	MaxConns int
+	// MaxQueues is the most queues at once (default DefaultMaxQueues): each
+	// holds a journal file open and a goroutine, so a command naming a new
+	// queue beyond it is answered "SERVER_ERROR too many queues". The
+	// queues found in the data directory at start are all opened.
+	MaxQueues int
 	// MaxWaiters is the most clients blocked in get/t= at once over all
 	// queues (default MaxConns); beyond it a get/t= answers at once.
 	MaxWaiters int
@@ -91,6 +96,9 @@ type counters struct {
 	queueCreates, queueDeletes, queueExpires                   atomic.Int64
 }
 
+// DefaultMaxQueues is Config.MaxQueues when unset.
+const DefaultMaxQueues = 1024
+
 // New opens the backend's queues and returns a server ready to Serve.
 func New(cfg Config) (*Server, error) {
 	if cfg.Listener == nil {
@@ -101,6 +109,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 4096
+	}
+	if cfg.MaxQueues <= 0 {
+		cfg.MaxQueues = DefaultMaxQueues
 	}
 	if cfg.MaxWaiters <= 0 {
 		cfg.MaxWaiters = cfg.MaxConns
@@ -128,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("cannot list queues: %w", err)
 	}
 	for _, n := range names {
-		if _, err := s.queue(n); err != nil {
+		if _, err := s.openQueue(n, false); err != nil {
 			s.closeQueues()
 			return nil, err
 		}
@@ -283,8 +294,11 @@ func (s *Server) addWaiter() bool {
 
 func (s *Server) removeWaiter() { s.waiters.Add(-1) }
 
-// queue returns the queue called name, creating it.
-func (s *Server) queue(name string) (*queue, error) {
+// queue returns the queue called name, creating it unless the server
+// holds MaxQueues queues.
+func (s *Server) queue(name string) (*queue, error) { return s.openQueue(name, true) }
+
+func (s *Server) openQueue(name string, bounded bool) (*queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -304,6 +318,9 @@ func (s *Server) queue(name string) (*queue, error) {
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err
+	}
+	if bounded && len(s.queues)+len(s.deleting) >= s.cfg.MaxQueues {
+		return nil, ErrTooManyQueues
 	}
 	q := &queue{name: name, srv: s}
 	q.settings = s.settingsLocked(name)

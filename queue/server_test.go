@@ -595,3 +595,23 @@ func TestMonitorWaitsForItems(t *testing.T) {
 		t.Fatalf("open_transactions = %s", got)
 	}
 }
+
+// TestQueuesAreBounded names more queues than the server keeps: each
+// costs a journal file, its descriptor and a goroutine, so a client
+// naming new queues in a loop must not run the server out of them.
+func TestQueuesAreBounded(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	c := dial(t, s.addr)
+	for i := range queue.DefaultMaxQueues {
+		c.mustMiss(fmt.Sprintf("q%d", i))
+	}
+	c.do("get one-too-many", "SERVER_ERROR too many queues")
+	c.do("set one-too-many 0 0 1\r\nx", "SERVER_ERROR too many queues")
+	c.set("q0", "kept") // existing queues still work
+	c.mustGet("q0", "kept")
+	c.do("delete q1", "DELETED")
+	c.set("one-too-many", "now fits")
+	if got := s.stat("queue_one-too-many_items"); got != "1" {
+		t.Fatalf("items = %q", got)
+	}
+}
