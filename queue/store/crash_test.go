@@ -269,5 +269,5 @@ func TestCrash(t *testing.T) {
 			next = max(next, got[len(got)-1]+1)
 		}
 	}
-	t.Logf("%d kills, %d items acknowledged, %d confirmed, 0 lost", iters, acked, confirmed)
+	t.Logf("%d kills, %d items acknowledged, %d confirmed, 0 lost, 0 duplicates", iters, acked, confirmed)
 }
