@@ -271,8 +271,8 @@ func (c *conn) set(args [][]byte) error {
 		}
 		return nil
 	}
-	data := make([]byte, n+2)
-	if _, err := io.ReadFull(c.r, data); err != nil {
+	data, err := c.readData(int(n) + 2)
+	if err != nil {
 		return errClose
 	}
 	if data[n] != '\r' || data[n+1] != '\n' {
@@ -316,6 +316,29 @@ func (c *conn) replyQueueErr(err error) {
 		return
 	}
 	c.reply("SERVER_ERROR cannot open queue\r\n")
+}
+
+// setChunk is the most a set's data buffer grows ahead of what arrived.
+const setChunk = 64 << 10
+
+// readData reads a set's n bytes of data (its \r\n included). The buffer
+// grows as the data arrives, doubling from setChunk, so a client that
+// announces a large item and sends nothing costs little.
+func (c *conn) readData(n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, setChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(n, 2*cap(buf)))
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := io.ReadFull(c.r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // getOptions are the /options of a get.

@@ -615,3 +615,36 @@ func TestQueuesAreBounded(t *testing.T) {
 		t.Fatalf("items = %q", got)
 	}
 }
+
+// TestAnnouncedSetDataIsNotHeldAhead opens connections that each announce
+// a set of almost max_item_size and send none of its data: the server
+// holds memory for what arrived, not for what was announced.
+func TestAnnouncedSetDataIsNotHeldAhead(t *testing.T) {
+	const conns, size = 64, queue.DefaultMaxItemSize
+	s := startServer(t, queue.Config{})
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	header := fmt.Sprintf("set big 0 0 %d\r\n", size)
+	var cs []*client
+	for range conns {
+		c := dial(t, s.addr)
+		c.send(header)
+		cs = append(cs, c)
+	}
+	want := strconv.Itoa(conns * len(header))
+	waitFor(t, "the headers to be read", func() bool { return s.stat("bytes_read") == want })
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > conns*size/4 {
+		t.Fatalf("heap grew %d MiB for %d announced sets of %d bytes with no data", grew>>20, conns, size)
+	}
+	// The data still arrives whole.
+	c := cs[0]
+	c.send(strings.Repeat("x", size) + "\r\n")
+	c.expect("STORED")
+	if got, ok := c.get("big"); !ok || got != strings.Repeat("x", size) {
+		t.Fatalf("got %d bytes, %v", len(got), ok)
+	}
+}
