@@ -395,6 +395,7 @@ func (c *conn) get(key string) error {
 	if !c.checkName(name) {
 		return nil
 	}
+	c.forgetDeleted(name)
 	if o.abort {
 		if or, xid, ok := c.popRead(name); ok {
 			or.q.st.Abort(xid)
@@ -543,6 +544,7 @@ func (c *conn) monitor(args [][]byte) error {
 	if !c.checkName(name) {
 		return nil
 	}
+	c.forgetDeleted(name)
 	q, err := c.srv.queue(name)
 	if err != nil {
 		c.replyQueueErr(err)
@@ -685,6 +687,18 @@ func (c *conn) dropReads(name string) {
 			}
 		}
 		delete(c.reads, name)
+	}
+}
+
+// forgetDeleted drops the connection's open reads of queue name if that
+// queue was deleted (by any client): they ended with it, and must not
+// count against a queue created since under the same name.
+func (c *conn) forgetDeleted(name string) {
+	c.mu.Lock()
+	or := c.reads[name]
+	c.mu.Unlock()
+	if or != nil && or.q.isDeleted() {
+		c.dropReads(name)
 	}
 }
 

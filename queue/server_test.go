@@ -648,3 +648,23 @@ func TestAnnouncedSetDataIsNotHeldAhead(t *testing.T) {
 		t.Fatalf("got %d bytes, %v", len(got), ok)
 	}
 }
+
+// TestOpenReadOfDeletedQueueIsForgotten: a connection's open read of a
+// queue another client deletes ends with the queue; it does not make the
+// connection's next read of a queue by that name an error.
+func TestOpenReadOfDeletedQueueIsForgotten(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	a := dial(t, s.addr)
+	b := dial(t, s.addr)
+	a.set("r", "old")
+	a.mustGet("r/open", "old")
+	b.do("delete r", "DELETED")
+	b.set("r", "new")
+	a.mustGet("r", "new")
+	a.set("r", "newer")
+	a.mustGet("r/open", "newer")
+	a.do("get r/close", "END")
+	if got := s.stat("queue_r_items"); got != "0" {
+		t.Fatalf("items = %q", got)
+	}
+}
