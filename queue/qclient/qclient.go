@@ -180,6 +180,10 @@ func checkName(q string) error {
 	return nil
 }
 
+// relativeExptimeMax is the largest exptime a server reads as seconds
+// from now (30 days, as memcached); beyond, it is a Unix time.
+const relativeExptimeMax = 30 * 24 * 60 * 60
+
 // Put enqueues data on queue with the given expiry (0: none) on one
 // live server.
 func (c *Client) Put(queue string, data []byte, expiry time.Duration) error {
@@ -189,6 +193,10 @@ func (c *Client) Put(queue string, data []byte, expiry time.Duration) error {
 	exp := int64(0)
 	if expiry > 0 {
 		exp = int64((expiry + time.Second - 1) / time.Second)
+		if exp > relativeExptimeMax {
+			// The server reads a larger exptime as a Unix time.
+			exp = time.Now().Add(expiry).Unix() + 1
+		}
 	}
 	var lastErr error = ErrNoServers
 	for _, s := range c.order() {

@@ -201,3 +201,20 @@ func Example() {
 	// sending hello
 	// more: false
 }
+
+// TestLongExpiry puts items whose expiry is past memcached's 30 days of
+// relative exptime: they must not arrive already expired.
+func TestLongExpiry(t *testing.T) {
+	_, addr := start(t)
+	c := qclient.New(addr)
+	defer c.Close()
+	for _, d := range []time.Duration{time.Hour, 30 * 24 * time.Hour, 31 * 24 * time.Hour, 365 * 24 * time.Hour} {
+		if err := c.Put("long", []byte(d.String()), d); err != nil {
+			t.Fatal(err)
+		}
+		data, ok, err := c.Get("long", 0)
+		if err != nil || !ok || string(data) != d.String() {
+			t.Fatalf("expiry %v: got %q, %v, %v", d, data, ok, err)
+		}
+	}
+}
