@@ -73,8 +73,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 // a request finishes it first.
 func (c *conn) closeIdle() { c.nc.SetReadDeadline(time.Now()) }
 
-// errClose ends a connection after its last reply.
-var errClose = errors.New("queue: close connection")
+// errClose ends a connection after its last reply; errDrop ends it
+// without writing what is still buffered (an item that was put back).
+var (
+	errClose = errors.New("queue: close connection")
+	errDrop  = errors.New("queue: drop connection")
+)
 
 func (c *conn) serve() {
 	defer c.finish()
@@ -96,7 +100,9 @@ func (c *conn) serve() {
 		err = c.dispatch(bytes.TrimRight(line, "\r\n"))
 		c.srv.moveExpired()
 		if err != nil {
-			c.w.Flush()
+			if err != errDrop {
+				c.w.Flush()
+			}
 			return
 		}
 		if isStopping(c.srv.done) && c.r.Buffered() == 0 {
@@ -475,9 +481,11 @@ func (c *conn) get(key string) error {
 		// once the reply is out, put back if the client left while it
 		// waited or the reply cannot be written.
 		if c.peerGone() || c.w.Flush() != nil {
+			// The reply is not written: the item goes back, so the
+			// client must not have it too.
 			q.st.Abort(xid)
 			q.dispatch()
-			return errClose
+			return errDrop
 		}
 		q.st.Confirm(xid)
 	}

@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -666,5 +668,23 @@ func TestOpenReadOfDeletedQueueIsForgotten(t *testing.T) {
 	a.do("get r/close", "END")
 	if got := s.stat("queue_r_items"); got != "0" {
 		t.Fatalf("items = %q", got)
+	}
+}
+
+// TestWaiterThatHalfClosedGetsNothingTwice: a client that sends get/t=
+// and shuts down its sending side looks gone to the server, which puts
+// the item it was handed back; the client must then not receive it too.
+func TestWaiterThatHalfClosedGetsNothingTwice(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	w := dial(t, s.addr)
+	w.send("get hc/t=60000\r\n")
+	waitFor(t, "the waiter", func() bool { return s.stat("queue_hc_waiters") == "1" })
+	w.nc.(*net.TCPConn).CloseWrite()
+	c := dial(t, s.addr)
+	c.set("hc", "x")
+	reply, _ := io.ReadAll(w.r)
+	back := s.stat("queue_hc_items") == "1"
+	if strings.Contains(string(reply), "VALUE") == back {
+		t.Fatalf("reply %q and the item is back in the queue: %v", reply, back)
 	}
 }
