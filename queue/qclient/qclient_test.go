@@ -218,3 +218,38 @@ func TestLongExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestPutIsNotRepeatedAfterItWasSent: a server that takes a set and
+// answers too late (a slow fsync) may have stored it, so Put must not
+// store it again on another server.
+func TestPutIsNotRepeatedAfterItWasSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		buf := make([]byte, 512)
+		nc.Read(buf) // the set; the reply comes after the client gave up
+		<-release
+	}()
+	defer func() { close(release); ln.Close(); <-slowDone }()
+	s2, a2 := start(t)
+	c := qclient.New(ln.Addr().String(), a2)
+	c.Timeout = 200 * time.Millisecond
+	defer c.Close()
+	err = c.Put("once", []byte("x"), 0)
+	if got := stat(s2, "queue_once_items"); got == "1" {
+		t.Fatalf("Put = %v, and the item was also stored on the second server", err)
+	}
+	if err == nil {
+		t.Fatal("Put returned nil for an item whose fate is unknown")
+	}
+}
