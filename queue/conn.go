@@ -73,8 +73,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 // a request finishes it first.
 func (c *conn) closeIdle() { c.nc.SetReadDeadline(time.Now()) }
 
-// errClose ends a connection after its last reply.
-var errClose = errors.New("queue: close connection")
+// errClose ends a connection after its last reply; errDrop ends it
+// without writing what is still buffered (an item that was put back).
+var (
+	errClose = errors.New("queue: close connection")
+	errDrop  = errors.New("queue: drop connection")
+)
 
 func (c *conn) serve() {
 	defer c.finish()
@@ -96,7 +100,9 @@ func (c *conn) serve() {
 		err = c.dispatch(bytes.TrimRight(line, "\r\n"))
 		c.srv.moveExpired()
 		if err != nil {
-			c.w.Flush()
+			if err != errDrop {
+				c.w.Flush()
+			}
 			return
 		}
 		if isStopping(c.srv.done) && c.r.Buffered() == 0 {
@@ -271,8 +277,8 @@ func (c *conn) set(args [][]byte) error {
 		}
 		return nil
 	}
-	data := make([]byte, n+2)
-	if _, err := io.ReadFull(c.r, data); err != nil {
+	data, err := c.readData(int(n) + 2)
+	if err != nil {
 		return errClose
 	}
 	if data[n] != '\r' || data[n+1] != '\n' {
@@ -300,11 +306,45 @@ func (c *conn) set(args [][]byte) error {
 		if !noreply {
 			c.reply("NOT_STORED\r\n")
 		}
+	case errors.Is(err, ErrTooManyQueues):
+		c.replyQueueErr(err)
 	default:
 		c.srv.log.Error("cannot store an item", "queue", name, "err", err)
 		c.reply("SERVER_ERROR cannot store the item\r\n")
 	}
 	return nil
+}
+
+// replyQueueErr answers a queue that cannot be had.
+func (c *conn) replyQueueErr(err error) {
+	if errors.Is(err, ErrTooManyQueues) {
+		c.reply("SERVER_ERROR too many queues\r\n")
+		return
+	}
+	c.reply("SERVER_ERROR cannot open queue\r\n")
+}
+
+// setChunk is the most a set's data buffer grows ahead of what arrived.
+const setChunk = 64 << 10
+
+// readData reads a set's n bytes of data (its \r\n included). The buffer
+// grows as the data arrives, doubling from setChunk, so a client that
+// announces a large item and sends nothing costs little.
+func (c *conn) readData(n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, setChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(n, 2*cap(buf)))
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := io.ReadFull(c.r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // getOptions are the /options of a get.
@@ -361,6 +401,7 @@ func (c *conn) get(key string) error {
 	if !c.checkName(name) {
 		return nil
 	}
+	c.forgetDeleted(name)
 	if o.abort {
 		if or, xid, ok := c.popRead(name); ok {
 			or.q.st.Abort(xid)
@@ -390,7 +431,7 @@ func (c *conn) get(key string) error {
 	}
 	q, err := c.srv.queue(name)
 	if err != nil {
-		c.reply("SERVER_ERROR cannot open queue\r\n")
+		c.replyQueueErr(err)
 		return nil
 	}
 	if o.peek {
@@ -440,9 +481,11 @@ func (c *conn) get(key string) error {
 		// once the reply is out, put back if the client left while it
 		// waited or the reply cannot be written.
 		if c.peerGone() || c.w.Flush() != nil {
+			// The reply is not written: the item goes back, so the
+			// client must not have it too.
 			q.st.Abort(xid)
 			q.dispatch()
-			return errClose
+			return errDrop
 		}
 		q.st.Confirm(xid)
 	}
@@ -509,9 +552,10 @@ func (c *conn) monitor(args [][]byte) error {
 	if !c.checkName(name) {
 		return nil
 	}
+	c.forgetDeleted(name)
 	q, err := c.srv.queue(name)
 	if err != nil {
-		c.reply("SERVER_ERROR cannot open queue\r\n")
+		c.replyQueueErr(err)
 		return nil
 	}
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
@@ -651,6 +695,18 @@ func (c *conn) dropReads(name string) {
 			}
 		}
 		delete(c.reads, name)
+	}
+}
+
+// forgetDeleted drops the connection's open reads of queue name if that
+// queue was deleted (by any client): they ended with it, and must not
+// count against a queue created since under the same name.
+func (c *conn) forgetDeleted(name string) {
+	c.mu.Lock()
+	or := c.reads[name]
+	c.mu.Unlock()
+	if or != nil && or.q.isDeleted() {
+		c.dropReads(name)
 	}
 }
 

@@ -18,6 +18,7 @@
 // own. A connection waits for at most one get at a time, so waiters are
 // bounded by Config.MaxConns (4096 by default), and also by
 // Config.MaxWaiters (a get/t= beyond it answers at once, as on timeout).
+// Queues are bounded by Config.MaxQueues (each holds a journal file open).
 //
 // Replies are Kestrel's: STORED, NOT_STORED (full or too large), END,
 // DELETED, "Flushed all queues.", "Reloaded config.", and a bare

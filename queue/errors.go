@@ -13,6 +13,9 @@ var (
 	ErrNoTransaction = errors.New("queue: no such transaction")
 	// ErrClosed is returned by a closed Store.
 	ErrClosed = errors.New("queue: closed")
+	// ErrTooManyQueues is returned when a command names a new queue and
+	// the server holds Config.MaxQueues queues.
+	ErrTooManyQueues = errors.New("queue: too many queues")
 	// ErrBadName is returned for a queue name the server refuses.
 	ErrBadName = errors.New("queue: bad queue name")
 )

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/queue"
 )
@@ -84,4 +85,66 @@ func TestJournalBackendLongNames(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("files left after delete: %d", len(ents))
 	}
+}
+
+// deleteHookBackend is a JournalBackend whose stores call beforeDelete
+// before deleting their journal.
+type deleteHookBackend struct {
+	*queue.JournalBackend
+	beforeDelete func(name string)
+}
+
+type deleteHookStore struct {
+	queue.Store
+	name string
+	b    *deleteHookBackend
+}
+
+func (b *deleteHookBackend) Open(name string, cfg queue.StoreConfig) (queue.Store, error) {
+	st, err := b.JournalBackend.Open(name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return deleteHookStore{st, name, b}, nil
+}
+
+func (s deleteHookStore) Delete() error {
+	if s.b.beforeDelete != nil {
+		s.b.beforeDelete(s.name)
+	}
+	return s.Store.Delete()
+}
+
+// TestSetDuringDeleteKeepsItsItem sends a set to a queue while its delete
+// is under way: the set must neither bring the deleted items back (by
+// replaying the journal being deleted) nor lose its own item (by writing
+// to the journal the delete then removes).
+func TestSetDuringDeleteKeepsItsItem(t *testing.T) {
+	dir := t.TempDir()
+	b := &deleteHookBackend{JournalBackend: queue.NewJournalBackend(dir, nil)}
+	s := startServer(t, queue.Config{Backend: b, DefaultSync: "always"})
+	c := dial(t, s.addr)
+	other := dial(t, s.addr)
+	c.set("r", "old")
+	once := false
+	b.beforeDelete = func(string) {
+		if once {
+			return
+		}
+		once = true
+		other.send("set r 0 0 3\r\nnew\r\n")
+		// Give the set the time to go through, if it can.
+		other.nc.SetReadDeadline(time.Now().Add(time.Second))
+		other.r.Peek(1)
+		other.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+	}
+	c.do("delete r", "DELETED")
+	other.expect("STORED")
+	c.mustGet("r/peek", "new")
+	s.stop()
+
+	s2 := startServer(t, queue.Config{Backend: queue.NewJournalBackend(dir, nil)})
+	d := dial(t, s2.addr)
+	d.mustGet("r", "new")
+	d.mustMiss("r")
 }

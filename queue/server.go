@@ -32,6 +32,11 @@ type Config struct {
 	// MaxConns is the most connections served at once (default 4096);
 	// one more is answered SERVER_ERROR and closed.
 	MaxConns int
+	// MaxQueues is the most queues at once (default DefaultMaxQueues): each
+	// holds a journal file open and a goroutine, so a command naming a new
+	// queue beyond it is answered "SERVER_ERROR too many queues". The
+	// queues found in the data directory at start are all opened.
+	MaxQueues int
 	// MaxWaiters is the most clients blocked in get/t= at once over all
 	// queues (default MaxConns); beyond it a get/t= answers at once.
 	MaxWaiters int
@@ -58,11 +63,16 @@ type Server struct {
 	stopMu sync.Once
 	wg     sync.WaitGroup // connection goroutines
 
-	mu     sync.Mutex // guards queues, fc, conns, closed
+	mu     sync.Mutex // guards queues, deleting, fc, conns, closed
 	queues map[string]*queue
-	fc     *FileConfig
-	conns  map[*conn]struct{}
-	closed bool
+	// deleting holds the queues whose store is being deleted, each with a
+	// channel closed when it is gone: the name is created again only then,
+	// or the new store would replay the old journal and the delete would
+	// then remove the new store's file.
+	deleting map[string]chan struct{}
+	fc       *FileConfig
+	conns    map[*conn]struct{}
+	closed   bool
 
 	stopping     chan struct{} // closed by the shutdown command
 	stoppingOnce sync.Once
@@ -86,6 +96,9 @@ type counters struct {
 	queueCreates, queueDeletes, queueExpires                   atomic.Int64
 }
 
+// DefaultMaxQueues is Config.MaxQueues when unset.
+const DefaultMaxQueues = 1024
+
 // New opens the backend's queues and returns a server ready to Serve.
 func New(cfg Config) (*Server, error) {
 	if cfg.Listener == nil {
@@ -96,6 +109,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 4096
+	}
+	if cfg.MaxQueues <= 0 {
+		cfg.MaxQueues = DefaultMaxQueues
 	}
 	if cfg.MaxWaiters <= 0 {
 		cfg.MaxWaiters = cfg.MaxConns
@@ -116,13 +132,14 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, ln: cfg.Listener, log: cfg.Logger, start: cfg.Now(),
 		done: make(chan struct{}), stopping: make(chan struct{}),
 		queues: make(map[string]*queue), fc: cfg.Queues, conns: make(map[*conn]struct{}),
+		deleting: make(map[string]chan struct{}),
 	}
 	names, err := cfg.Backend.Names()
 	if err != nil {
 		return nil, fmt.Errorf("cannot list queues: %w", err)
 	}
 	for _, n := range names {
-		if _, err := s.queue(n); err != nil {
+		if _, err := s.openQueue(n, false); err != nil {
 			s.closeQueues()
 			return nil, err
 		}
@@ -277,18 +294,33 @@ func (s *Server) addWaiter() bool {
 
 func (s *Server) removeWaiter() { s.waiters.Add(-1) }
 
-// queue returns the queue called name, creating it.
-func (s *Server) queue(name string) (*queue, error) {
+// queue returns the queue called name, creating it unless the server
+// holds MaxQueues queues.
+func (s *Server) queue(name string) (*queue, error) { return s.openQueue(name, true) }
+
+func (s *Server) openQueue(name string, bounded bool) (*queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if q, ok := s.queues[name]; ok {
-		return q, nil
+	for {
+		if q, ok := s.queues[name]; ok {
+			return q, nil
+		}
+		gone, ok := s.deleting[name]
+		if !ok {
+			break
+		}
+		s.mu.Unlock()
+		<-gone
+		s.mu.Lock()
 	}
 	if s.closed {
 		return nil, ErrClosed
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err
+	}
+	if bounded && len(s.queues)+len(s.deleting) >= s.cfg.MaxQueues {
+		return nil, ErrTooManyQueues
 	}
 	q := &queue{name: name, srv: s}
 	q.settings = s.settingsLocked(name)
@@ -416,10 +448,20 @@ func (s *Server) deleteQueue(name string) error {
 	s.mu.Lock()
 	q := s.queues[name]
 	delete(s.queues, name)
+	gone := make(chan struct{})
+	if q != nil {
+		s.deleting[name] = gone
+	}
 	s.mu.Unlock()
 	if q == nil {
 		return nil
 	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.deleting, name)
+		s.mu.Unlock()
+		close(gone)
+	}()
 	q.mu.Lock()
 	q.deleted = true
 	q.wakeAllLocked()

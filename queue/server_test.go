@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -593,5 +595,96 @@ func TestMonitorWaitsForItems(t *testing.T) {
 	c.do("confirm w 5", "END")
 	if got := s.stat("queue_w_open_transactions"); got != "0" {
 		t.Fatalf("open_transactions = %s", got)
+	}
+}
+
+// TestQueuesAreBounded names more queues than the server keeps: each
+// costs a journal file, its descriptor and a goroutine, so a client
+// naming new queues in a loop must not run the server out of them.
+func TestQueuesAreBounded(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	c := dial(t, s.addr)
+	for i := range queue.DefaultMaxQueues {
+		c.mustMiss(fmt.Sprintf("q%d", i))
+	}
+	c.do("get one-too-many", "SERVER_ERROR too many queues")
+	c.do("set one-too-many 0 0 1\r\nx", "SERVER_ERROR too many queues")
+	c.set("q0", "kept") // existing queues still work
+	c.mustGet("q0", "kept")
+	c.do("delete q1", "DELETED")
+	c.set("one-too-many", "now fits")
+	if got := s.stat("queue_one-too-many_items"); got != "1" {
+		t.Fatalf("items = %q", got)
+	}
+}
+
+// TestAnnouncedSetDataIsNotHeldAhead opens connections that each announce
+// a set of almost max_item_size and send none of its data: the server
+// holds memory for what arrived, not for what was announced.
+func TestAnnouncedSetDataIsNotHeldAhead(t *testing.T) {
+	const conns, size = 64, queue.DefaultMaxItemSize
+	s := startServer(t, queue.Config{})
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	header := fmt.Sprintf("set big 0 0 %d\r\n", size)
+	var cs []*client
+	for range conns {
+		c := dial(t, s.addr)
+		c.send(header)
+		cs = append(cs, c)
+	}
+	want := strconv.Itoa(conns * len(header))
+	waitFor(t, "the headers to be read", func() bool { return s.stat("bytes_read") == want })
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > conns*size/4 {
+		t.Fatalf("heap grew %d MiB for %d announced sets of %d bytes with no data", grew>>20, conns, size)
+	}
+	// The data still arrives whole.
+	c := cs[0]
+	c.send(strings.Repeat("x", size) + "\r\n")
+	c.expect("STORED")
+	if got, ok := c.get("big"); !ok || got != strings.Repeat("x", size) {
+		t.Fatalf("got %d bytes, %v", len(got), ok)
+	}
+}
+
+// TestOpenReadOfDeletedQueueIsForgotten: a connection's open read of a
+// queue another client deletes ends with the queue; it does not make the
+// connection's next read of a queue by that name an error.
+func TestOpenReadOfDeletedQueueIsForgotten(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	a := dial(t, s.addr)
+	b := dial(t, s.addr)
+	a.set("r", "old")
+	a.mustGet("r/open", "old")
+	b.do("delete r", "DELETED")
+	b.set("r", "new")
+	a.mustGet("r", "new")
+	a.set("r", "newer")
+	a.mustGet("r/open", "newer")
+	a.do("get r/close", "END")
+	if got := s.stat("queue_r_items"); got != "0" {
+		t.Fatalf("items = %q", got)
+	}
+}
+
+// TestWaiterThatHalfClosedGetsNothingTwice: a client that sends get/t=
+// and shuts down its sending side looks gone to the server, which puts
+// the item it was handed back; the client must then not receive it too.
+func TestWaiterThatHalfClosedGetsNothingTwice(t *testing.T) {
+	s := startServer(t, queue.Config{})
+	w := dial(t, s.addr)
+	w.send("get hc/t=60000\r\n")
+	waitFor(t, "the waiter", func() bool { return s.stat("queue_hc_waiters") == "1" })
+	w.nc.(*net.TCPConn).CloseWrite()
+	c := dial(t, s.addr)
+	c.set("hc", "x")
+	reply, _ := io.ReadAll(w.r)
+	back := s.stat("queue_hc_items") == "1"
+	if strings.Contains(string(reply), "VALUE") == back {
+		t.Fatalf("reply %q and the item is back in the queue: %v", reply, back)
 	}
 }

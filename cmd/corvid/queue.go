@@ -30,6 +30,7 @@ type queueOptions struct {
 	configFile  string
 	sync        string
 	admin       string
+	maxQueues   int
 	daemon      bool
 	pidFile     string
 	verbose     int
@@ -63,6 +64,7 @@ command) or SIGHUP re-reads it.`,
 	f.StringVar(&o.dataDir, "data-dir", "./queue-data", "directory of the queues' journals")
 	f.StringVar(&o.configFile, "config", "", "YAML file of queue settings (defaults and per-queue overrides)")
 	f.StringVar(&o.sync, "sync", "always", "journal sync policy of queues whose configuration sets none: always, never, or an interval such as 10ms")
+	f.IntVar(&o.maxQueues, "max-queues", queue.DefaultMaxQueues, "most queues at once (each holds a journal file open); a new queue beyond it is refused")
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run as a daemon")
 	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file (with -d)")
@@ -179,6 +181,7 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		Backend:     queue.NewJournalBackend(o.dataDir, logger),
 		Queues:      fc,
 		DefaultSync: o.sync,
+		MaxQueues:   o.maxQueues,
 		Reload:      func() (*queue.FileConfig, error) { return loadQueueConfig(o.configFile) },
 		Logger:      logger,
 	})

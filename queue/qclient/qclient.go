@@ -121,19 +121,35 @@ func (c *Client) getConn(s *server) (*conn, error) {
 	if closed {
 		return nil, net.ErrClosed
 	}
-	s.mu.Lock()
-	if n := len(s.idle); n > 0 {
+	for {
+		s.mu.Lock()
+		n := len(s.idle)
+		if n == 0 {
+			s.mu.Unlock()
+			break
+		}
 		cn := s.idle[n-1]
 		s.idle = s.idle[:n-1]
 		s.mu.Unlock()
-		return cn, nil
+		if cn.alive() {
+			return cn, nil
+		}
+		cn.nc.Close()
 	}
-	s.mu.Unlock()
 	nc, err := net.DialTimeout("tcp", s.addr, c.timeout())
 	if err != nil {
 		return nil, err
 	}
 	return &conn{nc: nc, rw: bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc))}, nil
+}
+
+// alive reports whether an idle connection is still open: the server
+// closed it if a read finds the end (or anything at all) at once.
+func (cn *conn) alive() bool {
+	cn.nc.SetReadDeadline(time.Now())
+	_, err := cn.rw.Peek(1)
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *Client) putConn(s *server, cn *conn) {
@@ -180,8 +196,14 @@ func checkName(q string) error {
 	return nil
 }
 
+// relativeExptimeMax is the largest exptime a server reads as seconds
+// from now (30 days, as memcached); beyond, it is a Unix time.
+const relativeExptimeMax = 30 * 24 * 60 * 60
+
 // Put enqueues data on queue with the given expiry (0: none) on one
-// live server.
+// live server. A server that cannot be reached is skipped for the next;
+// one that took the request and did not answer makes Put return an error
+// without trying another, since it may have stored the item.
 func (c *Client) Put(queue string, data []byte, expiry time.Duration) error {
 	if err := checkName(queue); err != nil {
 		return err
@@ -189,6 +211,10 @@ func (c *Client) Put(queue string, data []byte, expiry time.Duration) error {
 	exp := int64(0)
 	if expiry > 0 {
 		exp = int64((expiry + time.Second - 1) / time.Second)
+		if exp > relativeExptimeMax {
+			// The server reads a larger exptime as a Unix time.
+			exp = time.Now().Add(expiry).Unix() + 1
+		}
 	}
 	var lastErr error = ErrNoServers
 	for _, s := range c.order() {
@@ -202,12 +228,20 @@ func (c *Client) Put(queue string, data []byte, expiry time.Duration) error {
 		fmt.Fprintf(cn.rw, "set %s 0 %d %d\r\n", queue, exp, len(data))
 		cn.rw.Write(data)
 		cn.rw.WriteString("\r\n")
-		line, err := cn.roundTrip()
-		if err != nil {
+		if err := cn.rw.Flush(); err != nil {
+			// Not sent whole: the server cannot have stored it.
 			cn.nc.Close()
 			c.markDown(s)
 			lastErr = err
 			continue
+		}
+		line, err := cn.readLine()
+		if err != nil {
+			// Sent, and no answer: the server may have stored it, so it
+			// is not put on another server too.
+			cn.nc.Close()
+			c.markDown(s)
+			return fmt.Errorf("qclient: put on %s, which did not answer (the item may be stored): %w", s.addr, err)
 		}
 		c.putConn(s, cn)
 		switch line {

@@ -201,3 +201,55 @@ func Example() {
 	// sending hello
 	// more: false
 }
+
+// TestLongExpiry puts items whose expiry is past memcached's 30 days of
+// relative exptime: they must not arrive already expired.
+func TestLongExpiry(t *testing.T) {
+	_, addr := start(t)
+	c := qclient.New(addr)
+	defer c.Close()
+	for _, d := range []time.Duration{time.Hour, 30 * 24 * time.Hour, 31 * 24 * time.Hour, 365 * 24 * time.Hour} {
+		if err := c.Put("long", []byte(d.String()), d); err != nil {
+			t.Fatal(err)
+		}
+		data, ok, err := c.Get("long", 0)
+		if err != nil || !ok || string(data) != d.String() {
+			t.Fatalf("expiry %v: got %q, %v, %v", d, data, ok, err)
+		}
+	}
+}
+
+// TestPutIsNotRepeatedAfterItWasSent: a server that takes a set and
+// answers too late (a slow fsync) may have stored it, so Put must not
+// store it again on another server.
+func TestPutIsNotRepeatedAfterItWasSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		buf := make([]byte, 512)
+		nc.Read(buf) // the set; the reply comes after the client gave up
+		<-release
+	}()
+	defer func() { close(release); ln.Close(); <-slowDone }()
+	s2, a2 := start(t)
+	c := qclient.New(ln.Addr().String(), a2)
+	c.Timeout = 200 * time.Millisecond
+	defer c.Close()
+	err = c.Put("once", []byte("x"), 0)
+	if got := stat(s2, "queue_once_items"); got == "1" {
+		t.Fatalf("Put = %v, and the item was also stored on the second server", err)
+	}
+	if err == nil {
+		t.Fatal("Put returned nil for an item whose fate is unknown")
+	}
+}

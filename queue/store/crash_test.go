@@ -16,13 +16,15 @@ import (
 
 // The crash test re-executes the test binary as a helper that puts
 // numbered items with SyncAlways while another goroutine takes them in
-// transactions and confirms them, reporting each step on stdout once it
+// transactions and confirms them (and, in the mixed runs, aborts some,
+// takes some without a transaction, and keeps little in memory), reporting each step on stdout once it
 // returned. The test kills it with SIGKILL at a random moment, replays the
 // journal and checks the queue against what the helper reported.
 const (
 	crashHelperEnv = "CORVID_QSTORE_CRASH_HELPER" // the helper's data dir
 	crashStartEnv  = "CORVID_QSTORE_CRASH_START"  // the first number it puts
 	crashItersEnv  = "CORVID_QSTORE_CRASH_ITERS"  // kills in TestCrash (default 20)
+	crashMixedEnv  = "CORVID_QSTORE_CRASH_MIXED"  // set: the helper also aborts and takes plainly, in read-behind
 )
 
 func crashHelper() {
@@ -34,8 +36,15 @@ func crashHelper() {
 		defer outMu.Unlock()
 		fmt.Fprintf(os.Stdout, format+"\n", args...)
 	}
-	// A small journal limit, so kills also land in compactions.
-	q, err := Open(dir, "q", Config{Sync: SyncPolicy{Mode: SyncAlways}, MaxJournalSize: 8 << 10}, nil)
+	mixed := os.Getenv(crashMixedEnv) != ""
+	// A small journal limit, so kills also land in compactions; in the
+	// mixed run, a small memory limit so most items are read back from
+	// the journal.
+	cfg := Config{Sync: SyncPolicy{Mode: SyncAlways}, MaxJournalSize: 8 << 10}
+	if mixed {
+		cfg.MaxMemorySize = 64
+	}
+	q, err := Open(dir, "q", cfg, nil)
 	if err != nil {
 		say("E %v", err)
 		os.Exit(2)
@@ -50,7 +59,27 @@ func crashHelper() {
 			say("P %d", i)
 		}
 	}()
-	for {
+	for i := 0; ; i++ {
+		if mixed && i%3 == 2 {
+			// A plain take: gone for good once it returned. The head is
+			// announced first (this goroutine is the only reader).
+			h, ok, err := q.Peek(time.Now())
+			if err != nil {
+				say("E peek: %v", err)
+				os.Exit(2)
+			}
+			if !ok {
+				continue
+			}
+			say("t %s", h.Data)
+			it, _, ok, err := q.Take(time.Now(), false)
+			if err != nil || !ok || string(it.Data) != string(h.Data) {
+				say("E take: %q after peeking %q: %v", it.Data, h.Data, err)
+				os.Exit(2)
+			}
+			say("T %s", it.Data)
+			continue
+		}
 		it, xid, ok, err := q.Take(time.Now(), true)
 		if err != nil {
 			say("E take: %v", err)
@@ -61,6 +90,14 @@ func crashHelper() {
 			continue
 		}
 		say("O %s", it.Data)
+		if mixed && i%3 == 1 {
+			// Put back at the head: the next take gets it again.
+			if err := q.Abort(xid); err != nil {
+				say("E abort: %v", err)
+				os.Exit(2)
+			}
+			continue
+		}
 		say("c %s", it.Data)
 		if err := q.Confirm(xid); err != nil {
 			say("E confirm: %v", err)
@@ -76,10 +113,13 @@ type crashRun struct {
 	max                                  int
 }
 
-func runCrashHelper(t *testing.T, dir string, start int, rng *rand.Rand) crashRun {
+func runCrashHelper(t *testing.T, dir string, start int, mixed bool, rng *rand.Rand) crashRun {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashStartEnv+"="+strconv.Itoa(start))
+	if mixed {
+		cmd.Env = append(cmd.Env, crashMixedEnv+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -129,9 +169,9 @@ func runCrashHelper(t *testing.T, dir string, start int, rng *rand.Rand) crashRu
 			r.acked[n] = true
 		case "O":
 			r.opened[n] = true
-		case "c":
+		case "c", "t": // being confirmed or taken: may be gone
 			r.confirming[n] = true
-		case "C":
+		case "C", "T": // gone for good
 			r.confirmed[n] = true
 		}
 	}
@@ -159,7 +199,9 @@ func TestCrash(t *testing.T) {
 	var queued []int // what the queue held after the last restart
 	next, acked, confirmed := 0, 0, 0
 	for iter := range iters {
-		r := runCrashHelper(t, dir, next, rng)
+		// Odd runs also abort, take without a transaction and read most
+		// items back from the journal.
+		r := runCrashHelper(t, dir, next, iter%2 == 1, rng)
 		acked += len(r.acked)
 		confirmed += len(r.confirmed)
 
@@ -227,5 +269,5 @@ func TestCrash(t *testing.T) {
 			next = max(next, got[len(got)-1]+1)
 		}
 	}
-	t.Logf("%d kills, %d items acknowledged, %d confirmed, 0 lost", iters, acked, confirmed)
+	t.Logf("%d kills, %d items acknowledged, %d confirmed, 0 lost, 0 duplicates", iters, acked, confirmed)
 }
