@@ -189,7 +189,6 @@ func KestrelDashboard(title string, src QueueSource) *Dashboard {
 			mu.Lock()
 			r := rates
 			mu.Unlock()
-			itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
 			for _, q := range src.Queues() {
 				rate := "-"
 				if v, ok := r[q.Name]; ok {
