@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/corvidcache/corvid/admin"
@@ -44,6 +46,11 @@ type routerOptions struct {
 type routerServer interface {
 	Serve(ctx context.Context) error
 	Close() error
+}
+
+// routerStats is a router that counts what it does, for the admin port.
+type routerStats interface {
+	Stats() proxy.Stats
 }
 
 // routeReloader is a router that takes a new route tree while it serves.
@@ -97,7 +104,7 @@ handles, the route handles corvid runs) unchanged, on corvid proxy's engine.`,
 	f.StringSliceVar(&o.listenAddrs, "listen-addresses", nil, "address(es) to listen on (comma separated; default: all addresses)")
 	f.IntVar(&o.numProxies, "num-proxies", 1, "accepted: corvid's engine sizes itself")
 	f.StringVarP(&o.routePrefix, "route-prefix", "R", route.DefaultRoutePrefix, "default routing prefix: the route of \"routes\" whose aliases include it serves")
-	f.StringVar(&o.admin, "admin", "", "corvid: serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
+	f.StringVar(&o.admin, "admin", "", "corvid: serve the admin HTTP port (Prometheus metrics at /metrics, a dashboard at /, stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVarP(&o.daemon, "daemonize", "d", false, "corvid: run as a daemon")
 	f.StringVarP(&o.pidFile, "pid-file", "P", "", "corvid: write the process id to this file")
 	f.CountVarP(&o.verbose, "verbose", "v", "corvid: log more (-v: debug)")
@@ -248,8 +255,23 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 	}()
 	defer cancel() // before sigWG.Wait
 
+	// The admin port opens before the router listens, as corvid proxy's
+	// does; it shows empty counters until the router is built.
+	var running atomic.Pointer[routerStats]
+	stats := func() proxy.Stats {
+		if p := running.Load(); p != nil {
+			return (*p).Stats()
+		}
+		return proxy.Stats{}
+	}
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Config{})
+		host, _ := os.Hostname()
+		as, err := admin.Listen(o.admin, admin.Config{
+			Routes: []admin.Route{{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")}},
+			Collectors: []prometheus.Collector{admin.NewTwemproxyCollector(host, stats),
+				admin.NewRouteCollector(stats)},
+			Dashboard: admin.RouterDashboard("corvid router "+host, stats),
+		})
 		if err != nil {
 			return err
 		}
@@ -264,6 +286,9 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 		return err
 	}
 	defer p.Close()
+	if rs, ok := p.(routerStats); ok {
+		running.Store(&rs)
+	}
 	if path := cfg.Source; !o.disableReload && o.fromFile() {
 		r := newFileReloader(path, routerApply(path, o.routePrefix, p, logger), logger)
 		reloadsMu.Lock()
