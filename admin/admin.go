@@ -7,8 +7,9 @@
 //
 // A daemon describes what it exports with a Config: its Prometheus
 // collectors (NewMemcachedCollector for the server, NewTwemproxyCollector
-// for the proxy; a new daemon writes its own table of families the same
-// way) and a Dashboard of charts and tables.
+// for the proxy and the router, NewRouteCollector for their route trees,
+// NewKestrelCollector for the queue; a new daemon writes its own table of
+// families the same way) and a Dashboard of charts and tables.
 package admin
 
 import (

@@ -165,49 +165,55 @@ func TwemproxyDashboard(title string, stats func() proxy.Stats) *Dashboard {
 				{Label: "responses", Key: "response_bytes", Rate: true},
 			}},
 		},
-		Sample: func() map[string]float64 {
-			s := stats()
-			m := map[string]float64{"curr_connections": float64(s.CurrConnections), "total_connections": float64(s.TotalConnections)}
-			for _, p := range s.Pools {
-				for _, c := range p.Counters() {
-					m[c.Name] += float64(c.Value)
-				}
-				for _, sv := range p.Servers {
-					for _, c := range sv.Counters() {
-						m[c.Name] += float64(c.Value)
-					}
-					if sv.Ejected {
-						m["servers_ejected"]++
-					} else {
-						m["servers_up"]++
-					}
-				}
-			}
-			return m
-		},
-		Tables: func() []Table {
-			s := stats()
-			pools := Table{ID: "pools", Title: "Pools", Columns: []string{"pool", "clients", "client eof", "client err", "forward errors", "fragments", "server ejects"}}
-			servers := Table{ID: "servers", Title: "Servers", Columns: []string{"pool", "server", "health", "last ejected", "connections",
-				"requests", "responses", "in queue", "out queue", "errors", "timeouts", "eof"}}
-			itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
-			for _, p := range s.Pools {
-				pools.Rows = append(pools.Rows, []string{p.Name, itoa(p.ClientConnections), itoa(p.ClientEOF), itoa(p.ClientErr),
-					itoa(p.ForwardError), itoa(p.Fragments), itoa(p.ServerEjects)})
-				for _, sv := range p.Servers {
-					health, at := "up", "never"
-					if sv.Ejected {
-						health = "ejected"
-					}
-					if sv.ServerEjectedAt != 0 {
-						at = time.UnixMicro(sv.ServerEjectedAt).UTC().Format(time.TimeOnly)
-					}
-					servers.Rows = append(servers.Rows, []string{p.Name, sv.Name, health, at, itoa(sv.ServerConnections),
-						itoa(sv.Requests), itoa(sv.Responses), itoa(sv.InQueue), itoa(sv.OutQueue), itoa(sv.ServerErr),
-						itoa(sv.ServerTimedout), itoa(sv.ServerEOF)})
-				}
-			}
-			return []Table{servers, pools}
-		},
+		Sample: func() map[string]float64 { return twemproxySample(stats()) },
+		Tables: func() []Table { return twemproxyTables(stats()) },
 	}
 }
+
+// twemproxySample is the proxy's dashboard figures in s: the pools'
+// counters and the servers', summed, and how many servers are up.
+func twemproxySample(s proxy.Stats) map[string]float64 {
+	m := map[string]float64{"curr_connections": float64(s.CurrConnections), "total_connections": float64(s.TotalConnections)}
+	for _, p := range s.Pools {
+		for _, c := range p.Counters() {
+			m[c.Name] += float64(c.Value)
+		}
+		for _, sv := range p.Servers {
+			for _, c := range sv.Counters() {
+				m[c.Name] += float64(c.Value)
+			}
+			if sv.Ejected {
+				m["servers_ejected"]++
+			} else {
+				m["servers_up"]++
+			}
+		}
+	}
+	return m
+}
+
+// twemproxyTables is the proxy's servers and pools tables of s.
+func twemproxyTables(s proxy.Stats) []Table {
+	pools := Table{ID: "pools", Title: "Pools", Columns: []string{"pool", "clients", "client eof", "client err", "forward errors", "fragments", "server ejects"}}
+	servers := Table{ID: "servers", Title: "Servers", Columns: []string{"pool", "server", "health", "last ejected", "connections",
+		"requests", "responses", "in queue", "out queue", "errors", "timeouts", "eof"}}
+	for _, p := range s.Pools {
+		pools.Rows = append(pools.Rows, []string{p.Name, itoa(p.ClientConnections), itoa(p.ClientEOF), itoa(p.ClientErr),
+			itoa(p.ForwardError), itoa(p.Fragments), itoa(p.ServerEjects)})
+		for _, sv := range p.Servers {
+			health, at := "up", "never"
+			if sv.Ejected {
+				health = "ejected"
+			}
+			if sv.ServerEjectedAt != 0 {
+				at = time.UnixMicro(sv.ServerEjectedAt).UTC().Format(time.TimeOnly)
+			}
+			servers.Rows = append(servers.Rows, []string{p.Name, sv.Name, health, at, itoa(sv.ServerConnections),
+				itoa(sv.Requests), itoa(sv.Responses), itoa(sv.InQueue), itoa(sv.OutQueue), itoa(sv.ServerErr),
+				itoa(sv.ServerTimedout), itoa(sv.ServerEOF)})
+		}
+	}
+	return []Table{servers, pools}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -7,6 +7,29 @@ import (
 	"strings"
 )
 
+// QueueStats are one queue's figures, those the stats command prints
+// under queue_<name>_.
+type QueueStats struct {
+	Name string
+	StoreStats
+	// Waiters is the clients blocked in get/t= on the queue.
+	Waiters int64
+}
+
+// Queues returns each queue's stats, sorted by name. It is safe for
+// concurrent use; each queue's figures are read under its own lock, so
+// two queues' may be a moment apart.
+func (s *Server) Queues() []QueueStats {
+	names := s.queueNames()
+	out := make([]QueueStats, 0, len(names))
+	for _, n := range names {
+		if q := s.lookup(n); q != nil {
+			out = append(out, QueueStats{Name: n, StoreStats: q.st.Stats(), Waiters: int64(q.waiterCount())})
+		}
+	}
+	return out
+}
+
 // queueStats are one queue's stats, in Kestrel's order.
 func (s *Server) queueStats(q *queue) [][2]string {
 	st := q.st.Stats()

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/corvidcache/corvid/admin"
@@ -65,7 +66,7 @@ command) or SIGHUP re-reads it.`,
 	f.StringVar(&o.configFile, "config", "", "YAML file of queue settings (defaults and per-queue overrides)")
 	f.StringVar(&o.sync, "sync", "always", "journal sync policy of queues whose configuration sets none: always, never, or an interval such as 10ms")
 	f.IntVar(&o.maxQueues, "max-queues", queue.DefaultMaxQueues, "most queues at once (each holds a journal file open); a new queue beyond it is refused")
-	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
+	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (Prometheus metrics at /metrics, a dashboard at /, stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run as a daemon")
 	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file (with -d)")
 	f.CountVarP(&o.verbose, "verbose", "v", "log more (-vv: debug)")
@@ -197,7 +198,11 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		}
 	}
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Config{Routes: []admin.Route{{Pattern: "GET /stats", Handler: queueStatsHandler(srv)}}})
+		as, err := admin.Listen(o.admin, admin.Config{
+			Routes:     []admin.Route{{Pattern: "GET /stats", Handler: queueStatsHandler(srv)}},
+			Collectors: []prometheus.Collector{admin.NewKestrelCollector(srv)},
+			Dashboard:  admin.KestrelDashboard("corvid queue "+ln.Addr().String(), srv),
+		})
 		if err != nil {
 			srv.Close()
 			ln.Close()

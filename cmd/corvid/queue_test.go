@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,4 +243,41 @@ func TestQueueBinaryKeepsAcknowledgedItemsOverSIGKILL(t *testing.T) {
 		queueRoundTrip(t, rw2, "get jobs\r\n", fmt.Sprintf("VALUE jobs 0 %d", len(v)), v, "END")
 	}
 	queueRoundTrip(t, rw2, "get jobs\r\n", "END")
+}
+
+// TestQueueCommandServesMetrics checks the admin port of corvid queue:
+// its queues' Prometheus metrics, its dashboard's table of queues and
+// its stats JSON.
+func TestQueueCommandServesMetrics(t *testing.T) {
+	adminAddr := "127.0.0.1:" + strconv.Itoa(testutil.FreePorts(t, 1)[0])
+	addr := startQueueCmd(t, "--sync", "never", "--admin", adminAddr)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	rw := bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc))
+	queueRoundTrip(t, rw, "set jobs 0 0 1\r\na\r\n", "STORED")
+	queueRoundTrip(t, rw, "set jobs 0 0 1\r\nb\r\n", "STORED")
+	queueRoundTrip(t, rw, "get jobs\r\n", "VALUE jobs 0 1", "a", "END")
+
+	for path, wants := range map[string][]string{
+		"/metrics": {"kestrel_up 1\n", `kestrel_queue_items{queue="jobs"} 1` + "\n",
+			`kestrel_queue_total_items_total{queue="jobs"} 2` + "\n", "kestrel_cmd_get_total 1\n", "kestrel_current_connections 1\n"},
+		"/api/stats": {`"title":"corvid queue ` + addr + `"`, `"id":"queues"`, `["jobs","1","1",`},
+		"/stats":     {`"queue_jobs_items":"1"`},
+	} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range wants {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s has no %q:\n%.3000s", path, w, body)
+			}
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/corvidcache/corvid/admin"
@@ -47,14 +48,14 @@ type routerServer interface {
 	Close() error
 }
 
+// routerStats is a router that counts what it does, for the admin port.
+type routerStats interface {
+	Stats() proxy.Stats
+}
+
 // routeReloader is a router that takes a new route tree while it serves.
 type routeReloader interface {
 	ReloadRoutes(*route.Config) error
-}
-
-// routerStats is a router that reports its counters.
-type routerStats interface {
-	Stats() proxy.Stats
 }
 
 func newRouterCommand() *cobra.Command {
@@ -133,7 +134,7 @@ handles, the route handles corvid runs) unchanged, on corvid proxy's engine.`,
 	f.StringSliceVar(&o.listenAddrs, "listen-addresses", nil, "address(es) to listen on (comma separated; default: all addresses)")
 	f.IntVar(&o.numProxies, "num-proxies", 1, "accepted: corvid's engine sizes itself")
 	f.StringVarP(&o.routePrefix, "route-prefix", "R", route.DefaultRoutePrefix, "default routing prefix: the route of \"routes\" whose aliases include it serves")
-	f.StringVar(&o.admin, "admin", "", "corvid: serve the admin HTTP port (stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
+	f.StringVar(&o.admin, "admin", "", "corvid: serve the admin HTTP port (Prometheus metrics at /metrics, a dashboard at /, stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVarP(&o.daemon, "daemonize", "d", false, "corvid: run as a daemon")
 	f.StringVarP(&o.pidFile, "pid-file", "P", "", "corvid: write the process id to this file")
 	f.CountVarP(&o.verbose, "verbose", "v", "corvid: log more (-v: debug)")
@@ -284,17 +285,23 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 	}()
 	defer cancel() // before sigWG.Wait
 
-	var running atomic.Pointer[routerServer]
+	// The admin port opens before the router listens, as corvid proxy's
+	// does; it shows empty counters until the router is built.
+	var running atomic.Pointer[routerStats]
 	stats := func() proxy.Stats {
 		if p := running.Load(); p != nil {
-			if s, ok := (*p).(routerStats); ok {
-				return s.Stats()
-			}
+			return (*p).Stats()
 		}
 		return proxy.Stats{}
 	}
 	if o.admin != "" {
-		as, err := admin.Listen(o.admin, admin.Config{Routes: []admin.Route{{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")}}})
+		host, _ := os.Hostname()
+		as, err := admin.Listen(o.admin, admin.Config{
+			Routes: []admin.Route{{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")}},
+			Collectors: []prometheus.Collector{admin.NewTwemproxyCollector(host, stats),
+				admin.NewRouteCollector(stats)},
+			Dashboard: admin.RouterDashboard("corvid router "+host, stats),
+		})
 		if err != nil {
 			return err
 		}
@@ -309,7 +316,9 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 		return err
 	}
 	defer p.Close()
-	running.Store(&p)
+	if rs, ok := p.(routerStats); ok {
+		running.Store(&rs)
+	}
 	if path := cfg.Source; !o.disableReload && o.fromFile() {
 		r := newFileReloader(path, routerApply(path, o.routePrefix, p, logger), logger)
 		reloadsMu.Lock()

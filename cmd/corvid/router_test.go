@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/route"
+	"github.com/corvidcache/corvid/server"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
@@ -299,5 +303,72 @@ func TestRouterDisableReload(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRouterServesMetrics runs the router on its engine with a failover
+// route from a pool whose server is down to one that is up: the admin
+// port's metrics, dashboard and stats JSON show the pools and the route
+// counting the failovers.
+func TestRouterServesMetrics(t *testing.T) {
+	backend := testutil.StartCorvid(t, server.Config{})
+	ports := testutil.FreePorts(t, 3)
+	listen := "127.0.0.1:" + strconv.Itoa(ports[0])
+	adminAddr := "127.0.0.1:" + strconv.Itoa(ports[1])
+	conf := `{"pools": {"down": {"servers": ["127.0.0.1:` + strconv.Itoa(ports[2]) + `"]}, "up": {"servers": ["` + backend + `"]}},
+		"route": {"type": "FailoverRoute", "name": "fo", "children": ["PoolRoute|down", "PoolRoute|up"]}}`
+	stderr := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runRouterCommand(ctx, stderr, (&routerOptions{}).startRouter, "--config-str", conf, "-p", strconv.Itoa(ports[0]),
+			"--listen-addresses", "127.0.0.1", "--admin", adminAddr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("router: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the router did not stop")
+		}
+	}()
+	testutil.WaitFor(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the router stopped: %v\n%s", err, stderr)
+		default:
+		}
+		return strings.Contains(stderr.String(), "started on pid")
+	})
+	c := testutil.Dial(t, listen)
+	for i := range 3 {
+		c.Send(fmt.Appendf(nil, "set k%d 0 0 1\r\nv\r\n", i))
+		if r := c.ReadReply(testutil.LineReply); string(r) != "STORED\r\n" {
+			t.Fatalf("set through the router: %q", r)
+		}
+	}
+	for path, wants := range map[string][]string{
+		"/metrics": {`corvid_route_requests_total{route="fo",type="FailoverRoute"} 3` + "\n",
+			`corvid_route_failovers_total{route="fo",type="FailoverRoute"} 3` + "\n",
+			`twemproxy_requests{cluster="up",server="` + backend + `",twemproxy="`,
+			`twemproxy_server_up{cluster="down",server=`},
+		"/api/stats": {`"title":"corvid router `, `"id":"routes"`, `["fo","FailoverRoute","3",`},
+		"/stats":     {`"routes": {`, `"fo": {"type":"FailoverRoute", "requests":3,`},
+	} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range wants {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s has no %q:\n%.3000s", path, w, body)
+			}
+		}
 	}
 }
