@@ -153,8 +153,9 @@
 // changes, so a bad tree leaves the old one serving; then it swaps the
 // tree. New requests take the new tree; a request holds the tree it
 // started with, and the servers the reload removes are closed once no
-// client is routing on the old tree, its composed requests in flight
-// have finished, and they have answered what they hold.
+// client is routing on an old tree, the composed requests in flight on
+// every older tree (not only the one this reload replaced) have
+// finished, and they have answered what they hold.
 //
 // # Failures
 //

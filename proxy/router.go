@@ -135,9 +135,10 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 		}
 	}
 	p.pools = append(append(p.pools[:0:0], p.fronts...), order...)
+	trees := p.retiredRoutesLocked(oldTrees)
 	if len(gone) > 0 {
 		p.wg.Add(1)
-		go p.retire(epoch, gone, nil, oldTrees)
+		go p.retire(epoch, gone, nil, trees)
 	}
 	return nil
 }
