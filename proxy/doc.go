@@ -108,7 +108,9 @@
 //     (a get-like request; others go to the first child).
 //   - WarmUpRoute: a get goes to cold; anything but a hit there goes to
 //     warm, whose hit is answered and added to cold ("add" with the
-//     route's exptime, detached); other requests go to cold.
+//     route's exptime, detached; without one, with the time the item has
+//     left in warm, which a detached "mg <key> t" to warm asks first, as
+//     mcrouter's metaget); other requests go to cold.
 //   - AllSyncRoute answers the worst reply as mcrouter ranks them (a
 //     hit or success, then a miss or not stored, then a connection
 //     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR).

@@ -155,6 +155,13 @@ type rstep struct {
 	pending int
 	counts  [resClient + 1]int16
 	warm    bool // WarmUpRoute: asking warm
+	// ttlFill marks a WarmUpRoute's fill without an exptime: the step
+	// asks warm for the item's remaining time ("mg <key> t"), then adds
+	// fillVal ("<flags>", then " <bytes>\r\n<data>\r\n" from fillAt) to
+	// cold with it.
+	ttlFill bool
+	fillVal []byte
+	fillAt  int
 }
 
 var stepPool = sync.Pool{New: func() any { return new(rstep) }}
@@ -220,6 +227,10 @@ func (s *rstep) send(from *client, n *rnode, pw *pendingWrites) {
 func (s *rstep) subDone(f *call, pw *pendingWrites) {
 	n := s.node
 	res := classify(s.op, f.reply, f.err)
+	if s.ttlFill {
+		s.fillWithTTL(f, res, pw)
+		return
+	}
 	s.mu.Lock()
 	s.pending--
 	if res.isError() {
@@ -294,7 +305,9 @@ func (s *rstep) answer(f *call, pw *pendingWrites) {
 }
 
 // fill adds the value of warm's hit (a get reply) to cold, detached,
-// with the route's exptime.
+// with the route's exptime; without one, with the time the item has left
+// in warm, as mcrouter (which asks warm with a metaget, and adds nothing
+// when that misses): see startTTLFill.
 func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 	n := s.node
 	// VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n
@@ -310,6 +323,10 @@ func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 	if err != nil || next+size+2 > len(reply) {
 		return
 	}
+	if n.exptime == 0 {
+		s.rt.startTTLFill(n, s.key, f[2], f[3], reply[next:next+size+2], pw)
+		return
+	}
 	req := make([]byte, 0, len(f[1])+len(f[2])+len(f[3])+32+size)
 	req = append(req, "add "...)
 	req = append(append(req, f[1]...), ' ')
@@ -322,6 +339,58 @@ func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 	}
 }
 
+// startTTLFill starts a detached step that asks n's warm route for the
+// remaining time of key, then adds the value (flags, size and data, its
+// "\r\n" included) to cold with it. It counts as one of n's detached
+// requests in flight.
+func (rt *routeTree) startTTLFill(n *rnode, key, flags, size, data []byte, pw *pendingWrites) {
+	if n.st.asyncPending.Add(1) > maxAsyncPending {
+		n.st.asyncPending.Add(-1)
+		n.st.asyncDropped.Add(1)
+		return
+	}
+	s := stepPool.Get().(*rstep)
+	s.rt, s.node, s.op, s.kind, s.ttlFill = rt, n, rMetaGet, kindMeta, true
+	s.key = append(s.key[:0], key...)
+	s.req = append(append(append(s.req[:0], "mg "...), key...), " t\r\n"...)
+	s.fillVal = append(s.fillVal[:0], flags...)
+	s.fillAt = len(s.fillVal)
+	s.fillVal = append(append(append(append(s.fillVal, ' '), size...), "\r\n"...), data...)
+	s.pending = 1
+	rt.steps.Add(1)
+	s.send(nil, n.warm, pw)
+}
+
+// fillWithTTL completes a step of startTTLFill with warm's reply f to
+// "mg <key> t": on a hit whose time is not up, the value goes to cold.
+func (s *rstep) fillWithTTL(f *call, res result, pw *pendingWrites) {
+	n := s.node
+	exptime, ok := int64(0), false
+	if res == resOK && f.err == nil && bytes.HasPrefix(f.reply, []byte("HD")) {
+		line, _, _ := replyLine(f.reply)
+		for _, tok := range bytes.Fields(line)[1:] {
+			if tok[0] == 't' {
+				t, err := strconv.ParseInt(string(tok[1:]), 10, 64)
+				// -1: no expiry; 0: the item's time is up
+				ok = err == nil && (t == -1 || t > 0)
+				exptime = max(t, 0)
+			}
+		}
+	}
+	if ok {
+		req := make([]byte, 0, len(s.key)+len(s.fillVal)+32)
+		req = append(append(append(req, "add "...), s.key...), ' ')
+		req = append(append(req, s.fillVal[:s.fillAt]...), ' ')
+		req = strconv.AppendInt(req, exptime, 10)
+		req = append(req, s.fillVal[s.fillAt:]...)
+		if s.rt.detached(nil, n, n.cold, rreq{key: s.key, op: rAdd, kind: kindStore, parts: [][]byte{req}}, pw) {
+			n.st.warmFills.Add(1)
+		}
+	}
+	n.st.asyncPending.Add(-1)
+	s.release()
+}
+
 // release returns s and its sub-calls to their pools, once every
 // sub-call has completed.
 func (s *rstep) release() {
@@ -330,11 +399,14 @@ func (s *rstep) release() {
 		f.release()
 		s.subs[i] = nil
 	}
-	subs, req, key := s.subs[:0], s.req[:0], s.key[:0]
+	subs, req, key, fill := s.subs[:0], s.req[:0], s.key[:0], s.fillVal[:0]
 	if cap(req) > maxPooledReply {
 		req = nil
 	}
-	*s = rstep{subs: subs, req: req, key: key}
+	if cap(fill) > maxPooledReply {
+		fill = nil
+	}
+	*s = rstep{subs: subs, req: req, key: key, fillVal: fill}
 	stepPool.Put(s)
 }
 

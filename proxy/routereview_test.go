@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -76,4 +77,39 @@ func TestRouteTwoReloadsInFlightComposed(t *testing.T) {
 		t.Fatalf("in-flight get: %q", r)
 	}
 	await(t, "B closed once the failover is done", func() bool { return poolClosed(p, b) })
+}
+
+// TestRouteWarmUpKeepsWarmTTL: a WarmUpRoute without an exptime fills
+// cold with the time the warm item has left, as mcrouter does (it asks
+// warm with a metaget), not with no expiry: otherwise cold would serve a
+// value forever after warm let it expire.
+func TestRouteWarmUpKeepsWarmTTL(t *testing.T) {
+	addrs := startCorvids(t, 2) // A cold, B warm
+	root := &route.Handle{Type: route.WarmUpRoute, Name: "wu", Cold: poolRoute("A"), Warm: poolRoute("B")}
+	p, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: root})
+	warm := testutil.Dial(t, addrs[1])
+	if got := roundTrip(warm, "set k 7 100 3\r\nabc\r\nset forever 0 0 1\r\nx\r\n", testutil.LineReply); got != "STORED\r\n" {
+		t.Fatalf("set in warm: %q", got)
+	}
+	warm.ReadReply(testutil.LineReply)
+	c := testutil.Dial(t, addr)
+	if got := roundTrip(c, "get k\r\n", testutil.ValuesReply); got != "VALUE k 7 3\r\nabc\r\nEND\r\n" {
+		t.Fatalf("get: %q", got)
+	}
+	if got := roundTrip(c, "get forever\r\n", testutil.ValuesReply); got != "VALUE forever 0 1\r\nx\r\nEND\r\n" {
+		t.Fatalf("get: %q", got)
+	}
+	await(t, "the warm-up fills", func() bool { return has(t, addrs[0], "k") && has(t, addrs[0], "forever") })
+	cold := testutil.Dial(t, addrs[0])
+	got := roundTrip(cold, "mg k t f v\r\n", testutil.AnyReply)
+	var ttl, flags int
+	if _, err := fmt.Sscanf(got, "VA 3 t%d f%d\r\nabc\r\n", &ttl, &flags); err != nil || ttl < 1 || ttl > 100 || flags != 7 {
+		t.Fatalf("cold's copy: %q, want the warm item's flags and remaining time (1..100 s)", got)
+	}
+	if got := roundTrip(cold, "mg forever t\r\n", testutil.AnyReply); got != "HD t-1\r\n" {
+		t.Fatalf("cold's copy of an item without expiry: %q", got)
+	}
+	if rs := routeStat(p, "wu"); rs.WarmFills != 2 || rs.AsyncPending != 0 {
+		t.Errorf("warmup_fills = %d, async_pending = %d; want 2 and 0", rs.WarmFills, rs.AsyncPending)
+	}
 }
