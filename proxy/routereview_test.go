@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +112,34 @@ func TestRouteWarmUpKeepsWarmTTL(t *testing.T) {
 	}
 	if rs := routeStat(p, "wu"); rs.WarmFills != 2 || rs.AsyncPending != 0 {
 		t.Errorf("warmup_fills = %d, async_pending = %d; want 2 and 0", rs.WarmFills, rs.AsyncPending)
+	}
+}
+
+// TestRouteTooLargeRemovesOldValue: a set whose value is too large is
+// refused and removes the key's old value (as memcached) through a route
+// tree too, in text and in binary, so that a client never reads the
+// value it meant to replace.
+func TestRouteTooLargeRemovesOldValue(t *testing.T) {
+	addrs := startCorvids(t, 2)
+	_, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: poolRoute("B")})
+	c := testutil.Dial(t, addr)
+	big := strings.Repeat("x", DefaultMaxValueLen+1)
+	for _, k := range []string{"t", "b"} {
+		if r := setVia(t, c, k, "old"); r != "STORED\r\n" {
+			t.Fatalf("set %s: %q", k, r)
+		}
+	}
+	if r := roundTrip(c, fmt.Sprintf("set t 0 0 %d\r\n%s\r\n", len(big), big), testutil.LineReply); r != "SERVER_ERROR object too large for cache\r\n" {
+		t.Fatalf("too large text set: %q", r)
+	}
+	bc := testutil.Dial(t, addr)
+	set := testutil.BinaryRequest{Opcode: 0x01, Key: []byte("b"), Value: []byte(big), Extras: make([]byte, 8)}
+	bc.Send(set.Bytes())
+	if r, err := bc.ReadBinary(); err != nil || r.Status() == 0 {
+		t.Fatalf("too large binary set: %v %v", r, err)
+	}
+	for _, k := range []string{"t", "b"} {
+		k := k
+		await(t, "the old value of "+k+" removed", func() bool { return !has(t, addrs[1], k) })
 	}
 }
