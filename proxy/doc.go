@@ -113,8 +113,8 @@
 //     mcrouter's metaget); other requests go to cold.
 //   - AllSyncRoute answers the worst reply as mcrouter ranks them (a
 //     hit or success, then a miss or not stored, then a connection
-//     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR).
-//     AllFastestRoute answers the first reply that is not an error
+//     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR; of
+//     replies ranked alike, the first to arrive). AllFastestRoute answers the first reply that is not an error
 //     (else the last), AllMajorityRoute the reply whose result half the
 //     children plus one gave (else the last); the other children's
 //     replies are dropped when they come (within the pool's timeout).

@@ -154,7 +154,10 @@ type rstep struct {
 	// seen of each result.
 	pending int
 	counts  [resClient + 1]int16
-	warm    bool // WarmUpRoute: asking warm
+	// worst is the worst reply AllSyncRoute has seen, of rank worstRes.
+	worst    *call
+	worstRes result
+	warm     bool // WarmUpRoute: asking warm
 	// ttlFill marks a WarmUpRoute's fill without an exptime: the step
 	// asks warm for the item's remaining time ("mg <key> t"), then adds
 	// fillVal ("<flags>", then " <bytes>\r\n<data>\r\n" from fillAt) to
@@ -262,15 +265,14 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 		s.answer(f, pw)
 	case route.AllSyncRoute:
+		// As mcrouter: the reply kept is replaced only by a strictly
+		// worse one, so that of replies ranked alike the first to arrive
+		// is answered.
+		if s.worst == nil || res > s.worstRes {
+			s.worst, s.worstRes = f, res
+		}
 		if s.pending == 0 {
-			worst := f
-			wr := res
-			for _, g := range s.subs {
-				if gr := classify(s.op, g.reply, g.err); gr > wr {
-					worst, wr = g, gr
-				}
-			}
-			s.answer(worst, pw)
+			s.answer(s.worst, pw)
 		}
 	case route.AllFastestRoute:
 		if !res.isError() || s.pending == 0 {

@@ -143,3 +143,40 @@ func TestRouteTooLargeRemovesOldValue(t *testing.T) {
 		await(t, "the old value of "+k+" removed", func() bool { return !has(t, addrs[1], k) })
 	}
 }
+
+// TestRouteAllSyncTiesKeepFirst: among replies that rank alike, AllSync
+// answers the first to arrive, as mcrouter keeps the reply it has unless
+// a later one is strictly worse: here two hits, the fast child's first.
+func TestRouteAllSyncTiesKeepFirst(t *testing.T) {
+	got := make(chan struct{}, 1)
+	release := make(chan struct{})
+	slow := testutil.FakeServer(t, func(nc net.Conn) {
+		buf := make([]byte, 512)
+		if _, err := nc.Read(buf); err != nil {
+			return
+		}
+		got <- struct{}{}
+		<-release
+		nc.Write([]byte("VALUE k 0 4\r\nslow\r\nEND\r\n"))
+		nc.Read(buf) // until the proxy closes
+	})
+	fast := startCorvids(t, 1)[0]
+	setVia(t, testutil.Dial(t, fast), "k", "fast")
+	pools := onePools(slow, fast)
+	pools["A"].Timeout = time.Minute
+	root := &route.Handle{Type: route.AllSyncRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}}
+	p, addr := startRouter(t, &route.Config{Pools: pools, Root: root})
+	c := testutil.Dial(t, addr)
+	c.Send([]byte("get k\r\n"))
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow server got no request")
+	}
+	b := poolBackend(p, "B")
+	await(t, "the fast child's reply", func() bool { return b.st.responses.Load() == 1 })
+	close(release)
+	if r := string(c.ReadReply(testutil.ValuesReply)); r != "VALUE k 0 4\r\nfast\r\nEND\r\n" {
+		t.Fatalf("AllSync of two hits: %q, want the first to arrive", r)
+	}
+}
