@@ -225,8 +225,11 @@
 // takes nothing for a second is closed and counted the same way;
 // clients that read slowly but steadily go on. The replies held are
 // then at most the limit plus its allowance (72 MiB by default); each
-// server connection also holds the one reply it is reading. The stats
-// command reports the bytes held as write_buf_bytes.
+// server connection also holds the one reply it is reading. The replies
+// a composed request holds from its children until it answers (an
+// AllSyncRoute waiting for a slow child) count the same, against the
+// client's bound. The stats command reports the bytes held as
+// write_buf_bytes.
 //
 // Large client read buffers (past 64 KiB) are mapped outside the Go
 // heap (package internal/offheap), so that the collector's headroom does

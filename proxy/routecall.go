@@ -154,6 +154,11 @@ type rstep struct {
 	// seen of each result.
 	pending int
 	counts  [resClient + 1]int16
+	// cl is the client whose bound on held replies the sub-calls'
+	// replies count against (nil for a detached request): held is what
+	// they hold (see take).
+	cl   *client
+	held atomic.Int64
 	// worst is the worst reply AllSyncRoute has seen, of rank worstRes.
 	worst    *call
 	worstRes result
@@ -173,6 +178,10 @@ var stepPool = sync.Pool{New: func() any { return new(rstep) }}
 func (rt *routeTree) compose(from *client, c *call, n *rnode, r rreq, pw *pendingWrites) {
 	s := stepPool.Get().(*rstep)
 	s.rt, s.node, s.out, s.op, s.kind = rt, n, c, r.op, r.kind
+	s.cl = c.accountedTo()
+	if s.cl == nil && c.step != nil {
+		s.cl = c.step.cl // a composer inside a composer
+	}
 	s.req = s.req[:0]
 	for _, p := range r.parts {
 		s.req = append(s.req, p...)
@@ -296,6 +305,36 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 	}
 }
 
+// take accounts n bytes of a sub-call's reply, which the step holds
+// until it is released, against the proxy's bound on held replies (as
+// client.takeReply, whose client is closed when it would pass it: an
+// AllSyncRoute waiting for a slow child must not hold whatever its
+// clients ask for). It reports false when the reply may not be kept.
+func (s *rstep) take(n int) bool {
+	m := s.rt.replies
+	if m == nil {
+		return true
+	}
+	reads := neverReads
+	if s.cl != nil {
+		reads = s.cl.reads
+	}
+	if m.take(&s.held, int64(n), reads) {
+		return true
+	}
+	if cl := s.cl; cl != nil {
+		cl.starved.Store(true)
+		if !cl.aborted.Load() {
+			m.oom.Add(1)
+			cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errNoMemory)
+			cl.abort()
+		}
+	}
+	return false
+}
+
+func neverReads() bool { return false }
+
 // answer completes the step's call with f's reply, once; s.mu is held.
 func (s *rstep) answer(f *call, pw *pendingWrites) {
 	out := s.out
@@ -396,6 +435,9 @@ func (s *rstep) fillWithTTL(f *call, res result, pw *pendingWrites) {
 // release returns s and its sub-calls to their pools, once every
 // sub-call has completed.
 func (s *rstep) release() {
+	if h := s.held.Load(); h != 0 {
+		s.rt.replies.release(&s.held, h)
+	}
 	s.rt.steps.Add(-1)
 	for i, f := range s.subs {
 		f.release()

@@ -107,7 +107,7 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 	if err != nil {
 		return err
 	}
-	rt.epoch, rt.source = epoch, cfg.Source
+	rt.epoch, rt.source, rt.replies = epoch, cfg.Source, p.replies
 
 	p.mu.Lock()
 	defer p.mu.Unlock()

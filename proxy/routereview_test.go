@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,5 +180,51 @@ func TestRouteAllSyncTiesKeepFirst(t *testing.T) {
 	close(release)
 	if r := string(c.ReadReply(testutil.ValuesReply)); r != "VALUE k 0 4\r\nfast\r\nEND\r\n" {
 		t.Fatalf("AllSync of two hits: %q, want the first to arrive", r)
+	}
+}
+
+// TestRouteAllSyncRepliesBudgeted: the replies an AllSyncRoute holds
+// while a child is slow count against the proxy's bound on held replies
+// (Config.WriteBufMemLimit) as any reply does: a client whose pipelined
+// gets would make it hold more is closed and counted in write_buf_oom,
+// instead of the proxy holding whatever it asks for.
+func TestRouteAllSyncRepliesBudgeted(t *testing.T) {
+	var read atomic.Int64
+	slow := silentServer(t, &read)
+	fast := startCorvids(t, 1)[0]
+	fc := testutil.Dial(t, fast)
+	val := strings.Repeat("v", 1000*1000)
+	const n = 8 // the window a new client starts with
+	for i := range n {
+		if r := setVia(t, fc, fmt.Sprintf("k%d", i), val); r != "STORED\r\n" {
+			t.Fatalf("set: %q", r)
+		}
+	}
+	pools := onePools(slow, fast)
+	pools["A"].Timeout = time.Minute
+	root := &route.Handle{Type: route.AllSyncRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}}
+	p, err := New(Config{Routes: &route.Config{Pools: pools, Root: root}, Listen: []string{"127.0.0.1:0"},
+		WriteBufMemLimit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(context.Background()) }()
+	defer func() {
+		p.Close()
+		<-done
+	}()
+	c := testutil.Dial(t, p.Addrs()["router"].String())
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "get k%d\r\n", i)
+	}
+	c.Send([]byte(b.String()))
+	bk := poolBackend(p, "B")
+	await(t, "the fast child's replies", func() bool { return bk.st.responses.Load() == n })
+	// 8 MB held for one client, past 1 MiB and its allowance (2 MB of
+	// the largest replies for a client).
+	if oom := p.replies.oom.Load(); oom != 1 {
+		t.Fatalf("write_buf_oom = %d, want the client closed (held: %d bytes)", oom, p.replies.bytes.Load())
 	}
 }
