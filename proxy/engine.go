@@ -71,7 +71,8 @@ type rnode struct {
 // binary request becomes: an operation_policies entry for one is
 // accepted and never taken.
 var mcrouterOnlyOps = map[string]bool{"lease-get": true, "lease-set": true, "flushall": true,
-	"flushre": true, "version": true, "stats": true, "exec": true, "shutdown": true, "quit": true}
+	"flushre": true, "version": true, "stats": true, "exec": true, "shutdown": true, "quit": true,
+	"metaget": true, "metaset": true}
 
 type rprefix struct {
 	prefix string

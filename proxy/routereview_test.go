@@ -228,3 +228,29 @@ func TestRouteAllSyncRepliesBudgeted(t *testing.T) {
 		t.Fatalf("write_buf_oom = %d, want the client closed (held: %d bytes)", oom, p.replies.bytes.Load())
 	}
 }
+
+// TestRouteOperationPoliciesMetaget: mcrouter's metaget is an operation
+// of its own (no memcached request becomes it), so an operation_policies
+// entry for it does not take gets from the get entry: gets and mg go to
+// the get route on every load, not to whichever of the two the map
+// iteration of one load happened to apply last.
+func TestRouteOperationPoliciesMetaget(t *testing.T) {
+	addrs := startCorvids(t, 3)
+	cfg := &route.Config{Pools: onePools(addrs...), Root: &route.Handle{Type: route.OperationSelectorRoute,
+		Policies: map[string]*route.Handle{"get": poolRoute("A"), "metaget": poolRoute("B")},
+		Default:  poolRoute("C")}}
+	p, _ := startRouter(t, cfg)
+	for i := range 40 {
+		if i > 0 {
+			if err := p.ReloadRoutes(cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root := p.fronts[0].rt.Load().root
+		for _, op := range []rop{rGet, rMetaGet} {
+			if n := root.resolve([]byte("k"), op); n.pool == nil || n.pool.name != "A" {
+				t.Fatalf("load %d: %s goes to %s, want the get policy's pool A", i, ropNames[op], n.name)
+			}
+		}
+	}
+}
