@@ -110,7 +110,10 @@
 //     warm, whose hit is answered and added to cold ("add" with the
 //     route's exptime, detached; without one, with the time the item has
 //     left in warm, which a detached "mg <key> t" to warm asks first, as
-//     mcrouter's metaget); other requests go to cold.
+//     mcrouter's metaget). A gets that misses in cold asks warm
+//     ("mg <key> v f t"); warm's hit is added to cold, and the gets is
+//     asked of cold again, so that its CAS unique is cold's (as
+//     mcrouter); warm's miss answers cold's. Other requests go to cold.
 //   - AllSyncRoute answers the worst reply as mcrouter ranks them (a
 //     hit or success, then a miss or not stored, then a connection
 //     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR; of

@@ -79,7 +79,7 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		}
 		rt.routeTo(from, c, n.children[0], r, pw)
 	case route.WarmUpRoute:
-		if r.op != rGet || r.kind != kindGet {
+		if r.op != rGet && r.op != rGets || r.kind != kindGet {
 			rt.routeTo(from, c, n.cold, r, pw)
 			return
 		}
@@ -163,6 +163,10 @@ type rstep struct {
 	worst    *call
 	worstRes result
 	warm     bool // WarmUpRoute: asking warm
+	// WarmUpRoute's gets: its stage (0 cold, 1 warm, 2 the add to cold,
+	// 3 cold again) and cold's first reply, a miss.
+	stage    uint8
+	coldMiss *call
 	// ttlFill marks a WarmUpRoute's fill without an exptime: the step
 	// asks warm for the item's remaining time ("mg <key> t"), then adds
 	// fillVal ("<flags>", then " <bytes>\r\n<data>\r\n" from fillAt) to
@@ -262,6 +266,14 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 		s.answer(f, pw)
 	case route.WarmUpRoute:
+		if s.op == rGets {
+			if next, kind, op, req := s.warmUpGets(f, res, pw); next != nil {
+				s.mu.Unlock()
+				s.sendAs(next, kind, op, req, pw)
+				return
+			}
+			break
+		}
 		if !s.warm && res != resOK {
 			s.warm = true
 			s.pending++
@@ -334,6 +346,92 @@ func (s *rstep) take(n int) bool {
 }
 
 func neverReads() bool { return false }
+
+// warmUpGets takes the reply f (of result res) to a WarmUpRoute's gets
+// at its stage, as mcrouter: a miss in cold asks warm ("mg <key> v f t",
+// for the value, flags and remaining time); warm's hit is added to cold
+// and the gets asked of cold again, whose reply (and CAS unique) is the
+// answer; warm's miss answers cold's. It returns the next sub-request
+// (nil once the step is answered), with pending counted; s.mu is held.
+func (s *rstep) warmUpGets(f *call, res result, pw *pendingWrites) (*rnode, replyKind, rop, []byte) {
+	n := s.node
+	switch s.stage {
+	case 0:
+		if res == resOK {
+			break
+		}
+		s.coldMiss, s.stage = f, 1
+		s.fillVal = append(append(append(s.fillVal[:0], "mg "...), s.key...), " v f t\r\n"...)
+		s.pending++
+		return n.warm, kindMeta, rMetaGet, s.fillVal
+	case 1:
+		add, ok := s.addFromMeta(f, res)
+		if !ok {
+			s.answer(s.coldMiss, pw)
+			return nil, 0, 0, nil
+		}
+		s.fillVal, s.stage = add, 2
+		n.st.warmFills.Add(1)
+		s.pending++
+		return n.cold, kindStore, rAdd, s.fillVal
+	case 2:
+		s.stage = 3
+		s.pending++
+		return n.cold, s.kind, s.op, s.req
+	}
+	s.answer(f, pw)
+	return nil, 0, 0, nil
+}
+
+// addFromMeta returns the add to cold of warm's hit f to "mg <key> v f
+// t": with the route's exptime, else the item's remaining time; false
+// when f is not a hit or the item's time is up.
+func (s *rstep) addFromMeta(f *call, res result) ([]byte, bool) {
+	if res != resOK || f.err != nil || !bytes.HasPrefix(f.reply, []byte("VA ")) {
+		return nil, false
+	}
+	line, next, _ := replyLine(f.reply)
+	tok := bytes.Fields(line)
+	if next == 0 || len(tok) < 2 {
+		return nil, false
+	}
+	size, err := strconv.Atoi(string(tok[1]))
+	if err != nil || size < 0 || next+size+2 > len(f.reply) {
+		return nil, false
+	}
+	flags, exptime := []byte("0"), int64(s.node.exptime)
+	for _, t := range tok[2:] {
+		switch t[0] {
+		case 'f':
+			flags = t[1:]
+		case 't':
+			ttl, err := strconv.ParseInt(string(t[1:]), 10, 64)
+			if err != nil || ttl == 0 || ttl < -1 {
+				return nil, false // its time is up
+			}
+			if exptime == 0 {
+				exptime = max(ttl, 0)
+			}
+		}
+	}
+	add := make([]byte, 0, len(s.key)+len(flags)+48+size)
+	add = append(append(append(add, "add "...), s.key...), ' ')
+	add = append(append(add, flags...), ' ')
+	add = strconv.AppendInt(add, exptime, 10)
+	add = append(append(add, ' '), tok[1]...)
+	add = append(append(add, "\r\n"...), f.reply[next:next+size+2]...)
+	return add, true
+}
+
+// sendAs sends a new sub-call of a sequential route to n: the request
+// req, of kind and op, in place of the step's own.
+func (s *rstep) sendAs(n *rnode, kind replyKind, op rop, req []byte, pw *pendingWrites) {
+	s.mu.Lock()
+	f := s.newSub()
+	f.kind = kind
+	s.mu.Unlock()
+	s.rt.routeTo(nil, f, n, rreq{key: s.key, op: op, kind: kind, parts: [][]byte{req}}, pw)
+}
 
 // answer completes the step's call with f's reply, once; s.mu is held.
 func (s *rstep) answer(f *call, pw *pendingWrites) {

@@ -256,3 +256,41 @@ func TestRouteOperationPoliciesMetaget(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteWarmUpGets: a gets that misses in cold and hits in warm is
+// answered as mcrouter answers it: the value is added to cold (with the
+// warm item's flags and remaining time), and the gets is asked of cold
+// again, so that its CAS unique is cold's, which a cas through the
+// route (to cold) then matches. It used to go to cold only, missing.
+func TestRouteWarmUpGets(t *testing.T) {
+	addrs := startCorvids(t, 2) // A cold, B warm
+	root := &route.Handle{Type: route.WarmUpRoute, Name: "wu", Cold: poolRoute("A"), Warm: poolRoute("B")}
+	_, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: root})
+	warm := testutil.Dial(t, addrs[1])
+	if got := roundTrip(warm, "set k 5 100 3\r\nabc\r\n", testutil.LineReply); got != "STORED\r\n" {
+		t.Fatalf("set in warm: %q", got)
+	}
+	c := testutil.Dial(t, addr)
+	got := roundTrip(c, "gets k\r\n", testutil.ValuesReply)
+	var cas uint64
+	if _, err := fmt.Sscanf(got, "VALUE k 5 3 %d\r\nabc\r\nEND\r\n", &cas); err != nil {
+		t.Fatalf("gets through the warm-up: %q", got)
+	}
+	cold := testutil.Dial(t, addrs[0])
+	if direct := roundTrip(cold, "gets k\r\n", testutil.ValuesReply); direct != got {
+		t.Fatalf("cold has %q, the client got %q", direct, got)
+	}
+	var ttl int
+	if r := roundTrip(cold, "mg k t\r\n", testutil.AnyReply); func() bool {
+		_, err := fmt.Sscanf(r, "HD t%d\r\n", &ttl)
+		return err != nil || ttl < 1 || ttl > 100
+	}() {
+		t.Fatalf("cold's copy: %q, want the warm item's remaining time (1..100 s)", r)
+	}
+	if r := roundTrip(c, fmt.Sprintf("cas k 0 0 1 %d\r\nz\r\n", cas), testutil.LineReply); r != "STORED\r\n" {
+		t.Fatalf("cas with the unique gets returned: %q", r)
+	}
+	if r := roundTrip(c, "gets none\r\n", testutil.ValuesReply); r != "END\r\n" {
+		t.Fatalf("gets of a key nowhere: %q", r)
+	}
+}
