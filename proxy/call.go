@@ -115,6 +115,9 @@ func (c *call) complete(reply []byte, err error) { c.completeTo(reply, err, nil)
 func (c *call) completeTo(reply []byte, err error, pw *pendingWrites) {
 	if s := c.step; s != nil {
 		// A route's sub-call: the step decides what its reply does.
+		if err == nil && !s.take(len(reply)) {
+			err = errNoMemory
+		}
 		if err != nil {
 			c.err = err
 		} else {

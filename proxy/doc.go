@@ -108,11 +108,16 @@
 //     (a get-like request; others go to the first child).
 //   - WarmUpRoute: a get goes to cold; anything but a hit there goes to
 //     warm, whose hit is answered and added to cold ("add" with the
-//     route's exptime, detached); other requests go to cold.
+//     route's exptime, detached; without one, with the time the item has
+//     left in warm, which a detached "mg <key> t" to warm asks first, as
+//     mcrouter's metaget). A gets that misses in cold asks warm
+//     ("mg <key> v f t"); warm's hit is added to cold, and the gets is
+//     asked of cold again, so that its CAS unique is cold's (as
+//     mcrouter); warm's miss answers cold's. Other requests go to cold.
 //   - AllSyncRoute answers the worst reply as mcrouter ranks them (a
 //     hit or success, then a miss or not stored, then a connection
-//     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR).
-//     AllFastestRoute answers the first reply that is not an error
+//     failure or timeout, then SERVER_ERROR, then CLIENT_ERROR; of
+//     replies ranked alike, the first to arrive). AllFastestRoute answers the first reply that is not an error
 //     (else the last), AllMajorityRoute the reply whose result half the
 //     children plus one gave (else the last); the other children's
 //     replies are dropped when they come (within the pool's timeout).
@@ -156,8 +161,9 @@
 // changes, so a bad tree leaves the old one serving; then it swaps the
 // tree. New requests take the new tree; a request holds the tree it
 // started with, and the servers the reload removes are closed once no
-// client is routing on the old tree, its composed requests in flight
-// have finished, and they have answered what they hold.
+// client is routing on an old tree, the composed requests in flight on
+// every older tree (not only the one this reload replaced) have
+// finished, and they have answered what they hold.
 //
 // # Failures
 //
@@ -225,8 +231,11 @@
 // takes nothing for a second is closed and counted the same way;
 // clients that read slowly but steadily go on. The replies held are
 // then at most the limit plus its allowance (72 MiB by default); each
-// server connection also holds the one reply it is reading. The stats
-// command reports the bytes held as write_buf_bytes.
+// server connection also holds the one reply it is reading. The replies
+// a composed request holds from its children until it answers (an
+// AllSyncRoute waiting for a slow child) count the same, against the
+// client's bound. The stats command reports the bytes held as
+// write_buf_bytes.
 //
 // Large client read buffers (past 64 KiB) are mapped outside the Go
 // heap (package internal/offheap), so that the collector's headroom does

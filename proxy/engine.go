@@ -28,9 +28,12 @@ type routeTree struct {
 	epoch uint64
 	// steps counts composed requests in flight (see rstep): the servers
 	// a reload removes are closed only when the old tree has none.
-	steps  atomic.Int64
-	source string
-	loaded time.Time
+	steps atomic.Int64
+	// replies is the proxy's bound on held replies, which composed
+	// requests' sub-call replies count against.
+	replies *replyBufs
+	source  string
+	loaded  time.Time
 }
 
 // rnode is one compiled route handle. Which fields are set depends on
@@ -68,7 +71,8 @@ type rnode struct {
 // binary request becomes: an operation_policies entry for one is
 // accepted and never taken.
 var mcrouterOnlyOps = map[string]bool{"lease-get": true, "lease-set": true, "flushall": true,
-	"flushre": true, "version": true, "stats": true, "exec": true, "shutdown": true, "quit": true}
+	"flushre": true, "version": true, "stats": true, "exec": true, "shutdown": true, "quit": true,
+	"metaget": true, "metaset": true}
 
 type rprefix struct {
 	prefix string

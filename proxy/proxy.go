@@ -89,12 +89,15 @@ type Proxy struct {
 	closeOnce sync.Once
 	reloadMu  sync.Mutex // serialises Reload; taken before mu
 
-	mu      sync.Mutex // guards clients, closed, serving, pools, epoch and each pool's ln and closing
+	mu      sync.Mutex // guards clients, closed, serving, pools, epoch, oldRoutes and each pool's ln and closing
 	clients map[*client]struct{}
 	closed  bool
 	serving bool    // Serve has started the accept loops
 	pools   []*pool // in the configuration's order (corvid router: its fronts first)
 	epoch   uint64  // of the last reload
+	// oldRoutes are the route trees reloads replaced that may still have
+	// composed requests in flight (see retiredRoutesLocked).
+	oldRoutes []*routeTree
 
 	// router is set for corvid router (Config.Routes): fronts are its
 	// listeners, pools without a listener of their own; the other pools

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
@@ -109,7 +111,7 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 			}
 			return fmt.Errorf("pool %s: route: %w", pc.Name, err)
 		}
-		rt.epoch = epoch
+		rt.epoch, rt.replies = epoch, p.replies
 		routes[i] = rt
 	}
 
@@ -173,7 +175,9 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 	p.pools = pools
 	if len(gone) > 0 || len(closing) > 0 {
 		p.wg.Add(1)
-		go p.retire(epoch, gone, closing, oldTrees)
+		go p.retire(epoch, gone, closing, p.retiredRoutesLocked(oldTrees))
+	} else {
+		p.retiredRoutesLocked(oldTrees)
 	}
 	return nil
 }
@@ -254,6 +258,30 @@ func sameListen(a, b *nutcracker.Pool) bool {
 // kept pool holds a tree older than epoch, and the clients of the pools in
 // closing are gone) and each has answered what it holds. When the proxy
 // closes first, it closes them at once.
+// retiredRoutesLocked adds the trees a reload replaced to p.oldRoutes and
+// returns them all: a composed request that started on a tree any number
+// of reloads ago may still send to its servers (a failover's next
+// child), so a reload's retire waits for all of them, not only for the
+// trees it replaced. A tree is forgotten once it has no composed request
+// in flight and no client holds it or an older one: no new one can then
+// start on it. p.mu is held.
+func (p *Proxy) retiredRoutesLocked(replaced []*routeTree) []*routeTree {
+	oldest := uint64(math.MaxUint64) // the oldest tree a client holds
+	for cl := range p.clients {
+		if rt := cl.heldRoute.Load(); rt != nil {
+			oldest = min(oldest, rt.epoch)
+		}
+	}
+	var kept []*routeTree
+	for _, rt := range slices.Concat(p.oldRoutes, replaced) {
+		if rt.steps.Load() > 0 || rt.epoch >= oldest {
+			kept = append(kept, rt)
+		}
+	}
+	p.oldRoutes = kept
+	return slices.Clone(kept)
+}
+
 func (p *Proxy) retire(epoch uint64, gone []*backend, closing []*pool, trees []*routeTree) {
 	defer p.wg.Done()
 	tick := time.NewTicker(retirePoll)

@@ -49,12 +49,9 @@ func ropByName(s string) (rop, bool) {
 			return rop(i), true
 		}
 	}
-	switch s {
-	case "metaget":
-		return rGet, true
-	case "metaset":
-		return rSet, true
-	}
+	// mcrouter's metaget (an item's metadata) is no memcached request:
+	// see mcrouterOnlyOps. Taking it for get would make a get follow
+	// whichever of the two entries a load applied last.
 	return 0, false
 }
 

@@ -79,7 +79,7 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		}
 		rt.routeTo(from, c, n.children[0], r, pw)
 	case route.WarmUpRoute:
-		if r.op != rGet || r.kind != kindGet {
+		if r.op != rGet && r.op != rGets || r.kind != kindGet {
 			rt.routeTo(from, c, n.cold, r, pw)
 			return
 		}
@@ -154,7 +154,26 @@ type rstep struct {
 	// seen of each result.
 	pending int
 	counts  [resClient + 1]int16
-	warm    bool // WarmUpRoute: asking warm
+	// cl is the client whose bound on held replies the sub-calls'
+	// replies count against (nil for a detached request): held is what
+	// they hold (see take).
+	cl   *client
+	held atomic.Int64
+	// worst is the worst reply AllSyncRoute has seen, of rank worstRes.
+	worst    *call
+	worstRes result
+	warm     bool // WarmUpRoute: asking warm
+	// WarmUpRoute's gets: its stage (0 cold, 1 warm, 2 the add to cold,
+	// 3 cold again) and cold's first reply, a miss.
+	stage    uint8
+	coldMiss *call
+	// ttlFill marks a WarmUpRoute's fill without an exptime: the step
+	// asks warm for the item's remaining time ("mg <key> t"), then adds
+	// fillVal ("<flags>", then " <bytes>\r\n<data>\r\n" from fillAt) to
+	// cold with it.
+	ttlFill bool
+	fillVal []byte
+	fillAt  int
 }
 
 var stepPool = sync.Pool{New: func() any { return new(rstep) }}
@@ -163,6 +182,10 @@ var stepPool = sync.Pool{New: func() any { return new(rstep) }}
 func (rt *routeTree) compose(from *client, c *call, n *rnode, r rreq, pw *pendingWrites) {
 	s := stepPool.Get().(*rstep)
 	s.rt, s.node, s.out, s.op, s.kind = rt, n, c, r.op, r.kind
+	s.cl = c.accountedTo()
+	if s.cl == nil && c.step != nil {
+		s.cl = c.step.cl // a composer inside a composer
+	}
 	s.req = s.req[:0]
 	for _, p := range r.parts {
 		s.req = append(s.req, p...)
@@ -220,6 +243,10 @@ func (s *rstep) send(from *client, n *rnode, pw *pendingWrites) {
 func (s *rstep) subDone(f *call, pw *pendingWrites) {
 	n := s.node
 	res := classify(s.op, f.reply, f.err)
+	if s.ttlFill {
+		s.fillWithTTL(f, res, pw)
+		return
+	}
 	s.mu.Lock()
 	s.pending--
 	if res.isError() {
@@ -239,6 +266,14 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 		s.answer(f, pw)
 	case route.WarmUpRoute:
+		if s.op == rGets {
+			if next, kind, op, req := s.warmUpGets(f, res, pw); next != nil {
+				s.mu.Unlock()
+				s.sendAs(next, kind, op, req, pw)
+				return
+			}
+			break
+		}
 		if !s.warm && res != resOK {
 			s.warm = true
 			s.pending++
@@ -251,15 +286,14 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 		s.answer(f, pw)
 	case route.AllSyncRoute:
+		// As mcrouter: the reply kept is replaced only by a strictly
+		// worse one, so that of replies ranked alike the first to arrive
+		// is answered.
+		if s.worst == nil || res > s.worstRes {
+			s.worst, s.worstRes = f, res
+		}
 		if s.pending == 0 {
-			worst := f
-			wr := res
-			for _, g := range s.subs {
-				if gr := classify(s.op, g.reply, g.err); gr > wr {
-					worst, wr = g, gr
-				}
-			}
-			s.answer(worst, pw)
+			s.answer(s.worst, pw)
 		}
 	case route.AllFastestRoute:
 		if !res.isError() || s.pending == 0 {
@@ -283,6 +317,122 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 	}
 }
 
+// take accounts n bytes of a sub-call's reply, which the step holds
+// until it is released, against the proxy's bound on held replies (as
+// client.takeReply, whose client is closed when it would pass it: an
+// AllSyncRoute waiting for a slow child must not hold whatever its
+// clients ask for). It reports false when the reply may not be kept.
+func (s *rstep) take(n int) bool {
+	m := s.rt.replies
+	if m == nil {
+		return true
+	}
+	reads := neverReads
+	if s.cl != nil {
+		reads = s.cl.reads
+	}
+	if m.take(&s.held, int64(n), reads) {
+		return true
+	}
+	if cl := s.cl; cl != nil {
+		cl.starved.Store(true)
+		if !cl.aborted.Load() {
+			m.oom.Add(1)
+			cl.p.log.Debug("client closed", "pool", cl.pool.name, "err", errNoMemory)
+			cl.abort()
+		}
+	}
+	return false
+}
+
+func neverReads() bool { return false }
+
+// warmUpGets takes the reply f (of result res) to a WarmUpRoute's gets
+// at its stage, as mcrouter: a miss in cold asks warm ("mg <key> v f t",
+// for the value, flags and remaining time); warm's hit is added to cold
+// and the gets asked of cold again, whose reply (and CAS unique) is the
+// answer; warm's miss answers cold's. It returns the next sub-request
+// (nil once the step is answered), with pending counted; s.mu is held.
+func (s *rstep) warmUpGets(f *call, res result, pw *pendingWrites) (*rnode, replyKind, rop, []byte) {
+	n := s.node
+	switch s.stage {
+	case 0:
+		if res == resOK {
+			break
+		}
+		s.coldMiss, s.stage = f, 1
+		s.fillVal = append(append(append(s.fillVal[:0], "mg "...), s.key...), " v f t\r\n"...)
+		s.pending++
+		return n.warm, kindMeta, rMetaGet, s.fillVal
+	case 1:
+		add, ok := s.addFromMeta(f, res)
+		if !ok {
+			s.answer(s.coldMiss, pw)
+			return nil, 0, 0, nil
+		}
+		s.fillVal, s.stage = add, 2
+		n.st.warmFills.Add(1)
+		s.pending++
+		return n.cold, kindStore, rAdd, s.fillVal
+	case 2:
+		s.stage = 3
+		s.pending++
+		return n.cold, s.kind, s.op, s.req
+	}
+	s.answer(f, pw)
+	return nil, 0, 0, nil
+}
+
+// addFromMeta returns the add to cold of warm's hit f to "mg <key> v f
+// t": with the route's exptime, else the item's remaining time; false
+// when f is not a hit or the item's time is up.
+func (s *rstep) addFromMeta(f *call, res result) ([]byte, bool) {
+	if res != resOK || f.err != nil || !bytes.HasPrefix(f.reply, []byte("VA ")) {
+		return nil, false
+	}
+	line, next, _ := replyLine(f.reply)
+	tok := bytes.Fields(line)
+	if next == 0 || len(tok) < 2 {
+		return nil, false
+	}
+	size, err := strconv.Atoi(string(tok[1]))
+	if err != nil || size < 0 || next+size+2 > len(f.reply) {
+		return nil, false
+	}
+	flags, exptime := []byte("0"), int64(s.node.exptime)
+	for _, t := range tok[2:] {
+		switch t[0] {
+		case 'f':
+			flags = t[1:]
+		case 't':
+			ttl, err := strconv.ParseInt(string(t[1:]), 10, 64)
+			if err != nil || ttl == 0 || ttl < -1 {
+				return nil, false // its time is up
+			}
+			if exptime == 0 {
+				exptime = max(ttl, 0)
+			}
+		}
+	}
+	add := make([]byte, 0, len(s.key)+len(flags)+48+size)
+	add = append(append(append(add, "add "...), s.key...), ' ')
+	add = append(append(add, flags...), ' ')
+	add = strconv.AppendInt(add, exptime, 10)
+	add = append(append(add, ' '), tok[1]...)
+	add = append(append(add, "\r\n"...), f.reply[next:next+size+2]...)
+	return add, true
+}
+
+// sendAs sends a new sub-call of a sequential route to n: the request
+// req, of kind and op, in place of the step's own.
+func (s *rstep) sendAs(n *rnode, kind replyKind, op rop, req []byte, pw *pendingWrites) {
+	s.mu.Lock()
+	f := s.newSub()
+	f.kind = kind
+	s.mu.Unlock()
+	s.rt.routeTo(nil, f, n, rreq{key: s.key, op: op, kind: kind, parts: [][]byte{req}}, pw)
+}
+
 // answer completes the step's call with f's reply, once; s.mu is held.
 func (s *rstep) answer(f *call, pw *pendingWrites) {
 	out := s.out
@@ -294,7 +444,9 @@ func (s *rstep) answer(f *call, pw *pendingWrites) {
 }
 
 // fill adds the value of warm's hit (a get reply) to cold, detached,
-// with the route's exptime.
+// with the route's exptime; without one, with the time the item has left
+// in warm, as mcrouter (which asks warm with a metaget, and adds nothing
+// when that misses): see startTTLFill.
 func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 	n := s.node
 	// VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n
@@ -310,6 +462,10 @@ func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 	if err != nil || next+size+2 > len(reply) {
 		return
 	}
+	if n.exptime == 0 {
+		s.rt.startTTLFill(n, s.key, f[2], f[3], reply[next:next+size+2], pw)
+		return
+	}
 	req := make([]byte, 0, len(f[1])+len(f[2])+len(f[3])+32+size)
 	req = append(req, "add "...)
 	req = append(append(req, f[1]...), ' ')
@@ -322,19 +478,77 @@ func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 	}
 }
 
+// startTTLFill starts a detached step that asks n's warm route for the
+// remaining time of key, then adds the value (flags, size and data, its
+// "\r\n" included) to cold with it. It counts as one of n's detached
+// requests in flight.
+func (rt *routeTree) startTTLFill(n *rnode, key, flags, size, data []byte, pw *pendingWrites) {
+	if n.st.asyncPending.Add(1) > maxAsyncPending {
+		n.st.asyncPending.Add(-1)
+		n.st.asyncDropped.Add(1)
+		return
+	}
+	s := stepPool.Get().(*rstep)
+	s.rt, s.node, s.op, s.kind, s.ttlFill = rt, n, rMetaGet, kindMeta, true
+	s.key = append(s.key[:0], key...)
+	s.req = append(append(append(s.req[:0], "mg "...), key...), " t\r\n"...)
+	s.fillVal = append(s.fillVal[:0], flags...)
+	s.fillAt = len(s.fillVal)
+	s.fillVal = append(append(append(append(s.fillVal, ' '), size...), "\r\n"...), data...)
+	s.pending = 1
+	rt.steps.Add(1)
+	s.send(nil, n.warm, pw)
+}
+
+// fillWithTTL completes a step of startTTLFill with warm's reply f to
+// "mg <key> t": on a hit whose time is not up, the value goes to cold.
+func (s *rstep) fillWithTTL(f *call, res result, pw *pendingWrites) {
+	n := s.node
+	exptime, ok := int64(0), false
+	if res == resOK && f.err == nil && bytes.HasPrefix(f.reply, []byte("HD")) {
+		line, _, _ := replyLine(f.reply)
+		for _, tok := range bytes.Fields(line)[1:] {
+			if tok[0] == 't' {
+				t, err := strconv.ParseInt(string(tok[1:]), 10, 64)
+				// -1: no expiry; 0: the item's time is up
+				ok = err == nil && (t == -1 || t > 0)
+				exptime = max(t, 0)
+			}
+		}
+	}
+	if ok {
+		req := make([]byte, 0, len(s.key)+len(s.fillVal)+32)
+		req = append(append(append(req, "add "...), s.key...), ' ')
+		req = append(append(req, s.fillVal[:s.fillAt]...), ' ')
+		req = strconv.AppendInt(req, exptime, 10)
+		req = append(req, s.fillVal[s.fillAt:]...)
+		if s.rt.detached(nil, n, n.cold, rreq{key: s.key, op: rAdd, kind: kindStore, parts: [][]byte{req}}, pw) {
+			n.st.warmFills.Add(1)
+		}
+	}
+	n.st.asyncPending.Add(-1)
+	s.release()
+}
+
 // release returns s and its sub-calls to their pools, once every
 // sub-call has completed.
 func (s *rstep) release() {
+	if h := s.held.Load(); h != 0 {
+		s.rt.replies.release(&s.held, h)
+	}
 	s.rt.steps.Add(-1)
 	for i, f := range s.subs {
 		f.release()
 		s.subs[i] = nil
 	}
-	subs, req, key := s.subs[:0], s.req[:0], s.key[:0]
+	subs, req, key, fill := s.subs[:0], s.req[:0], s.key[:0], s.fillVal[:0]
 	if cap(req) > maxPooledReply {
 		req = nil
 	}
-	*s = rstep{subs: subs, req: req, key: key}
+	if cap(fill) > maxPooledReply {
+		fill = nil
+	}
+	*s = rstep{subs: subs, req: req, key: key, fillVal: fill}
 	stepPool.Put(s)
 }
 

@@ -108,7 +108,7 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 	if err != nil {
 		return err
 	}
-	rt.epoch, rt.source = epoch, cfg.Source
+	rt.epoch, rt.source, rt.replies = epoch, cfg.Source, p.replies
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -136,9 +136,10 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 		}
 	}
 	p.pools = append(append(p.pools[:0:0], p.fronts...), order...)
+	trees := p.retiredRoutesLocked(oldTrees)
 	if len(gone) > 0 {
 		p.wg.Add(1)
-		go p.retire(epoch, gone, nil, oldTrees)
+		go p.retire(epoch, gone, nil, trees)
 	}
 	return nil
 }

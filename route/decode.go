@@ -66,6 +66,10 @@ type decoder struct {
 	registered map[string]*value // named_handles given as an object
 	warnings   []string
 	depth      int
+	// steps counts the values decoded as routes, bounded by maxSteps:
+	// a value shared by a const or an alias is decoded wherever it is
+	// used, so that a small configuration may describe a huge tree.
+	steps int
 }
 
 type namedHandle struct {
@@ -113,6 +117,9 @@ func (d *decoder) list(v *value, path string) ([]*Handle, error) {
 	defer func() { d.depth-- }()
 	if d.depth > maxDepth {
 		return nil, failf(path, "routes nested more than %d deep", maxDepth)
+	}
+	if d.steps++; d.steps > maxSteps {
+		return nil, failf(path, "routes expand to more than %d values", maxSteps)
 	}
 	switch v.kind {
 	case kindList:

@@ -23,6 +23,7 @@ type preprocessor struct {
 	busy      map[string]bool // consts being expanded
 	depth     int
 	steps     int // values expanded, bounded by maxSteps
+	size      int // bytes and members substitution and merge made, bounded by maxExpandSize
 	readFile  func(string) ([]byte, error)
 	dir       string // where @import paths are relative to
 	imports   map[string]*value
@@ -33,6 +34,19 @@ type preprocessor struct {
 // maxSteps bounds the work of expanding macros, whose results may double
 // at each level.
 const maxSteps = 1 << 18
+
+// maxExpandSize bounds what substitutions and merges produce in all (a
+// string's bytes, 16 per member of a list or an object): a const used twice
+// in the next one doubles at each level, without more values expanded.
+const maxExpandSize = 1 << 24
+
+// grow counts n bytes made by expansion against maxExpandSize.
+func (pp *preprocessor) grow(n int, path string) error {
+	if pp.size += n; pp.size > maxExpandSize {
+		return failf(path, "macros expand to more than %d bytes", maxExpandSize)
+	}
+	return nil
+}
 
 type param struct {
 	name     string
@@ -344,6 +358,9 @@ func (pp *preprocessor) substitute(s string, scope map[string]*value, path strin
 		if sub.kind != kindStr {
 			return nil, failf(path, "%%%s%% is %s, not a string", name.String(), sub.what())
 		}
+		if err := pp.grow(len(sub.str), path); err != nil {
+			return nil, err
+		}
 		buf.WriteString(sub.str)
 		s = s[j+1:]
 	}
@@ -526,10 +543,16 @@ func builtinBool(_ *preprocessor, args, _ map[string]*value, path string) (*valu
 	return nil, failf(path, "@bool: cannot convert %s", v.what())
 }
 
-func builtinMerge(_ *preprocessor, args, _ map[string]*value, path string) (*value, error) {
+func builtinMerge(pp *preprocessor, args, _ map[string]*value, path string) (*value, error) {
 	ps := args["params"]
 	if ps.kind != kindList || len(ps.list) == 0 {
 		return nil, failf(path, "merge: \"params\" must be a list that is not empty")
+	}
+	for _, p := range ps.list {
+		// a member costs its pointer and its place
+		if err := pp.grow(len(p.str)+16*(len(p.list)+len(p.keys)), path); err != nil {
+			return nil, err
+		}
 	}
 	first := ps.list[0]
 	switch first.kind {

@@ -222,7 +222,8 @@ func (d *decoder) routes(v *value, prefix string) (*Handle, error) {
 // inline pool objects are refused. Errors start with path. The handle is
 // checked against pools. Warnings are returned as ParseMcrouter's.
 func DecodeYAML(n *yaml.Node, path string, pools map[string]*Pool, hashes map[string]Hash) (*Handle, []string, error) {
-	v, err := fromYAML(n, 0)
+	var steps int
+	v, err := fromYAML(n, 0, &steps)
 	if err != nil {
 		return nil, nil, failf(path, "%v", err)
 	}

@@ -123,7 +123,9 @@ type Handle struct {
 
 	// WarmUpRoute: gets go to Cold; a miss there is looked up in Warm,
 	// and a hit is returned and added to Cold with Exptime (0: the
-	// warm item's own remaining time when known, else no expiry).
+	// warm item's own remaining time, asked of Warm with a meta get as
+	// mcrouter asks with a metaget; nothing is added when Warm no
+	// longer has the item).
 	// Other operations go to Cold.
 	Cold, Warm *Handle
 	Exptime    int32

@@ -163,23 +163,28 @@ func (v *value) text() string {
 func strValue(s string) *value { return &value{kind: kindStr, str: s} }
 
 // fromYAML converts a YAML node into a value. Scalars take the type YAML
-// resolves them to; anchors and aliases are followed (to a bounded depth).
-func fromYAML(n *yaml.Node, depth int) (*value, error) {
+// resolves them to; anchors and aliases are followed (to a bounded depth,
+// and at most maxSteps nodes in all, counted in *steps: aliases that
+// double at each level would otherwise make a tree of billions).
+func fromYAML(n *yaml.Node, depth int, steps *int) (*value, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("line %d: nested too deeply", n.Line)
+	}
+	if *steps++; *steps > maxSteps {
+		return nil, fmt.Errorf("line %d: aliases expand to more than %d values", n.Line, maxSteps)
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
 			return &value{}, nil
 		}
-		return fromYAML(n.Content[0], depth+1)
+		return fromYAML(n.Content[0], depth+1, steps)
 	case yaml.AliasNode:
-		return fromYAML(n.Alias, depth+1)
+		return fromYAML(n.Alias, depth+1, steps)
 	case yaml.SequenceNode:
 		v := &value{kind: kindList, list: []*value{}}
 		for _, c := range n.Content {
-			e, err := fromYAML(c, depth+1)
+			e, err := fromYAML(c, depth+1, steps)
 			if err != nil {
 				return nil, err
 			}
@@ -196,7 +201,7 @@ func fromYAML(n *yaml.Node, depth int) (*value, error) {
 			if v.get(k.Value) != nil {
 				return nil, fmt.Errorf("line %d: key %q is given twice", k.Line, k.Value)
 			}
-			e, err := fromYAML(n.Content[i+1], depth+1)
+			e, err := fromYAML(n.Content[i+1], depth+1, steps)
 			if err != nil {
 				return nil, err
 			}
