@@ -55,7 +55,6 @@ type client struct {
 	w   *bufio.Writer
 	set []byte // one encoded set request
 	get []byte
-	buf []byte
 }
 
 func dial(addr, queue string, size int) (*client, error) {
