@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -96,8 +97,8 @@ func TestStartupItemSizeMatchesMemcached(t *testing.T) {
 	}
 	bin := corvidBinary(t)
 	var cases [][]string
-	for _, i := range []string{"", "1024", "2k", "64k", "600k", "1000000", "1m", "2m", "3m", "64m", "1025m", "2048m", "x"} {
-		for _, cm := range []string{"", "0", "-4", "1", "64", "1024", "3000", "16384", "524288", "1048576", "2097152", "16k"} {
+	for _, i := range []string{"", "1024", "2k", "600k", "1m", "2m", "64m", "1025m", "2048m", "x"} {
+		for _, cm := range []string{"", "0", "-4", "1", "1024", "3000", "16384", "524288", "1048576", "16k"} {
 			var args []string
 			if i != "" {
 				args = append(args, "-I", i)
@@ -124,6 +125,8 @@ func TestStartupItemSizeMatchesMemcached(t *testing.T) {
 		[]string{"-I", "128m", "-m", "256"},
 		[]string{"-I", "1m", "-m", "1"},
 		[]string{"-o", "slab_chunk_max"},
+		[]string{"-I", "1000000", "-o", "slab_chunk_max=64"},
+		[]string{"-I", "3m", "-o", "slab_chunk_max=2097152"},
 	)
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -148,9 +151,7 @@ func TestStartupItemSizeMatchesMemcached(t *testing.T) {
 			case want.accepted != got.accepted:
 				t.Fatalf("corvid %+v, memcached %+v", got, want)
 			case want.accepted:
-				// corvid adds a class for items over slab_chunk_max.
-				g, w := strings.Join(got.classes[:min(len(got.classes), len(want.classes))], "\n"), strings.Join(want.classes, "\n")
-				if g != w {
+				if g, w := strings.Join(got.classes, "\n"), strings.Join(want.classes, "\n"); g != w {
 					t.Fatalf("class table:\n%s\nmemcached:\n%s", g, w)
 				}
 			default:
@@ -165,4 +166,66 @@ func TestStartupItemSizeMatchesMemcached(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestStatsSlabsMatchMemcached stores values of sizes up to -I into corvid
+// and memcached started with the same options and compares "stats slabs":
+// every class both list has the same chunk size and chunks per page, the
+// largest class (slab_chunk_max) holds the items larger than it in both,
+// and no class is listed that memcached's table lacks.
+func TestStatsSlabsMatchMemcached(t *testing.T) {
+	if testutil.MemcachedPath() == "" {
+		t.Skip("memcached is not installed")
+	}
+	for _, tc := range []struct {
+		args     []string
+		chunkMax int
+		sizes    []int
+	}{
+		{[]string{"-m", "64"}, 512 << 10, []int{10, 1000, 100 << 10, 400 << 10, 600 << 10, 1000 << 10}},
+		{[]string{"-m", "64", "-I", "4m"}, 512 << 10, []int{10, 5000, 500 << 10, 1 << 20, 3 << 20}},
+		{[]string{"-m", "64", "-I", "2m", "-o", "slab_chunk_max=65536"}, 64 << 10, []int{100, 50 << 10, 70 << 10, 1 << 20}},
+		{[]string{"-m", "64", "-o", "slab_chunk_max=16384", "-f", "1.08"}, 16 << 10, []int{100, 10 << 10, 20 << 10, 900 << 10}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			addrs := []string{startServerProc(t, tc.args...).addr, testutil.StartMemcached(t, tc.args...)}
+			var slabs [2]map[string]string
+			for i, addr := range addrs {
+				var req strings.Builder
+				for n, size := range tc.sizes {
+					fmt.Fprintf(&req, "set k%d 0 0 %d\r\n%s\r\n", n, size, strings.Repeat("v", size))
+				}
+				reply := roundTrip(t, addr, req.String()+"stats slabs\r\n", "END")
+				if strings.Count(reply, "STORED\r\n") != len(tc.sizes) {
+					t.Fatalf("%s: %q", addr, reply[:min(len(reply), 300)])
+				}
+				slabs[i] = statMap(reply)
+			}
+			got, want := slabs[0], slabs[1]
+			largest := 0
+			for k, v := range want {
+				if id, f, ok := strings.Cut(k, ":"); ok && f == "chunk_size" && v == strconv.Itoa(tc.chunkMax) {
+					largest, _ = strconv.Atoi(id)
+				}
+			}
+			if largest == 0 {
+				t.Fatalf("memcached has no pages of %d-byte chunks: %v", tc.chunkMax, want)
+			}
+			if got[strconv.Itoa(largest)+":chunk_size"] == "" {
+				t.Errorf("class %d (slab_chunk_max) has no pages in corvid", largest)
+			}
+			for k, v := range got {
+				id, f, ok := strings.Cut(k, ":")
+				if !ok || f != "chunk_size" && f != "chunks_per_page" {
+					continue
+				}
+				if w, ok := want[k]; ok && w != v {
+					t.Errorf("%s = %s, memcached %s", k, v, w)
+				}
+				if n, _ := strconv.Atoi(id); n > largest {
+					t.Errorf("class %s (%s %s) is past memcached's largest class %d", id, f, v, largest)
+				}
+			}
+		})
+	}
 }
