@@ -202,6 +202,9 @@ func New(cfg Config) (*Cache, error) {
 		c.bigID = len(info) - 1
 	}
 	c.info = info[1:]
+	if c.bigID != 0 {
+		c.info = c.info[:len(c.info)-1] // internal: memcached has no such class
+	}
 	c.classes = make([]class, len(info))
 	for i := 1; i < len(info); i++ {
 		cl := &c.classes[i]
@@ -296,12 +299,11 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// Classes returns the slab class table: memcached's classes as
-// "memcached -vv" prints them for the same -n, -f and slab_chunk_max, then,
-// when ItemSizeMax exceeds SlabChunkMax, one more class for the larger
-// items, whose chunk is ItemSizeMax in a page of max(ItemSizeMax,
-// SlabPageSize) bytes (memcached 1.6 chains several chunks instead). It is
-// safe for concurrent use; the caller may modify the result.
+// Classes returns the slab class table as "memcached -vv" prints it for the
+// same -n, -f and slab_chunk_max: the last class is slab_chunk_max. Items
+// larger than that go into an internal class that is not listed (see
+// ReadStats). It is safe for concurrent use; the caller may modify the
+// result.
 func (c *Cache) Classes() []ClassInfo {
 	return append([]ClassInfo(nil), c.info...)
 }

@@ -108,8 +108,5 @@ func normalize(cfg Config) (Config, error) {
 	case cfg.Eviction >= evictInvalid:
 		return bad("eviction strategy %d is not one of twemcache's", cfg.Eviction)
 	}
-	if 48+cfg.ChunkSizeMin > cfg.SlabChunkMax {
-		return bad("chunk size %d is larger than slab_chunk_max", cfg.ChunkSizeMin)
-	}
 	return cfg, nil
 }

@@ -11,9 +11,12 @@
 // a cache that does not evict (NoEvict), where a class gets its first page
 // past the limit, as in memcached. Pages belong to slab classes, computed exactly as memcached computes them from
 // -n, -f and slab_chunk_max (Classes); each page is split into equal
-// chunks. Items larger than SlabChunkMax go into one extra class whose
+// chunks. Items larger than SlabChunkMax go into one internal class whose
 // chunk is ItemSizeMax, one item per page of max(ItemSizeMax, SlabPageSize)
-// bytes, as memcached 1.4 stored them (1.6 chains chunks instead).
+// bytes, as memcached 1.4 stored them (1.6 chains chunks of its largest
+// class instead). That class is not in the table (Classes): its pages and
+// items are reported as part of the largest class, in slab_chunk_max
+// chunks, where memcached would keep them (ReadStats).
 //
 // An item is one chunk: a 40-byte header (32 without CAS, see item.go),
 // the key, then the value without memcached's "\r\n". Items are addressed

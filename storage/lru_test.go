@@ -127,7 +127,8 @@ func checkConsistency(t *testing.T, c *Cache) {
 		}
 		s.mu.Unlock()
 	}
-	s := stats(c)
+	var s Stats
+	c.readStats(&s, false)
 	if inHash != s.CurrItems || int64(inHash) != c.items.Load() {
 		t.Fatalf("hash holds %d items, curr_items %d, counter %d", inHash, s.CurrItems, c.items.Load())
 	}

@@ -243,12 +243,14 @@ func TestTooLarge(t *testing.T) {
 	}
 }
 
+// TestLargeItemsClass: memcached's largest class is slab_chunk_max; an
+// item larger than that is counted there, with the chunks it takes.
 func TestLargeItemsClass(t *testing.T) {
 	c, _ := newFakeCache(t)
 	cls := c.Classes()
-	big := cls[len(cls)-1]
-	if big.ChunkSize != 1<<20 || big.ChunksPerPage != 1 || cls[len(cls)-2].ChunkSize != 512<<10 {
-		t.Fatalf("last classes = %+v %+v", cls[len(cls)-2], big)
+	last := cls[len(cls)-1]
+	if last.ChunkSize != 512<<10 || last.ChunksPerPage != 2 {
+		t.Fatalf("last class = %+v", last)
 	}
 	v := strings.Repeat("v", 700<<10)
 	mustSet(t, c, "big", v)
@@ -256,8 +258,14 @@ func TestLargeItemsClass(t *testing.T) {
 		t.Fatal("large value corrupted")
 	}
 	s := stats(c)
-	if cs := s.Classes[big.ID-1]; cs.Number != 1 || cs.TotalPages != 1 {
-		t.Fatalf("large class stats %+v", cs)
+	if len(s.Classes) != len(cls) {
+		t.Fatalf("%d classes in stats, %d in the table", len(s.Classes), len(cls))
+	}
+	if cs := s.Classes[last.ID-1]; cs.Number != 1 || cs.TotalPages != 1 || cs.TotalChunks != 2 || cs.UsedChunks != 2 {
+		t.Fatalf("largest class stats %+v", cs)
+	}
+	if s.ActiveSlabs != 1 {
+		t.Fatalf("active slabs %d", s.ActiveSlabs)
 	}
 }
 

@@ -179,6 +179,21 @@ func leadingInt(s string) int64 {
 	return n
 }
 
+// safeStrtol reads a 32-bit decimal number as memcached's safe_strtol:
+// leading white space and a sign allowed, then digits, then nothing or
+// white space.
+func safeStrtol(s string) (int32, bool) {
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	if i := strings.IndexAny(t, " \t\n\v\f\r"); i >= 0 {
+		t = t[:i]
+	}
+	n, err := strconv.ParseInt(strings.TrimPrefix(t, "+"), 10, 32)
+	if err != nil || strings.HasPrefix(t, "+-") {
+		return 0, false
+	}
+	return int32(n), true
+}
+
 // initialMalloced reads memcached's test hook T_MEMD_INITIAL_MALLOC (slabs.c,
 // honoured by release builds too): the bytes of the memory limit taken
 // before the first page. As memcached's safe_strtoll, it takes a decimal
@@ -213,21 +228,19 @@ func leadingFloat(s string) float64 {
 	return 0
 }
 
-// parseSize parses memcached's -I argument: a number of bytes with an
-// optional k or m suffix.
-func parseSize(s string) (int64, error) {
-	unit := int64(1)
+// parseSize reads memcached's -I argument as memcached does: atoi of the
+// number, times 1024 for a k suffix or 1048576 for an m, in a C int, so that
+// garbage reads as 0 and an overflow wraps (-I 2048m is refused as less than
+// 1024 bytes).
+func parseSize(s string) int64 {
+	unit := int32(1)
 	switch {
 	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
 		unit, s = 1<<10, s[:len(s)-1]
 	case strings.HasSuffix(s, "m"), strings.HasSuffix(s, "M"):
 		unit, s = 1<<20, s[:len(s)-1]
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > 1<<40 {
-		return 0, usageError(fmt.Sprintf("Invalid -I size: %q", s))
-	}
-	return n * unit, nil
+	return int64(int32(leadingInt(s)) * unit)
 }
 
 // config turns the command line into a server configuration, rejecting
@@ -324,28 +337,19 @@ func (o *serverOptions) config() (server.Config, error) {
 		DisableCAS:   o.disableCAS,
 	}
 	sc.InitialMalloced = initialMalloced(os.Getenv("T_MEMD_INITIAL_MALLOC"))
-	itemMax, err := parseSize(o.maxItemSize)
-	if err != nil {
-		return cfg, err
-	}
-	switch {
-	case itemMax < 1024:
-		return cfg, usageError("Item max size cannot be less than 1024 bytes.")
-	case itemMax > 1<<30:
-		return cfg, usageError("Cannot set item size limit higher than 1 GB.")
-	case itemMax > sc.MemoryLimit/2:
-		return cfg, usageError("Cannot set item size limit higher than 1/2 of memory max.")
-	}
-	sc.ItemSizeMax = int(itemMax)
-	sc.SlabChunkMax = 512 << 10
-	if err := o.applyExtended(&cfg, &sc); err != nil {
+	sc.SlabChunkMax = storage.SlabPageSize / 2
+	var chunkMax chunkMaxOption
+	if err := o.applyExtended(&cfg, &sc, &chunkMax); err != nil {
 		return cfg, err
 	}
 	if o.largePages {
 		sc.NoHugePages = false
 	}
-	if sc.SlabChunkMax > sc.ItemSizeMax {
-		return cfg, usageError(fmt.Sprintf("slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)", sc.SlabChunkMax, sc.ItemSizeMax))
+	if err := checkItemSize(&sc, parseSize(o.maxItemSize), chunkMax.set); err != nil {
+		if chunkMax.warning != "" {
+			err = exitError{chunkMax.warning + "\n" + err.Error(), exUsage}
+		}
+		return cfg, err
 	}
 	cfg.Storage = sc
 
@@ -389,6 +393,48 @@ func (o *serverOptions) config() (server.Config, error) {
 		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
+}
+
+// chunkMaxOption is what -o slab_chunk_max left for the checks that follow
+// the options: whether it was given, and memcached's complaint about a
+// value it could not parse (memcached goes on with 0, and the checks
+// refuse it).
+type chunkMaxOption struct {
+	set     bool
+	warning string
+}
+
+// checkItemSize sets sc.ItemSizeMax to -I and checks it and slab_chunk_max
+// as memcached does after reading its options, in the same order, with its
+// messages and exit status: -I of at least 1024 bytes, at most half of -m
+// and at most 1 GiB; slab_chunk_max back to half a page for an -I over 1 MiB
+// unless given; then slab_chunk_max no larger than -I, dividing -I and
+// dividing the page size. memcached dies of a division by zero on a
+// slab_chunk_max of 0 and builds a nonsensical class table from a negative
+// one: corvid refuses both.
+func checkItemSize(sc *storage.Config, itemMax int64, chunkMaxSet bool) error {
+	switch {
+	case itemMax < 1024:
+		return exitError{"Item max size cannot be less than 1024 bytes.", exUsage}
+	case itemMax > sc.MemoryLimit/2:
+		return exitError{"Cannot set item size limit higher than 1/2 of memory max.", exUsage}
+	case itemMax > 1<<30:
+		return exitError{"Cannot set item size limit higher than a gigabyte.", exUsage}
+	}
+	sc.ItemSizeMax = int(itemMax)
+	if itemMax > 1<<20 && !chunkMaxSet {
+		sc.SlabChunkMax = storage.SlabPageSize / 2
+	}
+	cm := sc.SlabChunkMax
+	switch {
+	case cm > sc.ItemSizeMax:
+		return exitError{fmt.Sprintf("slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)", cm, sc.ItemSizeMax), exUsage}
+	case cm <= 0 || sc.ItemSizeMax%cm != 0:
+		return exitError{fmt.Sprintf("-I (item_size_max: %d) must be evenly divisible by slab_chunk_max (bytes: %d)", sc.ItemSizeMax, cm), exUsage}
+	case storage.SlabPageSize%cm != 0:
+		return exitError{fmt.Sprintf("slab_chunk_max (bytes: %d) must divide evenly into %d (slab_page_size)", cm, storage.SlabPageSize), exUsage}
+	}
+	return nil
 }
 
 // listenSpec is one -l entry.
@@ -452,7 +498,7 @@ var knownSuboptions = map[string]bool{
 	"worker_logbuf_size": true, "read_buf_mem_limit": true, "slab_reassign": true,
 	"no_slab_reassign": true, "slab_automove": true, "slab_automove_ratio": true,
 	"slab_automove_window": true, "slab_automove_freeratio": true, "slab_chunk_max": true,
-	"track_sizes": true, "no_hashexpand": true, "modern": true, "no_modern": true,
+	"track_sizes": true, "no_chunked_items": true, "no_hashexpand": true, "modern": true, "no_modern": true,
 	"resp_obj_mem_limit": true, "drop_privileges": true, "no_drop_privileges": true,
 	"sock_cookie_id": true, "ext_path": true, "ext_page_size": true, "ext_wbuf_size": true,
 	"ext_threads": true, "ext_io_depth": true, "ext_item_size": true, "ext_item_age": true,
@@ -469,7 +515,7 @@ var knownSuboptions = map[string]bool{
 }
 
 // applyExtended applies the -o suboptions.
-func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) error {
+func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, chunkMax *chunkMaxOption) error {
 	for _, arg := range o.extended {
 		for _, opt := range strings.Split(arg, ",") {
 			if opt == "" {
@@ -605,15 +651,29 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config) er
 				sc.TempLRU = true
 				sc.TemporaryTTL = int(max(n, 0))
 			case "slab_chunk_max":
-				if n <= 0 {
-					return usageError("slab_chunk_max must be a positive number of kilobytes")
+				// Bytes, as memcached 1.6 (its help text still says
+				// kilobytes). memcached goes on without a value and
+				// crashes; corvid stops.
+				if !hasVal {
+					return usageError("Missing slab_chunk_max argument")
 				}
-				sc.SlabChunkMax = int(n) << 10
+				b, ok := safeStrtol(val)
+				chunkMax.warning = ""
+				if !ok {
+					chunkMax.warning = "could not parse argument to slab_chunk_max"
+				}
+				sc.SlabChunkMax = int(b)
+				chunkMax.set = true
+			case "no_chunked_items":
+				sc.SlabChunkMax = storage.SlabPageSize
 			case "slab_reassign":
 				sc.NoSlabReassign = false
 			case "modern":
 				// memcached 1.6's defaults are modern already.
 			case "no_modern":
+				if !chunkMax.set {
+					sc.SlabChunkMax = storage.SlabPageSize
+				}
 				// memcached's older defaults: no page moves, no
 				// crawler, no LRU maintainer (so a flat LRU).
 				sc.NoSlabReassign = true
