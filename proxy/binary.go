@@ -129,7 +129,7 @@ func (cl *client) binary(buf []byte, skip *int) (int, int, error) {
 		}
 		return head, 0, errQuit
 	case protocol.OpStat:
-		return head, 0, cl.localRaw(appendBinaryStats(nil, cl.p.appendStats(nil), h.Opaque))
+		return head, 0, cl.binStat(&h, buf[hlen+h.ExtLen:head])
 	}
 	return head, 0, cl.binError(&h, protocol.StatusUnknownCommand) // Check accepts no other
 }
@@ -179,6 +179,20 @@ func (cl *client) binOK(h *protocol.BinaryHeader, value []byte) error {
 		0, 0, len(value), h.Opaque, 0)
 	cl.line = append(cl.line, value...)
 	return cl.localRaw(cl.line)
+}
+
+// binStat answers stat with key as text "stats" through the proxy
+// answers its argument: the proxy's counters without a key or when the
+// key's first word is a stats group memcached knows (statsGroups), else
+// memcached's binary reply to an unknown group, status 1 (not found).
+func (cl *client) binStat(h *protocol.BinaryHeader, key []byte) error {
+	if len(key) > 0 {
+		group, _, _ := bytes.Cut(key, []byte(" "))
+		if !statsGroups[string(group)] {
+			return cl.binError(h, protocol.StatusKeyNotFound)
+		}
+	}
+	return cl.localRaw(appendBinaryStats(nil, cl.p.appendStats(nil), h.Opaque))
 }
 
 // binError queues the proxy's own error reply to h.

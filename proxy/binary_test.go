@@ -534,6 +534,59 @@ func TestBinaryStat(t *testing.T) {
 	}
 }
 
+// TestBinaryStatGroups: a stat key is a stats group, as the argument of
+// text "stats" through the proxy: a group memcached knows is answered
+// with the proxy's counters, as the text path does; any other with
+// memcached's binary answer to an unknown group, status 1 (not found),
+// and the connection stays.
+func TestBinaryStatGroups(t *testing.T) {
+	_, addr := proxyFor(t, startCorvids(t, 1))
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	for i, tc := range []struct {
+		key   string
+		known bool
+	}{
+		{"settings", true}, {"items", true}, {"slabs", true}, {"sizes", true},
+		{"conns", true}, {"reset", true}, {"detail dump", true}, {"detail on", true},
+		{"cachedump 1 1", true}, {"extstore", true},
+		{"bogus", false}, {"noreply", false}, {"settingsx", false}, {" items", false},
+	} {
+		opaque := uint32(100 + i)
+		c.Send((&testutil.BinaryRequest{Opcode: bStat, Key: []byte(tc.key), Opaque: opaque}).Bytes())
+		got := map[string]string{}
+		for n := 0; ; n++ {
+			r, err := c.ReadBinary()
+			if err != nil {
+				t.Fatalf("stat %q: %v", tc.key, err)
+			}
+			if r.Opcode() != bStat || r.Opaque() != opaque || n > 10000 {
+				t.Fatalf("stat %q: response %v", tc.key, r)
+			}
+			if !tc.known {
+				if r.Status() != 1 || string(r.Body) != "Not found" {
+					t.Errorf("stat %q: status %04x body %q, want 0001 \"Not found\"", tc.key, r.Status(), r.Body)
+				}
+				break
+			}
+			if r.Status() != 0 {
+				t.Fatalf("stat %q: status %04x", tc.key, r.Status())
+			}
+			if r.KeyLen() == 0 {
+				break
+			}
+			got[string(r.Key())] = string(r.Value())
+		}
+		if tc.known && got["version"] != DefaultVersion {
+			t.Errorf("stat %q: %v", tc.key, got)
+		}
+	}
+	c.Send((&testutil.BinaryRequest{Opcode: bNoop, Opaque: 7}).Bytes())
+	if r, err := c.ReadBinary(); err != nil || r.Opcode() != bNoop || r.Opaque() != 7 {
+		t.Fatalf("noop after the stats: %v %v", r, err)
+	}
+}
+
 // TestBinaryQuit: quit is answered, then the connection closed; quitq
 // closes it without an answer; replies to earlier requests come first.
 func TestBinaryQuit(t *testing.T) {

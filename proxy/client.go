@@ -63,7 +63,7 @@ type client struct {
 	pool *pool
 	nc   net.Conn
 	conn uint32          // which of a server's connections its requests take
-	raw  syscall.RawConn // nc's, when it has one: reads without a buffer held, writes without waiting
+	raw  syscall.RawConn // nc's, when it has one and rawIO: reads without a buffer held, writes without waiting
 
 	// The reader's state for raw reads: rawRead's result.
 	readFn func(fd uintptr) bool
@@ -155,7 +155,9 @@ func newClient(p *Proxy, nc net.Conn) *client {
 	cl.window.Store(initialWindow)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			cl.raw, cl.readFn = raw, cl.rawRead
+			if rawIO {
+				cl.raw, cl.readFn = raw, cl.rawRead
+			}
 			raw.Control(func(fd uintptr) { cl.fd = int32(fd) })
 		}
 	}
@@ -452,7 +454,7 @@ func (cl *client) rawRead(fd uintptr) bool {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(int(fd), buf)
+		n, err = readFD(fd, buf)
 		if err != syscall.EINTR {
 			break
 		}

@@ -22,10 +22,10 @@ type rawWriter struct {
 }
 
 // newRawWriter returns a rawWriter for nc, nil when nc has no descriptor
-// to write so.
+// to write so or where rawIO is false.
 func newRawWriter(nc net.Conn) *rawWriter {
 	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	if !ok || !rawIO {
 		return nil
 	}
 	raw, err := sc.SyscallConn()
@@ -42,7 +42,7 @@ func (w *rawWriter) use(raw syscall.RawConn) {
 	w.raw = raw
 	if w.fn == nil {
 		w.fn = func(fd uintptr) bool {
-			w.n, w.err = syscall.Write(int(fd), w.b)
+			w.n, w.err = writeFD(fd, w.b)
 			return true // one attempt: never wait for the socket
 		}
 	}

@@ -54,7 +54,7 @@ func dialSmallWindow(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+			setRcvBuf(fd, 4<<10)
 		})
 	}}
 	nc, err := d.Dial("tcp", addr)

@@ -265,8 +265,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 		casBad += cl.CasBadval
 		touchHits += cl.TouchHits
 	}
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	user, system := processTimes()
 	g := &s.stats
 	now := s.cache.CurrentTime()
 	w.i("pid", int64(os.Getpid()))
@@ -274,8 +273,8 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.i("time", now)
 	w.str("version", Version)
 	w.i("pointer_size", 64)
-	w.str("rusage_user", formatTimeval(ru.Utime))
-	w.str("rusage_system", formatTimeval(ru.Stime))
+	w.str("rusage_user", formatMicros(user))
+	w.str("rusage_system", formatMicros(system))
 	w.i("max_connections", int64(s.cfg.MaxConns))
 	// memcached counts its UDP sockets as connections.
 	curr := s.currConns() + len(s.udp)
@@ -397,13 +396,14 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	}
 }
 
-// formatTimeval formats t as memcached's rusage stats: seconds.microseconds.
-func formatTimeval(t syscall.Timeval) string {
-	us := strconv.FormatInt(int64(t.Usec), 10)
-	for len(us) < 6 {
-		us = "0" + us
+// formatMicros formats a time of us microseconds as memcached's rusage
+// stats: seconds.microseconds.
+func formatMicros(us int64) string {
+	frac := strconv.FormatInt(us%1e6, 10)
+	for len(frac) < 6 {
+		frac = "0" + frac
 	}
-	return strconv.FormatInt(int64(t.Sec), 10) + "." + us
+	return strconv.FormatInt(us/1e6, 10) + "." + frac
 }
 
 func (s *Server) writeSettings(w *statWriter) {

@@ -252,10 +252,10 @@ func (c *conn) writeNow(from int) (int, error) {
 }
 
 // rawConn returns the socket's raw connection (nil when it has no
-// descriptor, as a TLS connection), making it and the functions that use
-// it at the first call.
+// descriptor, as a TLS connection, or where rawIO is false), making it
+// and the functions that use it at the first call.
 func (c *conn) rawConn() syscall.RawConn {
-	if c.raw != nil {
+	if c.raw != nil || !rawIO {
 		return c.raw
 	}
 	sc, ok := c.nc.(syscall.Conn)
@@ -268,7 +268,7 @@ func (c *conn) rawConn() syscall.RawConn {
 	}
 	c.raw = rc
 	c.rawWrite = func(fd uintptr) bool {
-		c.rawN, c.rawErr = syscall.Write(int(fd), c.wbuf[c.rawFrom:])
+		c.rawN, c.rawErr = writeFD(fd, c.wbuf[c.rawFrom:])
 		return true // one attempt: never wait for the socket
 	}
 	c.rawPeek = func(fd uintptr) bool { return hasInput(fd) }

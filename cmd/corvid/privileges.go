@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // dropPrivileges assumes the identity of name when running as root, as
@@ -34,16 +33,7 @@ func dropPrivileges(name string, logger *slog.Logger) error {
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("can't find the user %s to switch to", name)
 	}
-	if err := syscall.Setgroups([]int{gid}); err != nil {
-		return fmt.Errorf("failed to drop supplementary groups: %w", err)
-	}
-	if err := syscall.Setgid(gid); err != nil {
-		return fmt.Errorf("failed to assume identity of user %s: %w", name, err)
-	}
-	if err := syscall.Setuid(uid); err != nil {
-		return fmt.Errorf("failed to assume identity of user %s: %w", name, err)
-	}
-	return nil
+	return setIdentity(name, uid, gid)
 }
 
 // daemonize starts this command again (with --daemon-child, which the
@@ -72,7 +62,9 @@ func daemonize() error {
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{w} // descriptor 3 = daemonPipeFD
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := detach(cmd); err != nil {
+		return err
+	}
 	err = cmd.Start()
 	w.Close()
 	if err != nil {

@@ -872,7 +872,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, serverStopSignals...)
 	defer signal.Stop(sigs)
 	srv, err := server.New(cfg)
 	if errors.Is(err, server.ErrTLSConfig) {
@@ -938,7 +938,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		select {
 		case sig := <-sigs:
 			logger.Warn("second stop signal: closing the connections now", "signal", sig.String())
-			signal.Reset(syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+			signal.Reset(serverStopSignals...)
 			srv.CloseNow()
 		case <-served:
 		}

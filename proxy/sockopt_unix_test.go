@@ -1,0 +1,10 @@
+//go:build unix
+
+package proxy
+
+import "syscall"
+
+// setRcvBuf sets the receive buffer of the socket fd to n bytes.
+func setRcvBuf(fd uintptr, n int) {
+	syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
