@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -153,14 +152,6 @@ func BenchmarkScrape(b *testing.B) {
 			reportCPU(b, cpu)
 		})
 	}
-}
-
-// cpuTime is the CPU time the process (server, admin port and clients)
-// has used: on a loaded machine a steadier measure than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // reportCPU reports the CPU time used since start per operation.
