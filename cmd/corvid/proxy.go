@@ -467,7 +467,7 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 		host, _ := os.Hostname()
 		as, err := admin.Listen(o.admin, admin.Config{
 			Routes:     []admin.Route{{Pattern: "GET /stats", Handler: proxy.StatsHandler(stats, "", "")}},
-			Collectors: []prometheus.Collector{admin.NewTwemproxyCollector(host, stats)},
+			Collectors: []prometheus.Collector{admin.NewTwemproxyCollector(host, stats), admin.NewRouteCollector(stats)},
 			Dashboard:  admin.TwemproxyDashboard("corvid proxy "+host, stats),
 		})
 		if err != nil {
