@@ -312,7 +312,7 @@ func TestProxyRunsAndStopsOnSignal(t *testing.T) {
 	fake := &fakeProxy{stats: proxy.Stats{Uptime: 5, Pools: []proxy.PoolStats{
 		{Name: "alpha", Fragments: 3, Servers: []proxy.ServerStats{{Name: "127.0.0.1", Requests: 42}, {Name: "second"}}},
 		{Name: "beta", Servers: []proxy.ServerStats{{Name: "127.0.0.1"}}},
-	}}}
+	}, Routes: []proxy.RouteStats{{Name: "fo", Type: "FailoverRoute", Requests: 7, Failovers: 2}}}}
 	var gotPools []string
 	start := func(cfg *nutcracker.Config, _ *slog.Logger) (proxyServer, error) {
 		for _, p := range cfg.Pools {
@@ -378,7 +378,8 @@ func TestProxyRunsAndStopsOnSignal(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, w := range []string{`twemproxy_client_connections{cluster="alpha",twemproxy="`, `twemproxy_server_up{cluster="beta",server=`} {
+	for _, w := range []string{`twemproxy_client_connections{cluster="alpha",twemproxy="`, `twemproxy_server_up{cluster="beta",server=`,
+		`corvid_route_failovers_total{route="fo",type="FailoverRoute"} 2`} {
 		if !strings.Contains(string(body), w) {
 			t.Errorf("admin /metrics has no %q:\n%.2000s", w, body)
 		}
