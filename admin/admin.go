@@ -27,7 +27,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Route is a page a daemon adds to its admin port, such as the proxy's
@@ -54,6 +53,10 @@ type Config struct {
 	// five minutes at one a second).
 	SampleInterval time.Duration
 	History        int
+	// MetricsMaxAge is how long a rendered /metrics page is served again
+	// (default 1s, so that any scrape rate costs at most one render a
+	// second); negative renders it on every scrape.
+	MetricsMaxAge time.Duration
 }
 
 //go:embed ui
@@ -98,7 +101,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	h := newHistory(d, cmp.Or(cfg.History, 300))
 	// Uncompressed: gzip was the largest part of a scrape's cost, and a
 	// scrape is a few tens of kilobytes.
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
+	mux.Handle("GET /metrics", &metricsPage{g: reg, maxAge: cmp.Or(cfg.MetricsMaxAge, time.Second)})
 	mux.Handle("GET /api/stats", h)
 	static, _ := fs.Sub(ui, "ui")
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
