@@ -183,8 +183,11 @@ func TestWriteBufMemLimitManyClients(t *testing.T) {
 	// Unbounded, each of the 200 connections builds a reply of 2 MB
 	// before it finds its socket full, hundreds at a time, most of them
 	// in new buffers. Bounded, a few at a time build one, mostly in
-	// buffers recycled from the connections closed before them.
-	bound := uint64(conns * (2 << 20) / 3)
+	// buffers recycled from the connections closed before them. On a
+	// busy machine (the race detector, other tests) more of them are
+	// building one when the limit is reached: half of the unbounded
+	// figure still tells the two apart.
+	bound := uint64(conns * (2 << 20) / 2)
 	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
 		t.Errorf("%d clients not reading 1 MB values: the server allocated %d MB, want under %d MB", conns, got>>20, bound>>20)
 	}
