@@ -95,7 +95,10 @@ type expiredItem struct {
 	it    Item
 }
 
-// counters are the server's global stats.
+// counters are the server's global stats. queueExpires is Kestrel's
+// queue_expires: queues deleted by its max_queue_age (empty and older than
+// that), not items; corvid queue has no max_queue_age, so it stays 0, and
+// expired items are counted per queue (queue_<name>_expired_items).
 type counters struct {
 	totalItems, currConns, totalConns, cmdGet, cmdSet, cmdPeek atomic.Int64
 	getHits, getMisses, bytesRead, bytesWritten                atomic.Int64
