@@ -43,6 +43,12 @@ type Config struct {
 	// ShutdownGrace is how long Serve waits, once its context is done,
 	// for connections busy with a request (default 1s).
 	ShutdownGrace time.Duration
+	// StopTimeout bounds how long Serve then waits for the connections to
+	// end and the queues' journals to be written, synced and closed
+	// (default 10s): past it, with an fsync stalled on a failing disk,
+	// Serve logs an error and returns without them, so that the process
+	// stops. What the stalled fsyncs covered was not acknowledged.
+	StopTimeout time.Duration
 	// Logger receives the server's log; nil: discarded.
 	Logger *slog.Logger
 	// Now is the clock (tests); nil: time.Now.
@@ -89,7 +95,10 @@ type expiredItem struct {
 	it    Item
 }
 
-// counters are the server's global stats.
+// counters are the server's global stats. queueExpires is Kestrel's
+// queue_expires: queues deleted by its max_queue_age (empty and older than
+// that), not items; corvid queue has no max_queue_age, so it stays 0, and
+// expired items are counted per queue (queue_<name>_expired_items).
 type counters struct {
 	totalItems, currConns, totalConns, cmdGet, cmdSet, cmdPeek atomic.Int64
 	getHits, getMisses, bytesRead, bytesWritten                atomic.Int64
@@ -98,6 +107,9 @@ type counters struct {
 
 // DefaultMaxQueues is Config.MaxQueues when unset.
 const DefaultMaxQueues = 1024
+
+// DefaultStopTimeout is Config.StopTimeout when unset.
+const DefaultStopTimeout = 10 * time.Second
 
 // New opens the backend's queues and returns a server ready to Serve.
 func New(cfg Config) (*Server, error) {
@@ -118,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = time.Second
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -233,18 +248,33 @@ func (s *Server) shutdown() {
 	for _, c := range conns {
 		c.closeIdle()
 	}
-	finished := make(chan struct{})
-	go func() { s.wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(s.cfg.ShutdownGrace):
-		for _, c := range conns {
-			c.nc.Close()
+	// A connection blocked in a Put whose fsync stalls, or a store whose
+	// Close does, would keep the process from stopping: past StopTimeout
+	// the rest of the stop is left to run in the background.
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		finished := make(chan struct{})
+		go func() { s.wg.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(s.cfg.ShutdownGrace):
+			for _, c := range conns {
+				c.nc.Close()
+			}
+			<-finished
 		}
-		<-finished
+		s.moveExpired()
+		s.closeQueues()
+	}()
+	limit := time.NewTimer(s.cfg.ShutdownGrace + s.cfg.StopTimeout)
+	defer limit.Stop()
+	select {
+	case <-stopped:
+	case <-limit.C:
+		s.log.Error("stopping without the queues' journals: a write or fsync is stalled",
+			"waited", (s.cfg.ShutdownGrace + s.cfg.StopTimeout).String())
 	}
-	s.moveExpired()
-	s.closeQueues()
 }
 
 func (s *Server) closeQueues() {

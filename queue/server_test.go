@@ -1,12 +1,16 @@
 package queue_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -472,8 +476,9 @@ func TestWaiterThatLeftDoesNotTakeTheItem(t *testing.T) {
 // hookBackend is a MemBackend whose stores call beforePut first.
 type hookBackend struct {
 	queue.MemBackend
-	beforePut  func(name string)
-	beforeTake func(name string)
+	beforePut   func(name string)
+	beforeTake  func(name string)
+	beforeClose func(name string)
 }
 
 type hookStore struct {
@@ -499,6 +504,101 @@ func (s hookStore) Take(now time.Time, open bool) (queue.Item, uint64, bool, err
 		s.b.beforeTake(s.name)
 	}
 	return s.Store.Take(now, open)
+}
+
+func (s hookStore) Close() error {
+	if s.b.beforeClose != nil {
+		s.b.beforeClose(s.name)
+	}
+	return s.Store.Close()
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestStopDoesNotWaitForAStalledSync stops a server whose store blocks,
+// as a journal's fsync does on a failing disk, in a set's Put or in the
+// Close at the end: Serve returns after StopTimeout, with a log line.
+func TestStopDoesNotWaitForAStalledSync(t *testing.T) {
+	for _, where := range []string{"put", "close"} {
+		t.Run(where, func(t *testing.T) {
+			stall := make(chan struct{})
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					close(stall)
+				}
+			}
+			defer release()
+			entered := make(chan struct{}, 1)
+			block := func(string) {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-stall
+			}
+			b := &hookBackend{}
+			if where == "put" {
+				b.beforePut = block
+			} else {
+				b.beforeClose = block
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &lockedBuffer{}
+			s, err := queue.New(queue.Config{
+				Listener: ln, Backend: b, ShutdownGrace: 10 * time.Millisecond, StopTimeout: 100 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx) }()
+			c := dial(t, ln.Addr().String())
+			if where == "put" {
+				c.send("set q 0 0 1\r\nx\r\n")
+				select {
+				case <-entered:
+				case <-time.After(20 * time.Second):
+					t.Fatal("the set did not reach the store")
+				}
+			} else {
+				c.set("q", "x")
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Serve still waits for the stalled store")
+			}
+			if !strings.Contains(logs.String(), "stalled") {
+				t.Errorf("no log line about the stalled store:\n%s", logs)
+			}
+			release()
+		})
+	}
 }
 
 func TestSetRacingDeleteIsStored(t *testing.T) {
