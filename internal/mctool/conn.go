@@ -225,8 +225,8 @@ func (c *Conn) data(n int) ([]byte, error) {
 	if err := c.arm(); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n+2)
-	if _, err := io.ReadFull(c.r, buf); err != nil {
+	buf, _, err := readN(c.r, n+2)
+	if err != nil {
 		return nil, c.fail(err)
 	}
 	if buf[n] != '\r' || buf[n+1] != '\n' {

@@ -1,0 +1,81 @@
+package mctool
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+
+	"errors"
+	"fmt"
+	"github.com/corvidcache/corvid/internal/testutil"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// A dump file that declares a huge value but holds a few bytes must not
+// make the reader allocate what the file claims before the bytes arrive.
+func TestReaderHugeDeclaredLengthAllocatesLittle(t *testing.T) {
+	file := fmt.Sprintf("corvid-dump 1 created=0 source=x\nI k 0 0 %d 00000000\nabc", MaxValue)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, err := NewReader(strings.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Next()
+	runtime.ReadMemStats(&after)
+	var fe *FileError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "truncated") {
+		t.Fatalf("Next = %v, want a truncated-value FileError", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("reading a %d-byte truncated file allocated %d bytes", len(file), got)
+	}
+}
+
+// A server that announces a huge value and then closes the connection
+// must not make the client allocate the announced size.
+func TestMetaValueHugeDeclaredLengthAllocatesLittle(t *testing.T) {
+	addr := testutil.FakeServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		br.ReadString('\n')
+		fmt.Fprintf(nc, "VA %d f0\r\nabc", MaxValue)
+		nc.Close()
+	})
+	c := dial(t, addr)
+	if err := c.send("mg k f v\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err := c.metaValue()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrNotMemcached) {
+		t.Fatalf("metaValue = %v, want ErrNotMemcached", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("a 3-byte value announced as %d bytes allocated %d bytes", MaxValue, got)
+	}
+}
+
+// readN reads values of every size across its growth steps intact.
+func TestReadN(t *testing.T) {
+	for _, n := range []int{0, 1, readChunk - 1, readChunk, readChunk + 1, 3*readChunk + 7} {
+		src := make([]byte, n+5)
+		for i := range src {
+			src[i] = byte(i * 7)
+		}
+		got, m, err := readN(bytes.NewReader(src), n)
+		if err != nil || m != n || !bytes.Equal(got, src[:n]) {
+			t.Fatalf("n=%d: read %d bytes, err %v, equal %v", n, m, err, bytes.Equal(got, src[:n]))
+		}
+		got, m, err = readN(bytes.NewReader(src[:n/2]), n)
+		if n > 0 && (err != io.ErrUnexpectedEOF || m != n/2 || !bytes.Equal(got, src[:n/2])) {
+			t.Fatalf("n=%d short: read %d bytes, err %v", n, m, err)
+		}
+	}
+}
