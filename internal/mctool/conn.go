@@ -80,6 +80,10 @@ type Conn struct {
 	w       *bufio.Writer
 	timeout time.Duration
 	stop    func() bool // ends the context watch
+	// replyBy, when set, bounds every wait until the whole reply is in
+	// (for short replies such as stats), so that a server trickling
+	// lines cannot hold the Conn past its timeout.
+	replyBy time.Time
 }
 
 // Dial connects to addr (host:port, see ParseAddr) within timeout
@@ -181,7 +185,11 @@ func (c *Conn) arm() error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	deadline := time.Now().Add(c.timeout)
+	if !c.replyBy.IsZero() {
+		deadline = c.replyBy
+	}
+	c.nc.SetDeadline(deadline)
 	if err := c.ctx.Err(); err != nil {
 		c.nc.SetDeadline(time.Now())
 		return err

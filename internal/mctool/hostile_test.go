@@ -3,8 +3,10 @@ package mctool
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
+	"time"
 
 	"errors"
 	"fmt"
@@ -77,5 +79,46 @@ func TestReadN(t *testing.T) {
 		if n > 0 && (err != io.ErrUnexpectedEOF || m != n/2 || !bytes.Equal(got, src[:n/2])) {
 			t.Fatalf("n=%d short: read %d bytes, err %v", n, m, err)
 		}
+	}
+}
+
+// A server that trickles stats lines, each just within the timeout,
+// must not hold Stats past its timeout.
+func TestStatsTrickleBoundedByTimeout(t *testing.T) {
+	const timeout = time.Second
+	addr := testutil.FakeServer(t, func(nc net.Conn) {
+		bufio.NewReader(nc).ReadString('\n')
+		tick := time.NewTicker(timeout / 5)
+		defer tick.Stop()
+		for i := 0; i < 1000; i++ {
+			if _, err := fmt.Fprintf(nc, "STAT s%d 1\r\n", i); err != nil {
+				return
+			}
+			<-tick.C
+		}
+	})
+	c, err := Dial(context.Background(), addr, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := c.Stats("")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("Stats = %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d > 10*timeout {
+			t.Fatalf("Stats took %v with a %v timeout", d, timeout)
+		}
+	case <-time.After(20 * timeout):
+		c.Close()
+		<-done
+		t.Fatalf("Stats still reading after %v with a %v timeout", 20*timeout, timeout)
 	}
 }
