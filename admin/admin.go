@@ -57,6 +57,9 @@ type Config struct {
 	// (default 1s, so that any scrape rate costs at most one render a
 	// second); negative renders it on every scrape.
 	MetricsMaxAge time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request (default 1m).
+	IdleTimeout time.Duration
 }
 
 //go:embed ui
@@ -120,7 +123,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		ln:   ln,
-		hs:   &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		hs:   &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cmp.Or(cfg.IdleTimeout, time.Minute)},
 		err:  make(chan error, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),

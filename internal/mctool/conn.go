@@ -80,6 +80,10 @@ type Conn struct {
 	w       *bufio.Writer
 	timeout time.Duration
 	stop    func() bool // ends the context watch
+	// replyBy, when set, bounds every wait until the whole reply is in
+	// (for short replies such as stats), so that a server trickling
+	// lines cannot hold the Conn past its timeout.
+	replyBy time.Time
 }
 
 // Dial connects to addr (host:port, see ParseAddr) within timeout
@@ -181,7 +185,11 @@ func (c *Conn) arm() error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	deadline := time.Now().Add(c.timeout)
+	if !c.replyBy.IsZero() {
+		deadline = c.replyBy
+	}
+	c.nc.SetDeadline(deadline)
 	if err := c.ctx.Err(); err != nil {
 		c.nc.SetDeadline(time.Now())
 		return err
@@ -225,8 +233,8 @@ func (c *Conn) data(n int) ([]byte, error) {
 	if err := c.arm(); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n+2)
-	if _, err := io.ReadFull(c.r, buf); err != nil {
+	buf, _, err := readN(c.r, n+2)
+	if err != nil {
 		return nil, c.fail(err)
 	}
 	if buf[n] != '\r' || buf[n+1] != '\n' {

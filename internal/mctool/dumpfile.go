@@ -201,8 +201,8 @@ func (r *Reader) Next() (Record, error) {
 	if err != nil || len(f[5]) != 8 {
 		return bad("malformed checksum %q", clip(f[5]))
 	}
-	rec.Value = make([]byte, size+1)
-	n, err := io.ReadFull(r.r, rec.Value)
+	var n int
+	rec.Value, n, err = readN(r.r, size+1)
 	r.off += int64(n)
 	if err != nil {
 		return bad("the file ends inside its %d-byte value (truncated)", size)

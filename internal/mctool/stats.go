@@ -3,6 +3,7 @@ package mctool
 import (
 	"bytes"
 	"sort"
+	"time"
 )
 
 // Stat is one "STAT name value" line.
@@ -12,8 +13,10 @@ type Stat struct {
 }
 
 // Stats sends "stats" or "stats <sub>" and returns the lines in the
-// server's order.
+// server's order. The whole reply must arrive within the Conn's timeout.
 func (c *Conn) Stats(sub string) ([]Stat, error) {
+	c.replyBy = time.Now().Add(c.timeout)
+	defer func() { c.replyBy = time.Time{} }()
 	req := "stats"
 	if sub != "" {
 		req += " " + sub

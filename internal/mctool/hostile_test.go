@@ -1,0 +1,124 @@
+package mctool
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"time"
+
+	"errors"
+	"fmt"
+	"github.com/corvidcache/corvid/internal/testutil"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// A dump file that declares a huge value but holds a few bytes must not
+// make the reader allocate what the file claims before the bytes arrive.
+func TestReaderHugeDeclaredLengthAllocatesLittle(t *testing.T) {
+	file := fmt.Sprintf("corvid-dump 1 created=0 source=x\nI k 0 0 %d 00000000\nabc", MaxValue)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, err := NewReader(strings.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Next()
+	runtime.ReadMemStats(&after)
+	var fe *FileError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "truncated") {
+		t.Fatalf("Next = %v, want a truncated-value FileError", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("reading a %d-byte truncated file allocated %d bytes", len(file), got)
+	}
+}
+
+// A server that announces a huge value and then closes the connection
+// must not make the client allocate the announced size.
+func TestMetaValueHugeDeclaredLengthAllocatesLittle(t *testing.T) {
+	addr := testutil.FakeServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		br.ReadString('\n')
+		fmt.Fprintf(nc, "VA %d f0\r\nabc", MaxValue)
+		nc.Close()
+	})
+	c := dial(t, addr)
+	if err := c.send("mg k f v\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err := c.metaValue()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrNotMemcached) {
+		t.Fatalf("metaValue = %v, want ErrNotMemcached", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("a 3-byte value announced as %d bytes allocated %d bytes", MaxValue, got)
+	}
+}
+
+// readN reads values of every size across its growth steps intact.
+func TestReadN(t *testing.T) {
+	for _, n := range []int{0, 1, readChunk - 1, readChunk, readChunk + 1, 3*readChunk + 7} {
+		src := make([]byte, n+5)
+		for i := range src {
+			src[i] = byte(i * 7)
+		}
+		got, m, err := readN(bytes.NewReader(src), n)
+		if err != nil || m != n || !bytes.Equal(got, src[:n]) {
+			t.Fatalf("n=%d: read %d bytes, err %v, equal %v", n, m, err, bytes.Equal(got, src[:n]))
+		}
+		got, m, err = readN(bytes.NewReader(src[:n/2]), n)
+		if n > 0 && (err != io.ErrUnexpectedEOF || m != n/2 || !bytes.Equal(got, src[:n/2])) {
+			t.Fatalf("n=%d short: read %d bytes, err %v", n, m, err)
+		}
+	}
+}
+
+// A server that trickles stats lines, each just within the timeout,
+// must not hold Stats past its timeout.
+func TestStatsTrickleBoundedByTimeout(t *testing.T) {
+	const timeout = time.Second
+	addr := testutil.FakeServer(t, func(nc net.Conn) {
+		bufio.NewReader(nc).ReadString('\n')
+		tick := time.NewTicker(timeout / 5)
+		defer tick.Stop()
+		for i := 0; i < 1000; i++ {
+			if _, err := fmt.Fprintf(nc, "STAT s%d 1\r\n", i); err != nil {
+				return
+			}
+			<-tick.C
+		}
+	})
+	c, err := Dial(context.Background(), addr, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := c.Stats("")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("Stats = %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d > 10*timeout {
+			t.Fatalf("Stats took %v with a %v timeout", d, timeout)
+		}
+	case <-time.After(20 * timeout):
+		c.Close()
+		<-done
+		t.Fatalf("Stats still reading after %v with a %v timeout", 20*timeout, timeout)
+	}
+}
