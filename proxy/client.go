@@ -1029,33 +1029,7 @@ func (cl *client) getChunk(line []byte, keys [][]byte, cont, more bool) error {
 	// c is queued for the writer, which reads it only once it completes,
 	// after its fragments are sent.
 	parent := c
-	parent.op = opMergeGet
-	for j := range nfrag {
-		cl.fragBufs[j] = cl.appendGetPrefix(cl.fragBufs[j][:0])
-	}
-	parent.keyEnds = slices.Grow(parent.keyEnds, len(keys))
-	parent.keyFrag = slices.Grow(parent.keyFrag, len(keys))
-	for i, k := range keys {
-		j := cl.picks[i]
-		if j < 0 {
-			parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
-			parent.keyFrag = append(parent.keyFrag, j)
-			continue
-		}
-		cl.fragBufs[j] = append(append(cl.fragBufs[j], ' '), k...)
-		parent.keyBuf = append(parent.keyBuf, k...)
-		parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
-		parent.keyFrag = append(parent.keyFrag, j)
-	}
-	for range nfrag {
-		f := newCall()
-		f.kind, f.parent, f.conn = kindGet, parent, parent.conn
-		parent.frags = append(parent.frags, f)
-	}
-	parent.pending.Store(int32(nfrag))
-	if nfrag > 1 {
-		cl.pool.st.fragments.Add(int64(nfrag))
-	}
+	cl.splitGet(parent, keys, nfrag)
 	for j, f := range parent.frags {
 		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
 		t.live[cl.fragSrv[j]].send(f, cl.fragBufs[j])
@@ -1105,4 +1079,39 @@ func (cl *client) holdAll() []*backend {
 		return rt.all
 	}
 	return cl.hold().all
+}
+
+// splitGet makes parent a multi-get merged in key order from nfrag
+// fragments: each fragment's request line (cl.fragBufs, without its CRLF)
+// gets the keys cl.picks gives it, parent records every key with its
+// fragment (a negative pick repeats an earlier key), and the fragment
+// calls are made.
+func (cl *client) splitGet(parent *call, keys [][]byte, nfrag int) {
+	parent.op = opMergeGet
+	for j := range nfrag {
+		cl.fragBufs[j] = cl.appendGetPrefix(cl.fragBufs[j][:0])
+	}
+	parent.keyEnds = slices.Grow(parent.keyEnds, len(keys))
+	parent.keyFrag = slices.Grow(parent.keyFrag, len(keys))
+	for i, k := range keys {
+		j := cl.picks[i]
+		if j < 0 {
+			parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
+			parent.keyFrag = append(parent.keyFrag, j)
+			continue
+		}
+		cl.fragBufs[j] = append(append(cl.fragBufs[j], ' '), k...)
+		parent.keyBuf = append(parent.keyBuf, k...)
+		parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
+		parent.keyFrag = append(parent.keyFrag, j)
+	}
+	for range nfrag {
+		f := newCall()
+		f.kind, f.parent, f.conn = kindGet, parent, parent.conn
+		parent.frags = append(parent.frags, f)
+	}
+	parent.pending.Store(int32(nfrag))
+	if nfrag > 1 {
+		cl.pool.st.fragments.Add(int64(nfrag))
+	}
 }

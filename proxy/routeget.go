@@ -82,33 +82,7 @@ func (cl *client) routeGetChunk(rt *routeTree, c *call, line []byte, keys [][]by
 		return
 	}
 	parent := c
-	parent.op = opMergeGet
-	for j := range nfrag {
-		cl.fragBufs[j] = cl.appendGetPrefix(cl.fragBufs[j][:0])
-	}
-	parent.keyEnds = slices.Grow(parent.keyEnds, len(keys))
-	parent.keyFrag = slices.Grow(parent.keyFrag, len(keys))
-	for i, k := range keys {
-		j := cl.picks[i]
-		if j < 0 {
-			parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
-			parent.keyFrag = append(parent.keyFrag, j)
-			continue
-		}
-		cl.fragBufs[j] = append(append(cl.fragBufs[j], ' '), k...)
-		parent.keyBuf = append(parent.keyBuf, k...)
-		parent.keyEnds = append(parent.keyEnds, int32(len(parent.keyBuf)))
-		parent.keyFrag = append(parent.keyFrag, j)
-	}
-	for range nfrag {
-		f := newCall()
-		f.kind, f.parent, f.conn = kindGet, parent, parent.conn
-		parent.frags = append(parent.frags, f)
-	}
-	parent.pending.Store(int32(nfrag))
-	if nfrag > 1 {
-		cl.pool.st.fragments.Add(int64(nfrag))
-	}
+	cl.splitGet(parent, keys, nfrag)
 	for j, f := range parent.frags {
 		cl.fragBufs[j] = append(cl.fragBufs[j], '\r', '\n')
 		if b := cl.fragBack[j]; b != nil {
