@@ -186,19 +186,12 @@ add() { # WORKLOAD METRIC SERVER VALUE
 	res[$k|$3]+="$4 "
 }
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-# cpu_ticks PID prints the CPU time (user + system) the process has used,
-# in clock ticks (/proc/PID/stat fields 14 and 15; the command name, field
-# 2, may hold spaces, so fields are counted after its closing parenthesis).
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # cpu_per_op TICKS_BEFORE TICKS_AFTER OPS prints the server's CPU time per
 # operation in nanoseconds, steadier on a noisy machine than
 # ops/s: other work slows the server without making each request dearer.
 cpu_per_op() {
-	awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { if (n <= 0) print 0; else printf "%d", (b - a) / hz * 1e9 / n }'
+	awk -v a="$1" -v b="$2" -v n="$3" -v hz="$BENCH_CLK_TCK" 'BEGIN { if (n <= 0) print 0; else printf "%d", (b - a) / hz * 1e9 / n }'
 }
 
 # idle_memory SERVER ROUND: on a fresh server, RSS with IDLE idle
@@ -209,14 +202,14 @@ idle_memory() {
 	bench_start_server "$srv-idle" "${TARGET_ARGV[@]}" -c "$CONN_LIMIT"
 	local pid=$STARTED_PID port=$STARTED_PORT
 	sleep 1
-	before=$(rss_kb "$pid")
+	before=$(bench_rss_kb "$pid")
 	out=$BENCH_TMP/idle-$srv-$r.json
 	"${client_pin[@]}" "$BENCH" bench -s "127.0.0.1:$port" -c 1 --idle "$IDLE" --ratio 1:0 \
 		--duration 5s --json -q >"$out" 2>"$out.err" &
 	lp=$!
 	BENCH_PIDS+=("$lp")
 	sleep 3
-	after=$(rss_kb "$pid")
+	after=$(bench_rss_kb "$pid")
 	wait "$lp" || rc=$?
 	bench_forget "$lp"
 	bench_alive "$pid" || { bench_log "$srv died holding $IDLE connections"; exit 1; }
@@ -249,18 +242,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		for srv in "${order[@]}"; do
 			bench_log "round $r/$ROUNDS, workload $w: $srv ..."
 			if [[ -n ${mcs_args[$w]} ]]; then
-				t0=$(cpu_ticks "${PID[$srv]}")
+				t0=$(bench_cpu_ticks "${PID[$srv]}")
 				# shellcheck disable=SC2086 # word splitting intended
 				run_memcaslap "$BENCH_TMP/$w-$srv-$r.mcs" "$srv" "$DURATION" ${mcs_args[$w]}
-				t1=$(cpu_ticks "${PID[$srv]}")
+				t1=$(bench_cpu_ticks "${PID[$srv]}")
 				add "$w" "ops/s (memcaslap)" "$srv" "$TPS"
 				add "$w" "server CPU ns/op (memcaslap)" "$srv" "$(cpu_per_op "$t0" "$t1" $((TPS * DURATION)))"
 			fi
 			out=$BENCH_TMP/$w-$srv-$r.json
-			t0=$(cpu_ticks "${PID[$srv]}")
+			t0=$(bench_cpu_ticks "${PID[$srv]}")
 			# shellcheck disable=SC2086
 			run_bench "$out" "$srv" --duration "${DURATION}s" ${cb_args[$w]}
-			t1=$(cpu_ticks "${PID[$srv]}")
+			t1=$(bench_cpu_ticks "${PID[$srv]}")
 			ops=$(json ops_per_sec "$out" | cut -d. -f1)
 			add "$w" "ops/s (corvid bench)" "$srv" "$ops"
 			add "$w" "server CPU ns/op (corvid bench)" "$srv" "$(cpu_per_op "$t0" "$t1" $((ops * DURATION)))"

@@ -77,6 +77,16 @@ bench_alive() {
 	[[ -n $state && $state != Z && $state != X ]]
 }
 
+# bench_rss_kb PID prints the process's resident set size in KiB.
+bench_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# bench_cpu_ticks PID prints the CPU time (user + system) the process has
+# used, in clock ticks of BENCH_CLK_TCK a second (/proc/PID/stat fields 14
+# and 15; the command name, field 2, may hold spaces, so fields are counted
+# after its closing parenthesis).
+BENCH_CLK_TCK=$(getconf CLK_TCK)
+bench_cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
 # bench_free_port prints a loopback TCP port nobody listens on, chosen at
 # random below the kernel's ephemeral range so client sockets cannot take it.
 bench_free_port() {

@@ -7,7 +7,7 @@
 # for ROUNDS rounds, alternating the order of direct, nutcracker and corvid:
 #
 #   throughput  memcaslap, 90/10 get/set, 32-byte keys, 100-byte values,
-#               CONCURRENCY connections
+#               CONCURRENCY connections; the target's CPU time meanwhile
 #   latency     corvid bench, the same mix, p50 and p99, at CONCURRENCY
 #               connections (saturated) and at LIGHT (4) connections; the
 #               added p99 of a proxy is its light p99 minus direct's
@@ -173,11 +173,20 @@ run_bg() {
 mcs_cfg=$BENCH_TMP/mcs.cfg
 printf 'key\n32 32 1\nvalue\n100 100 1\ncmd\n0 0.1\n1 0.9\n' >"$mcs_cfg"
 
-memcaslap() { # TARGET SECONDS OUT
+# memcaslap TARGET SECONDS OUT runs memcaslap against TARGET and sets TPS
+# to its throughput and CPU to the CPU time the target's process used over
+# the run's SECONDS, in percent of one core (nutcracker cannot go above
+# 100), and CPUOP to that CPU time per operation in nanoseconds.
+memcaslap() {
+	local t0 t1
+	t0=$(bench_cpu_ticks "${PID[$1]}")
 	run_bg "$3" "$MEMCASLAP" -s "127.0.0.1:${PORT[$1]}" -t "${2}s" -T "$CLIENT_THREADS" -c "$CONCURRENCY" -F "$mcs_cfg"
 	check_alive "$1"
+	t1=$(bench_cpu_ticks "${PID[$1]}")
 	TPS=$(awk '/^Run time:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") t = $(i + 1) } END { print t }' "$3")
 	[[ $TPS =~ ^[0-9]+$ && $TPS != 0 ]] || { tail -n 20 "$3" >&2; bench_die "memcaslap against $1 printed no figure"; }
+	CPU=$(awk -v d=$((t1 - t0)) -v hz="$BENCH_CLK_TCK" -v s="$2" 'BEGIN { printf "%d", 100 * d / hz / s }')
+	CPUOP=$(awk -v d=$((t1 - t0)) -v hz="$BENCH_CLK_TCK" -v n=$((TPS * $2)) 'BEGIN { printf "%d", d / hz * 1e9 / n }')
 }
 
 json() { awk -v f="\"$1\":" '$1 == f { gsub(/,/, "", $2); print $2; exit }' "$2"; }
@@ -266,7 +275,6 @@ add() { # METRIC TARGET VALUE
 	res[$1|$2]+="$3 "
 }
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # idle_memory TARGET ROUND MODE: a fresh proxy, RSS with IDLE idle client
 # connections (bench/idleconns -mode MODE: silent or used) once it has
@@ -276,7 +284,7 @@ idle_memory() {
 	local t=$1 r=$2 mode=$3 pid port before after prev lp i out
 	start_proxy "$t" "$t-idle-$mode-$r"
 	pid=$STARTED_PID port=$STARTED_PORT
-	before=$(rss_kb "$pid")
+	before=$(bench_rss_kb "$pid")
 	out=$BENCH_TMP/idle-$t-$mode-$r.out
 	"$BENCH_TMP/idleconns" -addr "127.0.0.1:$port" -conns "$IDLE" -mode "$mode" -hold 300s >"$out" 2>&1 &
 	lp=$!
@@ -287,10 +295,10 @@ idle_memory() {
 		sleep 0.1
 	done
 	grep -q '^open' "$out" || { cat "$out" >&2; bench_die "cannot hold $IDLE connections to $t"; }
-	after=$(rss_kb "$pid") prev=0
+	after=$(bench_rss_kb "$pid") prev=0
 	for ((i = 0; i < 30 && (after - prev > 256 || prev - after > 256); i++)); do
 		sleep 1
-		prev=$after after=$(rss_kb "$pid")
+		prev=$after after=$(bench_rss_kb "$pid")
 	done
 	bench_stop_server "$lp"
 	bench_alive "$pid" || bench_die "$t died holding $IDLE connections"
@@ -319,6 +327,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		bench_log "round $r/$ROUNDS: $t ..."
 		memcaslap "$t" "$DURATION" "$BENCH_TMP/mcs-$t-$r.out"
 		add "ops/s (memcaslap)" "$t" "$TPS"
+		add "CPU % (memcaslap)" "$t" "$CPU"
+		add "CPU ns/op (memcaslap)" "$t" "$CPUOP"
 		out=$BENCH_TMP/cb-$t-$r.json
 		run_bg "$out" "$CORVID" bench -s "127.0.0.1:${PORT[$t]}" -c "$CONCURRENCY" --ratio 9:1 --value-size 100 \
 			--key-prefix p: --duration "${DURATION}s" --json -q
@@ -365,7 +375,7 @@ echo "load:       memcaslap and corvid bench -c $CONCURRENCY, 90/10 get/set, 100
 echo
 row() { printf '%-24s %10s %11s %10s %18s\n' "$@"; }
 row metric direct nutcracker corvid corvid/nutcracker
-for m in "ops/s (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs"; do
+for m in "ops/s (memcaslap)" "CPU % (memcaslap)" "CPU ns/op (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs"; do
 	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid)
 	row "$m" "$d" "$n" "$c" "$(ratio "$c" "$n")"
 done

@@ -93,21 +93,18 @@ if [[ $first != "$last" ]]; then
 	done
 fi
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 start_queue q-mem never
 pid=$STARTED_PID
-before=$(rss_kb "$pid")
+before=$(bench_rss_kb "$pid")
 "$BENCH_TMP/queueload" -addr "127.0.0.1:$STARTED_PORT" -queue mem -mode fill -n "$FILL_ITEMS" -size 100 \
 	-pipeline 100 >/dev/null || bench_die "fill failed"
-after=$(rss_kb "$pid")
+after=$(bench_rss_kb "$pid")
 awk -v a="$after" -v b="$before" -v n="$FILL_ITEMS" \
 	'BEGIN { printf "memory: %d items of 100 B: RSS %d -> %d KiB, %.0f bytes per queued item\n", n, b, a, (a - b) * 1024 / n }'
-t0=$(cpu_ticks "$pid")
+t0=$(bench_cpu_ticks "$pid")
 sleep "$IDLE_SECONDS"
-t1=$(cpu_ticks "$pid")
-hz=$(getconf CLK_TCK)
-awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$IDLE_SECONDS" \
+t1=$(bench_cpu_ticks "$pid")
+awk -v d=$((t1 - t0)) -v hz="$BENCH_CLK_TCK" -v s="$IDLE_SECONDS" \
 	'BEGIN { printf "idle: %.2f s of CPU over %d s with a queue of items open\n", d / hz, s }'
 bench_stop_server "$pid"
