@@ -205,7 +205,13 @@ func (p *peer) casID(v uint64) int {
 // same replies to every request.
 func TestDiffRandom(t *testing.T) {
 	mc := startMemcached(t)
-	cv := startCorvid(t)
+	diffRandom(t, startCorvid(t), mc)
+}
+
+// diffRandom sends the generated request stream to corvid at cv and
+// memcached at mc and fails at the first reply that differs.
+func diffRandom(t *testing.T, cv, mc string) {
+	t.Helper()
 	seed := *diffSeed
 	if seed == 0 {
 		seed = rand.Uint64()

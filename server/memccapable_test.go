@@ -49,11 +49,36 @@ func memccapableResults(out []byte) (names, statuses []string) {
 // TestMemccapable runs libmemcached's protocol checker, memccapable, in
 // both protocols against corvid and requires all its tests to run and pass.
 func TestMemccapable(t *testing.T) {
+	requireAllPass(t, "corvid", runMemccapable(t, startCorvid(t)))
+}
+
+// memccapableRun is what one memccapable run printed and how it ended.
+type memccapableRun struct {
+	names, statuses []string
+	out             []byte
+	err             error
+}
+
+// passed returns the names of the tests that passed.
+func (r memccapableRun) passed() map[string]bool {
+	p := map[string]bool{}
+	for i, name := range r.names {
+		if r.statuses[i] == "pass" {
+			p[name] = true
+		}
+	}
+	return p
+}
+
+// runMemccapable runs memccapable against addr, skipping the test when it
+// is not installed.
+func runMemccapable(t *testing.T, addr string) memccapableRun {
+	t.Helper()
 	bin, err := exec.LookPath("memccapable")
 	if err != nil {
 		t.Skip("memccapable is not installed (Debian: libmemcached-tools)")
 	}
-	host, port, err := net.SplitHostPort(startCorvid(t))
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +93,21 @@ func TestMemccapable(t *testing.T) {
 		t.Fatalf("memccapable did not finish within %v; output:\n%s", memccapableTimeout, out)
 	}
 	names, statuses := memccapableResults(out)
+	return memccapableRun{names: names, statuses: statuses, out: out, err: err}
+}
+
+// requireAllPass fails the test unless all of memccapable's tests ran and
+// passed.
+func requireAllPass(t *testing.T, server string, r memccapableRun) {
+	t.Helper()
 	var failed []string
-	passed := 0
-	for i, name := range names {
-		if statuses[i] == "pass" {
-			passed++
-		} else {
+	for i, name := range r.names {
+		if r.statuses[i] != "pass" {
 			failed = append(failed, name)
 		}
 	}
-	if passed != memccapableTests || len(failed) > 0 || err != nil {
-		t.Fatalf("memccapable: %d of %d tests passed, want %d (%v); not passed: %s\noutput:\n%s",
-			passed, len(names), memccapableTests, err, strings.Join(failed, ", "), out)
+	if passed := len(r.names) - len(failed); passed != memccapableTests || len(failed) > 0 || r.err != nil {
+		t.Fatalf("memccapable against %s: %d of %d tests passed, want %d (%v); not passed: %s\noutput:\n%s",
+			server, passed, len(r.names), memccapableTests, r.err, strings.Join(failed, ", "), r.out)
 	}
 }

@@ -29,7 +29,7 @@ type Config struct {
 	// CrawlerSleep is the pause between batches of chunks the crawler
 	// checks (-o lru_crawler_sleep, microseconds); default 100µs, at most
 	// one second, negative for none. CrawlerToCrawl bounds the items
-	// checked per class and pass (-o lru_crawler_tocrawl); 0, the default,
+	// checked per LRU and pass (-o lru_crawler_tocrawl); 0, the default,
 	// is no bound.
 	CrawlerSleep   time.Duration
 	CrawlerToCrawl uint32

@@ -10,8 +10,10 @@ import (
 // module), so that memory of items nobody asks for again comes back without
 // waiting for the LRU tail. It holds a class lock for crawlBatch chunks at
 // a time, only tries stripe locks, and pauses CrawlerSleep between
-// batches. With the LRU maintainer it crawls on its own (see runCrawler);
-// besides, Crawl asks for one pass over given classes at once
+// batches. A pass over a class checks the items of the LRUs it is for
+// (HOT, WARM, COLD, TEMP: each has its schedule, as memcached's LRU ids).
+// With the LRU maintainer it crawls on its own (see runCrawler); besides,
+// Crawl asks for one pass over every LRU of given classes at once
 // ("lru_crawler crawl").
 const (
 	crawlBatch = 256
@@ -26,9 +28,10 @@ const (
 type crawlerState struct {
 	enabled atomic.Bool
 	sleep   atomic.Int64  // nanoseconds between batches
-	toCrawl atomic.Uint32 // items checked per class and pass; 0 = all
+	toCrawl atomic.Uint32 // items checked per LRU and pass; 0 = all
 	busy    atomic.Bool   // a Crawl request is pending or running
 	req     chan []bool   // classes to crawl, by id
+	rounds  atomic.Uint64 // turns of runCrawler's loop begun, which tests wait on
 }
 
 // CrawlerSettings are the crawler settings "stats settings" reports.
@@ -63,8 +66,9 @@ func (c *Cache) SetCrawlerSleep(d time.Duration) {
 	c.crawl.sleep.Store(int64(min(max(d, 0), time.Second)))
 }
 
-// SetCrawlerToCrawl bounds the items the crawler checks per class and
-// pass; 0 removes the bound. It is safe for concurrent use.
+// SetCrawlerToCrawl bounds the items the crawler checks per LRU of a
+// class and pass, as memcached's lru_crawler_tocrawl; 0 removes the bound.
+// It is safe for concurrent use.
 func (c *Cache) SetCrawlerToCrawl(n uint32) { c.crawl.toCrawl.Store(n) }
 
 // Crawl asks the crawler for one pass over the given classes (all classes
@@ -111,22 +115,30 @@ func (c *Cache) Crawl(ids []int) error {
 // safe for concurrent use.
 func (c *Cache) CrawlerBusy() bool { return c.crawl.busy.Load() }
 
-// Autocrawl scheduling, as memcached's lru_maintainer_crawler_check.
+// Autocrawl scheduling, as memcached's lru_maintainer_crawler_check: each
+// LRU of each class (memcached's LRU id, class | HOT/WARM/COLD/TEMP) has a
+// schedule of its own, computed from what its last pass saw.
 const (
 	// crawlMinWait is the least time, in seconds, between two passes over
-	// a class, and what is added to the computed wait.
+	// an LRU, and what is added to the computed wait.
 	crawlMinWait = 5
-	// crawlWaitStep is how much a class's wait grows or shrinks after a
+	// crawlWaitStep is how much an LRU's wait grows or shrinks after a
 	// pass, in seconds.
 	crawlWaitStep = 60
-	// crawlMaxWait bounds a class's wait (memcached's MAX_MAINTCRAWL_WAIT).
+	// crawlMaxWait bounds an LRU's wait (memcached's MAX_MAINTCRAWL_WAIT).
 	crawlMaxWait = 60 * 60
 	// crawlHistoBuckets are the minutes of remaining TTL a pass counts
 	// items by; longer TTLs only count as seen.
 	crawlHistoBuckets = 61
 )
 
-// crawlTally is what an automatic pass over a class saw of the items it
+// lruSet names LRUs of a class, by LRU id.
+type lruSet [numLRU]bool
+
+// allLRUs is every LRU of a class.
+var allLRUs = lruSet{true, true, true, true}
+
+// crawlTally is what an automatic pass over an LRU saw of the items it
 // left: how many, how many never expire, and the others by minutes of TTL
 // left. The next pass is scheduled from it.
 type crawlTally struct {
@@ -134,15 +146,16 @@ type crawlTally struct {
 	histo       [crawlHistoBuckets]uint64
 }
 
-// crawlSchedule is the crawler goroutine's own state for one class.
+// crawlSchedule is the crawler goroutine's own state for one LRU of a
+// class.
 type crawlSchedule struct {
-	next     uint32 // relative time after which the class is crawled again
+	next     uint32 // relative time after which the LRU is crawled again
 	wait     uint32 // seconds added to crawlMinWait after a pass
 	complete bool   // a pass ended and next is still to be computed
 	tally    crawlTally
 }
 
-// reschedule computes when a class is crawled again from what its last
+// reschedule computes when an LRU is crawled again from what its last
 // pass saw: soon when at least 1% of its items expire within the next
 // minutes, a minute later each time a pass finds nothing that will expire
 // within the hour, up to crawlMaxWait.
@@ -170,47 +183,58 @@ func (cs *crawlSchedule) reschedule(now uint32) {
 	cs.tally = crawlTally{}
 }
 
+// dueLRUs returns the LRUs of every class due for an automatic pass at
+// now (all of them on the first check), and whether there is any: an LRU
+// whose pass has ended is rescheduled first, and a due one is not due
+// again for crawlMinWait seconds, as memcached's minimum retry wait.
+func dueLRUs(sched [][numLRU]crawlSchedule, now uint32, first bool) ([]lruSet, bool) {
+	want := make([]lruSet, len(sched))
+	due := false
+	for i := 1; i < len(sched); i++ {
+		for l := range sched[i] {
+			cs := &sched[i][l]
+			if cs.complete {
+				cs.reschedule(now)
+			}
+			if now > cs.next || first {
+				want[i][l] = true
+				due = true
+				cs.next = now + crawlMinWait
+			}
+		}
+	}
+	return want, due
+}
+
 // runCrawler serves the passes Crawl asks for and, while the crawler is
 // enabled and the LRU maintainer runs, checks every CrawlInterval which
-// classes are due for an automatic pass, as memcached's maintainer starts
-// its crawler: every class at once when the cache starts, then each class
-// again on its own schedule (see reschedule). Without the maintainer the
-// crawler only answers requests, as memcached's does. It stops when stop
-// is closed.
+// LRUs are due for an automatic pass, as memcached's maintainer starts
+// its crawler: every LRU of every class at once when the cache starts,
+// then each LRU again on its own schedule (see reschedule). Without the
+// maintainer the crawler only answers requests, as memcached's does. It
+// stops when stop is closed.
 func (c *Cache) runCrawler() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.CrawlInterval)
 	defer t.Stop()
-	sched := make([]crawlSchedule, len(c.classes))
+	sched := make([][numLRU]crawlSchedule, len(c.classes))
 	auto := c.lruSettings().Maintainer
 	for first := true; ; first = false {
-		var want []bool
+		c.crawl.rounds.Add(1)
+		var req []bool
 		if !first {
 			select {
 			case <-c.stop:
 				return
-			case want = <-c.crawl.req:
+			case req = <-c.crawl.req:
 			case <-t.C:
 			}
 		}
-		if want == nil && (!auto || !c.crawl.enabled.Load()) {
+		if req == nil && (!auto || !c.crawl.enabled.Load()) {
 			continue
 		}
-		now := c.relNow()
-		if want == nil {
-			want = make([]bool, len(c.classes))
-			due := false
-			for i := 1; i < len(c.classes); i++ {
-				cs := &sched[i]
-				if cs.complete {
-					cs.reschedule(now)
-				}
-				if now > cs.next || first {
-					want[i] = true
-					due = true
-					cs.next = now + crawlMinWait
-				}
-			}
+		if req == nil {
+			want, due := dueLRUs(sched, c.relNow(), first)
 			if !due {
 				continue
 			}
@@ -222,7 +246,14 @@ func (c *Cache) runCrawler() {
 			}
 			continue
 		}
-		// Crawl counted the start of the pass it asked for.
+		// Crawl counted the start of the pass it asked for, over every
+		// LRU of the classes it names.
+		want := make([]lruSet, len(req))
+		for i, on := range req {
+			if on {
+				want[i] = allLRUs
+			}
+		}
 		ok := c.crawlAll(want, nil)
 		c.crawl.busy.Store(false)
 		c.crawlerRunning.Add(-1)
@@ -239,37 +270,44 @@ func (c *Cache) startCrawl() {
 	c.crawlerRunning.Add(1)
 }
 
-// crawlAll makes one pass over each class in want; sched, for an
-// automatic pass, records what each pass saw. It returns false when the
-// cache is stopping.
-func (c *Cache) crawlAll(want []bool, sched []crawlSchedule) bool {
+// crawlAll makes one pass over the LRUs want names of each class; sched,
+// for an automatic pass, records what each LRU's pass saw. It returns
+// false when the cache is stopping.
+func (c *Cache) crawlAll(want []lruSet, sched [][numLRU]crawlSchedule) bool {
 	for i := 1; i < len(c.classes); i++ {
-		if !want[i] {
+		if want[i] == (lruSet{}) {
 			continue
 		}
-		var tally *crawlTally
+		var tally *[numLRU]crawlTally
 		if sched != nil {
-			tally = &sched[i].tally
+			tally = new([numLRU]crawlTally)
 		}
-		if !c.crawlClass(&c.classes[i], tally) {
+		if !c.crawlClass(&c.classes[i], want[i], tally) {
 			return false
 		}
-		if sched != nil {
-			sched[i].complete = true
+		if sched == nil {
+			continue
+		}
+		for l, on := range want[i] {
+			if on {
+				sched[i][l].tally = tally[l]
+				sched[i][l].complete = true
+			}
 		}
 	}
 	return true
 }
 
-// crawlClass makes one pass over a class, adding to tally (when not nil)
-// what it saw of the items it left; it returns false when the cache is
-// stopping.
-func (c *Cache) crawlClass(cl *class, tally *crawlTally) bool {
+// crawlClass makes one pass over the chunks of a class, checking the
+// items on the LRUs in want, at most lru_crawler_tocrawl of each (as
+// memcached's crawler stops each LRU after that many), and adding to tally
+// (when not nil) what it saw of the items it left, by LRU. It returns
+// false when the cache is stopping.
+func (c *Cache) crawlClass(cl *class, want lruSet, tally *[numLRU]crawlTally) bool {
 	cl.mu.Lock()
 	cl.crawlPage, cl.crawlChunk = 0, 0
 	cl.mu.Unlock()
-	limit := uint64(c.crawl.toCrawl.Load())
-	var checked uint64
+	p := crawlPass{want: want, limit: uint64(c.crawl.toCrawl.Load()), tally: tally}
 	for {
 		select {
 		case <-c.stop:
@@ -279,26 +317,33 @@ func (c *Cache) crawlClass(cl *class, tally *crawlTally) bool {
 		// A Save in progress has the class locks to itself.
 		c.moveGate.RLock()
 		cl.mu.Lock()
-		if c.closed || cl.crawlPage >= len(cl.pages) || (limit > 0 && checked >= limit) {
+		if c.closed || cl.crawlPage >= len(cl.pages) || p.want == (lruSet{}) {
 			cl.mu.Unlock()
 			c.moveGate.RUnlock()
 			return true
 		}
-		k := c.crawlBatchLocked(cl, c.relNow(), tally)
+		c.crawlBatchLocked(cl, c.relNow(), &p)
 		cl.mu.Unlock()
 		c.moveGate.RUnlock()
-		checked += k
 		if d := c.crawl.sleep.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
 		}
 	}
 }
 
+// crawlPass is one pass over a class.
+type crawlPass struct {
+	want    lruSet // LRUs still to check; one leaves it at limit
+	limit   uint64 // items checked per LRU; 0 = all
+	checked [numLRU]uint64
+	tally   *[numLRU]crawlTally // what the pass saw, or nil
+}
+
 // crawlBatchLocked checks up to crawlBatch chunks from the class's crawl
-// position, reclaiming expired and flushed items, adds what it saw of the
-// others to tally (when not nil), and returns how many items it checked.
-// The caller holds cl.mu.
-func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint64 {
+// position, reclaiming the expired and flushed items on the LRUs p wants
+// and adding what it saw of the others to p's tally. The caller holds
+// cl.mu.
+func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 	id := cl.pages[cl.crawlPage]
 	var reclaimed, checked uint64
 	for n := 0; n < crawlBatch && cl.crawlChunk < cl.perslab; n++ {
@@ -306,7 +351,8 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint6
 		cl.crawlChunk++
 		h := c.hdr(ref)
 		b := h.bits.Load()
-		if b&bitLinked == 0 {
+		lru := bitsLRU(b)
+		if b&bitLinked == 0 || !p.want[lru] {
 			continue
 		}
 		hv := c.hashKey(c.itemKey(ref, b))
@@ -315,6 +361,9 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint6
 			continue
 		}
 		checked++
+		if p.checked[lru]++; p.limit > 0 && p.checked[lru] >= p.limit {
+			p.want[lru] = false
+		}
 		flushed := c.isFlushed(h, now)
 		switch {
 		case flushed || (h.exptime != 0 && h.exptime < now):
@@ -323,14 +372,15 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint6
 				cl.cnt.expiredUnfetched.Add(1)
 			}
 			c.unlinkBothLocked(s, cl, ref, h, hv)
-		case tally == nil:
+		case p.tally == nil:
 		case h.exptime == 0:
-			tally.seen++
-			tally.noexp++
+			p.tally[lru].seen++
+			p.tally[lru].noexp++
 		default:
-			tally.seen++
+			t := &p.tally[lru]
+			t.seen++
 			if left := h.exptime - now; left < 3600 {
-				tally.histo[left/60]++
+				t.histo[left/60]++
 			}
 		}
 		s.mu.Unlock()
@@ -341,5 +391,4 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint6
 	}
 	cl.cnt.crawlerItemsChecked.Add(checked)
 	cl.cnt.crawlerReclaimed.Add(reclaimed)
-	return checked
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -252,7 +253,7 @@ func TestFlatLRUReclaimsOnStore(t *testing.T) {
 	}
 }
 
-// TestCrawlSchedule follows memcached's autocrawl schedule: a class whose
+// TestCrawlSchedule follows memcached's autocrawl schedule: an LRU whose
 // items expire within the minute is crawled again 5s after a pass; one
 // with nothing to expire waits a minute more each pass, up to an hour.
 func TestCrawlSchedule(t *testing.T) {
@@ -276,6 +277,113 @@ func TestCrawlSchedule(t *testing.T) {
 	cs.reschedule(1000)
 	if cs.wait != 3540 {
 		t.Fatalf("wait %d after items expiring in 10 minutes, want 3540", cs.wait)
+	}
+}
+
+// TestCrawlSchedulePerLRU: as memcached, the crawler schedules each LRU
+// of each class on its own. Items with a short TTL go to the TEMP LRU of a
+// class whose HOT LRU holds items that never expire, beside a class of
+// such items only: the TEMP LRU is crawled again every 5s or so while its
+// items are about to expire; the other LRUs, of the same class and of the
+// other, wait 65s after the first pass that found them, and 125s after the
+// next.
+func TestCrawlSchedulePerLRU(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, CrawlInterval: time.Millisecond, CrawlerSleep: -1,
+		TempLRU: true, TemporaryTTL: 120})
+	// step lets d pass and waits for two whole turns of the crawler's
+	// loop after it: one that crawls what is due, and one that
+	// reschedules what that crawled, as the clock still reads the same.
+	step := func(d time.Duration) {
+		t.Helper()
+		clk.Advance(d)
+		r := c.crawl.rounds.Load()
+		waitFor(t, "the crawler's next turns", func() bool { return c.crawl.rounds.Load() >= r+3 })
+	}
+	step(0) // the first pass, over every (empty) LRU
+	if s := stats(c); s.LRUCrawlerStarts != 1 {
+		t.Fatalf("lru_crawler_starts %d after the first pass, want 1", s.LRUCrawlerStarts)
+	}
+	const n = 100
+	for i := range n {
+		mustStore(t, c, ModeSet, fmt.Sprintf("t%03d", i), "v", 0, 120, 0)
+		mustStore(t, c, ModeSet, fmt.Sprintf("h%03d", i), "v", 0, 0, 0)
+		mustStore(t, c, ModeSet, fmt.Sprintf("b%03d", i), strings.Repeat("v", 500), 0, 0, 0)
+	}
+	small, big := c.classFor(c.ntotal(4, 1)), c.classFor(c.ntotal(4, 500))
+	checked := func() (a, b uint64) {
+		t.Helper()
+		for _, k := range stats(c).Classes {
+			switch k.ID {
+			case small:
+				a = k.CrawlerItemsChecked
+				if k.NumberTemp != n && k.CrawlerReclaimed == 0 && k.Reclaimed == 0 {
+					t.Fatalf("class %d: %d items on TEMP, want %d", small, k.NumberTemp, n)
+				}
+			case big:
+				b = k.CrawlerItemsChecked
+			}
+		}
+		return a, b
+	}
+	// The LRUs, empty in the first pass, are due 65s after it.
+	step(65 * time.Second)
+	if a, b := checked(); a != 0 || b != 0 {
+		t.Fatalf("crawled before the LRUs were due: checked %d and %d", a, b)
+	}
+	step(time.Second)
+	a, b := checked()
+	if s := stats(c); a != 2*n || b != n || s.LRUCrawlerStarts != 2 {
+		t.Fatalf("second pass: checked %d and %d, starts %d; want %d, %d, 2", a, b, s.LRUCrawlerStarts, 2*n, n)
+	}
+	// Up to 4s before the TEMP items expire, only their LRU is
+	// crawled: every 6s, as the clock moves by whole seconds.
+	for range 50 {
+		step(time.Second)
+	}
+	s := stats(c)
+	passes := s.LRUCrawlerStarts - 2
+	a, b = checked()
+	if passes != 8 || a != 2*n+passes*n || b != n || s.CrawlerReclaimed != 0 {
+		t.Fatalf("after 50s: %d more passes checked %d and %d items, reclaimed %d; want 8 passes "+
+			"of the %d TEMP items only", passes, a-2*n, b-n, s.CrawlerReclaimed, n)
+	}
+	// The big class and the small class's HOT LRU are due 125s after
+	// the second pass.
+	for range 125 - 50 {
+		step(time.Second)
+	}
+	if _, b := checked(); b != n {
+		t.Fatalf("big class crawled again (%d items) within 125s", b-n)
+	}
+	step(time.Second)
+	if _, b := checked(); b != 2*n {
+		t.Fatalf("big class: checked %d, want %d 126s after its last pass", b, 2*n)
+	}
+}
+
+// TestCrawlToCrawlPerLRU: lru_crawler_tocrawl bounds the items a pass
+// checks on each LRU of a class, as memcached's crawler counts down each
+// LRU's remaining items.
+func TestCrawlToCrawlPerLRU(t *testing.T) {
+	clk := newFakeClock()
+	// A flat LRU: new items go to COLD, or TEMP, and stay there. No
+	// automatic pass after the first.
+	c := newCache(t, Config{Now: clk.Now, TempLRU: true, TemporaryTTL: 61, CrawlerToCrawl: 10, CrawlInterval: time.Hour})
+	if err := c.SetLRUSegmented(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first pass", func() bool { return c.crawl.rounds.Load() >= 2 })
+	for i := range 50 {
+		mustStore(t, c, ModeSet, fmt.Sprintf("t%03d", i), "v", 0, 30, 0) // TEMP
+		mustStore(t, c, ModeSet, fmt.Sprintf("c%03d", i), "v", 0, 0, 0)  // COLD
+	}
+	if err := c.Crawl(nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the crawl", func() bool { return !c.CrawlerBusy() })
+	if got := stats(c).CrawlerItemsChecked; got != 20 {
+		t.Fatalf("crawler_items_checked %d, want 10 on each of TEMP and COLD", got)
 	}
 }
 
