@@ -132,8 +132,14 @@
 //     key_fraction_range.
 //
 // Detached copies (AllAsyncRoute's, AllInitialRoute's, shadows', warm-up
-// adds) are bounded per node at 1024 in flight; past that they are
-// dropped and counted, so that a slow pool never slows the primary. A multi-get is split by
+// adds) are bounded per node at 1024 in flight, and in bytes over the
+// whole proxy: the requests of the copies in flight (a warm-up fill's
+// value while it asks warm for the item's time) weigh at most
+// Config.WriteBufMemLimit (64 MiB by default), a budget of their own, not
+// the held replies', so that a slow shadow or async pool takes nothing
+// from the primary's clients. A copy past either bound is dropped and
+// counted, so that a slow pool never slows the primary, and what
+// clients send cannot grow the proxy's memory through it. A multi-get is split by
 // destination as a pool's: keys that selectors send to one server go
 // together; a key whose route composes goes alone through it; the
 // replies are merged in key order. A binary request takes the first
@@ -152,8 +158,8 @@
 // route:<name>:<counter>, and under "routes" in the stats port's JSON):
 // requests, errors (error replies a composer saw, requests refused by a
 // RateLimitRoute), failovers (requests sent to a next child),
-// warmup_fills, shadow_sent, shadow_dropped, async_pending and
-// async_dropped. A node is named by its name property, else by where
+// warmup_fills, shadow_sent, shadow_dropped, async_pending,
+// async_pending_bytes and async_dropped. A node is named by its name property, else by where
 // the configuration defines it ("route.children[1]").
 //
 // A reload (Reload, ReloadRoutes) compiles the new tree over the new

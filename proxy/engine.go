@@ -32,8 +32,10 @@ type routeTree struct {
 	// replies is the proxy's bound on held replies, which composed
 	// requests' sub-call replies count against.
 	replies *replyBufs
-	source  string
-	loaded  time.Time
+	// async is the proxy's budget for detached requests' bytes.
+	async  *asyncBudget
+	source string
+	loaded time.Time
 }
 
 // rnode is one compiled route handle. Which fields are set depends on

@@ -111,7 +111,7 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 			}
 			return fmt.Errorf("pool %s: route: %w", pc.Name, err)
 		}
-		rt.epoch, rt.replies = epoch, p.replies
+		rt.epoch, rt.replies, rt.async = epoch, p.replies, p.async
 		routes[i] = rt
 	}
 

@@ -108,7 +108,7 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 	if err != nil {
 		return err
 	}
-	rt.epoch, rt.source, rt.replies = epoch, cfg.Source, p.replies
+	rt.epoch, rt.source, rt.replies, rt.async = epoch, cfg.Source, p.replies, p.async
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
