@@ -142,8 +142,13 @@
 // clients send cannot grow the proxy's memory through it. A multi-get is split by
 // destination as a pool's: keys that selectors send to one server go
 // together; a key whose route composes goes alone through it; the
-// replies are merged in key order. A binary request takes the first
-// choice of every composer (its first child, WarmUpRoute's cold).
+// replies are merged in key order. A binary request takes the route its
+// text counterpart takes (routebinary.go): its bytes go to a PoolRoute's
+// server on a binary connection, composers judge its replies by their
+// status, NullRoute and AllAsyncRoute answer it in binary (nothing to a
+// quiet store, as to a noreply one), ErrorRoute with status 0x84 and its
+// response; a WarmUpRoute takes a binary get as a gets, so that the
+// reply's CAS unique is cold's.
 // flush_all goes to every server of the pools the tree names.
 //
 // corvid router answers mcrouter's admin gets itself, as mcrouter's

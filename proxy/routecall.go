@@ -87,13 +87,21 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 			return
 		}
 		c.via = from
-		b.send(c, r.parts...)
+		if r.kind == kindBinary {
+			b.sendBinary(c, r.parts...)
+		} else {
+			b.send(c, r.parts...)
+		}
 		if len(n.shadows) > 0 {
 			rt.shadow(from, n, idx, r, pw)
 		}
 	case route.NullRoute:
-		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+		c.completeTo(r.defaultReply(c), nil, pw)
 	case route.ErrorRoute:
+		if r.kind == kindBinary {
+			c.completeTo(binaryLocal(r, statusInternalError, n.response), nil, pw)
+			return
+		}
 		line := "SERVER_ERROR"
 		if n.response != "" {
 			line += " " + n.response
@@ -109,7 +117,7 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		for _, ch := range n.children {
 			rt.detached(from, n, ch, r, pw)
 		}
-		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+		c.completeTo(r.defaultReply(c), nil, pw)
 	case route.AllInitialRoute:
 		// The first child's reply is the answer; the others get
 		// detached copies, bounded as AllAsyncRoute's.
@@ -118,7 +126,9 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		}
 		rt.routeTo(from, c, n.children[0], r, pw)
 	case route.WarmUpRoute:
-		if r.op != rGet && r.op != rGets || r.kind != kindGet {
+		// A get or gets composes (a binary get as a gets: its reply
+		// carries a CAS unique, which must be cold's).
+		if !(r.kind == kindGet && (r.op == rGet || r.op == rGets) || r.kind == kindBinary && r.op == rGet) {
 			rt.routeTo(from, c, n.cold, r, pw)
 			return
 		}
@@ -337,7 +347,7 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 		s.answer(f, pw)
 	case route.WarmUpRoute:
-		if s.op == rGets {
+		if s.op == rGets || s.kind == kindBinary {
 			if next, kind, op, req := s.warmUpGets(f, res, pw); next != nil {
 				s.mu.Unlock()
 				s.sendAs(next, kind, op, req, pw)
