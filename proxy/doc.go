@@ -83,7 +83,12 @@
 // a hash then places keys as its pool does, ejections included). A tree
 // (package route's description) is compiled once per load into nodes;
 // its leaves are PoolRoutes over the pools' backends, so connections,
-// pipelining, timeouts and ejection are a pool's.
+// pipelining, timeouts and ejection are a pool's. corvid router's pools
+// that name the same server with the same timeout share its backend (its
+// connections and what it holds), as mcrouter shares one destination
+// per server; a reload keeps it while a pool names it so, and flush_all
+// reaches it once. Its counters then show under each of those pools. A
+// nutcracker.yml's pools keep their own servers, as twemproxy's.
 //
 // Selectors (PoolRoute, HashRoute, PrefixSelectorRoute: longest prefix,
 // then the wildcard; OperationSelectorRoute: a meta command takes its
@@ -168,7 +173,8 @@
 // the configuration defines it ("route.children[1]").
 //
 // A reload (Reload, ReloadRoutes) compiles the new tree over the new
-// pools (unchanged servers keep their backends) before anything
+// pools (unchanged servers keep their backends; corvid router's, whichever
+// pools named them) before anything
 // changes, so a bad tree leaves the old one serving; then it swaps the
 // tree. New requests take the new tree; a request holds the tree it
 // started with, and the servers the reload removes are closed once no
