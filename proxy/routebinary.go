@@ -12,7 +12,8 @@ import (
 // status (classifyBinary); the routes that answer themselves (NullRoute,
 // ErrorRoute, AllAsyncRoute) answer in binary. A WarmUpRoute takes a
 // binary get as a gets, so that its CAS unique is cold's; its fills,
-// made from warm's meta reply, go to cold as text.
+// made from warm's meta reply, go to cold as text, so a key a text
+// command cannot carry (textKey) goes to cold alone.
 
 // defaultReply is mcrouter's default reply to r, whose reply completes
 // c (see defaultReply): for a binary request, the status of the text
@@ -64,4 +65,16 @@ func classifyBinary(st protocol.Status) result {
 		return resClient
 	}
 	return resRemote
+}
+
+// textKey reports whether key can go in a text command as it is: a
+// binary key may hold spaces and control characters, which would split
+// the command (and put a server connection out of step).
+func textKey(key []byte) bool {
+	for _, c := range key {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return len(key) > 0
 }

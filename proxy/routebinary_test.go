@@ -208,3 +208,30 @@ func fmtSscan(gets string, cas *uint64) (int, error) {
 	var flags, size int
 	return fmt.Sscanf(gets, "VALUE %s %d %d %d", &key, &flags, &size, cas)
 }
+
+// TestRouteBinaryWarmUpOddKey: a binary get whose key a text command
+// cannot carry (here with a CRLF in it) goes to cold alone: the warm-up
+// asks warm in text, and a split command would get two replies, which
+// breaks warm's connection (and fails what other clients had on it).
+func TestRouteBinaryWarmUpOddKey(t *testing.T) {
+	addrs := startCorvids(t, 2) // A cold, B warm
+	root := &route.Handle{Type: route.WarmUpRoute, Cold: poolRoute("A"), Warm: poolRoute("B"), Exptime: 100}
+	p, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: root})
+	setVia(t, testutil.Dial(t, addrs[1]), "k", "warmval")
+	c := testutil.Dial(t, addr)
+	for range 3 {
+		if r := binDo(t, c, binGetReq("k")); r.Status() != 0 || string(r.Value()) != "warmval" {
+			t.Fatalf("get: %v", r)
+		}
+		if r := binDo(t, c, binGetReq("x\r\nmn")); r.Status() != 1 {
+			t.Fatalf("get of an odd key: %v, want a miss", r)
+		}
+	}
+	for _, ps := range p.Stats().Pools {
+		for _, ss := range ps.Servers {
+			if ss.ServerErr > 0 || ss.ServerEOF > 0 {
+				t.Errorf("pool %s: %d errors, %d EOFs: a connection broke", ps.Name, ss.ServerErr, ss.ServerEOF)
+			}
+		}
+	}
+}

@@ -127,8 +127,8 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		rt.routeTo(from, c, n.children[0], r, pw)
 	case route.WarmUpRoute:
 		// A get or gets composes (a binary get as a gets: its reply
-		// carries a CAS unique, which must be cold's).
-		if !(r.kind == kindGet && (r.op == rGet || r.op == rGets) || r.kind == kindBinary && r.op == rGet) {
+		// carries a CAS unique, which must be cold's; see textKey).
+		if !(r.kind == kindGet && (r.op == rGet || r.op == rGets) || r.kind == kindBinary && r.op == rGet && textKey(r.key)) {
 			rt.routeTo(from, c, n.cold, r, pw)
 			return
 		}
