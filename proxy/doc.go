@@ -153,7 +153,9 @@
 // status, NullRoute and AllAsyncRoute answer it in binary (nothing to a
 // quiet store, as to a noreply one), ErrorRoute with status 0x84 and its
 // response; a WarmUpRoute takes a binary get as a gets, so that the
-// reply's CAS unique is cold's.
+// reply's CAS unique is cold's (a key with a space or a control
+// character, which its text requests to warm cannot carry, goes to cold
+// alone).
 // flush_all goes to every server of the pools the tree names.
 //
 // corvid router answers mcrouter's admin gets itself, as mcrouter's
