@@ -190,6 +190,7 @@ func (bs *backendShare) plan(p *Proxy, pl *pool, pc *nutcracker.Pool) poolPlan {
 				pn.fresh = append(pn.fresh, b)
 			}
 			bs.made[k] = b
+			b.timeout.Store(int64(pc.Timeout)) // its owner may change it
 		}
 		pn.all = append(pn.all, b)
 	}

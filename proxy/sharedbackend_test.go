@@ -96,3 +96,31 @@ func TestRouteSharedBackend(t *testing.T) {
 		t.Errorf("with different timeouts the proxy made %d connections in all, want 2", n)
 	}
 }
+
+// TestRouteSharedBackendTimeout: a pool keeps the timeout of its own
+// configuration on a backend it shares with the pool that owns it, when
+// a reload gives that pool another timeout.
+func TestRouteSharedBackendTimeout(t *testing.T) {
+	srv := startCorvids(t, 1)[0]
+	pools := func(timeoutA time.Duration) map[string]*route.Pool {
+		return map[string]*route.Pool{
+			"A": {Name: "A", Servers: []route.Server{{Addr: srv}}, Timeout: timeoutA},
+			"B": {Name: "B", Servers: []route.Server{{Addr: srv}}},
+		}
+	}
+	root := &route.Handle{Type: route.AllSyncRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}}
+	p, _ := startRouter(t, &route.Config{Pools: pools(0), Root: root}) // A owns the backend
+	if err := p.ReloadRoutes(&route.Config{Pools: pools(3 * time.Second), Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pl := range p.pools {
+		if pl.name != "B" {
+			continue
+		}
+		if got := pl.cur.Load().all[0].timeoutNow(); got != DefaultRouteTimeout {
+			t.Errorf("pool B's server waits %v, want B's timeout %v", got, DefaultRouteTimeout)
+		}
+	}
+}
