@@ -17,10 +17,11 @@ var routeFamilies = map[string]*family{
 	"failovers": newFamily("corvid_route_failovers_total", "Requests the route sent on to a next child.", prometheus.CounterValue, "route", "type"),
 	"warmup_fills": newFamily("corvid_route_warmup_fills_total", "Adds a WarmUpRoute sent to its cold route after a hit in its warm one.",
 		prometheus.CounterValue, "route", "type"),
-	"shadow_sent":    newFamily("corvid_route_shadow_sent_total", "Shadow copies of requests the route sent.", prometheus.CounterValue, "route", "type"),
-	"shadow_dropped": newFamily("corvid_route_shadow_dropped_total", "Shadow copies the route dropped at its bound on copies in flight.", prometheus.CounterValue, "route", "type"),
-	"async_pending":  newFamily("corvid_route_async_pending", "Detached copies of requests in flight (AllAsync, shadows, warm-up adds).", prometheus.GaugeValue, "route", "type"),
-	"async_dropped":  newFamily("corvid_route_async_dropped_total", "Detached copies (shadows among them) the route dropped at its bound on copies in flight.", prometheus.CounterValue, "route", "type"),
+	"shadow_sent":         newFamily("corvid_route_shadow_sent_total", "Shadow copies of requests the route sent.", prometheus.CounterValue, "route", "type"),
+	"shadow_dropped":      newFamily("corvid_route_shadow_dropped_total", "Shadow copies the route dropped at its bound on copies in flight.", prometheus.CounterValue, "route", "type"),
+	"async_pending":       newFamily("corvid_route_async_pending", "Detached copies of requests in flight (AllAsync, shadows, warm-up adds).", prometheus.GaugeValue, "route", "type"),
+	"async_pending_bytes": newFamily("corvid_route_async_pending_bytes", "Bytes of the detached copies of requests in flight.", prometheus.GaugeValue, "route", "type"),
+	"async_dropped":       newFamily("corvid_route_async_dropped_total", "Detached copies (shadows among them) the route dropped at its bounds on copies in flight.", prometheus.CounterValue, "route", "type"),
 }
 
 // RouteCollector is a prometheus.Collector of the counters of a corvid

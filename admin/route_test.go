@@ -16,6 +16,7 @@ var routeFamilies = map[string]string{
 	"corvid_route_shadow_sent_total":    "counter route,type",
 	"corvid_route_shadow_dropped_total": "counter route,type",
 	"corvid_route_async_pending":        "gauge route,type",
+	"corvid_route_async_pending_bytes":  "gauge route,type",
 	"corvid_route_async_dropped_total":  "counter route,type",
 }
 

@@ -42,6 +42,10 @@ type backend struct {
 	binConns []*bconn
 
 	failures atomic.Int32 // consecutive failures
+	// timeout, when not zero, is the server's timeout in place of its
+	// pool's: a backend corvid router's pools share (backendShare) has
+	// the timeout of every pool that names it, whichever owns it.
+	timeout atomic.Int64
 
 	mu          sync.Mutex // guards ejectedTill
 	ejectedTill time.Time  // zero when not ejected
@@ -119,6 +123,14 @@ func (b *backend) send(c *call, parts ...[]byte) {
 		bc = b.conns[c.conn%uint32(len(b.conns))]
 	}
 	bc.enqueue(c, parts...)
+}
+
+// timeoutNow returns how long a request to b may wait for its reply.
+func (b *backend) timeoutNow() time.Duration {
+	if t := b.timeout.Load(); t != 0 {
+		return time.Duration(t)
+	}
+	return b.pool.config().Timeout
 }
 
 // ok records a reply: the server is healthy.
@@ -219,7 +231,7 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		c.complete(nil, err)
 		return
 	}
-	if t := bc.b.pool.config().Timeout; t > 0 {
+	if t := bc.b.timeoutNow(); t > 0 {
 		c.deadline = time.Now().Add(t)
 	}
 	for _, b := range parts {
@@ -470,7 +482,7 @@ func (bc *bconn) drainLocked(nc net.Conn) {
 // failure it fails what is queued and returns nil.
 func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 	p := bc.b.pool
-	d := net.Dialer{Timeout: p.config().Timeout}
+	d := net.Dialer{Timeout: bc.b.timeoutNow()}
 	network := "tcp"
 	if len(bc.b.addr) > 0 && bc.b.addr[0] == '/' {
 		network = "unix"

@@ -137,10 +137,9 @@ func (cl *client) binary(buf []byte, skip *int) (int, int, error) {
 // dropStaleBinary removes key's value from its server with a binary
 // delete whose reply is dropped: what memcached does when it refuses a
 // set whose value is too large, so that the value the client meant to
-// replace is not read again (through a route tree, on the server its
-// binary requests take: every composer's first choice). It goes on the
-// connection the client's next binary request to that server takes, so
-// it runs before it.
+// replace is not read again (through a route tree, where a binary
+// delete goes). It goes on the connection the client's next binary
+// request to that server takes, so it runs before it.
 func (cl *client) dropStaleBinary(key []byte) error {
 	line := append(cl.staleLine[:0], protocol.BinaryRequestMagic, byte(protocol.OpDelete))
 	line = binary.BigEndian.AppendUint16(line, uint16(len(key)))
@@ -156,13 +155,12 @@ func (cl *client) dropStaleBinary(key []byte) error {
 		c.release()
 		return err
 	}
-	var b *backend
-	var err error
 	if rt := cl.holdRoute(); rt != nil {
-		b, err = rt.root.firstBackend(key, rDelete)
-	} else {
-		b, err = cl.hold().route(key)
+		rt.routeTo(cl, c, rt.root, rreq{key: key, op: rDelete, kind: kindBinary, parts: [][]byte{line}}, nil)
+		cl.unhold()
+		return nil
 	}
+	b, err := cl.hold().route(key)
 	if err != nil {
 		cl.unhold()
 		c.complete(nil, err)
@@ -223,13 +221,13 @@ func (cl *client) forwardBinary(h *protocol.BinaryHeader, req, key []byte) error
 		return err
 	}
 	hdr := cl.binaryHeader(h, req)
-	var b *backend
-	var err error
 	if rt := cl.holdRoute(); rt != nil {
-		b, err = rt.root.firstBackend(key, binaryOp(h.Opcode))
-	} else {
-		b, err = cl.hold().route(key)
+		rt.routeTo(cl, c, rt.root, rreq{key: key, op: binaryOp(h.Opcode), kind: kindBinary,
+			parts: [][]byte{hdr, req[protocol.BinaryHeaderLen:]}}, nil)
+		cl.unhold()
+		return nil
 	}
+	b, err := cl.hold().route(key)
 	if err != nil {
 		cl.unhold()
 		c.complete(nil, err)

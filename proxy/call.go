@@ -52,9 +52,12 @@ type call struct {
 	// when a server connection's reader sends it.
 	step *rstep
 	via  *client
-	// pend, for a detached copy, is its route's count of copies in
-	// flight.
-	pend *atomic.Int64
+	// pend, for a detached copy, is its route's counters of copies in
+	// flight, pendBytes what it counts against async, the proxy's
+	// budget for them.
+	pend      *routeCounters
+	pendBytes int64
+	async     *asyncBudget
 }
 
 // callOp says what the proxy does with a completed call's reply.
@@ -152,7 +155,7 @@ func (c *call) finish(pw *pendingWrites) {
 		cl := c.owner
 		units := int64(c.units)
 		if c.pend != nil {
-			c.pend.Add(-1)
+			c.async.done(c.pend, c.pendBytes)
 		}
 		c.release()
 		if cl != nil {

@@ -73,15 +73,16 @@ func (c *serverCounters) snapshot(name string) ServerStats {
 
 func (c *routeCounters) snapshot(n *rnode) RouteStats {
 	return RouteStats{
-		Name:          n.name,
-		Type:          string(n.typ),
-		Requests:      c.requests.Load(),
-		Errors:        c.errors.Load(),
-		Failovers:     c.failovers.Load(),
-		WarmFills:     c.warmFills.Load(),
-		ShadowSent:    c.shadowSent.Load(),
-		ShadowDropped: c.shadowDropped.Load(),
-		AsyncPending:  c.asyncPending.Load(),
-		AsyncDropped:  c.asyncDropped.Load(),
+		Name:              n.name,
+		Type:              string(n.typ),
+		Requests:          c.requests.Load(),
+		Errors:            c.errors.Load(),
+		Failovers:         c.failovers.Load(),
+		WarmFills:         c.warmFills.Load(),
+		ShadowSent:        c.shadowSent.Load(),
+		ShadowDropped:     c.shadowDropped.Load(),
+		AsyncPending:      c.asyncPending.Load(),
+		AsyncPendingBytes: c.asyncBytes.Load(),
+		AsyncDropped:      c.asyncDropped.Load(),
 	}
 }

@@ -83,7 +83,12 @@
 // a hash then places keys as its pool does, ejections included). A tree
 // (package route's description) is compiled once per load into nodes;
 // its leaves are PoolRoutes over the pools' backends, so connections,
-// pipelining, timeouts and ejection are a pool's.
+// pipelining, timeouts and ejection are a pool's. corvid router's pools
+// that name the same server with the same timeout share its backend (its
+// connections and what it holds), as mcrouter shares one destination
+// per server; a reload keeps it while a pool names it so, and flush_all
+// reaches it once. Its counters then show under each of those pools. A
+// nutcracker.yml's pools keep their own servers, as twemproxy's.
 //
 // Selectors (PoolRoute, HashRoute, PrefixSelectorRoute: longest prefix,
 // then the wildcard; OperationSelectorRoute: a meta command takes its
@@ -132,12 +137,25 @@
 //     key_fraction_range.
 //
 // Detached copies (AllAsyncRoute's, AllInitialRoute's, shadows', warm-up
-// adds) are bounded per node at 1024 in flight; past that they are
-// dropped and counted, so that a slow pool never slows the primary. A multi-get is split by
+// adds) are bounded per node at 1024 in flight, and in bytes over the
+// whole proxy: the requests of the copies in flight (a warm-up fill's
+// value while it asks warm for the item's time) weigh at most
+// Config.WriteBufMemLimit (64 MiB by default), a budget of their own, not
+// the held replies', so that a slow shadow or async pool takes nothing
+// from the primary's clients. A copy past either bound is dropped and
+// counted, so that a slow pool never slows the primary, and what
+// clients send cannot grow the proxy's memory through it. A multi-get is split by
 // destination as a pool's: keys that selectors send to one server go
 // together; a key whose route composes goes alone through it; the
-// replies are merged in key order. A binary request takes the first
-// choice of every composer (its first child, WarmUpRoute's cold).
+// replies are merged in key order. A binary request takes the route its
+// text counterpart takes (routebinary.go): its bytes go to a PoolRoute's
+// server on a binary connection, composers judge its replies by their
+// status, NullRoute and AllAsyncRoute answer it in binary (nothing to a
+// quiet store, as to a noreply one), ErrorRoute with status 0x84 and its
+// response; a WarmUpRoute takes a binary get as a gets, so that the
+// reply's CAS unique is cold's (a key with a space or a control
+// character, which its text requests to warm cannot carry, goes to cold
+// alone).
 // flush_all goes to every server of the pools the tree names.
 //
 // corvid router answers mcrouter's admin gets itself, as mcrouter's
@@ -152,12 +170,13 @@
 // route:<name>:<counter>, and under "routes" in the stats port's JSON):
 // requests, errors (error replies a composer saw, requests refused by a
 // RateLimitRoute), failovers (requests sent to a next child),
-// warmup_fills, shadow_sent, shadow_dropped, async_pending and
-// async_dropped. A node is named by its name property, else by where
+// warmup_fills, shadow_sent, shadow_dropped, async_pending,
+// async_pending_bytes and async_dropped. A node is named by its name property, else by where
 // the configuration defines it ("route.children[1]").
 //
 // A reload (Reload, ReloadRoutes) compiles the new tree over the new
-// pools (unchanged servers keep their backends) before anything
+// pools (unchanged servers keep their backends; corvid router's, whichever
+// pools named them) before anything
 // changes, so a bad tree leaves the old one serving; then it swaps the
 // tree. New requests take the new tree; a request holds the tree it
 // started with, and the servers the reload removes are closed once no

@@ -32,8 +32,10 @@ type routeTree struct {
 	// replies is the proxy's bound on held replies, which composed
 	// requests' sub-call replies count against.
 	replies *replyBufs
-	source  string
-	loaded  time.Time
+	// async is the proxy's budget for detached requests' bytes.
+	async  *asyncBudget
+	source string
+	loaded time.Time
 }
 
 // rnode is one compiled route handle. Which fields are set depends on
@@ -107,11 +109,16 @@ func compileRoutes(h *route.Handle, base string, pools map[string]*pool, cfgs ma
 	return &routeTree{root: root, nodes: c.nodes, pools: c.order, loaded: time.Now()}, nil
 }
 
-// fillAll lists the backends of rt's pools, once they are installed.
+// fillAll lists the backends of rt's pools, once they are installed,
+// each once (pools of corvid router share a server's backend).
 func (rt *routeTree) fillAll() {
 	rt.all = nil
 	for _, pl := range rt.pools {
-		rt.all = append(rt.all, pl.cur.Load().all...)
+		for _, b := range pl.cur.Load().all {
+			if !slices.Contains(rt.all, b) {
+				rt.all = append(rt.all, b)
+			}
+		}
 	}
 }
 

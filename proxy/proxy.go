@@ -67,7 +67,10 @@ type Config struct {
 	// a client whose socket takes nothing for a second meanwhile is
 	// closed (counted in write_buf_oom). 0 means DefaultWriteBufMemLimit,
 	// or 8 × MaxValueLen when that is larger (as the server's default); a
-	// negative value, no bound.
+	// negative value, no bound. The bytes of the detached requests of
+	// route trees in flight (AllAsyncRoute's and AllInitialRoute's
+	// copies, shadows, warm-up fills) have a bound of their own, of the
+	// same size: past it such a copy is dropped and counted.
 	WriteBufMemLimit int64
 }
 
@@ -78,8 +81,9 @@ type Proxy struct {
 	log     *slog.Logger
 	started time.Time
 	st      proxyCounters
-	replies *replyBufs // completed replies not yet written to their clients
-	rbufs   *readBufs  // the clients' large read buffers
+	replies *replyBufs   // completed replies not yet written to their clients
+	async   *asyncBudget // detached requests of route trees in flight
+	rbufs   *readBufs    // the clients' large read buffers
 	ctx     context.Context
 	cancel  context.CancelFunc
 
@@ -131,7 +135,8 @@ func New(cfg Config) (*Proxy, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), ctx: ctx, cancel: cancel,
 		rbufs:   newReadBufs(cfg.ReadBufMemLimit),
-		replies: newReplyBufs(cfg.WriteBufMemLimit, cfg.MaxValueLen+replyOverhead), clients: make(map[*client]struct{})}
+		replies: newReplyBufs(cfg.WriteBufMemLimit, cfg.MaxValueLen+replyOverhead), clients: make(map[*client]struct{}),
+		async: &asyncBudget{limit: max(cfg.WriteBufMemLimit, 0)}}
 	var err error
 	if cfg.Routes != nil {
 		err = p.newRouter(cfg.Routes, cfg.Listen)

@@ -111,7 +111,7 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 			}
 			return fmt.Errorf("pool %s: route: %w", pc.Name, err)
 		}
-		rt.epoch, rt.replies = epoch, p.replies
+		rt.epoch, rt.replies, rt.async = epoch, p.replies, p.async
 		routes[i] = rt
 	}
 
@@ -200,13 +200,13 @@ func (p *Proxy) planPool(pl *pool, pc *nutcracker.Pool, gone *[]*backend) poolPl
 	spare := make(map[backendKey][]*backend)
 	if t := pl.cur.Load(); t != nil {
 		for _, b := range t.all {
-			k := backendKey{b.addr, b.name, len(b.conns)}
+			k := backendKey{b.addr, b.name, len(b.conns), 0}
 			spare[k] = append(spare[k], b)
 		}
 	}
 	pn := poolPlan{pl: pl}
 	for _, s := range pc.Servers {
-		k := backendKey{s.Addr, serverName(s), pc.ServerConnections}
+		k := backendKey{s.Addr, serverName(s), pc.ServerConnections, 0}
 		var b *backend
 		if bs := spare[k]; len(bs) > 0 {
 			b, spare[k] = bs[0], bs[1:]
@@ -223,10 +223,12 @@ func (p *Proxy) planPool(pl *pool, pc *nutcracker.Pool, gone *[]*backend) poolPl
 }
 
 // backendKey is what makes a server of a new configuration the same as
-// one of the old.
+// one of the old: for corvid router (backendShare), its pool's timeout
+// too.
 type backendKey struct {
 	addr, name string
 	conns      int
+	timeout    time.Duration
 }
 
 // checkPool returns a copy of pc, with its defaults filled in, or why the

@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/corvidcache/corvid/protocol"
+)
 
 // rop is a request's operation, as mcrouter's OperationSelectorRoute
 // names them.
@@ -134,6 +138,9 @@ func (r result) isError() bool { return r >= resTimeout }
 func classify(op rop, reply []byte, err error) result {
 	if err != nil {
 		return resTimeout
+	}
+	if len(reply) >= protocol.BinaryHeaderLen && reply[0] == protocol.BinaryResponseMagic {
+		return classifyBinary(binaryStatus(reply))
 	}
 	switch {
 	case bytes.HasPrefix(reply, []byte("SERVER_ERROR")):

@@ -188,7 +188,7 @@ func TestRouteStatsReported(t *testing.T) {
 	}
 }
 
-// TestRouteBinary: a binary request takes its route's first choice.
+// TestRouteBinary: a binary request follows its route.
 func TestRouteBinary(t *testing.T) {
 	addrs := startCorvids(t, 2)
 	root := &route.Handle{Type: route.PrefixSelectorRoute, Policies: map[string]*route.Handle{

@@ -12,10 +12,49 @@ import (
 
 // maxAsyncPending bounds the detached requests (AllAsyncRoute's
 // children, AllInitialRoute's after the first, shadows, warm-up adds) a
-// route node has in flight; past it a
-// copy is dropped and counted, so that a slow pool never slows the
-// primary.
+// route node has in flight; past it a copy is dropped and counted, so
+// that a slow pool never slows the primary. Their bytes are bounded too,
+// over the whole proxy, by an asyncBudget.
 const maxAsyncPending = 1024
+
+// asyncBudget bounds the bytes of the detached requests in flight over
+// the whole proxy, every route tree and node together: a copy is taken
+// from its request's bytes being sent (or, for a warm-up fill, the value
+// it holds) until its reply, or its failure, comes. Past limit a copy is
+// dropped (counted in its node's async_dropped), so that what clients
+// ask for cannot grow the proxy's memory through copies a slow pool
+// holds, whatever their size. It is a budget of its own, not the held
+// replies' (replyBufs), so that a slow shadow or async pool never takes
+// from the replies of the primary's clients. It is safe for concurrent
+// use.
+type asyncBudget struct {
+	bytes atomic.Int64
+	limit int64 // 0: none
+}
+
+// take accounts n bytes more, or reports false and accounts nothing when
+// that would pass the limit.
+func (a *asyncBudget) take(n int64) bool {
+	if a == nil {
+		return true
+	}
+	for {
+		old := a.bytes.Load()
+		if a.limit > 0 && old+n > a.limit {
+			return false
+		}
+		if a.bytes.CompareAndSwap(old, old+n) {
+			return true
+		}
+	}
+}
+
+// release accounts n bytes no longer held.
+func (a *asyncBudget) release(n int64) {
+	if a != nil {
+		a.bytes.Add(-n)
+	}
+}
 
 // rreq is a request being routed: its key, operation and reply kind,
 // and its bytes (the client's line, its data, and the proxy's "mn" after
@@ -48,13 +87,21 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 			return
 		}
 		c.via = from
-		b.send(c, r.parts...)
+		if r.kind == kindBinary {
+			b.sendBinary(c, r.parts...)
+		} else {
+			b.send(c, r.parts...)
+		}
 		if len(n.shadows) > 0 {
 			rt.shadow(from, n, idx, r, pw)
 		}
 	case route.NullRoute:
-		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+		c.completeTo(r.defaultReply(c), nil, pw)
 	case route.ErrorRoute:
+		if r.kind == kindBinary {
+			c.completeTo(binaryLocal(r, statusInternalError, n.response), nil, pw)
+			return
+		}
 		line := "SERVER_ERROR"
 		if n.response != "" {
 			line += " " + n.response
@@ -70,7 +117,7 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		for _, ch := range n.children {
 			rt.detached(from, n, ch, r, pw)
 		}
-		c.completeTo([]byte(defaultReply(r.op, r.kind)), nil, pw)
+		c.completeTo(r.defaultReply(c), nil, pw)
 	case route.AllInitialRoute:
 		// The first child's reply is the answer; the others get
 		// detached copies, bounded as AllAsyncRoute's.
@@ -79,7 +126,9 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 		}
 		rt.routeTo(from, c, n.children[0], r, pw)
 	case route.WarmUpRoute:
-		if r.op != rGet && r.op != rGets || r.kind != kindGet {
+		// A get or gets composes (a binary get as a gets: its reply
+		// carries a CAS unique, which must be cold's; see textKey).
+		if !(r.kind == kindGet && (r.op == rGet || r.op == rGets) || r.kind == kindBinary && r.op == rGet && textKey(r.key)) {
 			rt.routeTo(from, c, n.cold, r, pw)
 			return
 		}
@@ -114,20 +163,49 @@ func (rt *routeTree) shadow(from *client, n *rnode, idx int, r rreq, pw *pending
 }
 
 // detached sends a copy of r through to, its reply dropped, unless owner
-// has maxAsyncPending such copies in flight (then it is dropped and
+// has maxAsyncPending such copies in flight or the proxy's detached
+// copies would pass their budget in bytes (then it is dropped and
 // counted). It reports whether the copy was sent.
 func (rt *routeTree) detached(from *client, owner, to *rnode, r rreq, pw *pendingWrites) bool {
-	if owner.st.asyncPending.Add(1) > maxAsyncPending {
-		owner.st.asyncPending.Add(-1)
-		owner.st.asyncDropped.Add(1)
+	size := int64(0)
+	for _, p := range r.parts {
+		size += int64(len(p))
+	}
+	if !rt.takeAsync(owner, size) {
 		return false
 	}
 	c := newCall()
 	c.kind, c.op, c.units, c.detached = r.kind, opForward, 1, true
-	c.pend = &owner.st.asyncPending
+	c.pend, c.pendBytes, c.async = owner.st, size, rt.async
 	c.conn = uint32(owner.st.asyncPending.Load())
 	rt.routeTo(from, c, to, r, pw)
 	return true
+}
+
+// takeAsync accounts a detached request of size bytes of node n, or
+// counts it dropped and reports false when n has maxAsyncPending in
+// flight or the proxy's budget would pass its limit.
+func (rt *routeTree) takeAsync(n *rnode, size int64) bool {
+	if n.st.asyncPending.Add(1) > maxAsyncPending {
+		n.st.asyncPending.Add(-1)
+		n.st.asyncDropped.Add(1)
+		return false
+	}
+	if !rt.async.take(size) {
+		n.st.asyncPending.Add(-1)
+		n.st.asyncDropped.Add(1)
+		return false
+	}
+	n.st.asyncBytes.Add(size)
+	return true
+}
+
+// done accounts the end of a detached request of size bytes of the node
+// whose counters are st.
+func (a *asyncBudget) done(st *routeCounters, size int64) {
+	st.asyncPending.Add(-1)
+	st.asyncBytes.Add(-size)
+	a.release(size)
 }
 
 // An rstep is a composed request in flight: a FailoverRoute,
@@ -174,6 +252,9 @@ type rstep struct {
 	ttlFill bool
 	fillVal []byte
 	fillAt  int
+	// asyncHeld is what a fill's step counts against the proxy's
+	// budget for detached requests (see asyncBudget).
+	asyncHeld int64
 }
 
 var stepPool = sync.Pool{New: func() any { return new(rstep) }}
@@ -266,7 +347,7 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 		s.answer(f, pw)
 	case route.WarmUpRoute:
-		if s.op == rGets {
+		if s.op == rGets || s.kind == kindBinary {
 			if next, kind, op, req := s.warmUpGets(f, res, pw); next != nil {
 				s.mu.Unlock()
 				s.sendAs(next, kind, op, req, pw)
@@ -483,12 +564,12 @@ func (s *rstep) fill(reply []byte, pw *pendingWrites) {
 // "\r\n" included) to cold with it. It counts as one of n's detached
 // requests in flight.
 func (rt *routeTree) startTTLFill(n *rnode, key, flags, size, data []byte, pw *pendingWrites) {
-	if n.st.asyncPending.Add(1) > maxAsyncPending {
-		n.st.asyncPending.Add(-1)
-		n.st.asyncDropped.Add(1)
+	held := int64(len(key) + len(flags) + len(size) + len(data))
+	if !rt.takeAsync(n, held) {
 		return
 	}
 	s := stepPool.Get().(*rstep)
+	s.asyncHeld = held
 	s.rt, s.node, s.op, s.kind, s.ttlFill = rt, n, rMetaGet, kindMeta, true
 	s.key = append(s.key[:0], key...)
 	s.req = append(append(append(s.req[:0], "mg "...), key...), " t\r\n"...)
@@ -526,7 +607,7 @@ func (s *rstep) fillWithTTL(f *call, res result, pw *pendingWrites) {
 			n.st.warmFills.Add(1)
 		}
 	}
-	n.st.asyncPending.Add(-1)
+	s.rt.async.done(n.st, s.asyncHeld)
 	s.release()
 }
 
@@ -561,5 +642,6 @@ type routeCounters struct {
 	shadowSent    atomic.Int64
 	shadowDropped atomic.Int64
 	asyncPending  atomic.Int64
+	asyncBytes    atomic.Int64
 	asyncDropped  atomic.Int64
 }

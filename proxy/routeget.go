@@ -109,28 +109,6 @@ func firstKeyOf(c *call, j int) int {
 	return 0
 }
 
-// firstBackend returns the server a request of op on key takes through
-// the first choice of every route from n (a composer's first child, a
-// WarmUpRoute's cold): the binary protocol is routed so, without
-// composing replies.
-func (n *rnode) firstBackend(key []byte, op rop) (*backend, error) {
-	for range 64 {
-		n = n.resolve(key, op)
-		switch {
-		case n.typ == route.PoolRoute:
-			b, _, err := n.backend(key)
-			return b, err
-		case n.cold != nil:
-			n = n.cold
-		case len(n.children) > 0:
-			n = n.children[0]
-		default:
-			return nil, errNoServer
-		}
-	}
-	return nil, errNoServer
-}
-
 // binaryOp returns the operation of a binary opcode.
 func binaryOp(op protocol.Opcode) rop {
 	switch op {

@@ -88,7 +88,7 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 	epoch := p.epoch + 1
 	p.mu.Unlock()
 
-	var gone []*backend
+	share := newBackendShare(old)
 	byName := make(map[string]*pool, len(cfg.Pools))
 	cfgOf := make(map[*pool]*nutcracker.Pool, len(cfg.Pools))
 	plans := make(map[*pool]poolPlan, len(cfg.Pools))
@@ -100,15 +100,16 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 		if err != nil {
 			return err
 		}
-		pn := p.planPool(old[name], pc, &gone)
+		pn := share.plan(p, old[name], pc)
 		byName[name], cfgOf[pn.pl], plans[pn.pl] = pn.pl, pc, pn
 		order = append(order, pn.pl)
 	}
+	gone := share.unused()
 	rt, err := compileRoutes(cfg.Root, "route", byName, cfgOf, false, p.fronts[0].rt.Load())
 	if err != nil {
 		return err
 	}
-	rt.epoch, rt.source, rt.replies = epoch, cfg.Source, p.replies
+	rt.epoch, rt.source, rt.replies, rt.async = epoch, cfg.Source, p.replies, p.async
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -130,11 +131,6 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 			oldTrees = append(oldTrees, o)
 		}
 	}
-	for name, pl := range old {
-		if byName[name] == nil {
-			gone = append(gone, pl.cur.Load().all...)
-		}
-	}
 	p.pools = append(append(p.pools[:0:0], p.fronts...), order...)
 	trees := p.retiredRoutesLocked(oldTrees)
 	if len(gone) > 0 {
@@ -142,6 +138,72 @@ func (p *Proxy) ReloadRoutes(cfg *route.Config) error {
 		go p.retire(epoch, gone, nil, trees)
 	}
 	return nil
+}
+
+// A backendShare matches the servers of corvid router's pools, as
+// mcrouter shares one destination per server: pools that name the same
+// address with the same timeout share its backend (its connections, and
+// what it holds), whichever pool named it first owning it; a reload
+// keeps a backend that any new pool names so, whichever old pools named
+// it. mcrouter's pools have no ejection: a shared backend has no health
+// of its own to share.
+type backendShare struct {
+	spare map[backendKey]*backend // the old pools' backends
+	made  map[backendKey]*backend // the new pools' backends
+	extra []*backend              // old backends of a key spare has
+}
+
+// newBackendShare returns the share over the backends of the old pools.
+func newBackendShare(old map[string]*pool) *backendShare {
+	bs := &backendShare{spare: make(map[backendKey]*backend), made: make(map[backendKey]*backend)}
+	for _, pl := range old {
+		t := pl.cur.Load()
+		for _, b := range t.all {
+			k := backendKey{b.addr, b.name, len(b.conns), t.cfg.Timeout}
+			switch o := bs.spare[k]; {
+			case o == nil:
+				bs.spare[k] = b
+			case o != b && !slices.Contains(bs.extra, b):
+				bs.extra = append(bs.extra, b) // not shared before: it goes
+			}
+		}
+	}
+	return bs
+}
+
+// plan is planPool for corvid router: the servers of pc take the
+// backends already made for them in this load, else an old pool's, else
+// a new one (fresh).
+func (bs *backendShare) plan(p *Proxy, pl *pool, pc *nutcracker.Pool) poolPlan {
+	if pl == nil {
+		pl = &pool{name: pc.Name, ctx: p.ctx, log: p.log, proxy: p}
+	}
+	pn := poolPlan{pl: pl}
+	for _, s := range pc.Servers {
+		k := backendKey{s.Addr, serverName(s), pc.ServerConnections, pc.Timeout}
+		b := bs.made[k]
+		if b == nil {
+			if b = bs.spare[k]; b != nil {
+				delete(bs.spare, k)
+			} else {
+				b = newBackend(pl, s, pc.ServerConnections)
+				pn.fresh = append(pn.fresh, b)
+			}
+			bs.made[k] = b
+			b.timeout.Store(int64(pc.Timeout)) // its owner may change it
+		}
+		pn.all = append(pn.all, b)
+	}
+	return pn
+}
+
+// unused returns the old backends no new pool took.
+func (bs *backendShare) unused() []*backend {
+	gone := bs.extra
+	for _, b := range bs.spare {
+		gone = append(gone, b)
+	}
+	return gone
 }
 
 // routePool makes the pool settings of an mcrouter pool.

@@ -54,19 +54,22 @@ type RouteStats struct {
 	ShadowSent    int64
 	ShadowDropped int64
 	// AsyncPending is the node's detached copies in flight (AllAsync's
-	// children, shadows, warm-up adds), at most 1024; AsyncDropped
-	// counts those dropped at that bound.
-	AsyncPending int64
-	AsyncDropped int64
+	// children, shadows, warm-up adds), at most 1024, and
+	// AsyncPendingBytes their bytes (the proxy's copies together at most
+	// Config.WriteBufMemLimit); AsyncDropped counts those dropped at
+	// either bound.
+	AsyncPending      int64
+	AsyncPendingBytes int64
+	AsyncDropped      int64
 }
 
 // Counters returns the node's counters under their stats names.
-func (r *RouteStats) Counters() [8]Counter {
+func (r *RouteStats) Counters() [9]Counter {
 	return [...]Counter{
 		{"requests", r.Requests}, {"errors", r.Errors}, {"failovers", r.Failovers},
 		{"warmup_fills", r.WarmFills}, {"shadow_sent", r.ShadowSent},
 		{"shadow_dropped", r.ShadowDropped}, {"async_pending", r.AsyncPending},
-		{"async_dropped", r.AsyncDropped},
+		{"async_pending_bytes", r.AsyncPendingBytes}, {"async_dropped", r.AsyncDropped},
 	}
 }
 

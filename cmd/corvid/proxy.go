@@ -526,8 +526,14 @@ type configReloader struct {
 	apply func(b []byte) ([]any, error)
 	log   *slog.Logger
 
-	mu   sync.Mutex // guards last; serialises reloads
-	last []byte     // the contents last loaded (or refused)
+	// imports, when the configuration can import files (corvid
+	// router's @import), records those its last load read: a change to
+	// one reloads it too, and their directories are watched.
+	imports *importedFiles
+
+	mu      sync.Mutex // guards last and watcher; serialises reloads
+	last    []byte     // the contents last loaded (or refused)
+	watcher *fsnotify.Watcher
 }
 
 // newConfigReloader reloads a nutcracker.yml into p.
@@ -562,13 +568,14 @@ func (r *configReloader) reload(reason string, force bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b, err := os.ReadFile(r.path)
-	if err == nil && !force && bytes.Equal(b, r.last) {
+	if err == nil && !force && bytes.Equal(b, r.last) && !r.imports.changed() {
 		return
 	}
 	r.last = b
 	var attrs []any
 	if err == nil {
 		attrs, err = r.apply(b)
+		r.watchImportsLocked()
 	}
 	if err != nil {
 		r.log.Error("configuration refused; the previous one keeps serving", "reason", reason, "file", r.path, "err", err)
@@ -577,8 +584,23 @@ func (r *configReloader) reload(reason string, force bool) {
 	r.log.Info("configuration reloaded", append([]any{"reason", reason, "file", r.path}, attrs...)...)
 }
 
+// watchImportsLocked adds the directories of the files the last load
+// imported to the watcher, if there is one; r.mu is held. A directory
+// that cannot be watched is logged: SIGHUP still reloads.
+func (r *configReloader) watchImportsLocked() {
+	if r.watcher == nil {
+		return
+	}
+	for _, d := range r.imports.dirs() {
+		if err := r.watcher.Add(d); err != nil && !errors.Is(err, fsnotify.ErrClosed) {
+			r.log.Warn("cannot watch the directory of an imported file; SIGHUP reloads it", "dir", d, "err", err)
+		}
+	}
+}
+
 // watch reloads the file, once it has been quiet for configDebounce,
-// after any change in its directory (watching the directory sees an
+// after any change in its directory, or in that of a file it imports
+// (watching the directory sees an
 // editor's write to a new file renamed over the old one, and a symbolic
 // link switched to another file); the contents decide whether it changed.
 // It returns at once; the watching goroutine stops when ctx is done.
@@ -593,6 +615,10 @@ func (r *configReloader) watch(ctx context.Context, wg *sync.WaitGroup) {
 		r.log.Warn("cannot watch the configuration file; SIGHUP reloads it", "file", r.path, "err", err)
 		return
 	}
+	r.mu.Lock()
+	r.watcher = w
+	r.watchImportsLocked()
+	r.mu.Unlock()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,9 @@ type routerOptions struct {
 
 	// start builds the router for a configuration; tests replace it.
 	start func(cfg *route.Config, listen []string, logger *slog.Logger) (routerServer, error)
+	// imports records the files the configuration file's last load read
+	// through @import, so that a change to one reloads it too.
+	imports importedFiles
 }
 
 // routerServer is the running router, as package proxy's Proxy provides
@@ -174,7 +179,8 @@ func (o *routerOptions) load() (*route.Config, []string, error) {
 		return nil, nil, err
 	}
 	if src.path != "" {
-		return route.LoadMcrouter(src.path, route.WithRoutePrefix(o.routePrefix))
+		o.imports.reset()
+		return route.LoadMcrouter(src.path, route.WithRoutePrefix(o.routePrefix), route.WithReadFile(o.imports.read))
 	}
 	return route.ParseMcrouter(src.text, route.WithRoutePrefix(o.routePrefix))
 }
@@ -320,7 +326,8 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 		running.Store(&rs)
 	}
 	if path := cfg.Source; !o.disableReload && o.fromFile() {
-		r := newFileReloader(path, routerApply(path, o.routePrefix, p, logger), logger)
+		r := newFileReloader(path, routerApply(path, o.routePrefix, &o.imports, p, logger), logger)
+		r.imports = &o.imports
 		reloadsMu.Lock()
 		reloads = r
 		reloadsMu.Unlock()
@@ -353,10 +360,12 @@ func (o *routerOptions) fromFile() bool {
 }
 
 // routerApply parses a new version of the configuration file and hands
-// it to the running router.
-func routerApply(path, prefix string, p routerServer, logger *slog.Logger) func([]byte) ([]any, error) {
+// it to the running router; imports records the files it imports.
+func routerApply(path, prefix string, imports *importedFiles, p routerServer, logger *slog.Logger) func([]byte) ([]any, error) {
 	return func(b []byte) ([]any, error) {
-		cfg, warnings, err := route.ParseMcrouter(b, route.WithSource(path), route.WithImportDir(filepath.Dir(path)), route.WithRoutePrefix(prefix))
+		imports.reset()
+		cfg, warnings, err := route.ParseMcrouter(b, route.WithSource(path), route.WithImportDir(filepath.Dir(path)),
+			route.WithRoutePrefix(prefix), route.WithReadFile(imports.read))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -372,4 +381,70 @@ func routerApply(path, prefix string, p routerServer, logger *slog.Logger) func(
 		}
 		return []any{"pools", len(cfg.Pools)}, nil
 	}
+}
+
+// importedFiles records the files a load of the configuration read
+// through @import, with what each held (or that it could not be read),
+// so that the reloader can tell when one changed: a change to an
+// imported file reloads the configuration as a change to the file
+// itself does. It is safe for concurrent use.
+type importedFiles struct {
+	mu    sync.Mutex // guards files
+	files []importedFile
+}
+
+type importedFile struct {
+	name string
+	data []byte
+	ok   bool // read without error
+}
+
+// reset forgets the files of the last load, before a new one.
+func (f *importedFiles) reset() {
+	f.mu.Lock()
+	f.files = nil
+	f.mu.Unlock()
+}
+
+// read is os.ReadFile, recorded: the route package's WithReadFile.
+func (f *importedFiles) read(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	f.mu.Lock()
+	f.files = append(f.files, importedFile{name: name, data: b, ok: err == nil})
+	f.mu.Unlock()
+	return b, err
+}
+
+// changed reports whether a file the last load read holds something
+// else now (or can now be read, or no longer).
+func (f *importedFiles) changed() bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	files := f.files
+	f.mu.Unlock()
+	for _, imp := range files {
+		b, err := os.ReadFile(imp.name)
+		if (err == nil) != imp.ok || !bytes.Equal(b, imp.data) {
+			return true
+		}
+	}
+	return false
+}
+
+// dirs returns the directories of the files the last load read.
+func (f *importedFiles) dirs() []string {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var dirs []string
+	for _, imp := range f.files {
+		if d := filepath.Dir(imp.name); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }

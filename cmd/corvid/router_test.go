@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,6 +275,48 @@ func TestRouterReload(t *testing.T) {
 	f.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d reloads after a bad file, want 1", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRouterReloadImport: a change to a file the configuration imports
+// (here from another directory) reloads it as a change to the file
+// itself does; a bad imported file is refused and the old tree serves.
+func TestRouterReloadImport(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "sub/pools.json", `{"A": {"servers": ["127.0.0.1:11311"]}}`)
+	path := writeFile(t, dir, "mcrouter.json", `{"pools": "@import(sub/pools.json)", "route": "PoolRoute|A"}`)
+	f, stderr, stop := runFake(t, "-f", path, "-p", "5000")
+	reloads := func() []*route.Config {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return slices.Clone(f.reloads)
+	}
+	addrOf := func(cfg *route.Config) string { return cfg.Pools["A"].Servers[0].Addr }
+
+	writeFile(t, dir, "sub/pools.json", `{"A": {"servers": ["127.0.0.1:11312"]}}`)
+	testutil.WaitFor(t, func() bool { return len(reloads()) == 1 })
+	if a := addrOf(reloads()[0]); a != "127.0.0.1:11312" {
+		t.Errorf("reloaded pool A on %s, want the imported file's new server", a)
+	}
+
+	writeFile(t, dir, "sub/pools.json", `{"A": {"servers": [`)
+	testutil.WaitFor(t, func() bool {
+		return strings.Contains(stderr.String(), "configuration refused; the previous one keeps serving")
+	})
+	if n := len(reloads()); n != 1 {
+		t.Errorf("%d reloads after a bad imported file, want 1", n)
+	}
+
+	writeFile(t, dir, "sub/pools.json", `{"A": {"servers": ["127.0.0.1:11313"]}}`)
+	testutil.WaitFor(t, func() bool { return len(reloads()) == 2 })
+	if a := addrOf(reloads()[1]); a != "127.0.0.1:11313" {
+		t.Errorf("reloaded pool A on %s after the fix", a)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
