@@ -35,7 +35,10 @@ func newDumpCommand() *cobra.Command {
 		Short: "Copy a memcached-protocol server's items to a dump file",
 		Long: `Walk the server's keys with lru_crawler metadump (corvid, memcached 1.6)
 and write each item (key, flags, absolute expiry, value) to a corvid dump
-file, which corvid load reads back. The format is described in package
+file, which corvid load reads back. Values are read in pipelined batches
+as the keys arrive, so the tool's memory stays small whatever the cache's
+size; the progress bar's total is the server's curr_items, an estimate
+that the final count replaces. The format is described in package
 internal/mctool: a header line, one checksummed record per item, and an END
 line with the record count.`,
 		Example: `  corvid dump -s 10.0.0.5:11211 -o cache.dump
@@ -95,11 +98,10 @@ func (o *copyOptions) commonFlags(cmd *cobra.Command) {
 // bar returns a progress bar on stderr when it is a terminal or
 // --progress was given, else nil.
 func (o *copyOptions) bar(cmd *cobra.Command, total int64, desc string, bytes bool) *progressbar.ProgressBar {
-	w := cmd.ErrOrStderr()
-	f, isFile := w.(*os.File)
-	if !o.progress && (!isFile || !term.IsTerminal(int(f.Fd()))) {
+	if !o.showBar(cmd) {
 		return nil
 	}
+	w := cmd.ErrOrStderr()
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(desc),
@@ -113,6 +115,58 @@ func (o *copyOptions) bar(cmd *cobra.Command, total int64, desc string, bytes bo
 		opts = append(opts, progressbar.OptionSetItsString("items"), progressbar.OptionShowIts())
 	}
 	return progressbar.NewOptions64(total, opts...)
+}
+
+// showBar reports whether to show a progress bar: stderr is a terminal,
+// or --progress was given.
+func (o *copyOptions) showBar(cmd *cobra.Command) bool {
+	f, isFile := cmd.ErrOrStderr().(*os.File)
+	return o.progress || isFile && term.IsTerminal(int(f.Fd()))
+}
+
+// itemBar returns the progress bar of a walk of c's items (a no-op
+// unless o.bar shows one), sized by the server's count of items.
+func (o *copyOptions) itemBar(cmd *cobra.Command, c *mctool.Conn, desc string) (*estimateBar, error) {
+	if !o.showBar(cmd) {
+		return &estimateBar{}, nil
+	}
+	n, err := c.ItemCount()
+	if err != nil {
+		return nil, err
+	}
+	if o.limit > 0 {
+		n = min(n, int64(o.limit))
+	}
+	return &estimateBar{bar: o.bar(cmd, max(n, 1), desc, false), max: max(n, 1)}, nil
+}
+
+// estimateBar is a progress bar over a count known beforehand only as an
+// estimate (items are stored, deleted and expire during a walk): it never
+// fills before finish, which sets the final count. A zero estimateBar
+// shows nothing.
+type estimateBar struct {
+	bar    *progressbar.ProgressBar
+	n, max int64
+}
+
+func (b *estimateBar) add() {
+	if b.bar == nil {
+		return
+	}
+	b.n++
+	if b.n >= b.max {
+		b.max = b.n + 1 + b.n/10
+		b.bar.ChangeMax64(b.max)
+	}
+	b.bar.Add(1)
+}
+
+func (b *estimateBar) finish() {
+	if b.bar == nil || b.n == 0 {
+		return
+	}
+	b.bar.ChangeMax64(b.n)
+	b.bar.Finish()
 }
 
 func context0(cmd *cobra.Command) context.Context {
@@ -150,18 +204,15 @@ func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
 	if err != nil {
 		return err
 	}
-	var bar *progressbar.ProgressBar
-	st, err := c.Walk(o.limit, func(n int) {
-		bar = o.bar(cmd, int64(n), "dump", false)
-	}, func(r mctool.Record) error {
-		if bar != nil {
-			bar.Add(1)
-		}
+	bar, err := o.itemBar(cmd, c, "dump")
+	if err != nil {
+		return err
+	}
+	st, err := c.Walk(o.limit, func(r mctool.Record) error {
+		bar.add()
 		return w.Write(r)
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -226,18 +277,15 @@ func (o *copyOptions) loadFromServer(cmd *cobra.Command, ctx context.Context, l 
 		return err
 	}
 	defer src.Close()
-	var bar *progressbar.ProgressBar
-	_, err = src.Walk(0, func(n int) {
-		bar = o.bar(cmd, int64(n), "load", false)
-	}, func(r mctool.Record) error {
-		if bar != nil {
-			bar.Add(1)
-		}
+	bar, err := o.itemBar(cmd, src, "load")
+	if err != nil {
+		return err
+	}
+	_, err = src.Walk(0, func(r mctool.Record) error {
+		bar.add()
 		return l.Add(r)
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.finish()
 	if ferr := l.Flush(); err == nil {
 		err = ferr
 	}

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -160,5 +163,25 @@ func TestLoadCorruptFile(t *testing.T) {
 				t.Errorf("%d keys loaded, want %d; output:\n%s", got, wantLoaded, out)
 			}
 		})
+	}
+}
+
+// The bar of a walk starts from the server's item count, an estimate: it
+// must neither fill nor stall when more items come, and end on the count
+// there was.
+func TestEstimateBar(t *testing.T) {
+	for _, c := range []struct{ estimate, n int64 }{{10, 25}, {40, 25}, {25, 25}} {
+		var out bytes.Buffer
+		b := &estimateBar{bar: progressbar.NewOptions64(c.estimate, progressbar.OptionSetWriter(&out), progressbar.OptionShowCount()), max: c.estimate}
+		for i := int64(1); i <= c.n; i++ {
+			b.add()
+			if s := b.bar.State(); s.CurrentNum != i || s.Max <= i {
+				t.Fatalf("estimate %d, item %d: bar at %d of %d", c.estimate, i, s.CurrentNum, s.Max)
+			}
+		}
+		b.finish()
+		if s := b.bar.State(); s.CurrentNum != c.n || s.Max != c.n || !strings.Contains(out.String(), "(25/25)") {
+			t.Errorf("estimate %d: finished at %d of %d, output %q", c.estimate, s.CurrentNum, s.Max, out.String())
+		}
 	}
 }

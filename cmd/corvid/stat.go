@@ -223,7 +223,7 @@ func (o *statOptions) keys(out io.Writer, conns []*mctool.Conn, limit int) error
 func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit int) error {
 	enc := json.NewEncoder(out)
 	for _, c := range conns {
-		st, err := c.Walk(limit, nil, func(r mctool.Record) error {
+		st, err := c.Walk(limit, func(r mctool.Record) error {
 			if o.json {
 				return enc.Encode(struct {
 					Server string `json:"server"`
