@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 
 	"fmt"
@@ -233,7 +234,7 @@ func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit in
 					Value  []byte `json:"value"`
 				}{c.Addr(), r.Key, r.Flags, r.Exp, r.Value})
 			}
-			if _, err := fmt.Fprintf(out, "add %s %d %d %d\r\n", r.Key, r.Flags, r.Exp, len(r.Value)); err != nil {
+			if err := writeAdd(out, r); err != nil {
 				return err
 			}
 			_, err := fmt.Fprintf(out, "%s\r\n", r.Value)
@@ -243,8 +244,22 @@ func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit in
 			return err
 		}
 		if st.Unsendable > 0 {
-			fmt.Fprintf(errOut, "%s: %d keys left out: the text protocol cannot name them\n", c.Addr(), st.Unsendable)
+			fmt.Fprintf(errOut, "%s: %d keys left out: binary keys too long for a meta command\n", c.Addr(), st.Unsendable)
 		}
 	}
 	return nil
+}
+
+// writeAdd writes the command line that adds r back, as memcached-tool's
+// dump does ("add <key> <flags> <exp> <bytes>"); a key the text protocol
+// cannot carry (spaces, control bytes) is written as the equivalent meta
+// command with the key in base64 ("ms <base64> <bytes> b F<flags>
+// T<exp> ME").
+func writeAdd(w io.Writer, r mctool.Record) error {
+	if mctool.TextKey(r.Key) {
+		_, err := fmt.Fprintf(w, "add %s %d %d %d\r\n", r.Key, r.Flags, r.Exp, len(r.Value))
+		return err
+	}
+	_, err := fmt.Fprintf(w, "ms %s %d b F%d T%d ME\r\n", base64.StdEncoding.EncodeToString([]byte(r.Key)), len(r.Value), r.Flags, r.Exp)
+	return err
 }

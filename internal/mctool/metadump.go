@@ -2,6 +2,7 @@ package mctool
 
 import (
 	"bytes"
+	"encoding/base64"
 	"strconv"
 	"strings"
 )
@@ -132,9 +133,10 @@ func URLDecode(s string) (string, bool) {
 	return b.String(), true
 }
 
-// textKey reports whether key can be sent in a text or meta command.
-func textKey(key string) bool {
-	if key == "" || len(key) > 250 {
+// TextKey reports whether key can be sent as it is in a text or meta
+// command: 1 to 250 bytes, none of them a space, a control byte or DEL.
+func TextKey(key string) bool {
+	if key == "" || len(key) > maxKey {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
@@ -143,4 +145,24 @@ func textKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// maxKey is the longest key, and the longest key token a meta command
+// takes (memcached checks a base64 key's length before decoding it).
+const maxKey = 250
+
+// appendMetaKey appends key as a meta command names it: as it is when
+// the text protocol can carry it, else in base64 (spaces, control bytes:
+// keys stored with the binary protocol or a base64 meta set), and then
+// b64 is true: the command needs the b flag. ok is false for a key no
+// meta command can name: empty, longer than 250 bytes, or longer than 250
+// in base64 (binary keys of more than 187 bytes).
+func appendMetaKey(dst []byte, key string) (_ []byte, b64, ok bool) {
+	if TextKey(key) {
+		return append(dst, key...), false, true
+	}
+	if key == "" || base64.StdEncoding.EncodedLen(len(key)) > maxKey {
+		return dst, false, false
+	}
+	return base64.StdEncoding.AppendEncode(dst, []byte(key)), true, true
 }

@@ -19,7 +19,7 @@ type WalkStats struct {
 	Keys       int // keys metadump listed
 	Records    int // records passed on
 	Gone       int // keys deleted or expired before their value was read
-	Unsendable int // keys the text protocol cannot name (spaces, control bytes)
+	Unsendable int // keys no meta command can name (binary keys over 187 bytes)
 }
 
 // MaxValue bounds a value's size, as memcached's largest item size (-I)
@@ -33,7 +33,9 @@ const fetchBatch = 100
 // Walk lists the server's keys with lru_crawler metadump (up to limit;
 // 0: all) on a connection of its own and, as they arrive, reads their
 // values on c with pipelined meta gets, a batch at a time, calling fn for
-// each item still there, in metadump order. It holds one batch of keys
+// each item still there, in metadump order. A key the text protocol
+// cannot carry (spaces, control bytes) is sent in base64 ("mg <base64> b
+// f v"). It holds one batch of keys
 // at most, whatever the number of items. A record's Exp is metadump's
 // (its -1 becomes 0). c stays usable after a Walk with a limit.
 func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
@@ -52,7 +54,11 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 		req = req[:0]
 		for _, k := range batch {
 			req = append(req, "mg "...)
-			req = append(req, k.Key...)
+			var b64 bool
+			req, b64, _ = appendMetaKey(req, k.Key)
+			if b64 {
+				req = append(req, " b"...)
+			}
 			req = append(req, " f v\r\n"...)
 		}
 		if err := c.send(string(req)); err != nil {
@@ -81,7 +87,7 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	}
 	err = md.Metadump(limit, func(k KeyInfo) error {
 		st.Keys++
-		if !textKey(k.Key) {
+		if _, _, ok := appendMetaKey(nil, k.Key); !ok {
 			st.Unsendable++
 			return nil
 		}
