@@ -26,7 +26,16 @@ type copyOptions struct {
 	rate     float64
 	progress bool
 	timeout  time.Duration
+	deadline time.Duration
 }
+
+// timeoutHelp says what --timeout and --deadline bound, for the tools'
+// help.
+const timeoutHelp = `--timeout bounds each wait for a server: the connect, each reply, and
+each batch of 100 keys of a metadump (a server that trickles keys is cut
+off as a silent one is). --deadline bounds the whole command (0: none),
+for cron jobs and scripts. Either stops the tool with one line naming the
+server and exit status 1.`
 
 func newDumpCommand() *cobra.Command {
 	o := &copyOptions{}
@@ -40,7 +49,9 @@ as the keys arrive, so the tool's memory stays small whatever the cache's
 size; the progress bar's total is the server's curr_items, an estimate
 that the final count replaces. The format is described in package
 internal/mctool: a header line, one checksummed record per item, and an END
-line with the record count.`,
+line with the record count.
+
+` + timeoutHelp,
 		Example: `  corvid dump -s 10.0.0.5:11211 -o cache.dump
   corvid load -i cache.dump --to 10.0.0.6:11211`,
 		Args: cobra.NoArgs,
@@ -69,7 +80,9 @@ func newLoadCommand() *cobra.Command {
 and the remaining time to live. Items that have expired by the time they
 would be sent are skipped and counted. A truncated or corrupt file stops the
 load at its first bad record, which is named; what was stored before it
-stays, and the exit status is 1.`,
+stays, and the exit status is 1.
+
+` + timeoutHelp,
 		Example: `  corvid load -i cache.dump --to 127.0.0.1:11211 --rate 50000
   corvid load --from 10.0.0.5:11211 --to 10.0.0.6:11211 --progress`,
 		Args: cobra.NoArgs,
@@ -92,7 +105,17 @@ stays, and the exit status is 1.`,
 func (o *copyOptions) commonFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
-	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "connect and reply timeout")
+	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "bound on each wait for a server (connect, reply, 100 metadump keys)")
+	f.DurationVar(&o.deadline, "deadline", 0, "bound on the whole command (0: none)")
+}
+
+// withDeadline returns ctx bounded by d (unless 0), its cause naming
+// the flag.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--deadline %v passed", d))
 }
 
 // bar returns a progress bar on stderr when it is a terminal or
@@ -177,10 +200,11 @@ func context0(cmd *cobra.Command) context.Context {
 }
 
 func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
-	ctx := context0(cmd)
 	if o.limit < 0 {
 		return errors.New("--limit must not be negative")
 	}
+	ctx, cancel := withDeadline(context0(cmd), o.deadline)
+	defer cancel()
 	c, err := mctool.Dial(ctx, o.server, o.timeout)
 	if err != nil {
 		return err
@@ -225,7 +249,8 @@ func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
 }
 
 func (o *copyOptions) load(cmd *cobra.Command) error {
-	ctx := context0(cmd)
+	ctx, cancel := withDeadline(context0(cmd), o.deadline)
+	defer cancel()
 	switch {
 	case o.to == "":
 		return errors.New("give the server to load into with --to host:port")

@@ -17,9 +17,10 @@ import (
 
 // statOptions holds the command line of corvid stat.
 type statOptions struct {
-	servers []string
-	json    bool
-	timeout time.Duration
+	servers  []string
+	json     bool
+	timeout  time.Duration
+	deadline time.Duration
 }
 
 // statModes maps corvid stat's table modes to their stats subcommand and
@@ -53,7 +54,9 @@ func newStatCommand() *cobra.Command {
 
 With --json, display and the tables print one JSON document; keys and dump
 print one JSON object per line, each naming its server (dump's values in
-base64).`,
+base64).
+
+` + timeoutHelp,
 		Example: `  corvid stat -s 10.0.0.5:11211
   corvid stat -s 10.0.0.5:11211,10.0.0.6:11211 stats
   corvid stat -s 10.0.0.5 keys 100 --json`,
@@ -68,7 +71,8 @@ base64).`,
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.servers, "server", "s", []string{"127.0.0.1:11211"}, "server host:port (repeat or separate with commas for several)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
-	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "connect and reply timeout")
+	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "bound on each wait for a server (connect, reply, 100 metadump keys)")
+	f.DurationVar(&o.deadline, "deadline", 0, "bound on the whole command (0: none)")
 	return cmd
 }
 
@@ -95,6 +99,8 @@ func (o *statOptions) run(ctx context.Context, out, errOut io.Writer, args []str
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	ctx, cancel := withDeadline(ctx, o.deadline)
+	defer cancel()
 	mode := "display"
 	if len(args) > 0 {
 		mode = args[0]

@@ -77,8 +77,8 @@ func (l *Loader) Add(r Record) error {
 		return nil
 	}
 	if l.bucket != nil {
-		if err := l.bucket.wait(l.c.ctx, time.Now); err != nil {
-			return err
+		if l.bucket.wait(l.c.ctx, time.Now) != nil {
+			return stopped(l.c.ctx, l.c.addr)
 		}
 	}
 	b = append(b, ' ')

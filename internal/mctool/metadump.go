@@ -3,8 +3,11 @@ package mctool
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // KeyInfo is one line of "lru_crawler metadump".
@@ -23,14 +26,31 @@ type KeyInfo struct {
 // line, in the server's order, until END, fn's error, or limit keys
 // (0: no limit). After a limit was reached the Conn is left mid-reply and
 // must be closed.
+//
+// The Conn's timeout bounds the wait for each batch of 100 lines (or the
+// END), counting only the time spent waiting for the server, not in fn:
+// a server that trickles lines, each just within the timeout, is cut off
+// as one that sends nothing is, while a real crawler sends thousands of
+// lines a second.
 func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
 	const req = "lru_crawler metadump all"
 	if err := c.send(req + "\r\n"); err != nil {
 		return err
 	}
+	defer func() { c.replyBy = time.Time{} }()
+	var waited time.Duration // for the lines of this batch
 	for n := 0; limit <= 0 || n < limit; n++ {
+		if n%fetchBatch == 0 {
+			waited = 0
+		}
+		start := time.Now()
+		c.replyBy = start.Add(c.timeout - waited)
 		line, err := c.line()
+		waited += time.Since(start)
 		if err != nil {
+			if n%fetchBatch != 0 && errors.Is(err, ErrTimeout) {
+				return &Error{Addr: c.addr, Detail: fmt.Sprintf("lru_crawler metadump sent fewer than %d keys in %v (too slow, or not a memcached server)", fetchBatch, c.timeout), Err: ErrTimeout}
+			}
 			return err
 		}
 		switch {
