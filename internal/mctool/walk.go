@@ -33,11 +33,11 @@ const fetchBatch = 100
 // Walk lists the server's keys with lru_crawler metadump (up to limit;
 // 0: all) on a connection of its own and, as they arrive, reads their
 // values on c with pipelined meta gets, a batch at a time, calling fn for
-// each item still there, in metadump order. A key the text protocol
-// cannot carry (spaces, control bytes) is sent in base64 ("mg <base64> b
-// f v"). It holds one batch of keys
-// at most, whatever the number of items. A record's Exp is metadump's
-// (its -1 becomes 0). c stays usable after a Walk with a limit.
+// each item still there, in metadump order. It holds one batch of keys
+// at most, whatever the number of items. A key the text protocol cannot
+// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f v").
+// A record's Exp is metadump's (its -1 becomes 0). c stays usable after
+// a Walk with a limit.
 func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	var st WalkStats
 	md, err := Dial(c.ctx, c.addr, c.timeout)
