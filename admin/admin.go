@@ -1,7 +1,9 @@
 // Package admin serves a corvid daemon's admin HTTP port: Prometheus
 // metrics at /metrics, a live dashboard at / (its data at /api/stats),
 // and Go's profiler under /debug/pprof/, so a running server can be
-// profiled with "go tool pprof http://ADDR/debug/pprof/profile". The port
+// profiled with "go tool pprof http://ADDR/debug/pprof/profile" (all of
+// it but /debug/pprof/cmdline, which would show the daemon's command
+// line and any secret on it to whoever reaches the port). The port
 // only serves reads: another method than GET or HEAD gets 405, an
 // unknown path 404.
 //
@@ -112,7 +114,9 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	})
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	// Not the command line: it may carry secrets (SASL password files,
+	// TLS key paths, a proxy's credentials).
+	mux.Handle("GET /debug/pprof/cmdline", http.NotFoundHandler())
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)

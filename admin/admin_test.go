@@ -114,6 +114,8 @@ func TestOnlyReads(t *testing.T) {
 		{"POST", "/debug/pprof/symbol", 405}, {"OPTIONS", "/metrics", 405}, {"POST", "/debug/pprof/profile", 405},
 		{"GET", "/nothing-here", 404}, {"POST", "/nothing-here", 404}, {"GET", "/index.html", 404},
 		{"GET", "/ui/missing.js", 404}, {"GET", "/api/", 404},
+		// The command line may carry secrets (SASL files, TLS keys).
+		{"GET", "/debug/pprof/cmdline", 404}, {"HEAD", "/debug/pprof/cmdline", 404},
 	} {
 		req, err := http.NewRequest(c.method, base+c.path, nil)
 		if err != nil {

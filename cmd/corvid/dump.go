@@ -26,7 +26,16 @@ type copyOptions struct {
 	rate     float64
 	progress bool
 	timeout  time.Duration
+	deadline time.Duration
 }
+
+// timeoutHelp says what --timeout and --deadline bound, for the tools'
+// help.
+const timeoutHelp = `--timeout bounds each wait for a server: the connect, each reply, and
+each batch of 100 keys of a metadump (a server that trickles keys is cut
+off as a silent one is). --deadline bounds the whole command (0: none),
+for cron jobs and scripts. Either stops the tool with one line naming the
+server and exit status 1.`
 
 func newDumpCommand() *cobra.Command {
 	o := &copyOptions{}
@@ -35,9 +44,14 @@ func newDumpCommand() *cobra.Command {
 		Short: "Copy a memcached-protocol server's items to a dump file",
 		Long: `Walk the server's keys with lru_crawler metadump (corvid, memcached 1.6)
 and write each item (key, flags, absolute expiry, value) to a corvid dump
-file, which corvid load reads back. The format is described in package
+file, which corvid load reads back. Values are read in pipelined batches
+as the keys arrive, so the tool's memory stays small whatever the cache's
+size; the progress bar's total is the server's curr_items, an estimate
+that the final count replaces. The format is described in package
 internal/mctool: a header line, one checksummed record per item, and an END
-line with the record count.`,
+line with the record count.
+
+` + timeoutHelp,
 		Example: `  corvid dump -s 10.0.0.5:11211 -o cache.dump
   corvid load -i cache.dump --to 10.0.0.6:11211`,
 		Args: cobra.NoArgs,
@@ -66,7 +80,9 @@ func newLoadCommand() *cobra.Command {
 and the remaining time to live. Items that have expired by the time they
 would be sent are skipped and counted. A truncated or corrupt file stops the
 load at its first bad record, which is named; what was stored before it
-stays, and the exit status is 1.`,
+stays, and the exit status is 1.
+
+` + timeoutHelp,
 		Example: `  corvid load -i cache.dump --to 127.0.0.1:11211 --rate 50000
   corvid load --from 10.0.0.5:11211 --to 10.0.0.6:11211 --progress`,
 		Args: cobra.NoArgs,
@@ -89,17 +105,26 @@ stays, and the exit status is 1.`,
 func (o *copyOptions) commonFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
-	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "connect and reply timeout")
+	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "bound on each wait for a server (connect, reply, 100 metadump keys)")
+	f.DurationVar(&o.deadline, "deadline", 0, "bound on the whole command (0: none)")
+}
+
+// withDeadline returns ctx bounded by d (unless 0), its cause naming
+// the flag.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--deadline %v passed", d))
 }
 
 // bar returns a progress bar on stderr when it is a terminal or
 // --progress was given, else nil.
 func (o *copyOptions) bar(cmd *cobra.Command, total int64, desc string, bytes bool) *progressbar.ProgressBar {
-	w := cmd.ErrOrStderr()
-	f, isFile := w.(*os.File)
-	if !o.progress && (!isFile || !term.IsTerminal(int(f.Fd()))) {
+	if !o.showBar(cmd) {
 		return nil
 	}
+	w := cmd.ErrOrStderr()
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(desc),
@@ -115,6 +140,58 @@ func (o *copyOptions) bar(cmd *cobra.Command, total int64, desc string, bytes bo
 	return progressbar.NewOptions64(total, opts...)
 }
 
+// showBar reports whether to show a progress bar: stderr is a terminal,
+// or --progress was given.
+func (o *copyOptions) showBar(cmd *cobra.Command) bool {
+	f, isFile := cmd.ErrOrStderr().(*os.File)
+	return o.progress || isFile && term.IsTerminal(int(f.Fd()))
+}
+
+// itemBar returns the progress bar of a walk of c's items (a no-op
+// unless o.bar shows one), sized by the server's count of items.
+func (o *copyOptions) itemBar(cmd *cobra.Command, c *mctool.Conn, desc string) (*estimateBar, error) {
+	if !o.showBar(cmd) {
+		return &estimateBar{}, nil
+	}
+	n, err := c.ItemCount()
+	if err != nil {
+		return nil, err
+	}
+	if o.limit > 0 {
+		n = min(n, int64(o.limit))
+	}
+	return &estimateBar{bar: o.bar(cmd, max(n, 1), desc, false), max: max(n, 1)}, nil
+}
+
+// estimateBar is a progress bar over a count known beforehand only as an
+// estimate (items are stored, deleted and expire during a walk): it never
+// fills before finish, which sets the final count. A zero estimateBar
+// shows nothing.
+type estimateBar struct {
+	bar    *progressbar.ProgressBar
+	n, max int64
+}
+
+func (b *estimateBar) add() {
+	if b.bar == nil {
+		return
+	}
+	b.n++
+	if b.n >= b.max {
+		b.max = b.n + 1 + b.n/10
+		b.bar.ChangeMax64(b.max)
+	}
+	b.bar.Add(1)
+}
+
+func (b *estimateBar) finish() {
+	if b.bar == nil || b.n == 0 {
+		return
+	}
+	b.bar.ChangeMax64(b.n)
+	b.bar.Finish()
+}
+
 func context0(cmd *cobra.Command) context.Context {
 	if ctx := cmd.Context(); ctx != nil {
 		return ctx
@@ -123,10 +200,11 @@ func context0(cmd *cobra.Command) context.Context {
 }
 
 func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
-	ctx := context0(cmd)
 	if o.limit < 0 {
 		return errors.New("--limit must not be negative")
 	}
+	ctx, cancel := withDeadline(context0(cmd), o.deadline)
+	defer cancel()
 	c, err := mctool.Dial(ctx, o.server, o.timeout)
 	if err != nil {
 		return err
@@ -150,31 +228,29 @@ func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
 	if err != nil {
 		return err
 	}
-	var bar *progressbar.ProgressBar
-	st, err := c.Walk(o.limit, func(n int) {
-		bar = o.bar(cmd, int64(n), "dump", false)
-	}, func(r mctool.Record) error {
-		if bar != nil {
-			bar.Add(1)
-		}
+	bar, err := o.itemBar(cmd, c, "dump")
+	if err != nil {
+		return err
+	}
+	st, err := c.Walk(o.limit, func(r mctool.Record) error {
+		bar.add()
 		return w.Write(r)
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with keys the text protocol cannot name)\n",
+	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with binary keys too long for a meta command)\n",
 		st.Records, c.Addr(), name, st.Gone, st.Unsendable)
 	return nil
 }
 
 func (o *copyOptions) load(cmd *cobra.Command) error {
-	ctx := context0(cmd)
+	ctx, cancel := withDeadline(context0(cmd), o.deadline)
+	defer cancel()
 	switch {
 	case o.to == "":
 		return errors.New("give the server to load into with --to host:port")
@@ -209,7 +285,7 @@ func (o *copyOptions) load(cmd *cobra.Command) error {
 		err = o.loadFromFile(cmd, l)
 	}
 	st := l.Stats()
-	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys the text protocol cannot name", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
+	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys too long for a meta command", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
 	if st.Failed > 0 {
 		msg += fmt.Sprintf("; %d refused (first: %s)", st.Failed, st.FirstError)
 	}
@@ -226,18 +302,15 @@ func (o *copyOptions) loadFromServer(cmd *cobra.Command, ctx context.Context, l 
 		return err
 	}
 	defer src.Close()
-	var bar *progressbar.ProgressBar
-	_, err = src.Walk(0, func(n int) {
-		bar = o.bar(cmd, int64(n), "load", false)
-	}, func(r mctool.Record) error {
-		if bar != nil {
-			bar.Add(1)
-		}
+	bar, err := o.itemBar(cmd, src, "load")
+	if err != nil {
+		return err
+	}
+	_, err = src.Walk(0, func(r mctool.Record) error {
+		bar.add()
 		return l.Add(r)
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.finish()
 	if ferr := l.Flush(); err == nil {
 		err = ferr
 	}

@@ -3,12 +3,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -161,4 +165,63 @@ func TestLoadCorruptFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The bar of a walk starts from the server's item count, an estimate: it
+// must neither fill nor stall when more items come, and end on the count
+// there was.
+func TestEstimateBar(t *testing.T) {
+	for _, c := range []struct{ estimate, n int64 }{{10, 25}, {40, 25}, {25, 25}} {
+		var out bytes.Buffer
+		b := &estimateBar{bar: progressbar.NewOptions64(c.estimate, progressbar.OptionSetWriter(&out), progressbar.OptionShowCount()), max: c.estimate}
+		for i := int64(1); i <= c.n; i++ {
+			b.add()
+			if s := b.bar.State(); s.CurrentNum != i || s.Max <= i {
+				t.Fatalf("estimate %d, item %d: bar at %d of %d", c.estimate, i, s.CurrentNum, s.Max)
+			}
+		}
+		b.finish()
+		if s := b.bar.State(); s.CurrentNum != c.n || s.Max != c.n || !strings.Contains(out.String(), "(25/25)") {
+			t.Errorf("estimate %d: finished at %d of %d, output %q", c.estimate, s.CurrentNum, s.Max, out.String())
+		}
+	}
+}
+
+// TestDumpLoadBinaryKeys copies keys with a space and control bytes,
+// which only base64 meta commands name, with corvid dump and load, and
+// replays corvid stat dump's output.
+func TestDumpLoadBinaryKeys(t *testing.T) {
+	keys := []string{"a b", "c\x00\x01\x1f\r\n"}
+	b64 := func(k string) string { return base64.StdEncoding.EncodeToString([]byte(k)) }
+	statServers(t, func(t *testing.T, src string) {
+		for i, k := range keys {
+			if got := sendText(t, src, "ms "+b64(k)+" 2 b F3\r\nv"+strconv.Itoa(i)+"\r\n", "\r\n"); got != "HD\r\n" {
+				t.Fatalf("ms %q: %q", k, got)
+			}
+		}
+		file := filepath.Join(t.TempDir(), "cache.dump")
+		if out, err := runCorvid(t, "dump", "-s", src, "-o", file); err != nil || !strings.Contains(out, "dumped 2 items") {
+			t.Fatalf("dump: %v\n%s", err, out)
+		}
+		stat, err := runCorvid(t, "stat", "-s", src, "dump")
+		if err != nil || !strings.Contains(stat, "ms "+b64(keys[0])+" 2 b F3 T0 ME\r\nv0\r\n") {
+			t.Fatalf("stat dump: %v\n%q", err, stat)
+		}
+		want := "VA 2 f3\r\nv0\r\nVA 2 f3\r\nv1\r\nEN\r\n"
+		get := "mg " + b64(keys[0]) + " b f v\r\nmg " + b64(keys[1]) + " b f v\r\nmg x v\r\n"
+		dst := testutil.StartCorvid(t, server.Config{})
+		if out, err := runCorvid(t, "load", "-i", file, "--to", dst); err != nil || !strings.Contains(out, "loaded 2 items") {
+			t.Fatalf("load: %v\n%s", err, out)
+		}
+		if got := sendText(t, dst, get, "EN\r\n"); got != want {
+			t.Errorf("after load: %q, want %q", got, want)
+		}
+		dst = testutil.StartCorvid(t, server.Config{})
+		if got := sendText(t, dst, stat, "HD\r\nHD\r\n"); got != "HD\r\nHD\r\n" {
+			t.Fatalf("replaying stat dump: %q", got)
+		}
+		if got := sendText(t, dst, get, "EN\r\n"); got != want {
+			t.Errorf("after replaying stat dump: %q, want %q", got, want)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 
 	"fmt"
@@ -16,9 +17,10 @@ import (
 
 // statOptions holds the command line of corvid stat.
 type statOptions struct {
-	servers []string
-	json    bool
-	timeout time.Duration
+	servers  []string
+	json     bool
+	timeout  time.Duration
+	deadline time.Duration
 }
 
 // statModes maps corvid stat's table modes to their stats subcommand and
@@ -52,7 +54,9 @@ func newStatCommand() *cobra.Command {
 
 With --json, display and the tables print one JSON document; keys and dump
 print one JSON object per line, each naming its server (dump's values in
-base64).`,
+base64).
+
+` + timeoutHelp,
 		Example: `  corvid stat -s 10.0.0.5:11211
   corvid stat -s 10.0.0.5:11211,10.0.0.6:11211 stats
   corvid stat -s 10.0.0.5 keys 100 --json`,
@@ -67,7 +71,8 @@ base64).`,
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.servers, "server", "s", []string{"127.0.0.1:11211"}, "server host:port (repeat or separate with commas for several)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
-	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "connect and reply timeout")
+	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "bound on each wait for a server (connect, reply, 100 metadump keys)")
+	f.DurationVar(&o.deadline, "deadline", 0, "bound on the whole command (0: none)")
 	return cmd
 }
 
@@ -94,6 +99,8 @@ func (o *statOptions) run(ctx context.Context, out, errOut io.Writer, args []str
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	ctx, cancel := withDeadline(ctx, o.deadline)
+	defer cancel()
 	mode := "display"
 	if len(args) > 0 {
 		mode = args[0]
@@ -223,7 +230,7 @@ func (o *statOptions) keys(out io.Writer, conns []*mctool.Conn, limit int) error
 func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit int) error {
 	enc := json.NewEncoder(out)
 	for _, c := range conns {
-		st, err := c.Walk(limit, nil, func(r mctool.Record) error {
+		st, err := c.Walk(limit, func(r mctool.Record) error {
 			if o.json {
 				return enc.Encode(struct {
 					Server string `json:"server"`
@@ -233,7 +240,7 @@ func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit in
 					Value  []byte `json:"value"`
 				}{c.Addr(), r.Key, r.Flags, r.Exp, r.Value})
 			}
-			if _, err := fmt.Fprintf(out, "add %s %d %d %d\r\n", r.Key, r.Flags, r.Exp, len(r.Value)); err != nil {
+			if err := writeAdd(out, r); err != nil {
 				return err
 			}
 			_, err := fmt.Fprintf(out, "%s\r\n", r.Value)
@@ -243,8 +250,22 @@ func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit in
 			return err
 		}
 		if st.Unsendable > 0 {
-			fmt.Fprintf(errOut, "%s: %d keys left out: the text protocol cannot name them\n", c.Addr(), st.Unsendable)
+			fmt.Fprintf(errOut, "%s: %d keys left out: binary keys too long for a meta command\n", c.Addr(), st.Unsendable)
 		}
 	}
 	return nil
+}
+
+// writeAdd writes the command line that adds r back, as memcached-tool's
+// dump does ("add <key> <flags> <exp> <bytes>"); a key the text protocol
+// cannot carry (spaces, control bytes) is written as the equivalent meta
+// command with the key in base64 ("ms <base64> <bytes> b F<flags>
+// T<exp> ME").
+func writeAdd(w io.Writer, r mctool.Record) error {
+	if mctool.TextKey(r.Key) {
+		_, err := fmt.Fprintf(w, "add %s %d %d %d\r\n", r.Key, r.Flags, r.Exp, len(r.Value))
+		return err
+	}
+	_, err := fmt.Fprintf(w, "ms %s %d b F%d T%d ME\r\n", base64.StdEncoding.EncodeToString([]byte(r.Key)), len(r.Value), r.Flags, r.Exp)
+	return err
 }

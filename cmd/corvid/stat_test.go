@@ -3,9 +3,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -339,4 +341,82 @@ func TestStatTables(t *testing.T) {
 			}
 		}
 	})
+}
+
+// metadumpServer answers "lru_crawler metadump" with a key line every
+// interval (forever, until the test ends) and every mg with EN.
+func metadumpServer(t *testing.T, interval time.Duration) string {
+	return testutil.FakeServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			req, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case strings.HasPrefix(req, "mg "):
+				io.WriteString(nc, "EN\r\n")
+			case strings.HasPrefix(req, "lru_crawler metadump"):
+				tick := time.NewTicker(interval)
+				defer tick.Stop()
+				for i := 0; ; i++ {
+					<-tick.C
+					if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
+						return
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestToolsSlowMetadump runs the walking tools against servers whose
+// metadump never ends: one that trickles a key line just within the
+// timeout is cut off by the timeout's rule (each 100 keys within it),
+// one that sends keys steadily by --deadline; either way the tool prints
+// one line naming the server and exits 1.
+func TestToolsSlowMetadump(t *testing.T) {
+	bin := corvidBinary(t)
+	good := testutil.StartCorvid(t, server.Config{})
+	trickle := metadumpServer(t, 800*time.Millisecond)
+	steady := metadumpServer(t, 2*time.Millisecond)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, addr string
+		flags      []string
+		want       string
+	}{
+		{"trickle", trickle, nil, trickle + ": lru_crawler metadump sent fewer than 100 keys in 1s"},
+		{"steady", steady, []string{"--deadline", "2s"}, steady + ": stopped: --deadline 2s passed"},
+	} {
+		for _, args := range [][]string{
+			{"dump", "-s", c.addr, "-o", filepath.Join(dir, "x.dump")},
+			{"stat", "-s", c.addr, "keys"},
+			{"stat", "-s", c.addr, "dump"},
+			{"load", "--from", c.addr, "--to", good},
+		} {
+			t.Run(c.name+"/"+strings.Join(args[:2], ""), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				args := append(append(args, "--timeout", "1s"), c.flags...)
+				cmd := exec.CommandContext(ctx, bin, args...)
+				var stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+				start := time.Now()
+				err := cmd.Run()
+				took := time.Since(start)
+				code := -1
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				}
+				lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+				if code != 1 || !strings.Contains(lines[len(lines)-1], c.want) || len(lines) > 2 || len(lines) == 2 && !strings.HasPrefix(lines[0], "loaded ") {
+					t.Errorf("%v: exit %d (%v), stderr:\n%s\nwant exit 1 and one line with %q", args, code, err, stderr.String(), c.want)
+				}
+				if took > 15*time.Second {
+					t.Errorf("%v took %v", args, took)
+				}
+			})
+		}
+	}
 }

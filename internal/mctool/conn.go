@@ -70,8 +70,10 @@ func ParseAddr(s string) (string, error) {
 
 // Conn is one connection to a memcached-protocol server. Every wait for
 // the server (connect, each reply line or data block) is bounded by the
-// timeout it was dialed with, and by its context. A Conn is not safe for
-// concurrent use.
+// timeout it was dialed with, and by its context; a context that reaches
+// its deadline makes the Conn's methods return an *Error naming the
+// server and the context's cause (see context.WithTimeoutCause). A Conn
+// is not safe for concurrent use.
 type Conn struct {
 	ctx     context.Context
 	addr    string
@@ -100,7 +102,7 @@ func Dial(ctx context.Context, addr string, timeout time.Duration) (*Conn, error
 	nc, err := d.DialContext(ctx, "tcp", a)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, stopped(ctx, a)
 		}
 		return nil, &Error{Addr: a, Detail: "cannot connect: " + dialReason(err, timeout), Err: err}
 	}
@@ -133,6 +135,17 @@ func dialReason(err error, timeout time.Duration) string {
 	return err.Error()
 }
 
+// stopped returns the error of a wait for addr that ctx ended: a
+// deadline (a tool's --deadline) becomes an *Error naming the server and
+// the context's cause; a cancel is returned as it is.
+func stopped(ctx context.Context, addr string) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Addr: addr, Detail: "stopped: " + context.Cause(ctx).Error(), Err: err}
+	}
+	return err
+}
+
 // Addr returns the server's host:port.
 func (c *Conn) Addr() string { return c.addr }
 
@@ -145,7 +158,7 @@ func (c *Conn) Close() error {
 // fail turns an I/O error into one that names the server.
 func (c *Conn) fail(err error) error {
 	if c.ctx.Err() != nil {
-		return c.ctx.Err()
+		return stopped(c.ctx, c.addr)
 	}
 	var ne net.Error
 	switch {
@@ -182,17 +195,17 @@ func isErrorLine(line []byte) bool {
 // deadline in the past when it is cancelled; arm must not undo that, so
 // it checks the context after setting its own.
 func (c *Conn) arm() error {
-	if err := c.ctx.Err(); err != nil {
-		return err
+	if c.ctx.Err() != nil {
+		return stopped(c.ctx, c.addr)
 	}
 	deadline := time.Now().Add(c.timeout)
 	if !c.replyBy.IsZero() {
 		deadline = c.replyBy
 	}
 	c.nc.SetDeadline(deadline)
-	if err := c.ctx.Err(); err != nil {
+	if c.ctx.Err() != nil {
 		c.nc.SetDeadline(time.Now())
-		return err
+		return stopped(c.ctx, c.addr)
 	}
 	return nil
 }

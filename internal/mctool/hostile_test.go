@@ -122,3 +122,79 @@ func TestStatsTrickleBoundedByTimeout(t *testing.T) {
 		t.Fatalf("Stats still reading after %v with a %v timeout", 20*timeout, timeout)
 	}
 }
+
+// trickleServer answers "lru_crawler metadump" with a key line every
+// interval, up to n lines, then END, and every mg with EN.
+func trickleServer(t *testing.T, interval time.Duration, n int) string {
+	return testutil.FakeServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			req, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case strings.HasPrefix(req, "mg "):
+				io.WriteString(nc, "EN\r\n")
+			case strings.HasPrefix(req, "lru_crawler metadump"):
+				tick := time.NewTicker(interval)
+				defer tick.Stop()
+				for i := range n {
+					<-tick.C
+					if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
+						return
+					}
+				}
+				io.WriteString(nc, "END\r\n")
+			}
+		}
+	})
+}
+
+// A server that trickles metadump lines, each just within the timeout,
+// must not hold a Walk much past its timeout: the timeout bounds the wait
+// for each batch of keys, not for each line.
+func TestMetadumpTrickleBoundedByTimeout(t *testing.T) {
+	const timeout = time.Second
+	addr := trickleServer(t, timeout*4/5, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := Dial(ctx, addr, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := c.Walk(0, func(Record) error { return nil })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) || !strings.HasPrefix(err.Error(), addr+": lru_crawler metadump sent fewer than 100 keys in 1s") {
+			t.Fatalf("Walk = %v, want ErrTimeout naming the server", err)
+		}
+		if d := time.Since(start); d > 10*timeout {
+			t.Fatalf("Walk took %v with a %v timeout", d, timeout)
+		}
+	case <-time.After(20 * timeout):
+		cancel()
+		<-done
+		t.Fatalf("Walk still reading after %v with a %v timeout", 20*timeout, timeout)
+	}
+}
+
+// A fast server's dump is not cut by the rule: 250 lines at 1 ms.
+func TestMetadumpSteadyLinesPass(t *testing.T) {
+	addr := trickleServer(t, time.Millisecond, 250)
+	c, err := Dial(context.Background(), addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Walk(0, func(Record) error { return nil })
+	if err != nil || st.Keys != 250 || st.Gone != 250 {
+		t.Fatalf("Walk: %+v, %v", st, err)
+	}
+}

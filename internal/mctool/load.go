@@ -24,13 +24,14 @@ type LoadStats struct {
 	Loaded     int64  `json:"loaded"`     // stored
 	Expired    int64  `json:"expired"`    // skipped: expired before they were sent
 	Failed     int64  `json:"failed"`     // refused by the server (too large, out of memory)
-	Unsendable int64  `json:"unsendable"` // skipped: keys the text protocol cannot name
+	Unsendable int64  `json:"unsendable"` // skipped: keys no meta command can name
 	FirstError string `json:"first_error,omitempty"`
 }
 
 // Loader stores records into a server with pipelined quiet meta sets
 // ("ms <key> <n> F<flags> T<ttl> q"), keeping each record's flags and
-// remaining time to live. It is not safe for concurrent use.
+// remaining time to live. A key the text protocol cannot carry (spaces,
+// control bytes) is sent in base64 ("ms <base64> <n> b ..."). It is not safe for concurrent use.
 type Loader struct {
 	c       *Conn
 	cfg     LoadConfig
@@ -70,19 +71,21 @@ func (l *Loader) Add(r Record) error {
 			ttl = r.Exp
 		}
 	}
-	if !textKey(r.Key) {
+	b, b64, ok := appendMetaKey(append(l.req, "ms "...), r.Key)
+	if !ok {
 		l.stats.Unsendable++
 		return nil
 	}
 	if l.bucket != nil {
-		if err := l.bucket.wait(l.c.ctx, time.Now); err != nil {
-			return err
+		if l.bucket.wait(l.c.ctx, time.Now) != nil {
+			return stopped(l.c.ctx, l.c.addr)
 		}
 	}
-	b := append(l.req, "ms "...)
-	b = append(b, r.Key...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
+	if b64 {
+		b = append(b, " b"...)
+	}
 	b = append(b, " F"...)
 	b = strconv.AppendUint(b, uint64(r.Flags), 10)
 	b = append(b, " T"...)

@@ -2,8 +2,12 @@ package mctool
 
 import (
 	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // KeyInfo is one line of "lru_crawler metadump".
@@ -22,14 +26,31 @@ type KeyInfo struct {
 // line, in the server's order, until END, fn's error, or limit keys
 // (0: no limit). After a limit was reached the Conn is left mid-reply and
 // must be closed.
+//
+// The Conn's timeout bounds the wait for each batch of 100 lines (or the
+// END), counting only the time spent waiting for the server, not in fn:
+// a server that trickles lines, each just within the timeout, is cut off
+// as one that sends nothing is, while a real crawler sends thousands of
+// lines a second.
 func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
 	const req = "lru_crawler metadump all"
 	if err := c.send(req + "\r\n"); err != nil {
 		return err
 	}
+	defer func() { c.replyBy = time.Time{} }()
+	var waited time.Duration // for the lines of this batch
 	for n := 0; limit <= 0 || n < limit; n++ {
+		if n%fetchBatch == 0 {
+			waited = 0
+		}
+		start := time.Now()
+		c.replyBy = start.Add(c.timeout - waited)
 		line, err := c.line()
+		waited += time.Since(start)
 		if err != nil {
+			if n%fetchBatch != 0 && errors.Is(err, ErrTimeout) {
+				return &Error{Addr: c.addr, Detail: fmt.Sprintf("lru_crawler metadump sent fewer than %d keys in %v (too slow, or not a memcached server)", fetchBatch, c.timeout), Err: ErrTimeout}
+			}
 			return err
 		}
 		switch {
@@ -132,9 +153,10 @@ func URLDecode(s string) (string, bool) {
 	return b.String(), true
 }
 
-// textKey reports whether key can be sent in a text or meta command.
-func textKey(key string) bool {
-	if key == "" || len(key) > 250 {
+// TextKey reports whether key can be sent as it is in a text or meta
+// command: 1 to 250 bytes, none of them a space, a control byte or DEL.
+func TextKey(key string) bool {
+	if key == "" || len(key) > maxKey {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
@@ -143,4 +165,24 @@ func textKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// maxKey is the longest key, and the longest key token a meta command
+// takes (memcached checks a base64 key's length before decoding it).
+const maxKey = 250
+
+// appendMetaKey appends key as a meta command names it: as it is when
+// the text protocol can carry it, else in base64 (spaces, control bytes:
+// keys stored with the binary protocol or a base64 meta set), and then
+// b64 is true: the command needs the b flag. ok is false for a key no
+// meta command can name: empty, longer than 250 bytes, or longer than 250
+// in base64 (binary keys of more than 187 bytes).
+func appendMetaKey(dst []byte, key string) (_ []byte, b64, ok bool) {
+	if TextKey(key) {
+		return append(dst, key...), false, true
+	}
+	if key == "" || base64.StdEncoding.EncodedLen(len(key)) > maxKey {
+		return dst, false, false
+	}
+	return base64.StdEncoding.AppendEncode(dst, []byte(key)), true, true
 }

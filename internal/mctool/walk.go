@@ -2,6 +2,7 @@ package mctool
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 )
 
@@ -18,71 +19,55 @@ type WalkStats struct {
 	Keys       int // keys metadump listed
 	Records    int // records passed on
 	Gone       int // keys deleted or expired before their value was read
-	Unsendable int // keys the text protocol cannot name (spaces, control bytes)
+	Unsendable int // keys no meta command can name (binary keys over 187 bytes)
 }
 
 // MaxValue bounds a value's size, as memcached's largest item size (-I)
 // does.
 const MaxValue = 1 << 30
 
-// fetchBatch is how many mg requests a Walk pipelines.
+// fetchBatch is how many mg requests a Walk pipelines, and so how many
+// keys it holds at a time.
 const fetchBatch = 100
 
 // Walk lists the server's keys with lru_crawler metadump (up to limit;
-// 0: all), calls keys with their number, then reads their values with
-// pipelined meta gets and calls fn for each item still there, in metadump
-// order. A record's Exp is metadump's (its -1 becomes 0). keys may be nil.
-func (c *Conn) Walk(limit int, keys func(n int), fn func(Record) error) (WalkStats, error) {
+// 0: all) on a connection of its own and, as they arrive, reads their
+// values on c with pipelined meta gets, a batch at a time, calling fn for
+// each item still there, in metadump order. It holds one batch of keys
+// at most, whatever the number of items. A key the text protocol cannot
+// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f v").
+// A record's Exp is metadump's (its -1 becomes 0). c stays usable after
+// a Walk with a limit.
+func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	var st WalkStats
-	var infos []KeyInfo
-	err := c.Metadump(limit, func(k KeyInfo) error {
-		k.Line = ""
-		infos = append(infos, k)
-		return nil
-	})
+	md, err := Dial(c.ctx, c.addr, c.timeout)
 	if err != nil {
 		return st, err
 	}
-	if limit > 0 && len(infos) == limit {
-		// The rest of the metadump is still coming: read values on
-		// a fresh connection.
-		fresh, err := Dial(c.ctx, c.addr, c.timeout)
-		if err != nil {
-			return st, err
-		}
-		defer fresh.Close()
-		c = fresh
-	}
-	st.Keys = len(infos)
-	if keys != nil {
-		keys(len(infos))
-	}
+	defer md.Close()
 	batch := make([]KeyInfo, 0, fetchBatch)
-	for i := 0; i < len(infos); {
-		batch = batch[:0]
-		for ; i < len(infos) && len(batch) < fetchBatch; i++ {
-			if !textKey(infos[i].Key) {
-				st.Unsendable++
-				continue
-			}
-			batch = append(batch, infos[i])
-		}
+	var req []byte
+	fetch := func() error {
 		if len(batch) == 0 {
-			continue
+			return nil
 		}
-		var req []byte
+		req = req[:0]
 		for _, k := range batch {
 			req = append(req, "mg "...)
-			req = append(req, k.Key...)
+			var b64 bool
+			req, b64, _ = appendMetaKey(req, k.Key)
+			if b64 {
+				req = append(req, " b"...)
+			}
 			req = append(req, " f v\r\n"...)
 		}
 		if err := c.send(string(req)); err != nil {
-			return st, err
+			return err
 		}
 		for _, k := range batch {
 			rec, ok, err := c.metaValue()
 			if err != nil {
-				return st, err
+				return err
 			}
 			if !ok {
 				st.Gone++
@@ -94,11 +79,43 @@ func (c *Conn) Walk(limit int, keys func(n int), fn func(Record) error) (WalkSta
 			}
 			st.Records++
 			if err := fn(rec); err != nil {
-				return st, err
+				return err
 			}
 		}
+		batch = batch[:0]
+		return nil
 	}
-	return st, nil
+	err = md.Metadump(limit, func(k KeyInfo) error {
+		st.Keys++
+		if _, _, ok := appendMetaKey(nil, k.Key); !ok {
+			st.Unsendable++
+			return nil
+		}
+		k.Line = ""
+		if batch = append(batch, k); len(batch) == fetchBatch {
+			return fetch()
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	return st, fetch()
+}
+
+// ItemCount returns the server's curr_items: how many items a Walk can
+// expect, give or take those stored, deleted or expired meanwhile.
+func (c *Conn) ItemCount() (int64, error) {
+	st, err := c.Stats("")
+	if err != nil {
+		return 0, err
+	}
+	v, ok := StatMap(st)["curr_items"]
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, &Error{Addr: c.addr, Detail: fmt.Sprintf("not a memcached server: stats has curr_items %q", v), Err: ErrNotMemcached}
+	}
+	return n, nil
 }
 
 // metaValue reads the reply to "mg <key> f v": a value, or false on EN.
