@@ -43,6 +43,7 @@ IDLE=${IDLE:-1000}
 SERVER_CPUS=${SERVER_CPUS:-}
 CLIENT_CPUS=${CLIENT_CPUS:-}
 PROFILE_DIR=${PROFILE_DIR:-}
+SYSCALLS=${SYSCALLS:-0}
 
 for v in DURATION ROUNDS CONCURRENCY CLIENT_THREADS MEMORY_MB SERVER_THREADS CONN_LIMIT KEYS MULTIGET DEPTH D_CONNS IDLE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer, got '${!v}'"
@@ -59,6 +60,12 @@ if [[ -z ${MEMCASLAP:-} ]]; then
 fi
 [[ -n $MEMCASLAP ]] || bench_die "memcaslap not found (apt-get install libmemcached-tools) or set MEMCASLAP"
 command -v ss >/dev/null || bench_die "ss (iproute2) is needed to find free ports"
+[[ $SYSCALLS == [01] ]] || bench_die "SYSCALLS must be 0 or 1, got '$SYSCALLS'"
+if [[ $SYSCALLS == 1 ]]; then
+	command -v perf >/dev/null || bench_die "SYSCALLS=1 needs perf (apt-get install linux-perf)"
+	perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 ||
+		bench_die "SYSCALLS=1: perf cannot count syscall tracepoints (run as root, or lower kernel.perf_event_paranoid)"
+fi
 
 # Every connection is a file descriptor in the servers and in the client.
 need_fds=$((CONN_LIMIT + 256))
@@ -194,6 +201,33 @@ cpu_per_op() {
 	awk -v a="$1" -v b="$2" -v n="$3" -v hz="$BENCH_CLK_TCK" 'BEGIN { if (n <= 0) print 0; else printf "%d", (b - a) / hz * 1e9 / n }'
 }
 
+# With SYSCALLS=1, perf counts the server's system calls (all of them, and
+# the epoll waits among them) and context switches over each throughput run,
+# reported per 1,000 operations: counts, unlike times, do not move when
+# other work shares the machine.
+PERF_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,context-switches
+perf_start() { # SERVER OUT
+	[[ $SYSCALLS == 1 ]] || return 0
+	perf stat -x, -e "$PERF_EVENTS" -p "${PID[$1]}" -o "$2" >/dev/null 2>&1 &
+	PERF_PID=$!
+	BENCH_PIDS+=("$PERF_PID")
+}
+perf_stop() { # WORKLOAD SERVER TOOL OPS OUT
+	[[ $SYSCALLS == 1 ]] || return 0
+	kill -INT "$PERF_PID" 2>/dev/null || true
+	wait "$PERF_PID" || true
+	bench_forget "$PERF_PID"
+	local w=$1 srv=$2 tool=$3 ops=$4 out=$5
+	per1k() { # EVENT...: the events' sum per 1,000 operations
+		awk -F, -v n="$ops" -v evs="$*" 'BEGIN { split(evs, e, " "); for (i in e) want[e[i]] = 1 }
+			($3 in want) && $1 ~ /^[0-9]+$/ { sum += $1 }
+			END { printf "%d", (n > 0 ? sum * 1000 / n : 0) }' "$out"
+	}
+	add "$w" "server syscalls/1k ops ($tool)" "$srv" "$(per1k raw_syscalls:sys_enter)"
+	add "$w" "server epoll waits/1k ops ($tool)" "$srv" "$(per1k syscalls:sys_enter_epoll_wait syscalls:sys_enter_epoll_pwait)"
+	add "$w" "server ctx switches/1k ops ($tool)" "$srv" "$(per1k context-switches)"
+}
+
 # idle_memory SERVER ROUND: on a fresh server, RSS with IDLE idle
 # connections (and one busy one) minus RSS before, in bytes per connection.
 idle_memory() {
@@ -242,14 +276,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		for srv in "${order[@]}"; do
 			bench_log "round $r/$ROUNDS, workload $w: $srv ..."
 			if [[ -n ${mcs_args[$w]} ]]; then
+				perf_start "$srv" "$BENCH_TMP/$w-$srv-$r.mcs.perf"
 				t0=$(bench_cpu_ticks "${PID[$srv]}")
 				# shellcheck disable=SC2086 # word splitting intended
 				run_memcaslap "$BENCH_TMP/$w-$srv-$r.mcs" "$srv" "$DURATION" ${mcs_args[$w]}
 				t1=$(bench_cpu_ticks "${PID[$srv]}")
 				add "$w" "ops/s (memcaslap)" "$srv" "$TPS"
 				add "$w" "server CPU ns/op (memcaslap)" "$srv" "$(cpu_per_op "$t0" "$t1" $((TPS * DURATION)))"
+				perf_stop "$w" "$srv" memcaslap $((TPS * DURATION)) "$BENCH_TMP/$w-$srv-$r.mcs.perf"
 			fi
 			out=$BENCH_TMP/$w-$srv-$r.json
+			perf_start "$srv" "$out.perf"
 			t0=$(bench_cpu_ticks "${PID[$srv]}")
 			# shellcheck disable=SC2086
 			run_bench "$out" "$srv" --duration "${DURATION}s" ${cb_args[$w]}
@@ -257,6 +294,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			ops=$(json ops_per_sec "$out" | cut -d. -f1)
 			add "$w" "ops/s (corvid bench)" "$srv" "$ops"
 			add "$w" "server CPU ns/op (corvid bench)" "$srv" "$(cpu_per_op "$t0" "$t1" $((ops * DURATION)))"
+			perf_stop "$w" "$srv" "corvid bench" $((ops * DURATION)) "$out.perf"
 			[[ $w == B ]] && add "$w" "keys/s (corvid bench)" "$srv" "$(json keys_per_sec "$out" | cut -d. -f1)"
 			for p in p50 p99 p99.9; do
 				add "$w" "$p µs (corvid bench)" "$srv" "$(json "$p" "$out" | cut -d. -f1)"
@@ -315,7 +353,7 @@ echo "1-min load average: $load_start before, $load_end after (other work on the
 echo
 for w in "${workloads[@]}"; do echo "  ${title[$w]}"; done
 echo
-row() { printf '%-2s %-32s %12s %12s %9s\n' "$@"; }
+row() { printf '%-2s %-42s %12s %12s %9s\n' "$@"; }
 row "" metric memcached corvid ratio
 for k in "${metrics[@]}"; do
 	w=${k%%|*} m=${k#*|}
