@@ -237,9 +237,12 @@ func TestProxyHostileMemoryBound(t *testing.T) {
 			}
 		})
 	}
-	// An unread multi-get of ten times as many keys costs about the same.
+	// An unread multi-get of ten times as many keys costs about the same:
+	// not ten times as much. The smaller one's peak varies with how far
+	// the attack got before the budget closed it (89-145 MB in runs where
+	// the larger one's was 138-140 MB), so the check allows twice it.
 	small, large := peaks[fmt.Sprintf("unread-get-%d", sc.Keys)], peaks[fmt.Sprintf("unread-get-%d", 10*sc.Keys)]
-	if small > 0 && large > small+32<<20 {
+	if small > 0 && large > 2*small+32<<20 {
 		t.Errorf("unread get of %d keys: peak RSS %d MB; of %d keys: %d MB", sc.Keys, small>>20, 10*sc.Keys, large>>20)
 	}
 }
