@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Record is one item: what a dump file holds and a load stores.
@@ -26,6 +27,9 @@ type WalkStats struct {
 // does.
 const MaxValue = 1 << 30
 
+// maxTTL bounds the remaining TTL a server may report (100 years).
+const maxTTL = 100 * 365 * 24 * 3600
+
 // fetchBatch is how many mg requests a Walk pipelines, and so how many
 // keys it holds at a time.
 const fetchBatch = 100
@@ -35,8 +39,10 @@ const fetchBatch = 100
 // values on c with pipelined meta gets, a batch at a time, calling fn for
 // each item still there, in metadump order. It holds one batch of keys
 // at most, whatever the number of items. A key the text protocol cannot
-// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f v").
-// A record's Exp is metadump's (its -1 becomes 0). c stays usable after
+// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f t v").
+// A record's flags and Exp are those the item has when its value is read
+// (its remaining TTL as an absolute time, 0: never), not metadump's: an
+// item stored again in between keeps its new expiry. c stays usable after
 // a Walk with a limit.
 func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	var st WalkStats
@@ -59,7 +65,7 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 			if b64 {
 				req = append(req, " b"...)
 			}
-			req = append(req, " f v\r\n"...)
+			req = append(req, " f t v\r\n"...)
 		}
 		if err := c.send(string(req)); err != nil {
 			return err
@@ -74,9 +80,6 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 				continue
 			}
 			rec.Key = k.Key
-			if k.Exp > 0 {
-				rec.Exp = k.Exp
-			}
 			st.Records++
 			if err := fn(rec); err != nil {
 				return err
@@ -118,7 +121,8 @@ func (c *Conn) ItemCount() (int64, error) {
 	return n, nil
 }
 
-// metaValue reads the reply to "mg <key> f v": a value, or false on EN.
+// metaValue reads the reply to "mg <key> f t v": a value, or false on EN.
+// The remaining TTL (t, -1: none) becomes an absolute Exp.
 func (c *Conn) metaValue() (Record, bool, error) {
 	const what = "mg"
 	line, err := c.line()
@@ -150,6 +154,15 @@ func (c *Conn) metaValue() (Record, bool, error) {
 				return Record{}, false, c.garbage(what, line)
 			}
 			rec.Flags = uint32(v)
+		}
+		if f[0] == 't' {
+			ttl, err := strconv.ParseInt(string(f[1:]), 10, 64)
+			if err != nil || ttl < -1 || ttl > maxTTL {
+				return Record{}, false, c.garbage(what, line)
+			}
+			if ttl >= 0 {
+				rec.Exp = time.Now().Unix() + ttl
+			}
 		}
 	}
 	if rec.Value, err = c.data(n); err != nil {
