@@ -215,9 +215,20 @@ func (c *Conn) send(req string) error {
 	if err := c.arm(); err != nil {
 		return err
 	}
-	if _, err := c.w.WriteString(req); err != nil {
-		return c.fail(err)
+	c.w.WriteString(req) // an error stays in c.w for Flush
+	return c.flush()
+}
+
+// sendBytes is send for a request in a []byte, which it does not copy.
+func (c *Conn) sendBytes(req []byte) error {
+	if err := c.arm(); err != nil {
+		return err
 	}
+	c.w.Write(req) // an error stays in c.w for Flush
+	return c.flush()
+}
+
+func (c *Conn) flush() error {
 	if err := c.w.Flush(); err != nil {
 		return c.fail(err)
 	}

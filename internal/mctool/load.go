@@ -11,11 +11,15 @@ import (
 // seconds; longer ones are absolute Unix times.
 const maxRelativeTTL = 30 * 24 * 3600
 
+// maxBatchBytes ends a Loader's batch early: large values are sent a
+// megabyte or so at a time, not a hundred at once.
+const maxBatchBytes = 1 << 20
+
 // LoadConfig configures a Loader. The zero value loads as fast as the
 // server takes it, 100 records a round trip.
 type LoadConfig struct {
 	Rate  float64          // records per second; 0: no limit
-	Batch int              // records per round trip (pipelined); 0: 100
+	Batch int              // records per round trip (pipelined, fewer past 1 MB); 0: 100
 	Now   func() time.Time // clock for expiry; nil: time.Now
 }
 
@@ -94,7 +98,7 @@ func (l *Loader) Add(r Record) error {
 	b = append(b, r.Value...)
 	l.req = append(b, "\r\n"...)
 	l.pending++
-	if l.pending >= int64(l.cfg.Batch) {
+	if l.pending >= int64(l.cfg.Batch) || len(l.req) >= maxBatchBytes {
 		return l.Flush()
 	}
 	return nil
@@ -106,8 +110,11 @@ func (l *Loader) Flush() error {
 		return nil
 	}
 	l.req = append(l.req, "mn\r\n"...)
-	err := l.c.send(string(l.req))
+	err := l.c.sendBytes(l.req)
 	l.req = l.req[:0]
+	if cap(l.req) > 4*maxBatchBytes {
+		l.req = nil // a huge value's buffer is not kept
+	}
 	n := l.pending
 	l.pending = 0
 	if err != nil {

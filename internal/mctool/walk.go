@@ -67,7 +67,7 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 			}
 			req = append(req, " f t v\r\n"...)
 		}
-		if err := c.send(string(req)); err != nil {
+		if err := c.sendBytes(req); err != nil {
 			return err
 		}
 		for _, k := range batch {
