@@ -30,6 +30,11 @@ const MaxValue = 1 << 30
 // maxTTL bounds the remaining TTL a server may report (100 years).
 const maxTTL = 100 * 365 * 24 * 3600
 
+// expSlack is how far apart an item's expiry from metadump and from its
+// remaining TTL may be and still be taken as the same: the server's clock
+// and its TTLs move a second at a time.
+const expSlack = 2
+
 // fetchBatch is how many mg requests a Walk pipelines, and so how many
 // keys it holds at a time.
 const fetchBatch = 100
@@ -40,9 +45,10 @@ const fetchBatch = 100
 // each item still there, in metadump order. It holds one batch of keys
 // at most, whatever the number of items. A key the text protocol cannot
 // carry (spaces, control bytes) is sent in base64 ("mg <base64> b f t v").
-// A record's flags and Exp are those the item has when its value is read
-// (its remaining TTL as an absolute time, 0: never), not metadump's: an
-// item stored again in between keeps its new expiry. c stays usable after
+// A record's flags and Exp are those the item has when its value is read,
+// not metadump's: an item stored again or touched in between keeps its
+// new expiry (its remaining TTL as an absolute time, 0: never); an item
+// whose expiry did not change keeps metadump's (memcached-tool's) Exp. c stays usable after
 // a Walk with a limit.
 func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	var st WalkStats
@@ -80,6 +86,9 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 				continue
 			}
 			rec.Key = k.Key
+			if k.Exp > 0 && rec.Exp > 0 && max(rec.Exp-k.Exp, k.Exp-rec.Exp) <= expSlack {
+				rec.Exp = k.Exp // unchanged: as memcached-tool prints it
+			}
 			st.Records++
 			if err := fn(rec); err != nil {
 				return err
