@@ -288,7 +288,7 @@ func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with binary keys too long for a meta command)\n",
+	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with keys longer than 250 bytes)\n",
 		st.Records, c.Addr(), name, st.Gone, st.Unsendable)
 	return nil
 }
@@ -332,7 +332,7 @@ func (o *copyOptions) load(cmd *cobra.Command) error {
 		err = o.loadFromFile(cmd, l)
 	}
 	st := l.Stats()
-	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys too long for a meta command", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
+	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys longer than 250 bytes", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
 	if st.Failed > 0 {
 		msg += fmt.Sprintf("; %d refused (first: %s)", st.Failed, st.FirstError)
 	}

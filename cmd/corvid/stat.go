@@ -234,7 +234,12 @@ func (o *statOptions) keys(out io.Writer, conns []*mctool.Conn, limit int) error
 func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit int) error {
 	enc := json.NewEncoder(out)
 	for _, c := range conns {
+		unreplayable := 0
 		st, err := c.Walk(limit, func(r mctool.Record) error {
+			if !o.json && !mctool.TextKey(r.Key) && base64.StdEncoding.EncodedLen(len(r.Key)) > 250 {
+				unreplayable++ // no text or meta command names it
+				return nil
+			}
 			if o.json {
 				return enc.Encode(struct {
 					Server    string `json:"server"`
@@ -254,8 +259,8 @@ func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit in
 		if err != nil {
 			return err
 		}
-		if st.Unsendable > 0 {
-			fmt.Fprintf(errOut, "%s: %d keys left out: binary keys too long for a meta command\n", c.Addr(), st.Unsendable)
+		if n := st.Unsendable + unreplayable; n > 0 {
+			fmt.Fprintf(errOut, "%s: %d keys left out: no text or meta command can name them (binary keys over 186 bytes)\n", c.Addr(), n)
 		}
 	}
 	return nil

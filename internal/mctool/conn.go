@@ -86,6 +86,7 @@ type Conn struct {
 	// (for short replies such as stats), so that a server trickling
 	// lines cannot hold the Conn past its timeout.
 	replyBy time.Time
+	bin     *Conn // for binary requests, dialed on first use
 }
 
 // Dial connects to addr (host:port, see ParseAddr) within timeout
@@ -151,6 +152,9 @@ func (c *Conn) Addr() string { return c.addr }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	if c.bin != nil {
+		c.bin.Close()
+	}
 	c.stop()
 	return c.nc.Close()
 }

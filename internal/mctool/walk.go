@@ -20,7 +20,7 @@ type WalkStats struct {
 	Keys       int // keys metadump listed
 	Records    int // records passed on
 	Gone       int // keys deleted or expired before their value was read
-	Unsendable int // keys no meta command can name (binary keys over 187 bytes)
+	Unsendable int // keys no command can name (empty, over 250 bytes)
 }
 
 // MaxValue bounds a value's size, as memcached's largest item size (-I)
@@ -44,7 +44,9 @@ const fetchBatch = 100
 // values on c with pipelined meta gets, a batch at a time, calling fn for
 // each item still there, in metadump order. It holds one batch of keys
 // at most, whatever the number of items. A key the text protocol cannot
-// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f t v").
+// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f t v"),
+// or, when too long for that (binary keys over 186 bytes), read with a
+// binary get on a connection of its own, with metadump's expiry.
 // A record's flags and Exp are those the item has when its value is read,
 // not metadump's: an item stored again or touched in between keeps its
 // new expiry (its remaining TTL as an absolute time, 0: never); an item
@@ -100,8 +102,26 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	err = md.Metadump(limit, func(k KeyInfo) error {
 		st.Keys++
 		if _, _, ok := appendMetaKey(nil, k.Key); !ok {
-			st.Unsendable++
-			return nil
+			if k.Key == "" || len(k.Key) > maxKey {
+				st.Unsendable++
+				return nil
+			}
+			// A binary key too long for base64: a binary get,
+			// after the keys before it. Its expiry is metadump's.
+			if err := fetch(); err != nil {
+				return err
+			}
+			rec, ok, err := c.binaryGet(k.Key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				st.Gone++
+				return nil
+			}
+			rec.Exp = max(k.Exp, 0)
+			st.Records++
+			return fn(rec)
 		}
 		k.Line = ""
 		if batch = append(batch, k); len(batch) == fetchBatch {
