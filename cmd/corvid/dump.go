@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -118,6 +120,42 @@ func withDeadline(ctx context.Context, d time.Duration) (context.Context, contex
 	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--deadline %v passed", d))
 }
 
+// errInterrupted is the cause of a tool's context when a signal stops it.
+var errInterrupted = errors.New("interrupted")
+
+// interruptible returns ctx cancelled by SIGINT or SIGTERM, with
+// errInterrupted as its cause. After the first signal the signals' own
+// action is back, so a second one ends the tool at once. stop releases
+// the signals.
+func interruptible(ctx context.Context) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-sig:
+			cancel(fmt.Errorf("%w by %v", errInterrupted, s))
+		case <-ctx.Done():
+		}
+		signal.Stop(sig)
+	}()
+	return ctx, func() {
+		cancel(nil)
+		<-done
+	}
+}
+
+// interrupted returns the signal that stopped ctx in place of err (a
+// bare context.Canceled), or err.
+func interrupted(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errInterrupted) && errors.Is(err, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
 // bar returns a progress bar on stderr when it is a terminal or
 // --progress was given, else nil.
 func (o *copyOptions) bar(cmd *cobra.Command, total int64, desc string, bytes bool) *progressbar.ProgressBar {
@@ -203,7 +241,9 @@ func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
 	if o.limit < 0 {
 		return errors.New("--limit must not be negative")
 	}
-	ctx, cancel := withDeadline(context0(cmd), o.deadline)
+	ctx, stop := interruptible(context0(cmd))
+	defer stop()
+	ctx, cancel := withDeadline(ctx, o.deadline)
 	defer cancel()
 	c, err := mctool.Dial(ctx, o.server, o.timeout)
 	if err != nil {
@@ -238,18 +278,25 @@ func (o *copyOptions) dump(cmd *cobra.Command) (err error) {
 	})
 	bar.finish()
 	if err != nil {
-		return err
+		// Keep every record read, each whole: the file then ends
+		// without its END line, which load reports as the end.
+		if ferr := w.Flush(); ferr != nil {
+			return err
+		}
+		return fmt.Errorf("%w; %s holds the %d items read before, without its END line", interrupted(ctx, err), name, w.Records())
 	}
 	if err := w.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with binary keys too long for a meta command)\n",
+	fmt.Fprintf(cmd.ErrOrStderr(), "dumped %d items of %s to %s (%d gone before they were read, %d with keys longer than 250 bytes)\n",
 		st.Records, c.Addr(), name, st.Gone, st.Unsendable)
 	return nil
 }
 
 func (o *copyOptions) load(cmd *cobra.Command) error {
-	ctx, cancel := withDeadline(context0(cmd), o.deadline)
+	ctx, stop := interruptible(context0(cmd))
+	defer stop()
+	ctx, cancel := withDeadline(ctx, o.deadline)
 	defer cancel()
 	switch {
 	case o.to == "":
@@ -285,7 +332,7 @@ func (o *copyOptions) load(cmd *cobra.Command) error {
 		err = o.loadFromFile(cmd, l)
 	}
 	st := l.Stats()
-	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys too long for a meta command", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
+	msg := fmt.Sprintf("loaded %d items into %s; skipped %d expired, %d with keys longer than 250 bytes", st.Loaded, dst.Addr(), st.Expired, st.Unsendable)
 	if st.Failed > 0 {
 		msg += fmt.Sprintf("; %d refused (first: %s)", st.Failed, st.FirstError)
 	}
@@ -293,7 +340,7 @@ func (o *copyOptions) load(cmd *cobra.Command) error {
 	if err == nil && st.Failed > 0 {
 		err = fmt.Errorf("%s refused %d items", dst.Addr(), st.Failed)
 	}
-	return err
+	return interrupted(ctx, err)
 }
 
 func (o *copyOptions) loadFromServer(cmd *cobra.Command, ctx context.Context, l *mctool.Loader) error {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +55,9 @@ func newStatCommand() *cobra.Command {
 
 With --json, display and the tables print one JSON document; keys and dump
 print one JSON object per line, each naming its server (dump's values in
-base64).
+base64). A key that is not UTF-8, which a JSON string cannot hold, also
+comes in base64 as key_base64 (its "key" then has U+FFFD for the bad
+bytes); any other key is exact in "key".
 
 ` + timeoutHelp,
 		Example: `  corvid stat -s 10.0.0.5:11211
@@ -215,7 +218,8 @@ func (o *statOptions) keys(out io.Writer, conns []*mctool.Conn, limit int) error
 				return enc.Encode(struct {
 					Server string `json:"server"`
 					mctool.KeyInfo
-				}{c.Addr(), k})
+					KeyBase64 string `json:"key_base64,omitempty"`
+				}{c.Addr(), k, keyBase64(k.Key)})
 			}
 			_, err := io.WriteString(out, k.Line+"\n")
 			return err
@@ -230,15 +234,21 @@ func (o *statOptions) keys(out io.Writer, conns []*mctool.Conn, limit int) error
 func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit int) error {
 	enc := json.NewEncoder(out)
 	for _, c := range conns {
+		unreplayable := 0
 		st, err := c.Walk(limit, func(r mctool.Record) error {
+			if !o.json && !mctool.TextKey(r.Key) && base64.StdEncoding.EncodedLen(len(r.Key)) > 250 {
+				unreplayable++ // no text or meta command names it
+				return nil
+			}
 			if o.json {
 				return enc.Encode(struct {
-					Server string `json:"server"`
-					Key    string `json:"key"`
-					Flags  uint32 `json:"flags"`
-					Exp    int64  `json:"exp"`
-					Value  []byte `json:"value"`
-				}{c.Addr(), r.Key, r.Flags, r.Exp, r.Value})
+					Server    string `json:"server"`
+					Key       string `json:"key"`
+					KeyBase64 string `json:"key_base64,omitempty"`
+					Flags     uint32 `json:"flags"`
+					Exp       int64  `json:"exp"`
+					Value     []byte `json:"value"`
+				}{c.Addr(), r.Key, keyBase64(r.Key), r.Flags, r.Exp, r.Value})
 			}
 			if err := writeAdd(out, r); err != nil {
 				return err
@@ -249,11 +259,21 @@ func (o *statOptions) dump(out, errOut io.Writer, conns []*mctool.Conn, limit in
 		if err != nil {
 			return err
 		}
-		if st.Unsendable > 0 {
-			fmt.Fprintf(errOut, "%s: %d keys left out: binary keys too long for a meta command\n", c.Addr(), st.Unsendable)
+		if n := st.Unsendable + unreplayable; n > 0 {
+			fmt.Fprintf(errOut, "%s: %d keys left out: no text or meta command can name them (binary keys over 186 bytes)\n", c.Addr(), n)
 		}
 	}
 	return nil
+}
+
+// keyBase64 returns key in base64 when a JSON string cannot hold it
+// (it is not UTF-8: encoding/json would replace its bad bytes with
+// U+FFFD), else "": --json output then carries key_base64 beside key.
+func keyBase64(key string) string {
+	if utf8.ValidString(key) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(key))
 }
 
 // writeAdd writes the command line that adds r back, as memcached-tool's

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -419,4 +421,53 @@ func TestToolsSlowMetadump(t *testing.T) {
 			})
 		}
 	}
+}
+
+// stat keys --json and stat dump --json give every key exactly: a key
+// that is not UTF-8, which a JSON string cannot hold, comes with its bytes
+// in key_base64; a UTF-8 key (control bytes too) is exact in key alone.
+func TestStatJSONKeysLossless(t *testing.T) {
+	statServers(t, func(t *testing.T, addr string) {
+		keys := []string{"\xff\xfe k\x00", "caf\xc3\xa9\x01 %2B+", "plain"}
+		var req strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&req, "ms %s 1 b F4\r\nv\r\n", base64.StdEncoding.EncodeToString([]byte(k)))
+		}
+		if got := sendText(t, addr, req.String()+"mn\r\n", "MN\r\n"); strings.Count(got, "HD") != len(keys) {
+			t.Fatalf("sets: %q", got)
+		}
+		for _, mode := range []string{"keys", "dump"} {
+			out, err := runCorvid(t, "stat", "-s", addr, mode, "--json")
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", mode, err, out)
+			}
+			got := map[string]bool{}
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				var k struct {
+					Key       string
+					KeyBase64 *string `json:"key_base64"`
+				}
+				if err := json.Unmarshal([]byte(l), &k); err != nil {
+					t.Fatalf("%s --json line %q: %v", mode, l, err)
+				}
+				key := k.Key
+				if k.KeyBase64 != nil {
+					b, err := base64.StdEncoding.DecodeString(*k.KeyBase64)
+					if err != nil {
+						t.Fatalf("%s --json line %q: %v", mode, l, err)
+					}
+					key = string(b)
+					if utf8.ValidString(key) {
+						t.Errorf("%s --json line %q: key_base64 for a UTF-8 key", mode, l)
+					}
+				}
+				got[key] = true
+			}
+			for _, k := range keys {
+				if !got[k] {
+					t.Errorf("%s --json: no key %q in\n%s", mode, k, out)
+				}
+			}
+		}
+	})
 }

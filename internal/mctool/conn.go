@@ -86,6 +86,7 @@ type Conn struct {
 	// (for short replies such as stats), so that a server trickling
 	// lines cannot hold the Conn past its timeout.
 	replyBy time.Time
+	bin     *Conn // for binary requests, dialed on first use
 }
 
 // Dial connects to addr (host:port, see ParseAddr) within timeout
@@ -151,6 +152,9 @@ func (c *Conn) Addr() string { return c.addr }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	if c.bin != nil {
+		c.bin.Close()
+	}
 	c.stop()
 	return c.nc.Close()
 }
@@ -215,9 +219,20 @@ func (c *Conn) send(req string) error {
 	if err := c.arm(); err != nil {
 		return err
 	}
-	if _, err := c.w.WriteString(req); err != nil {
-		return c.fail(err)
+	c.w.WriteString(req) // an error stays in c.w for Flush
+	return c.flush()
+}
+
+// sendBytes is send for a request in a []byte, which it does not copy.
+func (c *Conn) sendBytes(req []byte) error {
+	if err := c.arm(); err != nil {
+		return err
 	}
+	c.w.Write(req) // an error stays in c.w for Flush
+	return c.flush()
+}
+
+func (c *Conn) flush() error {
 	if err := c.w.Flush(); err != nil {
 		return c.fail(err)
 	}

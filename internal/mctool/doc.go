@@ -3,8 +3,9 @@
 // stats as memcached-tool prints them, walking a cache's keys with
 // lru_crawler metadump, the dump file format, and loading records into a
 // server at a bounded rate. It speaks the memcached text and meta
-// protocols over plain connections, so it works against corvid and
-// memcached 1.6 alike.
+// protocols over plain connections (and the binary protocol for binary
+// keys too long for a base64 meta command), so it works against corvid
+// and memcached 1.6 alike.
 //
 // A Conn is not safe for concurrent use; the other functions keep no
 // shared state.

@@ -63,6 +63,10 @@ func (w *Writer) Write(r Record) error {
 // Records returns how many records were written.
 func (w *Writer) Records() int64 { return w.n }
 
+// Flush writes the records written so far to the underlying writer,
+// each whole, without the END line: a dump cut short.
+func (w *Writer) Flush() error { return w.w.Flush() }
+
 // Close writes the END line and flushes; it does not close the
 // underlying writer.
 func (w *Writer) Close() error {

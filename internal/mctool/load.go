@@ -11,11 +11,15 @@ import (
 // seconds; longer ones are absolute Unix times.
 const maxRelativeTTL = 30 * 24 * 3600
 
+// maxBatchBytes ends a Loader's batch early: large values are sent a
+// megabyte or so at a time, not a hundred at once.
+const maxBatchBytes = 1 << 20
+
 // LoadConfig configures a Loader. The zero value loads as fast as the
 // server takes it, 100 records a round trip.
 type LoadConfig struct {
 	Rate  float64          // records per second; 0: no limit
-	Batch int              // records per round trip (pipelined); 0: 100
+	Batch int              // records per round trip (pipelined, fewer past 1 MB); 0: 100
 	Now   func() time.Time // clock for expiry; nil: time.Now
 }
 
@@ -24,14 +28,16 @@ type LoadStats struct {
 	Loaded     int64  `json:"loaded"`     // stored
 	Expired    int64  `json:"expired"`    // skipped: expired before they were sent
 	Failed     int64  `json:"failed"`     // refused by the server (too large, out of memory)
-	Unsendable int64  `json:"unsendable"` // skipped: keys no meta command can name
+	Unsendable int64  `json:"unsendable"` // skipped: keys no command can name (over 250 bytes)
 	FirstError string `json:"first_error,omitempty"`
 }
 
 // Loader stores records into a server with pipelined quiet meta sets
 // ("ms <key> <n> F<flags> T<ttl> q"), keeping each record's flags and
 // remaining time to live. A key the text protocol cannot carry (spaces,
-// control bytes) is sent in base64 ("ms <base64> <n> b ..."). It is not safe for concurrent use.
+// control bytes) is sent in base64 ("ms <base64> <n> b ..."), or, when too
+// long for that, with a binary set on a connection of its own. It is not
+// safe for concurrent use.
 type Loader struct {
 	c       *Conn
 	cfg     LoadConfig
@@ -72,7 +78,7 @@ func (l *Loader) Add(r Record) error {
 		}
 	}
 	b, b64, ok := appendMetaKey(append(l.req, "ms "...), r.Key)
-	if !ok {
+	if !ok && (r.Key == "" || len(r.Key) > maxKey) {
 		l.stats.Unsendable++
 		return nil
 	}
@@ -80,6 +86,9 @@ func (l *Loader) Add(r Record) error {
 		if l.bucket.wait(l.c.ctx, time.Now) != nil {
 			return stopped(l.c.ctx, l.c.addr)
 		}
+	}
+	if !ok {
+		return l.addBinary(r, ttl)
 	}
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
@@ -94,8 +103,29 @@ func (l *Loader) Add(r Record) error {
 	b = append(b, r.Value...)
 	l.req = append(b, "\r\n"...)
 	l.pending++
-	if l.pending >= int64(l.cfg.Batch) {
+	if l.pending >= int64(l.cfg.Batch) || len(l.req) >= maxBatchBytes {
 		return l.Flush()
+	}
+	return nil
+}
+
+// addBinary stores a record whose key is too long for a base64 meta
+// command with a binary set, after what is queued.
+func (l *Loader) addBinary(r Record, ttl int64) error {
+	if err := l.Flush(); err != nil {
+		return err
+	}
+	refusal, err := l.c.binarySet(r, ttl)
+	switch {
+	case err != nil:
+		return err
+	case refusal != "":
+		l.stats.Failed++
+		if l.stats.FirstError == "" {
+			l.stats.FirstError = refusal
+		}
+	default:
+		l.stats.Loaded++
 	}
 	return nil
 }
@@ -106,8 +136,11 @@ func (l *Loader) Flush() error {
 		return nil
 	}
 	l.req = append(l.req, "mn\r\n"...)
-	err := l.c.send(string(l.req))
+	err := l.c.sendBytes(l.req)
 	l.req = l.req[:0]
+	if cap(l.req) > 4*maxBatchBytes {
+		l.req = nil // a huge value's buffer is not kept
+	}
 	n := l.pending
 	l.pending = 0
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Record is one item: what a dump file holds and a load stores.
@@ -19,12 +20,20 @@ type WalkStats struct {
 	Keys       int // keys metadump listed
 	Records    int // records passed on
 	Gone       int // keys deleted or expired before their value was read
-	Unsendable int // keys no meta command can name (binary keys over 187 bytes)
+	Unsendable int // keys no command can name (empty, over 250 bytes)
 }
 
 // MaxValue bounds a value's size, as memcached's largest item size (-I)
 // does.
 const MaxValue = 1 << 30
+
+// maxTTL bounds the remaining TTL a server may report (100 years).
+const maxTTL = 100 * 365 * 24 * 3600
+
+// expSlack is how far apart an item's expiry from metadump and from its
+// remaining TTL may be and still be taken as the same: the server's clock
+// and its TTLs move a second at a time.
+const expSlack = 2
 
 // fetchBatch is how many mg requests a Walk pipelines, and so how many
 // keys it holds at a time.
@@ -35,8 +44,13 @@ const fetchBatch = 100
 // values on c with pipelined meta gets, a batch at a time, calling fn for
 // each item still there, in metadump order. It holds one batch of keys
 // at most, whatever the number of items. A key the text protocol cannot
-// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f v").
-// A record's Exp is metadump's (its -1 becomes 0). c stays usable after
+// carry (spaces, control bytes) is sent in base64 ("mg <base64> b f t v"),
+// or, when too long for that (binary keys over 186 bytes), read with a
+// binary get on a connection of its own, with metadump's expiry.
+// A record's flags and Exp are those the item has when its value is read,
+// not metadump's: an item stored again or touched in between keeps its
+// new expiry (its remaining TTL as an absolute time, 0: never); an item
+// whose expiry did not change keeps metadump's (memcached-tool's) Exp. c stays usable after
 // a Walk with a limit.
 func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	var st WalkStats
@@ -59,9 +73,9 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 			if b64 {
 				req = append(req, " b"...)
 			}
-			req = append(req, " f v\r\n"...)
+			req = append(req, " f t v\r\n"...)
 		}
-		if err := c.send(string(req)); err != nil {
+		if err := c.sendBytes(req); err != nil {
 			return err
 		}
 		for _, k := range batch {
@@ -74,8 +88,8 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 				continue
 			}
 			rec.Key = k.Key
-			if k.Exp > 0 {
-				rec.Exp = k.Exp
+			if k.Exp > 0 && rec.Exp > 0 && max(rec.Exp-k.Exp, k.Exp-rec.Exp) <= expSlack {
+				rec.Exp = k.Exp // unchanged: as memcached-tool prints it
 			}
 			st.Records++
 			if err := fn(rec); err != nil {
@@ -88,8 +102,26 @@ func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	err = md.Metadump(limit, func(k KeyInfo) error {
 		st.Keys++
 		if _, _, ok := appendMetaKey(nil, k.Key); !ok {
-			st.Unsendable++
-			return nil
+			if k.Key == "" || len(k.Key) > maxKey {
+				st.Unsendable++
+				return nil
+			}
+			// A binary key too long for base64: a binary get,
+			// after the keys before it. Its expiry is metadump's.
+			if err := fetch(); err != nil {
+				return err
+			}
+			rec, ok, err := c.binaryGet(k.Key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				st.Gone++
+				return nil
+			}
+			rec.Exp = max(k.Exp, 0)
+			st.Records++
+			return fn(rec)
 		}
 		k.Line = ""
 		if batch = append(batch, k); len(batch) == fetchBatch {
@@ -118,7 +150,8 @@ func (c *Conn) ItemCount() (int64, error) {
 	return n, nil
 }
 
-// metaValue reads the reply to "mg <key> f v": a value, or false on EN.
+// metaValue reads the reply to "mg <key> f t v": a value, or false on EN.
+// The remaining TTL (t, -1: none) becomes an absolute Exp.
 func (c *Conn) metaValue() (Record, bool, error) {
 	const what = "mg"
 	line, err := c.line()
@@ -150,6 +183,15 @@ func (c *Conn) metaValue() (Record, bool, error) {
 				return Record{}, false, c.garbage(what, line)
 			}
 			rec.Flags = uint32(v)
+		}
+		if f[0] == 't' {
+			ttl, err := strconv.ParseInt(string(f[1:]), 10, 64)
+			if err != nil || ttl < -1 || ttl > maxTTL {
+				return Record{}, false, c.garbage(what, line)
+			}
+			if ttl >= 0 {
+				rec.Exp = time.Now().Unix() + ttl
+			}
 		}
 	}
 	if rec.Value, err = c.data(n); err != nil {

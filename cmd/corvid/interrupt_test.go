@@ -1,0 +1,111 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/mctool"
+	"github.com/corvidcache/corvid/internal/testutil"
+)
+
+// endlessServer lists a key every millisecond in a metadump that never
+// ends and answers every mg with a one-byte value; served counts the
+// values sent.
+func endlessServer(t *testing.T, served *atomic.Int64) string {
+	return testutil.FakeServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			req, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case strings.HasPrefix(req, "mg "):
+				served.Add(1)
+				io.WriteString(nc, "VA 1 f7 t-1\r\nv\r\n")
+			case strings.HasPrefix(req, "lru_crawler metadump"):
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for i := 0; ; i++ {
+					<-tick.C
+					if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
+						return
+					}
+				}
+			}
+		}
+	})
+}
+
+// SIGINT stops corvid dump with exit status 1 and one line saying so,
+// leaving a file that holds every record read, each complete (only the
+// END line is missing): load then stores them all and names the end.
+func TestDumpInterrupted(t *testing.T) {
+	bin := corvidBinary(t)
+	var served atomic.Int64
+	addr := endlessServer(t, &served)
+	file := filepath.Join(t.TempDir(), "x.dump")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "dump", "-s", addr, "-o", file)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for served.Load() < 300 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond) // poll, bounded by ctx
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "interrupted") {
+		t.Errorf("dump after SIGINT: exit %d (%v), stderr:\n%s\nwant exit 1 and one line saying it was interrupted", code, err, stderr.String())
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mctool.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("%v; file:\n%.300q", err, data)
+	}
+	for {
+		rec, err := r.Next()
+		if err == nil {
+			if rec.Flags != 7 || string(rec.Value) != "v" {
+				t.Fatalf("record %d: %+v", r.Records(), rec)
+			}
+			continue
+		}
+		var fe *mctool.FileError
+		if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "without its END line") || fe.Offset != int64(len(data)) {
+			t.Errorf("end of the interrupted file (%d bytes): %v, want the END line missing at its end", len(data), err)
+		}
+		break
+	}
+	if n := r.Records(); n < 300 {
+		t.Errorf("the interrupted file holds %d records, want the 300 or more read before SIGINT", n)
+	}
+}
