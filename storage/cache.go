@@ -39,6 +39,7 @@ type Cache struct {
 	classes []class     // by class id; index 0 unused; immutable slice
 	info    []ClassInfo // Classes(), without the unused entry
 	bigID   int         // class of items over SlabChunkMax, or 0
+	chains  bool        // items over SlabChunkMax are chained (chain.go)
 
 	seed          maphash.Seed
 	stripes       [numStripes]stripe
@@ -196,7 +197,8 @@ func New(cfg Config) (*Cache, error) {
 	c.startClock(cfg.Clock, cfg.Now)
 
 	info := buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax)
-	if cfg.ItemSizeMax > cfg.SlabChunkMax {
+	c.chains = cfg.ChainItems
+	if cfg.ItemSizeMax > cfg.SlabChunkMax && !c.chains {
 		page := max(SlabPageSize, cfg.ItemSizeMax)
 		info = append(info, ClassInfo{ID: len(info), ChunkSize: cfg.ItemSizeMax, ChunksPerPage: page / cfg.ItemSizeMax})
 		c.bigID = len(info) - 1

@@ -317,6 +317,16 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint6
 		checked++
 		flushed := c.isFlushed(h, now)
 		switch {
+		case (flushed || (h.exptime != 0 && h.exptime < now)) && b&bitChained != 0:
+			// A chained item's header chunk: the item is the largest
+			// class's, counted there.
+			if c.unlinkChainedLocked(s, cl, ref, h, hv) {
+				l := &c.classes[bitsClass(b)]
+				l.cnt.crawlerReclaimed.Add(1)
+				if b&bitFetched == 0 && !flushed {
+					l.cnt.expiredUnfetched.Add(1)
+				}
+			}
 		case flushed || (h.exptime != 0 && h.exptime < now):
 			reclaimed++
 			if b&bitFetched == 0 && !flushed {

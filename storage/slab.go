@@ -170,8 +170,14 @@ func (c *Cache) removeFreeLocked(cl *class, ref itemRef, h *itemHeader) {
 	cl.nfree--
 }
 
-// freeChunkLocked returns an unlinked chunk to its class.
+// freeChunkLocked returns an unlinked item's chunk to its class cl, or
+// for a chained item (whose class is the largest) all its chunks to
+// theirs (see freeChainLocked).
 func (c *Cache) freeChunkLocked(cl *class, ref itemRef, h *itemHeader) {
+	if h.bits.Load()&bitChained != 0 {
+		c.freeChainLocked(cl, [2]*class{}, ref, h, 0)
+		return
+	}
 	cl.requested -= c.itemSize(h, h.bits.Load())
 	c.pushFreeLocked(cl, ref, h)
 }
@@ -322,17 +328,32 @@ func (c *Cache) putPage(id uint32) {
 const maxAllocPasses = 200
 
 // alloc returns an in-flight chunk of class cls for an item of ntotal bytes
-// with an nkey-byte key and an nbytes-byte value, taking memory as
-// memcached's do_item_alloc_pull does: the free list, a new page, then
-// reclaiming expired items and evicting from the COLD tail (pushing HOT and
-// WARM items down when COLD is empty). When the class has nothing left to
-// evict, a page is taken from another class. The caller may hold a stripe
-// lock.
+// with an nkey-byte key and an nbytes-byte value (see allocLocked). The
+// caller may hold a stripe lock.
 func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 	cl := &c.classes[cls]
 	cl.mu.Lock()
-	if c.closed {
+	ref, err := c.allocLocked(cl, now)
+	if err != nil {
 		cl.mu.Unlock()
+		return 0, err
+	}
+	h := c.hdr(ref)
+	h.bits.Store(uint32(cls)<<clsShift | uint32(nkey)<<nkeyShift)
+	h.nbytes = uint32(nbytes)
+	cl.requested += c.itemSize(h, h.bits.Load())
+	cl.mu.Unlock()
+	return ref, nil
+}
+
+// allocLocked returns an in-flight chunk of class cl, taking memory as
+// memcached's do_item_alloc_pull does: the free list, a new page, then
+// reclaiming expired items and evicting from the COLD tail (pushing HOT and
+// WARM items down when COLD is empty). When the class has nothing left to
+// evict, a page is taken from another class. The caller holds cl.mu, which
+// allocLocked may release for a while and holds again when it returns.
+func (c *Cache) allocLocked(cl *class, now uint32) (itemRef, error) {
+	if c.closed {
 		return 0, ErrClosed
 	}
 	if !c.lruSettings().Segmented {
@@ -378,7 +399,6 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 			time.Sleep(time.Duration(10<<waits) * time.Microsecond)
 			cl.mu.Lock()
 			if c.closed {
-				cl.mu.Unlock()
 				return 0, ErrClosed
 			}
 			waits++
@@ -390,14 +410,8 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 	}
 	if ref == 0 {
 		cl.cnt.outOfMemory.Add(1)
-		cl.mu.Unlock()
 		return 0, ErrNoMemory
 	}
-	h := c.hdr(ref)
-	h.bits.Store(uint32(cls)<<clsShift | uint32(nkey)<<nkeyShift)
-	h.nbytes = uint32(nbytes)
-	cl.requested += c.itemSize(h, h.bits.Load())
-	cl.mu.Unlock()
 	return ref, nil
 }
 

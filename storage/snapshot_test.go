@@ -23,7 +23,7 @@ func readItem(t *testing.T, c *Cache, key string) (snapItem, bool) {
 	t.Helper()
 	var it snapItem
 	ok := c.Get([]byte(key), func(i Item) {
-		it = snapItem{string(i.Value), i.Flags, i.Exptime, i.CAS}
+		it = snapItem{string(i.AppendValue(nil)), i.Flags, i.Exptime, i.CAS}
 	})
 	return it, ok
 }
