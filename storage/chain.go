@@ -49,7 +49,7 @@ const (
 
 	// mcChunkHeader is sizeof(item_chunk) in memcached 1.6 on 64-bit
 	// platforms: the chunk sizes of a chain are computed from it.
-	mcChunkHeader = 40
+	mcChunkHeader = 48
 	// chainDescSize is the size of the chain descriptor after the key.
 	chainDescSize = 9
 	// chunkDataOff is where a body chunk's data starts.

@@ -56,11 +56,12 @@ func wantChain(c *Cache, nkey, nbytes int) map[int]int {
 	if total <= c.cfg.SlabChunkMax {
 		return nil
 	}
-	m[classOf(48+nkey+1+40+8)]++
+	const chunkHeader = 48 // sizeof(item_chunk)
+	m[classOf(48+nkey+1+chunkHeader+8)]++
 	for left := nbytes + 2; left > 0; {
-		size := min(left+40, c.cfg.SlabChunkMax)
+		size := min(left+chunkHeader, c.cfg.SlabChunkMax)
 		m[classOf(size)]++
-		left -= size - 40
+		left -= size - chunkHeader
 	}
 	return m
 }
@@ -70,7 +71,7 @@ func TestChainSizesAcrossBoundaries(t *testing.T) {
 	key := "chain-key"
 	var sizes []int
 	max := c.cfg.ItemSizeMax - 48 - len(key) - 1 - 2 - 8
-	for _, base := range []int{1, 16 << 10, 2 * (16 << 10), 5 * (16 << 10), 16<<10 - 40, 2 * (16<<10 - 40), max} {
+	for _, base := range []int{1, 16 << 10, 2 * (16 << 10), 5 * (16 << 10), 16<<10 - 48, 2 * (16<<10 - 48), max} {
 		for d := -3; d <= 3; d++ {
 			if n := base + d; n >= 0 && n <= max {
 				sizes = append(sizes, n)
@@ -79,7 +80,7 @@ func TestChainSizesAcrossBoundaries(t *testing.T) {
 	}
 	for _, ci := range c.Classes() {
 		for d := -1; d <= 1; d++ {
-			sizes = append(sizes, 16<<10-40+ci.ChunkSize-40+d, 3*(16<<10-40)+ci.ChunkSize-40+d)
+			sizes = append(sizes, 16<<10-48+ci.ChunkSize-48+d, 3*(16<<10-48)+ci.ChunkSize-48+d)
 		}
 	}
 	for _, n := range sizes {
