@@ -197,7 +197,7 @@ func New(cfg Config) (*Cache, error) {
 	c.startClock(cfg.Clock, cfg.Now)
 
 	info := buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax)
-	c.chains = cfg.ChainItems
+	c.chains = !cfg.WholeItems
 	if cfg.ItemSizeMax > cfg.SlabChunkMax && !c.chains {
 		page := max(SlabPageSize, cfg.ItemSizeMax)
 		info = append(info, ClassInfo{ID: len(info), ChunkSize: cfg.ItemSizeMax, ChunksPerPage: page / cfg.ItemSizeMax})
@@ -303,7 +303,8 @@ func (c *Cache) Close() error {
 
 // Classes returns the slab class table as "memcached -vv" prints it for the
 // same -n, -f and slab_chunk_max: the last class is slab_chunk_max. Items
-// larger than that go into an internal class that is not listed (see
+// larger than that are chains of chunks of these classes (with
+// Config.WholeItems, items of an internal class that is not listed; see
 // ReadStats). It is safe for concurrent use; the caller may modify the
 // result.
 func (c *Cache) Classes() []ClassInfo {

@@ -11,7 +11,6 @@ import (
 // chainCache returns a cache that chains items over slab_chunk_max.
 func chainCache(t testing.TB, cfg Config) *Cache {
 	t.Helper()
-	cfg.ChainItems = true
 	if cfg.Now == nil && cfg.Clock == nil {
 		cfg.Now = newFakeClock().Now
 	}
@@ -248,7 +247,7 @@ func TestChainReassign(t *testing.T) {
 
 func TestChainCrawlerReclaims(t *testing.T) {
 	clk := newFakeClock()
-	c := newCache(t, Config{ChainItems: true, Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10})
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10})
 	for i := range 20 {
 		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 10, pattern(100<<10, byte(i)), 0); err != nil {
 			t.Fatal(err)
@@ -280,7 +279,7 @@ func TestChainSnapshot(t *testing.T) {
 	}
 	// Into a chaining cache and into one that stores large items whole.
 	for _, chain := range []bool{true, false} {
-		dst := newCache(t, Config{ChainItems: chain, Now: clk.Now, NoCrawler: true, ItemSizeMax: 4 << 20, MemoryLimit: 128 << 20})
+		dst := newCache(t, Config{WholeItems: !chain, Now: clk.Now, NoCrawler: true, ItemSizeMax: 4 << 20, MemoryLimit: 128 << 20})
 		if _, err := dst.load(bytes.NewReader(buf.Bytes())); err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +295,7 @@ func TestChainSnapshot(t *testing.T) {
 // several goroutines in a cache small enough to evict, while pages move:
 // every value read is one that was written, whole.
 func TestChainConcurrent(t *testing.T) {
-	c := newCache(t, Config{ChainItems: true, MemoryLimit: 16 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 32 << 10})
+	c := newCache(t, Config{MemoryLimit: 16 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 32 << 10})
 	const workers, rounds = 4, 300
 	largest := c.Classes()[len(c.Classes())-1].ID
 	var wg sync.WaitGroup

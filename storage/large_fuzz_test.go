@@ -23,7 +23,7 @@ func FuzzLargeValues(f *testing.F) {
 	f.Add([]byte{0, 0x1f, 0xc0, 0, 0x1f, 0xd0, 0, 0x20, 0x00, 4, 0x00, 0x00})
 	f.Add([]byte{0x10, 0x03, 0xff, 0x11, 0x04, 0x01, 0x12, 0x0b, 0xb8, 0x11, 0x0f, 0xa0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		runLarge(t, newCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 8 << 10, SlabChunkMax: 1 << 10, NoCrawler: true}), ops)
+		runLarge(t, newCache(t, Config{WholeItems: true, MemoryLimit: 64 << 20, ItemSizeMax: 8 << 10, SlabChunkMax: 1 << 10, NoCrawler: true}), ops)
 		imax := 8 << 10
 		if len(ops) > 0 && ops[0]&0x80 != 0 {
 			imax = 16 << 10
