@@ -11,11 +11,6 @@ type Config struct {
 	ItemSizeMax  int     // -I, largest item; default 1 MiB
 	SlabChunkMax int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
 	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
-	// WholeItems stores each item larger than SlabChunkMax whole, one per
-	// page of max(ItemSizeMax, SlabPageSize) bytes, as memcached 1.4 did.
-	// By default such items are chained as memcached 1.6 chains them
-	// (see chain.go) and take about their own size of memory.
-	WholeItems bool
 	// InitialMalloced is memcached's test hook T_MEMD_INITIAL_MALLOC: the
 	// cache starts as if it had already taken that many bytes of its
 	// MemoryLimit (total_malloced starts there), so that a test can reach

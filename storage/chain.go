@@ -109,7 +109,7 @@ func (c *Cache) chainHdrClass(r itemRef, b uint32) int {
 
 // chained reports whether an item of these sizes is stored as a chain.
 func (c *Cache) chained(nkey, nbytes int, flags uint32) bool {
-	return c.chains && c.mcItemSize(nkey, nbytes, flags) > int64(c.cfg.SlabChunkMax)
+	return c.mcItemSize(nkey, nbytes, flags) > int64(c.cfg.SlabChunkMax)
 }
 
 // headerClass is the class of a chained item's header chunk, as

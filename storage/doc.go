@@ -14,11 +14,8 @@
 // chunks. Items larger than SlabChunkMax are chained as memcached 1.6
 // chains them: a header chunk from a small class, then body chunks of the
 // largest class, the last from the smallest class that holds what is
-// left (chain.go); they belong to the largest class (its LRU and counts).
-// With Config.WholeItems they go instead into one internal class whose
-// chunk is ItemSizeMax, one item per page of max(ItemSizeMax,
-// SlabPageSize) bytes, as memcached 1.4 stored them; that class is not in
-// the table (Classes) and is reported as part of the largest (ReadStats).
+// left (chain.go); they belong to the largest class (its LRU and counts),
+// and take about their own size of memory whatever ItemSizeMax is.
 //
 // An item is one chunk: a 40-byte header (32 without CAS, see item.go),
 // the key, then the value without memcached's "\r\n". Items are addressed

@@ -135,9 +135,9 @@ const randomPageTries = 50
 // evictPageLocked frees memory for dst by evicting a whole page chosen by
 // the slab bits of ev: the least recently created (EvictLRC) or accessed
 // (EvictLRA) page, else a random one (EvictRandom). The page then belongs
-// to dst, or returns to the pool when its size differs. It reports whether
-// a page was evicted. The caller holds dst.mu; other class locks are only
-// tried. It evicts nothing while a Save holds pages in place (moveGate).
+// to dst. It reports whether a page was evicted. The caller holds dst.mu;
+// other class locks are only tried. It evicts nothing while a Save holds
+// pages in place (moveGate).
 func (c *Cache) evictPageLocked(dst *class, ev Eviction, now uint32) bool {
 	if !c.moveGate.TryRLock() {
 		return false
@@ -202,7 +202,7 @@ func (c *Cache) evictPage(dst *class, id uint32, now uint32) bool {
 		}
 	}
 	if ok {
-		c.placePageLocked(dst, v, id)
+		c.addPageLocked(dst, id)
 	}
 	return ok
 }

@@ -128,7 +128,7 @@ func checkConsistency(t *testing.T, c *Cache) {
 		s.mu.Unlock()
 	}
 	var s Stats
-	c.readStats(&s, false)
+	c.ReadStats(&s)
 	if inHash != s.CurrItems || int64(inHash) != c.items.Load() {
 		t.Fatalf("hash holds %d items, curr_items %d, counter %d", inHash, s.CurrItems, c.items.Load())
 	}
@@ -356,7 +356,7 @@ func memBound(t *testing.T, c *Cache, limit int64) int64 {
 	c.pageMu.Lock()
 	over := c.overdraft
 	c.pageMu.Unlock()
-	if most := int64(c.largest) * SlabPageSize; over > most+int64(c.classes[c.largest].pageSize) {
+	if most := int64(c.largest) * SlabPageSize; over > most+int64(SlabPageSize) {
 		t.Fatalf("first pages past the limit: %d bytes, more than one page per class", over)
 	}
 	return limit + over

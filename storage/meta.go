@@ -142,11 +142,8 @@ func (e *MetaEntry) DebugSize() int64 {
 }
 func (e *MetaEntry) DebugClass() int {
 	cls := e.c.classFor(uint64(e.DebugSize()))
-	switch {
-	case e.c.bigID != 0 && (cls == 0 || cls == e.c.bigID):
-		return e.c.bigID - 1 // memcached's largest class holds chunked items
-	case cls == 0:
-		return len(e.c.classes) - 1
+	if cls == 0 {
+		return e.c.largest // memcached's largest class holds chained items
 	}
 	return cls
 }

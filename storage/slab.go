@@ -20,7 +20,7 @@ const (
 	// ones memcached prints, although corvid's own header is smaller.
 	mcItemHeader = 48
 	// maxClassID is the largest class id memcached can create
-	// (MAX_NUMBER_OF_SLAB_CLASSES-1); corvid's large-item class may follow.
+	// (MAX_NUMBER_OF_SLAB_CLASSES-1).
 	maxClassID = 63
 )
 
@@ -36,10 +36,9 @@ type lruList struct {
 type class struct {
 	mu sync.Mutex // guards pages, free, nfree, lru, requested and the prev/next/LRU bits of its chunks
 
-	id       int // immutable
-	size     int // chunk size; immutable
-	perslab  int // chunks per page; immutable
-	pageSize int // bytes per page; immutable
+	id      int // immutable
+	size    int // chunk size; immutable
+	perslab int // chunks per page; immutable
 
 	pages     []uint32 // ids of the pages owned
 	free      itemRef  // free list head (doubly linked through prev/next)
@@ -202,7 +201,7 @@ func (c *Cache) slabAllocLocked(cl *class) itemRef {
 // (see stealPageLocked).
 func (c *Cache) newPageLocked(cl *class) bool {
 	first := len(cl.pages) == 0 && Eviction(c.evict.Load())&evictSlab == 0
-	id, ok := c.getPage(cl.pageSize, first)
+	id, ok := c.getPage(first)
 	if !ok {
 		return false
 	}
@@ -224,26 +223,20 @@ func (c *Cache) addPageLocked(cl *class, id uint32) {
 	}
 }
 
-// getPage returns the id of a page of the given size: a pooled page, or a
-// new one if the memory limit allows, or if first (the class has no page
-// yet: the bytes past the limit are then the overdraft). Pages of other
-// sizes than SlabPageSize (the large-item class) are never pooled; pooled
-// pages are released to make room for them.
-func (c *Cache) getPage(size int, first bool) (uint32, bool) {
+// getPage returns the id of a page: a pooled page, or a new one if the
+// memory limit allows, or if first (the class has no page yet: the bytes
+// past the limit are then the overdraft).
+func (c *Cache) getPage(first bool) (uint32, bool) {
+	const size = SlabPageSize
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
 	if c.closed {
 		return 0, false
 	}
-	if size == SlabPageSize && len(c.pool) > 0 {
+	if len(c.pool) > 0 {
 		id := c.pool[len(c.pool)-1]
 		c.pool = c.pool[:len(c.pool)-1]
 		return id, true
-	}
-	for c.malloced+int64(size) > c.limit && len(c.pool) > 0 {
-		id := c.pool[len(c.pool)-1]
-		c.pool = c.pool[:len(c.pool)-1]
-		c.releasePageLocked(id)
 	}
 	over := c.malloced+int64(size) > c.limit
 	if over && !first {

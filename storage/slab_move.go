@@ -210,22 +210,11 @@ func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 	return true
 }
 
-// givePageLocked hands page id, taken from class v, to dst, or back to the
-// pool when the page sizes differ. The caller holds dst.mu.
+// givePageLocked hands page id, taken from class v, to dst. The caller
+// holds dst.mu.
 func (c *Cache) givePageLocked(dst, v *class, id uint32) {
 	c.slabsMoved.Add(1)
-	c.placePageLocked(dst, v, id)
-}
-
-// placePageLocked adds page id, emptied from class v, to dst when their
-// page sizes match, and returns it to the pool otherwise. The caller holds
-// dst.mu.
-func (c *Cache) placePageLocked(dst, v *class, id uint32) {
-	if v.pageSize == dst.pageSize {
-		c.addPageLocked(dst, id)
-	} else {
-		c.putPage(id)
-	}
+	c.addPageLocked(dst, id)
 }
 
 // pickVictim returns the class other than dst with the skip+1'th most
@@ -450,7 +439,6 @@ func (c *Cache) runMover() {
 // refuses then).
 func (c *Cache) movePage(src, dst int) bool {
 	var id uint32
-	size := SlabPageSize
 	if src == 0 {
 		c.pageMu.Lock()
 		n := len(c.pool)
@@ -470,7 +458,6 @@ func (c *Cache) movePage(src, dst int) bool {
 		}
 		var ok bool
 		id, ok = c.takePageLocked(v, nil, c.relNow())
-		size = v.pageSize
 		v.mu.Unlock()
 		if !ok {
 			return false
@@ -479,16 +466,12 @@ func (c *Cache) movePage(src, dst int) bool {
 	c.slabsMoved.Add(1)
 	if dst != 0 {
 		d := &c.classes[dst]
-		if d.pageSize == size {
-			d.mu.Lock()
-			if !c.closed {
-				c.addPageLocked(d, id)
-				d.mu.Unlock()
-				return true
-			}
-			d.mu.Unlock()
-			return true
+		d.mu.Lock()
+		if !c.closed {
+			c.addPageLocked(d, id)
 		}
+		d.mu.Unlock()
+		return true
 	}
 	c.putPage(id)
 	return true
