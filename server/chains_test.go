@@ -119,3 +119,35 @@ func TestChainedItemsMatchMemcached(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeItemMaxHoldsManyValues stores 100 values of 3 MB with -I 128m
+// -m 1024, as memcached does: chained, each takes about 3 MB, where a
+// page of -I each would hold only a few of them.
+func TestLargeItemMaxHoldsManyValues(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{
+		Storage: storage.Config{MemoryLimit: 1024 << 20, ItemSizeMax: 128 << 20},
+	})
+	c := dialLarge(t, addr)
+	const n, size = 100, 3 << 20
+	for i := range n {
+		if r := c.store("set", fmt.Sprint("big", i), largeValue(size, byte(i))); r != "STORED\r\n" {
+			t.Fatalf("set big%d: %q", i, r)
+		}
+	}
+	for i := range n {
+		if got := c.get(fmt.Sprint("big", i)); !bytes.Equal(got, largeValue(size, byte(i))) {
+			t.Fatalf("big%d: read back %d bytes, want %d intact", i, len(got), size)
+		}
+	}
+	c.send([]byte("stats\r\n"))
+	for {
+		l := strings.TrimSpace(c.line())
+		if l == "END" {
+			break
+		}
+		if l == "STAT evictions 0" || !strings.HasPrefix(l, "STAT evictions ") {
+			continue
+		}
+		t.Fatalf("%s: values were evicted", l)
+	}
+}
