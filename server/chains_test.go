@@ -151,3 +151,41 @@ func TestLargeItemMaxHoldsManyValues(t *testing.T) {
 		t.Fatalf("%s: values were evicted", l)
 	}
 }
+
+// TestChainedMetaBase64AndGetK reads a chained value with mg on a base64
+// key (ms with b) and with binary GETK: the value and the key come back
+// whole, as from memcached when it is installed.
+func TestChainedMetaBase64AndGetK(t *testing.T) {
+	addrs := []string{testutil.StartCorvid(t, server.Config{
+		Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 4 << 20, SlabChunkMax: 16 << 10},
+	})}
+	if testutil.MemcachedPath() != "" {
+		addrs = append(addrs, testutil.StartMemcached(t, "-m", "64", "-I", "4m", "-o", "slab_chunk_max=16384"))
+	}
+	v := largeValue(100<<10+7, 3)
+	const key, b64 = "chained key", "Y2hhaW5lZCBrZXk=" // base64 of key
+	var replies []string
+	for _, addr := range addrs {
+		c, bc := dialLarge(t, addr), dialLarge(t, addr)
+		c.send([]byte(fmt.Sprintf("ms %s %d b\r\n", b64, len(v))), v, []byte("\r\n"))
+		if r := c.line(); r != "HD\r\n" {
+			t.Fatalf("ms b: %q", r)
+		}
+		c.send([]byte("mg " + b64 + " b k v s\r\n"))
+		head := c.line()
+		if got := c.full(len(v) + 2); !bytes.Equal(got[:len(v)], v) || string(got[len(v):]) != "\r\n" {
+			t.Fatalf("mg b v: value damaged (first difference at %d)", firstDiff(got, v))
+		}
+		st, got := bc.binary(0x0c, key, nil, nil) // GETK
+		if st != 0 || !bytes.Equal(got, v) {
+			t.Fatalf("GETK: status %d, %d bytes (first difference at %d)", st, len(got), firstDiff(got, v))
+		}
+		replies = append(replies, head)
+	}
+	if len(replies) == 2 && replies[0] != replies[1] {
+		t.Fatalf("mg reply line: corvid %q, memcached %q", replies[0], replies[1])
+	}
+	if want := fmt.Sprintf("VA %d k%s b s%d\r\n", len(v), b64, len(v)); replies[0] != want {
+		t.Fatalf("mg reply line %q, want %q", replies[0], want)
+	}
+}
