@@ -245,16 +245,30 @@ func TestChainReassign(t *testing.T) {
 	checkChains(t, c, want)
 }
 
+// TestChainCrawlerReclaims expires chained items and asks the crawler for
+// a pass over all classes, then over the largest class alone (the class
+// chained items belong to, as "lru_crawler crawl <largest>" asks
+// memcached): every item is reclaimed, every chunk freed.
 func TestChainCrawlerReclaims(t *testing.T) {
+	for _, only := range []bool{false, true} {
+		t.Run(fmt.Sprint("largest only ", only), func(t *testing.T) { testChainCrawler(t, only) })
+	}
+}
+
+func testChainCrawler(t *testing.T, largestOnly bool) {
 	clk := newFakeClock()
-	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10})
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
 	for i := range 20 {
 		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 10, pattern(100<<10, byte(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	clk.Advance(20 * time.Second)
-	waitFor(t, "a crawl request", func() bool { return c.Crawl(nil) == nil })
+	var ids []int
+	if largestOnly {
+		ids = []int{c.largest}
+	}
+	waitFor(t, "a crawl request", func() bool { return c.Crawl(ids) == nil })
 	waitFor(t, "the crawler", func() bool { return stats(c).CurrItems == 0 && !c.CrawlerBusy() })
 	if got := usedChunks(c); len(got) != 0 {
 		t.Fatalf("after the crawl: used chunks %v, want none", got)

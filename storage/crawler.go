@@ -240,18 +240,21 @@ func (c *Cache) startCrawl() {
 }
 
 // crawlAll makes one pass over each class in want; sched, for an
-// automatic pass, records what each pass saw. It returns false when the
-// cache is stopping.
+// automatic pass, records what each pass saw. A pass over the largest
+// class asked for by Crawl also looks at the chained items (which are
+// that class's) in the other classes' pages, where their headers are. It
+// returns false when the cache is stopping.
 func (c *Cache) crawlAll(want []bool, sched []crawlSchedule) bool {
 	for i := 1; i < len(c.classes); i++ {
-		if !want[i] {
+		chainedOnly := !want[i] && sched == nil && want[c.largest] && c.classes[i].npages.Load() > 0
+		if !want[i] && !chainedOnly {
 			continue
 		}
 		var tally *crawlTally
 		if sched != nil {
 			tally = &sched[i].tally
 		}
-		if !c.crawlClass(&c.classes[i], tally) {
+		if !c.crawlClass(&c.classes[i], tally, chainedOnly) {
 			return false
 		}
 		if sched != nil {
@@ -261,10 +264,11 @@ func (c *Cache) crawlAll(want []bool, sched []crawlSchedule) bool {
 	return true
 }
 
-// crawlClass makes one pass over a class, adding to tally (when not nil)
-// what it saw of the items it left; it returns false when the cache is
-// stopping.
-func (c *Cache) crawlClass(cl *class, tally *crawlTally) bool {
+// crawlClass makes one pass over a class (with chainedOnly, over the
+// chained items whose headers are in its pages), adding to tally (when
+// not nil) what it saw of the items it left; it returns false when the
+// cache is stopping.
+func (c *Cache) crawlClass(cl *class, tally *crawlTally, chainedOnly bool) bool {
 	cl.mu.Lock()
 	cl.crawlPage, cl.crawlChunk = 0, 0
 	cl.mu.Unlock()
@@ -284,7 +288,7 @@ func (c *Cache) crawlClass(cl *class, tally *crawlTally) bool {
 			c.moveGate.RUnlock()
 			return true
 		}
-		k := c.crawlBatchLocked(cl, c.relNow(), tally)
+		k := c.crawlBatchLocked(cl, c.relNow(), tally, chainedOnly)
 		cl.mu.Unlock()
 		c.moveGate.RUnlock()
 		checked += k
@@ -297,8 +301,8 @@ func (c *Cache) crawlClass(cl *class, tally *crawlTally) bool {
 // crawlBatchLocked checks up to crawlBatch chunks from the class's crawl
 // position, reclaiming expired and flushed items, adds what it saw of the
 // others to tally (when not nil), and returns how many items it checked.
-// The caller holds cl.mu.
-func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint64 {
+// With chainedOnly it looks only at chained items. The caller holds cl.mu.
+func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally, chainedOnly bool) uint64 {
 	id := cl.pages[cl.crawlPage]
 	var reclaimed, checked uint64
 	for n := 0; n < crawlBatch && cl.crawlChunk < cl.perslab; n++ {
@@ -306,7 +310,7 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, tally *crawlTally) uint6
 		cl.crawlChunk++
 		h := c.hdr(ref)
 		b := h.bits.Load()
-		if b&bitLinked == 0 {
+		if b&bitLinked == 0 || (chainedOnly && b&bitChained == 0) {
 			continue
 		}
 		hv := c.hashKey(c.itemKey(ref, b))
