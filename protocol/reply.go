@@ -10,18 +10,25 @@ import "strconv"
 // "VALUE <key> <flags> <bytes> <cas>\r\n" when withCAS is set (gets, gats),
 // then value and "\r\n".
 func AppendValue(dst, key []byte, flags uint32, value []byte, cas uint64, withCAS bool) []byte {
+	dst = AppendValueHead(dst, key, flags, len(value), cas, withCAS)
+	dst = append(dst, value...)
+	return append(dst, '\r', '\n')
+}
+
+// AppendValueHead appends the line of a VALUE reply for an n-byte value,
+// with its "\r\n": the caller appends the value and "\r\n" (a value
+// stored in pieces is appended piece by piece).
+func AppendValueHead(dst, key []byte, flags uint32, n int, cas uint64, withCAS bool) []byte {
 	dst = append(dst, "VALUE "...)
 	dst = append(dst, key...)
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, uint64(flags), 10)
 	dst = append(dst, ' ')
-	dst = strconv.AppendUint(dst, uint64(len(value)), 10)
+	dst = strconv.AppendUint(dst, uint64(n), 10)
 	if withCAS {
 		dst = append(dst, ' ')
 		dst = strconv.AppendUint(dst, cas, 10)
 	}
-	dst = append(dst, '\r', '\n')
-	dst = append(dst, value...)
 	return append(dst, '\r', '\n')
 }
 

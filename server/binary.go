@@ -197,13 +197,13 @@ func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 	}
 	var vlen int
 	hit := func(it storage.Item) {
-		vlen = len(it.Value)
+		vlen = it.Len()
 		keyLen, valueLen := 0, 0
 		if withKey {
 			keyLen = len(it.Key)
 		}
 		if withValue {
-			valueLen = len(it.Value)
+			valueLen = vlen
 		}
 		c.reserve(protocol.BinaryHeaderLen + 4 + keyLen + valueLen)
 		c.wbuf = protocol.AppendBinaryResponse(c.wbuf, h.Opcode, protocol.StatusOK,
@@ -213,7 +213,7 @@ func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 			c.wbuf = append(c.wbuf, it.Key...)
 		}
 		if withValue && !c.woom {
-			c.wbuf = append(c.wbuf, it.Value...)
+			c.wbuf = it.AppendValue(c.wbuf)
 		}
 	}
 	found := c.fetch(key, touch, exptime, hit)

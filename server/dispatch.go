@@ -195,16 +195,22 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 	touch := req.Command == protocol.CmdGat || req.Command == protocol.CmdGats
 	var vlen, rlen int
 	hit := func(it storage.Item) {
-		vlen = len(it.Value)
+		vlen = it.Len()
 		if !emit {
 			return
 		}
-		if c.reserve(len(it.Key) + len(it.Value) + 64); c.woom || c.wwait > 0 {
+		if c.reserve(len(it.Key) + vlen + 64); c.woom || c.wwait > 0 {
 			vlen = 0
 			return
 		}
 		n := len(c.wbuf)
-		c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
+		if vlen == len(it.Value) {
+			c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
+		} else {
+			// A value stored in pieces (larger than slab_chunk_max).
+			c.wbuf = protocol.AppendValueHead(c.wbuf, it.Key, it.Flags, vlen, it.CAS, withCAS)
+			c.wbuf = append(it.AppendValue(c.wbuf), '\r', '\n')
+		}
 		rlen = len(c.wbuf) - n
 	}
 	keys := req.GetKeys
@@ -304,13 +310,14 @@ var testHookWaitRetry func()
 func (c *conn) replyAgain(key []byte, withCAS bool) (found bool, vlen, rlen int) {
 	c.canWait = true
 	found = c.srv.cache.MetaDebug(key, func(e storage.MetaEntry) {
-		value := e.Value()
-		if c.reserve(len(key) + len(value) + 64); c.woom || c.wwait > 0 {
+		n := e.Len()
+		if c.reserve(len(key) + n + 64); c.woom || c.wwait > 0 {
 			return
 		}
-		n := len(c.wbuf)
-		c.wbuf = protocol.AppendValue(c.wbuf, e.Key(), e.Flags(), value, e.CAS(), withCAS)
-		vlen, rlen = len(value), len(c.wbuf)-n
+		start := len(c.wbuf)
+		c.wbuf = protocol.AppendValueHead(c.wbuf, e.Key(), e.Flags(), n, e.CAS(), withCAS)
+		c.wbuf = append(e.AppendValue(c.wbuf), '\r', '\n')
+		vlen, rlen = n, len(c.wbuf)-start
 	})
 	c.canWait = false
 	return found && rlen > 0, vlen, rlen

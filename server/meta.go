@@ -114,9 +114,8 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 	hit := false // found before the get, not created by it
 	found := c.srv.cache.MetaGet(req.Key, req.Vivify, req.NoUpdate, func(e storage.MetaEntry) storage.MetaOutcome {
 		hit = !e.Created()
-		v := e.Value()
-		vlen = len(v)
-		c.metaHead(req, len(v))
+		vlen = e.Len()
+		c.metaHead(req, vlen)
 		won := false
 		for _, f := range req.Flags {
 			switch f[0] {
@@ -133,7 +132,7 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 					won = true
 				}
 			case 's':
-				c.wbuf = appendMetaFlag(c.wbuf, 's', uint64(len(v)))
+				c.wbuf = appendMetaFlag(c.wbuf, 's', uint64(vlen))
 			case 't':
 				c.wbuf = append(c.wbuf, ' ', 't')
 				c.wbuf = strconv.AppendInt(c.wbuf, e.TTL(), 10)
@@ -178,8 +177,7 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 		}
 		c.wbuf = append(c.wbuf, '\r', '\n')
 		if req.Value && !c.woom {
-			c.wbuf = append(c.wbuf, v...)
-			c.wbuf = append(c.wbuf, '\r', '\n')
+			c.wbuf = append(e.AppendValue(c.wbuf), '\r', '\n')
 		}
 		if ttlSet {
 			return storage.MetaTouched

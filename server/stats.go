@@ -503,7 +503,10 @@ func (s *Server) writeItems(w *statWriter) {
 	lru := s.cache.LRUSettings()
 	for i := range st.Classes {
 		cl := &st.Classes[i]
-		if cl.Number == 0 && cl.Evicted == 0 && cl.OutOfMemory == 0 && cl.TotalPages == 0 {
+		// memcached lists only the classes that hold items (item_stats):
+		// not the classes of chained items' headers and last chunks, nor
+		// one whose items were all evicted.
+		if cl.Number == 0 {
 			continue
 		}
 		p := "items:" + strconv.Itoa(cl.ID) + ":"

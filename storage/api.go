@@ -117,9 +117,12 @@ const (
 
 // Item is the view of a stored item passed to the callback of Get. Key and
 // Value point into slab memory and are valid only during the callback.
+// The value of an item larger than SlabChunkMax is stored in pieces:
+// Value is then only the first, and Len, AppendValue and Pieces give the
+// whole value.
 type Item struct {
 	Key   []byte
-	Value []byte // without memcached's trailing "\r\n"
+	Value []byte // without memcached's trailing "\r\n"; see Len
 	Flags uint32
 	CAS   uint64
 	// Exptime is the absolute Unix expiry time, 0 for never.
@@ -128,6 +131,10 @@ type Item struct {
 	LastAccess int64
 	// Fetched reports whether the item had been fetched before this access.
 	Fetched bool
+
+	cache *Cache  // set for a chained item: the rest of its value is in
+	chain itemRef // the chain of body chunks from chain,
+	n     int     // n bytes in all
 }
 
 // Stats is a snapshot of the cache's counters, under memcached's names

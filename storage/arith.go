@@ -59,7 +59,7 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 	}
 	b := h.bits.Load()
 	cls := bitsClass(b)
-	if h.nbytes == 0 || cls == c.bigID {
+	if h.nbytes == 0 || b&bitChained != 0 {
 		return 0, 0, NonNumeric, nil
 	}
 	if cas != 0 && cas != c.getCAS(h) {

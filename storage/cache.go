@@ -38,7 +38,6 @@ type Cache struct {
 
 	classes []class     // by class id; index 0 unused; immutable slice
 	info    []ClassInfo // Classes(), without the unused entry
-	bigID   int         // class of items over SlabChunkMax, or 0
 
 	seed          maphash.Seed
 	stripes       [numStripes]stripe
@@ -196,28 +195,13 @@ func New(cfg Config) (*Cache, error) {
 	c.startClock(cfg.Clock, cfg.Now)
 
 	info := buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax)
-	if cfg.ItemSizeMax > cfg.SlabChunkMax {
-		page := max(SlabPageSize, cfg.ItemSizeMax)
-		info = append(info, ClassInfo{ID: len(info), ChunkSize: cfg.ItemSizeMax, ChunksPerPage: page / cfg.ItemSizeMax})
-		c.bigID = len(info) - 1
-	}
 	c.info = info[1:]
-	if c.bigID != 0 {
-		c.info = c.info[:len(c.info)-1] // internal: memcached has no such class
-	}
 	c.classes = make([]class, len(info))
 	for i := 1; i < len(info); i++ {
 		cl := &c.classes[i]
 		cl.id, cl.size, cl.perslab = i, info[i].ChunkSize, info[i].ChunksPerPage
-		cl.pageSize = SlabPageSize
-		if i == c.bigID {
-			cl.pageSize = max(SlabPageSize, cfg.ItemSizeMax)
-		}
 	}
 	c.largest = len(info) - 1
-	if c.bigID != 0 {
-		c.largest-- // memcached chains large items instead
-	}
 	c.am = newAutomoveState(len(info), cfg.SlabAutomoveWindow)
 
 	c.hashPower.Store(uint32(cfg.HashPowerInit))
@@ -301,8 +285,7 @@ func (c *Cache) Close() error {
 
 // Classes returns the slab class table as "memcached -vv" prints it for the
 // same -n, -f and slab_chunk_max: the last class is slab_chunk_max. Items
-// larger than that go into an internal class that is not listed (see
-// ReadStats). It is safe for concurrent use; the caller may modify the
+// larger than that are chains of chunks of these classes (chain.go). It is safe for concurrent use; the caller may modify the
 // result.
 func (c *Cache) Classes() []ClassInfo {
 	return append([]ClassInfo(nil), c.info...)

@@ -271,18 +271,24 @@ func (c *Cache) startCrawl() {
 }
 
 // crawlAll makes one pass over the LRUs want names of each class; sched,
-// for an automatic pass, records what each LRU's pass saw. It returns
-// false when the cache is stopping.
+// for an automatic pass, records what each LRU's pass saw. A pass over
+// the largest class asked for by Crawl also looks at the chained items
+// (which are on that class's LRUs) in the other classes' pages, where
+// their headers are. It returns false when the cache is stopping.
 func (c *Cache) crawlAll(want []lruSet, sched [][numLRU]crawlSchedule) bool {
 	for i := 1; i < len(c.classes); i++ {
-		if want[i] == (lruSet{}) {
-			continue
+		lrus, chainedOnly := want[i], false
+		if lrus == (lruSet{}) {
+			if sched != nil || want[c.largest] == (lruSet{}) || c.classes[i].npages.Load() == 0 {
+				continue
+			}
+			lrus, chainedOnly = want[c.largest], true
 		}
 		var tally *[numLRU]crawlTally
 		if sched != nil {
 			tally = new([numLRU]crawlTally)
 		}
-		if !c.crawlClass(&c.classes[i], want[i], tally) {
+		if !c.crawlClass(&c.classes[i], lrus, tally, chainedOnly) {
 			return false
 		}
 		if sched == nil {
@@ -298,16 +304,17 @@ func (c *Cache) crawlAll(want []lruSet, sched [][numLRU]crawlSchedule) bool {
 	return true
 }
 
-// crawlClass makes one pass over the chunks of a class, checking the
+// crawlClass makes one pass over the chunks of a class (with chainedOnly,
+// over the chained items whose headers are in its pages), checking the
 // items on the LRUs in want, at most lru_crawler_tocrawl of each (as
 // memcached's crawler stops each LRU after that many), and adding to tally
 // (when not nil) what it saw of the items it left, by LRU. It returns
 // false when the cache is stopping.
-func (c *Cache) crawlClass(cl *class, want lruSet, tally *[numLRU]crawlTally) bool {
+func (c *Cache) crawlClass(cl *class, want lruSet, tally *[numLRU]crawlTally, chainedOnly bool) bool {
 	cl.mu.Lock()
 	cl.crawlPage, cl.crawlChunk = 0, 0
 	cl.mu.Unlock()
-	p := crawlPass{want: want, limit: uint64(c.crawl.toCrawl.Load()), tally: tally}
+	p := crawlPass{want: want, limit: uint64(c.crawl.toCrawl.Load()), tally: tally, chainedOnly: chainedOnly}
 	for {
 		select {
 		case <-c.stop:
@@ -337,6 +344,9 @@ type crawlPass struct {
 	limit   uint64 // items checked per LRU; 0 = all
 	checked [numLRU]uint64
 	tally   *[numLRU]crawlTally // what the pass saw, or nil
+	// chainedOnly: only the chained items' headers, whose LRUs are the
+	// largest class's (want names those)
+	chainedOnly bool
 }
 
 // crawlBatchLocked checks up to crawlBatch chunks from the class's crawl
@@ -352,7 +362,7 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 		h := c.hdr(ref)
 		b := h.bits.Load()
 		lru := bitsLRU(b)
-		if b&bitLinked == 0 || !p.want[lru] {
+		if b&bitLinked == 0 || !p.want[lru] || (p.chainedOnly && b&bitChained == 0) {
 			continue
 		}
 		hv := c.hashKey(c.itemKey(ref, b))
@@ -366,6 +376,16 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 		}
 		flushed := c.isFlushed(h, now)
 		switch {
+		case (flushed || (h.exptime != 0 && h.exptime < now)) && b&bitChained != 0:
+			// A chained item's header chunk: the item is the largest
+			// class's, counted there.
+			if c.unlinkChainedLocked(s, cl, ref, h, hv) {
+				l := &c.classes[bitsClass(b)]
+				l.cnt.crawlerReclaimed.Add(1)
+				if b&bitFetched == 0 && !flushed {
+					l.cnt.expiredUnfetched.Add(1)
+				}
+			}
 		case flushed || (h.exptime != 0 && h.exptime < now):
 			reclaimed++
 			if b&bitFetched == 0 && !flushed {

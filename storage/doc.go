@@ -11,12 +11,11 @@
 // a cache that does not evict (NoEvict), where a class gets its first page
 // past the limit, as in memcached. Pages belong to slab classes, computed exactly as memcached computes them from
 // -n, -f and slab_chunk_max (Classes); each page is split into equal
-// chunks. Items larger than SlabChunkMax go into one internal class whose
-// chunk is ItemSizeMax, one item per page of max(ItemSizeMax, SlabPageSize)
-// bytes, as memcached 1.4 stored them (1.6 chains chunks of its largest
-// class instead). That class is not in the table (Classes): its pages and
-// items are reported as part of the largest class, in slab_chunk_max
-// chunks, where memcached would keep them (ReadStats).
+// chunks. Items larger than SlabChunkMax are chained as memcached 1.6
+// chains them: a header chunk from a small class, then body chunks of the
+// largest class, the last from the smallest class that holds what is
+// left (chain.go); they belong to the largest class (its LRU and counts),
+// and take about their own size of memory whatever ItemSizeMax is.
 //
 // An item is one chunk: a 40-byte header (32 without CAS, see item.go),
 // the key, then the value without memcached's "\r\n". Items are addressed
@@ -58,7 +57,11 @@
 // crawler, emptying a page) or another class's lock (stealing a page) only
 // tries it (TryLock) and skips the item or class when it is busy, as
 // memcached's lru_pull_tail does with its item locks; so it never waits
-// against the order. Close takes every lock, in this order, to set the
+// against the order. One exception: freeing a chained item (chain.go),
+// the holder of the largest class's lock waits for the locks of the
+// smaller classes its header and last chunk came from. Code holding only
+// smaller classes' locks never waits for another class lock (it tries the
+// largest class's), so this cannot close a cycle. Close takes every lock, in this order, to set the
 // closed flag that the other methods read under whichever lock they hold.
 //
 // Fields written under both a stripe and a class lock (an item's value

@@ -135,9 +135,9 @@ const randomPageTries = 50
 // evictPageLocked frees memory for dst by evicting a whole page chosen by
 // the slab bits of ev: the least recently created (EvictLRC) or accessed
 // (EvictLRA) page, else a random one (EvictRandom). The page then belongs
-// to dst, or returns to the pool when its size differs. It reports whether
-// a page was evicted. The caller holds dst.mu; other class locks are only
-// tried. It evicts nothing while a Save holds pages in place (moveGate).
+// to dst. It reports whether a page was evicted. The caller holds dst.mu;
+// other class locks are only tried. It evicts nothing while a Save holds
+// pages in place (moveGate).
 func (c *Cache) evictPageLocked(dst *class, ev Eviction, now uint32) bool {
 	if !c.moveGate.TryRLock() {
 		return false
@@ -187,14 +187,14 @@ func (c *Cache) evictPage(dst *class, id uint32, now uint32) bool {
 	var ok bool
 	switch {
 	case v == dst:
-		ok = c.evictPageOfLocked(v, id, now)
+		ok = c.evictPageOfLocked(v, nil, id, now)
 	case v.mu.TryLock():
-		ok = c.evictPageOfLocked(v, id, now)
+		ok = c.evictPageOfLocked(v, dst, id, now)
 		v.mu.Unlock()
 	default:
 		dst.mu.Unlock()
 		v.mu.Lock()
-		ok = c.evictPageOfLocked(v, id, now)
+		ok = c.evictPageOfLocked(v, nil, id, now)
 		v.mu.Unlock()
 		dst.mu.Lock()
 		if c.closed {
@@ -202,19 +202,19 @@ func (c *Cache) evictPage(dst *class, id uint32, now uint32) bool {
 		}
 	}
 	if ok {
-		c.placePageLocked(dst, v, id)
+		c.addPageLocked(dst, id)
 	}
 	return ok
 }
 
 // evictPageOfLocked evicts every item of page id, which class v owns. The
-// caller holds v.mu.
-func (c *Cache) evictPageOfLocked(v *class, id uint32, now uint32) bool {
+// caller holds v.mu and, when not nil, dst.mu.
+func (c *Cache) evictPageOfLocked(v, dst *class, id uint32, now uint32) bool {
 	idx := slices.Index(v.pages, id)
 	if idx < 0 {
 		return false // moved while v was unlocked
 	}
-	if _, ok := c.clearPageLocked(v, idx, now, true); !ok {
+	if _, ok := c.clearPageLocked(v, dst, idx, now, true); !ok {
 		return false
 	}
 	c.pageEvictions.Add(1)

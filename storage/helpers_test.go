@@ -93,7 +93,8 @@ func lookup(c *Cache, key string) (Item, bool) {
 	ok := c.Get([]byte(key), func(i Item) {
 		it = i
 		it.Key = bytes.Clone(i.Key)
-		it.Value = bytes.Clone(i.Value)
+		it.Value = i.AppendValue(nil)
+		it.cache = nil
 	})
 	return it, ok
 }

@@ -6,7 +6,9 @@ import (
 )
 
 // An item lives in one chunk of a slab page: a fixed header, the key, then
-// the value (without memcached's trailing "\r\n"). The header is read and
+// the value (without memcached's trailing "\r\n"); an item larger than
+// slab_chunk_max has the same header and key, then a chain descriptor,
+// and its value in other chunks (chain.go). The header is read and
 // written in place through an itemHeader pointer into the page, in native
 // byte order (little-endian on amd64 and arm64), 8-byte aligned because
 // every chunk size is a multiple of 8 and pages are page-aligned.
@@ -120,7 +122,8 @@ func (c *Cache) setNext(h *itemHeader, r itemRef) {
 
 // Item bits. The low byte holds flags and the LRU id, then the class id and
 // the key length; class id and key length do not change while a chunk is
-// allocated. Bits 6, 7 and 24 hold the meta protocol's flags (meta.go).
+// allocated. Bits 6, 7 and 24 hold the meta protocol's flags (meta.go),
+// bits 25 and 26 mark chained items and their body chunks (chain.go).
 const (
 	bitLinked  = 1 << 0 // in the hash index and an LRU list
 	bitSlabbed = 1 << 1 // free: on its class's free list

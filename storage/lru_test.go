@@ -128,13 +128,58 @@ func checkConsistency(t *testing.T, c *Cache) {
 		s.mu.Unlock()
 	}
 	var s Stats
-	c.readStats(&s, false)
+	c.ReadStats(&s)
 	if inHash != s.CurrItems || int64(inHash) != c.items.Load() {
 		t.Fatalf("hash holds %d items, curr_items %d, counter %d", inHash, s.CurrItems, c.items.Load())
 	}
+	// Every chunk is free, an item, or a body chunk of a linked chained
+	// item; every chained item's chain is whole; each class counts the
+	// items on its pages, and the largest class the chained ones too.
+	var chained, bodies, reached int
+	items := make([]int, len(c.classes))
+	for i := 1; i < len(c.classes); i++ {
+		cl := &c.classes[i]
+		cl.mu.Lock()
+		free := 0
+		for _, id := range cl.pages {
+			for j := 0; j < cl.perslab; j++ {
+				ref := makeRef(id, j*cl.size)
+				b := c.hdr(ref).bits.Load()
+				switch {
+				case b&bitSlabbed != 0:
+					free++
+				case b&bitChunk != 0:
+					bodies++
+					if ob := c.hdr(itemRef(c.chunk(ref).owner)).bits.Load(); ob&(bitLinked|bitChained) != bitLinked|bitChained {
+						t.Errorf("class %d: a body chunk whose owner is not a linked chained item", i)
+					}
+				case b&bitLinked != 0 && b&bitChained != 0:
+					chained++
+					for r := c.chainFirst(ref, b); r != 0; r = itemRef(c.chunk(r).next) {
+						if c.chunk(r).bits.Load()&bitChunk == 0 || itemRef(c.chunk(r).owner) != ref {
+							t.Errorf("class %d: a chain holds a chunk that is not its own", i)
+						}
+						reached++
+					}
+				case b&bitLinked != 0:
+					items[i]++
+				default:
+					t.Errorf("class %d: a chunk in flight in an idle cache", i)
+				}
+			}
+		}
+		if free != cl.nfree {
+			t.Errorf("class %d: %d free chunks, free list holds %d", i, free, cl.nfree)
+		}
+		cl.mu.Unlock()
+	}
+	items[c.largest] += chained
+	if bodies != reached {
+		t.Errorf("%d body chunks in pages, %d reached from chained items", bodies, reached)
+	}
 	for _, cs := range s.Classes {
-		if uint64(cs.UsedChunks) != cs.Number {
-			t.Fatalf("class %d: used chunks %d, items %d", cs.ID, cs.UsedChunks, cs.Number)
+		if uint64(items[cs.ID]) != cs.Number {
+			t.Fatalf("class %d: %d items in its pages (and chained), %d counted", cs.ID, items[cs.ID], cs.Number)
 		}
 	}
 }
@@ -311,7 +356,7 @@ func memBound(t *testing.T, c *Cache, limit int64) int64 {
 	c.pageMu.Lock()
 	over := c.overdraft
 	c.pageMu.Unlock()
-	if most := int64(c.largest) * SlabPageSize; over > most+int64(c.classes[c.largest].pageSize) {
+	if most := int64(c.largest) * SlabPageSize; over > most+int64(SlabPageSize) {
 		t.Fatalf("first pages past the limit: %d bytes, more than one page per class", over)
 	}
 	return limit + over

@@ -45,9 +45,30 @@ func (e *MetaEntry) exptime() uint32 {
 	return e.h.exptime
 }
 
-// Key returns the item's key; Value its value. Both point into slab memory.
-func (e *MetaEntry) Key() []byte   { return e.c.itemKey(e.ref, e.b) }
-func (e *MetaEntry) Value() []byte { return e.c.itemValue(e.ref, e.h, e.h.bits.Load()) }
+// Key returns the item's key; Value its value, or for an item larger
+// than SlabChunkMax (stored in pieces) the first piece of it: Len and
+// AppendValue give the whole value. Both point into slab memory.
+func (e *MetaEntry) Key() []byte { return e.c.itemKey(e.ref, e.b) }
+func (e *MetaEntry) Value() []byte {
+	b := e.h.bits.Load()
+	if b&bitChained != 0 {
+		return e.c.firstPiece(e.c.chainFirst(e.ref, b), int(e.h.nbytes))
+	}
+	return e.c.itemValue(e.ref, e.h, b)
+}
+
+// Len returns the length of the item's value.
+func (e *MetaEntry) Len() int { return int(e.h.nbytes) }
+
+// AppendValue appends the item's whole value to dst and returns the
+// result.
+func (e *MetaEntry) AppendValue(dst []byte) []byte {
+	b := e.h.bits.Load()
+	if b&bitChained != 0 {
+		return e.c.appendChain(dst, e.c.chainFirst(e.ref, b), int(e.h.nbytes))
+	}
+	return append(dst, e.c.itemValue(e.ref, e.h, b)...)
+}
 
 // Flags returns the client flags; CAS the CAS unique (0 when disabled).
 func (e *MetaEntry) Flags() uint32 { return e.h.flags }
@@ -121,11 +142,8 @@ func (e *MetaEntry) DebugSize() int64 {
 }
 func (e *MetaEntry) DebugClass() int {
 	cls := e.c.classFor(uint64(e.DebugSize()))
-	switch {
-	case e.c.bigID != 0 && (cls == 0 || cls == e.c.bigID):
-		return e.c.bigID - 1 // memcached's largest class holds chunked items
-	case cls == 0:
-		return len(e.c.classes) - 1
+	if cls == 0 {
+		return e.c.largest // memcached's largest class holds chained items
 	}
 	return cls
 }

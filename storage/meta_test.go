@@ -16,7 +16,7 @@ type metaView struct {
 }
 
 func viewOf(e MetaEntry) metaView {
-	return metaView{value: string(e.Value()), ttl: e.TTL(), fetched: e.Fetched(), created: e.Created(),
+	return metaView{value: string(e.AppendValue(nil)), ttl: e.TTL(), fetched: e.Fetched(), created: e.Created(),
 		stale: e.Stale(), sent: e.TokenSent(), binary: e.KeyBinary(), cas: e.CAS()}
 }
 

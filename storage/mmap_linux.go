@@ -26,8 +26,7 @@ const (
 // the kernel is asked to back with transparent huge pages (unless huge is
 // false): a 1 GiB cache then needs 512 TLB entries instead of 262,144, and
 // the random item accesses of a hash lookup stop paying a page-table walk.
-// Pages of other sizes (the large-item class) are mapped one by one. close
-// unmaps everything.
+// Pages of other sizes are mapped one by one. close unmaps everything.
 type pageArena struct {
 	huge bool
 

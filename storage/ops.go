@@ -145,15 +145,21 @@ func (c *Cache) updateLocked(h *itemHeader, ref itemRef, now uint32) {
 // item returns the view of a linked item passed to callbacks; b is the
 // item's bits before this access.
 func (c *Cache) item(ref itemRef, h *itemHeader, b uint32, atime uint32) Item {
-	return Item{
+	it := Item{
 		Key:        c.itemKey(ref, b),
-		Value:      c.itemValue(ref, h, b),
 		Flags:      h.flags,
 		CAS:        c.getCAS(h),
 		Exptime:    c.unixFromRel(h.exptime),
 		LastAccess: c.unixFromRel(atime),
 		Fetched:    b&bitFetched != 0,
 	}
+	if b&bitChained != 0 {
+		it.cache, it.chain, it.n = c, c.chainFirst(ref, b), int(h.nbytes)
+		it.Value = c.firstPiece(it.chain, it.n)
+	} else {
+		it.Value = c.itemValue(ref, h, b)
+	}
+	return it
 }
 
 // Get looks key up. On a hit it calls fn (if not nil) with the item while
@@ -250,6 +256,9 @@ func (c *Cache) StoreCAS(mode StoreMode, key []byte, flags uint32, exptime int64
 // newItem allocates an item holding key and value, with flags and the rel
 // exptime exp, not yet linked.
 func (c *Cache) newItem(key, value []byte, flags, exp, now uint32) (itemRef, *itemHeader, error) {
+	if c.chained(len(key), len(value), flags) {
+		return c.newChainedItem(key, value, flags, exp, now)
+	}
 	ref, err := c.alloc(c.classFor(c.ntotal(len(key), len(value))), len(key), len(value), now)
 	if err != nil {
 		return 0, nil, err
@@ -347,7 +356,11 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 // keeping the old item's flags and exptime. As in memcached, a missing key
 // and a combined value that does not fit or finds no memory are NotStored.
 func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now uint32) (StoreResult, uint64, error) {
-	c.classes[c.classFor(c.ntotal(len(key), len(value)))].cnt.cmdSet.Add(1)
+	cls := c.classFor(c.ntotal(len(key), len(value)))
+	if c.chained(len(key), len(value), 0) {
+		cls = c.largest
+	}
+	c.classes[cls].cnt.cmdSet.Add(1)
 	hv := c.hashKey(key)
 	s := c.lockStripe(hv)
 	if s == nil {
@@ -365,8 +378,17 @@ func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now u
 	if !c.fits(len(key), n, oh.flags) {
 		return NotStored, 0, nil
 	}
-	cls := c.classFor(c.ntotal(len(key), n))
-	ref, err := c.alloc(cls, len(key), n, now)
+	if c.chained(len(key), n, oh.flags) {
+		ref, h, err := c.concatChained(mode, key, value, old, oh, n, now)
+		if err != nil {
+			if err == ErrClosed {
+				return NotStored, 0, err
+			}
+			return NotStored, 0, nil
+		}
+		return Stored, c.replaceLocked(s, old, oh, ref, h, hv, now), nil
+	}
+	ref, err := c.alloc(c.classFor(c.ntotal(len(key), n)), len(key), n, now)
 	if err != nil {
 		if err == ErrClosed {
 			return NotStored, 0, err

@@ -20,7 +20,7 @@ const (
 	// ones memcached prints, although corvid's own header is smaller.
 	mcItemHeader = 48
 	// maxClassID is the largest class id memcached can create
-	// (MAX_NUMBER_OF_SLAB_CLASSES-1); corvid's large-item class may follow.
+	// (MAX_NUMBER_OF_SLAB_CLASSES-1).
 	maxClassID = 63
 )
 
@@ -36,10 +36,9 @@ type lruList struct {
 type class struct {
 	mu sync.Mutex // guards pages, free, nfree, lru, requested and the prev/next/LRU bits of its chunks
 
-	id       int // immutable
-	size     int // chunk size; immutable
-	perslab  int // chunks per page; immutable
-	pageSize int // bytes per page; immutable
+	id      int // immutable
+	size    int // chunk size; immutable
+	perslab int // chunks per page; immutable
 
 	pages     []uint32 // ids of the pages owned
 	free      itemRef  // free list head (doubly linked through prev/next)
@@ -170,8 +169,14 @@ func (c *Cache) removeFreeLocked(cl *class, ref itemRef, h *itemHeader) {
 	cl.nfree--
 }
 
-// freeChunkLocked returns an unlinked chunk to its class.
+// freeChunkLocked returns an unlinked item's chunk to its class cl, or
+// for a chained item (whose class is the largest) all its chunks to
+// theirs (see freeChainLocked).
 func (c *Cache) freeChunkLocked(cl *class, ref itemRef, h *itemHeader) {
+	if h.bits.Load()&bitChained != 0 {
+		c.freeChainLocked(cl, [2]*class{}, ref, h, 0)
+		return
+	}
 	cl.requested -= c.itemSize(h, h.bits.Load())
 	c.pushFreeLocked(cl, ref, h)
 }
@@ -196,7 +201,7 @@ func (c *Cache) slabAllocLocked(cl *class) itemRef {
 // (see stealPageLocked).
 func (c *Cache) newPageLocked(cl *class) bool {
 	first := len(cl.pages) == 0 && Eviction(c.evict.Load())&evictSlab == 0
-	id, ok := c.getPage(cl.pageSize, first)
+	id, ok := c.getPage(first)
 	if !ok {
 		return false
 	}
@@ -218,26 +223,20 @@ func (c *Cache) addPageLocked(cl *class, id uint32) {
 	}
 }
 
-// getPage returns the id of a page of the given size: a pooled page, or a
-// new one if the memory limit allows, or if first (the class has no page
-// yet: the bytes past the limit are then the overdraft). Pages of other
-// sizes than SlabPageSize (the large-item class) are never pooled; pooled
-// pages are released to make room for them.
-func (c *Cache) getPage(size int, first bool) (uint32, bool) {
+// getPage returns the id of a page: a pooled page, or a new one if the
+// memory limit allows, or if first (the class has no page yet: the bytes
+// past the limit are then the overdraft).
+func (c *Cache) getPage(first bool) (uint32, bool) {
+	const size = SlabPageSize
 	c.pageMu.Lock()
 	defer c.pageMu.Unlock()
 	if c.closed {
 		return 0, false
 	}
-	if size == SlabPageSize && len(c.pool) > 0 {
+	if len(c.pool) > 0 {
 		id := c.pool[len(c.pool)-1]
 		c.pool = c.pool[:len(c.pool)-1]
 		return id, true
-	}
-	for c.malloced+int64(size) > c.limit && len(c.pool) > 0 {
-		id := c.pool[len(c.pool)-1]
-		c.pool = c.pool[:len(c.pool)-1]
-		c.releasePageLocked(id)
 	}
 	over := c.malloced+int64(size) > c.limit
 	if over && !first {
@@ -322,17 +321,32 @@ func (c *Cache) putPage(id uint32) {
 const maxAllocPasses = 200
 
 // alloc returns an in-flight chunk of class cls for an item of ntotal bytes
-// with an nkey-byte key and an nbytes-byte value, taking memory as
-// memcached's do_item_alloc_pull does: the free list, a new page, then
-// reclaiming expired items and evicting from the COLD tail (pushing HOT and
-// WARM items down when COLD is empty). When the class has nothing left to
-// evict, a page is taken from another class. The caller may hold a stripe
-// lock.
+// with an nkey-byte key and an nbytes-byte value (see allocLocked). The
+// caller may hold a stripe lock.
 func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 	cl := &c.classes[cls]
 	cl.mu.Lock()
-	if c.closed {
+	ref, err := c.allocLocked(cl, now)
+	if err != nil {
 		cl.mu.Unlock()
+		return 0, err
+	}
+	h := c.hdr(ref)
+	h.bits.Store(uint32(cls)<<clsShift | uint32(nkey)<<nkeyShift)
+	h.nbytes = uint32(nbytes)
+	cl.requested += c.itemSize(h, h.bits.Load())
+	cl.mu.Unlock()
+	return ref, nil
+}
+
+// allocLocked returns an in-flight chunk of class cl, taking memory as
+// memcached's do_item_alloc_pull does: the free list, a new page, then
+// reclaiming expired items and evicting from the COLD tail (pushing HOT and
+// WARM items down when COLD is empty). When the class has nothing left to
+// evict, a page is taken from another class. The caller holds cl.mu, which
+// allocLocked may release for a while and holds again when it returns.
+func (c *Cache) allocLocked(cl *class, now uint32) (itemRef, error) {
+	if c.closed {
 		return 0, ErrClosed
 	}
 	if !c.lruSettings().Segmented {
@@ -378,7 +392,6 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 			time.Sleep(time.Duration(10<<waits) * time.Microsecond)
 			cl.mu.Lock()
 			if c.closed {
-				cl.mu.Unlock()
 				return 0, ErrClosed
 			}
 			waits++
@@ -390,14 +403,8 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 	}
 	if ref == 0 {
 		cl.cnt.outOfMemory.Add(1)
-		cl.mu.Unlock()
 		return 0, ErrNoMemory
 	}
-	h := c.hdr(ref)
-	h.bits.Store(uint32(cls)<<clsShift | uint32(nkey)<<nkeyShift)
-	h.nbytes = uint32(nbytes)
-	cl.requested += c.itemSize(h, h.bits.Load())
-	cl.mu.Unlock()
 	return ref, nil
 }
 

@@ -44,13 +44,14 @@ func (c *Cache) tailPageLocked(cl *class) int {
 // class, returning its id; it fails (leaving the page in place, perhaps
 // with fewer items) if a chunk is in flight or an item's stripe is locked.
 // Live items are moved to free chunks of the class's other pages, or, when
-// none is free or with evict (a slab eviction policy), evicted. The caller
-// holds v.mu.
-func (c *Cache) clearPageLocked(v *class, idx int, now uint32, evict bool) (uint32, bool) {
+// none is free or with evict (a slab eviction policy), evicted; chained
+// items with a chunk in the page are evicted. The caller holds v.mu and,
+// when not nil, dst.mu.
+func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) (uint32, bool) {
 	id := v.pages[idx]
 	refOf := func(i int) itemRef { return makeRef(id, i*v.size) }
 	for i := 0; i < v.perslab; i++ {
-		if c.hdr(refOf(i)).bits.Load()&(bitLinked|bitSlabbed) == 0 {
+		if c.hdr(refOf(i)).bits.Load()&(bitLinked|bitSlabbed|bitChunk) == 0 {
 			return 0, false // a store is filling this chunk
 		}
 	}
@@ -67,6 +68,13 @@ func (c *Cache) clearPageLocked(v *class, idx int, now uint32, evict bool) (uint
 		ref := refOf(i)
 		h := c.hdr(ref)
 		b := h.bits.Load()
+		if b&(bitChunk|bitChained) != 0 {
+			// Part of a chained item: the item is evicted (chain.go).
+			if !c.clearChainedLocked(v, dst, ref, b&bitChunk != 0, id, now, evict) {
+				ok = false
+			}
+			continue
+		}
 		if b&bitLinked == 0 {
 			continue
 		}
@@ -179,7 +187,7 @@ func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 				}
 				continue
 			}
-			id, ok := c.takePageLocked(v, now)
+			id, ok := c.takePageLocked(v, dst, now)
 			v.mu.Unlock()
 			if ok {
 				c.givePageLocked(dst, v, id)
@@ -192,7 +200,7 @@ func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 	}
 	dst.mu.Unlock()
 	busy.mu.Lock()
-	id, ok := c.takePageLocked(busy, now)
+	id, ok := c.takePageLocked(busy, nil, now)
 	busy.mu.Unlock()
 	dst.mu.Lock()
 	if !ok || c.closed {
@@ -202,22 +210,11 @@ func (c *Cache) stealPageLocked(dst *class, now uint32) bool {
 	return true
 }
 
-// givePageLocked hands page id, taken from class v, to dst, or back to the
-// pool when the page sizes differ. The caller holds dst.mu.
+// givePageLocked hands page id, taken from class v, to dst. The caller
+// holds dst.mu.
 func (c *Cache) givePageLocked(dst, v *class, id uint32) {
 	c.slabsMoved.Add(1)
-	c.placePageLocked(dst, v, id)
-}
-
-// placePageLocked adds page id, emptied from class v, to dst when their
-// page sizes match, and returns it to the pool otherwise. The caller holds
-// dst.mu.
-func (c *Cache) placePageLocked(dst, v *class, id uint32) {
-	if v.pageSize == dst.pageSize {
-		c.addPageLocked(dst, id)
-	} else {
-		c.putPage(id)
-	}
+	c.addPageLocked(dst, id)
 }
 
 // pickVictim returns the class other than dst with the skip+1'th most
@@ -248,15 +245,16 @@ func (c *Cache) pickVictim(dst *class, multi bool, skip int) *class {
 	return best[skip].cl
 }
 
-// takePageLocked empties one page of v (trying up to three) and returns it.
-func (c *Cache) takePageLocked(v *class, now uint32) (uint32, bool) {
+// takePageLocked empties one page of v (trying up to three) and returns
+// it. The caller holds v.mu and, when not nil, dst.mu.
+func (c *Cache) takePageLocked(v, dst *class, now uint32) (uint32, bool) {
 	if len(v.pages) == 0 {
 		return 0, false
 	}
 	first := c.tailPageLocked(v)
 	for k := 0; k < 3 && k < len(v.pages); k++ {
 		idx := (first + k) % len(v.pages)
-		if id, ok := c.clearPageLocked(v, idx, now, false); ok {
+		if id, ok := c.clearPageLocked(v, dst, idx, now, false); ok {
 			return id, true
 		}
 	}
@@ -287,7 +285,7 @@ func (c *Cache) releaseOne(v *class) bool {
 		v.mu.Unlock()
 		return false
 	}
-	id, ok := c.takePageLocked(v, c.relNow())
+	id, ok := c.takePageLocked(v, nil, c.relNow())
 	v.mu.Unlock()
 	if ok {
 		c.slabsMoved.Add(1)
@@ -441,7 +439,6 @@ func (c *Cache) runMover() {
 // refuses then).
 func (c *Cache) movePage(src, dst int) bool {
 	var id uint32
-	size := SlabPageSize
 	if src == 0 {
 		c.pageMu.Lock()
 		n := len(c.pool)
@@ -460,8 +457,7 @@ func (c *Cache) movePage(src, dst int) bool {
 			return true
 		}
 		var ok bool
-		id, ok = c.takePageLocked(v, c.relNow())
-		size = v.pageSize
+		id, ok = c.takePageLocked(v, nil, c.relNow())
 		v.mu.Unlock()
 		if !ok {
 			return false
@@ -470,16 +466,12 @@ func (c *Cache) movePage(src, dst int) bool {
 	c.slabsMoved.Add(1)
 	if dst != 0 {
 		d := &c.classes[dst]
-		if d.pageSize == size {
-			d.mu.Lock()
-			if !c.closed {
-				c.addPageLocked(d, id)
-				d.mu.Unlock()
-				return true
-			}
-			d.mu.Unlock()
-			return true
+		d.mu.Lock()
+		if !c.closed {
+			c.addPageLocked(d, id)
 		}
+		d.mu.Unlock()
+		return true
 	}
 	c.putPage(id)
 	return true

@@ -204,14 +204,16 @@ func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, n
 		exp = origin + int64(rel)
 	}
 	key := c.itemKey(ref, b)
-	val := c.itemValue(ref, h, b)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(val)))
+	buf = binary.LittleEndian.AppendUint32(buf, h.nbytes)
 	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(exp))
 	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
 	buf = append(buf, byte(len(key)))
 	buf = append(buf, key...)
-	return append(buf, val...)
+	if b&bitChained != 0 {
+		return c.appendChain(buf, c.chainFirst(ref, b), int(h.nbytes))
+	}
+	return append(buf, c.itemValue(ref, h, b)...)
 }
 
 // crcWriter counts and checksums what it writes.

@@ -23,7 +23,7 @@ func readItem(t *testing.T, c *Cache, key string) (snapItem, bool) {
 	t.Helper()
 	var it snapItem
 	ok := c.Get([]byte(key), func(i Item) {
-		it = snapItem{string(i.Value), i.Flags, i.Exptime, i.CAS}
+		it = snapItem{string(i.AppendValue(nil)), i.Flags, i.Exptime, i.CAS}
 	})
 	return it, ok
 }
@@ -34,8 +34,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	want := map[string]snapItem{}
 	for i := range 3000 {
 		key := fmt.Sprintf("key:%d", i)
-		// Sizes from a few bytes to 300 KB span many classes and the
-		// large-item class.
+		// Sizes from a few bytes to 300 KB span many classes, and
+		// chained items.
 		size := 1 + (i*7919)%2000
 		if i%500 == 0 {
 			size = 300 << 10

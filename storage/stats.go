@@ -3,15 +3,9 @@ package storage
 // ReadStats fills s with a snapshot of the cache's counters and state,
 // reusing s.Classes. Global figures are sums over the classes, as in
 // memcached. Items over slab_chunk_max are counted in the largest class,
-// where memcached keeps their chunks; their chunks there are as many as
-// the slab_chunk_max chunks they take. It is safe for concurrent use.
+// as memcached counts them; their chunks are counted in the classes they
+// come from (chain.go). It is safe for concurrent use.
 func (c *Cache) ReadStats(s *Stats) {
-	c.readStats(s, true)
-}
-
-// readStats is ReadStats, with the large-item class listed apart unless
-// merge.
-func (c *Cache) readStats(s *Stats, merge bool) {
 	classes := s.Classes[:0]
 	*s = Stats{}
 	now := c.relNow()
@@ -68,17 +62,6 @@ func (c *Cache) readStats(s *Stats, merge bool) {
 		}
 		classes = append(classes, cs)
 	}
-	if c.bigID != 0 && merge {
-		// The class of items over slab_chunk_max is corvid's: report
-		// it as part of memcached's largest class, whose chunks
-		// memcached chains to store those items.
-		big := classes[len(classes)-1]
-		classes = classes[:len(classes)-1]
-		if big.TotalPages > 0 && classes[len(classes)-1].TotalPages > 0 {
-			s.ActiveSlabs-- // counted twice
-		}
-		mergeLargeClass(&classes[len(classes)-1], &big, c.cfg.ItemSizeMax/c.cfg.SlabChunkMax)
-	}
 	s.Classes = classes
 
 	s.TotalItems = c.totalItems.Load()
@@ -118,36 +101,5 @@ func (c *Cache) ResetStats() {
 	c.counters.reset()
 	for i := 1; i < len(c.classes); i++ {
 		c.classes[i].cnt.reset()
-	}
-}
-
-// mergeLargeClass adds the stats of the large-item class big to those of
-// the largest class dst, each chunk of big counting as units chunks of
-// dst and its pages in SlabPageSize pages.
-func mergeLargeClass(dst, big *ClassStats, units int) {
-	dst.TotalChunks += big.TotalChunks * units
-	dst.FreeChunks += big.FreeChunks * units
-	dst.UsedChunks = dst.TotalChunks - dst.FreeChunks
-	if dst.ChunksPerPage > 0 {
-		dst.TotalPages = dst.TotalChunks / dst.ChunksPerPage
-	}
-	dst.MemRequested += big.MemRequested
-	dst.AgeHot, dst.AgeWarm, dst.Age = max(dst.AgeHot, big.AgeHot), max(dst.AgeWarm, big.AgeWarm), max(dst.Age, big.Age)
-	for _, p := range [][2]*uint64{
-		{&dst.GetHits, &big.GetHits}, {&dst.CmdSet, &big.CmdSet}, {&dst.DeleteHits, &big.DeleteHits},
-		{&dst.IncrHits, &big.IncrHits}, {&dst.DecrHits, &big.DecrHits}, {&dst.CasHits, &big.CasHits},
-		{&dst.CasBadval, &big.CasBadval}, {&dst.TouchHits, &big.TouchHits}, {&dst.Number, &big.Number},
-		{&dst.NumberHot, &big.NumberHot}, {&dst.NumberWarm, &big.NumberWarm}, {&dst.NumberCold, &big.NumberCold},
-		{&dst.NumberTemp, &big.NumberTemp}, {&dst.Evicted, &big.Evicted}, {&dst.EvictedNonzero, &big.EvictedNonzero},
-		{&dst.EvictedUnfetched, &big.EvictedUnfetched}, {&dst.EvictedActive, &big.EvictedActive},
-		{&dst.EvictedTime, &big.EvictedTime}, {&dst.OutOfMemory, &big.OutOfMemory}, {&dst.Reclaimed, &big.Reclaimed},
-		{&dst.ExpiredUnfetched, &big.ExpiredUnfetched}, {&dst.CrawlerReclaimed, &big.CrawlerReclaimed},
-		{&dst.CrawlerItemsChecked, &big.CrawlerItemsChecked}, {&dst.MovesToCold, &big.MovesToCold},
-		{&dst.MovesToWarm, &big.MovesToWarm}, {&dst.MovesWithinLRU, &big.MovesWithinLRU},
-		{&dst.DirectReclaims, &big.DirectReclaims}, {&dst.HitsToHot, &big.HitsToHot},
-		{&dst.HitsToWarm, &big.HitsToWarm}, {&dst.HitsToCold, &big.HitsToCold}, {&dst.TailRepairs, &big.TailRepairs},
-		{&dst.LRUTailReflocked, &big.LRUTailReflocked}, {&dst.HitsToTemp, &big.HitsToTemp},
-	} {
-		*p[0] += *p[1]
 	}
 }

@@ -76,7 +76,9 @@ func newWideCache(t *testing.T, cfg Config, limit int64) *Cache {
 func TestWideRefs(t *testing.T) {
 	for _, noCAS := range []bool{false, true} {
 		t.Run(fmt.Sprint("noCAS=", noCAS), func(t *testing.T) {
-			const limit = 48 << 20
+			// Small enough that chained large items (which take their
+			// own size) still fill it and evict.
+			const limit = 32 << 20
 			c := newWideCache(t, Config{DisableCAS: noCAS, HashPowerInit: 12, NoCrawler: true}, limit)
 			rng := rand.New(rand.NewPCG(3, 4))
 			stores := 30000

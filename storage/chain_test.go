@@ -1,0 +1,370 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// chainCache returns a cache that chains items over slab_chunk_max.
+func chainCache(t testing.TB, cfg Config) *Cache {
+	t.Helper()
+	if cfg.Now == nil && cfg.Clock == nil {
+		cfg.Now = newFakeClock().Now
+	}
+	cfg.NoCrawler = true
+	return newCache(t, cfg)
+}
+
+// pattern returns n bytes that differ with n and seed at every offset.
+func pattern(n int, seed byte) []byte {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = byte(i) ^ byte(i>>8)*31 ^ byte(i>>16)*7 ^ seed
+	}
+	return v
+}
+
+// usedChunks returns the used chunks of every class, by class id.
+func usedChunks(c *Cache) map[int]int {
+	m := map[int]int{}
+	for _, cs := range stats(c).Classes {
+		if cs.UsedChunks != 0 {
+			m[cs.ID] = cs.UsedChunks
+		}
+	}
+	return m
+}
+
+// wantChain returns the chunks memcached 1.6 takes for a text set of an
+// nbytes value under an nkey-byte key with zero flags, by class id,
+// computed from its rules (do_item_alloc, do_item_alloc_chunk) alone.
+func wantChain(c *Cache, nkey, nbytes int) map[int]int {
+	m := map[int]int{}
+	classOf := func(size int) int {
+		for _, ci := range c.Classes() {
+			if ci.ChunkSize >= size {
+				return ci.ID
+			}
+		}
+		return c.Classes()[len(c.Classes())-1].ID
+	}
+	total := 48 + nkey + 1 + nbytes + 2 + 8
+	if total <= c.cfg.SlabChunkMax {
+		return nil
+	}
+	const chunkHeader = 48 // sizeof(item_chunk)
+	m[classOf(48+nkey+1+chunkHeader+8)]++
+	for left := nbytes + 2; left > 0; {
+		size := min(left+chunkHeader, c.cfg.SlabChunkMax)
+		m[classOf(size)]++
+		left -= size - chunkHeader
+	}
+	return m
+}
+
+func TestChainSizesAcrossBoundaries(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10})
+	key := "chain-key"
+	var sizes []int
+	max := c.cfg.ItemSizeMax - 48 - len(key) - 1 - 2 - 8
+	for _, base := range []int{1, 16 << 10, 2 * (16 << 10), 5 * (16 << 10), 16<<10 - 48, 2 * (16<<10 - 48), max} {
+		for d := -3; d <= 3; d++ {
+			if n := base + d; n >= 0 && n <= max {
+				sizes = append(sizes, n)
+			}
+		}
+	}
+	for _, ci := range c.Classes() {
+		for d := -1; d <= 1; d++ {
+			sizes = append(sizes, 16<<10-48+ci.ChunkSize-48+d, 3*(16<<10-48)+ci.ChunkSize-48+d)
+		}
+	}
+	for _, n := range sizes {
+		v := pattern(n, byte(n))
+		mustSet(t, c, key, string(v))
+		got, ok := value(c, key)
+		if !ok || got != string(v) {
+			t.Fatalf("%d bytes: read back %d bytes (found %v)", n, len(got), ok)
+		}
+		if want := wantChain(c, len(key), n); want != nil {
+			if got := usedChunks(c); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%d bytes: used chunks %v, want %v", n, got, want)
+			}
+		}
+	}
+	c.Delete([]byte(key))
+	if got := usedChunks(c); len(got) != 0 {
+		t.Fatalf("after delete: used chunks %v, want none", got)
+	}
+}
+
+// checkChains reads every key of want back whole (when its value is not
+// nil, and it is still there), then deletes them all
+// and requires that no chunk is left in use.
+func checkChains(t *testing.T, c *Cache, want map[string][]byte) {
+	t.Helper()
+	for k, v := range want {
+		if got, ok := value(c, k); ok && v != nil && got != string(v) {
+			t.Fatalf("%s: read back %d bytes, want %d", k, len(got), len(v))
+		}
+		c.Delete([]byte(k))
+	}
+	if got := usedChunks(c); len(got) != 0 {
+		t.Fatalf("after deleting every key: used chunks %v, want none", got)
+	}
+}
+
+func TestChainAppendPrependAcrossBoundaries(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 64 << 10, SlabChunkMax: 4 << 10})
+	steps := []int{1, 3000, 1000, 56, 40, 4056, 1, 2, 4095, 9000, 1, 0, 20000}
+	for _, mode := range []StoreMode{ModeAppend, ModePrepend} {
+		want := []byte("x")
+		mustSet(t, c, "k", "x")
+		for i, n := range steps {
+			v := pattern(n, byte(i))
+			if res := mustStore(t, c, mode, "k", string(v), 0, 0, 0); res != Stored {
+				t.Fatalf("mode %d step %d: %v", mode, i, res)
+			}
+			if mode == ModeAppend {
+				want = append(want, v...)
+			} else {
+				want = append(append([]byte(nil), v...), want...)
+			}
+			if got, _ := value(c, "k"); got != string(want) {
+				t.Fatalf("mode %d step %d: read back %d bytes, want %d", mode, i, len(got), len(want))
+			}
+		}
+	}
+	checkChains(t, c, map[string][]byte{"k": nil})
+}
+
+func TestChainIncrIsNonNumeric(t *testing.T) {
+	c := chainCache(t, Config{ItemSizeMax: 64 << 10, SlabChunkMax: 1 << 10})
+	mustSet(t, c, "n", "1"+string(bytes.Repeat([]byte{' '}, 2000)))
+	if _, res := c.Incr([]byte("n"), 1, false); res != NonNumeric {
+		t.Fatalf("incr on a chained value: %v, want NonNumeric (memcached refuses chunked items)", res)
+	}
+}
+
+// TestChainLargeItemsTakeTheirSize stores many values far smaller than
+// -I: each takes about its own size, not an -I sized page.
+func TestChainLargeItemsTakeTheirSize(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 256 << 20, ItemSizeMax: 128 << 20})
+	want := map[string][]byte{}
+	for i := range 60 {
+		k := fmt.Sprintf("big%d", i)
+		want[k] = pattern(3<<20, byte(i))
+		mustSet(t, c, k, string(want[k]))
+	}
+	st := stats(c)
+	if st.CurrItems != 60 || st.Evictions != 0 {
+		t.Fatalf("%d items, %d evictions; want 60 and none", st.CurrItems, st.Evictions)
+	}
+	checkChains(t, c, want)
+}
+
+// TestChainEviction fills a small cache with chained items: stores keep
+// succeeding, the oldest items are evicted whole, and the survivors read
+// back intact.
+func TestChainEviction(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 8 << 20, ItemSizeMax: 2 << 20, SlabChunkMax: 64 << 10})
+	want := map[string][]byte{}
+	for i := range 100 {
+		k := fmt.Sprintf("k%d", i)
+		want[k] = pattern(300<<10+i*1001, byte(i))
+		mustSet(t, c, k, string(want[k]))
+		if i%3 == 0 {
+			mustSet(t, c, fmt.Sprintf("small%d", i), "v") // headers and small items share classes
+		}
+	}
+	st := stats(c)
+	if st.Evictions == 0 || st.CurrItems == 0 {
+		t.Fatalf("%d items, %d evictions: want both", st.CurrItems, st.Evictions)
+	}
+	if got, ok := value(c, "k99"); !ok || got != string(want["k99"]) {
+		t.Fatal("the newest item is gone or damaged")
+	}
+	for i := range 100 {
+		want[fmt.Sprintf("small%d", i)] = nil
+	}
+	checkChains(t, c, want)
+}
+
+// TestChainReassign moves pages holding body chunks, and a page holding
+// chained items' headers: the owners are evicted, counted as
+// slab_reassign_evictions_nomem, the other items stay intact and no chunk
+// leaks.
+func TestChainReassign(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 64 << 10})
+	want := map[string][]byte{}
+	for i := range 40 {
+		k := fmt.Sprintf("k%d", i)
+		want[k] = pattern(200<<10+i*777, byte(i))
+		mustSet(t, c, k, string(want[k]))
+	}
+	largest := c.Classes()[len(c.Classes())-1].ID
+	hc := c.headerClass(len("k10"), 0)
+	for _, src := range []int{largest, largest, hc} {
+		if src == hc {
+			// The header class needs two pages to give one: fill it
+			// with small items of its size.
+			n := 1
+			for c.classFor(c.ntotal(len("pad00000"), n)) != hc {
+				n++
+			}
+			for i := 0; c.classes[hc].npages.Load() < 2 && i < 99999; i++ {
+				k := fmt.Sprintf("pad%05d", i)
+				mustSet(t, c, k, string(pattern(n, 1)))
+				want[k] = nil
+			}
+		}
+		before := stats(c)
+		if err := c.Reassign(src, 0); err != nil {
+			t.Fatalf("Reassign(%d, 0): %v", src, err)
+		}
+		waitFor(t, "the page move", func() bool { return stats(c).SlabsMoved > before.SlabsMoved && !c.rebalBusy.Load() })
+		after := stats(c)
+		if src == largest && after.SlabReassignEvictionsNomem == before.SlabReassignEvictionsNomem {
+			t.Fatalf("class %d: a page of body chunks moved without evicting their items", src)
+		}
+		if after.CurrItems >= before.CurrItems && src == largest {
+			t.Fatalf("class %d: %d items before the move, %d after", src, before.CurrItems, after.CurrItems)
+		}
+	}
+	for k, v := range want {
+		if v == nil {
+			continue
+		}
+		if got, ok := value(c, k); ok && got != string(v) {
+			t.Fatalf("%s damaged by the moves", k)
+		}
+	}
+	checkChains(t, c, want)
+}
+
+// TestChainCrawlerReclaims expires chained items and asks the crawler for
+// a pass over all classes, then over the largest class alone (the class
+// chained items belong to, as "lru_crawler crawl <largest>" asks
+// memcached): every item is reclaimed, every chunk freed.
+func TestChainCrawlerReclaims(t *testing.T) {
+	for _, only := range []bool{false, true} {
+		t.Run(fmt.Sprint("largest only ", only), func(t *testing.T) { testChainCrawler(t, only) })
+	}
+}
+
+func testChainCrawler(t *testing.T, largestOnly bool) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
+	for i := range 20 {
+		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 10, pattern(100<<10, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(20 * time.Second)
+	var ids []int
+	if largestOnly {
+		ids = []int{c.largest}
+	}
+	waitFor(t, "a crawl request", func() bool { return c.Crawl(ids) == nil })
+	waitFor(t, "the crawler", func() bool { return stats(c).CurrItems == 0 && !c.CrawlerBusy() })
+	if got := usedChunks(c); len(got) != 0 {
+		t.Fatalf("after the crawl: used chunks %v, want none", got)
+	}
+	if st := stats(c); st.CrawlerReclaimed != 20 {
+		t.Fatalf("crawler_reclaimed %d, want 20", st.CrawlerReclaimed)
+	}
+}
+
+func TestChainSnapshot(t *testing.T) {
+	clk := newFakeClock()
+	src := chainCache(t, Config{Now: clk.Now, ItemSizeMax: 4 << 20, SlabChunkMax: 16 << 10})
+	want := map[string][]byte{}
+	for i := range 30 {
+		k := fmt.Sprintf("k%d", i)
+		want[k] = pattern(1+i*i*4099, byte(i))
+		mustSet(t, src, k, string(want[k]))
+	}
+	var buf bytes.Buffer
+	if _, err := src.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// Into a cache with another slab_chunk_max: the chains are rebuilt.
+	dst := newCache(t, Config{Now: clk.Now, NoCrawler: true, ItemSizeMax: 4 << 20, MemoryLimit: 128 << 20})
+	if _, err := dst.load(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got, ok := value(dst, k); !ok || got != string(v) {
+			t.Fatalf("%s read back %d bytes (found %v), want %d", k, len(got), ok, len(v))
+		}
+	}
+}
+
+// TestChainConcurrent sets, gets, appends and deletes chained items from
+// several goroutines in a cache small enough to evict, while pages move:
+// every value read is one that was written, whole.
+func TestChainConcurrent(t *testing.T) {
+	c := newCache(t, Config{MemoryLimit: 16 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 32 << 10})
+	const workers, rounds = 4, 300
+	largest := c.Classes()[len(c.Classes())-1].ID
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				key := []byte(fmt.Sprintf("k%d", (i*7+w)%16))
+				n := 1 + (i*9973+w*31)%(300<<10)
+				v := pattern(n, byte(n))
+				switch i % 5 {
+				case 0, 1:
+					if _, err := c.Store(ModeSet, key, uint32(n), 0, v, 0); err != nil {
+						errs <- err
+						return
+					}
+				case 2:
+					c.Delete(key)
+				case 3:
+					_, _ = c.Store(ModeAppend, key, 0, 0, v[:n%5000], 0)
+				default:
+					if w == 0 {
+						_ = c.Reassign(largest, 0)
+					}
+				}
+				var bad error
+				c.Get(key, func(it Item) {
+					got := it.AppendValue(nil)
+					if it.Len() != len(got) {
+						bad = fmt.Errorf("%s: Len %d, %d bytes", key, it.Len(), len(got))
+						return
+					}
+					// A value is a pattern of its flags' length, perhaps
+					// followed by appended prefixes of patterns.
+					f := int(it.Flags)
+					if f > len(got) || !bytes.Equal(got[:f], pattern(f, byte(f))) {
+						bad = fmt.Errorf("%s: value of %d bytes does not start with its %d-byte pattern", key, len(got), f)
+					}
+				})
+				if bad != nil {
+					errs <- bad
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mover", func() bool { return !c.rebalBusy.Load() })
+	want := map[string][]byte{}
+	for i := range 16 {
+		want[fmt.Sprintf("k%d", i)] = nil
+	}
+	checkChains(t, c, want)
+}
