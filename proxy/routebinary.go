@@ -50,14 +50,20 @@ func binaryLocal(r rreq, st protocol.Status, body string) []byte {
 	return append(b, body...)
 }
 
-// classifyBinary returns the result of a binary reply of status st, as
-// classify ranks its text counterpart: a miss for not found and not
-// stored, a server error for out of memory and the proxy's internal
-// error, a client error for a request the server refused.
-func classifyBinary(st protocol.Status) result {
-	switch st {
-	case protocol.StatusOK, protocol.StatusKeyExists:
+// classifyBinary returns the result of a binary reply of status st to
+// a request of op, as classify ranks its text counterpart: a miss for
+// not found and not stored (an add's "key exists" included: its text
+// counterpart is NOT_STORED), a server error for out of memory and the
+// proxy's internal error, a client error for a request the server
+// refused.
+func classifyBinary(op rop, st protocol.Status) result {
+	switch {
+	case st == protocol.StatusKeyExists && op == rAdd:
+		return resMiss
+	case st == protocol.StatusOK, st == protocol.StatusKeyExists:
 		return resOK // text EXISTS ranks as a reply, not an error
+	}
+	switch st {
 	case protocol.StatusKeyNotFound, protocol.StatusNotStored:
 		return resMiss
 	case protocol.StatusTooLarge, protocol.StatusInvalidArgs, protocol.StatusNonNumeric,
