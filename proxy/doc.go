@@ -139,7 +139,8 @@
 // Detached copies (AllAsyncRoute's, AllInitialRoute's, shadows', warm-up
 // adds) are bounded per node at 1024 in flight, and in bytes over the
 // whole proxy: the requests of the copies in flight (a warm-up fill's
-// value while it asks warm for the item's time) weigh at most
+// value while it asks warm for the item's time), with the replies a
+// composer on a copy's way holds from its children, weigh at most
 // Config.WriteBufMemLimit (64 MiB by default), a budget of their own, not
 // the held replies', so that a slow shadow or async pool takes nothing
 // from the primary's clients. A copy past either bound is dropped and

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/route"
@@ -51,5 +53,43 @@ func TestRouteBinaryAddExistsRanked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRouteDetachedRepliesOwnBudget: the replies a detached copy's
+// composer holds (a shadow through an AllSyncRoute waiting for a child
+// that never answers) count against the detached copies' budget, not
+// against the replies held for clients (write_buf_bytes), which the
+// primary's clients need: a slow shadow pool takes nothing from them.
+func TestRouteDetachedRepliesOwnBudget(t *testing.T) {
+	const (
+		n    = 16
+		size = 128 << 10
+	)
+	srv := startCorvids(t, 1)[0]
+	pools := onePools(srv, srv, blockedServer(t))
+	pools["C"].Timeout = time.Minute // the shadows' steps wait during the test
+	root := poolRoute("A")
+	root.Shadows = []route.Shadow{{KeyFractionRange: [2]float64{0, 1}, Target: &route.Handle{
+		Type: route.AllSyncRoute, Children: []*route.Handle{poolRoute("B"), poolRoute("C")}}}}
+	p, addr := startRouterWith(t, Config{WriteBufMemLimit: 4 << 20}, &route.Config{Pools: pools, Root: root})
+	roundTrip(testutil.Dial(t, srv), fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", size, strings.Repeat("v", size)),
+		testutil.LineReply)
+	c := testutil.Dial(t, addr)
+	for i := range n {
+		if got := roundTrip(c, "get big\r\n", testutil.ValuesReply); !strings.HasPrefix(got, "VALUE big") {
+			t.Fatalf("get %d: %.40q", i, got)
+		}
+	}
+	// The shadows' AllSync steps hold B's n replies while C says nothing.
+	held := func() int64 { return p.async.bytes.Load() + p.Stats().WriteBufBytes }
+	for deadline := time.Now().Add(10 * time.Second); held() < n*size; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shadows' steps hold %d bytes, want %d", held(), n*size)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b := p.Stats().WriteBufBytes; b != 0 {
+		t.Errorf("write_buf_bytes %d with no client reply held: the shadows took the clients' budget", b)
 	}
 }
