@@ -53,9 +53,9 @@ func binaryLocal(r rreq, st protocol.Status, body string) []byte {
 // classifyBinary returns the result of a binary reply of status st to
 // a request of op, as classify ranks its text counterpart: a miss for
 // not found and not stored (an add's "key exists" included: its text
-// counterpart is NOT_STORED), a server error for out of memory and the
-// proxy's internal error, a client error for a request the server
-// refused.
+// counterpart is NOT_STORED), a server error for out of memory, a value
+// too large and the proxy's internal error, a client error for a
+// request the server refused.
 func classifyBinary(op rop, st protocol.Status) result {
 	switch {
 	case st == protocol.StatusKeyExists && op == rAdd:
@@ -66,7 +66,9 @@ func classifyBinary(op rop, st protocol.Status) result {
 	switch st {
 	case protocol.StatusKeyNotFound, protocol.StatusNotStored:
 		return resMiss
-	case protocol.StatusTooLarge, protocol.StatusInvalidArgs, protocol.StatusNonNumeric,
+	case protocol.StatusTooLarge:
+		return resRemote // text: SERVER_ERROR object too large for cache
+	case protocol.StatusInvalidArgs, protocol.StatusNonNumeric,
 		protocol.StatusUnknownCommand, protocol.StatusAuthError, protocol.StatusAuthContinue:
 		return resClient
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/route"
+	"github.com/corvidcache/corvid/server"
+	"github.com/corvidcache/corvid/storage"
 )
 
 const binAdd = 0x02
@@ -91,5 +93,26 @@ func TestRouteDetachedRepliesOwnBudget(t *testing.T) {
 	}
 	if b := p.Stats().WriteBufBytes; b != 0 {
 		t.Errorf("write_buf_bytes %d with no client reply held: the shadows took the clients' budget", b)
+	}
+}
+
+// TestRouteBinaryTooLargeFailsOver: a server's refusal of a value too
+// large for it (text's "SERVER_ERROR object too large for cache",
+// binary's status 3) is a server error, which FailoverRoute fails over
+// for a binary set as for a text one.
+func TestRouteBinaryTooLargeFailsOver(t *testing.T) {
+	small := testutil.StartCorvid(t, server.Config{Storage: storage.Config{ItemSizeMax: 64 << 10}})
+	big := startCorvids(t, 1)[0]
+	root := &route.Handle{Type: route.FailoverRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}}
+	_, addr := startRouter(t, &route.Config{Pools: onePools(small, big), Root: root})
+	val := strings.Repeat("v", 100<<10)
+	if got := setVia(t, testutil.Dial(t, addr), "t", val); got != "STORED\r\n" {
+		t.Fatalf("text set: %q, want STORED by the second child", got)
+	}
+	if r := binDo(t, testutil.Dial(t, addr), binSetReq("b", val)); r.Status() != 0 {
+		t.Fatalf("binary set: %v, want success from the second child, as the text set", r)
+	}
+	if !has(t, big, "b") {
+		t.Errorf("the binary set did not reach the second child")
 	}
 }
