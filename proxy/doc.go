@@ -152,7 +152,8 @@
 // text counterpart takes (routebinary.go): its bytes go to a PoolRoute's
 // server on a binary connection, composers judge its replies by their
 // status, NullRoute and AllAsyncRoute answer it in binary (nothing to a
-// quiet store, as to a noreply one), ErrorRoute with status 0x84 and its
+// quiet store, as to a noreply one; a getk's miss with its key, as
+// memcached's), ErrorRoute with status 0x84 and its
 // response; a WarmUpRoute takes a binary get as a gets, so that the
 // reply's CAS unique is cold's (a key with a space or a control
 // character, which its text requests to warm cannot carry, goes to cold

@@ -18,10 +18,18 @@ import (
 // defaultReply is mcrouter's default reply to r, whose reply completes
 // c (see defaultReply): for a binary request, the status of the text
 // reply (key not found, not stored); for a quiet one, as for a quiet
-// meta request, a reply the client is not sent.
+// meta request, a reply the client is not sent. A miss to getk or gatk
+// carries the key and no text, as memcached's does.
 func (r rreq) defaultReply(c *call) []byte {
 	if r.kind != kindBinary {
 		return []byte(defaultReply(r.op, r.kind))
+	}
+	if len(r.parts) > 0 && len(r.parts[0]) > 1 {
+		switch op := protocol.Opcode(r.parts[0][1]); op {
+		case protocol.OpGetK, protocol.OpGATK:
+			b := protocol.AppendBinaryResponse(nil, op, protocol.StatusKeyNotFound, 0, len(r.key), len(r.key), 0, 0)
+			return append(b, r.key...)
+		}
 	}
 	st := protocol.StatusKeyNotFound
 	switch {

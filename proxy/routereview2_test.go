@@ -116,3 +116,33 @@ func TestRouteBinaryTooLargeFailsOver(t *testing.T) {
 		t.Errorf("the binary set did not reach the second child")
 	}
 }
+
+// TestRouteBinaryGetKMissEchoesKey: NullRoute's miss (a key no prefix
+// routes, AllAsyncRoute's answer) to a binary getk or gatk carries the
+// key and no text, as memcached's miss to them does, so that a client
+// matching replies by key finds it.
+func TestRouteBinaryGetKMissEchoesKey(t *testing.T) {
+	const (
+		binGetK = 0x0c
+		binGATK = 0x23
+	)
+	srv := startCorvids(t, 1)[0]
+	root := &route.Handle{Type: route.PrefixSelectorRoute, Policies: map[string]*route.Handle{
+		"p:": poolRoute("A"),
+		"a:": {Type: route.AllAsyncRoute, Children: []*route.Handle{poolRoute("A")}},
+	}}
+	_, addr := startRouter(t, &route.Config{Pools: onePools(srv), Root: root})
+	c := testutil.Dial(t, addr)
+	for _, key := range []string{"p:missing", "nowhere", "a:k"} {
+		for _, op := range []byte{binGetK, binGATK} {
+			req := testutil.BinaryRequest{Opcode: op, Key: []byte(key)}
+			if op == binGATK {
+				req.Extras = make([]byte, 4)
+			}
+			r := binDo(t, c, req)
+			if r.Status() != 1 || string(r.Key()) != key || len(r.Value()) != 0 {
+				t.Errorf("opcode %#x of %s: %v, want status 1 (not found) with the key and no value", op, key, r)
+			}
+		}
+	}
+}
