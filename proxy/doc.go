@@ -139,7 +139,8 @@
 // Detached copies (AllAsyncRoute's, AllInitialRoute's, shadows', warm-up
 // adds) are bounded per node at 1024 in flight, and in bytes over the
 // whole proxy: the requests of the copies in flight (a warm-up fill's
-// value while it asks warm for the item's time) weigh at most
+// value while it asks warm for the item's time), with the replies a
+// composer on a copy's way holds from its children, weigh at most
 // Config.WriteBufMemLimit (64 MiB by default), a budget of their own, not
 // the held replies', so that a slow shadow or async pool takes nothing
 // from the primary's clients. A copy past either bound is dropped and
@@ -151,7 +152,8 @@
 // text counterpart takes (routebinary.go): its bytes go to a PoolRoute's
 // server on a binary connection, composers judge its replies by their
 // status, NullRoute and AllAsyncRoute answer it in binary (nothing to a
-// quiet store, as to a noreply one), ErrorRoute with status 0x84 and its
+// quiet store, as to a noreply one; a getk's miss with its key, as
+// memcached's), ErrorRoute with status 0x84 and its
 // response; a WarmUpRoute takes a binary get as a gets, so that the
 // reply's CAS unique is cold's (a key with a space or a control
 // character, which its text requests to warm cannot carry, goes to cold

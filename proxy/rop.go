@@ -140,7 +140,7 @@ func classify(op rop, reply []byte, err error) result {
 		return resTimeout
 	}
 	if len(reply) >= protocol.BinaryHeaderLen && reply[0] == protocol.BinaryResponseMagic {
-		return classifyBinary(binaryStatus(reply))
+		return classifyBinary(op, binaryStatus(reply))
 	}
 	switch {
 	case bytes.HasPrefix(reply, []byte("SERVER_ERROR")):

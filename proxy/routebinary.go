@@ -18,10 +18,18 @@ import (
 // defaultReply is mcrouter's default reply to r, whose reply completes
 // c (see defaultReply): for a binary request, the status of the text
 // reply (key not found, not stored); for a quiet one, as for a quiet
-// meta request, a reply the client is not sent.
+// meta request, a reply the client is not sent. A miss to getk or gatk
+// carries the key and no text, as memcached's does.
 func (r rreq) defaultReply(c *call) []byte {
 	if r.kind != kindBinary {
 		return []byte(defaultReply(r.op, r.kind))
+	}
+	if len(r.parts) > 0 && len(r.parts[0]) > 1 {
+		switch op := protocol.Opcode(r.parts[0][1]); op {
+		case protocol.OpGetK, protocol.OpGATK:
+			b := protocol.AppendBinaryResponse(nil, op, protocol.StatusKeyNotFound, 0, len(r.key), len(r.key), 0, 0)
+			return append(b, r.key...)
+		}
 	}
 	st := protocol.StatusKeyNotFound
 	switch {
@@ -50,17 +58,25 @@ func binaryLocal(r rreq, st protocol.Status, body string) []byte {
 	return append(b, body...)
 }
 
-// classifyBinary returns the result of a binary reply of status st, as
-// classify ranks its text counterpart: a miss for not found and not
-// stored, a server error for out of memory and the proxy's internal
-// error, a client error for a request the server refused.
-func classifyBinary(st protocol.Status) result {
-	switch st {
-	case protocol.StatusOK, protocol.StatusKeyExists:
+// classifyBinary returns the result of a binary reply of status st to
+// a request of op, as classify ranks its text counterpart: a miss for
+// not found and not stored (an add's "key exists" included: its text
+// counterpart is NOT_STORED), a server error for out of memory, a value
+// too large and the proxy's internal error, a client error for a
+// request the server refused.
+func classifyBinary(op rop, st protocol.Status) result {
+	switch {
+	case st == protocol.StatusKeyExists && op == rAdd:
+		return resMiss
+	case st == protocol.StatusOK, st == protocol.StatusKeyExists:
 		return resOK // text EXISTS ranks as a reply, not an error
+	}
+	switch st {
 	case protocol.StatusKeyNotFound, protocol.StatusNotStored:
 		return resMiss
-	case protocol.StatusTooLarge, protocol.StatusInvalidArgs, protocol.StatusNonNumeric,
+	case protocol.StatusTooLarge:
+		return resRemote // text: SERVER_ERROR object too large for cache
+	case protocol.StatusInvalidArgs, protocol.StatusNonNumeric,
 		protocol.StatusUnknownCommand, protocol.StatusAuthError, protocol.StatusAuthContinue:
 		return resClient
 	}

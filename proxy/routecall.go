@@ -234,9 +234,12 @@ type rstep struct {
 	counts  [resClient + 1]int16
 	// cl is the client whose bound on held replies the sub-calls'
 	// replies count against (nil for a detached request): held is what
-	// they hold (see take).
-	cl   *client
-	held atomic.Int64
+	// they hold (see take). A detached copy's step (detached: on the
+	// way of an AllAsyncRoute's, a shadow's, a warm-up fill's) holds
+	// them against the proxy's budget for detached copies instead.
+	cl       *client
+	held     atomic.Int64
+	detached bool
 	// worst is the worst reply AllSyncRoute has seen, of rank worstRes.
 	worst    *call
 	worstRes result
@@ -264,8 +267,10 @@ func (rt *routeTree) compose(from *client, c *call, n *rnode, r rreq, pw *pendin
 	s := stepPool.Get().(*rstep)
 	s.rt, s.node, s.out, s.op, s.kind = rt, n, c, r.op, r.kind
 	s.cl = c.accountedTo()
+	s.detached = c.pend != nil // a detached copy (not a noreply request)
 	if s.cl == nil && c.step != nil {
 		s.cl = c.step.cl // a composer inside a composer
+		s.detached = c.step.detached
 	}
 	s.req = s.req[:0]
 	for _, p := range r.parts {
@@ -402,8 +407,18 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 // until it is released, against the proxy's bound on held replies (as
 // client.takeReply, whose client is closed when it would pass it: an
 // AllSyncRoute waiting for a slow child must not hold whatever its
-// clients ask for). It reports false when the reply may not be kept.
+// clients ask for); a detached copy's step, against the budget of
+// detached requests, so that a slow shadow or async pool takes nothing
+// from the clients' replies. It reports false when the reply may not be
+// kept.
 func (s *rstep) take(n int) bool {
+	if s.detached {
+		if !s.rt.async.take(int64(n)) {
+			return false
+		}
+		s.held.Add(int64(n))
+		return true
+	}
 	m := s.rt.replies
 	if m == nil {
 		return true
@@ -569,7 +584,7 @@ func (rt *routeTree) startTTLFill(n *rnode, key, flags, size, data []byte, pw *p
 		return
 	}
 	s := stepPool.Get().(*rstep)
-	s.asyncHeld = held
+	s.asyncHeld, s.detached = held, true
 	s.rt, s.node, s.op, s.kind, s.ttlFill = rt, n, rMetaGet, kindMeta, true
 	s.key = append(s.key[:0], key...)
 	s.req = append(append(append(s.req[:0], "mg "...), key...), " t\r\n"...)
@@ -615,7 +630,11 @@ func (s *rstep) fillWithTTL(f *call, res result, pw *pendingWrites) {
 // sub-call has completed.
 func (s *rstep) release() {
 	if h := s.held.Load(); h != 0 {
-		s.rt.replies.release(&s.held, h)
+		if s.detached {
+			s.rt.async.release(h)
+		} else {
+			s.rt.replies.release(&s.held, h)
+		}
 	}
 	s.rt.steps.Add(-1)
 	for i, f := range s.subs {
