@@ -3,13 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,28 +22,9 @@ import (
 // ends and answers every mg with a one-byte value; served counts the
 // values sent.
 func endlessServer(t *testing.T, served *atomic.Int64) string {
-	return testutil.FakeServer(t, func(nc net.Conn) {
-		br := bufio.NewReader(nc)
-		for {
-			req, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			switch {
-			case strings.HasPrefix(req, "mg "):
-				served.Add(1)
-				io.WriteString(nc, "VA 1 f7 t-1\r\nv\r\n")
-			case strings.HasPrefix(req, "lru_crawler metadump"):
-				tick := time.NewTicker(time.Millisecond)
-				defer tick.Stop()
-				for i := 0; ; i++ {
-					<-tick.C
-					if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
-						return
-					}
-				}
-			}
-		}
+	return testutil.FakeMetadump(t, time.Millisecond, 0, func(string) string {
+		served.Add(1)
+		return "VA 1 f7 t-1\r\nv\r\n"
 	})
 }
 

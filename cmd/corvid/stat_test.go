@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -348,28 +347,7 @@ func TestStatTables(t *testing.T) {
 // metadumpServer answers "lru_crawler metadump" with a key line every
 // interval (forever, until the test ends) and every mg with EN.
 func metadumpServer(t *testing.T, interval time.Duration) string {
-	return testutil.FakeServer(t, func(nc net.Conn) {
-		br := bufio.NewReader(nc)
-		for {
-			req, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			switch {
-			case strings.HasPrefix(req, "mg "):
-				io.WriteString(nc, "EN\r\n")
-			case strings.HasPrefix(req, "lru_crawler metadump"):
-				tick := time.NewTicker(interval)
-				defer tick.Stop()
-				for i := 0; ; i++ {
-					<-tick.C
-					if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
-						return
-					}
-				}
-			}
-		}
-	})
+	return testutil.FakeMetadump(t, interval, 0, func(string) string { return "EN\r\n" })
 }
 
 // TestToolsSlowMetadump runs the walking tools against servers whose

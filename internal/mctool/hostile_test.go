@@ -10,10 +10,11 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/corvidcache/corvid/internal/testutil"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/corvidcache/corvid/internal/testutil"
 )
 
 // A dump file that declares a huge value but holds a few bytes must not
@@ -126,29 +127,7 @@ func TestStatsTrickleBoundedByTimeout(t *testing.T) {
 // trickleServer answers "lru_crawler metadump" with a key line every
 // interval, up to n lines, then END, and every mg with EN.
 func trickleServer(t *testing.T, interval time.Duration, n int) string {
-	return testutil.FakeServer(t, func(nc net.Conn) {
-		br := bufio.NewReader(nc)
-		for {
-			req, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			switch {
-			case strings.HasPrefix(req, "mg "):
-				io.WriteString(nc, "EN\r\n")
-			case strings.HasPrefix(req, "lru_crawler metadump"):
-				tick := time.NewTicker(interval)
-				defer tick.Stop()
-				for i := range n {
-					<-tick.C
-					if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
-						return
-					}
-				}
-				io.WriteString(nc, "END\r\n")
-			}
-		}
-	})
+	return testutil.FakeMetadump(t, interval, n, func(string) string { return "EN\r\n" })
 }
 
 // A server that trickles metadump lines, each just within the timeout,

@@ -1,9 +1,14 @@
 package testutil
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // FakeServer listens on a loopback port and runs handle for each
@@ -51,4 +56,45 @@ func FakeServer(t testing.TB, handle func(nc net.Conn)) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+// FakeMetadump starts a FakeServer that answers "lru_crawler metadump"
+// with a key line (k0, k1, ...) every interval, n lines then END (n 0:
+// forever, until the connection or the test ends), and every "mg" line
+// with mg's reply for it (the request line, without its CRLF). Other
+// requests get no answer.
+func FakeMetadump(t testing.TB, interval time.Duration, n int, mg func(req string) string) string {
+	t.Helper()
+	return FakeServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			req, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case strings.HasPrefix(req, "mg "):
+				io.WriteString(nc, mg(strings.TrimRight(req, "\r\n")))
+			case strings.HasPrefix(req, "lru_crawler metadump"):
+				if !fakeDump(nc, interval, n) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// fakeDump writes FakeMetadump's key lines; false when the connection
+// failed.
+func fakeDump(nc net.Conn, interval time.Duration, n int) bool {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i := 0; n == 0 || i < n; i++ {
+		<-tick.C
+		if _, err := fmt.Fprintf(nc, "key=k%d exp=-1 la=0 cas=%d fetch=no cls=1 size=60\n", i, i+1); err != nil {
+			return false
+		}
+	}
+	_, err := io.WriteString(nc, "END\r\n")
+	return err == nil
 }
