@@ -58,19 +58,10 @@ func startProxyB(t testing.TB, conf string) *Proxy {
 	return serveProxy(t, Config{}, conf)
 }
 
-// serveProxy starts a proxy with cfg and the pools of the nutcracker.yml
-// text conf, serving until the test ends.
-func serveProxy(t testing.TB, cfg Config, conf string) *Proxy {
+// runProxy serves p until the test ends, then checks that Serve
+// returned, without error, within 10 s.
+func runProxy(t testing.TB, p *Proxy) {
 	t.Helper()
-	pc, err := nutcracker.Parse([]byte(conf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Pools = pc
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx) }()
@@ -85,6 +76,22 @@ func serveProxy(t testing.TB, cfg Config, conf string) *Proxy {
 			t.Errorf("Serve did not return within 10s")
 		}
 	})
+}
+
+// serveProxy starts a proxy with cfg and the pools of the nutcracker.yml
+// text conf, serving until the test ends.
+func serveProxy(t testing.TB, cfg Config, conf string) *Proxy {
+	t.Helper()
+	pc, err := nutcracker.Parse([]byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pools = pc
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runProxy(t, p)
 	return p
 }
 

@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -166,17 +165,7 @@ func startProxySweep(t *testing.T, conf string, sweep time.Duration) *Proxy {
 		t.Fatal(err)
 	}
 	p.idle.sweep = sweep // before Serve starts the idler
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return within 10s")
-		}
-	})
+	runProxy(t, p)
 	return p
 }
 

@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/ring"
@@ -23,20 +21,7 @@ func startRouter(t testing.TB, cfg *route.Config) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return within 10s")
-		}
-	})
+	runProxy(t, p)
 	return p, p.Addrs()["router"].String()
 }
 
