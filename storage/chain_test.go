@@ -368,3 +368,43 @@ func TestChainConcurrent(t *testing.T) {
 	}
 	checkChains(t, c, want)
 }
+
+// TestChainAutocrawlReclaims: the crawler's automatic passes reclaim
+// expired chained items, as memcached's autocrawl of the largest class's
+// LRUs does, though their headers sit in smaller classes' pages.
+func TestChainAutocrawlReclaims(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10,
+		CrawlInterval: time.Millisecond, CrawlerSleep: -1})
+	// A flat LRU: the items stay on COLD, where only the crawler (or a
+	// need for memory) reclaims them.
+	if err := c.SetLRUSegmented(false); err != nil {
+		t.Fatal(err)
+	}
+	step := func(d time.Duration) {
+		t.Helper()
+		clk.Advance(d)
+		r := c.crawl.rounds.Load()
+		waitFor(t, "the crawler's next turns", func() bool { return c.crawl.rounds.Load() >= r+3 })
+	}
+	step(0)
+	for i := range 20 {
+		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 30, pattern(100<<10, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 200 {
+		step(time.Second)
+		if stats(c).CurrItems == 0 {
+			break
+		}
+	}
+	st := stats(c)
+	if st.CurrItems != 0 || st.CrawlerReclaimed != 20 {
+		t.Fatalf("200s after setting 20 chained items with a TTL of 30s: curr_items %d crawler_reclaimed %d, want 0 and 20",
+			st.CurrItems, st.CrawlerReclaimed)
+	}
+	if got := usedChunks(c); len(got) != 0 {
+		t.Fatalf("used chunks %v, want none", got)
+	}
+}
