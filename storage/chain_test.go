@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -406,5 +407,26 @@ func TestChainAutocrawlReclaims(t *testing.T) {
 	}
 	if got := usedChunks(c); len(got) != 0 {
 		t.Fatalf("used chunks %v, want none", got)
+	}
+}
+
+// TestChainSetNoMemoryKeepsOld: a set of a chained item whose header
+// chunk is found but not its body chunks fails with ErrNoMemoryRead (also
+// an ErrNoMemory) and, as memcached's failed read, keeps the old value.
+func TestChainSetNoMemoryKeepsOld(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 16 << 20, ItemSizeMax: 4 << 20, NoEvict: true})
+	mustSet(t, c, "old", "v")
+	var err error
+	for i := 0; i < 20 && err == nil; i++ {
+		_, err = c.Store(ModeSet, []byte(fmt.Sprint("k", i)), 0, 0, pattern(3<<20, byte(i)), 0)
+	}
+	if err != ErrNoMemoryRead || !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("filling a -M cache with chained items: %v, want ErrNoMemoryRead", err)
+	}
+	if _, err := c.Store(ModeSet, []byte("old"), 0, 0, pattern(3<<20, 9), 0); err != ErrNoMemoryRead {
+		t.Fatalf("set old: %v, want ErrNoMemoryRead", err)
+	}
+	if got, ok := value(c, "old"); !ok || got != "v" {
+		t.Fatalf("old reads %d bytes (found %v) after the failed set, want its old value", len(got), ok)
 	}
 }
