@@ -433,3 +433,63 @@ func TestChainSetNoMemoryKeepsOld(t *testing.T) {
 		t.Fatalf("old reads %d bytes (found %v) after the failed set, want its old value", len(got), ok)
 	}
 }
+
+// TestChainCrawlerCountsLargest: the crawler checks chained items with
+// the largest class's LRUs, whose items they are, as memcached's crawler
+// walks its LRUs: "stats items" counts them in crawler_items_checked of
+// the largest class, a crawl of their header chunks' class alone does
+// not check them, and an automatic pass schedules them with the largest
+// class's LRUs.
+func TestChainCrawlerCountsLargest(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
+	for i := range 10 {
+		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 0, pattern(100<<10, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hdr := c.headerClass(2, 0)
+	checked := func() (h, l uint64) {
+		for _, cs := range stats(c).Classes {
+			switch cs.ID {
+			case hdr:
+				h = cs.CrawlerItemsChecked
+			case c.largest:
+				l = cs.CrawlerItemsChecked
+			}
+		}
+		return h, l
+	}
+	crawl := func(ids []int) {
+		t.Helper()
+		waitFor(t, "a crawl request", func() bool { return c.Crawl(ids) == nil })
+		waitFor(t, "the crawl", func() bool { return !c.CrawlerBusy() })
+	}
+	crawl([]int{hdr})
+	if h, l := checked(); h != 0 || l != 0 {
+		t.Fatalf("crawl of class %d: checked %d there and %d in the largest class, want none", hdr, h, l)
+	}
+	crawl(nil)
+	if h, l := checked(); h != 0 || l != 10 {
+		t.Fatalf("crawl of all classes: checked %d in class %d and %d in the largest class, want 0 and 10", h, hdr, l)
+	}
+
+	// An automatic pass: the largest class's COLD LRU records the items
+	// it saw, the header class's records none.
+	sched := make([][numLRU]crawlSchedule, len(c.classes))
+	want := make([]lruSet, len(c.classes))
+	for i := range want {
+		want[i] = allLRUs
+	}
+	if !c.crawlAll(want, sched) {
+		t.Fatal("crawlAll: cache stopping")
+	}
+	var seenHdr, seenLargest uint64
+	for l := range numLRU {
+		seenHdr += sched[hdr][l].tally.seen
+		seenLargest += sched[c.largest][l].tally.seen
+	}
+	if seenHdr != 0 || seenLargest != 10 {
+		t.Fatalf("automatic pass: class %d's LRUs saw %d items, the largest class's %d; want 0 and 10", hdr, seenHdr, seenLargest)
+	}
+}
