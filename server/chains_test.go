@@ -187,3 +187,55 @@ func TestChainedMetaBase64AndGetK(t *testing.T) {
 		t.Fatalf("mg reply line %q, want %q", replies[0], want)
 	}
 }
+
+// TestChainedSetOutOfMemory fills a -M cache with chained values until a
+// set fails for want of body chunks, its header chunk found: memcached
+// fails it while reading the value, answers "SERVER_ERROR Out of memory
+// during read" (to ms as well), does not count it in store_no_memory and
+// leaves the key's old value in place.
+func TestChainedSetOutOfMemory(t *testing.T) {
+	addrs := map[string]string{"corvid": testutil.StartCorvid(t, server.Config{
+		Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 16 << 20, NoEvict: true},
+	})}
+	if testutil.MemcachedPath() != "" {
+		addrs["memcached"] = testutil.StartMemcached(t, "-m", "64", "-I", "16m", "-M")
+	}
+	for name, addr := range addrs {
+		t.Run(name, func(t *testing.T) {
+			c := dialLarge(t, addr)
+			old := largeValue(2<<20, 1)
+			if r := c.store("set", "old", old); r != "STORED\r\n" {
+				t.Fatalf("set old: %q", r)
+			}
+			const oom = "SERVER_ERROR Out of memory during read\r\n"
+			r := ""
+			for i := 0; i < 40 && r != oom; i++ {
+				if r = c.store("set", fmt.Sprint("k", i), largeValue(3<<20, byte(i))); r != "STORED\r\n" && r != oom {
+					t.Fatalf("set k%d: %q", i, r)
+				}
+			}
+			if r != oom {
+				t.Fatalf("40 sets of 3 MB into -m 64 -M all stored")
+			}
+			if r := c.store("set", "old", largeValue(3<<20, 2)); r != oom {
+				t.Fatalf("set old again: %q, want %q", r, oom)
+			}
+			if r := c.metaSet("old", largeValue(3<<20, 2)); r != oom {
+				t.Fatalf("ms old: %q, want %q", r, oom)
+			}
+			if got := c.get("old"); !bytes.Equal(got, old) {
+				t.Fatalf("old reads back %d bytes after the failed sets, want its old %d", len(got), len(old))
+			}
+			c.send([]byte("stats\r\n"))
+			for {
+				l := strings.TrimSpace(c.line())
+				if l == "END" {
+					break
+				}
+				if strings.HasPrefix(l, "STAT store_no_memory ") && l != "STAT store_no_memory 0" {
+					t.Errorf("%s, want 0", l)
+				}
+			}
+		})
+	}
+}

@@ -390,6 +390,10 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
 		c.storeReply(req, klogNotStored, "SERVER_ERROR object too large for cache")
+	case errors.Is(err, storage.ErrNoMemoryRead):
+		// memcached meets it reading the value, after the command was
+		// counted: not a store_no_memory.
+		c.storeReply(req, klogNotStored, "SERVER_ERROR Out of memory during read")
 	case errors.Is(err, storage.ErrNoMemory):
 		c.stats.storeNoMemory++
 		c.storeReply(req, klogNotStored, "SERVER_ERROR out of memory storing object")

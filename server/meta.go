@@ -267,6 +267,9 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 		c.stats.storeTooLarge++
 		c.reply("SERVER_ERROR object too large for cache")
 		return 0
+	case errors.Is(err, storage.ErrNoMemoryRead):
+		c.reply("SERVER_ERROR Out of memory during read")
+		return 0
 	case errors.Is(err, storage.ErrNoMemory):
 		c.stats.storeNoMemory++
 		c.reply("SERVER_ERROR out of memory storing object")

@@ -268,6 +268,11 @@ func (c *Cache) newChainedItem(key, value []byte, flags, exp, now uint32) (itemR
 	}
 	if err != nil {
 		c.freeInflight(ref)
+		if err == ErrNoMemory {
+			// The header chunk was found: memcached, reading the value
+			// into the chain, fails here.
+			err = ErrNoMemoryRead
+		}
 		return 0, nil, err
 	}
 	return ref, h, nil

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -367,4 +368,128 @@ func TestChainConcurrent(t *testing.T) {
 		want[fmt.Sprintf("k%d", i)] = nil
 	}
 	checkChains(t, c, want)
+}
+
+// TestChainAutocrawlReclaims: the crawler's automatic passes reclaim
+// expired chained items, as memcached's autocrawl of the largest class's
+// LRUs does, though their headers sit in smaller classes' pages.
+func TestChainAutocrawlReclaims(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10,
+		CrawlInterval: time.Millisecond, CrawlerSleep: -1})
+	// A flat LRU: the items stay on COLD, where only the crawler (or a
+	// need for memory) reclaims them.
+	if err := c.SetLRUSegmented(false); err != nil {
+		t.Fatal(err)
+	}
+	step := func(d time.Duration) {
+		t.Helper()
+		clk.Advance(d)
+		r := c.crawl.rounds.Load()
+		waitFor(t, "the crawler's next turns", func() bool { return c.crawl.rounds.Load() >= r+3 })
+	}
+	step(0)
+	// Items that never expire at the COLD tail, where the maintainer
+	// looks, and the ones that do before them.
+	for i := range 40 {
+		exp := int64(0)
+		if i >= 20 {
+			exp = 30
+		}
+		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, exp, pattern(100<<10, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 200 {
+		step(time.Second)
+		if stats(c).CurrItems == 20 {
+			break
+		}
+	}
+	st := stats(c)
+	if st.CurrItems != 20 || st.CrawlerReclaimed != 20 {
+		t.Fatalf("200s after setting 20 chained items with a TTL of 30s: curr_items %d crawler_reclaimed %d (reclaimed %d), want 20 and 20",
+			st.CurrItems, st.CrawlerReclaimed, st.Reclaimed)
+	}
+}
+
+// TestChainSetNoMemoryKeepsOld: a set of a chained item whose header
+// chunk is found but not its body chunks fails with ErrNoMemoryRead (also
+// an ErrNoMemory) and, as memcached's failed read, keeps the old value.
+func TestChainSetNoMemoryKeepsOld(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 16 << 20, ItemSizeMax: 4 << 20, NoEvict: true})
+	mustSet(t, c, "old", "v")
+	var err error
+	for i := 0; i < 20 && err == nil; i++ {
+		_, err = c.Store(ModeSet, []byte(fmt.Sprint("k", i)), 0, 0, pattern(3<<20, byte(i)), 0)
+	}
+	if err != ErrNoMemoryRead || !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("filling a -M cache with chained items: %v, want ErrNoMemoryRead", err)
+	}
+	if _, err := c.Store(ModeSet, []byte("old"), 0, 0, pattern(3<<20, 9), 0); err != ErrNoMemoryRead {
+		t.Fatalf("set old: %v, want ErrNoMemoryRead", err)
+	}
+	if got, ok := value(c, "old"); !ok || got != "v" {
+		t.Fatalf("old reads %d bytes (found %v) after the failed set, want its old value", len(got), ok)
+	}
+}
+
+// TestChainCrawlerCountsLargest: the crawler checks chained items with
+// the largest class's LRUs, whose items they are, as memcached's crawler
+// walks its LRUs: "stats items" counts them in crawler_items_checked of
+// the largest class, a crawl of their header chunks' class alone does
+// not check them, and an automatic pass schedules them with the largest
+// class's LRUs.
+func TestChainCrawlerCountsLargest(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
+	for i := range 10 {
+		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 0, pattern(100<<10, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hdr := c.headerClass(2, 0)
+	checked := func() (h, l uint64) {
+		for _, cs := range stats(c).Classes {
+			switch cs.ID {
+			case hdr:
+				h = cs.CrawlerItemsChecked
+			case c.largest:
+				l = cs.CrawlerItemsChecked
+			}
+		}
+		return h, l
+	}
+	crawl := func(ids []int) {
+		t.Helper()
+		waitFor(t, "a crawl request", func() bool { return c.Crawl(ids) == nil })
+		waitFor(t, "the crawl", func() bool { return !c.CrawlerBusy() })
+	}
+	crawl([]int{hdr})
+	if h, l := checked(); h != 0 || l != 0 {
+		t.Fatalf("crawl of class %d: checked %d there and %d in the largest class, want none", hdr, h, l)
+	}
+	crawl(nil)
+	if h, l := checked(); h != 0 || l != 10 {
+		t.Fatalf("crawl of all classes: checked %d in class %d and %d in the largest class, want 0 and 10", h, hdr, l)
+	}
+
+	// An automatic pass: the largest class's COLD LRU records the items
+	// it saw, the header class's records none.
+	sched := make([][numLRU]crawlSchedule, len(c.classes))
+	want := make([]lruSet, len(c.classes))
+	for i := range want {
+		want[i] = allLRUs
+	}
+	if !c.crawlAll(want, sched) {
+		t.Fatal("crawlAll: cache stopping")
+	}
+	var seenHdr, seenLargest uint64
+	for l := range numLRU {
+		seenHdr += sched[hdr][l].tally.seen
+		seenLargest += sched[c.largest][l].tally.seen
+	}
+	if seenHdr != 0 || seenLargest != 10 {
+		t.Fatalf("automatic pass: class %d's LRUs saw %d items, the largest class's %d; want 0 and 10", hdr, seenHdr, seenLargest)
+	}
 }

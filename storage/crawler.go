@@ -271,50 +271,63 @@ func (c *Cache) startCrawl() {
 }
 
 // crawlAll makes one pass over the LRUs want names of each class; sched,
-// for an automatic pass, records what each LRU's pass saw. A pass over
-// the largest class asked for by Crawl also looks at the chained items
-// (which are on that class's LRUs) in the other classes' pages, where
-// their headers are. It returns false when the cache is stopping.
+// for an automatic pass, records what each LRU's pass saw. The chained
+// items are on the largest class's LRUs, as in memcached, but their
+// headers sit in other classes' pages: they are checked (and counted,
+// and scheduled) with the largest class's LRUs, in whichever pages they
+// are. It returns false when the cache is stopping.
 func (c *Cache) crawlAll(want []lruSet, sched [][numLRU]crawlSchedule) bool {
+	limit := uint64(c.crawl.toCrawl.Load())
+	large := &lruPass{want: want[c.largest], cls: &c.classes[c.largest]}
+	if sched != nil {
+		large.tally = new([numLRU]crawlTally)
+	}
 	for i := 1; i < len(c.classes); i++ {
-		lrus, chainedOnly := want[i], false
-		if lrus == (lruSet{}) {
-			if sched != nil || want[c.largest] == (lruSet{}) || c.classes[i].npages.Load() == 0 {
-				continue
+		cl := &c.classes[i]
+		p := crawlPass{own: large, limit: limit}
+		if i != c.largest {
+			p.own = &lruPass{want: want[i], cls: cl}
+			if sched != nil {
+				p.own.tally = new([numLRU]crawlTally)
 			}
-			lrus, chainedOnly = want[c.largest], true
+			if large.want != (lruSet{}) && cl.npages.Load() != 0 {
+				p.chained = large
+			}
 		}
-		var tally *[numLRU]crawlTally
-		if sched != nil {
-			tally = new([numLRU]crawlTally)
+		if p.own.want == (lruSet{}) && p.chained == nil {
+			continue
 		}
-		if !c.crawlClass(&c.classes[i], lrus, tally, chainedOnly) {
+		if !c.crawlClass(cl, &p) {
 			return false
 		}
-		if sched == nil {
+		if sched == nil || i == c.largest {
 			continue
 		}
 		for l, on := range want[i] {
 			if on {
-				sched[i][l].tally = tally[l]
+				sched[i][l].tally = p.own.tally[l]
 				sched[i][l].complete = true
+			}
+		}
+	}
+	if sched != nil {
+		for l, on := range want[c.largest] {
+			if on {
+				sched[c.largest][l].tally = large.tally[l]
+				sched[c.largest][l].complete = true
 			}
 		}
 	}
 	return true
 }
 
-// crawlClass makes one pass over the chunks of a class (with chainedOnly,
-// over the chained items whose headers are in its pages), checking the
-// items on the LRUs in want, at most lru_crawler_tocrawl of each (as
-// memcached's crawler stops each LRU after that many), and adding to tally
-// (when not nil) what it saw of the items it left, by LRU. It returns
-// false when the cache is stopping.
-func (c *Cache) crawlClass(cl *class, want lruSet, tally *[numLRU]crawlTally, chainedOnly bool) bool {
+// crawlClass makes one pass over the chunks of a class, checking the
+// items p names (see crawlPass). It returns false when the cache is
+// stopping.
+func (c *Cache) crawlClass(cl *class, p *crawlPass) bool {
 	cl.mu.Lock()
 	cl.crawlPage, cl.crawlChunk = 0, 0
 	cl.mu.Unlock()
-	p := crawlPass{want: want, limit: uint64(c.crawl.toCrawl.Load()), tally: tally, chainedOnly: chainedOnly}
 	for {
 		select {
 		case <-c.stop:
@@ -324,12 +337,12 @@ func (c *Cache) crawlClass(cl *class, want lruSet, tally *[numLRU]crawlTally, ch
 		// A Save in progress has the class locks to itself.
 		c.moveGate.RLock()
 		cl.mu.Lock()
-		if c.closed || cl.crawlPage >= len(cl.pages) || p.want == (lruSet{}) {
+		if c.closed || cl.crawlPage >= len(cl.pages) || p.done() {
 			cl.mu.Unlock()
 			c.moveGate.RUnlock()
 			return true
 		}
-		c.crawlBatchLocked(cl, c.relNow(), &p)
+		c.crawlBatchLocked(cl, c.relNow(), p)
 		cl.mu.Unlock()
 		c.moveGate.RUnlock()
 		if d := c.crawl.sleep.Load(); d > 0 {
@@ -338,15 +351,28 @@ func (c *Cache) crawlClass(cl *class, want lruSet, tally *[numLRU]crawlTally, ch
 	}
 }
 
-// crawlPass is one pass over a class.
-type crawlPass struct {
-	want    lruSet // LRUs still to check; one leaves it at limit
-	limit   uint64 // items checked per LRU; 0 = all
+// lruPass is what a pass checks of the LRUs of one class: the items on
+// the LRUs in want, at most limit of each (as memcached's crawler stops
+// each LRU after lru_crawler_tocrawl items), adding to tally (when not
+// nil) what it saw of the items it left, by LRU.
+type lruPass struct {
+	want    lruSet // LRUs still to check; one leaves it at the limit
 	checked [numLRU]uint64
-	tally   *[numLRU]crawlTally // what the pass saw, or nil
-	// chainedOnly: only the chained items' headers, whose LRUs are the
-	// largest class's (want names those)
-	chainedOnly bool
+	tally   *[numLRU]crawlTally
+	cls     *class // the class whose counters count the items
+}
+
+// crawlPass is one pass over the pages of a class: own is for the items
+// of the class, chained (nil for none) for the chained items whose
+// headers are in its pages, shared by the passes over every class.
+type crawlPass struct {
+	own, chained *lruPass
+	limit        uint64 // items checked per LRU; 0 = all
+}
+
+// done reports whether the pass has nothing left to check.
+func (p *crawlPass) done() bool {
+	return p.own.want == (lruSet{}) && (p.chained == nil || p.chained.want == (lruSet{}))
 }
 
 // crawlBatchLocked checks up to crawlBatch chunks from the class's crawl
@@ -355,14 +381,26 @@ type crawlPass struct {
 // cl.mu.
 func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 	id := cl.pages[cl.crawlPage]
-	var reclaimed, checked uint64
+	var reclaimed, checked, checkedChained uint64
 	for n := 0; n < crawlBatch && cl.crawlChunk < cl.perslab; n++ {
 		ref := makeRef(id, cl.crawlChunk*cl.size)
 		cl.crawlChunk++
 		h := c.hdr(ref)
 		b := h.bits.Load()
+		if b&bitLinked == 0 {
+			continue
+		}
+		lp, chained := p.own, b&bitChained != 0
+		switch {
+		case !chained:
+		case p.chained != nil:
+			lp = p.chained
+		case cl.id != c.largest:
+			// The largest class's LRUs are not asked for.
+			continue
+		}
 		lru := bitsLRU(b)
-		if b&bitLinked == 0 || !p.want[lru] || (p.chainedOnly && b&bitChained == 0) {
+		if !lp.want[lru] {
 			continue
 		}
 		hv := c.hashKey(c.itemKey(ref, b))
@@ -370,13 +408,17 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 		if !s.mu.TryLock() {
 			continue
 		}
-		checked++
-		if p.checked[lru]++; p.limit > 0 && p.checked[lru] >= p.limit {
-			p.want[lru] = false
+		if lp == p.own {
+			checked++
+		} else {
+			checkedChained++
+		}
+		if lp.checked[lru]++; p.limit > 0 && lp.checked[lru] >= p.limit {
+			lp.want[lru] = false
 		}
 		flushed := c.isFlushed(h, now)
 		switch {
-		case (flushed || (h.exptime != 0 && h.exptime < now)) && b&bitChained != 0:
+		case (flushed || (h.exptime != 0 && h.exptime < now)) && chained:
 			// A chained item's header chunk: the item is the largest
 			// class's, counted there.
 			if c.unlinkChainedLocked(s, cl, ref, h, hv) {
@@ -392,12 +434,12 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 				cl.cnt.expiredUnfetched.Add(1)
 			}
 			c.unlinkBothLocked(s, cl, ref, h, hv)
-		case p.tally == nil:
+		case lp.tally == nil:
 		case h.exptime == 0:
-			p.tally[lru].seen++
-			p.tally[lru].noexp++
+			lp.tally[lru].seen++
+			lp.tally[lru].noexp++
 		default:
-			t := &p.tally[lru]
+			t := &lp.tally[lru]
 			t.seen++
 			if left := h.exptime - now; left < 3600 {
 				t.histo[left/60]++
@@ -409,6 +451,9 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 		cl.crawlPage++
 		cl.crawlChunk = 0
 	}
-	cl.cnt.crawlerItemsChecked.Add(checked)
+	p.own.cls.cnt.crawlerItemsChecked.Add(checked)
+	if p.chained != nil {
+		p.chained.cls.cnt.crawlerItemsChecked.Add(checkedChained)
+	}
 	cl.cnt.crawlerReclaimed.Add(reclaimed)
 }

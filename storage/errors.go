@@ -13,6 +13,14 @@ var (
 	// evicted (memcached's "SERVER_ERROR out of memory storing object").
 	ErrNoMemory = errors.New("storage: out of memory storing object")
 
+	// ErrNoMemoryRead reports that a chained item (one larger than
+	// SlabChunkMax) found memory for its header chunk but not for all of
+	// its body chunks: memcached finds this while it reads the value into
+	// the chunks and answers "SERVER_ERROR Out of memory during read",
+	// leaving the key's old value in place. errors.Is(ErrNoMemoryRead,
+	// ErrNoMemory) holds.
+	ErrNoMemoryRead error = noMemoryRead{}
+
 	// ErrKeyTooLong reports a key longer than KeyMaxLength bytes.
 	ErrKeyTooLong = errors.New("storage: key too long")
 
@@ -65,3 +73,10 @@ var (
 	// argument.
 	ErrBadSetting = errors.New("storage: invalid setting")
 )
+
+// noMemoryRead is ErrNoMemoryRead's type: an ErrNoMemory that memcached
+// meets while reading a value.
+type noMemoryRead struct{}
+
+func (noMemoryRead) Error() string        { return "storage: out of memory during read" }
+func (noMemoryRead) Is(target error) bool { return target == ErrNoMemory }

@@ -239,8 +239,10 @@ func (c *Cache) touch(key []byte, exptime int64, fn func(Item)) bool {
 // StoreResult); cas is the unique a ModeCAS store must match (and, when not
 // zero, one an append or prepend must match). It returns ErrTooLarge when
 // the item cannot fit any class and ErrNoMemory when no memory can be
-// found; a failed ModeSet also removes the old value, as memcached does. It
-// is safe for concurrent use.
+// found (ErrNoMemoryRead when only the body chunks of a chained item
+// could not be); a ModeSet failing with ErrTooLarge, or ErrNoMemory itself,
+// also removes the old value, as memcached does. It is safe for concurrent
+// use.
 func (c *Cache) Store(mode StoreMode, key []byte, flags uint32, exptime int64, value []byte, cas uint64) (StoreResult, error) {
 	res, _, err := c.StoreCAS(mode, key, flags, exptime, value, cas)
 	return res, err
