@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -137,14 +136,7 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		pipe = openDaemonPipe()
 		defer func() { pipe.fail(err) }()
 	}
-	level := slog.LevelWarn
-	if o.verbose > 0 {
-		level = slog.LevelInfo
-	}
-	if o.verbose > 1 {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := verboseLogger(o.verbose)
 	if o.port < 0 || o.port > 65535 {
 		return usageError(fmt.Sprintf("corvid queue: bad port %d", o.port))
 	}

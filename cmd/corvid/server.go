@@ -819,20 +819,26 @@ func orDefault(v, def int) int {
 	return v
 }
 
+// verboseLogger logs to standard error at memcached's -v levels:
+// warnings by default, -v adds information, -vv debugging.
+func verboseLogger(verbose int) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose > 0 {
+		level = slog.LevelInfo
+	}
+	if verbose > 1 {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
 func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err error) {
 	pipe := &daemonPipe{}
 	if o.daemonChild {
 		pipe = openDaemonPipe()
 		defer func() { pipe.fail(err) }()
 	}
-	level := slog.LevelWarn
-	if o.verbose > 0 {
-		level = slog.LevelInfo
-	}
-	if o.verbose > 1 {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := verboseLogger(o.verbose)
 	cfg, err := o.config()
 	if err != nil {
 		return err
