@@ -352,9 +352,25 @@ func TestMetadumpOneAtATime(t *testing.T) {
 				t.Fatalf("first dump line: %q, %v", l, err)
 			}
 			const busy = "BUSY currently processing crawler request\r\n"
-			// memcached's worker has taken over 3 s to answer BUSY on a
-			// machine whose load average was over 15.
-			if r := a.doWithin("lru_crawler metadump all\r\n", 20*time.Second); r != busy {
+			if name == "memcached" {
+				// memcached 1.6.18 sometimes never answers: its worker
+				// waits for the crawler's lock, which the crawler holds
+				// while blocked writing to the first client, who does
+				// not read (no reply in 20 s, twice in CI). What it
+				// answers when it does is checked; a silence is not
+				// what corvid is held to.
+				a.nc.SetDeadline(time.Now().Add(20 * time.Second))
+				if _, err := a.nc.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+					t.Fatal(err)
+				}
+				r, err := a.r.ReadString('\n')
+				if err != nil {
+					t.Skipf("memcached did not answer a metadump during another: %v", err)
+				}
+				if r != busy {
+					t.Fatalf("second metadump: %q..., want %q", r[:min(len(r), 80)], busy)
+				}
+			} else if r := a.do("lru_crawler metadump all\r\n"); r != busy {
 				t.Fatalf("second metadump: %q..., want %q", r[:min(len(r), 80)], busy)
 			}
 			if r := a.doWithin("lru_crawler crawl all\r\n", 20*time.Second); r != busy {
