@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -381,6 +383,38 @@ func TestChainReassignConcurrentGets(t *testing.T) {
 		t.Fatal("no body chunk was rescued")
 	}
 	checkChains(t, c, want)
+}
+
+// TestChainDump lists chained items with the largest class, as
+// memcached's metadump does, once in a dump of every class and not with
+// the classes of their header chunks.
+func TestChainDump(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10})
+	mustSet(t, c, "small", "x")
+	mustSet(t, c, "c1", string(pattern(20000, 1)))
+	mustStore(t, c, ModeSet, "c2-longer-key", string(pattern(300000, 2)), 5, 0, 0)
+	largest := c.Classes()[len(c.Classes())-1].ID
+	dump := func(ids []int) string {
+		var keys []string
+		c.Dump(ids, func(it *DumpItem) bool {
+			keys = append(keys, fmt.Sprintf("%s/%d", it.Key, it.Class))
+			return true
+		})
+		sort.Strings(keys)
+		return fmt.Sprint(keys)
+	}
+	want := fmt.Sprintf("[c1/%d c2-longer-key/%d]", largest, largest)
+	if got := dump([]int{largest}); got != want {
+		t.Errorf("dump of the largest class: %s, want %s", got, want)
+	}
+	for _, hc := range []int{c.headerClass(2, 0), c.headerClass(len("c2-longer-key"), 5)} {
+		if got := dump([]int{hc}); strings.Contains(got, "c1/") || strings.Contains(got, "c2-") {
+			t.Errorf("dump of header class %d: %s", hc, got)
+		}
+	}
+	if got, want := dump(nil), fmt.Sprintf("[c1/%d c2-longer-key/%d small/%d]", largest, largest, c.classFor(c.ntotal(5, 1))); got != want {
+		t.Errorf("dump of all classes: %s, want %s", got, want)
+	}
 }
 
 // TestChainCrawlerReclaims expires chained items and asks the crawler for
