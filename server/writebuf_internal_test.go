@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,8 +118,12 @@ func TestWriteBufMemLimit(t *testing.T) {
 	if held, most := s.wbufs.bytes.Load(), s.wbufs.bound(true); held > most || held == 0 {
 		t.Errorf("write_buf_bytes %d, want within (0, %d]", held, most)
 	}
-	if n := admin.stat("write_buf_oom"); n != fmt.Sprint(s.wbufs.oom.Load()) {
-		t.Errorf("stats write_buf_oom %s, counted %d", n, s.wbufs.oom.Load())
+	// A client still being closed may count once more between the reads.
+	before := s.wbufs.oom.Load()
+	n := admin.stat("write_buf_oom")
+	after := s.wbufs.oom.Load()
+	if v, err := strconv.ParseUint(n, 10, 64); err != nil || v < before || v > after {
+		t.Errorf("stats write_buf_oom %s, counted %d before and %d after", n, before, after)
 	}
 	// Unbounded, the 24 connections hold 2 MB buffers each.
 	if grown := heapInuse() - base; grown > limit+12<<20 {
