@@ -142,7 +142,7 @@ type Item struct {
 type Stats struct {
 	// Global ("stats").
 	CurrItems, TotalItems uint64
-	Bytes                 uint64 // bytes used by live items (memcached's item total size)
+	Bytes                 uint64 // bytes of linked items, counted as memcached counts them (its ITEM_ntotal)
 	Evictions             uint64
 	Reclaimed             uint64 // stores that reused the memory of an expired item
 	ExpiredUnfetched      uint64
@@ -193,7 +193,7 @@ type ClassStats struct {
 	UsedChunks    int
 	FreeChunks    int
 	FreeChunksEnd int
-	MemRequested  uint64 // bytes of the items stored (key+value+header)
+	MemRequested  uint64 // bytes of the class's linked items, counted as memcached counts them (its ITEM_ntotal)
 
 	GetHits, CmdSet, DeleteHits, IncrHits, DecrHits       uint64
 	CasHits, CasBadval, TouchHits                         uint64

@@ -94,7 +94,6 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 		b = h.bits.Load()
 		grow := uint64(len(d)) - uint64(h.nbytes)
 		cl.lru[bitsLRU(b)].bytes += grow
-		cl.requested += grow
 		h.nbytes = uint32(len(d))
 		cl.mu.Unlock()
 		copy(c.itemValue(ref, h, b), d)
