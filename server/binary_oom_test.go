@@ -1,0 +1,122 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/server"
+	"github.com/corvidcache/corvid/storage"
+)
+
+// oomCase is one binary request sent to a full -M cache, followed by a
+// noop so that a quiet request's silence is seen too.
+type oomCase struct {
+	name string
+	req  testutil.BinaryRequest
+}
+
+// binSetExtras are a set's extras: flags, then expiration.
+func binSetExtras(flags, exp uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, flags), exp)
+}
+
+// binIncrExtras are incr's extras: delta, initial value, expiration.
+func binIncrExtras(delta, initial uint64, exp uint32) []byte {
+	b := binary.BigEndian.AppendUint64(nil, delta)
+	b = binary.BigEndian.AppendUint64(b, initial)
+	return binary.BigEndian.AppendUint32(b, exp)
+}
+
+// fillBinary sets keys prefix0, prefix1, ... with values of n bytes until a
+// set fails, and returns that failure and how many were stored.
+func fillBinary(t *testing.T, c *testutil.Conn, prefix string, n int) (*testutil.BinaryResponse, int) {
+	t.Helper()
+	const limit = 50000
+	value := bytes.Repeat([]byte("x"), n)
+	for i := 0; i < limit; i++ {
+		c.Send(testutil.BinaryRequest{Opcode: 0x01, Opaque: uint32(i), Extras: binSetExtras(0, 0),
+			Key: []byte(fmt.Sprint(prefix, i)), Value: value}.Bytes())
+		r, err := c.ReadBinary()
+		if err != nil {
+			t.Fatalf("set %s%d: %v", prefix, i, err)
+		}
+		if r.Status() != 0 {
+			return r, i
+		}
+	}
+	t.Fatalf("%d sets of %d bytes all stored in a -M cache", limit, n)
+	return nil, 0
+}
+
+// TestBinaryOutOfMemoryMatchesMemcached fills a small -M cache through the
+// binary protocol and checks that the requests that then find no memory
+// are answered as memcached answers them: status 0x82 with memcached's
+// text as the body ("Out of memory allocating item" for a store, "Out of
+// memory allocating new item" for an incr creating its counter), quiet
+// forms included, and that a set which fails so removes the key's old
+// value, as memcached's does.
+func TestBinaryOutOfMemoryMatchesMemcached(t *testing.T) {
+	mc := testutil.StartMemcached(t, "-m", "2", "-M", "-o", "no_lru_crawler,no_lru_maintainer")
+	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{
+		MemoryLimit: 2 << 20, NoEvict: true, NoCrawler: true, NoLRUMaintainer: true}})
+	big := bytes.Repeat([]byte("v"), 1000)
+	cases := []oomCase{
+		{"set", testutil.BinaryRequest{Opcode: 0x01, Extras: binSetExtras(0, 0), Key: []byte("new1"), Value: big}},
+		{"setq", testutil.BinaryRequest{Opcode: 0x11, Extras: binSetExtras(1, 0), Key: []byte("new2"), Value: big}},
+		{"add", testutil.BinaryRequest{Opcode: 0x02, Extras: binSetExtras(0, 0), Key: []byte("new3"), Value: big}},
+		{"addq", testutil.BinaryRequest{Opcode: 0x12, Extras: binSetExtras(0, 0), Key: []byte("new3"), Value: big}},
+		{"replace", testutil.BinaryRequest{Opcode: 0x03, Extras: binSetExtras(0, 0), Key: []byte("b1"), Value: big}},
+		{"replaceq", testutil.BinaryRequest{Opcode: 0x13, Extras: binSetExtras(0, 0), Key: []byte("b1"), Value: big}},
+		{"set cas", testutil.BinaryRequest{Opcode: 0x01, CAS: 1, Extras: binSetExtras(0, 0), Key: []byte("b2"), Value: big}},
+		{"set small", testutil.BinaryRequest{Opcode: 0x01, Extras: binSetExtras(0, 0), Key: []byte("s"), Value: []byte("1")}},
+		{"incr create", testutil.BinaryRequest{Opcode: 0x05, Extras: binIncrExtras(1, 5, 0), Key: []byte("cnt")}},
+		{"incrq create", testutil.BinaryRequest{Opcode: 0x15, Extras: binIncrExtras(1, 5, 0), Key: []byte("cnt")}},
+		{"decr create", testutil.BinaryRequest{Opcode: 0x06, Extras: binIncrExtras(1, 5, 0), Key: []byte("cnt")}},
+		{"set existing", testutil.BinaryRequest{Opcode: 0x01, Extras: binSetExtras(0, 0), Key: []byte("b3"), Value: big}},
+		{"get it", testutil.BinaryRequest{Opcode: 0x00, Key: []byte("b3")}},
+		{"setq existing", testutil.BinaryRequest{Opcode: 0x11, Extras: binSetExtras(0, 0), Key: []byte("b4"), Value: big}},
+		{"get it", testutil.BinaryRequest{Opcode: 0x00, Key: []byte("b4")}},
+		{"replace existing", testutil.BinaryRequest{Opcode: 0x03, Extras: binSetExtras(0, 0), Key: []byte("b5"), Value: big}},
+		{"get it", testutil.BinaryRequest{Opcode: 0x00, Key: []byte("b5")}},
+	}
+	run := func(addr string) []string {
+		c := testutil.Dial(t, addr)
+		defer c.Close()
+		// Fill the class of 1000-byte values, then the smallest class.
+		if r, _ := fillBinary(t, c, "b", len(big)); r.Status() != 0x82 {
+			t.Fatalf("filling: %v", r)
+		}
+		if r, _ := fillBinary(t, c, "s", 1); r.Status() != 0x82 {
+			t.Fatalf("filling: %v", r)
+		}
+		var out []string
+		for i, oc := range cases {
+			oc.req.Opaque = uint32(0x1000 + i)
+			c.Send(append(oc.req.Bytes(), testutil.BinaryRequest{Opcode: 0x0a, Opaque: 0xfeed}.Bytes()...))
+			for {
+				r, err := c.ReadBinary()
+				if err != nil {
+					t.Fatalf("%s: %v", oc.name, err)
+				}
+				if r.Opcode() == 0x0a {
+					break
+				}
+				// CAS values are compared as zero or not.
+				h := r.Header
+				if binary.BigEndian.Uint64(h[16:]) != 0 {
+					binary.BigEndian.PutUint64(h[16:], 1)
+				}
+				out = append(out, fmt.Sprintf("%s: % x %q", oc.name, h, r.Body))
+			}
+		}
+		return out
+	}
+	want, got := run(mc), run(cv)
+	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
+		t.Errorf("replies differ:\ncorvid:\n%s\nmemcached:\n%s", g, w)
+	}
+}
