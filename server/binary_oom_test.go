@@ -58,7 +58,9 @@ func fillBinary(t *testing.T, c *testutil.Conn, prefix string, n int) (*testutil
 // text as the body ("Out of memory allocating item" for a store, "Out of
 // memory allocating new item" for an incr creating its counter), quiet
 // forms included, and that a set which fails so removes the key's old
-// value, as memcached's does.
+// value, as memcached's does. An append or prepend fails so when memcached
+// finds no memory for the item it reads the appended value into, whether
+// the key exists or not.
 func TestBinaryOutOfMemoryMatchesMemcached(t *testing.T) {
 	mc := testutil.StartMemcached(t, "-m", "2", "-M", "-o", "no_lru_crawler,no_lru_maintainer")
 	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{
@@ -71,6 +73,11 @@ func TestBinaryOutOfMemoryMatchesMemcached(t *testing.T) {
 		{"addq", testutil.BinaryRequest{Opcode: 0x12, Extras: binSetExtras(0, 0), Key: []byte("new3"), Value: big}},
 		{"replace", testutil.BinaryRequest{Opcode: 0x03, Extras: binSetExtras(0, 0), Key: []byte("b1"), Value: big}},
 		{"replaceq", testutil.BinaryRequest{Opcode: 0x13, Extras: binSetExtras(0, 0), Key: []byte("b1"), Value: big}},
+		{"append", testutil.BinaryRequest{Opcode: 0x0e, Key: []byte("b6"), Value: big}},
+		{"appendq", testutil.BinaryRequest{Opcode: 0x19, Key: []byte("b6"), Value: big}},
+		{"prepend small", testutil.BinaryRequest{Opcode: 0x0f, Key: []byte("b6"), Value: []byte("yy")}},
+		{"prependq missing", testutil.BinaryRequest{Opcode: 0x1a, Key: []byte("nokey"), Value: big}},
+		{"get it", testutil.BinaryRequest{Opcode: 0x00, Key: []byte("b6")}},
 		{"set cas", testutil.BinaryRequest{Opcode: 0x01, CAS: 1, Extras: binSetExtras(0, 0), Key: []byte("b2"), Value: big}},
 		{"set small", testutil.BinaryRequest{Opcode: 0x01, Extras: binSetExtras(0, 0), Key: []byte("s"), Value: []byte("1")}},
 		{"incr create", testutil.BinaryRequest{Opcode: 0x05, Extras: binIncrExtras(1, 5, 0), Key: []byte("cnt")}},
@@ -114,6 +121,46 @@ func TestBinaryOutOfMemoryMatchesMemcached(t *testing.T) {
 			}
 		}
 		return out
+	}
+	want, got := run(mc), run(cv)
+	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
+		t.Errorf("replies differ:\ncorvid:\n%s\nmemcached:\n%s", g, w)
+	}
+}
+
+// TestAppendOutOfMemoryMatchesMemcached fills a small -M cache through the
+// text protocol and checks that append and prepend fail as memcached's do
+// when the item the value is read into finds no memory: "SERVER_ERROR out
+// of memory storing object", counted in store_no_memory.
+func TestAppendOutOfMemoryMatchesMemcached(t *testing.T) {
+	mc := testutil.StartMemcached(t, "-m", "2", "-M", "-o", "no_lru_crawler,no_lru_maintainer")
+	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{
+		MemoryLimit: 2 << 20, NoEvict: true, NoCrawler: true, NoLRUMaintainer: true}})
+	big := strings.Repeat("v", 1000)
+	steps := []string{
+		"append b1 0 0 1000\r\n" + big + "\r\n",
+		"prepend nokey 0 0 1000\r\n" + big + "\r\n",
+		"append b1 0 0 2\r\nyy\r\n",
+	}
+	run := func(addr string) []string {
+		c := testutil.Dial(t, addr)
+		defer c.Close()
+		const limit = 50000
+		for i := 0; ; i++ {
+			if i == limit {
+				t.Fatalf("%d sets of %d bytes all stored in a -M cache", limit, len(big))
+			}
+			c.Send([]byte(fmt.Sprintf("set b%d 0 0 %d\r\n%s\r\n", i, len(big), big)))
+			if r := string(c.ReadReply(testutil.LineReply)); r != "STORED\r\n" {
+				break
+			}
+		}
+		var out []string
+		for _, s := range steps {
+			c.Send([]byte(s))
+			out = append(out, fmt.Sprintf("%.20q: %q", s, c.ReadReply(testutil.LineReply)))
+		}
+		return append(out, "store_no_memory "+statValues(t, addr, "")["store_no_memory"])
 	}
 	want, got := run(mc), run(cv)
 	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
