@@ -129,9 +129,10 @@ func TestBinaryOutOfMemoryMatchesMemcached(t *testing.T) {
 }
 
 // TestAppendOutOfMemoryMatchesMemcached fills a small -M cache through the
-// text protocol and checks that append and prepend fail as memcached's do
-// when the item the value is read into finds no memory: "SERVER_ERROR out
-// of memory storing object", counted in store_no_memory.
+// text protocol and checks that append, prepend and a meta set in append
+// mode fail as memcached's do when the item the value is read into finds
+// no memory: "SERVER_ERROR out of memory storing object", counted in
+// store_no_memory, the meta set dropping the key's old value.
 func TestAppendOutOfMemoryMatchesMemcached(t *testing.T) {
 	mc := testutil.StartMemcached(t, "-m", "2", "-M", "-o", "no_lru_crawler,no_lru_maintainer")
 	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{
@@ -141,6 +142,10 @@ func TestAppendOutOfMemoryMatchesMemcached(t *testing.T) {
 		"append b1 0 0 1000\r\n" + big + "\r\n",
 		"prepend nokey 0 0 1000\r\n" + big + "\r\n",
 		"append b1 0 0 2\r\nyy\r\n",
+		"ms b2 1000 MA\r\n" + big + "\r\n",
+		"mg b2 s\r\n",
+		"ms b3 2 MA\r\nzz\r\n",
+		"mg b3 s\r\n",
 	}
 	run := func(addr string) []string {
 		c := testutil.Dial(t, addr)
