@@ -172,3 +172,58 @@ func TestAppendOutOfMemoryMatchesMemcached(t *testing.T) {
 		t.Errorf("replies differ:\ncorvid:\n%s\nmemcached:\n%s", g, w)
 	}
 }
+
+// TestBinaryChainedOutOfMemoryMatchesMemcached fills a -M cache with
+// chained values through the binary protocol until a set finds no memory
+// for the body chunks: memcached fails it while reading the value, with
+// status 0x82 and "Out of memory during read" (to setq too), and leaves
+// the key's old value in place.
+func TestBinaryChainedOutOfMemoryMatchesMemcached(t *testing.T) {
+	mc := testutil.StartMemcached(t, "-m", "64", "-I", "16m", "-M")
+	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{
+		MemoryLimit: 64 << 20, ItemSizeMax: 16 << 20, NoEvict: true}})
+	old := bytes.Repeat([]byte("o"), 2<<20)
+	run := func(addr string) []string {
+		c := testutil.Dial(t, addr)
+		defer c.Close()
+		set := func(op byte, key string, value []byte) *testutil.BinaryResponse {
+			c.Send(append(testutil.BinaryRequest{Opcode: op, Opaque: 7, Extras: binSetExtras(0, 0),
+				Key: []byte(key), Value: value}.Bytes(), testutil.BinaryRequest{Opcode: 0x0a}.Bytes()...))
+			var first *testutil.BinaryResponse
+			for {
+				r, err := c.ReadBinary()
+				if err != nil {
+					t.Fatalf("set %s: %v", key, err)
+				}
+				if r.Opcode() == 0x0a {
+					return first
+				}
+				first = r
+			}
+		}
+		if r := set(0x01, "old", old); r == nil || r.Status() != 0 {
+			t.Fatalf("set old: %v", r)
+		}
+		var out []string
+		for i := 0; i < 40; i++ {
+			if r := set(0x01, fmt.Sprint("k", i), bytes.Repeat([]byte{byte(i)}, 3<<20)); r.Status() != 0 {
+				out = append(out, fmt.Sprintf("set: % x %q", r.Header, r.Body))
+				break
+			}
+		}
+		if len(out) == 0 {
+			t.Fatalf("40 sets of 3 MB into -m 64 -M all stored")
+		}
+		r := set(0x11, "old", bytes.Repeat([]byte("n"), 3<<20))
+		out = append(out, fmt.Sprintf("setq old: %v", r))
+		c.Send(testutil.BinaryRequest{Opcode: 0x00, Key: []byte("old")}.Bytes())
+		if r, err := c.ReadBinary(); err != nil || r.Status() != 0 || !bytes.Equal(r.Value(), old) {
+			out = append(out, fmt.Sprintf("get old: %v %v", r, err))
+		}
+		return out
+	}
+	want, got := run(mc), run(cv)
+	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
+		t.Errorf("replies differ:\ncorvid:\n%s\nmemcached:\n%s", g, w)
+	}
+}
