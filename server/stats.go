@@ -61,6 +61,18 @@ func (g *globalStats) add(cs *connStats) {
 	*cs = connStats{}
 }
 
+// reservedFDsPerThread is what memcached reports in reserved_fds for each
+// worker thread: the descriptors of its event base and notify pipe.
+const reservedFDsPerThread = 5
+
+// startConns is the number of connections memcached makes when it starts
+// listening: one per listening socket, and one per worker thread for each
+// UDP socket. They count in its curr_connections (less one),
+// connection_structures and, until a "stats reset", total_connections.
+func (s *Server) startConns() int {
+	return len(s.listeners) + len(s.udp)*s.cfg.Threads
+}
+
 // reset zeroes the counters "stats reset" clears.
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
@@ -276,13 +288,15 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.str("rusage_user", formatMicros(user))
 	w.str("rusage_system", formatMicros(system))
 	w.i("max_connections", int64(s.cfg.MaxConns))
-	// memcached counts its UDP sockets as connections.
-	curr := s.currConns() + len(s.udp)
-	w.i("curr_connections", int64(curr))
+	// memcached counts its listening and UDP connections, less one.
+	conns := s.currConns()
+	structs := conns + s.startConns()
+	w.i("curr_connections", int64(max(structs-1, 0)))
 	w.u("total_connections", g.totalConns.Load())
 	w.u("rejected_connections", g.rejectedConns.Load())
-	w.i("connection_structures", int64(curr+len(s.listeners)))
+	w.i("connection_structures", int64(structs))
 	w.u("response_obj_oom", s.respOOM.Load())
+	curr := conns + len(s.udp)
 	w.i("response_obj_count", int64(curr))
 	w.i("response_obj_bytes", int64(curr)*readBufSize)
 	var spare int64
@@ -295,7 +309,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("read_buf_oom", s.rbufs.oom.Load())
 	w.i("write_buf_bytes", s.wbufs.bytes.Load())
 	w.u("write_buf_oom", s.wbufs.oom.Load())
-	w.u("reserved_fds", 0)
+	w.u("reserved_fds", uint64(reservedFDsPerThread*s.cfg.Threads))
 	w.u("cmd_get", g.cmdGet.Load())
 	w.u("cmd_set", sets)
 	w.u("cmd_flush", g.cmdFlush.Load())

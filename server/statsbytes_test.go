@@ -101,3 +101,49 @@ func TestStatsBytesMatchMemcached(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionStatsMatchMemcached compares the connection counts of
+// "stats" with memcached's for the same listeners and -t: memcached makes a
+// connection for each listening socket and one per worker thread for each
+// UDP socket, counts them in connection_structures, curr_connections (less
+// one) and total_connections (until "stats reset"), and reports five
+// reserved descriptors per thread. (memcached's total_connections also
+// counts the connection that saw it start, so corvid's is checked against
+// its connection_structures.)
+func TestConnectionStatsMatchMemcached(t *testing.T) {
+	names := []string{"curr_connections", "connection_structures", "reserved_fds"}
+	for _, udp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("udp=%v", udp), func(t *testing.T) {
+			var mc string
+			cfg := server.Config{Threads: 3}
+			if udp {
+				mc, _ = startUDPMemcached(t, "-t", "3")
+				cfg.UDPAddrs = []string{"127.0.0.1:0"}
+			} else {
+				mc = testutil.StartMemcached(t, "-t", "3")
+			}
+			cv := testutil.StartCorvid(t, cfg)
+			read := func(addr string) []string {
+				var out []string
+				c := testutil.Dial(t, addr) // open while the stats are read
+				defer c.Close()
+				c.Send([]byte("version\r\n")) // accepted before the stats are read
+				c.ReadReply(testutil.LineReply)
+				m := statValues(t, addr, "")
+				if addr == cv && m["total_connections"] != m["connection_structures"] {
+					t.Errorf("corvid: total_connections %s, connection_structures %s: none has closed",
+						m["total_connections"], m["connection_structures"])
+				}
+				for _, n := range names {
+					out = append(out, n+" "+m[n])
+				}
+				c.Send([]byte("stats reset\r\n"))
+				c.ReadReply(testutil.LineReply)
+				return append(out, "after reset: total_connections "+statValues(t, addr, "")["total_connections"])
+			}
+			if want, got := read(mc), read(cv); strings.Join(got, ", ") != strings.Join(want, ", ") {
+				t.Errorf("corvid: %s\nmemcached: %s", strings.Join(got, ", "), strings.Join(want, ", "))
+			}
+		})
+	}
+}
