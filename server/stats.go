@@ -381,7 +381,10 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("slab_global_page_pool", st.SlabGlobalPagePool)
 	w.u("expired_unfetched", st.ExpiredUnfetched)
 	w.u("evicted_unfetched", st.EvictedUnfetched)
-	w.u("evicted_active", st.EvictedActive)
+	maintainer := s.cache.LRUSettings().Maintainer
+	if maintainer {
+		w.u("evicted_active", st.EvictedActive)
+	}
 	w.u("evictions", st.Evictions)
 	w.u("slab_evictions", st.SlabEvictions)
 	w.u("reclaimed", st.Reclaimed)
@@ -397,11 +400,14 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 		reclaims += cl.DirectReclaims
 	}
 	w.u("lrutail_reflocked", reflocked)
-	w.u("moves_to_cold", toCold)
-	w.u("moves_to_warm", toWarm)
-	w.u("moves_within_lru", within)
-	w.u("direct_reclaims", reclaims)
-	w.u("lru_bumps_dropped", 0)
+	if maintainer {
+		// memcached reports these only with its LRU maintainer.
+		w.u("moves_to_cold", toCold)
+		w.u("moves_to_warm", toWarm)
+		w.u("moves_within_lru", within)
+		w.u("direct_reclaims", reclaims)
+		w.u("lru_bumps_dropped", 0)
+	}
 	if k := s.klog; k != nil {
 		// twemcache's command log counters.
 		w.u("klog_logged", k.logged.Load())

@@ -147,3 +147,29 @@ func TestConnectionStatsMatchMemcached(t *testing.T) {
 		})
 	}
 }
+
+// TestMaintainerStatsMatchMemcached checks that the general stats
+// memcached lists only while its LRU maintainer runs are listed by corvid
+// exactly when memcached lists them.
+func TestMaintainerStatsMatchMemcached(t *testing.T) {
+	names := []string{"evicted_active", "moves_to_cold", "moves_to_warm", "moves_within_lru",
+		"direct_reclaims", "lru_bumps_dropped", "lru_maintainer_juggles"}
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no_lru_maintainer=%v", off), func(t *testing.T) {
+			var args []string
+			if off {
+				args = []string{"-o", "no_lru_maintainer"}
+			}
+			mc := testutil.StartMemcached(t, args...)
+			cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{NoLRUMaintainer: off}})
+			want, got := statValues(t, mc, ""), statValues(t, cv, "")
+			for _, n := range names {
+				_, w := want[n]
+				_, g := got[n]
+				if g != w {
+					t.Errorf("stats %s listed: corvid %v, memcached %v", n, g, w)
+				}
+			}
+		})
+	}
+}
