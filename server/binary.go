@@ -373,7 +373,12 @@ func (c *conn) binStat(h *protocol.BinaryHeader, key []byte) {
 	case string(key) == "slabs":
 		c.srv.writeSlabs(&w)
 	case string(key) == "sizes":
-		w.str("sizes_status", "disabled")
+		c.srv.writeSizes(&w, "sizes")
+	case string(key) == "sizes_enable", string(key) == "sizes_disable":
+		// memcached sends no terminating empty stat after these.
+		c.srv.writeSizes(&w, string(key))
+		c.wbuf = w.buf
+		return
 	default:
 		c.binError(h, protocol.StatusKeyNotFound)
 		return

@@ -150,6 +150,28 @@ func (s *Server) Stats(group string, fn func(name, value string)) bool {
 	return true
 }
 
+// writeSizes answers "stats sizes" (the items by size, in 32-byte steps,
+// when the histogram is on), "stats sizes_enable" and "stats
+// sizes_disable" as memcached does.
+func (s *Server) writeSizes(w *statWriter, group string) {
+	switch group {
+	case "sizes_enable":
+		if err := s.cache.EnableSizes(); err != nil {
+			w.str("sizes_status", "error")
+			w.str("sizes_error", "cas_support_disabled")
+			return
+		}
+		w.str("sizes_status", "enabled")
+	case "sizes_disable":
+		s.cache.DisableSizes()
+		w.str("sizes_status", "disabled")
+	default:
+		if !s.cache.Sizes(func(size int, n uint32) { w.u(strconv.Itoa(size), uint64(n)) }) {
+			w.str("sizes_status", "disabled")
+		}
+	}
+}
+
 func (c *conn) statsCommand(req *protocol.Request) {
 	if len(req.Args) == 0 {
 		w := statWriter{buf: c.wbuf}
@@ -166,7 +188,12 @@ func (c *conn) statsCommand(req *protocol.Request) {
 	case "slabs":
 		c.srv.writeSlabs(&w)
 	case "sizes":
-		w.str("sizes_status", "disabled")
+		c.srv.writeSizes(&w, "sizes")
+	case "sizes_enable", "sizes_disable":
+		// memcached's reply has no END.
+		c.srv.writeSizes(&w, string(req.Args[0]))
+		c.wbuf = w.buf
+		return
 	case "conns":
 		c.srv.writeConns(&w)
 	case "reset":
@@ -495,6 +522,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("watcher_logbuf_size", int64(max(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf), 0)))
 	w.i("worker_logbuf_size", int64(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
+	w.yesno("track_sizes", s.cache.Sizes(func(int, uint32) {}))
 	w.i("write_buf_mem_limit", s.wbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
 	s.writeTLSSettings(w)

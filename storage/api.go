@@ -24,6 +24,7 @@ type Config struct {
 	// pages are disabled.
 	NoHugePages   bool
 	DisableCAS    bool // -C: items carry no CAS unique (CAS always 0)
+	TrackSizes    bool // -o track_sizes: the "stats sizes" histogram is on from the start, even with DisableCAS
 	HashPowerInit int  // -o hashpower; default 16
 	NoCrawler     bool // -o no_lru_crawler: the crawler starts disabled
 	// CrawlerSleep is the pause between batches of chunks the crawler
