@@ -186,6 +186,14 @@ func (c *conn) binError(h *protocol.BinaryHeader, st protocol.Status) {
 	c.wbuf = protocol.AppendBinaryError(c.wbuf, h.Opcode, st, h.Opaque)
 }
 
+// binOutOfMemory answers status 0x82 with msg as the body: memcached's
+// out_of_memory sends its SERVER_ERROR text, without the prefix, instead
+// of the status's generic "Out of memory". Quiet requests get it too.
+func (c *conn) binOutOfMemory(h *protocol.BinaryHeader, msg string) {
+	c.wbuf = protocol.AppendBinaryResponse(c.wbuf, h.Opcode, protocol.StatusOutOfMemory, 0, 0, len(msg), h.Opaque, 0)
+	c.wbuf = append(c.wbuf, msg...)
+}
+
 // binGet handles get, getk, touch, gat and gatk (and their quiet forms).
 func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 	touch := h.Command == protocol.OpTouch || h.Command == protocol.OpGAT || h.Command == protocol.OpGATK
@@ -260,8 +268,17 @@ func (c *conn) binStore(h *protocol.BinaryHeader, extras, key, value []byte) {
 	}
 	res, cas, err := c.storeValue(mode, key, flags, exptime, value, h.CAS)
 	switch {
+	case errors.Is(err, storage.ErrNoMemoryRead):
+		// memcached meets it reading the value of a chunked item.
+		c.binOutOfMemory(h, "Out of memory during read")
 	case errors.Is(err, storage.ErrNoMemory):
-		c.binError(h, protocol.StatusOutOfMemory)
+		if h.Command == protocol.OpSet && mode == storage.ModeCAS {
+			// memcached drops the old value of a binary set that finds
+			// no memory, with a CAS or not (the storage only does so
+			// for a plain set).
+			c.srv.cache.Unlink(key)
+		}
+		c.binOutOfMemory(h, "Out of memory allocating item")
 	case err != nil || res == storage.NotStored:
 		// memcached reports a failed add as exists and a failed replace
 		// as not found.
@@ -292,7 +309,7 @@ func (c *conn) binArith(h *protocol.BinaryHeader, extras, key []byte) {
 	v, cas, res, err := c.srv.cache.IncrCAS(key, delta, h.Command == protocol.OpDecrement, h.CAS)
 	switch {
 	case err != nil:
-		c.binError(h, protocol.StatusOutOfMemory)
+		c.binOutOfMemory(h, "Out of memory incrementing value")
 		return
 	case res == storage.NonNumeric:
 		c.binError(h, protocol.StatusNonNumeric)
@@ -311,7 +328,7 @@ func (c *conn) binArith(h *protocol.BinaryHeader, extras, key []byte) {
 			strconv.AppendUint(digits[:0], initial, 10), 0)
 		switch {
 		case err != nil:
-			c.binError(h, protocol.StatusOutOfMemory)
+			c.binOutOfMemory(h, "Out of memory allocating new item")
 			return
 		case sres != storage.Stored:
 			c.binError(h, protocol.StatusNotStored)
@@ -356,7 +373,12 @@ func (c *conn) binStat(h *protocol.BinaryHeader, key []byte) {
 	case string(key) == "slabs":
 		c.srv.writeSlabs(&w)
 	case string(key) == "sizes":
-		w.str("sizes_status", "disabled")
+		c.srv.writeSizes(&w, "sizes")
+	case string(key) == "sizes_enable", string(key) == "sizes_disable":
+		// memcached sends no terminating empty stat after these.
+		c.srv.writeSizes(&w, string(key))
+		c.wbuf = w.buf
+		return
 	default:
 		c.binError(h, protocol.StatusKeyNotFound)
 		return

@@ -271,6 +271,10 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 		c.reply("SERVER_ERROR Out of memory during read")
 		return 0
 	case errors.Is(err, storage.ErrNoMemory):
+		// memcached drops the key's old value whatever the mode, so
+		// that stale data cannot persist (the storage does it for a
+		// plain set only).
+		c.srv.cache.Unlink(req.Key)
 		c.stats.storeNoMemory++
 		c.reply("SERVER_ERROR out of memory storing object")
 		return 0

@@ -153,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.stats.totalConns.Add(uint64(s.startConns()))
 	if err := s.startLoops(); err != nil {
 		s.Close()
 		return nil, err

@@ -61,6 +61,18 @@ func (g *globalStats) add(cs *connStats) {
 	*cs = connStats{}
 }
 
+// reservedFDsPerThread is what memcached reports in reserved_fds for each
+// worker thread: the descriptors of its event base and notify pipe.
+const reservedFDsPerThread = 5
+
+// startConns is the number of connections memcached makes when it starts
+// listening: one per listening socket, and one per worker thread for each
+// UDP socket. They count in its curr_connections (less one),
+// connection_structures and, until a "stats reset", total_connections.
+func (s *Server) startConns() int {
+	return len(s.listeners) + len(s.udp)*s.cfg.Threads
+}
+
 // reset zeroes the counters "stats reset" clears.
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
@@ -138,6 +150,28 @@ func (s *Server) Stats(group string, fn func(name, value string)) bool {
 	return true
 }
 
+// writeSizes answers "stats sizes" (the items by size, in 32-byte steps,
+// when the histogram is on), "stats sizes_enable" and "stats
+// sizes_disable" as memcached does.
+func (s *Server) writeSizes(w *statWriter, group string) {
+	switch group {
+	case "sizes_enable":
+		if err := s.cache.EnableSizes(); err != nil {
+			w.str("sizes_status", "error")
+			w.str("sizes_error", "cas_support_disabled")
+			return
+		}
+		w.str("sizes_status", "enabled")
+	case "sizes_disable":
+		s.cache.DisableSizes()
+		w.str("sizes_status", "disabled")
+	default:
+		if !s.cache.Sizes(func(size int, n uint32) { w.u(strconv.Itoa(size), uint64(n)) }) {
+			w.str("sizes_status", "disabled")
+		}
+	}
+}
+
 func (c *conn) statsCommand(req *protocol.Request) {
 	if len(req.Args) == 0 {
 		w := statWriter{buf: c.wbuf}
@@ -154,7 +188,12 @@ func (c *conn) statsCommand(req *protocol.Request) {
 	case "slabs":
 		c.srv.writeSlabs(&w)
 	case "sizes":
-		w.str("sizes_status", "disabled")
+		c.srv.writeSizes(&w, "sizes")
+	case "sizes_enable", "sizes_disable":
+		// memcached's reply has no END.
+		c.srv.writeSizes(&w, string(req.Args[0]))
+		c.wbuf = w.buf
+		return
 	case "conns":
 		c.srv.writeConns(&w)
 	case "reset":
@@ -276,13 +315,15 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.str("rusage_user", formatMicros(user))
 	w.str("rusage_system", formatMicros(system))
 	w.i("max_connections", int64(s.cfg.MaxConns))
-	// memcached counts its UDP sockets as connections.
-	curr := s.currConns() + len(s.udp)
-	w.i("curr_connections", int64(curr))
+	// memcached counts its listening and UDP connections, less one.
+	conns := s.currConns()
+	structs := conns + s.startConns()
+	w.i("curr_connections", int64(max(structs-1, 0)))
 	w.u("total_connections", g.totalConns.Load())
 	w.u("rejected_connections", g.rejectedConns.Load())
-	w.i("connection_structures", int64(curr+len(s.listeners)))
+	w.i("connection_structures", int64(structs))
 	w.u("response_obj_oom", s.respOOM.Load())
+	curr := conns + len(s.udp)
 	w.i("response_obj_count", int64(curr))
 	w.i("response_obj_bytes", int64(curr)*readBufSize)
 	var spare int64
@@ -295,7 +336,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("read_buf_oom", s.rbufs.oom.Load())
 	w.i("write_buf_bytes", s.wbufs.bytes.Load())
 	w.u("write_buf_oom", s.wbufs.oom.Load())
-	w.u("reserved_fds", 0)
+	w.u("reserved_fds", uint64(reservedFDsPerThread*s.cfg.Threads))
 	w.u("cmd_get", g.cmdGet.Load())
 	w.u("cmd_set", sets)
 	w.u("cmd_flush", g.cmdFlush.Load())
@@ -367,7 +408,10 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("slab_global_page_pool", st.SlabGlobalPagePool)
 	w.u("expired_unfetched", st.ExpiredUnfetched)
 	w.u("evicted_unfetched", st.EvictedUnfetched)
-	w.u("evicted_active", st.EvictedActive)
+	maintainer := s.cache.LRUSettings().Maintainer
+	if maintainer {
+		w.u("evicted_active", st.EvictedActive)
+	}
 	w.u("evictions", st.Evictions)
 	w.u("slab_evictions", st.SlabEvictions)
 	w.u("reclaimed", st.Reclaimed)
@@ -383,11 +427,14 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 		reclaims += cl.DirectReclaims
 	}
 	w.u("lrutail_reflocked", reflocked)
-	w.u("moves_to_cold", toCold)
-	w.u("moves_to_warm", toWarm)
-	w.u("moves_within_lru", within)
-	w.u("direct_reclaims", reclaims)
-	w.u("lru_bumps_dropped", 0)
+	if maintainer {
+		// memcached reports these only with its LRU maintainer.
+		w.u("moves_to_cold", toCold)
+		w.u("moves_to_warm", toWarm)
+		w.u("moves_within_lru", within)
+		w.u("direct_reclaims", reclaims)
+		w.u("lru_bumps_dropped", 0)
+	}
 	if k := s.klog; k != nil {
 		// twemcache's command log counters.
 		w.u("klog_logged", k.logged.Load())
@@ -475,6 +522,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("watcher_logbuf_size", int64(max(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf), 0)))
 	w.i("worker_logbuf_size", int64(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
+	w.yesno("track_sizes", s.cache.Sizes(func(int, uint32) {}))
 	w.i("write_buf_mem_limit", s.wbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
 	s.writeTLSSettings(w)

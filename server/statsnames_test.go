@@ -14,7 +14,7 @@ import (
 // describe memcached's own build or subsystems corvid does not have
 // (libevent, extstore, NAPI).
 var notReported = regexp.MustCompile(`^(libevent|ext_.*|num_napi_ids|memory_file|inline_ascii_response|` +
-	`tail_repair_time|worker_logbuf_size|track_sizes)$`)
+	`tail_repair_time|worker_logbuf_size)$`)
 
 // statNames returns the names a "stats [group]" reply lists, with the slab
 // class or connection number replaced by N.

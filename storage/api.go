@@ -24,6 +24,7 @@ type Config struct {
 	// pages are disabled.
 	NoHugePages   bool
 	DisableCAS    bool // -C: items carry no CAS unique (CAS always 0)
+	TrackSizes    bool // -o track_sizes: the "stats sizes" histogram is on from the start, even with DisableCAS
 	HashPowerInit int  // -o hashpower; default 16
 	NoCrawler     bool // -o no_lru_crawler: the crawler starts disabled
 	// CrawlerSleep is the pause between batches of chunks the crawler
@@ -142,7 +143,7 @@ type Item struct {
 type Stats struct {
 	// Global ("stats").
 	CurrItems, TotalItems uint64
-	Bytes                 uint64 // bytes used by live items (memcached's item total size)
+	Bytes                 uint64 // bytes of linked items, counted as memcached counts them (its ITEM_ntotal)
 	Evictions             uint64
 	Reclaimed             uint64 // stores that reused the memory of an expired item
 	ExpiredUnfetched      uint64
@@ -195,7 +196,7 @@ type ClassStats struct {
 	UsedChunks    int
 	FreeChunks    int
 	FreeChunksEnd int
-	MemRequested  uint64 // bytes of the items stored (key+value+header)
+	MemRequested  uint64 // bytes of the class's linked items, counted as memcached counts them (its ITEM_ntotal)
 
 	GetHits, CmdSet, DeleteHits, IncrHits, DecrHits       uint64
 	CasHits, CasBadval, TouchHits                         uint64

@@ -82,19 +82,23 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 	d := strconv.AppendUint(buf[:0], v, 10)
 	switch {
 	case len(d) <= len(val):
+		// As memcached, "stats sizes" takes the item out and back in
+		// around its new CAS.
+		c.countSize(h, -1)
 		for i := copy(val, d); i < len(val); i++ {
 			val[i] = ' '
 		}
 	case len(d) <= len(c.itemTail(ref, b, cl.size)):
 		// memcached stores a new item here; the chunk has room for the
 		// longer number, so corvid keeps the item and lengthens it.
+		// "stats sizes" counts it as the old item gone and a new one.
+		c.countSize(h, -1)
 		cl.mu.Lock()
 		// memcached's new item starts with no fetch or meta bits.
 		h.bits.And(^uint32(bitFetched | bitActive | bitStale | bitTokenSent | bitKeyBinary))
 		b = h.bits.Load()
 		grow := uint64(len(d)) - uint64(h.nbytes)
 		cl.lru[bitsLRU(b)].bytes += grow
-		cl.requested += grow
 		h.nbytes = uint32(len(d))
 		cl.mu.Unlock()
 		copy(c.itemValue(ref, h, b), d)
@@ -112,6 +116,7 @@ func (c *Cache) incr(key []byte, delta uint64, decr bool, cas uint64, m *metaAri
 	if c.useCAS {
 		h.cas = c.casID.Add(1)
 	}
+	c.countSize(h, 1)
 	c.updateLocked(h, ref, now)
 	if m != nil && m.fn != nil {
 		m.fn(MetaEntry{c: c, ref: ref, h: h, b: h.bits.Load(), atime: h.atime.Load(), now: now, num: v, detached: len(d) > len(val), exp: h.exptime})

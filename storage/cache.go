@@ -54,8 +54,9 @@ type Cache struct {
 	items   atomic.Int64 // linked items
 
 	casID      atomic.Uint64
-	oldestLive atomic.Uint32 // flush_all's oldest_live (rel), 0 = none
-	oldestCAS  atomic.Uint64 // flush_all's oldest_cas
+	sizes      atomic.Pointer[sizeHist] // "stats sizes"; nil when off
+	oldestLive atomic.Uint32            // flush_all's oldest_live (rel), 0 = none
+	oldestCAS  atomic.Uint64            // flush_all's oldest_cas
 
 	pageMu   sync.Mutex // guards pool, freeIDs, nextID, malloced, limit, overdraft and writes to pages
 	pages    [][]byte   // by page id; fixed length: see pageTableLen
@@ -185,6 +186,9 @@ func New(cfg Config) (*Cache, error) {
 	c.crawl.sleep.Store(int64(max(cfg.CrawlerSleep, 0)))
 	c.crawl.toCrawl.Store(cfg.CrawlerToCrawl)
 	c.crawl.req = make(chan []bool, 1)
+	if cfg.TrackSizes {
+		c.sizes.Store(c.newSizeHist())
+	}
 	c.hdrSize = headerSize
 	switch {
 	case c.wide:

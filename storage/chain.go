@@ -155,10 +155,6 @@ func (c *Cache) newChained(key []byte, nbytes int, flags, exp, now uint32) (item
 	d := c.chainDesc(ref, b)
 	binary.LittleEndian.PutUint64(d, 0)
 	d[8] = uint8(hc)
-	l := &c.classes[c.largest]
-	l.mu.Lock()
-	l.requested += c.itemSize(h, b)
-	l.mu.Unlock()
 	return ref, h, nil
 }
 
@@ -336,7 +332,6 @@ func (c *Cache) freeChainLocked(l *class, held [2]*class, ref itemRef, h *itemHe
 	b := h.bits.Load()
 	first := c.chainFirst(ref, b)
 	hc := &c.classes[c.chainHdrClass(ref, b)]
-	l.requested -= c.itemSize(h, b)
 	c.freeChunkTo(hc, l, held, ref, h, skip)
 	for r := first; r != 0; {
 		ch := c.chunk(r)

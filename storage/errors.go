@@ -49,6 +49,10 @@ var (
 	// ErrCrawlerBusy reports a crawl requested while another is running.
 	ErrCrawlerBusy = errors.New("storage: crawler busy")
 
+	// ErrSizesNeedCAS reports "stats sizes_enable" on a cache without
+	// CAS (-C), which memcached refuses.
+	ErrSizesNeedCAS = errors.New("storage: sizes need cas")
+
 	// ErrCrawlerDisabled reports a crawl requested while the crawler is
 	// disabled.
 	ErrCrawlerDisabled = errors.New("storage: crawler disabled")

@@ -92,10 +92,12 @@ func (c *Cache) hashInsertLocked(s *stripe, ref itemRef, h *itemHeader, hv uint6
 	b := c.bucketOf(s.buckets, hv)
 	c.setHnext(h, c.bucket(s.buckets, b))
 	c.setBucket(s.buckets, b, ref)
+	c.countSize(h, 1)
 }
 
 // hashRemoveLocked takes an item off its bucket's chain.
 func (c *Cache) hashRemoveLocked(s *stripe, ref itemRef, h *itemHeader, hv uint64) {
+	c.countSize(h, -1)
 	c.hashReplaceLocked(s, ref, c.hnext(h), hv)
 	c.setHnext(h, 0)
 }

@@ -220,10 +220,18 @@ func setLRU(h *itemHeader, lru int) {
 	}
 }
 
-// itemSize is the bytes an item occupies in its chunk (memcached's
-// ITEM_ntotal, with corvid's header).
+// itemSize is the bytes an item occupies in its chunk, with corvid's
+// header.
 func (c *Cache) itemSize(h *itemHeader, bits uint32) uint64 {
 	return uint64(c.hdrSize) + uint64(bitsNKey(bits)) + uint64(h.nbytes)
+}
+
+// statSize is the size memcached counts for the item in "bytes" and
+// mem_requested (its ITEM_ntotal: memcached's header, not corvid's), so
+// that the same stores report the same figures. The item's key length,
+// value length and flags must be set.
+func (c *Cache) statSize(h *itemHeader, bits uint32) uint64 {
+	return uint64(c.mcItemSize(bitsNKey(bits), int(h.nbytes), h.flags))
 }
 
 // getCAS returns the item's CAS unique, 0 when CAS is disabled.

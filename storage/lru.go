@@ -27,7 +27,7 @@ func (c *Cache) lruLinkLocked(cl *class, lru int, ref itemRef, h *itemHeader) {
 		l.tail = ref
 	}
 	l.n++
-	l.bytes += c.itemSize(h, h.bits.Load())
+	l.bytes += c.statSize(h, h.bits.Load())
 }
 
 // lruUnlinkLocked takes an item off its LRU list.
@@ -48,7 +48,7 @@ func (c *Cache) lruUnlinkLocked(cl *class, ref itemRef, h *itemHeader) {
 	c.setPrev(h, 0)
 	c.setNext(h, 0)
 	l.n--
-	l.bytes -= c.itemSize(h, b)
+	l.bytes -= c.statSize(h, b)
 }
 
 // unlinkBothLocked removes a linked item from the hash index and its LRU and

@@ -284,7 +284,8 @@ func TestStatsAndReset(t *testing.T) {
 		cs.FreeChunks != cs.ChunksPerPage-2 || s.ActiveSlabs != 1 || s.TotalMalloced != SlabPageSize {
 		t.Fatalf("stats %+v class %+v", s, cs)
 	}
-	wantBytes := uint64(2*c.hdrSize + 2 + 3)
+	// memcached's ITEM_ntotal: its header, key, NUL, value, CRLF, CAS.
+	wantBytes := uint64(2*(mcItemHeader+1+1+2+8) + 1 + 2)
 	if s.Bytes != wantBytes || cs.MemRequested != wantBytes {
 		t.Fatalf("bytes %d mem_requested %d, want %d", s.Bytes, cs.MemRequested, wantBytes)
 	}

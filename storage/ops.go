@@ -357,10 +357,22 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 // storeConcat is append and prepend: a new item holding both values,
 // keeping the old item's flags and exptime. As in memcached, a missing key
 // and a combined value that does not fit or finds no memory are NotStored.
+// memcached first reads the value into an item of its own, before it looks
+// the key up: when that item finds no memory, the store fails with
+// ErrNoMemory, whether the key exists or not; a chunk of the class of that
+// item is taken here and given back, with the same effects (pages taken,
+// evictions).
 func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now uint32) (StoreResult, uint64, error) {
 	cls := c.classFor(c.ntotal(len(key), len(value)))
 	if c.chained(len(key), len(value), 0) {
 		cls = c.largest
+	} else {
+		tmp, err := c.alloc(cls, len(key), len(value), now)
+		if err != nil {
+			return NotStored, 0, err
+		}
+		// Deferred first, so run after the stripe is unlocked.
+		defer c.freeInflight(tmp)
 	}
 	c.classes[cls].cnt.cmdSet.Add(1)
 	hv := c.hashKey(key)

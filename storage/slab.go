@@ -29,22 +29,21 @@ const (
 type lruList struct {
 	head, tail itemRef
 	n          uint64 // items on the list
-	bytes      uint64 // their itemSize total (memcached's sizes_bytes)
+	bytes      uint64 // their statSize total (memcached's sizes_bytes)
 }
 
 // class is one slab class: its pages, free chunks and LRU lists.
 type class struct {
-	mu sync.Mutex // guards pages, free, nfree, lru, requested and the prev/next/LRU bits of its chunks
+	mu sync.Mutex // guards pages, free, nfree, lru and the prev/next/LRU bits of its chunks
 
 	id      int // immutable
 	size    int // chunk size; immutable
 	perslab int // chunks per page; immutable
 
-	pages     []uint32 // ids of the pages owned
-	free      itemRef  // free list head (doubly linked through prev/next)
-	nfree     int
-	lru       [numLRU]lruList
-	requested uint64 // itemSize total of allocated chunks (mem_requested)
+	pages []uint32 // ids of the pages owned
+	free  itemRef  // free list head (doubly linked through prev/next)
+	nfree int
+	lru   [numLRU]lruList
 
 	npages atomic.Int32 // len(pages), readable without mu
 
@@ -177,7 +176,6 @@ func (c *Cache) freeChunkLocked(cl *class, ref itemRef, h *itemHeader) {
 		c.freeChainLocked(cl, [2]*class{}, ref, h, 0)
 		return
 	}
-	cl.requested -= c.itemSize(h, h.bits.Load())
 	c.pushFreeLocked(cl, ref, h)
 }
 
@@ -334,7 +332,6 @@ func (c *Cache) alloc(cls int, nkey, nbytes int, now uint32) (itemRef, error) {
 	h := c.hdr(ref)
 	h.bits.Store(uint32(cls)<<clsShift | uint32(nkey)<<nkeyShift)
 	h.nbytes = uint32(nbytes)
-	cl.requested += c.itemSize(h, h.bits.Load())
 	cl.mu.Unlock()
 	return ref, nil
 }

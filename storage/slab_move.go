@@ -101,7 +101,6 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 		c.hashRemoveLocked(s, ref, h, hv)
 		c.lruUnlinkLocked(v, ref, h)
 		c.items.Add(-1)
-		v.requested -= c.itemSize(h, b)
 		h.bits.Store(bitSlabbed | uint32(v.id)<<clsShift)
 		s.mu.Unlock()
 	}

@@ -17,14 +17,14 @@ func (c *Cache) ReadStats(s *Stats) {
 		cl.mu.Lock()
 		cs.TotalPages = len(cl.pages)
 		cs.FreeChunks = cl.nfree
-		cs.MemRequested = cl.requested
 		ages := [numLRU]uint64{}
 		for l := range cl.lru {
 			if t := cl.lru[l].tail; t != 0 && !c.closed {
 				ages[l] = uint64(since(now, c.hdr(t).atime.Load()))
 			}
-			s.Bytes += cl.lru[l].bytes
+			cs.MemRequested += cl.lru[l].bytes
 		}
+		s.Bytes += cs.MemRequested
 		cs.NumberHot, cs.NumberWarm, cs.NumberCold = cl.lru[lruHot].n, cl.lru[lruWarm].n, cl.lru[lruCold].n
 		cs.NumberTemp = cl.lru[lruTemp].n
 		cl.mu.Unlock()

@@ -627,6 +627,8 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = false
 			case "no_lru_maintainer":
 				sc.NoLRUMaintainer = true
+			case "track_sizes":
+				sc.TrackSizes = true
 			case "hot_lru_pct":
 				if n < 1 || n >= 80 {
 					return usageError("hot_lru_pct must be > 1 and < 80")
