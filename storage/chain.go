@@ -331,8 +331,13 @@ func lockFor(cl, l *class, held [2]*class) bool {
 // class's lock, and those of the classes in held (nil or not); the other
 // classes' locks are taken here. Chunks in page skip (0 for none) are
 // marked free but left off the free lists: the caller is emptying that
-// page and holds its class's lock.
+// page and holds its class's lock. A pinned item is left to the last
+// Release of its Pinned references (pin.go); a page being emptied holds
+// none (clearChainedLocked).
 func (c *Cache) freeChainLocked(l *class, held [2]*class, ref itemRef, h *itemHeader, skip uint32) {
+	if skip == 0 && c.pins.deferFree(ref) {
+		return
+	}
 	b := h.bits.Load()
 	first := c.chainFirst(ref, b)
 	hc := &c.classes[c.chainHdrClass(ref, b)]
@@ -484,7 +489,7 @@ func (c *Cache) clearChainedLocked(v, dst *class, ref itemRef, body bool, id uin
 	h := c.hdr(ref)
 	b := h.bits.Load()
 	if b&bitLinked == 0 || b&bitChained == 0 {
-		return false // in flight
+		return false // in flight, or unlinked and pinned
 	}
 	hv := c.hashKey(c.itemKey(ref, b))
 	s := c.stripeFor(hv)
@@ -492,6 +497,11 @@ func (c *Cache) clearChainedLocked(v, dst *class, ref itemRef, body bool, id uin
 		return false
 	}
 	defer s.mu.Unlock()
+	if c.pins.pinned(ref) {
+		// A reply is being written from it; pins are taken under the
+		// stripe lock, so none can be taken from here on.
+		return false
+	}
 	if !isExpired(h, now) && !c.isFlushed(h, now) {
 		if evict {
 			c.countEvictionLocked(l, h, b, now)

@@ -154,7 +154,7 @@ func (c *Cache) item(ref itemRef, h *itemHeader, b uint32, atime uint32) Item {
 		Fetched:    b&bitFetched != 0,
 	}
 	if b&bitChained != 0 {
-		it.cache, it.chain, it.n = c, c.chainFirst(ref, b), int(h.nbytes)
+		it.cache, it.chain, it.n, it.ref = c, c.chainFirst(ref, b), int(h.nbytes), ref
 		it.Value = c.firstPiece(it.chain, it.n)
 	} else {
 		it.Value = c.itemValue(ref, h, b)
