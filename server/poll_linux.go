@@ -600,11 +600,20 @@ func (pc *pollConn) flush() error {
 		return errWriteBufLimit
 	}
 	wrote := false
-	for pc.wpos < len(c.wbuf) {
-		n, err := rawWrite(pc.fd, c.wbuf[pc.wpos:])
+	for pc.wpos < len(c.wbuf) || c.pend.Len() > 0 {
+		// The replies in wbuf, then the pinned value that follows them.
+		out := c.pend.Next()
+		if pc.wpos < len(c.wbuf) {
+			out = c.wbuf[pc.wpos:]
+		}
+		n, err := rawWrite(pc.fd, out)
 		if n > 0 {
 			wrote = true
-			pc.wpos += n
+			if pc.wpos < len(c.wbuf) {
+				pc.wpos += n
+			} else {
+				c.pend.Skip(n)
+			}
 			c.stats.bytesWritten += uint64(n)
 		}
 		if err != nil {
@@ -647,6 +656,7 @@ func (pc *pollConn) flush() error {
 		}
 	}
 	c.blocked = false
+	c.pend.Release()
 	pc.wpos = 0
 	pc.graceSince = 0
 	c.srv.wbufs.hold(&c.wheld, 0)
@@ -773,6 +783,7 @@ var testHookHandOff func(c *conn, fd int)
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
 	c.endDump() // closed before its metadump was handed off
+	c.pend.Release()
 	c.srv.wbufs.hold(&c.wheld, 0)
 	c.srv.rbufs.put(c.rbuf)
 	c.releaseWbuf()

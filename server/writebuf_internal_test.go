@@ -16,6 +16,14 @@ import (
 	"github.com/corvidcache/corvid/storage"
 )
 
+// copyValues makes the servers the test starts from now on copy values
+// into write buffers instead of writing chained ones from the cache
+// (conn.pend): the bound on write buffers is for copied replies.
+func copyValues(t *testing.T) {
+	testHookCopyValues = true
+	t.Cleanup(func() { testHookCopyValues = false })
+}
+
 // storeBigValue stores a value of 1 MiB under "k" in s and returns it.
 func storeBigValue(t *testing.T, s *Server) []byte {
 	t.Helper()
@@ -32,6 +40,7 @@ func storeBigValue(t *testing.T, s *Server) []byte {
 // does not grow with the number of such clients, and a client that reads
 // its replies as they come is served throughout.
 func TestWriteBufMemLimit(t *testing.T) {
+	copyValues(t)
 	const (
 		limit = 4 << 20
 		conns = 24
@@ -141,6 +150,7 @@ func TestWriteBufMemLimit(t *testing.T) {
 // waits for room, or is closed, before it builds a reply the limit has no
 // room for, not once the reply finds its socket full.
 func TestWriteBufMemLimitManyClients(t *testing.T) {
+	copyValues(t)
 	const (
 		limit = 4 << 20
 		conns = 200
@@ -237,6 +247,7 @@ func (c *manualClock) advance(d time.Duration) {
 // hits again, and gat touched the item again when it retried, so the
 // item lived on from the retry instead of the request.
 func TestWriteBufWaitCountsOnce(t *testing.T) {
+	copyValues(t)
 	clk := &manualClock{}
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
@@ -300,6 +311,7 @@ func TestWriteBufWaitCountsOnce(t *testing.T) {
 // does not hold up the server's stop: it gave up only after waitRoomFor
 // (5 s), past a shorter shutdown grace would have let it.
 func TestWriteBufWaitStops(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		ShutdownGrace:    time.Minute,
@@ -332,6 +344,7 @@ func TestWriteBufWaitStops(t *testing.T) {
 // its value) and counted in write_buf_oom, as an event loop closes a
 // connection over the limit.
 func TestWriteBufRefusedMetaBinary(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
@@ -367,6 +380,7 @@ func TestWriteBufRefusedMetaBinary(t *testing.T) {
 // is allowed past the limit, within the allowance, for as long as it goes
 // on draining.
 func TestWriteBufLimitSparesSlowReader(t *testing.T) {
+	copyValues(t)
 	const limit = 4 << 20
 	s, addr := start(t, Config{
 		WriteBufMemLimit: limit,
@@ -423,6 +437,7 @@ func TestWriteBufLimitSparesSlowReader(t *testing.T) {
 // whose last reply its socket took at once gets its 1 MiB value at once,
 // while one that has not shown that it reads waits for room.
 func TestWriteBufRoomForReaders(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
