@@ -206,7 +206,7 @@ func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 			valueLen = vlen
 		}
 		room := valueLen
-		if c.pinReplies && vlen != len(it.Value) {
+		if c.stream && vlen != len(it.Value) {
 			room = 0 // written from the item's chunks (pinValue)
 		}
 		c.reserve(protocol.BinaryHeaderLen + 4 + keyLen + room)

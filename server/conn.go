@@ -65,10 +65,17 @@ type conn struct {
 	// (larger than slab_chunk_max) is not copied, so clients that do not
 	// read what they asked for hold the server to no copy of it. While
 	// pend has bytes left nothing is appended to wbuf; the request that
-	// set it is the last one served before it is written. pinReplies is
-	// set for the stream connections, whose flush writes pend.
-	pend       storage.Pinned
-	pinReplies bool
+	// set it is the last one served before it is written.
+	pend storage.Pinned
+	// in is the chained value of a text storage command being read
+	// straight into the item's chunks (readIncoming), nil when none;
+	// inNoReply and inCAS are the command's.
+	in        *storage.Incoming
+	inNoReply bool
+	inCAS     uint64
+	// stream is set for TCP and Unix connections, which write chained
+	// values from the cache (pend) and read them into it (in).
+	stream bool
 	// reader is set, in goroutine mode, for a request that came after
 	// the socket had taken every reply at once with no input left
 	// (replyDrained): the client waited for its replies before asking
@@ -184,6 +191,7 @@ func (c *conn) serve() {
 		c.srv.rbufs.put(c.rbuf)
 		c.releaseWbuf()
 		c.pend.Release()
+		c.abortIncoming()
 		c.srv.wbufs.hold(&c.wheld, 0)
 	}()
 	defer c.srv.stats.add(&c.stats)
@@ -239,6 +247,15 @@ func (c *conn) serve() {
 				}
 				return
 			}
+		}
+		if c.in != nil {
+			if _, err := c.readIncoming(c.nc.Read); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {
+					c.srv.stats.idleKicks.Add(1)
+				}
+				return
+			}
+			continue
 		}
 		if !c.prepareRead(need) {
 			c.flush()

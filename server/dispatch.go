@@ -201,7 +201,7 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		}
 		pieces := vlen != len(it.Value) // larger than slab_chunk_max
 		room := vlen
-		if pieces && c.pinReplies {
+		if pieces && c.stream {
 			room = 0 // written from the item's chunks (pinValue)
 		}
 		if c.reserve(len(it.Key) + room + 64); c.woom || c.wwait > 0 {
@@ -387,6 +387,9 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	}
 	total := n + req.ValueLen + 2
 	if len(buf) < total {
+		if c.startIncoming(buf, n, req, mode) {
+			return 0
+		}
 		return total
 	}
 	c.r += total
@@ -395,6 +398,13 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		return 0
 	}
 	res, _, err := c.storeValue(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
+	c.storeAnswer(req, res, err)
+	return 0
+}
+
+// storeAnswer answers a text storage command with the outcome of its
+// store.
+func (c *conn) storeAnswer(req *protocol.Request, res storage.StoreResult, err error) {
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
@@ -411,7 +421,6 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	default:
 		c.storeReply(req, klogStoreStatus[res], storeReplies[res])
 	}
-	return 0
 }
 
 // storeReply answers a storage command and logs it in the command log.

@@ -117,7 +117,7 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 		hit = !e.Created()
 		vlen = e.Len()
 		room := vlen
-		if req.Value && c.pinReplies && vlen != len(e.Value()) {
+		if req.Value && c.stream && vlen != len(e.Value()) {
 			room = 0 // written from the item's chunks (pinValue)
 		}
 		c.metaHead(req, vlen, room)

@@ -3,8 +3,8 @@ package server
 import "github.com/corvidcache/corvid/storage"
 
 // testHookCopyValues, set before a server starts, makes its connections
-// copy every value into their write buffers, as datagrams do, for the
-// tests of the write-buffer bound.
+// copy every value through their read and write buffers, as datagrams
+// do, for the tests of the buffer bounds.
 var testHookCopyValues bool
 
 // pinValue makes p, a pinned value that ok reports pinned, the value
@@ -15,7 +15,7 @@ func (c *conn) pinValue(p storage.Pinned, ok bool) bool {
 	if !ok {
 		return false
 	}
-	if !c.pinReplies || c.pend.Len() > 0 {
+	if !c.stream || c.pend.Len() > 0 {
 		p.Release()
 		return false
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -463,6 +464,23 @@ func (pc *pollConn) read(events uint32) bool {
 		// keys are in rbuf, which must not move; go on with it.
 		return true
 	}
+	if c.in != nil {
+		done, err := c.readIncoming(func(b []byte) (int, error) {
+			n, err := rawRead(pc.fd, b)
+			if n == 0 && err == nil {
+				err = io.EOF
+			}
+			return max(n, 0), err
+		})
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return false
+		}
+		if err != nil {
+			pc.close()
+			return false
+		}
+		return done // served once the value is whole, to answer it
+	}
 	if c.rbuf == nil {
 		c.rbuf = pc.l.getRead()
 	}
@@ -784,6 +802,7 @@ func (pc *pollConn) releaseClosed() {
 	c := pc.c
 	c.endDump() // closed before its metadump was handed off
 	c.pend.Release()
+	c.abortIncoming()
 	c.srv.wbufs.hold(&c.wheld, 0)
 	c.srv.rbufs.put(c.rbuf)
 	c.releaseWbuf()

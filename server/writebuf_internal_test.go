@@ -17,8 +17,9 @@ import (
 )
 
 // copyValues makes the servers the test starts from now on copy values
-// into write buffers instead of writing chained ones from the cache
-// (conn.pend): the bound on write buffers is for copied replies.
+// through read and write buffers instead of reading and writing chained
+// ones in the cache (conn.in, conn.pend): the bounds on buffers are for
+// what is copied.
 func copyValues(t *testing.T) {
 	testHookCopyValues = true
 	t.Cleanup(func() { testHookCopyValues = false })
