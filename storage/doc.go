@@ -51,6 +51,10 @@
 //     hold it for reading, taken before any other lock; a store about to
 //     steal or evict a page holds a class lock already, so it only tries
 //     it.
+//   - pins.mu guards the counts of Pinned references (pin.go). It is
+//     taken last, under any of the others, and nothing is locked while it
+//     is held; Release takes the largest class's lock only after
+//     dropping it.
 //
 // The order is moveGate, amMu, stripe lock, then class lock, then pageMu. Code holding a
 // class lock that needs an item's stripe (eviction at the LRU tail, the
