@@ -20,10 +20,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"html"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	rpprof "runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,6 +120,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	})
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/{$}", pprofIndex)
 	// Not the command line: it may carry secrets (SASL password files,
 	// TLS key paths, a proxy's credentials).
 	mux.Handle("GET /debug/pprof/cmdline", http.NotFoundHandler())
@@ -158,4 +165,25 @@ func (s *Server) Close() error {
 		return err
 	}
 	return nil
+}
+
+// pprofIndex lists the profiles the admin port serves: Go's own index
+// would also link the command line, which it does not serve.
+func pprofIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	var b strings.Builder
+	b.WriteString("<!DOCTYPE html>\n<html><head><title>/debug/pprof/</title></head><body>\n<h1>/debug/pprof/</h1>\n<table>\n")
+	row := func(name, href string, count string) {
+		fmt.Fprintf(&b, "<tr><td>%s</td><td><a href=\"%s\">%s</a></td></tr>\n", count, href, html.EscapeString(name))
+	}
+	profiles := rpprof.Profiles()
+	slices.SortFunc(profiles, func(a, b *rpprof.Profile) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, p := range profiles {
+		row(p.Name(), url.PathEscape(p.Name())+"?debug=1", strconv.Itoa(p.Count()))
+	}
+	row("profile", "profile?seconds=30", "")
+	row("symbol", "symbol", "")
+	row("trace", "trace?seconds=5", "")
+	b.WriteString("</table>\n</body></html>\n")
+	io.WriteString(w, b.String())
 }

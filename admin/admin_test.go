@@ -33,8 +33,13 @@ func TestProfilesAreServed(t *testing.T) {
 	base := "http://" + s.Addr().String()
 
 	code, body := get(t, base+"/debug/pprof/")
-	if code != http.StatusOK || !strings.Contains(string(body), "goroutine") {
+	if code != http.StatusOK || !strings.Contains(string(body), `href="goroutine?debug=1"`) ||
+		!strings.Contains(string(body), `href="profile?seconds=30"`) {
 		t.Errorf("index: %d %.200q", code, body)
+	}
+	// The index links only what is served: not the command line.
+	if strings.Contains(string(body), "cmdline") {
+		t.Errorf("index links the command line: %q", body)
 	}
 	code, body = get(t, base+"/debug/pprof/heap?debug=1")
 	if code != http.StatusOK || !strings.Contains(string(body), "heap profile") {

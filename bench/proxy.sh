@@ -25,6 +25,9 @@
 #               before, per connection: connections that sent nothing, and
 #               connections that each sent a set and two gets first
 #
+# With ONE_P=1 (the default) corvid proxy also runs a second time with
+# GOMAXPROCS=1 (column "corvid 1P"), for what its second processor gives.
+#
 # Prints the medians and the ratios corvid/nutcracker (and wide get/direct).
 # See bench/README.md.
 set -euo pipefail
@@ -43,6 +46,8 @@ WIDE_GETS=${WIDE_GETS:-10}
 IDLE=${IDLE:-10000}
 LIGHT=${LIGHT:-4}
 ROUTES=${ROUTES:-1}
+ONE_P=${ONE_P:-1}
+[[ $ONE_P =~ ^(0|1)$ ]] || bench_die "ONE_P must be 0 or 1, got '$ONE_P'"
 [[ $ROUTES =~ ^(0|1|only)$ ]] || bench_die "ROUTES must be 0, 1 or only, got '$ROUTES'"
 MEMORY_MB=${MEMORY_MB:-256}
 SERVER_THREADS=${SERVER_THREADS:-2}
@@ -82,6 +87,7 @@ commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 declare -A PID PORT res
 targets=(direct nutcracker corvid)
+((ONE_P)) && targets+=(corvid-1p)
 
 # The backends and the direct baseline.
 backends=()
@@ -122,6 +128,7 @@ start_proxy() {
 	case $name in
 	nutcracker) "$NUTCRACKER" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
 	corvid) "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
+	corvid-1p) GOMAXPROCS=1 "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
 	esac
 	pid=$!
 	BENCH_PIDS+=("$pid")
@@ -137,7 +144,7 @@ start_proxy() {
 	bench_die "cannot start $name"
 }
 
-for t in nutcracker corvid; do
+for t in "${targets[@]:1}"; do
 	start_proxy "$t" "$t"
 	PID[$t]=$STARTED_PID PORT[$t]=$STARTED_PORT
 done
@@ -322,7 +329,7 @@ done
 for ((r = 1; r <= ROUNDS; r++)); do
 	# Rotate the order: each target goes first, second and last in turn.
 	order=()
-	for ((i = 0; i < 3; i++)); do order+=("${targets[(i + r - 1) % 3]}"); done
+	for ((i = 0; i < ${#targets[@]}; i++)); do order+=("${targets[(i + r - 1) % ${#targets[@]}]}"); done
 	for t in "${order[@]}"; do
 		bench_log "round $r/$ROUNDS: $t ..."
 		memcaslap "$t" "$DURATION" "$BENCH_TMP/mcs-$t-$r.out"
@@ -351,7 +358,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 	if ((IDLE > 0)); then
 		for t in "${order[@]}"; do
-			[[ $t == direct ]] && continue
+			[[ $t == direct || $t == corvid-1p ]] && continue
 			for mode in silent used; do
 				bench_log "round $r/$ROUNDS: fresh $t with $IDLE idle connections ($mode) ..."
 				idle_memory "$t" "$r" "$mode"
@@ -371,31 +378,33 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "machine:    $(nproc) CPUs, $(uname -sr); 1-min load average $load_start before, $load_end after"
 echo "backends:   3 x ${MEMCACHED_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS ($("${MEMCACHED_ARGV[0]}" -V 2>/dev/null || echo '?')); direct: one more"
 echo "nutcracker: $("$NUTCRACKER" -V 2>&1 | head -n 1); corvid: $CORVID proxy; pool: fnv1a_64, ketama, 1 connection per server"
+((ONE_P)) && echo "corvid 1P:  the same corvid proxy with GOMAXPROCS=1"
 echo "load:       memcaslap and corvid bench -c $CONCURRENCY, 90/10 get/set, 100 B values; wide get $WIDE_KEYS keys x $WIDE_GETS; $IDLE idle connections"
 echo
-row() { printf '%-24s %10s %11s %10s %18s\n' "$@"; }
-row metric direct nutcracker corvid corvid/nutcracker
-for m in "ops/s (memcaslap)" "CPU % (memcaslap)" "CPU ns/op (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs"; do
-	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid)
-	row "$m" "$d" "$n" "$c" "$(ratio "$c" "$n")"
-done
-for m in "p50 µs light" "p99 µs light"; do
-	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid)
-	row "$m" "$d" "$n" "$c" "$(ratio "$c" "$n")"
+row() { printf '%-24s %10s %11s %10s %18s %10s\n' "$@"; }
+row metric direct nutcracker corvid corvid/nutcracker "corvid 1P"
+for m in "ops/s (memcaslap)" "CPU % (memcaslap)" "CPU ns/op (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs" "p50 µs light" "p99 µs light"; do
+	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid) o=-
+	((ONE_P)) && o=$(med "$m" corvid-1p)
+	row "$m" "$d" "$n" "$c" "$(ratio "$c" "$n")" "$o"
 done
 # The latency a proxy adds is measured light, where direct is not
 # saturated: under full load direct's p99 can exceed a proxy's, and a
 # ratio of two negative differences reads backwards.
 m="p99 µs light"
 d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid)
+o=-
+((ONE_P)) && o=$(($(med "$m" corvid-1p) - d))
 if ((n - d > 0)); then
-	row "added p99 µs (light)" - $((n - d)) $((c - d)) "$(ratio $((c - d)) $((n - d)))"
+	row "added p99 µs (light)" - $((n - d)) $((c - d)) "$(ratio $((c - d)) $((n - d)))" "$o"
 else
-	row "added p99 µs (light)" - $((n - d)) $((c - d)) -
+	row "added p99 µs (light)" - $((n - d)) $((c - d)) - "$o"
 fi
 m="$WIDE_KEYS-key get µs"
 d=$(med "$m" direct)
-row "$WIDE_KEYS-key get / direct" 1 "$(ratio "$(med "$m" nutcracker)" "$d")" "$(ratio "$(med "$m" corvid)" "$d")" -
+o=-
+((ONE_P)) && o=$(ratio "$(med "$m" corvid-1p)" "$d")
+row "$WIDE_KEYS-key get / direct" 1 "$(ratio "$(med "$m" nutcracker)" "$d")" "$(ratio "$(med "$m" corvid)" "$d")" - "$o"
 if ((IDLE > 0)); then
 	for m in "idle B/conn silent (RSS)" "idle B/conn used (RSS)"; do
 		n=$(med "$m" nutcracker) c=$(med "$m" corvid)

@@ -272,6 +272,62 @@ func TestMetadumpMatchesMemcached(t *testing.T) {
 	}
 }
 
+// TestMetadumpChainedMatchesMemcached stores items larger than
+// slab_chunk_max, which both servers chain, next to small ones, and
+// compares the metadumps of every class, of all and of the hash table:
+// chained items are listed with the largest class, whose LRUs they are
+// on, and not with the classes of their header chunks.
+func TestMetadumpChainedMatchesMemcached(t *testing.T) {
+	mc := testutil.StartMemcached(t, "-I", "4m", "-o", "slab_chunk_max=65536")
+	cv := testutil.StartCorvid(t, server.Config{Storage: storage.Config{ItemSizeMax: 4 << 20, SlabChunkMax: 64 << 10}})
+	set := func(key string, flags, exptime, n int) string {
+		return "set " + key + " " + strconv.Itoa(flags) + " " + strconv.Itoa(exptime) + " " +
+			strconv.Itoa(n) + "\r\n" + strings.Repeat("v", n) + "\r\n"
+	}
+	reqs := []string{
+		set("small", 0, 0, 10), set("mid", 3, 0, 1000), set("edge", 0, 0, 65000),
+		set("chained1", 0, 0, 100000), set("chained2", 7, 0, 300000),
+		set("chained3", 0, 1000, 70000), set(strings.Repeat("k", 200), 1, 0, 3<<20),
+		"get chained1\r\n",
+	}
+	run := func(addr string) []string {
+		a := dialAdmin(t, addr)
+		for _, req := range reqs {
+			if r := a.do(req); strings.HasPrefix(req, "set ") && r != "STORED\r\n" {
+				t.Fatalf("%s: %.20q", addr, r)
+			}
+		}
+		largest := 0
+		for _, line := range strings.Split(a.do("stats slabs\r\n"), "\r\n") {
+			if f := strings.Fields(line); len(f) == 3 && strings.HasSuffix(f[1], ":chunk_size") {
+				id, _ := strconv.Atoi(strings.TrimSuffix(f[1], ":chunk_size"))
+				largest = max(largest, id)
+			}
+		}
+		dumps := []string{"all", "hash"}
+		for id := 1; id <= largest; id++ {
+			dumps = append(dumps, strconv.Itoa(id))
+		}
+		out := []string{"largest class " + strconv.Itoa(largest)}
+		for _, d := range dumps {
+			r := a.do("lru_crawler metadump " + d + "\r\n")
+			lines := strings.SplitAfter(dumpRE.ReplaceAllString(r, "T"), "\n")
+			sort.Strings(lines)
+			out = append(out, d+": "+strings.Join(slices.Compact(lines), ""))
+		}
+		return out
+	}
+	want, got := run(mc), run(cv)
+	if len(got) != len(want) {
+		t.Fatalf("corvid %q\nmemcached %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("metadump\ncorvid    %q\nmemcached %q", got[i], want[i])
+		}
+	}
+}
+
 // TestMetadumpLarge dumps more than one write buffer's worth of lines:
 // every item is listed once and the dump ends with END.
 func TestMetadumpLarge(t *testing.T) {

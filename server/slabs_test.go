@@ -216,3 +216,63 @@ func TestConfigEvict(t *testing.T) {
 		t.Errorf("after config evict lrc: %s", got)
 	}
 }
+
+// TestSlabsChunkRescues moves a page of the largest class while it holds
+// body chunks of chained items and its other pages have free chunks: as
+// memcached, the chunks are rescued (slab_reassign_chunk_rescues), no
+// item is evicted and every value reads back intact.
+func TestSlabsChunkRescues(t *testing.T) {
+	check := func(t *testing.T, addr string) {
+		a := dialAdmin(t, addr)
+		val := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 200000+i*777) }
+		var req strings.Builder
+		for i := range 40 {
+			fmt.Fprintf(&req, "set k%d 0 0 %d noreply\r\n%s\r\n", i, len(val(i)), val(i))
+		}
+		for i := 0; i < 40; i += 2 {
+			fmt.Fprintf(&req, "delete k%d noreply\r\n", i)
+		}
+		req.WriteString("version\r\n")
+		if r := a.do(req.String()); !strings.HasPrefix(r, "VERSION ") {
+			t.Fatalf("fill: %.40q", r)
+		}
+		stats := func(cmd string) map[string]string {
+			m := map[string]string{}
+			for _, line := range strings.Split(a.do(cmd), "\r\n") {
+				if f := strings.Fields(line); len(f) == 3 {
+					m[f[1]] = f[2]
+				}
+			}
+			return m
+		}
+		largest := 0
+		for name := range stats("stats slabs\r\n") {
+			var id int
+			if n, _ := fmt.Sscanf(name, "%d:chunk_size", &id); n == 1 {
+				largest = max(largest, id)
+			}
+		}
+		if r := a.do(fmt.Sprintf("slabs reassign %d 0\r\n", largest)); r != "OK\r\n" {
+			t.Fatalf("slabs reassign %d 0: %q", largest, r)
+		}
+		testutil.WaitFor(t, func() bool {
+			s := stats("stats\r\n")
+			return s["slab_reassign_running"] == "0" && s["slabs_moved"] != "0"
+		})
+		s := stats("stats\r\n")
+		if s["slab_reassign_chunk_rescues"] == "0" || s["slab_reassign_evictions_nomem"] != "0" || s["curr_items"] != "20" {
+			t.Errorf("chunk rescues %s, evictions %s, %s items left of 20",
+				s["slab_reassign_chunk_rescues"], s["slab_reassign_evictions_nomem"], s["curr_items"])
+		}
+		for i := 1; i < 40; i += 2 {
+			want := fmt.Sprintf("VALUE k%d 0 %d\r\n%s\r\nEND\r\n", i, len(val(i)), val(i))
+			if got := a.do(fmt.Sprintf("get k%d\r\n", i)); got != want {
+				t.Fatalf("k%d: read back %d bytes, want %d", i, len(got), len(want))
+			}
+		}
+	}
+	t.Run("corvid", func(t *testing.T) {
+		check(t, testutil.StartCorvid(t, server.Config{Storage: storage.Config{SlabChunkMax: 64 << 10}}))
+	})
+	t.Run("memcached", func(t *testing.T) { check(t, testutil.StartMemcached(t, "-o", "slab_chunk_max=65536")) })
+}

@@ -335,7 +335,7 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("hash_bytes", st.HashBytes)
 	w.b("hash_is_expanding", st.HashIsExpanding)
 	w.u("slab_reassign_rescues", st.SlabReassignRescues)
-	w.u("slab_reassign_chunk_rescues", 0)
+	w.u("slab_reassign_chunk_rescues", st.SlabReassignChunkRescues)
 	w.u("slab_reassign_evictions_nomem", st.SlabReassignEvictionsNomem)
 	for _, name := range []string{"slab_reassign_inline_reclaim",
 		"slab_reassign_busy_items", "slab_reassign_busy_deletes"} {

@@ -171,9 +171,11 @@ type Stats struct {
 	ActiveSlabs           int // classes with at least one page
 
 	// Page moves between classes (memcached's slab_reassign_* stats):
-	// items moved within their class, and items evicted because no chunk
-	// was free for them.
+	// items (and chained items' header chunks) moved within their class,
+	// chained items' body chunks moved within theirs, and items evicted
+	// because no chunk was free for them.
 	SlabReassignRescues        uint64
+	SlabReassignChunkRescues   uint64
 	SlabReassignEvictionsNomem uint64
 	SlabReassignRunning        bool   // a Reassign is in progress
 	SlabGlobalPagePool         uint64 // free pages held by no class

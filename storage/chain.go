@@ -468,13 +468,22 @@ func (c *Cache) unlinkChainedLocked(s *stripe, v *class, ref itemRef, h *itemHea
 	return true
 }
 
-// clearChainedLocked removes, for clearPageLocked emptying page id of
-// class v, the chained item whose header chunk (body false) or body chunk
-// (body true) is at ref: it is evicted, as memcached's page mover evicts
-// what it cannot rescue, and counted as clearPageLocked counts evictions.
-// The caller holds v.mu and, when not nil, dst.mu; the largest class's
-// lock and the item's stripe lock are only tried. It reports false when
-// one of them is busy or the item is still being stored.
+// clearChainedLocked empties, for clearPageLocked emptying page id of
+// class v, the chunk at ref of a chained item: its header chunk (body
+// false) or a body chunk (body true). As memcached's page mover does, a
+// live item's chunk is rescued into a free chunk of v outside the page
+// (counted as slab_reassign_rescues for a header chunk,
+// slab_reassign_chunk_rescues for a body chunk); when v has none free, or
+// with evict (a slab eviction policy), the item is evicted and counted as
+// clearPageLocked counts evictions, and an expired or flushed one is
+// freed. The caller holds v.mu and, when not nil, dst.mu; the largest
+// class's lock and the item's stripe lock are only tried. It reports
+// false when one of them is busy or the item is still being stored.
+//
+// Readers of a chain hold the item's stripe lock (Get's callback, meta,
+// append), and a chain is freed only under the largest class's lock, so
+// with both held the chunk can be copied and relinked without a reader
+// ever seeing it half moved or freed.
 func (c *Cache) clearChainedLocked(v, dst *class, ref itemRef, body bool, id uint32, now uint32, evict bool) bool {
 	l := &c.classes[c.largest]
 	if l != v && l != dst {
@@ -483,36 +492,85 @@ func (c *Cache) clearChainedLocked(v, dst *class, ref itemRef, body bool, id uin
 		}
 		defer l.mu.Unlock()
 	}
+	owner := ref
 	if body {
-		ref = itemRef(c.chunk(ref).owner)
+		owner = itemRef(c.chunk(ref).owner)
 	}
-	h := c.hdr(ref)
+	h := c.hdr(owner)
 	b := h.bits.Load()
 	if b&bitLinked == 0 || b&bitChained == 0 {
 		return false // in flight, or unlinked and pinned
 	}
-	hv := c.hashKey(c.itemKey(ref, b))
+	hv := c.hashKey(c.itemKey(owner, b))
 	s := c.stripeFor(hv)
 	if !s.mu.TryLock() {
 		return false
 	}
 	defer s.mu.Unlock()
-	if c.pins.pinned(ref) {
-		// A reply is being written from it; pins are taken under the
-		// stripe lock, so none can be taken from here on.
+	if c.pins.pinned(owner) {
+		// A reply is being written from it (pin.go): it is neither moved
+		// nor freed. Pins are taken under the stripe lock, so none can
+		// be taken from here on; the page waits for the release.
 		return false
 	}
-	if !isExpired(h, now) && !c.isFlushed(h, now) {
+	live := !isExpired(h, now) && !c.isFlushed(h, now)
+	if live && !evict {
+		if to := c.takeFreeLocked(v); to != 0 {
+			if !body {
+				c.moveItemLocked(s, v, l, owner, to, hv, int(c.hdrSize)+bitsNKey(b)+chainDescSize)
+				for r := c.chainFirst(to, b); r != 0; r = itemRef(c.chunk(r).next) {
+					c.chunk(r).owner = uint64(to)
+				}
+				c.slabRescues.Add(1)
+				return true
+			}
+			if c.moveChunkLocked(v, owner, b, ref, to) {
+				c.chunkRescues.Add(1)
+				return true
+			}
+			c.pushFreeLocked(v, to, c.hdr(to))
+			return false
+		}
+	}
+	if live {
 		if evict {
 			c.countEvictionLocked(l, h, b, now)
 		} else {
 			c.slabEvictions.Add(1)
 		}
 	}
-	c.hashRemoveLocked(s, ref, h, hv)
-	c.lruUnlinkLocked(l, ref, h)
+	c.hashRemoveLocked(s, owner, h, hv)
+	c.lruUnlinkLocked(l, owner, h)
 	h.bits.And(^uint32(bitLinked))
 	c.items.Add(-1)
-	c.freeChainLocked(l, [2]*class{v, dst}, ref, h, id)
+	c.freeChainLocked(l, [2]*class{v, dst}, owner, h, id)
+	return true
+}
+
+// moveChunkLocked copies the body chunk from, of class v, of the chained
+// item at owner (whose bits are b) into the in-flight chunk to of the same
+// class and puts it in from's place in the chain; from is left marked
+// free. It reports false, changing nothing, when from is not on the
+// owner's chain. The caller holds v.mu, the largest class's lock and the
+// owner's stripe lock.
+func (c *Cache) moveChunkLocked(v *class, owner itemRef, b uint32, from, to itemRef) bool {
+	var prev itemRef // the chunk before from, 0 for the header
+	r := c.chainFirst(owner, b)
+	for r != 0 && r != from {
+		prev, r = r, itemRef(c.chunk(r).next)
+	}
+	if r == 0 {
+		return false
+	}
+	och, nch := c.chunk(from), c.chunk(to)
+	nch.owner, nch.size, nch.used, nch.next = och.owner, och.size, och.used, och.next
+	copy(c.chunkData(to, nch)[:och.used], c.chunkData(from, och)[:och.used])
+	nch.bits.Store(och.bits.Load())
+	if prev == 0 {
+		binary.LittleEndian.PutUint64(c.chainDesc(owner, b), uint64(to))
+	} else {
+		c.chunk(prev).next = uint64(to)
+	}
+	och.bits.Store(bitSlabbed | uint32(v.id)<<clsShift)
 	return true
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,56 +196,225 @@ func TestChainEviction(t *testing.T) {
 	checkChains(t, c, want)
 }
 
-// TestChainReassign moves pages holding body chunks, and a page holding
-// chained items' headers: the owners are evicted, counted as
-// slab_reassign_evictions_nomem, the other items stay intact and no chunk
-// leaks.
-func TestChainReassign(t *testing.T) {
-	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 64 << 10})
+// reassignWait asks for a page move from src to dst and waits until the
+// mover is done with it.
+func reassignWait(t *testing.T, c *Cache, src, dst int) {
+	t.Helper()
+	before := stats(c).SlabsMoved
+	if err := c.Reassign(src, dst); err != nil {
+		t.Fatalf("Reassign(%d, %d): %v", src, dst, err)
+	}
+	waitFor(t, "the page move", func() bool { return !c.rebalBusy.Load() })
+	if stats(c).SlabsMoved == before {
+		t.Fatalf("Reassign(%d, %d): no page moved", src, dst)
+	}
+}
+
+// chainFill stores n chained items of about 200 KB in c, then deletes
+// every one of the first del, so that their chunks are free in the first
+// pages; it returns the values of the items left.
+func chainFill(t *testing.T, c *Cache, n, del int) map[string][]byte {
+	t.Helper()
 	want := map[string][]byte{}
-	for i := range 40 {
+	for i := range n {
 		k := fmt.Sprintf("k%d", i)
 		want[k] = pattern(200<<10+i*777, byte(i))
 		mustSet(t, c, k, string(want[k]))
 	}
-	largest := c.Classes()[len(c.Classes())-1].ID
-	hc := c.headerClass(len("k10"), 0)
-	for _, src := range []int{largest, largest, hc} {
-		if src == hc {
-			// The header class needs two pages to give one: fill it
-			// with small items of its size.
-			n := 1
-			for c.classFor(c.ntotal(len("pad00000"), n)) != hc {
-				n++
-			}
-			for i := 0; c.classes[hc].npages.Load() < 2 && i < 99999; i++ {
-				k := fmt.Sprintf("pad%05d", i)
-				mustSet(t, c, k, string(pattern(n, 1)))
-				want[k] = nil
-			}
-		}
-		before := stats(c)
-		if err := c.Reassign(src, 0); err != nil {
-			t.Fatalf("Reassign(%d, 0): %v", src, err)
-		}
-		waitFor(t, "the page move", func() bool { return stats(c).SlabsMoved > before.SlabsMoved && !c.rebalBusy.Load() })
-		after := stats(c)
-		if src == largest && after.SlabReassignEvictionsNomem == before.SlabReassignEvictionsNomem {
-			t.Fatalf("class %d: a page of body chunks moved without evicting their items", src)
-		}
-		if after.CurrItems >= before.CurrItems && src == largest {
-			t.Fatalf("class %d: %d items before the move, %d after", src, before.CurrItems, after.CurrItems)
-		}
+	for i := range del {
+		k := fmt.Sprintf("k%d", i)
+		c.Delete([]byte(k))
+		delete(want, k)
 	}
+	return want
+}
+
+// checkValues requires every item of want to read back byte for byte.
+func checkValues(t *testing.T, c *Cache, want map[string][]byte) {
+	t.Helper()
 	for k, v := range want {
 		if v == nil {
 			continue
 		}
+		got, ok := value(c, k)
+		if !ok {
+			t.Fatalf("%s is gone", k)
+		}
+		if got != string(v) {
+			t.Fatalf("%s: read back %d bytes, not the %d stored", k, len(got), len(v))
+		}
+	}
+}
+
+// TestChainReassignRescues moves a page of body chunks, and a page of
+// chained items' header chunks, while their classes have free chunks in
+// other pages: as memcached, the chunks are copied there and relinked
+// (slab_reassign_chunk_rescues, slab_reassign_rescues), no item is
+// evicted, every value reads back intact and no chunk leaks.
+func TestChainReassignRescues(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 64 << 10})
+	want := chainFill(t, c, 40, 15)
+	largest := c.Classes()[len(c.Classes())-1].ID
+	before := stats(c)
+	reassignWait(t, c, largest, 0)
+	after := stats(c)
+	if after.SlabReassignChunkRescues == before.SlabReassignChunkRescues {
+		t.Errorf("a page of body chunks moved without rescuing them")
+	}
+	if after.SlabReassignEvictionsNomem != before.SlabReassignEvictionsNomem || after.CurrItems != before.CurrItems {
+		t.Fatalf("with free chunks to spare: %d evicted, %d items before, %d after",
+			after.SlabReassignEvictionsNomem-before.SlabReassignEvictionsNomem, before.CurrItems, after.CurrItems)
+	}
+	checkValues(t, c, want)
+
+	// The header class: fill it to two pages with small items, free half
+	// of them, and move its first page, where the headers are.
+	hc := c.headerClass(len("k10"), 0)
+	n := 1
+	for c.classFor(c.ntotal(len("pad00000"), n)) != hc {
+		n++
+	}
+	var pads []string
+	for i := 0; c.classes[hc].npages.Load() < 2 && i < 99999; i++ {
+		k := fmt.Sprintf("pad%05d", i)
+		mustSet(t, c, k, string(pattern(n, 1)))
+		pads = append(pads, k)
+	}
+	for i, k := range pads {
+		if i%2 == 0 {
+			c.Delete([]byte(k))
+		} else {
+			want[k] = pattern(n, 1)
+		}
+	}
+	before = stats(c)
+	reassignWait(t, c, hc, 0)
+	after = stats(c)
+	if after.SlabReassignRescues-before.SlabReassignRescues < uint64(len(pads)/2) {
+		t.Errorf("%d rescues, want at least the %d small items", after.SlabReassignRescues-before.SlabReassignRescues, len(pads)/2)
+	}
+	if after.SlabReassignEvictionsNomem != before.SlabReassignEvictionsNomem || after.CurrItems != before.CurrItems {
+		t.Fatalf("header page: %d evicted, %d items before, %d after",
+			after.SlabReassignEvictionsNomem-before.SlabReassignEvictionsNomem, before.CurrItems, after.CurrItems)
+	}
+	checkValues(t, c, want)
+	checkChains(t, c, want)
+}
+
+// TestChainReassignNomem moves the last page of body chunks of a full
+// class, which has too few free chunks elsewhere for them: owners are
+// evicted and counted as
+// slab_reassign_evictions_nomem, the other items stay intact and no chunk
+// leaks.
+func TestChainReassignNomem(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 64 << 10})
+	want := chainFill(t, c, 40, 0)
+	largest := c.Classes()[len(c.Classes())-1].ID
+	before := stats(c)
+	reassignWait(t, c, largest, 0)
+	after := stats(c)
+	evicted := after.SlabReassignEvictionsNomem - before.SlabReassignEvictionsNomem
+	if evicted == 0 || after.CurrItems != before.CurrItems-evicted {
+		t.Fatalf("%d evicted, %d items before, %d after", evicted, before.CurrItems, after.CurrItems)
+	}
+	for k, v := range want {
 		if got, ok := value(c, k); ok && got != string(v) {
-			t.Fatalf("%s damaged by the moves", k)
+			t.Fatalf("%s damaged by the move", k)
 		}
 	}
 	checkChains(t, c, want)
+}
+
+// TestChainReassignConcurrentGets reads chained items back whole, from
+// several goroutines, while pages of body chunks move out of the largest
+// class and back: with free chunks to spare, no read misses and none sees
+// a torn or freed chunk (run with -race).
+func TestChainReassignConcurrentGets(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 64 << 10})
+	want := chainFill(t, c, 40, 20)
+	largest := c.Classes()[len(c.Classes())-1].ID
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	var (
+		wg                 sync.WaitGroup
+		mu                 sync.Mutex
+		misses, torn, gets int
+	)
+	done := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for i := g; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k := keys[i%len(keys)]
+				ok := c.Get([]byte(k), func(it Item) { buf = it.AppendValue(buf[:0]) })
+				mu.Lock()
+				gets++
+				if !ok {
+					misses++
+				} else if !bytes.Equal(buf, want[k]) {
+					torn++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for range 12 {
+		if c.pagesOf(0) >= 2 {
+			reassignWait(t, c, 0, largest)
+		} else {
+			reassignWait(t, c, largest, 0)
+		}
+	}
+	close(done)
+	wg.Wait()
+	if misses != 0 || torn != 0 {
+		t.Fatalf("%d gets while pages moved: %d missed, %d read a damaged value", gets, misses, torn)
+	}
+	if stats(c).SlabReassignChunkRescues == 0 {
+		t.Fatal("no body chunk was rescued")
+	}
+	checkChains(t, c, want)
+}
+
+// TestChainDump lists chained items with the largest class, as
+// memcached's metadump does, once in a dump of every class and not with
+// the classes of their header chunks.
+func TestChainDump(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10})
+	mustSet(t, c, "small", "x")
+	mustSet(t, c, "c1", string(pattern(20000, 1)))
+	mustStore(t, c, ModeSet, "c2-longer-key", string(pattern(300000, 2)), 5, 0, 0)
+	largest := c.Classes()[len(c.Classes())-1].ID
+	dump := func(ids []int) string {
+		var keys []string
+		c.Dump(ids, func(it *DumpItem) bool {
+			keys = append(keys, fmt.Sprintf("%s/%d", it.Key, it.Class))
+			return true
+		})
+		sort.Strings(keys)
+		return fmt.Sprint(keys)
+	}
+	want := fmt.Sprintf("[c1/%d c2-longer-key/%d]", largest, largest)
+	if got := dump([]int{largest}); got != want {
+		t.Errorf("dump of the largest class: %s, want %s", got, want)
+	}
+	for _, hc := range []int{c.headerClass(2, 0), c.headerClass(len("c2-longer-key"), 5)} {
+		if got := dump([]int{hc}); strings.Contains(got, "c1/") || strings.Contains(got, "c2-") {
+			t.Errorf("dump of header class %d: %s", hc, got)
+		}
+	}
+	if got, want := dump(nil), fmt.Sprintf("[c1/%d c2-longer-key/%d small/%d]", largest, largest, c.classFor(c.ntotal(5, 1))); got != want {
+		t.Errorf("dump of all classes: %s, want %s", got, want)
+	}
 }
 
 // TestChainCrawlerReclaims expires chained items and asks the crawler for

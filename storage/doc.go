@@ -15,7 +15,10 @@
 // chains them: a header chunk from a small class, then body chunks of the
 // largest class, the last from the smallest class that holds what is
 // left (chain.go); they belong to the largest class (its LRU and counts),
-// and take about their own size of memory whatever ItemSizeMax is.
+// and take about their own size of memory whatever ItemSizeMax is. A page
+// move copies a chained item's header and body chunks into free chunks of
+// their classes and relinks the chain, as memcached's slab mover does;
+// only when its class has no chunk free is the item evicted.
 //
 // An item is one chunk: a 40-byte header (32 without CAS, see item.go),
 // the key, then the value without memcached's "\r\n". Items are addressed
@@ -67,6 +70,13 @@
 // smaller classes' locks never waits for another class lock (it tries the
 // largest class's), so this cannot close a cycle. Close takes every lock, in this order, to set the
 // closed flag that the other methods read under whichever lock they hold.
+//
+// A linked chained item's chain (its body chunks and links) is read under
+// the item's stripe lock; it is freed, or a chunk of it moved to another
+// page, only under both that stripe lock and the largest class's lock, so
+// a reader never sees a chunk half moved or freed. A Pinned reference
+// (pin.go) reads the chain without the lock: a pinned item is neither
+// moved nor evicted, and once unlinked it is freed by its last release.
 //
 // Fields written under both a stripe and a class lock (an item's value
 // length) may be read under either. An item's key and class never change

@@ -22,44 +22,35 @@ const dumpBatch = 256
 // Dump calls fn for every live item of the given classes (all classes when
 // ids is nil), class by class and within a class in memory order, and
 // stops early when fn returns false. Ids outside the cache's classes are
-// skipped. Items stored, changed or removed during the dump may or may not
-// be seen. fn is called without any lock held. As memcached's metadump,
-// which its crawler runs, the dump counts a crawler start and every item
-// it looks at in crawler_items_checked (expired ones included). It is
-// safe for concurrent use.
+// skipped. Chained items are listed with the largest class, the class
+// whose LRUs they are on, as memcached lists them, after the items stored
+// in its own chunks (they are found by their header chunks, in the pages
+// of the small classes those come from). Items stored, changed or removed
+// during the dump may or may not be seen. fn is called without any lock
+// held. As memcached's metadump, which its crawler runs, the dump counts a
+// crawler start and every item it looks at in crawler_items_checked
+// (expired ones included). It is safe for concurrent use.
 func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
 	c.startCrawl()
 	defer c.crawlerRunning.Add(-1)
-	var keys []byte
-	var ends []int
+	d := dumper{c: c, fn: fn}
 	visit := func(cls int) bool {
-		cl := &c.classes[cls]
-		page, chunk := 0, 0
-		for {
-			keys, ends = keys[:0], ends[:0]
-			cl.mu.Lock()
-			if c.closed || page >= len(cl.pages) {
-				cl.mu.Unlock()
-				return true
-			}
-			id := cl.pages[page]
-			for n := 0; n < dumpBatch && chunk < cl.perslab; n++ {
-				b := c.hdr(makeRef(id, chunk*cl.size)).bits.Load()
-				if b&bitLinked != 0 {
-					keys = append(keys, c.itemKey(makeRef(id, chunk*cl.size), b)...)
-					ends = append(ends, len(keys))
-				}
-				chunk++
-			}
-			if chunk >= cl.perslab {
-				page, chunk = page+1, 0
-			}
-			cl.cnt.crawlerItemsChecked.Add(uint64(len(ends)))
-			cl.mu.Unlock()
-			if !c.peekEach(keys, ends, fn) {
+		if !d.pages(cls, false) {
+			return false
+		}
+		if cls != c.largest {
+			return true
+		}
+		last := c.headerClass(KeyMaxLength, 1)
+		if last == 0 {
+			last = c.largest
+		}
+		for hc := c.headerClass(1, 0); hc <= last; hc++ {
+			if !d.pages(hc, true) {
 				return false
 			}
 		}
+		return true
 	}
 	if ids == nil {
 		for i := 1; i < len(c.classes); i++ {
@@ -72,6 +63,52 @@ func (c *Cache) Dump(ids []int, fn func(*DumpItem) bool) {
 	for _, id := range ids {
 		if id >= 1 && id < len(c.classes) && !visit(id) {
 			return
+		}
+	}
+}
+
+// dumper walks class pages for Dump, with buffers reused across batches.
+type dumper struct {
+	c    *Cache
+	fn   func(*DumpItem) bool
+	keys []byte
+	ends []int
+}
+
+// pages calls d.fn for the live items whose chunks are in the pages of
+// class cls: the chained items' header chunks with chained, the other
+// items without. It reports false once fn has.
+func (d *dumper) pages(cls int, chained bool) bool {
+	c := d.c
+	cl := &c.classes[cls]
+	counted := cl
+	if chained {
+		counted = &c.classes[c.largest]
+	}
+	page, chunk := 0, 0
+	for {
+		d.keys, d.ends = d.keys[:0], d.ends[:0]
+		cl.mu.Lock()
+		if c.closed || page >= len(cl.pages) {
+			cl.mu.Unlock()
+			return true
+		}
+		id := cl.pages[page]
+		for n := 0; n < dumpBatch && chunk < cl.perslab; n++ {
+			b := c.hdr(makeRef(id, chunk*cl.size)).bits.Load()
+			if b&bitLinked != 0 && (b&bitChained != 0) == chained {
+				d.keys = append(d.keys, c.itemKey(makeRef(id, chunk*cl.size), b)...)
+				d.ends = append(d.ends, len(d.keys))
+			}
+			chunk++
+		}
+		if chunk >= cl.perslab {
+			page, chunk = page+1, 0
+		}
+		counted.cnt.crawlerItemsChecked.Add(uint64(len(d.ends)))
+		cl.mu.Unlock()
+		if !c.peekEach(d.keys, d.ends, d.fn) {
+			return false
 		}
 	}
 }

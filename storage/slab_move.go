@@ -44,8 +44,9 @@ func (c *Cache) tailPageLocked(cl *class) int {
 // class, returning its id; it fails (leaving the page in place, perhaps
 // with fewer items) if a chunk is in flight or an item's stripe is locked.
 // Live items are moved to free chunks of the class's other pages, or, when
-// none is free or with evict (a slab eviction policy), evicted; chained
-// items with a chunk in the page are evicted. The caller holds v.mu and,
+// none is free or with evict (a slab eviction policy), evicted; so are the
+// chunks of chained items (header and body chunks alike), as memcached's
+// slab_rebalance_move moves them. The caller holds v.mu and,
 // when not nil, dst.mu.
 func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) (uint32, bool) {
 	id := v.pages[idx]
@@ -69,7 +70,7 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 		h := c.hdr(ref)
 		b := h.bits.Load()
 		if b&(bitChunk|bitChained) != 0 {
-			// Part of a chained item: the item is evicted (chain.go).
+			// Part of a chained item: rescued or evicted (chain.go).
 			if !c.clearChainedLocked(v, dst, ref, b&bitChunk != 0, id, now, evict) {
 				ok = false
 			}
@@ -90,7 +91,7 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 			c.countEvictionLocked(v, h, b, now)
 		case live:
 			if to := c.takeFreeLocked(v); to != 0 {
-				c.moveItemLocked(s, v, ref, to, hv)
+				c.moveItemLocked(s, v, v, ref, to, hv, int(c.itemSize(h, b)))
 				c.slabRescues.Add(1)
 				s.mu.Unlock()
 				continue
@@ -122,13 +123,15 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 	return id, true
 }
 
-// moveItemLocked copies the linked item at from into the in-flight chunk
-// to and puts it in from's place in the hash chain and the LRU list; from
-// is left out of every list. The caller holds the stripe and class locks.
-func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to itemRef, hv uint64) {
+// moveItemLocked copies the first n bytes of the linked item at from, a
+// chunk of class cl, into the in-flight chunk to of the same class and
+// puts it in from's place in the hash chain and in the LRU list of class
+// lc (the item's class: cl, or the largest class for the header chunk of
+// a chained item); from is left out of every list, marked free. The caller
+// holds the stripe lock and the locks of cl and lc.
+func (c *Cache) moveItemLocked(s *stripe, cl, lc *class, from, to itemRef, hv uint64, n int) {
 	hf, ht := c.hdr(from), c.hdr(to)
 	b := hf.bits.Load()
-	n := int(c.itemSize(hf, b))
 	src := c.pages[from.pageID()][from.offset():]
 	dst := c.pages[to.pageID()][to.offset():]
 	copy(dst[c.hdrSize:n], src[c.hdrSize:n])
@@ -145,7 +148,7 @@ func (c *Cache) moveItemLocked(s *stripe, cl *class, from, to itemRef, hv uint64
 	// hash chain
 	c.hashReplaceLocked(s, from, to, hv)
 	// LRU list
-	l := &cl.lru[bitsLRU(b)]
+	l := &lc.lru[bitsLRU(b)]
 	if prev != 0 {
 		c.setNext(c.hdr(prev), to)
 	} else {

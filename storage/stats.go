@@ -78,6 +78,7 @@ func (c *Cache) ReadStats(s *Stats) {
 	s.LRUCrawlerRunning = c.crawlerRunning.Load() > 0
 	s.SlabsMoved = c.slabsMoved.Load()
 	s.SlabReassignRescues = c.slabRescues.Load()
+	s.SlabReassignChunkRescues = c.chunkRescues.Load()
 	s.SlabReassignEvictionsNomem = c.slabEvictions.Load()
 	s.SlabReassignRunning = c.rebalBusy.Load()
 	s.SlabEvictions = c.pageEvictions.Load()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -109,6 +110,40 @@ func (o *copyOptions) commonFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
 	f.DurationVar(&o.timeout, "timeout", mctool.DefaultTimeout, "bound on each wait for a server (connect, reply, 100 metadump keys)")
 	f.DurationVar(&o.deadline, "deadline", 0, "bound on the whole command (0: none)")
+}
+
+// sameServer reports whether the addresses a and b (valid for
+// mctool.ParseAddr) name one server: the same port on a host whose
+// addresses overlap, as "localhost:11211" and "127.0.0.1:11211" do. A
+// host that does not resolve is compared by name.
+func sameServer(ctx context.Context, a, b string) bool {
+	a, _ = mctool.ParseAddr(a)
+	b, _ = mctool.ParseAddr(b)
+	if a == b {
+		return true
+	}
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ips := func(h string) []string {
+		if addrs, err := net.DefaultResolver.LookupHost(ctx, h); err == nil {
+			return addrs
+		}
+		return []string{h}
+	}
+	ib := ips(hb)
+	for _, x := range ips(ha) {
+		for _, y := range ib {
+			if ix, iy := net.ParseIP(x), net.ParseIP(y); x == y || ix != nil && ix.Equal(iy) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // withDeadline returns ctx bounded by d (unless 0), its cause naming
@@ -314,6 +349,9 @@ func (o *copyOptions) load(cmd *cobra.Command) error {
 	if o.from != "" {
 		if _, err := mctool.ParseAddr(o.from); err != nil {
 			return err
+		}
+		if sameServer(ctx, o.from, o.to) {
+			return fmt.Errorf("--from %s and --to %s name the same server: it would store its own items over themselves", o.from, o.to)
 		}
 	}
 	dst, err := mctool.Dial(ctx, o.to, o.timeout)

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,6 +112,24 @@ func TestLoadServerToServer(t *testing.T) {
 		if _, err := runCorvid(t, args...); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// TestLoadIntoItself refuses a copy whose source and target are one
+// server, however the two addresses spell it, and stores nothing.
+func TestLoadIntoItself(t *testing.T) {
+	srv := testutil.StartCorvid(t, server.Config{})
+	fillN(t, srv, 10)
+	_, port, _ := net.SplitHostPort(srv)
+	for _, to := range []string{srv, "localhost:" + port, "127.0.0.1:" + port} {
+		out, err := runCorvid(t, "load", "--from", srv, "--to", to)
+		if err == nil || !strings.Contains(err.Error()+out, "same server") {
+			t.Errorf("load --from %s --to %s: err %v, output:\n%s", srv, to, err, out)
+		}
+	}
+	other := testutil.StartCorvid(t, server.Config{})
+	if _, err := runCorvid(t, "load", "--from", srv, "--to", other); err != nil {
+		t.Errorf("load into another server: %v", err)
 	}
 }
 
