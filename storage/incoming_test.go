@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -19,11 +20,7 @@ func TestIncoming(t *testing.T) {
 		}
 		src := append(bytes.Clone(v), '\r', '\n')
 		for step := 1; len(src) > 0; step = step*3 + 1 {
-			k, err := in.Write(src[:min(step, len(src))])
-			if err != nil {
-				t.Fatal(err)
-			}
-			src = src[k:]
+			src = src[in.Write(src[:min(step, len(src))]):]
 		}
 		if in.Left() != 0 || !in.Terminated() {
 			t.Fatalf("%d bytes: left %d, terminated %v", n, in.Left(), in.Terminated())
@@ -75,4 +72,24 @@ func TestIncoming(t *testing.T) {
 		t.Fatalf("NewIncoming of a small value: %v, %v; want nil, nil", in, err)
 	}
 	checkChains(t, c, map[string][]byte{"k": nil})
+}
+
+// TestIncomingNeverEvicts fills a cache and asks for an Incoming: there
+// is no free memory for its chunks, so it is refused (nil, the value to
+// be stored as usual) and nothing stored is evicted for it.
+func TestIncomingNeverEvicts(t *testing.T) {
+	c := chainCache(t, Config{MemoryLimit: 8 << 20, ItemSizeMax: 2 << 20, SlabChunkMax: 64 << 10})
+	for i := 0; stats(c).Evictions == 0 && i < 1000; i++ {
+		mustSet(t, c, fmt.Sprint("k", i), string(pattern(300<<10, byte(i))))
+	}
+	before := stats(c)
+	for range 10 {
+		if in, err := c.NewIncoming(ModeSet, []byte("new"), 0, 0, 1<<20); in != nil || err != nil {
+			t.Fatalf("NewIncoming in a full cache: %v, %v; want nil, nil", in, err)
+		}
+	}
+	after := stats(c)
+	if after.Evictions != before.Evictions || after.CurrItems != before.CurrItems {
+		t.Fatalf("items %d -> %d, evictions %d -> %d: an Incoming evicted", before.CurrItems, after.CurrItems, before.Evictions, after.Evictions)
+	}
 }
