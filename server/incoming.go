@@ -12,7 +12,7 @@ import (
 // 100 MB set costs no 100 MB buffer, nor a copy. The item is in flight
 // until its value is whole and stored; a client gone before that leaves
 // nothing visible, and its chunks are freed (abortIncoming). The chunks
-// are all taken from free memory at the start, never by evicting
+// are taken from free memory as the value comes, never by evicting
 // (storage.NewIncoming), so a client sending part of a value costs no
 // stored item; without enough free memory, and for datagrams, append and
 // prepend, and a server logging commands or watched for mutations, the
@@ -42,7 +42,11 @@ func (c *conn) startIncoming(buf []byte, n int, req *protocol.Request, mode stor
 		return true
 	}
 	c.in, c.inNoReply, c.inCAS = in, req.NoReply, req.CAS
-	c.r += in.Write(buf[n:])
+	k, err := in.Write(buf[n:])
+	c.r += k
+	if err != nil {
+		c.failIncoming(err)
+	}
 	return true
 }
 
@@ -50,7 +54,12 @@ func (c *conn) startIncoming(buf []byte, n int, req *protocol.Request, mode stor
 // chunks, and answers the command once the value is whole; it reports
 // whether it answered. A read error is returned, the value left unread.
 func (c *conn) readIncoming(read func([]byte) (int, error)) (bool, error) {
-	n, err := read(c.in.Space())
+	sp, err := c.in.Space()
+	if err != nil {
+		c.failIncoming(err)
+		return true, nil
+	}
+	n, err := read(sp)
 	c.stats.bytesRead += uint64(n)
 	c.in.Wrote(n)
 	if c.in.Left() == 0 {
@@ -73,6 +82,18 @@ func (c *conn) finishIncoming() {
 	}
 	res, _, err := c.srv.cache.StoreIncoming(in, c.inCAS, storage.MetaStoreOptions{})
 	c.storeAnswer(&req, res, err)
+}
+
+// failIncoming drops the value being read in, which found no memory for
+// its chunks (memcached's "Out of memory during read"): the rest of it is
+// discarded as it comes, and the command answered.
+func (c *conn) failIncoming(err error) {
+	in := c.in
+	c.in = nil
+	c.swallow = in.Left()
+	in.Abort()
+	req := protocol.Request{NoReply: c.inNoReply}
+	c.storeAnswer(&req, storage.NotStored, err)
 }
 
 // abortIncoming frees the item of a value being read in, for a connection

@@ -20,7 +20,11 @@ func TestIncoming(t *testing.T) {
 		}
 		src := append(bytes.Clone(v), '\r', '\n')
 		for step := 1; len(src) > 0; step = step*3 + 1 {
-			src = src[in.Write(src[:min(step, len(src))]):]
+			k, err := in.Write(src[:min(step, len(src))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			src = src[k:]
 		}
 		if in.Left() != 0 || !in.Terminated() {
 			t.Fatalf("%d bytes: left %d, terminated %v", n, in.Left(), in.Terminated())
