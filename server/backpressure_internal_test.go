@@ -319,6 +319,7 @@ func TestDeclaredValueGrowsAsItArrives(t *testing.T) {
 // error and its connection closed, counted in read_buf_oom, and the
 // memory the buffers hold is reported.
 func TestReadBufMemLimit(t *testing.T) {
+	copyValues(t)
 	const limit = 8 << 20
 	_, addr := start(t, Config{ReadBufMemLimit: limit,
 		Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 16 << 20}})

@@ -213,14 +213,18 @@ func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 		if withValue {
 			valueLen = vlen
 		}
-		c.reserve(protocol.BinaryHeaderLen + 4 + keyLen + valueLen)
+		room := valueLen
+		if c.stream && vlen != len(it.Value) {
+			room = 0 // written from the item's chunks (pinValue)
+		}
+		c.reserve(protocol.BinaryHeaderLen + 4 + keyLen + room)
 		c.wbuf = protocol.AppendBinaryResponse(c.wbuf, h.Opcode, protocol.StatusOK,
 			4, keyLen, 4+keyLen+valueLen, h.Opaque, it.CAS)
 		c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, it.Flags)
 		if withKey {
 			c.wbuf = append(c.wbuf, it.Key...)
 		}
-		if withValue && !c.woom {
+		if withValue && !c.woom && (room == valueLen || !c.pinValue(it.Pin(false))) {
 			c.wbuf = it.AppendValue(c.wbuf)
 		}
 	}

@@ -96,7 +96,10 @@ type Config struct {
 	// WriteBufMemLimit bounds the bytes of the write buffers of
 	// connections whose client does not take its replies (-o
 	// write_buf_mem_limit, in megabytes there; corvid's own). A reply is
-	// copied into its connection's write buffer; a buffer counts from the
+	// copied into its connection's write buffer, except the value of an
+	// item larger than slab_chunk_max, which a TCP or Unix connection
+	// writes from the item's own chunks (pinned until written, within the
+	// cache's memory limit) and which counts nowhere here; a buffer counts from the
 	// moment the socket is full until it drains, and a connection whose
 	// blocked buffer would take the total past the limit is closed
 	// (counted as write_buf_oom). 0 (the default) means 64 MiB, or 8 times

@@ -60,6 +60,22 @@ type conn struct {
 	// the connection then ends.
 	wheld int64
 	woom  bool
+	// pend is a value written after wbuf from the cache's own chunks,
+	// which it pins until written (storage.Pinned): a chained value
+	// (larger than slab_chunk_max) is not copied, so clients that do not
+	// read what they asked for hold the server to no copy of it. While
+	// pend has bytes left nothing is appended to wbuf; the request that
+	// set it is the last one served before it is written.
+	pend storage.Pinned
+	// in is the chained value of a text storage command being read
+	// straight into the item's chunks (readIncoming), nil when none;
+	// inNoReply and inCAS are the command's.
+	in        *storage.Incoming
+	inNoReply bool
+	inCAS     uint64
+	// stream is set for TCP and Unix connections, which write chained
+	// values from the cache (pend) and read them into it (in).
+	stream bool
 	// reader is set, in goroutine mode, for a request that came after
 	// the socket had taken every reply at once with no input left
 	// (replyDrained): the client waited for its replies before asking
@@ -174,6 +190,8 @@ func (c *conn) serve() {
 	defer func() {
 		c.srv.rbufs.put(c.rbuf)
 		c.releaseWbuf()
+		c.pend.Release()
+		c.abortIncoming()
 		c.srv.wbufs.hold(&c.wheld, 0)
 	}()
 	defer c.srv.stats.add(&c.stats)
@@ -229,6 +247,15 @@ func (c *conn) serve() {
 				}
 				return
 			}
+		}
+		if c.in != nil {
+			if _, err := c.readIncoming(c.nc.Read); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {
+					c.srv.stats.idleKicks.Add(1)
+				}
+				return
+			}
+			continue
 		}
 		if !c.prepareRead(need) {
 			c.flush()
@@ -499,7 +526,7 @@ func (c *conn) flush() error {
 		c.srv.wbufs.hold(&c.wheld, 0)
 		return errWriteBufLimit
 	}
-	if len(c.wbuf) == 0 {
+	if len(c.wbuf) == 0 && c.pend.Len() == 0 {
 		c.srv.wbufs.hold(&c.wheld, 0)
 		return nil
 	}
@@ -549,6 +576,10 @@ func (c *conn) flush() error {
 	}
 	c.srv.wbufs.hold(&c.wheld, 0)
 	c.stats.bytesWritten += uint64(n)
+	if err == nil && c.pend.Len() > 0 {
+		err = c.writePinned()
+	}
+	c.pend.Release()
 	if cap(c.wbuf) > keepBufSize || c.wbig != nil {
 		c.releaseWbuf()
 	} else {
@@ -594,6 +625,15 @@ func (c *conn) process() int {
 			return need
 		}
 		c.replyDrained = false
+		if c.pend.Len() > 0 {
+			// A pinned value is written before any other reply.
+			if c.flush() != nil {
+				return -1
+			}
+			if c.blocked {
+				return 0 // the event loop goes on when it is written
+			}
+		}
 		if c.getNext > 0 || c.dump != nil {
 			// A multi-get stopped for a blocked write (the event loop
 			// calls process again when the socket drains), or a

@@ -199,19 +199,25 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 		if !emit {
 			return
 		}
-		if c.reserve(len(it.Key) + vlen + 64); c.woom || c.wwait > 0 {
+		pieces := vlen != len(it.Value) // larger than slab_chunk_max
+		room := vlen
+		if pieces && c.stream {
+			room = 0 // written from the item's chunks (pinValue)
+		}
+		if c.reserve(len(it.Key) + room + 64); c.woom || c.wwait > 0 {
 			vlen = 0
 			return
 		}
 		n := len(c.wbuf)
-		if vlen == len(it.Value) {
+		if !pieces {
 			c.wbuf = protocol.AppendValue(c.wbuf, it.Key, it.Flags, it.Value, it.CAS, withCAS)
 		} else {
-			// A value stored in pieces (larger than slab_chunk_max).
 			c.wbuf = protocol.AppendValueHead(c.wbuf, it.Key, it.Flags, vlen, it.CAS, withCAS)
-			c.wbuf = append(it.AppendValue(c.wbuf), '\r', '\n')
+			if room != 0 || !c.pinValue(it.Pin(true)) {
+				c.wbuf = append(it.AppendValue(c.wbuf), '\r', '\n')
+			}
 		}
-		rlen = len(c.wbuf) - n
+		rlen = len(c.wbuf) - n + c.pend.Len()
 	}
 	keys := req.GetKeys
 	var batch [storage.PrefetchBatch][]byte
@@ -277,12 +283,15 @@ func (c *conn) lookup(req *protocol.Request, emit bool, from int) int {
 			}
 			done++
 			more := ends[j] < len(keys)
-			if emit && (len(c.wbuf) > flushSize || c.woom) {
+			if emit && (len(c.wbuf) > flushSize || c.woom || c.pend.Len() > 0) {
 				if c.flush() != nil {
 					c.closeAfterWrite = true
 					return 0
 				}
-				if c.blocked && more {
+				if c.blocked && (more || c.pend.Len() > 0) {
+					// Go on when the socket drains: with the next
+					// key, or with END after a pinned value (nothing
+					// is appended to wbuf before it is written).
 					return ends[j]
 				}
 			}
@@ -378,6 +387,9 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	}
 	total := n + req.ValueLen + 2
 	if len(buf) < total {
+		if c.startIncoming(buf, n, req, mode) {
+			return 0
+		}
 		return total
 	}
 	c.r += total
@@ -386,6 +398,13 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 		return 0
 	}
 	res, _, err := c.storeValue(mode, key, req.Flags, req.Exptime, buf[n:total-2], req.CAS)
+	c.storeAnswer(req, res, err)
+	return 0
+}
+
+// storeAnswer answers a text storage command with the outcome of its
+// store.
+func (c *conn) storeAnswer(req *protocol.Request, res storage.StoreResult, err error) {
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
@@ -402,7 +421,6 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	default:
 		c.storeReply(req, klogStoreStatus[res], storeReplies[res])
 	}
-	return 0
 }
 
 // storeReply answers a storage command and logs it in the command log.

@@ -94,10 +94,11 @@ func (c *conn) metaReserve(req *protocol.MetaRequest, n int) {
 	c.reserve(n + 2*len(req.Key) + 32*len(req.Flags) + 64)
 }
 
-// metaHead reserves room for a reply carrying a vlen-byte value and starts
-// it: "VA <vlen>" when the request asked for the value (v flag), else "HD".
-func (c *conn) metaHead(req *protocol.MetaRequest, vlen int) {
-	c.metaReserve(req, vlen+2)
+// metaHead reserves room for a reply carrying a vlen-byte value, room
+// bytes of which are copied into wbuf, and starts it: "VA <vlen>" when the
+// request asked for the value (v flag), else "HD".
+func (c *conn) metaHead(req *protocol.MetaRequest, vlen, room int) {
+	c.metaReserve(req, room+2)
 	if req.Value {
 		c.wbuf = append(c.wbuf, "VA "...)
 		c.wbuf = strconv.AppendUint(c.wbuf, uint64(vlen), 10)
@@ -115,7 +116,11 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 	found := c.srv.cache.MetaGet(req.Key, req.Vivify, req.NoUpdate, func(e storage.MetaEntry) storage.MetaOutcome {
 		hit = !e.Created()
 		vlen = e.Len()
-		c.metaHead(req, vlen)
+		room := vlen
+		if req.Value && c.stream && vlen != len(e.Value()) {
+			room = 0 // written from the item's chunks (pinValue)
+		}
+		c.metaHead(req, vlen, room)
 		won := false
 		for _, f := range req.Flags {
 			switch f[0] {
@@ -176,7 +181,7 @@ func (c *conn) metaGet(req *protocol.MetaRequest) {
 			e.MarkTokenSent()
 		}
 		c.wbuf = append(c.wbuf, '\r', '\n')
-		if req.Value && !c.woom {
+		if req.Value && !c.woom && !c.pinValue(e.Pin(true)) {
 			c.wbuf = append(e.AppendValue(c.wbuf), '\r', '\n')
 		}
 		if ttlSet {
@@ -328,7 +333,7 @@ func (c *conn) metaArith(req *protocol.MetaRequest) {
 		quiet = req.NoReply && !created
 		var digits [20]byte
 		num := strconv.AppendUint(digits[:0], e.Number(), 10)
-		c.metaHead(req, len(num))
+		c.metaHead(req, len(num), len(num))
 		for _, f := range req.Flags {
 			switch f[0] {
 			case 'c':

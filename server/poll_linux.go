@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -463,6 +464,23 @@ func (pc *pollConn) read(events uint32) bool {
 		// keys are in rbuf, which must not move; go on with it.
 		return true
 	}
+	if c.in != nil {
+		done, err := c.readIncoming(func(b []byte) (int, error) {
+			n, err := rawRead(pc.fd, b)
+			if n == 0 && err == nil {
+				err = io.EOF
+			}
+			return max(n, 0), err
+		})
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return false
+		}
+		if err != nil {
+			pc.close()
+			return false
+		}
+		return done // served once the value is whole, to answer it
+	}
 	if c.rbuf == nil {
 		c.rbuf = pc.l.getRead()
 	}
@@ -600,11 +618,20 @@ func (pc *pollConn) flush() error {
 		return errWriteBufLimit
 	}
 	wrote := false
-	for pc.wpos < len(c.wbuf) {
-		n, err := rawWrite(pc.fd, c.wbuf[pc.wpos:])
+	for pc.wpos < len(c.wbuf) || c.pend.Len() > 0 {
+		// The replies in wbuf, then the pinned value that follows them.
+		out := c.pend.Next()
+		if pc.wpos < len(c.wbuf) {
+			out = c.wbuf[pc.wpos:]
+		}
+		n, err := rawWrite(pc.fd, out)
 		if n > 0 {
 			wrote = true
-			pc.wpos += n
+			if pc.wpos < len(c.wbuf) {
+				pc.wpos += n
+			} else {
+				c.pend.Skip(n)
+			}
 			c.stats.bytesWritten += uint64(n)
 		}
 		if err != nil {
@@ -647,6 +674,7 @@ func (pc *pollConn) flush() error {
 		}
 	}
 	c.blocked = false
+	c.pend.Release()
 	pc.wpos = 0
 	pc.graceSince = 0
 	c.srv.wbufs.hold(&c.wheld, 0)
@@ -773,6 +801,8 @@ var testHookHandOff func(c *conn, fd int)
 func (pc *pollConn) releaseClosed() {
 	c := pc.c
 	c.endDump() // closed before its metadump was handed off
+	c.pend.Release()
+	c.abortIncoming()
 	c.srv.wbufs.hold(&c.wheld, 0)
 	c.srv.rbufs.put(c.rbuf)
 	c.releaseWbuf()

@@ -49,6 +49,7 @@ func TestWriteBufAllowanceDefaultItemSize(t *testing.T) {
 // new wait of waitRoomFor, so a get whose room kept being taken waited
 // for ever.
 func TestWriteBufWaitBounded(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},

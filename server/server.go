@@ -479,6 +479,7 @@ func (s *Server) handle(nc net.Conn, useTLS bool) {
 		nc = tc
 	}
 	c := newConn(s, nc)
+	c.stream = !testHookCopyValues
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()

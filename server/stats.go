@@ -656,6 +656,8 @@ func (c *conn) setWaitState() {
 	unread := c.rbuf[c.r:c.w]
 	st := connRead
 	switch {
+	case c.in != nil:
+		st = connNread
 	case c.swallow > 0:
 		st = connSwallow
 	case len(unread) == 0:

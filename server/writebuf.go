@@ -21,7 +21,12 @@ var errWriteBufLimit = errors.New("server: write buffers over write_buf_mem_limi
 // write_buf_bytes and write_buf_oom, and bounds it.
 //
 // A reply is copied into its connection's write buffer, so a client that
-// asks and does not read makes the server hold what it asked for. Each
+// asks and does not read makes the server hold what it asked for. (Not a
+// value larger than slab_chunk_max: a stream connection writes it after
+// its write buffer from the item's own chunks, which it pins until they
+// are written, as memcached holds a reference to the item (conn.pend). That
+// memory is the cache's, within its limit and shared by every reader of
+// the value, and is not counted here; the write buffer before it is.) Each
 // connection holds at most about flushSize or one value (a multi-get
 // stops at a full socket), but that is per connection: a total needs a
 // bound of its own. Only blocked buffers count: a buffer is counted from

@@ -17,6 +17,15 @@ import (
 	"github.com/corvidcache/corvid/storage"
 )
 
+// copyValues makes the servers the test starts from now on copy values
+// through read and write buffers instead of reading and writing chained
+// ones in the cache (conn.in, conn.pend): the bounds on buffers are for
+// what is copied.
+func copyValues(t *testing.T) {
+	testHookCopyValues = true
+	t.Cleanup(func() { testHookCopyValues = false })
+}
+
 // storeBigValue stores a value of 1 MiB under "k" in s and returns it.
 func storeBigValue(t *testing.T, s *Server) []byte {
 	t.Helper()
@@ -33,6 +42,7 @@ func storeBigValue(t *testing.T, s *Server) []byte {
 // does not grow with the number of such clients, and a client that reads
 // its replies as they come is served throughout.
 func TestWriteBufMemLimit(t *testing.T) {
+	copyValues(t)
 	const (
 		limit = 4 << 20
 		conns = 24
@@ -146,6 +156,7 @@ func TestWriteBufMemLimit(t *testing.T) {
 // waits for room, or is closed, before it builds a reply the limit has no
 // room for, not once the reply finds its socket full.
 func TestWriteBufMemLimitManyClients(t *testing.T) {
+	copyValues(t)
 	const (
 		limit = 4 << 20
 		conns = 200
@@ -242,6 +253,7 @@ func (c *manualClock) advance(d time.Duration) {
 // hits again, and gat touched the item again when it retried, so the
 // item lived on from the retry instead of the request.
 func TestWriteBufWaitCountsOnce(t *testing.T) {
+	copyValues(t)
 	clk := &manualClock{}
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
@@ -305,6 +317,7 @@ func TestWriteBufWaitCountsOnce(t *testing.T) {
 // does not hold up the server's stop: it gave up only after waitRoomFor
 // (5 s), past a shorter shutdown grace would have let it.
 func TestWriteBufWaitStops(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		ShutdownGrace:    time.Minute,
@@ -337,6 +350,7 @@ func TestWriteBufWaitStops(t *testing.T) {
 // its value) and counted in write_buf_oom, as an event loop closes a
 // connection over the limit.
 func TestWriteBufRefusedMetaBinary(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},
@@ -372,6 +386,7 @@ func TestWriteBufRefusedMetaBinary(t *testing.T) {
 // is allowed past the limit, within the allowance, for as long as it goes
 // on draining.
 func TestWriteBufLimitSparesSlowReader(t *testing.T) {
+	copyValues(t)
 	const limit = 4 << 20
 	s, addr := start(t, Config{
 		WriteBufMemLimit: limit,
@@ -428,6 +443,7 @@ func TestWriteBufLimitSparesSlowReader(t *testing.T) {
 // whose last reply its socket took at once gets its 1 MiB value at once,
 // while one that has not shown that it reads waits for room.
 func TestWriteBufRoomForReaders(t *testing.T) {
+	copyValues(t)
 	s, addr := start(t, Config{
 		WriteBufMemLimit: 4 << 20,
 		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 2 << 20},

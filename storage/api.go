@@ -135,7 +135,8 @@ type Item struct {
 
 	cache *Cache  // set for a chained item: the rest of its value is in
 	chain itemRef // the chain of body chunks from chain,
-	n     int     // n bytes in all
+	n     int     // n bytes in all;
+	ref   itemRef // its header chunk
 }
 
 // Stats is a snapshot of the cache's counters, under memcached's names

@@ -102,6 +102,8 @@ type Cache struct {
 	// page only tries it.
 	moveGate sync.RWMutex
 
+	pins pins // the Pinned references to chained items (pin.go)
+
 	amMu    sync.Mutex // guards am and amRatio
 	am      automoveState
 	amRatio float64

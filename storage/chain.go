@@ -127,20 +127,42 @@ func (c *Cache) headerClass(nkey int, flags uint32) int {
 
 // chainWriter fills the body chunks of an in-flight chained item.
 type chainWriter struct {
-	c     *Cache
-	owner itemRef
-	last  itemRef // 0 until the first chunk
-	space []byte  // the unused rest of the last chunk
-	now   uint32
+	c       *Cache
+	owner   itemRef
+	last    itemRef // 0 until the first chunk
+	space   []byte  // the unused rest of the last chunk
+	now     uint32
+	noEvict bool // take only free memory (takeLocked)
+}
+
+// takeLocked is allocLocked, or with noEvict only a free chunk or a new
+// page, never evicting or reclaiming (ErrNoMemory when there is none).
+func (c *Cache) takeLocked(cl *class, now uint32, noEvict bool) (itemRef, error) {
+	if !noEvict {
+		return c.allocLocked(cl, now)
+	}
+	if c.closed {
+		return 0, ErrClosed
+	}
+	if ref := c.slabAllocLocked(cl); ref != 0 {
+		return ref, nil
+	}
+	return 0, ErrNoMemory
 }
 
 // newChained allocates the header chunk of a chained item, with no body
 // chunks yet: it is in flight, counted in the largest class.
 func (c *Cache) newChained(key []byte, nbytes int, flags, exp, now uint32) (itemRef, *itemHeader, error) {
+	return c.newChainedFrom(key, nbytes, flags, exp, now, false)
+}
+
+// newChainedFrom is newChained; with noEvict it takes only free memory
+// (takeLocked).
+func (c *Cache) newChainedFrom(key []byte, nbytes int, flags, exp, now uint32, noEvict bool) (itemRef, *itemHeader, error) {
 	hc := c.headerClass(len(key), flags)
 	cl := &c.classes[hc]
 	cl.mu.Lock()
-	ref, err := c.allocLocked(cl, now)
+	ref, err := c.takeLocked(cl, now, noEvict)
 	if err != nil {
 		cl.mu.Unlock()
 		return 0, nil, err
@@ -169,10 +191,10 @@ func (w *chainWriter) grow(remain int) error {
 	if size > max {
 		size = max
 	}
-	ref, err := c.allocChunk(c.classFor(uint64(size)), w.owner, size-mcChunkHeader, w.now)
+	ref, err := c.allocChunk(c.classFor(uint64(size)), w.owner, size-mcChunkHeader, w.now, w.noEvict)
 	if err == ErrNoMemory && size != max {
 		size = max
-		ref, err = c.allocChunk(c.largest, w.owner, size-mcChunkHeader, w.now)
+		ref, err = c.allocChunk(c.largest, w.owner, size-mcChunkHeader, w.now, w.noEvict)
 	}
 	if err != nil {
 		return err
@@ -235,11 +257,11 @@ func (w *chainWriter) copyIn(p []byte, after int) error {
 }
 
 // allocChunk allocates a body chunk of class cls with the given capacity
-// for the item owner.
-func (c *Cache) allocChunk(cls int, owner itemRef, size int, now uint32) (itemRef, error) {
+// for the item owner (see takeLocked for noEvict).
+func (c *Cache) allocChunk(cls int, owner itemRef, size int, now uint32, noEvict bool) (itemRef, error) {
 	cl := &c.classes[cls]
 	cl.mu.Lock()
-	ref, err := c.allocLocked(cl, now)
+	ref, err := c.takeLocked(cl, now, noEvict)
 	if err != nil {
 		cl.mu.Unlock()
 		return 0, err
@@ -327,8 +349,13 @@ func lockFor(cl, l *class, held [2]*class) bool {
 // class's lock, and those of the classes in held (nil or not); the other
 // classes' locks are taken here. Chunks in page skip (0 for none) are
 // marked free but left off the free lists: the caller is emptying that
-// page and holds its class's lock.
+// page and holds its class's lock. A pinned item is left to the last
+// Release of its Pinned references (pin.go); a page being emptied holds
+// none (clearChainedLocked).
 func (c *Cache) freeChainLocked(l *class, held [2]*class, ref itemRef, h *itemHeader, skip uint32) {
+	if skip == 0 && c.pins.deferFree(ref) {
+		return
+	}
 	b := h.bits.Load()
 	first := c.chainFirst(ref, b)
 	hc := &c.classes[c.chainHdrClass(ref, b)]
@@ -489,7 +516,7 @@ func (c *Cache) clearChainedLocked(v, dst *class, ref itemRef, body bool, id uin
 	h := c.hdr(owner)
 	b := h.bits.Load()
 	if b&bitLinked == 0 || b&bitChained == 0 {
-		return false // in flight
+		return false // in flight, or unlinked and pinned
 	}
 	hv := c.hashKey(c.itemKey(owner, b))
 	s := c.stripeFor(hv)
@@ -497,6 +524,12 @@ func (c *Cache) clearChainedLocked(v, dst *class, ref itemRef, body bool, id uin
 		return false
 	}
 	defer s.mu.Unlock()
+	if c.pins.pinned(owner) {
+		// A reply is being written from it (pin.go): it is neither moved
+		// nor freed. Pins are taken under the stripe lock, so none can
+		// be taken from here on; the page waits for the release.
+		return false
+	}
 	live := !isExpired(h, now) && !c.isFlushed(h, now)
 	if live && !evict {
 		if to := c.takeFreeLocked(v); to != 0 {

@@ -54,6 +54,10 @@
 //     hold it for reading, taken before any other lock; a store about to
 //     steal or evict a page holds a class lock already, so it only tries
 //     it.
+//   - pins.mu guards the counts of Pinned references (pin.go). It is
+//     taken last, under any of the others, and nothing is locked while it
+//     is held; Release takes the largest class's lock only after
+//     dropping it.
 //
 // The order is moveGate, amMu, stripe lock, then class lock, then pageMu. Code holding a
 // class lock that needs an item's stripe (eviction at the LRU tail, the
@@ -70,7 +74,9 @@
 // A linked chained item's chain (its body chunks and links) is read under
 // the item's stripe lock; it is freed, or a chunk of it moved to another
 // page, only under both that stripe lock and the largest class's lock, so
-// a reader never sees a chunk half moved or freed.
+// a reader never sees a chunk half moved or freed. A Pinned reference
+// (pin.go) reads the chain without the lock: a pinned item is neither
+// moved nor evicted, and once unlinked it is freed by its last release.
 //
 // Fields written under both a stripe and a class lock (an item's value
 // length) may be read under either. An item's key and class never change

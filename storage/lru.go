@@ -88,6 +88,15 @@ func (c *Cache) pullTailLocked(cl *class, lru int, totalBytes uint64, maxAge uin
 			search = next
 			continue
 		}
+		if b&bitChained != 0 && c.pins.pinned(search) {
+			// A reply is written from its chunks: freeing it would
+			// give back no memory (pin.go), as memcached passes over
+			// an item with references.
+			s.mu.Unlock()
+			cl.cnt.lruTailReflocked.Add(1)
+			search = next
+			continue
+		}
 		// memcached reclaims at the tail with exptime < now (strictly).
 		if (h.exptime != 0 && h.exptime < now) || c.isFlushed(h, now) {
 			cl.cnt.reclaimed.Add(1)

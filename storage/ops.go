@@ -154,7 +154,7 @@ func (c *Cache) item(ref itemRef, h *itemHeader, b uint32, atime uint32) Item {
 		Fetched:    b&bitFetched != 0,
 	}
 	if b&bitChained != 0 {
-		it.cache, it.chain, it.n = c, c.chainFirst(ref, b), int(h.nbytes)
+		it.cache, it.chain, it.n, it.ref = c, c.chainFirst(ref, b), int(h.nbytes), ref
 		it.Value = c.firstPiece(it.chain, it.n)
 	} else {
 		it.Value = c.itemValue(ref, h, b)
@@ -298,6 +298,12 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 		}
 		return NotStored, 0, err
 	}
+	return c.storeInflight(mode, key, ref, h, cas, opts, now)
+}
+
+// storeInflight links the in-flight item ref under key as store does for
+// mode, or frees it when mode does not store it.
+func (c *Cache) storeInflight(mode StoreMode, key []byte, ref itemRef, h *itemHeader, cas uint64, opts MetaStoreOptions, now uint32) (StoreResult, uint64, error) {
 	if opts.KeyBinary {
 		h.bits.Or(bitKeyBinary)
 	}
