@@ -172,3 +172,47 @@ func TestPinnedRepliesCostNoCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteBufWaitPinsChainedValue checks that a get that had to wait for
+// room in its write buffer (goroutine mode, write_buf_mem_limit taken by
+// others) still writes a chained value from its item, pinned, as it does
+// without the wait: the value, three times the limit, was copied into
+// the buffer once room came, so the get waited for room that could never
+// come and its connection was closed.
+func TestWriteBufWaitPinsChainedValue(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 1 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 4 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies, and never wait")
+	}
+	// The replies of a1 and a2 leave less room in their 256 KiB buffer
+	// than the head of k's needs, and a larger buffer counts against the
+	// limit, which others hold.
+	a1 := bytes.Repeat([]byte("a"), 130000)
+	a2 := bytes.Repeat([]byte("b"), 132050)
+	large := bytes.Repeat([]byte("0123456789abcdef"), 3<<16)
+	for k, v := range map[string][]byte{"a1": a1, "a2": a2, "k": large} {
+		if _, err := s.cache.Store(storage.ModeSet, []byte(k), 0, 0, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := s.wbufs.limit + s.wbufs.over
+	s.wbufs.bytes.Add(fake)
+	t.Cleanup(func() { s.wbufs.bytes.Add(-fake) })
+	c := dial(t, "tcp", addr)
+	c.nc.SetDeadline(time.Now().Add(4 * waitRoomFor))
+	c.send("get a1 a2 k\r\n")
+	c.expect("", "VALUE a1 0 130000")
+	readValue(t, c, "130000")
+	c.expect("", "VALUE a2 0 132050")
+	readValue(t, c, "132050")
+	if l := c.line(); l != "VALUE k 0 3145728" {
+		t.Fatalf("got %q for the chained value (write_buf_oom %d)", l, s.wbufs.oom.Load())
+	}
+	if got := readValue(t, c, "3145728"); !bytes.Equal(got, large) {
+		t.Fatal("wrong value")
+	}
+	c.expect("", "END")
+}
