@@ -320,13 +320,19 @@ func (c *conn) replyAgain(key []byte, withCAS bool) (found bool, vlen, rlen int)
 	c.canWait = true
 	found = c.srv.cache.MetaDebug(key, func(e storage.MetaEntry) {
 		n := e.Len()
-		if c.reserve(len(key) + n + 64); c.woom || c.wwait > 0 {
+		room := n
+		if c.stream && n != len(e.Value()) {
+			room = 0 // written from the item's chunks (pinValue), as lookup does
+		}
+		if c.reserve(len(key) + room + 64); c.woom || c.wwait > 0 {
 			return
 		}
 		start := len(c.wbuf)
 		c.wbuf = protocol.AppendValueHead(c.wbuf, e.Key(), e.Flags(), n, e.CAS(), withCAS)
-		c.wbuf = append(e.AppendValue(c.wbuf), '\r', '\n')
-		vlen, rlen = n, len(c.wbuf)-start
+		if room != 0 || !c.pinValue(e.Pin(true)) {
+			c.wbuf = append(e.AppendValue(c.wbuf), '\r', '\n')
+		}
+		vlen, rlen = n, len(c.wbuf)-start+c.pend.Len()
 	})
 	c.canWait = false
 	return found && rlen > 0, vlen, rlen

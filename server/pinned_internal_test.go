@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,4 +172,88 @@ func TestPinnedRepliesCostNoCopies(t *testing.T) {
 			t.Errorf("class %d: %d chunks in use with every item deleted (%d before the test)", cs.ID, cs.UsedChunks, used0)
 		}
 	}
+}
+
+// TestWriteBufWaitPinsChainedValue checks that a get that had to wait for
+// room in its write buffer (goroutine mode, write_buf_mem_limit taken by
+// others) still writes a chained value from its item, pinned, as it does
+// without the wait: the value, three times the limit, was copied into
+// the buffer once room came, so the get waited for room that could never
+// come and its connection was closed.
+func TestWriteBufWaitPinsChainedValue(t *testing.T) {
+	s, addr := start(t, Config{
+		WriteBufMemLimit: 1 << 20,
+		Storage:          storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 4 << 20},
+	})
+	if s.cfg.EventLoops > 0 {
+		t.Skip("event loops count only blocked replies, and never wait")
+	}
+	// The replies of a1 and a2 leave less room in their 256 KiB buffer
+	// than the head of k's needs, and a larger buffer counts against the
+	// limit, which others hold.
+	a1 := bytes.Repeat([]byte("a"), 130000)
+	a2 := bytes.Repeat([]byte("b"), 132050)
+	large := bytes.Repeat([]byte("0123456789abcdef"), 3<<16)
+	for k, v := range map[string][]byte{"a1": a1, "a2": a2, "k": large} {
+		if _, err := s.cache.Store(storage.ModeSet, []byte(k), 0, 0, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := s.wbufs.limit + s.wbufs.over
+	s.wbufs.bytes.Add(fake)
+	t.Cleanup(func() { s.wbufs.bytes.Add(-fake) })
+	c := dial(t, "tcp", addr)
+	c.nc.SetDeadline(time.Now().Add(4 * waitRoomFor))
+	c.send("get a1 a2 k\r\n")
+	c.expect("", "VALUE a1 0 130000")
+	readValue(t, c, "130000")
+	c.expect("", "VALUE a2 0 132050")
+	readValue(t, c, "132050")
+	if l := c.line(); l != "VALUE k 0 3145728" {
+		t.Fatalf("got %q for the chained value (write_buf_oom %d)", l, s.wbufs.oom.Load())
+	}
+	if got := readValue(t, c, "3145728"); !bytes.Equal(got, large) {
+		t.Fatal("wrong value")
+	}
+	c.expect("", "END")
+}
+
+// TestReassignCountsPinnedAsBusy checks that a page move held up by a
+// chained item whose reply a client does not read counts the item in
+// slab_reassign_busy_items, as memcached counts an item it finds with
+// references (1.6.18 shows over a thousand a second here), and keeps
+// slab_reassign_running set while it waits; corvid reported 0.
+func TestReassignCountsPinnedAsBusy(t *testing.T) {
+	s, addr := start(t, Config{
+		ShutdownGrace: time.Second,
+		Storage:       storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 8 << 20},
+	})
+	// Every page of the largest class holds a chunk of k.
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, bytes.Repeat([]byte("v"), 7<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	var st storage.Stats
+	s.cache.ReadStats(&st)
+	largest := st.Classes[len(st.Classes)-1].ID
+	stuck, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	stuck.(*net.TCPConn).SetReadBuffer(16 << 10)
+	if _, err := io.WriteString(stuck, "get k\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "k pinned", func() bool { return s.cache.PinnedItems() == 1 })
+	c := dial(t, "tcp", addr)
+	c.expect(fmt.Sprintf("slabs reassign %d 1\r\n", largest), "OK")
+	waitFor(t, "slab_reassign_busy_items counted", func() bool {
+		c.send("stats\r\n")
+		busy, running := false, false
+		for l := c.line(); l != "END"; l = c.line() {
+			busy = busy || strings.HasPrefix(l, "STAT slab_reassign_busy_items ") && l != "STAT slab_reassign_busy_items 0"
+			running = running || l == "STAT slab_reassign_running 1"
+		}
+		return busy && running
+	})
 }

@@ -378,10 +378,9 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("slab_reassign_rescues", st.SlabReassignRescues)
 	w.u("slab_reassign_chunk_rescues", st.SlabReassignChunkRescues)
 	w.u("slab_reassign_evictions_nomem", st.SlabReassignEvictionsNomem)
-	for _, name := range []string{"slab_reassign_inline_reclaim",
-		"slab_reassign_busy_items", "slab_reassign_busy_deletes"} {
-		w.u(name, 0)
-	}
+	w.u("slab_reassign_inline_reclaim", 0)
+	w.u("slab_reassign_busy_items", st.SlabReassignBusyItems)
+	w.u("slab_reassign_busy_deletes", 0)
 	w.b("slab_reassign_running", st.SlabReassignRunning)
 	w.u("slabs_moved", st.SlabsMoved)
 	// memcached lists the crawler's figures while it is enabled and the

@@ -178,6 +178,7 @@ type Stats struct {
 	SlabReassignRescues        uint64
 	SlabReassignChunkRescues   uint64
 	SlabReassignEvictionsNomem uint64
+	SlabReassignBusyItems      uint64 // items found busy (stored, locked, pinned), each time
 	SlabReassignRunning        bool   // a Reassign is in progress
 	SlabGlobalPagePool         uint64 // free pages held by no class
 	SlabEvictions              uint64 // whole pages emptied by a slab eviction policy

@@ -126,7 +126,7 @@ type counters struct {
 	casMisses, touchMisses, totalItems              atomic.Uint64
 	mallocFails, crawlerStarts, slabsMoved, juggles atomic.Uint64
 	slabRescues, slabEvictions, pageEvictions       atomic.Uint64
-	chunkRescues                                    atomic.Uint64
+	chunkRescues, slabBusy                          atomic.Uint64
 	crawlerRunning                                  atomic.Int32 // crawls and dumps under way
 }
 
@@ -136,7 +136,7 @@ func (k *counters) reset() {
 		&k.getMisses, &k.getExpired, &k.getFlushed, &k.deleteMisses, &k.incrMisses,
 		&k.decrMisses, &k.casMisses, &k.touchMisses, &k.totalItems, &k.mallocFails,
 		&k.crawlerStarts, &k.slabsMoved, &k.juggles, &k.slabRescues, &k.slabEvictions,
-		&k.pageEvictions, &k.chunkRescues,
+		&k.pageEvictions, &k.chunkRescues, &k.slabBusy,
 	} {
 		p.Store(0)
 	}

@@ -53,6 +53,7 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 	refOf := func(i int) itemRef { return makeRef(id, i*v.size) }
 	for i := 0; i < v.perslab; i++ {
 		if c.hdr(refOf(i)).bits.Load()&(bitLinked|bitSlabbed|bitChunk) == 0 {
+			c.countBusy(evict)
 			return 0, false // a store is filling this chunk
 		}
 	}
@@ -72,6 +73,7 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 		if b&(bitChunk|bitChained) != 0 {
 			// Part of a chained item: rescued or evicted (chain.go).
 			if !c.clearChainedLocked(v, dst, ref, b&bitChunk != 0, id, now, evict) {
+				c.countBusy(evict)
 				ok = false
 			}
 			continue
@@ -82,6 +84,7 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 		hv := c.hashKey(c.itemKey(ref, b))
 		s := c.stripeFor(hv)
 		if !s.mu.TryLock() {
+			c.countBusy(evict)
 			ok = false
 			continue
 		}
@@ -120,6 +123,16 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 		v.crawlPage--
 	}
 	return id, true
+}
+
+// countBusy counts an item that keeps a page move (not a slab eviction
+// policy's, evict) from emptying its page this time, as memcached's
+// slab_reassign_busy_items counts the items its mover finds referenced
+// or locked.
+func (c *Cache) countBusy(evict bool) {
+	if !evict {
+		c.slabBusy.Add(1)
+	}
 }
 
 // moveItemLocked copies the first n bytes of the linked item at from, a

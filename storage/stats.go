@@ -80,6 +80,7 @@ func (c *Cache) ReadStats(s *Stats) {
 	s.SlabReassignRescues = c.slabRescues.Load()
 	s.SlabReassignChunkRescues = c.chunkRescues.Load()
 	s.SlabReassignEvictionsNomem = c.slabEvictions.Load()
+	s.SlabReassignBusyItems = c.slabBusy.Load()
 	s.SlabReassignRunning = c.rebalBusy.Load()
 	s.SlabEvictions = c.pageEvictions.Load()
 	s.LRUMaintainerJuggles = c.juggles.Load()
