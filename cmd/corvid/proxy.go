@@ -496,7 +496,7 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 		runtime.GOMAXPROCS(s.procs)
 	case scaleProcs:
 		// One processor while the load fits in one: see package procs.
-		sc := procs.New(0)
+		sc := procs.New(0, logger)
 		scaleCtx, stopScale := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); sc.Run(scaleCtx) }()

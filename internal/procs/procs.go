@@ -15,6 +15,7 @@ package procs
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
 	"time"
 )
@@ -37,6 +38,7 @@ const (
 type Scaler struct {
 	max  int
 	cur  int
+	log  *slog.Logger // nil: silent
 	low  int // consecutive measurements below downAt
 	set  func(int)
 	cpu  func() (time.Duration, bool)
@@ -45,15 +47,16 @@ type Scaler struct {
 }
 
 // New returns a Scaler for up to max Ps (max < 1: GOMAXPROCS as it is
-// now), or nil where the process's CPU time cannot be read.
-func New(max int) *Scaler {
+// now), which logs each change at debug level to log (nil: nowhere), or
+// nil where the process's CPU time cannot be read.
+func New(max int, log *slog.Logger) *Scaler {
 	if max < 1 {
 		max = runtime.GOMAXPROCS(0)
 	}
 	if _, ok := cpuTime(); !ok {
 		return nil
 	}
-	return &Scaler{max: max, cur: max, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime}
+	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime}
 }
 
 // Procs is the number of Ps the Scaler holds now.
@@ -86,7 +89,12 @@ func (s *Scaler) Run(ctx context.Context) {
 			}
 			busy := float64(used-s.last) / float64(wall)
 			s.last, s.at = used, now
-			s.setProcs(s.next(busy))
+			if n := s.next(busy); n != s.cur {
+				if s.log != nil {
+					s.log.Debug("processors", "from", s.cur, "to", n, "cpu_used", float64(int(busy*100))/100)
+				}
+				s.setProcs(n)
+			}
 		}
 	}
 }
