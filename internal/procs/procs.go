@@ -39,7 +39,7 @@ type Scaler struct {
 	max  int
 	cur  int
 	log  *slog.Logger // nil: silent
-	low  int // consecutive measurements below downAt
+	low  int          // consecutive measurements below downAt
 	set  func(int)
 	cpu  func() (time.Duration, bool)
 	last time.Duration
