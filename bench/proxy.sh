@@ -25,8 +25,10 @@
 #               before, per connection: connections that sent nothing, and
 #               connections that each sent a set and two gets first
 #
-# With ONE_P=1 (the default) corvid proxy also runs a second time with
-# GOMAXPROCS=1 (column "corvid 1P"), for what its second processor gives.
+# corvid proxy runs with --procs auto (its default: one processor while the
+# load fits in one, more when it needs them). With FIXED=1 (the default) it
+# also runs a second time with --procs set to every CPU (column "corvid
+# fixed"), as a proxy that always spreads over all its processors.
 #
 # Prints the medians and the ratios corvid/nutcracker (and wide get/direct).
 # See bench/README.md.
@@ -46,8 +48,8 @@ WIDE_GETS=${WIDE_GETS:-10}
 IDLE=${IDLE:-10000}
 LIGHT=${LIGHT:-4}
 ROUTES=${ROUTES:-1}
-ONE_P=${ONE_P:-1}
-[[ $ONE_P =~ ^(0|1)$ ]] || bench_die "ONE_P must be 0 or 1, got '$ONE_P'"
+FIXED=${FIXED:-1}
+[[ $FIXED =~ ^(0|1)$ ]] || bench_die "FIXED must be 0 or 1, got '$FIXED'"
 [[ $ROUTES =~ ^(0|1|only)$ ]] || bench_die "ROUTES must be 0, 1 or only, got '$ROUTES'"
 MEMORY_MB=${MEMORY_MB:-256}
 SERVER_THREADS=${SERVER_THREADS:-2}
@@ -87,7 +89,7 @@ commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 declare -A PID PORT res
 targets=(direct nutcracker corvid)
-((ONE_P)) && targets+=(corvid-1p)
+((FIXED)) && targets+=(corvid-fixed)
 
 # The backends and the direct baseline.
 backends=()
@@ -128,7 +130,7 @@ start_proxy() {
 	case $name in
 	nutcracker) "$NUTCRACKER" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
 	corvid) "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
-	corvid-1p) GOMAXPROCS=1 "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
+	corvid-fixed) "$CORVID" proxy --procs "$(nproc)" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
 	esac
 	pid=$!
 	BENCH_PIDS+=("$pid")
@@ -358,7 +360,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 	if ((IDLE > 0)); then
 		for t in "${order[@]}"; do
-			[[ $t == direct || $t == corvid-1p ]] && continue
+			[[ $t == direct || $t == corvid-fixed ]] && continue
 			for mode in silent used; do
 				bench_log "round $r/$ROUNDS: fresh $t with $IDLE idle connections ($mode) ..."
 				idle_memory "$t" "$r" "$mode"
@@ -378,14 +380,14 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "machine:    $(nproc) CPUs, $(uname -sr); 1-min load average $load_start before, $load_end after"
 echo "backends:   3 x ${MEMCACHED_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS ($("${MEMCACHED_ARGV[0]}" -V 2>/dev/null || echo '?')); direct: one more"
 echo "nutcracker: $("$NUTCRACKER" -V 2>&1 | head -n 1); corvid: $CORVID proxy; pool: fnv1a_64, ketama, 1 connection per server"
-((ONE_P)) && echo "corvid 1P:  the same corvid proxy with GOMAXPROCS=1"
+((FIXED)) && echo "corvid:     --procs auto; corvid fixed: --procs $(nproc)"
 echo "load:       memcaslap and corvid bench -c $CONCURRENCY, 90/10 get/set, 100 B values; wide get $WIDE_KEYS keys x $WIDE_GETS; $IDLE idle connections"
 echo
 row() { printf '%-24s %10s %11s %10s %18s %10s\n' "$@"; }
-row metric direct nutcracker corvid corvid/nutcracker "corvid 1P"
+row metric direct nutcracker corvid corvid/nutcracker "corvid fixed"
 for m in "ops/s (memcaslap)" "CPU % (memcaslap)" "CPU ns/op (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs" "p50 µs light" "p99 µs light"; do
 	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid) o=-
-	((ONE_P)) && o=$(med "$m" corvid-1p)
+	((FIXED)) && o=$(med "$m" corvid-fixed)
 	row "$m" "$d" "$n" "$c" "$(ratio "$c" "$n")" "$o"
 done
 # The latency a proxy adds is measured light, where direct is not
@@ -394,7 +396,7 @@ done
 m="p99 µs light"
 d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid)
 o=-
-((ONE_P)) && o=$(($(med "$m" corvid-1p) - d))
+((FIXED)) && o=$(($(med "$m" corvid-fixed) - d))
 if ((n - d > 0)); then
 	row "added p99 µs (light)" - $((n - d)) $((c - d)) "$(ratio $((c - d)) $((n - d)))" "$o"
 else
@@ -403,7 +405,7 @@ fi
 m="$WIDE_KEYS-key get µs"
 d=$(med "$m" direct)
 o=-
-((ONE_P)) && o=$(ratio "$(med "$m" corvid-1p)" "$d")
+((FIXED)) && o=$(ratio "$(med "$m" corvid-fixed)" "$d")
 row "$WIDE_KEYS-key get / direct" 1 "$(ratio "$(med "$m" nutcracker)" "$d")" "$(ratio "$(med "$m" corvid)" "$d")" - "$o"
 if ((IDLE > 0)); then
 	for m in "idle B/conn silent (RSS)" "idle B/conn used (RSS)"; do

@@ -4,13 +4,19 @@
 #
 # Starts three memcached backends with nutcracker and corvid proxy in front
 # of them (one pool, as bench/proxy.sh), a fourth memcached as the direct
-# baseline, and bench/relay in front of that fourth one in three ways: a
-# goroutine per direction per connection (how corvid proxy waits today), one
-# event loop in epoll_wait (nutcracker's way), and two event loops. corvid
-# proxy also runs a second time with GOMAXPROCS=1. Then, for ROUNDS rounds
-# in rotating order, `corvid bench -c LIGHT` (90/10 get/set, 100-byte
-# values) for DURATION seconds against each, and prints the medians of p50
-# and p99 and each one's p99 minus direct's.
+# baseline, and bench/relay in front of that fourth one: a goroutine per
+# direction per connection (as corvid proxy waits), the same with
+# GOMAXPROCS=1, one event loop in epoll_wait (nutcracker's way), and two
+# event loops. corvid proxy runs three ways: --procs auto (its default),
+# --procs set to every CPU ("corvid-fixed"), and GOMAXPROCS=1; with
+# CORVID_B=path another build runs too (corvid-b, corvid-b-1p), for an A/B
+# of two builds in the same rounds. Then, for ROUNDS rounds in rotating
+# order, `corvid bench -c LIGHT` (90/10 get/set, 100-byte values) for
+# DURATION seconds against each, and prints the medians of p50 and p99,
+# each one's p99 minus direct's, and the median over rounds of its p99
+# divided by nutcracker's in the same round (steadier on a noisy machine).
+# TARGETS="nutcracker corvid ..." measures only those (direct and
+# nutcracker always).
 #
 # The relays do no work but copy bytes: their added latency is what a Go
 # process's way of waiting for sockets costs, with nothing of a proxy's
@@ -47,7 +53,11 @@ fi
 commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 declare -A PORT res
-targets=(direct nutcracker corvid corvid-1p relay-goroutine relay-epoll-1 relay-epoll-2)
+all_targets=(direct nutcracker corvid corvid-fixed corvid-1p relay-goroutine relay-goroutine-1p relay-epoll-1 relay-epoll-2)
+[[ -n ${CORVID_B:-} ]] && all_targets+=(corvid-b corvid-b-1p)
+read -r -a targets <<<"${TARGETS:-${all_targets[*]}}"
+# direct and nutcracker are the yardsticks: always measured.
+read -r -a targets <<<"direct nutcracker $(printf '%s\n' "${targets[@]}" | grep -vx -e direct -e nutcracker | tr '\n' ' ')"
 
 backends=()
 for i in 1 2 3; do
@@ -74,10 +84,10 @@ start() {
 	bench_die "cannot start $t"
 }
 
-for t in "${targets[@]:1}"; do
+for t in "${all_targets[@]:1}"; do
 	PORT[$t]=$(bench_free_port) || bench_die "no free loopback port"
 done
-for t in nutcracker corvid corvid-1p; do
+for t in nutcracker corvid corvid-fixed corvid-1p ${CORVID_B:+corvid-b corvid-b-1p}; do
 	{
 		echo "alpha:"
 		echo "  listen: 127.0.0.1:${PORT[$t]}"
@@ -91,11 +101,17 @@ done
 sport() { bench_free_port || bench_die "no free loopback port"; }
 start nutcracker "$NUTCRACKER" -c "$BENCH_TMP/nutcracker.yml" -s "$(sport)" -a 127.0.0.1
 start corvid "$CORVID" proxy -c "$BENCH_TMP/corvid.yml" -s "$(sport)" -a 127.0.0.1
+start corvid-fixed "$CORVID" proxy --procs "$(nproc)" -c "$BENCH_TMP/corvid-fixed.yml" -s "$(sport)" -a 127.0.0.1
 start corvid-1p env GOMAXPROCS=1 "$CORVID" proxy -c "$BENCH_TMP/corvid-1p.yml" -s "$(sport)" -a 127.0.0.1
-for m in goroutine epoll-1 epoll-2; do
-	mode=${m%-*} loops=${m#epoll-}
-	[[ $m == goroutine ]] && loops=1
-	start "relay-$m" "$BENCH_TMP/relay" -listen "127.0.0.1:${PORT[relay-$m]}" \
+if [[ -n ${CORVID_B:-} ]]; then
+	start corvid-b "$CORVID_B" proxy -c "$BENCH_TMP/corvid-b.yml" -s "$(sport)" -a 127.0.0.1
+	start corvid-b-1p env GOMAXPROCS=1 "$CORVID_B" proxy -c "$BENCH_TMP/corvid-b-1p.yml" -s "$(sport)" -a 127.0.0.1
+fi
+for m in goroutine goroutine-1p epoll-1 epoll-2; do
+	mode=${m%-*} loops=${m#epoll-} env=()
+	[[ $m == goroutine* ]] && mode=goroutine loops=1
+	[[ $m == *-1p ]] && env=(GOMAXPROCS=1)
+	start "relay-$m" env "${env[@]}" "$BENCH_TMP/relay" -listen "127.0.0.1:${PORT[relay-$m]}" \
 		-backend "127.0.0.1:${PORT[direct]}" -mode "$mode" -loops "$loops"
 done
 
@@ -120,6 +136,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		res[p50|$t]+="$(json p50 "$out" | cut -d. -f1) "
 		res[p99|$t]+="$(json p99 "$out" | cut -d. -f1) "
 	done
+	# Each target's p99 against nutcracker's of the same round.
+	nc=$(json p99 "$BENCH_TMP/nutcracker-$r.json")
+	for t in "${targets[@]}"; do
+		res[ratio|$t]+="$(awk -v a="$(json p99 "$BENCH_TMP/$t-$r.json")" -v b="$nc" 'BEGIN { printf "%.2f", a / b }') "
+	done
 done
 
 read -r load_end _ </proc/loadavg
@@ -127,11 +148,13 @@ echo "light-load latency, medians of $ROUNDS rounds (corvid bench -c $LIGHT, ${D
 echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "machine:  $(nproc) CPUs, $(uname -sr); 1-min load average $load_start before, $load_end after"
 echo
-printf '%-16s %8s %8s %14s  %s\n' target p50_µs p99_µs added_p99_µs "p99 per round"
+printf '%-18s %8s %8s %14s %12s  %s\n' target p50_µs p99_µs added_p99_µs p99/nutcr "p99 per round"
 # shellcheck disable=SC2086 # the lists are space-separated numbers
 d=$(bench_median ${res[p99|direct]})
 for t in "${targets[@]}"; do
 	# shellcheck disable=SC2086
 	p50=$(bench_median ${res[p50|$t]}) p99=$(bench_median ${res[p99|$t]})
-	printf '%-16s %8s %8s %14s  %s\n' "$t" "$p50" "$p99" $((p99 - d)) "${res[p99|$t]}"
+	# shellcheck disable=SC2086
+	ratio=$(printf '%s\n' ${res[ratio|$t]} | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	printf '%-18s %8s %8s %14s %12s  %s\n' "$t" "$p50" "$p99" $((p99 - d)) "$ratio" "${res[p99|$t]}"
 done

@@ -58,6 +58,7 @@ func buildCorvid(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	scaleProcs = false // TestProxyProcs turns it on
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/corvidcache/corvid/admin"
 	"github.com/corvidcache/corvid/internal/nutcracker"
+	"github.com/corvidcache/corvid/internal/procs"
 	"github.com/corvidcache/corvid/proxy"
 )
 
@@ -52,7 +54,7 @@ type proxyOptions struct {
 	help, showVersion, testConf, daemon, describeStats bool
 	verbose, statsPort, statsInterval, mbufSize        string
 	output, confFile, statsAddr, pidFile               string
-	admin                                              string
+	admin, procs                                       string
 	daemonChild                                        bool
 
 	// start builds the proxy for a configuration; tests replace it.
@@ -74,7 +76,12 @@ type proxySettings struct {
 	statsPort     int
 	statsInterval int // ms
 	mbufSize      int
+	procs         int // 0: as the load needs (--procs auto)
 }
+
+// scaleProcs lets --procs auto change GOMAXPROCS; the in-process tests
+// turn it off, since it would change their own process's.
+var scaleProcs = true
 
 func newProxyCommand() *cobra.Command {
 	return proxyCommand(&proxyOptions{start: startProxy})
@@ -133,6 +140,7 @@ JSON on its stats port.`,
 	f.StringVarP(&o.statsInterval, "stats-interval", "i", strconv.Itoa(nutcrackerStatsInterval), "set stats aggregation interval in msec (corvid's counters are live: no effect)")
 	f.StringVarP(&o.pidFile, "pid-file", "p", "", "set pid file (default: off)")
 	f.StringVarP(&o.mbufSize, "mbuf-size", "m", strconv.Itoa(nutcrackerMbufSize), "set size of mbuf chunk in bytes (accepted; no effect in corvid)")
+	f.StringVar(&o.procs, "procs", "auto", "processors to run on: auto (as few as the load needs, up to GOMAXPROCS) or a number")
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
@@ -200,6 +208,13 @@ func (o *proxyOptions) settings() (proxySettings, error) {
 	}
 	if s.mbufSize < nutcrackerMbufMin || s.mbufSize > nutcrackerMbufMax {
 		return fail("nutcracker: mbuf chunk size must be between %d and %d bytes", nutcrackerMbufMin, nutcrackerMbufMax)
+	}
+	if o.procs != "auto" {
+		n, err := strconv.Atoi(o.procs)
+		if err != nil || n < 1 {
+			return fail("corvid: option --procs must be auto or a number of processors, got %q", o.procs)
+		}
+		s.procs = n
 	}
 	return s, nil
 }
@@ -475,6 +490,17 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 		}
 		defer as.Close()
 		logger.Info("admin port listening", "addr", as.Addr().String())
+	}
+	switch {
+	case s.procs > 0:
+		runtime.GOMAXPROCS(s.procs)
+	case scaleProcs:
+		// One processor while the load fits in one: see package procs.
+		sc := procs.New(0, logger)
+		scaleCtx, stopScale := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); sc.Run(scaleCtx) }()
+		defer func() { stopScale(); <-done }()
 	}
 	p, err := o.start(cfg, logger)
 	if err != nil {

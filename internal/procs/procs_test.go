@@ -1,0 +1,98 @@
+package procs
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestNextTakesAndGivesBack(t *testing.T) {
+	s := &Scaler{max: 3, cur: 1}
+	steps := []struct {
+		busy float64
+		want int
+	}{
+		{0.2, 1},  // light: stays on one
+		{0.69, 1}, // below upAt of one
+		{0.75, 2}, // one is nearly all busy: take a second
+		{1.5, 3},  // both busy: a third
+		{2.9, 3},  // never past max
+		{1.0, 3},  // 1.0 is not below downAt of two (0.8)
+	}
+	for i, st := range steps {
+		if got := s.next(st.busy); got != st.want {
+			t.Fatalf("step %d: next(%v) = %d, want %d", i, st.busy, got, st.want)
+		}
+		s.cur = st.want
+	}
+	// Low load gives one back only after downAfter measurements in a
+	// row; one busy measurement starts the count again.
+	for i := 0; i < downAfter-1; i++ {
+		if got := s.next(0.1); got != 3 {
+			t.Fatalf("gave back after %d low measurements", i+1)
+		}
+	}
+	if got := s.next(0.85); got != 3 {
+		t.Fatalf("next(0.85) = %d at 3 Ps, want 3", got)
+	}
+	for i := 0; i < downAfter-1; i++ {
+		s.next(0.1)
+	}
+	if got := s.next(0.1); got != 2 {
+		t.Fatalf("after %d low measurements: %d Ps, want 2", downAfter, got)
+	}
+}
+
+// TestRunFollowsLoad drives Run with a fake clock of CPU time: it starts
+// on one P, takes the second when that one is busy, gives it back when
+// the load goes, and restores max when stopped.
+func TestRunFollowsLoad(t *testing.T) {
+	var mu sync.Mutex
+	var used time.Duration
+	rate := 0.0 // CPUs the fake process uses
+	last := time.Now()
+	var sets []int
+	setCh := make(chan int, 100)
+	s := &Scaler{max: 2, cur: 2,
+		set: func(n int) { setCh <- n },
+		cpu: func() (time.Duration, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			now := time.Now()
+			used += time.Duration(rate * float64(now.Sub(last)))
+			last = now
+			return used, true
+		},
+	}
+	load := func(r float64) {
+		mu.Lock()
+		used += time.Duration(rate * float64(time.Since(last)))
+		last = time.Now()
+		rate = r
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	wait := func(want int) {
+		t.Helper()
+		select {
+		case n := <-setCh:
+			sets = append(sets, n)
+			if n != want {
+				t.Fatalf("GOMAXPROCS set to %d, want %d (sets %v)", n, want, sets)
+			}
+		case <-time.After(time.Duration(downAfter+50) * Interval):
+			t.Fatalf("GOMAXPROCS not set to %d (sets %v)", want, sets)
+		}
+	}
+	wait(1)
+	load(1.0)
+	wait(2)
+	load(0.05)
+	wait(1)
+	cancel()
+	wait(2)
+	<-done
+}
