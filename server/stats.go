@@ -35,6 +35,8 @@ type globalStats struct {
 	storeTooLarge, storeNoMemory atomic.Uint64
 	bytesRead, bytesWritten      atomic.Uint64
 	totalConns, rejectedConns    atomic.Uint64
+	listenDisabled               atomic.Uint64 // listen_disabled_num
+	timeListenDisabled           atomic.Uint64 // time_in_listen_disabled_us
 	idleKicks                    atomic.Uint64
 	authCmds, authErrors         atomic.Uint64
 	connYields                   atomic.Uint64
@@ -77,7 +79,7 @@ func (s *Server) startConns() int {
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors, &g.connYields} {
+		&g.totalConns, &g.rejectedConns, &g.listenDisabled, &g.timeListenDisabled, &g.idleKicks, &g.authCmds, &g.authErrors, &g.connYields} {
 		v.Store(0)
 	}
 }
@@ -320,7 +322,9 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	structs := conns + s.startConns()
 	w.i("curr_connections", int64(max(structs-1, 0)))
 	w.u("total_connections", g.totalConns.Load())
-	w.u("rejected_connections", g.rejectedConns.Load())
+	if !s.cfg.NoMaxConnsFast {
+		w.u("rejected_connections", g.rejectedConns.Load())
+	}
 	w.i("connection_structures", int64(structs))
 	w.u("response_obj_oom", s.respOOM.Load())
 	curr := conns + len(s.udp)
@@ -364,9 +368,9 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("bytes_read", g.bytesRead.Load())
 	w.u("bytes_written", g.bytesWritten.Load())
 	w.u("limit_maxbytes", st.LimitMaxbytes)
-	w.b("accepting_conns", true)
-	w.u("listen_disabled_num", 0)
-	w.u("time_in_listen_disabled_us", 0)
+	w.b("accepting_conns", s.accepting())
+	w.u("listen_disabled_num", g.listenDisabled.Load())
+	w.u("time_in_listen_disabled_us", g.timeListenDisabled.Load())
 	w.i("threads", int64(s.cfg.Threads))
 	w.u("conn_yields", g.connYields.Load())
 	if s.cfg.IdleTimeout > 0 {
@@ -494,7 +498,7 @@ func (s *Server) writeSettings(w *statWriter) {
 		w.str("auth_enabled_ascii", "no")
 	}
 	w.i("item_size_max", int64(orInt(sc.ItemSizeMax, 1<<20)))
-	w.yesno("maxconns_fast", true)
+	w.yesno("maxconns_fast", !cfg.NoMaxConnsFast)
 	w.i("hashpower_init", int64(sc.HashPowerInit))
 	w.yesno("slab_reassign", !sc.NoSlabReassign)
 	w.i("slab_automove", int64(s.cache.Automove()))
