@@ -216,3 +216,71 @@ func TestMaxConnsTooLow(t *testing.T) {
 		}
 	}
 }
+
+// waitStats polls c's stats until cond holds of them, and returns them.
+func waitStats(t *testing.T, c *limitClient, what string, cond func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(limitConnTimeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		m := c.stats(t)
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s: %s", what, pickStats(m))
+		}
+		time.Sleep(delay)
+	}
+}
+
+// TestNoMaxConnsFastMatchesMemcached checks -o no_maxconns_fast against
+// memcached 1.6.18: the client that takes the last descriptor of -c is
+// served; the next one is not refused but waits, the server accepting
+// nothing (accepting_conns 0, listen_disabled_num counting each stop),
+// and is served once a connection closes; rejected_connections is not
+// shown.
+func TestNoMaxConnsFastMatchesMemcached(t *testing.T) {
+	servers := map[string]string{
+		"corvid": testutil.StartCorvid(t, server.Config{MaxConns: 24, Threads: 1, NoMaxConnsFast: true}),
+	}
+	if testutil.MemcachedPath() != "" {
+		servers["memcached"] = testutil.StartMemcached(t, "-c", "24", "-t", "1", "-o", "no_maxconns_fast")
+	}
+	const served = 24 - (6 + 4 + 1) // one thread, one listener
+	for name, addr := range servers {
+		t.Run(name, func(t *testing.T) {
+			var clients []*limitClient
+			for i := range served {
+				c := dialLimit(t, addr, nil)
+				if ok, reply := c.served(); !ok {
+					t.Fatalf("client %d is not served: %q", i, reply)
+				}
+				clients = append(clients, c)
+			}
+			first := clients[0]
+			if m := first.stats(t); pickStats(m) != "max_connections=24 curr_connections=13 rejected_connections=(none) accepting_conns=1 listen_disabled_num=0 " {
+				t.Errorf("full: %s", pickStats(m))
+			}
+			waiting := dialLimit(t, addr, nil)
+			waitStats(t, first, "stop listening", func(m map[string]string) bool {
+				return m["accepting_conns"] == "0" && m["listen_disabled_num"] == "1"
+			})
+			clients[1].raw.Close()
+			if ok, reply := waiting.served(); !ok {
+				t.Fatalf("the waiting client is not served once another closes: %q", reply)
+			}
+			m := waitStats(t, first, "listening again", func(m map[string]string) bool { return m["accepting_conns"] == "1" })
+			if got := pickStats(m); got != "max_connections=24 curr_connections=13 rejected_connections=(none) accepting_conns=1 listen_disabled_num=1 " {
+				t.Errorf("after the waiting client is served: %s", got)
+			}
+			if m["time_in_listen_disabled_us"] == "0" {
+				t.Error("time_in_listen_disabled_us stays 0")
+			}
+			// Full again: the next client stops the listeners again.
+			dialLimit(t, addr, nil)
+			waitStats(t, first, "second stop", func(m map[string]string) bool {
+				return m["accepting_conns"] == "0" && m["listen_disabled_num"] == "2"
+			})
+		})
+	}
+}
