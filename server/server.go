@@ -34,6 +34,8 @@ type Server struct {
 	unixFile os.FileInfo
 	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
 	udp []*udpConn
+	// listenConns is startConns, set once the listeners are open.
+	listenConns int
 
 	mu    sync.Mutex // guards conns, closing, killed, listenOff, listenOffAt, listenOn
 	conns map[*conn]struct{}
@@ -160,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.listenConns = s.countStartConns()
 	s.stats.totalConns.Add(uint64(s.startConns()))
 	if err := s.checkMaxConns(); err != nil {
 		s.Close()

@@ -71,8 +71,42 @@ const reservedFDsPerThread = 5
 // listening: one per listening socket, and one per worker thread for each
 // UDP socket. They count in its curr_connections (less one),
 // connection_structures and, until a "stats reset", total_connections.
-func (s *Server) startConns() int {
-	return len(s.listeners) + len(s.udp)*s.cfg.Threads
+func (s *Server) startConns() int { return s.listenConns }
+
+// countStartConns returns startConns for the listeners New opened.
+// memcached opens two sockets for an address without a host, one IPv4
+// and one IPv6, where Go opens one dual-stack socket (bound to [::]).
+func (s *Server) countStartConns() int {
+	n := len(s.listeners) + len(s.udp)*s.cfg.Threads
+	for i, addr := range s.cfg.TCPAddrs {
+		if splitsInTwo(addr, s.listeners[i].Addr()) {
+			n++
+		}
+	}
+	for i, addr := range s.cfg.UDPAddrs {
+		if splitsInTwo(addr, s.udp[i].pc.LocalAddr()) {
+			n += s.cfg.Threads
+		}
+	}
+	return n
+}
+
+// splitsInTwo reports whether memcached listens on two sockets where Go
+// listens on bound, given addr: a wildcard address (no host) that Go
+// serves dual-stack.
+func splitsInTwo(addr string, bound net.Addr) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return false
+	}
+	var ip net.IP
+	switch a := bound.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	}
+	return ip != nil && ip.IsUnspecified() && ip.To4() == nil
 }
 
 // reset zeroes the counters "stats reset" clears.
