@@ -242,8 +242,9 @@ func (c *MemcachedCollector) Collect(ch chan<- prometheus.Metric) {
 	// cmd_set counts cas commands too.
 	mcCmds.emit(ch, value(g, "cmd_set")-value(g, "cas_misses")-value(g, "cas_hits")-value(g, "cas_badval"), "set", "hit")
 	for _, f := range mcGeneral {
-		// Only present while the crawler is enabled.
-		one(f, g, f.stat == "lru_crawler_starts")
+		// Only present while the crawler is enabled, and with
+		// maxconns_fast.
+		one(f, g, f.stat == "lru_crawler_starts" || f.stat == "rejected_connections")
 	}
 
 	one(mcMaxConns, s.settings, false)

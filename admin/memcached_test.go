@@ -311,3 +311,12 @@ func TestMemcachedCollectorDown(t *testing.T) {
 		t.Errorf("with no stats: %v", mfs)
 	}
 }
+
+// TestMemcachedCollectorNoMaxConnsFast checks that a server without
+// maxconns_fast, which shows no rejected_connections, is up.
+func TestMemcachedCollectorNoMaxConnsFast(t *testing.T) {
+	srv := testutil.ServeCorvid(t, server.Config{TCPAddrs: []string{"127.0.0.1:0"}, NoMaxConnsFast: true})
+	if v := value(t, gather(t, admin.NewMemcachedCollector(srv.Stats)), "memcached_up"); v != 1 {
+		t.Errorf("memcached_up %v", v)
+	}
+}

@@ -26,7 +26,21 @@ type Config struct {
 	UnixPath string
 	UnixMask os.FileMode
 
-	MaxConns        int           // -c; default 1024
+	// MaxConns is memcached's -c, default 1024, counted as memcached
+	// counts it: it is a limit on descriptors, of which memcached keeps
+	// 6 + 4 per thread (Threads) + 1 per listening socket (Threads per
+	// UDP socket) for itself. A client that would take the last one is
+	// refused with "ERROR Too many open connections" (counted in
+	// rejected_connections); with NoMaxConnsFast it is served, and the
+	// server then accepts nothing more until a connection closes
+	// (listen_disabled_num), clients waiting meanwhile in the listen
+	// backlog. New refuses a MaxConns memcached would not start with
+	// (ErrMaxConnsTooLow).
+	MaxConns int
+	// NoMaxConnsFast is memcached's -o no_maxconns_fast (also implied by
+	// -o no_modern).
+	NoMaxConnsFast bool
+
 	IdleTimeout     time.Duration // -o idle_timeout; 0 = never
 	EnableShutdown  bool          // -A: allow the "shutdown" command
 	DisableFlushAll bool          // -F

@@ -196,8 +196,14 @@ func TestLineTooLong(t *testing.T) {
 	}
 }
 
+// twoClients is the -c with which memcached, with one thread and one
+// listener, serves two clients: it keeps 6 descriptors, 4 for its thread
+// and 1 for the listener, and refuses the client that would take the
+// last one.
+const twoClients = 6 + 4 + 1 + 2 + 1
+
 func TestConnectionLimit(t *testing.T) {
-	s, addr := start(t, Config{MaxConns: 2})
+	s, addr := start(t, Config{Threads: 1, MaxConns: twoClients})
 	a := dial(t, "tcp", addr)
 	a.expect("version\r\n", "VERSION "+Version)
 	b := dial(t, "tcp", addr)

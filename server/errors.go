@@ -11,6 +11,10 @@ var (
 	// ErrAuthWithUDP is returned when both an auth file and UDP are
 	// configured: UDP requests cannot authenticate.
 	ErrAuthWithUDP = errors.New("server: cannot use UDP with ascii authentication enabled")
+	// ErrMaxConnsTooLow is returned for a Config.MaxConns that memcached
+	// would not start with: too low for the descriptors it holds itself
+	// with the same threads and listeners (see Config.MaxConns).
+	ErrMaxConnsTooLow = errors.New("server: maxconns setting is too low, use -c to increase")
 	// ErrSASLNeedsBinary is returned when SASL is required of a server
 	// that also serves the ASCII protocol, whose clients could not
 	// authenticate.

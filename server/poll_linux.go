@@ -727,9 +727,7 @@ func (pc *pollConn) handOffDump() {
 		defer s.wg.Done()
 		c.dumpItems()
 		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.dropConn(c)
 	}()
 }
 
@@ -809,9 +807,7 @@ func (pc *pollConn) releaseClosed() {
 	c.rbuf = nil
 	s := c.srv
 	s.stats.add(&c.stats)
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	s.dropConn(c)
 	s.wg.Done()
 }
 

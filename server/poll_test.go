@@ -116,7 +116,7 @@ func TestModeLineTooLong(t *testing.T) {
 
 func TestModeConnectionLimit(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
-		s, addr := start(t, mode(Config{MaxConns: 2}))
+		s, addr := start(t, mode(Config{Threads: 1, MaxConns: twoClients}))
 		a := dial(t, "tcp", addr)
 		a.expect("version\r\n", "VERSION "+Version)
 		b := dial(t, "tcp", addr)

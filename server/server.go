@@ -34,9 +34,18 @@ type Server struct {
 	unixFile os.FileInfo
 	// udp serves the sockets of Config.UDPAddrs, one goroutine each.
 	udp []*udpConn
+	// listenConns is startConns, set once the listeners are open.
+	listenConns int
 
-	mu    sync.Mutex // guards conns, closing, killed
+	mu    sync.Mutex // guards conns, closing, killed, listenOff, listenOffAt, listenOn
 	conns map[*conn]struct{}
+	// listenOff is set while the server accepts no connection because
+	// it is full (memcached's accepting_conns 0), since listenOffAt;
+	// listenOn is closed when a connection closes and listening
+	// resumes.
+	listenOff   bool
+	listenOffAt time.Time
+	listenOn    chan struct{}
 	// closing is set once shutdown has begun; new connections are refused.
 	closing bool
 	// killed is set once closeStuck has closed the connections: one that
@@ -153,7 +162,12 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.listenConns = s.countStartConns()
 	s.stats.totalConns.Add(uint64(s.startConns()))
+	if err := s.checkMaxConns(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.startLoops(); err != nil {
 		s.Close()
 		return nil, err
@@ -428,6 +442,7 @@ func nextRetry(d time.Duration) time.Duration {
 // acceptLoop accepts connections on ln until it is closed; with useTLS
 // they speak TLS. Temporary accept errors (such as running out of file
 // descriptors) back off from 5 ms, doubling, to 1 s instead of spinning.
+// While the server is full it accepts nothing more (see handle).
 func (s *Server) acceptLoop(ln net.Listener, useTLS bool) {
 	defer s.wg.Done()
 	var delay time.Duration
@@ -443,7 +458,14 @@ func (s *Server) acceptLoop(ln net.Listener, useTLS bool) {
 			continue
 		}
 		delay = 0
-		s.handle(nc, useTLS)
+		for wait := s.handle(nc, useTLS); wait != nil; wait = s.handle(nc, useTLS) {
+			select {
+			case <-wait:
+			case <-s.stopping:
+				nc.Close()
+				return
+			}
+		}
 	}
 }
 
@@ -451,24 +473,67 @@ func (s *Server) acceptLoop(ln net.Listener, useTLS bool) {
 // closing it.
 const tooManyConns = "ERROR Too many open connections\r\n"
 
+// fixedFDs is the number of descriptors memcached keeps open, on the same
+// command line, besides those of its clients: stdin, stdout and stderr;
+// its main event base (an epoll descriptor and a signal pipe); four for
+// each worker thread (an eventfd, an epoll descriptor and a pipe); and one
+// for each connection it makes at start (startConns).
+//
+// memcached's -c is its descriptor limit (it sets RLIMIT_NOFILE to it),
+// and it refuses a client by the number of the descriptor accept gave it,
+// the lowest free one, which is the count of descriptors open: counting
+// them so, corvid refuses at the same count of clients.
+func (s *Server) fixedFDs() int {
+	return 6 + 4*s.cfg.Threads + s.startConns()
+}
+
+// checkMaxConns refuses a connection limit memcached would not start
+// with: one its own descriptors do not fit in, or one its start-up check
+// finds too low for the descriptors it reserves per thread.
+func (s *Server) checkMaxConns() error {
+	if s.cfg.MaxConns < s.fixedFDs() ||
+		s.startConns()+reservedFDsPerThread*s.cfg.Threads >= s.cfg.MaxConns-1 {
+		return ErrMaxConnsTooLow
+	}
+	return nil
+}
+
 // handle serves a new connection, over TLS when useTLS is set: the
 // refusal of a connection beyond the limit is written in the clear before
 // any handshake, as memcached does. A TLS connection is served by a
 // goroutine of its own, which makes the handshake, even with event loops.
-func (s *Server) handle(nc net.Conn, useTLS bool) {
+//
+// The limit is memcached's (see fixedFDs): a connection that would take
+// the last descriptor below Config.MaxConns is refused, unless
+// NoMaxConnsFast is set; one that would take a descriptor past it, which
+// memcached's accept fails to get, is not served: handle then stops
+// listening (listen_disabled_num) and returns a channel closed when a
+// connection closes, after which the caller hands nc to handle again.
+func (s *Server) handle(nc net.Conn, useTLS bool) (wait <-chan struct{}) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		nc.Close()
-		return
+		return nil
 	}
-	if len(s.conns) >= s.cfg.MaxConns {
+	used := s.fixedFDs() + len(s.conns)
+	if used >= s.cfg.MaxConns {
+		if !s.listenOff {
+			s.listenOff, s.listenOffAt = true, time.Now()
+			s.listenOn = make(chan struct{})
+			s.stats.listenDisabled.Add(1)
+		}
+		wait = s.listenOn
+		s.mu.Unlock()
+		return wait
+	}
+	if !s.cfg.NoMaxConnsFast && used >= s.cfg.MaxConns-1 {
 		s.mu.Unlock()
 		s.stats.rejectedConns.Add(1)
 		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		nc.Write([]byte(tooManyConns))
 		nc.Close()
-		return
+		return nil
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -485,7 +550,7 @@ func (s *Server) handle(nc net.Conn, useTLS bool) {
 	s.mu.Unlock()
 	s.stats.totalConns.Add(1)
 	if tc == nil && len(s.loops) > 0 && s.poll(c) {
-		return // an event loop owns the connection now
+		return nil // an event loop owns the connection now
 	}
 	go func() {
 		defer s.wg.Done()
@@ -494,10 +559,32 @@ func (s *Server) handle(nc net.Conn, useTLS bool) {
 		} else {
 			tc.Close()
 		}
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.dropConn(c)
 	}()
+	return nil
+}
+
+// dropConn forgets a closed connection. Its descriptor is free again: a
+// server that stopped listening because it was full listens again, as
+// memcached does when a connection closes.
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.listenOff {
+		s.listenOff = false
+		s.stats.timeListenDisabled.Add(uint64(time.Since(s.listenOffAt).Microseconds()))
+		close(s.listenOn)
+		s.listenOn = nil
+	}
+}
+
+// accepting reports whether the server accepts connections (memcached's
+// accepting_conns).
+func (s *Server) accepting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.listenOff
 }
 
 // monotonic returns the nanoseconds elapsed on the cache's monotonic clock

@@ -35,6 +35,8 @@ type globalStats struct {
 	storeTooLarge, storeNoMemory atomic.Uint64
 	bytesRead, bytesWritten      atomic.Uint64
 	totalConns, rejectedConns    atomic.Uint64
+	listenDisabled               atomic.Uint64 // listen_disabled_num
+	timeListenDisabled           atomic.Uint64 // time_in_listen_disabled_us
 	idleKicks                    atomic.Uint64
 	authCmds, authErrors         atomic.Uint64
 	connYields                   atomic.Uint64
@@ -69,15 +71,49 @@ const reservedFDsPerThread = 5
 // listening: one per listening socket, and one per worker thread for each
 // UDP socket. They count in its curr_connections (less one),
 // connection_structures and, until a "stats reset", total_connections.
-func (s *Server) startConns() int {
-	return len(s.listeners) + len(s.udp)*s.cfg.Threads
+func (s *Server) startConns() int { return s.listenConns }
+
+// countStartConns returns startConns for the listeners New opened.
+// memcached opens two sockets for an address without a host, one IPv4
+// and one IPv6, where Go opens one dual-stack socket (bound to [::]).
+func (s *Server) countStartConns() int {
+	n := len(s.listeners) + len(s.udp)*s.cfg.Threads
+	for i, addr := range s.cfg.TCPAddrs {
+		if splitsInTwo(addr, s.listeners[i].Addr()) {
+			n++
+		}
+	}
+	for i, addr := range s.cfg.UDPAddrs {
+		if splitsInTwo(addr, s.udp[i].pc.LocalAddr()) {
+			n += s.cfg.Threads
+		}
+	}
+	return n
+}
+
+// splitsInTwo reports whether memcached listens on two sockets where Go
+// listens on bound, given addr: a wildcard address (no host) that Go
+// serves dual-stack.
+func splitsInTwo(addr string, bound net.Addr) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return false
+	}
+	var ip net.IP
+	switch a := bound.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	}
+	return ip != nil && ip.IsUnspecified() && ip.To4() == nil
 }
 
 // reset zeroes the counters "stats reset" clears.
 func (g *globalStats) reset() {
 	for _, v := range []*atomic.Uint64{&g.cmdGet, &g.cmdTouch, &g.cmdFlush, &g.cmdMeta,
 		&g.storeTooLarge, &g.storeNoMemory, &g.bytesRead, &g.bytesWritten,
-		&g.totalConns, &g.rejectedConns, &g.idleKicks, &g.authCmds, &g.authErrors, &g.connYields} {
+		&g.totalConns, &g.rejectedConns, &g.listenDisabled, &g.timeListenDisabled, &g.idleKicks, &g.authCmds, &g.authErrors, &g.connYields} {
 		v.Store(0)
 	}
 }
@@ -320,7 +356,9 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	structs := conns + s.startConns()
 	w.i("curr_connections", int64(max(structs-1, 0)))
 	w.u("total_connections", g.totalConns.Load())
-	w.u("rejected_connections", g.rejectedConns.Load())
+	if !s.cfg.NoMaxConnsFast {
+		w.u("rejected_connections", g.rejectedConns.Load())
+	}
 	w.i("connection_structures", int64(structs))
 	w.u("response_obj_oom", s.respOOM.Load())
 	curr := conns + len(s.udp)
@@ -364,9 +402,9 @@ func (s *Server) writeGeneralStats(w *statWriter) {
 	w.u("bytes_read", g.bytesRead.Load())
 	w.u("bytes_written", g.bytesWritten.Load())
 	w.u("limit_maxbytes", st.LimitMaxbytes)
-	w.b("accepting_conns", true)
-	w.u("listen_disabled_num", 0)
-	w.u("time_in_listen_disabled_us", 0)
+	w.b("accepting_conns", s.accepting())
+	w.u("listen_disabled_num", g.listenDisabled.Load())
+	w.u("time_in_listen_disabled_us", g.timeListenDisabled.Load())
 	w.i("threads", int64(s.cfg.Threads))
 	w.u("conn_yields", g.connYields.Load())
 	if s.cfg.IdleTimeout > 0 {
@@ -494,7 +532,7 @@ func (s *Server) writeSettings(w *statWriter) {
 		w.str("auth_enabled_ascii", "no")
 	}
 	w.i("item_size_max", int64(orInt(sc.ItemSizeMax, 1<<20)))
-	w.yesno("maxconns_fast", true)
+	w.yesno("maxconns_fast", !cfg.NoMaxConnsFast)
 	w.i("hashpower_init", int64(sc.HashPowerInit))
 	w.yesno("slab_reassign", !sc.NoSlabReassign)
 	w.i("slab_automove", int64(s.cache.Automove()))

@@ -672,7 +672,12 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoSlabReassign = false
 			case "modern":
 				// memcached 1.6's defaults are modern already.
+			case "maxconns_fast":
+				cfg.NoMaxConnsFast = false
+			case "no_maxconns_fast":
+				cfg.NoMaxConnsFast = true
 			case "no_modern":
+				cfg.NoMaxConnsFast = true
 				if !chunkMax.set {
 					sc.SlabChunkMax = storage.SlabPageSize
 				}
@@ -860,6 +865,10 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	}
 	runtime.GOMAXPROCS(o.threads)
 
+	// As memcached, before privileges are dropped.
+	if err := raiseFileLimit(cfg.MaxConns); err != nil {
+		return err
+	}
 	if err := dropPrivileges(o.user, logger); err != nil {
 		return err
 	}
@@ -883,6 +892,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	signal.Notify(sigs, serverStopSignals...)
 	defer signal.Stop(sigs)
 	srv, err := server.New(cfg)
+	if errors.Is(err, server.ErrMaxConnsTooLow) {
+		return exitError{"Maxconns setting is too low, use -c to increase.", 1}
+	}
 	if errors.Is(err, server.ErrTLSConfig) {
 		return exitError{err.Error(), exUsage} // as memcached's ssl_init
 	}

@@ -60,8 +60,13 @@ func StartMemcachedEnv(t testing.TB, env []string, args ...string) (addr string)
 	return ""
 }
 
+// inheritOnce runs closeInheritedOnExec before the first memcached
+// starts.
+var inheritOnce sync.Once
+
 func startMemcached(t testing.TB, bin string, env, args []string) (string, error) {
 	t.Helper()
+	inheritOnce.Do(closeInheritedOnExec)
 	port, err := FreePort()
 	if err != nil {
 		return "", err
