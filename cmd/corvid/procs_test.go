@@ -100,3 +100,22 @@ func TestProxyProcsAuto(t *testing.T) {
 		t.Errorf("after the proxy stopped: GOMAXPROCS %d, want %d", got, max)
 	}
 }
+
+// TestRouterProcsAuto: corvid router scales its processors as the proxy
+// does, whatever --num-proxies says, and gives them back when it stops.
+func TestRouterProcsAuto(t *testing.T) {
+	max := runtime.GOMAXPROCS(0)
+	if max < 2 {
+		t.Skip("needs GOMAXPROCS of 2 or more")
+	}
+	scaleProcs = true
+	defer func() { scaleProcs = false }()
+	_, _, stop := runFake(t, "--config-str", routerConfig, "-p", "5000", "--num-proxies", "4")
+	testutil.WaitFor(t, func() bool { return runtime.GOMAXPROCS(0) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != max {
+		t.Errorf("after the router stopped: GOMAXPROCS %d, want %d", got, max)
+	}
+}

@@ -495,12 +495,7 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	case s.procs > 0:
 		runtime.GOMAXPROCS(s.procs)
 	case scaleProcs:
-		// One processor while the load fits in one: see package procs.
-		sc := procs.New(0, logger)
-		scaleCtx, stopScale := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); sc.Run(scaleCtx) }()
-		defer func() { stopScale(); <-done }()
+		defer scaleProcessors(ctx, logger)()
 	}
 	p, err := o.start(cfg, logger)
 	if err != nil {
@@ -537,6 +532,17 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 	}
 	logger.Info("done")
 	return err
+}
+
+// scaleProcessors runs the process on as few processors as its load
+// needs (see package procs) until the returned function is called, which
+// gives them all back.
+func scaleProcessors(ctx context.Context, logger *slog.Logger) (stop func()) {
+	sc := procs.New(0, logger)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sc.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 // configDebounce is how long the configuration file must stay unchanged

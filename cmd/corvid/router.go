@@ -315,7 +315,10 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 		logger.Info("admin port listening", "addr", as.Addr().String())
 	}
 	if o.numProxies != 1 {
-		logger.Info("--num-proxies is accepted and has no effect: corvid sizes its engine itself", "num_proxies", o.numProxies)
+		logger.Info("--num-proxies is accepted and has no effect: corvid runs on as many processors as its load needs", "num_proxies", o.numProxies)
+	}
+	if scaleProcs {
+		defer scaleProcessors(ctx, logger)()
 	}
 	p, err := o.start(cfg, addrs, logger)
 	if err != nil {
