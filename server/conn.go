@@ -69,10 +69,13 @@ type conn struct {
 	pend storage.Pinned
 	// in is the chained value of a text storage command being read
 	// straight into the item's chunks (readIncoming), nil when none;
-	// inNoReply and inCAS are the command's.
+	// inNoReply, inCAS, inKey, inLen and inFlags are the command's.
 	in        *storage.Incoming
 	inNoReply bool
 	inCAS     uint64
+	inKey     []byte
+	inLen     int
+	inFlags   uint32
 	// stream is set for TCP and Unix connections, which write chained
 	// values from the cache (pend) and read them into it (in).
 	stream bool

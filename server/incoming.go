@@ -42,6 +42,7 @@ func (c *conn) startIncoming(buf []byte, n int, req *protocol.Request, mode stor
 		return true
 	}
 	c.in, c.inNoReply, c.inCAS = in, req.NoReply, req.CAS
+	c.inKey, c.inLen, c.inFlags = append(c.inKey[:0], key...), req.ValueLen, req.Flags
 	k, err := in.Write(buf[n:])
 	c.r += k
 	if err != nil {
@@ -77,6 +78,7 @@ func (c *conn) finishIncoming() {
 	req := protocol.Request{NoReply: c.inNoReply}
 	if !in.Terminated() {
 		in.Abort()
+		c.srv.cache.CountSet(len(c.inKey), c.inLen, c.inFlags)
 		c.storeReply(&req, klogNotStored, "CLIENT_ERROR bad data chunk")
 		return
 	}

@@ -258,6 +258,8 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 	}
 	c.r += total
 	if buf[total-2] != '\r' || buf[total-1] != '\n' {
+		// memcached counts the set once it has read the value.
+		c.srv.cache.CountSet(len(req.Key), req.ValueLen, req.ClientFlags)
 		c.reply("CLIENT_ERROR bad data chunk")
 		return 0
 	}

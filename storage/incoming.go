@@ -155,3 +155,16 @@ func (c *Cache) StoreIncoming(in *Incoming, cas uint64, opts MetaStoreOptions) (
 	key := c.itemKey(in.ref, in.h.bits.Load())
 	return c.storeInflight(in.mode, key, in.ref, in.h, cas, opts, c.relNow())
 }
+
+// CountSet counts a set command whose value was read but not stored
+// because it did not end in "\r\n" (memcached's "bad data chunk"), in
+// the class of the item a key and value of these lengths and flags take:
+// memcached counts a set (cmd_set) once it has read the value, before it
+// checks the value's end. It is safe for concurrent use.
+func (c *Cache) CountSet(nkey, nbytes int, flags uint32) {
+	cls := c.largest
+	if !c.chained(nkey, nbytes, flags) {
+		cls = c.classFor(c.ntotal(nkey, nbytes))
+	}
+	c.classes[cls].cnt.cmdSet.Add(1)
+}
