@@ -67,15 +67,11 @@ type conn struct {
 	// pend has bytes left nothing is appended to wbuf; the request that
 	// set it is the last one served before it is written.
 	pend storage.Pinned
-	// in is the chained value of a text storage command being read
-	// straight into the item's chunks (readIncoming), nil when none;
-	// inNoReply, inCAS, inKey, inLen and inFlags are the command's.
-	in        *storage.Incoming
-	inNoReply bool
-	inCAS     uint64
-	inKey     []byte
-	inLen     int
-	inFlags   uint32
+	// in is the chained value of a storage command being read straight
+	// into the item's chunks (readIncoming), nil when none; inReq is what
+	// answering the command needs.
+	in    *storage.Incoming
+	inReq *incoming
 	// stream is set for TCP and Unix connections, which write chained
 	// values from the cache (pend) and read them into it (in).
 	stream bool
