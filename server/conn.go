@@ -69,9 +69,12 @@ type conn struct {
 	pend storage.Pinned
 	// in is the chained value of a storage command being read straight
 	// into the item's chunks (readIncoming), nil when none; inReq is what
-	// answering the command needs.
-	in    *storage.Incoming
-	inReq *incoming
+	// answering the command needs. inDeclined is set once the cache has
+	// declined the request being buffered (see beginIncoming), until
+	// the request is handled.
+	in         *storage.Incoming
+	inReq      *incoming
+	inDeclined bool
 	// stream is set for TCP and Unix connections, which write chained
 	// values from the cache (pend) and read them into it (in).
 	stream bool
@@ -623,7 +626,7 @@ func (c *conn) process() int {
 			c.turnReqs = 0 // the next input starts a turn
 			return need
 		}
-		c.replyDrained = false
+		c.replyDrained, c.inDeclined = false, false
 		if c.pend.Len() > 0 {
 			// A pinned value is written before any other reply.
 			if c.flush() != nil {

@@ -15,7 +15,7 @@ import (
 // visible, and its chunks are freed (abortIncoming). The chunks are taken
 // from free memory as the value comes, never by evicting
 // (storage.NewIncoming), so a client sending part of a value costs no
-// stored item; without enough free memory, and
+// stored item; without enough free memory (decided once per command), and
 // for datagrams, append and prepend, and a server logging commands or
 // watched for mutations, the value is read whole into the read buffer as
 // before. The command is answered as the buffered path answers it, with
@@ -120,18 +120,29 @@ func (c *conn) incomingReq() *incoming {
 }
 
 // canIncoming reports whether the connection may read a value into its
-// item: a stream, with no command log or mutation watcher to tell.
+// item: a stream, with no command log or mutation watcher to tell, and
+// a command the storage has not already declined (see beginIncoming).
 func (c *conn) canIncoming() bool {
-	return c.stream && c.srv.klog == nil && !c.srv.watching(watchFetchers|watchMutations)
+	return c.stream && !c.inDeclined && c.srv.klog == nil && !c.srv.watching(watchFetchers|watchMutations)
 }
+
+// testHookNewIncoming, when set, runs before a connection asks the cache
+// for an item to read a value into.
+var testHookNewIncoming func()
 
 // beginIncoming asks the cache for an item to read the vlen-byte value
 // of a storage command into and, given one, starts reading into it what
-// buf holds after the command's first n bytes. It reports whether the
-// command is read in or answered.
+// buf holds after the command's first n bytes. A command declined (not
+// chained, or not enough free memory) is not asked about again while
+// its value is buffered. It reports whether the command is read in or
+// answered.
 func (c *conn) beginIncoming(buf []byte, n int, mode storage.StoreMode, key []byte, flags uint32, exptime int64, vlen int, cas uint64) bool {
+	if testHookNewIncoming != nil {
+		testHookNewIncoming()
+	}
 	in, err := c.srv.cache.NewIncoming(mode, key, flags, exptime, vlen)
 	if in == nil && err == nil {
+		c.inDeclined = true
 		return false
 	}
 	r := c.inReq

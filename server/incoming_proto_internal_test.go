@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,4 +203,65 @@ func largeValueInternal(n int) []byte {
 		v[i] ^= byte(i>>10) ^ byte(i>>18)
 	}
 	return v
+}
+
+// TestIncomingDecidedOnce sends a set, an ms and a binary set of a value
+// larger than the free memory, which are then read into the read buffer:
+// the cache is asked once per command whether to read it into chunks,
+// not again on each of the reads that buffer it.
+func TestIncomingDecidedOnce(t *testing.T) {
+	var asked atomic.Int64
+	testHookNewIncoming = func() { asked.Add(1) }
+	t.Cleanup(func() { testHookNewIncoming = nil }) // after the server stops
+	s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 16 << 20, ItemSizeMax: 8 << 20}})
+	// Values of 3 MB take the free memory of the largest class, and
+	// pages, so that less than a 6 MB value is free.
+	fill := func(name string) {
+		t.Helper()
+		s.cache.Delete([]byte("k"))
+		for i := range 4 {
+			if _, err := s.cache.Store(storage.ModeSet, fmt.Appendf(nil, "%s%d", name, i), 0, 0, largeValueInternal(3<<20), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const size = 6 << 20
+	value := largeValueInternal(size)
+	c := dial(t, "tcp", addr)
+	c.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	bc := dial(t, "tcp", addr)
+	bc.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	for _, tc := range []struct {
+		name, want string
+		send       func()
+		read       func() string
+	}{
+		{"set", "STORED", func() { c.send(fmt.Sprintf("set k 0 0 %d\r\n%s\r\n", size, value)) }, c.line},
+		{"ms", "HD", func() { c.send(fmt.Sprintf("ms k %d\r\n%s\r\n", size, value)) }, c.line},
+		{"binary set", "status 0", func() { bc.send(string(binaryStore(protocol.OpSet, "k", size, 1)) + string(value)) }, func() string {
+			_, st, _, _ := readBinaryReply(t, bc)
+			return fmt.Sprint("status ", st)
+		}},
+	} {
+		fill(tc.name)
+		asked.Store(0)
+		tc.send()
+		if r := tc.read(); r != tc.want {
+			t.Fatalf("%s: %q, want %q", tc.name, r, tc.want)
+		}
+		if n := asked.Load(); n != 1 {
+			t.Errorf("%s: the cache was asked %d times whether to read the value in", tc.name, n)
+		}
+	}
+	c.send("mg k v\r\n")
+	if l := c.line(); l != "VA "+strconv.Itoa(size) {
+		t.Fatalf("mg k: %q", l)
+	}
+	got := make([]byte, size+2)
+	if _, err := ioReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:size], value) {
+		t.Fatal("the value read back differs from the one set")
+	}
 }
