@@ -70,8 +70,7 @@ func (c *conn) handleBinary(buf []byte) int {
 		if len(buf) < total {
 			if h.Command != protocol.OpSASLAuth && h.Command != protocol.OpSASLStep {
 				mode, flags, exptime := binStoreMode(&h, extras)
-				if mode != storage.ModeAppend && mode != storage.ModePrepend &&
-					c.startBinaryIncoming(buf, head, &h, mode, key, flags, exptime) {
+				if c.startBinaryIncoming(buf, head, &h, mode, key, flags, exptime) {
 					return 0
 				}
 			}

@@ -5,9 +5,9 @@ import (
 	"github.com/corvidcache/corvid/storage"
 )
 
-// A storage command (text set, add, replace, cas; meta ms other than
-// append and prepend; binary set, add, replace) of a value larger than
-// slab_chunk_max is read straight into the chunks of its item, as
+// A storage command (text set, add, replace, cas, append, prepend; meta
+// ms; binary set, add, replace, append, prepend) of a value larger than
+// slab_chunk_max is read straight into the chunks of an item, as
 // memcached reads a value into the item it has allocated: the read
 // buffer never holds more of it than came with the command, so a 100 MB
 // set costs no 100 MB buffer, nor a copy. The item is in flight until its
@@ -16,17 +16,19 @@ import (
 // from free memory as the value comes, never by evicting
 // (storage.NewIncoming), so a client sending part of a value costs no
 // stored item; without enough free memory (decided once per command), and
-// for datagrams, append and prepend, and a server logging commands or
-// watched for mutations, the value is read whole into the read buffer as
-// before. The command is answered as the buffered path answers it, with
-// the same replies and counts.
+// for datagrams and a server logging commands or watched for mutations,
+// the value is read whole into the read buffer as before. The command is
+// answered as the buffered path answers it, with the same replies and
+// counts.
 //
-// Append and prepend are not read so: their item holds the old value and
-// the new one, and is built when the command is stored. Reading the new
-// part into chunks of its own would need a third copy at commit (as
-// memcached makes) or chains spliced across a chunk boundary that the
-// chain format does not have (only a chain's last chunk is partly
-// filled), so their value is buffered.
+// The value of an append or prepend goes into an item of its own, which
+// the store copies with the old value into the new item and frees, as
+// memcached does with the item it read the value into: the memory is the
+// same as the buffered path's, items' instead of a read buffer. Linking
+// its chunks into the new item instead of copying them would save the
+// copy, but give chains memcached never builds (a full chunk after a
+// partly filled one, chunks of other sizes), so that "stats slabs" would
+// no longer count the chunks memcached uses for the same value.
 
 // Protocols of a command being read in (incoming.proto).
 const (
@@ -70,7 +72,7 @@ func (c *conn) startIncoming(buf []byte, n int, req *protocol.Request, mode stor
 // startMetaIncoming is startIncoming for the ms request req; opts are
 // its store options.
 func (c *conn) startMetaIncoming(buf []byte, n int, req *protocol.MetaRequest, mode storage.StoreMode, exptime int64, opts storage.MetaStoreOptions) bool {
-	if mode == storage.ModeAppend || mode == storage.ModePrepend || !c.canIncoming() {
+	if !c.canIncoming() {
 		return false
 	}
 	r := c.incomingReq()

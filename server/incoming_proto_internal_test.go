@@ -16,16 +16,23 @@ import (
 )
 
 // binaryStore returns the head (header, extras, key) of a binary storage
-// request op of an n-byte value under key, with flags 5.
+// request op of an n-byte value under key, with flags 5 (append and
+// prepend carry no extras).
 func binaryStore(op protocol.Opcode, key string, n int, opaque uint32) []byte {
-	r := make([]byte, protocol.BinaryHeaderLen, protocol.BinaryHeaderLen+8+len(key))
+	ext := 8
+	if op == protocol.OpAppend || op == protocol.OpPrepend {
+		ext = 0
+	}
+	r := make([]byte, protocol.BinaryHeaderLen, protocol.BinaryHeaderLen+ext+len(key))
 	r[0], r[1] = protocol.BinaryRequestMagic, byte(op)
 	binary.BigEndian.PutUint16(r[2:4], uint16(len(key)))
-	r[4] = 8
-	binary.BigEndian.PutUint32(r[8:12], uint32(8+len(key)+n))
+	r[4] = byte(ext)
+	binary.BigEndian.PutUint32(r[8:12], uint32(ext+len(key)+n))
 	binary.BigEndian.PutUint32(r[12:16], opaque)
-	r = binary.BigEndian.AppendUint32(r, 5) // flags
-	r = binary.BigEndian.AppendUint32(r, 0) // exptime
+	if ext > 0 {
+		r = binary.BigEndian.AppendUint32(r, 5) // flags
+		r = binary.BigEndian.AppendUint32(r, 0) // exptime
+	}
 	return append(r, key...)
 }
 
@@ -61,6 +68,8 @@ type incomingCase struct {
 	size       int
 	head, tail func(n int) []byte
 	check      func(t *testing.T, c *client)
+	// concat is set for an append ('a') or prepend ('p') onto "old".
+	concat byte
 }
 
 var incomingCases = []incomingCase{
@@ -75,7 +84,7 @@ var incomingCases = []incomingCase{
 			if l := c.line(); l != "MN" {
 				t.Fatalf("after ms: %q", l)
 			}
-		}},
+		}, 0},
 	{"ms quiet", 3 << 20,
 		func(n int) []byte { return fmt.Appendf(nil, "ms k %d F5 q O9\r\n", n) },
 		func(int) []byte { return []byte("\r\nmn\r\n") },
@@ -83,7 +92,7 @@ var incomingCases = []incomingCase{
 			if l := c.line(); l != "MN" {
 				t.Fatalf("after a quiet ms: %q, want MN alone", l)
 			}
-		}},
+		}, 0},
 	{"binary set", 16 << 20,
 		func(n int) []byte { return binaryStore(protocol.OpSet, "k", n, 77) },
 		func(int) []byte { return binaryNoop(78) },
@@ -95,7 +104,7 @@ var incomingCases = []incomingCase{
 			if op, _, opaque, _ := readBinaryReply(t, c); op != byte(protocol.OpNoop) || opaque != 78 {
 				t.Fatalf("after the set: op %#x opaque %d", op, opaque)
 			}
-		}},
+		}, 0},
 	{"binary setq", 3 << 20,
 		func(n int) []byte { return binaryStore(protocol.OpSetQ, "k", n, 77) },
 		func(int) []byte { return binaryNoop(78) },
@@ -103,7 +112,41 @@ var incomingCases = []incomingCase{
 			if op, _, opaque, _ := readBinaryReply(t, c); op != byte(protocol.OpNoop) || opaque != 78 {
 				t.Fatalf("after a quiet set: op %#x opaque %d, want the noop alone", op, opaque)
 			}
-		}},
+		}, 0},
+	{"append", 16 << 20,
+		func(n int) []byte { return fmt.Appendf(nil, "append k 0 0 %d\r\n", n) },
+		func(int) []byte { return []byte("\r\nmn\r\n") },
+		func(t *testing.T, c *client) {
+			if l := c.line(); l != "STORED" {
+				t.Fatalf("append: %q", l)
+			}
+			if l := c.line(); l != "MN" {
+				t.Fatalf("after append: %q", l)
+			}
+		}, 'a'},
+	{"ms prepend", 3 << 20,
+		func(n int) []byte { return fmt.Appendf(nil, "ms k %d MP O5\r\n", n) },
+		func(int) []byte { return []byte("\r\nmn\r\n") },
+		func(t *testing.T, c *client) {
+			if l := c.line(); l != "HD O5" {
+				t.Fatalf("ms prepend: %q", l)
+			}
+			if l := c.line(); l != "MN" {
+				t.Fatalf("after ms prepend: %q", l)
+			}
+		}, 'p'},
+	{"binary append", 3 << 20,
+		func(n int) []byte { return binaryStore(protocol.OpAppend, "k", n, 77) },
+		func(int) []byte { return binaryNoop(78) },
+		func(t *testing.T, c *client) {
+			op, st, opaque, cas := readBinaryReply(t, c)
+			if op != byte(protocol.OpAppend) || st != 0 || opaque != 77 || cas == 0 {
+				t.Fatalf("binary append reply: op %#x status %d opaque %d cas %d", op, st, opaque, cas)
+			}
+			if op, _, opaque, _ := readBinaryReply(t, c); op != byte(protocol.OpNoop) || opaque != 78 {
+				t.Fatalf("after the append: op %#x opaque %d", op, opaque)
+			}
+		}, 'a'},
 }
 
 // TestChainedMetaBinarySetsReadIntoChunks is TestChainedSetReadIntoChunks
@@ -179,15 +222,22 @@ func testIncomingCase(t *testing.T, s *Server, addr string, tc incomingCase) {
 	}
 	c.send(string(value[sent:]) + string(tc.tail(tc.size)))
 	tc.check(t, c)
+	want, flags := value, "5"
+	switch tc.concat {
+	case 'a':
+		want, flags = append([]byte("old"), value...), "0"
+	case 'p':
+		want, flags = append(bytes.Clone(value), "old"...), "0"
+	}
 	check.send("mg k v f\r\n")
-	if l := check.line(); l != "VA "+strconv.Itoa(tc.size)+" f5" {
+	if l := check.line(); l != "VA "+strconv.Itoa(len(want))+" f"+flags {
 		t.Fatalf("mg k after the %s: %q", tc.name, l)
 	}
-	got := make([]byte, tc.size+2)
+	got := make([]byte, len(want)+2)
 	if _, err := ioReadFull(check, got); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got[:tc.size], value) || string(got[tc.size:]) != "\r\n" {
+	if !bytes.Equal(got[:len(want)], want) || string(got[len(want):]) != "\r\n" {
 		t.Fatalf("the value read back differs from the one set")
 	}
 	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, []byte("old"), 0); err != nil {
