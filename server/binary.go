@@ -68,6 +68,12 @@ func (c *conn) handleBinary(buf []byte) int {
 		}
 		total := protocol.BinaryHeaderLen + int(h.BodyLen)
 		if len(buf) < total {
+			if h.Command != protocol.OpSASLAuth && h.Command != protocol.OpSASLStep {
+				mode, flags, exptime := binStoreMode(&h, extras)
+				if c.startBinaryIncoming(buf, head, &h, mode, key, flags, exptime) {
+					return 0
+				}
+			}
 			return total
 		}
 		c.r += total
@@ -243,12 +249,9 @@ func (c *conn) binGet(h *protocol.BinaryHeader, extras, key []byte) {
 	c.binError(h, protocol.StatusKeyNotFound)
 }
 
-// binStore handles set, add, replace, append and prepend (and their quiet
-// forms) once the whole value is buffered.
-func (c *conn) binStore(h *protocol.BinaryHeader, extras, key, value []byte) {
-	var flags uint32
-	var exptime int64
-	var mode storage.StoreMode
+// binStoreMode returns the store mode of the binary storage request h,
+// and the flags and exptime its extras carry.
+func binStoreMode(h *protocol.BinaryHeader, extras []byte) (mode storage.StoreMode, flags uint32, exptime int64) {
 	switch h.Command {
 	case protocol.OpSet, protocol.OpAdd, protocol.OpReplace:
 		flags = binary.BigEndian.Uint32(extras)
@@ -270,7 +273,20 @@ func (c *conn) binStore(h *protocol.BinaryHeader, extras, key, value []byte) {
 	case protocol.OpPrepend:
 		mode = storage.ModePrepend
 	}
+	return mode, flags, exptime
+}
+
+// binStore handles set, add, replace, append and prepend (and their quiet
+// forms) once the whole value is buffered.
+func (c *conn) binStore(h *protocol.BinaryHeader, extras, key, value []byte) {
+	mode, flags, exptime := binStoreMode(h, extras)
 	res, cas, err := c.storeValue(mode, key, flags, exptime, value, h.CAS)
+	c.binStoreAnswer(h, mode, key, res, cas, err)
+}
+
+// binStoreAnswer answers the binary storage request h (of mode, for key)
+// with the outcome of its store.
+func (c *conn) binStoreAnswer(h *protocol.BinaryHeader, mode storage.StoreMode, key []byte, res storage.StoreResult, cas uint64, err error) {
 	switch {
 	case errors.Is(err, storage.ErrNoMemoryRead):
 		// memcached meets it reading the value of a chunked item.

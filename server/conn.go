@@ -67,12 +67,14 @@ type conn struct {
 	// pend has bytes left nothing is appended to wbuf; the request that
 	// set it is the last one served before it is written.
 	pend storage.Pinned
-	// in is the chained value of a text storage command being read
-	// straight into the item's chunks (readIncoming), nil when none;
-	// inNoReply and inCAS are the command's.
-	in        *storage.Incoming
-	inNoReply bool
-	inCAS     uint64
+	// in is the chained value of a storage command being read straight
+	// into the item's chunks (readIncoming), nil when none; inReq is what
+	// answering the command needs. inDeclined is set once the cache has
+	// declined the request being buffered (see beginIncoming), until
+	// the request is handled.
+	in         *storage.Incoming
+	inReq      *incoming
+	inDeclined bool
 	// stream is set for TCP and Unix connections, which write chained
 	// values from the cache (pend) and read them into it (in).
 	stream bool
@@ -81,8 +83,11 @@ type conn struct {
 	// (replyDrained): the client waited for its replies before asking
 	// again, so it reads, and the request's large replies may use the
 	// room kept for clients that read (writeBufs.readerRoom). Replies
-	// that find the socket full clear both.
-	reader, replyDrained bool
+	// that find the socket full clear both. readerRoomUsed is set when a
+	// reply grew into that room: the socket's buffers may have taken it
+	// at once from a client that does not read, so the next request is
+	// a reader's only once the peer has taken every reply (repliesTaken).
+	reader, replyDrained, readerRoomUsed bool
 	// canWait is set while a get looks up a key it can look up again:
 	// a buffer that grow refuses then sets wwait instead of woom, and the
 	// get waits for room and retries the key.
@@ -470,7 +475,7 @@ func (c *conn) reserve(n int) {
 		// writeBufs). Refused, the caller appends no value: a get that
 		// can wait (canWait) waits for room and looks the key up again,
 		// any other request ends the connection unwritten.
-		if c.woom || !c.srv.wbufs.grow(&c.wheld, int64(bufSize(size)), c.reader) {
+		if c.woom || !c.growWbuf(int64(bufSize(size))) {
 			if c.canWait && !c.woom {
 				c.wwait = int64(bufSize(size))
 			} else if !c.woom {
@@ -496,6 +501,34 @@ func (c *conn) reserve(n int) {
 	copy(nb, c.wbuf)
 	c.releaseWbuf()
 	c.wbuf, c.wbig = nb, big
+}
+
+// growWbuf counts the write buffer about to grow to n bytes
+// (writeBufs.grow), taking the room kept for readers only for a reader's
+// request, and noting when it does.
+func (c *conn) growWbuf(n int64) bool {
+	if c.srv.wbufs.grow(&c.wheld, n, false) {
+		return true
+	}
+	if c.reader && c.srv.wbufs.grow(&c.wheld, n, true) {
+		c.readerRoomUsed = true
+		return true
+	}
+	return false
+}
+
+// repliesTaken reports whether the peer has taken every reply written to
+// the socket (sendQueueEmpty), true when the socket cannot tell.
+func (c *conn) repliesTaken() bool {
+	rc := c.rawConn()
+	if rc == nil {
+		return true
+	}
+	taken := true
+	if rc.Control(func(fd uintptr) { taken = sendQueueEmpty(fd) }) != nil {
+		return true
+	}
+	return taken
 }
 
 // releaseWbuf gives back the connection's write buffer and leaves it nil.
@@ -619,12 +652,18 @@ func (c *conn) process() int {
 		}
 		c.prefetchAhead(2)
 		c.reader = c.replyDrained
+		if c.reader && c.readerRoomUsed {
+			// A client that has not read the reply that used the
+			// room is not given it again.
+			c.reader = c.repliesTaken()
+			c.readerRoomUsed = !c.reader
+		}
 		need := c.handleRequest(c.rbuf[c.r:c.w])
 		if need != 0 {
 			c.turnReqs = 0 // the next input starts a turn
 			return need
 		}
-		c.replyDrained = false
+		c.replyDrained, c.inDeclined = false, false
 		if c.pend.Len() > 0 {
 			// A pinned value is written before any other reply.
 			if c.flush() != nil {

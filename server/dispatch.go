@@ -400,6 +400,8 @@ func (c *conn) store(buf []byte, n int, req *protocol.Request) int {
 	}
 	c.r += total
 	if buf[total-2] != '\r' || buf[total-1] != '\n' {
+		// memcached counts the set once it has read the value.
+		cache.CountSet(len(key), req.ValueLen, req.Flags)
 		c.storeReply(req, klogNotStored, "CLIENT_ERROR bad data chunk")
 		return 0
 	}

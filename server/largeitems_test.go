@@ -212,6 +212,23 @@ func largeOutcome(t *testing.T, c, bc *largeConn, n int) string {
 		got = nil
 	}
 	check("bget", st == 0, got, v)
+
+	// ms append and binary prepend onto half of the value.
+	mak := fmt.Sprintf("ma%d", n)
+	r1 := c.metaSet(mak, v[:h])
+	c.send([]byte(fmt.Sprintf("ms %s %d MA\r\n", mak, n-h)), v[h:], []byte("\r\n"))
+	r2 := c.line()
+	fmt.Fprintf(&out, " msappend:%q%q", r1, r2)
+	check("msappend-mg", r2 == "HD\r\n", c.metaGet(mak), v)
+	bpk := fmt.Sprintf("bp%d", n)
+	st1, _ := bc.binary(0x01, bpk, make([]byte, 8), v[h:])
+	st2, _ := bc.binary(0x0f, bpk, nil, v[:h])
+	fmt.Fprintf(&out, " bprepend:%d,%d", st1, st2)
+	bst, got = bc.binary(0x00, bpk, nil, nil)
+	if bst != 0 {
+		got = nil
+	}
+	check("bprepend-bget", st2 == 0, got, v)
 	return out.String()
 }
 
@@ -226,9 +243,10 @@ func firstDiff(a, b []byte) int {
 
 // TestLargeValuesAcrossChunks stores values of sizes from 1 byte to past
 // -I, around every slab_chunk_max boundary, through text (set, append,
-// prepend), meta and binary, and reads each back: every value memcached
-// stores must read back intact, and corvid must store and refuse exactly
-// the values memcached (-I 2m) stores and refuses.
+// prepend), meta (set, append) and binary (set, prepend), and reads each
+// back: every value memcached stores must read back intact, and corvid
+// must store and refuse exactly the values memcached (-I 2m) stores and
+// refuses.
 func TestLargeValuesAcrossChunks(t *testing.T) {
 	addr := testutil.StartCorvid(t, server.Config{
 		Storage: storage.Config{MemoryLimit: largeMemoryMB << 20, ItemSizeMax: largeItemMax, SlabChunkMax: largeChunkMax},

@@ -252,29 +252,41 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 		c.reply("SERVER_ERROR object too large for cache")
 		return 0
 	}
-	total := n + req.ValueLen + 2
-	if len(buf) < total {
-		return total
-	}
-	c.r += total
-	if buf[total-2] != '\r' || buf[total-1] != '\n' {
-		c.reply("CLIENT_ERROR bad data chunk")
-		return 0
-	}
 	var exptime int64
 	if req.HasTTL {
 		exptime = req.TTL
 	}
 	opts := storage.MetaStoreOptions{KeyBinary: req.Base64, Invalidate: req.Invalidate && mode == storage.ModeCAS}
+	total := n + req.ValueLen + 2
+	if len(buf) < total {
+		if c.startMetaIncoming(buf, n, req, mode, exptime, opts) {
+			return 0
+		}
+		return total
+	}
+	c.r += total
+	if buf[total-2] != '\r' || buf[total-1] != '\n' {
+		// memcached counts the set once it has read the value.
+		c.srv.cache.CountSet(len(req.Key), req.ValueLen, req.ClientFlags)
+		c.reply("CLIENT_ERROR bad data chunk")
+		return 0
+	}
 	res, cas, err := c.storeItem(mode, req.Key, req.ClientFlags, exptime, buf[n:total-2], req.CAS, opts)
+	c.metaStoreAnswer(req, res, cas, err)
+	return 0
+}
+
+// metaStoreAnswer answers the ms request req with the outcome of its
+// store (the CAS unique of the stored item, or err).
+func (c *conn) metaStoreAnswer(req *protocol.MetaRequest, res storage.StoreResult, cas uint64, err error) {
 	switch {
 	case errors.Is(err, storage.ErrTooLarge):
 		c.stats.storeTooLarge++
 		c.reply("SERVER_ERROR object too large for cache")
-		return 0
+		return
 	case errors.Is(err, storage.ErrNoMemoryRead):
 		c.reply("SERVER_ERROR Out of memory during read")
-		return 0
+		return
 	case errors.Is(err, storage.ErrNoMemory):
 		// memcached drops the key's old value whatever the mode, so
 		// that stale data cannot persist (the storage does it for a
@@ -282,13 +294,13 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 		c.srv.cache.Unlink(req.Key)
 		c.stats.storeNoMemory++
 		c.reply("SERVER_ERROR out of memory storing object")
-		return 0
+		return
 	case err != nil:
 		c.reply("SERVER_ERROR " + err.Error())
-		return 0
+		return
 	}
 	if res == storage.Stored && req.NoReply {
-		return 0
+		return
 	}
 	c.metaReserve(req, 0)
 	c.wbuf = append(c.wbuf, metaCodes[res]...)
@@ -304,7 +316,6 @@ func (c *conn) metaSet(buf []byte, n int, req *protocol.MetaRequest) int {
 		}
 	}
 	c.wbuf = append(c.wbuf, '\r', '\n')
-	return 0
 }
 
 func (c *conn) metaDelete(req *protocol.MetaRequest) {

@@ -14,3 +14,11 @@ func hasInput(fd uintptr) bool {
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return e != syscall.EAGAIN && e != syscall.EINTR
 }
+
+// sendQueueEmpty reports whether the peer has taken everything written to
+// the socket fd: for TCP, acknowledged it; for a Unix socket, read it.
+func sendQueueEmpty(fd uintptr) bool {
+	var n int32
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&n)))
+	return e != 0 || n == 0
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/storage"
 )
 
@@ -50,6 +51,16 @@ func TestChainedAbortsLeaveNothing(t *testing.T) {
 		{"cas missing", fmt.Sprintf("cas x 0 0 %d 1\r\n", size) + strings.Repeat("a", size) + "\r\n", "NOT_FOUND"},
 		{"cas exists", fmt.Sprintf("cas k 0 0 %d 12345\r\n", size) + strings.Repeat("a", size) + "\r\n", "EXISTS"},
 		{"too large", head("set x", 9<<20) + strings.Repeat("a", 9<<20) + "\r\n", "SERVER_ERROR object too large for cache"},
+		{"append cut", head("append k", size) + strings.Repeat("a", size/2), ""},
+		{"append missing", head("append x", size) + strings.Repeat("a", size) + "\r\n", "NOT_STORED"},
+		{"prepend bad chunk", head("prepend k", size) + strings.Repeat("a", size) + "xx", "CLIENT_ERROR bad data chunk"},
+		{"ms cut", fmt.Sprintf("ms x %d\r\n", size) + strings.Repeat("a", size/2), ""},
+		{"ms bad chunk", fmt.Sprintf("ms x %d q\r\n", size) + strings.Repeat("a", size) + "xx", "CLIENT_ERROR bad data chunk"},
+		{"ms add exists", fmt.Sprintf("ms k %d ME\r\n", size) + strings.Repeat("a", size) + "\r\n", "NS"},
+		{"ms cas exists", fmt.Sprintf("ms k %d C12345\r\n", size) + strings.Repeat("a", size) + "\r\n", "EX"},
+		{"ms append cut", fmt.Sprintf("ms k %d MA\r\n", size) + strings.Repeat("a", size/2), ""},
+		{"binary set cut", string(binaryStore(protocol.OpSet, "x", size, 1)) + strings.Repeat("a", size/2), ""},
+		{"binary prepend cut", string(binaryStore(protocol.OpPrepend, "k", size, 1)) + strings.Repeat("a", size/2), ""},
 		{"get cut", "get k\r\n", "VALUE k 0 7340032"},
 		{"mg cut", "mg k v\r\n", "VA 7340032"},
 	}

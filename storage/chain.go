@@ -417,7 +417,7 @@ func (it *Item) Pieces(fn func([]byte)) {
 // value to the linked item old (chained or not), whose combined value is n
 // bytes, copying as memcached's _store_item_copy_data does. The caller
 // holds the key's stripe lock.
-func (c *Cache) concatChained(mode StoreMode, key, value []byte, old itemRef, oh *itemHeader, n int, now uint32) (itemRef, *itemHeader, error) {
+func (c *Cache) concatChained(mode StoreMode, key []byte, value newValue, old itemRef, oh *itemHeader, n int, now uint32) (itemRef, *itemHeader, error) {
 	ref, h, err := c.newChained(key, n, oh.flags, oh.exptime, now)
 	if err != nil {
 		return 0, nil, err
@@ -446,13 +446,13 @@ func (c *Cache) concatChained(mode StoreMode, key, value []byte, old itemRef, oh
 	if mode == ModeAppend {
 		err = copyOld(0)
 		if err == nil {
-			err = w.copyIn(value, len(crlf))
+			err = value.copyIn(c, &w, len(crlf))
 		}
 		if err == nil {
 			err = w.copyIn(crlf, 0)
 		}
 	} else {
-		err = w.copyIn(value, 0)
+		err = value.copyIn(c, &w, 0)
 		if err == nil {
 			err = copyOld(len(crlf))
 		}
@@ -462,6 +462,42 @@ func (c *Cache) concatChained(mode StoreMode, key, value []byte, old itemRef, oh
 		return 0, nil, err
 	}
 	return ref, h, nil
+}
+
+// newValue is the value an append or prepend adds: n bytes, held in b or,
+// for a value read into an item of its own (Incoming), in the chain from
+// first, copied from there as memcached copies the item it read the value
+// into.
+type newValue struct {
+	b     []byte
+	first itemRef
+	n     int
+}
+
+// copyIn copies the value into a chain as chainWriter.copyIn does.
+func (v newValue) copyIn(c *Cache, w *chainWriter, after int) error {
+	if v.first == 0 {
+		return w.copyIn(v.b, after)
+	}
+	left := v.n
+	var err error
+	c.pieces(v.first, v.n, func(d []byte) {
+		left -= len(d)
+		if err == nil {
+			err = w.copyIn(d, left+after)
+		}
+	})
+	return err
+}
+
+// copyTo copies the value to dst and returns how many bytes it copied.
+func (v newValue) copyTo(c *Cache, dst []byte) int {
+	if v.first == 0 {
+		return copy(dst, v.b)
+	}
+	n := 0
+	c.pieces(v.first, v.n, func(d []byte) { n += copy(dst[n:], d) })
+	return n
 }
 
 // unlinkChainedLocked unlinks and frees the linked chained item at ref for

@@ -23,15 +23,21 @@ type Incoming struct {
 }
 
 // NewIncoming allocates the header chunk of a chained item for a store of
-// mode (ModeSet, ModeAdd, ModeReplace or ModeCAS) under key of an n-byte
-// value, with flags and exptime as in Store. It returns nil and no error
-// when the value is not to be read in so: not chained, an append or
-// prepend (which Store combines with the old value), or less free memory
-// than the value needs (Store then stores it as usual, evicting).
-// ErrTooLarge is returned when the value cannot fit (a ModeSet then
-// removes the old value, as Store does). It is safe for concurrent use.
+// mode under key of an n-byte value, with flags and exptime as in Store.
+// The value of an append or prepend is read into an item of its own, as
+// memcached reads it, which StoreIncoming copies with the old value into
+// the new item and frees (its flags and exptime are not used). It
+// returns nil and no error when the value is not to be read in so: not
+// chained, or less free memory than the value needs (Store then stores it
+// as usual, evicting). ErrTooLarge is returned when the value cannot fit
+// (a ModeSet then removes the old value, as Store does). It is safe for
+// concurrent use.
 func (c *Cache) NewIncoming(mode StoreMode, key []byte, flags uint32, exptime int64, n int) (*Incoming, error) {
-	if mode == ModeAppend || mode == ModePrepend || n < 0 || !c.chained(len(key), n, flags) {
+	chainFlags := flags
+	if mode == ModeAppend || mode == ModePrepend {
+		chainFlags = 0 // as Store decides how to take the value
+	}
+	if n < 0 || !c.chained(len(key), n, chainFlags) {
 		return nil, nil
 	}
 	if len(key) > KeyMaxLength {
@@ -152,6 +158,26 @@ func (c *Cache) StoreIncoming(in *Incoming, cas uint64, opts MetaStoreOptions) (
 	if !c.useCAS {
 		cas = 0
 	}
-	key := c.itemKey(in.ref, in.h.bits.Load())
+	b := in.h.bits.Load()
+	key := c.itemKey(in.ref, b)
+	if in.mode == ModeAppend || in.mode == ModePrepend {
+		v := newValue{first: c.chainFirst(in.ref, b), n: int(in.h.nbytes)}
+		res, newCAS, err := c.storeConcat(in.mode, key, v, cas, c.relNow())
+		c.freeInflight(in.ref)
+		return res, newCAS, err
+	}
 	return c.storeInflight(in.mode, key, in.ref, in.h, cas, opts, c.relNow())
+}
+
+// CountSet counts a set command whose value was read but not stored
+// because it did not end in "\r\n" (memcached's "bad data chunk"), in
+// the class of the item a key and value of these lengths and flags take:
+// memcached counts a set (cmd_set) once it has read the value, before it
+// checks the value's end. It is safe for concurrent use.
+func (c *Cache) CountSet(nkey, nbytes int, flags uint32) {
+	cls := c.largest
+	if !c.chained(nkey, nbytes, flags) {
+		cls = c.classFor(c.ntotal(nkey, nbytes))
+	}
+	c.classes[cls].cnt.cmdSet.Add(1)
 }

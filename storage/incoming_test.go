@@ -97,3 +97,71 @@ func TestIncomingNeverEvicts(t *testing.T) {
 		t.Fatalf("items %d -> %d, evictions %d -> %d: an Incoming evicted", before.CurrItems, after.CurrItems, before.Evictions, after.Evictions)
 	}
 }
+
+// TestIncomingAppendPrepend reads the value of appends and prepends in
+// through Incoming, onto small and chained old values, and checks that
+// each stores what Store stores, in the same chunks, leaving no chunk of
+// the value read in behind; a missing key or another CAS is refused
+// with the same chunks in use as before.
+func TestIncomingAppendPrepend(t *testing.T) {
+	cfg := Config{MemoryLimit: 64 << 20, ItemSizeMax: 4 << 20, SlabChunkMax: 64 << 10}
+	in, st := chainCache(t, cfg), chainCache(t, cfg)
+	readIn := func(mode StoreMode, key string, v []byte, cas uint64) (StoreResult, error) {
+		t.Helper()
+		inc, err := in.NewIncoming(mode, []byte(key), 3, 0, len(v))
+		if err != nil || inc == nil {
+			t.Fatalf("NewIncoming(%d bytes): %v, %v", len(v), inc, err)
+		}
+		src := append(bytes.Clone(v), '\r', '\n')
+		for step := 7; len(src) > 0; step = step*5 + 3 {
+			k, err := inc.Write(src[:min(step, len(src))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			src = src[k:]
+		}
+		res, _, err := in.StoreIncoming(inc, cas, MetaStoreOptions{})
+		return res, err
+	}
+	for _, mode := range []StoreMode{ModeAppend, ModePrepend} {
+		for _, olen := range []int{0, 100, 64<<10 - 100, 200000} {
+			for _, n := range []int{64<<10 + 1, 200000, 1<<20 + 7} {
+				key := fmt.Sprintf("k%d_%d_%d", mode, olen, n)
+				old, v := pattern(olen, 1), pattern(n, byte(n))
+				for _, c := range []*Cache{in, st} {
+					if _, err := c.Store(ModeSet, []byte(key), 9, 0, old, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := st.Store(mode, []byte(key), 3, 0, v, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := readIn(mode, key, v, 0)
+				if got != want || err != nil {
+					t.Fatalf("%s: %v, %v; Store: %v", key, got, err, want)
+				}
+				gv, _ := value(in, key)
+				wv, _ := value(st, key)
+				if gv != wv {
+					t.Fatalf("%s: %d bytes read back, Store's %d", key, len(gv), len(wv))
+				}
+				if g, w := usedChunks(in), usedChunks(st); fmt.Sprint(g) != fmt.Sprint(w) {
+					t.Fatalf("%s: used chunks %v, Store's %v", key, g, w)
+				}
+			}
+		}
+	}
+	before := fmt.Sprint(usedChunks(in))
+	v := pattern(300000, 7)
+	if res, err := readIn(ModeAppend, "missing", v, 0); res != NotStored || err != nil {
+		t.Fatalf("append to a missing key: %v, %v", res, err)
+	}
+	key := fmt.Sprintf("k%d_%d_%d", ModeAppend, 100, 200000)
+	if res, err := readIn(ModePrepend, key, v, 12345); res != Exists || err != nil {
+		t.Fatalf("prepend with another CAS: %v, %v", res, err)
+	}
+	if after := fmt.Sprint(usedChunks(in)); after != before {
+		t.Fatalf("refused appends left chunks in use: %s, before %s", after, before)
+	}
+}

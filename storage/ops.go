@@ -289,7 +289,7 @@ func (c *Cache) store(mode StoreMode, key []byte, flags uint32, exptime int64, v
 	}
 	now := c.relNow()
 	if mode == ModeAppend || mode == ModePrepend {
-		return c.storeConcat(mode, key, value, cas, now)
+		return c.storeConcat(mode, key, newValue{b: value, n: len(value)}, cas, now)
 	}
 	ref, h, err := c.newItem(key, value, flags, c.realtime(exptime, now), now)
 	if err != nil {
@@ -368,12 +368,12 @@ func (c *Cache) storeInflight(mode StoreMode, key []byte, ref itemRef, h *itemHe
 // ErrNoMemory, whether the key exists or not; a chunk of the class of that
 // item is taken here and given back, with the same effects (pages taken,
 // evictions).
-func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now uint32) (StoreResult, uint64, error) {
-	cls := c.classFor(c.ntotal(len(key), len(value)))
-	if c.chained(len(key), len(value), 0) {
+func (c *Cache) storeConcat(mode StoreMode, key []byte, value newValue, cas uint64, now uint32) (StoreResult, uint64, error) {
+	cls := c.classFor(c.ntotal(len(key), value.n))
+	if c.chained(len(key), value.n, 0) {
 		cls = c.largest
 	} else {
-		tmp, err := c.alloc(cls, len(key), len(value), now)
+		tmp, err := c.alloc(cls, len(key), value.n, now)
 		if err != nil {
 			return NotStored, 0, err
 		}
@@ -394,7 +394,7 @@ func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now u
 	if cas != 0 && cas != c.getCAS(oh) {
 		return Exists, 0, nil
 	}
-	n := int(oh.nbytes) + len(value)
+	n := int(oh.nbytes) + value.n
 	if !c.fits(len(key), n, oh.flags) {
 		return NotStored, 0, nil
 	}
@@ -422,9 +422,9 @@ func (c *Cache) storeConcat(mode StoreMode, key, value []byte, cas uint64, now u
 	dst := c.itemValue(ref, h, b)
 	ov := c.itemValue(old, oh, oh.bits.Load())
 	if mode == ModeAppend {
-		copy(dst[copy(dst, ov):], value)
+		value.copyTo(c, dst[copy(dst, ov):])
 	} else {
-		copy(dst[copy(dst, value):], ov)
+		copy(dst[value.copyTo(c, dst):], ov)
 	}
 	return Stored, c.replaceLocked(s, old, oh, ref, h, hv, now), nil
 }
