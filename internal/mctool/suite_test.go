@@ -96,9 +96,17 @@ func TestStatsAndWalk(t *testing.T) {
 			t.Errorf("big: %d bytes", len(r.Value))
 		}
 
-		// A limit stops the metadump early; c stays usable.
-		n := 0
-		ws, err = c.Walk(2, func(Record) error { n++; return nil })
+		// A limit stops the metadump early; c stays usable. memcached's
+		// crawler now and then answers a metadump that starts just after
+		// the last one ended with END alone (1 in about 20 runs): ask
+		// again a few times then.
+		n, tries := 0, 1
+		if strings.HasSuffix(t.Name(), "/memcached") {
+			tries = 5
+		}
+		for try := 0; try < tries && n == 0 && err == nil; try++ {
+			ws, err = c.Walk(2, func(Record) error { n++; return nil })
+		}
 		if err != nil || n != 2 || ws.Keys != 2 {
 			t.Errorf("walk with limit 2: %d records, %+v, %v", n, ws, err)
 		}
