@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	case "light":
 		scaled(false)
 		return
+	case "follow":
+		follow()
+		return
 	}
 	os.Exit(m.Run())
 }
@@ -103,6 +106,99 @@ func scaled(saturate bool) {
 	cancel()
 	<-done
 	fmt.Println("most", most)
+}
+
+// follow runs a Scaler following the runtime's default while goroutines
+// keep every P busy; once it holds them all it prints "up" and waits for
+// a line on its standard input (its CPUs changed), then prints the Ps it
+// holds once it holds fewer, or after 15 s.
+func follow() {
+	s := New(0, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	stop := make(chan struct{})
+	var work sync.WaitGroup
+	defer func() { close(stop); work.Wait(); cancel(); <-done }()
+	all := runtime.NumCPU()
+	deadline := time.Now().Add(10 * time.Second)
+	// Run starts on one P; the busy goroutines make it take the others.
+	for _, want := range []int{1, all} {
+		for runtime.GOMAXPROCS(0) != want {
+			if time.Now().After(deadline) {
+				fmt.Println("stayed at", runtime.GOMAXPROCS(0), "want", want)
+				return
+			}
+			time.Sleep(Interval / 10)
+		}
+		if want == 1 {
+			for range 4 {
+				work.Add(1)
+				go func() {
+					defer work.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						for i := 0; i < 1e4; i++ {
+							_ = strconv.Itoa(i)
+						}
+					}
+				}()
+			}
+		}
+	}
+	fmt.Println("up")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for deadline := time.Now().Add(15 * time.Second); runtime.GOMAXPROCS(0) == all && time.Now().Before(deadline); {
+		time.Sleep(Interval / 2)
+	}
+	fmt.Println("holds", runtime.GOMAXPROCS(0))
+}
+
+// TestRunFollowsCPUs runs a busy process on all CPUs and then leaves it
+// one: the runtime would lower GOMAXPROCS to 1, but setting GOMAXPROCS
+// stops it from following, so the Scaler must.
+func TestRunFollowsCPUs(t *testing.T) {
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Skip("needs taskset")
+	}
+	if os.Getenv("GOMAXPROCS") != "" || runtime.NumCPU() < 2 {
+		t.Skip("needs GOMAXPROCS unset and 2 CPUs or more")
+	}
+	cpu, err := firstCPU()
+	if err != nil {
+		t.Skipf("cannot read this process's CPUs: %v", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=follow")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	out := bufio.NewReader(stdout)
+	if l, _ := out.ReadString('\n'); l != "up\n" {
+		t.Fatalf("busy process: %q, want up", l)
+	}
+	if b, err := exec.Command(taskset, "-a", "-p", "-c", cpu, strconv.Itoa(cmd.Process.Pid)).CombinedOutput(); err != nil {
+		t.Fatalf("taskset: %v: %s", err, b)
+	}
+	stdin.Write([]byte("\n"))
+	if l, _ := out.ReadString('\n'); l != "holds 1\n" {
+		t.Errorf("on one CPU: %q, want holds 1", l)
+	}
 }
 
 // busyCPU runs the test binary as role on one CPU beside another process

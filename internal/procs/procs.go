@@ -25,6 +25,7 @@ package procs
 import (
 	"context"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
 )
@@ -45,6 +46,9 @@ const (
 	downAt      = 0.4
 	queueDownAt = 0.25
 	downAfter   = 20
+	// followEvery is how many measurements apart a Scaler that follows
+	// the runtime's default GOMAXPROCS reads it again.
+	followEvery = 50
 )
 
 // A Scaler sets GOMAXPROCS between 1 and Max from the CPU the process
@@ -60,31 +64,56 @@ type Scaler struct {
 	last     time.Duration
 	lastWait time.Duration
 	at       time.Time
+	// follow, when max follows the runtime's default GOMAXPROCS (the
+	// CPUs, affinity and cgroup limit the process has), sets GOMAXPROCS
+	// to that default and returns it: setting GOMAXPROCS stops the
+	// runtime from following a change of them itself.
+	follow func() int
+	ticks  int
 }
 
-// New returns a Scaler for up to max Ps (max < 1: GOMAXPROCS as it is
-// now), which logs each change at debug level to log (nil: nowhere), or
-// nil where the process's CPU time cannot be read.
+// New returns a Scaler for up to max Ps, which logs each change at debug
+// level to log (nil: nowhere), or nil where the process's CPU time cannot
+// be read. With max < 1 it runs on up to GOMAXPROCS as the runtime sets it
+// by default, following changes of the CPUs and cgroup limit the process
+// has, as the runtime would, unless the GOMAXPROCS environment variable
+// sets it.
 func New(max int, log *slog.Logger) *Scaler {
+	var follow func() int
 	if max < 1 {
 		max = runtime.GOMAXPROCS(0)
+		if os.Getenv("GOMAXPROCS") == "" {
+			follow = func() int {
+				runtime.SetDefaultGOMAXPROCS()
+				return runtime.GOMAXPROCS(0)
+			}
+		}
 	}
 	if _, ok := cpuTime(); !ok {
 		return nil
 	}
-	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited}
+	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited, follow: follow}
 }
 
 // Procs is the number of Ps the Scaler holds now.
 func (s *Scaler) Procs() int { return s.cur }
 
 // Run starts on one P and adjusts until ctx is done, then gives back all
-// max Ps. A nil Scaler does nothing.
+// max Ps, or, when it follows the runtime's default, hands GOMAXPROCS
+// back to the runtime. A nil Scaler does nothing.
 func (s *Scaler) Run(ctx context.Context) {
 	if s == nil {
 		return
 	}
-	defer s.setProcs(s.max)
+	defer func() {
+		if s.follow != nil {
+			// Hand GOMAXPROCS back to the runtime, which follows the
+			// CPUs and cgroup limit again.
+			s.cur = s.follow()
+			return
+		}
+		s.setProcs(s.max)
+	}()
 	s.setProcs(1)
 	s.last, _ = s.cpu()
 	s.lastWait = s.waited()
@@ -108,6 +137,7 @@ func (s *Scaler) Run(ctx context.Context) {
 			busy := float64(used-s.last) / float64(wall)
 			queued := float64(max(waited-s.lastWait, 0)) / float64(wall)
 			s.last, s.lastWait, s.at = used, waited, now
+			s.followDefault()
 			if n := s.next(busy, queued); n != s.cur {
 				if s.log != nil {
 					s.log.Debug("processors", "from", s.cur, "to", n, "cpu_used", float64(int(busy*100))/100, "queued", float64(int(queued*100))/100)
@@ -126,6 +156,25 @@ func (s *Scaler) waited() time.Duration {
 	}
 	d, _ := s.wait()
 	return d
+}
+
+// followDefault reads the runtime's default GOMAXPROCS every followEvery
+// measurements, when the Scaler follows it, and holds no more Ps than it.
+func (s *Scaler) followDefault() {
+	if s.follow == nil {
+		return
+	}
+	if s.ticks++; s.ticks < followEvery {
+		return
+	}
+	s.ticks = 0
+	held := s.cur
+	s.cur = s.follow() // GOMAXPROCS is now the default
+	if s.cur != s.max && s.log != nil {
+		s.log.Debug("processors available", "from", s.max, "to", s.cur)
+	}
+	s.max = s.cur
+	s.setProcs(min(held, s.max))
 }
 
 func (s *Scaler) setProcs(n int) {
