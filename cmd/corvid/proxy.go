@@ -268,6 +268,7 @@ func nutcrackerUsage() string {
 		"\n" +
 		"corvid:\r\n" +
 		"      --admin=S          : serve stats JSON at /stats and profiles over HTTP on this host:port (default: off)\r\n" +
+		"      --procs=S          : processors to run on: auto (as few as the load needs) or a number (default: auto)\r\n" +
 		"\n"
 }
 

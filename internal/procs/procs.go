@@ -11,11 +11,21 @@
 // one while it uses less than most of one CPU, one more whenever the Ps
 // it has are nearly all busy, up to the most it was given, and one fewer
 // once the load has stayed well below what one fewer could carry.
+//
+// The load is measured two ways: the CPU time the process used, and the
+// time its goroutines waited for a P (the runtime's scheduling
+// latencies). On a machine kept busy by other processes a P's thread
+// gets only part of a CPU, so a P that never idles may use well under
+// upAt of one; its goroutines then queue, and a second P, on a second
+// thread, is what wins the process its share. Time a thread waits for a
+// CPU after sleeping is not counted: a light load on a busy machine
+// waits that way on any number of Ps.
 package procs
 
 import (
 	"context"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
 )
@@ -26,51 +36,87 @@ const (
 	// upAt is the CPU used, as a fraction of the Ps held, at which one
 	// more is taken.
 	upAt = 0.7
+	// queueUpAt is the number of goroutines waiting for a P, on average
+	// over a measurement and per P held, at which one more is taken.
+	queueUpAt = 1.0
 	// downAt is the CPU used, as a fraction of one P fewer, below which
-	// one is given back once it has stayed there for downAfter
+	// one is given back once it has stayed there, and the goroutines
+	// waiting below queueDownAt per P of one fewer, for downAfter
 	// measurements.
-	downAt    = 0.4
-	downAfter = 20
+	downAt      = 0.4
+	queueDownAt = 0.25
+	downAfter   = 20
+	// followEvery is how many measurements apart a Scaler that follows
+	// the runtime's default GOMAXPROCS reads it again.
+	followEvery = 50
 )
 
 // A Scaler sets GOMAXPROCS between 1 and Max from the CPU the process
-// used over each Interval.
+// used, and the time its goroutines waited for a P, over each Interval.
 type Scaler struct {
-	max  int
-	cur  int
-	log  *slog.Logger // nil: silent
-	low  int          // consecutive measurements below downAt
-	set  func(int)
-	cpu  func() (time.Duration, bool)
-	last time.Duration
-	at   time.Time
+	max      int
+	cur      int
+	log      *slog.Logger // nil: silent
+	low      int          // consecutive measurements below downAt
+	set      func(int)
+	cpu      func() (time.Duration, bool)
+	wait     func() (time.Duration, bool) // time goroutines waited for a P
+	last     time.Duration
+	lastWait time.Duration
+	at       time.Time
+	// follow, when max follows the runtime's default GOMAXPROCS (the
+	// CPUs, affinity and cgroup limit the process has), sets GOMAXPROCS
+	// to that default and returns it: setting GOMAXPROCS stops the
+	// runtime from following a change of them itself.
+	follow func() int
+	ticks  int
 }
 
-// New returns a Scaler for up to max Ps (max < 1: GOMAXPROCS as it is
-// now), which logs each change at debug level to log (nil: nowhere), or
-// nil where the process's CPU time cannot be read.
+// New returns a Scaler for up to max Ps, which logs each change at debug
+// level to log (nil: nowhere), or nil where the process's CPU time cannot
+// be read. With max < 1 it runs on up to GOMAXPROCS as the runtime sets it
+// by default, following changes of the CPUs and cgroup limit the process
+// has, as the runtime would, unless the GOMAXPROCS environment variable
+// sets it.
 func New(max int, log *slog.Logger) *Scaler {
+	var follow func() int
 	if max < 1 {
 		max = runtime.GOMAXPROCS(0)
+		if os.Getenv("GOMAXPROCS") == "" {
+			follow = func() int {
+				runtime.SetDefaultGOMAXPROCS()
+				return runtime.GOMAXPROCS(0)
+			}
+		}
 	}
 	if _, ok := cpuTime(); !ok {
 		return nil
 	}
-	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime}
+	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited, follow: follow}
 }
 
 // Procs is the number of Ps the Scaler holds now.
 func (s *Scaler) Procs() int { return s.cur }
 
 // Run starts on one P and adjusts until ctx is done, then gives back all
-// max Ps. A nil Scaler does nothing.
+// max Ps, or, when it follows the runtime's default, hands GOMAXPROCS
+// back to the runtime. A nil Scaler does nothing.
 func (s *Scaler) Run(ctx context.Context) {
 	if s == nil {
 		return
 	}
-	defer s.setProcs(s.max)
+	defer func() {
+		if s.follow != nil {
+			// Hand GOMAXPROCS back to the runtime, which follows the
+			// CPUs and cgroup limit again.
+			s.cur = s.follow()
+			return
+		}
+		s.setProcs(s.max)
+	}()
 	s.setProcs(1)
 	s.last, _ = s.cpu()
+	s.lastWait = s.waited()
 	s.at = time.Now()
 	t := time.NewTicker(Interval)
 	defer t.Stop()
@@ -87,16 +133,48 @@ func (s *Scaler) Run(ctx context.Context) {
 			if wall <= 0 {
 				continue
 			}
+			waited := s.waited()
 			busy := float64(used-s.last) / float64(wall)
-			s.last, s.at = used, now
-			if n := s.next(busy); n != s.cur {
+			queued := float64(max(waited-s.lastWait, 0)) / float64(wall)
+			s.last, s.lastWait, s.at = used, waited, now
+			s.followDefault()
+			if n := s.next(busy, queued); n != s.cur {
 				if s.log != nil {
-					s.log.Debug("processors", "from", s.cur, "to", n, "cpu_used", float64(int(busy*100))/100)
+					s.log.Debug("processors", "from", s.cur, "to", n, "cpu_used", float64(int(busy*100))/100, "queued", float64(int(queued*100))/100)
 				}
 				s.setProcs(n)
 			}
 		}
 	}
+}
+
+// waited is the time goroutines have waited for a P, or 0 where it
+// cannot be read.
+func (s *Scaler) waited() time.Duration {
+	if s.wait == nil {
+		return 0
+	}
+	d, _ := s.wait()
+	return d
+}
+
+// followDefault reads the runtime's default GOMAXPROCS every followEvery
+// measurements, when the Scaler follows it, and holds no more Ps than it.
+func (s *Scaler) followDefault() {
+	if s.follow == nil {
+		return
+	}
+	if s.ticks++; s.ticks < followEvery {
+		return
+	}
+	s.ticks = 0
+	held := s.cur
+	s.cur = s.follow() // GOMAXPROCS is now the default
+	if s.cur != s.max && s.log != nil {
+		s.log.Debug("processors available", "from", s.max, "to", s.cur)
+	}
+	s.max = s.cur
+	s.setProcs(min(held, s.max))
 }
 
 func (s *Scaler) setProcs(n int) {
@@ -107,13 +185,14 @@ func (s *Scaler) setProcs(n int) {
 }
 
 // next is the number of Ps to hold after a measurement in which the
-// process used busy CPUs.
-func (s *Scaler) next(busy float64) int {
+// process used busy CPUs and queued goroutines waited for a P on
+// average.
+func (s *Scaler) next(busy, queued float64) int {
 	switch {
-	case s.cur < s.max && busy >= upAt*float64(s.cur):
+	case s.cur < s.max && (busy >= upAt*float64(s.cur) || queued >= queueUpAt*float64(s.cur)):
 		s.low = 0
 		return s.cur + 1
-	case s.cur > 1 && busy < downAt*float64(s.cur-1):
+	case s.cur > 1 && busy < downAt*float64(s.cur-1) && queued < queueDownAt*float64(s.cur-1):
 		s.low++
 		if s.low >= downAfter {
 			s.low = 0

@@ -21,7 +21,7 @@ func TestNextTakesAndGivesBack(t *testing.T) {
 		{1.0, 3},  // 1.0 is not below downAt of two (0.8)
 	}
 	for i, st := range steps {
-		if got := s.next(st.busy); got != st.want {
+		if got := s.next(st.busy, 0); got != st.want {
 			t.Fatalf("step %d: next(%v) = %d, want %d", i, st.busy, got, st.want)
 		}
 		s.cur = st.want
@@ -29,17 +29,17 @@ func TestNextTakesAndGivesBack(t *testing.T) {
 	// Low load gives one back only after downAfter measurements in a
 	// row; one busy measurement starts the count again.
 	for i := 0; i < downAfter-1; i++ {
-		if got := s.next(0.1); got != 3 {
+		if got := s.next(0.1, 0); got != 3 {
 			t.Fatalf("gave back after %d low measurements", i+1)
 		}
 	}
-	if got := s.next(0.85); got != 3 {
+	if got := s.next(0.85, 0); got != 3 {
 		t.Fatalf("next(0.85) = %d at 3 Ps, want 3", got)
 	}
 	for i := 0; i < downAfter-1; i++ {
-		s.next(0.1)
+		s.next(0.1, 0)
 	}
-	if got := s.next(0.1); got != 2 {
+	if got := s.next(0.1, 0); got != 2 {
 		t.Fatalf("after %d low measurements: %d Ps, want 2", downAfter, got)
 	}
 }
