@@ -35,7 +35,7 @@ const (
 	Interval = 100 * time.Millisecond
 	// upAt is the CPU used, as a fraction of the Ps held, at which one
 	// more is taken.
-	upAt = 0.7
+	upAt = 0.9
 	// queueUpAt is the number of goroutines waiting for a P, on average
 	// over a measurement and per P held, at which one more is taken.
 	queueUpAt = 1.0

@@ -14,9 +14,9 @@ func TestNextTakesAndGivesBack(t *testing.T) {
 		want int
 	}{
 		{0.2, 1},  // light: stays on one
-		{0.69, 1}, // below upAt of one
-		{0.75, 2}, // one is nearly all busy: take a second
-		{1.5, 3},  // both busy: a third
+		{0.85, 1}, // below upAt of one
+		{0.95, 2}, // one is nearly all busy: take a second
+		{1.85, 3}, // both busy: a third
 		{2.9, 3},  // never past max
 		{1.0, 3},  // 1.0 is not below downAt of two (0.8)
 	}
