@@ -1,0 +1,220 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/protocol"
+	"github.com/corvidcache/corvid/storage"
+)
+
+// binReq returns a binary request op for key with an n-byte value of
+// byte v (none when n < 0), the given CAS and opaque.
+func binReq(op protocol.Opcode, key string, n int, v byte, cas uint64, opaque uint32) []byte {
+	ext := 0
+	switch op {
+	case protocol.OpSet, protocol.OpSetQ, protocol.OpAdd, protocol.OpAddQ, protocol.OpReplace, protocol.OpReplaceQ:
+		ext = 8
+	}
+	body := ext + len(key) + max(n, 0)
+	r := make([]byte, protocol.BinaryHeaderLen, protocol.BinaryHeaderLen+body)
+	r[0], r[1] = protocol.BinaryRequestMagic, byte(op)
+	binary.BigEndian.PutUint16(r[2:4], uint16(len(key)))
+	r[4] = byte(ext)
+	binary.BigEndian.PutUint32(r[8:12], uint32(body))
+	binary.BigEndian.PutUint32(r[12:16], opaque)
+	binary.BigEndian.PutUint64(r[16:24], cas)
+	if ext > 0 {
+		r = binary.BigEndian.AppendUint32(r, 7)
+		r = binary.BigEndian.AppendUint32(r, 0)
+	}
+	r = append(r, key...)
+	return append(r, bytes.Repeat([]byte{v}, max(n, 0))...)
+}
+
+// incomingScript runs a script of storage commands on values of n bytes
+// over text, meta and binary, and returns the replies, with the values
+// and their length written as <a>, <b>, <N> (so that the script's
+// replies for one length compare with another's).
+func incomingScript(t *testing.T, n int) (string, int, int) {
+	cfg := Config{Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 16 << 20}}
+	s, addr := start(t, cfg)
+	a, b := strings.Repeat("a", n), strings.Repeat("b", n)
+	N := strconv.Itoa(n)
+	var script strings.Builder
+	w := func(f string, args ...any) { fmt.Fprintf(&script, f, args...) }
+	w("set k 0 0 3\r\nold\r\n")                   // cas 1
+	w("ms k %s C999\r\n%s\r\n", N, a)             // EX
+	w("ms k %s C999 q\r\n%s\r\n", N, a)           // EX, even quiet
+	w("ms k %s q O1\r\n%sxx", N, a)               // bad data chunk
+	w("mn\r\nmg k v c\r\n")                       // old, cas 1
+	w("set k 0 0 3\r\nnew\r\n")                   // cas 2
+	w("ms k %s I C1 k O2\r\n%s\r\n", N, a)        // stale replace
+	w("mg k v c f t\r\n")                         // a, stale flags
+	w("ms k %s C3 q\r\n%s\r\n", N, b)             // quiet hit
+	w("mg k v c\r\n")                             // b
+	w("ms k %s MA q\r\n%s\r\n", N, a)             // append
+	w("ms k %s MP\r\n%s\r\n", N, a)               // prepend
+	w("mg k s\r\n")                               //
+	w("ms m %s MA\r\n%s\r\n", N, a)               // NS
+	w("ms m %s MR q\r\n%s\r\n", N, a)             // NS
+	w("ms m %s ME O3\r\n%s\r\n", N, b)            // HD
+	w("ms m %s ME\r\n%s\r\n", N, a)               // NS
+	w("cas m 0 0 %s 999\r\n%s\r\n", N, a)         // EXISTS
+	w("cas m 0 0 %s 999 noreply\r\n%s\r\n", N, a) // nothing
+	w("cas z 0 0 %s 999\r\n%s\r\n", N, a)         // NOT_FOUND
+	w("set m 0 0 %s noreply\r\n%sxx", N, a)       // bad data chunk
+	w("mn\r\nget m\r\n")                          // b
+	w("ms a2V5 %s b k c\r\n%s\r\n", N, a)         // base64 key
+	w("mg a2V5 b k s\r\nmg key s\r\n")            //
+	w("prepend z 0 0 %s\r\n%s\r\n", N, a)         // NOT_STORED
+	w("append m 0 0 %s noreply\r\n%s\r\nget m\r\n", N, a)
+	w("mn\r\n")
+	bin := []byte{}
+	bin = append(bin, binReq(protocol.OpSet, "x", n, 'a', 0, 1)...)      // OK
+	bin = append(bin, binReq(protocol.OpSetQ, "x", n, 'b', 999, 2)...)   // exists
+	bin = append(bin, binReq(protocol.OpGetK, "x", -1, 0, 0, 3)...)      // a
+	bin = append(bin, binReq(protocol.OpAddQ, "x", n, 'b', 0, 4)...)     // not stored
+	bin = append(bin, binReq(protocol.OpReplaceQ, "y", n, 'b', 0, 5)...) // not found
+	bin = append(bin, binReq(protocol.OpAppendQ, "x", n, 'b', 0, 6)...)  // quiet OK
+	bin = append(bin, binReq(protocol.OpPrepend, "y", n, 'b', 0, 7)...)  // not stored
+	bin = append(bin, binReq(protocol.OpAppend, "x", n, 'b', 999, 8)...) // exists
+	bin = append(bin, binReq(protocol.OpGetK, "x", -1, 0, 0, 9)...)      // ab
+	bin = append(bin, binReq(protocol.OpSet, "x", n, 'b', 0, 10)...)     // cas mismatch as cas? no: set
+	bin = append(bin, binReq(protocol.OpNoop, "", -1, 0, 0, 11)...)
+
+	c := dial(t, "tcp", addr)
+	c.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	go func() { c.nc.Write([]byte(script.String())) }()
+	var out strings.Builder
+	for range 1000 {
+		l := c.line()
+		out.WriteString(l + "\n")
+		if l == "MN" && strings.Count(out.String(), "MN\n") == 3 {
+			break
+		}
+	}
+	bc := dial(t, "tcp", addr)
+	bc.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	go func() { bc.nc.Write(bin) }()
+	for range 100 {
+		op, st, opaque, cas := readBinaryReply(t, bc)
+		fmt.Fprintf(&out, "bin op %#x status %d opaque %d cas %d\n", op, st, opaque, cas)
+		if op == byte(protocol.OpNoop) {
+			break
+		}
+	}
+	got := out.String()
+	got = strings.ReplaceAll(got, a, "<a>")
+	got = strings.ReplaceAll(got, b, "<b>")
+	got = strings.ReplaceAll(got, " "+N, " <N>")
+	got = strings.ReplaceAll(got, " "+strconv.Itoa(2*n), " <2N>")
+	got = strings.ReplaceAll(got, " s"+N, " s<N>")
+	got = strings.ReplaceAll(got, " s"+strconv.Itoa(3*n), " s<3N>")
+	c.expect("delete k\r\ndelete m\r\ndelete key\r\ndelete x\r\n", "DELETED", "DELETED", "DELETED", "DELETED")
+	used, items := usedChunks(s)
+	return got, used, items
+}
+
+// TestIncomingScriptMatchesBuffered runs the same storage commands with
+// values read into chunks and with small values read whole: the replies
+// are the same, and nothing is left in use once the keys are deleted.
+func TestIncomingScriptMatchesBuffered(t *testing.T) {
+	small, used, items := incomingScript(t, 100)
+	if used != 0 || items != 0 {
+		t.Errorf("small values: %d chunks and %d items left", used, items)
+	}
+	big, used, items := incomingScript(t, 3<<20)
+	if used != 0 || items != 0 {
+		t.Errorf("chained values: %d chunks and %d items left", used, items)
+	}
+	if small != big {
+		t.Errorf("replies differ:\nsmall values:\n%s\nchained values:\n%s", small, big)
+	}
+}
+
+// TestIncomingConcurrentSetsNoMix has two clients set the same key to
+// chained values of one byte each (one with set, one with ms), slowly
+// and in parts, while a third gets it and flushes the cache now and then:
+// a get sees one whole value or none, never a mix, and once the key is
+// deleted no chunk is left in use.
+func TestIncomingConcurrentSetsNoMix(t *testing.T) {
+	s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 16 << 20}})
+	const size = 3 << 20
+	const rounds = 12
+	errs := make(chan error, 2)
+	for _, w := range []struct {
+		v    byte
+		head string
+	}{{'a', fmt.Sprintf("set k 0 0 %d\r\n", size)}, {'b', fmt.Sprintf("ms k %d\r\n", size)}} {
+		c := dial(t, "tcp", addr)
+		c.nc.SetDeadline(time.Now().Add(60 * time.Second))
+		go func() {
+			value := bytes.Repeat([]byte{w.v}, size)
+			for i := range rounds {
+				// In four parts, the later ones after the reader has
+				// had a turn.
+				msg := append([]byte(w.head), value...)
+				msg = append(msg, "\r\n"...)
+				for p := range 4 {
+					if _, err := c.nc.Write(msg[p*len(msg)/4 : (p+1)*len(msg)/4]); err != nil {
+						errs <- err
+						return
+					}
+				}
+				l, err := c.r.ReadString('\n')
+				if err != nil || (l != "STORED\r\n" && l != "HD\r\n") {
+					errs <- fmt.Errorf("round %d of %c: %q %v", i, w.v, l, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	r := dial(t, "tcp", addr)
+	r.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	done, gets := 0, 0
+	for done < 2 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done++
+			continue
+		default:
+		}
+		gets++
+		if gets%16 == 0 {
+			r.expect("flush_all\r\n", "OK")
+		}
+		r.send("mg k v\r\n")
+		l := r.line()
+		if l == "EN" {
+			continue
+		}
+		if l != "VA "+strconv.Itoa(size) {
+			t.Fatalf("mg k: %q", l)
+		}
+		got := make([]byte, size+2)
+		if _, err := ioReadFull(r, got); err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(got[:size], got[:1]); n != size || got[0] != 'a' && got[0] != 'b' {
+			t.Fatalf("a get sees a mix: %d of %d bytes are %q", n, size, got[:1])
+		}
+	}
+	r.send("delete k\r\n")
+	r.line()
+	if used, items := usedChunks(s); used != 0 || items != 0 {
+		t.Fatalf("after the key is deleted: %d chunks in use, %d items", used, items)
+	}
+	if gets == 0 {
+		t.Fatal("no get ran while the values were set")
+	}
+}
