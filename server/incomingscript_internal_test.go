@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -217,4 +218,50 @@ func TestIncomingConcurrentSetsNoMix(t *testing.T) {
 	if gets == 0 {
 		t.Fatal("no get ran while the values were set")
 	}
+}
+
+// TestStopWithStalledIncoming stops a server while clients have sent
+// part of chained values (text, meta, binary) and stall: Close returns
+// within the grace, does not wait for the values, and each client is
+// closed.
+func TestStopWithStalledIncoming(t *testing.T) {
+	const grace = 2 * time.Second
+	s, addr := start(t, Config{ShutdownGrace: grace, Storage: storage.Config{MemoryLimit: 128 << 20, ItemSizeMax: 64 << 20}})
+	const size = 32 << 20
+	heads := []string{
+		fmt.Sprintf("set k1 0 0 %d\r\n", size),
+		fmt.Sprintf("ms k2 %d\r\n", size),
+		string(binaryStore(protocol.OpSet, "k3", size, 1)),
+	}
+	var clients []*client
+	for _, h := range heads {
+		c := dial(t, "tcp", addr)
+		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		c.send(h + strings.Repeat("v", 3<<20))
+		clients = append(clients, c)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for slabUse(s) < 8<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the values are not read in: %d bytes of chunks in use", slabUse(s))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	began := time.Now()
+	s.Close()
+	if d := time.Since(began); d > grace+5*time.Second {
+		t.Errorf("Close took %v with a grace of %v", d, grace)
+	}
+	for i, c := range clients {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.r.ReadByte(); err == nil || isTimeout(err) {
+			t.Errorf("client %d is not closed: %v", i, err)
+		}
+	}
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
