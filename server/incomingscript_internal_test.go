@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,4 +265,53 @@ func TestStopWithStalledIncoming(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestStopMidIncomingSavesOldValue stops a server with a snapshot file
+// while clients are sending chained values (text, meta, binary) over
+// keys that hold small values: the restarted server has the old values
+// back, and no part of the new ones.
+func TestStopMidIncomingSavesOldValue(t *testing.T) {
+	snap := filepath.Join(t.TempDir(), "snap")
+	cfg := Config{SnapshotFile: snap, ShutdownGrace: time.Second,
+		Storage: storage.Config{MemoryLimit: 128 << 20, ItemSizeMax: 64 << 20}}
+	s, addr := start(t, cfg)
+	const size = 32 << 20
+	heads := []string{
+		fmt.Sprintf("set k1 0 0 %d\r\n", size),
+		fmt.Sprintf("ms k2 %d\r\n", size),
+		string(binaryStore(protocol.OpSet, "k3", size, 1)),
+		fmt.Sprintf("set k4 0 0 %d\r\n", size), // a key with no old value
+	}
+	for i := range 3 {
+		if _, err := s.cache.Store(storage.ModeSet, fmt.Appendf(nil, "k%d", i+1), 0, 0, []byte("old"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range heads {
+		c := dial(t, "tcp", addr)
+		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		// All but the last bytes: a value that ends too soon.
+		c.send(h + strings.Repeat("v", size-1))
+		if h[0] == 'm' || h[0] == 's' {
+			c.send("\r")
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for slabUse(s) < 3*size {
+		if time.Now().After(deadline) {
+			t.Fatalf("the values are not read in: %d bytes of chunks in use", slabUse(s))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, addr = start(t, cfg)
+	c := dial(t, "tcp", addr)
+	for i := range 3 {
+		k := fmt.Sprintf("k%d", i+1)
+		c.expect("get "+k+"\r\n", "VALUE "+k+" 0 3", "old", "END")
+	}
+	c.expect("get k4\r\n", "END")
 }
