@@ -315,3 +315,76 @@ func TestStopMidIncomingSavesOldValue(t *testing.T) {
 	}
 	c.expect("get k4\r\n", "END")
 }
+
+// TestIncomingCutAtChunkBoundaries sends chained values (text, meta,
+// binary) that stop around every chunk boundary, and around the end of
+// the value and of its "\r\n", then closes: every time, the chunks in
+// use and the items come back to what they were, and no reference is
+// left on an item.
+func TestIncomingCutAtChunkBoundaries(t *testing.T) {
+	const chunk = 64 << 10
+	s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 64 << 20, ItemSizeMax: 1 << 20, SlabChunkMax: chunk}})
+	const size = 3*chunk + 100
+	if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	used0, items0 := usedChunks(s)
+	var cuts []int
+	for j := range 5 {
+		for d := -2; d <= 2; d++ {
+			if at := j*chunk + d; at >= 0 {
+				cuts = append(cuts, at)
+			}
+		}
+	}
+	cuts = append(cuts, size-1, size, size+1)
+	value := []byte(strings.Repeat("v", size) + "\r\n")
+	for _, p := range []struct {
+		name string
+		head []byte
+		wire int // bytes of the value on the wire
+	}{
+		{"set", fmt.Appendf(nil, "set k 0 0 %d\r\n", size), size + 2},
+		{"ms", fmt.Appendf(nil, "ms k %d\r\n", size), size + 2},
+		{"append", fmt.Appendf(nil, "append k 0 0 %d\r\n", size), size + 2},
+		{"binary set", binaryStore(protocol.OpSet, "k", size, 1), size},
+	} {
+		for _, at := range cuts {
+			if at >= p.wire {
+				continue
+			}
+			c := dial(t, "tcp", addr)
+			c.send(string(p.head) + string(value[:at]))
+			// Before closing, the server has taken the item's header
+			// chunk and at least a chunk for each chunk's worth of the
+			// value sent.
+			want := used0 + 1 + (at+chunk-1)/chunk
+			deadline := time.Now().Add(10 * time.Second)
+			for used, _ := usedChunks(s); used < want; used, _ = usedChunks(s) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s cut at %d: %d chunks in use, want %d", p.name, at, used, want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			c.nc.Close()
+			for {
+				used, items := usedChunks(s)
+				if used == used0 && items == items0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s cut at %d: %d chunks and %d items in use, %d and %d before", p.name, at, used, items, used0, items0)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	check := dial(t, "tcp", addr)
+	check.expect("get k\r\n", "VALUE k 0 3", "old", "END")
+	check.send("stats items\r\n")
+	for l := check.line(); l != "END"; l = check.line() {
+		if f := strings.Fields(l); len(f) == 3 && strings.HasSuffix(f[1], ":lrutail_reflocked") && f[2] != "0" {
+			t.Errorf("%s", l)
+		}
+	}
+}
