@@ -388,3 +388,64 @@ func TestIncomingCutAtChunkBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestIncomingMemoryTakenMidValue starts chained values (text, meta,
+// binary) with enough free memory, lets other stores take it all while
+// they are read, then sends the rest: each fails as memcached fails a
+// value it finds no memory for while reading it, the rest of the value
+// is discarded (the next request is answered), the old value stays,
+// and once every key is deleted no chunk is left in use.
+func TestIncomingMemoryTakenMidValue(t *testing.T) {
+	s, addr := start(t, Config{Storage: storage.Config{MemoryLimit: 32 << 20, ItemSizeMax: 16 << 20}})
+	const size = 10 << 20
+	value := strings.Repeat("v", size)
+	for _, p := range []struct {
+		name, head, tail, want string
+		reply                  func(c *client) string
+	}{
+		{"set", fmt.Sprintf("set k 0 0 %d\r\n", size), "\r\nmn\r\n", "SERVER_ERROR Out of memory during read MN",
+			func(c *client) string { return c.line() + " " + c.line() }},
+		{"ms", fmt.Sprintf("ms k %d T0\r\n", size), "\r\nmn\r\n", "SERVER_ERROR Out of memory during read MN",
+			func(c *client) string { return c.line() + " " + c.line() }},
+		{"binary set", string(binaryStore(protocol.OpSet, "k", size, 1)), string(binaryNoop(2)), "status 130 op 0xa", func(c *client) string {
+			_, st, _, _ := readBinaryReply(t, c)
+			op, _, _, _ := readBinaryReply(t, c)
+			return fmt.Sprintf("status %d op %#x", st, op)
+		}},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			if _, err := s.cache.Store(storage.ModeSet, []byte("k"), 0, 0, []byte("old"), 0); err != nil {
+				t.Fatal(err)
+			}
+			c := dial(t, "tcp", addr)
+			c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+			c.send(p.head + value[:size/4])
+			deadline := time.Now().Add(10 * time.Second)
+			for slabUse(s) < int64(size/8) {
+				if time.Now().After(deadline) {
+					t.Fatal("the value is not read in")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// Others take the free memory (and evict each other).
+			for i := range 16 {
+				if _, err := s.cache.Store(storage.ModeSet, fmt.Appendf(nil, "fill%d", i), 0, 0, largeValueInternal(3<<20), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.send(value[size/4:] + p.tail)
+			if got := p.reply(c); got != p.want {
+				t.Fatalf("%s: %q, want %q", p.name, got, p.want)
+			}
+			check := dial(t, "tcp", addr)
+			check.expect("get k\r\n", "VALUE k 0 3", "old", "END")
+			for i := range 16 {
+				s.cache.Delete(fmt.Appendf(nil, "fill%d", i))
+			}
+			s.cache.Delete([]byte("k"))
+			if used, items := usedChunks(s); used != 0 || items != 0 {
+				t.Fatalf("after every key is deleted: %d chunks, %d items", used, items)
+			}
+		})
+	}
+}
