@@ -87,7 +87,7 @@ func incomingScript(t *testing.T, n int) (string, int, int) {
 	bin = append(bin, binReq(protocol.OpPrepend, "y", n, 'b', 0, 7)...)  // not stored
 	bin = append(bin, binReq(protocol.OpAppend, "x", n, 'b', 999, 8)...) // exists
 	bin = append(bin, binReq(protocol.OpGetK, "x", -1, 0, 0, 9)...)      // ab
-	bin = append(bin, binReq(protocol.OpSet, "x", n, 'b', 0, 10)...)     // cas mismatch as cas? no: set
+	bin = append(bin, binReq(protocol.OpSet, "x", n, 'b', 0, 10)...)     // set over the appended value
 	bin = append(bin, binReq(protocol.OpNoop, "", -1, 0, 0, 11)...)
 
 	c := dial(t, "tcp", addr)
