@@ -40,51 +40,29 @@ func TestMain(m *testing.M) {
 // minute at most.
 func hog() {
 	runtime.GOMAXPROCS(3)
-	stop := make(chan struct{})
-	go func() { bufio.NewReader(os.Stdin).ReadByte(); close(stop) }()
-	deadline := time.Now().Add(time.Minute)
-	var spin sync.WaitGroup
-	for range 3 {
-		spin.Add(1)
-		go func() {
-			defer spin.Done()
-			for time.Now().Before(deadline) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				for i := 0; i < 1e5; i++ {
-					_ = strconv.Itoa(i)
-				}
-			}
-		}()
+	closed := make(chan struct{})
+	go func() { bufio.NewReader(os.Stdin).ReadByte(); close(closed) }()
+	stop := spin(3, 0)
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
 	}
-	spin.Wait()
+	stop()
 }
 
-// scaled runs a Scaler for up to 2 Ps, with goroutines that keep every
-// P busy (saturate) or one that wakes every 200 µs to do a little work,
-// and prints the most Ps it held: within 10 s when saturated, over 3 s
-// when light.
-func scaled(saturate bool) {
-	s := New(2, nil)
-	ctx, cancel := context.WithCancel(context.Background())
+// spin keeps n goroutines busy, each sleeping pause every 100 steps when
+// pause is not 0, until the function it returns is called, which waits
+// for them to stop.
+func spin(n int, pause time.Duration) (stop func()) {
 	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	stop := make(chan struct{})
 	var work sync.WaitGroup
-	spinners, pause, hold := 4, time.Duration(0), 10*time.Second
-	if !saturate {
-		spinners, pause, hold = 1, 200*time.Microsecond, 3*time.Second
-	}
-	for range spinners {
+	for range n {
 		work.Add(1)
 		go func() {
 			defer work.Done()
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -97,12 +75,28 @@ func scaled(saturate bool) {
 			}
 		}()
 	}
+	return func() { close(done); work.Wait() }
+}
+
+// scaled runs a Scaler for up to 2 Ps, with goroutines that keep every
+// P busy (saturate) or one that wakes every 200 µs to do a little work,
+// and prints the most Ps it held: within 10 s when saturated, over 3 s
+// when light.
+func scaled(saturate bool) {
+	s := New(2, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	spinners, pause, hold := 4, time.Duration(0), 10*time.Second
+	if !saturate {
+		spinners, pause, hold = 1, 200*time.Microsecond, 3*time.Second
+	}
+	stop := spin(spinners, pause)
 	most := 0
 	for deadline := time.Now().Add(hold); time.Now().Before(deadline) && most < 2; time.Sleep(Interval / 2) {
 		most = max(most, runtime.GOMAXPROCS(0))
 	}
-	close(stop)
-	work.Wait()
+	stop()
 	cancel()
 	<-done
 	fmt.Println("most", most)
@@ -117,9 +111,8 @@ func follow() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	stop := make(chan struct{})
-	var work sync.WaitGroup
-	defer func() { close(stop); work.Wait(); cancel(); <-done }()
+	stop := func() {}
+	defer func() { stop(); cancel(); <-done }()
 	all := runtime.NumCPU()
 	deadline := time.Now().Add(10 * time.Second)
 	// Run starts on one P; the busy goroutines make it take the others.
@@ -132,22 +125,7 @@ func follow() {
 			time.Sleep(Interval / 10)
 		}
 		if want == 1 {
-			for range 4 {
-				work.Add(1)
-				go func() {
-					defer work.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						for i := 0; i < 1e4; i++ {
-							_ = strconv.Itoa(i)
-						}
-					}
-				}()
-			}
+			stop = spin(4, 0)
 		}
 	}
 	fmt.Println("up")

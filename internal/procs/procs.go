@@ -95,9 +95,6 @@ func New(max int, log *slog.Logger) *Scaler {
 	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited, follow: follow}
 }
 
-// Procs is the number of Ps the Scaler holds now.
-func (s *Scaler) Procs() int { return s.cur }
-
 // Run starts on one P and adjusts until ctx is done, then gives back all
 // max Ps, or, when it follows the runtime's default, hands GOMAXPROCS
 // back to the runtime. A nil Scaler does nothing.
