@@ -17,19 +17,10 @@ func chainStats(c *largeConn) map[string]string {
 	c.t.Helper()
 	out := map[string]string{}
 	for _, cmd := range []string{"stats slabs", "stats items"} {
-		c.send([]byte(cmd + "\r\n"))
-		for {
-			l := strings.TrimSpace(c.line())
-			if l == "END" {
-				break
-			}
-			f := strings.Fields(l)
-			if len(f) != 3 {
-				continue
-			}
-			name := strings.TrimPrefix(f[1], "items:")
+		for name, v := range c.stats(cmd) {
+			name = strings.TrimPrefix(name, "items:")
 			if strings.HasSuffix(name, ":used_chunks") || strings.HasSuffix(name, ":total_chunks") || strings.HasSuffix(name, ":number") {
-				out[name] = f[2]
+				out[name] = v
 			}
 		}
 	}
@@ -137,16 +128,8 @@ func TestLargeItemMaxHoldsManyValues(t *testing.T) {
 			t.Fatalf("big%d: read back %d bytes, want %d intact", i, len(got), size)
 		}
 	}
-	c.send([]byte("stats\r\n"))
-	for {
-		l := strings.TrimSpace(c.line())
-		if l == "END" {
-			break
-		}
-		if l == "STAT evictions 0" || !strings.HasPrefix(l, "STAT evictions ") {
-			continue
-		}
-		t.Fatalf("%s: values were evicted", l)
+	if v, ok := c.stats("stats")["evictions"]; ok && v != "0" {
+		t.Fatalf("STAT evictions %s: values were evicted", v)
 	}
 }
 
@@ -226,15 +209,8 @@ func TestChainedSetOutOfMemory(t *testing.T) {
 			if got := c.get("old"); !bytes.Equal(got, old) {
 				t.Fatalf("old reads back %d bytes after the failed sets, want its old %d", len(got), len(old))
 			}
-			c.send([]byte("stats\r\n"))
-			for {
-				l := strings.TrimSpace(c.line())
-				if l == "END" {
-					break
-				}
-				if strings.HasPrefix(l, "STAT store_no_memory ") && l != "STAT store_no_memory 0" {
-					t.Errorf("%s, want 0", l)
-				}
+			if v, ok := c.stats("stats")["store_no_memory"]; ok && v != "0" {
+				t.Errorf("STAT store_no_memory %s, want 0", v)
 			}
 		})
 	}

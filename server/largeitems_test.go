@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,23 @@ func (c *largeConn) line() string {
 		c.t.Fatalf("read: %v (after %q)", err, l)
 	}
 	return l
+}
+
+// stats sends a stats command (cmd: "stats", "stats slabs", ...) and
+// returns its values by name.
+func (c *largeConn) stats(cmd string) map[string]string {
+	c.t.Helper()
+	c.send([]byte(cmd + "\r\n"))
+	m := map[string]string{}
+	for {
+		l := strings.TrimSpace(c.line())
+		if l == "END" {
+			return m
+		}
+		if f := strings.Fields(l); len(f) == 3 {
+			m[f[1]] = f[2]
+		}
+	}
 }
 
 func (c *largeConn) full(n int) []byte {

@@ -19,20 +19,11 @@ func setCounts(c *largeConn) map[string]string {
 	c.t.Helper()
 	out := map[string]string{}
 	for _, cmd := range []string{"stats", "stats slabs"} {
-		c.send([]byte(cmd + "\r\n"))
-		for {
-			l := strings.TrimSpace(c.line())
-			if l == "END" {
-				break
-			}
-			f := strings.Fields(l)
-			if len(f) != 3 {
-				continue
-			}
-			switch name := f[1]; {
+		for name, v := range c.stats(cmd) {
+			switch {
 			case name == "cmd_set", name == "curr_items", name == "total_items",
-				strings.HasPrefix(name, "cas_"), strings.HasSuffix(name, ":cmd_set") && f[2] != "0":
-				out[name] = f[2]
+				strings.HasPrefix(name, "cas_"), strings.HasSuffix(name, ":cmd_set") && v != "0":
+				out[name] = v
 			}
 		}
 	}
@@ -74,19 +65,7 @@ func failedSets(t *testing.T, addr string) (string, map[string]string) {
 	}
 
 	// A client that leaves mid-value stores nothing and counts no set.
-	conns := func() string {
-		c.send([]byte("stats\r\n"))
-		n := ""
-		for {
-			l := strings.TrimSpace(c.line())
-			if l == "END" {
-				return n
-			}
-			if f := strings.Fields(l); len(f) == 3 && f[1] == "curr_connections" {
-				n = f[2]
-			}
-		}
-	}
+	conns := func() string { return c.stats("stats")["curr_connections"] }
 	before := conns()
 	gone := dialLarge(t, addr)
 	gone.send([]byte(fmt.Sprintf("set gone 0 0 %d\r\n", len(big))), big[:len(big)/2])
