@@ -74,12 +74,7 @@ func proxyLoad(t *testing.T, addr string) {
 func TestProxyDashboardInBrowser(t *testing.T) {
 	bin := chromium(t)
 	up := testutil.ServeCorvid(t, server.Config{TCPAddrs: []string{"127.0.0.1:0"}}).Addrs()[0].String()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := testutil.RefusedAddr(t)
 	// md5, not the default fnv1a_64: twemproxy's fnv1a_64 puts keys that
 	// differ only at the end (key:0 .. key:99) next to each other on the
 	// continuum, often all on one server, and the down one would never be

@@ -562,12 +562,7 @@ func TestConcurrent(t *testing.T) {
 func TestCanceledContext(t *testing.T) {
 	// Nothing listens at addr: a client that dialled before looking at
 	// the context would fail with "connection refused" instead.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.RefusedAddr(t)
 	c := newClient(t, []string{addr}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -262,15 +262,10 @@ func TestPing(t *testing.T) {
 		if err := newClient(t, addrs, nil).Ping(ctx); err != nil {
 			t.Fatalf("Ping: %v", err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		down := ln.Addr().String()
-		ln.Close()
+		down := testutil.RefusedAddr(t)
 		silent := silentServer(t)
 		c := newClient(t, append([]string{down, silent}, addrs...), func(cfg *Config) { cfg.Timeout = time.Second })
-		err = c.Ping(ctx)
+		err := c.Ping(ctx)
 		for _, a := range []string{down, silent} {
 			if err == nil || !strings.Contains(err.Error(), a) {
 				t.Errorf("Ping error %v does not name %s", err, a)

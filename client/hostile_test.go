@@ -297,12 +297,7 @@ func TestMetaGetMultiSlowDialSparesOthers(t *testing.T) {
 	// The healthy server reads once the slow dial is nearly over: had its
 	// request been sent before, it would be late by the client's Timeout.
 	healthy := pausingServer(t, 100, 2200*time.Millisecond)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := ln.Addr().String()
-	ln.Close()
+	slow := testutil.RefusedAddr(t)
 	c := newClient(t, []string{healthy, slow}, func(cfg *Config) {
 		cfg.Timeout = 2 * time.Second
 		cfg.DialTimeout = 2500 * time.Millisecond

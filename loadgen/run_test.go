@@ -310,12 +310,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestServerDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.RefusedAddr(t)
 	if _, err := loadgen.Run(context.Background(), loadgen.Config{Servers: []string{addr}, Requests: 1}); err == nil {
 		t.Error("run against a closed port succeeded")
 	}

@@ -455,12 +455,7 @@ func textClient(c *testutil.Conn, g, rounds int) error {
 // other server's requests in the same pipeline are answered.
 func TestBinaryServerDown(t *testing.T) {
 	live := startCorvids(t, 1)[0]
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testutil.RefusedAddr(t)
 	addrs := []string{live, dead}
 	_, addr := proxyFor(t, addrs)
 	placement := testRing(t, addrs)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/corvidcache/corvid/internal/testutil"
@@ -11,12 +10,7 @@ import (
 // TestStatsShowEjected checks that a snapshot marks the server
 // auto_eject_hosts took out of the continuum, and only that one.
 func TestStatsShowEjected(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testutil.RefusedAddr(t)
 	live := startCorvids(t, 1)[0]
 	addrs := []string{dead, live}
 	p, addr := proxyFor(t, addrs, "auto_eject_hosts: true", "server_failure_limit: 1", "server_retry_timeout: 600000")

@@ -69,12 +69,7 @@ func TestGarbageFromServer(t *testing.T) {
 }
 
 func TestServerRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testutil.RefusedAddr(t)
 	live := startCorvids(t, 1)[0]
 	_, addr := proxyFor(t, []string{dead, live})
 	c := testutil.Dial(t, addr)

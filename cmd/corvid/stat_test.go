@@ -234,12 +234,7 @@ func TestStatSeveralServersAndJSON(t *testing.T) {
 // badTargets are addresses where no memcached answers, with words the
 // error must hold.
 func badTargets(t *testing.T) map[string][2]string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := testutil.RefusedAddr(t)
 	web := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(web.Close)
 	silent := testutil.FakeServer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })

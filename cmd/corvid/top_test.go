@@ -3,7 +3,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,12 +83,7 @@ func TestTopInTmux(t *testing.T) {
 	}
 	bin := corvidBinary(t)
 	addr := testutil.StartCorvid(t, server.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := testutil.RefusedAddr(t)
 	exitFile := filepath.Join(t.TempDir(), "exit")
 	s := startTmux(t, "'"+bin+"' top -s "+addr+","+down+" --interval 200ms; echo $? > '"+exitFile+"'")
 

@@ -44,15 +44,7 @@ func badServers(t *testing.T) []struct {
 	err        error
 	words      string
 } {
-	refused := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}()
+	refused := testutil.RefusedAddr(t)
 	web := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(web.Close)
 	banner := testutil.FakeServer(t, func(nc net.Conn) {

@@ -132,12 +132,7 @@ func TestPollerBadServers(t *testing.T) {
 		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.Copy(io.Discard, nc)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := testutil.RefusedAddr(t)
 
 	p := Poller{Addr: httpish, Timeout: 5 * time.Second}
 	if _, err := p.Fetch(context.Background()); !errors.Is(err, ErrNotMemcached) || !strings.Contains(err.Error(), "HTTP/1.1 400") {

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/queue"
 	"github.com/corvidcache/corvid/queue/qclient"
 )
@@ -150,12 +151,7 @@ func TestOpenConfirmAbort(t *testing.T) {
 }
 
 func TestDeadServerIsSkipped(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testutil.RefusedAddr(t)
 	s, a := start(t)
 	c := qclient.New(dead, a)
 	defer c.Close()
