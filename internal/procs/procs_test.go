@@ -2,6 +2,8 @@ package procs
 
 import (
 	"context"
+	"math"
+	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -95,4 +97,20 @@ func TestRunFollowsLoad(t *testing.T) {
 	cancel()
 	wait(2)
 	<-done
+}
+
+// TestLongWaits: only waits of longWait or more count, each at its
+// bucket's middle, scaled by the runtime's sampling period.
+func TestLongWaits(t *testing.T) {
+	ms := time.Millisecond.Seconds()
+	h := &metrics.Float64Histogram{
+		Counts:  []uint64{5, 100, 3, 2, 1},
+		Buckets: []float64{math.Inf(-1), 0, ms / 2, ms, 3 * ms, math.Inf(1)},
+	}
+	// Not the 105 waits under 1 ms; 2 waits of 1-3 ms (2 ms each), and
+	// one of 3 ms or more (counted as 3 ms).
+	want := time.Duration(trackingPeriod * (2*2 + 3) * float64(time.Millisecond))
+	if got := longWaits(h); got != want {
+		t.Errorf("longWaits = %v, want %v", got, want)
+	}
 }
