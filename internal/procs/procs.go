@@ -16,8 +16,9 @@
 // time its goroutines waited for a P (the runtime's scheduling
 // latencies). On a machine kept busy by other processes a P's thread
 // gets only part of a CPU, so a P that never idles may use well under
-// upAt of one; its goroutines then queue, and a second P, on a second
-// thread, is what wins the process its share. Time a thread waits for a
+// upAt of one; its goroutines then queue for the thread's next time
+// slice, milliseconds, and a second P, on a second thread, is what wins
+// the process its share. Shorter waits are not counted (see longWait). Time a thread waits for a
 // CPU after sleeping is not counted: a light load on a busy machine
 // waits that way on any number of Ps.
 package procs
