@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/corvidcache/corvid/ring"
@@ -204,10 +203,6 @@ type bconn struct {
 	writing       bool
 	rest, restBuf []byte
 	spare         []byte // a written buffer, reused as out
-	// framing is set while the reader frames replies inside its raw
-	// read, holding a reference to nc's descriptor: closing nc waits for
-	// that reference, so fail closes it from another goroutine then.
-	framing atomic.Bool
 }
 
 func (bc *bconn) signal() {
@@ -362,11 +357,7 @@ func (bc *bconn) fail(nc net.Conn, err error) {
 	}
 	wasConnected := bc.nc != nil
 	if bc.nc != nil {
-		if bc.framing.Load() {
-			go bc.nc.Close()
-		} else {
-			bc.nc.Close()
-		}
+		bc.nc.Close()
 		bc.nc, bc.rw = nil, nil
 	}
 	calls := bc.outCalls
@@ -522,160 +513,88 @@ func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 // completes the calls in FIFO order. A reply without a request, garbage,
 // an error or a timeout breaks the connection.
 func (bc *bconn) read(nc net.Conn) {
-	rd := breader{bc: bc, nc: nc, buf: make([]byte, readBufSize)}
+	buf := make([]byte, readBufSize)
+	r, w := 0, 0
+	st := &bc.b.st
 	// The clients whose replies it writes once it has framed what it read.
-	defer rd.pw.write()
-	if !rd.frame() {
-		return
-	}
-	var raw syscall.RawConn
-	if sc, ok := nc.(syscall.Conn); ok && rawIO {
-		raw, _ = sc.SyscallConn()
-	}
-	if raw == nil {
-		for {
-			n, err := nc.Read(rd.buf[rd.w:])
-			rd.w += n
-			if err != nil && n == 0 {
+	var pw pendingWrites
+	defer pw.write()
+	for {
+		// Frame every complete reply in buf.
+		for r < w {
+			// The kind is read under the lock: once the lock is released,
+			// a failing connection may complete the call and its client
+			// may recycle it.
+			bc.mu.Lock()
+			if bc.nc != nc {
+				bc.mu.Unlock()
+				return
+			}
+			c := bc.sent.peek()
+			var kind replyKind
+			if c != nil {
+				kind = c.kind
+			}
+			bc.mu.Unlock()
+			if c == nil {
+				bc.fail(nc, errGarbage) // a reply nobody asked for
+				return
+			}
+			n, err := frameReply(buf[r:w], kind)
+			if err != nil {
 				bc.fail(nc, err)
 				return
 			}
-			if !rd.frame() {
+			if n == 0 {
+				break
+			}
+			bc.mu.Lock()
+			if bc.nc != nc || bc.sent.peek() != c {
+				bc.mu.Unlock()
 				return
 			}
+			bc.sent.pop()
+			bc.mu.Unlock()
+			st.outQueue.Add(-1)
+			st.outQueueBytes.Add(-int64(c.reqBytes))
+			st.responses.Add(1)
+			st.responseBytes.Add(int64(n))
+			bc.b.ok()
+			c.completeTo(buf[r:r+n], nil, &pw)
+			r += n
 		}
-	}
-	// Frame what each read brings without leaving the raw read: after a
-	// read that did not fill the buffer the socket is drained, and the
-	// reader waits for the netpoller at once, without the read that would
-	// only say so (EAGAIN), one system call a reply fewer. The readiness
-	// the netpoller records while the replies are framed wakes the wait.
-	var rerr error
-	stopped := false
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			n, err := readFD(fd, rd.buf[rd.w:])
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return false
-			case err != nil:
-				rerr = err
-				return true
-			case n == 0:
-				rerr = io.EOF
-				return true
-			}
-			full := rd.w+n == len(rd.buf)
-			rd.w += n
-			bc.framing.Store(true)
-			ok := rd.frame()
-			bc.framing.Store(false)
-			if !ok {
-				stopped = true
-				return true
-			}
-			if !full {
-				return false
-			}
+		pw.write()
+		if r == w {
+			r, w = 0, 0
+		} else if r > 0 && w == len(buf) {
+			w = copy(buf, buf[r:w])
+			r = 0
 		}
-	})
-	if stopped {
-		return
-	}
-	if err == nil {
-		err = rerr
-	}
-	bc.fail(nc, err)
-}
-
-// breader is a server connection reader's state: buf[r:w] is what it has
-// read and not yet framed.
-type breader struct {
-	bc   *bconn
-	nc   net.Conn
-	buf  []byte
-	r, w int
-	pw   pendingWrites
-}
-
-// frame frames every complete reply read, completes their calls and
-// writes the replies of the clients whose turn came, makes room in buf
-// for the next read and sets the read deadline of the oldest call still
-// waiting. It returns false when the reader must stop: its connection
-// failed or was replaced.
-func (rd *breader) frame() bool {
-	bc, nc := rd.bc, rd.nc
-	st := &bc.b.st
-	for rd.r < rd.w {
-		// The kind is read under the lock: once the lock is released,
-		// a failing connection may complete the call and its client
-		// may recycle it.
+		if w == len(buf) {
+			nb := make([]byte, 2*len(buf))
+			copy(nb, buf[:w])
+			buf = nb
+		} else if w == 0 && len(buf) > maxKeptReadBuf {
+			buf = make([]byte, readBufSize)
+		}
 		bc.mu.Lock()
 		if bc.nc != nc {
 			bc.mu.Unlock()
-			return false
+			return
 		}
-		c := bc.sent.peek()
-		var kind replyKind
-		if c != nil {
-			kind = c.kind
+		var deadline time.Time
+		if c := bc.sent.peek(); c != nil {
+			deadline = c.deadline
 		}
+		nc.SetReadDeadline(deadline)
 		bc.mu.Unlock()
-		if c == nil {
-			bc.fail(nc, errGarbage) // a reply nobody asked for
-			return false
-		}
-		n, err := frameReply(rd.buf[rd.r:rd.w], kind)
-		if err != nil {
+		n, err := nc.Read(buf[w:])
+		w += n
+		if err != nil && n == 0 {
 			bc.fail(nc, err)
-			return false
+			return
 		}
-		if n == 0 {
-			break
-		}
-		bc.mu.Lock()
-		if bc.nc != nc || bc.sent.peek() != c {
-			bc.mu.Unlock()
-			return false
-		}
-		bc.sent.pop()
-		bc.mu.Unlock()
-		st.outQueue.Add(-1)
-		st.outQueueBytes.Add(-int64(c.reqBytes))
-		st.responses.Add(1)
-		st.responseBytes.Add(int64(n))
-		bc.b.ok()
-		c.completeTo(rd.buf[rd.r:rd.r+n], nil, &rd.pw)
-		rd.r += n
 	}
-	rd.pw.write()
-	if rd.r == rd.w {
-		rd.r, rd.w = 0, 0
-	} else if rd.r > 0 && rd.w == len(rd.buf) {
-		rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
-		rd.r = 0
-	}
-	if rd.w == len(rd.buf) {
-		nb := make([]byte, 2*len(rd.buf))
-		copy(nb, rd.buf[:rd.w])
-		rd.buf = nb
-	} else if rd.w == 0 && len(rd.buf) > maxKeptReadBuf {
-		rd.buf = make([]byte, readBufSize)
-	}
-	bc.mu.Lock()
-	if bc.nc != nc {
-		bc.mu.Unlock()
-		return false
-	}
-	var deadline time.Time
-	if c := bc.sent.peek(); c != nil {
-		deadline = c.deadline
-	}
-	nc.SetReadDeadline(deadline)
-	bc.mu.Unlock()
-	return true
 }
 
 // fifo is a queue of calls: a slice used as a ring would be an
