@@ -82,18 +82,25 @@ func spin(n int, pause time.Duration) (stop func()) {
 }
 
 // scaled runs a Scaler for up to 2 Ps, with goroutines that keep every
-// P busy (saturate) or one that wakes every 200 µs to do a little work,
-// and prints the most Ps it held: within 10 s when saturated, over 3 s
-// when light.
+// P busy (saturate: eight, a backlog of seven on one P) or one that wakes
+// every 200 µs to do a little work, and prints the most Ps it held:
+// within 10 s when saturated, over 3 s when light.
 func scaled(saturate bool) {
+	if saturate {
+		scaledN(8, 0, 10*time.Second)
+	} else {
+		scaledN(1, 200*time.Microsecond, 3*time.Second)
+	}
+}
+
+// scaledN runs a Scaler for up to 2 Ps with spinners goroutines, each
+// sleeping pause every 100 steps (0: never), and prints the most Ps it
+// held within hold.
+func scaledN(spinners int, pause, hold time.Duration) {
 	s := New(2, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
-	spinners, pause, hold := 4, time.Duration(0), 10*time.Second
-	if !saturate {
-		spinners, pause, hold = 1, 200*time.Microsecond, 3*time.Second
-	}
 	stop := spin(spinners, pause)
 	most := 0
 	for deadline := time.Now().Add(hold); time.Now().Before(deadline) && most < 2; time.Sleep(Interval / 2) {

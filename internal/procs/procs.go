@@ -37,15 +37,19 @@ const (
 	// upAt is the CPU used, as a fraction of the Ps held, at which one
 	// more is taken.
 	upAt = 0.9
-	// queueUpAt is the number of goroutines waiting for a P, on average
-	// over a measurement and per P held, at which one more is taken.
-	queueUpAt = 1.0
+	// queueUpAt is the number of goroutines waiting for a P (see
+	// longWait), on average over a measurement and per P held, at which
+	// one more is taken: a backlog that a few clients' goroutines, all
+	// waiting while the P's thread is off the CPU, cannot make. On a busy
+	// machine a light load's tail is not shortened by a second P, which
+	// only hands its work between two threads.
+	queueUpAt = 4.0
 	// downAt is the CPU used, as a fraction of one P fewer, below which
 	// one is given back once it has stayed there, and the goroutines
 	// waiting below queueDownAt per P of one fewer, for downAfter
 	// measurements.
 	downAt      = 0.4
-	queueDownAt = 0.25
+	queueDownAt = 1.0
 	downAfter   = 20
 	// followEvery is how many measurements apart a Scaler that follows
 	// the runtime's default GOMAXPROCS reads it again.

@@ -46,6 +46,42 @@ func TestNextTakesAndGivesBack(t *testing.T) {
 	}
 }
 
+// TestNextQueue: goroutines waiting long for a P take one more only as a
+// backlog of queueUpAt per P, which a few clients' goroutines queued
+// while the thread is off the CPU do not make; the P is given back once
+// fewer than queueDownAt per P of one fewer wait.
+func TestNextQueue(t *testing.T) {
+	s := &Scaler{max: 3, cur: 1}
+	steps := []struct {
+		queued float64
+		want   int
+	}{
+		{1.5, 1}, // four clients, three of them waiting part of the time
+		{3.0, 1},
+		{4.5, 2}, // a backlog
+		{6.0, 2}, // not 4 per P of two
+		{8.5, 3},
+	}
+	for i, st := range steps {
+		if got := s.next(0.3, st.queued); got != st.want {
+			t.Fatalf("step %d: next(0.3, %v) = %d, want %d", i, st.queued, got, st.want)
+		}
+		s.cur = st.want
+	}
+	// At 3 Ps, 2.5 waiting is not below queueDownAt per P of two.
+	for i := 0; i < downAfter; i++ {
+		if got := s.next(0.3, 2.5); got != 3 {
+			t.Fatalf("gave back with 2.5 waiting at 3 Ps (measurement %d)", i+1)
+		}
+	}
+	for i := 0; i < downAfter-1; i++ {
+		s.next(0.3, 1.5)
+	}
+	if got := s.next(0.3, 1.5); got != 2 {
+		t.Fatalf("after %d measurements with 1.5 waiting: %d Ps, want 2", downAfter, got)
+	}
+}
+
 // TestRunFollowsLoad drives Run with a fake clock of CPU time: it starts
 // on one P, takes the second when that one is busy, gives it back when
 // the load goes, and restores max when stopped.
