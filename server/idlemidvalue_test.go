@@ -33,12 +33,13 @@ func closedWithin(c *testutil.Conn, d time.Duration) bool {
 // TestIdleTimeoutStates runs clients that stall past a one-second idle
 // timeout in different states against corvid and memcached: one idle
 // between commands and one halfway through a command line are closed; one
-// halfway through a value, and one that does not read a large reply, are
-// kept for as long as they stall, and are answered once they go on. As
-// memcached measures idleness from the last command, the client that
-// stalled reading its reply is closed soon after it has read it, while the
-// one that finished its value with another command is closed only after a
-// further idle timeout. idle_kicks counts the three closed connections.
+// halfway through a value (text, meta or binary), and one that does not
+// read a large reply, are kept for as long as they stall, and are answered
+// once they go on. As memcached measures idleness from the last command,
+// the client that stalled reading its reply is closed soon after it has
+// read it, while the one that finished its value with another command is
+// closed only after a further idle timeout. idle_kicks counts every
+// client, as each is closed in the end.
 func TestIdleTimeoutStates(t *testing.T) {
 	const size = 512 << 10
 	servers := map[string]string{
@@ -109,6 +110,44 @@ func TestIdleTimeoutStates(t *testing.T) {
 				closed := closedWithin(c, 2*idleStall)
 				note("midvalue", fmt.Sprint("closed:", closed, " after a second:", time.Since(start) > 900*time.Millisecond))
 			})
+			run("meta", func(c *testutil.Conn) {
+				c.Send([]byte(fmt.Sprintf("ms m2 %d\r\n%s", size, value[:size/2])))
+				time.Sleep(idleStall)
+				c.Timeout = 2 * time.Second
+				if err := c.TrySend([]byte(value[size/2:] + "\r\nmn\r\n")); err != nil {
+					note("meta", "send: "+err.Error())
+					return
+				}
+				for range 2 {
+					r, err := c.TryReadReply(testutil.LineReply)
+					note("meta", string(r))
+					if err != nil {
+						note("meta", err.Error())
+						return
+					}
+				}
+				note("meta", fmt.Sprint("closed:", closedWithin(c, 2*idleStall)))
+			})
+			run("binary", func(c *testutil.Conn) {
+				set := testutil.BinaryRequest{Opcode: 0x01, Extras: make([]byte, 8), Key: []byte("b"), Value: []byte(value)}.Bytes()
+				noop := testutil.BinaryRequest{Opcode: 0x0a}.Bytes()
+				c.Send(set[:len(set)-size/2])
+				time.Sleep(idleStall)
+				c.Timeout = 2 * time.Second
+				if err := c.TrySend(append(set[len(set)-size/2:], noop...)); err != nil {
+					note("binary", "send: "+err.Error())
+					return
+				}
+				for range 2 {
+					r, err := c.ReadBinary()
+					if err != nil {
+						note("binary", err.Error())
+						return
+					}
+					note("binary", fmt.Sprintf("op %d status %d ", r.Opcode(), r.Status()))
+				}
+				note("binary", fmt.Sprint("closed:", closedWithin(c, 2*idleStall)))
+			})
 			run("reader", func(c *testutil.Conn) {
 				c.Send([]byte("get " + strings.Join(keys, " ") + "\r\n"))
 				time.Sleep(idleStall)
@@ -125,6 +164,8 @@ func TestIdleTimeoutStates(t *testing.T) {
 				"idle":     "closed:true",
 				"midline":  "closed:true",
 				"midvalue": fmt.Sprintf("STORED\r\nHD s%d\r\nclosed:true after a second:true", size),
+				"meta":     "HD\r\nMN\r\nclosed:true",
+				"binary":   "op 1 status 0 op 10 status 0 closed:true",
 				"reader":   fmt.Sprint(replyLen, " <nil> closed:true"),
 			}
 			for client, w := range want {
@@ -134,7 +175,7 @@ func TestIdleTimeoutStates(t *testing.T) {
 			}
 			stats := testutil.Dial(t, addr)
 			stats.Send([]byte("stats\r\n"))
-			if r := string(stats.ReadReply(testutil.StatsReply)); !strings.Contains(r, "STAT idle_kicks 4\r\n") {
+			if r := string(stats.ReadReply(testutil.StatsReply)); !strings.Contains(r, "STAT idle_kicks 6\r\n") {
 				t.Errorf("idle_kicks: stats %q", r)
 			}
 		})
