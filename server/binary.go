@@ -56,6 +56,7 @@ func (c *conn) handleBinary(buf []byte) int {
 		return head
 	}
 	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	c.cmdSeen = true
 	extras := buf[protocol.BinaryHeaderLen : protocol.BinaryHeaderLen+h.ExtLen]
 	key := buf[protocol.BinaryHeaderLen+h.ExtLen : head]
 	if h.HasValue() {

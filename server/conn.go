@@ -161,6 +161,10 @@ type conn struct {
 	// read from the cache clock (a ticking counter, as memcached's
 	// current_time) so a request does not pay for time.Now.
 	lastCmd atomic.Int64
+	// cmdSeen is set with lastCmd, and cleared by the serving loop when
+	// it restarts the idle timeout, which runs from the last command as
+	// memcached's last_cmd_time.
+	cmdSeen bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -186,6 +190,30 @@ func (c *conn) kill() {
 	c.nc.Close()
 }
 
+// idleKickable reports whether the idle timeout may close a connection in
+// state st. memcached's closes only one waiting for a command (conn_new_cmd,
+// conn_read, which includes a command line half sent), never one in the
+// middle of a value (conn_nread, conn_swallow) or of writing replies
+// (conn_mwrite).
+func idleKickable(st uint32) bool {
+	return st == connNewCmd || st == connRead
+}
+
+// idleSweep is how often the idle timeout idle is checked: an event loop
+// sweeps its connections this often, and a connection whose timeout ran
+// out while it was not waiting for a command is given this long.
+func idleSweep(idle time.Duration) time.Duration {
+	return min(max(idle/4, 10*time.Millisecond), time.Second)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // testHookIdleDeadline, when set, runs just before serve sets the idle
 // timeout's read deadline.
 var testHookIdleDeadline func(c *conn)
@@ -200,8 +228,18 @@ func (c *conn) serve() {
 		c.srv.wbufs.hold(&c.wheld, 0)
 	}()
 	defer c.srv.stats.add(&c.stats)
+	idleTimeout := c.srv.cfg.IdleTimeout
+	var lastCmdAt time.Time
+	lastWait := connNewCmd // the state of the last wait for input
+	if idleTimeout > 0 {
+		lastCmdAt = time.Now()
+	}
 	for {
 		need := c.process()
+		if c.cmdSeen && idleTimeout > 0 {
+			c.cmdSeen = false
+			lastCmdAt = time.Now()
+		}
 		if c.yielded && !c.closeAfterWrite {
 			// Served its requests for this turn (-R): let the other
 			// connections run before going on with the input left.
@@ -217,6 +255,7 @@ func (c *conn) serve() {
 			c.serveWatch()
 			return
 		}
+		wrote := c.stats.bytesWritten > 0
 		c.srv.stats.add(&c.stats)
 		if c.stopped.Load() {
 			return
@@ -232,19 +271,32 @@ func (c *conn) serve() {
 			c.srv.rbufs.put(c.rbuf)
 			c.rbuf, c.r, c.w, c.ahead = nil, 0, 0, 0
 		}
-		if t := c.srv.cfg.IdleTimeout; t > 0 {
+		c.setWaitState()
+		if idleTimeout > 0 {
 			if testHookIdleDeadline != nil {
 				testHookIdleDeadline(c)
 			}
-			c.nc.SetReadDeadline(time.Now().Add(t))
+			var deadline time.Time // none in the middle of a value
+			st := c.state.Load()
+			if idleKickable(st) {
+				deadline = lastCmdAt.Add(idleTimeout)
+				if wrote || !idleKickable(lastWait) {
+					// An idle timeout that ran out while the value
+					// came in or the replies went out ends at the
+					// next sweep (an event loop's; the next pass of
+					// memcached's idle thread), unless a command
+					// comes first.
+					deadline = later(deadline, time.Now().Add(idleSweep(idleTimeout)))
+				}
+			}
+			lastWait = st
+			c.nc.SetReadDeadline(deadline)
 			if c.stopped.Load() {
 				// stop set its deadline between the check above and
-				// this one, which would keep the read waiting for the
-				// idle timeout.
+				// this one, which would keep the read waiting.
 				return
 			}
 		}
-		c.setWaitState()
 		if idle {
 			if err := c.waitInput(); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {

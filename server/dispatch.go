@@ -56,6 +56,7 @@ func (c *conn) handleOne(buf []byte) int {
 		return 0
 	}
 	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	c.cmdSeen = true
 	if c.srv.klog != nil {
 		c.line = trimLine(buf[:n])
 	}

@@ -37,6 +37,7 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 		return 0, true
 	}
 	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	c.cmdSeen = true
 	switch req.Command {
 	case protocol.MetaGet:
 		c.metaGet(req)

@@ -96,9 +96,9 @@ type pollConn struct {
 	out  bool // registered for EPOLLOUT: replies are pending
 	// again is set while the connection is in its loop's again list.
 	again bool
-	// idleSince is when the connection last began waiting for input
-	// (on the loop's clock, l.now), for the idle timeout.
-	idleSince int64
+	// lastCmdAt is when the connection was accepted or last handled a
+	// command (on the loop's clock, l.now), for the idle timeout.
+	lastCmdAt int64
 	// graceSince is when the connection's blocked replies went past
 	// write_buf_mem_limit (l.now), 0 when they are within it; inGrace
 	// is set while the connection is in its loop's grace list.
@@ -236,7 +236,7 @@ func (l *loop) run() {
 	if idle > 0 {
 		// Sweep often enough that a connection is kicked within a
 		// quarter of the timeout of when it is due.
-		msec = int(min(max(idle/4, 10*time.Millisecond), time.Second) / time.Millisecond)
+		msec = int(idleSweep(idle) / time.Millisecond)
 	}
 	events := make([]syscall.EpollEvent, 256)
 	l.now = l.srv.monotonic()
@@ -359,7 +359,7 @@ func (l *loop) addPending() {
 			pc.release()
 			continue
 		}
-		pc.idleSince = l.now
+		pc.lastCmdAt = l.now
 		l.add(pc)
 	}
 }
@@ -387,11 +387,11 @@ func (l *loop) remove(fd int) {
 	l.nconns--
 }
 
-// sweepIdle closes the connections that have waited for input longer than
-// idle nanoseconds.
+// sweepIdle closes the connections waiting for a command whose last one
+// is more than idle nanoseconds old.
 func (l *loop) sweepIdle(idle int64) {
 	for _, pc := range l.conns {
-		if pc != nil && !pc.out && l.now-pc.idleSince > idle {
+		if pc != nil && !pc.out && l.now-pc.lastCmdAt > idle && idleKickable(pc.c.state.Load()) {
 			l.srv.stats.idleKicks.Add(1)
 			pc.close()
 		}
@@ -514,6 +514,10 @@ func (pc *pollConn) serve() {
 	for {
 		if !c.blocked && pc.need >= 0 {
 			pc.need = c.process()
+			if c.cmdSeen {
+				c.cmdSeen = false
+				pc.lastCmdAt = pc.l.now
+			}
 		}
 		// A connection that yields keeps its replies (within flushSize)
 		// to write them with the rest of its input's, unless it closes.
@@ -547,7 +551,6 @@ func (pc *pollConn) serve() {
 		if c.yielded {
 			c.yielded = false
 			pc.setOut(false)
-			pc.idleSince = pc.l.now
 			if !pc.again {
 				pc.again = true
 				pc.l.again = append(pc.l.again, pc)
@@ -562,7 +565,6 @@ func (pc *pollConn) serve() {
 		break
 	}
 	pc.setOut(false)
-	pc.idleSince = pc.l.now
 	c.setWaitState()
 	if c.r == c.w && c.getNext == 0 {
 		// Drained: the buffer serves whichever connection reads next.

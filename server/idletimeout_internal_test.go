@@ -1,0 +1,109 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kickedWithin reports whether the server closes c within d, discarding
+// what it still sends.
+func (c *client) kickedWithin(d time.Duration) bool {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c.r)
+	return !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// TestModeIdleTimeoutFromLastCommand checks memcached's idle timeout
+// rule: a connection is closed only while it waits for a command, once
+// its last command is older than the timeout. A client halfway through a
+// value, or not reading its replies, stalls for as long as it likes, and is
+// closed soon after it finishes if it sends nothing more.
+func TestModeIdleTimeoutFromLastCommand(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	const stall = 3 * idle
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		_, addr := start(t, mode(Config{IdleTimeout: idle}))
+		kicks := 0
+
+		// Halfway through a value held in the read buffer, and through
+		// one streamed into its item.
+		for _, size := range []int{10, 512 << 10} {
+			value := strings.Repeat("v", size)
+			c := dial(t, "tcp", addr)
+			c.send(fmt.Sprintf("set k 0 0 %d\r\n%s", size, value[:size/2]))
+			time.Sleep(stall)
+			c.expect(value[size/2:]+"\r\nmg k s\r\n", "STORED", fmt.Sprintf("HD s%d", size))
+			if !c.kickedWithin(5 * time.Second) {
+				t.Errorf("value of %d: not closed once idle", size)
+			}
+			kicks++
+		}
+
+		// Not reading a long reply.
+		c := dial(t, "tcp", addr)
+		const n, size = 8, 512 << 10
+		for i := range n {
+			c.expect(fmt.Sprintf("set k%d 0 0 %d\r\n%s\r\n", i, size, strings.Repeat("r", size)), "STORED")
+		}
+		get := "get"
+		for i := range n {
+			get += fmt.Sprintf(" k%d", i)
+		}
+		c.send(get + "\r\n")
+		time.Sleep(stall)
+		for i := range n {
+			if l := c.line(); l != fmt.Sprintf("VALUE k%d 0 %d", i, size) {
+				t.Fatalf("reply line %q", l)
+			}
+			if _, err := c.r.Discard(size + 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l := c.line(); l != "END" {
+			t.Fatalf("reply ends with %q", l)
+		}
+		if !c.kickedWithin(5 * time.Second) {
+			t.Error("reader: not closed once idle")
+		}
+		kicks++
+
+		s := dial(t, "tcp", addr)
+		if got := s.stat("idle_kicks"); got != fmt.Sprint(kicks) {
+			t.Errorf("idle_kicks = %s, want %d", got, kicks)
+		}
+	})
+}
+
+// TestModeIdleTimeoutSlowCommandLine checks that a client sending a
+// command line a byte at a time, each well within the idle timeout, is
+// closed all the same, as memcached times it from the last command.
+func TestModeIdleTimeoutSlowCommandLine(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		_, addr := start(t, mode(Config{IdleTimeout: idle}))
+		c := dial(t, "tcp", addr)
+		c.send("get ")
+		closed := false
+		for i := 0; i < 40 && !closed; i++ {
+			// Each byte comes a quarter of the timeout after the last,
+			// for ten timeouts in all, unless the server closes first.
+			closed = c.kickedWithin(idle / 4)
+			if !closed {
+				io.WriteString(c.nc, "k")
+			}
+		}
+		if !closed {
+			t.Fatal("a command line sent a byte at a time kept its connection")
+		}
+		s := dial(t, "tcp", addr)
+		if got := s.stat("idle_kicks"); got != "1" {
+			t.Errorf("idle_kicks = %s, want 1", got)
+		}
+	})
+}
