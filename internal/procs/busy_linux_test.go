@@ -29,9 +29,6 @@ func TestMain(m *testing.M) {
 	case "light":
 		scaled(false)
 		return
-	case "bursty":
-		bursty()
-		return
 	case "follow":
 		follow()
 		return
@@ -110,65 +107,6 @@ func scaledN(spinners int, pause, hold time.Duration) {
 	cancel()
 	<-done
 	fmt.Println("most", most)
-}
-
-// bursty runs a Scaler for up to 2 Ps over a light load whose goroutines
-// are woken together: eight of them, every 500 µs, each working 30 µs.
-// On one P they queue, the last for 210 µs, about 1.7 goroutines waiting
-// on average, while the P is about half busy. It prints the most Ps held
-// over 3 s.
-func bursty() {
-	s := New(2, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	const period, work, workers = 500 * time.Microsecond, 30 * time.Microsecond, 8
-	start := time.Now()
-	end := start.Add(3 * time.Second)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for tick := start; tick.Before(end); tick = tick.Add(period) {
-				time.Sleep(time.Until(tick))
-				for t0 := time.Now(); time.Since(t0) < work; {
-				}
-			}
-		}()
-	}
-	most := 0
-	for time.Now().Before(end) {
-		most = max(most, runtime.GOMAXPROCS(0))
-		time.Sleep(Interval / 2)
-	}
-	wg.Wait()
-	cancel()
-	<-done
-	fmt.Println("most", most)
-}
-
-// TestRunBurstyLightLoad: goroutines woken together and run one after
-// another on one P wait for it briefly, as the events of one wake-up of
-// an event loop do; that is no reason for a second P, which would only
-// hand them to a second thread. A machine busy with other tests can keep
-// the thread off the CPU for milliseconds, which is a reason: the test
-// passes when one of three runs stays on one P.
-func TestRunBurstyLightLoad(t *testing.T) {
-	var got string
-	for range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), helperEnv+"=bursty")
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("bursty process: %v", err)
-		}
-		if got = strings.TrimSpace(string(out)); got == "most 1" {
-			return
-		}
-	}
-	t.Errorf("a light load woken in bursts: %q Ps at most, want 1", got)
 }
 
 // follow runs a Scaler following the runtime's default while goroutines
