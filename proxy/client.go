@@ -70,6 +70,10 @@ type client struct {
 	rbuf   []byte
 	rn     int
 	rerr   error
+	// rbox is the readBufPool entry of the last pool buffer the reader
+	// took, reused to give a buffer back: putting a fresh &buf in the
+	// pool would allocate on every request.
+	rbox *[]byte
 
 	// Parking (see idle.go). fd is nc's descriptor, -1 when it cannot be
 	// watched; waiting is set while the reader waits for input with
@@ -392,12 +396,24 @@ func (cl *client) flush() {
 	cl.unsent = cl.unsent[:0]
 }
 
+// getReadBuf takes a buffer from readBufPool.
+func (cl *client) getReadBuf() []byte {
+	cl.rbox = readBufPool.Get().(*[]byte)
+	return *cl.rbox
+}
+
 // putReadBuf gives back a read buffer: one of readBufPool's size to it,
 // a large one to the proxy's readBufs.
 func (cl *client) putReadBuf(buf []byte) {
 	switch {
 	case len(buf) == clientReadBuf:
-		readBufPool.Put(&buf)
+		box := cl.rbox
+		cl.rbox = nil
+		if box == nil {
+			box = new([]byte)
+		}
+		*box = buf
+		readBufPool.Put(box)
 	case cap(buf) > clientReadBuf:
 		cl.p.rbufs.put(buf)
 	}
@@ -421,7 +437,7 @@ func (cl *client) refuseRead() error {
 func (cl *client) read(buf []byte, w int) ([]byte, int, error) {
 	if buf != nil || cl.raw == nil {
 		if buf == nil {
-			buf = *readBufPool.Get().(*[]byte)
+			buf = cl.getReadBuf()
 		}
 		n, err := cl.nc.Read(buf[w:])
 		return buf, n, err
@@ -450,7 +466,7 @@ func (cl *client) read(buf []byte, w int) ([]byte, int, error) {
 // be readable: it reads into a buffer from readBufPool, and when there is
 // nothing to read it puts the buffer back and has Read wait.
 func (cl *client) rawRead(fd uintptr) bool {
-	buf := *readBufPool.Get().(*[]byte)
+	buf := cl.getReadBuf()
 	var n int
 	var err error
 	for {

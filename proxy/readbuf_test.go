@@ -244,3 +244,14 @@ func TestLargeReadBufsOffHeap(t *testing.T) {
 		}
 	}
 }
+
+// TestReadBufNoAllocs: taking a read buffer from the pool and giving it
+// back, as the reader does for every request (and for every wake-up that
+// finds nothing to read), allocates nothing.
+func TestReadBufNoAllocs(t *testing.T) {
+	cl := &client{}
+	cl.putReadBuf(cl.getReadBuf()) // the pool's first buffer
+	if n := testing.AllocsPerRun(1000, func() { cl.putReadBuf(cl.getReadBuf()) }); n != 0 {
+		t.Errorf("%v allocations per buffer taken and given back, want 0", n)
+	}
+}
