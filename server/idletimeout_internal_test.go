@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corvidcache/corvid/protocol"
 )
 
 // kickedWithin reports whether the server closes c within d, discarding
@@ -104,6 +106,43 @@ func TestModeIdleTimeoutSlowCommandLine(t *testing.T) {
 		s := dial(t, "tcp", addr)
 		if got := s.stat("idle_kicks"); got != "1" {
 			t.Errorf("idle_kicks = %s, want 1", got)
+		}
+	})
+}
+
+// TestModeIdleTimeoutOtherProtocolBytes checks that a partial request is
+// judged by the protocol the connection speaks: a text client that sends
+// a binary magic byte and a header's worth of bytes with no newline, and
+// a binary client that sends a newline short of a header, are waiting for
+// a command, as memcached's are, and are closed once idle.
+func TestModeIdleTimeoutOtherProtocolBytes(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		_, addr := start(t, mode(Config{IdleTimeout: idle}))
+
+		text := dial(t, "tcp", addr)
+		text.expect("version\r\n", "VERSION "+Version)
+		text.send(strings.Repeat("\x80", 2*protocol.BinaryHeaderLen))
+		if !text.kickedWithin(5 * time.Second) {
+			t.Error("text client with binary bytes: not closed once idle")
+		}
+
+		bin := dial(t, "tcp", addr)
+		noop := make([]byte, protocol.BinaryHeaderLen)
+		noop[0], noop[1] = 0x80, 0x0a
+		bin.send(string(noop))
+		reply := make([]byte, protocol.BinaryHeaderLen)
+		if _, err := io.ReadFull(bin.r, reply); err != nil || reply[0] != 0x81 || reply[1] != 0x0a {
+			t.Fatalf("noop reply %x, %v", reply, err)
+		}
+		bin.send("ab\n")
+		if !bin.kickedWithin(5 * time.Second) {
+			t.Error("binary client with a newline: not closed once idle")
+		}
+
+		s := dial(t, "tcp", addr)
+		if got := s.stat("idle_kicks"); got != "2" {
+			t.Errorf("idle_kicks = %s, want 2", got)
 		}
 	})
 }
