@@ -190,6 +190,15 @@ func (c *conn) kill() {
 	c.nc.Close()
 }
 
+// commandSeen records that a command has been read, whether or not it is
+// answered with an error: memcached sets a connection's last_cmd_time
+// (stats conns, and the idle timeout's start) for every command line and
+// binary header it reads.
+func (c *conn) commandSeen() {
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	c.cmdSeen = true
+}
+
 // idleKickable reports whether the idle timeout may close a connection in
 // state st. memcached's closes only one waiting for a command (conn_new_cmd,
 // conn_read, which includes a command line half sent), never one in the

@@ -146,3 +146,49 @@ func TestModeIdleTimeoutOtherProtocolBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestModeIdleTimeoutErrorReplies checks that a request answered with an
+// error is a command for the idle timeout, as memcached times it from
+// every line (or binary header) it reads: a client sending only unknown
+// commands, empty lines or malformed meta commands, each well within the
+// timeout, is kept, and closed once it stops.
+func TestModeIdleTimeoutErrorReplies(t *testing.T) {
+	const idle = 2 * time.Second
+	unknownBinary := make([]byte, protocol.BinaryHeaderLen)
+	unknownBinary[0], unknownBinary[1] = protocol.BinaryRequestMagic, 0x50
+	requests := map[string]string{
+		"unknown":        "nosuchcommand\r\n",
+		"empty":          "\r\n",
+		"meta":           "mg\r\n",
+		"binary unknown": string(unknownBinary),
+	}
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		_, addr := start(t, mode(Config{IdleTimeout: idle}))
+		clients := map[string]*client{}
+		for name := range requests {
+			clients[name] = dial(t, "tcp", addr)
+		}
+		// Ten requests each, a tenth of the timeout apart: twice the
+		// timeout in all.
+		for range 10 {
+			for name, req := range requests {
+				if _, err := io.WriteString(clients[name].nc, req); err != nil {
+					t.Fatalf("%s: closed while sending commands: %v", name, err)
+				}
+			}
+			time.Sleep(idle / 10)
+		}
+		open := time.Now().Add(idle / 2) // still open then
+		for name, c := range clients {
+			c.nc.SetReadDeadline(open)
+			if _, err := io.Copy(io.Discard, c.r); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("%s: closed while sending commands (%v)", name, err)
+			}
+		}
+		for name, c := range clients {
+			if !c.kickedWithin(3 * idle) {
+				t.Errorf("%s: not closed once idle", name)
+			}
+		}
+	})
+}
