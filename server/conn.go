@@ -165,11 +165,17 @@ type conn struct {
 	// it restarts the idle timeout, which runs from the last command as
 	// memcached's last_cmd_time.
 	cmdSeen bool
+	// local is set for a Unix socket connection, which the idle timeout
+	// leaves open: memcached's idle thread looks only at TCP connections.
+	local bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32(), klogShard: rand.Uint32()}
 	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	if nc != nil {
+		_, c.local = nc.LocalAddr().(*net.UnixAddr)
+	}
 	return c
 }
 
@@ -238,6 +244,9 @@ func (c *conn) serve() {
 	}()
 	defer c.srv.stats.add(&c.stats)
 	idleTimeout := c.srv.cfg.IdleTimeout
+	if c.local {
+		idleTimeout = 0
+	}
 	var lastCmdAt time.Time
 	lastWait := connNewCmd // the state of the last wait for input
 	if idleTimeout > 0 {

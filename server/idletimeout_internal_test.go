@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,32 @@ func TestModeIdleTimeoutErrorReplies(t *testing.T) {
 			if !c.kickedWithin(3 * idle) {
 				t.Errorf("%s: not closed once idle", name)
 			}
+		}
+	})
+}
+
+// TestModeIdleTimeoutTCPOnly checks that, as memcached's idle thread
+// looks only at TCP connections, a client idle on the Unix socket is
+// kept while one idle on TCP is closed.
+func TestModeIdleTimeoutTCPOnly(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
+		path := filepath.Join(t.TempDir(), "corvid.sock")
+		_, addr := start(t, mode(Config{IdleTimeout: idle, UnixPath: path, TCPAddrs: []string{"127.0.0.1:0"}}))
+		local := dial(t, "unix", path)
+		local.expect("version\r\n", "VERSION "+Version)
+		remote := dial(t, "tcp", addr)
+		remote.expect("version\r\n", "VERSION "+Version)
+		if !remote.kickedWithin(5 * time.Second) {
+			t.Error("TCP client: not closed once idle")
+		}
+		if local.kickedWithin(10 * idle) {
+			t.Fatal("Unix socket client: closed by the idle timeout")
+		}
+		local.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		local.expect("version\r\n", "VERSION "+Version)
+		if got := local.stat("idle_kicks"); got != "1" {
+			t.Errorf("idle_kicks = %s, want 1", got)
 		}
 	})
 }
