@@ -46,6 +46,7 @@ func (c *conn) handleBinary(buf []byte) int {
 		return -1
 	case protocol.RespondSwallow:
 		// memcached reads extras and key, then discards BodyLen more.
+		c.commandSeen()
 		c.r += protocol.BinaryHeaderLen
 		c.swallow = h.ExtLen + h.KeyLen + int(h.BodyLen)
 		c.binError(&h, st)
@@ -55,8 +56,7 @@ func (c *conn) handleBinary(buf []byte) int {
 	if len(buf) < head {
 		return head
 	}
-	c.lastCmd.Store(c.srv.cache.CurrentTime())
-	c.cmdSeen = true
+	c.commandSeen()
 	extras := buf[protocol.BinaryHeaderLen : protocol.BinaryHeaderLen+h.ExtLen]
 	key := buf[protocol.BinaryHeaderLen+h.ExtLen : head]
 	if h.HasValue() {

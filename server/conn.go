@@ -165,11 +165,17 @@ type conn struct {
 	// it restarts the idle timeout, which runs from the last command as
 	// memcached's last_cmd_time.
 	cmdSeen bool
+	// local is set for a Unix socket connection, which the idle timeout
+	// leaves open: memcached's idle thread looks only at TCP connections.
+	local bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, hotTick: rand.Uint32(), klogShard: rand.Uint32()}
 	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	if nc != nil {
+		_, c.local = nc.LocalAddr().(*net.UnixAddr)
+	}
 	return c
 }
 
@@ -188,6 +194,15 @@ func (c *conn) stop() {
 func (c *conn) kill() {
 	c.stopped.Store(true)
 	c.nc.Close()
+}
+
+// commandSeen records that a command has been read, whether or not it is
+// answered with an error: memcached sets a connection's last_cmd_time
+// (stats conns, and the idle timeout's start) for every command line and
+// binary header it reads.
+func (c *conn) commandSeen() {
+	c.lastCmd.Store(c.srv.cache.CurrentTime())
+	c.cmdSeen = true
 }
 
 // idleKickable reports whether the idle timeout may close a connection in
@@ -229,6 +244,9 @@ func (c *conn) serve() {
 	}()
 	defer c.srv.stats.add(&c.stats)
 	idleTimeout := c.srv.cfg.IdleTimeout
+	if c.local {
+		idleTimeout = 0
+	}
 	var lastCmdAt time.Time
 	lastWait := connNewCmd // the state of the last wait for input
 	if idleTimeout > 0 {

@@ -25,6 +25,7 @@ func (c *conn) handleOne(buf []byte) int {
 		}
 		return len(buf) + 1
 	}
+	c.commandSeen()
 	if err != nil {
 		c.r += n
 		if isHTTPRequestLine(buf[:n]) {
@@ -55,8 +56,6 @@ func (c *conn) handleOne(buf []byte) int {
 		}
 		return 0
 	}
-	c.lastCmd.Store(c.srv.cache.CurrentTime())
-	c.cmdSeen = true
 	if c.srv.klog != nil {
 		c.line = trimLine(buf[:n])
 	}

@@ -28,6 +28,7 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 		return len(buf) + 1, true
 	}
 	c.r += n
+	c.commandSeen()
 	if err != nil {
 		if req.Command == protocol.MetaSet && req.SkipData {
 			c.swallow = req.ValueLen + 2
@@ -36,8 +37,6 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 		c.reply(line)
 		return 0, true
 	}
-	c.lastCmd.Store(c.srv.cache.CurrentTime())
-	c.cmdSeen = true
 	switch req.Command {
 	case protocol.MetaGet:
 		c.metaGet(req)

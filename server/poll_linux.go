@@ -387,11 +387,11 @@ func (l *loop) remove(fd int) {
 	l.nconns--
 }
 
-// sweepIdle closes the connections waiting for a command whose last one
-// is more than idle nanoseconds old.
+// sweepIdle closes the TCP connections waiting for a command whose last
+// one is more than idle nanoseconds old.
 func (l *loop) sweepIdle(idle int64) {
 	for _, pc := range l.conns {
-		if pc != nil && !pc.out && l.now-pc.lastCmdAt > idle && idleKickable(pc.c.state.Load()) {
+		if pc != nil && !pc.out && !pc.c.local && l.now-pc.lastCmdAt > idle && idleKickable(pc.c.state.Load()) {
 			l.srv.stats.idleKicks.Add(1)
 			pc.close()
 		}

@@ -687,7 +687,10 @@ var connStateNames = [...]string{
 
 // setWaitState records what the connection waits for before it reads
 // more: the value of a request whose line (or binary header) it has, the
-// rest of a value it discards, or a request. A connection that has read
+// rest of a value it discards, or a request. Whether unread input is a
+// whole line or header is judged by the connection's protocol: a text
+// client's stray magic byte, or a binary client's newline, does not make
+// a partial request look like a value being read. A connection that has read
 // nothing yet stays connNewCmd, as in memcached.
 func (c *conn) setWaitState() {
 	unread := c.rbuf[c.r:c.w]
@@ -701,7 +704,7 @@ func (c *conn) setWaitState() {
 		if c.state.Load() == connNewCmd {
 			return
 		}
-	case unread[0] == protocol.BinaryRequestMagic:
+	case c.waitsBinary(unread[0]):
 		if len(unread) >= protocol.BinaryHeaderLen {
 			st = connNread
 		}
@@ -709,6 +712,21 @@ func (c *conn) setWaitState() {
 		st = connNread
 	}
 	c.state.Store(st)
+}
+
+// waitsBinary reports whether the partial request that starts with first
+// is binary: the protocol the connection speaks, or, before its first
+// request has decided it, the one that byte will decide (as
+// handleRequest does).
+func (c *conn) waitsBinary(first byte) bool {
+	p := c.proto
+	if p == ProtoAuto {
+		p = c.srv.cfg.Protocol
+	}
+	if p == ProtoAuto {
+		return first == protocol.BinaryRequestMagic
+	}
+	return p == ProtoBinary
 }
 
 // socketFD returns the descriptor of a socket, or -1.

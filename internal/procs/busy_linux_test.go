@@ -147,6 +147,21 @@ func follow() {
 // one: the runtime would lower GOMAXPROCS to 1, but setting GOMAXPROCS
 // stops it from following, so the Scaler must.
 func TestRunFollowsCPUs(t *testing.T) {
+	followCPUs(t)
+}
+
+// TestRunFollowsCPUsIgnoredEnv is TestRunFollowsCPUs with a GOMAXPROCS
+// environment variable the runtime ignores (not a positive number): the
+// runtime then follows the CPUs, and so must the Scaler.
+func TestRunFollowsCPUsIgnoredEnv(t *testing.T) {
+	for _, v := range []string{"0", "auto"} {
+		t.Run(v, func(t *testing.T) { followCPUs(t, "GOMAXPROCS="+v) })
+	}
+}
+
+// followCPUs runs the follow process with env added to its environment,
+// and checks that it holds one P once it is left one CPU.
+func followCPUs(t *testing.T, env ...string) {
 	taskset, err := exec.LookPath("taskset")
 	if err != nil {
 		t.Skip("needs taskset")
@@ -159,7 +174,7 @@ func TestRunFollowsCPUs(t *testing.T) {
 		t.Skipf("cannot read this process's CPUs: %v", err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=follow")
+	cmd.Env = append(append(os.Environ(), env...), helperEnv+"=follow")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 )
 
@@ -82,12 +83,12 @@ type Scaler struct {
 // be read. With max < 1 it runs on up to GOMAXPROCS as the runtime sets it
 // by default, following changes of the CPUs and cgroup limit the process
 // has, as the runtime would, unless the GOMAXPROCS environment variable
-// sets it.
+// sets it (see envProcs).
 func New(max int, log *slog.Logger) *Scaler {
 	var follow func() int
 	if max < 1 {
 		max = runtime.GOMAXPROCS(0)
-		if os.Getenv("GOMAXPROCS") == "" {
+		if !envProcs() {
 			follow = func() int {
 				runtime.SetDefaultGOMAXPROCS()
 				return runtime.GOMAXPROCS(0)
@@ -98,6 +99,14 @@ func New(max int, log *slog.Logger) *Scaler {
 		return nil
 	}
 	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited, follow: follow}
+}
+
+// envProcs reports whether the GOMAXPROCS environment variable sets
+// GOMAXPROCS: the runtime ignores it, and follows the CPUs and cgroup
+// limit, unless it is a positive number.
+func envProcs() bool {
+	n, err := strconv.ParseInt(os.Getenv("GOMAXPROCS"), 10, 32)
+	return err == nil && n > 0
 }
 
 // Run starts on one P and adjusts until ctx is done, then gives back all
