@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"errors"
@@ -178,5 +179,58 @@ func TestMetadumpSteadyLinesPass(t *testing.T) {
 	st, err := c.Walk(0, func(Record) error { return nil })
 	if err != nil || st.Keys != 250 || st.Gone != 250 {
 		t.Fatalf("Walk: %+v, %v", st, err)
+	}
+}
+
+// busyServer answers its first busy "lru_crawler metadump all" requests
+// with memcached's BUSY, and the ones after with one key and END.
+func busyServer(t *testing.T, busy int) string {
+	var asked atomic.Int32
+	return testutil.FakeServer(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.TrimSpace(line) != "lru_crawler metadump all" {
+				io.WriteString(nc, "ERROR\r\n")
+				continue
+			}
+			if int(asked.Add(1)) <= busy {
+				io.WriteString(nc, "BUSY currently processing crawler request\r\n")
+				continue
+			}
+			io.WriteString(nc, "key=a exp=-1 la=1700000000 cas=1 fetch=no cls=1 size=60\r\nEND\r\n")
+		}
+	})
+}
+
+// A crawler busy with a crawl of its own answers BUSY for a while, as
+// memcached's does: Metadump asks again, and fails naming the answer only
+// once it has been busy for the whole timeout.
+func TestMetadumpBusyCrawler(t *testing.T) {
+	c, err := Dial(context.Background(), busyServer(t, 3), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var keys []string
+	if err := c.Metadump(0, func(k KeyInfo) error { keys = append(keys, k.Key); return nil }); err != nil || len(keys) != 1 || keys[0] != "a" {
+		t.Fatalf("Metadump after 3 BUSY answers: keys %q, %v", keys, err)
+	}
+
+	c, err = Dial(context.Background(), busyServer(t, 1<<30), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	err = c.Metadump(0, func(KeyInfo) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), `the server answered "BUSY currently processing crawler request"`) {
+		t.Fatalf("Metadump of a crawler always busy: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 10*time.Second {
+		t.Errorf("Metadump gave up on a busy crawler after %v with a 300ms timeout", d)
 	}
 }

@@ -32,8 +32,51 @@ type KeyInfo struct {
 // a server that trickles lines, each just within the timeout, is cut off
 // as one that sends nothing is, while a real crawler sends thousands of
 // lines a second.
+//
+// memcached answers BUSY while its crawler runs (a crawl of its own, or
+// the metadump before this one still finishing): Metadump asks again,
+// every busyRetry, until the timeout has passed since the first BUSY.
 func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
-	const req = "lru_crawler metadump all"
+	var busySince time.Time
+	for {
+		err := c.metadump(limit, fn)
+		if !errors.Is(err, errBusy) {
+			return err
+		}
+		if busySince.IsZero() {
+			busySince = time.Now()
+		} else if time.Since(busySince) >= c.timeout {
+			return c.refused(metadumpReq, []byte(err.(*busyError).line))
+		}
+		t := time.NewTimer(busyRetry)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return stopped(c.ctx, c.addr)
+		}
+	}
+}
+
+const metadumpReq = "lru_crawler metadump all"
+
+// busyRetry is how long Metadump waits before asking a busy crawler again.
+const busyRetry = 50 * time.Millisecond
+
+// errBusy is the crawler's BUSY answer to a metadump (a *busyError).
+var errBusy = errors.New("crawler busy")
+
+type busyError struct{ line string }
+
+func (e *busyError) Error() string { return e.line }
+func (e *busyError) Is(target error) bool {
+	return target == errBusy
+}
+
+// metadump is one "lru_crawler metadump all" (see Metadump); a BUSY
+// answer is a *busyError.
+func (c *Conn) metadump(limit int, fn func(KeyInfo) error) error {
+	const req = metadumpReq
 	if err := c.send(req + "\r\n"); err != nil {
 		return err
 	}
@@ -64,7 +107,9 @@ func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
 			if err := fn(k); err != nil {
 				return err
 			}
-		case n == 0 && (isErrorLine(line) || bytes.HasPrefix(line, []byte("BUSY"))):
+		case n == 0 && bytes.HasPrefix(line, []byte("BUSY")):
+			return &busyError{line: string(line)}
+		case n == 0 && isErrorLine(line):
 			return c.refused(req, line)
 		default:
 			return c.garbage(req, line)
