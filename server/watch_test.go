@@ -182,7 +182,10 @@ func TestWatchSkipsWhenBehind(t *testing.T) {
 		}
 		break
 	}
-	// Drain what was sent, then one more event brings the count.
+	// Drain what was sent, then one more event brings the count. The
+	// fill above may have taken much of the connection's deadline on a
+	// busy machine: the drain gets its own.
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	done := make(chan bool)
 	go func() {
 		for {
