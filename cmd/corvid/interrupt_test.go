@@ -47,6 +47,7 @@ func TestDumpInterrupted(t *testing.T) {
 	for served.Load() < 300 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond) // poll, bounded by ctx
 	}
+	sent := served.Load()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,9 @@ func TestDumpInterrupted(t *testing.T) {
 		}
 		break
 	}
-	if n := r.Records(); n < 300 {
-		t.Errorf("the interrupted file holds %d records, want the 300 or more read before SIGINT", n)
+	// The values sent before SIGINT were read, but for the batch of
+	// 100 keys whose values may still have been on their way.
+	if n := r.Records(); n < 200 || n < sent-100 {
+		t.Errorf("the interrupted file holds %d records, want all but the last batch of the %d sent before SIGINT", n, sent)
 	}
 }
