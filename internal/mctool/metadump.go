@@ -40,13 +40,14 @@ func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
 	var busySince time.Time
 	for {
 		err := c.metadump(limit, fn)
-		if !errors.Is(err, errBusy) {
+		var busy *busyError
+		if !errors.As(err, &busy) {
 			return err
 		}
 		if busySince.IsZero() {
 			busySince = time.Now()
 		} else if time.Since(busySince) >= c.timeout {
-			return c.refused(metadumpReq, []byte(err.(*busyError).line))
+			return c.refused(metadumpReq, []byte(busy.line))
 		}
 		t := time.NewTimer(busyRetry)
 		select {
@@ -63,15 +64,10 @@ const metadumpReq = "lru_crawler metadump all"
 // busyRetry is how long Metadump waits before asking a busy crawler again.
 const busyRetry = 50 * time.Millisecond
 
-// errBusy is the crawler's BUSY answer to a metadump (a *busyError).
-var errBusy = errors.New("crawler busy")
-
+// busyError is the crawler's BUSY answer to a metadump.
 type busyError struct{ line string }
 
 func (e *busyError) Error() string { return e.line }
-func (e *busyError) Is(target error) bool {
-	return target == errBusy
-}
 
 // metadump is one "lru_crawler metadump all" (see Metadump); a BUSY
 // answer is a *busyError.
