@@ -516,6 +516,7 @@ func (bc *bconn) read(nc net.Conn) {
 	buf := make([]byte, readBufSize)
 	r, w := 0, 0
 	st := &bc.b.st
+	rr := newRawReader(nc)
 	// The clients whose replies it writes once it has framed what it read.
 	var pw pendingWrites
 	defer pw.write()
@@ -588,7 +589,13 @@ func (bc *bconn) read(nc net.Conn) {
 		}
 		nc.SetReadDeadline(deadline)
 		bc.mu.Unlock()
-		n, err := nc.Read(buf[w:])
+		var n int
+		var err error
+		if rr != nil {
+			n, err = rr.read(buf[w:])
+		} else {
+			n, err = nc.Read(buf[w:])
+		}
 		w += n
 		if err != nil && n == 0 {
 			bc.fail(nc, err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"syscall"
 )
@@ -65,4 +66,60 @@ func (w *rawWriter) write(b []byte) (int, error) {
 		return 0, werr
 	}
 	return max(n, 0), nil
+}
+
+// A rawReader reads a connection as net.Conn's Read does (waiting through
+// the netpoller, deadlines kept), but makes the read itself with readFD,
+// which on Linux is a raw system call: the reading goroutine keeps its
+// processor through it, so a read neither wakes the runtime's monitor nor
+// lets it hand the processor to another thread. It is not safe for
+// concurrent use.
+type rawReader struct {
+	raw syscall.RawConn
+	fn  func(fd uintptr) bool
+	b   []byte
+	n   int
+	err error
+}
+
+// newRawReader returns a rawReader for nc, nil when nc has no descriptor
+// to read so or where rawIO is false.
+func newRawReader(nc net.Conn) *rawReader {
+	sc, ok := nc.(syscall.Conn)
+	if !ok || !rawIO {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &rawReader{raw: raw}
+	r.fn = func(fd uintptr) bool {
+		for {
+			r.n, r.err = readFD(fd, r.b)
+			if r.err != syscall.EINTR {
+				return r.err != syscall.EAGAIN
+			}
+		}
+	}
+	return r
+}
+
+// read reads into b, waiting until there is something to read, the
+// connection's read deadline passes or it is closed; it returns io.EOF
+// when the peer has closed.
+func (r *rawReader) read(b []byte) (int, error) {
+	r.b = b
+	err := r.raw.Read(r.fn)
+	n, rerr := r.n, r.err
+	r.b, r.n, r.err = nil, 0, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n <= 0 && len(b) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
