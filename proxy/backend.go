@@ -194,6 +194,7 @@ type bconn struct {
 	outCalls []*call    // their calls (detached noreply calls included)
 	sent     fifo       // calls written, awaiting their replies in order
 	nc       net.Conn   // nil when not connected
+	armed    time.Time  // nc's read deadline (see armLocked)
 	rw       *rawWriter // nc's, nil when it has none
 	closed   bool
 	// writing is the write token: its holder writes out, in order with
@@ -257,7 +258,7 @@ func (bc *bconn) takeLocked(nc net.Conn) []byte {
 	buf, calls := bc.out, bc.outCalls
 	bc.out, bc.outCalls, bc.spare = bc.spare[:0], nil, nil
 	if bc.sent.len() == 0 && len(calls) > 0 {
-		nc.SetReadDeadline(calls[0].deadline)
+		bc.armLocked(nc, calls[0].deadline)
 	}
 	for _, c := range calls {
 		bc.sent.push(c)
@@ -498,7 +499,7 @@ func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 		nc.Close()
 		return nil
 	}
-	bc.nc, bc.rw = nc, newRawWriter(nc)
+	bc.nc, bc.rw, bc.armed = nc, newRawWriter(nc), time.Time{}
 	bc.mu.Unlock()
 	bc.b.st.connections.Add(1)
 	readers.Add(1)
@@ -583,11 +584,6 @@ func (bc *bconn) read(nc net.Conn) {
 			bc.mu.Unlock()
 			return
 		}
-		var deadline time.Time
-		if c := bc.sent.peek(); c != nil {
-			deadline = c.deadline
-		}
-		nc.SetReadDeadline(deadline)
 		bc.mu.Unlock()
 		var n int
 		var err error
@@ -598,10 +594,48 @@ func (bc *bconn) read(nc net.Conn) {
 		}
 		w += n
 		if err != nil && n == 0 {
+			if errors.Is(err, os.ErrDeadlineExceeded) && bc.rearm(nc) {
+				continue
+			}
 			bc.fail(nc, err)
 			return
 		}
 	}
+}
+
+// armLocked sets nc's read deadline to d, the deadline of a call written
+// to it, unless the one set passes no later: it then passes first, and
+// rearm sets the oldest call's. So a steady stream of requests sets the
+// deadline about once per timeout, not twice per request (a deadline
+// moves a runtime timer). bc.mu is held.
+func (bc *bconn) armLocked(nc net.Conn, d time.Time) {
+	if d.IsZero() || !bc.armed.IsZero() && !bc.armed.After(d) {
+		return
+	}
+	bc.armed = d
+	nc.SetReadDeadline(d)
+}
+
+// rearm answers nc's read deadline passing. It reports false when the
+// oldest call written is overdue: the server has timed out. Otherwise the
+// deadline was that of a call already answered, or of none, and it sets
+// the oldest call's (none when there is no call).
+func (bc *bconn) rearm(nc net.Conn) bool {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if bc.nc != nc {
+		return false
+	}
+	var d time.Time
+	if c := bc.sent.peek(); c != nil {
+		if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+			return false
+		}
+		d = c.deadline
+	}
+	bc.armed = d
+	nc.SetReadDeadline(d)
+	return true
 }
 
 // fifo is a queue of calls: a slice used as a ring would be an

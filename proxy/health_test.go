@@ -51,6 +51,50 @@ func TestServerTimeout(t *testing.T) {
 	}
 }
 
+// A server that answers every request in time never times out, however
+// long the requests keep coming past the timeout, and one that then stops
+// answering times out when its oldest request is due: no sooner, and not
+// a period later (the read deadline is set once per timeout or so, not
+// per request, so it may pass for a request already answered).
+func TestServerTimeoutAfterAnswers(t *testing.T) {
+	srv := testutil.FakeServer(t, func(nc net.Conn) {
+		sc := bufio.NewScanner(nc)
+		for sc.Scan() {
+			if sc.Text() == "get hang" {
+				continue
+			}
+			if _, err := nc.Write([]byte("END\r\n")); err != nil {
+				return
+			}
+		}
+	})
+	const timeout = 100 * time.Millisecond
+	p, addr := proxyFor(t, []string{srv}, fmt.Sprintf("timeout: %d", timeout.Milliseconds()))
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	// Requests for four timeouts, some spaced so that the connection
+	// waits with nothing written.
+	for start, i := time.Now(), 0; time.Since(start) < 4*timeout; i++ {
+		if r := roundTrip(c, "get a\r\n", testutil.LineReply); r != "END\r\n" {
+			t.Fatalf("request %d, %v after the first: reply %q", i, time.Since(start), r)
+		}
+		if i%50 == 0 {
+			time.Sleep(timeout / 3)
+		}
+	}
+	start := time.Now()
+	c.Send([]byte("get hang\r\n"))
+	if r := string(c.ReadReply(testutil.LineReply)); r != "SERVER_ERROR Connection timed out\r\n" {
+		t.Fatalf("reply %q", r)
+	}
+	if d := time.Since(start); d < timeout*9/10 || d > 3*timeout {
+		t.Errorf("timed out after %v; want about %v", d, timeout)
+	}
+	if s := p.Stats().Pools[0].Servers[0]; s.ServerTimedout != 1 {
+		t.Errorf("server_timedout %d, want 1", s.ServerTimedout)
+	}
+}
+
 func TestGarbageFromServer(t *testing.T) {
 	for _, garbage := range []string{"HELLO\r\n", "VALUE a 0 99999999999\r\n", "STORED\n", "VA x\r\n", strings.Repeat("x", 20000)} {
 		bad := testutil.FakeServer(t, answerEachLine(garbage))
