@@ -45,13 +45,27 @@ const (
 	// machine a light load's tail is not shortened by a second P, which
 	// only hands its work between two threads.
 	queueUpAt = 4.0
+	// upAfter is how many measurements in a row must ask for one more P
+	// (by CPU or by backlog): a light load near upAt of one P crosses it
+	// for one measurement now and then, and would then run on two for a
+	// while.
+	upAfter = 2
 	// downAt is the CPU used, as a fraction of one P fewer, below which
 	// one is given back once it has stayed there, and the goroutines
 	// waiting below queueDownAt per P of one fewer, for downAfter
-	// measurements.
-	downAt      = 0.4
+	// measurements. A load the Ps left carry below downAt of them stays
+	// below upAt there, with room for what a second thread costs (more
+	// CPU per request on more Ps: the hand-offs between threads); set
+	// lower, a light load that comes after a burst would run on the
+	// burst's Ps for as long as it lasts.
+	downAt      = 0.85
 	queueDownAt = 1.0
 	downAfter   = 20
+	// flapWindow is how many measurements after giving a P back taking
+	// one again counts as a flap: each flap doubles the measurements the
+	// next give-back waits for, up to maxHold.
+	flapWindow = 10 * downAfter
+	maxHold    = 32 * downAfter
 	// followEvery is how many measurements apart a Scaler that follows
 	// the runtime's default GOMAXPROCS reads it again.
 	followEvery = 50
@@ -64,6 +78,9 @@ type Scaler struct {
 	cur      int
 	log      *slog.Logger // nil: silent
 	low      int          // consecutive measurements below downAt
+	high     int          // consecutive measurements at upAt or queueUpAt
+	hold     int          // measurements below downAt a give-back waits for (0: downAfter)
+	recent   int          // measurements left of flapWindow since the last give-back
 	set      func(int)
 	cpu      func() (time.Duration, bool)
 	wait     func() (time.Duration, bool) // time goroutines waited for a P
@@ -199,18 +216,39 @@ func (s *Scaler) setProcs(n int) {
 // process used busy CPUs and queued goroutines waited for a P on
 // average.
 func (s *Scaler) next(busy, queued float64) int {
+	if s.hold == 0 {
+		s.hold = downAfter
+	}
+	flapped := s.recent > 0
+	if flapped {
+		s.recent--
+	}
 	switch {
 	case s.cur < s.max && (busy >= upAt*float64(s.cur) || queued >= queueUpAt*float64(s.cur)):
 		s.low = 0
+		if s.high++; s.high < upAfter {
+			return s.cur
+		}
+		s.high = 0
+		// A load that needs the P given back soon after has it for
+		// longer next time; one that did not starts again from
+		// downAfter.
+		if flapped {
+			s.hold = min(2*s.hold, maxHold)
+		} else {
+			s.hold = downAfter
+		}
 		return s.cur + 1
 	case s.cur > 1 && busy < downAt*float64(s.cur-1) && queued < queueDownAt*float64(s.cur-1):
+		s.high = 0
 		s.low++
-		if s.low >= downAfter {
+		if s.low >= s.hold {
 			s.low = 0
+			s.recent = flapWindow
 			return s.cur - 1
 		}
 	default:
-		s.low = 0
+		s.low, s.high = 0, 0
 	}
 	return s.cur
 }

@@ -17,10 +17,14 @@ func TestNextTakesAndGivesBack(t *testing.T) {
 	}{
 		{0.2, 1},  // light: stays on one
 		{0.85, 1}, // below upAt of one
+		{0.95, 1}, // one measurement at upAt is not enough
+		{0.5, 1},
+		{0.95, 1},
 		{0.95, 2}, // one is nearly all busy: take a second
+		{1.85, 2},
 		{1.85, 3}, // both busy: a third
 		{2.9, 3},  // never past max
-		{1.0, 3},  // 1.0 is not below downAt of two (0.8)
+		{1.8, 3},  // 1.8 is not below downAt of two (1.7)
 	}
 	for i, st := range steps {
 		if got := s.next(st.busy, 0); got != st.want {
@@ -35,14 +39,92 @@ func TestNextTakesAndGivesBack(t *testing.T) {
 			t.Fatalf("gave back after %d low measurements", i+1)
 		}
 	}
-	if got := s.next(0.85, 0); got != 3 {
-		t.Fatalf("next(0.85) = %d at 3 Ps, want 3", got)
+	if got := s.next(1.8, 0); got != 3 {
+		t.Fatalf("next(1.8) = %d at 3 Ps, want 3", got)
 	}
 	for i := 0; i < downAfter-1; i++ {
 		s.next(0.1, 0)
 	}
 	if got := s.next(0.1, 0); got != 2 {
 		t.Fatalf("after %d low measurements: %d Ps, want 2", downAfter, got)
+	}
+}
+
+// TestNextAfterBurst: a light load that follows a burst goes back to one
+// P, though it keeps that one more than half busy (four clients at full
+// speed use 0.6-0.8 of a CPU on one P, more on two): a second P would only hand its requests
+// between two threads for as long as it lasts.
+func TestNextAfterBurst(t *testing.T) {
+	s := &Scaler{max: 2, cur: 1}
+	s.next(0.5, 4.5)
+	if got := s.next(0.5, 4.5); got != 2 {
+		t.Fatalf("a burst's backlog: next = %d, want 2", got)
+	}
+	s.cur = 2
+	for i := 0; i < downAfter-1; i++ {
+		if got := s.next(0.8, 0.3); got != 2 {
+			t.Fatalf("gave back after %d measurements", i+1)
+		}
+	}
+	if got := s.next(0.8, 0.3); got != 1 {
+		t.Fatalf("light load at 0.8 of a CPU for %d measurements: %d Ps, want 1", downAfter, got)
+	}
+	s.cur = 1
+	// On one P it stays: below upAt and no backlog.
+	for i := 0; i < 3*downAfter; i++ {
+		if got := s.next(0.8, 1.5); got != 1 {
+			t.Fatalf("light load took a second P back (measurement %d)", i+1)
+		}
+	}
+}
+
+// TestNextFlap: a P taken again soon after it was given back is held
+// twice as long each time before it is given back again, up to maxHold;
+// taken again after flapWindow, it is given back after downAfter again.
+func TestNextFlap(t *testing.T) {
+	s := &Scaler{max: 2, cur: 1}
+	// giveBack runs low measurements until the P is given back and
+	// returns how many it took.
+	giveBack := func() int {
+		t.Helper()
+		for i := 1; i <= 10*maxHold; i++ {
+			if got := s.next(0.3, 0); got == 1 {
+				s.cur = 1
+				return i
+			}
+		}
+		t.Fatal("never gave the P back")
+		return 0
+	}
+	up := func() {
+		t.Helper()
+		s.next(0.3, 8)
+		if got := s.next(0.3, 8); got != 2 {
+			t.Fatalf("backlog: next = %d, want 2", got)
+		}
+		s.cur = 2
+	}
+	up()
+	if n := giveBack(); n != downAfter {
+		t.Fatalf("first give-back after %d measurements, want %d", n, downAfter)
+	}
+	for want := 2 * downAfter; want <= maxHold; want *= 2 {
+		up() // at once: a flap
+		if n := giveBack(); n != want {
+			t.Fatalf("give-back after %d measurements, want %d", n, want)
+		}
+	}
+	up()
+	if n := giveBack(); n != maxHold {
+		t.Fatalf("give-back after %d measurements, want at most maxHold (%d)", n, maxHold)
+	}
+	// A quiet spell on one P past flapWindow: the next burst is no flap.
+	for i := 0; i < flapWindow; i++ {
+		s.next(0.3, 0)
+	}
+	up()
+	if n := giveBack(); n != downAfter {
+		t.Fatalf("give-back after a burst past flapWindow: %d measurements, want %d", n, downAfter)
 	}
 }
 
@@ -58,8 +140,10 @@ func TestNextQueue(t *testing.T) {
 	}{
 		{1.5, 1}, // four clients, three of them waiting part of the time
 		{3.0, 1},
-		{4.5, 2}, // a backlog
+		{4.5, 1},
+		{4.5, 2}, // a backlog, twice in a row
 		{6.0, 2}, // not 4 per P of two
+		{8.5, 2},
 		{8.5, 3},
 	}
 	for i, st := range steps {
