@@ -28,7 +28,9 @@
 # corvid proxy runs with --procs auto (its default: one processor while the
 # load fits in one, more when it needs them). With FIXED=1 (the default) it
 # also runs a second time with --procs set to every CPU (column "corvid
-# fixed"), as a proxy that always spreads over all its processors.
+# fixed"), as a proxy that always spreads over all its processors. With
+# CORVID_B=path that column is another build instead, with --procs auto
+# (column "corvid B"), for an A/B of two builds in the same rounds.
 #
 # Prints the medians and the ratios corvid/nutcracker (and wide get/direct).
 # See bench/README.md.
@@ -49,6 +51,7 @@ IDLE=${IDLE:-10000}
 LIGHT=${LIGHT:-4}
 ROUTES=${ROUTES:-1}
 FIXED=${FIXED:-1}
+[[ -n ${CORVID_B:-} ]] && FIXED=1
 [[ $FIXED =~ ^(0|1)$ ]] || bench_die "FIXED must be 0 or 1, got '$FIXED'"
 [[ $ROUTES =~ ^(0|1|only)$ ]] || bench_die "ROUTES must be 0, 1 or only, got '$ROUTES'"
 MEMORY_MB=${MEMORY_MB:-256}
@@ -130,7 +133,13 @@ start_proxy() {
 	case $name in
 	nutcracker) "$NUTCRACKER" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
 	corvid) "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
-	corvid-fixed) "$CORVID" proxy --procs "$(nproc)" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
+	corvid-fixed)
+		if [[ -n ${CORVID_B:-} ]]; then
+			"$CORVID_B" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" &
+		else
+			"$CORVID" proxy --procs "$(nproc)" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" &
+		fi
+		;;
 	esac
 	pid=$!
 	BENCH_PIDS+=("$pid")
@@ -380,11 +389,17 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "machine:    $(nproc) CPUs, $(uname -sr); 1-min load average $load_start before, $load_end after"
 echo "backends:   3 x ${MEMCACHED_ARGV[*]} -m $MEMORY_MB -t $SERVER_THREADS ($("${MEMCACHED_ARGV[0]}" -V 2>/dev/null || echo '?')); direct: one more"
 echo "nutcracker: $("$NUTCRACKER" -V 2>&1 | head -n 1); corvid: $CORVID proxy; pool: fnv1a_64, ketama, 1 connection per server"
-((FIXED)) && echo "corvid:     --procs auto; corvid fixed: --procs $(nproc)"
+if [[ -n ${CORVID_B:-} ]]; then
+	echo "corvid:     --procs auto; corvid B: $CORVID_B proxy, --procs auto"
+elif ((FIXED)); then
+	echo "corvid:     --procs auto; corvid fixed: --procs $(nproc)"
+fi
 echo "load:       memcaslap and corvid bench -c $CONCURRENCY, 90/10 get/set, 100 B values; wide get $WIDE_KEYS keys x $WIDE_GETS; $IDLE idle connections"
 echo
 row() { printf '%-24s %10s %11s %10s %18s %10s\n' "$@"; }
-row metric direct nutcracker corvid corvid/nutcracker "corvid fixed"
+last="corvid fixed"
+[[ -n ${CORVID_B:-} ]] && last="corvid B"
+row metric direct nutcracker corvid corvid/nutcracker "$last"
 for m in "ops/s (memcaslap)" "CPU % (memcaslap)" "CPU ns/op (memcaslap)" "ops/s (corvid bench)" "p50 µs (corvid bench)" "p99 µs (corvid bench)" "$WIDE_KEYS-key get µs" "p50 µs light" "p99 µs light"; do
 	d=$(med "$m" direct) n=$(med "$m" nutcracker) c=$(med "$m" corvid) o=-
 	((FIXED)) && o=$(med "$m" corvid-fixed)
