@@ -556,6 +556,12 @@ func (bc *bconn) read(nc net.Conn) {
 				return
 			}
 			bc.sent.pop()
+			if next := bc.sent.peek(); next != nil {
+				// Its deadline may be earlier than the one set (a
+				// reload shortened timeout:, or set one the call
+				// answered had not).
+				bc.armLocked(nc, next.deadline)
+			}
 			bc.mu.Unlock()
 			st.outQueue.Add(-1)
 			st.outQueueBytes.Add(-int64(c.reqBytes))
@@ -604,7 +610,8 @@ func (bc *bconn) read(nc net.Conn) {
 }
 
 // armLocked sets nc's read deadline to d, the deadline of a call written
-// to it, unless the one set passes no later: it then passes first, and
+// to it with none before it or of the call that has become the oldest,
+// unless the one set passes no later: it then passes first, and
 // rearm sets the oldest call's. So a steady stream of requests sets the
 // deadline about once per timeout, not twice per request (a deadline
 // moves a runtime timer). bc.mu is held.

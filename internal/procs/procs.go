@@ -63,7 +63,8 @@ const (
 	downAfter   = 20
 	// flapWindow is how many measurements after giving a P back taking
 	// one again counts as a flap: each flap doubles the measurements the
-	// next give-back waits for, up to maxHold.
+	// next give-back waits for, up to maxHold (once, however many Ps the
+	// load takes back).
 	flapWindow = 10 * downAfter
 	maxHold    = 32 * downAfter
 	// followEvery is how many measurements apart a Scaler that follows
@@ -81,6 +82,7 @@ type Scaler struct {
 	high     int          // consecutive measurements at upAt or queueUpAt
 	hold     int          // measurements below downAt a give-back waits for (0: downAfter)
 	recent   int          // measurements left of flapWindow since the last give-back
+	doubled  bool         // hold has doubled since the last give-back (a burst that takes several Ps back is one flap)
 	set      func(int)
 	cpu      func() (time.Duration, bool)
 	wait     func() (time.Duration, bool) // time goroutines waited for a P
@@ -234,7 +236,10 @@ func (s *Scaler) next(busy, queued float64) int {
 		// longer next time; one that did not starts again from
 		// downAfter.
 		if flapped {
-			s.hold = min(2*s.hold, maxHold)
+			if !s.doubled {
+				s.hold = min(2*s.hold, maxHold)
+				s.doubled = true
+			}
 		} else {
 			s.hold = downAfter
 		}
@@ -245,6 +250,7 @@ func (s *Scaler) next(busy, queued float64) int {
 		if s.low >= s.hold {
 			s.low = 0
 			s.recent = flapWindow
+			s.doubled = false
 			return s.cur - 1
 		}
 	default:

@@ -234,3 +234,54 @@ func TestLongWaits(t *testing.T) {
 		t.Errorf("longWaits = %v, want %v", got, want)
 	}
 }
+
+// TestNextFlapSeveralPs: a burst that comes back soon after a light spell
+// gave back several Ps, one after the other, and takes them all again is
+// one flap: the next give-back waits twice as long, not twice as long for
+// each P taken back.
+func TestNextFlapSeveralPs(t *testing.T) {
+	const max = 4
+	s := &Scaler{max: max, cur: 1}
+	burst := func() {
+		t.Helper()
+		for i := 0; i < 4*max && s.cur < max; i++ {
+			s.cur = s.next(float64(s.cur), 0)
+		}
+		if s.cur != max {
+			t.Fatalf("a burst took %d Ps, want %d", s.cur, max)
+		}
+	}
+	// giveBacks runs idle measurements until one P is left and returns
+	// how many each give-back took.
+	giveBacks := func() []int {
+		t.Helper()
+		var took []int
+		n := 0
+		for i := 0; i < 10*max*maxHold && s.cur > 1; i++ {
+			n++
+			if got := s.next(0, 0); got != s.cur {
+				s.cur = got
+				took = append(took, n)
+				n = 0
+			}
+		}
+		if s.cur != 1 {
+			t.Fatal("idle: never back to one P")
+		}
+		return took
+	}
+	burst()
+	for _, n := range giveBacks() {
+		if n != downAfter {
+			t.Fatalf("first idle spell: give-backs after %v measurements, want %d each", n, downAfter)
+		}
+	}
+	for want := 2 * downAfter; want <= maxHold; want *= 2 {
+		burst() // at once after the last give-back: a flap
+		for _, n := range giveBacks() {
+			if n != want {
+				t.Fatalf("idle after a burst that came back at once: give-back after %d measurements, want %d", n, want)
+			}
+		}
+	}
+}
