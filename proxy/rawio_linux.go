@@ -3,6 +3,8 @@ package proxy
 import (
 	"syscall"
 	"unsafe"
+
+	"github.com/corvidcache/corvid/internal/race"
 )
 
 // rawIO is true where a socket's descriptor can be read and written
@@ -26,6 +28,7 @@ func readFD(fd uintptr, b []byte) (int, error) {
 	if e != 0 {
 		return 0, e
 	}
+	race.WriteRange(b[:n])
 	return int(n), nil
 }
 
@@ -36,6 +39,7 @@ func writeFD(fd uintptr, b []byte) (int, error) {
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
+	race.ReadRange(b)
 	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(p), uintptr(len(b)))
 	if e != 0 {
 		return 0, e

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/corvidcache/corvid/internal/epoll"
+	"github.com/corvidcache/corvid/internal/race"
 )
 
 // An event loop serves many connections from one goroutine, the way
@@ -844,10 +845,12 @@ func rawRead(fd int, b []byte) (int, error) {
 	if e != 0 {
 		return -1, e
 	}
+	race.WriteRange(b[:r])
 	return int(r), nil
 }
 
 func rawWrite(fd int, b []byte) (int, error) {
+	race.ReadRange(b)
 	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
