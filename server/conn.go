@@ -266,6 +266,9 @@ func (c *conn) serve() {
 			runtime.Gosched()
 			continue
 		}
+		// Count the commands before their replies go out, as memcached's
+		// workers do (and again after, for the bytes written).
+		c.srv.stats.add(&c.stats)
 		if err := c.flush(); err != nil || c.closeAfterWrite {
 			return
 		}

@@ -523,6 +523,10 @@ func (pc *pollConn) serve() {
 		// A connection that yields keeps its replies (within flushSize)
 		// to write them with the rest of its input's, unless it closes.
 		hold := c.yielded && !c.closeAfterWrite
+		// Count the commands before their replies go out, as memcached's
+		// workers do: a client that has a reply finds its command in
+		// another connection's stats.
+		c.srv.stats.add(&c.stats)
 		if !hold && c.flush() != nil {
 			pc.close()
 			return
