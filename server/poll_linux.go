@@ -392,11 +392,22 @@ func (l *loop) remove(fd int) {
 // one is more than idle nanoseconds old.
 func (l *loop) sweepIdle(idle int64) {
 	for _, pc := range l.conns {
-		if pc != nil && !pc.out && !pc.c.local && l.now-pc.lastCmdAt > idle && idleKickable(pc.c.state.Load()) {
+		if pc != nil && l.idleKick(pc, idle) {
 			l.srv.stats.idleKicks.Add(1)
 			pc.close()
 		}
 	}
+}
+
+// idleKick reports whether the idle timeout closes pc: a TCP connection
+// waiting for a command, whose last command is older than idle, and
+// whose socket holds nothing the loop has yet to read. A client that
+// finished a long value and sent its next command behind it is not idle,
+// though the loop, which reads a socket once per wake-up, may have read
+// the value's end and not yet the command.
+func (l *loop) idleKick(pc *pollConn, idle int64) bool {
+	return !pc.out && !pc.c.local && l.now-pc.lastCmdAt > idle && idleKickable(pc.c.state.Load()) &&
+		!hasInput(uintptr(pc.fd))
 }
 
 // graceSweepMsec is how often a loop with connections in their write

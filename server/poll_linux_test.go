@@ -57,3 +57,31 @@ func TestLoopWatcherKeepsAddressAfterReset(t *testing.T) {
 		t.Fatalf("watcher's address %v, want %s", ra, want)
 	}
 }
+
+// The idle timeout leaves a connection whose socket holds input the loop
+// has not read yet: its next command is there.
+func TestIdleKickUnreadInput(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	l := &loop{now: int64(10 * time.Second)}
+	pc := &pollConn{c: &conn{}, l: l, fd: fds[0]}
+	idle := int64(time.Second)
+	if !l.idleKick(pc, idle) {
+		t.Fatal("a connection idle for 10 s with nothing to read was not kicked")
+	}
+	pc.lastCmdAt = l.now - idle/2
+	if l.idleKick(pc, idle) {
+		t.Fatal("a connection whose last command is newer than the timeout was kicked")
+	}
+	pc.lastCmdAt = 0
+	if _, err := syscall.Write(fds[1], []byte("mn\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if l.idleKick(pc, idle) {
+		t.Fatal("a connection with a command waiting in its socket was kicked")
+	}
+}
