@@ -11,10 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/corvidcache/corvid/internal/epoll"
-	"github.com/corvidcache/corvid/internal/race"
+	"github.com/corvidcache/corvid/internal/rawio"
 )
 
 // An event loop serves many connections from one goroutine, the way
@@ -478,7 +477,7 @@ func (pc *pollConn) read(events uint32) bool {
 	}
 	if c.in != nil {
 		done, err := c.readIncoming(func(b []byte) (int, error) {
-			n, err := rawRead(pc.fd, b)
+			n, err := rawio.Read(pc.fd, b)
 			if n == 0 && err == nil {
 				err = io.EOF
 			}
@@ -499,7 +498,7 @@ func (pc *pollConn) read(events uint32) bool {
 	if !c.prepareRead(pc.need) {
 		return true // serve writes the error and closes
 	}
-	n, err := rawRead(pc.fd, c.rbuf[c.w:])
+	n, err := rawio.Read(pc.fd, c.rbuf[c.w:])
 	if err != nil {
 		if err == syscall.EAGAIN || err == syscall.EINTR {
 			return false
@@ -642,7 +641,7 @@ func (pc *pollConn) flush() error {
 		if pc.wpos < len(c.wbuf) {
 			out = c.wbuf[pc.wpos:]
 		}
-		n, err := rawWrite(pc.fd, out)
+		n, err := rawio.Write(pc.fd, out)
 		if n > 0 {
 			wrote = true
 			if pc.wpos < len(c.wbuf) {
@@ -848,27 +847,4 @@ func (pc *pollConn) release() {
 	syscall.Close(pc.fd)
 	pc.fd = -1
 	pc.releaseClosed()
-}
-
-// rawRead and rawWrite are read(2) and write(2) without telling the
-// scheduler: on a non-blocking socket they return at once, so the
-// bookkeeping syscall.Read does to let another goroutine have the P is
-// pure cost (measured: 7% less CPU per request under memcaslap). b is
-// never empty.
-func rawRead(fd int, b []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	race.WriteRange(b[:r])
-	return int(r), nil
-}
-
-func rawWrite(fd int, b []byte) (int, error) {
-	race.ReadRange(b)
-	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
 }
