@@ -467,14 +467,7 @@ func (cl *client) read(buf []byte, w int) ([]byte, int, error) {
 // nothing to read it puts the buffer back and has Read wait.
 func (cl *client) rawRead(fd uintptr) bool {
 	buf := cl.getReadBuf()
-	var n int
-	var err error
-	for {
-		n, err = readFD(fd, buf)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	n, err := readNow(fd, buf)
 	if err == syscall.EAGAIN {
 		cl.putReadBuf(buf)
 		return false

@@ -25,12 +25,8 @@ type rawWriter struct {
 // newRawWriter returns a rawWriter for nc, nil when nc has no descriptor
 // to write so or where rawIO is false.
 func newRawWriter(nc net.Conn) *rawWriter {
-	sc, ok := nc.(syscall.Conn)
-	if !ok || !rawIO {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := rawConnOf(nc)
+	if raw == nil {
 		return nil
 	}
 	w := new(rawWriter)
@@ -85,6 +81,21 @@ type rawReader struct {
 // newRawReader returns a rawReader for nc, nil when nc has no descriptor
 // to read so or where rawIO is false.
 func newRawReader(nc net.Conn) *rawReader {
+	raw := rawConnOf(nc)
+	if raw == nil {
+		return nil
+	}
+	r := &rawReader{raw: raw}
+	r.fn = func(fd uintptr) bool {
+		r.n, r.err = readNow(fd, r.b)
+		return r.err != syscall.EAGAIN
+	}
+	return r
+}
+
+// rawConnOf returns nc's raw connection, nil when it has no descriptor to
+// read and write directly or where rawIO is false.
+func rawConnOf(nc net.Conn) syscall.RawConn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok || !rawIO {
 		return nil
@@ -93,16 +104,18 @@ func newRawReader(nc net.Conn) *rawReader {
 	if err != nil {
 		return nil
 	}
-	r := &rawReader{raw: raw}
-	r.fn = func(fd uintptr) bool {
-		for {
-			r.n, r.err = readFD(fd, r.b)
-			if r.err != syscall.EINTR {
-				return r.err != syscall.EAGAIN
-			}
+	return raw
+}
+
+// readNow makes one read from the descriptor fd into b, again when a
+// signal interrupted it: EAGAIN when there is nothing to read.
+func readNow(fd uintptr, b []byte) (int, error) {
+	for {
+		n, err := readFD(fd, b)
+		if err != syscall.EINTR {
+			return n, err
 		}
 	}
-	return r
 }
 
 // read reads into b, waiting until there is something to read, the

@@ -18,7 +18,14 @@ import (
 // the address.
 func FakeServer(t testing.TB, handle func(nc net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return FakeServerOn(t, "tcp", "127.0.0.1:0", handle)
+}
+
+// FakeServerOn is FakeServer listening on network and address: a Unix
+// socket path, or a TCP address. It returns the address it listens on.
+func FakeServerOn(t testing.TB, network, address string, handle func(nc net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
