@@ -502,23 +502,15 @@ func (v newValue) copyTo(c *Cache, dst []byte) int {
 
 // unlinkChainedLocked unlinks and frees the linked chained item at ref for
 // code walking the pages of class v, which may not be the item's class
-// (the largest): the caller holds v.mu and the item's stripe lock; the
-// largest class's lock is only tried. It reports false, doing nothing,
-// when that lock is busy.
-func (c *Cache) unlinkChainedLocked(s *stripe, v *class, ref itemRef, h *itemHeader, hv uint64) bool {
+// (the largest): the caller holds v.mu, the largest class's lock and the
+// item's stripe lock.
+func (c *Cache) unlinkChainedLocked(s *stripe, v *class, ref itemRef, h *itemHeader, hv uint64) {
 	l := &c.classes[bitsClass(h.bits.Load())]
-	if l != v {
-		if !l.mu.TryLock() {
-			return false
-		}
-		defer l.mu.Unlock()
-	}
 	c.hashRemoveLocked(s, ref, h, hv)
 	c.lruUnlinkLocked(l, ref, h)
 	h.bits.And(^uint32(bitLinked))
 	c.items.Add(-1)
 	c.freeChainLocked(l, [2]*class{v}, ref, h, 0)
-	return true
 }
 
 // clearChainedLocked empties, for clearPageLocked emptying page id of

@@ -427,6 +427,33 @@ func TestChainCrawlerReclaims(t *testing.T) {
 	}
 }
 
+// TestChainCrawlerLargestBusy asks for a pass while the largest class's
+// lock is held elsewhere (a store of a large item, a reader of stats):
+// the pass waits for it rather than leave the expired chained items whose
+// headers it finds meanwhile.
+func TestChainCrawlerLargestBusy(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
+	for i := range 20 {
+		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 10, pattern(100<<10, byte(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(20 * time.Second)
+	l := &c.classes[c.largest]
+	l.mu.Lock()
+	waitFor(t, "a crawl request", func() bool { return c.Crawl(nil) == nil })
+	time.Sleep(50 * time.Millisecond)
+	l.mu.Unlock()
+	waitFor(t, "the crawler", func() bool { return !c.CrawlerBusy() })
+	if st := stats(c); st.CurrItems != 0 || st.CrawlerReclaimed != 20 {
+		t.Fatalf("after the crawl: curr_items %d, crawler_reclaimed %d; want 0 and 20", st.CurrItems, st.CrawlerReclaimed)
+	}
+	if got := usedChunks(c); len(got) != 0 {
+		t.Fatalf("after the crawl: used chunks %v, want none", got)
+	}
+}
+
 func testChainCrawler(t *testing.T, largestOnly bool) {
 	clk := newFakeClock()
 	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})

@@ -336,14 +336,29 @@ func (c *Cache) crawlClass(cl *class, p *crawlPass) bool {
 		}
 		// A Save in progress has the class locks to itself.
 		c.moveGate.RLock()
+		// A batch that stopped at a chained item because the largest
+		// class's lock was busy is followed by one that waits for it,
+		// taken before the class's own, in lock order.
+		var large *class
+		if p.waitLarge && cl.id != c.largest {
+			large = &c.classes[c.largest]
+			large.mu.Lock()
+		}
+		p.waitLarge, p.largeHeld = false, large != nil
 		cl.mu.Lock()
 		if c.closed || cl.crawlPage >= len(cl.pages) || p.done() {
 			cl.mu.Unlock()
+			if large != nil {
+				large.mu.Unlock()
+			}
 			c.moveGate.RUnlock()
 			return true
 		}
 		c.crawlBatchLocked(cl, c.relNow(), p)
 		cl.mu.Unlock()
+		if large != nil {
+			large.mu.Unlock()
+		}
 		c.moveGate.RUnlock()
 		if d := c.crawl.sleep.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
@@ -368,6 +383,10 @@ type lruPass struct {
 type crawlPass struct {
 	own, chained *lruPass
 	limit        uint64 // items checked per LRU; 0 = all
+	// waitLarge asks the next batch to wait for the largest class's
+	// lock, which a chained item to reclaim found busy; largeHeld says
+	// this batch holds it.
+	waitLarge, largeHeld bool
 }
 
 // done reports whether the pass has nothing left to check.
@@ -408,6 +427,23 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 		if !s.mu.TryLock() {
 			continue
 		}
+		flushed := c.isFlushed(h, now)
+		expired := flushed || (h.exptime != 0 && h.exptime < now)
+		// Freeing a chained item whose header is in a smaller class needs
+		// the largest class's lock as well. Code holding a class lock only
+		// tries it; when it is busy (a store of a large item, stats), the
+		// batch ends before this item and the next one waits for the lock,
+		// so that a pass reclaims every expired item it is asked for.
+		tookLarge := false
+		if expired && chained && cl.id != c.largest && !p.largeHeld {
+			if !c.classes[c.largest].mu.TryLock() {
+				s.mu.Unlock()
+				cl.crawlChunk--
+				p.waitLarge = true
+				break
+			}
+			tookLarge = true
+		}
 		if lp == p.own {
 			checked++
 		} else {
@@ -416,19 +452,17 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 		if lp.checked[lru]++; p.limit > 0 && lp.checked[lru] >= p.limit {
 			lp.want[lru] = false
 		}
-		flushed := c.isFlushed(h, now)
 		switch {
-		case (flushed || (h.exptime != 0 && h.exptime < now)) && chained:
+		case expired && chained:
 			// A chained item's header chunk: the item is the largest
 			// class's, counted there.
-			if c.unlinkChainedLocked(s, cl, ref, h, hv) {
-				l := &c.classes[bitsClass(b)]
-				l.cnt.crawlerReclaimed.Add(1)
-				if b&bitFetched == 0 && !flushed {
-					l.cnt.expiredUnfetched.Add(1)
-				}
+			c.unlinkChainedLocked(s, cl, ref, h, hv)
+			l := &c.classes[bitsClass(b)]
+			l.cnt.crawlerReclaimed.Add(1)
+			if b&bitFetched == 0 && !flushed {
+				l.cnt.expiredUnfetched.Add(1)
 			}
-		case flushed || (h.exptime != 0 && h.exptime < now):
+		case expired:
 			reclaimed++
 			if b&bitFetched == 0 && !flushed {
 				cl.cnt.expiredUnfetched.Add(1)
@@ -444,6 +478,9 @@ func (c *Cache) crawlBatchLocked(cl *class, now uint32, p *crawlPass) {
 			if left := h.exptime - now; left < 3600 {
 				t.histo[left/60]++
 			}
+		}
+		if tookLarge {
+			c.classes[c.largest].mu.Unlock()
 		}
 		s.mu.Unlock()
 	}
