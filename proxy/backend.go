@@ -600,8 +600,11 @@ func (bc *bconn) read(nc net.Conn) {
 		}
 		w += n
 		if err != nil && n == 0 {
-			if errors.Is(err, os.ErrDeadlineExceeded) && bc.rearm(nc) {
-				continue
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				n, ok := bc.rearm(nc, rr, buf[w:])
+				if w += n; ok {
+					continue
+				}
 			}
 			bc.fail(nc, err)
 			return
@@ -623,26 +626,36 @@ func (bc *bconn) armLocked(nc net.Conn, d time.Time) {
 	nc.SetReadDeadline(d)
 }
 
-// rearm answers nc's read deadline passing. It reports false when the
-// oldest call written is overdue: the server has timed out. Otherwise the
-// deadline was that of a call already answered, or of none, and it sets
-// the oldest call's (none when there is no call).
-func (bc *bconn) rearm(nc net.Conn) bool {
+// rearm answers nc's read deadline passing. When the oldest call written
+// is overdue, what the socket holds is read into b first (n bytes, with
+// rr; the deadline stays): the deadline's timer may run before the reader
+// wakes for a reply that came in time, and replies read are framed before
+// a call is judged late, as nutcracker handles a wait's events before its
+// timeouts. It reports false when the oldest call is overdue and nothing
+// came: the server has timed out. Otherwise the deadline was that of a
+// call already answered, or of none, and it sets the oldest call's (none
+// when there is no call).
+func (bc *bconn) rearm(nc net.Conn, rr *rawReader, b []byte) (n int, ok bool) {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	if bc.nc != nc {
-		return false
+		return 0, false
 	}
 	var d time.Time
 	if c := bc.sent.peek(); c != nil {
 		if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
-			return false
+			if rr != nil {
+				if n = rr.readReady(b); n > 0 {
+					return n, true
+				}
+			}
+			return 0, false
 		}
 		d = c.deadline
 	}
 	bc.armed = d
 	nc.SetReadDeadline(d)
-	return true
+	return 0, true
 }
 
 // fifo is a queue of calls: a slice used as a ring would be an

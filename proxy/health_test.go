@@ -51,6 +51,55 @@ func TestServerTimeout(t *testing.T) {
 	}
 }
 
+// TestServerReplyReadBeforeTimeout: a reply that reached the proxy's
+// socket is framed and answered even when the read deadline's timer ran
+// before the server connection's reader did (here the reader is held on
+// its connection's lock until after the deadline, and the reply comes
+// meanwhile), as nutcracker handles the events of a wait before its
+// timeouts: the request is not failed as timed out, and nothing counts a
+// timeout.
+func TestServerReplyReadBeforeTimeout(t *testing.T) {
+	got := make(chan net.Conn, 1)
+	srv := testutil.FakeServer(t, func(nc net.Conn) {
+		buf := make([]byte, 64)
+		if _, err := nc.Read(buf); err != nil {
+			return
+		}
+		got <- nc
+		// Held open until the test ends.
+		nc.Read(buf)
+	})
+	const timeout = 100 * time.Millisecond
+	p, addr := proxyFor(t, []string{srv}, fmt.Sprintf("timeout: %d", timeout.Milliseconds()))
+	if !rawIO {
+		t.Skip("the proxy reads its sockets with net.Conn here")
+	}
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	c.Send([]byte("get a\r\n"))
+	var sc net.Conn
+	select {
+	case sc = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not reach the server")
+	}
+	bc := p.pools[0].current().all[0].conns[0]
+	bc.mu.Lock()
+	time.Sleep(3 * timeout) // the deadline passes; the reader waits for mu
+	if _, err := sc.Write([]byte("END\r\n")); err != nil {
+		bc.mu.Unlock()
+		t.Fatal(err)
+	}
+	time.Sleep(timeout / 2) // the reply is in the proxy's socket
+	bc.mu.Unlock()
+	if r := string(c.ReadReply(testutil.LineReply)); r != "END\r\n" {
+		t.Fatalf("reply %q, want END", r)
+	}
+	if s := p.Stats().Pools[0].Servers[0]; s.ServerTimedout != 0 {
+		t.Errorf("server_timedout %d, want 0", s.ServerTimedout)
+	}
+}
+
 // A server that answers every request in time never times out, however
 // long the requests keep coming past the timeout, and one that then stops
 // answering times out when its oldest request is due: no sooner, and not

@@ -136,3 +136,12 @@ func (r *rawReader) read(b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// readReady reads into b what the connection holds now, without waiting
+// and whatever its read deadline: 0 when there is nothing (or an error,
+// which the next read reports).
+func (r *rawReader) readReady(b []byte) int {
+	n := 0
+	r.raw.Control(func(fd uintptr) { n, _ = readNow(fd, b) })
+	return max(n, 0)
+}
