@@ -204,8 +204,11 @@ type bconn struct {
 	writing       bool
 	rest, restBuf []byte
 	spare         []byte // a written buffer, reused as out
+	// drained is when rearm last read all nc held for an overdue call:
+	// a call whose deadline had passed by then has had its drain.
+	drained time.Time
 	// lslot is nc's slot in the proxy's event loop, 0 when nc's reader
-	// goroutine reads it (see loop.go).
+	// goroutine reads it (see loop_linux.go).
 	lslot int32
 }
 
@@ -503,7 +506,7 @@ func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 		nc.Close()
 		return nil
 	}
-	bc.nc, bc.rw, bc.armed = nc, newRawWriter(nc), time.Time{}
+	bc.nc, bc.rw, bc.armed, bc.drained = nc, newRawWriter(nc), time.Time{}, time.Time{}
 	inLoop := bc.b.pool.proxy.loop.addConn(bc, nc)
 	bc.mu.Unlock()
 	bc.b.st.connections.Add(1)
@@ -684,10 +687,13 @@ func (bc *bconn) armLocked(nc net.Conn, d time.Time) {
 // rr; the deadline stays): the deadline's timer may run before the reader
 // wakes for a reply that came in time, and replies read are framed before
 // a call is judged late, as nutcracker handles a wait's events before its
-// timeouts. It reports false when the oldest call is overdue and nothing
-// came: the server has timed out. Otherwise the deadline was that of a
-// call already answered, or of none, and it sets the oldest call's (none
-// when there is no call).
+// timeouts. That is once: when a read leaves the socket empty (it fills
+// less than b), a call overdue by then is not read for again, so a server
+// that keeps sending cannot hold it past its timeout for as long as it
+// sends. It reports false when the oldest call is overdue and nothing
+// came, or it has had its drain: the server has timed out. Otherwise the
+// deadline was that of a call already answered, or of none, and it sets
+// the oldest call's (none when there is no call).
 func (bc *bconn) rearm(nc net.Conn, rr *rawReader, b []byte) (n int, ok bool) {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
@@ -696,9 +702,12 @@ func (bc *bconn) rearm(nc net.Conn, rr *rawReader, b []byte) (n int, ok bool) {
 	}
 	var d time.Time
 	if c := bc.sent.peek(); c != nil {
-		if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
-			if rr != nil {
-				if n = rr.readReady(b); n > 0 {
+		if now := time.Now(); !c.deadline.IsZero() && !now.Before(c.deadline) {
+			if rr != nil && c.deadline.After(bc.drained) {
+				if n = rr.readReady(b); n < len(b) {
+					bc.drained = now
+				}
+				if n > 0 {
 					return n, true
 				}
 			}

@@ -106,3 +106,37 @@ func TestRawReaderNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per write and read; want 0", allocs)
 	}
 }
+
+// A call past its deadline has what the socket holds read once, as
+// nutcracker handles the events of one wait before its timeouts: bytes
+// that keep coming after that drain do not keep it alive (else a server
+// streaming a long reply faster than it is read would hold the call past
+// its timeout for as long as it streams).
+func TestRearmDrainsOnce(t *testing.T) {
+	if !rawIO {
+		t.Skip("no raw reads on this platform")
+	}
+	a, b := tcpPair(t)
+	bc := &bconn{nc: a}
+	bc.sent.push(&call{deadline: time.Now().Add(-time.Second)})
+	rr := newRawReader(a)
+	buf := make([]byte, 64)
+	grants := 0
+	for i := range 5 {
+		if _, err := b.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the byte is in a's socket
+		n, ok := bc.rearm(a, rr, buf)
+		if !ok {
+			break
+		}
+		if n != 1 {
+			t.Fatalf("rearm %d read %d bytes, want 1", i, n)
+		}
+		grants++
+	}
+	if grants != 1 {
+		t.Fatalf("an overdue call was kept alive by %d reads of what came, want 1", grants)
+	}
+}

@@ -145,57 +145,6 @@ func TestBasicCommands(t *testing.T) {
 	}
 }
 
-// TestSplitInput feeds requests one byte at a time: the parser must resume.
-func TestSplitInput(t *testing.T) {
-	_, addr := start(t, Config{})
-	c := dial(t, "tcp", addr)
-	for _, b := range []byte("set k 0 0 5\r\nhello\r\nget k\r\n") {
-		c.send(string(b))
-	}
-	for _, want := range []string{"STORED", "VALUE k 0 5", "hello", "END"} {
-		if got := c.line(); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
-}
-
-func TestLargeValues(t *testing.T) {
-	_, addr := start(t, Config{})
-	c := dial(t, "tcp", addr)
-	big := strings.Repeat("v", 1000*1000)
-	c.expect("set big 0 0 1000000\r\n"+big+"\r\n", "STORED")
-	c.send("get big\r\n")
-	if got := c.line(); got != "VALUE big 0 1000000" {
-		t.Fatalf("got %q", got)
-	}
-	if got := c.line(); got != big {
-		t.Fatalf("value differs (len %d)", len(got))
-	}
-	c.expect("", "END")
-	// A value over -I is answered at once, swallowed, and a set drops
-	// the old value so stale data cannot persist.
-	huge := strings.Repeat("h", 2<<20)
-	c.expect("set big 0 0 2097152\r\n"+huge+"\r\nget big\r\n",
-		"SERVER_ERROR object too large for cache", "END")
-	if got := c.stat("store_too_large"); got != "1" {
-		t.Errorf("store_too_large = %s, want 1", got)
-	}
-}
-
-func TestLineTooLong(t *testing.T) {
-	_, addr := start(t, Config{})
-	// A long get line is a multi-get: it stays open.
-	g := dial(t, "tcp", addr)
-	g.send("get " + strings.Repeat("k ", 2000))
-	g.expect("\r\n", "END")
-	// Any other line over 2048 bytes without a newline closes.
-	c := dial(t, "tcp", addr)
-	c.send(strings.Repeat("x", 3000))
-	if !c.closed() {
-		t.Error("connection stays open after a 3000-byte line")
-	}
-}
-
 // twoClients is the -c with which memcached, with one thread and one
 // listener, serves two clients: it keeps 6 descriptors, 4 for its thread
 // and 1 for the listener, and refuses the client that would take the
@@ -220,19 +169,6 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	if got := a.stat("rejected_connections"); got != "1" {
 		t.Errorf("stats rejected_connections = %s", got)
-	}
-}
-
-func TestIdleTimeout(t *testing.T) {
-	_, addr := start(t, Config{IdleTimeout: 200 * time.Millisecond})
-	idle := dial(t, "tcp", addr)
-	idle.expect("version\r\n", "VERSION "+Version)
-	if !idle.closed() {
-		t.Fatal("idle connection was not closed")
-	}
-	c := dial(t, "tcp", addr)
-	if got := c.stat("idle_kicks"); got != "1" {
-		t.Errorf("idle_kicks = %q, want 1", got)
 	}
 }
 

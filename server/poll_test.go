@@ -62,6 +62,7 @@ func TestModeBasicCommands(t *testing.T) {
 	})
 }
 
+// TestModeSplitInput feeds requests one byte at a time: the parser must resume.
 func TestModeSplitInput(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode func(Config) Config) {
 		_, addr := start(t, mode(Config{}))
@@ -91,6 +92,8 @@ func TestModeLargeValues(t *testing.T) {
 			t.Fatalf("value differs (len %d)", len(got))
 		}
 		c.expect("", "END")
+		// A value over -I is answered at once, swallowed, and a set drops
+		// the old value so stale data cannot persist.
 		huge := strings.Repeat("h", 2<<20)
 		c.expect("set big 0 0 2097152\r\n"+huge+"\r\nget big\r\n",
 			"SERVER_ERROR object too large for cache", "END")

@@ -432,14 +432,7 @@ func TestChainCrawlerReclaims(t *testing.T) {
 // the pass waits for it rather than leave the expired chained items whose
 // headers it finds meanwhile.
 func TestChainCrawlerLargestBusy(t *testing.T) {
-	clk := newFakeClock()
-	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
-	for i := range 20 {
-		if _, err := c.Store(ModeSet, []byte(fmt.Sprintf("k%d", i)), 0, 10, pattern(100<<10, byte(i)), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	clk.Advance(20 * time.Second)
+	c := expiredChains(t)
 	l := &c.classes[c.largest]
 	l.mu.Lock()
 	waitFor(t, "a crawl request", func() bool { return c.Crawl(nil) == nil })
@@ -454,7 +447,10 @@ func TestChainCrawlerLargestBusy(t *testing.T) {
 	}
 }
 
-func testChainCrawler(t *testing.T, largestOnly bool) {
+// expiredChains returns a cache holding 20 chained items (100 KB values
+// in 16 KB chunks) that have expired, with no LRU maintainer to find them.
+func expiredChains(t *testing.T) *Cache {
+	t.Helper()
 	clk := newFakeClock()
 	c := newCache(t, Config{Now: clk.Now, ItemSizeMax: 1 << 20, SlabChunkMax: 16 << 10, NoLRUMaintainer: true})
 	for i := range 20 {
@@ -463,6 +459,11 @@ func testChainCrawler(t *testing.T, largestOnly bool) {
 		}
 	}
 	clk.Advance(20 * time.Second)
+	return c
+}
+
+func testChainCrawler(t *testing.T, largestOnly bool) {
+	c := expiredChains(t)
 	var ids []int
 	if largestOnly {
 		ids = []int{c.largest}

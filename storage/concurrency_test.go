@@ -249,3 +249,51 @@ func TestUseAfterClose(t *testing.T) {
 		t.Fatalf("append after Close = %v, %v", res, err)
 	}
 }
+
+// A page taken from a class between two batches of a crawl of it, the
+// page the crawl was in, leaves the crawl at the start of the page that
+// takes its place, not part way into it: every chunk of the other pages
+// is checked, and a pass reclaims every expired item left in them.
+func TestCrawlPageRemovedMidPage(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, Config{Now: clk.Now, NoCrawler: true, NoLRUMaintainer: true})
+	val := string(bytes.Repeat([]byte("v"), 1500))
+	id := -1
+	for i := 0; ; i++ {
+		mustStore(t, c, ModeSet, fmt.Sprint("k", i), val, 0, 10, 0)
+		if i == 0 {
+			for n := range c.classes {
+				if len(c.classes[n].pages) > 0 {
+					id = n
+				}
+			}
+		}
+		cl := &c.classes[id]
+		cl.mu.Lock()
+		full := len(cl.pages) == 2 && cl.nfree == 0
+		cl.mu.Unlock()
+		if full {
+			break
+		}
+	}
+	cl := &c.classes[id]
+	if cl.perslab <= crawlBatch {
+		t.Fatalf("class %d has %d chunks a page, want more than a batch", id, cl.perslab)
+	}
+	clk.Advance(20 * time.Second)
+	now := c.relNow()
+	p := crawlPass{own: &lruPass{want: allLRUs, cls: cl}}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.crawlPage, cl.crawlChunk = 0, 0
+	c.crawlBatchLocked(cl, now, &p) // part of page 0
+	if _, ok := c.clearPageLocked(cl, nil, 0, now, true); !ok {
+		t.Fatal("page 0 was not emptied")
+	}
+	for cl.crawlPage < len(cl.pages) {
+		c.crawlBatchLocked(cl, now, &p)
+	}
+	if n := c.items.Load(); n != 0 {
+		t.Fatalf("%d expired items left after the pass, want none", n)
+	}
+}

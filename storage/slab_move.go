@@ -119,8 +119,13 @@ func (c *Cache) clearPageLocked(v, dst *class, idx int, now uint32, evict bool) 
 	v.pages = append(v.pages[:idx], v.pages[idx+1:]...)
 	v.npages.Store(int32(len(v.pages)))
 	c.pageOwner[id].Store(0)
-	if v.crawlPage > idx {
+	switch {
+	case v.crawlPage > idx:
 		v.crawlPage--
+	case v.crawlPage == idx:
+		// The crawl was in this page: the next one, now at idx, is
+		// crawled from its first chunk.
+		v.crawlChunk = 0
 	}
 	return id, true
 }

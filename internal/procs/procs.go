@@ -68,8 +68,14 @@ const (
 	flapWindow = 10 * downAfter
 	maxHold    = 32 * downAfter
 	// followEvery is how many measurements apart a Scaler that follows
-	// the runtime's default GOMAXPROCS reads it again.
-	followEvery = 50
+	// the runtime's default GOMAXPROCS reads what the default is
+	// computed from (see defaultInputs), and hands GOMAXPROCS back to
+	// the runtime when it changed. Each hand-back stops the world twice
+	// (once to set the default, once to set the Ps held again), so
+	// where those inputs cannot be read it hands GOMAXPROCS back only
+	// every followFallback such checks.
+	followEvery    = 50
+	followFallback = 6
 )
 
 // A Scaler sets GOMAXPROCS between 1 and Max from the CPU the process
@@ -95,6 +101,15 @@ type Scaler struct {
 	// runtime from following a change of them itself.
 	follow func() int
 	ticks  int
+	// inputs reads what the runtime's default GOMAXPROCS is computed
+	// from (ok false where it cannot). follow runs only when they
+	// changed since followed was read (known: it was), or every
+	// followFallback checks while they cannot be read (unread counts
+	// those checks).
+	inputs   func() (in defaultInputs, ok bool)
+	followed defaultInputs
+	known    bool
+	unread   int
 }
 
 // New returns a Scaler for up to max Ps, which logs each change at debug
@@ -104,20 +119,29 @@ type Scaler struct {
 // has, as the runtime would, unless the GOMAXPROCS environment variable
 // sets it (see envProcs).
 func New(max int, log *slog.Logger) *Scaler {
-	var follow func() int
-	if max < 1 {
-		max = runtime.GOMAXPROCS(0)
-		if !envProcs() {
-			follow = func() int {
-				runtime.SetDefaultGOMAXPROCS()
-				return runtime.GOMAXPROCS(0)
-			}
-		}
-	}
 	if _, ok := cpuTime(); !ok {
 		return nil
 	}
-	return &Scaler{max: max, cur: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited, follow: follow}
+	s := &Scaler{max: max, log: log, set: func(n int) { runtime.GOMAXPROCS(n) }, cpu: cpuTime, wait: newLatencies().waited}
+	if max < 1 {
+		s.max = runtime.GOMAXPROCS(0)
+		if !envProcs() {
+			s.follow = func() int {
+				runtime.SetDefaultGOMAXPROCS()
+				return runtime.GOMAXPROCS(0)
+			}
+			// The inputs first, then the default: a change between
+			// the two is seen again at the first check, and makes
+			// one hand-back too many, not one too few. Where
+			// GOMAXPROCS already is the default, setting it again
+			// does not stop the world.
+			s.inputs = newInputs()
+			s.followed, s.known = s.inputs()
+			s.max = s.follow()
+		}
+	}
+	s.cur = s.max
+	return s
 }
 
 // envProcs reports whether the GOMAXPROCS environment variable sets
@@ -188,8 +212,11 @@ func (s *Scaler) waited() time.Duration {
 	return d
 }
 
-// followDefault reads the runtime's default GOMAXPROCS every followEvery
-// measurements, when the Scaler follows it, and holds no more Ps than it.
+// followDefault, when the Scaler follows the runtime's default
+// GOMAXPROCS, reads what it is computed from every followEvery
+// measurements and, when that changed (or every followFallback checks
+// where it cannot be read), reads the default again and holds no more
+// Ps than it.
 func (s *Scaler) followDefault() {
 	if s.follow == nil {
 		return
@@ -198,6 +225,21 @@ func (s *Scaler) followDefault() {
 		return
 	}
 	s.ticks = 0
+	var in defaultInputs
+	ok := false
+	if s.inputs != nil {
+		in, ok = s.inputs()
+	}
+	if ok {
+		s.unread = 0
+		if s.known && in == s.followed {
+			return // the default is what it was
+		}
+	} else if s.unread++; s.unread < followFallback {
+		return
+	}
+	s.unread = 0
+	s.followed, s.known = in, ok
 	held := s.cur
 	s.cur = s.follow() // GOMAXPROCS is now the default
 	if s.cur != s.max && s.log != nil {

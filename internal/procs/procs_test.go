@@ -2,8 +2,10 @@ package procs
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -283,5 +285,113 @@ func TestNextFlapSeveralPs(t *testing.T) {
 				t.Fatalf("idle after a burst that came back at once: give-back after %d measurements, want %d", n, want)
 			}
 		}
+	}
+}
+
+// followRecorder is a Scaler that follows the runtime's default, with
+// fakes that record each hand-back to the runtime (follow, which returns
+// the next of defaults, or max once none is left) and each GOMAXPROCS set, with the measurement
+// they came at.
+type followRecorder struct {
+	s        *Scaler
+	tick     int
+	defaults []int
+	events   []string
+	reads    int
+	in       defaultInputs
+	ok       bool
+}
+
+func newFollowRecorder(held, max int, in defaultInputs) *followRecorder {
+	r := &followRecorder{in: in, ok: true}
+	r.s = &Scaler{max: max, cur: held,
+		set: func(n int) { r.events = append(r.events, fmt.Sprintf("%d set %d", r.tick, n)) },
+		follow: func() int {
+			r.events = append(r.events, fmt.Sprintf("%d follow", r.tick))
+			if len(r.defaults) == 0 {
+				return r.s.max // the default as it was
+			}
+			n := r.defaults[0]
+			r.defaults = r.defaults[1:]
+			return n
+		},
+		inputs:   func() (defaultInputs, bool) { r.reads++; return r.in, r.ok },
+		followed: in, known: true,
+	}
+	return r
+}
+
+// measure runs followDefault for n measurements.
+func (r *followRecorder) measure(n int) {
+	for range n {
+		r.tick++
+		r.s.followDefault()
+	}
+}
+
+// TestFollowDefaultUnchanged: while what the runtime's default is
+// computed from stays the same, the Scaler neither hands GOMAXPROCS back
+// to the runtime nor sets it: neither stops the world.
+func TestFollowDefaultUnchanged(t *testing.T) {
+	in := defaultInputs{cpus: 4, limit: "max 100000\n"}
+	r := newFollowRecorder(2, 4, in)
+	r.measure(20 * followEvery)
+	if r.reads != 20 {
+		t.Fatalf("inputs read %d times in %d measurements, want 20", r.reads, 20*followEvery)
+	}
+	if len(r.events) != 0 {
+		t.Fatalf("unchanged inputs: %v, want no hand-back and no set", r.events)
+	}
+	// Once they change, the next check hands GOMAXPROCS back once; the
+	// Scaler then holds no more than the new default.
+	r.in.limit = "150000 100000\n"
+	r.defaults = []int{2}
+	r.measure(10 * followEvery)
+	want := []string{fmt.Sprint(21*followEvery, " follow")}
+	if !slices.Equal(r.events, want) {
+		t.Fatalf("after a change: %v, want %v", r.events, want)
+	}
+	if r.s.max != 2 || r.s.cur != 2 {
+		t.Fatalf("after a change: max %d, holds %d, want 2 and 2", r.s.max, r.s.cur)
+	}
+}
+
+// TestFollowDefaultChanged: inputs that change at each check make the
+// Scaler hand GOMAXPROCS back to the runtime at each, every followEvery
+// measurements, and set again the Ps it held, up to the new default.
+func TestFollowDefaultChanged(t *testing.T) {
+	r := newFollowRecorder(2, 2, defaultInputs{cpus: 2})
+	r.defaults = []int{1, 2, 2}
+	for i := range 3 {
+		r.in.cpus = 3 + i
+		r.measure(followEvery)
+	}
+	want := []string{
+		fmt.Sprint(followEvery, " follow"), // to 1: holds 1, already set
+		fmt.Sprint(2*followEvery, " follow"), fmt.Sprint(2*followEvery, " set 1"),
+		fmt.Sprint(3*followEvery, " follow"), fmt.Sprint(3*followEvery, " set 1"),
+	}
+	if !slices.Equal(r.events, want) {
+		t.Fatalf("changing inputs: %v, want %v", r.events, want)
+	}
+	if r.s.max != 2 || r.s.cur != 1 {
+		t.Fatalf("max %d, holds %d, want 2 and 1", r.s.max, r.s.cur)
+	}
+}
+
+// TestFollowDefaultUnread: where the inputs cannot be read, the Scaler
+// hands GOMAXPROCS back every followFallback checks.
+func TestFollowDefaultUnread(t *testing.T) {
+	r := newFollowRecorder(1, 2, defaultInputs{})
+	r.s.known = false
+	r.ok = false
+	r.defaults = []int{2, 2}
+	r.measure(2 * followFallback * followEvery)
+	want := []string{
+		fmt.Sprint(followFallback*followEvery, " follow"), fmt.Sprint(followFallback*followEvery, " set 1"),
+		fmt.Sprint(2*followFallback*followEvery, " follow"), fmt.Sprint(2*followFallback*followEvery, " set 1"),
+	}
+	if !slices.Equal(r.events, want) {
+		t.Fatalf("unread inputs: %v, want %v", r.events, want)
 	}
 }
