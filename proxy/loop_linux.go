@@ -359,7 +359,7 @@ func (lp *loop) run() {
 				return // this goroutine was cl's reader until cl ended
 			}
 		case s.rd != nil:
-			lp.conn(s.rd)
+			lp.conn(s.rd, false)
 		}
 	}
 }
@@ -455,7 +455,7 @@ func (lp *loop) expire() {
 		if d := rd.oldestDeadline(); d.IsZero() || now.Before(d) {
 			continue
 		}
-		lp.conn(rd)
+		lp.conn(rd, true)
 		if d := rd.oldestDeadline(); !d.IsZero() && !now.Before(d) {
 			rd.bc.fail(rd.nc, os.ErrDeadlineExceeded)
 		}
@@ -479,9 +479,16 @@ func (rd *connReader) oldestDeadline() time.Time {
 	return time.Time{}
 }
 
-// conn reads what rd's socket holds and frames it.
-func (lp *loop) conn(rd *connReader) {
-	for {
+// maxEventReads bounds the reads of one socket per event, so that a
+// peer that keeps sending cannot hold the loop: the socket, still
+// readable, is reported again by the next wait.
+const maxEventReads = 4
+
+// conn reads what rd's socket holds and frames it; with once, it reads
+// once (a late call's drain: a server that keeps sending cannot hold the
+// call past its timeout).
+func (lp *loop) conn(rd *connReader, once bool) {
+	for range maxEventReads {
 		rd.compact()
 		room := len(rd.buf) - rd.w
 		n, err := rd.rr.readOnce(rd.buf[rd.w:])
@@ -496,7 +503,7 @@ func (lp *loop) conn(rd *connReader) {
 			return
 		}
 		rd.w += n
-		if !rd.frame(&lp.pw) || n < room {
+		if !rd.frame(&lp.pw) || n < room || once {
 			return
 		}
 	}
@@ -507,7 +514,7 @@ func (lp *loop) conn(rd *connReader) {
 // this one has then served cl, as its reader, to its end.
 func (lp *loop) client(cl *client) bool {
 	cl.lsweep = lp.sweepN
-	for {
+	for range maxEventReads {
 		if cl.buf == nil {
 			cl.buf = cl.getReadBuf()
 		}
@@ -549,6 +556,7 @@ func (lp *loop) client(cl *client) bool {
 			return false
 		}
 	}
+	return false
 }
 
 // end takes cl, which the loop reads, out of the set, and ends it with

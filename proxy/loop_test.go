@@ -5,6 +5,7 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -239,5 +240,42 @@ func TestLoopIdleClientDropsScratch(t *testing.T) {
 			defer p.loop.mu.Unlock()
 			return cl.lp == p.loop && cl.readerScratch == nil && cl.buf == nil
 		})
+	}
+}
+
+// TestLoopTimeoutWhileServerSends checks that a call whose server keeps
+// sending a reply that never ends times out in the loop, and that the
+// loop serves another client meanwhile: a peer that keeps a
+// socket readable does not hold it.
+func TestLoopTimeoutWhileServerSends(t *testing.T) {
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	endless := testutil.FakeServer(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		if _, err := r.ReadString('\n'); err != nil {
+			return
+		}
+		io.WriteString(nc, "VALUE a 0 1000000000\r\n")
+		for {
+			if _, err := nc.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	good := startCorvids(t, 1)[0]
+	p, addr := loopProxyFor(t, []string{endless, good}, "timeout: 300")
+	tr := p.pools[0].current()
+	ka, kb := keyOn(t, tr, tr.all[0]), keyOn(t, tr, tr.all[1])
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	other := testutil.Dial(t, addr)
+	defer other.Close()
+	c.Send([]byte("get " + ka + "\r\n"))
+	for i := range 5 {
+		if got := roundTrip(other, "get "+kb+"\r\n", testutil.ValuesReply); got != "END\r\n" {
+			t.Fatalf("other client, get %d: %q", i, got)
+		}
+	}
+	if got := string(c.ReadReply(testutil.LineReply)); got != "SERVER_ERROR Connection timed out\r\n" {
+		t.Fatalf("reply %q", got)
 	}
 }
