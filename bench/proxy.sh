@@ -30,7 +30,9 @@
 # also runs a second time with --procs set to every CPU (column "corvid
 # fixed"), as a proxy that always spreads over all its processors. With
 # CORVID_B=path that column is another build instead, with --procs auto
-# (column "corvid B"), for an A/B of two builds in the same rounds.
+# (column "corvid B"), for an A/B of two builds in the same rounds;
+# CORVID_B_ARGS are extra arguments of its proxy command (e.g.
+# --event-loop).
 #
 # Prints the medians and the ratios corvid/nutcracker (and wide get/direct).
 # See bench/README.md.
@@ -135,7 +137,8 @@ start_proxy() {
 	corvid) "$CORVID" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" & ;;
 	corvid-fixed)
 		if [[ -n ${CORVID_B:-} ]]; then
-			"$CORVID_B" proxy -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" &
+			read -r -a b_args <<<"${CORVID_B_ARGS:-}"
+			"$CORVID_B" proxy "${b_args[@]}" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" &
 		else
 			"$CORVID" proxy --procs "$(nproc)" -c "$conf" -s "$sport" -a 127.0.0.1 -o "$BENCH_TMP/$label.log" &
 		fi

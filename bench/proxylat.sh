@@ -10,7 +10,8 @@
 # event loops. corvid proxy runs three ways: --procs auto (its default),
 # --procs set to every CPU ("corvid-fixed"), and GOMAXPROCS=1; with
 # CORVID_B=path another build runs too (corvid-b, corvid-b-1p), for an A/B
-# of two builds in the same rounds. Then, for ROUNDS rounds in rotating
+# of two builds in the same rounds; CORVID_B_ARGS are extra arguments of
+# its proxy command (e.g. --event-loop). Then, for ROUNDS rounds in rotating
 # order, `corvid bench -c LIGHT` (90/10 get/set, 100-byte values) for
 # DURATION seconds against each, and prints the medians of p50 and p99,
 # each one's p99 minus direct's, and the median over rounds of its p99
@@ -104,8 +105,9 @@ start corvid "$CORVID" proxy -c "$BENCH_TMP/corvid.yml" -s "$(sport)" -a 127.0.0
 start corvid-fixed "$CORVID" proxy --procs "$(nproc)" -c "$BENCH_TMP/corvid-fixed.yml" -s "$(sport)" -a 127.0.0.1
 start corvid-1p env GOMAXPROCS=1 "$CORVID" proxy -c "$BENCH_TMP/corvid-1p.yml" -s "$(sport)" -a 127.0.0.1
 if [[ -n ${CORVID_B:-} ]]; then
-	start corvid-b "$CORVID_B" proxy -c "$BENCH_TMP/corvid-b.yml" -s "$(sport)" -a 127.0.0.1
-	start corvid-b-1p env GOMAXPROCS=1 "$CORVID_B" proxy -c "$BENCH_TMP/corvid-b-1p.yml" -s "$(sport)" -a 127.0.0.1
+	read -r -a b_args <<<"${CORVID_B_ARGS:-}"
+	start corvid-b "$CORVID_B" proxy "${b_args[@]}" -c "$BENCH_TMP/corvid-b.yml" -s "$(sport)" -a 127.0.0.1
+	start corvid-b-1p env GOMAXPROCS=1 "$CORVID_B" proxy "${b_args[@]}" -c "$BENCH_TMP/corvid-b-1p.yml" -s "$(sport)" -a 127.0.0.1
 fi
 for m in goroutine goroutine-1p epoll-1 epoll-2; do
 	mode=${m%-*} loops=${m#epoll-} env=()

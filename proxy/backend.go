@@ -207,6 +207,9 @@ type bconn struct {
 	// drained is when rearm last read all nc held for an overdue call:
 	// a call whose deadline had passed by then has had its drain.
 	drained time.Time
+	// lslot is nc's slot in the proxy's event loop, 0 when nc's reader
+	// goroutine reads it (see loop_linux.go).
+	lslot int32
 }
 
 func (bc *bconn) signal() {
@@ -361,6 +364,7 @@ func (bc *bconn) fail(nc net.Conn, err error) {
 	}
 	wasConnected := bc.nc != nil
 	if bc.nc != nil {
+		bc.b.pool.proxy.loop.removeConn(bc) // before its number can be reused
 		bc.nc.Close()
 		bc.nc, bc.rw = nil, nil
 	}
@@ -503,8 +507,12 @@ func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 		return nil
 	}
 	bc.nc, bc.rw, bc.armed, bc.drained = nc, newRawWriter(nc), time.Time{}, time.Time{}
+	inLoop := bc.b.pool.proxy.loop.addConn(bc, nc)
 	bc.mu.Unlock()
 	bc.b.st.connections.Add(1)
+	if inLoop {
+		return nc
+	}
 	readers.Add(1)
 	go func() {
 		defer readers.Done()
@@ -517,101 +525,138 @@ func (bc *bconn) connect(readers *sync.WaitGroup) net.Conn {
 // completes the calls in FIFO order. A reply without a request, garbage,
 // an error or a timeout breaks the connection.
 func (bc *bconn) read(nc net.Conn) {
-	buf := make([]byte, readBufSize)
-	r, w := 0, 0
-	st := &bc.b.st
-	rr := newRawReader(nc)
+	rd := newConnReader(bc, nc)
 	// The clients whose replies it writes once it has framed what it read.
 	var pw pendingWrites
 	defer pw.write()
 	for {
-		// Frame every complete reply in buf.
-		for r < w {
-			// The kind is read under the lock: once the lock is released,
-			// a failing connection may complete the call and its client
-			// may recycle it.
-			bc.mu.Lock()
-			if bc.nc != nc {
-				bc.mu.Unlock()
-				return
-			}
-			c := bc.sent.peek()
-			var kind replyKind
-			if c != nil {
-				kind = c.kind
-			}
-			bc.mu.Unlock()
-			if c == nil {
-				bc.fail(nc, errGarbage) // a reply nobody asked for
-				return
-			}
-			n, err := frameReply(buf[r:w], kind)
-			if err != nil {
-				bc.fail(nc, err)
-				return
-			}
-			if n == 0 {
-				break
-			}
-			bc.mu.Lock()
-			if bc.nc != nc || bc.sent.peek() != c {
-				bc.mu.Unlock()
-				return
-			}
-			bc.sent.pop()
-			if next := bc.sent.peek(); next != nil {
-				// Its deadline may be earlier than the one set (a
-				// reload shortened timeout:, or set one the call
-				// answered had not).
-				bc.armLocked(nc, next.deadline)
-			}
-			bc.mu.Unlock()
-			st.outQueue.Add(-1)
-			st.outQueueBytes.Add(-int64(c.reqBytes))
-			st.responses.Add(1)
-			st.responseBytes.Add(int64(n))
-			bc.b.ok()
-			c.completeTo(buf[r:r+n], nil, &pw)
-			r += n
-		}
-		pw.write()
-		if r == w {
-			r, w = 0, 0
-		} else if r > 0 && w == len(buf) {
-			w = copy(buf, buf[r:w])
-			r = 0
-		}
-		if w == len(buf) {
-			nb := make([]byte, 2*len(buf))
-			copy(nb, buf[:w])
-			buf = nb
-		} else if w == 0 && len(buf) > maxKeptReadBuf {
-			buf = make([]byte, readBufSize)
-		}
-		bc.mu.Lock()
-		if bc.nc != nc {
-			bc.mu.Unlock()
+		if !rd.frame(&pw) {
 			return
 		}
-		bc.mu.Unlock()
+		pw.write()
+		rd.compact()
+		if !bc.current(nc) {
+			return
+		}
 		var n int
 		var err error
-		if rr != nil {
-			n, err = rr.read(buf[w:])
+		if rd.rr != nil {
+			n, err = rd.rr.read(rd.buf[rd.w:])
 		} else {
-			n, err = nc.Read(buf[w:])
+			n, err = nc.Read(rd.buf[rd.w:])
 		}
-		w += n
+		rd.w += n
 		if err != nil && n == 0 {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				n, ok := bc.rearm(nc, rr, buf[w:])
-				if w += n; ok {
+				n, ok := bc.rearm(nc, rd.rr, rd.buf[rd.w:])
+				if rd.w += n; ok {
 					continue
 				}
 			}
 			bc.fail(nc, err)
 			return
 		}
+	}
+}
+
+// current reports whether nc is still bc's connection.
+func (bc *bconn) current(nc net.Conn) bool {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return bc.nc == nc
+}
+
+// A connReader is the reading side of one server connection, whoever
+// reads it (its reader goroutine, or the proxy's event loop): buf[r:w]
+// is what was read and not yet framed.
+type connReader struct {
+	bc   *bconn
+	nc   net.Conn
+	rr   *rawReader
+	buf  []byte
+	r, w int
+}
+
+func newConnReader(bc *bconn, nc net.Conn) *connReader {
+	return &connReader{bc: bc, nc: nc, rr: newRawReader(nc), buf: make([]byte, readBufSize)}
+}
+
+// frame frames every complete reply buffered and completes its call, in
+// FIFO order; the clients whose replies are then to be written are added
+// to pw. It reports false when the
+// connection is no longer bc's, or when what it read broke it: a reply
+// without a request or one that cannot be framed.
+func (rd *connReader) frame(pw *pendingWrites) bool {
+	bc, nc := rd.bc, rd.nc
+	st := &bc.b.st
+	for rd.r < rd.w {
+		// The kind is read under the lock: once the lock is released, a
+		// failing connection may complete the call and its client may
+		// recycle it.
+		bc.mu.Lock()
+		if bc.nc != nc {
+			bc.mu.Unlock()
+			return false
+		}
+		c := bc.sent.peek()
+		var kind replyKind
+		if c != nil {
+			kind = c.kind
+		}
+		bc.mu.Unlock()
+		if c == nil {
+			bc.fail(nc, errGarbage) // a reply nobody asked for
+			return false
+		}
+		n, err := frameReply(rd.buf[rd.r:rd.w], kind)
+		if err != nil {
+			bc.fail(nc, err)
+			return false
+		}
+		if n == 0 {
+			break
+		}
+		bc.mu.Lock()
+		if bc.nc != nc || bc.sent.peek() != c {
+			bc.mu.Unlock()
+			return false
+		}
+		bc.sent.pop()
+		if next := bc.sent.peek(); next != nil {
+			// Its deadline may be earlier than the one set (a reload
+			// shortened timeout:, or set one the call answered had
+			// not).
+			bc.armLocked(nc, next.deadline)
+		}
+		bc.mu.Unlock()
+		st.outQueue.Add(-1)
+		st.outQueueBytes.Add(-int64(c.reqBytes))
+		st.responses.Add(1)
+		st.responseBytes.Add(int64(n))
+		bc.b.ok()
+		c.completeTo(rd.buf[rd.r:rd.r+n], nil, pw)
+		rd.r += n
+	}
+	return true
+}
+
+// compact makes room after buf[w:] for the next read: it moves a partial
+// reply to the buffer's start when the buffer is full, grows a buffer a
+// partial reply fills, and drops one grown past maxKeptReadBuf once it
+// holds nothing.
+func (rd *connReader) compact() {
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
+	} else if rd.r > 0 && rd.w == len(rd.buf) {
+		rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
+		rd.r = 0
+	}
+	if rd.w == len(rd.buf) {
+		nb := make([]byte, 2*len(rd.buf))
+		copy(nb, rd.buf[:rd.w])
+		rd.buf = nb
+	} else if rd.w == 0 && len(rd.buf) > maxKeptReadBuf {
+		rd.buf = make([]byte, readBufSize)
 	}
 }
 
@@ -622,6 +667,14 @@ func (bc *bconn) read(nc net.Conn) {
 // deadline about once per timeout, not twice per request (a deadline
 // moves a runtime timer). bc.mu is held.
 func (bc *bconn) armLocked(nc net.Conn, d time.Time) {
+	if bc.lslot != 0 {
+		// The event loop reads nc: it bounds its wait by the oldest
+		// calls' deadlines itself.
+		if !d.IsZero() {
+			bc.b.pool.proxy.loop.armed()
+		}
+		return
+	}
 	if d.IsZero() || !bc.armed.IsZero() && !bc.armed.After(d) {
 		return
 	}

@@ -65,11 +65,13 @@ type client struct {
 	conn uint32          // which of a server's connections its requests take
 	raw  syscall.RawConn // nc's, when it has one and rawIO: reads without a buffer held, writes without waiting
 
-	// The reader's state for raw reads: rawRead's result.
-	readFn func(fd uintptr) bool
-	rbuf   []byte
-	rn     int
-	rerr   error
+	// The reader's state for raw reads: rawRead's result (readOnceFn's
+	// for the event loop).
+	readFn     func(fd uintptr) bool
+	readOnceFn func(fd uintptr) bool
+	rbuf       []byte
+	rn         int
+	rerr       error
 	// rbox is the readBufPool entry of the last pool buffer the reader
 	// took, reused to give a buffer back: putting a fresh &buf in the
 	// pool would allocate on every request.
@@ -125,6 +127,14 @@ type client struct {
 	// The reader's scratch, made when the reader starts; a parked client
 	// holds none (see dropScratch).
 	*readerScratch
+	readState
+	// lp is the event loop that reads cl (nil when a reader goroutine
+	// does), and lslot its slot there; they change under the loop's
+	// mutex, by cl's reader or whoever gives cl to the loop (see
+	// loop_linux.go).
+	lp     *loop
+	lslot  int32
+	lsweep uint32   // the loop's sweep at cl's last event (the loop's)
 	unsent []*bconn // server connections it queued requests on, to flush
 
 	// The write token holder's state.
@@ -196,6 +206,7 @@ func (cl *client) abort() {
 	cl.aborted.Store(true)
 	cl.nc.Close()
 	cl.signalDrained()
+	cl.p.loop.kick(cl) // the loop, if it reads cl, hears nothing of a closed socket
 }
 
 // reads reports whether cl reads what it is given: all its replies were
@@ -263,9 +274,15 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, clientReadBuf); 
 
 // serve runs the connection to its end, or until it is parked.
 func (cl *client) serve() {
-	err := cl.readLoop()
+	cl.finish(cl.readLoop(cl.step()))
+}
+
+// finish ends the connection once its reader has stopped with err:
+// unless it was parked, it waits for its replies to be written, closes
+// it and counts how it ended.
+func (cl *client) finish(err error) {
 	if errors.Is(err, errParked) {
-		return // the idler resumes it
+		return // the idler (or the event loop) resumes it
 	}
 	cl.waitWritten()
 	cl.nc.Close()
@@ -278,15 +295,90 @@ func (cl *client) serve() {
 	cl.p.untrack(cl)
 }
 
-// readLoop reads and handles requests until the client closes, quits,
-// sends a line that is too long, or the proxy closes, or until it parks
-// the client (errParked). Between requests it holds no buffer: it waits
-// for input, and takes a buffer from readBufPool only to read it.
-func (cl *client) readLoop() (err error) {
+// The reader's state, whichever reads for the client (its reader
+// goroutine, or the proxy's event loop): buf[r:w] is what was read and
+// not yet handled, and skip the bytes of a refused value still to be
+// discarded as they arrive. buf is nil while nothing is buffered.
+type readState struct {
+	buf  []byte
+	r, w int
+	skip int
+}
+
+// step handles the requests buffered, and returns how many bytes the
+// next one needs in all (see handle) when it is incomplete, or the error
+// that ends the connection.
+func (cl *client) step() (need int, err error) {
 	if cl.readerScratch == nil {
 		cl.readerScratch = new(readerScratch)
 	}
-	var buf []byte
+	for cl.r < cl.w {
+		if cl.skip > 0 {
+			n := min(cl.skip, cl.w-cl.r)
+			cl.skip -= n
+			cl.r += n
+			continue
+		}
+		n, want, err := cl.handle(cl.buf[cl.r:cl.w], &cl.skip)
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return want, nil
+		}
+		cl.r += n
+	}
+	return 0, nil
+}
+
+// room makes room in the read buffer for the rest of a request that
+// needs need bytes in all (see step): with nothing buffered it gives the
+// buffer back (an idle client holds none), else it compacts or grows it,
+// or ends a connection whose request the proxy's bound on read buffers
+// refuses (see refuseRead).
+func (cl *client) room(need int) error {
+	if cl.r == cl.w {
+		cl.r, cl.w = 0, 0
+		cl.putReadBuf(cl.buf)
+		cl.buf = nil
+		return nil
+	}
+	buf, r, w := cl.buf, cl.r, cl.w
+	want := max(need, w-r+1)
+	switch {
+	case len(buf) > clientReadBuf && want <= clientReadBuf:
+		// A large buffer is held only for a request that needs it (see
+		// readBufs).
+		cl.buf = cl.p.rbufs.shrink(buf, r, w)
+		cl.r, cl.w = 0, w-r
+	case r+want <= len(buf):
+	case want <= len(buf):
+		cl.w = copy(buf, buf[r:w])
+		cl.r = 0
+	default:
+		nb, ok := cl.p.rbufs.grow(buf, r, w, growSize(len(buf), want, need))
+		if !ok {
+			cl.dropReadBuf()
+			return cl.refuseRead()
+		}
+		cl.r, cl.w, cl.buf = 0, w-r, nb
+	}
+	return nil
+}
+
+// dropReadBuf gives back the read buffer with what it holds.
+func (cl *client) dropReadBuf() {
+	cl.putReadBuf(cl.buf)
+	cl.buf, cl.r, cl.w = nil, 0, 0
+}
+
+// readLoop reads and handles requests until the client closes, quits,
+// sends a line that is too long, or the proxy closes, or until it parks
+// the client (errParked). It starts with the result of a step (need,
+// err): what is buffered was handled. Between requests it holds no
+// buffer: it waits for input, and takes a buffer from readBufPool only
+// to read it.
+func (cl *client) readLoop(need int, err error) error {
 	defer func() {
 		if errors.Is(err, errParked) {
 			// The idler owns cl now, and may have started its next
@@ -295,82 +387,47 @@ func (cl *client) readLoop() (err error) {
 			return
 		}
 		cl.flush()
-		cl.putReadBuf(buf)
+		cl.dropReadBuf()
 	}()
-	r, w, skip := 0, 0, 0
 	for {
-		need := 0
-		for r < w {
-			if skip > 0 {
-				n := min(skip, w-r)
-				skip -= n
-				r += n
-				continue
-			}
-			n, want, err := cl.handle(buf[r:w], &skip)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				need = want
-				break
-			}
-			r += n
+		if err != nil {
+			return err
 		}
 		// Send what was parsed before waiting for more.
 		cl.flush()
-		if r == w {
-			// Nothing buffered: an idle client holds no buffer.
-			r, w = 0, 0
-			cl.putReadBuf(buf)
-			buf = nil
-		}
-		if buf != nil {
-			want := max(need, w-r+1)
-			switch {
-			case len(buf) > clientReadBuf && want <= clientReadBuf:
-				// A large buffer is held only for a request that needs
-				// it (see readBufs).
-				buf = cl.p.rbufs.shrink(buf, r, w)
-				r, w = 0, w-r
-			case r+want <= len(buf):
-			case want <= len(buf):
-				w = copy(buf, buf[r:w])
-				r = 0
-			default:
-				nb, ok := cl.p.rbufs.grow(buf, r, w, growSize(len(buf), want, need))
-				if !ok {
-					cl.putReadBuf(buf)
-					buf = nil
-					return cl.refuseRead()
-				}
-				r, w, buf = 0, w-r, nb
-			}
+		if err = cl.room(need); err != nil {
+			return err
 		}
 		var n int
-		var err error
-		buf, n, err = cl.read(buf, w)
-		w += n
+		cl.buf, n, err = cl.read(cl.buf, cl.w)
+		cl.w += n
 		if err != nil && n == 0 {
 			if !cl.kicked(err) {
 				return err
 			}
+			err = nil
 			// Waited through a sweep: park unless something is under way.
-			if buf == nil && skip == 0 && cl.parkable() {
+			if cl.buf == nil && cl.skip == 0 && cl.parkable() {
 				rs := cl.readerScratch
 				cl.dropScratch()
-				if cl.p.idle.park(cl) {
-					return errParked
+				if cl.p.park(cl) {
+					err = errParked
+					return err
 				}
 				cl.readerScratch = rs
 			}
 		}
+		need, err = cl.step()
 	}
 }
 
 // queued records that the reader queued a request on bc, which it sends
 // with flush.
 func (cl *client) queued(bc *bconn) {
+	if cl.lp != nil {
+		cl.lp.queued(bc) // the loop flushes it once its events are handled
+		return
+	}
 	for _, q := range cl.unsent {
 		if q == bc {
 			return
@@ -734,6 +791,11 @@ func (cl *client) dispatch(c *call, detached bool) error {
 		in := cl.inflight.Load()
 		if in == 0 || in+u <= cl.window.Load() && cl.replyBytes.Load() <= maxClientReplyBytes && !cl.starved.Load() {
 			break
+		}
+		if cl.lp != nil {
+			// The event loop never waits: this goroutine becomes cl's
+			// reader, and a new one runs the loop.
+			cl.lp.handover(cl)
 		}
 		cl.flush() // the replies waited for may be to requests not yet sent
 		select {

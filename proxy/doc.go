@@ -41,6 +41,18 @@
 // are framed, never rebuilt, except for split multi-gets, whose fragments'
 // VALUE blocks are merged in the client's key order with one END.
 //
+// With Config.EventLoop (experimental, Linux only), one goroutine reads
+// every client socket and every server connection instead, blocking in
+// epoll_wait as nutcracker does: it runs the same request handling and
+// reply framing for each readable socket, then writes, once per wait,
+// what the clients queued on each server connection and the replies
+// that are ready. A server connection's writer goroutine still connects
+// and writes what a socket does not take at once. A client whose request
+// would wait for its replies to be read (its window is full) takes the
+// loop's goroutine as its reader while a new one runs the loop, and
+// comes back to the loop once idle; the loop bounds its wait by the
+// oldest calls' deadlines (loop_linux.go).
+//
 // Every request sent to a server gets exactly one reply, so that a server
 // connection's FIFO can never fall out of step:
 //

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// CORVID_TEST_PROXY_LOOP=1 runs every test with Config.EventLoop.
+	testEventLoop = os.Getenv("CORVID_TEST_PROXY_LOOP") == "1"
 	goleak.VerifyTestMain(m)
 }
 

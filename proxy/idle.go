@@ -89,6 +89,13 @@ func (p *Proxy) sweepLocked() {
 	}
 }
 
+// park has the event loop read cl, or else parks it (see idler.park);
+// it reports false when cl must keep its reader. A client given to the
+// loop is read by it until it ends or must wait (loop.handover).
+func (p *Proxy) park(cl *client) bool {
+	return p.loop.addClient(cl) || p.idle.park(cl)
+}
+
 // resume starts a goroutine serving cl, which the idler watched.
 func (p *Proxy) resume(cl *client) {
 	p.wg.Add(1)

@@ -15,11 +15,39 @@ import (
 	"github.com/corvidcache/corvid/internal/testutil"
 )
 
-// parked returns how many clients p's idler watches.
+// parked returns how many clients p's idler watches, and with
+// Config.EventLoop, how many its event loop reads (they hold no
+// goroutine either).
 func parked(p *Proxy) int {
+	p.idle.mu.Lock()
+	n := len(p.idle.parked)
+	p.idle.mu.Unlock()
+	return n + loopClients(p)
+}
+
+// idleParked returns how many clients p's idler watches: with
+// Config.EventLoop, none (a client the loop reads holds no goroutine,
+// busy or not, and is not parked).
+func idleParked(p *Proxy) int {
 	p.idle.mu.Lock()
 	defer p.idle.mu.Unlock()
 	return len(p.idle.parked)
+}
+
+// loopClients returns how many clients p's event loop reads.
+func loopClients(p *Proxy) int {
+	if p.loop == nil {
+		return 0
+	}
+	p.loop.mu.Lock()
+	defer p.loop.mu.Unlock()
+	n := 0
+	for _, s := range p.loop.slots {
+		if s.cl != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // useConn sets key i, gets it and gets keys spread over every server,
@@ -111,7 +139,7 @@ func TestIdleClientBusyDoesNotPark(t *testing.T) {
 	// The client sits out sweeps, kicked by each.
 	s0 := p.idle.sweeps.Load()
 	testutil.WaitFor(t, func() bool { return p.idle.sweeps.Load() >= s0+3 })
-	if n := parked(p); n != 0 {
+	if n := idleParked(p); n != 0 {
 		t.Errorf("%d clients parked with a request in flight", n)
 	}
 	close(release)

@@ -195,9 +195,10 @@ func (p *pool) serve(ln net.Listener) {
 			nc.Close()
 			return
 		}
-		// A new client is parked until it sends: most send at once,
-		// and a pool's idle connections then cost no goroutine.
-		if !p.proxy.idle.park(cl) {
+		// A new client is parked until it sends (or read by the event
+		// loop): most send at once, and a pool's idle connections then
+		// cost no goroutine.
+		if !p.proxy.park(cl) {
 			p.proxy.resume(cl)
 		}
 	}

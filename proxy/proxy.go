@@ -72,7 +72,18 @@ type Config struct {
 	// copies, shadows, warm-up fills) have a bound of their own, of the
 	// same size: past it such a copy is dropped and counted.
 	WriteBufMemLimit int64
+	// EventLoop (experimental, Linux only; ignored elsewhere) has one
+	// goroutine read every client socket and every server connection
+	// from one epoll set, as nutcracker's event loop does, in place of a
+	// reader goroutine per connection: a client whose request must wait
+	// for its replies to be read gets a reader goroutine of its own until
+	// it is idle again. See loop_linux.go.
+	EventLoop bool
 }
+
+// testEventLoop turns Config.EventLoop on for every proxy (the package's
+// tests set it from CORVID_TEST_PROXY_LOOP).
+var testEventLoop bool
 
 // Proxy serves the pools of a nutcracker.yml. It is safe for concurrent
 // use.
@@ -89,6 +100,7 @@ type Proxy struct {
 
 	wg        sync.WaitGroup // every goroutine the proxy starts
 	idle      *idler         // watches parked clients; nil: none park
+	loop      *loop          // Config.EventLoop's; nil: readers are goroutines
 	serveOnce sync.Once
 	closeOnce sync.Once
 	reloadMu  sync.Mutex // serialises Reload; taken before mu
@@ -137,6 +149,14 @@ func New(cfg Config) (*Proxy, error) {
 		rbufs:   newReadBufs(cfg.ReadBufMemLimit),
 		replies: newReplyBufs(cfg.WriteBufMemLimit, cfg.MaxValueLen+replyOverhead), clients: make(map[*client]struct{}),
 		async: &asyncBudget{limit: max(cfg.WriteBufMemLimit, 0)}}
+	if cfg.EventLoop || testEventLoop {
+		// Before the servers connect (preconnect), so that they join it.
+		lp, err := newLoop(p)
+		if err != nil {
+			p.log.Warn("no event loop: readers are goroutines", "err", err)
+		}
+		p.loop = lp
+	}
 	var err error
 	if cfg.Routes != nil {
 		err = p.newRouter(cfg.Routes, cfg.Listen)
@@ -145,6 +165,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if err != nil {
 		cancel()
+		p.loop.close()
 		return nil, err
 	}
 	p.cfg.Pools, p.cfg.Routes = nil, nil // the trees hold the configuration
@@ -169,6 +190,7 @@ func (p *Proxy) Serve(ctx context.Context) error {
 		}
 		p.serving = true
 		p.idle.start()
+		p.loop.start()
 		for _, pl := range p.pools {
 			if pl.ln != nil {
 				p.acceptLocked(pl, pl.ln)
@@ -211,6 +233,7 @@ func (p *Proxy) Close() error {
 			cl.nc.Close()
 		}
 		p.idle.close() // parked clients are resumed, and end
+		p.loop.close() // its clients end
 		pools := p.pools
 		p.mu.Unlock()
 		// Backends a reload removed are closed by their retire goroutines.

@@ -137,6 +137,19 @@ func (r *rawReader) read(b []byte) (int, error) {
 	return n, nil
 }
 
+// readOnce makes one read into b without waiting: EAGAIN when there is
+// nothing to read, 0 and nil at the end of the stream. The event loop
+// reads so, once epoll has told it the socket is readable.
+func (r *rawReader) readOnce(b []byte) (int, error) {
+	n := 0
+	var rerr error
+	err := r.raw.Control(func(fd uintptr) { n, rerr = readNow(fd, b) })
+	if err != nil {
+		return 0, err
+	}
+	return max(n, 0), rerr
+}
+
 // readReady reads into b what the connection holds now, without waiting
 // and whatever its read deadline: 0 when there is nothing (or an error,
 // which the next read reports).

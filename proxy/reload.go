@@ -169,6 +169,7 @@ func (p *Proxy) Reload(cfg *nutcracker.Config) error {
 				cl.stopping.Store(true)           // not a kick (idle.go)
 				cl.nc.SetReadDeadline(time.Now()) // the reader stops
 				p.idle.wake(cl)
+				p.loop.kick(cl)
 			}
 		}
 	}

@@ -55,7 +55,7 @@ func TestSplitRequestsAcrossSweeps(t *testing.T) {
 	for _, s := range parts {
 		c.Send([]byte(s))
 		waitSweeps(t, p, 3)
-		if n := parked(p); n != 0 {
+		if n := idleParked(p); n != 0 {
 			t.Fatalf("%d clients parked with part of a request read", n)
 		}
 	}
@@ -106,7 +106,7 @@ func TestParkedClientRepliesInOrder(t *testing.T) {
 		c.Send([]byte("get " + ks + "\r\nget " + kf + " " + kf + "\r\nmn\r\nget " + kf + "\r\n"))
 		testutil.WaitFor(t, func() bool { return tr.all[1].st.responses.Load() == before+2 })
 		waitSweeps(t, p, 3) // the client waits with calls in flight: not parked
-		if n := parked(p); n != 0 {
+		if n := idleParked(p); n != 0 {
 			t.Fatalf("round %d: parked with a call in flight", round)
 		}
 		gate <- struct{}{}

@@ -56,6 +56,7 @@ type proxyOptions struct {
 	output, confFile, statsAddr, pidFile               string
 	admin, procs                                       string
 	daemonChild                                        bool
+	eventLoop                                          bool
 
 	// start builds the proxy for a configuration; tests replace it.
 	start func(*nutcracker.Config, *slog.Logger) (proxyServer, error)
@@ -84,13 +85,18 @@ type proxySettings struct {
 var scaleProcs = true
 
 func newProxyCommand() *cobra.Command {
-	return proxyCommand(&proxyOptions{start: startProxy})
+	o := &proxyOptions{}
+	o.start = func(cfg *nutcracker.Config, logger *slog.Logger) (proxyServer, error) {
+		return startProxy(cfg, logger, o.eventLoop)
+	}
+	return proxyCommand(o)
 }
 
-// startProxy creates the proxy for cfg: its pools' listeners are bound
-// (and their servers preconnected) when it returns.
-func startProxy(cfg *nutcracker.Config, logger *slog.Logger) (proxyServer, error) {
-	p, err := proxy.New(proxy.Config{Pools: cfg, Logger: logger})
+// startProxy creates the proxy for cfg (with proxy.Config.EventLoop when
+// eventLoop is set): its pools' listeners are bound (and their servers
+// preconnected) when it returns.
+func startProxy(cfg *nutcracker.Config, logger *slog.Logger, eventLoop bool) (proxyServer, error) {
+	p, err := proxy.New(proxy.Config{Pools: cfg, Logger: logger, EventLoop: eventLoop})
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +150,8 @@ JSON on its stats port.`,
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
+	f.BoolVar(&o.eventLoop, "event-loop", false, "experimental (Linux): one event loop reads every client and server connection")
+	f.MarkHidden("event-loop")
 	cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
 		io.WriteString(cmd.ErrOrStderr(), nutcrackerVersionText()+nutcrackerUsage())
 	})

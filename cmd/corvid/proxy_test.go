@@ -53,8 +53,10 @@ func TestProxyFlags(t *testing.T) {
 		{"defaults", nil, proxySettings{logLevel: 5, statsPort: 22222, statsInterval: 30000, mbufSize: 16384},
 			func(o *proxyOptions) bool {
 				return o.confFile == "conf/nutcracker.yml" && o.statsAddr == "0.0.0.0" && o.output == "" &&
-					o.pidFile == "" && !o.daemon && !o.testConf && o.admin == ""
+					o.pidFile == "" && !o.daemon && !o.testConf && o.admin == "" && !o.eventLoop
 			}},
+		{"event loop", []string{"--event-loop"}, proxySettings{logLevel: 5, statsPort: 22222, statsInterval: 30000, mbufSize: 16384},
+			func(o *proxyOptions) bool { return o.eventLoop }},
 		{"short", []string{"-v", "11", "-s", "1", "-i", "0", "-m", "512", "-c", "x.yml", "-a", "127.0.0.1",
 			"-o", "log", "-p", "pid", "-d", "-t"},
 			proxySettings{logLevel: 11, statsPort: 1, statsInterval: 0, mbufSize: 512},

@@ -38,6 +38,7 @@ type routerOptions struct {
 	admin, pidFile                string
 	daemon, daemonChild           bool
 	verbose                       int
+	eventLoop                     bool
 
 	// start builds the router for a configuration; tests replace it.
 	start func(cfg *route.Config, listen []string, logger *slog.Logger) (routerServer, error)
@@ -72,7 +73,7 @@ func newRouterCommand() *cobra.Command {
 // startRouter builds the proxy engine for an mcrouter configuration.
 func (o *routerOptions) startRouter(cfg *route.Config, listen []string, logger *slog.Logger) (routerServer, error) {
 	p, err := proxy.New(proxy.Config{Routes: cfg, Listen: listen, Logger: logger,
-		RouterVersion: "corvid " + version, RouterOptions: o.mcrouterOptions()})
+		RouterVersion: "corvid " + version, RouterOptions: o.mcrouterOptions(), EventLoop: o.eventLoop})
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +146,8 @@ handles, the route handles corvid runs) unchanged, on corvid proxy's engine.`,
 	f.CountVarP(&o.verbose, "verbose", "v", "corvid: log more (-v: debug)")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
+	f.BoolVar(&o.eventLoop, "event-loop", false, "corvid, experimental (Linux): one event loop reads every client and server connection")
+	f.MarkHidden("event-loop")
 	return cmd
 }
 
