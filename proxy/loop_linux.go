@@ -540,13 +540,14 @@ func (lp *loop) client(cl *client) bool {
 		}
 		cl.w += n
 		need, err := cl.step()
+		if err == nil && cl.lp != nil {
+			err = cl.room(need)
+		}
 		if cl.lp == nil {
-			// Handed over: this goroutine is cl's reader now.
+			// Handed over (by the handling, or by room queuing its
+			// refusal's error line): this goroutine is cl's reader now.
 			cl.finish(cl.readLoop(need, err))
 			return true
-		}
-		if err == nil {
-			err = cl.room(need)
 		}
 		if err != nil {
 			lp.end(cl, err)
