@@ -484,11 +484,13 @@ func (rd *connReader) oldestDeadline() time.Time {
 // readable, is reported again by the next wait.
 const maxEventReads = 4
 
-// conn reads what rd's socket holds and frames it; with once, it reads
-// once (a late call's drain: a server that keeps sending cannot hold the
-// call past its timeout).
-func (lp *loop) conn(rd *connReader, once bool) {
-	for range maxEventReads {
+// conn reads what rd's socket holds and frames it, at most
+// maxEventReads times; with drain, until a read leaves the socket empty,
+// as rearm drains it once for a late call (what came is framed before
+// the call is judged, and a server that keeps sending cannot hold it past
+// its timeout: the buffer grows until a read takes all the socket holds).
+func (lp *loop) conn(rd *connReader, drain bool) {
+	for i := 0; drain || i < maxEventReads; i++ {
 		rd.compact()
 		room := len(rd.buf) - rd.w
 		n, err := rd.rr.readOnce(rd.buf[rd.w:])
@@ -503,7 +505,7 @@ func (lp *loop) conn(rd *connReader, once bool) {
 			return
 		}
 		rd.w += n
-		if !rd.frame(&lp.pw) || n < room || once {
+		if !rd.frame(&lp.pw) || n < room {
 			return
 		}
 	}

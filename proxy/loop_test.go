@@ -344,3 +344,68 @@ func TestLoopRefusedWhileWaiting(t *testing.T) {
 	}
 	p.loop.mu.Unlock()
 }
+
+// TestLoopTimeoutFramesWhatCame: calls whose replies came before their
+// deadline, while the loop was busy, are answered, however much the
+// server's socket holds when the loop then judges them: the loop drains
+// the socket of an overdue call until it is empty (as rearm), not one
+// buffer.
+func TestLoopTimeoutFramesWhatCame(t *testing.T) {
+	const (
+		n    = initialWindow // sent at once
+		size = 128 << 10
+	)
+	value := strings.Repeat("v", size)
+	got, send := make(chan struct{}), make(chan struct{})
+	srv := testutil.FakeServer(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		for i := range n {
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+			if i == n-1 {
+				close(got)
+			}
+		}
+		select {
+		case <-send:
+		case <-t.Context().Done():
+			return
+		}
+		var b strings.Builder
+		for range n {
+			fmt.Fprintf(&b, "VALUE k 0 %d\r\n%s\r\nEND\r\n", size, value)
+		}
+		io.WriteString(nc, b.String())
+		io.Copy(io.Discard, nc)
+	})
+	p, addr := loopProxyFor(t, []string{srv}, "timeout: 300")
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	c.Send([]byte(strings.Repeat("get k\r\n", n)))
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not get the requests")
+	}
+	// The server connection's socket takes all the replies at once.
+	p.loop.mu.Lock()
+	for _, s := range p.loop.slots {
+		if s.rd != nil {
+			if err := s.rd.nc.(*net.TCPConn).SetReadBuffer(4 << 20); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The loop is busy (here: held) while the replies come and the
+	// calls' deadlines pass.
+	close(send)
+	time.Sleep(time.Second)
+	p.loop.mu.Unlock()
+	want := fmt.Sprintf("VALUE k 0 %d\r\n%s\r\nEND\r\n", size, value)
+	for i := range n {
+		if r := string(c.ReadReply(testutil.ValuesReply)); r != want {
+			t.Fatalf("get %d of %d: %.60q", i, n, r)
+		}
+	}
+}
