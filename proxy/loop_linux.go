@@ -484,11 +484,13 @@ func (rd *connReader) oldestDeadline() time.Time {
 // readable, is reported again by the next wait.
 const maxEventReads = 4
 
-// conn reads what rd's socket holds and frames it; with once, it reads
-// once (a late call's drain: a server that keeps sending cannot hold the
-// call past its timeout).
-func (lp *loop) conn(rd *connReader, once bool) {
-	for range maxEventReads {
+// conn reads what rd's socket holds and frames it, at most
+// maxEventReads times; with drain, until a read leaves the socket empty,
+// as rearm drains it once for a late call (what came is framed before
+// the call is judged, and a server that keeps sending cannot hold it past
+// its timeout: the buffer grows until a read takes all the socket holds).
+func (lp *loop) conn(rd *connReader, drain bool) {
+	for i := 0; drain || i < maxEventReads; i++ {
 		rd.compact()
 		room := len(rd.buf) - rd.w
 		n, err := rd.rr.readOnce(rd.buf[rd.w:])
@@ -503,7 +505,7 @@ func (lp *loop) conn(rd *connReader, once bool) {
 			return
 		}
 		rd.w += n
-		if !rd.frame(&lp.pw) || n < room || once {
+		if !rd.frame(&lp.pw) || n < room {
 			return
 		}
 	}
@@ -540,13 +542,14 @@ func (lp *loop) client(cl *client) bool {
 		}
 		cl.w += n
 		need, err := cl.step()
+		if err == nil && cl.lp != nil {
+			err = cl.room(need)
+		}
 		if cl.lp == nil {
-			// Handed over: this goroutine is cl's reader now.
+			// Handed over (by the handling, or by room queuing its
+			// refusal's error line): this goroutine is cl's reader now.
 			cl.finish(cl.readLoop(need, err))
 			return true
-		}
-		if err == nil {
-			err = cl.room(need)
 		}
 		if err != nil {
 			lp.end(cl, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -277,5 +278,134 @@ func TestLoopTimeoutWhileServerSends(t *testing.T) {
 	}
 	if got := string(c.ReadReply(testutil.LineReply)); got != "SERVER_ERROR Connection timed out\r\n" {
 		t.Fatalf("reply %q", got)
+	}
+}
+
+// loopRunners counts the goroutines running the event loop (and those
+// that ran it and now read a client handed over).
+func loopRunners() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "proxy.(*loop).run(")
+}
+
+// TestLoopRefusedWhileWaiting: a request that the read-buffer bound
+// refuses, from a client whose window is full, makes the loop's goroutine
+// wait for the window (handing the loop over) before the error line is
+// queued; the client is then answered and closed, and exactly one
+// goroutine runs the loop, whose slots stay consistent.
+func TestLoopRefusedWhileWaiting(t *testing.T) {
+	gate := make(chan struct{})
+	slow := getServer(t, "s", gate)
+	pc, err := nutcracker.Parse([]byte(poolYAML("127.0.0.1:0", []string{slow}, "timeout: 20000")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Pools: pc, EventLoop: true, ReadBufMemLimit: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runProxy(t, p)
+	addr := p.Addrs()["alpha"].String()
+	tr := p.pools[0].current()
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	testutil.WaitFor(t, func() bool { return loopClients(p) == 1 })
+	// A full window of gets, then a set whose value the bound refuses.
+	c.Send([]byte(strings.Repeat("get k\r\n", initialWindow) + fmt.Sprintf("set k 0 0 %d\r\nxx", 512<<10)))
+	testutil.WaitFor(t, func() bool { return tr.all[0].st.requests.Load() == initialWindow && loopClients(p) == 0 })
+	close(gate)
+	for i := range initialWindow {
+		if got := string(c.ReadReply(testutil.ValuesReply)); got != "VALUE k 0 1\r\ns\r\nEND\r\n" {
+			t.Fatalf("get %d: %q", i, got)
+		}
+	}
+	if got, err := c.TryReadReply(testutil.LineReply); err != nil || string(got) != oomLine {
+		t.Errorf("after the gets: %q, %v; want %q", got, err, oomLine)
+	}
+	if got, err := c.TryReadReply(testutil.LineReply); err == nil {
+		t.Errorf("after the error line: %q, want the connection closed", got)
+	}
+	// The loop still serves, from one goroutine.
+	other := testutil.Dial(t, addr)
+	defer other.Close()
+	if got := roundTrip(other, "get k\r\n", testutil.ValuesReply); got != "VALUE k 0 1\r\ns\r\nEND\r\n" {
+		t.Fatalf("another client: %q", got)
+	}
+	// (The goroutine that was the client's reader may still be ending it.)
+	if !waitFor(10*time.Second, func() bool { return loopRunners() == 1 }) {
+		t.Errorf("%d goroutines run the event loop, want 1", loopRunners())
+	}
+	p.loop.mu.Lock()
+	for _, s := range p.loop.free {
+		if s == 0 {
+			t.Errorf("slot 0 (the eventfd's) was freed")
+		}
+	}
+	p.loop.mu.Unlock()
+}
+
+// TestLoopTimeoutFramesWhatCame: calls whose replies came before their
+// deadline, while the loop was busy, are answered, however much the
+// server's socket holds when the loop then judges them: the loop drains
+// the socket of an overdue call until it is empty (as rearm), not one
+// buffer.
+func TestLoopTimeoutFramesWhatCame(t *testing.T) {
+	const (
+		n    = initialWindow // sent at once
+		size = 128 << 10
+	)
+	value := strings.Repeat("v", size)
+	got, send := make(chan struct{}), make(chan struct{})
+	srv := testutil.FakeServer(t, func(nc net.Conn) {
+		r := bufio.NewReader(nc)
+		for i := range n {
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+			if i == n-1 {
+				close(got)
+			}
+		}
+		select {
+		case <-send:
+		case <-t.Context().Done():
+			return
+		}
+		var b strings.Builder
+		for range n {
+			fmt.Fprintf(&b, "VALUE k 0 %d\r\n%s\r\nEND\r\n", size, value)
+		}
+		io.WriteString(nc, b.String())
+		io.Copy(io.Discard, nc)
+	})
+	p, addr := loopProxyFor(t, []string{srv}, "timeout: 300")
+	c := testutil.Dial(t, addr)
+	defer c.Close()
+	c.Send([]byte(strings.Repeat("get k\r\n", n)))
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not get the requests")
+	}
+	// The server connection's socket takes all the replies at once.
+	p.loop.mu.Lock()
+	for _, s := range p.loop.slots {
+		if s.rd != nil {
+			if err := s.rd.nc.(*net.TCPConn).SetReadBuffer(4 << 20); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The loop is busy (here: held) while the replies come and the
+	// calls' deadlines pass.
+	close(send)
+	time.Sleep(time.Second)
+	p.loop.mu.Unlock()
+	want := fmt.Sprintf("VALUE k 0 %d\r\n%s\r\nEND\r\n", size, value)
+	for i := range n {
+		if r := string(c.ReadReply(testutil.ValuesReply)); r != want {
+			t.Fatalf("get %d of %d: %.60q", i, n, r)
+		}
 	}
 }
