@@ -15,7 +15,10 @@
 # order, `corvid bench -c LIGHT` (90/10 get/set, 100-byte values) for
 # DURATION seconds against each, and prints the medians of p50 and p99,
 # each one's p99 minus direct's, and the median over rounds of its p99
-# divided by nutcracker's in the same round (steadier on a noisy machine).
+# divided by nutcracker's in the same round (steadier on a noisy machine),
+# and each process's CPU time and context switches (all its threads, from
+# /proc) per request: counts that other work on the machine moves far
+# less than it moves a p99.
 # TARGETS="nutcracker corvid ..." measures only those (direct and
 # nutcracker always).
 #
@@ -53,7 +56,7 @@ fi
 (cd "$REPO_ROOT" && go build -o "$BENCH_TMP/relay" ./bench/relay) || bench_die "cannot build bench/relay"
 commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-declare -A PORT res
+declare -A PORT PID res
 all_targets=(direct nutcracker corvid corvid-fixed corvid-1p relay-goroutine relay-goroutine-1p relay-epoll-1 relay-epoll-2)
 [[ -n ${CORVID_B:-} ]] && all_targets+=(corvid-b corvid-b-1p)
 read -r -a targets <<<"${TARGETS:-${all_targets[*]}}"
@@ -66,7 +69,7 @@ for i in 1 2 3; do
 	backends+=("127.0.0.1:$STARTED_PORT")
 done
 bench_start_server direct "${MEMCACHED_ARGV[@]}"
-PORT[direct]=$STARTED_PORT
+PORT[direct]=$STARTED_PORT PID[direct]=$STARTED_PID
 
 # start TARGET CMD... starts a proxy or relay listening on PORT[TARGET]
 # (chosen before) and waits until a get through it answers.
@@ -76,6 +79,7 @@ start() {
 	"$@" >"$BENCH_TMP/$t.log" 2>&1 &
 	pid=$!
 	BENCH_PIDS+=("$pid")
+	PID[$t]=$pid
 	for ((i = 0; i < 100; i++)); do
 		bench_alive "$pid" || break
 		bench_answers "${PORT[$t]}" "get proxylat.sh:ready" END && return 0
@@ -123,6 +127,10 @@ for t in direct nutcracker; do
 		--key-prefix p: --json -q >"$BENCH_TMP/prefill-$t.json" || bench_die "prefill through $t failed"
 done
 
+# switches PID prints the context switches of all the process's threads.
+switches() {
+	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
 json() { awk -v f="\"$1\":" '$1 == f { gsub(/,/, "", $2); print $2; exit }' "$2"; }
 n=${#targets[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -130,9 +138,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		t=${targets[(i + r - 1) % n]}
 		bench_log "round $r/$ROUNDS: $t ..."
 		out=$BENCH_TMP/$t-$r.json
+		cpu0=$(bench_cpu_ticks "${PID[$t]}") cs0=$(switches "${PID[$t]}")
 		timeout --kill-after=5 $((DURATION + 60)) "$CORVID" bench -s "127.0.0.1:${PORT[$t]}" -c "$LIGHT" \
 			--ratio 9:1 --value-size 100 --key-prefix p: --duration "${DURATION}s" --json -q >"$out" ||
 			bench_die "corvid bench against $t failed"
+		cpu1=$(bench_cpu_ticks "${PID[$t]}") cs1=$(switches "${PID[$t]}")
+		reqs=$(json requests "$out")
+		res[cpu|$t]+="$(awk -v d=$((cpu1 - cpu0)) -v n="$reqs" -v hz="$BENCH_CLK_TCK" 'BEGIN { printf "%.1f", n ? d * 1e6 / hz / n : 0 }') "
+		res[cs|$t]+="$(awk -v d=$((cs1 - cs0)) -v n="$reqs" 'BEGIN { printf "%.3f", n ? d / n : 0 }') "
 		errs=$(json errors "$out")
 		[[ $errs == 0 ]] || bench_log "warning: $errs error replies from $t"
 		res[p50|$t]+="$(json p50 "$out" | cut -d. -f1) "
@@ -150,13 +163,18 @@ echo "light-load latency, medians of $ROUNDS rounds (corvid bench -c $LIGHT, ${D
 echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "machine:  $(nproc) CPUs, $(uname -sr); 1-min load average $load_start before, $load_end after"
 echo
-printf '%-18s %8s %8s %14s %12s  %s\n' target p50_µs p99_µs added_p99_µs p99/nutcr "p99 per round"
+printf '%-18s %8s %8s %14s %10s %11s %9s  %s\n' target p50_µs p99_µs added_p99_µs p99/nutcr cpu_µs/req cs/req "p99 per round"
+# fmedian prints the median of its arguments as they are written (the
+# middle one; the lower of the two middle ones for an even count).
+fmedian() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # shellcheck disable=SC2086 # the lists are space-separated numbers
 d=$(bench_median ${res[p99|direct]})
 for t in "${targets[@]}"; do
 	# shellcheck disable=SC2086
 	p50=$(bench_median ${res[p50|$t]}) p99=$(bench_median ${res[p99|$t]})
 	# shellcheck disable=SC2086
-	ratio=$(printf '%s\n' ${res[ratio|$t]} | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-	printf '%-18s %8s %8s %14s %12s  %s\n' "$t" "$p50" "$p99" $((p99 - d)) "$ratio" "${res[p99|$t]}"
+	ratio=$(fmedian ${res[ratio|$t]})
+	# shellcheck disable=SC2086
+	cpu=$(fmedian ${res[cpu|$t]}) cs=$(fmedian ${res[cs|$t]})
+	printf '%-18s %8s %8s %14s %10s %11s %9s  %s\n' "$t" "$p50" "$p99" $((p99 - d)) "$ratio" "$cpu" "$cs" "${res[p99|$t]}"
 done
