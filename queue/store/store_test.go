@@ -232,6 +232,43 @@ func TestOpenItemsComeBackInPutOrder(t *testing.T) {
 	}
 }
 
+// TestOpenItemsComeBackInPutOrderAfterCompaction puts an item back at the
+// head while a later one is open, has the journal rewritten, opens the
+// first again: after a reopen both come back in the order they were put,
+// as without the rewrite.
+func TestOpenItemsComeBackInPutOrderAfterCompaction(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Sync: SyncPolicy{Mode: SyncAlways}, MaxJournalSize: 1 << 10}
+	q := open(t, dir, cfg)
+	for _, s := range []string{"a", "b", "c"} {
+		put(t, q, s)
+	}
+	_, xa, _, _ := q.Take(time.Now(), true)
+	q.Take(time.Now(), true)
+	must(t, q.Abort(xa)) // a is back at the head, b stays open
+	// Open and abort a until the journal passes its limit and is
+	// rewritten.
+	written := q.Stats().LogSize
+	for range 100 {
+		it, x, _, _ := q.Take(time.Now(), true)
+		if string(it.Data) != "a" {
+			t.Fatalf("took %q, want a", it.Data)
+		}
+		must(t, q.Abort(x))
+		written += 2 * (headerSize + 9)
+	}
+	if s := q.Stats(); s.LogSize >= written {
+		t.Fatalf("journal of %d bytes not rewritten", s.LogSize)
+	}
+	if it, _, _, _ := q.Take(time.Now(), true); string(it.Data) != "a" {
+		t.Fatalf("took %q, want a", it.Data)
+	}
+	q = reopen(t, q, dir, cfg)
+	if got := drain(t, q); got != "a b c" {
+		t.Fatalf("got %q, want \"a b c\"", got)
+	}
+}
+
 func TestFull(t *testing.T) {
 	q := open(t, t.TempDir(), Config{MaxItems: 2})
 	put(t, q, "a")
