@@ -469,25 +469,30 @@ func (c *conn) get(key string) error {
 		c.reply("END\r\n")
 		return nil
 	}
-	c.srv.stats.getHits.Add(1)
-	c.writeValue(name, it)
-	c.reply("END\r\n")
-	switch {
-	case o.peek:
-	case o.open:
-		c.addRead(q, xid)
-	case waited:
-		// Taken open for a waiter that did not ask for it: confirmed
-		// once the reply is out, put back if the client left while it
-		// waited or the reply cannot be written.
-		if c.peerGone() || c.w.Flush() != nil {
-			// The reply is not written: the item goes back, so the
-			// client must not have it too.
+	if waited && !o.peek && !o.open {
+		// Taken open for a waiter that did not ask for it: put back if
+		// the client left while it waited, else confirmed before the
+		// reply goes out, as a plain get's item is taken before it: a
+		// client that has the item never sees it again after a crash.
+		if c.peerGone() {
 			q.st.Abort(xid)
 			q.dispatch()
 			return errDrop
 		}
-		q.st.Confirm(xid)
+		if err := q.st.Confirm(xid); err != nil && q.st.Abort(xid) == nil {
+			// Not confirmed (a confirm that failed only to sync is
+			// kept, and the item given): it stays queued.
+			c.srv.log.Error("cannot read a queue", "queue", name, "err", err)
+			q.dispatch()
+			c.reply("SERVER_ERROR cannot read the queue\r\n")
+			return nil
+		}
+	}
+	c.srv.stats.getHits.Add(1)
+	c.writeValue(name, it)
+	c.reply("END\r\n")
+	if o.open {
+		c.addRead(q, xid)
 	}
 	return nil
 }

@@ -479,6 +479,8 @@ type hookBackend struct {
 	beforePut   func(name string)
 	beforeTake  func(name string)
 	beforeClose func(name string)
+	// beforeConfirm is called before a Confirm returns.
+	beforeConfirm func(name string)
 }
 
 type hookStore struct {
@@ -504,6 +506,14 @@ func (s hookStore) Take(now time.Time, open bool) (queue.Item, uint64, bool, err
 		s.b.beforeTake(s.name)
 	}
 	return s.Store.Take(now, open)
+}
+
+func (s hookStore) Confirm(xid uint64) error {
+	err := s.Store.Confirm(xid)
+	if s.b.beforeConfirm != nil {
+		s.b.beforeConfirm(s.name)
+	}
+	return err
 }
 
 func (s hookStore) Close() error {
@@ -787,4 +797,38 @@ func TestWaiterThatHalfClosedGetsNothingTwice(t *testing.T) {
 	if strings.Contains(string(reply), "VALUE") == back {
 		t.Fatalf("reply %q and the item is back in the queue: %v", reply, back)
 	}
+}
+
+// TestWaitedGetConfirmsBeforeReplying holds a waited plain get's Confirm
+// (as a journal's fsync would): the client must not have the item before
+// the Confirm returned, or a crash then would give the item, which the
+// client took, to another.
+func TestWaitedGetConfirmsBeforeReplying(t *testing.T) {
+	release := make(chan struct{})
+	confirming := make(chan struct{}, 1)
+	b := &hookBackend{beforeConfirm: func(string) {
+		confirming <- struct{}{}
+		<-release
+	}}
+	s := startServer(t, queue.Config{Backend: b})
+	c := dial(t, s.addr)
+	c.send("get q/t=60000\r\n")
+	waitFor(t, "the waiter", func() bool { return s.stat("queue_q_waiters") == "1" })
+	p := dial(t, s.addr)
+	p.set("q", "once")
+	select {
+	case <-confirming:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("the waited get never confirmed its item")
+	}
+	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, err := c.r.ReadByte()
+	close(release)
+	if err == nil {
+		t.Fatal("the client had the item while its Confirm was not done")
+	}
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	c.expect("VALUE q 0 4", "once", "END")
+	p.mustMiss("q")
 }
