@@ -517,11 +517,7 @@ func (q *Queue) Put(it Item) error {
 // returned xid. ok is false when the queue is empty.
 func (q *Queue) Take(now time.Time, open bool) (it Item, xid uint64, ok bool, err error) {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return Item{}, 0, false, ErrClosed
-	}
-	expired, e, ok, err := q.liveHeadLocked(now)
+	expired, e, ok, err := q.liveHeadWaitLocked(now)
 	var lsn uint64
 	if ok && err == nil {
 		if open {
@@ -554,24 +550,56 @@ func (q *Queue) Take(now time.Time, open bool) (it Item, xid uint64, ok bool, er
 	return e.it, xid, true, err
 }
 
-// liveHeadLocked drops expired items from the head and returns them and the
-// head that is left.
-func (q *Queue) liveHeadLocked(now time.Time) ([]Item, entry, bool, error) {
-	var expired []Item
+// expireBatch is how many bytes of expired items liveHeadLocked hands
+// over at most at once: a long run of them is not all held in memory.
+const expireBatch = 1 << 20
+
+// liveHeadLocked drops expired items from the head and returns the head
+// that is left. The items dropped are returned for the Expired hook (none
+// when it is unset), up to about expireBatch bytes of them: more reports
+// that it stopped there, with expired items possibly left at the head.
+func (q *Queue) liveHeadLocked(now time.Time) (expired []Item, head entry, ok, more bool, err error) {
+	var n int64
 	for {
 		h, ok, err := q.headLocked()
 		if err != nil || !ok {
-			return expired, entry{}, false, err
+			return expired, entry{}, false, false, err
 		}
 		if !q.expiredLocked(h, now) {
-			return expired, *h, true, nil
+			return expired, *h, true, false, nil
+		}
+		if n >= expireBatch {
+			return expired, entry{}, false, true, nil
 		}
 		e, err := q.removeHeadLocked()
 		if err != nil {
-			return expired, entry{}, false, err
+			return expired, entry{}, false, false, err
 		}
 		q.expired++
-		expired = append(expired, e.it)
+		if q.cfg.Expired != nil {
+			expired = append(expired, e.it)
+			n += int64(len(e.it.Data))
+		}
+	}
+}
+
+// liveHeadWaitLocked is liveHeadLocked that hands each batch of expired
+// items to the hook, without the lock, until it finds the live head; it
+// returns the last batch. The queue's lock must be held, and is on return.
+func (q *Queue) liveHeadWaitLocked(now time.Time) ([]Item, entry, bool, error) {
+	for {
+		if q.closed {
+			return nil, entry{}, false, ErrClosed
+		}
+		expired, e, ok, more, err := q.liveHeadLocked(now)
+		if !more {
+			return expired, e, ok, err
+		}
+		q.maybeCompactLocked()
+		fn := q.cfg.Expired
+		q.mu.Unlock()
+		q.expire(fn, expired)
+		q.mu.Lock()
 	}
 }
 
@@ -588,12 +616,9 @@ func (q *Queue) expire(fn func(Item), items []Item) {
 // on the way.
 func (q *Queue) Peek(now time.Time) (Item, bool, error) {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return Item{}, false, ErrClosed
-	}
-	expired, e, ok, err := q.liveHeadLocked(now)
-	if len(expired) > 0 {
+	dropped := q.expired
+	expired, e, ok, err := q.liveHeadWaitLocked(now)
+	if q.expired != dropped {
 		q.maybeCompactLocked()
 	}
 	fn := q.cfg.Expired

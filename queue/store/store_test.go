@@ -290,6 +290,37 @@ func TestFull(t *testing.T) {
 	}
 }
 
+// TestLongRunOfExpiredItems has a take drop many expired items, most
+// of them read back from the journal: they reach the Expired hook in
+// batches, not all held in memory at once, and every one of them does.
+func TestLongRunOfExpiredItems(t *testing.T) {
+	const n, size = 100, 64 << 10
+	var q *Queue
+	var seen, droppedAtFirst int
+	cfg := Config{MaxMemorySize: 256 << 10, Expired: func(it Item) {
+		if seen == 0 {
+			droppedAtFirst = int(q.Stats().ExpiredItems)
+		}
+		seen++
+	}}
+	q = open(t, t.TempDir(), cfg)
+	past := time.Now().Add(-time.Hour)
+	for range n {
+		must(t, q.Put(Item{Data: make([]byte, size), Expiry: past}))
+	}
+	put(t, q, "live")
+	if got := take(t, q); got != "live" {
+		t.Fatalf("took %q", got)
+	}
+	if seen != n {
+		t.Fatalf("the hook saw %d expired items, want %d", seen, n)
+	}
+	if most := expireBatch/size + 1; droppedAtFirst > most {
+		t.Fatalf("%d expired items (%d bytes each) were held before the hook saw the first, want at most %d",
+			droppedAtFirst, size, most)
+	}
+}
+
 func TestDiscardOldWhenFull(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{MaxItems: 2, DiscardOldWhenFull: true}
