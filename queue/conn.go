@@ -411,8 +411,9 @@ func (c *conn) get(key string) error {
 		return nil
 	}
 	if o.close {
-		if or, xid, ok := c.popRead(name); ok {
-			or.q.st.Confirm(xid)
+		if or, xid, ok := c.popRead(name); ok && !c.confirmRead(or, xid) {
+			c.reply("SERVER_ERROR cannot confirm the item\r\n")
+			return nil
 		}
 		if !o.open {
 			c.reply("END\r\n")
@@ -610,7 +611,10 @@ func (c *conn) confirm(args [][]byte) error {
 		if !ok {
 			break
 		}
-		or.q.st.Confirm(xid)
+		if !c.confirmRead(or, xid) {
+			c.reply("SERVER_ERROR cannot confirm the item\r\n")
+			return nil
+		}
 	}
 	if confirmed == 0 {
 		c.reply("ERROR\r\n")
@@ -678,6 +682,30 @@ func (c *conn) popRead(name string) (*openReads, uint64, bool) {
 		delete(c.reads, name)
 	}
 	return or, xid, true
+}
+
+// confirmRead confirms an open item popRead returned. If the store
+// cannot, the item is open still: it is the connection's oldest open
+// item again (confirmed by the next /close, put back when the connection
+// ends), and confirmRead reports false.
+func (c *conn) confirmRead(or *openReads, xid uint64) bool {
+	err := or.q.st.Confirm(xid)
+	if err == nil || errors.Is(err, ErrNoTransaction) || or.q.isDeleted() {
+		return true
+	}
+	c.srv.log.Error("cannot confirm an item", "queue", or.q.name, "err", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.reads[or.q.name]
+	if cur == nil {
+		cur = &openReads{q: or.q}
+		c.reads[or.q.name] = cur
+	} else if cur.q != or.q {
+		return false
+	}
+	cur.xids = append([]uint64{xid}, cur.xids...)
+	cur.timer = append([]*time.Timer{nil}, cur.timer...)
+	return false
 }
 
 func (c *conn) pendingReads(name string) int {

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,6 +483,9 @@ type hookBackend struct {
 	beforeClose func(name string)
 	// beforeConfirm is called before a Confirm returns.
 	beforeConfirm func(name string)
+	// confirmErr, if it returns an error, fails a Confirm (as a journal
+	// write would) without confirming.
+	confirmErr func() error
 }
 
 type hookStore struct {
@@ -509,6 +514,11 @@ func (s hookStore) Take(now time.Time, open bool) (queue.Item, uint64, bool, err
 }
 
 func (s hookStore) Confirm(xid uint64) error {
+	if s.b.confirmErr != nil {
+		if err := s.b.confirmErr(); err != nil {
+			return err
+		}
+	}
 	err := s.Store.Confirm(xid)
 	if s.b.beforeConfirm != nil {
 		s.b.beforeConfirm(s.name)
@@ -830,5 +840,37 @@ func TestWaitedGetConfirmsBeforeReplying(t *testing.T) {
 	}
 	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	c.expect("VALUE q 0 4", "once", "END")
+	p.mustMiss("q")
+}
+
+// TestFailedConfirmKeepsTheReadOpen fails the store's Confirm of a
+// get/close and of a confirm: the client is told, the item stays its
+// open read, and goes back to the queue when the client leaves.
+func TestFailedConfirmKeepsTheReadOpen(t *testing.T) {
+	var fail atomic.Bool
+	b := &hookBackend{confirmErr: func() error {
+		if fail.Load() {
+			return errors.New("injected write error")
+		}
+		return nil
+	}}
+	s := startServer(t, queue.Config{Backend: b})
+	c := dial(t, s.addr)
+	c.set("q", "a")
+	c.set("q", "b")
+	c.mustGet("q/open", "a")
+	fail.Store(true)
+	c.do("get q/close", "SERVER_ERROR cannot confirm the item")
+	c.do("confirm q 1", "SERVER_ERROR cannot confirm the item")
+	fail.Store(false)
+	c.do("get q/close", "END") // a is confirmed now
+	c.mustGet("q/open", "b")
+	fail.Store(true)
+	c.do("get q/close", "SERVER_ERROR cannot confirm the item")
+	c.nc.Close()
+	fail.Store(false)
+	p := dial(t, s.addr)
+	waitFor(t, "the client to leave", func() bool { return s.stat("curr_connections") == "1" })
+	p.mustGet("q", "b")
 	p.mustMiss("q")
 }
