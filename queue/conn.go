@@ -182,15 +182,21 @@ func (c *conn) dispatch(line []byte) error {
 		if !c.checkName(name) {
 			return nil
 		}
-		if q := c.srv.lookup(name); q != nil {
-			q.st.Flush()
+		if q := c.srv.lookup(name); q != nil && !c.flushQueue(q) {
+			c.reply("SERVER_ERROR cannot flush the queue\r\n")
+			return nil
 		}
 		c.reply("END\r\n")
 	case "flush_all":
+		ok := true
 		for _, n := range c.srv.queueNames() {
-			if q := c.srv.lookup(n); q != nil {
-				q.st.Flush()
+			if q := c.srv.lookup(n); q != nil && !c.flushQueue(q) {
+				ok = false
 			}
+		}
+		if !ok {
+			c.reply("SERVER_ERROR cannot flush every queue\r\n")
+			return nil
 		}
 		c.reply("Flushed all queues.\r\n")
 	case "version":
@@ -221,6 +227,15 @@ func (c *conn) dispatch(line []byte) error {
 		return errClose
 	}
 	return nil
+}
+
+// flushQueue flushes q and reports whether it did (or q was deleted).
+func (c *conn) flushQueue(q *queue) bool {
+	if err := q.st.Flush(); err != nil && !q.isDeleted() {
+		c.srv.log.Error("cannot flush a queue", "queue", q.name, "err", err)
+		return false
+	}
+	return true
 }
 
 // checkName answers CLIENT_ERROR for a name no queue may have.

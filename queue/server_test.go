@@ -486,6 +486,8 @@ type hookBackend struct {
 	// confirmErr, if it returns an error, fails a Confirm (as a journal
 	// write would) without confirming.
 	confirmErr func() error
+	// flushErr, if it returns an error, fails a Flush without flushing.
+	flushErr func() error
 }
 
 type hookStore struct {
@@ -524,6 +526,15 @@ func (s hookStore) Confirm(xid uint64) error {
 		s.b.beforeConfirm(s.name)
 	}
 	return err
+}
+
+func (s hookStore) Flush() error {
+	if s.b.flushErr != nil {
+		if err := s.b.flushErr(); err != nil {
+			return err
+		}
+	}
+	return s.Store.Flush()
 }
 
 func (s hookStore) Close() error {
@@ -873,4 +884,29 @@ func TestFailedConfirmKeepsTheReadOpen(t *testing.T) {
 	waitFor(t, "the client to leave", func() bool { return s.stat("curr_connections") == "1" })
 	p.mustGet("q", "b")
 	p.mustMiss("q")
+}
+
+// TestFailedFlushIsReported fails the store's Flush: flush and flush_all
+// say so instead of answering as if the items were gone.
+func TestFailedFlushIsReported(t *testing.T) {
+	var fail atomic.Bool
+	b := &hookBackend{flushErr: func() error {
+		if fail.Load() {
+			return errors.New("injected write error")
+		}
+		return nil
+	}}
+	s := startServer(t, queue.Config{Backend: b})
+	c := dial(t, s.addr)
+	c.set("q", "a")
+	fail.Store(true)
+	c.do("flush q", "SERVER_ERROR cannot flush the queue")
+	c.do("flush_all", "SERVER_ERROR cannot flush every queue")
+	fail.Store(false)
+	c.mustGet("q/peek", "a")
+	c.do("flush q", "END")
+	c.mustMiss("q")
+	c.set("q", "b")
+	c.do("flush_all", "Flushed all queues.")
+	c.mustMiss("q")
 }
