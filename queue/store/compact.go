@@ -148,7 +148,7 @@ func (q *Queue) rewriteLocked() (err error) {
 		rb.off = off
 		for src, left := q.rb.off, q.rb.items; left > 0; {
 			rec, buf, n, err := readRecordAt(q.f, src, q.size, q.rbuf)
-			q.rbuf = buf
+			q.rbuf = keepScratch(buf)
 			if err != nil {
 				return fmt.Errorf("cannot copy read-behind items: %w", err)
 			}
@@ -161,7 +161,7 @@ func (q *Queue) rewriteLocked() (err error) {
 			src += n
 		}
 	}
-	q.buf = scratch
+	q.buf = keepScratch(scratch)
 	if err := w.Flush(); err != nil {
 		return err
 	}

@@ -82,6 +82,17 @@ type Queue struct {
 	discarded  uint64
 }
 
+// maxScratch is the most a queue's scratch buffers keep between uses: a
+// large item that passed does not leave its size held by every queue.
+const maxScratch = 64 << 10
+
+func keepScratch(b []byte) []byte {
+	if cap(b) > maxScratch {
+		return nil
+	}
+	return b
+}
+
 // readBehind is the part of the queue past MaxMemorySize: its items are
 // the add records from off onwards in the journal. While it is active every
 // new item joins it, so those records are exactly its items, in order.
@@ -311,7 +322,7 @@ func (q *Queue) fillLocked() error {
 	}
 	for q.rb.active && (q.mem.len() == 0 || q.memBytes < q.cfg.maxMemory()) {
 		rec, buf, n, err := readRecordAt(q.f, q.rb.off, q.size, q.rbuf)
-		q.rbuf = buf
+		q.rbuf = keepScratch(buf)
 		if err != nil {
 			return fmt.Errorf("cannot read queue %q back from its journal: %w", q.name, err)
 		}
@@ -367,7 +378,7 @@ func (q *Queue) bytesLocked() int64 { return q.memBytes + q.rb.bytes }
 // refused and cut back, so the journal never holds a record whose change
 // was refused.
 func (q *Queue) appendLocked(rec []byte) (uint64, error) {
-	q.buf = rec
+	q.buf = keepScratch(rec)
 	if q.closed {
 		return 0, ErrClosed
 	}

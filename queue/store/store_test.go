@@ -321,6 +321,22 @@ func TestLongRunOfExpiredItems(t *testing.T) {
 	}
 }
 
+// TestLargeItemLeavesNoScratch passes a large item through a queue, in
+// memory and read back from the journal: the queue does not keep buffers
+// of its size once it is gone.
+func TestLargeItemLeavesNoScratch(t *testing.T) {
+	q := open(t, t.TempDir(), Config{MaxMemorySize: 1})
+	put(t, q, "small")
+	must(t, q.Put(Item{Data: make([]byte, 1<<20)})) // read-behind
+	must(t, q.Put(Item{Data: make([]byte, 1<<20)}))
+	drain(t, q)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if cap(q.buf) > maxScratch || cap(q.rbuf) > maxScratch {
+		t.Fatalf("scratch buffers of %d and %d bytes kept, want at most %d", cap(q.buf), cap(q.rbuf), maxScratch)
+	}
+}
+
 func TestDiscardOldWhenFull(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{MaxItems: 2, DiscardOldWhenFull: true}
