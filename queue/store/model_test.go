@@ -18,106 +18,109 @@ import (
 // it against a model: the items queued, with those open back at the head
 // in the order they were put.
 func TestReplayMatchesLiveState(t *testing.T) {
-	for seed := range uint64(20) {
-		rng := rand.New(rand.NewPCG(seed, 1))
-		cfg := Config{MaxJournalSize: int64(1+rng.IntN(8)) << 10}
-		if rng.IntN(2) == 0 {
-			cfg.MaxMemorySize = int64(16 + rng.IntN(200))
-		}
-		if rng.IntN(2) == 0 {
-			cfg.Sync = SyncPolicy{Mode: SyncInterval, Every: 50 * time.Millisecond}
-		}
-		dir := t.TempDir()
-		q, err := Open(dir, "q", cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var model []string          // queued, head first
-		open := map[uint64]string{} // by xid
-		putOrder := map[string]int{}
-		var ops []string
-		fail := func(step int, format string, args ...any) {
-			t.Helper()
-			q.Close()
-			t.Fatalf("seed %d step %d (%+v): %s\nlast ops: %s", seed, step, cfg,
-				fmt.Sprintf(format, args...), strings.Join(ops[max(0, len(ops)-30):], " "))
-		}
-		for step := range 400 {
-			switch op := rng.IntN(10); {
-			case op < 4:
-				s := fmt.Sprintf("%d-%s", len(putOrder), strings.Repeat("x", rng.IntN(60)))
-				putOrder[s] = len(putOrder)
-				must(t, q.Put(Item{Data: []byte(s)}))
-				model = append(model, s)
-				ops = append(ops, "put")
-			case op < 8:
-				withOpen := op >= 6
-				it, xid, ok, err := q.Take(time.Now(), withOpen)
-				if err != nil {
-					fail(step, "take: %v", err)
-				}
-				if ok != (len(model) > 0) || ok && string(it.Data) != model[0] {
-					fail(step, "took %q (%v), want the head of %q", it.Data, ok, model)
-				}
-				if ok {
-					if withOpen {
-						open[xid] = model[0]
-					}
-					model = model[1:]
-				}
-				ops = append(ops, fmt.Sprintf("take(open=%v)", withOpen))
-			case op < 9:
-				for xid, s := range open {
-					if rng.IntN(2) == 0 {
-						must(t, q.Confirm(xid))
-						ops = append(ops, "confirm")
-					} else {
-						must(t, q.Abort(xid))
-						model = append([]string{s}, model...)
-						ops = append(ops, "abort")
-					}
-					delete(open, xid)
-					break
-				}
-			case rng.IntN(4) == 0:
-				must(t, q.Close())
-				model = afterCrash(model, open, putOrder)
-				clear(open)
-				if q, err = Open(dir, "q", cfg, nil); err != nil {
-					t.Fatal(err)
-				}
-				ops = append(ops, "reopen")
-			case rng.IntN(4) == 0:
-				must(t, q.Flush())
-				model = nil
-				ops = append(ops, "flush")
+	for seed := range uint64(10) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			cfg := Config{MaxJournalSize: int64(1+rng.IntN(8)) << 10}
+			if rng.IntN(2) == 0 {
+				cfg.MaxMemorySize = int64(16 + rng.IntN(200))
 			}
-			if rng.IntN(10) != 0 {
-				continue
+			if rng.IntN(2) == 0 {
+				cfg.Sync = SyncPolicy{Mode: SyncInterval, Every: 50 * time.Millisecond}
 			}
-			snap := filepath.Join(t.TempDir(), "snap")
-			snapshot(t, q, snap)
-			q2, err := Open(snap, "q", Config{MaxMemorySize: cfg.MaxMemorySize}, nil)
+			dir := t.TempDir()
+			q, err := Open(dir, "q", cfg, nil)
 			if err != nil {
-				fail(step, "replay: %v", err)
+				t.Fatal(err)
 			}
-			var got []string
-			for range 10_000 {
-				it, _, ok, err := q2.Take(time.Now(), false)
+			var model []string          // queued, head first
+			open := map[uint64]string{} // by xid
+			putOrder := map[string]int{}
+			var ops []string
+			fail := func(step int, format string, args ...any) {
+				t.Helper()
+				q.Close()
+				t.Fatalf("seed %d step %d (%+v): %s\nlast ops: %s", seed, step, cfg,
+					fmt.Sprintf(format, args...), strings.Join(ops[max(0, len(ops)-30):], " "))
+			}
+			for step := range 400 {
+				switch op := rng.IntN(10); {
+				case op < 4:
+					s := fmt.Sprintf("%d-%s", len(putOrder), strings.Repeat("x", rng.IntN(60)))
+					putOrder[s] = len(putOrder)
+					must(t, q.Put(Item{Data: []byte(s)}))
+					model = append(model, s)
+					ops = append(ops, "put")
+				case op < 8:
+					withOpen := op >= 6
+					it, xid, ok, err := q.Take(time.Now(), withOpen)
+					if err != nil {
+						fail(step, "take: %v", err)
+					}
+					if ok != (len(model) > 0) || ok && string(it.Data) != model[0] {
+						fail(step, "took %q (%v), want the head of %q", it.Data, ok, model)
+					}
+					if ok {
+						if withOpen {
+							open[xid] = model[0]
+						}
+						model = model[1:]
+					}
+					ops = append(ops, fmt.Sprintf("take(open=%v)", withOpen))
+				case op < 9:
+					for xid, s := range open {
+						if rng.IntN(2) == 0 {
+							must(t, q.Confirm(xid))
+							ops = append(ops, "confirm")
+						} else {
+							must(t, q.Abort(xid))
+							model = append([]string{s}, model...)
+							ops = append(ops, "abort")
+						}
+						delete(open, xid)
+						break
+					}
+				case rng.IntN(4) == 0:
+					must(t, q.Close())
+					model = afterCrash(model, open, putOrder)
+					clear(open)
+					if q, err = Open(dir, "q", cfg, nil); err != nil {
+						t.Fatal(err)
+					}
+					ops = append(ops, "reopen")
+				case rng.IntN(4) == 0:
+					must(t, q.Flush())
+					model = nil
+					ops = append(ops, "flush")
+				}
+				if rng.IntN(10) != 0 {
+					continue
+				}
+				snap := filepath.Join(t.TempDir(), "snap")
+				snapshot(t, q, snap)
+				q2, err := Open(snap, "q", Config{MaxMemorySize: cfg.MaxMemorySize}, nil)
 				if err != nil {
-					fail(step, "take after replay: %v", err)
+					fail(step, "replay: %v", err)
 				}
-				if !ok {
-					break
+				var got []string
+				for range 10_000 {
+					it, _, ok, err := q2.Take(time.Now(), false)
+					if err != nil {
+						fail(step, "take after replay: %v", err)
+					}
+					if !ok {
+						break
+					}
+					got = append(got, string(it.Data))
 				}
-				got = append(got, string(it.Data))
+				q2.Close()
+				if want := afterCrash(model, open, putOrder); !slices.Equal(got, want) {
+					fail(step, "after replay got %q, want %q", got, want)
+				}
 			}
-			q2.Close()
-			if want := afterCrash(model, open, putOrder); !slices.Equal(got, want) {
-				fail(step, "after replay got %q, want %q", got, want)
-			}
-		}
-		must(t, q.Close())
+			must(t, q.Close())
+		})
 	}
 }
 
