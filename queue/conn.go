@@ -182,15 +182,21 @@ func (c *conn) dispatch(line []byte) error {
 		if !c.checkName(name) {
 			return nil
 		}
-		if q := c.srv.lookup(name); q != nil {
-			q.st.Flush()
+		if q := c.srv.lookup(name); q != nil && !c.flushQueue(q) {
+			c.reply("SERVER_ERROR cannot flush the queue\r\n")
+			return nil
 		}
 		c.reply("END\r\n")
 	case "flush_all":
+		ok := true
 		for _, n := range c.srv.queueNames() {
-			if q := c.srv.lookup(n); q != nil {
-				q.st.Flush()
+			if q := c.srv.lookup(n); q != nil && !c.flushQueue(q) {
+				ok = false
 			}
+		}
+		if !ok {
+			c.reply("SERVER_ERROR cannot flush every queue\r\n")
+			return nil
 		}
 		c.reply("Flushed all queues.\r\n")
 	case "version":
@@ -221,6 +227,15 @@ func (c *conn) dispatch(line []byte) error {
 		return errClose
 	}
 	return nil
+}
+
+// flushQueue flushes q and reports whether it did (or q was deleted).
+func (c *conn) flushQueue(q *queue) bool {
+	if err := q.st.Flush(); err != nil && !q.isDeleted() {
+		c.srv.log.Error("cannot flush a queue", "queue", q.name, "err", err)
+		return false
+	}
+	return true
 }
 
 // checkName answers CLIENT_ERROR for a name no queue may have.
@@ -411,8 +426,9 @@ func (c *conn) get(key string) error {
 		return nil
 	}
 	if o.close {
-		if or, xid, ok := c.popRead(name); ok {
-			or.q.st.Confirm(xid)
+		if or, xid, ok := c.popRead(name); ok && !c.confirmRead(or, xid) {
+			c.reply("SERVER_ERROR cannot confirm the item\r\n")
+			return nil
 		}
 		if !o.open {
 			c.reply("END\r\n")
@@ -469,25 +485,30 @@ func (c *conn) get(key string) error {
 		c.reply("END\r\n")
 		return nil
 	}
-	c.srv.stats.getHits.Add(1)
-	c.writeValue(name, it)
-	c.reply("END\r\n")
-	switch {
-	case o.peek:
-	case o.open:
-		c.addRead(q, xid)
-	case waited:
-		// Taken open for a waiter that did not ask for it: confirmed
-		// once the reply is out, put back if the client left while it
-		// waited or the reply cannot be written.
-		if c.peerGone() || c.w.Flush() != nil {
-			// The reply is not written: the item goes back, so the
-			// client must not have it too.
+	if waited && !o.peek && !o.open {
+		// Taken open for a waiter that did not ask for it: put back if
+		// the client left while it waited, else confirmed before the
+		// reply goes out, as a plain get's item is taken before it: a
+		// client that has the item never sees it again after a crash.
+		if c.peerGone() {
 			q.st.Abort(xid)
 			q.dispatch()
 			return errDrop
 		}
-		q.st.Confirm(xid)
+		if err := q.st.Confirm(xid); err != nil && q.st.Abort(xid) == nil {
+			// Not confirmed (a confirm that failed only to sync is
+			// kept, and the item given): it stays queued.
+			c.srv.log.Error("cannot read a queue", "queue", name, "err", err)
+			q.dispatch()
+			c.reply("SERVER_ERROR cannot read the queue\r\n")
+			return nil
+		}
+	}
+	c.srv.stats.getHits.Add(1)
+	c.writeValue(name, it)
+	c.reply("END\r\n")
+	if o.open {
+		c.addRead(q, xid)
 	}
 	return nil
 }
@@ -605,7 +626,10 @@ func (c *conn) confirm(args [][]byte) error {
 		if !ok {
 			break
 		}
-		or.q.st.Confirm(xid)
+		if !c.confirmRead(or, xid) {
+			c.reply("SERVER_ERROR cannot confirm the item\r\n")
+			return nil
+		}
 	}
 	if confirmed == 0 {
 		c.reply("ERROR\r\n")
@@ -673,6 +697,30 @@ func (c *conn) popRead(name string) (*openReads, uint64, bool) {
 		delete(c.reads, name)
 	}
 	return or, xid, true
+}
+
+// confirmRead confirms an open item popRead returned. If the store
+// cannot, the item is open still: it is the connection's oldest open
+// item again (confirmed by the next /close, put back when the connection
+// ends), and confirmRead reports false.
+func (c *conn) confirmRead(or *openReads, xid uint64) bool {
+	err := or.q.st.Confirm(xid)
+	if err == nil || errors.Is(err, ErrNoTransaction) || or.q.isDeleted() {
+		return true
+	}
+	c.srv.log.Error("cannot confirm an item", "queue", or.q.name, "err", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.reads[or.q.name]
+	if cur == nil {
+		cur = &openReads{q: or.q}
+		c.reads[or.q.name] = cur
+	} else if cur.q != or.q {
+		return false
+	}
+	cur.xids = append([]uint64{xid}, cur.xids...)
+	cur.timer = append([]*time.Timer{nil}, cur.timer...)
+	return false
 }
 
 func (c *conn) pendingReads(name string) int {

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -479,6 +481,13 @@ type hookBackend struct {
 	beforePut   func(name string)
 	beforeTake  func(name string)
 	beforeClose func(name string)
+	// beforeConfirm is called before a Confirm returns.
+	beforeConfirm func(name string)
+	// confirmErr, if it returns an error, fails a Confirm (as a journal
+	// write would) without confirming.
+	confirmErr func() error
+	// flushErr, if it returns an error, fails a Flush without flushing.
+	flushErr func() error
 }
 
 type hookStore struct {
@@ -504,6 +513,28 @@ func (s hookStore) Take(now time.Time, open bool) (queue.Item, uint64, bool, err
 		s.b.beforeTake(s.name)
 	}
 	return s.Store.Take(now, open)
+}
+
+func (s hookStore) Confirm(xid uint64) error {
+	if s.b.confirmErr != nil {
+		if err := s.b.confirmErr(); err != nil {
+			return err
+		}
+	}
+	err := s.Store.Confirm(xid)
+	if s.b.beforeConfirm != nil {
+		s.b.beforeConfirm(s.name)
+	}
+	return err
+}
+
+func (s hookStore) Flush() error {
+	if s.b.flushErr != nil {
+		if err := s.b.flushErr(); err != nil {
+			return err
+		}
+	}
+	return s.Store.Flush()
 }
 
 func (s hookStore) Close() error {
@@ -787,4 +818,95 @@ func TestWaiterThatHalfClosedGetsNothingTwice(t *testing.T) {
 	if strings.Contains(string(reply), "VALUE") == back {
 		t.Fatalf("reply %q and the item is back in the queue: %v", reply, back)
 	}
+}
+
+// TestWaitedGetConfirmsBeforeReplying holds a waited plain get's Confirm
+// (as a journal's fsync would): the client must not have the item before
+// the Confirm returned, or a crash then would give the item, which the
+// client took, to another.
+func TestWaitedGetConfirmsBeforeReplying(t *testing.T) {
+	release := make(chan struct{})
+	confirming := make(chan struct{}, 1)
+	b := &hookBackend{beforeConfirm: func(string) {
+		confirming <- struct{}{}
+		<-release
+	}}
+	s := startServer(t, queue.Config{Backend: b})
+	c := dial(t, s.addr)
+	c.send("get q/t=60000\r\n")
+	waitFor(t, "the waiter", func() bool { return s.stat("queue_q_waiters") == "1" })
+	p := dial(t, s.addr)
+	p.set("q", "once")
+	select {
+	case <-confirming:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("the waited get never confirmed its item")
+	}
+	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, err := c.r.ReadByte()
+	close(release)
+	if err == nil {
+		t.Fatal("the client had the item while its Confirm was not done")
+	}
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	c.expect("VALUE q 0 4", "once", "END")
+	p.mustMiss("q")
+}
+
+// TestFailedConfirmKeepsTheReadOpen fails the store's Confirm of a
+// get/close and of a confirm: the client is told, the item stays its
+// open read, and goes back to the queue when the client leaves.
+func TestFailedConfirmKeepsTheReadOpen(t *testing.T) {
+	var fail atomic.Bool
+	b := &hookBackend{confirmErr: func() error {
+		if fail.Load() {
+			return errors.New("injected write error")
+		}
+		return nil
+	}}
+	s := startServer(t, queue.Config{Backend: b})
+	c := dial(t, s.addr)
+	c.set("q", "a")
+	c.set("q", "b")
+	c.mustGet("q/open", "a")
+	fail.Store(true)
+	c.do("get q/close", "SERVER_ERROR cannot confirm the item")
+	c.do("confirm q 1", "SERVER_ERROR cannot confirm the item")
+	fail.Store(false)
+	c.do("get q/close", "END") // a is confirmed now
+	c.mustGet("q/open", "b")
+	fail.Store(true)
+	c.do("get q/close", "SERVER_ERROR cannot confirm the item")
+	c.nc.Close()
+	fail.Store(false)
+	p := dial(t, s.addr)
+	waitFor(t, "the client to leave", func() bool { return s.stat("curr_connections") == "1" })
+	p.mustGet("q", "b")
+	p.mustMiss("q")
+}
+
+// TestFailedFlushIsReported fails the store's Flush: flush and flush_all
+// say so instead of answering as if the items were gone.
+func TestFailedFlushIsReported(t *testing.T) {
+	var fail atomic.Bool
+	b := &hookBackend{flushErr: func() error {
+		if fail.Load() {
+			return errors.New("injected write error")
+		}
+		return nil
+	}}
+	s := startServer(t, queue.Config{Backend: b})
+	c := dial(t, s.addr)
+	c.set("q", "a")
+	fail.Store(true)
+	c.do("flush q", "SERVER_ERROR cannot flush the queue")
+	c.do("flush_all", "SERVER_ERROR cannot flush every queue")
+	fail.Store(false)
+	c.mustGet("q/peek", "a")
+	c.do("flush q", "END")
+	c.mustMiss("q")
+	c.set("q", "b")
+	c.do("flush_all", "Flushed all queues.")
+	c.mustMiss("q")
 }

@@ -59,10 +59,11 @@ func (q *Queue) stateSizeLocked() int64 {
 	return n
 }
 
-// rewriteLocked writes the queue's state to a new file (open items, their
-// open records, queued items in memory, then the read-behind items copied
-// from the old journal), fsyncs it, renames it over the journal and fsyncs
-// the directory.
+// rewriteLocked writes the queue's state to a new file (the open items and
+// the queued items in memory in put order, the records that bring them to
+// the queue's order and open the open ones, then the read-behind items
+// copied from the old journal), fsyncs it, renames it over the journal and
+// fsyncs the directory.
 func (q *Queue) rewriteLocked() (err error) {
 	if q.rb.active {
 		// The read-behind items are copied from the file.
@@ -94,17 +95,46 @@ func (q *Queue) rewriteLocked() (err error) {
 		open = append(open, xid)
 	}
 	slices.SortFunc(open, func(a, b uint64) int { return cmpUint(q.open[a].seq, q.open[b].seq) })
+	// Replay numbers the items in the order of their add records, and
+	// puts open items back in that order: the adds are written in put
+	// order. The queue's order (the open items, then the queued ones)
+	// differs from it where items were put back at the head: that first
+	// part of it is rebuilt by taking those items open and putting them
+	// back, last first.
+	order := make([]*entry, 0, len(open)+q.mem.len())
 	for _, xid := range open {
 		e := q.open[xid]
+		order = append(order, &e)
+	}
+	for i := 0; i < q.mem.len(); i++ {
+		order = append(order, q.mem.at(i))
+	}
+	byPut := slices.Clone(order)
+	slices.SortFunc(byPut, func(a, b *entry) int { return cmpUint(a.seq, b.seq) })
+	moved := len(order)
+	for moved > 0 && byPut[moved-1] == order[moved-1] {
+		moved--
+	}
+	for _, e := range byPut {
 		scratch = appendAdd(scratch, &e.it)
 		if err := write(scratch); err != nil {
 			return err
 		}
 	}
-	for i := 0; i < q.mem.len(); i++ {
-		scratch = appendAdd(scratch, &q.mem.at(i).it)
-		if err := write(scratch); err != nil {
-			return err
+	if moved > 0 {
+		xidOf := make(map[*entry]uint64, moved)
+		for i, e := range byPut[:moved] {
+			xidOf[e] = q.nextXid + uint64(i)
+			scratch = appendXid(scratch, opOpen, xidOf[e])
+			if err := write(scratch); err != nil {
+				return err
+			}
+		}
+		for i := moved - 1; i >= 0; i-- {
+			scratch = appendXid(scratch, opAbort, xidOf[order[i]])
+			if err := write(scratch); err != nil {
+				return err
+			}
 		}
 	}
 	for _, xid := range open {
@@ -118,7 +148,7 @@ func (q *Queue) rewriteLocked() (err error) {
 		rb.off = off
 		for src, left := q.rb.off, q.rb.items; left > 0; {
 			rec, buf, n, err := readRecordAt(q.f, src, q.size, q.rbuf)
-			q.rbuf = buf
+			q.rbuf = keepScratch(buf)
 			if err != nil {
 				return fmt.Errorf("cannot copy read-behind items: %w", err)
 			}
@@ -131,7 +161,7 @@ func (q *Queue) rewriteLocked() (err error) {
 			src += n
 		}
 	}
-	q.buf = scratch
+	q.buf = keepScratch(scratch)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -149,6 +179,7 @@ func (q *Queue) rewriteLocked() (err error) {
 	q.gen++
 	q.lsn += uint64(off) // the lsn keeps growing across files
 	q.durableLSN = q.lsn
+	q.nextXid += uint64(moved)
 	old.Close()
 	return syncDir(filepath.Dir(q.path))
 }

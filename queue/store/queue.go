@@ -82,6 +82,17 @@ type Queue struct {
 	discarded  uint64
 }
 
+// maxScratch is the most a queue's scratch buffers keep between uses: a
+// large item that passed does not leave its size held by every queue.
+const maxScratch = 64 << 10
+
+func keepScratch(b []byte) []byte {
+	if cap(b) > maxScratch {
+		return nil
+	}
+	return b
+}
+
 // readBehind is the part of the queue past MaxMemorySize: its items are
 // the add records from off onwards in the journal. While it is active every
 // new item joins it, so those records are exactly its items, in order.
@@ -311,7 +322,7 @@ func (q *Queue) fillLocked() error {
 	}
 	for q.rb.active && (q.mem.len() == 0 || q.memBytes < q.cfg.maxMemory()) {
 		rec, buf, n, err := readRecordAt(q.f, q.rb.off, q.size, q.rbuf)
-		q.rbuf = buf
+		q.rbuf = keepScratch(buf)
 		if err != nil {
 			return fmt.Errorf("cannot read queue %q back from its journal: %w", q.name, err)
 		}
@@ -367,7 +378,7 @@ func (q *Queue) bytesLocked() int64 { return q.memBytes + q.rb.bytes }
 // refused and cut back, so the journal never holds a record whose change
 // was refused.
 func (q *Queue) appendLocked(rec []byte) (uint64, error) {
-	q.buf = rec
+	q.buf = keepScratch(rec)
 	if q.closed {
 		return 0, ErrClosed
 	}
@@ -517,11 +528,7 @@ func (q *Queue) Put(it Item) error {
 // returned xid. ok is false when the queue is empty.
 func (q *Queue) Take(now time.Time, open bool) (it Item, xid uint64, ok bool, err error) {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return Item{}, 0, false, ErrClosed
-	}
-	expired, e, ok, err := q.liveHeadLocked(now)
+	expired, e, ok, err := q.liveHeadWaitLocked(now)
 	var lsn uint64
 	if ok && err == nil {
 		if open {
@@ -554,24 +561,56 @@ func (q *Queue) Take(now time.Time, open bool) (it Item, xid uint64, ok bool, er
 	return e.it, xid, true, err
 }
 
-// liveHeadLocked drops expired items from the head and returns them and the
-// head that is left.
-func (q *Queue) liveHeadLocked(now time.Time) ([]Item, entry, bool, error) {
-	var expired []Item
+// expireBatch is how many bytes of expired items liveHeadLocked hands
+// over at most at once: a long run of them is not all held in memory.
+const expireBatch = 1 << 20
+
+// liveHeadLocked drops expired items from the head and returns the head
+// that is left. The items dropped are returned for the Expired hook (none
+// when it is unset), up to about expireBatch bytes of them: more reports
+// that it stopped there, with expired items possibly left at the head.
+func (q *Queue) liveHeadLocked(now time.Time) (expired []Item, head entry, ok, more bool, err error) {
+	var n int64
 	for {
 		h, ok, err := q.headLocked()
 		if err != nil || !ok {
-			return expired, entry{}, false, err
+			return expired, entry{}, false, false, err
 		}
 		if !q.expiredLocked(h, now) {
-			return expired, *h, true, nil
+			return expired, *h, true, false, nil
+		}
+		if n >= expireBatch {
+			return expired, entry{}, false, true, nil
 		}
 		e, err := q.removeHeadLocked()
 		if err != nil {
-			return expired, entry{}, false, err
+			return expired, entry{}, false, false, err
 		}
 		q.expired++
-		expired = append(expired, e.it)
+		if q.cfg.Expired != nil {
+			expired = append(expired, e.it)
+			n += int64(len(e.it.Data))
+		}
+	}
+}
+
+// liveHeadWaitLocked is liveHeadLocked that hands each batch of expired
+// items to the hook, without the lock, until it finds the live head; it
+// returns the last batch. The queue's lock must be held, and is on return.
+func (q *Queue) liveHeadWaitLocked(now time.Time) ([]Item, entry, bool, error) {
+	for {
+		if q.closed {
+			return nil, entry{}, false, ErrClosed
+		}
+		expired, e, ok, more, err := q.liveHeadLocked(now)
+		if !more {
+			return expired, e, ok, err
+		}
+		q.maybeCompactLocked()
+		fn := q.cfg.Expired
+		q.mu.Unlock()
+		q.expire(fn, expired)
+		q.mu.Lock()
 	}
 }
 
@@ -588,12 +627,9 @@ func (q *Queue) expire(fn func(Item), items []Item) {
 // on the way.
 func (q *Queue) Peek(now time.Time) (Item, bool, error) {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return Item{}, false, ErrClosed
-	}
-	expired, e, ok, err := q.liveHeadLocked(now)
-	if len(expired) > 0 {
+	dropped := q.expired
+	expired, e, ok, err := q.liveHeadWaitLocked(now)
+	if q.expired != dropped {
 		q.maybeCompactLocked()
 	}
 	fn := q.cfg.Expired

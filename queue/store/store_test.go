@@ -232,6 +232,43 @@ func TestOpenItemsComeBackInPutOrder(t *testing.T) {
 	}
 }
 
+// TestOpenItemsComeBackInPutOrderAfterCompaction puts an item back at the
+// head while a later one is open, has the journal rewritten, opens the
+// first again: after a reopen both come back in the order they were put,
+// as without the rewrite.
+func TestOpenItemsComeBackInPutOrderAfterCompaction(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Sync: SyncPolicy{Mode: SyncAlways}, MaxJournalSize: 1 << 10}
+	q := open(t, dir, cfg)
+	for _, s := range []string{"a", "b", "c"} {
+		put(t, q, s)
+	}
+	_, xa, _, _ := q.Take(time.Now(), true)
+	q.Take(time.Now(), true)
+	must(t, q.Abort(xa)) // a is back at the head, b stays open
+	// Open and abort a until the journal passes its limit and is
+	// rewritten.
+	written := q.Stats().LogSize
+	for range 100 {
+		it, x, _, _ := q.Take(time.Now(), true)
+		if string(it.Data) != "a" {
+			t.Fatalf("took %q, want a", it.Data)
+		}
+		must(t, q.Abort(x))
+		written += 2 * (headerSize + 9)
+	}
+	if s := q.Stats(); s.LogSize >= written {
+		t.Fatalf("journal of %d bytes not rewritten", s.LogSize)
+	}
+	if it, _, _, _ := q.Take(time.Now(), true); string(it.Data) != "a" {
+		t.Fatalf("took %q, want a", it.Data)
+	}
+	q = reopen(t, q, dir, cfg)
+	if got := drain(t, q); got != "a b c" {
+		t.Fatalf("got %q, want \"a b c\"", got)
+	}
+}
+
 func TestFull(t *testing.T) {
 	q := open(t, t.TempDir(), Config{MaxItems: 2})
 	put(t, q, "a")
@@ -250,6 +287,53 @@ func TestFull(t *testing.T) {
 	}
 	if got := drain(t, q); got != "a b c" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestLongRunOfExpiredItems has a take drop many expired items, most
+// of them read back from the journal: they reach the Expired hook in
+// batches, not all held in memory at once, and every one of them does.
+func TestLongRunOfExpiredItems(t *testing.T) {
+	const n, size = 100, 64 << 10
+	var q *Queue
+	var seen, droppedAtFirst int
+	cfg := Config{MaxMemorySize: 256 << 10, Expired: func(it Item) {
+		if seen == 0 {
+			droppedAtFirst = int(q.Stats().ExpiredItems)
+		}
+		seen++
+	}}
+	q = open(t, t.TempDir(), cfg)
+	past := time.Now().Add(-time.Hour)
+	for range n {
+		must(t, q.Put(Item{Data: make([]byte, size), Expiry: past}))
+	}
+	put(t, q, "live")
+	if got := take(t, q); got != "live" {
+		t.Fatalf("took %q", got)
+	}
+	if seen != n {
+		t.Fatalf("the hook saw %d expired items, want %d", seen, n)
+	}
+	if most := expireBatch/size + 1; droppedAtFirst > most {
+		t.Fatalf("%d expired items (%d bytes each) were held before the hook saw the first, want at most %d",
+			droppedAtFirst, size, most)
+	}
+}
+
+// TestLargeItemLeavesNoScratch passes a large item through a queue, in
+// memory and read back from the journal: the queue does not keep buffers
+// of its size once it is gone.
+func TestLargeItemLeavesNoScratch(t *testing.T) {
+	q := open(t, t.TempDir(), Config{MaxMemorySize: 1})
+	put(t, q, "small")
+	must(t, q.Put(Item{Data: make([]byte, 1<<20)})) // read-behind
+	must(t, q.Put(Item{Data: make([]byte, 1<<20)}))
+	drain(t, q)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if cap(q.buf) > maxScratch || cap(q.rbuf) > maxScratch {
+		t.Fatalf("scratch buffers of %d and %d bytes kept, want at most %d", cap(q.buf), cap(q.rbuf), maxScratch)
 	}
 }
 
