@@ -98,7 +98,7 @@ func (c *conn) serve() {
 			return
 		}
 		err = c.dispatch(bytes.TrimRight(line, "\r\n"))
-		c.srv.moveExpired()
+		c.srv.dispatchMoved()
 		if err != nil {
 			if err != errDrop {
 				c.w.Flush()

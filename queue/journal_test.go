@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +148,47 @@ func TestSetDuringDeleteKeepsItsItem(t *testing.T) {
 	d := dial(t, s2.addr)
 	d.mustGet("r", "new")
 	d.mustMiss("r")
+}
+
+// TestExpireToQueueKeepsEveryItem expires a long run of items at one
+// take: each goes to the expire_to_queue, none is dropped, and a client
+// waiting on that queue gets the first.
+func TestExpireToQueueKeepsEveryItem(t *testing.T) {
+	const n = 5000
+	s := startServer(t, queue.Config{
+		Backend: queue.NewJournalBackend(t.TempDir(), nil),
+		Queues:  configYAML(t, "queues:\n  q:\n    expire_to_queue: dead\n"),
+	})
+	waiter := dial(t, s.addr)
+	waiter.send("get dead/t=10000\r\n")
+	c := dial(t, s.addr)
+	c.send(strings.Repeat("set q 0 -1 1 noreply\r\nx\r\n", n))
+	c.do("get q/peek", "END")
+	waiter.expect("VALUE dead 0 1", "x", "END")
+	if got := s.stat("queue_q_expired_items"); got != strconv.Itoa(n) {
+		t.Fatalf("queue_q_expired_items = %s, want %d", got, n)
+	}
+	if got := s.stat("queue_dead_items"); got != strconv.Itoa(n-1) {
+		t.Fatalf("queue_dead_items = %s, want %d (one went to the waiter)", got, n-1)
+	}
+}
+
+// TestExpireToQueueCycle moves expired items around a cycle of
+// expire_to_queue settings while a waiter's take runs the hooks.
+func TestExpireToQueueCycle(t *testing.T) {
+	s := startServer(t, queue.Config{
+		Queues: configYAML(t, "queues:\n  a:\n    expire_to_queue: b\n  b:\n    expire_to_queue: a\n"),
+	})
+	c := dial(t, s.addr)
+	c.do("set a 0 -1 1\r\nx", "STORED")
+	waiter := dial(t, s.addr)
+	waiter.send("get b/t=10000\r\n")
+	for s.stat("queue_b_waiters") != "1" {
+		time.Sleep(time.Millisecond)
+	}
+	// The waiter's take finds y expired: y goes to a, whose put finds x
+	// expired, which goes to b, and to the waiter.
+	c.do("set b 0 -1 1\r\ny", "STORED")
+	waiter.expect("VALUE b 0 1", "x", "END")
+	c.do("get a", "VALUE a 0 1", "y", "END")
 }

@@ -3,6 +3,7 @@ package queue
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,10 +14,12 @@ type queue struct {
 	st   Store
 	srv  *Server
 
-	mu       sync.Mutex // guards waiters, settings, deleted
+	mu       sync.Mutex // guards waiters and settings
 	waiters  list.List  // of *waiter, first come first served
 	settings queueSettings
-	deleted  bool
+	// deleted is set, under mu, when the queue is deleted; it is read
+	// without mu where mu may not be taken (see Server.expireTo).
+	deleted atomic.Bool
 }
 
 // waiter is a client blocked in get/t=. It costs this struct, its list
@@ -48,7 +51,7 @@ func (q *queue) config() queueSettings {
 func (q *queue) wait(peek bool) *waiter {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.deleted || !q.srv.addWaiter() {
+	if q.deleted.Load() || !q.srv.addWaiter() {
 		return nil
 	}
 	w := &waiter{peek: peek, ch: make(chan delivery, 1)}

@@ -83,16 +83,13 @@ type Server struct {
 	stopping     chan struct{} // closed by the shutdown command
 	stoppingOnce sync.Once
 
-	expMu   sync.Mutex // guards expired
-	expired []expiredItem
+	expMu sync.Mutex // guards moved
+	// moved are the queues expired items were moved into since their
+	// waiters were last served (dispatchMoved).
+	moved map[*queue]struct{}
 
 	waiters atomic.Int64
 	stats   counters
-}
-
-type expiredItem struct {
-	queue string
-	it    Item
 }
 
 // counters are the server's global stats. queueExpires is Kestrel's
@@ -264,7 +261,7 @@ func (s *Server) shutdown() {
 			}
 			<-finished
 		}
-		s.moveExpired()
+		s.dispatchMoved()
 		s.closeQueues()
 	}()
 	limit := time.NewTimer(s.cfg.ShutdownGrace + s.cfg.StopTimeout)
@@ -381,44 +378,38 @@ func (s *Server) settingsLocked(name string) queueSettings {
 func (q *queue) storeConfig(set queueSettings) StoreConfig {
 	sc := set.store
 	if t := set.expireToQueue; t != "" && t != q.name {
-		s, name := q.srv, q.name
-		sc.Expired = func(it Item) {
-			s.expMu.Lock()
-			if len(s.expired) < maxPendingExpired {
-				s.expired = append(s.expired, expiredItem{queue: name, it: it})
-			}
-			s.expMu.Unlock()
-		}
+		s, from := q.srv, q.name
+		sc.Expired = func(it Item) { s.expireTo(from, t, it) }
 	}
 	return sc
 }
 
-// maxPendingExpired bounds the expired items waiting to be moved to their
-// expire_to_queue; they are moved after every command.
-const maxPendingExpired = 4096
+// expireTo moves it, which expired on from, into to (from's
+// expire_to_queue), with no expiry, as Kestrel adds an expired item to
+// its expire queue at once: none is dropped, however many expire at
+// one take (the store hands them over in batches). The store calls it
+// outside its own lock, but maybe with a queue's mu held (a waiter's
+// take), so it takes no queue's mu: the waiters of the queues it fills
+// are served after the command (dispatchMoved). A chain of
+// expire_to_queue settings may lead back to from: a Put that expires
+// items there calls its hook in turn, with no lock of this one held.
+func (s *Server) expireTo(from, to string, it Item) {
+	it.Expiry = time.Time{}
+	it.Added = s.cfg.Now()
+	if err := s.putItem(to, it, true); err != nil {
+		s.log.Warn("cannot move an expired item", "from", from, "to", to, "err", err)
+	}
+}
 
-// moveExpired puts the items that expired into their queues'
-// expire_to_queue, with no expiry, outside every lock (a chain of
-// expire_to_queue settings may lead back to the queue an item came from).
-func (s *Server) moveExpired() {
+// dispatchMoved serves the waiters of the queues expired items were
+// moved into (expireTo); it runs after every command.
+func (s *Server) dispatchMoved() {
 	s.expMu.Lock()
-	batch := s.expired
-	s.expired = nil
+	moved := s.moved
+	s.moved = nil
 	s.expMu.Unlock()
-	for _, e := range batch {
-		q := s.lookup(e.queue)
-		if q == nil {
-			continue
-		}
-		target := q.config().expireToQueue
-		if target == "" {
-			continue
-		}
-		e.it.Expiry = time.Time{}
-		e.it.Added = s.cfg.Now()
-		if err := s.put(target, e.it); err != nil {
-			s.log.Warn("cannot move an expired item", "from", e.queue, "to", target, "err", err)
-		}
+	for q := range moved {
+		q.dispatch()
 	}
 }
 
@@ -426,7 +417,24 @@ func (s *Server) moveExpired() {
 // (whether or not name takes it, as Kestrel). A queue deleted while the
 // item was on its way is created again for it, as a set just after the
 // delete would.
-func (s *Server) put(name string, it Item) error {
+func (s *Server) put(name string, it Item) error { return s.putItem(name, it, false) }
+
+// putItem is put; with later, the waiters of the queues that take it are
+// served by the next dispatchMoved instead of now.
+func (s *Server) putItem(name string, it Item, later bool) error {
+	took := func(q *queue) {
+		s.stats.totalItems.Add(1)
+		if !later {
+			q.dispatch()
+			return
+		}
+		s.expMu.Lock()
+		if s.moved == nil {
+			s.moved = make(map[*queue]struct{})
+		}
+		s.moved[q] = struct{}{}
+		s.expMu.Unlock()
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		var q *queue
@@ -434,8 +442,7 @@ func (s *Server) put(name string, it Item) error {
 			return err
 		}
 		if err = q.st.Put(it); err == nil {
-			s.stats.totalItems.Add(1)
-			q.dispatch()
+			took(q)
 		} else if attempt < 3 && q.isDeleted() {
 			continue
 		}
@@ -447,18 +454,13 @@ func (s *Server) put(name string, it Item) error {
 				s.log.Debug("fanout child refused an item", "queue", child.name, "err", err)
 				continue
 			}
-			s.stats.totalItems.Add(1)
-			child.dispatch()
+			took(child)
 		}
 	}
 	return err
 }
 
-func (q *queue) isDeleted() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.deleted
-}
+func (q *queue) isDeleted() bool { return q.deleted.Load() }
 
 // children are the fanout queues of parent (parent+child).
 func (s *Server) children(parent string) []*queue {
@@ -493,7 +495,7 @@ func (s *Server) deleteQueue(name string) error {
 		close(gone)
 	}()
 	q.mu.Lock()
-	q.deleted = true
+	q.deleted.Store(true)
 	q.wakeAllLocked()
 	q.mu.Unlock()
 	s.stats.queueDeletes.Add(1)
