@@ -2,38 +2,30 @@ package proxy
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/corvidcache/corvid/internal/epoll"
 )
 
 // An idler watches the sockets of parked clients with an epoll set. Its
 // goroutine (run) waits on the set, starts a reader for each client whose
 // socket becomes readable or closes, and sweeps every idleSweep.
 type idler struct {
-	p      *Proxy
-	epfd   int
-	wakefd int // an eventfd: a write makes run look at closed
-	sweep  time.Duration
-	sweeps atomic.Int64 // sweeps done (for tests)
-
-	mu      sync.Mutex // guards parked, closed and the epoll set's members
-	parked  map[int32]*client
-	closed  bool
-	running bool // run was started; it closes epfd and wakefd
+	epollSet // mu also guards parked and the set's members
+	p        *Proxy
+	sweep    time.Duration
+	sweeps   atomic.Int64 // sweeps done (for tests)
+	parked   map[int32]*client
 }
 
 // newIdler returns p's idler, or nil (clients then never park) when the
 // system refuses an epoll set.
 func newIdler(p *Proxy) (*idler, error) {
-	epfd, wakefd, err := epoll.New()
-	if err != nil {
+	id := &idler{p: p, sweep: idleSweep, parked: make(map[int32]*client)}
+	if err := id.open(); err != nil {
 		return nil, err
 	}
-	return &idler{p: p, epfd: epfd, wakefd: wakefd, sweep: idleSweep, parked: make(map[int32]*client)}, nil
+	return id, nil
 }
 
 // park has the idler watch cl's socket; it reports false when cl must
@@ -95,45 +87,22 @@ func (id *idler) wake(cl *client) {
 
 // start starts run, tracked by the proxy's WaitGroup; p.mu is held.
 func (id *idler) start() {
-	if id == nil {
-		return
+	if id != nil {
+		id.epollSet.start(&id.p.wg, id.run)
 	}
-	id.mu.Lock()
-	defer id.mu.Unlock()
-	if id.closed {
-		return
-	}
-	id.running = true
-	id.p.wg.Add(1)
-	go id.run()
 }
 
 // close makes run resume every parked client (their sockets are closed
 // by then, so each reader ends) and return.
 func (id *idler) close() {
-	if id == nil {
-		return
+	if id != nil {
+		id.epollSet.close()
 	}
-	id.mu.Lock()
-	defer id.mu.Unlock()
-	if id.closed {
-		return
-	}
-	id.closed = true
-	if !id.running {
-		syscall.Close(id.wakefd)
-		syscall.Close(id.epfd)
-		return
-	}
-	epoll.Wake(id.wakefd)
 }
 
 func (id *idler) run() {
 	defer id.p.wg.Done()
-	defer func() {
-		syscall.Close(id.wakefd)
-		syscall.Close(id.epfd)
-	}()
+	defer id.closeFDs()
 	events := make([]syscall.EpollEvent, 256)
 	lastSweep := time.Now()
 	for {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -47,17 +46,11 @@ import (
 // call is then late is read first (a reply already in the socket is
 // framed), and fails as timed out if that call is still waiting.
 type loop struct {
-	p      *Proxy
-	epfd   int
-	wakefd int // an eventfd: a write interrupts the wait
-
-	mu      sync.Mutex // guards the fields below and the set's members
-	slots   []loopSlot // by slot; slot 0 is never used (gen 0 is the eventfd's)
-	free    []int32
-	kicked  []*client // clients others asked the loop to stop reading
-	closed  bool      // close was called: the loop stops
-	running bool      // run was started: it closes epfd and wakefd
-	done    bool      // epfd and wakefd are closed
+	epollSet // mu also guards the fields below and the set's members
+	p        *Proxy
+	slots    []loopSlot // by slot; slot 0 is never used (gen 0 is the eventfd's)
+	free     []int32
+	kicked   []*client // clients others asked the loop to stop reading
 
 	// sleeping is set while the loop computes its wait's timeout and
 	// waits: a call that becomes the oldest of a server connection then
@@ -89,51 +82,25 @@ type loopSlot struct {
 
 // newLoop returns p's event loop.
 func newLoop(p *Proxy) (*loop, error) {
-	epfd, wakefd, err := epoll.New()
-	if err != nil {
+	lp := &loop{p: p, slots: make([]loopSlot, 1), events: make([]syscall.EpollEvent, 256)}
+	if err := lp.open(); err != nil {
 		return nil, err
 	}
-	return &loop{p: p, epfd: epfd, wakefd: wakefd, slots: make([]loopSlot, 1),
-		events: make([]syscall.EpollEvent, 256)}, nil
+	return lp, nil
 }
 
 // start starts run, tracked by the proxy's WaitGroup; p.mu is held.
 func (lp *loop) start() {
-	if lp == nil {
-		return
+	if lp != nil {
+		lp.epollSet.start(&lp.p.wg, lp.run)
 	}
-	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	if lp.closed {
-		return
-	}
-	lp.running = true
-	lp.p.wg.Add(1)
-	go lp.run()
 }
 
 // close makes the loop end its clients and return.
 func (lp *loop) close() {
-	if lp == nil {
-		return
+	if lp != nil {
+		lp.epollSet.close()
 	}
-	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	if lp.closed {
-		return
-	}
-	lp.closed = true
-	if !lp.running {
-		lp.closeFDsLocked()
-		return
-	}
-	epoll.Wake(lp.wakefd)
-}
-
-func (lp *loop) closeFDsLocked() {
-	lp.done = true
-	syscall.Close(lp.wakefd)
-	syscall.Close(lp.epfd)
 }
 
 // allocLocked returns a free slot and its new generation; lp.mu is held.
@@ -623,9 +590,7 @@ func (lp *loop) stop() bool {
 	for _, cl := range cls {
 		lp.end(cl, errClosed)
 	}
-	lp.mu.Lock()
-	lp.closeFDsLocked()
-	lp.mu.Unlock()
+	lp.closeFDs()
 	return true
 }
 
