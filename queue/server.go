@@ -402,14 +402,21 @@ func (s *Server) expireTo(from, to string, it Item) {
 }
 
 // dispatchMoved serves the waiters of the queues expired items were
-// moved into (expireTo); it runs after every command.
+// moved into (expireTo), until no more were: serving them may move
+// more. It runs after every command and wherever a take may have run
+// the hooks outside one (queue.dispatch, queue.wait).
 func (s *Server) dispatchMoved() {
-	s.expMu.Lock()
-	moved := s.moved
-	s.moved = nil
-	s.expMu.Unlock()
-	for q := range moved {
-		q.dispatch()
+	for {
+		s.expMu.Lock()
+		moved := s.moved
+		s.moved = nil
+		s.expMu.Unlock()
+		if len(moved) == 0 {
+			return
+		}
+		for q := range moved {
+			q.dispatchWaiters()
+		}
 	}
 }
 
