@@ -17,8 +17,8 @@ type queue struct {
 	mu       sync.Mutex // guards waiters and settings
 	waiters  list.List  // of *waiter, first come first served
 	settings queueSettings
-	// deleted is set, under mu, when the queue is deleted; it is read
-	// without mu where mu may not be taken (see Server.expireTo).
+	// deleted is set when the queue is deleted, before its waiters are
+	// woken under mu (see Server.deleteQueue); wait checks it under mu.
 	deleted atomic.Bool
 }
 
