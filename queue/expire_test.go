@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,4 +143,76 @@ func TestDeleteDuringExpireToQueueCycle(t *testing.T) {
 	c := dial(t, s.addr)
 	c.do("get b", "VALUE b 0 1", "x", "END")
 	c.do("get a", "VALUE a 0 1", "y", "END")
+}
+
+// TestExpireToQueueStress runs sets of expired items, waits, deletes,
+// reloads and open reads on a cycle of expire_to_queue settings with
+// fanout children, for a bounded time: every command is answered.
+func TestExpireToQueueStress(t *testing.T) {
+	const y = "queues:\n  a:\n    expire_to_queue: b\n  b:\n    expire_to_queue: a\n  a+c:\n    expire_to_queue: b\n"
+	s := startServer(t, queue.Config{
+		Backend: queue.NewJournalBackend(t.TempDir(), nil),
+		Queues:  configYAML(t, y),
+		Reload:  func() (*queue.FileConfig, error) { return queue.ParseConfig([]byte(y)) },
+	})
+	cmds := [][]string{
+		{"set a 0 -1 1\r\nx\r\n", "STORED"},
+		{"set b 0 -1 1\r\ny\r\n", "STORED"},
+		{"set a+c 0 -1 1\r\nz\r\n", "STORED"},
+		{"get a/t=20\r\n", ""},
+		{"get b/t=20\r\n", ""},
+		{"get a+c/t=20\r\n", ""},
+		{"get b/close\r\n", ""},
+		{"get a+c/peek/t=20\r\n", ""},
+		{"delete a\r\n", "DELETED"},
+		{"delete b\r\n", "DELETED"},
+		{"reload\r\n", "Reloaded config."},
+	}
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(3 * time.Second)
+	for g := 0; g < 6; g++ {
+		c := dial(t, s.addr)
+		c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; time.Now().Before(deadline); i++ {
+				cmd := cmds[(i*7+g)%len(cmds)]
+				if _, err := c.nc.Write([]byte(cmd[0])); err != nil {
+					t.Error(err)
+					return
+				}
+				for {
+					l, err := c.r.ReadString('\n')
+					if err != nil {
+						t.Errorf("%q: %v", cmd[0], err)
+						return
+					}
+					l = strings.TrimSuffix(l, "\r\n")
+					if cmd[1] != "" {
+						if l != cmd[1] {
+							t.Errorf("%q: got %q", cmd[0], l)
+							return
+						}
+						break
+					}
+					if l == "END" {
+						break
+					}
+					if strings.HasPrefix(l, "VALUE ") {
+						if _, err := c.r.ReadString('\n'); err != nil {
+							t.Errorf("%q: %v", cmd[0], err)
+							return
+						}
+						continue
+					}
+					t.Errorf("%q: got %q", cmd[0], l)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	c := dial(t, s.addr)
+	c.do("version", "VERSION "+queue.Version)
 }
