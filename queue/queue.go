@@ -17,8 +17,8 @@ type queue struct {
 	mu       sync.Mutex // guards waiters and settings
 	waiters  list.List  // of *waiter, first come first served
 	settings queueSettings
-	// deleted is set, under mu, when the queue is deleted; it is read
-	// without mu where mu may not be taken (see Server.expireTo).
+	// deleted is set when the queue is deleted, before its waiters are
+	// woken under mu (see Server.deleteQueue); wait checks it under mu.
 	deleted atomic.Bool
 }
 
@@ -48,15 +48,20 @@ func (q *queue) config() queueSettings {
 // wait registers a waiter, unless an item arrived meanwhile (then it is
 // handed over at once) or the server holds its maximum of waiters
 // (then nil is returned).
+//
+// Its take may move expired items to other queues: their waiters are
+// served before it returns, not when the command (a long wait) ends.
 func (q *queue) wait(peek bool) *waiter {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.deleted.Load() || !q.srv.addWaiter() {
+		q.mu.Unlock()
 		return nil
 	}
 	w := &waiter{peek: peek, ch: make(chan delivery, 1)}
 	w.elem = q.waiters.PushBack(w)
 	q.dispatchLocked(time.Now())
+	q.mu.Unlock()
+	q.srv.dispatchMoved()
 	return w
 }
 
@@ -74,8 +79,18 @@ func (q *queue) cancel(w *waiter) bool {
 	return true
 }
 
-// dispatch hands the queue's items to its waiters, in the order they came.
+// dispatch hands the queue's items to its waiters, in the order they
+// came, then serves the waiters of the queues its takes moved expired
+// items into: it runs in commands, but also where no command follows (a
+// connection's end, an open_timeout).
 func (q *queue) dispatch() {
+	q.dispatchWaiters()
+	q.srv.dispatchMoved()
+}
+
+// dispatchWaiters is dispatch without serving the queues it moved
+// expired items into.
+func (q *queue) dispatchWaiters() {
 	q.mu.Lock()
 	if q.waiters.Len() > 0 {
 		q.dispatchLocked(time.Now())

@@ -58,8 +58,11 @@ type Config struct {
 // Server is a Kestrel-compatible queue server speaking the memcached text
 // protocol. It is safe for concurrent use.
 //
-// Lock order: Server.mu, then queue.mu, then conn.mu; a Store's own lock
-// is taken last.
+// Lock order: conn.mu, then queue.mu, then Server.mu (an expiry hook run
+// by a waiter's take, with the queue's mu held, opens its
+// expire_to_queue), then expMu; a Store's own lock is taken last.
+// Nothing waits for a queue's mu while it holds Server.mu, nor while the
+// queue's name is being deleted (deleteQueue).
 type Server struct {
 	cfg    Config
 	ln     net.Listener
@@ -402,14 +405,21 @@ func (s *Server) expireTo(from, to string, it Item) {
 }
 
 // dispatchMoved serves the waiters of the queues expired items were
-// moved into (expireTo); it runs after every command.
+// moved into (expireTo), until no more were: serving them may move
+// more. It runs after every command and wherever a take may have run
+// the hooks outside one (queue.dispatch, queue.wait).
 func (s *Server) dispatchMoved() {
-	s.expMu.Lock()
-	moved := s.moved
-	s.moved = nil
-	s.expMu.Unlock()
-	for q := range moved {
-		q.dispatch()
+	for {
+		s.expMu.Lock()
+		moved := s.moved
+		s.moved = nil
+		s.expMu.Unlock()
+		if len(moved) == 0 {
+			return
+		}
+		for q := range moved {
+			q.dispatchWaiters()
+		}
 	}
 }
 
@@ -488,19 +498,24 @@ func (s *Server) deleteQueue(name string) error {
 	if q == nil {
 		return nil
 	}
-	defer func() {
-		s.mu.Lock()
-		delete(s.deleting, name)
-		s.mu.Unlock()
-		close(gone)
-	}()
-	q.mu.Lock()
+	// q's lock is taken only once the name is free again: an expiry
+	// hook run by a take on q, with q's lock held, may be waiting for
+	// that (it moves an item to a queue whose own expire_to_queue leads
+	// back to q). A waiter that comes meanwhile finds q deleted; those
+	// already there get nothing from the closed store, and are woken
+	// below.
 	q.deleted.Store(true)
+	err := q.st.Delete()
+	s.mu.Lock()
+	delete(s.deleting, name)
+	s.mu.Unlock()
+	close(gone)
+	q.mu.Lock()
 	q.wakeAllLocked()
 	q.mu.Unlock()
 	s.stats.queueDeletes.Add(1)
 	s.log.Info("queue deleted", "queue", name)
-	return q.st.Delete()
+	return err
 }
 
 // Reload re-reads the configuration (Config.Reload) and applies it to
