@@ -881,6 +881,11 @@ func TestFailedConfirmKeepsTheReadOpen(t *testing.T) {
 	c.nc.Close()
 	fail.Store(false)
 	p := dial(t, s.addr)
+	// p is counted once it has an answer: then one connection is p alone.
+	p.send("version\r\n")
+	if l := p.line(); !strings.HasPrefix(l, "VERSION ") {
+		t.Fatalf("version: %q", l)
+	}
 	waitFor(t, "the client to leave", func() bool { return s.stat("curr_connections") == "1" })
 	p.mustGet("q", "b")
 	p.mustMiss("q")
