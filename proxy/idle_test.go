@@ -50,7 +50,7 @@ func loopClients(p *Proxy) int {
 	return n
 }
 
-// useConn sets key i, gets it and gets keys spread over every server,
+// useConn sets key i, gets it and gets keys spread over the servers,
 // checking the replies.
 func useConn(t *testing.T, c *testutil.Conn, i int) {
 	t.Helper()
@@ -72,14 +72,38 @@ func useConn(t *testing.T, c *testutil.Conn, i int) {
 	}
 }
 
+// allConnected reports whether every server of st has a connection.
+func allConnected(st PoolStats) bool {
+	for _, s := range st.Servers {
+		if s.ServerConnections == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // TestIdleClientsHoldNoGoroutine checks that clients that sent nothing, or
 // sent requests and then waited, hold no goroutine, and are served again
 // when they send.
 func TestIdleClientsHoldNoGoroutine(t *testing.T) {
 	const n = 40
 	p, addr := proxyFor(t, startCorvids(t, 3))
-	warm := testutil.Dial(t, addr) // makes the server connections
+	// The server connections are made on first use, each with a reader
+	// goroutine in the proxy and one in its in-process server: a get of a
+	// key on every server makes them all before the goroutines are
+	// counted (useConn's keys may all fall on one server).
+	warm := testutil.Dial(t, addr)
 	useConn(t, warm, -1)
+	tr := p.pools[0].current()
+	for _, b := range tr.all {
+		k := keyOn(t, tr, b)
+		if got := roundTrip(warm, "get "+k+"\r\n", testutil.ValuesReply); got != "END\r\n" {
+			t.Fatalf("get %s: %q", k, got)
+		}
+	}
+	if st := p.Stats().Pools[0]; !allConnected(st) {
+		t.Fatalf("server connections after the warm-up: %+v", st.Servers)
+	}
 	warm.Close()
 	testutil.WaitFor(t, func() bool { return p.Stats().CurrConnections == 0 })
 	before := runtime.NumGoroutine()
