@@ -438,7 +438,11 @@ func TestUDPWatchAndMetadump(t *testing.T) {
 	}{
 		{"watch\r\n", "", false},
 		{"watch fetchers mutations\r\n", "", false},
-		{"watch\r\nversion\r\n", "", false},
+		// memcached hands the datagram socket to its logger thread, whose
+		// first write fails (no peer address) and gives the connection back
+		// to its worker: the rest of the datagram is answered or not by
+		// which comes first.
+		{"watch\r\nversion\r\n", "", true},
 		{"watch bogus\r\n", "ERROR\r\n", false},
 		{"version\r\nwatch\r\n", "VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n", false},
 		{"lru_crawler metadump all\r\n", "", false},
