@@ -183,9 +183,7 @@ func TestExpireToQueueCycle(t *testing.T) {
 	c.do("set a 0 -1 1\r\nx", "STORED")
 	waiter := dial(t, s.addr)
 	waiter.send("get b/t=10000\r\n")
-	for s.stat("queue_b_waiters") != "1" {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "a waiter on b", func() bool { return s.stat("queue_b_waiters") == "1" })
 	// The waiter's take finds y expired: y goes to a, whose put finds x
 	// expired, which goes to b, and to the waiter.
 	c.do("set b 0 -1 1\r\ny", "STORED")

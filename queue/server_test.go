@@ -859,12 +859,7 @@ func TestWaitedGetConfirmsBeforeReplying(t *testing.T) {
 // open read, and goes back to the queue when the client leaves.
 func TestFailedConfirmKeepsTheReadOpen(t *testing.T) {
 	var fail atomic.Bool
-	b := &hookBackend{confirmErr: func() error {
-		if fail.Load() {
-			return errors.New("injected write error")
-		}
-		return nil
-	}}
+	b := &hookBackend{confirmErr: injectedWhile(&fail)}
 	s := startServer(t, queue.Config{Backend: b})
 	c := dial(t, s.addr)
 	c.set("q", "a")
@@ -891,16 +886,22 @@ func TestFailedConfirmKeepsTheReadOpen(t *testing.T) {
 	p.mustMiss("q")
 }
 
-// TestFailedFlushIsReported fails the store's Flush: flush and flush_all
-// say so instead of answering as if the items were gone.
-func TestFailedFlushIsReported(t *testing.T) {
-	var fail atomic.Bool
-	b := &hookBackend{flushErr: func() error {
+// injectedWhile returns a hook that fails with an injected write error
+// while fail is set.
+func injectedWhile(fail *atomic.Bool) func() error {
+	return func() error {
 		if fail.Load() {
 			return errors.New("injected write error")
 		}
 		return nil
-	}}
+	}
+}
+
+// TestFailedFlushIsReported fails the store's Flush: flush and flush_all
+// say so instead of answering as if the items were gone.
+func TestFailedFlushIsReported(t *testing.T) {
+	var fail atomic.Bool
+	b := &hookBackend{flushErr: injectedWhile(&fail)}
 	s := startServer(t, queue.Config{Backend: b})
 	c := dial(t, s.addr)
 	c.set("q", "a")
