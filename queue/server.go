@@ -393,7 +393,7 @@ func (q *queue) storeConfig(set queueSettings) StoreConfig {
 // one take (the store hands them over in batches). The store calls it
 // outside its own lock, but maybe with a queue's mu held (a waiter's
 // take), so it takes no queue's mu: the waiters of the queues it fills
-// are served after the command (dispatchMoved). A chain of
+// are served by dispatchMoved, once that mu is let go. A chain of
 // expire_to_queue settings may lead back to from: a Put that expires
 // items there calls its hook in turn, with no lock of this one held.
 func (s *Server) expireTo(from, to string, it Item) {
