@@ -20,15 +20,22 @@ import (
 	"github.com/corvidcache/corvid/storage"
 )
 
+// testEventLoops is the number of event loops CORVID_TEST_EVENT_LOOPS
+// asks the suite's servers to use, 0 when it is unset (goroutine mode).
+func testEventLoops() int {
+	if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
+		return n
+	}
+	return 0
+}
+
 // start runs a server with cfg on a free loopback port until the test ends.
 // Like testutil.StartCorvid, it uses CORVID_TEST_EVENT_LOOPS event loops
 // when cfg.EventLoops is 0 and the variable is set.
 func start(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.EventLoops == 0 {
-		if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
-			cfg.EventLoops = n
-		}
+		cfg.EventLoops = testEventLoops()
 	}
 	if cfg.TCPAddrs == nil && cfg.UnixPath == "" {
 		cfg.TCPAddrs = []string{"127.0.0.1:0"}

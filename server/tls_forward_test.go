@@ -48,6 +48,7 @@ func tlsForwarder(t *testing.T, addr string, cfg *tls.Config) string {
 // memcached was built with TLS, against memcached -Z, where every test that
 // passes in plain TCP must pass over TLS too.
 func TestMemccapableTLS(t *testing.T) {
+	testutil.SkipInEventLoopPass(t)
 	f := newTLSFiles(t)
 	t.Run("corvid", func(t *testing.T) {
 		addr := testutil.StartCorvid(t, server.Config{TLS: f.config()})
@@ -80,6 +81,7 @@ func TestMemccapableTLS(t *testing.T) {
 // record holds more than the read it asks for (a large value followed by
 // the next request), waiting for the socket while OpenSSL holds the rest.
 func TestDiffRandomTLS(t *testing.T) {
+	testutil.SkipInEventLoopPass(t)
 	f := newTLSFiles(t)
 	mc := startMemcached(t)
 	cv := testutil.StartCorvid(t, server.Config{

@@ -13,6 +13,26 @@ import (
 // stopTimeout bounds how long a cleanup waits for a server to stop.
 const stopTimeout = 10 * time.Second
 
+// EventLoops is the number of event loops CORVID_TEST_EVENT_LOOPS asks
+// the servers of a test run to use: 0 (goroutine mode) when it is unset.
+func EventLoops() int {
+	if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
+		return n
+	}
+	return 0
+}
+
+// SkipInEventLoopPass skips a test that serves its connections the same
+// way whatever the connection mode (TLS connections always have a
+// goroutine each), in the run of a suite with CORVID_TEST_EVENT_LOOPS set,
+// which follows one without: it would only repeat that run's work.
+func SkipInEventLoopPass(t testing.TB) {
+	t.Helper()
+	if EventLoops() > 0 {
+		t.Skip("its connections are served alike in both modes; the run without CORVID_TEST_EVENT_LOOPS covers it")
+	}
+}
+
 // StartCorvid starts an in-process corvid server with cfg on a free
 // loopback port and returns its address. When cfg names no TCP address it
 // listens on 127.0.0.1:0. The server is closed when the test ends, and the
@@ -34,9 +54,7 @@ func StartCorvid(t testing.TB, cfg server.Config) (addr string) {
 func ServeCorvid(t testing.TB, cfg server.Config) *server.Server {
 	t.Helper()
 	if cfg.EventLoops == 0 {
-		if n, err := strconv.Atoi(os.Getenv("CORVID_TEST_EVENT_LOOPS")); err == nil && n > 0 {
-			cfg.EventLoops = n
-		}
+		cfg.EventLoops = EventLoops()
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
