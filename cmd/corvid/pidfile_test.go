@@ -62,3 +62,43 @@ func TestPidFileWithoutDaemon(t *testing.T) {
 		}
 	})
 }
+
+// TestPidFileWrittenWhole writes a pid file over and over while another
+// goroutine reads it: the reader finds the whole id every time, never an
+// empty or partial file, and no scratch file is left beside it.
+func TestPidFileWrittenWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "corvid.pid")
+	want := strconv.Itoa(os.Getpid()) + "\n"
+	if err := writePidFile(path, true); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != want {
+				bad <- string(b)
+				return
+			}
+		}
+	}()
+	for range 500 {
+		if err := writePidFile(path, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if b, ok := <-bad; ok {
+		t.Fatalf("a reader found %q in the pid file, want %q", b, want)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files in the directory, want the pid file alone", len(ents))
+	}
+}

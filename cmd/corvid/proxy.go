@@ -528,7 +528,7 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 		logger.Info("pool listening", "pool", name, "addr", addrs[name].Network()+":"+addrs[name].String())
 	}
 	if o.pidFile != "" {
-		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		if err := writePidFile(o.pidFile, false); err != nil {
 			return fmt.Errorf("opening pid file '%s' failed: %w", o.pidFile, err)
 		}
 		defer os.Remove(o.pidFile)

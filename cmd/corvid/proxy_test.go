@@ -357,9 +357,10 @@ func TestProxyRunsAndStopsOnSignal(t *testing.T) {
 			t.Fatalf("the proxy command ended: %v", err)
 		default:
 		}
-		// The pid file is written once the proxy serves.
-		_, err := os.Stat(pidFile)
-		return err == nil
+		// The pid file is written, whole, once the proxy's listeners are
+		// open; Serve is called right after.
+		pid, err := os.ReadFile(pidFile)
+		return err == nil && string(pid) == strconv.Itoa(os.Getpid()) && fake.served.Load()
 	})
 	statsJSON, err := readAll(statsAddr)
 	if err != nil {
@@ -393,12 +394,6 @@ func TestProxyRunsAndStopsOnSignal(t *testing.T) {
 		if !strings.Contains(string(body), w) {
 			t.Errorf("admin /metrics has no %q:\n%.2000s", w, body)
 		}
-	}
-	if pid, err := os.ReadFile(pidFile); err != nil || string(pid) != strconv.Itoa(os.Getpid()) {
-		t.Errorf("pid file %q, %v", pid, err)
-	}
-	if !fake.served.Load() {
-		t.Error("the proxy is not serving")
 	}
 
 	// SIGHUP: the log file is reopened (a rotated log is written anew)

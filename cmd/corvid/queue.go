@@ -183,7 +183,7 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		return err
 	}
 	if o.pidFile != "" && o.daemon {
-		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		if err := writePidFile(o.pidFile, true); err != nil {
 			logger.Warn("cannot write pid file", "file", o.pidFile, "err", err)
 		} else {
 			defer os.Remove(o.pidFile)

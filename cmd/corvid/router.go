@@ -343,7 +343,7 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 		r.watch(watchCtx, &watchWG)
 	}
 	if o.pidFile != "" {
-		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		if err := writePidFile(o.pidFile, false); err != nil {
 			return fmt.Errorf("cannot write pid file '%s': %w", o.pidFile, err)
 		}
 		defer os.Remove(o.pidFile)

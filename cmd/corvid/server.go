@@ -905,7 +905,7 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	// supervisor may keep the server in the foreground); it is removed
 	// on a clean stop.
 	if o.pidFile != "" {
-		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		if err := writePidFile(o.pidFile, true); err != nil {
 			logger.Warn("cannot write pid file", "file", o.pidFile, "err", err)
 		} else {
 			defer os.Remove(o.pidFile)
