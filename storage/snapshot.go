@@ -23,15 +23,19 @@ import (
 //	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds
 //	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS | u8 key length | key | value
 //	...
-//	end      a record header with key length 0 and zero fields | u64 record count
+//	end      a record header with key length 0, zero fields but the CAS: the
+//	         cache's CAS counter at the save (0 in version 1) | u64 record count
 //	checksum u32 CRC-32C of every byte before it
 //
 // Load checks the whole file (structure, limits, count and checksum) before
 // it stores anything, so a truncated, corrupted or foreign file leaves the
 // cache empty.
+//
+// Version 2 added the CAS counter; version 1 files still load, their new
+// CAS uniques continuing after the largest one they hold.
 const (
 	snapMagic      = "CORVIDSN"
-	snapVersion    = 1
+	snapVersion    = 2
 	snapHeaderSize = 24
 	snapRecordSize = 25
 	snapFlagCAS    = 1
@@ -101,7 +105,11 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 			}
 		}
 	}
+	// The counter goes on from where it is, not from the largest saved
+	// unique: those of items deleted or replaced before the save were
+	// given out too, and a client may still hold one.
 	var end [snapRecordSize + 8]byte
+	binary.LittleEndian.PutUint64(end[16:], c.casID.Load())
 	binary.LittleEndian.PutUint64(end[snapRecordSize:], uint64(st.Items))
 	bw.Write(end[:])
 	if err := bw.Flush(); err != nil {
@@ -292,78 +300,86 @@ const maxSnapValue = 1 << 30
 
 // scanSnapshot reads a whole snapshot from r, calling fn (when not nil) for
 // every record, and checks its structure, count and checksum. key and value
-// are valid only during fn.
-func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) error {
+// are valid only during fn. It returns the saving cache's CAS counter (0
+// from a version 1 snapshot).
+func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) (uint64, error) {
 	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(snapTable)}
 	var hdr [snapHeaderSize]byte
 	if !sr.read(hdr[:]) || string(hdr[:8]) != snapMagic {
-		return fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
+		return 0, fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, v, snapVersion)
+	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version != 1 && version != snapVersion {
+		return 0, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, version, snapVersion)
 	}
 	var rh [snapRecordSize]byte
 	var buf []byte
-	var count uint64
+	var count, casCounter uint64
 	for {
 		if !sr.read(rh[:]) {
-			return sr.err
+			return 0, sr.err
 		}
 		rec := parseRecord(rh[:])
 		if rec.nkey == 0 {
-			if rec != (snapRecord{}) {
-				return fmt.Errorf("%w: bad end record", ErrBadSnapshot)
+			casCounter = rec.cas
+			if version == 1 {
+				casCounter = 0
+			}
+			if rec != (snapRecord{cas: casCounter}) {
+				return 0, fmt.Errorf("%w: bad end record", ErrBadSnapshot)
 			}
 			break
 		}
 		if rec.nval > maxSnapValue {
-			return fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
+			return 0, fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
 		}
 		buf = sr.next(rec.nkey+int(rec.nval), buf)
 		if sr.err != nil {
-			return sr.err
+			return 0, sr.err
 		}
 		count++
 		if fn != nil {
 			if err := fn(rec, buf[:rec.nkey], buf[rec.nkey:]); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
 	var tail [8]byte
 	if !sr.read(tail[:]) {
-		return sr.err
+		return 0, sr.err
 	}
 	if n := binary.LittleEndian.Uint64(tail[:]); n != count {
-		return fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
+		return 0, fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
 	}
 	want := sr.h.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(sr.r, sum[:]); err != nil {
-		return fmt.Errorf("%w: truncated", ErrBadSnapshot)
+		return 0, fmt.Errorf("%w: truncated", ErrBadSnapshot)
 	}
 	if got := binary.LittleEndian.Uint32(sum[:]); got != want {
-		return fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
+		return 0, fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
 	}
 	if _, err := sr.r.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
+		return 0, fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
 	}
-	return nil
+	return casCounter, nil
 }
 
 // CheckSnapshot reads a whole snapshot and reports whether it is intact
 // (ErrBadSnapshot when not), without storing anything.
 func CheckSnapshot(r io.Reader) error {
-	return scanSnapshot(r, nil)
+	_, err := scanSnapshot(r, nil)
+	return err
 }
 
 // load stores the records of a snapshot already checked by CheckSnapshot.
 // Items that expired since the save are skipped; CAS uniques are kept and
-// the cache's CAS counter continues after the largest one.
+// the cache's CAS counter continues after the saving cache's, so that no
+// unique given out before the save is given out again.
 func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 	var st SnapshotStats
 	var maxCAS uint64
-	err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
+	counter, err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
 		now := c.relNow()
 		exp := uint32(0)
 		if rec.exptime != 0 {
@@ -384,6 +400,7 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 		}
 		return nil
 	})
+	maxCAS = max(maxCAS, counter)
 	for {
 		cur := c.casID.Load()
 		if cur >= maxCAS || c.casID.CompareAndSwap(cur, maxCAS) {
