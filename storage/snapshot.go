@@ -23,16 +23,19 @@ import (
 //	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds
 //	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS | u8 key length | key | value
 //	...
-//	end      a record header with key length 0, zero fields but the CAS: the
-//	         cache's CAS counter at the save (0 in version 1) | u64 record count
+//	end      a record header with key length 0, zero fields but the exptime:
+//	         the time of a delayed flush_all pending at the save (Unix
+//	         seconds, 0 = none), and the CAS: the cache's CAS counter at the
+//	         save (both 0 in version 1) | u64 record count
 //	checksum u32 CRC-32C of every byte before it
 //
 // Load checks the whole file (structure, limits, count and checksum) before
 // it stores anything, so a truncated, corrupted or foreign file leaves the
 // cache empty.
 //
-// Version 2 added the CAS counter; version 1 files still load, their new
-// CAS uniques continuing after the largest one they hold.
+// Version 2 added the CAS counter and the pending flush; version 1 files
+// still load, their new CAS uniques continuing after the largest one they
+// hold.
 const (
 	snapMagic      = "CORVIDSN"
 	snapVersion    = 2
@@ -108,7 +111,12 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 	// The counter goes on from where it is, not from the largest saved
 	// unique: those of items deleted or replaced before the save were
 	// given out too, and a client may still hold one.
+	// So does a delayed flush_all still pending: it is to invalidate the
+	// items stored after the load too.
 	var end [snapRecordSize + 8]byte
+	if ol := c.oldestLive.Load(); ol > c.relNow() {
+		binary.LittleEndian.PutUint64(end[8:], uint64(origin+int64(ol)))
+	}
 	binary.LittleEndian.PutUint64(end[16:], c.casID.Load())
 	binary.LittleEndian.PutUint64(end[snapRecordSize:], uint64(st.Items))
 	bw.Write(end[:])
@@ -300,69 +308,70 @@ const maxSnapValue = 1 << 30
 
 // scanSnapshot reads a whole snapshot from r, calling fn (when not nil) for
 // every record, and checks its structure, count and checksum. key and value
-// are valid only during fn. It returns the saving cache's CAS counter (0
-// from a version 1 snapshot).
-func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) (uint64, error) {
+// are valid only during fn. It returns the end record, which holds the
+// saving cache's CAS counter and pending flush time (zeros from a version
+// 1 snapshot).
+func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) (snapRecord, error) {
 	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(snapTable)}
 	var hdr [snapHeaderSize]byte
 	if !sr.read(hdr[:]) || string(hdr[:8]) != snapMagic {
-		return 0, fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
+		return snapRecord{}, fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
 	}
 	version := binary.LittleEndian.Uint32(hdr[8:])
 	if version != 1 && version != snapVersion {
-		return 0, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, version, snapVersion)
+		return snapRecord{}, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, version, snapVersion)
 	}
 	var rh [snapRecordSize]byte
 	var buf []byte
-	var count, casCounter uint64
+	var count uint64
+	var end snapRecord
 	for {
 		if !sr.read(rh[:]) {
-			return 0, sr.err
+			return snapRecord{}, sr.err
 		}
 		rec := parseRecord(rh[:])
 		if rec.nkey == 0 {
-			casCounter = rec.cas
-			if version == 1 {
-				casCounter = 0
+			if version > 1 {
+				end = snapRecord{exptime: rec.exptime, cas: rec.cas}
 			}
-			if rec != (snapRecord{cas: casCounter}) {
-				return 0, fmt.Errorf("%w: bad end record", ErrBadSnapshot)
+			if rec != end || end.exptime < 0 {
+				return snapRecord{}, fmt.Errorf("%w: bad end record", ErrBadSnapshot)
 			}
 			break
 		}
 		if rec.nval > maxSnapValue {
-			return 0, fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
+			return snapRecord{}, fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
 		}
 		buf = sr.next(rec.nkey+int(rec.nval), buf)
 		if sr.err != nil {
-			return 0, sr.err
+			return snapRecord{}, sr.err
 		}
 		count++
 		if fn != nil {
 			if err := fn(rec, buf[:rec.nkey], buf[rec.nkey:]); err != nil {
-				return 0, err
+				return snapRecord{}, err
 			}
 		}
 	}
 	var tail [8]byte
 	if !sr.read(tail[:]) {
-		return 0, sr.err
+		return snapRecord{}, sr.err
 	}
 	if n := binary.LittleEndian.Uint64(tail[:]); n != count {
-		return 0, fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
+		return snapRecord{}, fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
 	}
 	want := sr.h.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(sr.r, sum[:]); err != nil {
-		return 0, fmt.Errorf("%w: truncated", ErrBadSnapshot)
+		return snapRecord{}, fmt.Errorf("%w: truncated", ErrBadSnapshot)
 	}
 	if got := binary.LittleEndian.Uint32(sum[:]); got != want {
-		return 0, fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
+		return snapRecord{}, fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
 	}
 	if _, err := sr.r.ReadByte(); err != io.EOF {
-		return 0, fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
+		return snapRecord{}, fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
 	}
-	return casCounter, nil
+	return end, nil
 }
 
 // CheckSnapshot reads a whole snapshot and reports whether it is intact
@@ -375,11 +384,13 @@ func CheckSnapshot(r io.Reader) error {
 // load stores the records of a snapshot already checked by CheckSnapshot.
 // Items that expired since the save are skipped; CAS uniques are kept and
 // the cache's CAS counter continues after the saving cache's, so that no
-// unique given out before the save is given out again.
+// unique given out before the save is given out again. A delayed
+// flush_all pending at the save stays pending, for the items stored after
+// the load too.
 func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 	var st SnapshotStats
 	var maxCAS uint64
-	counter, err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
+	end, err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
 		now := c.relNow()
 		exp := uint32(0)
 		if rec.exptime != 0 {
@@ -400,11 +411,17 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 		}
 		return nil
 	})
-	maxCAS = max(maxCAS, counter)
+	maxCAS = max(maxCAS, end.cas)
 	for {
 		cur := c.casID.Load()
 		if cur >= maxCAS || c.casID.CompareAndSwap(cur, maxCAS) {
 			break
+		}
+	}
+	// The pending flush: a fresh cache has none of its own.
+	if err == nil && end.exptime != 0 && c.oldestLive.Load() == 0 {
+		if ol := c.relFromUnix(end.exptime); ol > c.relNow() {
+			c.oldestLive.Store(ol)
 		}
 	}
 	return st, err
