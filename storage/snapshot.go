@@ -491,6 +491,11 @@ func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
 // bring its items back, even those deleted or changed since.
 var ErrSnapshotKept = errors.New("storage: snapshot cannot be removed")
 
+// ErrSnapshotClock reports a snapshot saved at a time the wall clock has
+// not reached: the clock went back while the server was down, and the
+// saved exptimes, Unix times, would keep items past their time.
+var ErrSnapshotClock = errors.New("storage: snapshot saved later than the clock reads: the clock went back")
+
 // removeFile is os.Remove; tests replace it to make removal fail.
 var removeFile = os.Remove
 
@@ -505,8 +510,10 @@ var removeFile = os.Remove
 // from its directory and the removal made durable (fsync) before it is
 // read; when that fails, nothing is loaded and the error wraps
 // ErrSnapshotKept. The whole file is checked before anything is stored:
-// a truncated or corrupted one gives an error wrapping ErrBadSnapshot and
-// leaves the cache as it was.
+// a truncated or corrupted one gives an error wrapping ErrBadSnapshot, and
+// one saved later than the wall clock now reads (it went back since, as
+// memcached's restart refuses) one wrapping ErrSnapshotClock; both leave
+// the cache as it was.
 func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 	removeTemps(path)
 	f, err := os.Open(path)
@@ -529,6 +536,13 @@ func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 	}
 	if err := CheckSnapshot(f); err != nil {
 		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	var saved [8]byte
+	if _, err := f.ReadAt(saved[:], 16); err != nil {
+		return SnapshotStats{}, err
+	}
+	if at, now := int64(binary.LittleEndian.Uint64(saved[:])), c.clock.Now().Unix(); at > now {
+		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w (saved at %d, now %d)", path, ErrSnapshotClock, at, now)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return SnapshotStats{}, err
