@@ -21,7 +21,9 @@ import (
 // Layout, little-endian:
 //
 //	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds
-//	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS | u8 key length | key | value
+//	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS |
+//	         u8 marks (1 = stale, 2 = win token sent, 4 = base64 key; absent in version 1) |
+//	         u8 key length | key | value
 //	...
 //	end      a record header with key length 0, zero fields but the exptime:
 //	         the time of a delayed flush_all pending at the save (Unix
@@ -33,16 +35,31 @@ import (
 // it stores anything, so a truncated, corrupted or foreign file leaves the
 // cache empty.
 //
-// Version 2 added the CAS counter and the pending flush; version 1 files
-// still load, their new CAS uniques continuing after the largest one they
-// hold.
+// Version 2 added the CAS counter, the pending flush and the meta
+// protocol's marks; version 1 files still load, their new CAS uniques
+// continuing after the largest one they hold.
 const (
-	snapMagic      = "CORVIDSN"
-	snapVersion    = 2
-	snapHeaderSize = 24
-	snapRecordSize = 25
-	snapFlagCAS    = 1
+	snapMagic        = "CORVIDSN"
+	snapVersion      = 2
+	snapHeaderSize   = 24
+	snapRecordSize   = 26
+	snapRecordSizeV1 = 25
+	snapFlagCAS      = 1
 )
+
+// The marks of a record: the item bits of the meta protocol, which
+// memcached's restart keeps too. Without them, an item md invalidated
+// would come back fresh.
+const (
+	snapMarkStale     = 1
+	snapMarkTokenSent = 2
+	snapMarkKeyBinary = 4
+)
+
+var snapMarkBits = [...]struct {
+	mark uint8
+	bit  uint32
+}{{snapMarkStale, bitStale}, {snapMarkTokenSent, bitTokenSent}, {snapMarkKeyBinary, bitKeyBinary}}
 
 var snapTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -220,11 +237,17 @@ func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, n
 		exp = origin + int64(rel)
 	}
 	key := c.itemKey(ref, b)
+	var marks uint8
+	for _, m := range snapMarkBits {
+		if h.bits.Load()&m.bit != 0 {
+			marks |= m.mark
+		}
+	}
 	buf = binary.LittleEndian.AppendUint32(buf, h.nbytes)
 	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(exp))
 	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
-	buf = append(buf, byte(len(key)))
+	buf = append(buf, marks, byte(len(key)))
 	buf = append(buf, key...)
 	if b&bitChained != 0 {
 		return c.appendChain(buf, c.chainFirst(ref, b), int(h.nbytes))
@@ -252,17 +275,24 @@ type snapRecord struct {
 	flags   uint32
 	exptime int64
 	cas     uint64
+	marks   uint8
 	nkey    int
 }
 
+// parseRecord parses a record header: snapRecordSize bytes, or
+// snapRecordSizeV1 (without marks) from a version 1 snapshot.
 func parseRecord(b []byte) snapRecord {
-	return snapRecord{
+	rec := snapRecord{
 		nval:    binary.LittleEndian.Uint32(b[0:]),
 		flags:   binary.LittleEndian.Uint32(b[4:]),
 		exptime: int64(binary.LittleEndian.Uint64(b[8:])),
 		cas:     binary.LittleEndian.Uint64(b[16:]),
-		nkey:    int(b[24]),
+		nkey:    int(b[len(b)-1]),
 	}
+	if len(b) == snapRecordSize {
+		rec.marks = b[24]
+	}
+	return rec
 }
 
 // snapReader reads a snapshot, checksumming what it reads.
@@ -321,15 +351,19 @@ func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error)
 	if version != 1 && version != snapVersion {
 		return snapRecord{}, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, version, snapVersion)
 	}
-	var rh [snapRecordSize]byte
+	var rha [snapRecordSize]byte
+	rh := rha[:]
+	if version == 1 {
+		rh = rha[:snapRecordSizeV1]
+	}
 	var buf []byte
 	var count uint64
 	var end snapRecord
 	for {
-		if !sr.read(rh[:]) {
+		if !sr.read(rh) {
 			return snapRecord{}, sr.err
 		}
-		rec := parseRecord(rh[:])
+		rec := parseRecord(rh)
 		if rec.nkey == 0 {
 			if version > 1 {
 				end = snapRecord{exptime: rec.exptime, cas: rec.cas}
@@ -338,6 +372,9 @@ func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error)
 				return snapRecord{}, fmt.Errorf("%w: bad end record", ErrBadSnapshot)
 			}
 			break
+		}
+		if rec.marks&^(snapMarkStale|snapMarkTokenSent|snapMarkKeyBinary) != 0 {
+			return snapRecord{}, fmt.Errorf("%w: marks %#x", ErrBadSnapshot, rec.marks)
 		}
 		if rec.nval > maxSnapValue {
 			return snapRecord{}, fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
@@ -400,7 +437,7 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 				return nil
 			}
 		}
-		switch err := c.restore(key, rec.flags, exp, rec.cas, value, now); {
+		switch err := c.restore(key, rec.flags, exp, rec.cas, rec.marks, value, now); {
 		case err == nil:
 			st.Items++
 			maxCAS = max(maxCAS, rec.cas)
@@ -427,9 +464,9 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 	return st, err
 }
 
-// restore stores an item from a snapshot with its CAS unique and rel
-// exptime, replacing any item under the same key.
-func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value []byte, now uint32) error {
+// restore stores an item from a snapshot with its CAS unique, rel exptime
+// and marks, replacing any item under the same key.
+func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, marks uint8, value []byte, now uint32) error {
 	if len(key) > KeyMaxLength {
 		return ErrKeyTooLong
 	}
@@ -439,6 +476,11 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value 
 	ref, h, err := c.newItem(key, value, flags, exp, now)
 	if err != nil {
 		return err
+	}
+	for _, m := range snapMarkBits {
+		if marks&m.mark != 0 {
+			h.bits.Or(m.bit)
+		}
 	}
 	hv := c.hashKey(key)
 	s := c.lockStripe(hv)
