@@ -21,21 +21,45 @@ import (
 // Layout, little-endian:
 //
 //	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds
-//	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS | u8 key length | key | value
+//	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS |
+//	         u8 marks (1 = stale, 2 = win token sent, 4 = base64 key; absent in version 1) |
+//	         u8 key length | key | value
 //	...
-//	end      a record header with key length 0 and zero fields | u64 record count
+//	end      a record header with key length 0, zero fields but the exptime:
+//	         the time of a delayed flush_all pending at the save (Unix
+//	         seconds, 0 = none), and the CAS: the cache's CAS counter at the
+//	         save (both 0 in version 1) | u64 record count
 //	checksum u32 CRC-32C of every byte before it
 //
 // Load checks the whole file (structure, limits, count and checksum) before
 // it stores anything, so a truncated, corrupted or foreign file leaves the
 // cache empty.
+//
+// Version 2 added the CAS counter, the pending flush and the meta
+// protocol's marks; version 1 files still load, their new CAS uniques
+// continuing after the largest one they hold.
 const (
-	snapMagic      = "CORVIDSN"
-	snapVersion    = 1
-	snapHeaderSize = 24
-	snapRecordSize = 25
-	snapFlagCAS    = 1
+	snapMagic        = "CORVIDSN"
+	snapVersion      = 2
+	snapHeaderSize   = 24
+	snapRecordSize   = 26
+	snapRecordSizeV1 = 25
+	snapFlagCAS      = 1
 )
+
+// The marks of a record: the item bits of the meta protocol, which
+// memcached's restart keeps too. Without them, an item md invalidated
+// would come back fresh.
+const (
+	snapMarkStale     = 1
+	snapMarkTokenSent = 2
+	snapMarkKeyBinary = 4
+)
+
+var snapMarkBits = [...]struct {
+	mark uint8
+	bit  uint32
+}{{snapMarkStale, bitStale}, {snapMarkTokenSent, bitTokenSent}, {snapMarkKeyBinary, bitKeyBinary}}
 
 var snapTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -101,7 +125,16 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 			}
 		}
 	}
+	// The counter goes on from where it is, not from the largest saved
+	// unique: those of items deleted or replaced before the save were
+	// given out too, and a client may still hold one.
+	// So does a delayed flush_all still pending: it is to invalidate the
+	// items stored after the load too.
 	var end [snapRecordSize + 8]byte
+	if ol := c.oldestLive.Load(); ol > c.relNow() {
+		binary.LittleEndian.PutUint64(end[8:], uint64(origin+int64(ol)))
+	}
+	binary.LittleEndian.PutUint64(end[16:], c.casID.Load())
 	binary.LittleEndian.PutUint64(end[snapRecordSize:], uint64(st.Items))
 	bw.Write(end[:])
 	if err := bw.Flush(); err != nil {
@@ -204,11 +237,17 @@ func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, n
 		exp = origin + int64(rel)
 	}
 	key := c.itemKey(ref, b)
+	var marks uint8
+	for _, m := range snapMarkBits {
+		if h.bits.Load()&m.bit != 0 {
+			marks |= m.mark
+		}
+	}
 	buf = binary.LittleEndian.AppendUint32(buf, h.nbytes)
 	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(exp))
 	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
-	buf = append(buf, byte(len(key)))
+	buf = append(buf, marks, byte(len(key)))
 	buf = append(buf, key...)
 	if b&bitChained != 0 {
 		return c.appendChain(buf, c.chainFirst(ref, b), int(h.nbytes))
@@ -236,17 +275,24 @@ type snapRecord struct {
 	flags   uint32
 	exptime int64
 	cas     uint64
+	marks   uint8
 	nkey    int
 }
 
+// parseRecord parses a record header: snapRecordSize bytes, or
+// snapRecordSizeV1 (without marks) from a version 1 snapshot.
 func parseRecord(b []byte) snapRecord {
-	return snapRecord{
+	rec := snapRecord{
 		nval:    binary.LittleEndian.Uint32(b[0:]),
 		flags:   binary.LittleEndian.Uint32(b[4:]),
 		exptime: int64(binary.LittleEndian.Uint64(b[8:])),
 		cas:     binary.LittleEndian.Uint64(b[16:]),
-		nkey:    int(b[24]),
+		nkey:    int(b[len(b)-1]),
 	}
+	if len(b) == snapRecordSize {
+		rec.marks = b[24]
+	}
+	return rec
 }
 
 // snapReader reads a snapshot, checksumming what it reads.
@@ -292,78 +338,96 @@ const maxSnapValue = 1 << 30
 
 // scanSnapshot reads a whole snapshot from r, calling fn (when not nil) for
 // every record, and checks its structure, count and checksum. key and value
-// are valid only during fn.
-func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) error {
+// are valid only during fn. It returns the end record, which holds the
+// saving cache's CAS counter and pending flush time (zeros from a version
+// 1 snapshot).
+func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) (snapRecord, error) {
 	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(snapTable)}
 	var hdr [snapHeaderSize]byte
 	if !sr.read(hdr[:]) || string(hdr[:8]) != snapMagic {
-		return fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
+		return snapRecord{}, fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, v, snapVersion)
+	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version != 1 && version != snapVersion {
+		return snapRecord{}, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, version, snapVersion)
 	}
-	var rh [snapRecordSize]byte
+	var rha [snapRecordSize]byte
+	rh := rha[:]
+	if version == 1 {
+		rh = rha[:snapRecordSizeV1]
+	}
 	var buf []byte
 	var count uint64
+	var end snapRecord
 	for {
-		if !sr.read(rh[:]) {
-			return sr.err
+		if !sr.read(rh) {
+			return snapRecord{}, sr.err
 		}
-		rec := parseRecord(rh[:])
+		rec := parseRecord(rh)
 		if rec.nkey == 0 {
-			if rec != (snapRecord{}) {
-				return fmt.Errorf("%w: bad end record", ErrBadSnapshot)
+			if version > 1 {
+				end = snapRecord{exptime: rec.exptime, cas: rec.cas}
+			}
+			if rec != end || end.exptime < 0 {
+				return snapRecord{}, fmt.Errorf("%w: bad end record", ErrBadSnapshot)
 			}
 			break
 		}
+		if rec.marks&^(snapMarkStale|snapMarkTokenSent|snapMarkKeyBinary) != 0 {
+			return snapRecord{}, fmt.Errorf("%w: marks %#x", ErrBadSnapshot, rec.marks)
+		}
 		if rec.nval > maxSnapValue {
-			return fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
+			return snapRecord{}, fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
 		}
 		buf = sr.next(rec.nkey+int(rec.nval), buf)
 		if sr.err != nil {
-			return sr.err
+			return snapRecord{}, sr.err
 		}
 		count++
 		if fn != nil {
 			if err := fn(rec, buf[:rec.nkey], buf[rec.nkey:]); err != nil {
-				return err
+				return snapRecord{}, err
 			}
 		}
 	}
 	var tail [8]byte
 	if !sr.read(tail[:]) {
-		return sr.err
+		return snapRecord{}, sr.err
 	}
 	if n := binary.LittleEndian.Uint64(tail[:]); n != count {
-		return fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
+		return snapRecord{}, fmt.Errorf("%w: %d records, end says %d", ErrBadSnapshot, count, n)
 	}
 	want := sr.h.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(sr.r, sum[:]); err != nil {
-		return fmt.Errorf("%w: truncated", ErrBadSnapshot)
+		return snapRecord{}, fmt.Errorf("%w: truncated", ErrBadSnapshot)
 	}
 	if got := binary.LittleEndian.Uint32(sum[:]); got != want {
-		return fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
+		return snapRecord{}, fmt.Errorf("%w: checksum %08x, want %08x", ErrBadSnapshot, got, want)
 	}
 	if _, err := sr.r.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
+		return snapRecord{}, fmt.Errorf("%w: data after the checksum", ErrBadSnapshot)
 	}
-	return nil
+	return end, nil
 }
 
 // CheckSnapshot reads a whole snapshot and reports whether it is intact
 // (ErrBadSnapshot when not), without storing anything.
 func CheckSnapshot(r io.Reader) error {
-	return scanSnapshot(r, nil)
+	_, err := scanSnapshot(r, nil)
+	return err
 }
 
 // load stores the records of a snapshot already checked by CheckSnapshot.
 // Items that expired since the save are skipped; CAS uniques are kept and
-// the cache's CAS counter continues after the largest one.
+// the cache's CAS counter continues after the saving cache's, so that no
+// unique given out before the save is given out again. A delayed
+// flush_all pending at the save stays pending, for the items stored after
+// the load too.
 func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 	var st SnapshotStats
 	var maxCAS uint64
-	err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
+	end, err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
 		now := c.relNow()
 		exp := uint32(0)
 		if rec.exptime != 0 {
@@ -373,7 +437,7 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 				return nil
 			}
 		}
-		switch err := c.restore(key, rec.flags, exp, rec.cas, value, now); {
+		switch err := c.restore(key, rec.flags, exp, rec.cas, rec.marks, value, now); {
 		case err == nil:
 			st.Items++
 			maxCAS = max(maxCAS, rec.cas)
@@ -384,18 +448,25 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 		}
 		return nil
 	})
+	maxCAS = max(maxCAS, end.cas)
 	for {
 		cur := c.casID.Load()
 		if cur >= maxCAS || c.casID.CompareAndSwap(cur, maxCAS) {
 			break
 		}
 	}
+	// The pending flush: a fresh cache has none of its own.
+	if err == nil && end.exptime != 0 && c.oldestLive.Load() == 0 {
+		if ol := c.relFromUnix(end.exptime); ol > c.relNow() {
+			c.oldestLive.Store(ol)
+		}
+	}
 	return st, err
 }
 
-// restore stores an item from a snapshot with its CAS unique and rel
-// exptime, replacing any item under the same key.
-func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value []byte, now uint32) error {
+// restore stores an item from a snapshot with its CAS unique, rel exptime
+// and marks, replacing any item under the same key.
+func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, marks uint8, value []byte, now uint32) error {
 	if len(key) > KeyMaxLength {
 		return ErrKeyTooLong
 	}
@@ -405,6 +476,11 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, value 
 	ref, h, err := c.newItem(key, value, flags, exp, now)
 	if err != nil {
 		return err
+	}
+	for _, m := range snapMarkBits {
+		if marks&m.mark != 0 {
+			h.bits.Or(m.bit)
+		}
 	}
 	hv := c.hashKey(key)
 	s := c.lockStripe(hv)
@@ -457,6 +533,11 @@ func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
 // bring its items back, even those deleted or changed since.
 var ErrSnapshotKept = errors.New("storage: snapshot cannot be removed")
 
+// ErrSnapshotClock reports a snapshot saved at a time the wall clock has
+// not reached: the clock went back while the server was down, and the
+// saved exptimes, Unix times, would keep items past their time.
+var ErrSnapshotClock = errors.New("storage: snapshot saved later than the clock reads: the clock went back")
+
 // removeFile is os.Remove; tests replace it to make removal fail.
 var removeFile = os.Remove
 
@@ -471,8 +552,10 @@ var removeFile = os.Remove
 // from its directory and the removal made durable (fsync) before it is
 // read; when that fails, nothing is loaded and the error wraps
 // ErrSnapshotKept. The whole file is checked before anything is stored:
-// a truncated or corrupted one gives an error wrapping ErrBadSnapshot and
-// leaves the cache as it was.
+// a truncated or corrupted one gives an error wrapping ErrBadSnapshot, and
+// one saved later than the wall clock now reads (it went back since, as
+// memcached's restart refuses) one wrapping ErrSnapshotClock; both leave
+// the cache as it was.
 func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 	removeTemps(path)
 	f, err := os.Open(path)
@@ -495,6 +578,13 @@ func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 	}
 	if err := CheckSnapshot(f); err != nil {
 		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	var saved [8]byte
+	if _, err := f.ReadAt(saved[:], 16); err != nil {
+		return SnapshotStats{}, err
+	}
+	if at, now := int64(binary.LittleEndian.Uint64(saved[:])), c.clock.Now().Unix(); at > now {
+		return SnapshotStats{}, fmt.Errorf("snapshot %s: %w (saved at %d, now %d)", path, ErrSnapshotClock, at, now)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return SnapshotStats{}, err

@@ -57,3 +57,42 @@ func TestSnapshotKeepsPendingFlush(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotKeepsPendingFlushForNewItems checks that a delayed
+// "flush_all N" still pending at the save also invalidates, at its time,
+// the items stored after the load, as it would have without the restart:
+// memcached's restart keeps oldest_live itself, not only its effect on the
+// saved items.
+func TestSnapshotKeepsPendingFlushForNewItems(t *testing.T) {
+	for _, noCAS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DisableCAS=%v", noCAS), func(t *testing.T) {
+			clk := newFakeClock()
+			src := newCache(t, Config{Now: clk.Now, NoCrawler: true, DisableCAS: noCAS})
+			src.FlushAll(60)
+			var buf bytes.Buffer
+			if _, err := src.Save(&buf); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(10 * time.Second)
+			dst := newCache(t, Config{Now: clk.Now, NoCrawler: true, DisableCAS: noCAS})
+			if _, err := dst.load(bytes.NewReader(buf.Bytes())); err != nil {
+				t.Fatal(err)
+			}
+			mustStore(t, dst, ModeSet, "new", "v", 0, 0, 0)
+			clk.Advance(20 * time.Second)
+			if _, ok := readItem(t, dst, "new"); !ok {
+				t.Fatal("item stored after the load missing before the flush's time")
+			}
+			clk.Advance(35 * time.Second)
+			if _, ok := readItem(t, dst, "new"); ok {
+				t.Error("item stored after the load, before the pending flush's time, served after it")
+			}
+			// One stored after the flush's time stays.
+			mustStore(t, dst, ModeSet, "later", "v", 0, 0, 0)
+			clk.Advance(5 * time.Second)
+			if _, ok := readItem(t, dst, "later"); !ok {
+				t.Error("item stored after the flush's time missing")
+			}
+		})
+	}
+}
