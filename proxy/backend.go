@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -600,8 +601,10 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 		}
 		c := bc.sent.peek()
 		var kind replyKind
+		var op byte
+		var opaque uint32
 		if c != nil {
-			kind = c.kind
+			kind, op, opaque = c.kind, c.binOp, c.binOpaque
 		}
 		bc.mu.Unlock()
 		if c == nil {
@@ -615,6 +618,12 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 		}
 		if n == 0 {
 			break
+		}
+		if kind == kindBinary && (rd.buf[rd.r+1] != op ||
+			binary.BigEndian.Uint32(rd.buf[rd.r+12:]) != opaque) {
+			// Another request's reply: the server is out of step.
+			bc.fail(nc, errGarbage)
+			return false
 		}
 		bc.mu.Lock()
 		if bc.nc != nc || bc.sent.peek() != c {

@@ -45,6 +45,10 @@ type call struct {
 
 	// For a binary request: what its reply is checked and rewritten by.
 	bin binaryReq
+	// For a request sent on a binary connection: the opcode and opaque
+	// sent, which the server's reply must carry (see connReader.frame).
+	binOp     byte
+	binOpaque uint32
 
 	// For a sub-call of a composed route (see rstep): the step its
 	// completion goes back to. via is the client whose reader sends a
