@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -228,6 +229,12 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		size += len(b)
 	}
 	c.reqBytes = int32(min(size, 1<<31-1))
+	if c.kind == kindGet {
+		c.getLine = c.getLine[:0]
+		for _, b := range parts {
+			c.getLine = append(c.getLine, b...)
+		}
+	}
 	cl := c.sender() // read now: once queued, c may complete and be recycled
 	bc.mu.Lock()
 	if bc.closed || len(bc.out)+size > maxQueueBytes && len(bc.out) > 0 {
@@ -630,6 +637,12 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 			bc.mu.Unlock()
 			return false
 		}
+		if kind == kindGet && !valuesAsked(rd.buf[rd.r:rd.r+n], c.getLine) {
+			// A value of another request: the server is out of step.
+			bc.mu.Unlock()
+			bc.fail(nc, errGarbage)
+			return false
+		}
 		bc.sent.pop()
 		if next := bc.sent.peek(); next != nil {
 			// Its deadline may be earlier than the one set (a reload
@@ -645,6 +658,37 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 		bc.b.ok()
 		c.completeTo(rd.buf[rd.r:rd.r+n], nil, pw)
 		rd.r += n
+	}
+	return true
+}
+
+// valuesAsked reports whether the keys of the VALUE blocks of reply, a
+// get's reply as framed, are keys of its request line, in its order.
+func valuesAsked(reply, line []byte) bool {
+	line = line[min(len(line), bytes.IndexByte(line, ' ')+1):] // the command
+	for bytes.HasPrefix(reply, []byte("VALUE ")) {
+		eol := bytes.IndexByte(reply, '\n')
+		vline := reply[:eol-1]
+		key := vline[len("VALUE "):]
+		if i := bytes.IndexByte(key, ' '); i >= 0 {
+			key = key[:i]
+		}
+		for {
+			tok := line
+			if i := bytes.IndexAny(line, " \r\n"); i >= 0 {
+				tok, line = line[:i], line[i+1:]
+			} else {
+				line = nil
+			}
+			if bytes.Equal(tok, key) {
+				break
+			}
+			if len(line) == 0 {
+				return false
+			}
+		}
+		n, _ := valueLen(vline, 3)
+		reply = reply[eol+1+n+2:]
 	}
 	return true
 }

@@ -49,6 +49,9 @@ type call struct {
 	// sent, which the server's reply must carry (see connReader.frame).
 	binOp     byte
 	binOpaque uint32
+	// getLine, for a get sent to a server, is its request line, whose
+	// keys the VALUEs of its reply must be (see connReader.frame).
+	getLine []byte
 
 	// For a sub-call of a composed route (see rstep): the step its
 	// completion goes back to. via is the client whose reader sends a
@@ -102,7 +105,11 @@ func (c *call) release() {
 	if cap(kb) > maxPooledReply {
 		kb, ke, kf = nil, nil, nil
 	}
-	*c = call{reply: reply, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf}
+	gl := c.getLine[:0]
+	if cap(gl) > maxPooledReply {
+		gl = nil
+	}
+	*c = call{reply: reply, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf, getLine: gl}
 	callPool.Put(c)
 }
 
