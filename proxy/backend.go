@@ -229,11 +229,14 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		size += len(b)
 	}
 	c.reqBytes = int32(min(size, 1<<31-1))
-	if c.kind == kindGet {
+	switch c.kind {
+	case kindGet:
 		c.getLine = c.getLine[:0]
 		for _, b := range parts {
 			c.getLine = append(c.getLine, b...)
 		}
+	case kindMeta, kindMetaQuiet:
+		c.getLine = append(c.getLine[:0], parts[0]...)
 	}
 	cl := c.sender() // read now: once queued, c may complete and be recycled
 	bc.mu.Lock()
@@ -637,8 +640,9 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 			bc.mu.Unlock()
 			return false
 		}
-		if kind == kindGet && !valuesAsked(rd.buf[rd.r:rd.r+n], c.getLine) {
-			// A value of another request: the server is out of step.
+		if kind == kindGet && !valuesAsked(rd.buf[rd.r:rd.r+n], c.getLine) ||
+			(kind == kindMeta || kind == kindMetaQuiet) && !metaOwn(rd.buf[rd.r:rd.r+n], c.getLine) {
+			// Another request's reply: the server is out of step.
 			bc.mu.Unlock()
 			bc.fail(nc, errGarbage)
 			return false
@@ -689,6 +693,53 @@ func valuesAsked(reply, line []byte) bool {
 		}
 		n, _ := valueLen(vline, 3)
 		reply = reply[eol+1+n+2:]
+	}
+	return true
+}
+
+// metaOwn reports whether the replies in reply, a meta request's as
+// framed, carry only the opaque and the key of its request line where
+// they carry one (flags O and k).
+func metaOwn(reply, line []byte) bool {
+	line = bytes.TrimRight(line, "\r\n")
+	f := bytes.Fields(line)
+	if len(f) < 2 {
+		return true
+	}
+	key, opaque := f[1], []byte(nil)
+	for _, t := range f[2:] {
+		if t[0] == 'O' {
+			opaque = t[1:]
+		}
+	}
+	for len(reply) > 0 {
+		eol := bytes.IndexByte(reply, '\n')
+		rl := reply[:eol-1]
+		reply = reply[eol+1:]
+		if isErrorLine(rl) {
+			continue
+		}
+		toks := bytes.Fields(rl)
+		if len(toks) == 0 {
+			return false
+		}
+		if string(toks[0]) == "ME" {
+			continue // me's reply: the key, then name=value pairs
+		}
+		flags := toks[1:]
+		if string(toks[0]) == "VA" && len(flags) > 0 {
+			n, _ := valueLen(rl, 1)
+			reply = reply[min(len(reply), n+2):]
+			flags = flags[1:]
+		}
+		for _, t := range flags {
+			switch {
+			case t[0] == 'O' && !bytes.Equal(t[1:], opaque):
+				return false
+			case t[0] == 'k' && !bytes.Equal(t[1:], key):
+				return false
+			}
+		}
 	}
 	return true
 }

@@ -49,8 +49,10 @@ type call struct {
 	// sent, which the server's reply must carry (see connReader.frame).
 	binOp     byte
 	binOpaque uint32
-	// getLine, for a get sent to a server, is its request line, whose
-	// keys the VALUEs of its reply must be (see connReader.frame).
+	// getLine, for a get or a meta request sent to a server, is its
+	// request line: the VALUEs of a get's reply must be of its keys, a
+	// meta reply's opaque and key (flags O and k) its own (see
+	// connReader.frame).
 	getLine []byte
 
 	// For a sub-call of a composed route (see rstep): the step its
