@@ -119,11 +119,15 @@ func (r *chaosRelay) accept() {
 						chunk = append(append(append([]byte(nil), buf[:cut]...), "GARBAGE\r\n"...), buf[cut:n]...)
 					case relayDuplicate:
 						// Binary replies carry their request's opcode and
-						// opaque: a reply sent twice is detectable.
+						// opaque, a get's its keys, a meta one its
+						// opaque and key: those sent twice are
+						// detectable (a text reply without a key is not).
 						if n >= 24 && chunk[0] == 0x81 {
 							if first := 24 + int(binary.BigEndian.Uint32(chunk[8:])); first <= n {
 								chunk = append(append([]byte(nil), chunk[:first]...), chunk...)
 							}
+						} else if bytes.HasPrefix(chunk, []byte("VALUE ")) || bytes.HasPrefix(chunk, []byte("VA ")) {
+							chunk = append(append([]byte(nil), chunk...), chunk...)
 						}
 					case relayTruncate:
 						in.Write(buf[:rand.IntN(n)])
