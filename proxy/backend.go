@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -227,6 +229,15 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 		size += len(b)
 	}
 	c.reqBytes = int32(min(size, 1<<31-1))
+	switch c.kind {
+	case kindGet:
+		c.getLine = c.getLine[:0]
+		for _, b := range parts {
+			c.getLine = append(c.getLine, b...)
+		}
+	case kindMeta, kindMetaQuiet:
+		c.getLine = append(c.getLine[:0], parts[0]...)
+	}
 	cl := c.sender() // read now: once queued, c may complete and be recycled
 	bc.mu.Lock()
 	if bc.closed || len(bc.out)+size > maxQueueBytes && len(bc.out) > 0 {
@@ -600,8 +611,10 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 		}
 		c := bc.sent.peek()
 		var kind replyKind
+		var op byte
+		var opaque uint32
 		if c != nil {
-			kind = c.kind
+			kind, op, opaque = c.kind, c.binOp, c.binOpaque
 		}
 		bc.mu.Unlock()
 		if c == nil {
@@ -616,9 +629,22 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 		if n == 0 {
 			break
 		}
+		if kind == kindBinary && (rd.buf[rd.r+1] != op ||
+			binary.BigEndian.Uint32(rd.buf[rd.r+12:]) != opaque) {
+			// Another request's reply: the server is out of step.
+			bc.fail(nc, errGarbage)
+			return false
+		}
 		bc.mu.Lock()
 		if bc.nc != nc || bc.sent.peek() != c {
 			bc.mu.Unlock()
+			return false
+		}
+		if kind == kindGet && !valuesAsked(rd.buf[rd.r:rd.r+n], c.getLine) ||
+			(kind == kindMeta || kind == kindMetaQuiet) && !metaOwn(rd.buf[rd.r:rd.r+n], c.getLine) {
+			// Another request's reply: the server is out of step.
+			bc.mu.Unlock()
+			bc.fail(nc, errGarbage)
 			return false
 		}
 		bc.sent.pop()
@@ -636,6 +662,84 @@ func (rd *connReader) frame(pw *pendingWrites) bool {
 		bc.b.ok()
 		c.completeTo(rd.buf[rd.r:rd.r+n], nil, pw)
 		rd.r += n
+	}
+	return true
+}
+
+// valuesAsked reports whether the keys of the VALUE blocks of reply, a
+// get's reply as framed, are keys of its request line, in its order.
+func valuesAsked(reply, line []byte) bool {
+	line = line[min(len(line), bytes.IndexByte(line, ' ')+1):] // the command
+	for bytes.HasPrefix(reply, []byte("VALUE ")) {
+		eol := bytes.IndexByte(reply, '\n')
+		vline := reply[:eol-1]
+		key := vline[len("VALUE "):]
+		if i := bytes.IndexByte(key, ' '); i >= 0 {
+			key = key[:i]
+		}
+		for {
+			tok := line
+			if i := bytes.IndexAny(line, " \r\n"); i >= 0 {
+				tok, line = line[:i], line[i+1:]
+			} else {
+				line = nil
+			}
+			if bytes.Equal(tok, key) {
+				break
+			}
+			if len(line) == 0 {
+				return false
+			}
+		}
+		n, _ := valueLen(vline, 3)
+		reply = reply[eol+1+n+2:]
+	}
+	return true
+}
+
+// metaOwn reports whether the replies in reply, a meta request's as
+// framed, carry only the opaque and the key of its request line where
+// they carry one (flags O and k).
+func metaOwn(reply, line []byte) bool {
+	line = bytes.TrimRight(line, "\r\n")
+	f := bytes.Fields(line)
+	if len(f) < 2 {
+		return true
+	}
+	key, opaque := f[1], []byte(nil)
+	for _, t := range f[2:] {
+		if t[0] == 'O' {
+			opaque = t[1:]
+		}
+	}
+	for len(reply) > 0 {
+		eol := bytes.IndexByte(reply, '\n')
+		rl := reply[:eol-1]
+		reply = reply[eol+1:]
+		if isErrorLine(rl) {
+			continue
+		}
+		toks := bytes.Fields(rl)
+		if len(toks) == 0 {
+			return false
+		}
+		if string(toks[0]) == "ME" {
+			continue // me's reply: the key, then name=value pairs
+		}
+		flags := toks[1:]
+		if string(toks[0]) == "VA" && len(flags) > 0 {
+			n, _ := valueLen(rl, 1)
+			reply = reply[min(len(reply), n+2):]
+			flags = flags[1:]
+		}
+		for _, t := range flags {
+			switch {
+			case t[0] == 'O' && !bytes.Equal(t[1:], opaque):
+				return false
+			case t[0] == 'k' && !bytes.Equal(t[1:], key):
+				return false
+			}
+		}
 	}
 	return true
 }

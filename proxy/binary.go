@@ -274,6 +274,7 @@ func (cl *client) flushBinary(h *protocol.BinaryHeader, req []byte) error {
 // for text.
 func (b *backend) sendBinary(c *call, parts ...[]byte) {
 	c.srv = b
+	c.binOp, c.binOpaque = parts[0][1], binary.BigEndian.Uint32(parts[0][12:])
 	bc := b.binConns[0]
 	if len(b.binConns) > 1 {
 		bc = b.binConns[c.conn%uint32(len(b.binConns))]

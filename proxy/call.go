@@ -45,6 +45,15 @@ type call struct {
 
 	// For a binary request: what its reply is checked and rewritten by.
 	bin binaryReq
+	// For a request sent on a binary connection: the opcode and opaque
+	// sent, which the server's reply must carry (see connReader.frame).
+	binOp     byte
+	binOpaque uint32
+	// getLine, for a get or a meta request sent to a server, is its
+	// request line: the VALUEs of a get's reply must be of its keys, a
+	// meta reply's opaque and key (flags O and k) its own (see
+	// connReader.frame).
+	getLine []byte
 
 	// For a sub-call of a composed route (see rstep): the step its
 	// completion goes back to. via is the client whose reader sends a
@@ -98,7 +107,11 @@ func (c *call) release() {
 	if cap(kb) > maxPooledReply {
 		kb, ke, kf = nil, nil, nil
 	}
-	*c = call{reply: reply, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf}
+	gl := c.getLine[:0]
+	if cap(gl) > maxPooledReply {
+		gl = nil
+	}
+	*c = call{reply: reply, frags: frags, keyBuf: kb, keyEnds: ke, keyFrag: kf, getLine: gl}
 	callPool.Put(c)
 }
 

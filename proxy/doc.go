@@ -207,7 +207,10 @@
 // multi-get fails as a whole when one of its fragments fails. A binary
 // client gets status 0x84 (internal error) with the same reason as body. A timeout,
 // an end of file, garbage or an error closes the server connection and
-// fails every request it holds. With auto_eject_hosts, server_failure_limit
+// fails every request it holds. A reply that cannot answer the request
+// awaiting it (a binary one with another opcode or opaque, a VALUE of a
+// key the get did not ask, a meta one with another opaque or key) is
+// garbage: the server is out of step. With auto_eject_hosts, server_failure_limit
 // consecutive failures eject the server: the continuum is rebuilt over the
 // live servers (the placement nutcracker then has) until
 // server_retry_timeout passes.
