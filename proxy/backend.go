@@ -699,15 +699,16 @@ func valuesAsked(reply, line []byte) bool {
 
 // metaOwn reports whether the replies in reply, a meta request's as
 // framed, carry only the opaque and the key of its request line where
-// they carry one (flags O and k).
+// they carry one (flags O and k). It allocates nothing: every meta reply
+// passes through it.
 func metaOwn(reply, line []byte) bool {
-	line = bytes.TrimRight(line, "\r\n")
-	f := bytes.Fields(line)
-	if len(f) < 2 {
+	_, rest := nextField(bytes.TrimRight(line, "\r\n")) // the command
+	key, rest := nextField(rest)
+	if len(key) == 0 {
 		return true
 	}
-	key, opaque := f[1], []byte(nil)
-	for _, t := range f[2:] {
+	var opaque []byte
+	for t, r := nextField(rest); len(t) > 0; t, r = nextField(r) {
 		if t[0] == 'O' {
 			opaque = t[1:]
 		}
@@ -719,20 +720,20 @@ func metaOwn(reply, line []byte) bool {
 		if isErrorLine(rl) {
 			continue
 		}
-		toks := bytes.Fields(rl)
-		if len(toks) == 0 {
+		code, flags := nextField(rl)
+		switch string(code) {
+		case "":
 			return false
-		}
-		if string(toks[0]) == "ME" {
+		case "ME":
 			continue // me's reply: the key, then name=value pairs
+		case "VA":
+			if size, r := nextField(flags); len(size) > 0 {
+				n, _ := valueLen(rl, 1)
+				reply = reply[min(len(reply), n+2):]
+				flags = r
+			}
 		}
-		flags := toks[1:]
-		if string(toks[0]) == "VA" && len(flags) > 0 {
-			n, _ := valueLen(rl, 1)
-			reply = reply[min(len(reply), n+2):]
-			flags = flags[1:]
-		}
-		for _, t := range flags {
+		for t, r := nextField(flags); len(t) > 0; t, r = nextField(r) {
 			switch {
 			case t[0] == 'O' && !bytes.Equal(t[1:], opaque):
 				return false
@@ -742,6 +743,20 @@ func metaOwn(reply, line []byte) bool {
 		}
 	}
 	return true
+}
+
+// nextField returns the first space-separated token of b and what follows
+// it.
+func nextField(b []byte) (tok, rest []byte) {
+	i := 0
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] != ' ' {
+		j++
+	}
+	return b[i:j], b[j:]
 }
 
 // compact makes room after buf[w:] for the next read: it moves a partial

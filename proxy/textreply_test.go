@@ -118,4 +118,14 @@ func TestMetaOwn(t *testing.T) {
 			t.Errorf("metaOwn(%q, %q) = %v, want %v", tc.reply, tc.line, got, tc.want)
 		}
 	}
+	// Every meta reply is checked: the check must not allocate.
+	reply, line := []byte("VA 1 kkettle O1 c5 t-1\r\nx\r\n"), []byte("mg kettle v k O1 c t\r\n")
+	get, value := []byte("get a kettle b\r\n"), []byte("VALUE kettle 0 1\r\nx\r\nEND\r\n")
+	if n := testing.AllocsPerRun(100, func() {
+		if !metaOwn(reply, line) || !valuesAsked(value, get) {
+			t.Fatal("a reply of its own request refused")
+		}
+	}); n != 0 {
+		t.Errorf("checking a reply allocates %v times", n)
+	}
 }
