@@ -253,8 +253,12 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 // MetaSet stores it with the meta protocol ("ms"). With opt.CAS it stores
 // only if the CAS matches (ErrCASConflict otherwise, ErrCacheMiss if the
 // item is gone); with opt.Invalidate as well an older CAS still stores and
-// marks the item stale.
+// marks the item stale. A CAS for a replicated key is refused with
+// ErrReplicatedCAS.
 func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) error {
+	if opt.CAS != 0 && c.replicas(it.Key) > 1 {
+		return ErrReplicatedCAS
+	}
 	value, flags, err := c.encode(it.Value, it.Flags, "set")
 	if err != nil {
 		return err

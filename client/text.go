@@ -344,8 +344,11 @@ func (c *Client) Prepend(ctx context.Context, it *Item) error {
 
 // CompareAndSwap stores the item only if it was not modified since it was
 // read with the CAS value it.CAS: ErrCASConflict if it was, ErrCacheMiss if
-// it is gone.
+// it is gone. A replicated key is refused with ErrReplicatedCAS.
 func (c *Client) CompareAndSwap(ctx context.Context, it *Item) error {
+	if c.replicas(it.Key) > 1 {
+		return ErrReplicatedCAS
+	}
 	return c.store(ctx, "cas", it, it.CAS)
 }
 
