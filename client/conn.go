@@ -202,11 +202,19 @@ func (s *node) dial(ctx context.Context) (*conn, error) {
 	return &conn{s: s, tc: tc, nc: tc, pk: newPeeker(nc), r: bufio.NewReaderSize(tc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
 }
 
+// maxKeptWriteBuffer bounds the write buffer a pooled connection keeps: one
+// grown by a large value or a long meta pipeline is dropped, not held for
+// as long as the connection lives. A get line of GetMulti fits.
+const maxKeptWriteBuffer = 2 * maxGetsLine
+
 // release returns cn, whose last reply was read whole, to its pool, or
 // closes it when the pool is full or the client closed.
 func (cn *conn) release() {
 	s := cn.s
 	cn.idleSince = s.c.now()
+	if cap(cn.w) > maxKeptWriteBuffer {
+		cn.w = nil
+	}
 	s.mu.Lock()
 	if len(s.free) < s.c.cfg.MaxIdleConns && !s.c.closed.Load() {
 		s.free = append(s.free, cn)
