@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"strconv"
 )
@@ -64,6 +65,7 @@ type metaFlags struct {
 	ttl        int32
 	opaque     uint64
 	key        []byte // the k flag's key, valid until the next read
+	base64     bool   // the b flag: key is shown in base64
 	won, stale bool
 	winPending bool
 	hasOpaque  bool
@@ -104,6 +106,8 @@ func parseMetaFlags(b []byte) (metaFlags, error) {
 			f.opaque, f.hasOpaque = v, ok
 		case 'k':
 			f.key, f.hasKey = arg, true
+		case 'b':
+			f.base64 = true
 		case 'W':
 			f.won = true
 		case 'X':
@@ -111,6 +115,15 @@ func parseMetaFlags(b []byte) (metaFlags, error) {
 		case 'Z':
 			f.winPending = true
 		}
+	}
+	if f.base64 && f.hasKey {
+		// An item stored under a binary key shows it in base64 (memcached
+		// does so whatever the request's flags): compare its bytes.
+		k, err := base64.StdEncoding.AppendDecode(nil, f.key)
+		if err != nil {
+			return f, errors.New("bad base64 key " + string(f.key))
+		}
+		f.key = k
 	}
 	return f, nil
 }
