@@ -31,6 +31,10 @@ type conn struct {
 	callerDeadline bool
 	// opaque is the last opaque a meta request on the connection carried.
 	opaque uint64
+	// once is set by an operation whose request, though of a read op, may
+	// change what the server answers next (an mg that can hand out a win
+	// token): it is sent again only as a write is (see retryable).
+	once bool
 }
 
 // trackedConn notes, for the operation in progress, whether any byte of a
@@ -92,15 +96,18 @@ func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) e
 // byte of a reply arrived. Even then a request the server may have
 // executed before closing is not sent twice: only reads (op "gets",
 // "gats", "mg", "mn", "version", "stats") are retried after the request
-// was written; a write (set, delete, incr, append, ms ...) only when
-// writing it failed, so that its end, which completes it, never reached
-// the server.
+// was written; a write (set, delete, incr, append, ms ...), or an mg that
+// can hand out a win token (cn.once), only when writing it failed, so
+// that its end, which completes it, never reached the server.
 func (cn *conn) retryable(op string, err error) bool {
 	if err == nil || !cn.reused || cn.tc.read != 0 || !closedConn(err) {
 		return false
 	}
 	if cn.tc.writeFailed {
 		return true
+	}
+	if cn.once {
+		return false
 	}
 	switch op {
 	case "gets", "gats", "mg", "mn", "version", "stats":
@@ -231,6 +238,7 @@ func (cn *conn) release() {
 func (cn *conn) begin(ctx context.Context) (end func() bool) {
 	cn.setDeadline(ctx)
 	cn.tc.read, cn.tc.writeFailed = 0, false
+	cn.once = false
 	if ctx.Done() == nil {
 		return nil
 	}

@@ -204,6 +204,9 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 		if opt.RecacheBelow > 0 {
 			w = strconv.AppendInt(append(w, " R"...), int64(opt.RecacheBelow), 10)
 		}
+		// A win token the server may have handed out before closing the
+		// connection is not asked for again.
+		cn.once = opt.Vivify > 0 || opt.RecacheBelow > 0
 		if opt.NoBump {
 			w = append(w, " u"...)
 		}
