@@ -214,6 +214,15 @@ func (s *node) dial(ctx context.Context) (*conn, error) {
 // as long as the connection lives. A get line of GetMulti fits.
 const maxKeptWriteBuffer = 2 * maxGetsLine
 
+// writeBuffer returns cn.w emptied, with room for n bytes: a request
+// larger than the buffer a pooled connection keeps is allocated once.
+func (cn *conn) writeBuffer(n int) []byte {
+	if cap(cn.w) < n {
+		cn.w = make([]byte, 0, n)
+	}
+	return cn.w[:0]
+}
+
 // release returns cn, whose last reply was read whole, to its pool, or
 // closes it when the pool is full or the client closed.
 func (cn *conn) release() {

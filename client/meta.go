@@ -280,7 +280,7 @@ func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) erro
 		return err
 	}
 	return c.onWriteServers(ctx, "ms", it.Key, func(_ int, cn *conn, wire string) error {
-		w := append(append(cn.w[:0], "ms "...), wire...)
+		w := append(append(cn.writeBuffer(len(wire)+len(value)+96), "ms "...), wire...)
 		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
 		w = strconv.AppendUint(append(w, " F"...), uint64(flags), 10)
 		w = strconv.AppendInt(append(w, " T"...), int64(it.Expiration), 10)

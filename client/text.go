@@ -394,7 +394,7 @@ func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) e
 		return err
 	}
 	return c.onWriteServers(ctx, verb, it.Key, func(_ int, cn *conn, wire string) error {
-		w := append(append(append(cn.w[:0], verb...), ' '), wire...)
+		w := append(append(append(cn.writeBuffer(len(wire)+len(value)+80), verb...), ' '), wire...)
 		w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)
 		w = strconv.AppendInt(append(w, ' '), int64(it.Expiration), 10)
 		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
