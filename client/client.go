@@ -37,7 +37,9 @@ const (
 
 // Replica is a namespace rule: keys starting with Prefix are written to
 // Copies servers and read from one of them, chosen at random, so that a
-// hot key's reads spread over several servers.
+// hot key's reads spread over several servers. Each copy has its own CAS
+// unique, so CompareAndSwap, and MetaSet with a CAS, of such a key are
+// refused (ErrReplicatedCAS).
 type Replica struct {
 	Prefix string
 	Copies int

@@ -647,3 +647,58 @@ func TestCancelDuringOperation(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicatedCAS checks that a compare-and-swap of a replicated key
+// never leaves its copies disagreeing. A CAS unique is one server's: the
+// one a read returns comes from the copy it was read from, and means
+// nothing on the others, whose counters differ (here the first server's
+// is moved on by writes of other keys).
+func TestReplicatedCAS(t *testing.T) {
+	addrs := []string{testutil.StartCorvid(t, server.Config{}), testutil.StartCorvid(t, server.Config{})}
+	ctx := context.Background()
+	c := newClient(t, addrs, func(cfg *Config) { cfg.Replicas = []Replica{{Prefix: "hot:", Copies: 2}} })
+	direct := []*Client{newClient(t, addrs[:1], nil), newClient(t, addrs[1:], nil)}
+	for i := range 5 {
+		if err := direct[0].Set(ctx, &Item{Key: fmt.Sprint("other", i), Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swaps := map[string]func(it *Item) error{
+		"CompareAndSwap": func(it *Item) error { return c.CompareAndSwap(ctx, it) },
+		"MetaSet": func(it *Item) error {
+			return c.MetaSet(ctx, it, MetaSetOptions{CAS: it.CAS})
+		},
+		"MetaSet Invalidate": func(it *Item) error {
+			return c.MetaSet(ctx, it, MetaSetOptions{CAS: it.CAS, Invalidate: true})
+		},
+	}
+	for name, swap := range swaps {
+		key := "hot:" + strings.ReplaceAll(name, " ", "-")
+		if err := c.Set(ctx, &Item{Key: key, Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+		it, err := c.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it.Value = []byte("new")
+		err = swap(it)
+		var got []string
+		for _, d := range direct {
+			v, gerr := d.Get(ctx, key)
+			if gerr != nil {
+				t.Fatalf("%s: reading a copy: %v", name, gerr)
+			}
+			got = append(got, string(v.Value))
+		}
+		want := "old"
+		if err == nil {
+			want = "new"
+		}
+		for i, v := range got {
+			if v != want {
+				t.Errorf("%s returned %v, and the copy on server %d holds %q: copies %q", name, err, i, v, got)
+			}
+		}
+	}
+}

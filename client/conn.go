@@ -31,6 +31,10 @@ type conn struct {
 	callerDeadline bool
 	// opaque is the last opaque a meta request on the connection carried.
 	opaque uint64
+	// once is set by an operation whose request, though of a read op, may
+	// change what the server answers next (an mg that can hand out a win
+	// token): it is sent again only as a write is (see retryable).
+	once bool
 }
 
 // trackedConn notes, for the operation in progress, whether any byte of a
@@ -92,15 +96,18 @@ func (c *Client) do(ctx context.Context, s *node, op string, fn func(cn *conn) e
 // byte of a reply arrived. Even then a request the server may have
 // executed before closing is not sent twice: only reads (op "gets",
 // "gats", "mg", "mn", "version", "stats") are retried after the request
-// was written; a write (set, delete, incr, append, ms ...) only when
-// writing it failed, so that its end, which completes it, never reached
-// the server.
+// was written; a write (set, delete, incr, append, ms ...), or an mg that
+// can hand out a win token (cn.once), only when writing it failed, so
+// that its end, which completes it, never reached the server.
 func (cn *conn) retryable(op string, err error) bool {
 	if err == nil || !cn.reused || cn.tc.read != 0 || !closedConn(err) {
 		return false
 	}
 	if cn.tc.writeFailed {
 		return true
+	}
+	if cn.once {
+		return false
 	}
 	switch op {
 	case "gets", "gats", "mg", "mn", "version", "stats":
@@ -202,11 +209,28 @@ func (s *node) dial(ctx context.Context) (*conn, error) {
 	return &conn{s: s, tc: tc, nc: tc, pk: newPeeker(nc), r: bufio.NewReaderSize(tc, defaultReadBufferSize), w: make([]byte, 0, 1024)}, nil
 }
 
+// maxKeptWriteBuffer bounds the write buffer a pooled connection keeps: one
+// grown by a large value or a long meta pipeline is dropped, not held for
+// as long as the connection lives. A get line of GetMulti fits.
+const maxKeptWriteBuffer = 2 * maxGetsLine
+
+// writeBuffer returns cn.w emptied, with room for n bytes: a request
+// larger than the buffer a pooled connection keeps is allocated once.
+func (cn *conn) writeBuffer(n int) []byte {
+	if cap(cn.w) < n {
+		cn.w = make([]byte, 0, n)
+	}
+	return cn.w[:0]
+}
+
 // release returns cn, whose last reply was read whole, to its pool, or
 // closes it when the pool is full or the client closed.
 func (cn *conn) release() {
 	s := cn.s
 	cn.idleSince = s.c.now()
+	if cap(cn.w) > maxKeptWriteBuffer {
+		cn.w = nil
+	}
 	s.mu.Lock()
 	if len(s.free) < s.c.cfg.MaxIdleConns && !s.c.closed.Load() {
 		s.free = append(s.free, cn)
@@ -223,6 +247,7 @@ func (cn *conn) release() {
 func (cn *conn) begin(ctx context.Context) (end func() bool) {
 	cn.setDeadline(ctx)
 	cn.tc.read, cn.tc.writeFailed = 0, false
+	cn.once = false
 	if ctx.Done() == nil {
 		return nil
 	}

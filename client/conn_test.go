@@ -223,6 +223,23 @@ func TestClosedOnArrival(t *testing.T) {
 	if n := f2.requests.Load(); n != 2 {
 		t.Errorf("the server got %d sets, want 2: a set it may have executed was sent again", n)
 	}
+
+	// An mg that may hand out a win token (N, R) is no read only: the
+	// server may have given this caller the win before closing, and would
+	// answer a second request that another caller holds it.
+	for _, opt := range []MetaGetOptions{{Vivify: 30}, {RecacheBelow: 30}} {
+		f3 := startFake(t, secondCloses)
+		c3 := newClient(t, []string{f3.addr}, nil)
+		if _, err := c3.MetaGet(ctx, "k", MetaGetOptions{}); !errors.Is(err, ErrCacheMiss) {
+			t.Fatal(err)
+		}
+		if _, err := c3.MetaGet(ctx, "k", opt); !errors.As(err, &se) {
+			t.Fatalf("MetaGet %+v on a connection closed on arrival: %v", opt, err)
+		}
+		if n := f3.requests.Load(); n != 2 {
+			t.Errorf("the server got %d mg, want 2: an mg %+v it may have executed was sent again", n, opt)
+		}
+	}
 }
 
 func TestIdleTimeout(t *testing.T) {

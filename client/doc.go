@@ -41,7 +41,8 @@
 // sent once more on a fresh connection, but only when the server cannot
 // have executed it already: reads (Get, GetAndTouch, MetaGet, Stats,
 // Version, Ping) are retried, writes (Set, Delete, Incr, Append, MetaSet
-// ...) only when writing the request itself failed. Multi-gets rely on the
+// ..., and a MetaGet with Vivify or RecacheBelow, which may win) only
+// when writing the request itself failed. Multi-gets rely on the
 // check alone.
 //
 // A connection goes back to the pool only when the reply was read whole

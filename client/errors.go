@@ -37,6 +37,10 @@ var (
 	// ErrValueTooLarge means a compressed value would uncompress to more
 	// than Config.MaxUncompressedSize bytes.
 	ErrValueTooLarge = errors.New("client: value too large")
+	// ErrReplicatedCAS means a compare-and-swap was refused because its key
+	// is replicated (Config.Replicas): a CAS unique is one server's, read
+	// from one copy, and would be compared with the other copies' own.
+	ErrReplicatedCAS = errors.New("client: compare-and-swap of a replicated key")
 )
 
 // ServerError is an error talking to one server; it names the server.

@@ -471,3 +471,53 @@ func TestGetRepeatedReply(t *testing.T) {
 		t.Errorf("second Get = %q, the first request's reply", it.Value)
 	}
 }
+
+// TestWriteBufferNotKept checks that a connection back in the pool does
+// not keep the buffer of a large request it wrote (a large value, a long
+// meta pipeline) for as long as it lives.
+func TestWriteBufferNotKept(t *testing.T) {
+	addr := scriptedServer(t, func(line string, r *bufio.Reader) string {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 5 && f[0] == "set":
+			var n int
+			fmt.Sscan(f[4], &n)
+			r.Discard(n + 2)
+			return "STORED\r\n"
+		case len(f) >= 1 && f[0] == "mn":
+			return "MN\r\n"
+		case len(f) >= 1 && f[0] == "mg":
+			return ""
+		}
+		return "ERROR\r\n"
+	})
+	c := newClient(t, []string{addr}, nil)
+	ctx := context.Background()
+	const big = 2 << 20
+	checkPool := func(op string) {
+		t.Helper()
+		s := c.servers[0]
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.free) == 0 {
+			t.Fatalf("no connection went back to the pool after %s", op)
+		}
+		for _, cn := range s.free {
+			if cap(cn.w) >= big/2 {
+				t.Errorf("after %s a pooled connection keeps a write buffer of %d bytes", op, cap(cn.w))
+			}
+		}
+	}
+	if err := c.Set(ctx, &Item{Key: "big", Value: bytes.Repeat([]byte("x"), big)}); err != nil {
+		t.Fatal(err)
+	}
+	checkPool("Set")
+	var keys []string
+	for i := range 40000 {
+		keys = append(keys, fmt.Sprint("a-fairly-long-key-to-fill-the-pipeline-", i))
+	}
+	if _, err := c.MetaGetMulti(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	checkPool("MetaGetMulti")
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"strconv"
 )
@@ -64,6 +65,7 @@ type metaFlags struct {
 	ttl        int32
 	opaque     uint64
 	key        []byte // the k flag's key, valid until the next read
+	base64     bool   // the b flag: key is shown in base64
 	won, stale bool
 	winPending bool
 	hasOpaque  bool
@@ -104,6 +106,8 @@ func parseMetaFlags(b []byte) (metaFlags, error) {
 			f.opaque, f.hasOpaque = v, ok
 		case 'k':
 			f.key, f.hasKey = arg, true
+		case 'b':
+			f.base64 = true
 		case 'W':
 			f.won = true
 		case 'X':
@@ -111,6 +115,15 @@ func parseMetaFlags(b []byte) (metaFlags, error) {
 		case 'Z':
 			f.winPending = true
 		}
+	}
+	if f.base64 && f.hasKey {
+		// An item stored under a binary key shows it in base64 (memcached
+		// does so whatever the request's flags): compare its bytes.
+		k, err := base64.StdEncoding.AppendDecode(nil, f.key)
+		if err != nil {
+			return f, errors.New("bad base64 key " + string(f.key))
+		}
+		f.key = k
 	}
 	return f, nil
 }
@@ -191,6 +204,9 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 		if opt.RecacheBelow > 0 {
 			w = strconv.AppendInt(append(w, " R"...), int64(opt.RecacheBelow), 10)
 		}
+		// A win token the server may have handed out before closing the
+		// connection is not asked for again.
+		cn.once = opt.Vivify > 0 || opt.RecacheBelow > 0
 		if opt.NoBump {
 			w = append(w, " u"...)
 		}
@@ -253,14 +269,18 @@ func (c *Client) MetaGet(ctx context.Context, key string, opt MetaGetOptions) (*
 // MetaSet stores it with the meta protocol ("ms"). With opt.CAS it stores
 // only if the CAS matches (ErrCASConflict otherwise, ErrCacheMiss if the
 // item is gone); with opt.Invalidate as well an older CAS still stores and
-// marks the item stale.
+// marks the item stale. A CAS for a replicated key is refused with
+// ErrReplicatedCAS.
 func (c *Client) MetaSet(ctx context.Context, it *Item, opt MetaSetOptions) error {
+	if opt.CAS != 0 && c.replicas(it.Key) > 1 {
+		return ErrReplicatedCAS
+	}
 	value, flags, err := c.encode(it.Value, it.Flags, "set")
 	if err != nil {
 		return err
 	}
 	return c.onWriteServers(ctx, "ms", it.Key, func(_ int, cn *conn, wire string) error {
-		w := append(append(cn.w[:0], "ms "...), wire...)
+		w := append(append(cn.writeBuffer(len(wire)+len(value)+96), "ms "...), wire...)
 		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
 		w = strconv.AppendUint(append(w, " F"...), uint64(flags), 10)
 		w = strconv.AppendInt(append(w, " T"...), int64(it.Expiration), 10)

@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/corvidcache/corvid/internal/testutil"
 )
 
 // metaClient returns a client for addrs, skipping the test when the server
@@ -212,4 +215,40 @@ func TestMetaUnsupported(t *testing.T) {
 	if it, err := c.Get(ctx, "k"); err != nil || string(it.Value) != "v" {
 		t.Fatalf("Get = %+v, %v", it, err)
 	}
+}
+
+// TestMetaBase64Key checks that an item stored under a binary key (the b
+// flag, which another client may use) is read by its bytes: the server
+// shows its key in base64 in the k flag of a reply, with the b flag, and
+// that is still the key asked for, not a reply for another key.
+func TestMetaBase64Key(t *testing.T) {
+	// A base64 key that decodes to another key, or to nothing, is still
+	// another key.
+	for _, reply := range []string{"k" + base64.StdEncoding.EncodeToString([]byte("bin:2")) + " b O1", "kbin:1 b O1", "k$$$$ b O1"} {
+		f, err := parseMetaFlags([]byte(reply))
+		if err == nil && checkReply(&f, "bin:1", 1) == nil {
+			t.Errorf("reply flags %q taken for key bin:1", reply)
+		}
+	}
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := metaClient(t, addrs[:1])
+		if err := c.Set(ctx, &Item{Key: "plain", Value: []byte("p")}); err != nil {
+			t.Fatal(err)
+		}
+		raw := testutil.Dial(t, addrs[0])
+		defer raw.Close()
+		raw.Send([]byte("ms " + base64.StdEncoding.EncodeToString([]byte("bin:1")) + " 3 b T0\r\nabc\r\n"))
+		if r := raw.ReadReply(testutil.LineReply); string(r) != "HD\r\n" {
+			t.Fatalf("ms with a base64 key: %q", r)
+		}
+		mi, err := c.MetaGet(ctx, "bin:1", MetaGetOptions{})
+		if err != nil || string(mi.Value) != "abc" {
+			t.Errorf("MetaGet = %+v, %v; want abc", mi, err)
+		}
+		m, err := c.MetaGetMulti(ctx, []string{"plain", "bin:1"})
+		if err != nil || len(m) != 2 || string(m["plain"].Value) != "p" || string(m["bin:1"].Value) != "abc" {
+			t.Errorf("MetaGetMulti = %v, %v; want both", m, err)
+		}
+	})
 }

@@ -344,8 +344,11 @@ func (c *Client) Prepend(ctx context.Context, it *Item) error {
 
 // CompareAndSwap stores the item only if it was not modified since it was
 // read with the CAS value it.CAS: ErrCASConflict if it was, ErrCacheMiss if
-// it is gone.
+// it is gone. A replicated key is refused with ErrReplicatedCAS.
 func (c *Client) CompareAndSwap(ctx context.Context, it *Item) error {
+	if c.replicas(it.Key) > 1 {
+		return ErrReplicatedCAS
+	}
 	return c.store(ctx, "cas", it, it.CAS)
 }
 
@@ -391,7 +394,7 @@ func (c *Client) store(ctx context.Context, verb string, it *Item, cas uint64) e
 		return err
 	}
 	return c.onWriteServers(ctx, verb, it.Key, func(_ int, cn *conn, wire string) error {
-		w := append(append(append(cn.w[:0], verb...), ' '), wire...)
+		w := append(append(append(cn.writeBuffer(len(wire)+len(value)+80), verb...), ' '), wire...)
 		w = strconv.AppendUint(append(w, ' '), uint64(flags), 10)
 		w = strconv.AppendInt(append(w, ' '), int64(it.Expiration), 10)
 		w = strconv.AppendInt(append(w, ' '), int64(len(value)), 10)
