@@ -157,6 +157,26 @@ func TestOperations(t *testing.T) {
 	})
 }
 
+// TestEmptyValue reads an empty value with Get and GetMulti: both give an
+// empty slice, not nil, as for any value that is there.
+func TestEmptyValue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, addrs []string) {
+		ctx := context.Background()
+		c := newClient(t, addrs, nil)
+		if err := c.Set(ctx, &Item{Key: "empty"}); err != nil {
+			t.Fatal(err)
+		}
+		it, err := c.Get(ctx, "empty")
+		if err != nil || it.Value == nil || len(it.Value) != 0 {
+			t.Fatalf("Get: %+v, %v", it, err)
+		}
+		m, err := c.GetMulti(ctx, []string{"empty", "absent"})
+		if err != nil || len(m) != 1 || m["empty"].Value == nil || len(m["empty"].Value) != 0 {
+			t.Fatalf("GetMulti: %+v, %v", m, err)
+		}
+	})
+}
+
 func TestGetMulti(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, addrs []string) {
 		ctx := context.Background()

@@ -233,7 +233,12 @@ func (c *Client) readGets(cn *conn, keys []string, order []int32, items []Item) 
 			return found, &ProtocolError{Reason: "reply for key " + strconv.Quote(string(key)) + " not asked for or out of order"}
 		}
 		var v []byte
-		if n > sharedValueMax {
+		if n == 0 {
+			v = []byte{} // empty, not absent: as Get returns it
+			if err := cn.readValue(v); err != nil {
+				return found, err
+			}
+		} else if n > sharedValueMax {
 			if v, err = cn.readNewValue(n); err != nil {
 				return found, err
 			}
