@@ -521,3 +521,42 @@ func TestWriteBufferNotKept(t *testing.T) {
 	}
 	checkPool("MetaGetMulti")
 }
+
+// TestStatsWithoutEnd: a server that streams STAT lines without end fails
+// the Stats call once its reply passes the bound, long before the
+// timeout, instead of growing the result without limit.
+func TestStatsWithoutEnd(t *testing.T) {
+	defer func(n int) { maxStatsBytes = n }(maxStatsBytes)
+	maxStatsBytes = 1 << 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		if _, err := bufio.NewReader(nc).ReadString('\n'); err != nil {
+			return
+		}
+		w := bufio.NewWriter(nc)
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "STAT name%d value\r\n", i); err != nil {
+				return
+			}
+		}
+	}()
+	c := newClient(t, []string{ln.Addr().String()}, func(cfg *Config) { cfg.Timeout = time.Minute })
+	start := time.Now()
+	_, err = c.Stats(context.Background(), "")
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Stats: %v, want a protocol error", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("Stats failed after %v", d)
+	}
+}

@@ -531,6 +531,15 @@ func (c *Client) Flush(ctx context.Context, delay int) error {
 	})
 }
 
+// maxStatsBytes bounds the memory one server's stats reply may take in
+// Stats (its lines, and statOverhead per line for the map's entry): a
+// server that streams STAT lines without end fails the call rather than
+// grow it. memcached's largest reply, "stats conns", counts about 40 MiB
+// of it with 100,000 connections open.
+var maxStatsBytes = 256 << 20
+
+const statOverhead = 64
+
 // Stats returns each server's "stats" (or "stats ARG" when arg is given)
 // by address. Servers that failed are missing and named in the error. An
 // arg holding a control character, which could end the request and start
@@ -557,6 +566,7 @@ func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]s
 			return err
 		}
 		m := map[string]string{}
+		held := 0
 		for first := true; ; first = false {
 			line, err := cn.readLine()
 			if err != nil {
@@ -573,6 +583,9 @@ func (c *Client) Stats(ctx context.Context, arg string) (map[string]map[string]s
 					after = nothingPending
 				}
 				return replyError(line, after)
+			}
+			if held += len(line) + statOverhead; held > maxStatsBytes {
+				return &ProtocolError{Reason: "stats reply past " + strconv.Itoa(maxStatsBytes>>20) + " MiB"}
 			}
 			k, v := nextField(bytes.TrimRight(line[5:], "\r\n"))
 			m[string(k)] = string(v)
