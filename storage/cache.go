@@ -32,8 +32,11 @@ type Cache struct {
 
 	clock   Clock         // where time comes from
 	ticking bool          // curTime is advanced by runClock, else clock is read on every call
-	started int64         // process_started, Unix seconds
+	started atomic.Int64  // process_started, Unix seconds; moved back by a snapshot load (clock.go)
 	mono0   time.Duration // the monotonic reading at the start of the second the cache started in
+	relBack atomic.Uint32 // seconds the rel clock was moved forward by a snapshot load
+	clockMu sync.Mutex    // serializes curTime's updates with moveClockBack
+	loading atomic.Int32  // snapshot loads under way: the maintainer leaves the LRU lists alone
 	curTime atomic.Uint32 // current_time when ticking
 
 	classes []class     // by class id; index 0 unused; immutable slice

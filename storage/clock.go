@@ -64,7 +64,7 @@ func (c *Cache) startClock(clock Clock, now func() time.Time) {
 	}
 	c.clock = clock
 	wall, mono := clock.Now(), clock.Monotonic()
-	c.started = wall.Unix() - clockOffset
+	c.started.Store(wall.Unix() - clockOffset)
 	// The counter ticks when the wall clock's second did at start.
 	c.mono0 = mono - time.Duration(wall.Nanosecond())
 	c.curTime.Store(c.readClock())
@@ -82,7 +82,32 @@ func (c *Cache) relFromElapsed(d time.Duration) uint32 {
 	if d < 0 && d%time.Second != 0 {
 		s-- // whole seconds, rounded down
 	}
-	return clampRel(s + clockOffset)
+	return clampRel(s + clockOffset + int64(c.relBack.Load()))
+}
+
+// maxClockBack bounds how far a snapshot load moves process_started back:
+// rel times stay far from the end of their 32 bits.
+const maxClockBack = 20 * 365 * 24 * 60 * 60
+
+// moveClockBack moves process_started back to the Unix time to, when it
+// is earlier, as memcached's restart takes the saved process_started
+// back: rel time 0 is then to, and the rel clock reads that many seconds
+// more, so that rel times from before this cache's start (the last
+// accesses of the items of a snapshot) can be held. Times as Unix
+// seconds (the "time" stat, exptimes) and the uptime do not change. It
+// must only be called while the cache holds no item: the rel times of
+// items would move. It reports whether it moved the clock.
+func (c *Cache) moveClockBack(to int64) bool {
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	d := c.started.Load() - to
+	if d <= 0 || d > maxClockBack || int64(c.relBack.Load())+d > maxClockBack {
+		return false
+	}
+	c.relBack.Add(uint32(d))
+	c.started.Add(-d)
+	c.curTime.Store(c.readClock())
+	return true
 }
 
 // clampRel clamps seconds to a rel time.
@@ -119,7 +144,7 @@ func since(now, t uint32) uint32 {
 
 // relFromUnix converts a Unix time to rel time, clamped to uint32.
 func (c *Cache) relFromUnix(unix int64) uint32 {
-	return clampRel(unix - c.started)
+	return clampRel(unix - c.started.Load())
 }
 
 // realtime converts a client exptime to rel time as memcached's realtime()
@@ -134,7 +159,7 @@ func (c *Cache) realtime(exptime int64, now uint32) uint32 {
 	case exptime < 0:
 		return 1
 	case exptime > realtimeMaxDelta:
-		if exptime <= c.started {
+		if exptime <= c.started.Load() {
 			return 1
 		}
 		return c.relFromUnix(exptime)
@@ -151,7 +176,7 @@ func (c *Cache) unixFromRel(rel uint32) int64 {
 	if rel == 0 {
 		return 0
 	}
-	return int64(rel) + c.started
+	return int64(rel) + c.started.Load()
 }
 
 // runClock advances curTime once a second until stop is closed. It runs
@@ -159,8 +184,10 @@ func (c *Cache) unixFromRel(rel uint32) int64 {
 func (c *Cache) runClock() {
 	defer c.wg.Done()
 	for {
+		c.clockMu.Lock()
 		d := c.clock.Monotonic() - c.mono0
 		c.curTime.Store(c.relFromElapsed(d))
+		c.clockMu.Unlock()
 		next := d.Truncate(time.Second) + time.Second
 		t := time.NewTimer(next - d + time.Millisecond)
 		select {
@@ -175,7 +202,7 @@ func (c *Cache) runClock() {
 // Uptime returns seconds since the cache started, as memcached's "uptime"
 // stat. It is safe for concurrent use.
 func (c *Cache) Uptime() int64 {
-	return int64(c.relNow()) - itemUpdateInterval
+	return int64(c.relNow()) - itemUpdateInterval - int64(c.relBack.Load())
 }
 
 // CurrentTime returns the cache's current Unix time in seconds, as
@@ -183,13 +210,14 @@ func (c *Cache) Uptime() int64 {
 // advances in whole seconds on the monotonic clock, so a step of the wall
 // clock after start does not move it. It is safe for concurrent use.
 func (c *Cache) CurrentTime() int64 {
-	return int64(c.relNow()) + c.started
+	return int64(c.relNow()) + c.started.Load()
 }
 
 // ProcessStarted returns the Unix time that rel times count from
 // (memcached's process_started): 62 seconds before New was called, as in
-// memcached. Item exptimes are stored relative to it. It is safe for
-// concurrent use.
+// memcached, or, after loading a snapshot, the earlier one of the cache
+// that saved it (as memcached's restart keeps it). Item exptimes are
+// stored relative to it. It is safe for concurrent use.
 func (c *Cache) ProcessStarted() int64 {
-	return c.started
+	return c.started.Load()
 }

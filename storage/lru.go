@@ -241,7 +241,10 @@ func (c *Cache) runMaintainer() {
 		case <-t.C:
 		}
 		moves := 0
-		if c.lruSettings().Maintainer {
+		// A load's items are linked in the order of the snapshot, then
+		// ordered by last access (relinkByAccess): moving them meanwhile
+		// would put the first loaded, not the least recently used, in COLD.
+		if c.lruSettings().Maintainer && c.loading.Load() == 0 {
 			for i := 1; i < len(c.classes); i++ {
 				if c.classes[i].npages.Load() > 0 {
 					moves += c.juggle(&c.classes[i])

@@ -8,8 +8,10 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -20,46 +22,66 @@ import (
 //
 // Layout, little-endian:
 //
-//	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds
+//	header   "CORVIDSN" | u32 version | u32 flags (1 = CAS enabled) | i64 saved-at Unix seconds |
+//	         i64 process_started: the Unix time of the saving cache's rel time 0
+//	         (absent in version 1)
 //	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS |
-//	         u8 marks (1 = stale, 2 = win token sent, 4 = base64 key; absent in version 1) |
+//	         i64 last access (Unix seconds; absent in version 1) |
+//	         u8 marks (1 = stale, 2 = win token sent, 4 = base64 key, 8 = fetched,
+//	         16 = active; absent in version 1) |
 //	         u8 key length | key | value
 //	...
 //	end      a record header with key length 0, zero fields but the exptime:
 //	         the time of a delayed flush_all pending at the save (Unix
 //	         seconds, 0 = none), and the CAS: the cache's CAS counter at the
-//	         save (both 0 in version 1) | u64 record count
+//	         save (both 0 in version 1); its last access is 0 | u64 record count
 //	checksum u32 CRC-32C of every byte before it
 //
 // Load checks the whole file (structure, limits, count and checksum) before
 // it stores anything, so a truncated, corrupted or foreign file leaves the
 // cache empty.
 //
-// Version 2 added the CAS counter, the pending flush and the meta
-// protocol's marks; version 1 files still load, their new CAS uniques
-// continuing after the largest one they hold.
+// Version 2 added the CAS counter, the pending flush, the last access and
+// the marks; version 1 files still load, their new CAS uniques continuing
+// after the largest one they hold, their items loaded as just stored.
+//
+// The last access and the fetched and active marks are memcached's
+// it->time and ITEM_FETCHED/ITEM_ACTIVE, which its restart keeps with the
+// whole memory image: after a load each LRU list holds its items in the
+// order of their last access (see relinkByAccess), so the first evictions
+// take the least recently used items, as they would have without the
+// restart.
 const (
 	snapMagic        = "CORVIDSN"
 	snapVersion      = 2
-	snapHeaderSize   = 24
-	snapRecordSize   = 26
+	snapHeaderSize   = 32
+	snapHeaderSizeV1 = 24
+	snapRecordSize   = 34
 	snapRecordSizeV1 = 25
 	snapFlagCAS      = 1
 )
 
-// The marks of a record: the item bits of the meta protocol, which
-// memcached's restart keeps too. Without them, an item md invalidated
-// would come back fresh.
+// The marks of a record: the item bits of the meta protocol and of the
+// segmented LRU, which memcached's restart keeps too. Without them, an
+// item md invalidated would come back fresh, and an item read since it
+// was stored would be evicted as one never read (and answer mg's h with
+// 0).
 const (
 	snapMarkStale     = 1
 	snapMarkTokenSent = 2
 	snapMarkKeyBinary = 4
+	snapMarkFetched   = 8
+	snapMarkActive    = 16
+	snapMarksAll      = snapMarkStale | snapMarkTokenSent | snapMarkKeyBinary | snapMarkFetched | snapMarkActive
 )
 
 var snapMarkBits = [...]struct {
 	mark uint8
 	bit  uint32
-}{{snapMarkStale, bitStale}, {snapMarkTokenSent, bitTokenSent}, {snapMarkKeyBinary, bitKeyBinary}}
+}{
+	{snapMarkStale, bitStale}, {snapMarkTokenSent, bitTokenSent}, {snapMarkKeyBinary, bitKeyBinary},
+	{snapMarkFetched, bitFetched}, {snapMarkActive, bitActive},
+}
 
 var snapTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -101,6 +123,7 @@ func (c *Cache) Save(w io.Writer) (SnapshotStats, error) {
 	wall := c.clock.Now().Unix()
 	origin := wall - int64(c.relNow())
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(wall))
+	binary.LittleEndian.PutUint64(hdr[24:], uint64(origin))
 	bw.Write(hdr[:])
 
 	var batch []byte
@@ -223,10 +246,10 @@ func (c *Cache) snapChunkLocked(cl *class, ref itemRef, now uint32, origin int64
 }
 
 // appendRecord appends the snapshot record of a linked item to buf, its
-// exptime counted from origin (the Unix time of rel time 0). A delayed
-// flush_all still pending at now is to invalidate the item at its time
-// (memcached's restart keeps oldest_live), so the record expires then at
-// the latest. The caller holds the item's stripe lock.
+// exptime and last access counted from origin (the Unix time of rel time
+// 0). A delayed flush_all still pending at now is to invalidate the item
+// at its time (memcached's restart keeps oldest_live), so the record
+// expires then at the latest. The caller holds the item's stripe lock.
 func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, now uint32, origin int64) []byte {
 	rel := h.exptime
 	if ol := c.oldestLive.Load(); ol > now && (rel == 0 || ol < rel) {
@@ -247,6 +270,7 @@ func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, n
 	buf = binary.LittleEndian.AppendUint32(buf, h.flags)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(exp))
 	buf = binary.LittleEndian.AppendUint64(buf, c.getCAS(h))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(origin+int64(h.atime.Load())))
 	buf = append(buf, marks, byte(len(key)))
 	buf = append(buf, key...)
 	if b&bitChained != 0 {
@@ -275,6 +299,7 @@ type snapRecord struct {
 	flags   uint32
 	exptime int64
 	cas     uint64
+	atime   int64 // last access, Unix seconds (0 in version 1)
 	marks   uint8
 	nkey    int
 }
@@ -290,7 +315,8 @@ func parseRecord(b []byte) snapRecord {
 		nkey:    int(b[len(b)-1]),
 	}
 	if len(b) == snapRecordSize {
-		rec.marks = b[24]
+		rec.atime = int64(binary.LittleEndian.Uint64(b[24:]))
+		rec.marks = b[32]
 	}
 	return rec
 }
@@ -336,20 +362,34 @@ func (sr *snapReader) next(n int, scratch []byte) []byte {
 // 1 GiB (the -I limit), so a larger length marks a corrupt file.
 const maxSnapValue = 1 << 30
 
-// scanSnapshot reads a whole snapshot from r, calling fn (when not nil) for
-// every record, and checks its structure, count and checksum. key and value
-// are valid only during fn. It returns the end record, which holds the
-// saving cache's CAS counter and pending flush time (zeros from a version
-// 1 snapshot).
-func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error) (snapRecord, error) {
+// scanSnapshot reads a whole snapshot from r, calling start (when not
+// nil) with the saving cache's process_started (0 from a version 1
+// snapshot) before the records and fn (when not nil) for every record, and
+// checks its structure, count and checksum. key and value are valid only
+// during fn. It returns the end record, which holds the saving cache's CAS
+// counter and pending flush time (zeros from a version 1 snapshot).
+func scanSnapshot(r io.Reader, start func(started int64), fn func(rec snapRecord, key, value []byte) error) (snapRecord, error) {
 	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), h: crc32.New(snapTable)}
 	var hdr [snapHeaderSize]byte
-	if !sr.read(hdr[:]) || string(hdr[:8]) != snapMagic {
+	if !sr.read(hdr[:snapHeaderSizeV1]) || string(hdr[:8]) != snapMagic {
 		return snapRecord{}, fmt.Errorf("%w: not a corvid snapshot", ErrBadSnapshot)
 	}
 	version := binary.LittleEndian.Uint32(hdr[8:])
 	if version != 1 && version != snapVersion {
 		return snapRecord{}, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, version, snapVersion)
+	}
+	var started int64
+	if version > 1 {
+		if !sr.read(hdr[snapHeaderSizeV1:]) {
+			return snapRecord{}, sr.err
+		}
+		started = int64(binary.LittleEndian.Uint64(hdr[snapHeaderSizeV1:]))
+		if savedAt := int64(binary.LittleEndian.Uint64(hdr[16:])); started <= 0 || started > savedAt {
+			return snapRecord{}, fmt.Errorf("%w: process_started %d, saved at %d", ErrBadSnapshot, started, savedAt)
+		}
+	}
+	if start != nil {
+		start(started)
 	}
 	var rha [snapRecordSize]byte
 	rh := rha[:]
@@ -373,8 +413,11 @@ func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error)
 			}
 			break
 		}
-		if rec.marks&^(snapMarkStale|snapMarkTokenSent|snapMarkKeyBinary) != 0 {
+		if rec.marks&^snapMarksAll != 0 {
 			return snapRecord{}, fmt.Errorf("%w: marks %#x", ErrBadSnapshot, rec.marks)
+		}
+		if rec.atime < started {
+			return snapRecord{}, fmt.Errorf("%w: last access %d", ErrBadSnapshot, rec.atime)
 		}
 		if rec.nval > maxSnapValue {
 			return snapRecord{}, fmt.Errorf("%w: value length %d", ErrBadSnapshot, rec.nval)
@@ -414,7 +457,7 @@ func scanSnapshot(r io.Reader, fn func(rec snapRecord, key, value []byte) error)
 // CheckSnapshot reads a whole snapshot and reports whether it is intact
 // (ErrBadSnapshot when not), without storing anything.
 func CheckSnapshot(r io.Reader) error {
-	_, err := scanSnapshot(r, nil)
+	_, err := scanSnapshot(r, nil, nil)
 	return err
 }
 
@@ -423,11 +466,24 @@ func CheckSnapshot(r io.Reader) error {
 // the cache's CAS counter continues after the saving cache's, so that no
 // unique given out before the save is given out again. A delayed
 // flush_all pending at the save stays pending, for the items stored after
-// the load too.
+// the load too. Items keep their last access (one later than now, which a
+// clock set back gives, reads as now) and their fetched and active marks,
+// and each LRU list then holds its items in last-access order.
 func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
+	c.loading.Add(1)
+	defer c.loading.Add(-1)
 	var st SnapshotStats
 	var maxCAS uint64
-	end, err := scanSnapshot(r, func(rec snapRecord, key, value []byte) error {
+	// The last accesses go back to the saving cache's start, and further
+	// back its own load's: an empty cache moves its clock back to hold
+	// them (a cache holding items keeps it, and clamps older accesses to
+	// its rel time 0, where they stay in the order of the snapshot).
+	start := func(started int64) {
+		if started != 0 && c.items.Load() == 0 && c.oldestLive.Load() == 0 {
+			c.moveClockBack(started)
+		}
+	}
+	end, err := scanSnapshot(r, start, func(rec snapRecord, key, value []byte) error {
 		now := c.relNow()
 		exp := uint32(0)
 		if rec.exptime != 0 {
@@ -437,7 +493,11 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 				return nil
 			}
 		}
-		switch err := c.restore(key, rec.flags, exp, rec.cas, rec.marks, value, now); {
+		atime := now
+		if rec.atime != 0 {
+			atime = min(c.relFromUnix(rec.atime), now)
+		}
+		switch err := c.restore(key, rec.flags, exp, rec.cas, rec.marks, atime, value, now); {
 		case err == nil:
 			st.Items++
 			maxCAS = max(maxCAS, rec.cas)
@@ -455,6 +515,9 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 			break
 		}
 	}
+	if err == nil {
+		c.relinkByAccess()
+	}
 	// The pending flush: a fresh cache has none of its own.
 	if err == nil && end.exptime != 0 && c.oldestLive.Load() == 0 {
 		if ol := c.relFromUnix(end.exptime); ol > c.relNow() {
@@ -464,9 +527,10 @@ func (c *Cache) load(r io.Reader) (SnapshotStats, error) {
 	return st, err
 }
 
-// restore stores an item from a snapshot with its CAS unique, rel exptime
-// and marks, replacing any item under the same key.
-func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, marks uint8, value []byte, now uint32) error {
+// restore stores an item from a snapshot with its CAS unique, rel exptime,
+// marks and rel last access (at most now), replacing any item under the
+// same key.
+func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, marks uint8, atime uint32, value []byte, now uint32) error {
 	if len(key) > KeyMaxLength {
 		return ErrKeyTooLong
 	}
@@ -493,7 +557,47 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, marks 
 	if c.useCAS {
 		h.cas = cas
 	}
+	h.atime.Store(atime)
 	return nil
+}
+
+// relinkByAccess orders every LRU list of every class by last access,
+// most recent at the head, as the lists were in the saving cache: load
+// links each item at the head of its list as it comes, in the order of
+// the snapshot (slab pages), not of use. Items accessed in the same second
+// keep the order of the snapshot. It costs 16 bytes per item of the longest list (its
+// refs and their sort keys), for the time of the sort; values are not
+// touched. The maintainer and the crawler wait for each class meanwhile.
+func (c *Cache) relinkByAccess() {
+	var refs []itemRef
+	var keys []uint64
+	for i := 1; i < len(c.classes); i++ {
+		cl := &c.classes[i]
+		cl.mu.Lock()
+		if c.closed {
+			cl.mu.Unlock()
+			return
+		}
+		for lru := range cl.lru {
+			l := &cl.lru[lru]
+			if l.n < 2 || l.n > math.MaxUint32 {
+				continue
+			}
+			// From the tail, so that an index is a tie's rank.
+			refs, keys = slices.Grow(refs[:0], int(l.n)), slices.Grow(keys[:0], int(l.n))
+			for r := l.tail; r != 0; r = c.prev(c.hdr(r)) {
+				keys = append(keys, uint64(c.hdr(r).atime.Load())<<32|uint64(len(refs)))
+				refs = append(refs, r)
+			}
+			slices.Sort(keys)
+			*l = lruList{}
+			for _, k := range keys {
+				r := refs[uint32(k)]
+				c.lruLinkLocked(cl, lru, r, c.hdr(r))
+			}
+		}
+		cl.mu.Unlock()
+	}
 }
 
 // SaveFile writes a snapshot to path atomically and durably: to a

@@ -74,6 +74,10 @@ func TestSnapshotLoadsVersion1(t *testing.T) {
 	if err != nil || st.Items != 1 {
 		t.Fatalf("load of a version 1 snapshot: %+v, %v", st, err)
 	}
+	// It holds no last access and no marks: the item is as just stored.
+	if a := accessOf(t, dst, clk, "k"); a != (access{last: clk.Now().Unix()}) {
+		t.Fatalf("k after the load: %+v, want accessed now, never fetched", a)
+	}
 	if got, ok := readItem(t, dst, "k"); !ok || got != (snapItem{"v", 9, 0, 40}) {
 		t.Fatalf("k after the load %+v (found %v), want v, flags 9, cas 40", got, ok)
 	}

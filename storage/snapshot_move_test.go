@@ -20,7 +20,7 @@ func oldValue(i int) string {
 func snapshotItems(t *testing.T, b []byte) map[string]string {
 	t.Helper()
 	got := map[string]string{}
-	_, err := scanSnapshot(bytes.NewReader(b), func(_ snapRecord, key, value []byte) error {
+	_, err := scanSnapshot(bytes.NewReader(b), nil, func(_ snapRecord, key, value []byte) error {
 		got[string(key)] = string(value)
 		return nil
 	})

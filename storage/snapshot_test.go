@@ -168,6 +168,8 @@ func TestSnapshotRejectsDamage(t *testing.T) {
 	huge = append(huge, 0xff, 0xff, 0xff, 0x7f)
 	huge = append(huge, make([]byte, snapRecordSize-4)...)
 	huge[len(huge)-1] = 3
+	// Its last access is the saving cache's start: only the length is bad.
+	copy(huge[snapHeaderSize+24:], good[snapHeaderSizeV1:snapHeaderSize])
 	damaged["huge length"] = huge
 
 	c := newCache(t, Config{NoCrawler: true})
@@ -272,7 +274,7 @@ func FuzzLoadSnapshot(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrBadSnapshot) {
 			t.Fatalf("error %v does not wrap ErrBadSnapshot", err)
 		}
-		if err == nil && len(b) < snapHeaderSize+snapRecordSize+12 {
+		if err == nil && len(b) < snapHeaderSizeV1+snapRecordSizeV1+12 {
 			t.Fatalf("a %d-byte input passed the check", len(b))
 		}
 		_ = st

@@ -275,3 +275,36 @@ func TestServerProcPortTakenByServer(t *testing.T) {
 		}
 	}
 }
+
+// mgLastAccess answers mg key l h: the seconds since the item's last
+// access and whether it had been fetched.
+func mgLastAccess(t *testing.T, addr, key string) (idle int, fetched bool) {
+	t.Helper()
+	reply := roundTrip(t, addr, "mg "+key+" l h\r\nmn\r\n", "MN")
+	var h int
+	if _, err := fmt.Sscanf(reply, "HD l%d h%d\r\n", &idle, &h); err != nil {
+		t.Fatalf("mg %s l h: %q: %v", key, reply, err)
+	}
+	return idle, h == 1
+}
+
+// TestWarmRestartKeepsLastAccess restarts a server with -e: an item keeps
+// its last access and whether it was fetched, as memcached's restart keeps
+// them, instead of coming back as just stored.
+func TestWarmRestartKeepsLastAccess(t *testing.T) {
+	snap := filepath.Join(t.TempDir(), "corvid.snapshot")
+	p := startServerProc(t, "-e", snap)
+	roundTrip(t, p.addr, "set k 0 0 1\r\nv\r\nmn\r\n", "MN")
+	time.Sleep(2100 * time.Millisecond)
+	if idle, fetched := mgLastAccess(t, p.addr, "k"); idle < 2 || fetched {
+		t.Fatalf("before the restart: mg k l h gives l%d, fetched %v; want l2 or more, never fetched", idle, fetched)
+	}
+	p.stop(t, syscall.SIGTERM)
+	p = startServerProc(t, "-e", snap)
+	// The first mg fetched k and left its last access (memcached bumps it
+	// on a second fetch).
+	if idle, fetched := mgLastAccess(t, p.addr, "k"); idle < 2 || !fetched {
+		t.Fatalf("after the restart: mg k l h gives l%d, fetched %v; want l2 or more, fetched", idle, fetched)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
