@@ -89,14 +89,16 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 			c.completeTo(nil, err, pw)
 			return
 		}
+		// The shadows' copies go first: c may complete as it is sent,
+		// and with it the step whose request r holds.
+		if len(n.shadows) > 0 {
+			rt.shadow(from, n, idx, r, pw)
+		}
 		c.via = from
 		if r.kind == kindBinary {
 			b.sendBinary(c, r.parts...)
 		} else {
 			b.send(c, r.parts...)
-		}
-		if len(n.shadows) > 0 {
-			rt.shadow(from, n, idx, r, pw)
 		}
 	case route.NullRoute:
 		c.completeTo(r.defaultReply(c), nil, pw)

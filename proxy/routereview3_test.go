@@ -153,3 +153,50 @@ func TestRouteAnsweredEarlyBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteShadowOfFailedSend: a PoolRoute under a composer whose send
+// fails at once (its server's queue is full) completes the composer's
+// step, which may then be reused; its shadow still gets a copy of its own
+// request, not of whatever the step holds by then (nothing: a request
+// with no bytes, whose reply the shadow's connection would wait for,
+// giving the replies after it to the requests before).
+func TestRouteShadowOfFailedSend(t *testing.T) {
+	shadow := startCorvids(t, 1)[0]
+	stop := make(chan struct{})
+	deaf := testutil.FakeServer(t, func(nc net.Conn) {
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+		<-stop // reads nothing
+	})
+	t.Cleanup(func() { close(stop) })
+	pools := onePools(deaf, shadow)
+	pools["A"].Timeout, pools["B"].Timeout = time.Minute, time.Minute
+	prim := poolRoute("A")
+	prim.Shadows = []route.Shadow{{Target: poolRoute("B"), KeyFractionRange: [2]float64{0, 1}}}
+	root := &route.Handle{Type: route.PrefixSelectorRoute, Policies: map[string]*route.Handle{
+		"b:": poolRoute("B"),
+	}, Wildcard: &route.Handle{Type: route.FailoverRoute, Children: []*route.Handle{prim}}}
+	_, addr := startRouter(t, &route.Config{Pools: pools, Root: root})
+	// Past what the kernel holds and A's queue (8 MiB), sends to A fail.
+	// A client has initialWindow requests in flight: A answers none.
+	val := strings.Repeat("x", 256<<10)
+	const clients = 16
+	for i := range clients {
+		var b strings.Builder
+		for j := range initialWindow {
+			fmt.Fprintf(&b, "set k%d.%d 0 0 %d\r\n%s\r\n", i, j, len(val), val)
+		}
+		testutil.Dial(t, addr).Send([]byte(b.String()))
+	}
+	sc := testutil.Dial(t, shadow)
+	for i := range clients {
+		for j := range initialWindow {
+			await(t, "the shadow copies", func() bool {
+				return strings.HasPrefix(roundTrip(sc, fmt.Sprintf("mg k%d.%d s\r\n", i, j), testutil.LineReply), "HD")
+			})
+		}
+	}
+	c := testutil.Dial(t, addr)
+	if got := setVia(t, c, "b:x", "v"); got != "STORED\r\n" {
+		t.Fatalf("set through B, after the copies: %q", got)
+	}
+}
