@@ -200,3 +200,35 @@ func TestRouteShadowOfFailedSend(t *testing.T) {
 		t.Fatalf("set through B, after the copies: %q", got)
 	}
 }
+
+// TestRouteComposedMetaOpaque: a meta request with an opaque through a
+// composer, which sends its children the request as one piece (its line,
+// its data, the proxy's mn after a quiet one), is checked against its
+// line alone: its server's reply, which carries the opaque, is its own,
+// not taken for another request's (failing the request, after a store
+// the server made, and the connection with every request on it).
+func TestRouteComposedMetaOpaque(t *testing.T) {
+	addrs := startCorvids(t, 2)
+	for _, root := range []*route.Handle{
+		{Type: route.FailoverRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}},
+		{Type: route.AllSyncRoute, Children: []*route.Handle{poolRoute("A"), poolRoute("B")}},
+	} {
+		t.Run(string(root.Type), func(t *testing.T) {
+			_, addr := startRouter(t, &route.Config{Pools: onePools(addrs...), Root: root})
+			c := testutil.Dial(t, addr)
+			key := "k" + string(root.Type)
+			if got := roundTrip(c, "ms "+key+" 2 T0 O5\r\nab\r\n", testutil.LineReply); got != "HD O5\r\n" {
+				t.Fatalf("ms: %q", got)
+			}
+			if got := roundTrip(c, "mg "+key+" v O6\r\n", testutil.MetaValueReply); got != "VA 2 O6\r\nab\r\n" {
+				t.Fatalf("mg: %q", got)
+			}
+			if got := roundTrip(c, "mg "+key+" v q O7\r\nmn\r\n", testutil.MetaValueReply); got != "VA 2 O7\r\nab\r\n" {
+				t.Fatalf("quiet mg: %q", got)
+			}
+			if got := roundTrip(c, "mn\r\n", testutil.LineReply); got != "MN\r\n" {
+				t.Fatalf("mn: %q", got)
+			}
+		})
+	}
+}
