@@ -236,7 +236,13 @@ func (bc *bconn) enqueue(c *call, parts ...[]byte) {
 			c.getLine = append(c.getLine, b...)
 		}
 	case kindMeta, kindMetaQuiet:
-		c.getLine = append(c.getLine[:0], parts[0]...)
+		// Its line alone: a composer's copy holds the data, and a
+		// quiet request's mn, in the same piece.
+		line := parts[0]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		c.getLine = append(c.getLine[:0], line...)
 	}
 	cl := c.sender() // read now: once queued, c may complete and be recycled
 	bc.mu.Lock()

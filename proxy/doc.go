@@ -137,7 +137,8 @@
 //     replies ranked alike, the first to arrive). AllFastestRoute answers the first reply that is not an error
 //     (else the last), AllMajorityRoute the reply whose result half the
 //     children plus one gave (else the last); the other children's
-//     replies are dropped when they come (within the pool's timeout).
+//     replies are dropped when they come (within the pool's timeout),
+//     their sub-calls counted as one of the node's detached copies.
 //   - AllAsyncRoute answers at once with NullRoute's reply and sends
 //     detached copies to its children; AllInitialRoute answers its
 //     first child's reply and sends detached copies to the others.
@@ -157,7 +158,9 @@
 // the held replies', so that a slow shadow or async pool takes nothing
 // from the primary's clients. A copy past either bound is dropped and
 // counted, so that a slow pool never slows the primary, and what
-// clients send cannot grow the proxy's memory through it. A multi-get is split by
+// clients send cannot grow the proxy's memory through it; an answer of
+// AllFastestRoute or AllMajorityRoute past them waits for its last
+// child's reply. A multi-get is split by
 // destination as a pool's: keys that selectors send to one server go
 // together; a key whose route composes goes alone through it; the
 // replies are merged in key order. A binary request takes the route its

@@ -165,7 +165,7 @@ func defaultReply(op rop, kind replyKind) string {
 		return "MN\r\n"
 	}
 	switch {
-	case op == rMetaGet:
+	case op == rMetaGet || op == rMetaOther:
 		return "EN\r\n"
 	case op == rMetaSet:
 		return "NS\r\n"

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"strings"
+
 	"github.com/corvidcache/corvid/protocol"
 )
 
@@ -21,6 +24,9 @@ import (
 // meta request, a reply the client is not sent. A miss to getk or gatk
 // carries the key and no text, as memcached's does.
 func (r rreq) defaultReply(c *call) []byte {
+	if r.kind == kindMeta {
+		return metaOwnFlags(defaultReply(r.op, r.kind), r.parts[0])
+	}
 	if r.kind != kindBinary {
 		return []byte(defaultReply(r.op, r.kind))
 	}
@@ -39,6 +45,32 @@ func (r rreq) defaultReply(c *call) []byte {
 		st = protocol.StatusNotStored
 	}
 	return binaryLocal(r, st, "")
+}
+
+// metaOwnFlags returns reply, a meta status line, with the opaque and
+// the key (flags O and k) of the request line carried back as a server
+// carries them in its reply to a miss: in the request's order, the key
+// as the line spells it (followed by b when it is base64).
+func metaOwnFlags(reply string, line []byte) []byte {
+	out := []byte(strings.TrimSuffix(reply, "\r\n"))
+	_, rest := nextField(bytes.TrimRight(line, "\r\n")) // the command
+	key, rest := nextField(rest)
+	b64 := false
+	for t, r := nextField(rest); len(t) > 0; t, r = nextField(r) {
+		b64 = b64 || string(t) == "b"
+	}
+	for t, r := nextField(rest); len(t) > 0; t, r = nextField(r) {
+		switch t[0] {
+		case 'O':
+			out = append(append(out, ' '), t...)
+		case 'k':
+			out = append(append(out, " k"...), key...)
+			if b64 {
+				out = append(out, " b"...)
+			}
+		}
+	}
+	return append(out, "\r\n"...)
 }
 
 // binaryLocal returns the proxy's own reply of status st to the binary

@@ -11,9 +11,12 @@ import (
 )
 
 // maxAsyncPending bounds the detached requests (AllAsyncRoute's
-// children, AllInitialRoute's after the first, shadows, warm-up adds) a
-// route node has in flight; past it a copy is dropped and counted, so
-// that a slow pool never slows the primary. Their bytes are bounded too,
+// children, AllInitialRoute's after the first, shadows, warm-up adds,
+// and AllFastestRoute's and AllMajorityRoute's sub-calls left in flight
+// once the route answered) a route node has in flight; past it a copy
+// is dropped and counted, so that a slow pool never slows the primary
+// (an answer that would leave sub-calls in flight waits for the last of
+// them instead). Their bytes are bounded too,
 // over the whole proxy, by an asyncBudget.
 const maxAsyncPending = 1024
 
@@ -86,14 +89,16 @@ func (rt *routeTree) routeTo(from *client, c *call, n *rnode, r rreq, pw *pendin
 			c.completeTo(nil, err, pw)
 			return
 		}
+		// The shadows' copies go first: c may complete as it is sent,
+		// and with it the step whose request r holds.
+		if len(n.shadows) > 0 {
+			rt.shadow(from, n, idx, r, pw)
+		}
 		c.via = from
 		if r.kind == kindBinary {
 			b.sendBinary(c, r.parts...)
 		} else {
 			b.send(c, r.parts...)
-		}
-		if len(n.shadows) > 0 {
-			rt.shadow(from, n, idx, r, pw)
 		}
 	case route.NullRoute:
 		c.completeTo(r.defaultReply(c), nil, pw)
@@ -186,14 +191,21 @@ func (rt *routeTree) detached(from *client, owner, to *rnode, r rreq, pw *pendin
 // counts it dropped and reports false when n has maxAsyncPending in
 // flight or the proxy's budget would pass its limit.
 func (rt *routeTree) takeAsync(n *rnode, size int64) bool {
+	if !rt.holdAsync(n, size) {
+		n.st.asyncDropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// holdAsync is takeAsync without counting a drop.
+func (rt *routeTree) holdAsync(n *rnode, size int64) bool {
 	if n.st.asyncPending.Add(1) > maxAsyncPending {
 		n.st.asyncPending.Add(-1)
-		n.st.asyncDropped.Add(1)
 		return false
 	}
 	if !rt.async.take(size) {
 		n.st.asyncPending.Add(-1)
-		n.st.asyncDropped.Add(1)
 		return false
 	}
 	n.st.asyncBytes.Add(size)
@@ -258,6 +270,12 @@ type rstep struct {
 	// asyncHeld is what a fill's step counts against the proxy's
 	// budget for detached requests (see asyncBudget).
 	asyncHeld int64
+	// AllFastestRoute and AllMajorityRoute: background marks a step
+	// answered with sub-calls in flight, one of its node's detached
+	// requests (of the request's size) until they end; chosen, the
+	// answer that waits for them instead, the node having no room.
+	background bool
+	chosen     *call
 }
 
 var stepPool = sync.Pool{New: func() any { return new(rstep) }}
@@ -383,18 +401,21 @@ func (s *rstep) subDone(f *call, pw *pendingWrites) {
 		}
 	case route.AllFastestRoute:
 		if !res.isError() || s.pending == 0 {
-			s.answer(f, pw)
+			s.decide(f, pw)
 		}
 	case route.AllMajorityRoute:
 		if !res.isError() {
 			s.counts[res]++
 			if int(s.counts[res]) >= len(n.children)/2+1 {
-				s.answer(f, pw)
+				s.decide(f, pw)
 			}
 		}
 		if s.pending == 0 {
-			s.answer(f, pw)
+			s.decide(f, pw)
 		}
+	}
+	if s.pending == 0 && s.chosen != nil {
+		s.answer(s.chosen, pw)
 	}
 	done := s.pending == 0
 	s.mu.Unlock()
@@ -529,6 +550,26 @@ func (s *rstep) sendAs(n *rnode, kind replyKind, op rop, req []byte, pw *pending
 	s.rt.routeTo(nil, f, n, rreq{key: s.key, op: op, kind: kind, parts: [][]byte{req}}, pw)
 }
 
+// decide answers f, the reply AllFastestRoute or AllMajorityRoute
+// chose, once; s.mu is held. The sub-calls still in flight then end in
+// the background, as one of the node's detached requests: when the node
+// has no room for one more (see takeAsync), f waits for the last of them
+// instead, so that the client's requests cannot pile up on a child that
+// does not answer.
+func (s *rstep) decide(f *call, pw *pendingWrites) {
+	if s.out == nil || s.chosen != nil {
+		return
+	}
+	if s.pending > 0 {
+		if !s.rt.holdAsync(s.node, int64(len(s.req))) {
+			s.chosen = f
+			return
+		}
+		s.background = true
+	}
+	s.answer(f, pw)
+}
+
 // answer completes the step's call with f's reply, once; s.mu is held.
 func (s *rstep) answer(f *call, pw *pendingWrites) {
 	out := s.out
@@ -635,6 +676,9 @@ func (s *rstep) release() {
 		} else {
 			s.rt.replies.release(&s.held, h)
 		}
+	}
+	if s.background {
+		s.rt.async.done(s.node.st, int64(len(s.req)))
 	}
 	s.rt.steps.Add(-1)
 	for i, f := range s.subs {
