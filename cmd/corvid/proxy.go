@@ -455,7 +455,7 @@ func runProxy(ctx context.Context, o *proxyOptions, s proxySettings) (err error)
 						}
 					}
 					if r := reloads.Load(); r != nil {
-						r.reload("SIGHUP", true)
+						r.kick("SIGHUP", true)
 					}
 					continue
 				}
@@ -575,6 +575,12 @@ type configReloader struct {
 	mu      sync.Mutex // guards last and watcher; serialises reloads
 	last    []byte     // the contents last loaded (or refused)
 	watcher *fsnotify.Watcher
+
+	kickMu      sync.Mutex // guards the fields below
+	running     bool       // kick's goroutine runs
+	queued      bool       // it runs a reload more once done
+	queuedWhy   string
+	queuedForce bool
 }
 
 // newConfigReloader reloads a nutcracker.yml into p.
@@ -623,6 +629,34 @@ func (r *configReloader) reload(reason string, force bool) {
 		return
 	}
 	r.log.Info("configuration reloaded", append([]any{"reason", reason, "file", r.path}, attrs...)...)
+}
+
+// kick runs reload in a goroutine of its own that nothing waits for: a
+// reload blocked on its file (a hung network file system, a FIFO) holds
+// up neither the signals nor the stop. Kicks that come while a reload
+// runs make one more run after it (forced if any of them was).
+func (r *configReloader) kick(reason string, force bool) {
+	r.kickMu.Lock()
+	defer r.kickMu.Unlock()
+	if r.running {
+		r.queued, r.queuedWhy, r.queuedForce = true, reason, r.queuedForce || force
+		return
+	}
+	r.running = true
+	go func() {
+		for {
+			r.reload(reason, force)
+			r.kickMu.Lock()
+			if !r.queued {
+				r.running = false
+				r.kickMu.Unlock()
+				return
+			}
+			reason, force = r.queuedWhy, r.queuedForce
+			r.queued, r.queuedForce = false, false
+			r.kickMu.Unlock()
+		}
+	}()
 }
 
 // watchImportsLocked adds the directories of the files the last load
@@ -686,7 +720,7 @@ func (r *configReloader) watch(ctx context.Context, wg *sync.WaitGroup) {
 				r.log.Warn("watching the configuration file", "file", r.path, "err", err)
 				timer.Reset(configDebounce) // events may be lost: look at the file
 			case <-timer.C:
-				r.reload("file changed", false)
+				r.kick("file changed", false)
 			}
 		}
 	}()

@@ -208,6 +208,22 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		o.listening(ln.Addr())
 	}
 	pipe.ready()
+	// Reloads run in a goroutine of their own that nothing waits for: one
+	// blocked on the configuration file (a hung network file system, a
+	// FIFO) or on a queue holds up neither SIGTERM nor the stop.
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reloads:
+				if err := srv.Reload(); err != nil {
+					logger.Error("cannot reload the configuration", "err", err)
+				}
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)
@@ -222,8 +238,9 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 				cancel()
 				return
 			case <-hup:
-				if err := srv.Reload(); err != nil {
-					logger.Error("cannot reload the configuration", "err", err)
+				select {
+				case reloads <- struct{}{}:
+				default: // one is to run: it reads the file as it is then
 				}
 			}
 		}

@@ -281,7 +281,7 @@ func runRouter(ctx context.Context, stderr io.Writer, o *routerOptions) (err err
 					r := reloads
 					reloadsMu.Unlock()
 					if r != nil {
-						r.reload("SIGHUP", true)
+						r.kick("SIGHUP", true)
 					}
 					continue
 				}
