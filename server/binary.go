@@ -40,6 +40,9 @@ func (c *conn) handleBinary(buf []byte) int {
 	}
 	switch v {
 	case protocol.Close:
+		// Bad magic: memcached closes at once, writing no reply it
+		// holds.
+		c.dropUnwritten()
 		return -1
 	case protocol.RespondClose:
 		c.binError(&h, st)
@@ -49,7 +52,7 @@ func (c *conn) handleBinary(buf []byte) int {
 		c.commandSeen()
 		c.r += protocol.BinaryHeaderLen
 		c.swallow = h.ExtLen + h.KeyLen + int(h.BodyLen)
-		c.binError(&h, st)
+		c.binErrorHeld(&h, st)
 		return 0
 	}
 	head := protocol.BinaryHeaderLen + h.ExtLen + h.KeyLen
@@ -64,7 +67,7 @@ func (c *conn) handleBinary(buf []byte) int {
 			// Answered before the value is read; the value is discarded.
 			c.r += head
 			c.swallow = int(h.ValueLen())
-			c.binError(&h, st)
+			c.binErrorHeld(&h, st)
 			return 0
 		}
 		total := protocol.BinaryHeaderLen + int(h.BodyLen)
@@ -116,6 +119,7 @@ func (c *conn) handleBinary(buf []byte) int {
 		c.binOK(&h, 0, nil, nil, nil)
 	case protocol.OpNoop:
 		c.binOK(&h, 0, nil, nil, nil)
+		c.written = len(c.wbuf) // memcached writes its replies at a noop
 	case protocol.OpVersion:
 		c.binOK(&h, 0, nil, nil, []byte(Version))
 	case protocol.OpQuit:
@@ -188,8 +192,15 @@ func (c *conn) binOK(h *protocol.BinaryHeader, cas uint64, extras, key, value []
 }
 
 // binError appends an error response; memcached sends errors to quiet
-// requests too.
+// requests too, and writes its replies so far with one at once.
 func (c *conn) binError(h *protocol.BinaryHeader, st protocol.Status) {
+	c.binErrorHeld(h, st)
+	c.written = len(c.wbuf)
+}
+
+// binErrorHeld appends an error response that memcached holds with the
+// replies before it until it has discarded the request's body.
+func (c *conn) binErrorHeld(h *protocol.BinaryHeader, st protocol.Status) {
 	c.wbuf = protocol.AppendBinaryError(c.wbuf, h.Opcode, st, h.Opaque)
 }
 
@@ -199,6 +210,7 @@ func (c *conn) binError(h *protocol.BinaryHeader, st protocol.Status) {
 func (c *conn) binOutOfMemory(h *protocol.BinaryHeader, msg string) {
 	c.wbuf = protocol.AppendBinaryResponse(c.wbuf, h.Opcode, protocol.StatusOutOfMemory, 0, 0, len(msg), h.Opaque, 0)
 	c.wbuf = append(c.wbuf, msg...)
+	c.written = len(c.wbuf)
 }
 
 // binGet handles get, getk, touch, gat and gatk (and their quiet forms).

@@ -117,6 +117,12 @@ type conn struct {
 	sasl uint8
 	// swallow counts bytes of a rejected value still to be discarded.
 	swallow int
+	// written is how much of wbuf memcached would have written by now:
+	// the replies of earlier reads, and in the binary protocol those up
+	// to its last error or noop reply, which it writes at once. A request
+	// that closes the connection without a reply (see dropUnwritten)
+	// loses the rest, as in memcached.
+	written int
 	// closeAfterWrite ends the connection once the pending replies are out.
 	closeAfterWrite bool
 	// getNext, when not 0, is the offset in req.GetKeys a get-family
@@ -705,6 +711,7 @@ func (c *conn) process() int {
 	if c.turnReqs <= 0 {
 		c.turnReqs = c.srv.cfg.reqsPerEvent() + 1
 	}
+	c.written = len(c.wbuf)
 	if c.getNext > 0 {
 		if c.get(&c.req, c.getNext); c.getNext > 0 {
 			return 0 // the socket backed up again
@@ -742,6 +749,7 @@ func (c *conn) process() int {
 			if c.flush() != nil {
 				return -1
 			}
+			c.written = len(c.wbuf)
 			if c.blocked {
 				return 0 // the event loop goes on when it is written
 			}
@@ -757,6 +765,7 @@ func (c *conn) process() int {
 			if c.flush() != nil {
 				return -1
 			}
+			c.written = len(c.wbuf)
 			if c.blocked {
 				// The event loop writes the rest when the socket
 				// drains, then calls process again for the input
@@ -773,6 +782,14 @@ func (c *conn) process() int {
 	}
 	c.turnReqs = 0
 	return 0
+}
+
+// dropUnwritten drops the replies memcached would not have written yet
+// (see written), for a request on which it closes the connection at once.
+func (c *conn) dropUnwritten() {
+	if c.written < len(c.wbuf) {
+		c.wbuf = c.wbuf[:c.written]
+	}
 }
 
 // processAll is process without yields, for input that is answered at

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"time"
 
@@ -21,7 +22,9 @@ func (c *conn) handleOne(buf []byte) int {
 	n, err := protocol.Parse(buf, req)
 	if n == 0 {
 		if err != nil {
-			return -1 // line too long: memcached closes the connection
+			// Line too long: memcached closes the connection.
+			c.dropLongLine(buf)
+			return -1
 		}
 		return len(buf) + 1
 	}
@@ -29,7 +32,7 @@ func (c *conn) handleOne(buf []byte) int {
 	if err != nil {
 		c.r += n
 		if isHTTPRequestLine(buf[:n]) {
-			c.wbuf = c.wbuf[:0] // as memcached, unwritten replies are dropped
+			c.dropUnwritten() // as memcached
 			return -1
 		}
 		switch req.Command {
@@ -164,6 +167,7 @@ func (c *conn) get(req *protocol.Request, from int) {
 	c.getNext = c.lookup(req, true, from)
 	if c.getNext == 0 {
 		c.wbuf = append(c.wbuf, "END\r\n"...)
+		c.written = len(c.wbuf) // memcached writes its replies at a get's end
 	}
 }
 
@@ -588,4 +592,14 @@ func (c *conn) cacheMemlimit(req *protocol.Request) {
 		return
 	}
 	c.replyOK(req, "OK")
+}
+
+// dropLongLine drops the unwritten replies (see dropUnwritten) before a
+// line too long closes the connection, when memcached closes on it at
+// once: when no newline has arrived. (With its newline in the same read,
+// memcached would have answered the line and the replies after it.)
+func (c *conn) dropLongLine(buf []byte) {
+	if bytes.IndexByte(buf, '\n') < 0 {
+		c.dropUnwritten()
+	}
 }

@@ -23,7 +23,8 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 	}
 	if n == 0 {
 		if err != nil {
-			return -1, true // line too long: memcached closes the connection
+			c.dropLongLine(buf) // line too long: memcached closes the connection
+			return -1, true
 		}
 		return len(buf) + 1, true
 	}
@@ -49,6 +50,7 @@ func (c *conn) handleMeta(buf []byte) (int, bool) {
 		c.metaArith(req)
 	case protocol.MetaNoop:
 		c.reply("MN")
+		c.written = len(c.wbuf) // memcached writes its replies at mn
 	case protocol.MetaDebug:
 		c.metaDebug(req)
 	}
