@@ -168,11 +168,16 @@ func FuzzBinaryConn(f *testing.F) {
 	whole, split := newServer(), newServer()
 	f.Fuzz(func(t *testing.T, in []byte, at uint16) {
 		cut := int(at) % (len(in) + 1)
-		a := feedConn(t, whole, in)
-		b := feedConn(t, split, in[:cut], in[cut:])
+		a, aShut := feedConn(t, whole, in)
+		b, bShut := feedConn(t, split, in[:cut], in[cut:])
 		stats := checkResponses(t, a)
 		checkResponses(t, b)
-		if !stats && !bytes.Equal(a, b) {
+		// A connection closed at once (bad magic) drops the replies
+		// memcached had not written, and it writes those it holds when
+		// its input runs out: the split input may then have sent more,
+		// never other, replies.
+		same := bytes.Equal(a, b) || aShut == shutAtOnce && bShut == shutAtOnce && bytes.HasPrefix(b, a)
+		if !stats && !same {
 			t.Fatalf("input % x\nwhole: % x\nsplit at %d: % x", in, a, cut, b)
 		}
 		// The next input starts from an empty cache on both servers.
@@ -186,8 +191,8 @@ func FuzzBinaryConn(f *testing.F) {
 const maxFuzzBuf = 4 << 20
 
 // feedConn runs a binary connection of s over the chunks as the serving
-// loop would, and returns everything it wrote.
-func feedConn(t *testing.T, s *Server, chunks ...[]byte) []byte {
+// loop would, and returns everything it wrote and how it ended.
+func feedConn(t *testing.T, s *Server, chunks ...[]byte) ([]byte, connEnd) {
 	c := newConn(s, nil)
 	c.proto = ProtoBinary
 	var out []byte
@@ -207,13 +212,25 @@ func feedConn(t *testing.T, s *Server, chunks ...[]byte) []byte {
 			if cap(c.rbuf) > maxFuzzBuf {
 				t.Fatalf("read buffer grew to %d bytes", cap(c.rbuf))
 			}
-			if need < 0 || c.closeAfterWrite {
-				return append(out, c.wbuf...)
+			if need < 0 {
+				return append(out, c.wbuf...), shutAtOnce
+			}
+			if c.closeAfterWrite {
+				return append(out, c.wbuf...), shutAfterWrite
 			}
 		}
 	}
-	return append(out, c.wbuf...)
+	return append(out, c.wbuf...), stillOpen
 }
+
+// connEnd is how a fed connection ended.
+type connEnd int
+
+const (
+	stillOpen      connEnd = iota // it waits for more input
+	shutAtOnce                    // closed without writing what it holds (bad magic)
+	shutAfterWrite                // closed once its replies are written (quit)
+)
 
 // checkResponses fails the test unless out is a sequence of whole binary
 // responses, and reports whether one of them answered a stat request.
