@@ -23,11 +23,7 @@ func TestGetExtraReplyDisconnects(t *testing.T) {
 			if err != nil {
 				return
 			}
-			var reply []byte
-			for _, k := range bytes.Fields(line)[1:] {
-				reply = fmt.Appendf(reply, "VALUE %s 0 %d\r\n%s\r\n", k, len(k), k)
-			}
-			reply = append(reply, "END\r\n"...)
+			reply := valuesOfKeys(bytes.Fields(line)[1:])
 			if _, err := nc.Write(append(reply, reply...)); err != nil {
 				return
 			}
@@ -47,14 +43,19 @@ func TestGetExtraReplyDisconnects(t *testing.T) {
 		if k != keys[0] && bytes.HasPrefix(r, []byte("SERVER_ERROR")) {
 			continue // the first is answered in step
 		}
-		var want []byte
-		for _, k := range bytes.Fields([]byte(k)) {
-			want = fmt.Appendf(want, "VALUE %s 0 %d\r\n%s\r\n", k, len(k), k)
-		}
-		if want = append(want, "END\r\n"...); !bytes.Equal(r, want) {
+		if want := valuesOfKeys(bytes.Fields([]byte(k))); !bytes.Equal(r, want) {
 			t.Errorf("get %s: reply %q", k, r)
 		}
 	}
+}
+
+// valuesOfKeys is the reply to a get of keys when each holds its own name.
+func valuesOfKeys(keys [][]byte) []byte {
+	var reply []byte
+	for _, k := range keys {
+		reply = fmt.Appendf(reply, "VALUE %s 0 %d\r\n%s\r\n", k, len(k), k)
+	}
+	return append(reply, "END\r\n"...)
 }
 
 // TestMetaExtraReplyDisconnects: TestGetExtraReplyDisconnects for meta

@@ -48,14 +48,7 @@ func routerWithStallableConfig(t *testing.T) (*serverProc, string) {
 func TestBinaryRouterStopsWhileSIGHUPReloadStalls(t *testing.T) {
 	p, path := routerWithStallableConfig(t)
 	stallConfig(t, path)
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond) // the reload is blocked on the file
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	p.exitWithin(t, 10*time.Second)
+	hupThenStop(t, p)
 }
 
 // The same with the reload the file watcher starts.
@@ -79,6 +72,13 @@ func TestQueueBinaryStopsWhileSIGHUPReloadStalls(t *testing.T) {
 	}
 	p := startQueueProc(t, "--data-dir", filepath.Join(dir, "data"), "--config", conf)
 	stallConfig(t, conf)
+	hupThenStop(t, p)
+}
+
+// hupThenStop sends p SIGHUP, whose reload blocks on its stalled file,
+// then SIGTERM, and fails the test unless p exits within ten seconds.
+func hupThenStop(t *testing.T, p *serverProc) {
+	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
