@@ -2,19 +2,34 @@ package mctool
 
 import (
 	"context"
+	"fmt"
+	"hash/crc32"
+	"strings"
 	"testing"
 	"time"
 
-	"fmt"
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
-	"hash/crc32"
 )
 
 // crcOf computes a record checksum the way the format describes it.
 func crcOf(head, value string) string {
 	tab := crc32.MakeTable(crc32.Castagnoli)
 	return fmt.Sprintf("%08x", crc32.Checksum([]byte(head+value), tab))
+}
+
+// listedOnce reports whether a metadump that listed listed keys, distinct
+// of them different, listed want items each once. memcached's LRU
+// maintainer moves a new item from its HOT list to COLD a moment after it
+// is stored, and its crawler, which walks the lists one after another,
+// can list an item moved meanwhile twice: against memcached (t's name ends
+// in /memcached) repeats are allowed. corvid walks its slab pages and
+// lists an item once.
+func listedOnce(t *testing.T, listed, distinct, want int) bool {
+	if strings.HasSuffix(t.Name(), "/memcached") {
+		return distinct == want && listed >= want
+	}
+	return listed == want && distinct == want
 }
 
 // servers runs fn against corvid in-process and against real memcached

@@ -50,8 +50,11 @@ const fetchBatch = 100
 // A record's flags and Exp are those the item has when its value is read,
 // not metadump's: an item stored again or touched in between keeps its
 // new expiry (its remaining TTL as an absolute time, 0: never); an item
-// whose expiry did not change keeps metadump's (memcached-tool's) Exp. c stays usable after
-// a Walk with a limit.
+// whose expiry did not change keeps metadump's (memcached-tool's) Exp.
+// memcached's crawler can list an item twice, when its LRU maintainer moves
+// it from one list to another during the walk; Walk passes it on twice (a
+// load stores it twice, harmlessly) rather than hold every key to drop
+// repeats. c stays usable after a Walk with a limit.
 func (c *Conn) Walk(limit int, fn func(Record) error) (WalkStats, error) {
 	var st WalkStats
 	md, err := Dial(c.ctx, c.addr, c.timeout)
