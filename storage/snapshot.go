@@ -28,7 +28,7 @@ import (
 //	record   u32 value length | u32 flags | i64 exptime (Unix seconds, 0 = never) | u64 CAS |
 //	         i64 last access (Unix seconds; absent in version 1) |
 //	         u8 marks (1 = stale, 2 = win token sent, 4 = base64 key, 8 = fetched,
-//	         16 = active; absent in version 1) |
+//	         16 = active, 32 = in WARM, 64 = in COLD; absent in version 1) |
 //	         u8 key length | key | value
 //	...
 //	end      a record header with key length 0, zero fields but the exptime:
@@ -47,7 +47,10 @@ import (
 //
 // The last access and the fetched and active marks are memcached's
 // it->time and ITEM_FETCHED/ITEM_ACTIVE, which its restart keeps with the
-// whole memory image: after a load each LRU list holds its items in the
+// whole memory image, and so are the lists of the segmented LRU: an item
+// saved in WARM or COLD goes back there (when the loading cache's LRU is
+// segmented too; HOT and TEMP need no mark, a loaded item enters them as
+// a new one does). After a load each LRU list holds its items in the
 // order of their last access (see relinkByAccess), so the first evictions
 // take the least recently used items, as they would have without the
 // restart.
@@ -72,7 +75,10 @@ const (
 	snapMarkKeyBinary = 4
 	snapMarkFetched   = 8
 	snapMarkActive    = 16
-	snapMarksAll      = snapMarkStale | snapMarkTokenSent | snapMarkKeyBinary | snapMarkFetched | snapMarkActive
+	snapMarkWarm      = 32
+	snapMarkCold      = 64
+	snapMarksAll      = snapMarkStale | snapMarkTokenSent | snapMarkKeyBinary | snapMarkFetched | snapMarkActive |
+		snapMarkWarm | snapMarkCold
 )
 
 var snapMarkBits = [...]struct {
@@ -261,9 +267,20 @@ func (c *Cache) appendRecord(buf []byte, ref itemRef, h *itemHeader, b uint32, n
 	}
 	key := c.itemKey(ref, b)
 	var marks uint8
+	bits := h.bits.Load()
 	for _, m := range snapMarkBits {
-		if h.bits.Load()&m.bit != 0 {
+		if bits&m.bit != 0 {
 			marks |= m.mark
+		}
+	}
+	if c.lruSettings().Segmented {
+		// With the flat LRU every item is in COLD: loaded into a
+		// segmented cache, the items enter HOT, as stored ones do.
+		switch bitsLRU(bits) {
+		case lruWarm:
+			marks |= snapMarkWarm
+		case lruCold:
+			marks |= snapMarkCold
 		}
 	}
 	buf = binary.LittleEndian.AppendUint32(buf, h.nbytes)
@@ -413,7 +430,7 @@ func scanSnapshot(r io.Reader, start func(started int64), fn func(rec snapRecord
 			}
 			break
 		}
-		if rec.marks&^snapMarksAll != 0 {
+		if rec.marks&^snapMarksAll != 0 || rec.marks&(snapMarkWarm|snapMarkCold) == snapMarkWarm|snapMarkCold {
 			return snapRecord{}, fmt.Errorf("%w: marks %#x", ErrBadSnapshot, rec.marks)
 		}
 		if rec.atime < started {
@@ -558,7 +575,28 @@ func (c *Cache) restore(key []byte, flags uint32, exp uint32, cas uint64, marks 
 		h.cas = cas
 	}
 	h.atime.Store(atime)
+	if lru := restoredLRU(marks); lru != lruHot && c.lruSettings().Segmented {
+		cl := &c.classes[bitsClass(h.bits.Load())]
+		cl.mu.Lock()
+		if b := h.bits.Load(); b&bitLinked != 0 && bitsLRU(b) == lruHot {
+			c.lruUnlinkLocked(cl, ref, h)
+			c.lruLinkLocked(cl, lru, ref, h)
+		}
+		cl.mu.Unlock()
+	}
 	return nil
+}
+
+// restoredLRU returns the list the marks of a record name, HOT when they
+// name none.
+func restoredLRU(marks uint8) int {
+	switch {
+	case marks&snapMarkWarm != 0:
+		return lruWarm
+	case marks&snapMarkCold != 0:
+		return lruCold
+	}
+	return lruHot
 }
 
 // relinkByAccess orders every LRU list of every class by last access,

@@ -312,3 +312,84 @@ func TestSnapshotLoadHoldsMaintainer(t *testing.T) {
 		t.Fatalf("%d items in COLD, the newest accessed at %d; %d in HOT, the oldest at %d", cl.lru[lruCold].n, newestCold, cl.lru[lruHot].n, oldestHot)
 	}
 }
+
+// listOf returns the LRU list key's item is on.
+func listOf(t *testing.T, c *Cache, key string) int {
+	t.Helper()
+	hv := c.hashKey([]byte(key))
+	s := c.lockStripe(hv)
+	defer s.mu.Unlock()
+	r, h := c.findRawLocked(s, []byte(key), hv)
+	if r == 0 {
+		t.Fatalf("%q missing", key)
+	}
+	return bitsLRU(h.bits.Load())
+}
+
+// TestSnapshotKeepsLRULists saves items spread over HOT, WARM and COLD
+// and loads them into a cache whose LRU is segmented too: each goes back
+// to its list, as memcached's restart keeps them, not all to HOT, which
+// would evict the items that were in HOT (and WARM) first once the
+// maintainer ran. A cache with the flat LRU loads them into COLD, as it
+// stores every item. The shares and age factors are set so that the
+// maintainers move nothing while the test looks.
+func TestSnapshotKeepsLRULists(t *testing.T) {
+	clk := newFakeClock()
+	tune := func(c *Cache) {
+		if err := c.TuneLRU(40, 40, 1e6, 1e6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := newCache(t, Config{Now: clk.Now, NoCrawler: true})
+	tune(src)
+	var keys []string
+	for i := range 300 {
+		keys = append(keys, fmt.Sprint("key", i))
+		mustSet(t, src, keys[i], strings.Repeat("x", 100))
+	}
+	j := src.juggles.Load()
+	waitFor(t, "maintainer passes", func() bool { return src.juggles.Load() >= j+2 })
+	// Move every third item of COLD to WARM, as the maintainer does with
+	// an ACTIVE one.
+	for i, k := range keys {
+		if i%3 != 0 || listOf(t, src, k) != lruCold {
+			continue
+		}
+		hv := src.hashKey([]byte(k))
+		s := src.lockStripe(hv)
+		r, h := src.findRawLocked(s, []byte(k), hv)
+		cl := &src.classes[bitsClass(h.bits.Load())]
+		cl.mu.Lock()
+		src.lruUnlinkLocked(cl, r, h)
+		src.lruLinkLocked(cl, lruWarm, r, h)
+		cl.mu.Unlock()
+		s.mu.Unlock()
+	}
+	j = src.juggles.Load()
+	waitFor(t, "maintainer passes", func() bool { return src.juggles.Load() >= j+2 })
+	want := map[string]int{}
+	count := map[int]int{}
+	for _, k := range keys {
+		want[k] = listOf(t, src, k)
+		count[want[k]]++
+	}
+	if count[lruHot] == 0 || count[lruWarm] == 0 || count[lruCold] == 0 {
+		t.Fatalf("items per list before the save: %v, want some in each of HOT, WARM, COLD", count)
+	}
+
+	seg := newCache(t, Config{Now: clk.Now, NoCrawler: true})
+	tune(seg)
+	saveLoad(t, src, seg)
+	for _, k := range keys {
+		if got := listOf(t, seg, k); got != want[k] {
+			t.Errorf("segmented: %q loaded into list %d, was in %d", k, got, want[k])
+		}
+	}
+	flat := newCache(t, Config{Now: clk.Now, NoCrawler: true, NoLRUMaintainer: true})
+	saveLoad(t, src, flat)
+	for _, k := range keys {
+		if got := listOf(t, flat, k); got != lruCold {
+			t.Errorf("flat: %q loaded into list %d, want COLD", k, got)
+		}
+	}
+}
