@@ -10,6 +10,12 @@ type Config struct {
 	GrowthFactor float64 // -f, chunk size growth factor; default 1.25
 	ItemSizeMax  int     // -I, largest item; default 1 MiB
 	SlabChunkMax int     // -o slab_chunk_max; default min(SlabPageSize/2, ItemSizeMax)
+	// SlabSizes (-o slab_sizes) gives the chunk sizes of the classes below
+	// the largest (slab_chunk_max) instead of ChunkSizeMin and GrowthFactor:
+	// each at least ChunkSizeMin and at most SlabChunkMax, each more than 8
+	// bytes over the one before, fewer than 63 of them; each is rounded up
+	// to a multiple of 8. Nil for the classes the growth factor makes.
+	SlabSizes []int
 	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
 	// InitialMalloced is memcached's test hook T_MEMD_INITIAL_MALLOC: the
 	// cache starts as if it had already taken that many bytes of its

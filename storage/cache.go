@@ -204,7 +204,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c.startClock(cfg.Clock, cfg.Now)
 
-	info := buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax)
+	info := buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax, cfg.SlabSizes)
 	c.info = info[1:]
 	c.classes = make([]class, len(info))
 	for i := 1; i < len(info); i++ {

@@ -108,5 +108,32 @@ func normalize(cfg Config) (Config, error) {
 	case cfg.Eviction >= evictInvalid:
 		return bad("eviction strategy %d is not one of twemcache's", cfg.Eviction)
 	}
+	if err := checkSlabSizes(cfg.SlabSizes, cfg.ChunkSizeMin, cfg.SlabChunkMax); err != nil {
+		return cfg, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	return cfg, nil
+}
+
+// checkSlabSizes checks -o slab_sizes as memcached does, with its
+// messages: each size at least -n and at most slab_chunk_max, each more
+// than 8 bytes over the one before, fewer than 63 in all.
+func checkSlabSizes(sizes []int, chunkMin, chunkMax int) error {
+	if sizes != nil && len(sizes) == 0 {
+		return fmt.Errorf("no slab sizes given")
+	}
+	last := 0
+	for i, size := range sizes {
+		switch {
+		case size < chunkMin || size > chunkMax:
+			return fmt.Errorf("slab size %d is out of valid range", size)
+		case last >= size:
+			return fmt.Errorf("slab size %d cannot be lower than or equal to a previous class size", size)
+		case size <= last+chunkAlign:
+			return fmt.Errorf("slab size %d must be at least %d bytes larger than previous class", size, chunkAlign)
+		case i+1 >= maxClassID:
+			return fmt.Errorf("too many slab classes specified")
+		}
+		last = size
+	}
+	return nil
 }

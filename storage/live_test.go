@@ -156,3 +156,20 @@ func TestLiveIncr(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveSlabSizes checks the class table of -o slab_sizes against
+// memcached's: one class per size, rounded up to 8 bytes, then
+// slab_chunk_max.
+func TestLiveSlabSizes(t *testing.T) {
+	for _, sizes := range [][]int{{48, 100, 1000, 100000}, {60, 69, 1234, 524280}, {500}} {
+		var arg []string
+		for _, s := range sizes {
+			arg = append(arg, fmt.Sprint(s))
+		}
+		want := liveClasses(t, "-o", "slab_sizes="+strings.Join(arg, "-"))
+		c := newCache(t, Config{SlabSizes: sizes, NoCrawler: true})
+		if got := c.Classes(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("slab_sizes %v:\n corvid    %v\n memcached %v", sizes, got, want)
+		}
+	}
+}

@@ -86,15 +86,24 @@ func (k *classCounters) reset() {
 // buildClasses computes memcached 1.6's slab class table (slabs_init):
 // starting at its item header plus the minimum chunk, each class is the
 // previous one times factor, 8-byte aligned, until slab_chunk_max/factor;
-// the last class is slab_chunk_max. The result is indexed by class id
+// or, given sizes (-o slab_sizes), one class per size, 8-byte aligned.
+// The last class is slab_chunk_max. The result is indexed by class id
 // (index 0 unused).
-func buildClasses(chunkMin int, factor float64, chunkMax int) []ClassInfo {
+func buildClasses(chunkMin int, factor float64, chunkMax int, sizes []int) []ClassInfo {
 	out := []ClassInfo{{}}
 	size := uint32(mcItemHeader + chunkMin)
 	i := 0
 	for {
 		i++
-		if i >= maxClassID || float64(size) >= float64(chunkMax)/factor {
+		if i >= maxClassID {
+			break
+		}
+		if sizes != nil {
+			if i > len(sizes) {
+				break
+			}
+			size = uint32(sizes[i-1])
+		} else if float64(size) >= float64(chunkMax)/factor {
 			break
 		}
 		if size%chunkAlign != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -126,5 +127,38 @@ func TestLargerItemSizeMax(t *testing.T) {
 	got, ok := value(c, "big9")
 	if !ok || got != string(v) {
 		t.Fatal("last large item lost or corrupted")
+	}
+}
+
+// TestSlabSizesRefused checks that -o slab_sizes is refused where
+// memcached refuses it, with its messages.
+func TestSlabSizesRefused(t *testing.T) {
+	for _, tc := range []struct {
+		sizes []int
+		want  string
+	}{
+		{[]int{}, "no slab sizes given"},
+		{[]int{47}, "slab size 47 is out of valid range"},
+		{[]int{48, 524289}, "slab size 524289 is out of valid range"},
+		{[]int{100, 100}, "slab size 100 cannot be lower than or equal to a previous class size"},
+		{[]int{100, 90}, "slab size 90 cannot be lower than or equal to a previous class size"},
+		{[]int{100, 108}, "slab size 108 must be at least 8 bytes larger than previous class"},
+	} {
+		_, err := New(Config{SlabSizes: tc.sizes, NoCrawler: true})
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("slab sizes %v: %v, want %q", tc.sizes, err, tc.want)
+		}
+	}
+	many := make([]int, 62)
+	for i := range many {
+		many[i] = 48 + 16*i
+	}
+	c, err := New(Config{SlabSizes: many, NoCrawler: true})
+	if err != nil {
+		t.Fatalf("62 slab sizes: %v", err)
+	}
+	c.Close()
+	if _, err := New(Config{SlabSizes: append(many, 48+16*62), NoCrawler: true}); err == nil || !strings.Contains(err.Error(), "too many slab classes specified") {
+		t.Errorf("63 slab sizes: %v", err)
 	}
 }
