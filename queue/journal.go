@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/corvidcache/corvid/internal/atomicfile"
 	"github.com/corvidcache/corvid/queue/store"
 )
 
@@ -63,7 +65,7 @@ func (b *JournalBackend) Open(name string, cfg StoreConfig) (Store, error) {
 	var namePath string
 	if file != name {
 		namePath = filepath.Join(b.dir, file+nameSuffix)
-		if err := writeFileSync(namePath, []byte(name)); err != nil {
+		if err := writeNameFile(namePath, name); err != nil {
 			return nil, fmt.Errorf("cannot open queue %q: %w", name, err)
 		}
 	}
@@ -74,28 +76,15 @@ func (b *JournalBackend) Open(name string, cfg StoreConfig) (Store, error) {
 	return journalStore{q: q, namePath: namePath}, nil
 }
 
-// writeFileSync writes a small file durably: to a temporary file, synced,
-// then renamed.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+// writeNameFile writes the file of a shortened queue name, durably: the
+// journal beside it is useless without it. Its temporary file is named
+// "." + the file's name + digits, which stays within 255 bytes for the
+// longest name and, holding a '.', is no queue's.
+func writeNameFile(path, name string) error {
+	return atomicfile.Write(path, atomicfile.Options{Mode: 0o644, Durable: true}, func(w io.Writer) error {
+		_, err := io.WriteString(w, name)
 		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	})
 }
 
 // Names lists the queues that have a journal in the data directory.

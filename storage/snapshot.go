@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/corvidcache/corvid/internal/atomicfile"
 )
 
 // A snapshot holds the live items of a cache so that a restarted server
@@ -645,27 +647,15 @@ func (c *Cache) relinkByAccess() {
 // temporary file that LoadFile deletes; when SaveFile returns nil the
 // snapshot survives a crash.
 func (c *Cache) SaveFile(path string) (SnapshotStats, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	var st SnapshotStats
+	opt := atomicfile.Options{Mode: 0o600, Durable: true, Temp: filepath.Base(path) + ".tmp*"} // the names removeTemps removes
+	err := atomicfile.Write(path, opt, func(w io.Writer) error {
+		var err error
+		st, err = c.Save(w)
+		return err
+	})
 	if err != nil {
-		return SnapshotStats{}, fmt.Errorf("cannot save snapshot: %w", err)
-	}
-	tmp := f.Name()
-	st, err := c.Save(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return st, fmt.Errorf("cannot save snapshot %s: %w", path, err)
+		return st, fmt.Errorf("cannot save snapshot: %w", err)
 	}
 	return st, nil
 }
@@ -712,7 +702,7 @@ func (c *Cache) LoadFile(path string) (SnapshotStats, error) {
 	if err := removeFile(path); err != nil {
 		return SnapshotStats{}, fmt.Errorf("%w: %w", ErrSnapshotKept, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return SnapshotStats{}, fmt.Errorf("%w: removed %s, but %w", ErrSnapshotKept, path, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -755,20 +745,4 @@ func removeTemps(path string) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-}
-
-// syncDir makes the entries of directory dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
-	}
-	return nil
 }

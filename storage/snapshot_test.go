@@ -404,6 +404,51 @@ func TestSnapshotFileLoadedOnce(t *testing.T) {
 	}
 }
 
+// TestSnapshotFileTempRemoved stops SaveFile while it writes (Save waits
+// for moveGate) to see the temporary file it writes: a snapshot left under
+// that name, as a crash between the write and the rename leaves it, is
+// removed by LoadFile, never loaded.
+func TestSnapshotFileTempRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cache.snap")
+	src := newCache(t, Config{NoCrawler: true})
+	mustSet(t, src, "session", "old")
+	src.moveGate.Lock()
+	saved := make(chan error, 1)
+	go func() {
+		_, err := src.SaveFile(path)
+		saved <- err
+	}()
+	var tmp string
+	for deadline := time.Now().Add(10 * time.Second); tmp == "" && time.Now().Before(deadline); {
+		if ents, _ := os.ReadDir(dir); len(ents) == 1 {
+			tmp = filepath.Join(dir, ents[0].Name())
+		} else {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	src.moveGate.Unlock()
+	if err := <-saved; err != nil {
+		t.Fatal(err)
+	}
+	if tmp == "" {
+		t.Fatal("SaveFile wrote no temporary file")
+	}
+	if err := os.Rename(path, tmp); err != nil {
+		t.Fatal(err)
+	}
+	dst := newCache(t, Config{NoCrawler: true})
+	if _, err := dst.LoadFile(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("only a temporary %s: %v, want ErrNotExist", filepath.Base(tmp), err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file %s left: %v", filepath.Base(tmp), err)
+	}
+	if _, ok := value(dst, "session"); ok {
+		t.Fatal("loaded a temporary file")
+	}
+}
+
 // TestSnapshotFileCannotRemove shows that a snapshot LoadFile cannot
 // remove (a read-only directory) is not loaded: the next crash would load
 // it again.

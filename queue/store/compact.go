@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/corvidcache/corvid/internal/atomicfile"
 )
 
 // maybeCompactLocked starts a new journal when the queue has drained to
@@ -181,17 +183,5 @@ func (q *Queue) rewriteLocked() (err error) {
 	q.durableLSN = q.lsn
 	q.nextXid += uint64(moved)
 	old.Close()
-	return syncDir(filepath.Dir(q.path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.SyncDir(filepath.Dir(q.path))
 }
