@@ -155,7 +155,7 @@ func (e exitError) ExitCode() int { return e.code }
 
 // memcached's exit statuses (sysexits.h).
 const (
-	exUsage = 64 // EX_USAGE: TLS setup
+	exUsage = 64 // EX_USAGE: a setting memcached refuses after reading its options
 	exOSErr = 71 // EX_OSERR: a listener that cannot be set up
 )
 
@@ -292,7 +292,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	case "binary":
 		cfg.Protocol = server.ProtoBinary
 	default:
-		return cfg, usageError(fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol))
+		return cfg, exitError{fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol), exUsage}
 	}
 	// memcached's rules: SASL is binary only and without UDP; ASCII
 	// authentication is ASCII only.
@@ -302,10 +302,10 @@ func (o *serverOptions) config() (server.Config, error) {
 		if !protocolGiven {
 			cfg.Protocol = server.ProtoBinary
 		} else if cfg.Protocol != server.ProtoBinary {
-			return cfg, usageError("ERROR: You cannot allow the ASCII protocol while using SASL.")
+			return cfg, exitError{"ERROR: You cannot allow the ASCII protocol while using SASL.", exUsage}
 		}
 		if o.udpPort > 0 {
-			return cfg, usageError("ERROR: Cannot enable UDP while using binary SASL authentication.")
+			return cfg, exitError{"ERROR: Cannot enable UDP while using binary SASL authentication.", exUsage}
 		}
 	} else if cfg.AuthFile != "" {
 		// memcached refuses -B auto as well: a negotiated connection
@@ -313,10 +313,10 @@ func (o *serverOptions) config() (server.Config, error) {
 		if !protocolGiven {
 			cfg.Protocol = server.ProtoASCII
 		} else if cfg.Protocol != server.ProtoASCII {
-			return cfg, usageError("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+			return cfg, exitError{"ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.", exUsage}
 		}
 		if o.udpPort > 0 {
-			return cfg, usageError("Cannot use UDP with ascii authentication enabled (-U 0 to disable)")
+			return cfg, exitError{"Cannot use UDP with ascii authentication enabled (-U 0 to disable)", exUsage}
 		}
 	}
 	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
@@ -353,9 +353,15 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	cfg.Storage = sc
 
+	// As memcached, a TCP port past 65535 is refused.
+	port := o.port
+	if port > 65535 {
+		return cfg, exitError{fmt.Sprintf("ERROR: Invalid port number %d.", port), exUsage}
+	}
+	cfg.TCPPort = port
 	if o.ssl {
 		// memcached checks its TCP port setting, which -s leaves as it is.
-		if o.port <= 0 {
+		if port <= 0 {
 			return cfg, exitError{"ERROR: You cannot enable SSL without a TCP port.", exUsage}
 		}
 		t := o.tls
@@ -363,7 +369,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	// memcached: -s disables network support; -p 0 with -U serves UDP
 	// only.
-	if o.unixSocket == "" && (o.port > 0 || o.udpPort > 0) {
+	if o.unixSocket == "" && (port > 0 || o.udpPort > 0) {
 		hosts := []string{""}
 		if len(o.listen) > 0 {
 			hosts = hosts[:0]
@@ -373,7 +379,7 @@ func (o *serverOptions) config() (server.Config, error) {
 			cfg.Interface = strings.Join(o.listen, ",")
 		}
 		for _, h := range hosts {
-			l, err := parseListen(h, o.port, o.udpPort, o.ssl)
+			l, err := parseListen(h, port, o.udpPort, o.ssl)
 			if err != nil {
 				return cfg, err
 			}
@@ -389,7 +395,7 @@ func (o *serverOptions) config() (server.Config, error) {
 			}
 		}
 	}
-	if o.unixSocket == "" && o.port <= 0 && o.udpPort <= 0 {
+	if o.unixSocket == "" && port <= 0 && o.udpPort <= 0 {
 		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
@@ -752,10 +758,10 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 	}
 	// memcached's checks once every suboption is read.
 	if orDefault(sc.HotLRUPct, 20)+orDefault(sc.WarmLRUPct, 40) > 80 {
-		return usageError("hot_lru_pct + warm_lru_pct cannot be more than 80% combined")
+		return exitError{"hot_lru_pct + warm_lru_pct cannot be more than 80% combined", exUsage}
 	}
 	if sc.TempLRU && sc.NoLRUMaintainer {
-		return usageError("temporary_ttl requires lru_maintainer to be enabled")
+		return exitError{"temporary_ttl requires lru_maintainer to be enabled", exUsage}
 	}
 	return nil
 }
