@@ -353,8 +353,12 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	cfg.Storage = sc
 
-	// As memcached, a TCP port past 65535 is refused.
+	// As memcached, -U without -p moves the TCP port to the UDP one, and
+	// a TCP port past 65535 is refused.
 	port := o.port
+	if o.udpPort != 0 && o.flags != nil && o.flags.Changed("udp-port") && !o.flags.Changed("port") {
+		port = o.udpPort
+	}
 	if port > 65535 {
 		return cfg, exitError{fmt.Sprintf("ERROR: Invalid port number %d.", port), exUsage}
 	}

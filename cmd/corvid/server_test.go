@@ -298,7 +298,9 @@ func TestServerConfigUDP(t *testing.T) {
 		args     []string
 		tcp, udp []string
 	}{
-		{[]string{"-U", "11311"}, []string{":11211"}, []string{":11311"}},
+		{[]string{"-U", "11311"}, []string{":11311"}, []string{":11311"}}, // as memcached: -U without -p moves TCP too
+		{[]string{"-p", "11211", "-U", "11311"}, []string{":11211"}, []string{":11311"}},
+		{[]string{"-U", "0"}, []string{":11211"}, nil},
 		{[]string{"-p", "0", "-U", "11311"}, nil, []string{":11311"}},
 		{[]string{"-p", "0", "-U", "11311", "-l", "127.0.0.1,::1"}, nil, []string{"127.0.0.1:11311", "[::1]:11311"}},
 		{[]string{"-l", "127.0.0.1"}, []string{"127.0.0.1:11211"}, nil},
@@ -322,6 +324,11 @@ func TestServerConfigUDP(t *testing.T) {
 	serverCommand(o).Flags().Parse([]string{"-p", "0"})
 	if _, err := o.config(); err == nil {
 		t.Error("-p 0 without -U or -s: no error")
+	}
+	o = &serverOptions{}
+	serverCommand(o).Flags().Parse([]string{"-U", "70000"})
+	if _, err := o.config(); err == nil || err.Error() != "ERROR: Invalid port number 70000." || exitStatus(err) != 64 {
+		t.Errorf("-U 70000 alone: %v, want memcached's invalid port number, exit 64", err)
 	}
 }
 
