@@ -470,14 +470,14 @@ func parseListen(p string, tcpPort, udpPort int, ssl bool) (listenSpec, error) {
 	if strings.HasPrefix(p, "[") {
 		end := strings.IndexByte(p, ']')
 		if end < 0 {
-			return l, usageError(fmt.Sprintf("Invalid IPV6 address: %q", p))
+			return l, exitError{fmt.Sprintf("Invalid IPV6 address: %q", p), exOSErr}
 		}
 		l.host, p, bracketed = p[1:end], p[end+1:], true
 	}
 	if i := strings.IndexByte(p, ':'); i >= 0 && (bracketed || !strings.Contains(p[i+1:], ":")) {
 		port, err := strconv.Atoi(p[i+1:])
 		if err != nil {
-			return l, usageError(fmt.Sprintf("Invalid port number: %q", p[i+1:]))
+			return l, exitError{fmt.Sprintf("Invalid port number: %q", p[i+1:]), exOSErr}
 		}
 		if tcpPort > 0 {
 			l.tcpPort = port
@@ -904,6 +904,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	srv, err := server.New(cfg)
 	if errors.Is(err, server.ErrMaxConnsTooLow) {
 		return exitError{"Maxconns setting is too low, use -c to increase.", 1}
+	}
+	if errors.Is(err, server.ErrListen) {
+		return exitError{err.Error(), exOSErr} // as memcached's server_sockets
 	}
 	if errors.Is(err, server.ErrTLSConfig) {
 		return exitError{err.Error(), exUsage} // as memcached's ssl_init
