@@ -856,6 +856,11 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		defer func() { pipe.fail(err) }()
 	}
 	logger := verboseLogger(o.verbose)
+	if o.threads > 64 {
+		// memcached's warning, printed as it reads -t.
+		fmt.Fprint(os.Stderr, "WARNING: Setting a high number of workerthreads is not recommended.\n"+
+			" Set this value to the number of cores in your machine or less.\n")
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

@@ -52,3 +52,30 @@ func TestStartupListenFailureStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestStartupManyThreadsWarning checks that -t above 64 prints memcached's
+// warning before anything else, as memcached does while it reads its
+// options (here followed by the refusal of -c 0, so that neither serves).
+func TestStartupManyThreadsWarning(t *testing.T) {
+	bin := corvidBinary(t)
+	args := []string{"-t", "65", "-c", "0", "-l", "127.0.0.1", "-U", "0"}
+	code, msg := exitOf(t, bin, append([]string{"server"}, args...)...)
+	want := "WARNING: Setting a high number of workerthreads is not recommended.\n" +
+		" Set this value to the number of cores in your machine or less.\n" +
+		"Maximum connections must be greater than 0"
+	if code != 1 || !strings.HasSuffix(msg, want) {
+		t.Errorf("corvid: exit %d, %q; want 1 and %q", code, msg, want)
+	}
+	if mc := testutil.MemcachedPath(); mc != "" {
+		if os.Geteuid() == 0 {
+			args = append([]string{"-u", "nobody"}, args...)
+		}
+		if mcode, mmsg := exitOf(t, mc, args...); mcode != code || mmsg != want {
+			t.Errorf("memcached: exit %d, %q; corvid %d, %q", mcode, mmsg, code, msg)
+		}
+	}
+	code, msg = exitOf(t, bin, "server", "-t", "64", "-c", "0")
+	if code != 1 || strings.Contains(msg, "WARNING") {
+		t.Errorf("-t 64: exit %d, %q; want no warning", code, msg)
+	}
+}
