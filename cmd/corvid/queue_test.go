@@ -215,6 +215,32 @@ func TestQueueBinaryDaemonizes(t *testing.T) {
 	testutil.WaitFor(t, func() bool { _, err := os.Stat(pidFile); return os.IsNotExist(err) })
 }
 
+// TestQueueBinaryPidFileInForeground checks that -P writes the pid file
+// without -d too, as the server, proxy and router do (for a supervisor
+// that keeps the process in the foreground), and removes it on a stop.
+func TestQueueBinaryPidFileInForeground(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "queue.pid")
+	p := startQueueProc(t, "--data-dir", filepath.Join(dir, "data"), "-P", pidFile)
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("no pid file once the queue serves: %v", err)
+	}
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != p.cmd.Process.Pid {
+		t.Fatalf("pid file holds %q, the process is %d", b, p.cmd.Process.Pid)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit on SIGTERM")
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after a clean stop: %v", err)
+	}
+}
+
 func TestQueueBinaryKeepsAcknowledgedItemsOverSIGKILL(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startQueueProc(t, "--data-dir", data, "--sync", "always")
