@@ -50,3 +50,26 @@ func TestServerHelpAcceptedOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestToolsNameServerFlagAlike checks that the tools that talk to running
+// servers call their -s flag --server, and that corvid top still reads its
+// former --servers.
+func TestToolsNameServerFlagAlike(t *testing.T) {
+	for name, cmd := range map[string]*cobra.Command{
+		"stat": newStatCommand(), "dump": newDumpCommand(), "bench": newBenchCommand(), "top": newTopCommand(),
+	} {
+		if f := cmd.Flags().ShorthandLookup("s"); f == nil || f.Name != "server" {
+			t.Errorf("corvid %s -s is %+v, want --server", name, f)
+		}
+	}
+	for _, args := range [][]string{{"--server", "a:1,b:2"}, {"--servers", "a:1,b:2"}, {"-s", "a:1", "-s", "b:2"}} {
+		cmd := newTopCommand()
+		if err := cmd.Flags().Parse(args); err != nil {
+			t.Fatalf("top %q: %v", args, err)
+		}
+		got, _ := cmd.Flags().GetStringSlice("server")
+		if strings.Join(got, ",") != "a:1,b:2" {
+			t.Errorf("top %q: servers %q", args, got)
+		}
+	}
+}
