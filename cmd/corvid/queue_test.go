@@ -309,3 +309,33 @@ func TestQueueCommandServesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueExampleConfig checks that examples/queue.yml, which the README's
+// first command reads, loads, and holds the configuration the README shows.
+func TestQueueExampleConfig(t *testing.T) {
+	const path = "../../examples/queue.yml"
+	fc, err := loadQueueConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fc.Queues["orders+audit"]; !ok || fc.MaxOpenTransactions != 1 {
+		t.Errorf("queues %v, max_open_transactions %d", fc.Queues, fc.MaxOpenTransactions)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, queue, _ := strings.Cut(string(readme), "## Queue (Kestrel drop-in)")
+	if !strings.Contains(queue, "--config examples/queue.yml") {
+		t.Error("the README's queue command does not read examples/queue.yml")
+	}
+	_, block, _ := strings.Cut(queue, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if block == "" || !strings.HasSuffix(string(file), "\n"+block) {
+		t.Errorf("examples/queue.yml does not end with the README's configuration:\n%s", block)
+	}
+}
