@@ -518,7 +518,8 @@ var knownSuboptions = map[string]bool{
 	"ssl_key": true, "ssl_verify_mode": true, "ssl_keyformat": true, "ssl_ciphers": true,
 	"ssl_ca_cert": true, "ssl_wbuf_size": true, "ssl_session_cache": true,
 	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
-	"proxy_config": true, "proxy_uring": true,
+	"proxy_config": true, "proxy_uring": true, "slab_sizes": true, "no_slab_automove": true,
+	"inline_ascii_resp": true, "no_inline_ascii_resp": true,
 	// corvid's own.
 	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true, "eviction": true,
 	"hugepages": true, "no_hugepages": true, "write_buf_mem_limit": true,
@@ -699,6 +700,10 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = true
 			case "no_slab_reassign":
 				sc.NoSlabReassign = true
+			case "no_slab_automove":
+				sc.SlabAutomove = -1 // slab_automove=0
+			case "inline_ascii_resp", "no_inline_ascii_resp":
+				// Dead in memcached 1.6, which takes them and does nothing.
 			case "slab_automove":
 				if val == "" {
 					n = 1

@@ -407,3 +407,38 @@ func TestServerModernOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestServerSuboptionsMemcachedTakes checks suboptions memcached 1.6.18
+// takes that corvid once refused as illegal: no_slab_automove turns the
+// automover off as slab_automove=0 does, the dead inline_ascii_resp and
+// no_inline_ascii_resp change nothing (as in memcached), and slab_sizes,
+// which corvid does not act on, is reported as not supported.
+func TestServerSuboptionsMemcachedTakes(t *testing.T) {
+	for _, tc := range []struct {
+		opts        string
+		automove    int
+		unsupported string
+	}{
+		{"no_slab_automove", -1, ""},
+		{"slab_automove=2,no_slab_automove", -1, ""},
+		{"inline_ascii_resp", 0, ""},
+		{"no_inline_ascii_resp", 0, ""},
+		{"slab_sizes=96-128-256", 0, "-o slab_sizes"},
+	} {
+		o := &serverOptions{}
+		if err := serverCommand(o).Flags().Parse([]string{"-o", tc.opts}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("-o %s: %v", tc.opts, err)
+			continue
+		}
+		if cfg.Storage.SlabAutomove != tc.automove {
+			t.Errorf("-o %s: SlabAutomove %d, want %d", tc.opts, cfg.Storage.SlabAutomove, tc.automove)
+		}
+		if got := strings.Join(cfg.Unsupported, ","); got != tc.unsupported {
+			t.Errorf("-o %s: reported unsupported %q, want %q", tc.opts, got, tc.unsupported)
+		}
+	}
+}
