@@ -23,6 +23,10 @@ var (
 	// cannot use (certificate, key or CA files, cipher list); their text
 	// is memcached's message.
 	ErrTLSConfig = errors.New("server: TLS configuration")
+	// ErrListen matches every error New returns for a listener it cannot
+	// open (an address in use or not the machine's, a bad port); the
+	// text names the listener and the system's reason.
+	ErrListen = errors.New("server: cannot listen")
 	// ErrTLSWithoutTCP is returned when TLS is configured without a TCP
 	// listener, the only kind that serves it (memcached's message).
 	ErrTLSWithoutTCP error = tlsConfigError("ERROR: You cannot enable SSL without a TCP port.")
@@ -34,3 +38,10 @@ type tlsConfigError string
 
 func (e tlsConfigError) Error() string        { return string(e) }
 func (e tlsConfigError) Is(target error) bool { return target == ErrTLSConfig }
+
+// listenError is a listener New cannot open; it matches ErrListen.
+type listenError struct{ err error }
+
+func (e listenError) Error() string        { return e.err.Error() }
+func (e listenError) Unwrap() error        { return e.err }
+func (e listenError) Is(target error) bool { return target == ErrListen }

@@ -241,7 +241,7 @@ func (s *Server) listen() error {
 	for _, addr := range s.cfg.TCPAddrs {
 		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
-			return fmt.Errorf("cannot listen on %s: %w", addr, err)
+			return listenError{fmt.Errorf("cannot listen on %s: %w", addr, err)}
 		}
 		s.listeners = append(s.listeners, ln)
 		s.tlsOn = append(s.tlsOn, s.tls != nil && !s.tls.isPlainAddr(addr))
@@ -253,7 +253,7 @@ func (s *Server) listen() error {
 		}
 		ln, err := net.Listen("unix", p)
 		if err != nil {
-			return fmt.Errorf("cannot listen on %s: %w", p, err)
+			return listenError{fmt.Errorf("cannot listen on %s: %w", p, err)}
 		}
 		if err := os.Chmod(p, s.cfg.UnixMask); err != nil {
 			ln.Close()
@@ -268,7 +268,7 @@ func (s *Server) listen() error {
 		s.tlsOn = append(s.tlsOn, false) // as memcached: Unix sockets are plain
 	}
 	if err := s.listenUDP(); err != nil {
-		return fmt.Errorf("cannot listen on UDP: %w", err)
+		return listenError{fmt.Errorf("cannot listen on UDP: %w", err)}
 	}
 	if len(s.listeners) == 0 && len(s.udp) == 0 {
 		return errors.New("server: no listener configured")

@@ -182,7 +182,8 @@ func TestBinaryDaemon(t *testing.T) {
 }
 
 // TestBinaryDaemonCannotBind checks that -d fails with the daemon's error
-// when the daemon cannot listen, leaving no pid file.
+// and exit status (memcached's EX_OSERR) when the daemon cannot listen,
+// leaving no pid file.
 func TestBinaryDaemonCannotBind(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,7 +191,7 @@ func TestBinaryDaemonCannotBind(t *testing.T) {
 	}
 	defer ln.Close()
 	d, err := launchDaemon(t, corvidBinary(t), ln.Addr().(*net.TCPAddr).Port, nil)
-	if err == nil || !strings.Contains(err.Error(), "bind: address already in use") {
+	if err == nil || !strings.Contains(err.Error(), "bind: address already in use") || !strings.Contains(err.Error(), "exit status 71") {
 		t.Fatalf("launchDaemon on a port in use: %+v, %v", d, err)
 	}
 }

@@ -39,9 +39,9 @@ func dropPrivileges(name string, logger *slog.Logger) error {
 // daemonize starts this command again (with --daemon-child, which the
 // server and proxy commands both take) as a daemon in a new session with its
 // standard streams on /dev/null, as memcached's and nutcracker's -d do, and returns once
-// the daemon serves, or with the error that stopped it: where memcached
-// returns at once, a script can tell from the exit status that the server
-// started. Go cannot fork, so the daemon is a fresh process; it reports
+// the daemon serves, or with the error and exit status that stopped it:
+// where memcached returns at once, a script can tell from the exit status
+// that the server started. Go cannot fork, so the daemon is a fresh process; it reports
 // through a pipe on descriptor daemonPipeFD.
 func daemonize() error {
 	exe, err := os.Executable()
@@ -79,7 +79,13 @@ func daemonize() error {
 	if len(msg) == 0 {
 		return fmt.Errorf("the daemon stopped before it served: %v", werr)
 	}
-	return errors.New(strings.TrimSpace(string(msg)))
+	// The daemon's status too: memcached's 71 for a port in use, say.
+	code := 1
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) && ee.ExitCode() > 0 {
+		code = ee.ExitCode()
+	}
+	return exitError{strings.TrimSpace(string(msg)), code}
 }
 
 const (

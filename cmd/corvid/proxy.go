@@ -275,7 +275,7 @@ func nutcrackerUsage() string {
 		fmt.Sprintf("  -m, --mbuf-size=N      : set size of mbuf chunk in bytes (default: %d bytes)\r\n", nutcrackerMbufSize) +
 		"\n" +
 		"corvid:\r\n" +
-		"      --admin=S          : serve stats JSON at /stats and profiles over HTTP on this host:port (default: off)\r\n" +
+		"      --admin=S          : serve stats JSON at /stats, Prometheus metrics at /metrics, a dashboard at / and profiles under /debug/pprof/ on this host:port (default: off)\r\n" +
 		"      --procs=S          : processors to run on: auto (as few as the load needs) or a number (default: auto)\r\n" +
 		"\n"
 }

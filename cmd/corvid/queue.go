@@ -67,7 +67,7 @@ command) or SIGHUP re-reads it.`,
 	f.IntVar(&o.maxQueues, "max-queues", queue.DefaultMaxQueues, "most queues at once (each holds a journal file open); a new queue beyond it is refused")
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (Prometheus metrics at /metrics, a dashboard at /, stats JSON at /stats, profiles under /debug/pprof/) on this host:port")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run as a daemon")
-	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file (with -d)")
+	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file")
 	f.CountVarP(&o.verbose, "verbose", "v", "log more (-vv: debug)")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
@@ -182,7 +182,8 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 		ln.Close()
 		return err
 	}
-	if o.pidFile != "" && o.daemon {
+	// As the server: -P writes the pid file with or without -d.
+	if o.pidFile != "" {
 		if err := writePidFile(o.pidFile, true); err != nil {
 			logger.Warn("cannot write pid file", "file", o.pidFile, "err", err)
 		} else {

@@ -215,6 +215,32 @@ func TestQueueBinaryDaemonizes(t *testing.T) {
 	testutil.WaitFor(t, func() bool { _, err := os.Stat(pidFile); return os.IsNotExist(err) })
 }
 
+// TestQueueBinaryPidFileInForeground checks that -P writes the pid file
+// without -d too, as the server, proxy and router do (for a supervisor
+// that keeps the process in the foreground), and removes it on a stop.
+func TestQueueBinaryPidFileInForeground(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "queue.pid")
+	p := startQueueProc(t, "--data-dir", filepath.Join(dir, "data"), "-P", pidFile)
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("no pid file once the queue serves: %v", err)
+	}
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != p.cmd.Process.Pid {
+		t.Fatalf("pid file holds %q, the process is %d", b, p.cmd.Process.Pid)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit on SIGTERM")
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after a clean stop: %v", err)
+	}
+}
+
 func TestQueueBinaryKeepsAcknowledgedItemsOverSIGKILL(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startQueueProc(t, "--data-dir", data, "--sync", "always")
@@ -281,5 +307,35 @@ func TestQueueCommandServesMetrics(t *testing.T) {
 				t.Errorf("%s has no %q:\n%.3000s", path, w, body)
 			}
 		}
+	}
+}
+
+// TestQueueExampleConfig checks that examples/queue.yml, which the README's
+// first command reads, loads, and holds the configuration the README shows.
+func TestQueueExampleConfig(t *testing.T) {
+	const path = "../../examples/queue.yml"
+	fc, err := loadQueueConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fc.Queues["orders+audit"]; !ok || fc.MaxOpenTransactions != 1 {
+		t.Errorf("queues %v, max_open_transactions %d", fc.Queues, fc.MaxOpenTransactions)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, queue, _ := strings.Cut(string(readme), "## Queue (Kestrel drop-in)")
+	if !strings.Contains(queue, "--config examples/queue.yml") {
+		t.Error("the README's queue command does not read examples/queue.yml")
+	}
+	_, block, _ := strings.Cut(queue, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if block == "" || !strings.HasSuffix(string(file), "\n"+block) {
+		t.Errorf("examples/queue.yml does not end with the README's configuration:\n%s", block)
 	}
 }

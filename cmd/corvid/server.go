@@ -101,12 +101,12 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.BoolVarP(&o.enableShutdown, "enable-shutdown", "A", false, `enable the ascii "shutdown" command`)
 	f.StringArrayVarP(&o.listen, "listen", "l", nil, "interface(s) to listen on (default: all)")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run as a daemon")
-	f.BoolVarP(&o.enableCoredumps, "enable-coredumps", "r", false, "maximize core file limit")
+	f.BoolVarP(&o.enableCoredumps, "enable-coredumps", "r", false, "accepted, no effect (memcached: maximize core file limit)")
 	f.StringVarP(&o.user, "user", "u", "", "assume the identity of this user (when run as root)")
 	f.StringVarP(&o.memoryLimit, "memory-limit", "m", "64", "item memory in megabytes")
 	f.BoolVarP(&o.disableEvictions, "disable-evictions", "M", false, "return an error when memory is exhausted instead of evicting")
 	f.IntVarP(&o.connLimit, "conn-limit", "c", 1024, "max simultaneous connections")
-	f.BoolVarP(&o.lockMemory, "lock-memory", "k", false, "lock down all paged memory")
+	f.BoolVarP(&o.lockMemory, "lock-memory", "k", false, "accepted, no effect (memcached: lock down all paged memory)")
 	f.CountVarP(&o.verbose, "verbose", "v", "verbose (-vv: very verbose, -vvv: extremely verbose)")
 	f.BoolVarP(&o.license, "license", "i", false, "print the license and exit")
 	f.BoolVarP(&o.showVer, "version", "V", false, "print the version and exit")
@@ -116,10 +116,10 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "use large memory pages (the default; -o no_hugepages turns them off)")
 	f.StringVarP(&o.delimiter, "prefix-delimiter", "D", "", "delimiter between key prefixes and IDs for per-prefix stats (enables them)")
 	f.IntVarP(&o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
-	f.IntVar(&o.eventLoops, "event-loops", -1, "serve connections from this many epoll event loops (Linux; default: one per thread); 0 gives each connection a goroutine")
+	f.IntVar(&o.eventLoops, "event-loops", -1, "serve connections from this many epoll event loops (Linux): -1 one per -t thread, 0 a goroutine per connection")
 	f.StringVarP(&o.reqsPerEvent, "max-reqs-per-event", "R", "20", "requests a connection is served before the others get a turn")
 	f.BoolVarP(&o.disableCAS, "disable-cas", "C", false, "disable use of CAS")
-	f.IntVarP(&o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit")
+	f.IntVarP(&o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit: accepted and reported (stats settings tcp_backlog), not applied")
 	f.StringVarP(&o.protocol, "protocol", "B", "auto", "protocol: ascii, binary or auto")
 	f.StringVarP(&o.maxItemSize, "max-item-size", "I", "1m", "max item size (min 1k, max 1024m)")
 	f.BoolVarP(&o.sasl, "enable-sasl", "S", false, "turn on SASL authentication")
@@ -131,7 +131,7 @@ speaks its text protocol and answers its stats under the same names.`,
 	f.BoolVarP(&o.ssl, "enable-ssl", "Z", false, "enable TLS/SSL on the TCP listeners (-o ssl_chain_cert=,ssl_key=; -l notls:<ip>:<port> opts a listener out)")
 	f.StringArrayVarP(&o.extended, "extended", "o", nil, "comma separated list of extended options")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, SIGINT, SIGUSR1 or shutdown, how long connections may take to write their last replies before they are closed (0: none)")
-	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (profiles under /debug/pprof/) on this host:port")
+	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (Prometheus metrics at /metrics, a dashboard at /, profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
 	return cmd
@@ -155,7 +155,7 @@ func (e exitError) ExitCode() int { return e.code }
 
 // memcached's exit statuses (sysexits.h).
 const (
-	exUsage = 64 // EX_USAGE: TLS setup
+	exUsage = 64 // EX_USAGE: a setting memcached refuses after reading its options
 	exOSErr = 71 // EX_OSERR: a listener that cannot be set up
 )
 
@@ -292,7 +292,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	case "binary":
 		cfg.Protocol = server.ProtoBinary
 	default:
-		return cfg, usageError(fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol))
+		return cfg, exitError{fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol), exUsage}
 	}
 	// memcached's rules: SASL is binary only and without UDP; ASCII
 	// authentication is ASCII only.
@@ -302,10 +302,10 @@ func (o *serverOptions) config() (server.Config, error) {
 		if !protocolGiven {
 			cfg.Protocol = server.ProtoBinary
 		} else if cfg.Protocol != server.ProtoBinary {
-			return cfg, usageError("ERROR: You cannot allow the ASCII protocol while using SASL.")
+			return cfg, exitError{"ERROR: You cannot allow the ASCII protocol while using SASL.", exUsage}
 		}
 		if o.udpPort > 0 {
-			return cfg, usageError("ERROR: Cannot enable UDP while using binary SASL authentication.")
+			return cfg, exitError{"ERROR: Cannot enable UDP while using binary SASL authentication.", exUsage}
 		}
 	} else if cfg.AuthFile != "" {
 		// memcached refuses -B auto as well: a negotiated connection
@@ -313,10 +313,10 @@ func (o *serverOptions) config() (server.Config, error) {
 		if !protocolGiven {
 			cfg.Protocol = server.ProtoASCII
 		} else if cfg.Protocol != server.ProtoASCII {
-			return cfg, usageError("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+			return cfg, exitError{"ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.", exUsage}
 		}
 		if o.udpPort > 0 {
-			return cfg, usageError("Cannot use UDP with ascii authentication enabled (-U 0 to disable)")
+			return cfg, exitError{"Cannot use UDP with ascii authentication enabled (-U 0 to disable)", exUsage}
 		}
 	}
 	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
@@ -353,9 +353,19 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	cfg.Storage = sc
 
+	// As memcached, -U without -p moves the TCP port to the UDP one, and
+	// a TCP port past 65535 is refused.
+	port := o.port
+	if o.udpPort != 0 && o.flags != nil && o.flags.Changed("udp-port") && !o.flags.Changed("port") {
+		port = o.udpPort
+	}
+	if port > 65535 {
+		return cfg, exitError{fmt.Sprintf("ERROR: Invalid port number %d.", port), exUsage}
+	}
+	cfg.TCPPort = port
 	if o.ssl {
 		// memcached checks its TCP port setting, which -s leaves as it is.
-		if o.port <= 0 {
+		if port <= 0 {
 			return cfg, exitError{"ERROR: You cannot enable SSL without a TCP port.", exUsage}
 		}
 		t := o.tls
@@ -363,7 +373,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	// memcached: -s disables network support; -p 0 with -U serves UDP
 	// only.
-	if o.unixSocket == "" && (o.port > 0 || o.udpPort > 0) {
+	if o.unixSocket == "" && (port > 0 || o.udpPort > 0) {
 		hosts := []string{""}
 		if len(o.listen) > 0 {
 			hosts = hosts[:0]
@@ -373,7 +383,7 @@ func (o *serverOptions) config() (server.Config, error) {
 			cfg.Interface = strings.Join(o.listen, ",")
 		}
 		for _, h := range hosts {
-			l, err := parseListen(h, o.port, o.udpPort, o.ssl)
+			l, err := parseListen(h, port, o.udpPort, o.ssl)
 			if err != nil {
 				return cfg, err
 			}
@@ -389,7 +399,7 @@ func (o *serverOptions) config() (server.Config, error) {
 			}
 		}
 	}
-	if o.unixSocket == "" && o.port <= 0 && o.udpPort <= 0 {
+	if o.unixSocket == "" && port <= 0 && o.udpPort <= 0 {
 		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
@@ -460,14 +470,14 @@ func parseListen(p string, tcpPort, udpPort int, ssl bool) (listenSpec, error) {
 	if strings.HasPrefix(p, "[") {
 		end := strings.IndexByte(p, ']')
 		if end < 0 {
-			return l, usageError(fmt.Sprintf("Invalid IPV6 address: %q", p))
+			return l, exitError{fmt.Sprintf("Invalid IPV6 address: %q", p), exOSErr}
 		}
 		l.host, p, bracketed = p[1:end], p[end+1:], true
 	}
 	if i := strings.IndexByte(p, ':'); i >= 0 && (bracketed || !strings.Contains(p[i+1:], ":")) {
 		port, err := strconv.Atoi(p[i+1:])
 		if err != nil {
-			return l, usageError(fmt.Sprintf("Invalid port number: %q", p[i+1:]))
+			return l, exitError{fmt.Sprintf("Invalid port number: %q", p[i+1:]), exOSErr}
 		}
 		if tcpPort > 0 {
 			l.tcpPort = port
@@ -508,7 +518,8 @@ var knownSuboptions = map[string]bool{
 	"ssl_key": true, "ssl_verify_mode": true, "ssl_keyformat": true, "ssl_ciphers": true,
 	"ssl_ca_cert": true, "ssl_wbuf_size": true, "ssl_session_cache": true,
 	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
-	"proxy_config": true, "proxy_uring": true,
+	"proxy_config": true, "proxy_uring": true, "slab_sizes": true, "no_slab_automove": true,
+	"inline_ascii_resp": true, "no_inline_ascii_resp": true,
 	// corvid's own.
 	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true, "eviction": true,
 	"hugepages": true, "no_hugepages": true, "write_buf_mem_limit": true,
@@ -689,6 +700,10 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = true
 			case "no_slab_reassign":
 				sc.NoSlabReassign = true
+			case "no_slab_automove":
+				sc.SlabAutomove = -1 // slab_automove=0
+			case "inline_ascii_resp", "no_inline_ascii_resp":
+				// Dead in memcached 1.6, which takes them and does nothing.
 			case "slab_automove":
 				if val == "" {
 					n = 1
@@ -752,10 +767,10 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 	}
 	// memcached's checks once every suboption is read.
 	if orDefault(sc.HotLRUPct, 20)+orDefault(sc.WarmLRUPct, 40) > 80 {
-		return usageError("hot_lru_pct + warm_lru_pct cannot be more than 80% combined")
+		return exitError{"hot_lru_pct + warm_lru_pct cannot be more than 80% combined", exUsage}
 	}
 	if sc.TempLRU && sc.NoLRUMaintainer {
-		return usageError("temporary_ttl requires lru_maintainer to be enabled")
+		return exitError{"temporary_ttl requires lru_maintainer to be enabled", exUsage}
 	}
 	return nil
 }
@@ -846,6 +861,11 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		defer func() { pipe.fail(err) }()
 	}
 	logger := verboseLogger(o.verbose)
+	if o.threads > 64 {
+		// memcached's warning, printed as it reads -t.
+		fmt.Fprint(os.Stderr, "WARNING: Setting a high number of workerthreads is not recommended.\n"+
+			" Set this value to the number of cores in your machine or less.\n")
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err
@@ -894,6 +914,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	srv, err := server.New(cfg)
 	if errors.Is(err, server.ErrMaxConnsTooLow) {
 		return exitError{"Maxconns setting is too low, use -c to increase.", 1}
+	}
+	if errors.Is(err, server.ErrListen) {
+		return exitError{err.Error(), exOSErr} // as memcached's server_sockets
 	}
 	if errors.Is(err, server.ErrTLSConfig) {
 		return exitError{err.Error(), exUsage} // as memcached's ssl_init

@@ -173,42 +173,45 @@ func TestServerLogBufSizes(t *testing.T) {
 }
 
 // TestServerConfigErrors checks that what memcached refuses is refused with
-// memcached's message.
+// memcached's message and exit status: EX_USAGE (64) for the checks it makes
+// once its options are read, 1 for a bad option value.
 func TestServerConfigErrors(t *testing.T) {
 	cases := []struct {
 		args []string
 		want string
+		code int // memcached's exit status
 	}{
-		{[]string{"-o", "bogus"}, `Illegal suboption "bogus"`},
-		{[]string{"-o", "hashpower=5"}, "Initial hashtable multiplier of 5 is too low"},
-		{[]string{"-o", "hotkey_sample=-2"}, "hotkey_sample must be 0 (off) or a positive number"},
-		{[]string{"-o", "hotkey_half_life=0"}, "hotkey_half_life must be a positive number"},
-		{[]string{"-f", "0.5"}, "Factor must be greater than 1"},
-		{[]string{"-n", "0"}, "Chunk size must be greater than 0"},
-		{[]string{"-c", "0"}, "Maximum connections must be greater than 0"},
-		{[]string{"-t", "0"}, "Number of threads must be greater than 0"},
-		{[]string{"-R", "0"}, "Number of requests per event must be greater than 0"},
-		{[]string{"-R", "abc"}, "Number of requests per event must be greater than 0"},
-		{[]string{"-B", "foo"}, "Invalid value for binding protocol: foo"},
-		{[]string{"-I", "5"}, "Item max size cannot be less than 1024 bytes."},
-		{[]string{"-I", "2k"}, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)"},
-		{[]string{"-m", "1g"}, "Cannot set item size limit higher than 1/2 of memory max."},
-		{[]string{"-I", "2048m", "-m", "100000"}, "Item max size cannot be less than 1024 bytes."},
-		{[]string{"-I", "1025m", "-m", "100000"}, "Cannot set item size limit higher than a gigabyte."},
-		{[]string{"-o", "hot_lru_pct=80"}, "hot_lru_pct must be > 1 and < 80"},
-		{[]string{"-o", "warm_lru_pct=0"}, "warm_lru_pct must be > 1 and < 80"},
-		{[]string{"-o", "hot_lru_pct=50,warm_lru_pct=40"}, "hot_lru_pct + warm_lru_pct cannot be more than 80% combined"},
-		{[]string{"-o", "hot_max_factor=0"}, "hot_max_factor must be > 0"},
-		{[]string{"-o", "warm_max_factor=x"}, "warm_max_factor must be > 0"},
-		{[]string{"-o", "lru_crawler_sleep=2000000"}, "LRU crawler sleep must be between 0 and 1 second"},
-		{[]string{"-o", "lru_crawler_tocrawl=-1"}, "lru_crawler_tocrawl takes a numeric 32bit value"},
-		{[]string{"-o", "no_lru_maintainer,temporary_ttl=5"}, "temporary_ttl requires lru_maintainer to be enabled"},
-		{[]string{"-o", "klog_sample=0"}, "klog_sample must be a positive number"},
-		{[]string{"-o", "watcher_logbuf_size"}, "Missing watcher_logbuf_size argument"},
-		{[]string{"-o", "watcher_logbuf_size=-1"}, "could not parse argument to watcher_logbuf_size"},
-		{[]string{"-o", "watcher_logbuf_size=abc"}, "could not parse argument to watcher_logbuf_size"},
-		{[]string{"-o", "worker_logbuf_size"}, "Missing worker_logbuf_size argument"},
-		{[]string{"-o", "worker_logbuf_size=abc"}, "could not parse argument to worker_logbuf_size"},
+		{[]string{"-o", "bogus"}, `Illegal suboption "bogus"`, 1},
+		{[]string{"-o", "hashpower=5"}, "Initial hashtable multiplier of 5 is too low", 1},
+		{[]string{"-o", "hotkey_sample=-2"}, "hotkey_sample must be 0 (off) or a positive number", 1},
+		{[]string{"-o", "hotkey_half_life=0"}, "hotkey_half_life must be a positive number", 1},
+		{[]string{"-f", "0.5"}, "Factor must be greater than 1", 1},
+		{[]string{"-n", "0"}, "Chunk size must be greater than 0", 1},
+		{[]string{"-c", "0"}, "Maximum connections must be greater than 0", 1},
+		{[]string{"-t", "0"}, "Number of threads must be greater than 0", 1},
+		{[]string{"-R", "0"}, "Number of requests per event must be greater than 0", 1},
+		{[]string{"-R", "abc"}, "Number of requests per event must be greater than 0", 1},
+		{[]string{"-B", "foo"}, "Invalid value for binding protocol: foo", 64},
+		{[]string{"-p", "70000"}, "ERROR: Invalid port number 70000.", 64},
+		{[]string{"-I", "5"}, "Item max size cannot be less than 1024 bytes.", 64},
+		{[]string{"-I", "2k"}, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)", 64},
+		{[]string{"-m", "1g"}, "Cannot set item size limit higher than 1/2 of memory max.", 64},
+		{[]string{"-I", "2048m", "-m", "100000"}, "Item max size cannot be less than 1024 bytes.", 64},
+		{[]string{"-I", "1025m", "-m", "100000"}, "Cannot set item size limit higher than a gigabyte.", 64},
+		{[]string{"-o", "hot_lru_pct=80"}, "hot_lru_pct must be > 1 and < 80", 1},
+		{[]string{"-o", "warm_lru_pct=0"}, "warm_lru_pct must be > 1 and < 80", 1},
+		{[]string{"-o", "hot_lru_pct=50,warm_lru_pct=40"}, "hot_lru_pct + warm_lru_pct cannot be more than 80% combined", 64},
+		{[]string{"-o", "hot_max_factor=0"}, "hot_max_factor must be > 0", 1},
+		{[]string{"-o", "warm_max_factor=x"}, "warm_max_factor must be > 0", 1},
+		{[]string{"-o", "lru_crawler_sleep=2000000"}, "LRU crawler sleep must be between 0 and 1 second", 1},
+		{[]string{"-o", "lru_crawler_tocrawl=-1"}, "lru_crawler_tocrawl takes a numeric 32bit value", 1},
+		{[]string{"-o", "no_lru_maintainer,temporary_ttl=5"}, "temporary_ttl requires lru_maintainer to be enabled", 64},
+		{[]string{"-o", "klog_sample=0"}, "klog_sample must be a positive number", 1},
+		{[]string{"-o", "watcher_logbuf_size"}, "Missing watcher_logbuf_size argument", 1},
+		{[]string{"-o", "watcher_logbuf_size=-1"}, "could not parse argument to watcher_logbuf_size", 1},
+		{[]string{"-o", "watcher_logbuf_size=abc"}, "could not parse argument to watcher_logbuf_size", 1},
+		{[]string{"-o", "worker_logbuf_size"}, "Missing worker_logbuf_size argument", 1},
+		{[]string{"-o", "worker_logbuf_size=abc"}, "could not parse argument to worker_logbuf_size", 1},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -220,6 +223,9 @@ func TestServerConfigErrors(t *testing.T) {
 			_, err := o.config()
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want %q", err, c.want)
+			}
+			if got := exitStatus(err); got != c.code {
+				t.Fatalf("exit status %d, want %d", got, c.code)
 			}
 		})
 	}
@@ -276,6 +282,8 @@ func TestServerConfigAuthRules(t *testing.T) {
 		if tt.wantErr != "" {
 			if err == nil || err.Error() != tt.wantErr {
 				t.Errorf("%v: error %v, want %q", tt.args, err, tt.wantErr)
+			} else if code := exitStatus(err); code != 64 {
+				t.Errorf("%v: exit status %d, want memcached's EX_USAGE (64)", tt.args, code)
 			}
 			continue
 		}
@@ -290,7 +298,9 @@ func TestServerConfigUDP(t *testing.T) {
 		args     []string
 		tcp, udp []string
 	}{
-		{[]string{"-U", "11311"}, []string{":11211"}, []string{":11311"}},
+		{[]string{"-U", "11311"}, []string{":11311"}, []string{":11311"}}, // as memcached: -U without -p moves TCP too
+		{[]string{"-p", "11211", "-U", "11311"}, []string{":11211"}, []string{":11311"}},
+		{[]string{"-U", "0"}, []string{":11211"}, nil},
 		{[]string{"-p", "0", "-U", "11311"}, nil, []string{":11311"}},
 		{[]string{"-p", "0", "-U", "11311", "-l", "127.0.0.1,::1"}, nil, []string{"127.0.0.1:11311", "[::1]:11311"}},
 		{[]string{"-l", "127.0.0.1"}, []string{"127.0.0.1:11211"}, nil},
@@ -314,6 +324,11 @@ func TestServerConfigUDP(t *testing.T) {
 	serverCommand(o).Flags().Parse([]string{"-p", "0"})
 	if _, err := o.config(); err == nil {
 		t.Error("-p 0 without -U or -s: no error")
+	}
+	o = &serverOptions{}
+	serverCommand(o).Flags().Parse([]string{"-U", "70000"})
+	if _, err := o.config(); err == nil || err.Error() != "ERROR: Invalid port number 70000." || exitStatus(err) != 64 {
+		t.Errorf("-U 70000 alone: %v, want memcached's invalid port number, exit 64", err)
 	}
 }
 
@@ -389,6 +404,41 @@ func TestServerModernOptions(t *testing.T) {
 		}
 		if strings.Contains(opts, "no_modern") && sc.SlabAutomove != -1 {
 			t.Errorf("-o %s: SlabAutomove %d, want -1 (off)", opts, sc.SlabAutomove)
+		}
+	}
+}
+
+// TestServerSuboptionsMemcachedTakes checks suboptions memcached 1.6.18
+// takes that corvid once refused as illegal: no_slab_automove turns the
+// automover off as slab_automove=0 does, the dead inline_ascii_resp and
+// no_inline_ascii_resp change nothing (as in memcached), and slab_sizes,
+// which corvid does not act on, is reported as not supported.
+func TestServerSuboptionsMemcachedTakes(t *testing.T) {
+	for _, tc := range []struct {
+		opts        string
+		automove    int
+		unsupported string
+	}{
+		{"no_slab_automove", -1, ""},
+		{"slab_automove=2,no_slab_automove", -1, ""},
+		{"inline_ascii_resp", 0, ""},
+		{"no_inline_ascii_resp", 0, ""},
+		{"slab_sizes=96-128-256", 0, "-o slab_sizes"},
+	} {
+		o := &serverOptions{}
+		if err := serverCommand(o).Flags().Parse([]string{"-o", tc.opts}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("-o %s: %v", tc.opts, err)
+			continue
+		}
+		if cfg.Storage.SlabAutomove != tc.automove {
+			t.Errorf("-o %s: SlabAutomove %d, want %d", tc.opts, cfg.Storage.SlabAutomove, tc.automove)
+		}
+		if got := strings.Join(cfg.Unsupported, ","); got != tc.unsupported {
+			t.Errorf("-o %s: reported unsupported %q, want %q", tc.opts, got, tc.unsupported)
 		}
 	}
 }

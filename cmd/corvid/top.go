@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/corvidcache/corvid/internal/top"
 )
@@ -56,7 +57,15 @@ tab next server (shift+tab the previous one).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVarP(&o.servers, "servers", "s", []string{"127.0.0.1:11211"}, "servers to watch, host:port (repeatable, comma-separated)")
+	f.StringSliceVarP(&o.servers, "server", "s", []string{"127.0.0.1:11211"}, "servers to watch, host:port (repeatable, comma-separated)")
+	// --server as corvid stat, dump and bench name it; --servers still
+	// reads.
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "servers" {
+			name = "server"
+		}
+		return pflag.NormalizedName(name)
+	})
 	f.DurationVar(&o.interval, "interval", time.Second, "time between polls")
 	return cmd
 }

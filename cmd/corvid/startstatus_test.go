@@ -1,0 +1,81 @@
+//go:build unix
+
+package main
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+)
+
+// TestStartupListenFailureStatus checks that a server that cannot open a
+// listener (its port taken, an -l entry it cannot read) exits with
+// memcached's EX_OSERR, 71, as memcached does, naming the listener; when
+// memcached is installed, its status for the same command line is checked
+// to be that one too.
+func TestStartupListenFailureStatus(t *testing.T) {
+	bin := corvidBinary(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	for _, tc := range []struct {
+		args []string
+		want string // in corvid's message
+	}{
+		{[]string{"-l", "127.0.0.1", "-p", port, "-U", "0"}, "127.0.0.1:" + port},
+		{[]string{"-l", "127.0.0.1:abc", "-U", "0"}, `Invalid port number: "abc"`},
+		{[]string{"-l", "[::1", "-U", "0"}, `Invalid IPV6 address: "[::1"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, msg := exitOf(t, bin, append([]string{"server"}, tc.args...)...)
+			if code != exOSErr || !strings.Contains(msg, tc.want) {
+				t.Errorf("corvid: exit %d, %q; want %d and %q", code, msg, exOSErr, tc.want)
+			}
+			mc := testutil.MemcachedPath()
+			if mc == "" {
+				return
+			}
+			margs := tc.args
+			if os.Geteuid() == 0 {
+				margs = append([]string{"-u", "nobody"}, margs...)
+			}
+			if mcode, mmsg := exitOf(t, mc, margs...); mcode != code {
+				t.Errorf("memcached: exit %d (%q), corvid %d", mcode, mmsg, code)
+			}
+		})
+	}
+}
+
+// TestStartupManyThreadsWarning checks that -t above 64 prints memcached's
+// warning before anything else, as memcached does while it reads its
+// options (here followed by the refusal of -c 0, so that neither serves).
+func TestStartupManyThreadsWarning(t *testing.T) {
+	bin := corvidBinary(t)
+	args := []string{"-t", "65", "-c", "0", "-l", "127.0.0.1", "-U", "0"}
+	code, msg := exitOf(t, bin, append([]string{"server"}, args...)...)
+	want := "WARNING: Setting a high number of workerthreads is not recommended.\n" +
+		" Set this value to the number of cores in your machine or less.\n" +
+		"Maximum connections must be greater than 0"
+	if code != 1 || !strings.HasSuffix(msg, want) {
+		t.Errorf("corvid: exit %d, %q; want 1 and %q", code, msg, want)
+	}
+	if mc := testutil.MemcachedPath(); mc != "" {
+		if os.Geteuid() == 0 {
+			args = append([]string{"-u", "nobody"}, args...)
+		}
+		if mcode, mmsg := exitOf(t, mc, args...); mcode != code || mmsg != want {
+			t.Errorf("memcached: exit %d, %q; corvid %d, %q", mcode, mmsg, code, msg)
+		}
+	}
+	code, msg = exitOf(t, bin, "server", "-t", "64", "-c", "0")
+	if code != 1 || strings.Contains(msg, "WARNING") {
+		t.Errorf("-t 64: exit %d, %q; want no warning", code, msg)
+	}
+}
