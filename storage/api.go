@@ -14,7 +14,8 @@ type Config struct {
 	// the largest (slab_chunk_max) instead of ChunkSizeMin and GrowthFactor:
 	// each at least ChunkSizeMin and at most SlabChunkMax, each more than 8
 	// bytes over the one before, fewer than 63 of them; each is rounded up
-	// to a multiple of 8. Nil for the classes the growth factor makes.
+	// to a multiple of 8. Nil for the classes the growth factor makes;
+	// empty (as memcached's "slab_sizes=-") for the largest class alone.
 	SlabSizes []int
 	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
 	// InitialMalloced is memcached's test hook T_MEMD_INITIAL_MALLOC: the

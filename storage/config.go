@@ -108,19 +108,17 @@ func normalize(cfg Config) (Config, error) {
 	case cfg.Eviction >= evictInvalid:
 		return bad("eviction strategy %d is not one of twemcache's", cfg.Eviction)
 	}
-	if err := checkSlabSizes(cfg.SlabSizes, cfg.ChunkSizeMin, cfg.SlabChunkMax); err != nil {
+	if err := CheckSlabSizes(cfg.SlabSizes, cfg.ChunkSizeMin, cfg.SlabChunkMax); err != nil {
 		return cfg, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	return cfg, nil
 }
 
-// checkSlabSizes checks -o slab_sizes as memcached does, with its
-// messages: each size at least -n and at most slab_chunk_max, each more
-// than 8 bytes over the one before, fewer than 63 in all.
-func checkSlabSizes(sizes []int, chunkMin, chunkMax int) error {
-	if sizes != nil && len(sizes) == 0 {
-		return fmt.Errorf("no slab sizes given")
-	}
+// CheckSlabSizes checks Config.SlabSizes (-o slab_sizes) as memcached
+// does, with its messages: each size at least chunkMin (-n) and at most
+// chunkMax (slab_chunk_max), each more than 8 bytes over the one before,
+// fewer than 63 in all. New makes the same check.
+func CheckSlabSizes(sizes []int, chunkMin, chunkMax int) error {
 	last := 0
 	for i, size := range sizes {
 		switch {

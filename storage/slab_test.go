@@ -137,7 +137,6 @@ func TestSlabSizesRefused(t *testing.T) {
 		sizes []int
 		want  string
 	}{
-		{[]int{}, "no slab sizes given"},
 		{[]int{47}, "slab size 47 is out of valid range"},
 		{[]int{48, 524289}, "slab size 524289 is out of valid range"},
 		{[]int{100, 100}, "slab size 100 cannot be lower than or equal to a previous class size"},

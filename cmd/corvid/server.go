@@ -28,6 +28,8 @@ func serverVersion() string { return server.Version }
 
 // serverOptions holds memcached's command line as given.
 type serverOptions struct {
+	// slabSizes is -o slab_sizes, read once the other options are.
+	slabSizes        *string
 	port, udpPort    int
 	unixSocket       string
 	unixMask         string
@@ -351,6 +353,13 @@ func (o *serverOptions) config() (server.Config, error) {
 		}
 		return cfg, err
 	}
+	if o.slabSizes != nil {
+		// As memcached, once slab_chunk_max and -n are final.
+		sc.SlabSizes = parseSlabSizes(*o.slabSizes)
+		if err := storage.CheckSlabSizes(sc.SlabSizes, sc.ChunkSizeMin, sc.SlabChunkMax); err != nil {
+			return cfg, exitError{err.Error(), exUsage}
+		}
+	}
 	cfg.Storage = sc
 
 	// As memcached, -U without -p moves the TCP port to the UDP one, and
@@ -403,6 +412,25 @@ func (o *serverOptions) config() (server.Config, error) {
 		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
+}
+
+// parseSlabSizes reads -o slab_sizes as memcached does: sizes separated by
+// dashes (empty ones skipped), each a decimal number that may be followed
+// by white space; one it cannot read is 0, which the checks refuse.
+func parseSlabSizes(s string) []int {
+	sizes := []int{}
+	for _, f := range strings.Split(s, "-") {
+		if f == "" {
+			continue
+		}
+		t := strings.TrimRight(f, " \t\n\v\f\r")
+		n, err := strconv.ParseUint(strings.TrimPrefix(t, "+"), 10, 64)
+		if err != nil || strings.HasPrefix(t, "+-") {
+			n = 0
+		}
+		sizes = append(sizes, int(uint32(n)))
+	}
+	return sizes
 }
 
 // chunkMaxOption is what -o slab_chunk_max left for the checks that follow
@@ -700,6 +728,15 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = true
 			case "no_slab_reassign":
 				sc.NoSlabReassign = true
+			case "slab_sizes":
+				// memcached crashes without a value.
+				if !hasVal {
+					return usageError("Missing slab_sizes argument")
+				}
+				if val == "" {
+					return usageError("slab_sizes needs at least one size")
+				}
+				o.slabSizes = &val
 			case "no_slab_automove":
 				sc.SlabAutomove = -1 // slab_automove=0
 			case "inline_ascii_resp", "no_inline_ascii_resp":

@@ -212,6 +212,14 @@ func TestServerConfigErrors(t *testing.T) {
 		{[]string{"-o", "watcher_logbuf_size=abc"}, "could not parse argument to watcher_logbuf_size", 1},
 		{[]string{"-o", "worker_logbuf_size"}, "Missing worker_logbuf_size argument", 1},
 		{[]string{"-o", "worker_logbuf_size=abc"}, "could not parse argument to worker_logbuf_size", 1},
+		{[]string{"-o", "slab_sizes"}, "Missing slab_sizes argument", 1},
+		{[]string{"-o", "slab_sizes=47"}, "slab size 47 is out of valid range", 64},
+		{[]string{"-n", "100", "-o", "slab_sizes=96-200"}, "slab size 96 is out of valid range", 64},
+		{[]string{"-o", "slab_sizes=100-524289"}, "slab size 524289 is out of valid range", 64},
+		{[]string{"-o", "slab_sizes=100-20000,slab_chunk_max=16384"}, "slab size 20000 is out of valid range", 64},
+		{[]string{"-o", "slab_sizes=60-5x"}, "slab size 0 is out of valid range", 64},
+		{[]string{"-o", "slab_sizes=100-90"}, "slab size 90 cannot be lower than or equal to a previous class size", 64},
+		{[]string{"-o", "slab_sizes=100-108"}, "slab size 108 must be at least 8 bytes larger than previous class", 64},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -411,8 +419,7 @@ func TestServerModernOptions(t *testing.T) {
 // TestServerSuboptionsMemcachedTakes checks suboptions memcached 1.6.18
 // takes that corvid once refused as illegal: no_slab_automove turns the
 // automover off as slab_automove=0 does, the dead inline_ascii_resp and
-// no_inline_ascii_resp change nothing (as in memcached), and slab_sizes,
-// which corvid does not act on, is reported as not supported.
+// no_inline_ascii_resp change nothing (as in memcached).
 func TestServerSuboptionsMemcachedTakes(t *testing.T) {
 	for _, tc := range []struct {
 		opts        string
@@ -423,7 +430,6 @@ func TestServerSuboptionsMemcachedTakes(t *testing.T) {
 		{"slab_automove=2,no_slab_automove", -1, ""},
 		{"inline_ascii_resp", 0, ""},
 		{"no_inline_ascii_resp", 0, ""},
-		{"slab_sizes=96-128-256", 0, "-o slab_sizes"},
 	} {
 		o := &serverOptions{}
 		if err := serverCommand(o).Flags().Parse([]string{"-o", tc.opts}); err != nil {
@@ -439,6 +445,32 @@ func TestServerSuboptionsMemcachedTakes(t *testing.T) {
 		}
 		if got := strings.Join(cfg.Unsupported, ","); got != tc.unsupported {
 			t.Errorf("-o %s: reported unsupported %q, want %q", tc.opts, got, tc.unsupported)
+		}
+	}
+}
+
+// TestServerSlabSizes checks that -o slab_sizes is read as memcached reads
+// it: sizes between dashes, empty ones skipped (so "-" leaves only the
+// largest class), trailing white space and a plus sign taken.
+func TestServerSlabSizes(t *testing.T) {
+	for opts, want := range map[string][]int{
+		"slab_sizes=96-128-256":                    {96, 128, 256},
+		"slab_sizes=-":                             {},
+		"slab_sizes=100 -200":                      {100, 200},
+		"slab_sizes=+100--200-":                    {100, 200},
+		"slab_chunk_max=16384,slab_sizes=48-16384": {48, 16384},
+	} {
+		o := &serverOptions{}
+		if err := serverCommand(o).Flags().Parse([]string{"-o", opts}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Errorf("-o %s: %v", opts, err)
+			continue
+		}
+		if got := cfg.Storage.SlabSizes; got == nil || fmt.Sprint(got) != fmt.Sprint(want) || len(cfg.Unsupported) != 0 {
+			t.Errorf("-o %s: sizes %v (unsupported %v), want %v", opts, got, cfg.Unsupported, want)
 		}
 	}
 }
