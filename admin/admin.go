@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/corvidcache/corvid/internal/tcpnet"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -128,7 +129,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen(tcpnet.Network(addr), addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open admin port: %w", err)
 	}

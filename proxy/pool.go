@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
+	"github.com/corvidcache/corvid/internal/tcpnet"
 	"github.com/corvidcache/corvid/ring"
 )
 
@@ -162,7 +163,7 @@ func listen(cfg *nutcracker.Pool) (net.Listener, error) {
 		}
 		return ln, nil
 	}
-	return net.Listen("tcp", cfg.Listen)
+	return net.Listen(tcpnet.Network(cfg.Listen), cfg.Listen)
 }
 
 // serve accepts clients on ln until it closes, backing off on errors

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/corvidcache/corvid/internal/nutcracker"
+	"github.com/corvidcache/corvid/internal/tcpnet"
 	"github.com/corvidcache/corvid/ring"
 	"github.com/corvidcache/corvid/route"
 )
@@ -34,7 +35,7 @@ func (p *Proxy) newRouter(cfg *route.Config, listen []string) error {
 	}
 	p.router = true
 	for i, addr := range listen {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := net.Listen(tcpnet.Network(addr), addr)
 		if err != nil {
 			for _, f := range p.fronts {
 				f.ln.Close()

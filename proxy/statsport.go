@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/corvidcache/corvid/internal/tcpnet"
 )
 
 // NutcrackerVersion is the twemproxy release whose command line, stats and
@@ -66,7 +68,7 @@ func ListenStats(cfg StatsPortConfig) (*StatsPort, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := net.Listen(tcpnet.Network(cfg.Addr), cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open stats port: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/corvidcache/corvid/internal/tcpnet"
 	"github.com/corvidcache/corvid/storage"
 )
 
@@ -239,7 +240,7 @@ func (s *Server) saveSnapshot() error {
 func (s *Server) listen() error {
 	lc := net.ListenConfig{}
 	for _, addr := range s.cfg.TCPAddrs {
-		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		ln, err := lc.Listen(context.Background(), tcpnet.Network(addr), addr)
 		if err != nil {
 			return listenError{fmt.Errorf("cannot listen on %s: %w", addr, err)}
 		}

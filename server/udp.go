@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/corvidcache/corvid/internal/tcpnet"
 )
 
 // UDP framing, as memcached's. Every datagram starts with an 8-byte
@@ -68,7 +70,7 @@ func newUDPConn(s *Server, pc *net.UDPConn) *udpConn {
 // listenUDP opens the sockets of Config.UDPAddrs.
 func (s *Server) listenUDP() error {
 	for _, addr := range s.cfg.UDPAddrs {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := net.ListenPacket(tcpnet.UDP(addr), addr)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corvidcache/corvid/admin"
+	"github.com/corvidcache/corvid/internal/tcpnet"
 	"github.com/corvidcache/corvid/queue"
 )
 
@@ -165,7 +166,8 @@ func runQueue(ctx context.Context, o *queueOptions) (err error) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	ln, err := net.Listen("tcp", net.JoinHostPort(o.listen, strconv.Itoa(o.port)))
+	addr := net.JoinHostPort(o.listen, strconv.Itoa(o.port))
+	ln, err := net.Listen(tcpnet.Network(addr), addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen: %w", err)
 	}
