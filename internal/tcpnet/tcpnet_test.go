@@ -50,4 +50,3 @@ func TestWildcardsShareAPort(t *testing.T) {
 	}
 	v6.Close()
 }
-
