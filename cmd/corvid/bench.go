@@ -51,7 +51,7 @@ Keys are "<prefix><n>" with n below --keys, uniform or Zipf-skewed
 			defer stop()
 			res, err := loadgen.Run(ctx, o.cfg)
 			if err != nil {
-				return fmt.Errorf("bench: %w", err)
+				return fmt.Errorf("corvid bench: %w", err)
 			}
 			if o.json {
 				return res.WriteJSON(cmd.OutOrStdout())

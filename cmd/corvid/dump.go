@@ -60,7 +60,7 @@ line with the record count.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.dump(cmd); err != nil {
-				return fmt.Errorf("dump: %w", err)
+				return fmt.Errorf("corvid dump: %w", err)
 			}
 			return nil
 		},
@@ -91,7 +91,7 @@ stays, and the exit status is 1.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.load(cmd); err != nil {
-				return fmt.Errorf("load: %w", err)
+				return fmt.Errorf("corvid load: %w", err)
 			}
 			return nil
 		},

@@ -39,16 +39,16 @@ each server's share of the keys.`,
 			out := cmd.OutOrStdout()
 			switch {
 			case o.conf != "" && len(o.servers) > 0:
-				return errors.New("ring: give -c or --servers, not both")
+				return errors.New("corvid ring: give -c or --servers, not both")
 			case o.conf != "":
 				return o.lookup(out, args)
 			case len(o.servers) > 0:
 				if len(args) > 0 {
-					return errors.New("ring: keys are looked up with -c")
+					return errors.New("corvid ring: keys are looked up with -c")
 				}
 				return o.compare(out)
 			}
-			return errors.New("ring: give -c nutcracker.yml or --servers")
+			return errors.New("corvid ring: give -c nutcracker.yml or --servers")
 		},
 	}
 	f := cmd.Flags()
@@ -73,7 +73,7 @@ func (o *ringOptions) lookup(out io.Writer, keys []string) error {
 	case o.pool != "":
 		var ok bool
 		if p, ok = cfg.Pool(o.pool); !ok {
-			return fmt.Errorf("ring: no pool %q in %s", o.pool, o.conf)
+			return fmt.Errorf("corvid ring: no pool %q in %s", o.pool, o.conf)
 		}
 	case len(cfg.Pools) == 1:
 		p = &cfg.Pools[0]
@@ -82,7 +82,7 @@ func (o *ringOptions) lookup(out io.Writer, keys []string) error {
 		for _, p := range cfg.Pools {
 			names = append(names, p.Name)
 		}
-		return fmt.Errorf("ring: %s has pools %s: choose one with --pool", o.conf, strings.Join(names, ", "))
+		return fmt.Errorf("corvid ring: %s has pools %s: choose one with --pool", o.conf, strings.Join(names, ", "))
 	}
 	r, err := p.Ring()
 	if err != nil {
@@ -104,12 +104,12 @@ func parseServers(specs []string) ([]ring.Server, error) {
 			i := strings.LastIndexByte(s, ':')
 			w, err := strconv.Atoi(s[i+1:])
 			if err != nil || w < 1 {
-				return nil, fmt.Errorf("ring: bad weight in %q", s)
+				return nil, fmt.Errorf("corvid ring: bad weight in %q", s)
 			}
 			srv = ring.Server{Addr: s[:i], Weight: w}
 		}
 		if !strings.Contains(srv.Addr, ":") {
-			return nil, fmt.Errorf("ring: server %q is not host:port", s)
+			return nil, fmt.Errorf("corvid ring: server %q is not host:port", s)
 		}
 		out = append(out, srv)
 	}
@@ -127,7 +127,7 @@ func (o *ringOptions) compare(out io.Writer) error {
 		return err
 	}
 	if o.keys < 1 {
-		return errors.New("ring: --keys must be positive")
+		return errors.New("corvid ring: --keys must be positive")
 	}
 	removed := map[string]bool{}
 	for _, r := range o.remove {
@@ -141,11 +141,11 @@ func (o *ringOptions) compare(out io.Writer) error {
 		delete(removed, s.Addr)
 	}
 	for r := range removed {
-		return fmt.Errorf("ring: --remove %s is not among --servers", r)
+		return fmt.Errorf("corvid ring: --remove %s is not among --servers", r)
 	}
 	after = append(after, added...)
 	if len(after) == 0 {
-		return errors.New("ring: no servers left")
+		return errors.New("corvid ring: no servers left")
 	}
 
 	keys := make([][]byte, o.keys)

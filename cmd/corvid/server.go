@@ -79,7 +79,8 @@ func serverCommand(o *serverOptions) *cobra.Command {
 		Use:   "server [memcached options]",
 		Short: "Run a memcached-compatible cache server (same command line as memcached)",
 		Long: `corvid server is a drop-in memcached: it takes memcached's command line,
-speaks its text protocol and answers its stats under the same names.`,
+speaks its text, meta and binary protocols and answers its stats under the
+same names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.showVer {

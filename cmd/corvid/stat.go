@@ -66,7 +66,7 @@ bytes); any other key is exact in "key".
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args); err != nil {
-				return fmt.Errorf("stat: %w", err)
+				return fmt.Errorf("corvid stat: %w", err)
 			}
 			return nil
 		},
