@@ -294,11 +294,23 @@ func (c *Cache) Close() error {
 }
 
 // Classes returns the slab class table as "memcached -vv" prints it for the
-// same -n, -f and slab_chunk_max: the last class is slab_chunk_max. Items
-// larger than that are chains of chunks of these classes (chain.go). It is safe for concurrent use; the caller may modify the
-// result.
+// same -n, -f, slab_sizes and slab_chunk_max: the last class is
+// slab_chunk_max. Items larger than that are chains of chunks of these
+// classes (chain.go). It is safe for concurrent use; the caller may modify
+// the result.
 func (c *Cache) Classes() []ClassInfo {
 	return append([]ClassInfo(nil), c.info...)
+}
+
+// ClassTable returns the slab class table a cache made with cfg would
+// have (its Classes), or New's error for a cfg New refuses, without making
+// the cache.
+func ClassTable(cfg Config) ([]ClassInfo, error) {
+	cfg, err := normalize(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return buildClasses(cfg.ChunkSizeMin, cfg.GrowthFactor, cfg.SlabChunkMax, cfg.SlabSizes)[1:], nil
 }
 
 // mcItemSize is the size memcached gives an item (item_make_header plus

@@ -66,6 +66,9 @@ func TestLiveClasses(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("-n %d -f %v:\n corvid    %v\n memcached %v", tt.n, tt.f, got, want)
 		}
+		if table, err := ClassTable(Config{ChunkSizeMin: tt.n, GrowthFactor: tt.f}); err != nil || fmt.Sprint(table) != fmt.Sprint(want) {
+			t.Errorf("ClassTable -n %d -f %v: %v, %v", tt.n, tt.f, table, err)
+		}
 	}
 }
 
@@ -170,6 +173,9 @@ func TestLiveSlabSizes(t *testing.T) {
 		c := newCache(t, Config{SlabSizes: sizes, NoCrawler: true})
 		if got := c.Classes(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("slab_sizes %v:\n corvid    %v\n memcached %v", sizes, got, want)
+		}
+		if got, err := ClassTable(Config{SlabSizes: sizes}); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("ClassTable with slab_sizes %v: %v, %v\n memcached %v", sizes, got, err, want)
 		}
 	}
 }

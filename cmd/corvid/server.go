@@ -949,6 +949,15 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, serverStopSignals...)
 	defer signal.Stop(sigs)
+	if o.verbose > 1 {
+		// As memcached, which prints it as it makes its slab classes,
+		// before it opens its listeners.
+		if table, err := storage.ClassTable(cfg.Storage); err == nil {
+			for _, c := range table {
+				fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
+			}
+		}
+	}
 	srv, err := server.New(cfg)
 	if errors.Is(err, server.ErrMaxConnsTooLow) {
 		return exitError{"Maxconns setting is too low, use -c to increase.", 1}
@@ -970,11 +979,6 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 			logger.Warn("cannot write pid file", "file", o.pidFile, "err", err)
 		} else {
 			defer os.Remove(o.pidFile)
-		}
-	}
-	if o.verbose > 1 {
-		for _, c := range srv.Cache().Classes() {
-			fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
 		}
 	}
 	for _, a := range append(srv.Addrs(), srv.UDPAddrs()...) {

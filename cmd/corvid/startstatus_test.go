@@ -79,3 +79,31 @@ func TestStartupManyThreadsWarning(t *testing.T) {
 		t.Errorf("-t 64: exit %d, %q; want no warning", code, msg)
 	}
 }
+
+// TestStartupClassTableBeforeListen checks that -vv prints the slab class
+// table before the listeners open, as memcached prints it while it makes
+// its classes: a server whose port is taken has printed it when it exits.
+func TestStartupClassTableBeforeListen(t *testing.T) {
+	bin := corvidBinary(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	args := []string{"-vv", "-l", "127.0.0.1", "-p", strconv.Itoa(held.Addr().(*net.TCPAddr).Port), "-U", "0", "-o", "slab_sizes=100-200"}
+	const table = "slab class   1: chunk size       104 perslab   10082\n" +
+		"slab class   2: chunk size       200 perslab    5242\n" +
+		"slab class   3: chunk size    524288 perslab       2\n"
+	code, msg := exitOf(t, bin, append([]string{"server"}, args...)...)
+	if code != exOSErr || !strings.Contains(msg, table) {
+		t.Errorf("corvid: exit %d, %q; want %d and the class table", code, msg, exOSErr)
+	}
+	if mc := testutil.MemcachedPath(); mc != "" {
+		if os.Geteuid() == 0 {
+			args = append([]string{"-u", "nobody"}, args...)
+		}
+		if mcode, mmsg := exitOf(t, mc, args...); mcode != code || !strings.HasPrefix(mmsg, table) {
+			t.Errorf("memcached: exit %d, %q", mcode, mmsg)
+		}
+	}
+}
