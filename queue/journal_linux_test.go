@@ -4,10 +4,9 @@ package queue_test
 
 import (
 	"strings"
-	"syscall"
 	"testing"
-	"unsafe"
 
+	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/queue"
 )
 
@@ -17,59 +16,20 @@ import (
 // cut the journal is not found without its name file.
 func TestJournalBackendNameFileSyncsDirectory(t *testing.T) {
 	dir := t.TempDir()
-	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	if _, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_OPEN|syscall.IN_MOVED_TO); err != nil {
-		t.Fatal(err)
-	}
+	w := testutil.WatchDir(t, dir)
 	st, err := queue.NewJournalBackend(dir, nil).Open(strings.Repeat("n", queue.MaxNameLength), queue.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-
-	// The events, in order: "renamed NAME", "opened NAME", or "opened the
-	// directory".
-	var events []string
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := syscall.Read(fd, buf)
-		if err == syscall.EAGAIN {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for off := 0; off+syscall.SizeofInotifyEvent <= n; {
-			ev := (*syscall.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			name := strings.TrimRight(string(buf[off+syscall.SizeofInotifyEvent:off+syscall.SizeofInotifyEvent+int(ev.Len)]), "\x00")
-			off += syscall.SizeofInotifyEvent + int(ev.Len)
-			switch {
-			case ev.Mask&syscall.IN_MOVED_TO != 0:
-				events = append(events, "renamed "+name)
-			case name == "" && ev.Mask&syscall.IN_ISDIR != 0:
-				events = append(events, "opened the directory")
-			default:
-				events = append(events, "opened "+name)
-			}
-		}
-	}
-	renamed := -1
-	for i, e := range events {
-		if strings.HasPrefix(e, "renamed ") && strings.HasSuffix(e, ".name") {
-			renamed = i
-		}
-	}
-	if renamed < 0 {
+	events := w.Events()
+	synced, found := testutil.OpenedAfter(events, func(e string) bool {
+		return strings.HasPrefix(e, "renamed ") && strings.HasSuffix(e, ".name")
+	})
+	if !found {
 		t.Fatalf("no name file renamed into place; events %q", events)
 	}
-	for _, e := range events[renamed+1:] {
-		if e == "opened the directory" {
-			return
-		}
+	if !synced {
+		t.Fatalf("the directory was not opened to be synced after the name file was; events %q", events)
 	}
-	t.Fatalf("the directory was not opened to be synced after the name file was; events %q", events)
 }

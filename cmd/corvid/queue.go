@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corvidcache/corvid/admin"
+	"github.com/corvidcache/corvid/internal/atomicfile"
 	"github.com/corvidcache/corvid/internal/tcpnet"
 	"github.com/corvidcache/corvid/queue"
 )
@@ -90,7 +91,7 @@ func checkSync(s string) error {
 // checkDataDir creates the data directory and makes sure it can be
 // written, so that a bad one is reported at start, not at the first set.
 func checkDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot create data directory %q: %w", dir, err)
 	}
 	f, err := os.CreateTemp(dir, ".corvid-write-check-*")

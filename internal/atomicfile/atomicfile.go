@@ -5,6 +5,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -110,4 +111,29 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// MkdirAll makes dir and its missing parents with permission perm (before
+// the umask), as os.MkdirAll, each made durable in its parent (the parent
+// fsynced) before the next is made in it: a file made durable in dir then
+// survives a power cut with its path.
+func MkdirAll(dir string, perm os.FileMode) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+				return nil // made meanwhile
+			}
+		}
+		return err
+	}
+	return SyncDir(parent)
 }

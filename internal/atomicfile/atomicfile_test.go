@@ -305,3 +305,36 @@ func TestWriteConcurrent(t *testing.T) {
 		t.Fatalf("directory holds %q, want f alone", names)
 	}
 }
+
+// TestMkdirAll checks that MkdirAll makes every missing directory with
+// the permission asked, takes an existing one, and refuses a file in the
+// way.
+func TestMkdirAll(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "c")
+	if err := MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b"), dir} {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() {
+			t.Fatalf("%s: %v, %v", d, fi, err)
+		}
+		if runtime.GOOS != "windows" && fi.Mode().Perm()&^0o750 != 0 {
+			t.Errorf("%s: mode %v, want within 0750", d, fi.Mode().Perm())
+		}
+	}
+	if err := MkdirAll(dir, 0o750); err != nil {
+		t.Errorf("again: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(filepath.Join(file, "x"), 0o750); err == nil {
+		t.Error("a directory under a file was made")
+	}
+	if err := MkdirAll(file, 0o750); err == nil {
+		t.Error("a file was taken for a directory")
+	}
+}

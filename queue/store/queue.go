@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/corvidcache/corvid/internal/atomicfile"
 )
 
 // Item is one queued value.
@@ -115,7 +117,7 @@ func Open(dir, name string, cfg Config, log *slog.Logger) (*Queue, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot open queue %q: %w", name, err)
 	}
 	q := &Queue{
@@ -129,7 +131,18 @@ func Open(dir, name string, cfg Config, log *slog.Logger) (*Queue, error) {
 	}
 	q.syncDone.L = &q.syncMu
 	os.Remove(q.path + ".compact") // a compaction that did not finish
-	f, err := os.OpenFile(q.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(q.path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		// A new journal: its directory entry is made durable before any
+		// item is written to it, or a power cut could lose the file
+		// with every item fsynced into it.
+		f, err = os.OpenFile(q.path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err == nil {
+			if err = atomicfile.SyncDir(dir); err != nil {
+				f.Close()
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot open queue %q: %w", name, err)
 	}
