@@ -42,6 +42,12 @@ type Config struct {
 	NoMaxConnsFast bool
 
 	IdleTimeout     time.Duration // -o idle_timeout; 0 = never
+	// TailRepairTime is -o tail_repair_time, reported in "stats settings".
+	// memcached frees an item found at an LRU tail held by a reader for
+	// longer, taking the reference for a leaked one; corvid's references
+	// are released when their reply is written or its connection closes,
+	// so none leaks, and the setting changes nothing. 0 = off.
+	TailRepairTime time.Duration
 	EnableShutdown  bool          // -A: allow the "shutdown" command
 	DisableFlushAll bool          // -F
 	DisableDumping  bool          // -X: refuse "lru_crawler metadump"

@@ -543,6 +543,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.yesno("lru_crawler", crawler.Enabled)
 	w.i("lru_crawler_sleep", int64(crawler.Sleep/time.Microsecond))
 	w.u("lru_crawler_tocrawl", uint64(crawler.ToCrawl))
+	w.i("tail_repair_time", int64(cfg.TailRepairTime/time.Second))
 	w.yesno("flush_enabled", !cfg.DisableFlushAll)
 	w.yesno("dump_enabled", !cfg.DisableDumping)
 	w.str("hash_algorithm", "maphash")
@@ -560,10 +561,19 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("worker_logbuf_size", int64(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
 	w.yesno("track_sizes", s.cache.Sizes(func(int, uint32) {}))
+	w.str("inline_ascii_response", "no") // dead in memcached 1.6 too
 	w.i("write_buf_mem_limit", s.wbufs.limit)
 	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
 	s.writeTLSSettings(w)
+	w.str("memory_file", orString(cfg.SnapshotFile, "(null)"))
 	w.str("eviction", s.cache.Eviction().String())
+}
+
+func orString(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 func orInt(v, def int) int {

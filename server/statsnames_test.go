@@ -13,8 +13,7 @@ import (
 // notReported are the memcached stats corvid leaves out on purpose: they
 // describe memcached's own build or subsystems corvid does not have
 // (libevent, extstore, NAPI).
-var notReported = regexp.MustCompile(`^(libevent|ext_.*|num_napi_ids|memory_file|inline_ascii_response|` +
-	`tail_repair_time|worker_logbuf_size)$`)
+var notReported = regexp.MustCompile(`^(libevent|ext_.*|num_napi_ids)$`)
 
 // statNames returns the names a "stats [group]" reply lists, with the slab
 // class or connection number replaced by N.

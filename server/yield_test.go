@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,5 +123,29 @@ func TestEventSettingsMatchMemcached(t *testing.T) {
 				t.Errorf("%v: %s corvid %d, memcached %d", c.args, name, got, want)
 			}
 		}
+	}
+}
+
+// TestReportedSettingsMatchMemcached compares with memcached's the
+// settings corvid reports without acting on them: tail_repair_time (given
+// and not), inline_ascii_response, and memory_file without -e.
+func TestReportedSettingsMatchMemcached(t *testing.T) {
+	for _, c := range []struct {
+		cfg  server.Config
+		args []string
+	}{
+		{server.Config{}, nil},
+		{server.Config{TailRepairTime: 30 * time.Second}, []string{"-o", "tail_repair_time=30"}},
+	} {
+		names := []string{"tail_repair_time", "inline_ascii_response", "memory_file"}
+		mc := settingsOf(t, testutil.Dial(t, testutil.StartMemcached(t, c.args...)), names...)
+		cv := settingsOf(t, testutil.Dial(t, testutil.StartCorvid(t, c.cfg)), names...)
+		if cv != mc || strings.Count(mc, "=") != len(names) {
+			t.Errorf("%v: corvid %q, memcached %q", c.args, cv, mc)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "snap")
+	if got := settingsOf(t, testutil.Dial(t, testutil.StartCorvid(t, server.Config{SnapshotFile: file})), "memory_file"); got != "memory_file="+file {
+		t.Errorf("with -e %s: %q", file, got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -729,6 +730,15 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = true
 			case "no_slab_reassign":
 				sc.NoSlabReassign = true
+			case "tail_repair_time":
+				if !hasVal {
+					return usageError("Missing numeric argument for tail_repair_time")
+				}
+				n := leadingInt(val)
+				if n < 10 {
+					return usageError("Cannot set tail_repair_time to less than 10 seconds")
+				}
+				cfg.TailRepairTime = time.Duration(min(n, math.MaxInt32)) * time.Second
 			case "slab_sizes":
 				// memcached crashes without a value.
 				if !hasVal {
