@@ -41,22 +41,22 @@ type Config struct {
 	// -o no_modern).
 	NoMaxConnsFast bool
 
-	IdleTimeout     time.Duration // -o idle_timeout; 0 = never
+	IdleTimeout time.Duration // -o idle_timeout; 0 = never
 	// TailRepairTime is -o tail_repair_time, reported in "stats settings".
 	// memcached frees an item found at an LRU tail held by a reader for
 	// longer, taking the reference for a leaked one; corvid's references
 	// are released when their reply is written or its connection closes,
 	// so none leaks, and the setting changes nothing. 0 = off.
-	TailRepairTime time.Duration
-	EnableShutdown  bool          // -A: allow the "shutdown" command
-	DisableFlushAll bool          // -F
-	DisableDumping  bool          // -X: refuse "lru_crawler metadump"
-	DisableWatch    bool          // -W: refuse "watch"
-	Threads         int           // -t; reported as "threads"; default 4
-	Backlog         int           // -b; default 1024
-	Verbosity       int           // -v count
-	DetailEnabled   bool          // -D given or "stats detail on"
-	PrefixDelimiter byte          // -D; default ':'
+	TailRepairTime  time.Duration
+	EnableShutdown  bool // -A: allow the "shutdown" command
+	DisableFlushAll bool // -F
+	DisableDumping  bool // -X: refuse "lru_crawler metadump"
+	DisableWatch    bool // -W: refuse "watch"
+	Threads         int  // -t; reported as "threads"; default 4
+	Backlog         int  // -b; default 1024
+	Verbosity       int  // -v count
+	DetailEnabled   bool // -D given or "stats detail on"
+	PrefixDelimiter byte // -D; default ':'
 
 	// ReqsPerEvent is how many requests a connection serves before it
 	// lets the others run, counted in conn_yields (-R); default 20. As
