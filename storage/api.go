@@ -17,7 +17,7 @@ type Config struct {
 	// to a multiple of 8. Nil for the classes the growth factor makes;
 	// empty (as memcached's "slab_sizes=-") for the largest class alone.
 	SlabSizes []int
-	NoEvict      bool    // -M: fail stores with ErrNoMemory instead of evicting
+	NoEvict   bool // -M: fail stores with ErrNoMemory instead of evicting
 	// InitialMalloced is memcached's test hook T_MEMD_INITIAL_MALLOC: the
 	// cache starts as if it had already taken that many bytes of its
 	// MemoryLimit (total_malloced starts there), so that a test can reach
@@ -33,7 +33,11 @@ type Config struct {
 	DisableCAS    bool // -C: items carry no CAS unique (CAS always 0)
 	TrackSizes    bool // -o track_sizes: the "stats sizes" histogram is on from the start, even with DisableCAS
 	HashPowerInit int  // -o hashpower; default 16
-	NoCrawler     bool // -o no_lru_crawler: the crawler starts disabled
+	// NoHashExpand (-o no_hashexpand) keeps the hash index at
+	// HashPowerInit, however many items it holds, as memcached does when
+	// it does not start its table's maintenance thread.
+	NoHashExpand bool
+	NoCrawler    bool // -o no_lru_crawler: the crawler starts disabled
 	// CrawlerSleep is the pause between batches of chunks the crawler
 	// checks (-o lru_crawler_sleep, microseconds); default 100µs, at most
 	// one second, negative for none. CrawlerToCrawl bounds the items

@@ -355,6 +355,9 @@ func (o *serverOptions) config() (server.Config, error) {
 		}
 		return cfg, err
 	}
+	if err := checkLockPower(o.threads, orDefault(sc.HashPowerInit, 16)); err != nil {
+		return cfg, err
+	}
 	if o.slabSizes != nil {
 		// As memcached, once slab_chunk_max and -n are final.
 		sc.SlabSizes = parseSlabSizes(*o.slabSizes)
@@ -414,6 +417,34 @@ func (o *serverOptions) config() (server.Config, error) {
 		return cfg, usageError("no listener: give -p PORT, -U PORT or -s SOCKET")
 	}
 	return cfg, nil
+}
+
+// checkLockPower refuses, as memcached does when it starts its threads, a
+// hash table no larger than memcached's table of item locks for that many
+// threads: memcached takes 2^10 locks for one or two threads, 2^11 for
+// three, 2^12 for four, 2^13 up to ten, 2^14 up to twenty and 2^15 beyond,
+// and needs more buckets than locks. corvid's index has locks of its own,
+// but a command line memcached refuses is refused.
+func checkLockPower(threads, hashPower int) error {
+	power := 15
+	switch {
+	case threads < 3:
+		power = 10
+	case threads < 4:
+		power = 11
+	case threads < 5:
+		power = 12
+	case threads <= 10:
+		power = 13
+	case threads <= 20:
+		power = 14
+	}
+	if power >= hashPower {
+		return exitError{fmt.Sprintf("Hash table power size (%d) cannot be equal to or less than item lock table (%d)\n"+
+			"Item lock table grows with `-t N` (worker threadcount)\n"+
+			"Hash table grows with `-o hashpower=N` ", hashPower, power), 1}
+	}
+	return nil
 }
 
 // parseSlabSizes reads -o slab_sizes as memcached does: sizes separated by
@@ -730,6 +761,8 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = true
 			case "no_slab_reassign":
 				sc.NoSlabReassign = true
+			case "no_hashexpand":
+				sc.NoHashExpand = true
 			case "tail_repair_time":
 				if !hasVal {
 					return usageError("Missing numeric argument for tail_repair_time")

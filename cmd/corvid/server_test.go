@@ -214,6 +214,10 @@ func TestServerConfigErrors(t *testing.T) {
 		{[]string{"-o", "worker_logbuf_size=abc"}, "could not parse argument to worker_logbuf_size", 1},
 		{[]string{"-o", "slab_sizes"}, "Missing slab_sizes argument", 1},
 		{[]string{"-o", "tail_repair_time"}, "Missing numeric argument for tail_repair_time", 1},
+		{[]string{"-o", "hashpower=12"}, "Hash table power size (12) cannot be equal to or less than item lock table (12)", 1},
+		{[]string{"-t", "2", "-o", "hashpower=10"}, "Initial hashtable multiplier of 10 is too low", 1},
+		{[]string{"-t", "11", "-o", "hashpower=14"}, "Hash table power size (14) cannot be equal to or less than item lock table (14)", 1},
+		{[]string{"-t", "21", "-o", "hashpower=15"}, "Hash table power size (15) cannot be equal to or less than item lock table (15)", 1},
 		{[]string{"-o", "tail_repair_time=9"}, "Cannot set tail_repair_time to less than 10 seconds", 1},
 		{[]string{"-o", "tail_repair_time=abc"}, "Cannot set tail_repair_time to less than 10 seconds", 1},
 		{[]string{"-o", "slab_sizes=47"}, "slab size 47 is out of valid range", 64},
@@ -432,6 +436,7 @@ func TestServerSuboptionsMemcachedTakes(t *testing.T) {
 		{"no_slab_automove", -1, ""},
 		{"slab_automove=2,no_slab_automove", -1, ""},
 		{"inline_ascii_resp", 0, ""},
+		{"no_hashexpand", 0, ""},
 		{"no_inline_ascii_resp", 0, ""},
 	} {
 		o := &serverOptions{}
@@ -445,6 +450,9 @@ func TestServerSuboptionsMemcachedTakes(t *testing.T) {
 		}
 		if cfg.Storage.SlabAutomove != tc.automove {
 			t.Errorf("-o %s: SlabAutomove %d, want %d", tc.opts, cfg.Storage.SlabAutomove, tc.automove)
+		}
+		if cfg.Storage.NoHashExpand != (tc.opts == "no_hashexpand") {
+			t.Errorf("-o %s: NoHashExpand %v", tc.opts, cfg.Storage.NoHashExpand)
 		}
 		if got := strings.Join(cfg.Unsupported, ","); got != tc.unsupported {
 			t.Errorf("-o %s: reported unsupported %q, want %q", tc.opts, got, tc.unsupported)
