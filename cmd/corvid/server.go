@@ -575,11 +575,10 @@ var knownSuboptions = map[string]bool{
 	"ext_threads": true, "ext_io_depth": true, "ext_item_size": true, "ext_item_age": true,
 	"ext_low_ttl": true, "ext_recache_rate": true, "ext_compact_under": true,
 	"ext_drop_under": true, "ext_max_sleep": true, "ext_max_frag": true,
-	"ext_drop_unread": true, "slab_automove_version": true, "ssl_chain_cert": true,
+	"ext_drop_unread": true, "ssl_chain_cert": true,
 	"ssl_key": true, "ssl_verify_mode": true, "ssl_keyformat": true, "ssl_ciphers": true,
 	"ssl_ca_cert": true, "ssl_wbuf_size": true, "ssl_session_cache": true,
-	"ssl_kernel_tls": true, "ssl_min_version": true, "num_napi_ids": true,
-	"proxy_config": true, "proxy_uring": true, "slab_sizes": true, "no_slab_automove": true,
+	"ssl_kernel_tls": true, "ssl_min_version": true, "slab_sizes": true, "no_slab_automove": true,
 	"inline_ascii_resp": true, "no_inline_ascii_resp": true,
 	// corvid's own.
 	"hotkey_sample": true, "hotkey_half_life": true, "klog_file": true, "klog_sample": true, "eviction": true,

@@ -107,3 +107,47 @@ func TestStartupClassTableBeforeListen(t *testing.T) {
 		}
 	}
 }
+
+// TestSuboptionsKnownAsMemcached checks -o suboptions against memcached
+// 1.6.18's parser: those it takes (whether corvid acts on them or only
+// reports them) start, and those it does not know (built without NAPI or
+// its proxy, or added after 1.6.18) are refused as illegal. Each runs
+// with LRU shares over 80 %, refused once the options are read, so that
+// neither server stays up.
+func TestSuboptionsKnownAsMemcached(t *testing.T) {
+	bin := corvidBinary(t)
+	for _, tc := range []struct {
+		opt     string
+		illegal bool
+	}{
+		{"num_napi_ids=2", true},
+		{"proxy_config=x.lua", true},
+		{"proxy_uring", true},
+		{"slab_automove_version=1", true},
+		{"resp_obj_mem_limit=5", false},
+		{"drop_privileges", false},
+		{"sock_cookie_id=1", false},
+		{"ext_path=/nonexistent/file:64m", false},
+		{"tail_repair_time=30", false},
+		{"no_hashexpand", false},
+		{"slab_sizes=100-200", false},
+	} {
+		args := []string{"-o", tc.opt, "-o", "hot_lru_pct=50,warm_lru_pct=40", "-l", "127.0.0.1", "-U", "0"}
+		want, wantCode := "hot_lru_pct + warm_lru_pct cannot be more than 80% combined", exUsage
+		if tc.illegal {
+			want, wantCode = `Illegal suboption "`+tc.opt+`"`, 1
+		}
+		code, msg := exitOf(t, bin, append([]string{"server"}, args...)...)
+		if code != wantCode || !strings.HasSuffix(msg, want) {
+			t.Errorf("corvid -o %s: exit %d, %q; want %d and %q", tc.opt, code, msg, wantCode, want)
+		}
+		if mc := testutil.MemcachedPath(); mc != "" {
+			if os.Geteuid() == 0 {
+				args = append([]string{"-u", "nobody"}, args...)
+			}
+			if mcode, mmsg := exitOf(t, mc, args...); mcode != wantCode || !strings.HasSuffix(mmsg, want) {
+				t.Errorf("memcached -o %s: exit %d, %q; want %d and %q", tc.opt, mcode, mmsg, wantCode, want)
+			}
+		}
+	}
+}
