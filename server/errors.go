@@ -19,6 +19,10 @@ var (
 	// that also serves the ASCII protocol, whose clients could not
 	// authenticate.
 	ErrSASLNeedsBinary = errors.New("server: SASL requires the binary protocol")
+	// ErrAuthNeedsASCII is returned when an auth file is given to a server
+	// that serves the binary protocol, whose clients could not
+	// authenticate.
+	ErrAuthNeedsASCII = errors.New("server: ascii authentication requires the ascii protocol")
 	// ErrTLSConfig matches every error New returns for a TLS setting it
 	// cannot use (certificate, key or CA files, cipher list); their text
 	// is memcached's message.

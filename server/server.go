@@ -104,6 +104,11 @@ func New(cfg Config) (*Server, error) {
 		// ASCII clients would bypass SASL; memcached refuses this too.
 		return nil, ErrSASLNeedsBinary
 	}
+	if cfg.AuthFile != "" && cfg.Protocol == ProtoBinary {
+		// Binary clients would bypass the auth file; memcached refuses
+		// this too.
+		return nil, ErrAuthNeedsASCII
+	}
 	cache, err := storage.New(cfg.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create cache: %w", err)

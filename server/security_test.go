@@ -1,0 +1,67 @@
+package server_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/corvidcache/corvid/internal/testutil"
+	"github.com/corvidcache/corvid/server"
+)
+
+// TestAuthFileBinaryClientNotServed checks that with an auth file and the
+// protocol left to its default, a client speaking the binary protocol
+// (which has no ASCII authentication) can neither read nor write items:
+// the server speaks ASCII only, as memcached -Y without -B does.
+func TestAuthFileBinaryClientNotServed(t *testing.T) {
+	addr := testutil.StartCorvid(t, server.Config{AuthFile: writeAuthFile(t, authFileText)})
+	owner := testutil.Dial(t, addr)
+	owner.Send([]byte("set x 0 0 12\r\nalice secret\r\nset k 0 0 9\r\ntopsecret\r\n"))
+	for range 2 {
+		if got := owner.ReadReply(testutil.LineReply); string(got) != "STORED\r\n" {
+			t.Fatalf("authenticated set: got %q", got)
+		}
+	}
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	get := testutil.BinaryRequest{Opcode: 0x00, Key: []byte("k")}.Bytes()
+	set := testutil.BinaryRequest{Opcode: 0x01, Extras: make([]byte, 8), Key: []byte("w"), Value: []byte("planted")}.Bytes()
+	if _, err := nc.Write(append(get, set...)); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever comes back within two seconds (or until the server closes)
+	// must not hold the value.
+	nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	got, err := io.ReadAll(nc)
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		t.Logf("read: %v", err)
+	}
+	if bytes.Contains(got, []byte("topsecret")) {
+		t.Fatalf("an unauthenticated binary client read the value: % x", got)
+	}
+	owner.Send([]byte("get w\r\n"))
+	if got := owner.ReadReply(testutil.AnyReply); string(got) != "END\r\n" {
+		t.Fatalf("an unauthenticated binary client stored an item: get w answered %q", got)
+	}
+}
+
+// TestAuthFileRefusesBinaryProtocol checks that New refuses an auth file
+// with the binary protocol, as memcached refuses -Y with -B binary.
+func TestAuthFileRefusesBinaryProtocol(t *testing.T) {
+	s, err := server.New(server.Config{AuthFile: writeAuthFile(t, authFileText), Protocol: server.ProtoBinary,
+		TCPAddrs: []string{"127.0.0.1:0"}})
+	if err == nil {
+		s.Close()
+	}
+	if !errors.Is(err, server.ErrAuthNeedsASCII) {
+		t.Fatalf("New error %v, want ErrAuthNeedsASCII", err)
+	}
+}
