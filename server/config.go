@@ -132,7 +132,8 @@ type Config struct {
 	Protocol Protocol
 	// SASL (-S) requires binary-protocol clients to authenticate with
 	// SASL PLAIN before any other command. It implies ProtoBinary when
-	// Protocol is ProtoAuto; New refuses it with ProtoASCII.
+	// Protocol is ProtoAuto; New refuses it with ProtoASCII, and with
+	// UDPAddrs (a UDP socket's clients would share one authentication).
 	SASL bool
 	// SASLPasswordDB is the file of "user:password" lines SASL PLAIN
 	// checks credentials against, read by New; default: the file named by

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -64,4 +65,44 @@ func TestAuthFileRefusesBinaryProtocol(t *testing.T) {
 	if !errors.Is(err, server.ErrAuthNeedsASCII) {
 		t.Fatalf("New error %v, want ErrAuthNeedsASCII", err)
 	}
+}
+
+// TestSASLWithUDP checks that SASL and UDP are not served together, as
+// memcached refuses -S with -U: all the clients of a UDP socket share one
+// connection, so one client's authentication would let every other
+// (spoofable) sender in. If New ever accepts the pair, a client that did
+// not authenticate must still be refused.
+func TestSASLWithUDP(t *testing.T) {
+	pwdb := writeAuthFile(t, "alice:secret\n")
+	s, err := server.New(server.Config{SASL: true, SASLPasswordDB: pwdb, UDPAddrs: []string{"127.0.0.1:0"}})
+	if err == nil {
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(context.Background()) }()
+		defer func() { s.Close(); <-done }()
+		addr := s.UDPAddrs()[0].String()
+		alice, mallory := dialUDP(t, addr), dialUDP(t, addr)
+		auth := testutil.BinaryRequest{Opcode: 0x21, Key: []byte("PLAIN"), Value: []byte("\x00alice\x00secret")}.Bytes()
+		if st := udpBinaryStatus(t, alice.do(string(auth))); st != 0 {
+			t.Fatalf("SASL auth over UDP: status 0x%x", st)
+		}
+		noop := testutil.BinaryRequest{Opcode: 0x0a}.Bytes()
+		if st := udpBinaryStatus(t, mallory.do(string(noop))); st != 0x20 {
+			t.Fatalf("noop from a client that did not authenticate: status 0x%x, want 0x20 (auth error)", st)
+		}
+		return
+	}
+	if !errors.Is(err, server.ErrSASLWithUDP) {
+		t.Fatalf("New error %v, want ErrSASLWithUDP", err)
+	}
+}
+
+// udpBinaryStatus returns the status of the binary response in a UDP
+// reply.
+func udpBinaryStatus(t *testing.T, parts [][]byte) uint16 {
+	t.Helper()
+	p := payload(parts)
+	if len(p) < 24 || p[0] != 0x81 {
+		t.Fatalf("not a binary response: %q", p)
+	}
+	return uint16(p[6])<<8 | uint16(p[7])
 }

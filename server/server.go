@@ -109,6 +109,12 @@ func New(cfg Config) (*Server, error) {
 		// this too.
 		return nil, ErrAuthNeedsASCII
 	}
+	if cfg.SASL && len(cfg.UDPAddrs) > 0 {
+		// The clients of a UDP socket share its conn: one client's
+		// authentication would serve every sender. memcached refuses
+		// this too.
+		return nil, ErrSASLWithUDP
+	}
 	cache, err := storage.New(cfg.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create cache: %w", err)
