@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,42 @@ func udpBinaryStatus(t *testing.T, parts [][]byte) uint16 {
 		t.Fatalf("not a binary response: %q", p)
 	}
 	return uint16(p[6])<<8 | uint16(p[7])
+}
+
+// TestTLSHandshakeTimeout checks that a client that never completes its
+// TLS handshake (silent, or stopping in the middle of its hello) is closed
+// once TLSConfig.HandshakeTimeout has passed, also without an idle
+// timeout: with client certificates required, no other limit stops a peer
+// without a certificate from holding every connection slot.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	f := newTLSFiles(t)
+	cfg := f.config()
+	cfg.CAFile, cfg.VerifyMode = f.ca.file, 2
+	cfg.HandshakeTimeout = time.Second
+	addr := testutil.StartCorvid(t, server.Config{TLS: cfg})
+	for _, sent := range []string{"", "\x16\x03\x01\x02\x00\x01"} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write([]byte(sent)); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err = io.Copy(io.Discard, nc)
+		nc.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("after sending %q: still open after 20s, with a handshake timeout of 1s", sent)
+		}
+	}
+	// A client with a certificate is served past the handshake timeout.
+	c := dialTLS(t, addr, f.clientConfig(f.clientCert))
+	c.Send([]byte("version\r\n"))
+	c.ReadReply(testutil.LineReply)
+	time.Sleep(1500 * time.Millisecond)
+	c.Send([]byte("version\r\n"))
+	if got, err := c.TryReadReply(testutil.LineReply); err != nil || !strings.HasPrefix(string(got), "VERSION ") {
+		t.Fatalf("served client after the handshake timeout: %q, %v", got, err)
+	}
 }
