@@ -75,8 +75,12 @@ func (db saslPasswordDB) checkPlain(msg []byte) bool {
 }
 
 // binSASLAuth handles SASL auth (key: the mechanism, value: the client's
-// data) and SASL step (value: the client's next data).
+// data) and SASL step (value: the client's next data). As in memcached,
+// the connection is unauthenticated from then on until one succeeds: a
+// failed or unfinished authentication does not leave an earlier one in
+// force.
 func (c *conn) binSASLAuth(h *protocol.BinaryHeader, mech, data []byte) {
+	c.authed = false
 	ok := false
 	switch {
 	case h.Command == protocol.OpSASLAuth && bytes.EqualFold(mech, []byte(saslMechs)):
