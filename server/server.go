@@ -248,6 +248,9 @@ func (s *Server) saveSnapshot() error {
 	return nil
 }
 
+// testHookUnixListening, when set, runs once the Unix socket listens.
+var testHookUnixListening func(path string)
+
 func (s *Server) listen() error {
 	lc := net.ListenConfig{}
 	for _, addr := range s.cfg.TCPAddrs {
@@ -263,9 +266,12 @@ func (s *Server) listen() error {
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(p)
 		}
-		ln, err := net.Listen("unix", p)
+		ln, err := tcpnet.ListenUnix(p, s.cfg.UnixMask)
 		if err != nil {
 			return listenError{fmt.Errorf("cannot listen on %s: %w", p, err)}
+		}
+		if testHookUnixListening != nil {
+			testHookUnixListening(p)
 		}
 		if err := os.Chmod(p, s.cfg.UnixMask); err != nil {
 			ln.Close()
