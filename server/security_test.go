@@ -3,9 +3,11 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +145,64 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	c.Send([]byte("version\r\n"))
 	if got, err := c.TryReadReply(testutil.LineReply); err != nil || !strings.HasPrefix(string(got), "VERSION ") {
 		t.Fatalf("served client after the handshake timeout: %q, %v", got, err)
+	}
+}
+
+// TestTLSResumptionAfterCARefresh checks that once refresh_certs has
+// replaced the CA file, a client whose certificate the new CAs do not
+// accept cannot get in again by resuming a session (ssl_session_cache)
+// it was given before.
+func TestTLSResumptionAfterCARefresh(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		f := newTLSFiles(t)
+		cfg := f.config()
+		cfg.CAFile, cfg.VerifyMode, cfg.SessionCache = f.ca.file, 2, true
+		addr := testutil.StartCorvid(t, server.Config{TLS: cfg})
+		client := f.clientConfig(f.clientCert)
+		client.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		client.MinVersion, client.MaxVersion = v, v
+		// The second connection resumes the first's session.
+		first := dialTLS(t, addr, client)
+		first.Send([]byte("version\r\n"))
+		first.ReadReply(testutil.LineReply)
+		first.Close()
+		d := &net.Dialer{Timeout: testutil.DefaultTimeout}
+		tc, err := tls.DialWithDialer(d, "tcp", addr, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tc.ConnectionState().DidResume {
+			t.Fatalf("TLS %x: the session was not resumed", v)
+		}
+		c := testutil.NewConn(t, tc)
+		// Another CA replaces the client's.
+		other := newTestCA(t, t.TempDir(), "other")
+		pem, err := os.ReadFile(other.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.ca.file, pem, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.Send([]byte("refresh_certs\r\n"))
+		if got := c.ReadReply(testutil.LineReply); string(got) != "OK\r\n" {
+			t.Fatalf("refresh_certs: %q", got)
+		}
+		c.Close()
+		tc, err = tls.DialWithDialer(d, "tcp", addr, client)
+		if err != nil {
+			continue // refused in the handshake
+		}
+		resumed := tc.ConnectionState().DidResume
+		_, err = tc.Write([]byte("version\r\n"))
+		if err == nil {
+			tc.SetReadDeadline(time.Now().Add(testutil.DefaultTimeout))
+			var buf [64]byte
+			var n int
+			if n, err = tc.Read(buf[:]); err == nil {
+				t.Errorf("TLS %x: a client of a CA no longer trusted was served %q (resumed: %v)", v, buf[:n], resumed)
+			}
+		}
+		tc.Close()
 	}
 }
