@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -204,5 +205,76 @@ func TestTLSResumptionAfterCARefresh(t *testing.T) {
 			}
 		}
 		tc.Close()
+	}
+}
+
+// TestReloadAuth checks that ReloadAuth (SIGHUP) reads the auth file and
+// the SASL password database again, as memcached reads its auth file
+// again on SIGHUP, so that a removed user can no longer authenticate;
+// a file that cannot be loaded keeps the entries in use.
+func TestReloadAuth(t *testing.T) {
+	authFile := writeAuthFile(t, "alice:secret\n")
+	s := testutil.ServeCorvid(t, server.Config{AuthFile: authFile, TCPAddrs: []string{"127.0.0.1:0"}})
+	addr := s.Addrs()[0].String()
+	login := func(user, pass string) string {
+		t.Helper()
+		c := testutil.Dial(t, addr)
+		defer c.Close()
+		c.Send(fmt.Appendf(nil, "set a 0 0 %d\r\n%s %s\r\n", len(user)+1+len(pass), user, pass))
+		return string(c.ReadReply(testutil.LineReply))
+	}
+	if got := login("alice", "secret"); got != "STORED\r\n" {
+		t.Fatalf("alice before the reload: %q", got)
+	}
+	if err := os.WriteFile(authFile, []byte("bob:pw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadAuth(); err != nil {
+		t.Fatal(err)
+	}
+	if got := login("alice", "secret"); got != "CLIENT_ERROR authentication failure\r\n" {
+		t.Errorf("alice after she was removed: %q", got)
+	}
+	if got := login("bob", "pw"); got != "STORED\r\n" {
+		t.Errorf("bob after he was added: %q", got)
+	}
+	if err := os.WriteFile(authFile, []byte("nocolon\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadAuth(); !errors.Is(err, server.ErrAuthFileMalformed) {
+		t.Errorf("reload of a malformed file: %v, want ErrAuthFileMalformed", err)
+	}
+	if got := login("bob", "pw"); got != "STORED\r\n" {
+		t.Errorf("bob after a failed reload: %q", got)
+	}
+
+	pwdb := writeAuthFile(t, "alice:secret\n")
+	s = testutil.ServeCorvid(t, server.Config{SASL: true, SASLPasswordDB: pwdb, TCPAddrs: []string{"127.0.0.1:0"}})
+	addr = s.Addrs()[0].String()
+	sasl := func(user, pass string) uint16 {
+		t.Helper()
+		c := testutil.Dial(t, addr)
+		defer c.Close()
+		c.Send(testutil.BinaryRequest{Opcode: 0x21, Key: []byte("PLAIN"), Value: []byte("\x00" + user + "\x00" + pass)}.Bytes())
+		r, err := c.ReadBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status()
+	}
+	if st := sasl("alice", "secret"); st != 0 {
+		t.Fatalf("SASL alice before the reload: status 0x%x", st)
+	}
+	if err := os.WriteFile(pwdb, []byte("bob:pw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadAuth(); err != nil {
+		t.Fatal(err)
+	}
+	if st := sasl("alice", "secret"); st != 0x20 {
+		t.Errorf("SASL alice after she was removed: status 0x%x", st)
+	}
+	if st := sasl("bob", "pw"); st != 0 {
+		t.Errorf("SASL bob after he was added: status 0x%x", st)
 	}
 }

@@ -68,9 +68,9 @@ type Server struct {
 	// stopping is closed when Close begins.
 	stopping chan struct{}
 
-	// authUsers holds the entries of Config.AuthFile: nil when clients
-	// need not authenticate, never nil (possibly empty) when they must.
-	authUsers []authEntry
+	// authUsers holds the entries of Config.AuthFile when it is set
+	// (possibly none); ReloadAuth replaces them.
+	authUsers atomic.Pointer[[]authEntry]
 	// saveOnClose makes Close save the cache to Config.SnapshotFile; it
 	// is set once New has succeeded, so a server that failed to start
 	// never overwrites a snapshot.
@@ -92,8 +92,9 @@ type Server struct {
 	// the dumps' buffers and walks do not add up.
 	dumping atomic.Bool
 
-	// saslUsers is the SASL password database (Config.SASLPasswordDB).
-	saslUsers saslPasswordDB
+	// saslUsers is the SASL password database (Config.SASLPasswordDB),
+	// nil without one; ReloadAuth replaces it.
+	saslUsers atomic.Pointer[saslPasswordDB]
 }
 
 // New creates a Server, its cache, and binds its listeners. The caller must
@@ -138,16 +139,20 @@ func New(cfg Config) (*Server, error) {
 			cache.Close()
 			return nil, ErrAuthWithUDP
 		}
-		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
+		entries, err := loadAuthFile(cfg.AuthFile)
+		if err != nil {
 			cache.Close()
 			return nil, err
 		}
+		s.authUsers.Store(&entries)
 	}
 	if cfg.SASL && cfg.SASLPasswordDB != "" {
-		if s.saslUsers, err = loadSASLPasswordDB(cfg.SASLPasswordDB); err != nil {
+		db, err := loadSASLPasswordDB(cfg.SASLPasswordDB)
+		if err != nil {
 			cache.Close()
 			return nil, err
 		}
+		s.saslUsers.Store(&db)
 	}
 	if cfg.TLS != nil {
 		if len(cfg.TCPAddrs) == 0 && cfg.UnixPath == "" {
