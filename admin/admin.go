@@ -69,7 +69,14 @@ type Config struct {
 	// IdleTimeout is how long a keep-alive connection may wait for its
 	// next request (default 1m).
 	IdleTimeout time.Duration
+	// MaxConns is how many connections the port holds at once (default
+	// DefaultMaxConns); one more is closed as soon as it is accepted.
+	MaxConns int
 }
+
+// DefaultMaxConns is Config.MaxConns's default: room for a few scrapers,
+// dashboards and a profile being taken.
+const DefaultMaxConns = 64
 
 //go:embed ui
 var ui embed.FS
@@ -133,6 +140,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open admin port: %w", err)
 	}
+	ln = &limitListener{Listener: ln, max: int64(cmp.Or(cfg.MaxConns, DefaultMaxConns))}
 	s := &Server{
 		ln:   ln,
 		hs:   &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cmp.Or(cfg.IdleTimeout, time.Minute)},

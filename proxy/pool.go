@@ -151,7 +151,7 @@ func listen(cfg *nutcracker.Pool) (net.Listener, error) {
 		if fi, err := os.Stat(cfg.Listen); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(cfg.Listen) // a stale socket of an earlier run
 		}
-		ln, err := net.Listen("unix", cfg.Listen)
+		ln, err := tcpnet.ListenUnix(cfg.Listen, cfg.ListenPerm)
 		if err != nil {
 			return nil, err
 		}

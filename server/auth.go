@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -85,7 +86,7 @@ func parseAuthFile(data []byte) ([]authEntry, error) {
 // file. It compares in constant time for a given entry length.
 func (s *Server) authenticate(user, pass []byte) bool {
 	ok := false
-	for _, e := range s.authUsers {
+	for _, e := range *s.authUsers.Load() {
 		if len(e.user) == len(user) && len(e.pass) == len(pass) &&
 			subtle.ConstantTimeCompare(e.user, user)&subtle.ConstantTimeCompare(e.pass, pass) == 1 {
 			ok = true
@@ -263,4 +264,28 @@ func parseStrtoul(tok []byte) (uint32, bool) {
 		}
 	}
 	return uint32(v), true
+}
+
+// ReloadAuth reads the auth file (Config.AuthFile) and the SASL password
+// database (Config.SASLPasswordDB) again, as memcached reads its auth file
+// again on SIGHUP; the corvid command calls it on SIGHUP. Connections
+// already authenticated stay so. A file that cannot be loaded leaves the
+// entries in use, and its error is returned.
+func (s *Server) ReloadAuth() error {
+	var errs []error
+	if s.cfg.AuthFile != "" {
+		if entries, err := loadAuthFile(s.cfg.AuthFile); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.authUsers.Store(&entries)
+		}
+	}
+	if s.cfg.SASL && s.cfg.SASLPasswordDB != "" {
+		if db, err := loadSASLPasswordDB(s.cfg.SASLPasswordDB); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.saslUsers.Store(&db)
+		}
+	}
+	return errors.Join(errs...)
 }

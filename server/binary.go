@@ -132,6 +132,7 @@ func (c *conn) handleBinary(buf []byte) int {
 			c.binError(&h, protocol.StatusUnknownCommand)
 			return 0
 		}
+		c.authed = false // as memcached, which starts a new SASL exchange
 		c.binOK(&h, 0, nil, nil, []byte(saslMechs))
 	}
 	return 0

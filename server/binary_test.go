@@ -506,6 +506,22 @@ func TestBinarySASL(t *testing.T) {
 		{name: "failed auth stays unauthenticated", reqs: []breq{
 			sasl(opSASLAuth, "PLAIN", plain("", "bob", "no")), bget(opGet, "s"),
 		}, closes: true},
+		// As memcached, every SASL request starts unauthenticated: a
+		// failed authentication does not leave the previous one in force.
+		{name: "failed reauth unauthenticates", reqs: []breq{
+			sasl(opSASLAuth, "PLAIN", plain("", "alice", "secret")), bget(opGet, "s"),
+			sasl(opSASLAuth, "PLAIN", plain("", "bob", "no")), bget(opGet, "s"),
+		}, closes: true},
+		{name: "step after auth unauthenticates", reqs: []breq{
+			sasl(opSASLAuth, "PLAIN", plain("", "alice", "secret")),
+			sasl(opSASLStep, "PLAIN", plain("", "alice", "secret")), bget(opGet, "s"),
+		}, closes: true},
+		{name: "list mechanisms after auth unauthenticates", reqs: []breq{
+			sasl(opSASLAuth, "PLAIN", plain("", "alice", "secret")), bop(opSASLList), bget(opGet, "s"),
+		}, closes: true},
+		{name: "auth continue unauthenticates", reqs: []breq{
+			sasl(opSASLAuth, "PLAIN", plain("", "alice", "secret")), sasl(opSASLAuth, "PLAIN", nil), bget(opGet, "s"),
+		}, closes: true},
 	}
 	if env != nil && testutil.MemcachedPath() != "" {
 		memcached := testutil.StartMemcachedEnv(t, env, "-S", "-m", "64")
@@ -536,6 +552,7 @@ func TestBinarySASL(t *testing.T) {
 	expect(bstat("reset"), 0, "")
 	expect(sasl(opSASLAuth, "PLAIN", plain("", "bob", "pw")), 0, "Authenticated")
 	expect(sasl(opSASLAuth, "PLAIN", plain("", "bob", "px")), 0x20, "Auth failure.")
+	expect(sasl(opSASLAuth, "PLAIN", plain("", "bob", "pw")), 0, "Authenticated")
 	c.Send(bstat("").Bytes())
 	got := map[string]string{}
 	for {
@@ -548,8 +565,8 @@ func TestBinarySASL(t *testing.T) {
 		}
 		got[string(resp.Key())] = string(resp.Value())
 	}
-	if got["auth_cmds"] != "2" || got["auth_errors"] != "1" {
-		t.Errorf("auth_cmds %q auth_errors %q, want 2 and 1", got["auth_cmds"], got["auth_errors"])
+	if got["auth_cmds"] != "3" || got["auth_errors"] != "1" {
+		t.Errorf("auth_cmds %q auth_errors %q, want 3 and 1", got["auth_cmds"], got["auth_errors"])
 	}
 
 	u := testutil.Dial(t, corvid)

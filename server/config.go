@@ -138,7 +138,8 @@ type Config struct {
 	Protocol Protocol
 	// SASL (-S) requires binary-protocol clients to authenticate with
 	// SASL PLAIN before any other command. It implies ProtoBinary when
-	// Protocol is ProtoAuto; New refuses it with ProtoASCII.
+	// Protocol is ProtoAuto; New refuses it with ProtoASCII, and with
+	// UDPAddrs (a UDP socket's clients would share one authentication).
 	SASL bool
 	// SASLPasswordDB is the file of "user:password" lines SASL PLAIN
 	// checks credentials against, read by New; default: the file named by
@@ -147,6 +148,8 @@ type Config struct {
 	SASLPasswordDB string
 	// AuthFile (-Y) is a file of "user:password" lines. With it, ASCII
 	// clients must authenticate first (memcached's ASCII authentication).
+	// It implies ProtoASCII when Protocol is ProtoAuto; New refuses it
+	// with ProtoBinary, whose clients could not authenticate.
 	AuthFile string
 	// UDPAddrs are the host:port addresses to serve UDP on (-U); none
 	// means no UDP listener.
@@ -245,6 +248,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SASL && c.Protocol == ProtoAuto {
 		c.Protocol = ProtoBinary // as memcached -S without -B
+	}
+	if c.AuthFile != "" && c.Protocol == ProtoAuto {
+		c.Protocol = ProtoASCII // as memcached -Y without -B
 	}
 	if c.ReadBufMemLimit == 0 {
 		c.ReadBufMemLimit = max(defaultReadBufMemLimit, 8*int64(c.itemSizeMax()))

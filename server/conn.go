@@ -379,7 +379,7 @@ func (c *conn) handleRequest(buf []byte) int {
 	if c.proto == ProtoBinary {
 		return c.handleBinary(buf)
 	}
-	if c.srv.authUsers != nil && !c.authed {
+	if c.srv.cfg.AuthFile != "" && !c.authed {
 		return c.handleASCIIAuth(buf)
 	}
 	return c.handleOne(buf)

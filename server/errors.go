@@ -19,6 +19,14 @@ var (
 	// that also serves the ASCII protocol, whose clients could not
 	// authenticate.
 	ErrSASLNeedsBinary = errors.New("server: SASL requires the binary protocol")
+	// ErrAuthNeedsASCII is returned when an auth file is given to a server
+	// that serves the binary protocol, whose clients could not
+	// authenticate.
+	ErrAuthNeedsASCII = errors.New("server: ascii authentication requires the ascii protocol")
+	// ErrSASLWithUDP is returned when both SASL and UDP are configured:
+	// the clients of a UDP socket share one connection, so one client's
+	// authentication would serve them all.
+	ErrSASLWithUDP = errors.New("server: cannot enable UDP while using binary SASL authentication")
 	// ErrTLSConfig matches every error New returns for a TLS setting it
 	// cannot use (certificate, key or CA files, cipher list); their text
 	// is memcached's message.

@@ -74,9 +74,20 @@ func (db saslPasswordDB) checkPlain(msg []byte) bool {
 	return found && subtle.ConstantTimeCompare([]byte(want), pass) == 1
 }
 
+// checkPlain checks a SASL PLAIN message against the password database;
+// without one, every authentication fails.
+func (s *Server) checkPlain(msg []byte) bool {
+	db := s.saslUsers.Load()
+	return db != nil && db.checkPlain(msg)
+}
+
 // binSASLAuth handles SASL auth (key: the mechanism, value: the client's
-// data) and SASL step (value: the client's next data).
+// data) and SASL step (value: the client's next data). As in memcached,
+// the connection is unauthenticated from then on until one succeeds: a
+// failed or unfinished authentication does not leave an earlier one in
+// force.
 func (c *conn) binSASLAuth(h *protocol.BinaryHeader, mech, data []byte) {
+	c.authed = false
 	ok := false
 	switch {
 	case h.Command == protocol.OpSASLAuth && bytes.EqualFold(mech, []byte(saslMechs)):
@@ -87,9 +98,9 @@ func (c *conn) binSASLAuth(h *protocol.BinaryHeader, mech, data []byte) {
 				0, 0, 0, h.Opaque, 0)
 			return
 		}
-		ok = c.srv.saslUsers.checkPlain(data)
+		ok = c.srv.checkPlain(data)
 	case h.Command == protocol.OpSASLStep && c.sasl == saslPending:
-		ok = c.srv.saslUsers.checkPlain(data)
+		ok = c.srv.checkPlain(data)
 	}
 	c.stats.authCmds++
 	if !ok {

@@ -68,9 +68,9 @@ type Server struct {
 	// stopping is closed when Close begins.
 	stopping chan struct{}
 
-	// authUsers holds the entries of Config.AuthFile: nil when clients
-	// need not authenticate, never nil (possibly empty) when they must.
-	authUsers []authEntry
+	// authUsers holds the entries of Config.AuthFile when it is set
+	// (possibly none); ReloadAuth replaces them.
+	authUsers atomic.Pointer[[]authEntry]
 	// saveOnClose makes Close save the cache to Config.SnapshotFile; it
 	// is set once New has succeeded, so a server that failed to start
 	// never overwrites a snapshot.
@@ -92,8 +92,9 @@ type Server struct {
 	// the dumps' buffers and walks do not add up.
 	dumping atomic.Bool
 
-	// saslUsers is the SASL password database (Config.SASLPasswordDB).
-	saslUsers saslPasswordDB
+	// saslUsers is the SASL password database (Config.SASLPasswordDB),
+	// nil without one; ReloadAuth replaces it.
+	saslUsers atomic.Pointer[saslPasswordDB]
 }
 
 // New creates a Server, its cache, and binds its listeners. The caller must
@@ -103,6 +104,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SASL && cfg.Protocol == ProtoASCII {
 		// ASCII clients would bypass SASL; memcached refuses this too.
 		return nil, ErrSASLNeedsBinary
+	}
+	if cfg.AuthFile != "" && cfg.Protocol == ProtoBinary {
+		// Binary clients would bypass the auth file; memcached refuses
+		// this too.
+		return nil, ErrAuthNeedsASCII
+	}
+	if cfg.SASL && len(cfg.UDPAddrs) > 0 {
+		// The clients of a UDP socket share its conn: one client's
+		// authentication would serve every sender. memcached refuses
+		// this too.
+		return nil, ErrSASLWithUDP
 	}
 	cache, err := storage.New(cfg.Storage)
 	if err != nil {
@@ -127,16 +139,20 @@ func New(cfg Config) (*Server, error) {
 			cache.Close()
 			return nil, ErrAuthWithUDP
 		}
-		if s.authUsers, err = loadAuthFile(cfg.AuthFile); err != nil {
+		entries, err := loadAuthFile(cfg.AuthFile)
+		if err != nil {
 			cache.Close()
 			return nil, err
 		}
+		s.authUsers.Store(&entries)
 	}
 	if cfg.SASL && cfg.SASLPasswordDB != "" {
-		if s.saslUsers, err = loadSASLPasswordDB(cfg.SASLPasswordDB); err != nil {
+		db, err := loadSASLPasswordDB(cfg.SASLPasswordDB)
+		if err != nil {
 			cache.Close()
 			return nil, err
 		}
+		s.saslUsers.Store(&db)
 	}
 	if cfg.TLS != nil {
 		if len(cfg.TCPAddrs) == 0 && cfg.UnixPath == "" {
@@ -237,6 +253,9 @@ func (s *Server) saveSnapshot() error {
 	return nil
 }
 
+// testHookUnixListening, when set, runs once the Unix socket listens.
+var testHookUnixListening func(path string)
+
 func (s *Server) listen() error {
 	lc := net.ListenConfig{}
 	for _, addr := range s.cfg.TCPAddrs {
@@ -252,9 +271,12 @@ func (s *Server) listen() error {
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			os.Remove(p)
 		}
-		ln, err := net.Listen("unix", p)
+		ln, err := tcpnet.ListenUnix(p, s.cfg.UnixMask)
 		if err != nil {
 			return listenError{fmt.Errorf("cannot listen on %s: %w", p, err)}
+		}
+		if testHookUnixListening != nil {
+			testHookUnixListening(p)
 		}
 		if err := os.Chmod(p, s.cfg.UnixMask); err != nil {
 			ln.Close()

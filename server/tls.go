@@ -52,7 +52,15 @@ type TLSConfig struct {
 	// PlainAddrs are entries of Config.TCPAddrs served without TLS
 	// (memcached's "-l notls:host:port").
 	PlainAddrs []string
+	// HandshakeTimeout is how long a client may take to complete its
+	// handshake (default DefaultTLSHandshakeTimeout; negative: no
+	// limit); Config.IdleTimeout bounds it too when shorter. memcached
+	// has no such limit.
+	HandshakeTimeout time.Duration
 }
+
+// DefaultTLSHandshakeTimeout is TLSConfig.HandshakeTimeout's default.
+const DefaultTLSHandshakeTimeout = 10 * time.Second
 
 // verifyModeFlags is what memcached reports as ssl_verify_mode: OpenSSL's
 // SSL_VERIFY_* bits for each of its modes.
@@ -88,6 +96,9 @@ func newTLSServer(cfg TLSConfig, now int64) (*tlsServer, error) {
 	}
 	if cfg.WBufSize == 0 {
 		cfg.WBufSize = 16 << 10
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultTLSHandshakeTimeout
 	}
 	t := &tlsServer{cfg: cfg}
 	if cfg.Ciphers != "" {
@@ -222,17 +233,26 @@ func keyPair(chain, key []byte, format int) (tls.Certificate, error) {
 }
 
 // handshake completes the TLS handshake of c, whose socket is tc, within
-// the idle timeout when one is set. It reports whether c may be served;
-// a failed handshake is counted unless the client left without sending
-// anything, or the server is stopping.
+// the handshake timeout and the idle timeout, when set. It reports whether
+// c may be served; a failed handshake is counted unless the client left
+// without sending anything, or the server is stopping.
 func (t *tlsServer) handshake(s *Server, c *conn, tc *tls.Conn) bool {
-	if d := s.cfg.IdleTimeout; d > 0 {
-		tc.SetReadDeadline(time.Now().Add(d))
+	d := t.cfg.HandshakeTimeout
+	if idle := s.cfg.IdleTimeout; idle > 0 && (d <= 0 || idle < d) {
+		d = idle
+	}
+	if d > 0 {
+		tc.SetDeadline(time.Now().Add(d))
 	}
 	if c.stopped.Load() {
 		return false // stop's deadline may have been overwritten
 	}
 	err := tc.HandshakeContext(context.Background())
+	if err == nil && d > 0 {
+		// serve sets its own deadlines, if any. Were stop's deadline
+		// overwritten here, serve still sees stopped before it reads.
+		tc.SetDeadline(time.Time{})
+	}
 	if err != nil {
 		if !errors.Is(err, io.EOF) && !c.stopped.Load() {
 			t.handshakeErrors.Add(1)

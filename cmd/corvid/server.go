@@ -1070,7 +1070,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		case <-served:
 		}
 	}()
-	// SIGHUP reopens the command log, for log rotation.
+	// SIGHUP reopens the command log, for log rotation, and reads the
+	// auth file and the SASL password database again, as memcached
+	// reads its auth file again.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -1082,6 +1084,9 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 			case <-hup:
 				if err := srv.ReopenLogs(); err != nil {
 					logger.Error("cannot reopen the command log", "err", err)
+				}
+				if err := srv.ReloadAuth(); err != nil {
+					logger.Error("cannot reload the credentials; the previous ones stay", "err", err)
 				}
 			}
 		}
