@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -103,22 +102,17 @@ func TestStatsBytesMatchMemcached(t *testing.T) {
 	}
 }
 
-// settle waits until memcached at addr has counted out the connections
-// closed before (its start-up probe's, the last one settle made): a worker
-// thread sees a close a moment after it, and until then the connection
-// counts in curr_connections. It waits until curr_connections reads the
-// same twice, 20 ms apart (2 s at most), and 20 ms more.
-func settle(t *testing.T, addr string) {
+// waitAlone waits (10 s at most) until the server, asked on c, lists no
+// TCP client connection but c in "stats conns". memcached's worker thread
+// sees a client's close some time after it (later still when the machine
+// is busy), and until then lists the connection and counts it in
+// curr_connections: those closed before (its start-up probe's, ones that
+// read stats) must be gone before its counts are read.
+func waitAlone(t *testing.T, c *testutil.Conn) {
 	t.Helper()
-	prev := ""
-	for range 100 {
-		cur := statValues(t, addr, "")["curr_connections"]
-		time.Sleep(20 * time.Millisecond)
-		if cur == prev {
-			return
-		}
-		prev = cur
-	}
+	testutil.WaitFor(t, func() bool {
+		return strings.Count(string(readStatsRaw(t, c, "stats conns\r\n")), ":listen_addr tcp:") == 1
+	})
 }
 
 // TestConnectionStatsMatchMemcached compares the connection counts of
@@ -144,15 +138,13 @@ func TestConnectionStatsMatchMemcached(t *testing.T) {
 			read := func(addr string) map[string]string {
 				c := testutil.Dial(t, addr) // open while the stats are read
 				defer c.Close()
-				c.Send([]byte("version\r\n")) // accepted before the stats are read
-				c.ReadReply(testutil.LineReply)
-				m := statValues(t, addr, "")
+				waitAlone(t, c)
+				m := readStats(t, c, "stats\r\n")
 				c.Send([]byte("stats reset\r\n"))
 				c.ReadReply(testutil.LineReply)
 				m["total_connections after reset"] = statValues(t, addr, "")["total_connections"]
 				return m
 			}
-			settle(t, mc)
 			want, got := read(mc), read(cv)
 			for _, n := range []string{"curr_connections", "reserved_fds"} {
 				if got[n] != want[n] {
