@@ -103,15 +103,18 @@ func TestStatsBytesMatchMemcached(t *testing.T) {
 }
 
 // waitAlone waits (10 s at most) until the server, asked on c, lists no
-// TCP client connection but c in "stats conns". memcached's worker thread
-// sees a client's close some time after it (later still when the machine
-// is busy), and until then lists the connection and counts it in
-// curr_connections: those closed before (its start-up probe's, ones that
-// read stats) must be gone before its counts are read.
-func waitAlone(t *testing.T, c *testutil.Conn) {
+// TCP client connection but c in "stats conns", and udp UDP connections
+// unless udp is negative. memcached's worker thread sees a client's close
+// some time after it (later still when the machine is busy), and until
+// then lists the connection and counts it in curr_connections: those
+// closed before (its start-up probe's, ones that read stats) must be gone
+// before its counts are read. Its worker threads also make their UDP
+// connections when they get to it, after it accepts TCP clients.
+func waitAlone(t *testing.T, c *testutil.Conn, udp int) {
 	t.Helper()
 	testutil.WaitFor(t, func() bool {
-		return strings.Count(string(readStatsRaw(t, c, "stats conns\r\n")), ":listen_addr tcp:") == 1
+		conns := string(readStatsRaw(t, c, "stats conns\r\n"))
+		return strings.Count(conns, ":listen_addr tcp:") == 1 && (udp < 0 || strings.Count(conns, ":addr udp:") == udp)
 	})
 }
 
@@ -128,24 +131,26 @@ func TestConnectionStatsMatchMemcached(t *testing.T) {
 		t.Run(fmt.Sprintf("udp=%v", udp), func(t *testing.T) {
 			var mc string
 			cfg := server.Config{Threads: 3}
+			mcUDP := 0 // memcached's UDP connections: one per thread
 			if udp {
+				mcUDP = 3
 				mc, _ = startUDPMemcached(t, "-t", "3")
 				cfg.UDPAddrs = []string{"127.0.0.1:0"}
 			} else {
 				mc = testutil.StartMemcached(t, "-t", "3")
 			}
 			cv := testutil.StartCorvid(t, cfg)
-			read := func(addr string) map[string]string {
+			read := func(addr string, udp int) map[string]string {
 				c := testutil.Dial(t, addr) // open while the stats are read
 				defer c.Close()
-				waitAlone(t, c)
+				waitAlone(t, c, udp)
 				m := readStats(t, c, "stats\r\n")
 				c.Send([]byte("stats reset\r\n"))
 				c.ReadReply(testutil.LineReply)
 				m["total_connections after reset"] = statValues(t, addr, "")["total_connections"]
 				return m
 			}
-			want, got := read(mc), read(cv)
+			want, got := read(mc, mcUDP), read(cv, -1)
 			for _, n := range []string{"curr_connections", "reserved_fds"} {
 				if got[n] != want[n] {
 					t.Errorf("%s: corvid %s, memcached %s", n, got[n], want[n])
