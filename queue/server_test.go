@@ -268,14 +268,30 @@ func TestManyWaitersAreBounded(t *testing.T) {
 		cs = append(cs, c)
 	}
 	waitFor(t, "the waiters", func() bool { return s.stat("queue_idle_waiters") == strconv.Itoa(maxWaiters) })
-	// Those beyond MaxWaiters were answered at once.
+	// Those beyond MaxWaiters were answered at once, the waiters not
+	// (they wait a minute). The last waiter can be counted before the
+	// other connections' goroutines have read their gets, so the replies
+	// are polled for until that many came (10 s at most), then once more
+	// for any further one.
+	replies := make([]string, conns)
 	answered := 0
-	for _, c := range cs {
-		c.nc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		if l, err := c.r.ReadString('\n'); err == nil && l == "END\r\n" {
-			answered++
+	poll := func() {
+		for i, c := range cs {
+			if replies[i] == "END\r\n" {
+				continue
+			}
+			c.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+			l, _ := c.r.ReadString('\n')
+			if replies[i] += l; replies[i] == "END\r\n" {
+				answered++
+			}
 		}
 	}
+	for deadline := time.Now().Add(10 * time.Second); answered < conns-maxWaiters && time.Now().Before(deadline); {
+		poll()
+	}
+	time.Sleep(20 * time.Millisecond)
+	poll()
 	if answered != conns-maxWaiters {
 		t.Fatalf("%d gets answered at once, want %d", answered, conns-maxWaiters)
 	}

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 	"github.com/corvidcache/corvid/server"
@@ -103,22 +102,20 @@ func TestStatsBytesMatchMemcached(t *testing.T) {
 	}
 }
 
-// settle waits until memcached at addr has counted out the connections
-// closed before (its start-up probe's, the last one settle made): a worker
-// thread sees a close a moment after it, and until then the connection
-// counts in curr_connections. It waits until curr_connections reads the
-// same twice, 20 ms apart (2 s at most), and 20 ms more.
-func settle(t *testing.T, addr string) {
+// waitAlone waits (10 s at most) until the server, asked on c, lists no
+// TCP client connection but c in "stats conns", and udp UDP connections
+// unless udp is negative. memcached's worker thread sees a client's close
+// some time after it (later still when the machine is busy), and until
+// then lists the connection and counts it in curr_connections: those
+// closed before (its start-up probe's, ones that read stats) must be gone
+// before its counts are read. Its worker threads also make their UDP
+// connections when they get to it, after it accepts TCP clients.
+func waitAlone(t *testing.T, c *testutil.Conn, udp int) {
 	t.Helper()
-	prev := ""
-	for range 100 {
-		cur := statValues(t, addr, "")["curr_connections"]
-		time.Sleep(20 * time.Millisecond)
-		if cur == prev {
-			return
-		}
-		prev = cur
-	}
+	testutil.WaitFor(t, func() bool {
+		conns := string(readStatsRaw(t, c, "stats conns\r\n"))
+		return strings.Count(conns, ":listen_addr tcp:") == 1 && (udp < 0 || strings.Count(conns, ":addr udp:") == udp)
+	})
 }
 
 // TestConnectionStatsMatchMemcached compares the connection counts of
@@ -134,26 +131,26 @@ func TestConnectionStatsMatchMemcached(t *testing.T) {
 		t.Run(fmt.Sprintf("udp=%v", udp), func(t *testing.T) {
 			var mc string
 			cfg := server.Config{Threads: 3}
+			mcUDP := 0 // memcached's UDP connections: one per thread
 			if udp {
+				mcUDP = 3
 				mc, _ = startUDPMemcached(t, "-t", "3")
 				cfg.UDPAddrs = []string{"127.0.0.1:0"}
 			} else {
 				mc = testutil.StartMemcached(t, "-t", "3")
 			}
 			cv := testutil.StartCorvid(t, cfg)
-			read := func(addr string) map[string]string {
+			read := func(addr string, udp int) map[string]string {
 				c := testutil.Dial(t, addr) // open while the stats are read
 				defer c.Close()
-				c.Send([]byte("version\r\n")) // accepted before the stats are read
-				c.ReadReply(testutil.LineReply)
-				m := statValues(t, addr, "")
+				waitAlone(t, c, udp)
+				m := readStats(t, c, "stats\r\n")
 				c.Send([]byte("stats reset\r\n"))
 				c.ReadReply(testutil.LineReply)
 				m["total_connections after reset"] = statValues(t, addr, "")["total_connections"]
 				return m
 			}
-			settle(t, mc)
-			want, got := read(mc), read(cv)
+			want, got := read(mc, mcUDP), read(cv, -1)
 			for _, n := range []string{"curr_connections", "reserved_fds"} {
 				if got[n] != want[n] {
 					t.Errorf("%s: corvid %s, memcached %s", n, got[n], want[n])
