@@ -23,12 +23,14 @@ import (
 )
 
 var (
-	diffSeed  = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: the fixed seeds, then -diff.seeds new ones)")
-	diffSeeds = flag.Int("diff.seeds", 0, "number of new random seeds TestDiffRandom runs after its fixed ones")
-	diffN     = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends for each seed")
-	diffMeta  = flag.Int("diff.meta", 10, "percent of TestDiffRandom's requests that are meta commands")
-	diffNoCAS = flag.Bool("diff.nocas", false, "run TestDiffRandom's servers without CAS uniques (memcached -C)")
-	diffSelf  = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
+	diffSeed    = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: the fixed seeds, then -diff.seeds new ones)")
+	diffSeeds   = flag.Int("diff.seeds", 0, "number of new random seeds TestDiffRandom runs after its fixed ones")
+	diffN       = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends for each seed")
+	diffMeta    = flag.Int("diff.meta", 10, "percent of TestDiffRandom's requests that are meta commands")
+	diffBatch   = flag.Int("diff.batch", 8, "most steps TestDiffRandom pipelines in one batch")
+	diffNoCAS   = flag.Bool("diff.nocas", false, "run TestDiffRandom's servers without CAS uniques (memcached -C)")
+	diffItemMax = flag.Int("diff.itemmax", 1<<20, "TestDiffRandom's servers' item size limit in bytes (memcached -I), 1 MiB or more")
+	diffSelf    = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
 		"to check that the generated requests and transcripts have deterministic replies")
 )
 
@@ -48,6 +50,9 @@ func startMemcached(t *testing.T) string {
 	if *diffNoCAS {
 		args = append(args, "-C")
 	}
+	if *diffItemMax != 1<<20 {
+		args = append(args, "-I", strconv.Itoa(*diffItemMax))
+	}
 	return testutil.StartMemcached(t, args...)
 }
 
@@ -63,7 +68,7 @@ func startCorvid(t *testing.T) string {
 	// order "stats cachedump" shows.
 	return testutil.StartCorvid(t, server.Config{
 		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20, NoCrawler: true, NoLRUMaintainer: true,
-			DisableCAS: *diffNoCAS},
+			DisableCAS: *diffNoCAS, ItemSizeMax: *diffItemMax},
 	})
 }
 
@@ -644,7 +649,7 @@ func newGenerator(seed uint64) *generator {
 	for i := range 10 {
 		g.keys = append(g.keys, "k"+strconv.Itoa(i))
 	}
-	pad := make([]byte, 1<<20+16<<10)
+	pad := make([]byte, *diffItemMax+16<<10)
 	for i := range pad {
 		pad[i] = valueChars[g.r.IntN(len(valueChars))]
 	}
@@ -658,7 +663,7 @@ func (g *generator) pick(options ...string) string { return options[g.r.IntN(len
 
 // batch returns up to limit steps to pipeline together.
 func (g *generator) batch(limit int) []step {
-	n := min(limit, 1+g.r.IntN(8))
+	n := min(limit, 1+g.r.IntN(*diffBatch))
 	steps := make([]step, 0, n)
 	if g.next != nil {
 		steps = append(steps, *g.next)
@@ -871,13 +876,13 @@ func (g *generator) value(key, flags, cmd string) string {
 		// Around memcached's largest value: 1 MiB less its item header
 		// (48 bytes), the key and its NUL, the CAS (8), the CRLF, and
 		// 4 more bytes when the flags are not 0.
-		limit := 1<<20 - 48 - len(key) - 1 - 8 - 2
+		limit := *diffItemMax - 48 - len(key) - 1 - 8 - 2
 		if flags != "0" {
 			limit -= 4
 		}
 		return g.hex(limit - 2 + g.r.IntN(5))
 	default:
-		return g.hex(1<<20 + g.r.IntN(4096))
+		return g.hex(*diffItemMax + g.r.IntN(4096))
 	}
 }
 
