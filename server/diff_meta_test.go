@@ -85,13 +85,13 @@ func (g *generator) learnMeta(line []byte) {
 	}
 	var key string
 	id := 0
-	for _, t := range bytes.Fields(line) {
+	for _, t := range fields(line) {
 		switch {
 		case bytes.HasPrefix(t, []byte("c#")):
 			id, _ = strconv.Atoi(string(t[2:]))
 		case bytes.HasPrefix(t, []byte("cas=#")):
 			id, _ = strconv.Atoi(string(t[5:]))
-		case t[0] == 'k' && len(t) > 1:
+		case len(t) > 1 && t[0] == 'k':
 			key = string(t[1:])
 		}
 	}
@@ -134,30 +134,63 @@ func (g *generator) meta() step {
 	}
 }
 
+// binaryKeys are keys only a base64 key token can name: with spaces,
+// NULs; and keys of 186 and 188 bytes, whose base64 forms are 248 and 252
+// bytes long, memcached checking the length of the token. None holds a
+// newline: replies show the key of an item that mg or ma made (N) as it
+// is, not in base64, in memcached as in corvid, and a newline would end
+// the reply's line before its flags, some of which are normalised.
+var binaryKeys = []string{"a b", "\x00", "k\x00\x01\xff", "k\rx", " ",
+	strings.Repeat("b", 186), strings.Repeat("\x00b", 94)}
+
 // metaKey returns a key token and, for a base64 key, the flag "b".
 func (g *generator) metaKey() (key, b string) {
 	k := g.key()
+	if g.chance(3) {
+		k = binaryKeys[g.r.IntN(len(binaryKeys))]
+	}
 	switch n := g.r.IntN(100); {
-	case n < 80:
-		return k, ""
-	case n < 95:
+	case n < 80 && strings.ContainsAny(k, " \x00\n"):
 		return base64.StdEncoding.EncodeToString([]byte(k)), "b"
+	case n < 78:
+		return k, ""
+	case n < 80:
+		return g.readKey(), ""
+	case n < 95:
+		return base64.StdEncoding.EncodeToString([]byte(k)), "b" + g.pick("", "", "", "x")
 	default:
-		return g.pick("!!!", "abc", "a=b=", "====", "QQ==x", "Zm9v====", "Zg=A"), "b"
+		return g.pick("!!!", "abc", "a=b=", "====", "QQ==x", "Zm9v====", "Zg=A", "Zm9v\x00"), "b"
 	}
 }
 
 func (g *generator) opaque() string {
 	if g.chance(4) {
-		return "O" + strings.Repeat("o", 32)
+		return "O" + strings.Repeat("o", 31+g.r.IntN(2))
 	}
-	return "O" + g.pick("", "1", "abc", "x-y", strconv.Itoa(g.r.IntN(1e6)))
+	return "O" + g.pick("", "1", "abc", "x-y", strconv.Itoa(g.r.IntN(1e6)), "\x01\xff")
+}
+
+// ret is a return flag, sometimes with bytes after it, which memcached
+// ignores: it reads a flag token's first byte.
+func (g *generator) ret(flag string) func() string {
+	return func() string {
+		if g.chance(3) {
+			return flag + g.pick("x", "1", flag)
+		}
+		return flag
+	}
+}
+
+// proxyFlags are flags that memcached 1.6.18 takes and ignores, kept for
+// its proxy.
+func (g *generator) proxyFlags() string {
+	return g.pick("P", "L", "Pfoo", "L1")
 }
 
 // metaTTL is a T or N value: mostly the generator's exptimes.
 func (g *generator) metaTTL() string {
 	if g.chance(5) {
-		return g.pick("abc", "", "1.5", "2147483648")
+		return g.pick("abc", "", "1.5", "2147483648", "-2147483649")
 	}
 	return g.exptime()
 }
@@ -185,7 +218,8 @@ func (g *generator) flags(b string, set flagSet, percent int) string {
 	case n < 6:
 		flags = append(flags, g.pick("x", "E5", "Z", "S1", "\x01", "é"))
 	case n < 8:
-		for range 20 {
+		// Around memcached's limit on a meta command's tokens.
+		for range 15 + g.r.IntN(10) {
 			flags = append(flags, "O1")
 		}
 	}
@@ -200,12 +234,13 @@ func fixed(s string) func() string { return func() string { return s } }
 func (g *generator) metaGet() string {
 	key, b := g.metaKey()
 	set := flagSet{
-		{"v", fixed("v")}, {"v", fixed("v")}, {"f", fixed("f")}, {"t", fixed("t")},
-		{"s", fixed("s")}, {"c", fixed("c")}, {"k", fixed("k")}, {"h", fixed("h")},
-		{"l", fixed("l")}, {"q", fixed("q")}, {"u", fixed("u")}, {"O", g.opaque},
+		{"v", fixed("v")}, {"v", fixed("v")}, {"f", g.ret("f")}, {"t", g.ret("t")},
+		{"s", g.ret("s")}, {"c", g.ret("c")}, {"k", g.ret("k")}, {"h", g.ret("h")},
+		{"l", g.ret("l")}, {"q", g.ret("q")}, {"u", g.ret("u")}, {"O", g.opaque},
 		{"T", func() string { return "T" + g.metaTTL() }},
 		{"N", func() string { return "N" + g.metaTTL() }},
-		{"R", func() string { return "R" + g.pick("30", "200000", "2000000001", "-1", "0", "x") }},
+		{"R", func() string { return "R" + g.num(g.pick("30", "200000", "2000000001", "-1", "0", "x")) }},
+		{"P", g.proxyFlags},
 	}
 	// v is listed twice to be common; keep one.
 	fl := g.flags(b, set, 25)
@@ -224,11 +259,11 @@ func (g *generator) metaSet() string {
 	mode := g.pick("S", "E", "A", "P", "R", "X", "EE", "")
 	set := flagSet{
 		{"T", func() string { return "T" + g.metaTTL() }},
-		{"F", func() string { return "F" + g.pick(flags, flags, flags, "-1", "x", "4294967296") }},
-		{"C", func() string { return "C" + g.casArg(key) }},
-		{"I", fixed("I")}, {"q", fixed("q")}, {"O", g.opaque}, {"k", fixed("k")},
-		{"c", fixed("c")}, {"M", func() string { return "M" + mode }},
-		{"f", fixed("f")}, {"v", fixed("v")},
+		{"F", func() string { return "F" + g.num(g.pick(flags, flags, flags, "-1", "x", "4294967296", "")) }},
+		{"C", func() string { return "C" + g.num(g.casArg(key)) }},
+		{"I", g.ret("I")}, {"q", g.ret("q")}, {"O", g.opaque}, {"k", g.ret("k")},
+		{"c", g.ret("c")}, {"M", func() string { return "M" + mode }},
+		{"f", fixed("f")}, {"v", fixed("v")}, {"P", g.proxyFlags},
 	}
 	fl := g.flags(b, set, 30)
 	cmd := "set"
@@ -238,12 +273,12 @@ func (g *generator) metaSet() string {
 	case strings.Contains(fl, " MP"):
 		cmd = "prepend"
 	}
-	v := forIncr(cmd, g.value(key, flags))
+	v := forIncr(cmd, g.value(key, flags, cmd))
 	length := strconv.Itoa(len(v))
 	data := v + "\r\n"
 	// memcached reads the data block as commands after some errors; keep
 	// it short then (see generator).
-	if len(key) > 250 || strings.Count(fl, " ") > 16 || g.chance(10) {
+	if len(key) > 250 || strings.Contains(key, "\x00") || strings.Count(fl, " ") > 16 || g.chance(10) {
 		v = g.hex(g.r.IntN(10))
 		length, data = strconv.Itoa(len(v)), v+"\r\n"
 		switch g.r.IntN(4) {
@@ -257,15 +292,15 @@ func (g *generator) metaSet() string {
 			key = tooLongKey
 		}
 	}
-	return "ms " + key + " " + length + fl + g.eol() + data
+	return "ms " + key + " " + g.num(length) + fl + g.eol() + data
 }
 
 func (g *generator) metaDelete() string {
 	key, b := g.metaKey()
 	set := flagSet{
-		{"q", fixed("q")}, {"C", func() string { return "C" + g.casArg(key) }},
-		{"I", fixed("I")}, {"T", func() string { return "T" + g.metaTTL() }},
-		{"O", g.opaque}, {"k", fixed("k")}, {"x", fixed("x")},
+		{"q", g.ret("q")}, {"C", func() string { return "C" + g.num(g.casArg(key)) }},
+		{"I", g.ret("I")}, {"T", func() string { return "T" + g.metaTTL() }},
+		{"O", g.opaque}, {"k", g.ret("k")}, {"x", fixed("x")}, {"L", g.proxyFlags},
 	}
 	return "md " + key + g.flags(b, set, 20) + g.eol()
 }
@@ -278,18 +313,19 @@ func (g *generator) metaArith() string {
 	decr := mode == "D" || mode == "-"
 	set := flagSet{
 		{"N", func() string { return "N" + g.metaTTL() }},
-		{"J", func() string { return "J" + g.pick("0", "5", "999999999999999999", "-1", "x") }},
+		{"J", func() string { return "J" + g.num(g.pick("0", "5", "999999999999999999", "-1", "x", "")) }},
 		{"D", func() string {
 			if decr {
-				return "D" + g.pick("1", "18446744073709551615", "abc")
+				return "D" + g.num(g.pick("1", "18446744073709551615", "abc", "-0"))
 			}
-			return "D" + g.pick("0", "1", "100", strconv.FormatUint(g.r.Uint64N(1e15), 10), "abc")
+			return "D" + g.num(g.pick("0", "1", "100", strconv.FormatUint(g.r.Uint64N(1e15), 10), "abc", ""))
 		}},
 		{"T", func() string { return "T" + g.metaTTL() }},
 		{"M", func() string { return "M" + mode }},
-		{"q", fixed("q")}, {"O", g.opaque}, {"k", fixed("k")}, {"t", fixed("t")},
-		{"c", fixed("c")}, {"v", fixed("v")},
-		{"C", func() string { return "C" + g.casArg(key) }},
+		{"q", g.ret("q")}, {"O", g.opaque}, {"k", g.ret("k")}, {"t", g.ret("t")},
+		{"c", g.ret("c")}, {"v", g.ret("v")},
+		{"C", func() string { return "C" + g.num(g.casArg(key)) }},
+		{"P", g.proxyFlags},
 	}
 	return "ma " + key + g.flags(b, set, 25) + g.eol()
 }

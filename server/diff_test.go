@@ -2,13 +2,16 @@ package server_test
 
 // Differential tests: the same requests go to corvid and to a real memcached,
 // and the replies must be byte-for-byte the same, except CAS uniques, which
-// are compared by identity (see peer).
+// the transcripts compare by identity (see peer).
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,10 +23,14 @@ import (
 )
 
 var (
-	diffSeed = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: a new one each run)")
-	diffN    = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends")
-	diffMeta = flag.Int("diff.meta", 10, "percent of TestDiffRandom's requests that are meta commands")
-	diffSelf = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
+	diffSeed    = flag.Uint64("diff.seed", 0, "seed of TestDiffRandom's request stream (0: the fixed seeds, then -diff.seeds new ones)")
+	diffSeeds   = flag.Int("diff.seeds", 0, "number of new random seeds TestDiffRandom runs after its fixed ones")
+	diffN       = flag.Int("diff.n", 3000, "number of requests TestDiffRandom sends for each seed")
+	diffMeta    = flag.Int("diff.meta", 10, "percent of TestDiffRandom's requests that are meta commands")
+	diffBatch   = flag.Int("diff.batch", 8, "most steps TestDiffRandom pipelines in one batch")
+	diffNoCAS   = flag.Bool("diff.nocas", false, "run TestDiffRandom's servers without CAS uniques (memcached -C)")
+	diffItemMax = flag.Int("diff.itemmax", 1<<20, "TestDiffRandom's servers' item size limit in bytes (memcached -I), 1 MiB or more")
+	diffSelf    = flag.Bool("diff.self", false, "test a second memcached in place of corvid, "+
 		"to check that the generated requests and transcripts have deterministic replies")
 )
 
@@ -39,8 +46,14 @@ const replyTimeout = 3 * time.Second
 // referenced and store a new one instead of padding the number in place.
 func startMemcached(t *testing.T) string {
 	t.Helper()
-	return testutil.StartMemcached(t, "-m", strconv.Itoa(diffMemoryMB),
-		"-o", "no_lru_crawler,no_lru_maintainer")
+	args := []string{"-m", strconv.Itoa(diffMemoryMB), "-o", "no_lru_crawler,no_lru_maintainer"}
+	if *diffNoCAS {
+		args = append(args, "-C")
+	}
+	if *diffItemMax != 1<<20 {
+		args = append(args, "-I", strconv.Itoa(*diffItemMax))
+	}
+	return testutil.StartMemcached(t, args...)
 }
 
 // startCorvid starts the server under test: corvid, or with -diff.self
@@ -54,7 +67,8 @@ func startCorvid(t *testing.T) string {
 	// counted until they are looked at, in both; and a flat LRU, whose
 	// order "stats cachedump" shows.
 	return testutil.StartCorvid(t, server.Config{
-		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20, NoCrawler: true, NoLRUMaintainer: true},
+		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20, NoCrawler: true, NoLRUMaintainer: true,
+			DisableCAS: *diffNoCAS, ItemSizeMax: *diffItemMax},
 	})
 }
 
@@ -83,7 +97,9 @@ const sentinel = "version\r\n"
 // peer is a connection to one server of a differential test. It numbers the
 // CAS uniques the server returns in order of first appearance and writes
 // "#N" in their place, so that two servers' replies are equal when they
-// name the same item versions, whatever their numbering.
+// name the same item versions, whatever their numbering. TestDiffRandom
+// then requires the same uniques too: corvid gives them out as memcached
+// does, from 1, in the same order.
 type peer struct {
 	name    string
 	conn    *testutil.Conn
@@ -161,7 +177,7 @@ func (p *peer) numberCAS(r []byte) []byte {
 	for len(r) > 0 {
 		line := r[:bytes.IndexByte(r, '\n')+1] // replies are whole lines
 		r = r[len(line):]
-		f := bytes.Fields(line)
+		f := fields(line)
 		if len(f) < 4 || string(f[0]) != "VALUE" {
 			out = append(out, line...)
 			continue
@@ -190,6 +206,12 @@ func (p *peer) appendValueLine(dst, line []byte, f [][]byte) []byte {
 	return append(dst, line[at+len(f[4]):]...)
 }
 
+// fields splits a reply line, without its line end, at single spaces: the
+// servers separate fields so, and a key may hold other white space.
+func fields(line []byte) [][]byte {
+	return bytes.Split(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r")), []byte(" "))
+}
+
 func (p *peer) casID(v uint64) int {
 	id, ok := p.casIDs[v]
 	if !ok {
@@ -200,23 +222,42 @@ func (p *peer) casID(v uint64) int {
 	return id
 }
 
-// TestDiffRandom sends a seeded random stream of requests, valid and not,
-// to corvid and to memcached in small pipelined batches, and requires the
-// same replies to every request.
-func TestDiffRandom(t *testing.T) {
-	mc := startMemcached(t)
-	diffRandom(t, startCorvid(t), mc)
+// diffFixedSeeds are the seeds TestDiffRandom always runs, so that a run
+// fails or passes alike each time; -diff.seeds adds new ones, to hunt.
+var diffFixedSeeds = []uint64{1, 2, 3}
+
+// diffRunSeeds returns the seeds to run: -diff.seed alone when given, else
+// the fixed seeds and -diff.seeds new ones.
+func diffRunSeeds() []uint64 {
+	if *diffSeed != 0 {
+		return []uint64{*diffSeed}
+	}
+	seeds := append([]uint64(nil), diffFixedSeeds...)
+	for range *diffSeeds {
+		seeds = append(seeds, rand.Uint64()|1)
+	}
+	return seeds
 }
 
-// diffRandom sends the generated request stream to corvid at cv and
-// memcached at mc and fails at the first reply that differs.
-func diffRandom(t *testing.T, cv, mc string) {
-	t.Helper()
-	seed := *diffSeed
-	if seed == 0 {
-		seed = rand.Uint64()
+// TestDiffRandom sends a seeded random stream of requests, valid and not,
+// to corvid and to memcached in small pipelined batches, and requires the
+// same replies to every request. Each seed has a new pair of servers.
+func TestDiffRandom(t *testing.T) {
+	if testutil.MemcachedPath() == "" {
+		t.Skip("memcached is not installed")
 	}
-	t.Logf("seed %d (rerun with -diff.seed=%d)", seed, seed)
+	for _, seed := range diffRunSeeds() {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+			mc := startMemcached(t)
+			diffRandom(t, startCorvid(t), mc, seed)
+		})
+	}
+}
+
+// diffRandom sends the request stream of seed to corvid at cv and
+// memcached at mc and fails at the first reply that differs.
+func diffRandom(t *testing.T, cv, mc string, seed uint64) {
+	t.Helper()
 	peers := []*peer{newPeer(t, "corvid", cv), newPeer(t, "memcached", mc)}
 	g := newGenerator(seed)
 
@@ -238,6 +279,13 @@ func diffRandom(t *testing.T, cv, mc string) {
 			for i, p := range peers {
 				got[i], errs[i] = p.recv(s)
 			}
+			if !slices.Equal(peers[0].casVals, peers[1].casVals) {
+				// The same item versions, numbered alike, but not with
+				// the same uniques: show the uniques.
+				for i, p := range peers {
+					got[i] = fmt.Appendf(got[i], " (CAS uniques %v)", p.casVals)
+				}
+			}
 			if errs[0] != nil || errs[1] != nil || !bytes.Equal(got[0], got[1]) {
 				failure = diffReport(seed, sent, peers, got, errs)
 				break
@@ -258,14 +306,55 @@ func diffRandom(t *testing.T, cv, mc string) {
 			t.Fatal(failure)
 		}
 	}
+
+	// Last, a line memcached closes the connection for, however it arrives:
+	// one that is not a get and has no newline in its first 16 KB, the
+	// read buffer of a memcached connection, of which it reads the first
+	// 2049 bytes and closes; or quit (see generator.overlong).
+	line := g.overlong()
+	got := make([][]byte, len(peers))
+	for i, p := range peers {
+		got[i] = p.closing(line)
+	}
+	if !bytes.Equal(got[0], got[1]) {
+		t.Fatalf("seed %d (rerun with -diff.seed=%d): replies to the last, overlong line differ\nrequest: %s\ncorvid   : %s\nmemcached: %s",
+			seed, seed, testutil.Quote([]byte(line), 200), testutil.Quote(got[0], 300), testutil.Quote(got[1], 300))
+	}
+}
+
+// closing sends line, which should make the server close the connection
+// (after the replies to the requests before it in line),
+// and returns its replies, followed by "<closed>" when it closed the
+// connection (how: with an end of file or a reset, as it had not read all
+// the line) or "<open>" when it did not within the reply timeout.
+func (p *peer) closing(line string) []byte {
+	errc := make(chan error, 1)
+	go func() { errc <- p.conn.TrySend([]byte(line)) }()
+	var out []byte
+	for {
+		r, err := p.conn.TryReadReply(testutil.AnyReply)
+		out = append(out, r...)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			out = append(out, "<open>"...)
+		} else {
+			out = append(out, "<closed>"...)
+		}
+		p.conn.Close() // unblocks the writer
+		<-errc
+		return out
+	}
 }
 
 // diffReport describes a mismatch at the last request sent.
 func diffReport(seed uint64, sent []step, peers []*peer, got [][]byte, errs []error) string {
 	var b strings.Builder
 	last := len(sent) - 1
-	fmt.Fprintf(&b, "seed %d: replies to request %d differ\nrequest: %s\n",
-		seed, last, testutil.Quote([]byte(sent[last].req), 300))
+	fmt.Fprintf(&b, "seed %d (rerun with -diff.seed=%d): replies to request %d differ\nrequest: %s\n",
+		seed, seed, last, testutil.Quote([]byte(sent[last].req), 300))
 	for i, p := range peers {
 		fmt.Fprintf(&b, "%-9s: %s", p.name, testutil.Quote(got[i], 600))
 		if errs[i] != nil {
@@ -511,8 +600,9 @@ func runTranscripts(t *testing.T, transcripts []transcript) {
 // It avoids requests whose replies from memcached depend on timing:
 // exptimes that expire during the test, flush_all delays, lines over 2 KiB
 // that memcached may see in parts (it closes the connection when a line
-// other than a get is longer than that without its newline), and lengths
-// that make a server wait for data.
+// other than a get is longer than that without its newline; corvid closes
+// it however it arrives, as the README says), and lengths that make a
+// server wait for data.
 //
 // It also keeps incr and decr from reading whatever memory follows a value
 // in memcached: they parse a value that is all whitespace on into it, and
@@ -538,7 +628,18 @@ const valueChars = "0123456789abcdef"
 var (
 	longKey    = strings.Repeat("l", 250)
 	tooLongKey = strings.Repeat("t", 251)
+	// oddKeys hold bytes other than letters and digits, all of which
+	// memcached takes in a key but space, NUL (which ends its command
+	// line) and "\n" (and "\r" before it): control bytes, other white
+	// space, bytes over 0x7f, UTF-8 white space, a 250-byte one.
+	oddKeys = []string{"ключ", "\x01\x02", "k\x7f\xff", "a\rb", "\tk", "k\v\f", "\xc2\xa0", "k\r",
+		strings.Repeat("\x01é~", 62) + "zz"}
 )
+
+// binaryChars make up the short binary values: bytes a client may store
+// that are not text, but no digit other than 0, so that incr and decr read
+// such a value as a small number or none (see generator).
+const binaryChars = "\x00\x01\t\n\r \x7f\x80\xffaZ0-+"
 
 func newGenerator(seed uint64) *generator {
 	g := &generator{
@@ -548,7 +649,7 @@ func newGenerator(seed uint64) *generator {
 	for i := range 10 {
 		g.keys = append(g.keys, "k"+strconv.Itoa(i))
 	}
-	pad := make([]byte, 1<<20+16<<10)
+	pad := make([]byte, *diffItemMax+16<<10)
 	for i := range pad {
 		pad[i] = valueChars[g.r.IntN(len(valueChars))]
 	}
@@ -562,7 +663,7 @@ func (g *generator) pick(options ...string) string { return options[g.r.IntN(len
 
 // batch returns up to limit steps to pipeline together.
 func (g *generator) batch(limit int) []step {
-	n := min(limit, 1+g.r.IntN(8))
+	n := min(limit, 1+g.r.IntN(*diffBatch))
 	steps := make([]step, 0, n)
 	if g.next != nil {
 		steps = append(steps, *g.next)
@@ -583,7 +684,7 @@ func (g *generator) batch(limit int) []step {
 func (g *generator) learn(reply []byte) {
 	for line := range bytes.Lines(reply) {
 		g.learnMeta(line)
-		f := bytes.Fields(line)
+		f := fields(line)
 		if len(f) == 5 && string(f[0]) == "VALUE" && f[4][0] == '#' {
 			id, _ := strconv.Atoi(string(f[4][1:]))
 			key := string(f[1])
@@ -593,7 +694,34 @@ func (g *generator) learn(reply []byte) {
 	}
 }
 
+// step returns the next step: one request, or sometimes a few sent
+// together with no sentinel between them, as a client pipelines them.
 func (g *generator) step() step {
+	s := g.request()
+	if s.first || s.stats || !g.chance(10) {
+		return s
+	}
+	for range 1 + g.r.IntN(3) {
+		t := g.request()
+		if t.first || t.stats {
+			continue // they need replies of their own
+		}
+		s.req += t.req
+		s.versions += t.versions
+	}
+	return s
+}
+
+// request returns one request, its command line sometimes spaced out.
+func (g *generator) request() step {
+	s := g.request1()
+	if g.chance(4) {
+		s.req = g.spaced(s.req)
+	}
+	return s
+}
+
+func (g *generator) request1() step {
 	if g.chance(*diffMeta) {
 		return g.meta()
 	}
@@ -609,14 +737,17 @@ func (g *generator) step() step {
 		return step{req: g.deletion()}
 	case n < 81:
 		return step{req: g.touch()}
-	case n < 82:
-		return step{req: g.pick("flush_all", "flush_all 0", "flush_all noreply",
-			"flush_all 0 noreply", "flush_all abc") + g.eol()}
+	case n < 82 && !*diffNoCAS:
+		// Without CAS uniques, a flush_all also hides the items stored
+		// in the rest of its second, in memcached as in corvid: their
+		// replies then depend on when each server's clock ticks.
+		return step{req: g.pick("flush_all", "flush_all "+g.num("0"), "flush_all noreply",
+			"flush_all 0 noreply", "flush_all abc", "flush_all -1") + g.eol()}
 	case n < 84:
 		return step{req: g.pick("version", "version x") + g.eol(), versions: 1}
 	case n < 86:
-		return step{req: g.pick("verbosity 0", "verbosity 1", "verbosity 0 noreply",
-			"verbosity", "verbosity abc", "verbosity 0 0 0") + g.eol()}
+		return step{req: g.pick("verbosity "+g.num("0"), "verbosity 1", "verbosity 0 noreply",
+			"verbosity", "verbosity abc", "verbosity 0 0 0", "verbosity -1", "verbosity noreply") + g.eol()}
 	case n < 87:
 		return step{req: g.pick("stats", "stats bogus") + g.eol(), stats: true}
 	default:
@@ -634,22 +765,74 @@ func (g *generator) eol() string {
 
 func (g *generator) key() string {
 	switch n := g.r.IntN(100); {
-	case n < 90:
+	case n < 88:
 		return g.keys[g.r.IntN(len(g.keys))]
-	case n < 96:
+	case n < 94:
 		return longKey
 	default:
-		return "ключ" // bytes outside ASCII
+		return oddKeys[g.r.IntN(len(oddKeys))]
 	}
+}
+
+// readKey is key for a request without a data block; it may hold a NUL,
+// at which memcached ends the line.
+func (g *generator) readKey() string {
+	if g.chance(2) {
+		return g.key() + "\x00" + g.pick("", "x", " 0 0 1")
+	}
+	return g.key()
+}
+
+// num returns the number s, sometimes written otherwise as memcached
+// reads it with strtol and its kin: a plus sign, leading zeros, white
+// space before or after.
+func (g *generator) num(s string) string {
+	if !g.chance(4) {
+		return s
+	}
+	if strings.HasPrefix(s, "-") {
+		return g.pick("-0"+s[1:], "\t"+s, s+"\t")
+	}
+	return g.pick("+"+s, "0"+s, "00"+s, "\t"+s, s+"\t", s+"\v", s+"\r", "+0"+s)
+}
+
+// spaced returns req with its command line's tokens separated by runs of
+// spaces, sometimes with spaces before and after them, as memcached
+// splits a line at each space and skips empty tokens.
+func (g *generator) spaced(req string) string {
+	end := strings.IndexByte(req, '\n')
+	if end < 0 {
+		return req
+	}
+	line, rest := req[:end], req[end:]
+	cr := strings.HasSuffix(line, "\r")
+	line = strings.TrimSuffix(line, "\r")
+	var b strings.Builder
+	if g.chance(30) {
+		b.WriteString(strings.Repeat(" ", 1+g.r.IntN(3)))
+	}
+	for i, tok := range strings.Split(line, " ") {
+		if i > 0 {
+			b.WriteString(strings.Repeat(" ", 1+g.r.IntN(3)))
+		}
+		b.WriteString(tok)
+	}
+	if g.chance(30) {
+		b.WriteString(strings.Repeat(" ", 1+g.r.IntN(3)))
+	}
+	if cr {
+		b.WriteByte('\r')
+	}
+	return b.String() + rest
 }
 
 func (g *generator) exptime() string {
 	if g.chance(70) {
-		return "0"
+		return g.num("0")
 	}
 	// Negative and absolute times in the past expire at once; the others
 	// outlast the test.
-	return g.pick("-1", "100000", "2592000", "2592001", "2000000000")
+	return g.num(g.pick("-1", "100000", "2592000", "2592001", "2000000000"))
 }
 
 func (g *generator) noreply() string {
@@ -665,8 +848,17 @@ func (g *generator) hex(n int) string {
 }
 
 // value returns a value to store under key with flags: mostly small, some
-// numbers for incr and decr, some up to and over the item size limit.
-func (g *generator) value(key, flags string) string {
+// numbers for incr and decr, some binary, some up to and over the item
+// size limit. Binary values are not appended or prepended: with numbers
+// before or after them, incr could read past them (see generator).
+func (g *generator) value(key, flags, cmd string) string {
+	if cmd != "append" && cmd != "prepend" && g.chance(6) {
+		b := make([]byte, g.r.IntN(16))
+		for i := range b {
+			b[i] = binaryChars[g.r.IntN(len(binaryChars))]
+		}
+		return string(b)
+	}
 	switch n := g.r.IntN(200); {
 	case n < 50:
 		return g.hex(g.r.IntN(12))
@@ -684,13 +876,13 @@ func (g *generator) value(key, flags string) string {
 		// Around memcached's largest value: 1 MiB less its item header
 		// (48 bytes), the key and its NUL, the CAS (8), the CRLF, and
 		// 4 more bytes when the flags are not 0.
-		limit := 1<<20 - 48 - len(key) - 1 - 8 - 2
+		limit := *diffItemMax - 48 - len(key) - 1 - 8 - 2
 		if flags != "0" {
 			limit -= 4
 		}
 		return g.hex(limit - 2 + g.r.IntN(5))
 	default:
-		return g.hex(1<<20 + g.r.IntN(4096))
+		return g.hex(*diffItemMax + g.r.IntN(4096))
 	}
 }
 
@@ -706,12 +898,13 @@ func (g *generator) storage() string {
 	exptime := g.exptime()
 	cas := ""
 	if cmd == "cas" {
-		cas = " " + g.casArg(key)
+		cas = " " + g.num(g.casArg(key))
 	}
 	nr := g.noreply()
 	if !g.chance(15) {
-		v := forIncr(cmd, g.value(key, flags))
-		return fmt.Sprintf("%s %s %s %s %d%s%s%s%s\r\n", cmd, key, flags, exptime, len(v), cas, nr, g.eol(), v)
+		v := forIncr(cmd, g.value(key, flags, cmd))
+		return fmt.Sprintf("%s %s %s %s %s%s%s%s%s\r\n", cmd, key, g.num(flags), exptime,
+			g.num(strconv.Itoa(len(v))), cas, nr, g.eol(), v)
 	}
 	v := g.hex(g.r.IntN(10))
 	if g.chance(20) {
@@ -721,8 +914,8 @@ func (g *generator) storage() string {
 	length := strconv.Itoa(len(v))
 	data := v + "\r\n"
 	switch g.r.IntN(8) {
-	case 0: // more data than declared: a bad data chunk
-		data = v + g.hex(1+g.r.IntN(4)) + "\r\n"
+	case 0: // more data than declared, or another end: a bad data chunk
+		data = v + g.pick("", "", "\n", "\r", "\n\r") + g.hex(1+g.r.IntN(4)) + "\r\n"
 	case 1:
 		length = g.pick("-1", "abc", "2147483646", "2147483647", "")
 	case 2:
@@ -730,7 +923,7 @@ func (g *generator) storage() string {
 	case 3:
 		exptime = g.pick("abc", "1.5", "2147483648", "-2147483649", "")
 	case 4:
-		nr += g.pick(" extra", " extra noreply")
+		nr += g.pick(" extra", " extra noreply", strings.Repeat(" x", 20+g.r.IntN(10)))
 	case 5:
 		key = tooLongKey
 	case 6:
@@ -772,15 +965,23 @@ func (g *generator) casArg(key string) string {
 
 func (g *generator) retrieval() string {
 	cmd := g.pick("get", "get", "gets", "gets", "gat", "gats")
+	if g.chance(2) {
+		cmd = "bget" // memcached's old name for get
+	}
 	n := 1 + g.r.IntN(3)
 	if g.chance(15) {
 		n = 1 + g.r.IntN(20)
 	}
+	if g.chance(3) {
+		n = 20 + g.r.IntN(60) // tokenised in parts by memcached
+	}
 	var b strings.Builder
 	b.WriteString(cmd)
-	if cmd == "gat" || cmd == "gats" {
-		// Not a get: keep the line short (see generator).
+	if cmd != "get" && cmd != "gets" {
+		// Not a line memcached lets grow: keep it short (see generator).
 		n = min(n, 6)
+	}
+	if cmd == "gat" || cmd == "gats" {
 		if g.chance(10) {
 			b.WriteString(g.pick("", " abc", " 1.5"))
 		} else {
@@ -790,9 +991,16 @@ func (g *generator) retrieval() string {
 	if g.chance(5) {
 		n = 0
 	}
-	for range n {
+	for i := range n {
 		b.WriteString(" ")
-		b.WriteString(g.key())
+		if i > 0 && g.chance(1) {
+			b.WriteString(tooLongKey + " ")
+		}
+		if i == n-1 {
+			b.WriteString(g.readKey())
+		} else {
+			b.WriteString(g.key())
+		}
 	}
 	if g.chance(3) {
 		b.WriteString(" " + tooLongKey)
@@ -806,15 +1014,16 @@ func (g *generator) retrieval() string {
 
 func (g *generator) arith() string {
 	cmd := g.pick("incr", "decr")
-	key, delta, nr := g.key(), "1", g.noreply()
+	key, delta, nr := g.readKey(), "1", g.noreply()
 	switch n := g.r.IntN(100); {
 	case n < 40:
+		delta = g.num(delta)
 	case n < 60:
-		delta = g.pick("0", "5", "100", strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64N(1e15), 10))
+		delta = g.num(g.pick("0", "5", "100", strconv.Itoa(g.r.IntN(1000)), strconv.FormatUint(g.r.Uint64N(1e15), 10)))
 	case n < 80 && cmd == "decr": // clamps at 0; incr could pass 2^63 (see generator)
-		delta = g.pick("18446744073709551615", "9223372036854775808", strconv.FormatUint(g.r.Uint64(), 10))
+		delta = g.num(g.pick("18446744073709551615", "9223372036854775808", strconv.FormatUint(g.r.Uint64(), 10)))
 	case n < 90:
-		delta = g.pick("-1", "abc", "18446744073709551616", "", "1 x", "1 noreply x")
+		delta = g.pick("-1", "abc", "18446744073709551616", "", "1 x", "1 noreply x", "-0", "0x1", "1"+strings.Repeat(" x", 25))
 	default:
 		key = g.pick(tooLongKey, "")
 	}
@@ -822,15 +1031,16 @@ func (g *generator) arith() string {
 }
 
 func (g *generator) deletion() string {
-	key := g.key()
+	key := g.readKey()
 	if g.chance(5) {
 		key = tooLongKey
 	}
-	return "delete " + key + g.pick("", "", "", " noreply", " 0", " 0 noreply", " 1", " noreply x", " 0 0") + g.eol()
+	return "delete " + key + g.pick("", "", "", " noreply", " "+g.num("0"), " 0 noreply", " 1", " noreply x", " 0 0",
+		" -0", " +0 noreply", strings.Repeat(" 0", 25)) + g.eol()
 }
 
 func (g *generator) touch() string {
-	key, exptime := g.key(), g.exptime()
+	key, exptime := g.readKey(), g.exptime()
 	switch g.r.IntN(10) {
 	case 0:
 		exptime = g.pick("abc", "", "1.5")
@@ -840,9 +1050,33 @@ func (g *generator) touch() string {
 	return "touch " + key + " " + exptime + g.noreply() + g.eol()
 }
 
+// overlong returns a line memcached refuses for its length however it
+// arrives: not a get nor a gets, or with more than 100 spaces before one,
+// and without a newline in its first 16 KB; a command line and data
+// block may follow.
+func (g *generator) overlong() string {
+	if g.chance(20) {
+		// Or quit, after other requests: the server writes their
+		// replies, then closes.
+		return g.pick("", "get k1 k2\r\n", "mg k1 v\r\nmn\r\n") + "quit" + g.pick("", " x") + g.eol() + "get k1\r\n"
+	}
+	var keys strings.Builder
+	for keys.Len() < 16<<10 {
+		keys.WriteString(" " + g.key())
+	}
+	line := g.pick("bget", "gat 0", "gats 0", "mg k1 v", "touch", "delete", "version", "stats",
+		strings.Repeat(" ", 101)+"get", strings.Repeat(" ", 101)+"gets",
+		"set k1 0 0 1", "foo") + keys.String()
+	if g.chance(50) {
+		line += g.eol() + "get k1\r\n"
+	}
+	return line
+}
+
 // junk returns a line that is not a valid command.
 func (g *generator) junk() string {
 	return g.pick("", "   ", "foo", "GET k1", "sets k1", "get", "gets", "gat 0", "incr", "decr k1",
 		"delete", "touch k1", "cas k1 0 0 1", "set k1 0 0", "flush_all 0 0 0", "\x01\x02\x03",
-		"ключ", "g", "get k1\r", "set k1 0 0 1 noreply extra") + g.eol()
+		"ключ", "g", "get k1\r", "set k1 0 0 1 noreply extra", "m", "mz k1", "\x00get k1", "get \x00", "shutdown", "shutdown graceful",
+		"touch k1 0"+strings.Repeat(" x", 25), "mn"+strings.Repeat(" x", 25), "bget", "quitx", "versions") + g.eol()
 }

@@ -88,5 +88,5 @@ func TestDiffRandomTLS(t *testing.T) {
 		TLS:     f.config(),
 		Storage: storage.Config{MemoryLimit: diffMemoryMB << 20, NoCrawler: true, NoLRUMaintainer: true},
 	})
-	diffRandom(t, tlsForwarder(t, cv, f.clientConfig()), mc)
+	diffRandom(t, tlsForwarder(t, cv, f.clientConfig()), mc, diffRunSeeds()[0])
 }

@@ -179,7 +179,7 @@ func (c *Conn) readLine() ([]byte, error) {
 
 // valueLen returns the bytes field of a "VALUE key flags bytes [cas]" line.
 func valueLen(line []byte) (int, error) {
-	f := bytes.Fields(line)
+	f := replyFields(line)
 	if len(f) != 4 && len(f) != 5 {
 		return 0, fmt.Errorf("malformed VALUE line %q", line)
 	}
@@ -192,7 +192,7 @@ func valueLen(line []byte) (int, error) {
 
 // metaValueLen returns the bytes field of a "VA <bytes> <flags>*" line.
 func metaValueLen(line []byte) (int, error) {
-	f := bytes.Fields(line)
+	f := replyFields(line)
 	if len(f) < 2 {
 		return 0, fmt.Errorf("malformed VA line %q", line)
 	}
@@ -201,6 +201,15 @@ func metaValueLen(line []byte) (int, error) {
 		return 0, fmt.Errorf("bad length in VA line %q", line)
 	}
 	return n, nil
+}
+
+// replyFields splits a reply line, without its line end, at single spaces,
+// as servers separate its fields: a key in it may hold other white space
+// (a tab, a carriage return).
+func replyFields(line []byte) [][]byte {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return bytes.Split(line, []byte(" "))
 }
 
 // Quote formats b for a failure message: Go-quoted, cut to limit bytes with

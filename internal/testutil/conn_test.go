@@ -68,3 +68,19 @@ func TestReadReplyIncomplete(t *testing.T) {
 		t.Fatalf("TryReadReply = %q, want an error for a truncated value", got)
 	}
 }
+
+// TestReadReplyOddKeys reads replies whose keys hold white space other than
+// spaces, which servers allow in keys: a key is one field however it looks.
+func TestReadReplyOddKeys(t *testing.T) {
+	const stream = "VALUE a\tb 0 3 7\r\nx y\r\nVALUE \xc2\xa0 1 1\r\nz\r\nVALUE k\r 0 2\r\nab\r\nEND\r\n" +
+		"VA 2 ka\vb\r\ncd\r\n"
+	c := serveOnce(t, stream)
+	for _, want := range []string{
+		"VALUE a\tb 0 3 7\r\nx y\r\nVALUE \xc2\xa0 1 1\r\nz\r\nVALUE k\r 0 2\r\nab\r\nEND\r\n",
+		"VA 2 ka\vb\r\ncd\r\n",
+	} {
+		if got, err := c.TryReadReply(AnyReply); string(got) != want || err != nil {
+			t.Errorf("TryReadReply = %q, %v; want %q", got, err, want)
+		}
+	}
+}
