@@ -1,13 +1,16 @@
 package mctool
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -132,5 +135,50 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("cancel before=%v: Stats did not return", before)
 		}
 		c.Close()
+	}
+}
+
+// TestMetadumpAsksAgainWhenEmpty serves, as memcached's crawler now and
+// then does for a metadump that starts just after another ended, an
+// empty metadump from a server whose stats count an item: Metadump asks
+// again and lists the key. A server that holds nothing is asked once.
+func TestMetadumpAsksAgainWhenEmpty(t *testing.T) {
+	for _, items := range []int{1, 0} {
+		var dumps atomic.Int32
+		addr := testutil.FakeServer(t, func(nc net.Conn) {
+			r := bufio.NewReader(nc)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				switch strings.TrimSpace(line) {
+				case "stats":
+					fmt.Fprintf(nc, "STAT pid 1\r\nSTAT curr_items %d\r\nEND\r\n", items)
+				case "lru_crawler metadump all":
+					if dumps.Add(1) == 1 || items == 0 {
+						io.WriteString(nc, "END\r\n")
+					} else {
+						io.WriteString(nc, "key=k exp=-1 la=1 cas=1 fetch=no cls=1 size=60\r\nEND\r\n")
+					}
+				default:
+					io.WriteString(nc, "ERROR\r\n")
+				}
+			}
+		})
+		c, err := Dial(context.Background(), addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		err = c.Metadump(0, func(k KeyInfo) error { keys = append(keys, k.Key); return nil })
+		c.Close()
+		want, wantDumps := "[k]", int32(2)
+		if items == 0 {
+			want, wantDumps = "[]", 1
+		}
+		if err != nil || fmt.Sprint(keys) != want || dumps.Load() != wantDumps {
+			t.Errorf("%d items: keys %v, %v after %d metadumps; want %s after %d", items, keys, err, dumps.Load(), want, wantDumps)
+		}
 	}
 }

@@ -36,7 +36,49 @@ type KeyInfo struct {
 // memcached answers BUSY while its crawler runs (a crawl of its own, or
 // the metadump before this one still finishing): Metadump asks again,
 // every busyRetry, until the timeout has passed since the first BUSY.
+// A metadump that lists nothing from a server whose stats count items is
+// asked again too, up to emptyTries times.
 func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
+	for try := 1; ; try++ {
+		n := 0
+		err := c.metadumpUnbusy(limit, func(k KeyInfo) error {
+			n++
+			return fn(k)
+		})
+		if err != nil || n > 0 || try == emptyTries {
+			return err
+		}
+		// memcached's crawler now and then answers a metadump that
+		// starts just after another ended with END alone (about one in
+		// twenty): a server that holds items is asked again.
+		if items, err := c.ItemCount(); err != nil || items == 0 {
+			return err
+		}
+		if err := c.pause(busyRetry); err != nil {
+			return err
+		}
+	}
+}
+
+// emptyTries is how many times Metadump asks a server that holds items
+// but lists none.
+const emptyTries = 5
+
+// pause waits d, or until the Conn's context ends.
+func (c *Conn) pause(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.ctx.Done():
+		return stopped(c.ctx, c.addr)
+	}
+}
+
+// metadumpUnbusy is metadump, asked again while the crawler is busy, for
+// up to the Conn's timeout.
+func (c *Conn) metadumpUnbusy(limit int, fn func(KeyInfo) error) error {
 	var busySince time.Time
 	for {
 		err := c.metadump(limit, fn)
@@ -49,12 +91,8 @@ func (c *Conn) Metadump(limit int, fn func(KeyInfo) error) error {
 		} else if time.Since(busySince) >= c.timeout {
 			return c.refused(metadumpReq, []byte(busy.line))
 		}
-		t := time.NewTimer(busyRetry)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return stopped(c.ctx, c.addr)
+		if err := c.pause(busyRetry); err != nil {
+			return err
 		}
 	}
 }
