@@ -19,12 +19,7 @@ import (
 // to be that one too.
 func TestStartupListenFailureStatus(t *testing.T) {
 	bin := corvidBinary(t)
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	port := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	port := takenPort(t)
 	for _, tc := range []struct {
 		args []string
 		want string // in corvid's message
@@ -38,15 +33,7 @@ func TestStartupListenFailureStatus(t *testing.T) {
 			if code != exOSErr || !strings.Contains(msg, tc.want) {
 				t.Errorf("corvid: exit %d, %q; want %d and %q", code, msg, exOSErr, tc.want)
 			}
-			mc := testutil.MemcachedPath()
-			if mc == "" {
-				return
-			}
-			margs := tc.args
-			if os.Geteuid() == 0 {
-				margs = append([]string{"-u", "nobody"}, margs...)
-			}
-			if mcode, mmsg := exitOf(t, mc, margs...); mcode != code {
+			if mcode, mmsg, ok := memcachedExitOf(t, tc.args...); ok && mcode != code {
 				t.Errorf("memcached: exit %d (%q), corvid %d", mcode, mmsg, code)
 			}
 		})
@@ -66,13 +53,8 @@ func TestStartupManyThreadsWarning(t *testing.T) {
 	if code != 1 || !strings.HasSuffix(msg, want) {
 		t.Errorf("corvid: exit %d, %q; want 1 and %q", code, msg, want)
 	}
-	if mc := testutil.MemcachedPath(); mc != "" {
-		if os.Geteuid() == 0 {
-			args = append([]string{"-u", "nobody"}, args...)
-		}
-		if mcode, mmsg := exitOf(t, mc, args...); mcode != code || mmsg != want {
-			t.Errorf("memcached: exit %d, %q; corvid %d, %q", mcode, mmsg, code, msg)
-		}
+	if mcode, mmsg, ok := memcachedExitOf(t, args...); ok && (mcode != code || mmsg != want) {
+		t.Errorf("memcached: exit %d, %q; corvid %d, %q", mcode, mmsg, code, msg)
 	}
 	code, msg = exitOf(t, bin, "server", "-t", "64", "-c", "0")
 	if code != 1 || strings.Contains(msg, "WARNING") {
@@ -85,12 +67,7 @@ func TestStartupManyThreadsWarning(t *testing.T) {
 // its classes: a server whose port is taken has printed it when it exits.
 func TestStartupClassTableBeforeListen(t *testing.T) {
 	bin := corvidBinary(t)
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	args := []string{"-vv", "-l", "127.0.0.1", "-p", strconv.Itoa(held.Addr().(*net.TCPAddr).Port), "-U", "0", "-o", "slab_sizes=100-200"}
+	args := []string{"-vv", "-l", "127.0.0.1", "-p", takenPort(t), "-U", "0", "-o", "slab_sizes=100-200"}
 	const table = "slab class   1: chunk size       104 perslab   10082\n" +
 		"slab class   2: chunk size       200 perslab    5242\n" +
 		"slab class   3: chunk size    524288 perslab       2\n"
@@ -98,13 +75,8 @@ func TestStartupClassTableBeforeListen(t *testing.T) {
 	if code != exOSErr || !strings.Contains(msg, table) {
 		t.Errorf("corvid: exit %d, %q; want %d and the class table", code, msg, exOSErr)
 	}
-	if mc := testutil.MemcachedPath(); mc != "" {
-		if os.Geteuid() == 0 {
-			args = append([]string{"-u", "nobody"}, args...)
-		}
-		if mcode, mmsg := exitOf(t, mc, args...); mcode != code || !strings.HasPrefix(mmsg, table) {
-			t.Errorf("memcached: exit %d, %q", mcode, mmsg)
-		}
+	if mcode, mmsg, ok := memcachedExitOf(t, args...); ok && (mcode != code || !strings.HasPrefix(mmsg, table)) {
+		t.Errorf("memcached: exit %d, %q", mcode, mmsg)
 	}
 }
 
@@ -141,13 +113,35 @@ func TestSuboptionsKnownAsMemcached(t *testing.T) {
 		if code != wantCode || !strings.HasSuffix(msg, want) {
 			t.Errorf("corvid -o %s: exit %d, %q; want %d and %q", tc.opt, code, msg, wantCode, want)
 		}
-		if mc := testutil.MemcachedPath(); mc != "" {
-			if os.Geteuid() == 0 {
-				args = append([]string{"-u", "nobody"}, args...)
-			}
-			if mcode, mmsg := exitOf(t, mc, args...); mcode != wantCode || !strings.HasSuffix(mmsg, want) {
-				t.Errorf("memcached -o %s: exit %d, %q; want %d and %q", tc.opt, mcode, mmsg, wantCode, want)
-			}
+		if mcode, mmsg, ok := memcachedExitOf(t, args...); ok && (mcode != wantCode || !strings.HasSuffix(mmsg, want)) {
+			t.Errorf("memcached -o %s: exit %d, %q; want %d and %q", tc.opt, mcode, mmsg, wantCode, want)
 		}
 	}
+}
+
+// takenPort returns a loopback port a listener holds until the test ends.
+func takenPort(t *testing.T) string {
+	t.Helper()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	return strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+}
+
+// memcachedExitOf runs the installed memcached with args (as nobody when
+// the test runs as root, which memcached refuses) and returns its exit
+// status and standard error; ok is false when memcached is not installed.
+func memcachedExitOf(t *testing.T, args ...string) (code int, msg string, ok bool) {
+	t.Helper()
+	mc := testutil.MemcachedPath()
+	if mc == "" {
+		return 0, "", false
+	}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "nobody"}, args...)
+	}
+	code, msg = exitOf(t, mc, args...)
+	return code, msg, true
 }
