@@ -47,7 +47,6 @@ type Cache struct {
 	hashPower     atomic.Uint32
 	hashExpanding atomic.Bool
 	expandCh      chan struct{}
-	noExpand      bool          // Config.NoHashExpand
 	warmCh        chan struct{} // a page was taken: prefault the next ones
 	// index is the newest table, for Prefetch's unlocked reads; retired
 	// are the tables expansions replaced. Their memory is released but
@@ -156,7 +155,6 @@ func New(cfg Config) (*Cache, error) {
 	c := &Cache{
 		cfg:      cfg,
 		useCAS:   !cfg.DisableCAS,
-		noExpand: cfg.NoHashExpand,
 		seed:     maphash.MakeSeed(),
 		expandCh: make(chan struct{}, 1),
 		warmCh:   make(chan struct{}, 1),

@@ -126,7 +126,7 @@ func (c *Cache) hashReplaceLocked(s *stripe, old, to itemRef, hv uint64) {
 // more than 1.5 items per bucket, as memcached's assoc_insert does.
 func (c *Cache) maybeExpand(items int64) {
 	power := c.hashPower.Load()
-	if power >= maxHashPower || items <= int64(3)<<power>>1 || c.hashExpanding.Load() || c.noExpand {
+	if power >= maxHashPower || items <= int64(3)<<power>>1 || c.hashExpanding.Load() || c.cfg.NoHashExpand {
 		return
 	}
 	select {
