@@ -700,6 +700,10 @@ func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, ch
 				sc.NoLRUMaintainer = true
 			case "track_sizes":
 				sc.TrackSizes = true
+			case "resp_obj_mem_limit":
+				// memcached's line, printed as it reads the option (the
+				// sentence is cut short there too).
+				fmt.Fprint(os.Stderr, "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,\n")
 			case "hot_lru_pct":
 				if n < 1 || n >= 80 {
 					return usageError("hot_lru_pct must be > 1 and < 80")

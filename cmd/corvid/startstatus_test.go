@@ -119,6 +119,23 @@ func TestSuboptionsKnownAsMemcached(t *testing.T) {
 	}
 }
 
+// TestSuboptionDeprecatedLine checks that -o resp_obj_mem_limit prints
+// memcached's deprecation line as it is read, before the refusal that
+// follows here, and is otherwise ignored.
+func TestSuboptionDeprecatedLine(t *testing.T) {
+	bin := corvidBinary(t)
+	args := []string{"-o", "resp_obj_mem_limit=5", "-o", "hot_lru_pct=50,warm_lru_pct=40", "-l", "127.0.0.1", "-U", "0"}
+	const want = "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,\n" +
+		"hot_lru_pct + warm_lru_pct cannot be more than 80% combined"
+	code, msg := exitOf(t, bin, append([]string{"server"}, args...)...)
+	if code != exUsage || !strings.HasSuffix(msg, want) || strings.Contains(msg, "not supported") {
+		t.Errorf("corvid: exit %d, %q; want %d and %q", code, msg, exUsage, want)
+	}
+	if mcode, mmsg, ok := memcachedExitOf(t, args...); ok && (mcode != code || !strings.HasSuffix(mmsg, want)) {
+		t.Errorf("memcached: exit %d, %q; corvid %d, %q", mcode, mmsg, code, msg)
+	}
+}
+
 // takenPort returns a loopback port a listener holds until the test ends.
 func takenPort(t *testing.T) string {
 	t.Helper()
