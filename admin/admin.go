@@ -127,14 +127,14 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		http.ServeFileFS(w, r, static, "index.html")
 	})
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.Handle("GET /debug/pprof/", capSeconds(pprof.Index))
 	mux.HandleFunc("GET /debug/pprof/{$}", pprofIndex)
 	// Not the command line: it may carry secrets (SASL password files,
 	// TLS key paths, a proxy's credentials).
 	mux.Handle("GET /debug/pprof/cmdline", http.NotFoundHandler())
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.Handle("GET /debug/pprof/profile", capSeconds(pprof.Profile))
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /debug/pprof/trace", capSeconds(pprof.Trace))
 
 	ln, err := net.Listen(tcpnet.Network(addr), addr)
 	if err != nil {
@@ -174,6 +174,26 @@ func (s *Server) Close() error {
 		return err
 	}
 	return nil
+}
+
+// MaxProfileSeconds is the longest CPU profile, trace or delta profile
+// the admin port takes: Go's handlers take any length, and one request
+// for a year would hold the CPU profiler (there is one per process) and
+// a connection as long.
+const MaxProfileSeconds = 300
+
+// capSeconds refuses a profile whose seconds parameter is above
+// MaxProfileSeconds.
+func capSeconds(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.FormValue("seconds"); v != "" {
+			if sec, err := strconv.ParseFloat(v, 64); err == nil && sec > MaxProfileSeconds {
+				http.Error(w, fmt.Sprintf("seconds must be at most %d", MaxProfileSeconds), http.StatusBadRequest)
+				return
+			}
+		}
+		h(w, r)
+	})
 }
 
 // pprofIndex lists the profiles the admin port serves: Go's own index

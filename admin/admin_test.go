@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -49,6 +50,15 @@ func TestProfilesAreServed(t *testing.T) {
 	code, body = get(t, base+"/debug/pprof/profile?seconds=1")
 	if code != http.StatusOK || !bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
 		t.Errorf("profile: %d %.200q", code, body)
+	}
+	// Lengths past the cap are refused at once, for every handler that
+	// takes one; the profiler stays free for the next request.
+	for _, path := range []string{"profile?seconds=31536000", "trace?seconds=1e9", "heap?seconds=100000", "allocs?seconds=Inf"} {
+		start := time.Now()
+		code, body = get(t, base+"/debug/pprof/"+path)
+		if code != http.StatusBadRequest || !strings.Contains(string(body), "at most 300") || time.Since(start) > 5*time.Second {
+			t.Errorf("%s: %d %.200q after %v", path, code, body, time.Since(start))
+		}
 	}
 	code, _ = get(t, base+"/nothing-here")
 	if code != http.StatusNotFound {
