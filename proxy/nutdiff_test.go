@@ -249,6 +249,9 @@ func (g *ndGen) pick(good, bad []string) string {
 
 func (g *ndGen) keys() string {
 	n := 1 + g.r.Intn(8)
+	if g.r.Intn(10) == 0 {
+		n = 20 + g.r.Intn(100) // a line past 2048 bytes now and then
+	}
 	var b strings.Builder
 	for range n {
 		b.WriteString(" " + g.key())
