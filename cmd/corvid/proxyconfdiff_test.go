@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,6 +65,9 @@ func TestProxyConfDiff(t *testing.T) {
 		}
 		out, ncode := nutcrackerStderr(t, "-t", "-c", path)
 		_, err := runProxyCommand(context.Background(), noProxy, "-t", "-c", path)
+		if err != nil && ncode == 0 && (strings.Contains(err.Error(), "has an empty name") || strings.Contains(err.Error(), "has no host")) {
+			continue // README: a server with an empty name or host
+		}
 		if (err == nil) != (ncode == 0) {
 			mismatches++
 			t.Errorf("seed %d: nutcracker -t exits %d (%s), corvid: %v\n%s", s, ncode, lastLine(out), err, text)
@@ -85,7 +89,12 @@ func TestProxyConfDiff(t *testing.T) {
 		got := map[string][]string{}
 		for _, p := range cfg.Pools {
 			for _, srv := range p.Servers {
-				got[p.Name] = append(got[p.Name], srv.KetamaName())
+				// The name on the continuum, which the stats show too.
+				name := srv.KetamaName()
+				if stats := cmp.Or(srv.Name, srv.Addr); stats != name {
+					name += " (stats " + stats + ")"
+				}
+				got[p.Name] = append(got[p.Name], name)
 			}
 			sort.Strings(got[p.Name])
 		}
@@ -184,9 +193,11 @@ func (g *confGen) oddOne() bool { return g.odd > 0 && g.chance(g.odd) }
 
 // confEntry is one directive of a pool: a scalar value, or a sequence.
 type confEntry struct {
-	key string
-	val string
-	seq []string
+	key   string
+	val   string
+	seq   []string
+	block string // the value is a block scalar of this style
+	bare  bool   // the key alone, no colon after it
 }
 
 type confPool struct {
@@ -236,6 +247,7 @@ func (g *confGen) server(i int) string {
 		"/tmp/corvid-confdiff.sock:0",
 		"127.0.0.1:11211:1 s"+strconv.Itoa(i),
 		"127.0.0.1:"+port+":"+weight+" "+g.pick("x", "127.0.0.1:11211", "é"),
+		"", `""`, `"127.0.0.1:11211:1 "`,
 	)
 }
 
@@ -335,7 +347,7 @@ func (g *confGen) pool(i int) confPool {
 func (g *confGen) mutate(pools []confPool) []confPool {
 	p := &pools[g.r.Intn(len(pools))]
 	e := g.r.Intn(len(p.entries))
-	switch g.r.Intn(14) {
+	switch g.r.Intn(17) {
 	case 0: // a directive missing
 		p.entries = append(p.entries[:e], p.entries[e+1:]...)
 	case 1: // a directive twice
@@ -379,6 +391,22 @@ func (g *confGen) mutate(pools []confPool) []confPool {
 		return nil
 	case 13: // a server list in a pool-level scalar position
 		p.entries[e].key = g.pick("servers", "listen", "hash")
+	case 14: // a block scalar (| keeps the line end, |- and >- do not)
+		if p.entries[e].seq == nil {
+			p.entries[e].block = g.pick("|", "|-", ">-", ">")
+		}
+	case 16: // no space after a colon: a key with no value
+		if p.entries[e].seq == nil && p.entries[e].block == "" {
+			p.entries[e].key += ":" + p.entries[e].val
+			p.entries[e].val = ""
+			p.entries[e].bare = true
+		}
+	case 15: // a quoted directive or pool name
+		if g.chance(2) {
+			p.name = `"` + p.name + `"`
+		} else {
+			p.entries[e].key = "'" + p.entries[e].key + "'"
+		}
 	}
 	return pools
 }
@@ -408,13 +436,21 @@ func (g *confGen) file() string {
 	for _, p := range pools {
 		fmt.Fprintf(&b, "%s:%s\n", p.name, g.pickComment())
 		for _, e := range p.entries {
-			if e.seq == nil {
+			switch {
+			case e.block != "":
+				fmt.Fprintf(&b, "%s%s: %s\n%s%s%s\n", indent, e.key, e.block, indent, indent, e.val)
+			case e.bare:
+				fmt.Fprintf(&b, "%s%s\n", indent, e.key)
+			case e.seq == nil:
 				fmt.Fprintf(&b, "%s%s: %s%s\n", indent, e.key, e.val, g.pickComment())
-				continue
-			}
-			fmt.Fprintf(&b, "%s%s:\n", indent, e.key)
-			for _, s := range e.seq {
-				fmt.Fprintf(&b, "%s%s%s\n", indent, item, s)
+			default:
+				fmt.Fprintf(&b, "%s%s:\n", indent, e.key)
+				for j, s := range e.seq {
+					if j > 0 && g.chance(10) {
+						fmt.Fprintf(&b, "%s# between\n", indent)
+					}
+					fmt.Fprintf(&b, "%s%s%s%s\n", indent, item, s, g.pickComment())
+				}
 			}
 		}
 		if g.chance(4) {
@@ -426,6 +462,9 @@ func (g *confGen) file() string {
 	}
 	if g.chance(20) {
 		return g.pick("", "\n", "# only a comment\n", "\ufeff", "---\n", "...\n", "alpha\n", "- a\n")
+	}
+	if g.chance(15) {
+		return strings.ReplaceAll(b.String(), "\n", "\r\n")
 	}
 	return b.String()
 }

@@ -50,6 +50,21 @@ var asNutcracker = []struct {
 	{"empty pool name", "\"\":\n  listen: 127.0.0.1:22121\n" + srvs, false},
 }
 
+func TestServerEmptyNameOrHost(t *testing.T) {
+	// nutcracker takes the space that ends the entry for the start of an
+	// empty name, and places keys on a server called "": corvid refuses
+	// the entry.
+	_, err := Parse([]byte(pool("  servers:\n   - \"127.0.0.1:11211:1 \"\n")))
+	if err == nil || !strings.Contains(err.Error(), "has an empty name") {
+		t.Errorf("got %v", err)
+	}
+	// nutcracker cannot resolve an empty host; Go would dial this host.
+	_, err = Parse([]byte(pool("  servers:\n   - :11211:1\n")))
+	if err == nil || !strings.Contains(err.Error(), "has no host") {
+		t.Errorf("got %v", err)
+	}
+}
+
 const srvs = "  servers:\n   - 127.0.0.1:11211:1\n"
 
 // pool is a file of one pool with a listen address and lines.

@@ -571,8 +571,8 @@ func strtolOctal(s string) (int64, bool) {
 // "host:port:weight [name]", or "/path/to/socket:weight [name]". The name
 // is what follows the last space. Without one, a server's name on the
 // continuum is nutcracker's: the host when the port is 11211, else
-// "host:port" as written ("/path:" for a socket); Name holds it when it is
-// not what ring derives from Addr.
+// "host:port" as written ("/path:" for a socket). Name holds it when it is
+// not Addr: it is also the server's name in the stats.
 func ParseServer(s string) (ring.Server, error) {
 	bad := func(what string) (ring.Server, error) {
 		return ring.Server{}, fmt.Errorf("server %q %s", s, what)
@@ -583,6 +583,10 @@ func ParseServer(s string) (ring.Server, error) {
 	rest, name, named := s, "", false
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 {
 		rest, name, named = rest[:i], rest[i+1:], true
+		if name == "" {
+			// nutcracker names such a server with nothing.
+			return bad("has an empty name (it ends with a space)")
+		}
 	}
 	i := strings.LastIndexByte(rest, ':')
 	if i < 0 {
@@ -613,6 +617,11 @@ func ParseServer(s string) (ring.Server, error) {
 		if port < 1 || port > math.MaxUint16 {
 			return bad("has an invalid port")
 		}
+		if addr == "" {
+			// nutcracker takes it and never reaches it (an empty host
+			// does not resolve); Go would dial this host.
+			return bad("has no host")
+		}
 		srv.Addr = net.JoinHostPort(addr, strconv.Itoa(port))
 		if port == 11211 {
 			ketama = addr
@@ -621,7 +630,7 @@ func ParseServer(s string) (ring.Server, error) {
 	if named {
 		ketama = name
 	}
-	if ketama != srv.KetamaName() {
+	if ketama != srv.Addr {
 		srv.Name = ketama
 	}
 	return srv, nil
