@@ -47,6 +47,7 @@ var asNutcracker = []struct {
 	{"no list", pool("  servers: 127.0.0.1:11211:1\n"), false},
 	{"redis_auth without redis", pool("  redis_auth: pw\n" + srvs), false},
 	{"nested mapping", pool("  hash:\n    a: b\n" + srvs), false},
+	{"named as the address, and unnamed", pool("  servers:\n   - 127.0.0.1:11211:1 127.0.0.1:11211\n   - 127.0.0.1:11211:1\n"), true},
 	{"empty pool name", "\"\":\n  listen: 127.0.0.1:22121\n" + srvs, false},
 }
 
@@ -121,6 +122,8 @@ func TestServerNamesAsNutcracker(t *testing.T) {
 		{"/tmp/corvid.sock:1", "/tmp/corvid.sock", "/tmp/corvid.sock:"},
 		{"/tmp/corvid.sock:1 sock", "/tmp/corvid.sock", "sock"},
 		{"127.0.0.1:11211:3 name", "127.0.0.1:11211", "name"},
+		// A name that is the address, which unnamed it is not.
+		{"127.0.0.1:11211:1 127.0.0.1:11211", "127.0.0.1:11211", "127.0.0.1:11211"},
 	} {
 		s, err := ParseServer(tc.entry)
 		if err != nil {

@@ -572,7 +572,7 @@ func strtolOctal(s string) (int64, bool) {
 // is what follows the last space. Without one, a server's name on the
 // continuum is nutcracker's: the host when the port is 11211, else
 // "host:port" as written ("/path:" for a socket). Name holds it when it is
-// not Addr: it is also the server's name in the stats.
+// given or is not Addr: it is also the server's name in the stats.
 func ParseServer(s string) (ring.Server, error) {
 	bad := func(what string) (ring.Server, error) {
 		return ring.Server{}, fmt.Errorf("server %q %s", s, what)
@@ -630,7 +630,7 @@ func ParseServer(s string) (ring.Server, error) {
 	if named {
 		ketama = name
 	}
-	if ketama != srv.Addr {
+	if named || ketama != srv.Addr {
 		srv.Name = ketama
 	}
 	return srv, nil
