@@ -278,6 +278,9 @@ func (g *confGen) listen(i int) string {
 		"127.0.0.1:-5", "127.0.0.1", "no-such-host.invalid:"+p, "127.0.0.1:0"+p, "127.0.0.1:"+p+" 0666",
 		sock, sock+" 0666", sock+" 0777", sock+" 0778", sock+" 1000", sock+" -1", sock+" abc",
 		sock+" 0666 0600", sock+" 06x", sock+"  0600", "/"+strings.Repeat("x", 120)+" 0666",
+		// The longest socket path nutcracker takes, and one byte more.
+		"/tmp/"+strings.Repeat("x", 102)+" 0666", "/tmp/"+strings.Repeat("x", 103), sock+" 0",
+		sock+" +0644", sock+" 0644 ", sock+"\t0644",
 	)
 	switch l {
 	case "localhost:" + p, "::1:" + p, sock, sock + " 0666", sock + " 0777", sock + " abc":
