@@ -330,12 +330,17 @@ func parseProxyConfig(path string, b []byte) (*nutcracker.Config, error) {
 		}
 		// nutcracker resolves a listen host as it reads the file, and
 		// takes no port 0.
-		if host, port, err := net.SplitHostPort(p.Listen); err == nil {
+		if !strings.HasPrefix(p.Listen, "/") {
+			host, port, err := net.SplitHostPort(p.Listen)
+			if err != nil {
+				// A host with brackets ("[::1]:22121"): no name resolves.
+				return nil, fmt.Errorf("%s: nutcracker: pool %q: listen %q does not resolve: %w", path, p.Name, p.Listen, err)
+			}
 			if port == "0" {
 				return nil, fmt.Errorf("%s: nutcracker: pool %q: listen %q has an invalid port", path, p.Name, p.Listen)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
-			_, err := net.DefaultResolver.LookupHost(ctx, host)
+			_, err = net.DefaultResolver.LookupHost(ctx, host)
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("%s: nutcracker: pool %q: listen host %q does not resolve: %w", path, p.Name, host, err)

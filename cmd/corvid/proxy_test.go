@@ -236,6 +236,7 @@ beta:
 	"redis.yml":             "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n",
 	"unresolved.yml":        "alpha:\n  listen: no-such-host.invalid:22121\n  servers:\n   - 127.0.0.1:11211:1\n",
 	"port-0.yml":            "alpha:\n  listen: 127.0.0.1:0\n  servers:\n   - 127.0.0.1:11211:1\n",
+	"bracketed.yml":         "alpha:\n  listen: \"[::1]:22121\"\n  servers:\n   - 127.0.0.1:11211:1\n",
 }
 
 func TestProxyTestConf(t *testing.T) {
@@ -259,6 +260,7 @@ func TestProxyTestConf(t *testing.T) {
 		// nutcracker resolves a listen host as it reads the file.
 		{"unresolved.yml", false, `listen host "no-such-host.invalid" does not resolve`},
 		{"port-0.yml", false, `listen "127.0.0.1:0" has an invalid port`},
+		{"bracketed.yml", false, `does not resolve`},
 		// nutcracker accepts redis pools; corvid refuses them in one line.
 		{"redis.yml", false, `pool "alpha": redis pools are not supported`},
 	} {
