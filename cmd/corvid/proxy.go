@@ -328,9 +328,30 @@ func parseProxyConfig(path string, b []byte) (*nutcracker.Config, error) {
 		if p.Redis {
 			return nil, fmt.Errorf("nutcracker: pool %q: redis pools are not supported: corvid proxy serves memcached only", p.Name)
 		}
+		// nutcracker resolves a listen host as it reads the file, and
+		// takes no port 0.
+		if !strings.HasPrefix(p.Listen, "/") {
+			host, port, err := net.SplitHostPort(p.Listen)
+			if err != nil {
+				// A host with brackets ("[::1]:22121"): no name resolves.
+				return nil, fmt.Errorf("%s: nutcracker: pool %q: listen %q does not resolve: %w", path, p.Name, p.Listen, err)
+			}
+			if port == "0" {
+				return nil, fmt.Errorf("%s: nutcracker: pool %q: listen %q has an invalid port", path, p.Name, p.Listen)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
+			_, err = net.DefaultResolver.LookupHost(ctx, host)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("%s: nutcracker: pool %q: listen host %q does not resolve: %w", path, p.Name, host, err)
+			}
+		}
 	}
 	return cfg, nil
 }
+
+// listenResolveTimeout bounds the look-up of a pool's listen host.
+const listenResolveTimeout = 10 * time.Second
 
 // testProxyConfig is -t: nutcracker's verdict on its standard error and
 // exit status, after the reason when the file is refused.

@@ -234,6 +234,9 @@ beta:
 	"bad-yaml.yml":          "alpha:\n  listen: 127.0.0.1:22121\n  timeout: [\n",
 	"bad-hash.yml":          "alpha:\n  listen: 127.0.0.1:22121\n  hash: nope\n  servers:\n   - 127.0.0.1:11211:1\n",
 	"redis.yml":             "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n",
+	"unresolved.yml":        "alpha:\n  listen: no-such-host.invalid:22121\n  servers:\n   - 127.0.0.1:11211:1\n",
+	"port-0.yml":            "alpha:\n  listen: 127.0.0.1:0\n  servers:\n   - 127.0.0.1:11211:1\n",
+	"bracketed.yml":         "alpha:\n  listen: \"[::1]:22121\"\n  servers:\n   - 127.0.0.1:11211:1\n",
 }
 
 func TestProxyTestConf(t *testing.T) {
@@ -254,6 +257,10 @@ func TestProxyTestConf(t *testing.T) {
 		{"bad-yaml.yml", false, "yaml"},
 		{"bad-hash.yml", false, `unknown hash "nope"`},
 		{"missing.yml", false, "no such file"},
+		// nutcracker resolves a listen host as it reads the file.
+		{"unresolved.yml", false, `listen host "no-such-host.invalid" does not resolve`},
+		{"port-0.yml", false, `listen "127.0.0.1:0" has an invalid port`},
+		{"bracketed.yml", false, `does not resolve`},
 		// nutcracker accepts redis pools; corvid refuses them in one line.
 		{"redis.yml", false, `pool "alpha": redis pools are not supported`},
 	} {

@@ -6,6 +6,9 @@ package nutcracker
 import (
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -90,27 +93,6 @@ func (p *Pool) Ring() (*ring.Ring, error) {
 	})
 }
 
-// rawPool holds a pool's directives as written; nil means absent.
-type rawPool struct {
-	Listen             *string   `yaml:"listen"`
-	Hash               *string   `yaml:"hash"`
-	HashTag            *string   `yaml:"hash_tag"`
-	Distribution       *string   `yaml:"distribution"`
-	Timeout            *int      `yaml:"timeout"`
-	Backlog            *int      `yaml:"backlog"`
-	ClientConnections  *int      `yaml:"client_connections"`
-	Preconnect         *bool     `yaml:"preconnect"`
-	TCPKeepalive       *bool     `yaml:"tcpkeepalive"`
-	Redis              *bool     `yaml:"redis"`
-	RedisAuth          *string   `yaml:"redis_auth"`
-	RedisDB            *int      `yaml:"redis_db"`
-	ServerConnections  *int      `yaml:"server_connections"`
-	AutoEjectHosts     *bool     `yaml:"auto_eject_hosts"`
-	ServerRetryTimeout *int      `yaml:"server_retry_timeout"`
-	ServerFailureLimit *int      `yaml:"server_failure_limit"`
-	Servers            *[]string `yaml:"servers"`
-}
-
 var directives = map[string]bool{
 	"listen": true, "hash": true, "hash_tag": true, "distribution": true, "timeout": true,
 	"backlog": true, "client_connections": true, "preconnect": true, "tcpkeepalive": true, "redis": true,
@@ -131,37 +113,44 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse parses the text of a nutcracker.yml.
+// Parse parses the text of a nutcracker.yml with nutcracker's rules: one
+// YAML document of plain block mappings and sequences (no anchors,
+// aliases, tags, flow collections or document markers), a mapping of pool
+// names to pools, each a mapping of directives to values. A value is read
+// as the text it is written with, quoted or not: numbers are decimal
+// digits, booleans true or false, and an empty value is refused. A pool's
+// one sequence is its servers.
 func Parse(data []byte) (*Config, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("nutcracker: %w", err)
-	}
-	if len(doc.Content) == 0 {
-		return nil, errors.New("nutcracker: no pools")
-	}
-	top := doc.Content[0]
-	if top.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("nutcracker: line %d: want a mapping of pool names to pools", top.Line)
+	top, err := document(data)
+	if err != nil {
+		return nil, err
 	}
 	c := &Config{}
 	seen := map[string]bool{}
 	listens := map[string]string{}
 	routes := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
-		name, body := top.Content[i].Value, top.Content[i+1]
+		key, body := top.Content[i], top.Content[i+1]
+		if key.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("nutcracker: line %d: a pool's name must be a plain value", key.Line)
+		}
+		name := key.Value
+		if name == "" {
+			return nil, fmt.Errorf("nutcracker: line %d: a pool's name is empty", key.Line)
+		}
 		if seen[name] {
 			return nil, fmt.Errorf("nutcracker: pool %q defined twice", name)
 		}
 		seen[name] = true
-		p, err := parsePool(name, body)
+		p, listen, err := parsePool(name, body)
 		if err != nil {
 			return nil, err
 		}
-		if other, ok := listens[p.Listen]; ok {
-			return nil, fmt.Errorf("nutcracker: pools %q and %q have the same listen address %q", other, name, p.Listen)
+		// nutcracker compares listen as written.
+		if other, ok := listens[listen]; ok {
+			return nil, fmt.Errorf("nutcracker: pools %q and %q have the same listen address %q", other, name, listen)
 		}
-		listens[p.Listen] = name
+		listens[listen] = name
 		c.Pools = append(c.Pools, p)
 		if r := routeNode(body); r != nil {
 			routes[name] = r
@@ -176,6 +165,125 @@ func Parse(data []byte) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// document returns the mapping of pools of the file's one YAML document,
+// checked as nutcracker checks the file before it reads it.
+func document(data []byte) (*yaml.Node, error) {
+	text := strings.TrimPrefix(string(data), "\ufeff")
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if strings.HasPrefix(line, "%") {
+			return nil, fmt.Errorf("nutcracker: line %d: YAML directives are not allowed", i+1)
+		}
+		for _, m := range []string{"---", "..."} {
+			if line == m || strings.HasPrefix(line, m+" ") || strings.HasPrefix(line, m+"\t") {
+				return nil, fmt.Errorf("nutcracker: line %d: document markers (%s) are not allowed: the file is one document", i+1, m)
+			}
+		}
+	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return nil, errors.New("nutcracker: the file holds a NUL byte")
+	}
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	var docs []*yaml.Node
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nutcracker: %w", err)
+		}
+		docs = append(docs, &doc)
+	}
+	if len(docs) == 0 || len(docs[0].Content) == 0 {
+		return nil, errors.New("nutcracker: no pools")
+	}
+	if len(docs) > 1 {
+		return nil, fmt.Errorf("nutcracker: the file holds %d YAML documents, not one", len(docs))
+	}
+	top := docs[0].Content[0]
+	if err := plain(top, 0); err != nil {
+		return nil, err
+	}
+	if top.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("nutcracker: line %d: want a mapping of pool names to pools", top.Line)
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if err := poolShape(top.Content[i].Value, top.Content[i+1]); err != nil {
+			return nil, err
+		}
+	}
+	return top, nil
+}
+
+// plain refuses what nutcracker's YAML tokens leave out: anchors,
+// aliases, tags and flow collections, but under a pool's route: (corvid's
+// extension, in mcrouter's notation). depth is n's: 0 for the file's
+// mapping, 1 for a pool, 2 for a directive's value.
+func plain(n *yaml.Node, depth int) error {
+	switch {
+	case n.Kind == yaml.AliasNode:
+		return fmt.Errorf("nutcracker: line %d: aliases (*%s) are not allowed", n.Line, n.Value)
+	case n.Anchor != "":
+		return fmt.Errorf("nutcracker: line %d: anchors (&%s) are not allowed", n.Line, n.Anchor)
+	case n.Style&yaml.TaggedStyle != 0:
+		return fmt.Errorf("nutcracker: line %d: tags (%s) are not allowed", n.Line, n.Tag)
+	case n.Style&yaml.FlowStyle != 0:
+		return fmt.Errorf("nutcracker: line %d: flow collections ([...], {...}) are not allowed", n.Line)
+	}
+	for i, c := range n.Content {
+		if depth == 1 && n.Kind == yaml.MappingNode && i%2 == 1 && n.Content[i-1].Value == "route" {
+			continue
+		}
+		if err := plain(c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// poolShape checks a pool's shape as nutcracker does: a mapping of
+// directives to plain values, and one sequence of plain values.
+func poolShape(name string, body *yaml.Node) error {
+	fail := func(n *yaml.Node, format string, args ...any) error {
+		return fmt.Errorf("nutcracker: pool %q: line %d: %s", name, n.Line, fmt.Sprintf(format, args...))
+	}
+	if body.Kind != yaml.MappingNode {
+		return fail(body, "want a mapping of directives")
+	}
+	seq := false
+	for i := 0; i+1 < len(body.Content); i += 2 {
+		k, v := body.Content[i], body.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return fail(k, "a directive's name must be a plain value")
+		}
+		if k.Value == "route" {
+			seq = true // a pool that routes needs no servers
+			continue
+		}
+		switch v.Kind {
+		case yaml.ScalarNode:
+		case yaml.SequenceNode:
+			if seq {
+				return fail(v, "more than one list (only servers is one)")
+			}
+			seq = true
+			for _, e := range v.Content {
+				if e.Kind != yaml.ScalarNode {
+					return fail(e, "the items of %q must be plain values", k.Value)
+				}
+			}
+		default:
+			return fail(v, "the value of %q is nested too deep", k.Value)
+		}
+	}
+	if !seq {
+		return fail(body, "directive \"servers\" is missing or empty")
+	}
+	return nil
 }
 
 // routeNode returns the value of a pool's route:, or nil.
@@ -224,21 +332,17 @@ func (c *Config) decodeRoutes(routes map[string]*yaml.Node) error {
 	return nil
 }
 
-func parsePool(name string, body *yaml.Node) (Pool, error) {
-	fail := func(format string, args ...any) (Pool, error) {
-		return Pool{}, fmt.Errorf("nutcracker: pool %q: %s", name, fmt.Sprintf(format, args...))
-	}
-	if body.Kind != yaml.MappingNode {
-		return fail("line %d: want a mapping of directives", body.Line)
-	}
-	for i := 0; i < len(body.Content); i += 2 {
-		if k := body.Content[i]; !directives[k.Value] {
-			return fail("line %d: unknown directive %q", k.Line, k.Value)
-		}
-	}
-	var r rawPool
-	if err := body.Decode(&r); err != nil {
-		return fail("%v", err)
+// hashNames are the hashes nutcracker offers, which ring has too.
+var hashNames = map[string]bool{
+	"one_at_a_time": true, "md5": true, "crc16": true, "crc32": true, "crc32a": true, "fnv1_64": true,
+	"fnv1a_64": true, "fnv1_32": true, "fnv1a_32": true, "hsieh": true, "murmur": true, "jenkins": true,
+}
+
+// parsePool reads a pool, whose shape is checked, and returns it with its
+// listen as written.
+func parsePool(name string, body *yaml.Node) (Pool, string, error) {
+	fail := func(format string, args ...any) (Pool, string, error) {
+		return Pool{}, "", fmt.Errorf("nutcracker: pool %q: %s", name, fmt.Sprintf(format, args...))
 	}
 	p := Pool{
 		Name:               name,
@@ -249,132 +353,285 @@ func parsePool(name string, body *yaml.Node) (Pool, error) {
 		ServerRetryTimeout: DefaultServerRetryTimeout,
 		ServerFailureLimit: DefaultServerFailureLimit,
 	}
-	if r.Listen == nil {
+	set := map[string]bool{}
+	var listen, redisAuth string
+	nums := map[string]int{}
+	hasRoute := false
+	for i := 0; i+1 < len(body.Content); i += 2 {
+		k, v := body.Content[i], body.Content[i+1]
+		key := k.Value
+		if key == "route" {
+			hasRoute = true
+			continue
+		}
+		values := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			values = v.Content
+		}
+		for _, n := range values {
+			val := n.Value
+			if !directives[key] {
+				return fail("line %d: unknown directive %q", k.Line, key)
+			}
+			if val == "" {
+				return fail("line %d: directive %q has an empty value", n.Line, key)
+			}
+			if key != "servers" {
+				if set[key] {
+					return fail("line %d: directive %q is a duplicate", n.Line, key)
+				}
+				set[key] = true
+			}
+			switch key {
+			case "listen":
+				addr, perm, err := parseListen(val)
+				if err != nil {
+					return fail("line %d: %v", n.Line, err)
+				}
+				listen, p.Listen, p.ListenPerm = val, addr, perm
+			case "hash":
+				if !hashNames[val] {
+					return fail("line %d: unknown hash %q", n.Line, val)
+				}
+				p.Hash = val
+			case "hash_tag":
+				if len(val) != 2 {
+					return fail("line %d: hash_tag %q is not two characters", n.Line, val)
+				}
+				p.HashTag = val
+			case "distribution":
+				switch ring.Distribution(val) {
+				case ring.Ketama, ring.Modula, ring.Random:
+				default:
+					return fail("line %d: unknown distribution %q", n.Line, val)
+				}
+				p.Distribution = val
+			case "timeout", "backlog", "client_connections", "redis_db", "server_connections",
+				"server_retry_timeout", "server_failure_limit":
+				num := atoi(val)
+				if num < 0 {
+					return fail("line %d: %s %q is not a number (decimal digits, at most %d)", n.Line, key, val, math.MaxInt32)
+				}
+				nums[key] = num
+			case "preconnect", "tcpkeepalive", "redis", "auto_eject_hosts":
+				if val != "true" && val != "false" {
+					return fail("line %d: %s %q is not true or false", n.Line, key, val)
+				}
+				b := val == "true"
+				switch key {
+				case "preconnect":
+					p.Preconnect = b
+				case "tcpkeepalive":
+					p.TCPKeepalive = b
+				case "redis":
+					p.Redis = b
+				default:
+					p.AutoEjectHosts = b
+				}
+			case "redis_auth":
+				redisAuth = val
+			case "servers":
+				srv, err := ParseServer(val)
+				if err != nil {
+					return fail("line %d: %v", n.Line, err)
+				}
+				p.Servers = append(p.Servers, srv)
+			}
+		}
+	}
+	if !set["listen"] {
 		return fail("directive \"listen\" is missing")
 	}
-	listen := strings.Fields(*r.Listen)
-	if len(listen) == 0 || len(listen) > 2 {
-		return fail("bad listen %q", *r.Listen)
+	if v, ok := nums["timeout"]; ok {
+		p.Timeout = time.Duration(v) * time.Millisecond
 	}
-	p.Listen = listen[0]
-	if len(listen) == 2 {
-		perm, err := strconv.ParseUint(listen[1], 8, 32)
-		if err != nil || !strings.HasPrefix(p.Listen, "/") {
-			return fail("bad listen %q", *r.Listen)
-		}
-		p.ListenPerm = os.FileMode(perm)
-	}
-	if r.Hash != nil {
-		if _, err := ring.HashNamed(*r.Hash); err != nil {
-			return fail("unknown hash %q", *r.Hash)
-		}
-		p.Hash = *r.Hash
-	}
-	if r.HashTag != nil {
-		if len(*r.HashTag) != 2 {
-			return fail("hash_tag %q is not two characters", *r.HashTag)
-		}
-		p.HashTag = *r.HashTag
-	}
-	if r.Distribution != nil {
-		switch ring.Distribution(*r.Distribution) {
-		case ring.Ketama, ring.Modula, ring.Random:
-		default:
-			return fail("unknown distribution %q", *r.Distribution)
-		}
-		p.Distribution = *r.Distribution
-	}
-	for _, n := range []struct {
-		name string
-		v    *int
-	}{
-		{"timeout", r.Timeout}, {"backlog", r.Backlog}, {"client_connections", r.ClientConnections},
-		{"redis_db", r.RedisDB}, {"server_connections", r.ServerConnections},
-		{"server_retry_timeout", r.ServerRetryTimeout}, {"server_failure_limit", r.ServerFailureLimit},
-	} {
-		if n.v != nil && *n.v < 0 {
-			return fail("%s %d is negative", n.name, *n.v)
-		}
-	}
-	if r.Timeout != nil {
-		p.Timeout = time.Duration(*r.Timeout) * time.Millisecond
-	}
-	setInt(&p.Backlog, r.Backlog)
-	setInt(&p.ClientConnections, r.ClientConnections)
-	setInt(&p.RedisDB, r.RedisDB)
-	setInt(&p.ServerFailureLimit, r.ServerFailureLimit)
-	if r.ServerConnections != nil {
-		if *r.ServerConnections == 0 {
+	setInt(&p.Backlog, nums, "backlog")
+	setInt(&p.ClientConnections, nums, "client_connections")
+	setInt(&p.RedisDB, nums, "redis_db")
+	setInt(&p.ServerFailureLimit, nums, "server_failure_limit")
+	if v, ok := nums["server_connections"]; ok {
+		if v == 0 {
 			return fail("server_connections must be at least 1")
 		}
-		p.ServerConnections = *r.ServerConnections
+		p.ServerConnections = v
 	}
-	if r.ServerRetryTimeout != nil {
-		p.ServerRetryTimeout = time.Duration(*r.ServerRetryTimeout) * time.Millisecond
+	if v, ok := nums["server_retry_timeout"]; ok {
+		p.ServerRetryTimeout = time.Duration(v) * time.Millisecond
 	}
-	setBool(&p.Preconnect, r.Preconnect)
-	setBool(&p.TCPKeepalive, r.TCPKeepalive)
-	setBool(&p.Redis, r.Redis)
-	setBool(&p.AutoEjectHosts, r.AutoEjectHosts)
-	if r.RedisAuth != nil {
-		p.RedisAuth = *r.RedisAuth
+	if redisAuth != "" && !p.Redis {
+		return fail("redis_auth is only valid for a redis pool")
 	}
-	if (r.Servers == nil || len(*r.Servers) == 0) && routeNode(body) == nil {
+	p.RedisAuth = redisAuth
+	if len(p.Servers) == 0 && !hasRoute {
 		return fail("directive \"servers\" is missing or empty")
 	}
-	if r.Servers == nil {
-		return p, nil
-	}
 	names := map[string]bool{}
-	for _, s := range *r.Servers {
-		srv, err := ParseServer(s)
-		if err != nil {
-			return fail("%v", err)
-		}
+	for _, srv := range p.Servers {
 		if names[srv.KetamaName()] {
 			return fail("server name %q is used twice", srv.KetamaName())
 		}
 		names[srv.KetamaName()] = true
-		p.Servers = append(p.Servers, srv)
 	}
-	return p, nil
+	return p, listen, nil
 }
 
-func setInt(dst, v *int) {
-	if v != nil {
-		*dst = *v
-	}
-}
-
-func setBool(dst, v *bool) {
-	if v != nil {
-		*dst = *v
+func setInt(dst *int, nums map[string]int, key string) {
+	if v, ok := nums[key]; ok {
+		*dst = v
 	}
 }
 
-// ParseServer parses a servers entry: "host:port:weight [name]", or
-// "/path/to/socket:weight [name]".
-func ParseServer(s string) (ring.Server, error) {
-	addrWeight, name, _ := strings.Cut(strings.TrimSpace(s), " ")
-	name = strings.TrimSpace(name)
-	i := strings.LastIndexByte(addrWeight, ':')
+// atoi reads a number as nutcracker does: decimal digits only, in a C int
+// that wraps around on overflow, and -1 for anything else, an empty
+// string or a negative result.
+func atoi(s string) int {
+	if s == "" {
+		return -1
+	}
+	var n int32
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return -1
+		}
+		n = n*10 + int32(s[i]-'0')
+	}
+	if n < 0 {
+		return -1
+	}
+	return int(n)
+}
+
+// unixPathMax is the longest Unix socket path nutcracker takes (sun_path
+// holds 108 bytes with its NUL).
+const unixPathMax = 107
+
+// parseListen reads listen as nutcracker does: "/path [perm]", the
+// permission in octal as C's strtol reads it (what follows its digits
+// ignored), or "host:port" split at the last colon. It returns the
+// address to listen on: the path, or host and port joined. Port 0 (any
+// free port) is taken, for programs that embed the proxy; nutcracker, and
+// corvid proxy, refuse it.
+func parseListen(s string) (string, os.FileMode, error) {
+	if s[0] == '/' {
+		i := strings.LastIndexByte(s, ' ')
+		if i < 0 {
+			if len(s) > unixPathMax {
+				return "", 0, fmt.Errorf("listen %q: the socket path is longer than %d bytes", s, unixPathMax)
+			}
+			return s, 0, nil
+		}
+		path := s[:i]
+		perm, ok := strtolOctal(s[i+1:])
+		if !ok || uint32(perm) > 0o777 {
+			return "", 0, fmt.Errorf("listen %q has an invalid file permission in \"socket_path permission\"", s)
+		}
+		if len(path) > unixPathMax {
+			return "", 0, fmt.Errorf("listen %q: the socket path is longer than %d bytes", s, unixPathMax)
+		}
+		return path, os.FileMode(uint32(perm)), nil
+	}
+	i := strings.LastIndexByte(s, ':')
 	if i < 0 {
-		return ring.Server{}, fmt.Errorf("server %q is not \"host:port:weight [name]\"", s)
+		return "", 0, fmt.Errorf("listen %q is not \"host:port\"", s)
 	}
-	w, err := strconv.Atoi(addrWeight[i+1:])
-	if err != nil || w < 1 {
-		return ring.Server{}, fmt.Errorf("server %q has a bad weight", s)
+	port := atoi(s[i+1:])
+	if port < 0 || port > math.MaxUint16 {
+		return "", 0, fmt.Errorf("listen %q has an invalid port", s)
 	}
-	addr := addrWeight[:i]
-	if !strings.HasPrefix(addr, "/") {
-		j := strings.LastIndexByte(addr, ':')
-		if j <= 0 {
-			return ring.Server{}, fmt.Errorf("server %q is not \"host:port:weight [name]\"", s)
+	return net.JoinHostPort(s[:i], strconv.Itoa(port)), 0, nil
+}
+
+// strtolOctal is C's strtol(s, NULL, 8): leading white space, a sign,
+// octal digits up to the first other byte (none: 0); ok is false when the
+// number overflows a long.
+func strtolOctal(s string) (int64, bool) {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')) {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	var n uint64
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '7'; i++ {
+		n = n*8 + uint64(s[i]-'0')
+		if n > math.MaxInt64+1 || (!neg && n > math.MaxInt64) {
+			return 0, false
 		}
-		port, err := strconv.Atoi(addr[j+1:])
-		if err != nil || port < 1 || port > 65535 {
-			return ring.Server{}, fmt.Errorf("server %q has a bad port", s)
+	}
+	if neg {
+		return -int64(n), true
+	}
+	return int64(n), true
+}
+
+// ParseServer parses a servers entry as nutcracker does, from its end:
+// "host:port:weight [name]", or "/path/to/socket:weight [name]". The name
+// is what follows the last space. Without one, a server's name on the
+// continuum is nutcracker's: the host when the port is 11211, else
+// "host:port" as written ("/path:" for a socket). Name holds it when it is
+// given or is not Addr: it is also the server's name in the stats.
+func ParseServer(s string) (ring.Server, error) {
+	bad := func(what string) (ring.Server, error) {
+		return ring.Server{}, fmt.Errorf("server %q %s", s, what)
+	}
+	if s == "" {
+		return bad("is empty")
+	}
+	rest, name, named := s, "", false
+	if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+		rest, name, named = rest[:i], rest[i+1:], true
+		if name == "" {
+			// nutcracker names such a server with nothing.
+			return bad("has an empty name (it ends with a space)")
 		}
 	}
-	return ring.Server{Addr: addr, Weight: w, Name: name}, nil
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return bad("is not \"host:port:weight [name]\" or \"/path/unix_socket:weight [name]\"")
+	}
+	addr, weightText := rest[:i], rest[i+1:]
+	unix := s[0] == '/'
+	portText := ""
+	if j := strings.LastIndexByte(addr, ':'); j >= 0 {
+		if unix {
+			return bad("is not \"/path/unix_socket:weight [name]\" (a colon in the path)")
+		}
+		addr, portText = addr[:j], addr[j+1:]
+	} else if !unix {
+		return bad("is not \"host:port:weight [name]\"")
+	}
+	weight := atoi(weightText)
+	if weight < 0 {
+		return bad("has an invalid weight")
+	}
+	if weight == 0 {
+		return bad("has a zero weight")
+	}
+	srv := ring.Server{Addr: addr, Weight: weight}
+	ketama := addr + ":" + portText
+	if !unix {
+		port := atoi(portText)
+		if port < 1 || port > math.MaxUint16 {
+			return bad("has an invalid port")
+		}
+		if addr == "" {
+			// nutcracker takes it and never reaches it (an empty host
+			// does not resolve); Go would dial this host.
+			return bad("has no host")
+		}
+		srv.Addr = net.JoinHostPort(addr, strconv.Itoa(port))
+		if port == 11211 {
+			ketama = addr
+		}
+	}
+	if named {
+		ketama = name
+	}
+	if named || ketama != srv.Addr {
+		srv.Name = ketama
+	}
+	return srv, nil
 }
