@@ -199,19 +199,19 @@ func (o *proxyOptions) settings() (proxySettings, error) {
 		return proxySettings{}, usageError(fmt.Sprintf(format, args...) + "\n" + strings.TrimSuffix(nutcrackerUsage(), "\n"))
 	}
 	var s proxySettings
-	if s.logLevel = ncAtoi(o.verbose); s.logLevel < 0 {
+	if s.logLevel = nutcracker.Atoi(o.verbose); s.logLevel < 0 {
 		return fail("nutcracker: option -v requires a number")
 	}
-	if s.statsPort = ncAtoi(o.statsPort); s.statsPort < 0 {
+	if s.statsPort = nutcracker.Atoi(o.statsPort); s.statsPort < 0 {
 		return fail("nutcracker: option -s requires a number")
 	}
 	if s.statsPort < 1 || s.statsPort > math.MaxUint16 {
 		return fail("nutcracker: option -s value %d is not a valid port", s.statsPort)
 	}
-	if s.statsInterval = ncAtoi(o.statsInterval); s.statsInterval < 0 {
+	if s.statsInterval = nutcracker.Atoi(o.statsInterval); s.statsInterval < 0 {
 		return fail("nutcracker: option -i requires a number")
 	}
-	if s.mbufSize = ncAtoi(o.mbufSize); s.mbufSize <= 0 {
+	if s.mbufSize = nutcracker.Atoi(o.mbufSize); s.mbufSize <= 0 {
 		return fail("nutcracker: option -m requires a non-zero number")
 	}
 	if s.mbufSize < nutcrackerMbufMin || s.mbufSize > nutcrackerMbufMax {
@@ -225,26 +225,6 @@ func (o *proxyOptions) settings() (proxySettings, error) {
 		s.procs = n
 	}
 	return s, nil
-}
-
-// ncAtoi reads a number as nutcracker does: decimal digits only, in a C
-// int that wraps around on overflow, and -1 for anything else, an empty
-// string or a negative result.
-func ncAtoi(s string) int {
-	if s == "" {
-		return -1
-	}
-	var n int32
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return -1
-		}
-		n = n*10 + int32(s[i]-'0')
-	}
-	if n < 0 {
-		return -1
-	}
-	return int(n)
 }
 
 // nutcrackerVersionText is what nutcracker prints first for -V, -h and -D.

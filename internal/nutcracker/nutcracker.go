@@ -408,7 +408,7 @@ func parsePool(name string, body *yaml.Node) (Pool, string, error) {
 				p.Distribution = val
 			case "timeout", "backlog", "client_connections", "redis_db", "server_connections",
 				"server_retry_timeout", "server_failure_limit":
-				num := atoi(val)
+				num := Atoi(val)
 				if num < 0 {
 					return fail("line %d: %s %q is not a number (decimal digits, at most %d)", n.Line, key, val, math.MaxInt32)
 				}
@@ -481,10 +481,10 @@ func setInt(dst *int, nums map[string]int, key string) {
 	}
 }
 
-// atoi reads a number as nutcracker does: decimal digits only, in a C int
-// that wraps around on overflow, and -1 for anything else, an empty
-// string or a negative result.
-func atoi(s string) int {
+// Atoi reads a number as nutcracker does, in its file and on its command
+// line: decimal digits only, in a C int that wraps around on overflow,
+// and -1 for anything else, an empty string or a negative result.
+func Atoi(s string) int {
 	if s == "" {
 		return -1
 	}
@@ -534,7 +534,7 @@ func parseListen(s string) (string, os.FileMode, error) {
 	if i < 0 {
 		return "", 0, fmt.Errorf("listen %q is not \"host:port\"", s)
 	}
-	port := atoi(s[i+1:])
+	port := Atoi(s[i+1:])
 	if port < 0 || port > math.MaxUint16 {
 		return "", 0, fmt.Errorf("listen %q has an invalid port", s)
 	}
@@ -603,7 +603,7 @@ func ParseServer(s string) (ring.Server, error) {
 	} else if !unix {
 		return bad("is not \"host:port:weight [name]\"")
 	}
-	weight := atoi(weightText)
+	weight := Atoi(weightText)
 	if weight < 0 {
 		return bad("has an invalid weight")
 	}
@@ -613,7 +613,7 @@ func ParseServer(s string) (ring.Server, error) {
 	srv := ring.Server{Addr: addr, Weight: weight}
 	ketama := addr + ":" + portText
 	if !unix {
-		port := atoi(portText)
+		port := Atoi(portText)
 		if port < 1 || port > math.MaxUint16 {
 			return bad("has an invalid port")
 		}
