@@ -548,10 +548,6 @@ func (o *serverOptions) config() (server.Config, error) {
 		t := o.tls
 		cfg.TLS = &t
 	}
-	// As memcached when it starts its threads, before its listeners.
-	if err := checkLockPower(o.threads, orDefault(sc.HashPowerInit, 16)); err != nil {
-		return cfg, err
-	}
 	// memcached: -s disables network support; -p 0 with -U serves UDP
 	// only.
 	if o.unixSocket == "" && (port > 0 || o.udpPort > 0) {
@@ -612,6 +608,43 @@ func checkLockPower(threads, hashPower int) error {
 			"Hash table grows with `-o hashpower=N` ", hashPower, power), 1}
 	}
 	return nil
+}
+
+// checkPrealloc refuses, as memcached refuses with -L, a memory limit too
+// small for a page of every slab class: memcached takes its whole limit at
+// start and gives each class a page of it (a class's chunks, without page
+// moves and with slab_chunk_max a whole page). corvid takes no memory
+// before items need it, but a command line memcached refuses is refused.
+func checkPrealloc(sc storage.Config, table []storage.ClassInfo) error {
+	var need int64
+	for _, c := range table {
+		if sc.NoSlabReassign && sc.SlabChunkMax == storage.SlabPageSize {
+			need += int64(c.ChunkSize) * int64(c.ChunksPerPage)
+		} else {
+			need += storage.SlabPageSize
+		}
+		if need > sc.MemoryLimit {
+			return exitError{fmt.Sprintf("Error while preallocating slab memory!\n"+
+				"If using -L or other prealloc options, max memory must be at least %d megabytes.", len(table)), 1}
+		}
+	}
+	return nil
+}
+
+// hugePageSize is the size of the system's huge pages (Hugepagesize in
+// /proc/meminfo), or 0.
+func hugePageSize() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Hugepagesize:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // parseSlabSizes reads -o slab_sizes as memcached does: sizes separated by
@@ -1207,14 +1240,28 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, serverStopSignals...)
 	defer signal.Stop(sigs)
-	if o.verbose > 1 {
+	// A configuration the cache cannot take has no table: server.New
+	// says why.
+	table, tableErr := storage.ClassTable(cfg.Storage)
+	if o.verbose > 1 && tableErr == nil {
 		// As memcached, which prints it as it makes its slab classes,
-		// before it opens its listeners.
-		if table, err := storage.ClassTable(cfg.Storage); err == nil {
-			for _, c := range table {
-				fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
-			}
+		// before it opens its listeners; with -L after the size of the
+		// huge pages it aligns its memory to.
+		if size := hugePageSize(); o.largePages && size > 0 {
+			fmt.Fprintf(os.Stderr, "huge page size: %d\n", size)
 		}
+		for _, c := range table {
+			fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
+		}
+	}
+	if o.largePages && tableErr == nil {
+		if err := checkPrealloc(cfg.Storage, table); err != nil {
+			return err
+		}
+	}
+	// As memcached when it starts its threads, before its listeners.
+	if err := checkLockPower(o.threads, orDefault(cfg.Storage.HashPowerInit, 16)); err != nil {
+		return err
 	}
 	srv, err := server.New(cfg)
 	if errors.Is(err, server.ErrMaxConnsTooLow) {
