@@ -96,9 +96,9 @@ type Config struct {
 	WatcherLogBufSize int
 	// WorkerLogBufSize is memcached's per-thread log buffer (-o
 	// worker_logbuf_size, in kilobytes), reported in stats settings;
-	// default 64 KiB. corvid formats a log line straight into the
-	// buffers of the watchers that want it, so it has no such buffer
-	// and drops no line there (log_worker_dropped stays 0).
+	// default 64 KiB, negative for 0. corvid formats a log line straight
+	// into the buffers of the watchers that want it, so it has no such
+	// buffer and drops no line there (log_worker_dropped stays 0).
 	WorkerLogBufSize int
 
 	// ReadBufMemLimit bounds the bytes of the connections' read buffers

@@ -562,7 +562,7 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.i("temporary_ttl", int64(uint32(lru.TemporaryTTL))) // memcached's %u
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
 	w.i("watcher_logbuf_size", int64(max(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf), 0)))
-	w.i("worker_logbuf_size", int64(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf)))
+	w.i("worker_logbuf_size", int64(max(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf), 0)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
 	w.yesno("track_sizes", s.cache.Sizes(func(int, uint32) {}))
 	w.str("inline_ascii_response", "no") // dead in memcached 1.6 too

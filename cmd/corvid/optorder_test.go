@@ -100,6 +100,7 @@ func TestServerTakesAsMemcachedReads(t *testing.T) {
 		{[]string{"-o", "read_buf_mem_limit=4096"}, func(c server.Config) bool { return c.ReadBufMemLimit == -1 }},
 		{[]string{"-o", "read_buf_mem_limit=4097"}, func(c server.Config) bool { return c.ReadBufMemLimit == 1<<20 }},
 		{[]string{"-o", "watcher_logbuf_size=4194305"}, func(c server.Config) bool { return c.WatcherLogBufSize == 1<<10 }},
+		{[]string{"-o", "worker_logbuf_size=0"}, func(c server.Config) bool { return c.WorkerLogBufSize < 0 }},
 		{[]string{"-m", "4294968320"}, func(c server.Config) bool { return c.Storage.MemoryLimit == 1<<30 }},
 		{[]string{"-b", "0"}, func(c server.Config) bool { return c.Backlog == server.ZeroBacklog }},
 		{[]string{"-o", "slab_sizes=100- 200"}, func(c server.Config) bool {

@@ -856,7 +856,9 @@ func (o *serverOptions) applyExtended(arg string, cfg *server.Config, sc *storag
 			// memcached keeps the size in bytes in 32 bits.
 			size := int(kb << 10)
 			if name == "worker_logbuf_size" {
-				cfg.WorkerLogBufSize = size
+				if cfg.WorkerLogBufSize = size; size == 0 {
+					cfg.WorkerLogBufSize = -1 // reported as 0
+				}
 			} else if cfg.WatcherLogBufSize = size; size == 0 {
 				cfg.WatcherLogBufSize = -1 // no room: every line is skipped
 			}
