@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 // Version is the memcached protocol version corvid answers to "version"
 // and reports in "stats": clients compare it to enable features.
 const Version = "1.6.18"
+
+// ZeroBacklog is Config.Backlog for a backlog of 0 (-b 0), Config's zero
+// being the default. The backlog is only reported (tcp_backlog).
+const ZeroBacklog = math.MinInt64
 
 // DefaultShutdownGrace is Config.ShutdownGrace's default.
 const DefaultShutdownGrace = 5 * time.Second
@@ -53,10 +58,15 @@ type Config struct {
 	DisableDumping  bool // -X: refuse "lru_crawler metadump"
 	DisableWatch    bool // -W: refuse "watch"
 	Threads         int  // -t; reported as "threads"; default 4
-	Backlog         int  // -b; default 1024
+	Backlog         int  // -b; default 1024, ZeroBacklog for 0
 	Verbosity       int  // -v count
 	DetailEnabled   bool // -D given or "stats detail on"
 	PrefixDelimiter byte // -D; default ':'
+
+	// SlabAutomoveFreeRatio is -o slab_automove_freeratio as given, any
+	// number, reported in "stats settings" (memcached uses it only with
+	// extstore); nil reports Storage's.
+	SlabAutomoveFreeRatio *float64
 
 	// ReqsPerEvent is how many requests a connection serves before it
 	// lets the others run, counted in conn_yields (-R); default 20. As
@@ -86,9 +96,9 @@ type Config struct {
 	WatcherLogBufSize int
 	// WorkerLogBufSize is memcached's per-thread log buffer (-o
 	// worker_logbuf_size, in kilobytes), reported in stats settings;
-	// default 64 KiB. corvid formats a log line straight into the
-	// buffers of the watchers that want it, so it has no such buffer
-	// and drops no line there (log_worker_dropped stays 0).
+	// default 64 KiB, negative for 0. corvid formats a log line straight
+	// into the buffers of the watchers that want it, so it has no such
+	// buffer and drops no line there (log_worker_dropped stays 0).
 	WorkerLogBufSize int
 
 	// ReadBufMemLimit bounds the bytes of the connections' read buffers

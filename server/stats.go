@@ -522,7 +522,11 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.yesno("detail_enabled", s.detail.enabled.Load())
 	w.i("reqs_per_event", int64(cfg.ReqsPerEvent))
 	w.yesno("cas_enabled", !sc.DisableCAS)
-	w.i("tcp_backlog", int64(cfg.Backlog))
+	backlog := int64(cfg.Backlog)
+	if cfg.Backlog == ZeroBacklog {
+		backlog = 0
+	}
+	w.i("tcp_backlog", backlog)
 	w.str("binding_protocol", cfg.Protocol.String())
 	w.yesno("auth_enabled_sasl", cfg.SASL)
 	// memcached shows the auth file's name when it has one.
@@ -555,15 +559,19 @@ func (s *Server) writeSettings(w *statWriter) {
 	w.str("hot_max_factor", strconv.FormatFloat(lru.HotMaxFactor, 'f', 2, 64))
 	w.str("warm_max_factor", strconv.FormatFloat(lru.WarmMaxFactor, 'f', 2, 64))
 	w.yesno("temp_lru", lru.TempLRU)
-	w.i("temporary_ttl", int64(lru.TemporaryTTL))
+	w.i("temporary_ttl", int64(uint32(lru.TemporaryTTL))) // memcached's %u
 	w.i("idle_timeout", int64(cfg.IdleTimeout/time.Second))
 	w.i("watcher_logbuf_size", int64(max(orInt(cfg.WatcherLogBufSize, defaultWatcherBuf), 0)))
-	w.i("worker_logbuf_size", int64(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf)))
+	w.i("worker_logbuf_size", int64(max(orInt(cfg.WorkerLogBufSize, defaultWorkerBuf), 0)))
 	w.i("read_buf_mem_limit", s.rbufs.limit)
 	w.yesno("track_sizes", s.cache.Sizes(func(int, uint32) {}))
 	w.str("inline_ascii_response", "no") // dead in memcached 1.6 too
 	w.i("write_buf_mem_limit", s.wbufs.limit)
-	w.str("slab_automove_freeratio", strconv.FormatFloat(orFloat(sc.SlabAutomoveFreeRatio, 0.01), 'f', 3, 64))
+	freeRatio := orFloat(sc.SlabAutomoveFreeRatio, 0.01)
+	if cfg.SlabAutomoveFreeRatio != nil {
+		freeRatio = *cfg.SlabAutomoveFreeRatio
+	}
+	w.str("slab_automove_freeratio", strconv.FormatFloat(freeRatio, 'f', 3, 64))
 	s.writeTLSSettings(w)
 	w.str("memory_file", orString(cfg.SnapshotFile, "(null)"))
 	w.str("eviction", s.cache.Eviction().String())

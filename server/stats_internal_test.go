@@ -162,3 +162,32 @@ func TestStatsCachedumpBounds(t *testing.T) {
 		t.Errorf("with -X: %q", l)
 	}
 }
+
+// TestStatsSettingsAsMemcachedPrints checks "stats settings" rows for
+// values memcached 1.6.18 takes from its command line and prints as it
+// keeps them: a backlog of 0 (-b 0), a negative temporary_ttl (printed
+// unsigned), a slab_automove_freeratio outside 0..1, a worker_logbuf_size
+// of 0.
+func TestStatsSettingsAsMemcachedPrints(t *testing.T) {
+	ratio := 5.0
+	_, addr := start(t, Config{
+		Backlog:               ZeroBacklog,
+		WorkerLogBufSize:      -1,
+		SlabAutomoveFreeRatio: &ratio,
+		Storage:               storage.Config{TempLRU: true, TemporaryTTL: -5},
+	})
+	c := dial(t, "tcp", addr)
+	c.send("stats settings\r\n")
+	settings := map[string]string{}
+	for l := c.line(); l != "END"; l = c.line() {
+		if f := strings.Fields(l); len(f) == 3 {
+			settings[f[1]] = f[2]
+		}
+	}
+	for name, v := range map[string]string{"tcp_backlog": "0", "temporary_ttl": "4294967291",
+		"temp_lru": "yes", "slab_automove_freeratio": "5.000", "worker_logbuf_size": "0"} {
+		if settings[name] != v {
+			t.Errorf("stats settings %s = %q, want %q", name, settings[name], v)
+		}
+	}
+}

@@ -16,7 +16,9 @@ var version = "0.1.0-dev"
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		if msg := err.Error(); msg != "" { // memcached refuses some without a word
+			fmt.Fprintln(os.Stderr, msg)
+		}
 		os.Exit(exitStatus(err))
 	}
 }

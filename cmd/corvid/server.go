@@ -67,6 +67,8 @@ type serverOptions struct {
 	ssl              bool
 	tls              server.TLSConfig // the ssl_* suboptions, used with -Z
 	extended         []string
+	given            []givenOption // every option set, in command-line order
+	extPathGiven     bool          // an -o ext_path has been read
 	daemonChild      bool
 	admin            string
 	shutdownGrace    time.Duration
@@ -138,7 +140,79 @@ same names.`,
 	f.StringVar(&o.admin, "admin", "", "serve the admin HTTP port (Prometheus metrics at /metrics, a dashboard at /, profiles under /debug/pprof/) on this host:port")
 	f.BoolVar(&o.daemonChild, "daemon-child", false, "internal: this process is the daemon started by -d")
 	f.MarkHidden("daemon-child")
+	f.VisitAll(func(fl *pflag.Flag) { fl.Value = orderedValue{fl.Value, fl.Name, &o.given} })
 	return cmd
+}
+
+// givenOption is an option as the command line set it.
+type givenOption struct{ name, value string }
+
+// orderedValue records each option as it is set, so that config can check
+// the options in command-line order, as memcached's getopt loop does.
+type orderedValue struct {
+	pflag.Value
+	name  string
+	given *[]givenOption
+}
+
+func (v orderedValue) Set(s string) error {
+	if err := v.Value.Set(s); err != nil {
+		return err
+	}
+	*v.given = append(*v.given, givenOption{v.name, s})
+	return nil
+}
+
+// checkGiven makes the checks memcached makes as it reads an option, with
+// its messages, and applies the suboptions of an -o. Numbers are read as
+// memcached's atoi and atof read them.
+func (o *serverOptions) checkGiven(g givenOption, cfg *server.Config, sc *storage.Config, chunkMax *chunkMaxOption) error {
+	switch g.name {
+	case "conn-limit":
+		if leadingInt(g.value) <= 0 {
+			return usageError("Maximum connections must be greater than 0")
+		}
+	case "threads":
+		n := leadingInt(g.value)
+		if n <= 0 {
+			return usageError("Number of threads must be greater than 0")
+		}
+		if n > 64 {
+			fmt.Fprint(os.Stderr, "WARNING: Setting a high number of workerthreads is not recommended.\n"+
+				" Set this value to the number of cores in your machine or less.\n")
+		}
+	case "max-reqs-per-event":
+		// A negative number is taken (and serves as 1).
+		if leadingInt(g.value) == 0 {
+			return usageError("Number of requests per event must be greater than 0")
+		}
+	case "slab-growth-factor":
+		if leadingFloat(g.value) <= 1.0 {
+			return usageError("Factor must be greater than 1")
+		}
+	case "slab-min-size":
+		if leadingInt(g.value) <= 0 {
+			return usageError("Chunk size must be greater than 0")
+		}
+	case "prefix-delimiter":
+		if g.value == "" {
+			return usageError("No delimiter specified")
+		}
+	case "protocol":
+		switch g.value {
+		case "auto", "ascii", "binary":
+		default:
+			return invalidProtocol(g.value)
+		}
+	case "extended":
+		return o.applyExtended(g.value, cfg, sc, chunkMax)
+	}
+	return nil
+}
+
+// invalidProtocol is memcached's refusal of a -B it does not know.
+func invalidProtocol(p string) error {
+	return exitError{fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", p), exUsage}
 }
 
 // usageError is a command-line error; corvid prints it and exits non-zero
@@ -165,37 +239,114 @@ const (
 
 func (e usageError) Error() string { return string(e) }
 
-// leadingInt parses the leading decimal digits of s as C's atoi does.
-func leadingInt(s string) int64 {
-	s = strings.TrimLeft(s, " \t")
-	neg := false
-	if s != "" && (s[0] == '-' || s[0] == '+') {
-		neg = s[0] == '-'
-		s = s[1:]
-	}
-	var n int64
-	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9' && n < 1<<40; i++ {
-		n = n*10 + int64(s[i]-'0')
-	}
-	if neg {
-		return -n
-	}
-	return n
+// isCSpace reports whether b is white space to C's isspace.
+func isCSpace(b byte) bool {
+	return b == ' ' || b >= '\t' && b <= '\r'
 }
 
-// safeStrtol reads a 32-bit decimal number as memcached's safe_strtol:
-// leading white space and a sign allowed, then digits, then nothing or
-// white space.
-func safeStrtol(s string) (int32, bool) {
-	t := strings.TrimLeft(s, " \t\n\v\f\r")
-	if i := strings.IndexAny(t, " \t\n\v\f\r"); i >= 0 {
-		t = t[:i]
+// cDigits reads s as C's strto* functions read a base-10 number: leading
+// white space, a sign, digits. It returns the digits' value (overflow set
+// past 64 bits), whether the sign was minus, and the index after the
+// digits, or 0 when there are none.
+func cDigits(s string) (mag uint64, neg bool, end int, overflow bool) {
+	i := 0
+	for i < len(s) && isCSpace(s[i]) {
+		i++
 	}
-	n, err := strconv.ParseInt(strings.TrimPrefix(t, "+"), 10, 32)
-	if err != nil || strings.HasPrefix(t, "+-") {
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	start := i
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		d := uint64(s[i] - '0')
+		if mag > (math.MaxUint64-d)/10 {
+			overflow = true
+		} else if !overflow {
+			mag = mag*10 + d
+		}
+	}
+	if i == start {
+		return 0, false, 0, false
+	}
+	return mag, neg, i, overflow
+}
+
+// strtol is C's strtol in base 10 with a 64-bit long: the value,
+// saturated when out of range (rangeErr), and the index after the number
+// (0 when there is none).
+func strtol(s string) (v int64, end int, rangeErr bool) {
+	mag, neg, end, overflow := cDigits(s)
+	switch {
+	case !neg && (overflow || mag > math.MaxInt64):
+		return math.MaxInt64, end, true
+	case neg && (overflow || mag > 1<<63):
+		return math.MinInt64, end, true
+	case neg:
+		return int64(-mag), end, false
+	}
+	return int64(mag), end, false
+}
+
+// strtoul is C's strtoul in base 10 with a 64-bit long: a negative number
+// is negated in unsigned arithmetic, one out of range saturates.
+func strtoul(s string) (v uint64, end int, rangeErr bool) {
+	mag, neg, end, overflow := cDigits(s)
+	switch {
+	case overflow:
+		return math.MaxUint64, end, true
+	case neg:
+		return -mag, end, false
+	}
+	return mag, end, false
+}
+
+// leadingInt reads s as C's atoi does, memcached's reading of most numeric
+// options: strtol's value cast to a 32-bit int, so that "5x" is 5, garbage
+// 0, and a number past 32 bits keeps its low 32 bits (4294967296 is 0).
+func leadingInt(s string) int64 {
+	v, _, _ := strtol(s)
+	return int64(int32(v))
+}
+
+// safeStrtol reads a number as memcached's safe_strtol: strtol's number,
+// followed by nothing or white space, stored in 32 bits.
+func safeStrtol(s string) (int32, bool) {
+	v, end, rangeErr := strtol(s)
+	if rangeErr || end == 0 || end < len(s) && !isCSpace(s[end]) {
 		return 0, false
 	}
-	return int32(n), true
+	return int32(v), true
+}
+
+// safeStrtoul reads a number as memcached's safe_strtoul: strtoul's
+// number, followed by nothing or white space, refused when it is negative
+// past the signed range, stored in 32 bits (4294967296 is 0).
+func safeStrtoul(s string) (uint32, bool) {
+	v, end, rangeErr := strtoul(s)
+	if rangeErr || end == 0 || end < len(s) && !isCSpace(s[end]) {
+		return 0, false
+	}
+	if int64(v) < 0 && strings.Contains(s, "-") {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
+// safeStrtod reads a number as memcached's safe_strtod: the longest
+// prefix strtod takes (after white space), followed by nothing or white
+// space.
+func safeStrtod(s string) (float64, bool) {
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	for n := len(t); n > 0; n-- {
+		if f, err := strconv.ParseFloat(t[:n], 64); err == nil || errors.Is(err, strconv.ErrRange) {
+			if n < len(t) && !isCSpace(t[n]) || errors.Is(err, strconv.ErrRange) {
+				return 0, false
+			}
+			return f, true
+		}
+	}
+	return 0, false
 }
 
 // initialMalloced reads memcached's test hook T_MEMD_INITIAL_MALLOC (slabs.c,
@@ -223,7 +374,7 @@ func initialMalloced(s string) int64 {
 // leadingFloat parses the longest prefix of s that is a number, as C's
 // atof does, or returns 0.
 func leadingFloat(s string) float64 {
-	s = strings.TrimLeft(s, " \t")
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
 	for n := len(s); n > 0; n-- {
 		if f, err := strconv.ParseFloat(s[:n], 64); err == nil {
 			return f
@@ -248,7 +399,11 @@ func parseSize(s string) int64 {
 }
 
 // config turns the command line into a server configuration, rejecting
-// what memcached rejects with memcached's message.
+// what memcached rejects with memcached's message: first the checks
+// memcached makes as it reads each option, in the order they were given
+// (so that the first bad one is the one reported, and an option given
+// twice is checked each time), then those it makes once every option is
+// read, in its order.
 func (o *serverOptions) config() (server.Config, error) {
 	cfg := server.Config{
 		UnixPath:        o.unixSocket,
@@ -259,34 +414,50 @@ func (o *serverOptions) config() (server.Config, error) {
 		MaxConns:        o.connLimit,
 		Threads:         o.threads,
 		EventLoops:      o.eventLoops,
-		ReqsPerEvent:    int(max(min(leadingInt(o.reqsPerEvent), 1<<31-1), -1<<31)),
-		Backlog:         o.backlog,
+		ReqsPerEvent:    int(leadingInt(o.reqsPerEvent)),
+		Backlog:         int(int32(o.backlog)), // memcached's atoi
 		Verbosity:       o.verbose,
 		TCPPort:         o.port,
 		UDPPort:         o.udpPort,
 	}
-	if o.connLimit <= 0 {
-		return cfg, usageError("Maximum connections must be greater than 0")
-	}
-	if o.threads <= 0 {
-		return cfg, usageError("Number of threads must be greater than 0")
-	}
 	if cfg.EventLoops < 0 {
 		cfg.EventLoops = o.threads
+	}
+	if cfg.Backlog == 0 {
+		cfg.Backlog = server.ZeroBacklog
 	}
 	cfg.ShutdownGrace = o.shutdownGrace
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = -1 // none; Config's zero is the default
 	}
-	if cfg.ReqsPerEvent == 0 {
-		// Read as C's atoi reads it: "5x" is 5, a negative number is
-		// taken (and serves as 1), only 0 or no number is refused.
+	sc := storage.Config{
+		MemoryLimit:  leadingInt(o.memoryLimit) << 20,
+		ChunkSizeMin: o.minSize,
+		GrowthFactor: o.factor,
+		NoEvict:      o.disableEvictions,
+		DisableCAS:   o.disableCAS,
+	}
+	sc.InitialMalloced = initialMalloced(os.Getenv("T_MEMD_INITIAL_MALLOC"))
+	sc.SlabChunkMax = storage.SlabPageSize / 2
+	var chunkMax chunkMaxOption
+	for _, g := range o.given {
+		if err := o.checkGiven(g, &cfg, &sc, &chunkMax); err != nil {
+			return cfg, err
+		}
+	}
+	// The same checks on the final values, for options set otherwise
+	// than on a command line.
+	switch {
+	case o.connLimit <= 0:
+		return cfg, usageError("Maximum connections must be greater than 0")
+	case o.threads <= 0:
+		return cfg, usageError("Number of threads must be greater than 0")
+	case cfg.ReqsPerEvent == 0:
 		return cfg, usageError("Number of requests per event must be greater than 0")
-	}
-	if o.factor <= 1.0 {
+	case o.factor <= 1.0:
 		return cfg, usageError("Factor must be greater than 1")
-	}
-	if o.minSize <= 0 {
+	case o.minSize <= 0:
+		// memcached refuses only 0 (README: a negative -n too).
 		return cfg, usageError("Chunk size must be greater than 0")
 	}
 	switch o.protocol {
@@ -296,7 +467,41 @@ func (o *serverOptions) config() (server.Config, error) {
 	case "binary":
 		cfg.Protocol = server.ProtoBinary
 	default:
-		return cfg, exitError{fmt.Sprintf("Invalid value for binding protocol: %s\n -- should be one of auto, binary, or ascii", o.protocol), exUsage}
+		return cfg, invalidProtocol(o.protocol)
+	}
+	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
+	if err != nil {
+		return cfg, usageError(fmt.Sprintf("Invalid unix mask: %q", o.unixMask))
+	}
+	cfg.UnixMask = os.FileMode(mask)
+	if o.delimiter != "" {
+		cfg.PrefixDelimiter = o.delimiter[0]
+		cfg.DetailEnabled = true
+	}
+	if o.largePages {
+		sc.NoHugePages = false
+	}
+
+	// memcached's checks once its options are read, in its order.
+	if err := checkItemSize(&sc, parseSize(o.maxItemSize), chunkMax.set); err != nil {
+		return cfg, err
+	}
+	if o.slabSizes != nil {
+		// As memcached, once slab_chunk_max and -n are final; an empty
+		// list is refused without a word.
+		if *o.slabSizes == "" {
+			return cfg, exitError{"", exUsage}
+		}
+		sc.SlabSizes = parseSlabSizes(*o.slabSizes)
+		if err := storage.CheckSlabSizes(sc.SlabSizes, sc.ChunkSizeMin, sc.SlabChunkMax); err != nil {
+			return cfg, exitError{err.Error(), exUsage}
+		}
+	}
+	if orDefault(sc.HotLRUPct, 20)+orDefault(sc.WarmLRUPct, 40) > 80 {
+		return cfg, exitError{"hot_lru_pct + warm_lru_pct cannot be more than 80% combined", exUsage}
+	}
+	if sc.TempLRU && sc.NoLRUMaintainer {
+		return cfg, exitError{"temporary_ttl requires lru_maintainer to be enabled", exUsage}
 	}
 	// memcached's rules: SASL is binary only and without UDP; ASCII
 	// authentication is ASCII only.
@@ -321,48 +526,6 @@ func (o *serverOptions) config() (server.Config, error) {
 		}
 		if o.udpPort > 0 {
 			return cfg, exitError{"Cannot use UDP with ascii authentication enabled (-U 0 to disable)", exUsage}
-		}
-	}
-	mask, err := strconv.ParseUint(o.unixMask, 8, 32)
-	if err != nil {
-		return cfg, usageError(fmt.Sprintf("Invalid unix mask: %q", o.unixMask))
-	}
-	cfg.UnixMask = os.FileMode(mask)
-	if o.delimiter != "" {
-		cfg.PrefixDelimiter = o.delimiter[0]
-		cfg.DetailEnabled = true
-	}
-
-	sc := storage.Config{
-		MemoryLimit:  leadingInt(o.memoryLimit) << 20,
-		ChunkSizeMin: o.minSize,
-		GrowthFactor: o.factor,
-		NoEvict:      o.disableEvictions,
-		DisableCAS:   o.disableCAS,
-	}
-	sc.InitialMalloced = initialMalloced(os.Getenv("T_MEMD_INITIAL_MALLOC"))
-	sc.SlabChunkMax = storage.SlabPageSize / 2
-	var chunkMax chunkMaxOption
-	if err := o.applyExtended(&cfg, &sc, &chunkMax); err != nil {
-		return cfg, err
-	}
-	if o.largePages {
-		sc.NoHugePages = false
-	}
-	if err := checkItemSize(&sc, parseSize(o.maxItemSize), chunkMax.set); err != nil {
-		if chunkMax.warning != "" {
-			err = exitError{chunkMax.warning + "\n" + err.Error(), exUsage}
-		}
-		return cfg, err
-	}
-	if err := checkLockPower(o.threads, orDefault(sc.HashPowerInit, 16)); err != nil {
-		return cfg, err
-	}
-	if o.slabSizes != nil {
-		// As memcached, once slab_chunk_max and -n are final.
-		sc.SlabSizes = parseSlabSizes(*o.slabSizes)
-		if err := storage.CheckSlabSizes(sc.SlabSizes, sc.ChunkSizeMin, sc.SlabChunkMax); err != nil {
-			return cfg, exitError{err.Error(), exUsage}
 		}
 	}
 	cfg.Storage = sc
@@ -447,32 +610,62 @@ func checkLockPower(threads, hashPower int) error {
 	return nil
 }
 
+// checkPrealloc refuses, as memcached refuses with -L, a memory limit too
+// small for a page of every slab class: memcached takes its whole limit at
+// start and gives each class a page of it (a class's chunks, without page
+// moves and with slab_chunk_max a whole page). corvid takes no memory
+// before items need it, but a command line memcached refuses is refused.
+func checkPrealloc(sc storage.Config, table []storage.ClassInfo) error {
+	var need int64
+	for _, c := range table {
+		if sc.NoSlabReassign && sc.SlabChunkMax == storage.SlabPageSize {
+			need += int64(c.ChunkSize) * int64(c.ChunksPerPage)
+		} else {
+			need += storage.SlabPageSize
+		}
+		if need > sc.MemoryLimit {
+			return exitError{fmt.Sprintf("Error while preallocating slab memory!\n"+
+				"If using -L or other prealloc options, max memory must be at least %d megabytes.", len(table)), 1}
+		}
+	}
+	return nil
+}
+
+// hugePageSize is the size of the system's huge pages (Hugepagesize in
+// /proc/meminfo), or 0.
+func hugePageSize() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Hugepagesize:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // parseSlabSizes reads -o slab_sizes as memcached does: sizes separated by
-// dashes (empty ones skipped), each a decimal number that may be followed
-// by white space; one it cannot read is 0, which the checks refuse.
+// dashes (empty ones skipped), each read as safe_strtoul reads it (white
+// space around it taken); one it cannot read is 0, which the checks refuse.
 func parseSlabSizes(s string) []int {
 	sizes := []int{}
 	for _, f := range strings.Split(s, "-") {
 		if f == "" {
 			continue
 		}
-		t := strings.TrimRight(f, " \t\n\v\f\r")
-		n, err := strconv.ParseUint(strings.TrimPrefix(t, "+"), 10, 64)
-		if err != nil || strings.HasPrefix(t, "+-") {
-			n = 0
-		}
-		sizes = append(sizes, int(uint32(n)))
+		n, _ := safeStrtoul(f)
+		sizes = append(sizes, int(n))
 	}
 	return sizes
 }
 
 // chunkMaxOption is what -o slab_chunk_max left for the checks that follow
-// the options: whether it was given, and memcached's complaint about a
-// value it could not parse (memcached goes on with 0, and the checks
-// refuse it).
+// the options: whether it was given.
 type chunkMaxOption struct {
-	set     bool
-	warning string
+	set bool
 }
 
 // checkItemSize sets sc.ItemSizeMax to -I and checks it and slab_chunk_max
@@ -585,276 +778,335 @@ var knownSuboptions = map[string]bool{
 	"hugepages": true, "no_hugepages": true, "write_buf_mem_limit": true,
 }
 
-// applyExtended applies the -o suboptions.
-func (o *serverOptions) applyExtended(cfg *server.Config, sc *storage.Config, chunkMax *chunkMaxOption) error {
-	for _, arg := range o.extended {
-		for _, opt := range strings.Split(arg, ",") {
-			if opt == "" {
-				continue
+// applyExtended applies the suboptions of one -o, in order.
+func (o *serverOptions) applyExtended(arg string, cfg *server.Config, sc *storage.Config, chunkMax *chunkMaxOption) error {
+	// As memcached's getsubopt loop: an empty suboption before the end
+	// ("a,,b" or ",a") is illegal, a trailing comma is not.
+	if arg == "" {
+		return nil
+	}
+	for _, opt := range strings.Split(strings.TrimSuffix(arg, ","), ",") {
+		name, val, hasVal := strings.Cut(opt, "=")
+		if !knownSuboptions[name] {
+			return usageError(fmt.Sprintf("Illegal suboption %q", opt))
+		}
+		n := leadingInt(val)
+		switch name {
+		case "hashpower":
+			if !hasVal {
+				return usageError("Missing numeric argument for hashpower")
 			}
-			name, val, hasVal := strings.Cut(opt, "=")
-			if !knownSuboptions[name] {
-				return usageError(fmt.Sprintf("Illegal suboption %q", opt))
+			if n < 12 {
+				return usageError(fmt.Sprintf("Initial hashtable multiplier of %d is too low", n))
+			}
+			if n > 32 {
+				return usageError(fmt.Sprintf("Initial hashtable multiplier of %d is too high\nChoose a value based on \"STAT hash_power_level\" from a running instance", n))
+			}
+			sc.HashPowerInit = int(n)
+		case "idle_timeout":
+			// A negative timeout, which memcached takes, times
+			// nothing out, as 0.
+			if !hasVal {
+				return usageError("Missing numeric argument for idle_timeout")
+			}
+			cfg.IdleTimeout = time.Duration(n) * time.Second
+		case "hotkey_sample":
+			if val == "" || n < 0 {
+				return usageError("hotkey_sample must be 0 (off) or a positive number")
+			}
+			cfg.HotKeySample = int(n)
+			if n == 0 {
+				cfg.HotKeySample = -1
+			}
+		case "read_buf_mem_limit":
+			if !hasVal {
+				return usageError("Missing read_buf_mem_limit argument")
+			}
+			mb, ok := safeStrtoul(val)
+			if !ok {
+				return usageError("could not parse argument to read_buf_mem_limit")
+			}
+			// memcached keeps the bytes in 32 bits: 4096 MB
+			// or more wraps (4096 is 0, no limit).
+			limit := int64(mb << 20)
+			cfg.ReadBufMemLimit = limit
+			if limit == 0 {
+				cfg.ReadBufMemLimit = -1 // memcached's 0: no limit
+			}
+			// Given, the limit bounds a get line's keys as
+			// memcached's does (corvid's default does not).
+			cfg.MaxGetKeys = server.MemcachedMaxGetKeys(limit, cfg.Threads)
+		case "write_buf_mem_limit":
+			mb, err := strconv.ParseUint(val, 10, 32)
+			if err != nil {
+				return usageError("could not parse argument to write_buf_mem_limit")
+			}
+			cfg.WriteBufMemLimit = int64(mb) << 20
+			if mb == 0 {
+				cfg.WriteBufMemLimit = -1 // as read_buf_mem_limit: no limit
+			}
+		case "watcher_logbuf_size", "worker_logbuf_size":
+			if !hasVal {
+				return usageError("Missing " + name + " argument")
+			}
+			kb, ok := safeStrtoul(val)
+			if !ok {
+				return usageError("could not parse argument to " + name)
+			}
+			// memcached keeps the size in bytes in 32 bits.
+			size := int(kb << 10)
+			if name == "worker_logbuf_size" {
+				if cfg.WorkerLogBufSize = size; size == 0 {
+					cfg.WorkerLogBufSize = -1 // reported as 0
+				}
+			} else if cfg.WatcherLogBufSize = size; size == 0 {
+				cfg.WatcherLogBufSize = -1 // no room: every line is skipped
+			}
+		case "klog_file":
+			if val == "" {
+				return usageError("klog_file needs a file name")
+			}
+			cfg.KlogFile = val
+		case "klog_sample":
+			if val == "" || n <= 0 {
+				return usageError("klog_sample must be a positive number")
+			}
+			cfg.KlogSample = int(n)
+		case "hotkey_half_life":
+			if n <= 0 {
+				return usageError("hotkey_half_life must be a positive number of seconds")
+			}
+			cfg.HotKeyHalfLife = time.Duration(n) * time.Second
+		case "hugepages":
+			sc.NoHugePages = false
+		case "no_hugepages":
+			sc.NoHugePages = true
+		case "no_lru_crawler":
+			sc.NoCrawler = true
+		case "lru_crawler":
+			sc.NoCrawler = false
+		case "lru_crawler_sleep":
+			if !hasVal {
+				return usageError("Missing lru_crawler_sleep value")
+			}
+			if n < 0 || n > 1000000 {
+				return usageError("LRU crawler sleep must be between 0 and 1 second")
+			}
+			sc.CrawlerSleep = time.Duration(n) * time.Microsecond
+			if n == 0 {
+				sc.CrawlerSleep = -1 // no pause; 0 would mean the default
+			}
+		case "lru_crawler_tocrawl":
+			if !hasVal {
+				return usageError("Missing lru_crawler_tocrawl value")
+			}
+			tocrawl, ok := safeStrtoul(val)
+			if !ok {
+				return usageError("lru_crawler_tocrawl takes a numeric 32bit value")
+			}
+			sc.CrawlerToCrawl = tocrawl
+		case "lru_maintainer":
+			sc.NoLRUMaintainer = false
+		case "no_lru_maintainer":
+			sc.NoLRUMaintainer = true
+		case "track_sizes":
+			sc.TrackSizes = true
+		case "resp_obj_mem_limit":
+			// memcached's line, printed as it reads the option (the
+			// sentence is cut short there too).
+			fmt.Fprint(os.Stderr, "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,\n")
+		case "hot_lru_pct":
+			if !hasVal {
+				return usageError("Missing hot_lru_pct argument")
+			}
+			if n < 1 || n >= 80 {
+				return usageError("hot_lru_pct must be > 1 and < 80")
+			}
+			sc.HotLRUPct = int(n)
+		case "warm_lru_pct":
+			if !hasVal {
+				return usageError("Missing warm_lru_pct argument")
+			}
+			if n < 1 || n >= 80 {
+				return usageError("warm_lru_pct must be > 1 and < 80")
+			}
+			sc.WarmLRUPct = int(n)
+		case "hot_max_factor", "warm_max_factor":
+			if !hasVal {
+				return usageError("Missing " + name + " argument")
+			}
+			f := leadingFloat(val)
+			if !(f > 0) {
+				return usageError(name + " must be > 0")
+			}
+			if name == "hot_max_factor" {
+				sc.HotMaxFactor = f
+			} else {
+				sc.WarmMaxFactor = f
+			}
+		case "temporary_ttl":
+			if !hasVal {
+				return usageError("Missing temporary_ttl argument")
+			}
+			sc.TempLRU = true
+			sc.TemporaryTTL = int(n) // a negative one puts nothing in the TEMP LRU
+		case "slab_chunk_max":
+			// Bytes, as memcached 1.6 (its help text still says
+			// kilobytes). memcached goes on without a value and
+			// crashes; corvid stops.
+			if !hasVal {
+				return usageError("Missing slab_chunk_max argument")
+			}
+			b, ok := safeStrtol(val)
+			if !ok {
+				// memcached complains as it reads it and goes
+				// on with 0, which the checks refuse.
+				fmt.Fprintln(os.Stderr, "could not parse argument to slab_chunk_max")
+			}
+			sc.SlabChunkMax = int(b)
+			chunkMax.set = true
+		case "no_chunked_items":
+			sc.SlabChunkMax = storage.SlabPageSize
+		case "slab_reassign":
+			sc.NoSlabReassign = false
+		case "modern":
+			// memcached 1.6's defaults are modern already.
+		case "maxconns_fast":
+			cfg.NoMaxConnsFast = false
+		case "no_maxconns_fast":
+			cfg.NoMaxConnsFast = true
+		case "no_modern":
+			cfg.NoMaxConnsFast = true
+			if !chunkMax.set {
+				sc.SlabChunkMax = storage.SlabPageSize
+			}
+			// memcached's older defaults: no page moves, no
+			// crawler, no LRU maintainer (so a flat LRU).
+			sc.NoSlabReassign = true
+			sc.SlabAutomove = -1
+			sc.NoCrawler = true
+			sc.NoLRUMaintainer = true
+		case "no_slab_reassign":
+			sc.NoSlabReassign = true
+		case "no_hashexpand":
+			sc.NoHashExpand = true
+		case "tail_repair_time":
+			if !hasVal {
+				return usageError("Missing numeric argument for tail_repair_time")
 			}
 			n := leadingInt(val)
-			switch name {
-			case "hashpower":
-				if n < 12 {
-					return usageError(fmt.Sprintf("Initial hashtable multiplier of %d is too low", n))
-				}
-				if n > 32 {
-					return usageError(fmt.Sprintf("Initial hashtable multiplier of %d is too high\nChoose a value based on \"STAT hash_power_level\" from a running instance", n))
-				}
-				sc.HashPowerInit = int(n)
-			case "idle_timeout":
-				if val == "" || n < 0 {
-					return usageError("Invalid idle_timeout")
-				}
-				cfg.IdleTimeout = time.Duration(n) * time.Second
-			case "hotkey_sample":
-				if val == "" || n < 0 {
-					return usageError("hotkey_sample must be 0 (off) or a positive number")
-				}
-				cfg.HotKeySample = int(n)
-				if n == 0 {
-					cfg.HotKeySample = -1
-				}
-			case "read_buf_mem_limit":
-				if val == "" {
-					return usageError("Missing read_buf_mem_limit argument")
-				}
-				mb, err := strconv.ParseUint(val, 10, 32)
-				if err != nil {
-					return usageError("could not parse argument to read_buf_mem_limit")
-				}
-				cfg.ReadBufMemLimit = int64(mb) << 20
-				if mb == 0 {
-					cfg.ReadBufMemLimit = -1 // memcached's 0: no limit
-				}
-				// Given, the limit bounds a get line's keys as
-				// memcached's does (corvid's default does not).
-				cfg.MaxGetKeys = server.MemcachedMaxGetKeys(int64(mb)<<20, cfg.Threads)
-			case "write_buf_mem_limit":
-				mb, err := strconv.ParseUint(val, 10, 32)
-				if err != nil {
-					return usageError("could not parse argument to write_buf_mem_limit")
-				}
-				cfg.WriteBufMemLimit = int64(mb) << 20
-				if mb == 0 {
-					cfg.WriteBufMemLimit = -1 // as read_buf_mem_limit: no limit
-				}
-			case "watcher_logbuf_size", "worker_logbuf_size":
-				if !hasVal {
-					return usageError("Missing " + name + " argument")
-				}
-				kb, err := strconv.ParseUint(val, 10, 32)
-				if err != nil {
-					return usageError("could not parse argument to " + name)
-				}
-				// memcached keeps the size in bytes in 32 bits.
-				size := int(uint32(kb << 10))
-				if name == "worker_logbuf_size" {
-					cfg.WorkerLogBufSize = size
-				} else if cfg.WatcherLogBufSize = size; size == 0 {
-					cfg.WatcherLogBufSize = -1 // no room: every line is skipped
-				}
-			case "klog_file":
-				if val == "" {
-					return usageError("klog_file needs a file name")
-				}
-				cfg.KlogFile = val
-			case "klog_sample":
-				if val == "" || n <= 0 {
-					return usageError("klog_sample must be a positive number")
-				}
-				cfg.KlogSample = int(n)
-			case "hotkey_half_life":
-				if n <= 0 {
-					return usageError("hotkey_half_life must be a positive number of seconds")
-				}
-				cfg.HotKeyHalfLife = time.Duration(n) * time.Second
-			case "hugepages":
-				sc.NoHugePages = false
-			case "no_hugepages":
-				sc.NoHugePages = true
-			case "no_lru_crawler":
-				sc.NoCrawler = true
-			case "lru_crawler":
-				sc.NoCrawler = false
-			case "lru_crawler_sleep":
-				if val == "" || n < 0 || n > 1000000 {
-					return usageError("LRU crawler sleep must be between 0 and 1 second")
-				}
-				sc.CrawlerSleep = time.Duration(n) * time.Microsecond
-				if n == 0 {
-					sc.CrawlerSleep = -1 // no pause; 0 would mean the default
-				}
-			case "lru_crawler_tocrawl":
-				if val == "" || n < 0 || n > 1<<32-1 {
-					return usageError("lru_crawler_tocrawl takes a numeric 32bit value")
-				}
-				sc.CrawlerToCrawl = uint32(n)
-			case "lru_maintainer":
-				sc.NoLRUMaintainer = false
-			case "no_lru_maintainer":
-				sc.NoLRUMaintainer = true
-			case "track_sizes":
-				sc.TrackSizes = true
-			case "resp_obj_mem_limit":
-				// memcached's line, printed as it reads the option (the
-				// sentence is cut short there too).
-				fmt.Fprint(os.Stderr, "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,\n")
-			case "hot_lru_pct":
-				if n < 1 || n >= 80 {
-					return usageError("hot_lru_pct must be > 1 and < 80")
-				}
-				sc.HotLRUPct = int(n)
-			case "warm_lru_pct":
-				if n < 1 || n >= 80 {
-					return usageError("warm_lru_pct must be > 1 and < 80")
-				}
-				sc.WarmLRUPct = int(n)
-			case "hot_max_factor", "warm_max_factor":
-				f, err := strconv.ParseFloat(val, 64)
-				if err != nil || !(f > 0) {
-					return usageError(name + " must be > 0")
-				}
-				if name == "hot_max_factor" {
-					sc.HotMaxFactor = f
-				} else {
-					sc.WarmMaxFactor = f
-				}
-			case "temporary_ttl":
-				sc.TempLRU = true
-				sc.TemporaryTTL = int(max(n, 0))
-			case "slab_chunk_max":
-				// Bytes, as memcached 1.6 (its help text still says
-				// kilobytes). memcached goes on without a value and
-				// crashes; corvid stops.
-				if !hasVal {
-					return usageError("Missing slab_chunk_max argument")
-				}
-				b, ok := safeStrtol(val)
-				chunkMax.warning = ""
-				if !ok {
-					chunkMax.warning = "could not parse argument to slab_chunk_max"
-				}
-				sc.SlabChunkMax = int(b)
-				chunkMax.set = true
-			case "no_chunked_items":
-				sc.SlabChunkMax = storage.SlabPageSize
-			case "slab_reassign":
-				sc.NoSlabReassign = false
-			case "modern":
-				// memcached 1.6's defaults are modern already.
-			case "maxconns_fast":
-				cfg.NoMaxConnsFast = false
-			case "no_maxconns_fast":
-				cfg.NoMaxConnsFast = true
-			case "no_modern":
-				cfg.NoMaxConnsFast = true
-				if !chunkMax.set {
-					sc.SlabChunkMax = storage.SlabPageSize
-				}
-				// memcached's older defaults: no page moves, no
-				// crawler, no LRU maintainer (so a flat LRU).
-				sc.NoSlabReassign = true
-				sc.SlabAutomove = -1
-				sc.NoCrawler = true
-				sc.NoLRUMaintainer = true
-			case "no_slab_reassign":
-				sc.NoSlabReassign = true
-			case "no_hashexpand":
-				sc.NoHashExpand = true
-			case "tail_repair_time":
-				if !hasVal {
-					return usageError("Missing numeric argument for tail_repair_time")
-				}
-				n := leadingInt(val)
-				if n < 10 {
-					return usageError("Cannot set tail_repair_time to less than 10 seconds")
-				}
-				cfg.TailRepairTime = time.Duration(min(n, math.MaxInt32)) * time.Second
-			case "slab_sizes":
-				// memcached crashes without a value.
-				if !hasVal {
-					return usageError("Missing slab_sizes argument")
-				}
-				if val == "" {
-					return usageError("slab_sizes needs at least one size")
-				}
-				o.slabSizes = &val
-			case "no_slab_automove":
-				sc.SlabAutomove = -1 // slab_automove=0
-			case "inline_ascii_resp", "no_inline_ascii_resp":
-				// Dead in memcached 1.6, which takes them and does nothing.
-			case "slab_automove":
-				if val == "" {
-					n = 1
-				}
-				if n < 0 || n > 2 {
-					return usageError("slab_automove must be between 0 and 2")
-				}
-				sc.SlabAutomove = int(n)
-				if n == 0 {
-					sc.SlabAutomove = -1
-				}
-			case "slab_automove_ratio":
-				if val == "" {
-					return usageError("Missing slab_automove_ratio argument")
-				}
-				r := leadingFloat(val)
-				if r <= 0 || r > 1 {
-					return usageError("slab_automove_ratio must be > 0 and < 1")
-				}
-				sc.SlabAutomoveRatio = r
-			case "slab_automove_window":
-				if n <= 2 {
-					return usageError("slab_automove_window must be > 2")
-				}
-				sc.SlabAutomoveWindow = int(n)
-			case "slab_automove_freeratio":
-				r, err := strconv.ParseFloat(val, 64)
-				if err != nil {
-					return usageError("could not parse argument to slab_automove_freeratio")
-				}
-				sc.SlabAutomoveFreeRatio = r
-			case "eviction":
-				e, err := storage.ParseEviction(val)
-				if err != nil {
-					return usageError("eviction must be lru, random, lra, lrc or none (or twemcache's number, 0 to 15)")
-				}
-				sc.Eviction = e
-				if e == storage.EvictNone {
-					sc.NoEvict = true
-				}
-			case "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_ciphers", "ssl_keyformat",
-				"ssl_verify_mode", "ssl_min_version", "ssl_wbuf_size":
-				if err := o.applyTLSOption(name, val, opt); err != nil {
-					return err
-				}
-			case "ssl_session_cache":
-				o.tls.SessionCache = true
-			case "ssl_kernel_tls":
-				o.tls.KernelTLS = true
-				cfg.Unsupported = append(cfg.Unsupported, "-o ssl_kernel_tls (crypto/tls has no kernel offload)")
-			case "hash_algorithm":
-				switch val {
-				case "jenkins", "murmur3", "xxh3":
-				default:
-					return usageError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)")
-				}
-			default:
-				cfg.Unsupported = append(cfg.Unsupported, "-o "+name)
+			if n < 10 {
+				return usageError("Cannot set tail_repair_time to less than 10 seconds")
 			}
+			cfg.TailRepairTime = time.Duration(min(n, math.MaxInt32)) * time.Second
+		case "slab_sizes":
+			// memcached crashes without a value.
+			if !hasVal {
+				return usageError("Missing slab_sizes argument")
+			}
+			o.slabSizes = &val
+		case "no_slab_automove":
+			sc.SlabAutomove = -1 // slab_automove=0
+		case "inline_ascii_resp", "no_inline_ascii_resp":
+			// Dead in memcached 1.6, which takes them and does nothing.
+		case "slab_automove":
+			if !hasVal {
+				n = 1
+			}
+			if n < 0 || n > 2 {
+				return usageError("slab_automove must be between 0 and 2")
+			}
+			sc.SlabAutomove = int(n)
+			if n == 0 {
+				sc.SlabAutomove = -1
+			}
+		case "slab_automove_ratio":
+			if !hasVal {
+				return usageError("Missing slab_automove_ratio argument")
+			}
+			r := leadingFloat(val)
+			if r <= 0 || r > 1 {
+				return usageError("slab_automove_ratio must be > 0 and < 1")
+			}
+			sc.SlabAutomoveRatio = r
+		case "slab_automove_window":
+			if !hasVal {
+				return usageError("Missing slab_automove_window argument")
+			}
+			if n <= 2 {
+				return usageError("slab_automove_window must be > 2")
+			}
+			sc.SlabAutomoveWindow = int(n)
+		case "slab_automove_freeratio":
+			if !hasVal {
+				return usageError("Missing slab_automove_freeratio argument")
+			}
+			r, ok := safeStrtod(val)
+			if !ok {
+				return usageError("could not parse argument to slab_automove_freeratio")
+			}
+			// memcached takes any number (and uses it only
+			// with extstore): reported as given.
+			cfg.SlabAutomoveFreeRatio = &r
+			if r > 0 && r <= 1 {
+				sc.SlabAutomoveFreeRatio = r
+			}
+		case "eviction":
+			e, err := storage.ParseEviction(val)
+			if err != nil {
+				return usageError("eviction must be lru, random, lra, lrc or none (or twemcache's number, 0 to 15)")
+			}
+			sc.Eviction = e
+			if e == storage.EvictNone {
+				sc.NoEvict = true
+			}
+		case "ssl_chain_cert", "ssl_key", "ssl_ca_cert", "ssl_ciphers", "ssl_keyformat",
+			"ssl_verify_mode", "ssl_min_version", "ssl_wbuf_size":
+			if err := o.applyTLSOption(name, val, opt); err != nil {
+				return err
+			}
+		case "ssl_session_cache":
+			o.tls.SessionCache = true
+		case "ssl_kernel_tls":
+			o.tls.KernelTLS = true
+			cfg.Unsupported = append(cfg.Unsupported, "-o ssl_kernel_tls (crypto/tls has no kernel offload)")
+		case "hash_algorithm":
+			if !hasVal {
+				return usageError("Missing hash_algorithm argument")
+			}
+			switch val {
+			case "jenkins", "murmur3", "xxh3":
+			default:
+				return usageError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)")
+			}
+		case "ext_page_size", "ext_wbuf_size", "ext_threads", "ext_io_depth", "ext_item_size", "ext_item_age",
+			"ext_low_ttl", "ext_recache_rate", "ext_compact_under", "ext_drop_under", "ext_max_sleep", "ext_max_frag":
+			// Checked as memcached's extstore checks them; not acted on.
+			if name == "ext_page_size" && o.extPathGiven {
+				return usageError("Must specify ext_page_size before any ext_path arguments")
+			}
+			if !hasVal {
+				return usageError("Missing " + name + " argument")
+			}
+			ok := false
+			if name == "ext_max_frag" {
+				_, ok = safeStrtod(val)
+			} else {
+				_, ok = safeStrtoul(val)
+			}
+			if !ok {
+				return usageError("could not parse argument to " + name)
+			}
+			cfg.Unsupported = append(cfg.Unsupported, "-o "+name)
+		case "ext_path":
+			if !hasVal {
+				return usageError("missing argument to ext_path, ie: ext_path=/d/file:5G")
+			}
+			o.extPathGiven = true
+			cfg.Unsupported = append(cfg.Unsupported, "-o "+name)
+		default:
+			cfg.Unsupported = append(cfg.Unsupported, "-o "+name)
 		}
-	}
-	// memcached's checks once every suboption is read.
-	if orDefault(sc.HotLRUPct, 20)+orDefault(sc.WarmLRUPct, 40) > 80 {
-		return exitError{"hot_lru_pct + warm_lru_pct cannot be more than 80% combined", exUsage}
-	}
-	if sc.TempLRU && sc.NoLRUMaintainer {
-		return exitError{"temporary_ttl requires lru_maintainer to be enabled", exUsage}
 	}
 	return nil
 }
@@ -945,11 +1197,6 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 		defer func() { pipe.fail(err) }()
 	}
 	logger := verboseLogger(o.verbose)
-	if o.threads > 64 {
-		// memcached's warning, printed as it reads -t.
-		fmt.Fprint(os.Stderr, "WARNING: Setting a high number of workerthreads is not recommended.\n"+
-			" Set this value to the number of cores in your machine or less.\n")
-	}
 	cfg, err := o.config()
 	if err != nil {
 		return err
@@ -995,14 +1242,28 @@ func runServer(ctx context.Context, o *serverOptions, flags *pflag.FlagSet) (err
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, serverStopSignals...)
 	defer signal.Stop(sigs)
-	if o.verbose > 1 {
+	// A configuration the cache cannot take has no table: server.New
+	// says why.
+	table, tableErr := storage.ClassTable(cfg.Storage)
+	if o.verbose > 1 && tableErr == nil {
 		// As memcached, which prints it as it makes its slab classes,
-		// before it opens its listeners.
-		if table, err := storage.ClassTable(cfg.Storage); err == nil {
-			for _, c := range table {
-				fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
-			}
+		// before it opens its listeners; with -L after the size of the
+		// huge pages it aligns its memory to.
+		if size := hugePageSize(); o.largePages && size > 0 {
+			fmt.Fprintf(os.Stderr, "huge page size: %d\n", size)
 		}
+		for _, c := range table {
+			fmt.Fprintf(os.Stderr, "slab class %3d: chunk size %9d perslab %7d\n", c.ID, c.ChunkSize, c.ChunksPerPage)
+		}
+	}
+	if o.largePages && tableErr == nil {
+		if err := checkPrealloc(cfg.Storage, table); err != nil {
+			return err
+		}
+	}
+	// As memcached when it starts its threads, before its listeners.
+	if err := checkLockPower(o.threads, orDefault(cfg.Storage.HashPowerInit, 16)); err != nil {
+		return err
 	}
 	srv, err := server.New(cfg)
 	if errors.Is(err, server.ErrMaxConnsTooLow) {

@@ -235,7 +235,11 @@ func TestServerConfigErrors(t *testing.T) {
 			if err := cmd.Flags().Parse(c.args); err != nil {
 				t.Fatal(err)
 			}
-			_, err := o.config()
+			cfg, err := o.config()
+			if err == nil {
+				// Checked as the server starts, as memcached does.
+				err = checkLockPower(o.threads, orDefault(cfg.Storage.HashPowerInit, 16))
+			}
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want %q", err, c.want)
 			}

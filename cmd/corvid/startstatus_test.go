@@ -162,3 +162,39 @@ func memcachedExitOf(t *testing.T, args ...string) (code int, msg string, ok boo
 	code, msg = exitOf(t, mc, args...)
 	return code, msg, true
 }
+
+// TestStartupChecksInMemcachedsOrder checks refusals memcached makes once
+// it runs, after its options are read, in its order: the descriptor limit
+// for -c, then (with -L) a page of the memory limit for every slab class,
+// then the hash table against the item locks of -t; each with memcached's
+// message and status, and memcached's own when it is installed.
+func TestStartupChecksInMemcachedsOrder(t *testing.T) {
+	bin := corvidBinary(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"-t", "11", "-c", "2000000", "-o", "hashpower=12"},
+			"failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.", exOSErr},
+		{[]string{"-L", "-m", "2", "-o", "hashpower=12"},
+			"Error while preallocating slab memory!\nIf using -L or other prealloc options, max memory must be at least 39 megabytes.", 1},
+		{[]string{"-L", "-m", "64", "-o", "hashpower=12"},
+			"Hash table power size (12) cannot be equal to or less than item lock table (12)", 1},
+		{[]string{"-L", "-m", "38", "-o", "slab_chunk_max=524288,slab_sizes=100-200"},
+			"", 0}, // three classes fit
+	} {
+		args := append([]string{"-l", "127.0.0.1", "-p", takenPort(t), "-U", "0"}, tc.args...)
+		if tc.code == 0 {
+			// Starts, then finds its port taken.
+			tc.want, tc.code = "", exOSErr
+		}
+		code, msg := exitOf(t, bin, append([]string{"server"}, args...)...)
+		if code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("corvid %q: exit %d, %q; want %d and %q", tc.args, code, msg, tc.code, tc.want)
+		}
+		if mcode, mmsg, ok := memcachedExitOf(t, args...); ok && (mcode != tc.code || !strings.HasPrefix(mmsg, tc.want)) {
+			t.Errorf("memcached %q: exit %d, %q; want %d and %q", tc.args, mcode, mmsg, tc.code, tc.want)
+		}
+	}
+}
