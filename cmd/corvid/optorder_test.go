@@ -46,6 +46,9 @@ func TestServerRefusesAsMemcachedReads(t *testing.T) {
 		{[]string{"-c", "0", "-c", "10"}, "Maximum connections must be greater than 0", 1},
 		{[]string{"-R", "0", "-R", "5"}, "Number of requests per event must be greater than 0", 1},
 		{[]string{"-D", ""}, "No delimiter specified", 1},
+		{[]string{"-c", "abc"}, "Maximum connections must be greater than 0", 1},
+		{[]string{"-t", "0x4"}, "Number of threads must be greater than 0", 1},
+		{[]string{"-f", "x"}, "Factor must be greater than 1", 1},
 		{[]string{"-o", "modern,,modern"}, `Illegal suboption ""`, 1},
 		{[]string{"-o", ",modern"}, `Illegal suboption ""`, 1},
 		{[]string{"-o", "hashpower"}, "Missing numeric argument for hashpower", 1},
@@ -110,6 +113,15 @@ func TestServerTakesAsMemcachedReads(t *testing.T) {
 		{[]string{"-o", "slab_automove_freeratio=5"}, func(c server.Config) bool {
 			return c.SlabAutomoveFreeRatio != nil && *c.SlabAutomoveFreeRatio == 5
 		}},
+		// atoi and atof: decimal whatever the leading zeros, up to the
+		// first byte that is not part of the number.
+		{[]string{"-c", "0100", "-t", "010", "-p", "011211", "-U", "011211"}, func(c server.Config) bool {
+			return c.MaxConns == 100 && c.Threads == 10 && c.TCPPort == 11211 && c.UDPPort == 11211
+		}},
+		{[]string{"-c", "50conns", "-t", " 3x", "-b", "0x20", "-n", "064z"}, func(c server.Config) bool {
+			return c.MaxConns == 50 && c.Threads == 3 && c.Backlog == server.ZeroBacklog && c.Storage.ChunkSizeMin == 64
+		}},
+		{[]string{"-f", "1.5x"}, func(c server.Config) bool { return c.Storage.GrowthFactor == 1.5 }},
 		{[]string{"-o", "modern,"}, func(c server.Config) bool { return true }},
 		{[]string{"-o", "ext_item_size=512,ext_max_frag=0.5,ext_drop_unread"}, func(c server.Config) bool { return true }},
 	} {

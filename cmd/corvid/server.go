@@ -100,8 +100,8 @@ same names.`,
 	f := cmd.Flags()
 	o.flags = f
 	f.SortFlags = false
-	f.IntVarP(&o.port, "port", "p", 11211, "TCP port to listen on (0 = off)")
-	f.IntVarP(&o.udpPort, "udp-port", "U", 0, "UDP port to listen on (0 = off)")
+	cIntVarP(f, &o.port, "port", "p", 11211, "TCP port to listen on (0 = off)")
+	cIntVarP(f, &o.udpPort, "udp-port", "U", 0, "UDP port to listen on (0 = off)")
 	f.StringVarP(&o.unixSocket, "unix-socket", "s", "", "UNIX socket to listen on (disables network support)")
 	f.StringVarP(&o.unixMask, "unix-mask", "a", "700", "access mask for the UNIX socket, in octal")
 	f.BoolVarP(&o.enableShutdown, "enable-shutdown", "A", false, `enable the ascii "shutdown" command`)
@@ -111,21 +111,22 @@ same names.`,
 	f.StringVarP(&o.user, "user", "u", "", "assume the identity of this user (when run as root)")
 	f.StringVarP(&o.memoryLimit, "memory-limit", "m", "64", "item memory in megabytes")
 	f.BoolVarP(&o.disableEvictions, "disable-evictions", "M", false, "return an error when memory is exhausted instead of evicting")
-	f.IntVarP(&o.connLimit, "conn-limit", "c", 1024, "max simultaneous connections")
+	cIntVarP(f, &o.connLimit, "conn-limit", "c", 1024, "max simultaneous connections")
 	f.BoolVarP(&o.lockMemory, "lock-memory", "k", false, "accepted, no effect (memcached: lock down all paged memory)")
 	f.CountVarP(&o.verbose, "verbose", "v", "verbose (-vv: very verbose, -vvv: extremely verbose)")
 	f.BoolVarP(&o.license, "license", "i", false, "print the license and exit")
 	f.BoolVarP(&o.showVer, "version", "V", false, "print the version and exit")
 	f.StringVarP(&o.pidFile, "pidfile", "P", "", "save the PID in this file")
-	f.Float64VarP(&o.factor, "slab-growth-factor", "f", 1.25, "chunk size growth factor")
-	f.IntVarP(&o.minSize, "slab-min-size", "n", 48, "min space used for key+value+flags")
+	o.factor = 1.25
+	f.VarP(cFloat{&o.factor}, "slab-growth-factor", "f", "chunk size growth factor")
+	cIntVarP(f, &o.minSize, "slab-min-size", "n", 48, "min space used for key+value+flags")
 	f.BoolVarP(&o.largePages, "enable-largepages", "L", false, "use large memory pages (the default; -o no_hugepages turns them off)")
 	f.StringVarP(&o.delimiter, "prefix-delimiter", "D", "", "delimiter between key prefixes and IDs for per-prefix stats (enables them)")
-	f.IntVarP(&o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
+	cIntVarP(f, &o.threads, "threads", "t", 4, "number of worker threads (sets GOMAXPROCS)")
 	f.IntVar(&o.eventLoops, "event-loops", -1, "serve connections from this many epoll event loops (Linux): -1 one per -t thread, 0 a goroutine per connection")
 	f.StringVarP(&o.reqsPerEvent, "max-reqs-per-event", "R", "20", "requests a connection is served before the others get a turn")
 	f.BoolVarP(&o.disableCAS, "disable-cas", "C", false, "disable use of CAS")
-	f.IntVarP(&o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit: accepted and reported (stats settings tcp_backlog), not applied")
+	cIntVarP(f, &o.backlog, "listen-backlog", "b", 1024, "listen backlog queue limit: accepted and reported (stats settings tcp_backlog), not applied")
 	f.StringVarP(&o.protocol, "protocol", "B", "auto", "protocol: ascii, binary or auto")
 	f.StringVarP(&o.maxItemSize, "max-item-size", "I", "1m", "max item size (min 1k, max 1024m)")
 	f.BoolVarP(&o.sasl, "enable-sasl", "S", false, "turn on SASL authentication")
@@ -143,6 +144,40 @@ same names.`,
 	f.VisitAll(func(fl *pflag.Flag) { fl.Value = orderedValue{fl.Value, fl.Name, &o.given} })
 	return cmd
 }
+
+// cInt is an integer option read as memcached's atoi reads it: white
+// space, a sign and decimal digits up to the first other byte, in a C int
+// ("010" is 10, "12abc" 12, "abc" 0), where pflag's would read 010 as
+// octal and refuse the rest.
+type cInt struct{ p *int }
+
+func (v cInt) Set(s string) error { *v.p = int(leadingInt(s)); return nil }
+func (v cInt) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v cInt) Type() string { return "int" }
+
+// cIntVarP defines an integer option read as atoi reads it.
+func cIntVarP(f *pflag.FlagSet, p *int, name, short string, def int, usage string) {
+	*p = def
+	f.VarP(cInt{p}, name, short, usage)
+}
+
+// cFloat is a number option read as memcached's atof reads it: the longest
+// prefix that is a number ("1.5x" is 1.5, "x" 0).
+type cFloat struct{ p *float64 }
+
+func (v cFloat) Set(s string) error { *v.p = leadingFloat(s); return nil }
+func (v cFloat) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+func (v cFloat) Type() string { return "float" }
 
 // givenOption is an option as the command line set it.
 type givenOption struct{ name, value string }
