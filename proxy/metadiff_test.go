@@ -30,16 +30,26 @@ var (
 // A seed makes a few batches of requests: mg, ms, md, ma with random
 // flag sets (return flags, q, O, k, b with base64 keys, T, N, R, I, E,
 // C, M modes, D, J, some repeated, unknown or malformed), mn after quiet
-// runs, me, text set/get/gets/delete/incr/touch on the same keys, and
-// malformed meta lines (bad flags and tokens, keys over 250 bytes,
-// base64 that does not decode). Each batch is written at once or split
-// at random byte boundaries and ends with a get of a sentinel key. CAS
+// runs, me, text set/add/append/cas/get/gets/gat/gats/delete/incr/decr/
+// touch on the same keys (multi-gets of up to 100 keys over every
+// server), and malformed meta lines (bad flags and tokens, keys over 250
+// bytes, base64 that does not decode, a NUL in the line); lines are
+// sometimes spaced out or end in a bare LF, values sometimes reach
+// memcached's item size limit. Each batch is written at once or split at
+// random byte boundaries and ends with a get of a sentinel key. CAS
 // uniques are hidden (they differ between one server and three; C flags
 // and cas commands use the unique each side last saw for the key, so
 // that compares succeed or fail alike), and so are the values that
 // depend on a server's clock: a positive TTL (t), idle seconds (l, me's
 // la=), me's exp= of an expiring item. A mismatch is shrunk to a short
 // reproducer, which the test prints.
+//
+// Input whose replies depend on timing in memcached is not made: exptimes
+// that pass during a run, a line over 2048 bytes other than a get (such
+// as the data of an ms whose line memcached refuses, which it then reads
+// as a command: it closes the connection on it or not as the line
+// arrives), arithmetic after other requests of its batch (see
+// genMetaScenario).
 //
 // It runs -metadiff.seeds seeds from -metadiff.start
 // (CORVID_METADIFF_SEEDS and CORVID_METADIFF_START set them too; 300 by
@@ -177,6 +187,9 @@ func (g *mdGen) metaKey() (tok, key, b string) {
 		return g.pick("!!!", "a=b=", "====", "QQ==x", "Zm9v====", "Zm9v\x01"), "", " b"
 	case n < 30:
 		name = mdOddNames[g.r.Intn(len(mdOddNames))]
+	case n < 31:
+		// memcached ends a line at a NUL byte.
+		return "@" + name + "\x00" + g.pick("", "x", " v"), "", ""
 	}
 	return "@" + name, "@" + name, ""
 }
@@ -185,12 +198,12 @@ func (g *mdGen) opaque() string {
 	if g.chance(3) {
 		return "O" + strings.Repeat("o", 31+g.r.Intn(2))
 	}
-	return "O" + g.pick("", "1", "abc", strconv.Itoa(g.r.Intn(1e6)))
+	return "O" + g.pick("", "1", "abc", "\x01\xff", strconv.Itoa(g.r.Intn(1e6)))
 }
 
 func (g *mdGen) ttl() string {
 	if g.chance(4) {
-		return g.pick("x", "", "1.5")
+		return g.pick("x", "", "1.5", "2147483648", "-2147483649")
 	}
 	// None expires during a run but -1; R's times below differ from all.
 	return g.pick("0", "0", "-1", "100000", "2592000")
@@ -336,7 +349,8 @@ func (g *mdGen) ms() string {
 	// data of some bad ones for a command line, which past 2048 bytes
 	// memcached closes the connection on or not as it arrives (corvid
 	// always does).
-	plain := strings.HasPrefix(tok, "@") && tok != "@"+mdTooLongName && !strings.Contains(fl, "O1 O1")
+	plain := strings.HasPrefix(tok, "@") && tok != "@"+mdTooLongName && !strings.Contains(tok, "\x00") &&
+		!strings.Contains(fl, "O1 O1")
 	switch g.r.Intn(40) {
 	case 0:
 		if plain {
@@ -409,8 +423,14 @@ func (g *mdGen) text() string {
 		return fmt.Sprintf("cas %s 0 0 %d %s\r\n%s\r\n", k, len(v), g.cas(k), v)
 	case 3:
 		var b strings.Builder
-		b.WriteString(g.pick("get", "gets"))
-		for range 1 + g.r.Intn(5) {
+		cmd := g.pick("get", "gets", "gat 0", "gats 100000")
+		b.WriteString(cmd)
+		n := 1 + g.r.Intn(5)
+		// Only get and gets lines may grow past 2048 bytes in memcached.
+		if g.chance(5) && !strings.HasPrefix(cmd, "gat") {
+			n = 20 + g.r.Intn(80)
+		}
+		for range n {
 			b.WriteString(" " + g.textKey())
 		}
 		return b.String() + "\r\n"
