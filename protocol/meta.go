@@ -345,6 +345,11 @@ func (req *MetaRequest) decodeKey() bool {
 	return true
 }
 
+// DecodeBase64 decodes src, a base64 key, into dst as memcached's decoder
+// does (see decodeKey) and returns the decoded length, or false when
+// memcached refuses src. dst must hold at least 3/4 of len(src) bytes.
+func DecodeBase64(dst, src []byte) (int, bool) { return decodeBase64(dst, src) }
+
 // decodeBase64 decodes src into dst (at least 3/4 of len(src) long) and
 // returns the decoded length.
 func decodeBase64(dst, src []byte) (int, bool) {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/ring"
 )
 
@@ -743,12 +744,52 @@ func metaOwn(reply, line []byte) bool {
 			switch {
 			case t[0] == 'O' && !bytes.Equal(t[1:], opaque):
 				return false
-			case t[0] == 'k' && !bytes.Equal(t[1:], key):
-				return false
+			case t[0] == 'k':
+				var ok bool
+				if ok, r = metaKeyIs(t[1:], key, r); !ok {
+					return false
+				}
 			}
 		}
 	}
 	return true
+}
+
+// metaKeyIs reports whether k, the key of a meta reply's k flag, names
+// key, the request's key token, and returns the rest of the reply's line
+// after it. memcached writes an item's key in base64 (followed by the
+// flag b) when a request with b stored the item, and as it is otherwise
+// (an item an mg or ma with b made with N too), whatever form the request
+// used: k is key, or key decoded from base64, or key (as decoded) in
+// base64. A key written as it is may hold spaces, and then goes on in
+// rest. It allocates nothing.
+func metaKeyIs(k, key, rest []byte) (bool, []byte) {
+	if bytes.Equal(k, key) {
+		return true, rest
+	}
+	// Decoded as memcached decodes a key (it skips bytes outside the
+	// alphabet and stops after the first '='), and written back in
+	// standard base64: k may be the base64 of what key decodes to.
+	var kbuf, keybuf [256]byte
+	kn, kok := 0, false
+	if len(k)/4*3+3 <= len(kbuf) {
+		kn, kok = protocol.DecodeBase64(kbuf[:], k)
+		if kok && bytes.Equal(kbuf[:kn], key) {
+			return true, rest
+		}
+	}
+	if len(key)/4*3+3 <= len(keybuf) {
+		if n, ok := protocol.DecodeBase64(keybuf[:], key); ok {
+			raw := keybuf[:n]
+			if bytes.Equal(k, raw) || kok && bytes.Equal(kbuf[:kn], raw) {
+				return true, rest
+			}
+			if i := bytes.IndexByte(raw, ' '); i >= 0 && bytes.Equal(k, raw[:i]) && bytes.HasPrefix(rest, raw[i:]) {
+				return true, rest[n-i:]
+			}
+		}
+	}
+	return false, rest
 }
 
 // nextField returns the first space-separated token of b and what follows

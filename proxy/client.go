@@ -585,6 +585,14 @@ func (cl *client) handle(buf []byte, skip *int) (n, need int, err error) {
 			return 0, total, nil
 		}
 		if buf[total-2] != '\r' || buf[total-1] != '\n' {
+			if itemTooLarge(len(req.Key()), req.ValueLen, req.Flags, cl.p.cfg.MaxValueLen) {
+				if req.Command == protocol.CmdSet {
+					if err := cl.dropStale(req.Key(), false); err != nil {
+						return total, 0, err
+					}
+				}
+				return total, 0, cl.localUnlessNoReply(req.NoReply, "SERVER_ERROR object too large for cache")
+			}
 			return total, 0, cl.localUnlessNoReply(req.NoReply, "CLIENT_ERROR bad data chunk")
 		}
 		return total, 0, cl.forward(req.Key(), kindStore, opForward, req.NoReply, buf[:n], buf[n:total])
@@ -654,11 +662,32 @@ func (cl *client) meta(buf []byte, n int, perr error, skip *int) (int, int, erro
 			return 0, total, nil
 		}
 		if buf[total-2] != '\r' || buf[total-1] != '\n' {
+			if itemTooLarge(len(m.Key), m.ValueLen, m.ClientFlags, cl.p.cfg.MaxValueLen) {
+				if err := cl.dropStale(m.Key, m.Base64); err != nil {
+					return total, 0, err
+				}
+				return total, 0, cl.local("SERVER_ERROR object too large for cache")
+			}
 			return total, 0, cl.local("CLIENT_ERROR bad data chunk")
 		}
 		return total, 0, cl.forwardMeta(buf[:n], buf[n:total])
 	}
 	return n, 0, cl.forwardMeta(buf[:n], nil)
+}
+
+// itemTooLarge reports whether memcached, its item size limit max,
+// refuses to make an item of a key of keyLen bytes and a value of
+// valueLen with flags: the item's header (48 bytes), the key and its NUL,
+// the CAS unique (8 bytes), the value and its CRLF, and the flags unless
+// 0 (4 bytes) must fit. memcached refuses such a storage request before
+// it reads the data, so the proxy asks only when it answers the request
+// itself (a bad data chunk); the servers judge every other request.
+func itemTooLarge(keyLen, valueLen int, flags uint32, max int) bool {
+	n := 48 + keyLen + 1 + 8 + valueLen + 2
+	if flags != 0 {
+		n += 4
+	}
+	return n > max
 }
 
 // mnLine follows every quiet meta request to its server, so that each

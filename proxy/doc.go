@@ -212,7 +212,9 @@
 // an end of file, garbage or an error closes the server connection and
 // fails every request it holds. A reply that cannot answer the request
 // awaiting it (a binary one with another opcode or opaque, a VALUE of a
-// key the get did not ask, a meta one with another opaque or key) is
+// key the get did not ask, a meta one with another opaque or key; a k
+// flag may name the key as sent, decoded from base64 or in base64, as
+// memcached writes an item's key in the form it was stored in) is
 // garbage: the server is out of step. With auto_eject_hosts, server_failure_limit
 // consecutive failures eject the server: the continuum is rebuilt over the
 // live servers (the placement nutcracker then has) until

@@ -114,6 +114,18 @@ func TestMetaOwn(t *testing.T) {
 		{"mg a q k O7\r\n", "SERVER_ERROR busy\r\nHD ka O7\r\nMN\r\n", true},
 		{"mg a q k O7\r\n", "HD kb O7\r\nMN\r\n", false},
 		{"ms a 1 k O7\r\n", "HD ka O7\r\n", true},
+		// memcached writes an item's key in base64 when a request with b
+		// stored it, and as it is otherwise, whatever the request's form.
+		{"mg Zm9v b k v\r\n", "VA 1 kfoo\r\nx\r\n", true},
+		{"mg foo k v\r\n", "VA 1 kZm9v b\r\nx\r\n", true},
+		{"mg YSBi b k N0 O3\r\n", "HD ka b W O3\r\n", true}, // "a b", as it is
+		{"mg YSBi b k N0 O3\r\n", "HD ka b W O4\r\n", false},
+		{"mg YSBPYg== b k O3\r\n", "HD ka Ob O3\r\n", true}, // "a Ob"
+		{"mg Zm9v b k v\r\n", "VA 1 kfoa\r\nx\r\n", false},
+		{"mg foo k v\r\n", "VA 1 kZm9h b\r\nx\r\n", false},
+		{"mg YSBi b k\r\n", "HD kb b\r\n", false},
+		{"mg a=b= b k\r\n", "HD kaA== b\r\n", true}, // "h", as memcached decodes it
+		{"mg a=b= b k\r\n", "HD kh\r\n", true},
 	} {
 		if got := metaOwn([]byte(tc.reply), []byte(tc.line)); got != tc.want {
 			t.Errorf("metaOwn(%q, %q) = %v, want %v", tc.reply, tc.line, got, tc.want)
@@ -121,9 +133,10 @@ func TestMetaOwn(t *testing.T) {
 	}
 	// Every meta reply is checked: the check must not allocate.
 	reply, line := []byte("VA 1 kkettle O1 c5 t-1\r\nx\r\n"), []byte("mg kettle v k O1 c t\r\n")
+	reply64, line64 := []byte("VA 1 kkettle O1\r\nx\r\n"), []byte("mg a2V0dGxl b v k O1\r\n")
 	get, value := []byte("get a kettle b\r\n"), []byte("VALUE kettle 0 1\r\nx\r\nEND\r\n")
 	if n := testing.AllocsPerRun(100, func() {
-		if !metaOwn(reply, line) || !valuesAsked(value, get) {
+		if !metaOwn(reply, line) || !metaOwn(reply64, line64) || !valuesAsked(value, get) {
 			t.Fatal("a reply of its own request refused")
 		}
 	}); n != 0 {
