@@ -71,8 +71,12 @@ type bdFrame struct {
 	// first: the frame starts a batch, sent after every earlier response
 	// has been read (see bdGen.batch).
 	first bool
-	// alone: nothing follows the frame in its batch.
-	alone bool
+	// closes: the server answers the frame (or not) and closes the
+	// connection. Nothing follows it in its batch, not even the sentinel:
+	// a server that closes a connection with bytes unread makes the
+	// system reset it, which may lose responses the client has not yet
+	// read.
+	closes bool
 }
 
 // bdPeer is one of the two servers.
@@ -142,8 +146,12 @@ func BinaryDiff(t testing.TB, cfg BinaryDiffConfig, names, addrs [2]string) {
 			}
 		}
 		desc := describeBatch(batch) + fmt.Sprintf("  (%d bytes written in pieces ending at %v)\n", len(enc[0]), splits)
-		if got[0] != got[1] {
+		late := strings.HasSuffix(got[0]+got[1], "<no response in time>\n")
+		if got[0] != got[1] || late {
 			var b strings.Builder
+			if got[0] == got[1] {
+				b.WriteString("both servers failed to answer in time\n")
+			}
 			fmt.Fprintf(&b, "seed %d: responses to batch %d differ\nrequests:\n%s", cfg.Seed, len(history), desc)
 			for i, p := range peers {
 				fmt.Fprintf(&b, "%s:\n%s", p.name, got[i])
@@ -264,6 +272,9 @@ func (p *bdPeer) encode(batch []bdFrame) []byte {
 		}
 		out = append(out, req.Bytes()...)
 		out = append(out, f.tail...)
+	}
+	if len(batch) > 0 && batch[len(batch)-1].closes {
+		return out
 	}
 	return append(out, (&BinaryRequest{Opcode: bdNoop, Opaque: bdSentinelOpaque}).Bytes()...)
 }
@@ -456,7 +467,7 @@ func (g *bdGen) batch(limit int) []bdFrame {
 		frames = append(frames, *g.next)
 		g.next = nil
 	}
-	for len(frames) < n && (len(frames) == 0 || !frames[len(frames)-1].alone) {
+	for len(frames) < n && (len(frames) == 0 || !frames[len(frames)-1].closes) {
 		f := g.frame()
 		if f.first && len(frames) > 0 {
 			g.next = &f
@@ -562,8 +573,10 @@ func (g *bdGen) cas(f *bdFrame, percent int) {
 	case n < 7 && g.known[key] > 0:
 		f.casKey, f.casID = key, 1+g.r.IntN(g.known[key])
 	case n < 8:
+		// Servers behind a proxy give out uniques each of its own: one
+		// of another key's might then be this key's.
 		other := g.keys[g.r.IntN(len(g.keys))]
-		if g.known[other] > 0 {
+		if g.known[other] > 0 && g.cfg.SameCAS {
 			f.casKey, f.casID = other, 1+g.r.IntN(g.known[other])
 		}
 	default:
@@ -611,7 +624,7 @@ func (g *bdGen) frame1() bdFrame {
 		return g.unknown()
 	case n < 86:
 		f := g.simple(pick[byte](g, bdQuit, bdQuitQ))
-		f.alone = g.chance(50)
+		f.closes = true
 		return f
 	case n < 95:
 		return g.malformed()
@@ -619,7 +632,7 @@ func (g *bdGen) frame1() bdFrame {
 		if g.chance(20) {
 			f := g.simple(bdGet)
 			f.req.Magic = pick[byte](g, 0x81, 0x00, 0x7f, 'g', 0xff)
-			f.first, f.alone = true, true
+			f.first, f.closes = true, true
 			return f
 		}
 		return g.storage()
@@ -739,6 +752,7 @@ func (g *bdGen) unknown() bdFrame {
 		}
 		if g.chance(10) {
 			f.req.Extras = be32(1)
+			f.closes = true
 		}
 		return f
 	}
@@ -823,6 +837,7 @@ func (g *bdGen) malformed() bdFrame {
 	}
 	f.key = ""
 	f.casID = 0
+	f.closes = true
 	return f
 }
 
