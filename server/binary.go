@@ -63,7 +63,7 @@ func (c *conn) handleBinary(buf []byte) int {
 	extras := buf[protocol.BinaryHeaderLen : protocol.BinaryHeaderLen+h.ExtLen]
 	key := buf[protocol.BinaryHeaderLen+h.ExtLen : head]
 	if h.HasValue() {
-		if st := c.refuseValue(&h, key); st != protocol.StatusOK {
+		if st := c.refuseValue(&h, extras, key); st != protocol.StatusOK {
 			// Answered before the value is read; the value is discarded.
 			c.r += head
 			c.swallow = int(h.ValueLen())
@@ -149,10 +149,17 @@ func saslExempt(op protocol.Opcode) bool {
 }
 
 // refuseValue decides, before the value is read, whether a request that
-// carries one is refused, and returns its status (StatusOK if not).
-func (c *conn) refuseValue(h *protocol.BinaryHeader, key []byte) protocol.Status {
+// carries one is refused, and returns its status (StatusOK if not). The
+// flags of a set, add or replace count in the item's size, as in memcached,
+// where an item with flags not 0 keeps them in 4 more bytes.
+func (c *conn) refuseValue(h *protocol.BinaryHeader, extras, key []byte) protocol.Status {
 	vlen := int(h.ValueLen())
-	fits := c.srv.cache.ItemFits(len(key), vlen)
+	var flags uint32
+	switch h.Command {
+	case protocol.OpSet, protocol.OpAdd, protocol.OpReplace:
+		flags = binary.BigEndian.Uint32(extras)
+	}
+	fits := c.srv.cache.ItemFitsFlags(len(key), vlen, flags)
 	switch h.Command {
 	case protocol.OpSASLAuth, protocol.OpSASLStep:
 		switch {

@@ -679,3 +679,23 @@ func TestBinarySplitInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryTooLargeWithFlags: an item's flags, when not 0, take 4 bytes of
+// it, so a value that fits with flags 0 may be too large with others; the
+// binary protocol refuses it as too large, as memcached does (not as not
+// stored, or for add as existing).
+func TestBinaryTooLargeWithFlags(t *testing.T) {
+	memcached := startMemcached(t)
+	corvid := startCorvid(t)
+	// memcached's largest value for a 2-byte key with flags 0; 4 bytes less
+	// with flags.
+	largest := *diffItemMax - 48 - 2 - 1 - 8 - 2
+	var cases []binCase
+	for _, op := range []byte{opSet, opAdd, opReplace, opSetQ, opAddQ} {
+		for _, n := range []int{largest - 4, largest - 3, largest} {
+			cases = append(cases, binCase{name: fmt.Sprintf("op %02x, %d bytes", op, n),
+				reqs: []breq{bset(op, "kf", 42, 0, strings.Repeat("v", n), 0), bget(opGet, "kf")}})
+		}
+	}
+	runBinaryCases(t, corvid, memcached, cases)
+}

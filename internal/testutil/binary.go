@@ -14,6 +14,7 @@ type BinaryRequest struct {
 	Magic    byte // default 0x80
 	Opcode   byte
 	DataType byte
+	Reserved uint16 // the vbucket id field, which memcached ignores
 	Opaque   uint32
 	CAS      uint64
 	Extras   []byte
@@ -43,7 +44,8 @@ func (r BinaryRequest) Bytes() []byte {
 	}
 	b := []byte{magic, r.Opcode}
 	b = binary.BigEndian.AppendUint16(b, uint16(keyLen))
-	b = append(b, byte(extLen), r.DataType, 0, 0)
+	b = append(b, byte(extLen), r.DataType)
+	b = binary.BigEndian.AppendUint16(b, r.Reserved)
 	b = binary.BigEndian.AppendUint32(b, bodyLen)
 	b = binary.BigEndian.AppendUint32(b, r.Opaque)
 	b = binary.BigEndian.AppendUint64(b, r.CAS)
