@@ -673,45 +673,15 @@ func (d *metadiff) run(sc mdScenario) *ndMismatch {
 // shrink makes sc's mismatch smaller (dropping batches, then requests,
 // while the sides still differ) and describes the result.
 func (d *metadiff) shrink(sc mdScenario, m *ndMismatch) string {
-	sc.batches = sc.batches[:m.batch+1]
-	sc.splits = sc.splits[:m.batch+1]
-	budget := 150
-	try := func(c mdScenario) bool {
-		if budget == 0 {
-			return false
-		}
-		budget--
+	sc.batches, sc.splits = shrinkBatches(sc.batches, sc.splits, m.batch, func(b [][]string, s []int64) int {
+		c := sc
+		c.batches, c.splits = b, s
 		if mm := d.run(c); mm != nil {
-			sc, m = c, mm
-			sc.batches = sc.batches[:mm.batch+1]
-			sc.splits = sc.splits[:mm.batch+1]
-			return true
+			m = mm
+			return mm.batch
 		}
-		return false
-	}
-	for changed := true; changed && budget > 0; {
-		changed = false
-		for bi := 0; bi < len(sc.batches) && len(sc.batches) > 1; bi++ {
-			c := sc
-			c.batches = append(append([][]string{}, sc.batches[:bi]...), sc.batches[bi+1:]...)
-			c.splits = append(append([]int64{}, sc.splits[:bi]...), sc.splits[bi+1:]...)
-			if try(c) {
-				changed = true
-				bi--
-			}
-		}
-		for bi := 0; bi < len(sc.batches); bi++ {
-			for ci := 0; ci < len(sc.batches[bi]) && len(sc.batches[bi]) > 1; ci++ {
-				c := sc
-				c.batches = append([][]string{}, sc.batches...)
-				c.batches[bi] = append(append([]string{}, sc.batches[bi][:ci]...), sc.batches[bi][ci+1:]...)
-				if try(c) {
-					changed = true
-					ci--
-				}
-			}
-		}
-	}
+		return -1
+	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "after shrinking, %d batches (\"@\" is the key prefix, <b64:NAME> the base64 of the prefix and NAME, <cas:KEY> the side's unique; a get of %s ends each):\n", len(sc.batches), nutdiffSentinel)
 	for i, batch := range sc.batches {

@@ -611,6 +611,49 @@ func exchange(c net.Conn, req []byte, splitSeed int64) ndResult {
 	return res
 }
 
+// shrinkBatches drops batches, then single requests, from a failing
+// scenario whose mismatch is in batch last, keeping each drop after which
+// fails (which runs a scenario and returns the batch of its mismatch, or
+// -1) still finds one, within 150 runs; it returns what is left, up to
+// the batch of the last mismatch found.
+func shrinkBatches[T any](batches [][]T, splits []int64, last int, fails func([][]T, []int64) int) ([][]T, []int64) {
+	batches, splits = batches[:last+1], splits[:last+1]
+	budget := 150
+	try := func(b [][]T, s []int64) bool {
+		if budget == 0 {
+			return false
+		}
+		budget--
+		if at := fails(b, s); at >= 0 {
+			batches, splits = b[:at+1], s[:at+1]
+			return true
+		}
+		return false
+	}
+	for changed := true; changed && budget > 0; {
+		changed = false
+		for bi := 0; bi < len(batches) && len(batches) > 1; bi++ {
+			b := append(append([][]T{}, batches[:bi]...), batches[bi+1:]...)
+			s := append(append([]int64{}, splits[:bi]...), splits[bi+1:]...)
+			if try(b, s) {
+				changed = true
+				bi--
+			}
+		}
+		for bi := 0; bi < len(batches); bi++ {
+			for ci := 0; bi < len(batches) && ci < len(batches[bi]) && len(batches[bi]) > 1; ci++ {
+				b := append([][]T{}, batches...)
+				b[bi] = append(append([]T{}, batches[bi][:ci]...), batches[bi][ci+1:]...)
+				if try(b, splits) {
+					changed = true
+					ci--
+				}
+			}
+		}
+	}
+	return batches, splits
+}
+
 func sortInts(a []int) {
 	for i := 1; i < len(a); i++ {
 		for j := i; j > 0 && a[j] < a[j-1]; j-- {
@@ -622,46 +665,15 @@ func sortInts(a []int) {
 // shrink makes sc's mismatch smaller (dropping batches, then requests,
 // while the sides still differ) and describes the result.
 func (d *nutdiff) shrink(sc ndScenario, m *ndMismatch) string {
-	sc.batches = sc.batches[:m.batch+1]
-	sc.splits = sc.splits[:m.batch+1]
-	budget := 150
-	try := func(c ndScenario) bool {
-		if budget == 0 {
-			return false
-		}
-		budget--
+	sc.batches, sc.splits = shrinkBatches(sc.batches, sc.splits, m.batch, func(b [][]ndCmd, s []int64) int {
+		c := sc
+		c.batches, c.splits = b, s
 		if mm := d.run(c); mm != nil {
-			sc, m = c, mm
-			sc.batches = sc.batches[:mm.batch+1]
-			sc.splits = sc.splits[:mm.batch+1]
-			return true
+			m = mm
+			return mm.batch
 		}
-		return false
-	}
-	for changed := true; changed && budget > 0; {
-		changed = false
-		for bi := 0; bi < len(sc.batches) && len(sc.batches) > 1; bi++ {
-			c := sc
-			c.batches = append(append([][]ndCmd{}, sc.batches[:bi]...), sc.batches[bi+1:]...)
-			c.splits = append(append([]int64{}, sc.splits[:bi]...), sc.splits[bi+1:]...)
-			if try(c) {
-				changed = true
-				bi--
-			}
-		}
-		for bi := 0; bi < len(sc.batches); bi++ {
-			for ci := 0; ci < len(sc.batches[bi]) && len(sc.batches[bi]) > 1; ci++ {
-				c := sc
-				c.batches = append([][]ndCmd{}, sc.batches...)
-				c.batches[bi] = append(append([]ndCmd{}, sc.batches[bi][:ci]...), sc.batches[bi][ci+1:]...)
-				if try(c) {
-					changed = true
-					ci--
-				}
-			}
-		}
-	}
-	// Is it the split? Try it written at once.
+		return -1
+	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "pool p%d (%+v); after shrinking, %d batches (\"@\" is the key prefix, a get of %s ends each):\n", sc.pool, nutdiffPools[sc.pool], len(sc.batches), nutdiffSentinel)
 	for i, batch := range sc.batches {
