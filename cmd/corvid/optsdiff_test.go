@@ -33,8 +33,9 @@ import (
 // the same first line; two servers that start must print the same -vv slab
 // class table and agree on every "stats settings" row both report, except
 // the rows that name where they listen and those README lists as
-// different. Command-line differences README documents are not generated
-// (unparsable numbers for -c, -t, -f, -b, -n; a negative -m or -n; an -m
+// different. Numbers are also given in forms only atoi and atof read
+// ("010", "3x", "abc"). Command-line differences README documents are
+// not generated (a negative -m or -n; an -m
 // past 4 TiB) or are allowed for: corvid's refusal of a -c that
 // memcached's own descriptors do not fit in, where memcached fails on a
 // descriptor it cannot open; memcached answering nothing after a negative
@@ -449,15 +450,19 @@ func randomServerArgs(r *rand.Rand, authFile string) []string {
 			return []string{"-I", pick("1k", "1K", "1024", "1023", "2k", "512k", "1m", "1M", "2m", "3m", "5m", "64m",
 				"1024m", "1025m", "2048m", "1000000", "x", "0", "1g", "16k")}
 		},
-		func() []string { return []string{"-n", pick("1", "5", "48", "100", "1000", "100000", "0")} },
 		func() []string {
-			return []string{"-f", pick("1.0", "1", "0.5", "1.01", "1.0001", "1.08", "1.25", "1.5", "2", "2.5", "10", "3.14159", "1.000001", "100")}
+			return []string{"-n", pick("1", "5", "48", "100", "1000", "100000", "0", "064", "72x", "abc")}
 		},
-		func() []string { return []string{"-t", pick("1", "2", "3", "4", "8", "11", "21", "65", "0")} },
 		func() []string {
-			return []string{"-c", pick("0", "1", "10", "42", "100", "300", "1024", "4096", "100000", "2000000")}
+			return []string{"-f", pick("1.0", "1", "0.5", "1.01", "1.0001", "1.08", "1.25", "1.5", "2", "2.5", "10", "3.14159", "1.000001", "100", "1.5x", "abc", " 1.3")}
 		},
-		func() []string { return []string{"-b", pick("0", "1", "-1", "1024", "65535")} },
+		func() []string {
+			return []string{"-t", pick("1", "2", "3", "4", "8", "11", "21", "65", "0", "010", "3x", "abc", "0x4")}
+		},
+		func() []string {
+			return []string{"-c", pick("0", "1", "10", "42", "100", "300", "1024", "4096", "100000", "2000000", "0100", "50c", "abc")}
+		},
+		func() []string { return []string{"-b", pick("0", "1", "-1", "1024", "65535", "0x20", "010", "abc")} },
 		func() []string { return []string{"-R", pick("0", "1", "5x", "-3", "20", "abc", "100")} },
 		func() []string { return []string{"-B", pick("ascii", "binary", "auto", "bogus", "")} },
 		func() []string { return []string{"-D", pick(":", "/", "ab", "")} },
