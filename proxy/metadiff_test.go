@@ -6,12 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/corvidcache/corvid/internal/testutil"
 )
@@ -80,7 +77,7 @@ func TestMetaDiffRandom(t *testing.T) {
 		}
 		sides = append(sides, s)
 	}
-	d := &metadiff{t: t, sides: sides}
+	d := &metadiff{ndSides{t: t, sides: sides}}
 	failures := 0
 	for seed := start; seed < start+int64(seeds) && failures < 3; seed++ {
 		sc := genMetaScenario(seed)
@@ -455,19 +452,7 @@ func (g *mdGen) malformed() string {
 		"md "+k+" q x\r\nmn\r\n", "mg  "+k+"  v  k \r\n", "mg "+k+" v\n")
 }
 
-type metadiff struct {
-	t      *testing.T
-	sides  []ndSide
-	mu     sync.Mutex
-	prefix int
-}
-
-func (d *metadiff) nextPrefix() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.prefix++
-	return fmt.Sprintf("%07d:", d.prefix)
-}
+type metadiff struct{ ndSides }
 
 // mdRender writes batch with prefix and the side's CAS uniques, and the
 // sentinel get.
@@ -625,38 +610,16 @@ func mdLearnCAS(reply []byte, cas map[string]string) {
 // replies first differ, or nil.
 func (d *metadiff) run(sc mdScenario) *ndMismatch {
 	prefix := d.nextPrefix()
-	conns := make([]net.Conn, len(d.sides))
-	for i, s := range d.sides {
-		c, err := net.DialTimeout("tcp", s.addrs[0], 5*time.Second)
-		if err != nil {
-			d.t.Fatalf("%s: %v", s.name, err)
-		}
-		defer c.Close()
-		conns[i] = c
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write([]byte("set " + nutdiffSentinel + " 0 0 4\r\nMARK\r\n"))
-		buf := make([]byte, 8)
-		if _, err := c.Read(buf); err != nil || string(buf) != "STORED\r\n" {
-			d.t.Fatalf("%s: sentinel set: %q %v", s.name, buf, err)
-		}
-		c.SetDeadline(time.Time{})
-	}
+	conns := d.dial(0)
+	defer closeAll(conns)
 	cas := make([]map[string]string, len(d.sides))
 	for i := range cas {
 		cas[i] = map[string]string{}
 	}
 	for bi, batch := range sc.batches {
-		results := make([]ndResult, len(d.sides))
-		var wg sync.WaitGroup
-		for i := range d.sides {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i] = exchange(conns[i], mdRender(batch, prefix, cas[i]), sc.splits[bi])
-				mdLearnCAS(results[i].reply, cas[i])
-			}()
-		}
-		wg.Wait()
+		results := exchangeAll(conns, sc.splits[bi],
+			func(i int) []byte { return mdRender(batch, prefix, cas[i]) },
+			func(i int, reply []byte) { mdLearnCAS(reply, cas[i]) })
 		for i := 1; i < len(results); i++ {
 			a, b := results[0], results[i]
 			if a.closed != b.closed || a.stuck != b.stuck || !bytes.Equal(mdNormalize(a.reply), mdNormalize(b.reply)) {

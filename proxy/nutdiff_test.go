@@ -133,7 +133,7 @@ func TestNutcrackerDiffRandom(t *testing.T) {
 			c.Close()
 		}
 	}
-	d := &nutdiff{t: t, sides: sides}
+	d := &nutdiff{ndSides{t: t, sides: sides}}
 	failures := 0
 	for seed := start; seed < start+int64(seeds) && failures < 3; seed++ {
 		sc := genScenario(seed)
@@ -400,19 +400,75 @@ type ndMismatch struct {
 	results []ndResult // by side
 }
 
-type nutdiff struct {
+// ndSides are the sides a differential test plays its scenarios on
+// (the nutcracker and the meta differentials share them).
+type ndSides struct {
 	t      *testing.T
 	sides  []ndSide
 	mu     sync.Mutex
 	prefix int
 }
 
+type nutdiff struct{ ndSides }
+
 // nextPrefix returns a key prefix no run has used.
-func (d *nutdiff) nextPrefix() string {
+func (d *ndSides) nextPrefix() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prefix++
 	return fmt.Sprintf("%07d:", d.prefix)
+}
+
+// dial connects to every side's pool and stores the sentinel there again
+// (a flush_all may have removed it); the caller closes the connections.
+func (d *ndSides) dial(pool int) []net.Conn {
+	conns := make([]net.Conn, len(d.sides))
+	for i, s := range d.sides {
+		c, err := net.DialTimeout("tcp", s.addrs[pool], 5*time.Second)
+		if err != nil {
+			closeAll(conns)
+			d.t.Fatalf("%s: %v", s.name, err)
+		}
+		conns[i] = c
+		buf := make([]byte, 8)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("set " + nutdiffSentinel + " 0 0 4\r\nMARK\r\n")); err != nil {
+			closeAll(conns)
+			d.t.Fatalf("%s: %v", s.name, err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "STORED\r\n" {
+			closeAll(conns)
+			d.t.Fatalf("%s: sentinel set: %q %v", s.name, buf, err)
+		}
+		c.SetDeadline(time.Time{})
+	}
+	return conns
+}
+
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// exchangeAll plays one batch on every side at once: req renders side
+// i's bytes, written as splitSeed cuts them, and learn reads side i's
+// reply before the results are returned (by side).
+func exchangeAll(conns []net.Conn, splitSeed int64, req func(i int) []byte, learn func(i int, reply []byte)) []ndResult {
+	results := make([]ndResult, len(conns))
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = exchange(conns[i], req(i), splitSeed)
+			learn(i, results[i].reply)
+		}()
+	}
+	wg.Wait()
+	return results
 }
 
 var (
@@ -464,43 +520,16 @@ func normalize(b []byte) []byte {
 // (normalized) replies first differ, or nil.
 func (d *nutdiff) run(sc ndScenario) *ndMismatch {
 	prefix := d.nextPrefix()
-	conns := make([]net.Conn, len(d.sides))
-	for i, s := range d.sides {
-		c, err := net.DialTimeout("tcp", s.addrs[sc.pool], 5*time.Second)
-		if err != nil {
-			d.t.Fatalf("%s: %v", s.name, err)
-		}
-		defer c.Close()
-		conns[i] = c
-		// Set the sentinel again (a flush_all may have removed it).
-		set := "set " + nutdiffSentinel + " 0 0 4\r\nMARK\r\n"
-		buf := make([]byte, 8)
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte(set)); err != nil {
-			d.t.Fatalf("%s: %v", s.name, err)
-		}
-		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "STORED\r\n" {
-			d.t.Fatalf("%s: sentinel set: %q %v", s.name, buf, err)
-		}
-		c.SetDeadline(time.Time{})
-	}
+	conns := d.dial(sc.pool)
+	defer closeAll(conns)
 	cas := make([]map[string]string, len(d.sides))
 	for i := range cas {
 		cas[i] = map[string]string{}
 	}
 	for bi, batch := range sc.batches {
-		results := make([]ndResult, len(d.sides))
-		var wg sync.WaitGroup
-		for i := range d.sides {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req := render(batch, prefix, cas[i])
-				results[i] = exchange(conns[i], req, sc.splits[bi])
-				learnCAS(results[i].reply, prefix, cas[i])
-			}()
-		}
-		wg.Wait()
+		results := exchangeAll(conns, sc.splits[bi],
+			func(i int) []byte { return render(batch, prefix, cas[i]) },
+			func(i int, reply []byte) { learnCAS(reply, prefix, cas[i]) })
 		bad := false
 		for _, c := range batch {
 			bad = bad || c.bad
