@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/corvidcache/corvid/admin"
+	"github.com/corvidcache/corvid/protocol"
 	"github.com/corvidcache/corvid/server"
 	"github.com/corvidcache/corvid/storage"
 )
@@ -323,19 +324,6 @@ func strtol(s string) (v int64, end int, rangeErr bool) {
 	return int64(mag), end, false
 }
 
-// strtoul is C's strtoul in base 10 with a 64-bit long: a negative number
-// is negated in unsigned arithmetic, one out of range saturates.
-func strtoul(s string) (v uint64, end int, rangeErr bool) {
-	mag, neg, end, overflow := cDigits(s)
-	switch {
-	case overflow:
-		return math.MaxUint64, end, true
-	case neg:
-		return -mag, end, false
-	}
-	return mag, end, false
-}
-
 // leadingInt reads s as C's atoi does, memcached's reading of most numeric
 // options: strtol's value cast to a 32-bit int, so that "5x" is 5, garbage
 // 0, and a number past 32 bits keeps its low 32 bits (4294967296 is 0).
@@ -345,28 +333,14 @@ func leadingInt(s string) int64 {
 }
 
 // safeStrtol reads a number as memcached's safe_strtol: strtol's number,
-// followed by nothing or white space, stored in 32 bits.
-func safeStrtol(s string) (int32, bool) {
-	v, end, rangeErr := strtol(s)
-	if rangeErr || end == 0 || end < len(s) && !isCSpace(s[end]) {
-		return 0, false
-	}
-	return int32(v), true
-}
+// followed by nothing or white space, stored in 32 bits (the protocol's
+// reader, which memcached uses for both).
+func safeStrtol(s string) (int32, bool) { return protocol.ParseInt32([]byte(s)) }
 
 // safeStrtoul reads a number as memcached's safe_strtoul: strtoul's
 // number, followed by nothing or white space, refused when it is negative
 // past the signed range, stored in 32 bits (4294967296 is 0).
-func safeStrtoul(s string) (uint32, bool) {
-	v, end, rangeErr := strtoul(s)
-	if rangeErr || end == 0 || end < len(s) && !isCSpace(s[end]) {
-		return 0, false
-	}
-	if int64(v) < 0 && strings.Contains(s, "-") {
-		return 0, false
-	}
-	return uint32(v), true
-}
+func safeStrtoul(s string) (uint32, bool) { return protocol.ParseUint32([]byte(s)) }
 
 // safeStrtod reads a number as memcached's safe_strtod: the longest
 // prefix strtod takes (after white space), followed by nothing or white
